@@ -1,0 +1,194 @@
+"""`python -m kpitree`: the command line that tests, benchmarks and scripts rely on.
+
+Every verb prints text for people or `--format json` for programs; expected failures (bad
+files, bad trees, unknown periods) print one line and exit non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import KpiTreeError, ProblemsError
+
+EXIT_BAD_INPUT = 2
+
+
+def _fmt(value: Any, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "percent":
+        return f"{value * 100:.1f}%"
+    if unit == "money":
+        return f"${value:,.0f}"
+    if unit == "money_per_day":
+        return f"${value:,.0f}/day"
+    if unit in ("days", "hours"):
+        return f"{value:.1f} {unit}"
+    if unit == "ratio":
+        return f"{value:.2f}×"
+    return f"{value:,.1f}" if abs(value) < 100 and value != int(value) else f"{value:,.0f}"
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo_setup import write_demo_with_tree
+
+    out = Path(args.out)
+    info = write_demo_with_tree(out, seed=args.seed, scale=args.scale, compress=args.compress)
+    if args.format == "json":
+        _print_json(info)
+    else:
+        print(f"wrote demo data set to {out} (seed {args.seed}, scale {args.scale}):")
+        for name, rows in info["rows"].items():
+            print(f"  {name}: {rows} rows")
+        print(f"  tree: {info['tree']}")
+        print(f"  planted problems: {len(info['problems'])} (see {out / 'scenario.json'})")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .ingest import ingest
+    from .workspace import Workspace
+
+    ws = Workspace(args.workspace, create=True)
+    report = ingest(ws, [Path(f) for f in args.files], table=args.table, mode=args.mode)
+    if args.format == "json":
+        _print_json(report.to_dict())
+    else:
+        print(report.summary())
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .tree import validate_file
+
+    problems = validate_file(args.tree)
+    errors = [p for p in problems if p.severity == "error"]
+    if args.format == "json":
+        _print_json({"tree": args.tree, "valid": not errors,
+                     "problems": [{**p.__dict__, "text": str(p)} for p in problems]})
+    else:
+        for p in problems:
+            print(f"{p.severity}: {p}")
+        print(f"{args.tree}: {'valid' if not errors else f'{len(errors)} error(s)'}"
+              + (f", {len(problems) - len(errors)} warning(s)" if len(problems) > len(errors) else ""))
+    return 0 if not errors else EXIT_BAD_INPUT
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_tree
+    from .tree import load_tree
+    from .workspace import Workspace
+
+    tree = load_tree(args.tree)
+    result = evaluate_tree(Workspace(args.workspace), tree, args.period, args.grain)
+    if args.format == "json":
+        _print_json(result.to_dict())
+        return 0
+    state = "complete" if result.complete else f"running, {result.nodes[0].elapsed:.0%} elapsed"
+    print(f"{tree.name} — {result.period.key} ({state}; data as of {result.as_of})")
+    depth = {n.id: 0 for n in result.nodes}
+    for n in result.nodes:
+        if n.parent:
+            depth[n.id] = depth[n.parent] + 1
+        pace = f" (pace {_fmt(n.pace, n.unit)})" if n.pace is not None else ""
+        print(f"{'  ' * depth[n.id]}[{n.status:>9}] {n.label}: {_fmt(n.value, n.unit)}{pace} "
+              f"vs target {_fmt(n.target, n.unit)}, prev {_fmt(n.previous, n.unit)} — {n.owner}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import explain_node
+    from .tree import load_tree
+    from .workspace import Workspace
+
+    tree = load_tree(args.tree)
+    result = explain_node(Workspace(args.workspace), tree, args.node, args.period, versus=args.versus,
+                          grain=args.grain)
+    if args.format == "json":
+        _print_json(result.to_dict())
+    else:
+        print(result.text())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m kpitree",
+        description="KPI Tree: from the north-star revenue number down to the levers, and why it is red.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_: str, example: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=f"{help_}\n\nExample:\n  {example}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+        return p
+
+    p = add("demo", "write a realistic demo data set with planted problems and a matching tree",
+            "python -m kpitree demo --out /tmp/demo --seed 7 --scale 1")
+    p.add_argument("--out", required=True, help="directory to write the CSV files, scenario.json and tree.yaml into")
+    p.add_argument("--seed", type=int, default=7, help="random seed (same seed, same data)")
+    p.add_argument("--scale", type=float, default=1.0, help="size multiplier (1 ≈ 20k deals)")
+    p.add_argument("--compress", action="store_true", help="write .csv.gz files")
+    p.set_defaults(func=cmd_demo)
+
+    p = add("ingest", "load CSV files into a workspace and print the data-quality report",
+            "python -m kpitree ingest --workspace ws/acme deals.csv subscriptions.csv")
+    p.add_argument("--workspace", required=True, help="workspace directory (created if missing)")
+    p.add_argument("--table", help="canonical table for all files (default: detected from each header)")
+    p.add_argument("--mode", choices=("replace", "append"), default="replace",
+                   help="replace a table's rows (default) or append to them (same ids replaced)")
+    p.add_argument("files", nargs="+", help="CSV files (.csv, .tsv, .csv.gz)")
+    p.set_defaults(func=cmd_ingest)
+
+    p = add("validate", "check a tree file against the seed-003 rules",
+            "python -m kpitree validate data/trees/revops.yaml")
+    p.add_argument("tree", help="tree YAML file")
+    p.set_defaults(func=cmd_validate)
+
+    p = add("evaluate", "every node's value, target, status, previous value and owner",
+            "python -m kpitree evaluate --workspace ws/demo --tree data/trees/revops.yaml --period 2026-10")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--tree", required=True)
+    p.add_argument("--period", help="2026-10, 2026-Q3, 2026-W41 or 2026 (default: latest complete period)")
+    p.add_argument("--grain", choices=("week", "month", "quarter", "year"), help="grain when --period is omitted")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = add("explain", "why a node is off: children attribution, ranked segments, red path",
+            "python -m kpitree explain --workspace ws/demo --tree data/trees/revops.yaml --node arr --period 2026-10")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--tree", required=True)
+    p.add_argument("--node", required=True, help="node id")
+    p.add_argument("--period", help="period (default: latest complete period)")
+    p.add_argument("--grain", choices=("week", "month", "quarter", "year"))
+    p.add_argument("--versus", choices=("target", "previous", "last_year"), default="target",
+                   help="baseline to explain against (default target)")
+    p.set_defaults(func=cmd_explain)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ProblemsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KpiTreeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyError as exc:
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,538 @@
+"""The KPI tree spec: YAML in two stages (raw mapping with line numbers → checked frozen Tree).
+
+Validation follows seed 003 ("KPI Tree Builder") — every metric has an owner, a numeric target
+and a connection to the level above — plus the technical rules (unique ids, no cycles, known
+metrics and children, formulas over children only). Every problem names the node, the key and
+the YAML line, and all problems are reported at once.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Problem, SpecError
+from .metrics import CATALOGUE, Kind
+from .periods import Grain, Period
+from .schema import TABLES
+
+LEVELS = {"north_star": 1, "driver": 2, "core": 3, "operational": 4, "lever": 5}
+LEVEL_NAMES = {v: k for k, v in LEVELS.items()}
+REVIEWS = ("daily", "weekly", "monthly", "quarterly")
+DIRECTIONS = ("higher", "lower")
+NODE_KEYS = (
+    "id", "label", "level", "metric", "filter", "unit", "direction", "owner", "review", "target",
+    "thresholds", "dimensions", "children", "formula", "description",
+)
+TREE_KEYS = ("name", "description", "grain", "dimensions", "nodes", "version")
+TARGET_KEYS = ("value", "by_period", "annual", "quarterly", "monthly", "weekly", "day90", "month12")
+_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_DAYS_PER_GRAIN = {Grain.WEEK: 7.0, Grain.MONTH: 365.25 / 12, Grain.QUARTER: 365.25 / 4, Grain.YEAR: 365.25}
+_GRAIN_KEYS = {"weekly": Grain.WEEK, "monthly": Grain.MONTH, "quarterly": Grain.QUARTER, "annual": Grain.YEAR}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A node's target: one number, or per grain, or per period; 90-day and 12-month goals."""
+
+    value: float | None = None  # per month for flows, the level itself for stocks and ratios
+    by_period: tuple[tuple[str, float], ...] = ()
+    per_grain: tuple[tuple[str, float], ...] = ()  # ("annual", 1.2e6), ("monthly", 1e5) …
+    day90: float | None = None
+    month12: float | None = None
+
+    @property
+    def is_set(self) -> bool:
+        return any(v is not None for v in (self.value, self.day90, self.month12)) or bool(
+            self.by_period or self.per_grain
+        )
+
+    def for_period(self, period: Period, kind: Kind) -> float | None:
+        """The target for this period; flows are scaled to the period's length."""
+        exact = dict(self.by_period).get(period.key)
+        if exact is not None:
+            return exact
+        grains = {_GRAIN_KEYS[k]: v for k, v in self.per_grain}
+        if kind is not Kind.FLOW:
+            base = grains.get(period.grain, self.value if self.value is not None else self.day90)
+            if base is None and grains:
+                base = next(iter(grains.values()))
+            return base
+        if period.grain in grains:
+            return grains[period.grain]
+        if grains:
+            grain, value = next(iter(grains.items()))
+            return value * period.days / _DAYS_PER_GRAIN[grain]
+        base = self.value if self.value is not None else self.day90
+        if base is None:
+            return None
+        return base * period.days / _DAYS_PER_GRAIN[Grain.MONTH]
+
+    def to_yaml(self) -> Any:
+        if not (self.by_period or self.per_grain or self.day90 is not None or self.month12 is not None):
+            return self.value
+        out: dict[str, Any] = {}
+        if self.value is not None:
+            out["value"] = self.value
+        for k, v in self.per_grain:
+            out[k] = v
+        if self.by_period:
+            out["by_period"] = dict(self.by_period)
+        if self.day90 is not None:
+            out["day90"] = self.day90
+        if self.month12 is not None:
+            out["month12"] = self.month12
+        return out
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    label: str
+    level: int
+    metric: str
+    owner: str
+    target: Target = field(default_factory=Target)
+    unit: str | None = None
+    direction: str | None = None
+    review: str = "monthly"
+    amber: float | None = None  # relative band around the target that is amber, e.g. 0.05
+    dimensions: tuple[str, ...] = ()
+    children: tuple[str, ...] = ()
+    formula: str | None = None
+    filter: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    description: str = ""
+    line: int | None = None
+
+    @property
+    def level_name(self) -> str:
+        return LEVEL_NAMES.get(self.level, f"level {self.level}")
+
+    @property
+    def better(self) -> str:
+        return self.direction or CATALOGUE[self.metric].direction
+
+    @property
+    def shown_unit(self) -> str:
+        return self.unit or CATALOGUE[self.metric].unit
+
+    @property
+    def is_exact(self) -> bool:
+        """True when the link to the children is arithmetic (a formula), not influence."""
+        return self.formula is not None
+
+
+@dataclass(frozen=True)
+class Tree:
+    name: str
+    nodes: tuple[Node, ...]
+    grain: str = "month"
+    dimensions: tuple[str, ...] = ("owner", "segment", "channel")
+    description: str = ""
+    source: str | None = None
+
+    def node(self, node_id: str) -> Node:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(f"no node {node_id!r} in tree {self.name!r} (nodes: {', '.join(n.id for n in self.nodes)})")
+
+    @property
+    def root(self) -> Node:
+        children = {c for n in self.nodes for c in n.children}
+        return next(n for n in self.nodes if n.id not in children)
+
+    def parent_of(self, node_id: str) -> Node | None:
+        return next((n for n in self.nodes if node_id in n.children), None)
+
+    def walk(self) -> list[Node]:
+        """Nodes depth first from the root, children in their listed order."""
+        out: list[Node] = []
+        seen: set[str] = set()
+
+        def visit(n: Node) -> None:
+            if n.id in seen:
+                return
+            seen.add(n.id)
+            out.append(n)
+            for c in n.children:
+                visit(self.node(c))
+
+        visit(self.root)
+        return out
+
+    def dimensions_for(self, node: Node) -> tuple[str, ...]:
+        return node.dimensions or self.dimensions
+
+
+# --- formulas ------------------------------------------------------------------------------
+
+_ALLOWED_OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub, ast.UAdd)
+
+
+def formula_names(formula: str) -> set[str]:
+    """Names a formula uses; raises ValueError on anything but + − × ÷, numbers and names."""
+    expr = formula.split("=", 1)[1] if "=" in formula else formula
+    tree = ast.parse(expr.strip(), mode="eval")
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Load, *_ALLOWED_OPS)):
+            continue
+        elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            continue
+        else:
+            raise ValueError(f"{type(node).__name__} is not allowed (use + - * / numbers and child ids)")
+    return names
+
+
+def formula_expression(formula: str) -> str:
+    """The right-hand side of `parent = a + b`, or the formula itself."""
+    return (formula.split("=", 1)[1] if "=" in formula else formula).strip()
+
+
+# --- YAML with line numbers ----------------------------------------------------------------
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Records the line of every mapping and of each of its keys."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
+    mapping = loader.construct_mapping(node, deep=True)
+    lines = {}
+    for key_node, _ in node.value:
+        lines[loader.construct_object(key_node)] = key_node.start_mark.line + 1
+    mapping["__line__"] = node.start_mark.line + 1
+    mapping["__lines__"] = lines
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in ("__line__", "__lines__")}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def parse_yaml(text: str, source: str | None = None) -> tuple[Tree | None, list[Problem]]:
+    """Parses and validates; returns the tree (None if unusable) and every problem found."""
+    try:
+        raw = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        return None, [Problem(f"not valid YAML: {getattr(exc, 'problem', exc)}", line=line, file=source)]
+    return _build(raw, source)
+
+
+def load_tree(path: str | Path) -> Tree:
+    """The checked tree in the file; raises SpecError listing every problem (warnings pass)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError([Problem(f"cannot read tree file: {exc.strerror}", file=str(path))]) from None
+    tree, problems = parse_yaml(text, str(path))
+    errors = [p for p in problems if p.severity == "error"]
+    if errors or tree is None:
+        raise SpecError(errors)
+    return tree
+
+
+def validate_file(path: str | Path) -> list[Problem]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return [Problem(f"cannot read tree file: {exc.strerror}", file=str(path))]
+    return parse_yaml(text, str(path))[1]
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+def _parse_target(raw: Any, add: Any) -> Target:
+    if raw is None:
+        return Target()
+    if _num(raw) is not None:
+        return Target(value=_num(raw))
+    if not isinstance(raw, dict):
+        add("target must be a number such as 1200000, or a mapping such as {monthly: 100000, by_period: {2026-10: 95000}}",
+            "target")
+        return Target()
+    unknown = [k for k in raw if k not in (*TARGET_KEYS, "__line__", "__lines__")]
+    for k in unknown:
+        add(f"unknown target key {k!r} (allowed: {', '.join(TARGET_KEYS)})", "target")
+    by_period: list[tuple[str, float]] = []
+    from .periods import parse_period
+
+    for key, value in (raw.get("by_period") or {}).items():
+        if key in ("__line__", "__lines__"):
+            continue
+        try:
+            parse_period(str(key))
+        except Exception as exc:  # noqa: BLE001 - reported as a problem
+            add(str(exc), "target.by_period")
+            continue
+        if _num(value) is None:
+            add(f"target for {key} must be a number, got {value!r}", "target.by_period")
+            continue
+        by_period.append((str(key), _num(value)))  # type: ignore[arg-type]
+    per_grain = []
+    for key in _GRAIN_KEYS:
+        if key in raw:
+            if _num(raw[key]) is None:
+                add(f"target.{key} must be a number, got {raw[key]!r}", "target")
+            else:
+                per_grain.append((key, _num(raw[key])))
+    for key in ("value", "day90", "month12"):
+        if key in raw and _num(raw[key]) is None:
+            add(f"target.{key} must be a number, got {raw[key]!r}", "target")
+    return Target(
+        value=_num(raw.get("value")), by_period=tuple(by_period), per_grain=tuple(per_grain),  # type: ignore[arg-type]
+        day90=_num(raw.get("day90")), month12=_num(raw.get("month12")),
+    )
+
+
+def _build(raw: Any, source: str | None) -> tuple[Tree | None, list[Problem]]:
+    problems: list[Problem] = []
+    if not isinstance(raw, dict) or not isinstance(raw.get("nodes"), list) or not raw["nodes"]:
+        return None, [Problem("a tree file is a mapping with a non-empty `nodes:` list, e.g.\n"
+                              "nodes:\n  - id: arr\n    metric: arr\n    owner: CEO\n    target: 1200000",
+                              file=source, line=raw.get("__line__") if isinstance(raw, dict) else None)]
+    for key in raw:
+        if key not in (*TREE_KEYS, "__line__", "__lines__"):
+            problems.append(Problem(f"unknown key {key!r} (allowed: {', '.join(TREE_KEYS)})", key=key,
+                                    line=raw["__lines__"].get(key), file=source))
+    default_dims = tuple(str(d) for d in (raw.get("dimensions") or ("owner", "segment", "channel")))
+    grain = str(raw.get("grain") or "month")
+    if grain not in {g.value for g in Grain}:
+        problems.append(Problem(f"grain {grain!r} is not one of week, month, quarter, year", key="grain",
+                                line=raw["__lines__"].get("grain"), file=source))
+        grain = "month"
+
+    nodes: list[Node] = []
+    seen: dict[str, int] = {}
+    for item in raw["nodes"]:
+        if not isinstance(item, dict):
+            problems.append(Problem(f"each node is a mapping with id, metric, owner, target; got {item!r}", file=source))
+            continue
+        line = item["__line__"]
+        lines = item["__lines__"]
+        nid = item.get("id")
+        node_label = str(nid) if nid is not None else None
+
+        def add(msg: str, key: str | None = None, severity: str = "error", _n: str | None = node_label,
+                _l: dict = lines, _line: int = line) -> None:
+            base = key.split(".")[0] if key else None
+            problems.append(Problem(msg, node=_n, key=key, line=_l.get(base, _line), file=source, severity=severity))
+
+        for key in item:
+            if key not in (*NODE_KEYS, "__line__", "__lines__"):
+                add(f"unknown key {key!r} (allowed: {', '.join(NODE_KEYS)})", key)
+        if not isinstance(nid, str) or not _ID_RE.match(nid):
+            add(f"id must be lower_snake_case letters/digits starting with a letter, e.g. new_arr; got {nid!r}", "id")
+            continue
+        if nid in seen:
+            add(f"duplicate id {nid!r} (first defined on line {seen[nid]})", "id")
+            continue
+        seen[nid] = line
+        metric_name = item.get("metric")
+        if not isinstance(metric_name, str) or metric_name not in CATALOGUE:
+            import difflib
+
+            close = difflib.get_close_matches(str(metric_name), CATALOGUE, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f" (known: {', '.join(sorted(CATALOGUE))})"
+            add(f"unknown metric {metric_name!r}{hint}", "metric")
+            metric_name = None
+        level_raw = item.get("level")
+        level = LEVELS.get(str(level_raw)) if not isinstance(level_raw, int) else level_raw
+        if level is None or isinstance(level_raw, bool) or not 1 <= level <= 5:
+            add(f"level must be one of {', '.join(LEVELS)} or 1–5; got {level_raw!r}", "level")
+            level = 0
+        owner = item.get("owner")
+        if not isinstance(owner, str) or not owner.strip():
+            add("every metric needs an owner (seed 003: if nobody owns it, remove it from the tree)", "owner")
+            owner = ""
+        target = _parse_target(item.get("target"), add)
+        if not target.is_set:
+            add("every metric needs a numeric target (seed 003: not a range, a number)", "target")
+        direction = item.get("direction")
+        if direction is not None and direction not in DIRECTIONS:
+            add(f"direction must be higher or lower; got {direction!r}", "direction")
+            direction = None
+        review = item.get("review") or "monthly"
+        if review not in REVIEWS:
+            add(f"review must be one of {', '.join(REVIEWS)}; got {review!r}", "review")
+            review = "monthly"
+        amber = None
+        thresholds = item.get("thresholds")
+        if thresholds is not None:
+            value = thresholds.get("amber") if isinstance(thresholds, dict) else thresholds
+            if _num(value) is None or not 0 <= _num(value) < 1:  # type: ignore[operator]
+                add(f"thresholds.amber must be a fraction such as 0.05 (5 %); got {value!r}", "thresholds")
+            else:
+                amber = _num(value)
+        children = item.get("children") or []
+        if not isinstance(children, list) or not all(isinstance(c, str) for c in children):
+            add(f"children must be a list of node ids; got {children!r}", "children")
+            children = []
+        dims = item.get("dimensions") or []
+        if not isinstance(dims, list) or not all(isinstance(d, str) for d in dims):
+            add(f"dimensions must be a list of column names; got {dims!r}", "dimensions")
+            dims = []
+        filt: list[tuple[str, tuple[Any, ...]]] = []
+        raw_filter = item.get("filter") or {}
+        if not isinstance(raw_filter, dict):
+            add("filter must be a mapping of column: value or [values], e.g. {channel: Paid Search}", "filter")
+            raw_filter = {}
+        for col, values in raw_filter.items():
+            if col in ("__line__", "__lines__"):
+                continue
+            vals = tuple(values) if isinstance(values, list) else (values,)
+            filt.append((str(col), vals))
+            if metric_name:
+                table = TABLES[CATALOGUE[metric_name].table]
+                if col not in table.column_names:
+                    add(f"filter column {col!r} is not a column of {table.name} "
+                        f"(columns: {', '.join(table.column_names)})", "filter", severity="warning")
+        formula = item.get("formula")
+        if formula is not None:
+            if not isinstance(formula, str):
+                add(f"formula must be text such as 'new_business_arr + expansion_arr'; got {formula!r}", "formula")
+                formula = None
+            else:
+                try:
+                    used = formula_names(formula)
+                except (SyntaxError, ValueError) as exc:
+                    add(f"formula {formula!r} cannot be read: {exc}", "formula")
+                    formula = None
+                else:
+                    outside = sorted(used - set(children))
+                    if outside:
+                        add(f"formula uses {', '.join(outside)}, which are not children of this node "
+                            f"(children: {', '.join(children) or 'none'})", "formula")
+        nodes.append(Node(
+            id=nid, label=str(item.get("label") or nid), level=level, metric=metric_name or "",
+            owner=str(owner), target=target, unit=item.get("unit"), direction=direction, review=review,
+            amber=amber, dimensions=tuple(dims), children=tuple(children), formula=formula,
+            filter=tuple(filt), description=str(item.get("description") or ""), line=line,
+        ))
+
+    by_id = {n.id: n for n in nodes}
+    parents: dict[str, str] = {}
+    for n in nodes:
+        for c in n.children:
+            if c not in by_id:
+                if c not in seen:
+                    problems.append(Problem(f"unknown child {c!r}", node=n.id, key="children", line=n.line, file=source))
+                continue
+            if c in parents and parents[c] != n.id:
+                problems.append(Problem(f"{c!r} already has parent {parents[c]!r}; a node has one parent",
+                                        node=n.id, key="children", line=n.line, file=source))
+                continue
+            parents[c] = n.id
+            child = by_id[c]
+            if n.level and child.level and child.level <= n.level:
+                problems.append(Problem(
+                    f"level {child.level_name} is not below its parent {n.id!r} ({n.level_name}); "
+                    "a child sits on a lower level", node=c, key="level", line=child.line, file=source))
+    # Cycles: follow parents upward from every node.
+    for n in nodes:
+        walk, cur = [n.id], n.id
+        while cur in parents:
+            cur = parents[cur]
+            if cur in walk:
+                problems.append(Problem(f"cycle: {' → '.join([*walk[walk.index(cur):], cur])}", node=n.id,
+                                        key="children", line=n.line, file=source))
+                break
+            walk.append(cur)
+    roots = [n for n in nodes if n.id not in parents]
+    if nodes and not roots:
+        problems.append(Problem("no root: every node is somebody's child (a cycle)", file=source))
+    if len(roots) > 1:
+        top = min(roots, key=lambda n: (n.level or 9, n.line or 0))
+        for n in roots:
+            if n is not top:
+                problems.append(Problem(
+                    f"not connected to the level above (seed 003: connect every level); "
+                    f"add it to the children of a node, e.g. {top.id!r}", node=n.id, key="children",
+                    line=n.line, file=source))
+    for n in roots[:1]:
+        if n.level not in (0, 1):
+            problems.append(Problem(f"the root is the north star and sits on level 1, not {n.level_name}",
+                                    node=n.id, key="level", line=n.line, file=source, severity="warning"))
+    if any(p.severity == "error" for p in problems) and not nodes:
+        return None, problems
+    tree = Tree(
+        name=str(raw.get("name") or (Path(source).stem if source else "tree")),
+        nodes=tuple(nodes), grain=grain, dimensions=default_dims,
+        description=str(raw.get("description") or ""), source=source,
+    )
+    return (tree if roots else None), problems
+
+
+def tree_to_dict(tree: Tree) -> dict[str, Any]:
+    """The YAML structure of a tree, with defaults left out, for saving."""
+    nodes = []
+    for n in tree.nodes:
+        d: dict[str, Any] = {"id": n.id, "label": n.label, "level": n.level_name, "metric": n.metric}
+        if n.filter:
+            d["filter"] = {k: (list(v) if len(v) > 1 else v[0]) for k, v in n.filter}
+        if n.unit:
+            d["unit"] = n.unit
+        if n.direction:
+            d["direction"] = n.direction
+        d["owner"] = n.owner
+        d["review"] = n.review
+        d["target"] = n.target.to_yaml()
+        if n.amber is not None:
+            d["thresholds"] = {"amber": n.amber}
+        if n.dimensions:
+            d["dimensions"] = list(n.dimensions)
+        if n.formula:
+            d["formula"] = n.formula
+        if n.description:
+            d["description"] = n.description
+        if n.children:
+            d["children"] = list(n.children)
+        nodes.append(d)
+    out: dict[str, Any] = {"name": tree.name}
+    if tree.description:
+        out["description"] = tree.description
+    out["grain"] = tree.grain
+    out["dimensions"] = list(tree.dimensions)
+    out["nodes"] = nodes
+    return out
+
+
+def dump_tree(tree: Tree) -> str:
+    return yaml.safe_dump(tree_to_dict(tree), sort_keys=False, allow_unicode=True, width=100)
+
+
+def save_tree(tree: Tree, path: str | Path) -> None:
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(dump_tree(tree), encoding="utf-8")
+    tmp.replace(path)
+
+
+def raw_without_lines(text: str) -> Any:
+    """The plain YAML structure (no line bookkeeping), for editors."""
+    return _strip(yaml.load(text, Loader=_LineLoader))  # noqa: S506

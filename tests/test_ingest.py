@@ -1,0 +1,175 @@
+"""Loading canonical CSVs: types, coercion, rejects with line and column, atomic swap."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from kpitree.errors import LoadError
+from kpitree.ingest import ingest
+from kpitree.workspace import Workspace
+
+HEADER = "deal_id,account_id,owner,created_date,close_date,stage,status,amount,deal_type,segment,channel"
+
+
+def write(tmp: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
+    path = tmp / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def rows(ws: Workspace, sql: str) -> list[tuple]:
+    with ws.connect() as con:
+        return con.execute(sql).fetchall()
+
+
+@pytest.fixture
+def ws(tmp_path) -> Workspace:
+    return Workspace(tmp_path / "ws", create=True)
+
+
+def test_canonical_file_loads_without_mapping(ws, tmp_path):
+    path = write(tmp_path, "deals.csv", f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,1200.50,new,SMB,Organic\n")
+    report = ingest(ws, [path])
+    assert report.files[0].table == "deals" and report.files[0].rows_loaded == 1
+    assert rows(ws, "SELECT amount, close_date::VARCHAR, status FROM deals") == [(1200.5, "2026-02-01", "won")]
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ('"$1,200.50"', 1200.5),
+        ('"1.200,50 €"', 1200.5),
+        ('"1200,5"', 1200.5),
+        ('"USD 3,000"', 3000.0),
+        ("(250)", None),  # negative: rejected for amount
+    ],
+)
+def test_money_forms(ws, tmp_path, raw, expected):
+    body = f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,{raw},new,SMB,Organic\nD2,A1,Ann,2026-01-05,,Demo,open,1,new,SMB,Organic\n"
+    report = ingest(ws, [write(tmp_path, "deals.csv", body)])
+    got = rows(ws, "SELECT amount FROM deals WHERE deal_id = 'D1'")
+    if expected is None:
+        assert got == [] and "negative" in report.files[0].rejected[0].reason
+    else:
+        assert got == [(expected,)]
+
+
+@pytest.mark.parametrize(
+    "created, expected",
+    [
+        ("2026-01-05", "2026-01-05"),
+        ("2026-01-05T10:30:00Z", "2026-01-05"),
+        ("2026-01-05 23:59:59+02:00", "2026-01-05"),
+        ("01/13/2026", "2026-01-13"),
+        ("2026/01/13", "2026-01-13"),
+    ],
+)
+def test_date_forms(ws, tmp_path, created, expected):
+    body = f"{HEADER}\nD1,A1,Ann,{created},2026-02-01,Won,won,10,new,SMB,Organic\n"
+    ingest(ws, [write(tmp_path, "deals.csv", body)])
+    assert rows(ws, "SELECT created_date::VARCHAR FROM deals") == [(expected,)]
+
+
+def test_day_first_dates_are_detected_per_file(ws, tmp_path):
+    body = (f"{HEADER}\nD1,A1,Ann,13/01/2026,02/03/2026,Won,won,10,new,SMB,Organic\n"
+            "D2,A1,Ann,05/01/2026,,Demo,open,10,new,SMB,Organic\n")
+    ingest(ws, [write(tmp_path, "deals.csv", body)])
+    assert rows(ws, "SELECT created_date::VARCHAR, close_date::VARCHAR FROM deals ORDER BY deal_id") == [
+        ("2026-01-13", "2026-03-02"), ("2026-01-05", None)]
+
+
+def test_semicolon_latin1_gzip(ws, tmp_path):
+    text = HEADER.replace(",", ";") + "\nD1;A1;José;2026-01-05;2026-02-01;Won;won;10;new;SMB;Organic\n"
+    path = tmp_path / "deals.csv.gz"
+    path.write_bytes(gzip.compress(text.encode("latin-1")))
+    ingest(ws, [path])
+    assert rows(ws, "SELECT owner FROM deals") == [("José",)]
+
+
+def test_bom_and_header_case(ws, tmp_path):
+    text = "\ufeff" + HEADER.replace("deal_id", "Deal ID").replace("close_date", "Close Date")
+    text += "\nD1,A1,Ann,2026-01-05,2026-02-01,Won,Closed Won,10,New Business,SMB,Organic\n"
+    ingest(ws, [write(tmp_path, "deals.csv", text)])
+    assert rows(ws, "SELECT deal_id, status, deal_type FROM deals") == [("D1", "won", "new")]
+
+
+def test_rejects_name_line_column_and_reason(ws, tmp_path):
+    body = (f"{HEADER}\n"
+            "D1,A1,Ann,2026-01-05,2026-02-01,Won,won,10,new,SMB,Organic\n"
+            'D2,A1,"Ann\nSmith",2026-01-05,2026-02-01,Won,won,abc,new,SMB,Organic\n'
+            "D3,A1,Ann,yesterday,2026-02-01,Won,won,10,new,SMB,Organic\n"
+            "D4,A1,Ann,2026-01-05,2026-02-01,Won,maybe,10,new,SMB,Organic\n"
+            "D1,A1,Ann,2026-01-05,2026-02-01,Won,won,99,new,SMB,Organic\n"
+            "D5,A1,Ann,2026-01-05,2026-02-01,Won,won,10,new,SMB,Organic,extra\n"
+            ",A1,Ann,2026-01-05,2026-02-01,Won,won,10,new,SMB,Organic\n")
+    report = ingest(ws, [write(tmp_path, "deals.csv", body)], max_reject_share=1.0).files[0]
+    got = [(r.line, r.column) for r in report.rejected]
+    assert got == [(3, "amount"), (5, "created_date"), (6, "status"), (7, "deal_id"), (8, None), (9, "deal_id")]
+    assert "cannot read abc" in report.rejected[0].reason
+    assert "first seen on line 2" in report.rejected[3].reason
+    assert "missing value" in report.rejected[5].reason
+    assert report.rows_read == 7 and report.rows_loaded == 1 and report.duplicate_ids == 1
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("deals.csv", "", "empty"),
+        ("deals.csv", HEADER + "\n", "no data rows"),
+        ("deals.csv", "deal_id,amount\nD1,5\n", "cannot tell which table"),
+        ("stuff.csv", "a,b\n1,2\n", "cannot tell which table"),
+        ("deals.csv", HEADER + "\n" + "D1,A1,Ann,bad,bad,x,bad,bad,new,SMB,O\n" * 20, "no row could be loaded"),
+    ],
+)
+def test_bad_files_fail_and_keep_previous_data(ws, tmp_path, name, content, message):
+    good = write(tmp_path, "good.csv", f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,10,new,SMB,Organic\n")
+    ingest(ws, [good], table="deals")
+    before = rows(ws, "SELECT * FROM deals")
+    bad = write(tmp_path, name, content)
+    with pytest.raises(LoadError, match=message):
+        ingest(ws, [good, bad])
+    assert rows(ws, "SELECT * FROM deals") == before
+
+
+def test_missing_required_column_names_it(ws, tmp_path):
+    path = write(tmp_path, "d.csv", "deal_id,created_date,amount\nD1,2026-01-01,5\n")
+    with pytest.raises(LoadError, match="missing required column.*'status'"):
+        ingest(ws, [path], table="deals")
+
+
+def test_replace_is_idempotent_and_append_replaces_ids(ws, tmp_path):
+    a = write(tmp_path, "deals.csv", f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,10,new,SMB,Organic\n")
+    ingest(ws, [a])
+    ingest(ws, [a])
+    assert rows(ws, "SELECT count(*) FROM deals") == [(1,)]
+    b = write(tmp_path, "more.csv", f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,20,new,SMB,Organic\n"
+              "D2,A1,Ann,2026-01-05,,Demo,open,5,new,SMB,Organic\n")
+    ingest(ws, [b], table="deals", mode="append")
+    assert rows(ws, "SELECT deal_id, amount FROM deals ORDER BY deal_id") == [("D1", 20.0), ("D2", 5.0)]
+
+
+def test_subscription_snapshots_become_intervals(ws, tmp_path):
+    path = write(tmp_path, "mrr.csv", "customer_id,month,mrr\nC1,2026-01,100\nC1,2026-02-01,120\n")
+    report = ingest(ws, [path])
+    assert report.files[0].source == "snapshots"
+    assert rows(ws, "SELECT start_date::VARCHAR, end_date::VARCHAR, mrr FROM subscriptions ORDER BY 1") == [
+        ("2026-01-01", "2026-02-01", 100.0), ("2026-02-01", "2026-03-01", 120.0)]
+
+
+def test_quota_periods_of_any_grain(ws, tmp_path):
+    path = write(tmp_path, "quotas.csv", "owner,period,quota\nAnn,2026-10,10\nBob,2026-Q4,30\nCy,2026,120\n")
+    ingest(ws, [path])
+    assert rows(ws, "SELECT owner, period_start::VARCHAR, period_end::VARCHAR FROM quotas ORDER BY 1") == [
+        ("Ann", "2026-10-01", "2026-10-31"), ("Bob", "2026-10-01", "2026-12-31"), ("Cy", "2026-01-01", "2026-12-31")]
+
+
+def test_quality_report_warnings(ws, tmp_path):
+    body = (f"{HEADER}\nD1,A1,Ann,2026-01-05,,Won,won,10,new,SMB,Organic\n"
+            "D2,A1,,2026-01-05,2026-01-01,Won,won,10,,SMB,Organic\n")
+    f = ingest(ws, [write(tmp_path, "deals.csv", body)]).files[0]
+    text = " | ".join(f.warnings)
+    assert "no close_date" in text and "close before they were created" in text and "no deal_type" in text
+    assert f.nulls["owner"] == 1 and f.date_range == ("2026-01-01", "2026-01-01")
