@@ -13,24 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import KpiTreeError, ProblemsError
+from .format import fmt
 
 EXIT_BAD_INPUT = 2
-
-
-def _fmt(value: Any, unit: str) -> str:
-    if value is None:
-        return "—"
-    if unit == "percent":
-        return f"{value * 100:.1f}%"
-    if unit == "money":
-        return f"${value:,.0f}"
-    if unit == "money_per_day":
-        return f"${value:,.0f}/day"
-    if unit in ("days", "hours"):
-        return f"{value:.1f} {unit}"
-    if unit == "ratio":
-        return f"{value:.2f}×"
-    return f"{value:,.1f}" if abs(value) < 100 and value != int(value) else f"{value:,.0f}"
 
 
 def _print_json(data: Any) -> None:
@@ -99,9 +84,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for n in result.nodes:
         if n.parent:
             depth[n.id] = depth[n.parent] + 1
-        pace = f" (pace {_fmt(n.pace, n.unit)})" if n.pace is not None else ""
-        print(f"{'  ' * depth[n.id]}[{n.status:>9}] {n.label}: {_fmt(n.value, n.unit)}{pace} "
-              f"vs target {_fmt(n.target, n.unit)}, prev {_fmt(n.previous, n.unit)} — {n.owner}")
+        pace = f" (pace {fmt(n.pace, n.unit)})" if n.pace is not None else ""
+        print(f"{'  ' * depth[n.id]}[{n.status:>9}] {n.label}: {fmt(n.value, n.unit)}{pace} "
+              f"vs target {fmt(n.target, n.unit)}, prev {fmt(n.previous, n.unit)} — {n.owner}")
     return 0
 
 

@@ -220,7 +220,7 @@ def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | st
     engine = workspace if isinstance(workspace, Engine) else Engine(workspace)
     as_of = engine.as_of
     if period is None or isinstance(period, str):
-        period = resolve_period(period, grain or tree.grain, as_of)
+        period = resolve_period(period, grain if period else (grain or tree.grain), as_of)
     prev = period.previous()
     complete = period.is_complete(as_of)
     elapsed = period.elapsed_fraction(as_of)

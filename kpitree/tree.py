@@ -57,6 +57,9 @@ class Target:
         exact = dict(self.by_period).get(period.key)
         if exact is not None:
             return exact
+        rolled = self._from_months(period, kind)
+        if rolled is not None:
+            return rolled
         grains = {_GRAIN_KEYS[k]: v for k, v in self.per_grain}
         if kind is not Kind.FLOW:
             base = grains.get(period.grain, self.value if self.value is not None else self.day90)
@@ -72,6 +75,35 @@ class Target:
         if base is None:
             return None
         return base * period.days / _DAYS_PER_GRAIN[Grain.MONTH]
+
+    def _from_months(self, period: Period, kind: Kind) -> float | None:
+        """Monthly targets rolled up to quarters and years, or down to weeks.
+
+        Flows add up their months' targets pro-rated by overlapping days; stocks take the month
+        that holds the period's last day; ratios average the months they overlap. Only when every
+        overlapped month has a target, so a partial plan never produces a partial number.
+        """
+        if period.grain is Grain.MONTH or not self.by_period:
+            return None
+        from .periods import period_containing
+
+        monthly = dict(self.by_period)
+        months = []
+        p = period_containing(period.start, Grain.MONTH)
+        while p.start <= period.end:
+            months.append(p)
+            p = p.shift(1)
+        if any(m.key not in monthly for m in months):
+            return None
+        if kind is Kind.STOCK:
+            return monthly[months[-1].key]
+        if kind is Kind.RATIO:
+            return sum(monthly[m.key] for m in months) / len(months)
+        total = 0.0
+        for m in months:
+            overlap = (min(m.end, period.end) - max(m.start, period.start)).days + 1
+            total += monthly[m.key] * overlap / m.days
+        return total
 
     def to_yaml(self) -> Any:
         if not (self.by_period or self.per_grain or self.day90 is not None or self.month12 is not None):

@@ -1,0 +1,222 @@
+"""KPI Tree — the main screen: the whole tree, coloured by status, and why a node is red.
+
+Layout and calls into `kpitree` only; every number comes from a core function.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import ui
+from kpitree.charts import STATUS_WORD, segment_chart, tree_chart, trend_chart, waterfall_chart
+from kpitree.drill import drill_dimensions, segment_table
+from kpitree.errors import KpiTreeError
+from kpitree.evaluate import evaluate_tree, trend
+from kpitree.format import fmt, fmt_change
+from kpitree.layout import layout_tree
+from kpitree.periods import Grain, parse_period, period_containing, trailing
+
+st.set_page_config(page_title="KPI Tree", page_icon="🌳", layout="wide")
+
+GRAINS = [g.value for g in (Grain.MONTH, Grain.QUARTER, Grain.WEEK, Grain.YEAR)]
+VERSUS = {"target": "its target", "previous": "the previous period", "last_year": "the same period last year"}
+
+
+def pick_tree(ws) -> tuple[str, object]:
+    paths = ui.tree_paths(ws)
+    labels = list(paths)
+    wanted = ui.param("tree")
+    default = next((k for k in labels if paths[k].stem == wanted), None)
+    if default is None:
+        default = next((k for k in labels if k.endswith("(workspace)")), f"{ui.DEFAULT_TREE.stem} (template)")
+    if "tree_pick" not in st.session_state:
+        st.session_state["tree_pick"] = default if default in labels else labels[0]
+    label = st.sidebar.selectbox("Tree", labels, key="tree_pick")
+    st.query_params["tree"] = paths[label].stem
+    return label, ui.tree_for(paths[label])
+
+
+def pick_period(engine) -> tuple[str, object]:
+    grain = ui.param("grain", "month")
+    if "grain" not in st.session_state:
+        st.session_state["grain"] = grain if grain in GRAINS else "month"
+    grain = st.sidebar.radio("Grain", GRAINS, key="grain", horizontal=True)
+    current = period_containing(engine.as_of, grain)
+    options = [p.key for p in reversed(trailing(current, 24 if grain != "week" else 26))]
+    latest = current if current.is_complete(engine.as_of) else current.previous()
+    wanted = ui.param("period")
+    if st.session_state.get("_period_grain") != grain:
+        st.session_state["_period_grain"] = grain
+        st.session_state["period"] = wanted if wanted in options else latest.key
+    period = st.sidebar.selectbox("Period", options, key="period",
+                                  format_func=lambda k: k + (" (running)" if k == current.key and not
+                                                             current.is_complete(engine.as_of) else ""))
+    st.query_params["grain"] = grain
+    st.query_params["period"] = period
+    return grain, parse_period(period)
+
+
+def main() -> None:
+    st.sidebar.title("KPI Tree")
+    try:
+        ws = ui.choose_workspace()
+        if ws is None:
+            return
+        engine = ui.engine_for(ws)
+        _, tree = pick_tree(ws)
+        _, period = pick_period(engine)
+    except KpiTreeError as exc:
+        st.error(str(exc))
+        return
+    versus_default = ui.param("versus", "target")
+    if "versus" not in st.session_state:
+        st.session_state["versus"] = versus_default if versus_default in VERSUS else "target"
+    versus = st.sidebar.radio("Compare with", list(VERSUS), key="versus", format_func=lambda v: VERSUS[v])
+    st.query_params["versus"] = versus
+
+    evaluation = evaluate_tree(engine, tree, period)
+    root = evaluation.nodes[0]
+    counts = {s: sum(1 for n in evaluation.nodes if n.status == s) for s in STATUS_WORD}
+    state = "complete" if evaluation.complete else f"running, {root.elapsed:.0%} elapsed — flows shown at pace"
+    st.markdown(f"### {tree.name} · {period.key}")
+    st.caption(f"Workspace **{ws.name}** · data as of {evaluation.as_of} · period {state} · "
+               f"{counts['red']} red, {counts['amber']} amber, {counts['green']} green, "
+               f"{counts['no_target']} without target, {counts['no_data']} without data")
+
+    ids = [n.id for n in evaluation.nodes]
+    labels = {n.id: f"{n.label} — {STATUS_WORD[n.status]}" for n in evaluation.nodes}
+    if "selected" not in st.session_state:
+        wanted = ui.param("node")
+        if wanted and wanted not in ids:
+            st.warning(f"Node {wanted!r} is not in tree {tree.name!r}; showing the north star.")
+            wanted = None
+        st.session_state["selected"] = wanted or root.id
+    if st.session_state["selected"] not in ids:
+        st.session_state["selected"] = root.id
+
+    layout = layout_tree(tree)
+    event = st.altair_chart(tree_chart(layout, evaluation, st.session_state["selected"]), key="tree",
+                            on_select="rerun", selection_mode="node", width="content")
+    clicked = _clicked(event)
+    if clicked and clicked != st.session_state.get("_last_click") and clicked in ids:
+        st.session_state["selected"] = clicked
+    st.session_state["_last_click"] = clicked
+    st.session_state["node_pick"] = st.session_state["selected"]
+
+    col_pick, col_path = st.columns([3, 1])
+    col_pick.selectbox("Selected node (or click a box)", ids, key="node_pick", format_func=labels.get,
+                       on_change=_picked)
+    if col_path.button("Follow the red path", key="red_path", type="primary"):
+        st.session_state["show_path"] = True
+    st.query_params["node"] = st.session_state["selected"]
+
+    node_id = st.session_state["selected"]
+    if st.session_state.get("show_path"):
+        _red_path(engine, tree, period, versus)
+    _panel(engine, tree, evaluation, node_id, period, versus)
+
+
+def _clicked(event) -> str | None:
+    selection = getattr(event, "selection", None) or (event.get("selection") if isinstance(event, dict) else None)
+    picked = (selection or {}).get("node") if selection else None
+    if isinstance(picked, list) and picked:
+        return picked[0].get("id")
+    return None
+
+
+def _picked() -> None:
+    st.session_state["selected"] = st.session_state["node_pick"]
+
+
+def _baseline_period(period, versus):
+    return period.same_last_year() if versus == "last_year" else period.previous()
+
+
+def _red_path(engine, tree, period, versus) -> None:
+    try:
+        from kpitree.explain import explain_node
+    except ImportError:
+        st.info("The explanation engine is not installed in this build; use the segment charts below.")
+        return
+    result = explain_node(engine, tree, tree.root.id, period, versus=versus)
+    with st.container(border=True):
+        st.markdown("**Red path — where to look and who to talk to**")
+        for sentence in result.sentences():
+            st.markdown(f"- {sentence}")
+
+
+def _panel(engine, tree, evaluation, node_id, period, versus) -> None:
+    node = tree.node(node_id)
+    res = evaluation.node(node_id)
+    st.markdown(f"#### {res.label}")
+    c = st.columns(5)
+    c[0].metric("Pace to period end" if res.pace is not None else "Value", fmt(res.compared, res.unit, compact=True),
+                delta=fmt_change(res.gap, res.unit, ascii_sign=True) + " vs target" if res.gap is not None else None,
+                delta_color="normal" if res.direction == "higher" else "inverse")
+    c[1].metric("Target", fmt(res.target, res.unit, compact=True))
+    c[2].metric("Previous period", fmt(res.previous, res.unit, compact=True))
+    c[3].markdown(f"**Owner**  \n{res.owner}  \nReview {res.review}")
+    c[4].metric("Status", STATUS_WORD[res.status], help=f"Review {res.review}; {res.direction} is better")
+    link = (f"Exact formula: `{node.formula}`" if node.formula else
+            "Influence links: children move this number but do not add up to it." if node.children else
+            "A lever: the team acts on this number directly.")
+    st.caption(link)
+
+    left, right = st.columns(2)
+    with left:
+        history = trend(engine, tree, node_id, period, 18)
+        st.altair_chart(trend_chart(history, res.unit, "Trend vs target"), width="stretch", key="trend")
+    with right:
+        _children(engine, tree, evaluation, node, period, versus)
+    _segments(engine, tree, node, res, period, versus)
+
+
+def _children(engine, tree, evaluation, node, period, versus) -> None:
+    if not node.children:
+        st.markdown("**No children** — this is where action happens. See the segments below for who.")
+        return
+    try:
+        from kpitree.explain import explain_node
+    except ImportError:
+        explain_node = None
+    if explain_node is not None:
+        result = explain_node(engine, tree, node.id, period, versus=versus)
+        steps = [(c["label"], c["contribution"]) for c in result.to_dict()["children"] if c.get("contribution") is not None]
+        if node.formula and steps:
+            st.altair_chart(waterfall_chart(result.baseline_label, result.baseline, steps, "actual",
+                                            evaluation.node(node.id).unit), width="stretch", key="waterfall")
+    rows = []
+    for cid in node.children:
+        ch = evaluation.node(cid)
+        rows.append({"child": ch.label, "status": STATUS_WORD[ch.status], "value": fmt(ch.compared, ch.unit),
+                     "target": fmt(ch.target, ch.unit), "vs previous": fmt_change(
+                         None if ch.value is None or ch.previous is None else ch.value - ch.previous, ch.unit),
+                     "owner": ch.owner})
+    st.dataframe(rows, hide_index=True, width="stretch", key="children_table")
+
+
+def _segments(engine, tree, node, res, period, versus) -> None:
+    dims = drill_dimensions(engine, tree, node)
+    if not dims:
+        st.info("This metric's table has none of the tree's drill dimensions.")
+        return
+    baseline = _baseline_period(period, versus)
+    st.markdown(f"**By segment** — {period.key} against {baseline.key}"
+                + (" (segments have no targets: compared with the previous period)" if versus == "target" else ""))
+    dim = st.radio("Split by", dims, key=f"dim_{node.id}", horizontal=True)
+    table = segment_table(engine, node, period, baseline, dim)
+    if table.empty:
+        st.info("No rows for this split in these periods.")
+        return
+    worst = [s for s, a in zip(table["segment"], table["adverse"], strict=True) if a > 0][:1]
+    left, right = st.columns([3, 2])
+    left.altair_chart(segment_chart(table, res.unit, dim, worst), width="stretch", key="segments")
+    shown = table.head(8).assign(
+        now=lambda d: [fmt(v, res.unit) for v in d["current"]],
+        before=lambda d: [fmt(v, res.unit) for v in d["baseline"]],
+        change=lambda d: [fmt_change(v, res.unit) for v in d["change"]],
+    )[["segment", "now", "before", "change"]]
+    right.dataframe(shown, hide_index=True, width="stretch", key="segment_table")
+
+
+main()

@@ -1,0 +1,99 @@
+"""Streamlit glue shared by the pages: which workspace and tree this browser session uses.
+
+Kept out of `kpitree/` on purpose: the core never imports Streamlit. Nothing here computes a
+number; it only remembers choices, reads the URL and hands the core the right workspace.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from kpitree.errors import KpiTreeError
+from kpitree.evaluate import Engine
+from kpitree.tree import Tree, load_tree
+from kpitree.workspace import Workspace, validate_name
+
+ROOT = Path(__file__).resolve().parent
+TEMPLATES = ROOT / "data" / "trees"
+DEFAULT_TREE = TEMPLATES / "revops.yaml"
+
+
+def data_dir() -> Path:
+    """Where workspaces live: $KPITREE_DATA_DIR, else ./workspaces beside the app."""
+    return Path(os.environ.get("KPITREE_DATA_DIR", ROOT / "workspaces")).resolve()
+
+
+def workspace_names() -> list[str]:
+    root = data_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and not p.name.endswith(".tmp"))
+
+
+def open_workspace(name: str) -> Workspace:
+    """The named workspace under the data directory; a name can never point outside it."""
+    validate_name(name)
+    path = (data_dir() / name).resolve()
+    if path.parent != data_dir():
+        raise KpiTreeError(f"invalid workspace name {name!r}")
+    return Workspace(path)
+
+
+def tree_paths(ws: Workspace | None) -> dict[str, Path]:
+    """Trees a user can pick: the workspace's own first, then the shipped templates."""
+    out: dict[str, Path] = {}
+    if ws is not None and ws.trees_dir.is_dir():
+        for p in sorted(ws.trees_dir.glob("*.yaml")):
+            out[f"{p.stem} (workspace)"] = p
+    for p in sorted(TEMPLATES.glob("*.yaml")):
+        out[f"{p.stem} (template)"] = p
+    return out
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _engine(path: str, version: str) -> Engine:
+    return Engine(Workspace(path))
+
+
+def engine_for(ws: Workspace) -> Engine:
+    """A cached engine, rebuilt whenever the workspace's data changes."""
+    return _engine(str(ws.root), ws.data_version())
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _tree(path: str, mtime: float) -> Tree:
+    return load_tree(path)
+
+
+def tree_for(path: Path) -> Tree:
+    return _tree(str(path), path.stat().st_mtime)
+
+
+def param(name: str, default: str | None = None) -> str | None:
+    """A query parameter, read once per session so the URL seeds the first view only."""
+    key = f"_qp_{name}"
+    if key not in st.session_state:
+        st.session_state[key] = st.query_params.get(name, default)
+    return st.session_state[key]
+
+
+def choose_workspace(sidebar: bool = True) -> Workspace | None:
+    """The workspace picker; the choice is this session's alone and stays in the URL."""
+    names = workspace_names()
+    where = st.sidebar if sidebar else st
+    if not names:
+        where.info(f"No workspace yet under {data_dir()}. Run `make run` for the demo, or load files on the Upload page.")
+        return None
+    wanted = param("ws", "demo" if "demo" in names else names[0])
+    if wanted not in names:
+        where.warning(f"Workspace {wanted!r} does not exist; showing {names[0]!r}.")
+        wanted = names[0]
+    if "ws" not in st.session_state:
+        st.session_state["ws"] = wanted
+    name = where.selectbox("Workspace", names, key="ws")
+    st.query_params["ws"] = name
+    return open_workspace(name)
