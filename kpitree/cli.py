@@ -177,3 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `python -m kpitree evaluate … | head` closed the pipe: not an error worth a traceback.
+        sys.stderr.close()
+        return 0

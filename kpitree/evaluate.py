@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date
 
+import duckdb
 import pandas as pd
 
 from .errors import KpiTreeError
-from .metrics import CATALOGUE, Kind, Metric, MetricQuery, compute, metric
+from .metrics import CATALOGUE, Kind, Metric, MetricQuery, compute_many, metric
 from .periods import Grain, Period, latest_complete, parse_period, resolve_period, trailing
 from .schema import TABLES
 from .tree import Node, Tree
@@ -128,6 +131,7 @@ class Engine:
         self.settings = workspace.settings()
         self._as_of = workspace.as_of()
         self._coverage: dict[str, tuple[date | None, date | None]] | None = None
+        self._con: duckdb.DuckDBPyConnection | None = None
 
     @property
     def as_of(self) -> date:
@@ -153,8 +157,8 @@ class Engine:
                 elif col:
                     parts.append(f'SELECT \'{name}\', min(CAST("{col}" AS DATE)), max(CAST("{col}" AS DATE)) FROM "{name}"')
             if parts:
-                with self.workspace.connect() as con:
-                    for name, lo, hi in con.execute(" UNION ALL ".join(parts)).fetchall():
+                with self.session():
+                    for name, lo, hi in self._con.execute(" UNION ALL ".join(parts)).fetchall():
                         self._coverage[name] = (lo, hi)
         return self._coverage.get(table, (None, None))
 
@@ -165,6 +169,47 @@ class Engine:
         # Stocks at the end of the period only need data that started before it ends.
         return period.start <= max(hi, self.as_of) and period.end >= lo
 
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Keeps one connection open for the queries inside the block (a click runs many)."""
+        if self._con is not None:
+            yield
+            return
+        with self.workspace.connect() as con:
+            self._con = con
+            try:
+                yield
+            finally:
+                self._con = None
+
+    def _key(self, q: MetricQuery) -> tuple:
+        return (str(self.workspace.db_path), self.version, q)
+
+    def _run(self, q: MetricQuery, names: list[str]) -> dict[str, pd.DataFrame]:
+        if self._con is not None:
+            return compute_many(self._con, q, names)
+        with self.workspace.connect() as con:
+            return compute_many(con, q, names)
+
+    def prefetch(self, requests: list[tuple[str, tuple]], periods: list[Period] | tuple[Period, ...], *,
+                 dimension: str | None = None) -> None:
+        """Computes many (metric, filters) pairs at once: one query per distinct filter."""
+        by_filter: dict[tuple, list[str]] = {}
+        for name, filters in requests:
+            q = MetricQuery(name, tuple(periods), self.as_of, dimension, tuple(filters), self.columns)
+            with _CACHE_LOCK:
+                if self._key(q) in _CACHE:
+                    continue
+            by_filter.setdefault(tuple(filters), []).append(name)
+        for filters, names in by_filter.items():
+            q = MetricQuery(names[0], tuple(periods), self.as_of, dimension, filters, self.columns)
+            frames = self._run(q, names)
+            with _CACHE_LOCK:
+                for name, df in frames.items():
+                    _CACHE[self._key(q.with_metric(name))] = df
+                while len(_CACHE) > _CACHE_SIZE:
+                    _CACHE.popitem(last=False)
+
     def query(
         self,
         metric_name: str,
@@ -174,18 +219,36 @@ class Engine:
         filters: tuple = (),
     ) -> pd.DataFrame:
         q = MetricQuery(metric_name, tuple(periods), self.as_of, dimension, tuple(filters), self.columns)
-        key = (str(self.workspace.db_path), self.version, q)
+        key = self._key(q)
         with _CACHE_LOCK:
             if key in _CACHE:
                 _CACHE.move_to_end(key)
                 return _CACHE[key]
-        with self.workspace.connect() as con:
-            df = compute(con, q)
+        df = self._run(q, [metric_name])[metric_name]
         with _CACHE_LOCK:
             _CACHE[key] = df
             while len(_CACHE) > _CACHE_SIZE:
                 _CACHE.popitem(last=False)
         return df
+
+    def requests(self, nodes: list[Node], periods: list[Period]) -> dict[tuple[Period, ...], list[tuple[str, tuple]]]:
+        """The queries `values` will run for these nodes, grouped by period set (for prefetch)."""
+        out: dict[tuple[Period, ...], list[tuple[str, tuple]]] = {}
+        running = tuple(p for p in periods if not p.is_complete(self.as_of))
+        closed = tuple(p for p in periods if p.is_complete(self.as_of))
+        for node in nodes:
+            m = metric(node.metric)
+            if not self.has_tables(m):
+                continue
+            if closed:
+                out.setdefault(closed, []).append((m.name, node.filter))
+            if running:
+                out.setdefault(running, []).append((m.running or m.name, node.filter))
+        return out
+
+    def prefetch_nodes(self, nodes: list[Node], periods: list[Period]) -> None:
+        for group, reqs in self.requests(nodes, periods).items():
+            self.prefetch(reqs, group)
 
     def values(self, node: Node, periods: list[Period]) -> dict[str, float | None]:
         """The node's value for each period (None where the data does not cover it)."""
@@ -193,8 +256,8 @@ class Engine:
         if not self.has_tables(m):
             return {p.key: None for p in periods}
         out: dict[str, float | None] = {}
-        running = [p for p in periods if not p.is_complete(self.as_of)]
-        closed = [p for p in periods if p.is_complete(self.as_of)]
+        running = tuple(p for p in periods if not p.is_complete(self.as_of))
+        closed = tuple(p for p in periods if p.is_complete(self.as_of))
         for group, name in ((closed, m.name), (running, m.running or m.name)):
             if not group:
                 continue
@@ -226,6 +289,9 @@ def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | st
     elapsed = period.elapsed_fraction(as_of)
     amber_default = engine.settings.amber_threshold
     results = []
+    with engine.session():
+        engine.prefetch_nodes(list(tree.nodes), [prev, period])
+        engine.coverage(CATALOGUE[tree.root.metric].table)  # all tables' coverage, same connection
     for node in tree.walk():
         m = CATALOGUE[node.metric]
         vals = engine.values(node, [prev, period])
@@ -251,7 +317,8 @@ def trend(engine: Engine, tree: Tree, node_id: str, period: Period, n: int = 18)
     """The node's value and target over the n periods ending with `period` (for the trend chart)."""
     node = tree.node(node_id)
     periods = trailing(period, n)
-    values = engine.values(node, periods)
+    with engine.session():
+        values = engine.values(node, periods)
     return pd.DataFrame({
         "period": [p.key for p in periods],
         "start": [p.start for p in periods],

@@ -11,6 +11,7 @@ bounds; nothing is computed in Python loops over rows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -336,6 +337,9 @@ class MetricQuery:
                 return cols
         return TABLES[table].column_names if table in TABLES else ()
 
+    def with_metric(self, name: str) -> MetricQuery:
+        return MetricQuery(name, self.periods, self.as_of, self.dimension, self.filters, self.columns)
+
 
 def _periods_cte(periods: Sequence[Period], as_of: date) -> str:
     rows = []
@@ -378,70 +382,135 @@ def _filter_sql(q: MetricQuery, table: str, params: list[Any]) -> str:
 
 
 def _customer_cte(q: MetricQuery, m: Metric, params: list[Any]) -> str:
+    """The per-customer CTE named `c` for one metric, filtered by the query's filters."""
+    return _customers_cte("c", q, m.baseline, True, params)
+
+
+def _customers_cte(name: str, q: MetricQuery, baseline: str, filtered: bool, params: list[Any]) -> str:
+    """Per period and customer: MRR at the end of P (m1), at the baseline date (m0), and whether
+    the customer had MRR on some day up to the baseline (to tell new from reactivated).
+
+    Only subscriptions alive at the baseline or later are joined to each period (an `end_date`
+    after the baseline), so the join stays near "customers × periods" however long the history;
+    "had MRR before" comes from each customer's first counting day, computed once.
+    """
     dim, join = _dimension_sql(q, "subscriptions")
-    where = _filter_sql(q, "subscriptions", params)
-    b = "P.b12_end" if m.baseline == "12m" else "P.b_end"
+    first_where = _filter_sql(q, "subscriptions", params) if filtered else "TRUE"  # placeholders in SQL order
+    where = _filter_sql(q, "subscriptions", params) if filtered else "TRUE"
+    b = "P.b12_end" if baseline == "12m" else "P.b_end"
     counts_at = "t.start_date <= {d} AND (t.end_date IS NULL OR t.end_date > {d})"
     return (
-        "c AS (SELECT P.pkey, t.customer_id, "
-        f"COALESCE(sum(t.mrr) FILTER (WHERE {counts_at.format(d='P.p_cut')}), 0) AS m1, "
-        f"COALESCE(sum(t.mrr) FILTER (WHERE {counts_at.format(d=b)}), 0) AS m0, "
-        f"COALESCE(bool_or(t.start_date <= {b} AND (t.end_date IS NULL OR t.end_date > t.start_date) "
-        "AND t.mrr > 0), FALSE) AS had_before, "
-        f"{sql.value_at_latest(dim, 't.start_date')} AS segment "
-        f"FROM P JOIN subscriptions AS t ON t.start_date <= P.p_cut{join} WHERE {where} "
-        "GROUP BY P.pkey, t.customer_id)"
+        f"{name}_first AS (SELECT t.customer_id, min(t.start_date) AS first_day FROM subscriptions AS t "
+        f"WHERE t.mrr > 0 AND (t.end_date IS NULL OR t.end_date > t.start_date) AND {first_where} "
+        "GROUP BY t.customer_id), "
+        f"{name}_live AS (SELECT P.pkey, t.customer_id, "
+        # CASE inside sum() aggregates measurably faster than FILTER on DuckDB here.
+        f"sum(CASE WHEN {counts_at.format(d='P.p_cut')} THEN t.mrr ELSE 0 END) AS m1, "
+        f"sum(CASE WHEN {counts_at.format(d=b)} THEN t.mrr ELSE 0 END) AS m0, "
+        f"{sql.value_at_latest(dim, 't.start_date') if q.dimension else dim} AS segment "
+        f"FROM P JOIN subscriptions AS t ON t.start_date <= P.p_cut AND (t.end_date IS NULL OR t.end_date > {b})"
+        f"{join} WHERE {where} GROUP BY ALL), "
+        f"{name} AS (SELECT l.pkey, l.customer_id, l.m1, l.m0, l.segment, "
+        f"COALESCE(f.first_day <= {b}, FALSE) AS had_before "
+        f"FROM {name}_live AS l JOIN P ON P.pkey = l.pkey LEFT JOIN {name}_first AS f ON f.customer_id = l.customer_id)"
     )
+
+
+_WORD = re.compile(r"\b[a-z_][a-z0-9_]*\b")
+
+
+def build_batch_sql(q: MetricQuery, names: Sequence[str]) -> tuple[str, list[Any], dict[str, dict[str, str]]]:
+    """One query computing several metrics that share periods, filter and split.
+
+    Metrics reading the same rows (same table, join condition, filter) share one scan, and
+    identical aggregates are computed once. Returns the SQL, its parameters, and per metric
+    the map component name → result column (plus "value" → its value column).
+    """
+    params: list[Any] = []
+    ctes = [_periods_cte(q.periods, q.as_of)]
+    groups: dict[tuple, dict[str, str]] = {}  # source signature → aggregate SQL → alias
+    columns: dict[str, dict[str, str]] = {}
+    n = 0
+    for name in names:
+        m = metric(name)
+        columns[name] = {}
+        for src in m.sources:
+            filtered = src.table == m.table
+            key = (src.table, src.on, src.customer_level, m.baseline if src.customer_level else "", filtered)
+            aggs = groups.setdefault(key, {})
+            for comp, agg in src.components.items():
+                if agg not in aggs:
+                    aggs[agg] = f"k{n}"
+                    n += 1
+                columns[name][comp] = aggs[agg]
+    aliases = [a for aggs in groups.values() for a in aggs.values()]
+    selects = []
+    for g, (key, aggs) in enumerate(groups.items()):
+        table, on, customer_level, baseline, filtered = key
+        # UNION ALL matches by position: every branch lists all aliases in one order.
+        mine = {alias: agg for agg, alias in aggs.items()}
+        cols = [f"COALESCE({mine[a]}, 0) AS {a}" if a in mine else f"0 AS {a}" for a in aliases]
+        if customer_level:
+            cte = f"c{g}"
+            ctes.append(_customers_cte(cte, q, baseline, filtered, params))
+            selects.append(f"SELECT c.pkey, c.segment, {', '.join(cols)} FROM {cte} AS c GROUP BY c.pkey, c.segment")
+            continue
+        dim, join = _dimension_sql(q, table)
+        where = _filter_sql(q, table, params) if filtered else "TRUE"
+        selects.append(
+            f"SELECT P.pkey, {dim} AS segment, {', '.join(cols)} "
+            f"FROM P JOIN {table} AS t ON {on}{join} WHERE {where} GROUP BY P.pkey, {dim}"
+        )
+    sums = ", ".join(f"sum({a}) AS {a}" for a in aliases)
+    values = []
+    for i, name in enumerate(names):
+        mapping = columns[name]
+        expr = _WORD.sub(lambda w, mp=mapping: mp.get(w.group(0), w.group(0)), metric(name).value)
+        values.append(f"{expr} AS v{i}")
+        mapping["value"] = f"v{i}"
+    text = (
+        f"WITH {', '.join(ctes)}, u AS ({' UNION ALL '.join(selects)}), "
+        f"g AS (SELECT pkey, segment, {sums} FROM u GROUP BY pkey, segment) "
+        f"SELECT pkey, segment, {', '.join(aliases)}, {', '.join(values)} FROM g ORDER BY pkey, segment"
+    )
+    return text, params, columns
 
 
 def build_sql(q: MetricQuery) -> tuple[str, list[Any]]:
-    """SQL returning one row per (pkey, segment) with every component and `value`."""
-    m = metric(q.metric)
-    params: list[Any] = []
-    ctes = [_periods_cte(q.periods, q.as_of)]
-    comps = m.components
-    selects = []
-    for src in m.sources:
-        # UNION ALL matches by position: every branch lists all components in one order.
-        cols = [f"COALESCE({src.components[c]}, 0) AS {c}" if c in src.components else f"0 AS {c}" for c in comps]
-        if src.customer_level:
-            ctes.append(_customer_cte(q, m, params))
-            selects.append(f"SELECT c.pkey, c.segment, {', '.join(cols)} FROM c GROUP BY c.pkey, c.segment")
-            continue
-        dim, join = _dimension_sql(q, src.table)
-        where = _filter_sql(q, src.table, params) if src.table == m.table else "TRUE"
-        selects.append(
-            f"SELECT P.pkey, {dim} AS segment, {', '.join(cols)} "
-            f"FROM P JOIN {src.table} AS t ON {src.on}{join} WHERE {where} GROUP BY P.pkey, {dim}"
-        )
-    union = " UNION ALL ".join(selects)
-    sums = ", ".join(f"sum({c}) AS {c}" for c in comps)
-    outer = ", ".join(comps)
-    text = (
-        f"WITH {', '.join(ctes)}, u AS ({union}), g AS (SELECT pkey, segment, {sums} FROM u GROUP BY pkey, segment) "
-        f"SELECT pkey, segment, {outer}, {m.value} AS value FROM g ORDER BY pkey, segment"
-    )
+    """SQL for one metric: one row per (pkey, segment) with its components and `value`."""
+    text, params, _ = build_batch_sql(q, [q.metric])
     return text, params
 
 
-def compute(con: duckdb.DuckDBPyConnection, q: MetricQuery) -> pd.DataFrame:
-    """Components and value per period (and segment): columns pkey, segment, <components>, value.
+def compute_many(con: duckdb.DuckDBPyConnection, q: MetricQuery, names: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Components and value per period (and segment) for each metric, from one query.
 
     Every asked period gets a row in the unsplit case; a period with no matching rows has zero
     components (and a value of 0 for sums, None for ratios).
     """
-    m = metric(q.metric)
-    text, params = build_sql(q)
+    names = list(dict.fromkeys(names))
+    text, params, columns = build_batch_sql(q, names)
     try:
-        df = con.execute(text, params).df()
+        raw = con.execute(text, params).df()
     except duckdb.Error as exc:
-        raise QueryError(f"metric {q.metric!r}: {str(exc).splitlines()[0]}") from None
+        raise QueryError(f"metrics {', '.join(names)}: {str(exc).splitlines()[0]}") from None
     if q.dimension is None:
         keys = pd.DataFrame({"pkey": [p.key for p in q.periods], "segment": "(all)"})
-        df = keys.merge(df, on=["pkey", "segment"], how="left")
-        for c in m.components:
-            df[c] = df[c].fillna(0)
-        if m.additive:
-            df["value"] = df["value"].fillna(0)
-    df["value"] = df["value"].astype("float64")
-    return df
+        raw = keys.merge(raw, on=["pkey", "segment"], how="left")
+    out = {}
+    for name in names:
+        m = metric(name)
+        mapping = columns[name]
+        df = pd.DataFrame({"pkey": raw["pkey"], "segment": raw["segment"]})
+        for comp in m.components:
+            df[comp] = raw[mapping[comp]].fillna(0).astype("float64") if q.dimension is None else raw[mapping[comp]]
+        df["value"] = raw[mapping["value"]].astype("float64")
+        if q.dimension is None and m.additive:
+            df["value"] = df["value"].fillna(0.0)
+        out[name] = df
+    return out
+
+
+def compute(con: duckdb.DuckDBPyConnection, q: MetricQuery) -> pd.DataFrame:
+    """Components and value per period (and segment) for one metric."""
+    return compute_many(con, q, [q.metric])[q.metric]

@@ -33,3 +33,82 @@ def make_workspace(root: Path, **tables: str) -> Workspace:
 def load_ws(tmp_path: Path) -> Callable[..., Workspace]:
     """`load_ws(deals="deal_id,...\\nD1,...")` → a workspace holding exactly those tables."""
     return lambda **tables: make_workspace(tmp_path, **tables)
+
+
+# --- the app in a real browser ---------------------------------------------------------------
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def demo_data_dir(tmp_path_factory) -> Path:
+    """A data directory holding a copy of the shipped demo workspace (tests never touch the real one)."""
+    import shutil
+
+    source = ROOT / "workspaces" / "demo"
+    if not (source / "kpitree.duckdb").exists():
+        pytest.fail("the demo workspace is missing: run the tests through `make test`, which creates it")
+    root = tmp_path_factory.mktemp("data")
+    shutil.copytree(source, root / "demo")
+    return root
+
+
+@pytest.fixture(scope="session")
+def app_url(demo_data_dir) -> str:
+    """`streamlit run app.py` on a free port over the demo data; stopped after the session."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = _free_port()
+    env = {**os.environ, "KPITREE_DATA_DIR": str(demo_data_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.headless", "true", "--logger.level", "warning"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"the app did not start: {proc.stderr.read().decode()[-2000:]}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1500, "height": 1600})
+    pg = context.new_page()
+    yield pg
+    context.close()

@@ -1,0 +1,92 @@
+"""The main screen through Streamlit's AppTest: default view, selecting nodes, bad deep links."""
+
+from __future__ import annotations
+
+import pytest
+from apptest_utils import click_node
+from conftest import ROOT
+from streamlit.testing.v1 import AppTest
+
+
+@pytest.fixture
+def app(demo_data_dir, monkeypatch) -> AppTest:
+    monkeypatch.setenv("KPITREE_DATA_DIR", str(demo_data_dir))
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+
+
+def headings(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def test_default_view_is_the_tree_on_the_latest_complete_month(app):
+    at = app.run()
+    assert not at.exception
+    assert any(h.startswith("### RevOps KPI tree · 2026-10") for h in headings(at))
+    assert at.selectbox(key="node_pick").value == "arr"
+    assert "#### ARR" in headings(at)
+    chart = next(e for e in at.main if e.type == "vega_lite_chart" and e.key == "tree")
+    assert '"node"' in chart.proto.spec  # the box layer carries the click selection
+    assert at.query_params["period"] == "2026-10"
+
+
+def test_select_box_and_chart_click_stay_in_sync(app):
+    at = app.run()
+    at.selectbox(key="node_pick").set_value("win_rate").run()
+    assert not at.exception
+    assert "#### Win rate (new)" in headings(at)
+    assert at.query_params["node"] == "win_rate"
+    at = click_node(at, "logo_churn_rate")
+    assert not at.exception
+    assert at.selectbox(key="node_pick").value == "logo_churn_rate"
+    assert "#### Logo churn rate" in headings(at)
+    assert any("Priya Nair" in h for h in headings(at))
+    # The segment split of the selected node is offered by its table's dimensions.
+    assert at.radio(key="dim_logo_churn_rate").options == ["segment", "channel"]
+
+
+def test_segment_split_switches_dimension(app):
+    at = app.run()
+    at.selectbox(key="node_pick").set_value("win_rate").run()
+    radio = at.radio(key="dim_win_rate")
+    assert radio.options[0] == "owner"
+    radio.set_value("segment").run()
+    assert not at.exception
+    table = at.dataframe[-1].value  # the segment table is the last table on the page
+    assert set(table["segment"]) == {"SMB", "Mid-Market", "Enterprise"}
+
+
+def test_deep_link_opens_the_exact_view(app):
+    app.query_params.update({"ws": "demo", "period": "2026-09", "node": "leads", "grain": "month"})
+    at = app.run()
+    assert not at.exception
+    assert any(h.startswith("### RevOps KPI tree · 2026-09") for h in headings(at))
+    assert "#### Leads" in headings(at)
+
+
+@pytest.mark.parametrize(
+    "params, warning",
+    [
+        ({"node": "ghost"}, "Node 'ghost' is not in tree"),
+        ({"ws": "nope"}, "Workspace 'nope' does not exist"),
+    ],
+)
+def test_bad_query_params_give_a_friendly_message(app, params, warning):
+    app.query_params.update(params)
+    at = app.run()
+    assert not at.exception
+    assert any(warning in w.value for w in at.warning), [w.value for w in at.warning]
+    assert "#### ARR" in headings(at)
+
+
+def test_bad_period_falls_back_to_latest(app):
+    app.query_params.update({"period": "2026-99"})
+    at = app.run()
+    assert not at.exception
+    assert any(h.startswith("### RevOps KPI tree · 2026-10") for h in headings(at))
+
+
+def test_quarter_grain(app):
+    at = app.run()
+    at.radio(key="grain").set_value("quarter").run()
+    assert not at.exception
+    assert any(h.startswith("### RevOps KPI tree · 2026-Q3") for h in headings(at))

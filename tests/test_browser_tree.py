@@ -1,0 +1,37 @@
+"""The real clickable tree in Chromium: click the red north star, then a red child."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import ARTIFACTS
+
+BOX = "[data-testid='stVegaLiteChart'] path[aria-label*='label: {}']"
+
+
+def wait_for_heading(page, text: str, timeout: float = 20.0) -> float:
+    start = time.perf_counter()
+    page.get_by_role("heading", name=text).first.wait_for(timeout=timeout * 1000)
+    return time.perf_counter() - start
+
+
+def test_click_north_star_then_red_child(page, app_url):
+    page.goto(app_url)
+    page.locator(BOX.format("ARR")).first.wait_for(timeout=60000)
+    page.locator(BOX.format("ARR")).first.click()
+    wait_for_heading(page, "ARR")
+    page.screenshot(path=str(ARTIFACTS / "tree_north_star.png"), full_page=True)
+
+    # New business ARR is red on the demo (planted win-rate and discount problems).
+    box = page.locator(BOX.format("New business ARR")).first
+    assert "status: off target" in box.get_attribute("aria-label")
+    box.click()
+    wait_for_heading(page, "New business ARR")
+    body = page.locator("[data-testid='stMain']").inner_text()
+    assert "Alex Romero (CRO)" in body
+    assert "By segment" in body
+    # The segment chart of the selected node is drawn (owner split first for deals).
+    assert page.locator("[data-testid='stVegaLiteChart']").count() >= 3
+    page.screenshot(path=str(ARTIFACTS / "tree_new_business_arr.png"), full_page=True)
+    errors = page.locator("[data-testid='stException']").count()
+    assert errors == 0
