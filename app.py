@@ -5,19 +5,21 @@ Layout and calls into `kpitree` only; every number comes from a core function.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 import ui
-from kpitree.charts import STATUS_WORD, segment_chart, tree_chart, trend_chart, waterfall_chart
+from kpitree.charts import STATUS_WORD, segment_chart, trend_chart, waterfall_chart, with_selection
 from kpitree.drill import drill_dimensions, segment_table
 from kpitree.errors import KpiTreeError
 from kpitree.evaluate import evaluate_tree, trend
 from kpitree.format import fmt, fmt_change
-from kpitree.layout import layout_tree
 from kpitree.periods import Grain, parse_period, period_containing, trailing
 
 st.set_page_config(page_title="KPI Tree", page_icon="🌳", layout="wide")
 
+TREE_WIDTH = 1000.0  # px the tree may take before it turns to levels running left to right
 GRAINS = [g.value for g in (Grain.MONTH, Grain.QUARTER, Grain.WEEK, Grain.YEAR)]
 VERSUS = {"target": "its target", "previous": "the previous period", "last_year": "the same period last year"}
 
@@ -94,9 +96,10 @@ def main() -> None:
     if st.session_state["selected"] not in ids:
         st.session_state["selected"] = root.id
 
-    layout = layout_tree(tree)
-    event = st.altair_chart(tree_chart(layout, evaluation, st.session_state["selected"]), key="tree",
-                            on_select="rerun", selection_mode="node", width="content")
+    spec = ui.tree_spec(str(ws.root), engine.version, tree.source, Path(tree.source).stat().st_mtime, period.key,
+                        TREE_WIDTH)
+    event = st.vega_lite_chart(with_selection(spec, st.session_state["selected"]), key="tree",
+                               on_select="rerun", selection_mode="node", width="content")
     clicked = _clicked(event)
     if clicked and clicked != st.session_state.get("_last_click") and clicked in ids:
         st.session_state["selected"] = clicked
@@ -165,7 +168,7 @@ def _panel(engine, tree, evaluation, node_id, period, versus) -> None:
     left, right = st.columns(2)
     with left:
         history = trend(engine, tree, node_id, period, 18)
-        st.altair_chart(trend_chart(history, res.unit, "Trend vs target"), width="stretch", key="trend")
+        ui.chart(trend_chart(history, res.unit, "Trend vs target"), key="trend")
     with right:
         _children(engine, tree, evaluation, node, period, versus)
     _segments(engine, tree, node, res, period, versus)
@@ -183,8 +186,8 @@ def _children(engine, tree, evaluation, node, period, versus) -> None:
         result = explain_node(engine, tree, node.id, period, versus=versus)
         steps = [(c["label"], c["contribution"]) for c in result.to_dict()["children"] if c.get("contribution") is not None]
         if node.formula and steps:
-            st.altair_chart(waterfall_chart(result.baseline_label, result.baseline, steps, "actual",
-                                            evaluation.node(node.id).unit), width="stretch", key="waterfall")
+            ui.chart(waterfall_chart(result.baseline_label, result.baseline, steps, "actual",
+                                     evaluation.node(node.id).unit), key="waterfall")
     rows = []
     for cid in node.children:
         ch = evaluation.node(cid)
@@ -210,7 +213,8 @@ def _segments(engine, tree, node, res, period, versus) -> None:
         return
     worst = [s for s, a in zip(table["segment"], table["adverse"], strict=True) if a > 0][:1]
     left, right = st.columns([3, 2])
-    left.altair_chart(segment_chart(table, res.unit, dim, worst), width="stretch", key="segments")
+    with left:
+        ui.chart(segment_chart(table, res.unit, dim, worst), key="segments")
     shown = table.head(8).assign(
         now=lambda d: [fmt(v, res.unit) for v in d["current"]],
         before=lambda d: [fmt(v, res.unit) for v in d["baseline"]],

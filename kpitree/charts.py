@@ -87,6 +87,29 @@ def tree_chart(layout: Layout, evaluation: Evaluation, selected: str | None = No
     ).configure_view(stroke=None)
 
 
+def with_selection(spec: dict, node_id: str | None) -> dict:
+    """The tree spec with `node_id` pre-selected, without rebuilding the chart.
+
+    Building and serialising the Altair tree costs a few hundred milliseconds, more than the
+    rest of a click; the UI keeps one spec per evaluation and only swaps the selected box.
+    """
+    out = dict(spec)
+    params = []
+    for param in spec.get("params", []):
+        if param.get("name") == "node":
+            param = {k: v for k, v in param.items() if k != "value"}
+            if node_id:
+                param["value"] = [{"id": node_id}]
+        params.append(param)
+    out["params"] = params
+    return out
+
+
+def spec_of(chart: alt.TopLevelMixin) -> dict:
+    """The Vega-Lite dict of a chart; schema validation is left to the tests (it is slow)."""
+    return chart.to_dict(validate=False)
+
+
 def layout_box_text(layout: Layout) -> float:
     box = next(iter(layout.boxes.values()))
     return box.w - 12

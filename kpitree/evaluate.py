@@ -23,7 +23,7 @@ from .metrics import CATALOGUE, Kind, Metric, MetricQuery, compute_many, metric
 from .periods import Grain, Period, latest_complete, parse_period, resolve_period, trailing
 from .schema import TABLES
 from .tree import Node, Tree
-from .workspace import Workspace
+from .workspace import Workspace, _lock_for
 
 GREEN, AMBER, RED, NO_TARGET, NO_DATA = "green", "amber", "red", "no_target", "no_data"
 DEFAULT_AMBER = 0.05
@@ -132,6 +132,8 @@ class Engine:
         self._as_of = workspace.as_of()
         self._coverage: dict[str, tuple[date | None, date | None]] | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._session = False
+        self._lock = _lock_for(workspace.db_path)  # the same lock `Workspace.connect` takes
 
     @property
     def as_of(self) -> date:
@@ -158,7 +160,7 @@ class Engine:
                     parts.append(f'SELECT \'{name}\', min(CAST("{col}" AS DATE)), max(CAST("{col}" AS DATE)) FROM "{name}"')
             if parts:
                 with self.session():
-                    for name, lo, hi in self._con.execute(" UNION ALL ".join(parts)).fetchall():
+                    for name, lo, hi in self._connection().execute(" UNION ALL ".join(parts)).fetchall():
                         self._coverage[name] = (lo, hi)
         return self._coverage.get(table, (None, None))
 
@@ -171,23 +173,40 @@ class Engine:
 
     @contextmanager
     def session(self) -> Iterator[None]:
-        """Keeps one connection open for the queries inside the block (a click runs many)."""
-        if self._con is not None:
+        """Shares one connection among the queries inside the block (a click runs many).
+
+        The connection opens only when a query misses the cache, so a fully cached click never
+        touches the database file.
+        """
+        if self._session:
             yield
             return
-        with self.workspace.connect() as con:
-            self._con = con
-            try:
-                yield
-            finally:
+        self._session = True
+        try:
+            yield
+        finally:
+            self._session = False
+            if self._con is not None:
+                self._con.close()
                 self._con = None
+                self._lock.release()
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._lock.acquire()
+            try:
+                self._con = self.workspace._open()
+            except BaseException:
+                self._lock.release()
+                raise
+        return self._con
 
     def _key(self, q: MetricQuery) -> tuple:
         return (str(self.workspace.db_path), self.version, q)
 
     def _run(self, q: MetricQuery, names: list[str]) -> dict[str, pd.DataFrame]:
-        if self._con is not None:
-            return compute_many(self._con, q, names)
+        if self._session:
+            return compute_many(self._connection(), q, names)
         with self.workspace.connect() as con:
             return compute_many(con, q, names)
 
@@ -262,8 +281,8 @@ class Engine:
             if not group:
                 continue
             df = self.query(name, group, filters=node.filter)
-            for row in df.itertuples(index=False):
-                out[row.pkey] = None if pd.isna(row.value) else float(row.value)
+            for key, value in zip(df["pkey"], df["value"], strict=True):
+                out[key] = None if pd.isna(value) else float(value)
         for p in periods:
             if not self.covers(m, p):
                 out[p.key] = None
