@@ -18,7 +18,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from .errors import KpiTreeError
+from .errors import KpiTreeError, QueryError
 from .metrics import CATALOGUE, Kind, Metric, MetricQuery, compute_many, metric
 from .periods import Grain, Period, latest_complete, parse_period, resolve_period, trailing
 from .schema import TABLES
@@ -27,6 +27,7 @@ from .workspace import Workspace, _lock_for
 
 GREEN, AMBER, RED, NO_TARGET, NO_DATA = "green", "amber", "red", "no_target", "no_data"
 DEFAULT_AMBER = 0.05
+QUERY_TIMEOUT_SECONDS = 30.0  # per query; a workspace may set "query_timeout" in workspace.json
 
 
 def status_of(value: float | None, target: float | None, direction: str, amber: float = DEFAULT_AMBER) -> str:
@@ -206,9 +207,24 @@ class Engine:
 
     def _run(self, q: MetricQuery, names: list[str]) -> dict[str, pd.DataFrame]:
         if self._session:
-            return compute_many(self._connection(), q, names)
+            return self._timed(self._connection(), q, names)
         with self.workspace.connect() as con:
+            return self._timed(con, q, names)
+
+    def _timed(self, con: duckdb.DuckDBPyConnection, q: MetricQuery, names: list[str]) -> dict[str, pd.DataFrame]:
+        """Runs the query, interrupting it after the workspace's time limit (custom SQL can be slow)."""
+        limit = float(self.settings.extra.get("query_timeout", QUERY_TIMEOUT_SECONDS))
+        timer = threading.Timer(limit, con.interrupt)
+        timer.start()
+        try:
             return compute_many(con, q, names)
+        except QueryError as exc:
+            if "interrupt" in str(exc).lower():
+                raise QueryError(f"metrics {', '.join(names)} took longer than {limit:g} s "
+                                 "and were stopped (query_timeout in workspace.json)") from None
+            raise
+        finally:
+            timer.cancel()
 
     def prefetch(self, requests: list[tuple[str, tuple]], periods: list[Period] | tuple[Period, ...], *,
                  dimension: str | None = None) -> None:

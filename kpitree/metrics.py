@@ -305,6 +305,19 @@ _add(Metric("touches_per_rep_week", "Touches per rep per week", Kind.RATIO, "cou
             "(CAST(touches AS DOUBLE) / NULLIF(reps, 0) / NULLIF(weeks, 0))"))
 
 
+def register(m: Metric) -> str:
+    """Adds a metric defined at run time (a tree's custom measure) and returns its name.
+
+    Names of run-time metrics should be derived from their definition (e.g. a hash), so two
+    trees never overwrite each other's measure with a different one under the same name.
+    """
+    existing = CATALOGUE.get(m.name)
+    if existing is not None and existing != m:
+        raise QueryError(f"metric {m.name!r} is already defined differently")
+    CATALOGUE[m.name] = m
+    return m.name
+
+
 def metric(name: str) -> Metric:
     """The catalogue entry, or a QueryError naming close matches."""
     try:
