@@ -14,6 +14,7 @@ import streamlit as st
 from kpitree.charts import spec_of, tree_chart
 from kpitree.errors import KpiTreeError
 from kpitree.evaluate import Engine, evaluate_tree
+from kpitree.history import workspace_trees
 from kpitree.periods import parse_period
 from kpitree.tree import Tree, load_tree
 from kpitree.workspace import Workspace, validate_name
@@ -46,10 +47,10 @@ def open_workspace(name: str) -> Workspace:
 
 
 def tree_paths(ws: Workspace | None) -> dict[str, Path]:
-    """Trees a user can pick: the workspace's own first, then the shipped templates."""
+    """Trees a user can pick: the workspace's published trees (the active one first), then the templates."""
     out: dict[str, Path] = {}
-    if ws is not None and ws.trees_dir.is_dir():
-        for p in sorted(ws.trees_dir.glob("*.yaml")):
+    if ws is not None:
+        for p in workspace_trees(ws.trees_dir):
             out[f"{p.stem} (workspace)"] = p
     for p in sorted(TEMPLATES.glob("*.yaml")):
         out[f"{p.stem} (template)"] = p

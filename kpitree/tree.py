@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .custom import UNITS, CustomMeasure, check_measure, measure_from_raw, register_measure
 from .errors import Problem, SpecError
 from .metrics import CATALOGUE, Kind
 from .periods import Grain, Period
@@ -140,6 +141,7 @@ class Node:
     filter: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     description: str = ""
     line: int | None = None
+    custom: CustomMeasure | None = None  # the measure as written when `metric:` is a mapping
 
     @property
     def level_name(self) -> str:
@@ -147,11 +149,13 @@ class Node:
 
     @property
     def better(self) -> str:
-        return self.direction or CATALOGUE[self.metric].direction
+        m = CATALOGUE.get(self.metric)
+        return self.direction or (m.direction if m else "higher")
 
     @property
     def shown_unit(self) -> str:
-        return self.unit or CATALOGUE[self.metric].unit
+        m = CATALOGUE.get(self.metric)
+        return self.unit or (m.unit if m else "count")
 
     @property
     def is_exact(self) -> bool:
@@ -224,6 +228,106 @@ def formula_names(formula: str) -> set[str]:
     return names
 
 
+# Units as dimensions: counts, percents and ratios are plain numbers when multiplied (closed deals
+# × win rate × deal size is money), but adding needs the same kind of number on both sides.
+_UNIT_DIMS: dict[str, dict[str, int]] = {
+    "money": {"money": 1}, "money_per_day": {"money": 1, "day": -1}, "days": {"day": 1}, "hours": {"hour": 1},
+    "months": {"month": 1}, "count": {}, "percent": {}, "ratio": {},
+}
+_ADD_CLASS = {"percent": "fraction", "ratio": "fraction"}
+
+
+@dataclass(frozen=True)
+class _Dim:
+    dims: tuple[tuple[str, int], ...]
+    cls: str | None  # what may be added to it: a unit name, "fraction", "scalar"; None for constants
+    text: str
+
+    @property
+    def unit_name(self) -> str:
+        if self.cls in (None, "scalar"):
+            return _dims_name(self.dims)
+        return {"fraction": "percent"}.get(self.cls, self.cls)
+
+
+def _dims_name(dims: tuple[tuple[str, int], ...]) -> str:
+    if not dims:
+        return "a plain number"
+    for unit, d in _UNIT_DIMS.items():
+        if tuple(sorted(d.items())) == dims and unit not in ("percent", "ratio"):
+            return unit
+    return " × ".join(f"{k}^{v}" if v != 1 else k for k, v in dims) or "a plain number"
+
+
+def _combine(a: dict[str, int], b: dict[str, int], sign: int) -> tuple[tuple[str, int], ...]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0) + sign * v
+    return tuple(sorted((k, v) for k, v in out.items() if v))
+
+
+def formula_unit_problems(formula: str, units: dict[str, str], node_unit: str | None) -> list[str]:
+    """Unit mistakes in a formula: adding money to a percent, or a result in another unit than the node's.
+
+    `units` maps child id → unit; children with an unknown unit are not checked.
+    """
+    try:
+        tree = ast.parse(formula_expression(formula), mode="eval")
+    except SyntaxError:
+        return []
+    problems: list[str] = []
+
+    def visit(node: ast.AST) -> _Dim | None:
+        if isinstance(node, ast.Expression):
+            return visit(node.body)
+        if isinstance(node, ast.Constant):
+            return _Dim((), None, repr(node.value))
+        if isinstance(node, ast.Name):
+            unit = units.get(node.id)
+            if unit not in _UNIT_DIMS:
+                return None
+            return _Dim(tuple(sorted(_UNIT_DIMS[unit].items())), _ADD_CLASS.get(unit, unit), f"{node.id} ({unit})")
+        if isinstance(node, ast.UnaryOp):
+            return visit(node.operand)
+        if isinstance(node, ast.BinOp):
+            left, right = visit(node.left), visit(node.right)
+            if left is None or right is None:
+                return None
+            if isinstance(node.op, (ast.Add, ast.Sub)):
+                if left.cls is None:
+                    return right
+                if right.cls is None:
+                    return left
+                plain = {"count", "fraction", "scalar"}
+                same = left.dims == right.dims and (
+                    left.cls == right.cls or "scalar" in (left.cls, right.cls) and {left.cls, right.cls} <= plain)
+                if not same:
+                    verb = "adds" if isinstance(node.op, ast.Add) else "subtracts"
+                    problems.append(f"formula {verb} {left.unit_name} and {right.unit_name} "
+                                    f"({left.text} {'+' if verb == 'adds' else '-'} {right.text}): only numbers of "
+                                    "the same unit add up (money × percent is money, money + percent is an error)")
+                    return None
+                return left if left.cls != "scalar" else right
+            if isinstance(node.op, (ast.Mult, ast.Div)):
+                sign = 1 if isinstance(node.op, ast.Mult) else -1
+                dims = _combine(dict(left.dims), dict(right.dims), sign)
+                if left.cls is None and right.cls is None:
+                    return _Dim((), None, "constant")
+                if left.cls is None or right.cls is None:
+                    keep = right if left.cls is None else left
+                    return _Dim(dims, keep.cls, keep.text)
+                return _Dim(dims, _dims_name(dims) if dims else "scalar",
+                            f"{left.text} {'×' if sign == 1 else '÷'} {right.text}")
+        return None
+
+    result = visit(tree)
+    if result is not None and result.cls is not None and node_unit in _UNIT_DIMS:
+        want = tuple(sorted(_UNIT_DIMS[node_unit].items()))
+        if result.dims != want:
+            problems.append(f"formula gives {result.unit_name} but the node's unit is {node_unit}")
+    return problems
+
+
 def formula_expression(formula: str) -> str:
     """The right-hand side of `parent = a + b`, or the formula itself."""
     return (formula.split("=", 1)[1] if "=" in formula else formula).strip()
@@ -232,7 +336,7 @@ def formula_expression(formula: str) -> str:
 # --- YAML with line numbers ----------------------------------------------------------------
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when present: faster
     """Records the line of every mapping and of each of its keys."""
 
 
@@ -342,6 +446,22 @@ def _parse_target(raw: Any, add: Any) -> Target:
     )
 
 
+CUSTOM_EXAMPLE = "{aggregate: sum, table: deals, column: amount, filter: \"status = 'won'\"}"
+
+
+def _parse_custom(raw: dict, add: Any) -> CustomMeasure | None:
+    """The custom measure of a node's `metric:` mapping; its problems name the line of the bad key."""
+    lines = raw.get("__lines__", {})
+    measure, shape = measure_from_raw(raw)
+    for key, msg in shape:
+        add(msg, f"metric.{key}" if key != "metric" else "metric", at=lines.get(key))
+    if measure is None:
+        return None
+    for key, msg in check_measure(measure):
+        add(f"custom measure: {msg}", f"metric.{key}", at=lines.get(key))
+    return measure
+
+
 def _build(raw: Any, source: str | None) -> tuple[Tree | None, list[Problem]]:
     problems: list[Problem] = []
     if not isinstance(raw, dict) or not isinstance(raw.get("nodes"), list) or not raw["nodes"]:
@@ -361,6 +481,7 @@ def _build(raw: Any, source: str | None) -> tuple[Tree | None, list[Problem]]:
 
     nodes: list[Node] = []
     seen: dict[str, int] = {}
+    formula_lines: dict[str, int] = {}
     for item in raw["nodes"]:
         if not isinstance(item, dict):
             problems.append(Problem(f"each node is a mapping with id, metric, owner, target; got {item!r}", file=source))
@@ -371,9 +492,10 @@ def _build(raw: Any, source: str | None) -> tuple[Tree | None, list[Problem]]:
         node_label = str(nid) if nid is not None else None
 
         def add(msg: str, key: str | None = None, severity: str = "error", _n: str | None = node_label,
-                _l: dict = lines, _line: int = line) -> None:
+                _l: dict = lines, _line: int = line, at: int | None = None) -> None:
             base = key.split(".")[0] if key else None
-            problems.append(Problem(msg, node=_n, key=key, line=_l.get(base, _line), file=source, severity=severity))
+            problems.append(Problem(msg, node=_n, key=key, line=at or _l.get(base, _line), file=source,
+                                    severity=severity))
 
         for key in item:
             if key not in (*NODE_KEYS, "__line__", "__lines__"):
@@ -386,12 +508,18 @@ def _build(raw: Any, source: str | None) -> tuple[Tree | None, list[Problem]]:
             continue
         seen[nid] = line
         metric_name = item.get("metric")
-        if not isinstance(metric_name, str) or metric_name not in CATALOGUE:
+        custom = None
+        if isinstance(metric_name, dict):
+            custom, metric_name = _parse_custom(metric_name, add), None
+            if custom is not None and not check_measure(custom):
+                metric_name = register_measure(custom)
+        elif not isinstance(metric_name, str) or metric_name not in CATALOGUE or metric_name.startswith("custom_"):
             import difflib
 
-            close = difflib.get_close_matches(str(metric_name), CATALOGUE, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else f" (known: {', '.join(sorted(CATALOGUE))})"
-            add(f"unknown metric {metric_name!r}{hint}", "metric")
+            named = [n for n in CATALOGUE if not n.startswith("custom_")]  # run-time measures have no stable name
+            close = difflib.get_close_matches(str(metric_name), named, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f" (known: {', '.join(sorted(named))})"
+            add(f"unknown metric {metric_name!r}{hint} — or a custom measure such as {CUSTOM_EXAMPLE}", "metric")
             metric_name = None
         level_raw = item.get("level")
         level = LEVELS.get(str(level_raw)) if not isinstance(level_raw, int) else level_raw
@@ -444,7 +572,18 @@ def _build(raw: Any, source: str | None) -> tuple[Tree | None, list[Problem]]:
                 if col not in table.column_names:
                     add(f"filter column {col!r} is not a column of {table.name} "
                         f"(columns: {', '.join(table.column_names)})", "filter", severity="warning")
+        unit = item.get("unit")
+        if unit is not None and unit not in UNITS:
+            add(f"unit {unit!r} is not one of {', '.join(UNITS)}", "unit", severity="warning")
+        table = TABLES.get(CATALOGUE[metric_name].table) if metric_name else None
+        if table is not None:
+            joinable = TABLES["accounts"].column_names if {"account_id", "customer_id"} & set(table.column_names) else ()
+            for d in dims:
+                if d not in table.column_names and d not in joinable:
+                    add(f"drill dimension {d!r} is not a column of {table.name} (columns: "
+                        f"{', '.join(table.column_names)})", "dimensions", severity="warning")
         formula = item.get("formula")
+        formula_lines[nid] = lines.get("formula", line)
         if formula is not None:
             if not isinstance(formula, str):
                 add(f"formula must be text such as 'new_business_arr + expansion_arr'; got {formula!r}", "formula")
@@ -464,7 +603,7 @@ def _build(raw: Any, source: str | None) -> tuple[Tree | None, list[Problem]]:
             id=nid, label=str(item.get("label") or nid), level=level, metric=metric_name or "",
             owner=str(owner), target=target, unit=item.get("unit"), direction=direction, review=review,
             amber=amber, dimensions=tuple(dims), children=tuple(children), formula=formula,
-            filter=tuple(filt), description=str(item.get("description") or ""), line=line,
+            filter=tuple(filt), description=str(item.get("description") or ""), line=line, custom=custom,
         ))
 
     by_id = {n.id: n for n in nodes}
@@ -495,6 +634,12 @@ def _build(raw: Any, source: str | None) -> tuple[Tree | None, list[Problem]]:
                                         key="children", line=n.line, file=source))
                 break
             walk.append(cur)
+    for n in nodes:
+        if n.formula is None:
+            continue
+        units = {c: by_id[c].shown_unit for c in n.children if c in by_id and by_id[c].metric}
+        for msg in formula_unit_problems(n.formula, units, n.shown_unit if n.metric else None):
+            problems.append(Problem(msg, node=n.id, key="formula", line=formula_lines.get(n.id, n.line), file=source))
     roots = [n for n in nodes if n.id not in parents]
     if nodes and not roots:
         problems.append(Problem("no root: every node is somebody's child (a cycle)", file=source))
@@ -524,7 +669,8 @@ def tree_to_dict(tree: Tree) -> dict[str, Any]:
     """The YAML structure of a tree, with defaults left out, for saving."""
     nodes = []
     for n in tree.nodes:
-        d: dict[str, Any] = {"id": n.id, "label": n.label, "level": n.level_name, "metric": n.metric}
+        d: dict[str, Any] = {"id": n.id, "label": n.label, "level": n.level_name,
+                             "metric": n.custom.to_yaml() if n.custom is not None else n.metric}
         if n.filter:
             d["filter"] = {k: (list(v) if len(v) > 1 else v[0]) for k, v in n.filter}
         if n.unit:
@@ -568,3 +714,8 @@ def save_tree(tree: Tree, path: str | Path) -> None:
 def raw_without_lines(text: str) -> Any:
     """The plain YAML structure (no line bookkeeping), for editors."""
     return _strip(yaml.load(text, Loader=_LineLoader))  # noqa: S506
+
+
+def validate_tree(tree: Tree) -> list[Problem]:
+    """Every problem of an in-memory tree, with lines of the YAML it saves to (`dump_tree`)."""
+    return parse_yaml(dump_tree(tree), tree.source)[1]

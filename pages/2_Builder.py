@@ -1,0 +1,707 @@
+"""Tree builder: start from a template or from scratch, edit nodes with live validation, targets, YAML, history.
+
+Seed 003's method on one screen: start at the top, give every metric an owner, a number as a
+target and a connection to the level above. Every edit goes through `kpitree.builder` (pure
+functions on the Tree), is validated at once, and the problems are listed next to their node; a
+tree with errors can be saved as a draft but not made the active tree. Layout and calls into
+`kpitree` only.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from kpitree import builder as b
+from kpitree import targets as tg
+from kpitree.charts import STATUS_WORD, spec_of, tree_chart, with_selection
+from kpitree.custom import AGGREGATES, KINDS, UNITS, CustomMeasure
+from kpitree.errors import KpiTreeError, SpecError
+from kpitree.history import TreeStore, default_user, file_name, summarize
+from kpitree.layout import layout_tree
+from kpitree.metrics import CATALOGUE
+from kpitree.schema import TABLES
+from kpitree.tree import DIRECTIONS, LEVELS, REVIEWS, Tree, dump_tree, parse_yaml
+
+st.set_page_config(page_title="Builder · KPI Tree", page_icon="🌳", layout="wide")
+
+S = st.session_state
+DEFAULT = "(metric's own)"
+NO_PARENT = "(none: north star)"
+BLANK = "Blank tree (start at the top)"
+PREVIEW_WIDTH = 760.0
+METRICS = {name: (label, definition, unit) for name, label, definition, unit in b.metric_choices()}
+NODE_FIELDS = (
+    "id",
+    "label",
+    "level",
+    "owner",
+    "review",
+    "unit",
+    "direction",
+    "amber",
+    "dimensions",
+    "formula",
+    "description",
+    "metric",
+    "parent",
+    "mode",
+)
+DEFAULT_MEASURE = CustomMeasure(aggregate="sum", table="deals", column="amount", filter="status = 'won'")
+CUSTOM_FIELDS = ("aggregate", "table", "column", "filter", "date_column", "kind", "unit", "label")
+
+
+# --- state -------------------------------------------------------------------------------------
+
+
+def tree() -> Tree:
+    return S["b_tree"]
+
+
+def flash(kind: str, message: str) -> None:
+    S["_b_flash"] = (kind, message)
+
+
+def sources(store: TreeStore | None) -> dict[str, tuple[str, str]]:
+    """Label → (kind, name) of everything a tree can start from: templates, workspace trees, blank."""
+    out: dict[str, tuple[str, str]] = {}
+    if store is not None:
+        for name in store.names():
+            state = "draft" if store.has_draft(name) else "published"
+            active = ", active" if store.active() == name else ""
+            out[f"{name} (workspace, {state}{active})"] = ("workspace", name)
+    for path in sorted(ui.TEMPLATES.glob("*.yaml"), key=lambda p: (not p.stem.startswith("seed003"), p.stem)):
+        out[f"{path.stem} (template)"] = ("template", path.stem)
+    out[BLANK] = ("blank", "")
+    return out
+
+
+def load(new: Tree, name: str, origin: str) -> None:
+    """Puts a tree in the editor (from a template, the workspace, a file or a restore)."""
+    S["b_tree"] = b.for_editing(new, name)
+    S["b_name"] = name
+    S["b_title"] = new.name
+    S["b_origin"] = origin
+    S["b_node"] = S["b_tree"].root.id if S["b_tree"].nodes else None
+    sync_form()
+
+
+def open_source(store: TreeStore | None) -> None:
+    kind, name = sources(store).get(S.get("b_source"), ("blank", ""))
+    try:
+        if kind == "blank":
+            load(b.blank_tree("New tree"), "new_tree", "a blank tree")
+            return
+        if kind == "workspace" and store is not None:
+            loaded, problems = store.load(name)
+        else:
+            path = ui.TEMPLATES / f"{name}.yaml"
+            loaded, problems = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    except KpiTreeError as exc:
+        flash("error", str(exc))
+        return
+    if loaded is None:
+        flash("error", "this tree cannot be opened: " + "; ".join(str(p) for p in problems[:5]))
+        return
+    load(loaded, name, f"{kind} {name}")
+
+
+def import_yaml(text: str, origin: str) -> None:
+    loaded, problems = parse_yaml(text, origin)
+    if loaded is None:
+        flash("error", f"{origin} is not a usable tree: " + "; ".join(str(p) for p in problems[:5]))
+        return
+    load(loaded, file_name(loaded.name), origin)
+    errors = b.errors_of(problems)
+    flash(
+        "warning" if errors else "success",
+        f"Imported {origin}: {len(loaded.nodes)} nodes" + (f", {len(errors)} error(s) to fix" if errors else ""),
+    )
+
+
+def import_upload() -> None:
+    upload = S.get("b_upload")
+    if upload is not None:
+        import_yaml(upload.getvalue().decode("utf-8-sig"), upload.name)
+
+
+def import_pasted() -> None:
+    if str(S.get("b_yaml_in") or "").strip():
+        import_yaml(S["b_yaml_in"], "pasted YAML")
+
+
+def sync_form() -> None:
+    """Writes the selected node's fields into the form widgets (after a selection or structural change)."""
+    t = S.get("b_tree")
+    nid = S.get("b_node")
+    if t is None or nid is None or nid not in {n.id for n in t.nodes}:
+        return
+    n = t.node(nid)
+    parent = t.parent_of(nid)
+    S.update(
+        {
+            "b_id": n.id,
+            "b_label": n.label,
+            "b_level": n.level_name if n.level in LEVELS.values() else "north_star",
+            "b_owner": n.owner,
+            "b_review": n.review,
+            "b_unit": n.unit or DEFAULT,
+            "b_direction": n.direction or DEFAULT,
+            "b_amber": n.amber,
+            "b_dimensions": list(n.dimensions),
+            "b_formula": n.formula or "",
+            "b_description": n.description,
+            "b_parent": parent.id if parent else NO_PARENT,
+            "b_mode": "custom" if n.custom is not None else "catalogue",
+            "b_metric": n.metric if n.metric in METRICS else S.get("b_metric", "arr"),
+        }
+    )
+    for field, value in tg.target_fields(n.target).items():
+        S[f"b_t_{field}"] = value
+    measure = n.custom or DEFAULT_MEASURE
+    choices = {"aggregate": AGGREGATES, "table": tuple(TABLES), "kind": ("", *KINDS), "unit": ("", *UNITS)}
+    for field in CUSTOM_FIELDS:
+        value = getattr(measure, field) or ""
+        # A hand-written value outside a select box's choices falls back; validation still names it.
+        S[f"b_c_{field}"] = value if field not in choices or value in choices[field] else choices[field][0]
+    S["_b_form_for"] = nid
+
+
+# --- callbacks: every edit is one call into kpitree.builder -------------------------------------
+
+
+def edit(field: str) -> None:
+    t, nid, value = tree(), S["b_node"], S[f"b_{field}"]
+    try:
+        if field == "id":
+            new_id = str(value).strip()
+            if not new_id:
+                raise KpiTreeError("an id cannot be empty")
+            t = b.edit_node(t, nid, id=new_id)
+            S["b_node"] = new_id
+        elif field == "level":
+            t = b.edit_node(t, nid, level=LEVELS[value])
+        elif field in ("label", "owner", "review", "description"):
+            t = b.edit_node(t, nid, **{field: str(value).strip() if field != "description" else value})
+        elif field in ("unit", "direction"):
+            t = b.edit_node(t, nid, **{field: None if value == DEFAULT else value})
+        elif field == "amber":
+            t = b.edit_node(t, nid, amber=value)
+        elif field == "dimensions":
+            t = b.edit_node(t, nid, dimensions=tuple(value))
+        elif field == "formula":
+            t = b.edit_node(t, nid, formula=str(value).strip() or None)
+        elif field == "metric":
+            t = b.edit_node(t, nid, metric=value)
+        elif field == "mode":
+            current = t.node(nid).custom
+            measure = current or (
+                custom_from_form() if S.get("b_c_aggregate") and S.get("b_c_table") else DEFAULT_MEASURE
+            )
+            t = b.edit_node(t, nid, metric=measure if value == "custom" else S.get("b_metric") or "arr")
+        elif field == "parent":
+            if value != NO_PARENT:
+                t = b.move_node(t, nid, value)
+    except KpiTreeError as exc:
+        flash("error", str(exc))
+        sync_form()
+        return
+    S["b_tree"] = t
+    if field in ("id", "parent", "mode"):
+        sync_form()
+
+
+def custom_from_form() -> CustomMeasure:
+    values = {f: (str(S.get(f"b_c_{f}") or "").strip() or None) for f in CUSTOM_FIELDS}
+    return CustomMeasure(aggregate=values.pop("aggregate") or "", table=values.pop("table") or "", **values)
+
+
+def edit_custom() -> None:
+    S["b_tree"] = b.edit_node(tree(), S["b_node"], metric=custom_from_form())
+
+
+def edit_target(field: str) -> None:
+    t, nid = tree(), S["b_node"]
+    target = tg.with_fields(t.node(nid).target, **{field: S[f"b_t_{field}"]})
+    S["b_tree"] = b.set_target(t, nid, target)
+
+
+def select_node() -> None:
+    sync_form()
+
+
+def add_child() -> None:
+    parent = S["b_node"]
+    t = b.add_node(tree(), parent, label="New metric")
+    S["b_tree"] = t
+    S["b_node"] = t.node(parent).children[-1]
+    sync_form()
+    flash("info", f"Added {S['b_node']!r} under its parent: give it a metric, an owner and a target.")
+
+
+def remove() -> None:
+    t, nid = tree(), S["b_node"]
+    parent = t.parent_of(nid)
+    try:
+        S["b_tree"] = b.remove_node(t, nid, keep_children=bool(S.get("b_keep_children")))
+    except KpiTreeError as exc:
+        flash("error", str(exc))
+        return
+    S["b_node"] = parent.id if parent else S["b_tree"].root.id
+    sync_form()
+    flash(
+        "info",
+        f"Removed {nid!r}" + (" (its children moved up)" if S.get("b_keep_children") else " and everything below it"),
+    )
+
+
+def reorder(delta: int) -> None:
+    S["b_tree"] = b.reorder(tree(), S["b_node"], delta)
+
+
+def save(store: TreeStore, publish: bool) -> None:
+    name = file_name(S.get("b_name") or tree().name)
+    t = b.edit_tree(tree(), name=S.get("b_title") or tree().name)
+    who = S.get("b_who") or default_user()
+    try:
+        version = store.publish(t, name, who) if publish else store.save_draft(t, name, who)
+    except SpecError as exc:
+        flash("error", f"Not made active — fix these first:\n\n{exc}")
+        return
+    except KpiTreeError as exc:
+        flash("error", str(exc))
+        return
+    S["b_tree"], S["b_name"] = t, name
+    what = "published and made active — the tree page opens it by default" if publish else "saved as a draft"
+    flash("success", f"{name} v{version.number} {what} ({version.summary}).")
+
+
+def restore(store: TreeStore) -> None:
+    name = file_name(S.get("b_name") or "")
+    number = int(S["b_v_restore"])
+    try:
+        restored, version = store.restore(name, number, S.get("b_who") or default_user())
+    except KpiTreeError as exc:
+        flash("error", str(exc))
+        return
+    if restored is not None:
+        load(restored, name, f"version {number}")
+    flash("success", f"Restored {name} v{number} as v{version.number} ({version.action}).")
+
+
+def import_targets_csv() -> None:
+    upload = S.get("b_csv")
+    if upload is None:
+        flash("warning", "Choose a CSV with columns node, period, target first.")
+        return
+    t, problems = tg.import_targets_csv(tree(), upload.getvalue().decode("utf-8-sig"), upload.name)
+    if problems:
+        flash("error", "Nothing imported:\n\n" + "\n".join(f"- {p}" for p in problems[:20]))
+        return
+    S["b_tree"] = t
+    sync_form()
+    flash("success", f"Imported targets from {upload.name}.")
+
+
+def spread(engine) -> None:
+    try:
+        t, result = tg.spread_node(
+            engine, tree(), S["b_node"], float(S["b_spread_total"]), int(S["b_spread_year"]), S["b_spread_method"]
+        )
+    except (KpiTreeError, ValueError) as exc:
+        flash("error", str(exc))
+        return
+    S["b_tree"] = t
+    note = f" ({result.note})" if result.note else ""
+    flash(
+        "success",
+        f"Spread {S['b_spread_total']:,.0f} over the 12 months of {S['b_spread_year']} "
+        f"by {result.method.replace('_', ' ')}{note}.",
+    )
+
+
+# --- layout ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    st.sidebar.title("KPI Tree")
+    try:
+        ws = ui.choose_workspace()
+    except KpiTreeError as exc:
+        st.error(str(exc))
+        return
+    store = TreeStore(ws.trees_dir) if ws is not None else None
+    engine = None
+    if ws is not None:
+        try:
+            engine = ui.engine_for(ws)
+        except KpiTreeError:
+            engine = None
+    if "b_who" not in S:
+        S["b_who"] = default_user()
+    st.sidebar.text_input("Your name (recorded in the history)", key="b_who")
+    choices = sources(store)
+    if "b_source" not in S or S["b_source"] not in choices:
+        S["b_source"] = next(iter(choices))
+    st.sidebar.selectbox("Start from", list(choices), key="b_source")
+    st.sidebar.button("Open", key="b_open", on_click=open_source, args=(store,), width="stretch")
+    upload = st.sidebar.file_uploader("…or import a tree YAML", type=["yaml", "yml"], key="b_upload")
+    st.sidebar.button("Import YAML", key="b_import", on_click=import_upload, disabled=upload is None)
+    if "b_tree" not in S:
+        open_source(store)
+    if S.get("_b_form_for") != S.get("b_node"):
+        sync_form()
+
+    t = tree()
+    problems = b.validate(t)
+    errors = b.errors_of(problems)
+    by_node = b.problems_by_node(problems)
+
+    st.title("Tree builder")
+    st.caption(
+        "Seed 003: start at the top · every metric needs an owner · a number as target · a connection to the "
+        f"level above · review weekly. Editing **{S.get('b_origin', '')}** in workspace "
+        f"**{ws.name if ws else '—'}**."
+    )
+    if "_b_flash" in S:
+        kind, message = S.pop("_b_flash")
+        getattr(st, kind)(message)
+
+    top = st.columns([3, 2, 2, 2])
+    top[0].text_input("Tree name", key="b_title")
+    top[1].text_input("File name in the workspace", key="b_name", help="trees/<name>.yaml")
+    with top[2]:
+        st.write("")
+        st.button(
+            "Save draft",
+            key="b_save_draft",
+            on_click=save,
+            args=(store, False),
+            disabled=store is None,
+            help="Drafts may have errors; they never show on the tree page.",
+            width="stretch",
+        )
+    with top[3]:
+        st.write("")
+        st.button(
+            "Save & make active",
+            key="b_publish",
+            on_click=save,
+            args=(store, True),
+            type="primary",
+            disabled=store is None or bool(errors),
+            width="stretch",
+            help="Fix every error first." if errors else "The tree page opens the active tree by default.",
+        )
+
+    left, right = st.columns([4, 6])
+    with left:
+        tabs = st.tabs(["Node", "Targets", "YAML", "History"])
+        with tabs[0]:
+            node_form(t, by_node)
+        with tabs[1]:
+            targets_tab(t, engine)
+        with tabs[2]:
+            yaml_tab(t)
+        with tabs[3]:
+            history_tab(store)
+    with right:
+        preview(t, engine)
+        problems_panel(t, problems)
+
+
+def node_form(t: Tree, by_node: dict) -> None:
+    ids = [n.id for n in t.nodes]
+    if S.get("b_node") not in ids:
+        S["b_node"] = ids[0]
+        sync_form()
+
+    def label_of(nid: str) -> str:
+        mark = "⛔ " if any(p.severity == "error" for p in by_node.get(nid, [])) else ("⚠️ " if by_node.get(nid) else "")
+        depth = 0
+        p = t.parent_of(nid)
+        while p is not None and depth < 6:
+            depth, p = depth + 1, t.parent_of(p.id)
+        return f"{'  ' * depth}{mark}{t.node(nid).label} ({nid})"
+
+    st.selectbox("Node", ids, key="b_node", format_func=label_of, on_change=select_node)
+    n = t.node(S["b_node"])
+    c = st.columns([1, 1, 1, 1])
+    c[0].button("Add child", key="b_add", on_click=add_child, width="stretch")
+    c[1].button("Remove", key="b_remove", on_click=remove, width="stretch")
+    c[2].button("↑ Move left", key="b_up", on_click=reorder, args=(-1,), width="stretch")
+    c[3].button("↓ Move right", key="b_down", on_click=reorder, args=(1,), width="stretch")
+    st.checkbox("When removing, keep its children (they move up to its parent)", key="b_keep_children")
+
+    for p in by_node.get(n.id, []):
+        (st.error if p.severity == "error" else st.warning)(f"line {p.line}: {p.message}" if p.line else p.message)
+
+    c = st.columns(2)
+    c[0].text_input("Label", key="b_label", on_change=edit, args=("label",))
+    c[1].text_input("Id", key="b_id", on_change=edit, args=("id",), help="lower_snake_case, unique in the tree")
+    c = st.columns(3)
+    c[0].selectbox("Level", list(LEVELS), key="b_level", on_change=edit, args=("level",))
+    parents = [NO_PARENT] if t.parent_of(n.id) is None else b.parent_choices(t, n.id)
+    c[1].selectbox(
+        "Parent (move under)",
+        parents,
+        key="b_parent",
+        on_change=edit,
+        args=("parent",),
+        disabled=t.parent_of(n.id) is None,
+    )
+    c[2].text_input("Owner", key="b_owner", on_change=edit, args=("owner",), placeholder="who owns this number?")
+
+    st.radio(
+        "Metric",
+        ["catalogue", "custom"],
+        key="b_mode",
+        horizontal=True,
+        on_change=edit,
+        args=("mode",),
+        format_func={"catalogue": "From the catalogue", "custom": "Custom measure"}.get,
+    )
+    if S["b_mode"] == "catalogue":
+        st.selectbox(
+            "Catalogue metric",
+            list(METRICS),
+            key="b_metric",
+            on_change=edit,
+            args=("metric",),
+            format_func=lambda m: f"{METRICS[m][0]} ({m})",
+        )
+        label, definition, unit = METRICS.get(S["b_metric"], ("", "", ""))
+        st.caption(f"**{label}** — {definition} Unit: {unit}; kind: {CATALOGUE[S['b_metric']].kind.value}.")
+    else:
+        custom_form()
+
+    c = st.columns(3)
+    units = [DEFAULT, *UNITS, *([n.unit] if n.unit and n.unit not in UNITS else [])]
+    c[0].selectbox("Unit", units, key="b_unit", on_change=edit, args=("unit",))
+    c[1].selectbox("Better when", [DEFAULT, *DIRECTIONS], key="b_direction", on_change=edit, args=("direction",))
+    c[2].selectbox("Review", list(REVIEWS), key="b_review", on_change=edit, args=("review",))
+
+    st.markdown("**Target** — seed 003: not a range, a number")
+    c = st.columns(4)
+    for i, field in enumerate(tg.TARGET_FIELDS):
+        c[i % 4].number_input(
+            field.replace("day90", "90-day").replace("month12", "12-month").capitalize(),
+            key=f"b_t_{field}",
+            value=None,
+            step=None,
+            format="%g",
+            on_change=edit_target,
+            args=(field,),
+            help=tg.FIELD_HELP[field],
+        )
+    st.caption(f"{len(n.target.by_period)} per-period target(s) — edit them on the Targets tab.")
+    c = st.columns(2)
+    c[0].number_input(
+        "Amber band (fraction, e.g. 0.05)",
+        key="b_amber",
+        value=None,
+        min_value=0.0,
+        max_value=0.99,
+        step=0.01,
+        format="%g",
+        on_change=edit,
+        args=("amber",),
+    )
+    table = CATALOGUE[n.metric].table if n.metric in CATALOGUE else None
+    options = sorted(
+        {*(TABLES[table].dimensions if table else ()), *(TABLES[table].column_names if table else ()), *n.dimensions}
+    )
+    c[1].multiselect(
+        "Drill dimensions (empty: the tree's)", options, key="b_dimensions", on_change=edit, args=("dimensions",)
+    )
+    parent = t.parent_of(n.id)
+    if parent is not None:
+        exact = parent.formula is not None and n.id in b.formula_children(parent)
+        st.caption(
+            f"Link to its parent **{parent.label}**: "
+            + (
+                f"exact — part of `{parent.formula}`"
+                if exact
+                else "influence — it moves the parent without adding up to it (give the parent a formula to make it exact)"
+            )
+        )
+    kids = ", ".join(n.children) or "no children"
+    st.text_input(
+        f"Link to the children ({kids}): exact formula, or empty for influence links",
+        key="b_formula",
+        on_change=edit,
+        args=("formula",),
+        placeholder="e.g. new_arr = new_business_arr + expansion_arr",
+    )
+    st.text_area("Description", key="b_description", on_change=edit, args=("description",), height=68)
+
+
+def custom_form() -> None:
+    c = st.columns(3)
+    c[0].selectbox("Aggregate", list(AGGREGATES), key="b_c_aggregate", on_change=edit_custom)
+    c[1].selectbox("Table", list(TABLES), key="b_c_table", on_change=edit_custom)
+    c[2].text_input("Column", key="b_c_column", on_change=edit_custom, placeholder="amount (empty: count rows)")
+    st.text_area(
+        "Filter (one SQL condition on the row)",
+        key="b_c_filter",
+        on_change=edit_custom,
+        height=68,
+        placeholder="status = 'won' AND segment = 'Enterprise'",
+    )
+    c = st.columns(4)
+    c[0].text_input("Date column", key="b_c_date_column", on_change=edit_custom, placeholder="table's default")
+    c[1].selectbox("Kind", ["", *KINDS], key="b_c_kind", on_change=edit_custom, format_func=lambda k: k or "default")
+    c[2].selectbox("Unit", ["", *UNITS], key="b_c_unit", on_change=edit_custom, format_func=lambda u: u or "default")
+    c[3].text_input("Label", key="b_c_label", on_change=edit_custom)
+    table = S.get("b_c_table")
+    if table in TABLES:
+        st.caption(
+            f"Columns of {table}: {', '.join(TABLES[table].column_names)}. The filter runs sandboxed: "
+            "one expression, plain columns, no subqueries, files or statements."
+        )
+
+
+def targets_tab(t: Tree, engine) -> None:
+    st.markdown("**Every node's targets** — edit in the grid (per-period targets below)")
+    rows = pd.DataFrame(tg.target_rows(t))
+    grid_key = "b_grid_" + str(abs(hash(tuple(map(tuple, rows.astype(str).values.tolist())))))
+    edited = st.data_editor(
+        rows, key=grid_key, hide_index=True, width="stretch", disabled=["node", "label", "unit", "periods"]
+    )
+    if not edited.equals(rows):
+        S["b_tree"] = tg.apply_target_rows(t, edited.to_dict("records"))
+        S["_b_form_for"] = None  # the form shows the new targets after the rerun
+        st.rerun()
+
+    nid = S["b_node"]
+    st.markdown(f"**Per-period targets of {t.node(nid).label}** (2026-10, 2026-Q4, 2026-W41, 2026)")
+    periods = pd.DataFrame(tg.period_rows(t, nid), columns=["period", "target"])
+    pkey = f"b_periods_{nid}_" + str(abs(hash(tuple(map(tuple, periods.astype(str).values.tolist())))))
+    edited = st.data_editor(
+        periods,
+        key=pkey,
+        num_rows="dynamic",
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "period": st.column_config.TextColumn("period"),
+            "target": st.column_config.NumberColumn("target", format="%g"),
+        },
+    )
+    if not edited.equals(periods):
+        new, problems = tg.apply_period_rows(t, nid, edited.to_dict("records"))
+        for p in problems:
+            st.error(str(p))
+        if not problems:
+            S["b_tree"] = new
+            st.rerun()
+
+    with st.expander("Spread an annual target over the months"):
+        c = st.columns(3)
+        if "b_spread_year" not in S:
+            S["b_spread_year"] = tg.next_year(engine)
+        c[0].number_input("Annual target", key="b_spread_total", value=None, step=None, format="%g")
+        c[1].number_input("Year", key="b_spread_year", min_value=2000, max_value=2100, step=1)
+        c[2].radio(
+            "Shape",
+            list(tg.METHODS),
+            key="b_spread_method",
+            format_func={"even": "evenly", "last_year": "like last year"}.get,
+        )
+        st.button("Spread", key="b_spread", on_click=spread, args=(engine,), disabled=S.get("b_spread_total") is None)
+
+    with st.expander("Import or export targets as CSV (node, period, target)"):
+        st.file_uploader("Targets CSV", type=["csv"], key="b_csv")
+        c = st.columns(2)
+        c[0].button("Import targets", key="b_csv_import", on_click=import_targets_csv)
+        c[1].download_button(
+            "Download targets CSV",
+            tg.targets_csv(t),
+            file_name=f"{S.get('b_name')}_targets.csv",
+            mime="text/csv",
+            key="b_csv_export",
+        )
+
+
+def yaml_tab(t: Tree) -> None:
+    text = dump_tree(b.edit_tree(t, name=S.get("b_title") or t.name))
+    st.download_button(
+        "Export YAML",
+        text,
+        file_name=f"{S.get('b_name') or 'tree'}.yaml",
+        mime="application/x-yaml",
+        key="b_export",
+        help="The same file `python -m kpitree validate/evaluate` reads.",
+    )
+    st.code(text, language="yaml", line_numbers=True)
+    st.text_area("Paste a tree YAML to load it", key="b_yaml_in", height=120)
+    st.button("Load pasted YAML", key="b_yaml_load", on_click=import_pasted)
+
+
+def history_tab(store: TreeStore | None) -> None:
+    name = file_name(S.get("b_name") or "")
+    versions = store.versions(name) if store is not None else []
+    if not versions:
+        st.info(f"No saved versions of {name!r} yet: save a draft or make it active.")
+        return
+    st.dataframe(pd.DataFrame(summarize(versions)), hide_index=True, width="stretch", key="b_history")
+    numbers = [v.number for v in versions]
+    c = st.columns(2)
+    if S.get("b_v_from") not in numbers:
+        S["b_v_from"] = numbers[-2] if len(numbers) > 1 else numbers[-1]
+    if S.get("b_v_to") not in numbers:
+        S["b_v_to"] = numbers[-1]
+    c[0].selectbox("Compare version", numbers, key="b_v_from", format_func=lambda v: f"v{v}")
+    c[1].selectbox("with version", numbers, key="b_v_to", format_func=lambda v: f"v{v}")
+    diff = store.diff(name, S["b_v_from"], S["b_v_to"])
+    for change in diff.changes:
+        st.markdown(f"- {change}")
+    if diff.text:
+        with st.expander("YAML diff"):
+            st.code(diff.text, language="diff")
+    c = st.columns([2, 1])
+    if S.get("b_v_restore") not in numbers:
+        S["b_v_restore"] = numbers[-1]
+    c[0].selectbox("Restore version", numbers, key="b_v_restore", format_func=lambda v: f"v{v}")
+    with c[1]:
+        st.write("")
+        st.button("Restore", key="b_restore", on_click=restore, args=(store,), width="stretch")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def preview_spec(workspace: str, version: str, text: str, _tree: Tree, _engine) -> tuple[dict, str, dict]:
+    """The preview chart's spec, its period and status counts; built once per tree text and data version."""
+    draw, evaluation = b.preview(_engine, _tree)
+    counts = {s: sum(1 for n in evaluation.nodes if n.status == s) for s in STATUS_WORD}
+    return spec_of(tree_chart(layout_tree(draw, max_width=PREVIEW_WIDTH), evaluation)), evaluation.period.key, counts
+
+
+def preview(t: Tree, engine) -> None:
+    version = engine.version if engine is not None else "none"
+    spec, period, counts = preview_spec(
+        str(getattr(engine, "workspace", None) and engine.workspace.root), version, dump_tree(t), t, engine
+    )
+    st.markdown(f"**Live preview** · {period} · " + ", ".join(f"{counts[s]} {w}" for s, w in STATUS_WORD.items()))
+    st.vega_lite_chart(with_selection(spec, S.get("b_node")), key="b_preview", width="stretch")
+
+
+def problems_panel(t: Tree, problems: list) -> None:
+    errors = b.errors_of(problems)
+    warnings = [p for p in problems if p.severity != "error"]
+    if not problems:
+        st.success("Valid: every metric has an owner, a target and a connection to the level above.")
+        return
+    st.markdown(
+        f"**{len(errors)} error(s), {len(warnings)} warning(s)**"
+        + (" — save as a draft now, make it active once the errors are fixed." if errors else "")
+    )
+    for nid, items in b.problems_by_node(problems).items():
+        where = f"{t.node(nid).label} ({nid})" if nid in {n.id for n in t.nodes} else (nid or "tree")
+        for p in items:
+            icon = "⛔" if p.severity == "error" else "⚠️"
+            line = f" · line {p.line}" if p.line else ""
+            st.markdown(f"{icon} **{where}**{line}: {p.message}")
+
+
+main()

@@ -1,0 +1,119 @@
+"""In Chromium: edit a node's target on the builder page, make the tree active, see the box change colour on the tree page."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from conftest import ARTIFACTS, ROOT, _free_port
+
+from kpitree.history import TreeStore
+from kpitree.tree import parse_yaml
+
+BOX = "[data-testid='stVegaLiteChart'] path[aria-label*='label: {}']"
+TREE = """
+name: Acme revenue
+nodes:
+  - id: arr
+    label: ARR
+    level: north_star
+    metric: arr
+    owner: Maria (CEO)
+    review: weekly
+    target: 1
+    children: [leads]
+  - id: leads
+    label: Leads
+    level: driver
+    metric: leads
+    owner: Lena (VP Marketing)
+    review: weekly
+    target: 1
+"""
+
+
+@pytest.fixture(scope="module")
+def builder_app(tmp_path_factory):
+    """The app over its own copy of the demo workspace holding one active tree, `acme` (the shared one stays clean)."""
+    source = ROOT / "workspaces" / "demo"
+    if not (source / "kpitree.duckdb").exists():
+        pytest.fail("the demo workspace is missing: run the tests through `make test`, which creates it")
+    root = tmp_path_factory.mktemp("builder_data")
+    shutil.copytree(source, root / "demo", ignore=shutil.ignore_patterns("trees"))
+    TreeStore(root / "demo" / "trees").publish(parse_yaml(TREE, None)[0], "acme", "fixture")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--logger.level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "KPITREE_DATA_DIR": str(root), "USER": "browser-test"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"the app did not start: {proc.stderr.read().decode()[-2000:]}")
+    yield url, root
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def leads_status(page, url: str) -> str:
+    page.goto(f"{url}/?ws=demo&tree=acme&period=2026-10")
+    box = page.locator(BOX.format("Leads")).first
+    box.wait_for(timeout=60000)
+    return box.get_attribute("aria-label")
+
+
+def test_edit_target_save_activate_and_see_the_colour_change(page, builder_app):
+    url, root = builder_app
+    assert "status: on target" in leads_status(page, url)
+
+    page.goto(f"{url}/Builder?ws=demo")
+    page.get_by_text("Live preview").first.wait_for(timeout=60000)
+    # The active workspace tree opens by default; pick the Leads node.
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Node").first.click()
+    page.get_by_role("option", name=re.compile(r"Leads \(leads\)")).click()
+    page.get_by_label("Owner").first.wait_for()
+    monthly = page.get_by_label("Monthly", exact=True)
+    monthly.fill("1000000000")
+    monthly.press("Enter")
+    page.get_by_text("Valid: every metric has an owner").wait_for(timeout=30000)
+    page.get_by_role("button", name="Save & make active").click()
+    page.get_by_text("published and made active").wait_for(timeout=30000)
+    page.screenshot(path=str(ARTIFACTS / "builder_saved.png"), full_page=True)
+    assert page.locator("[data-testid='stException']").count() == 0
+
+    store = TreeStore(root / "demo" / "trees")
+    assert store.active() == "acme"
+    assert [v.who for v in store.versions("acme")] == ["fixture", "browser-test"]
+    assert "leads: target" in store.versions("acme")[-1].summary
+
+    label = leads_status(page, url)
+    assert "status: off target" in label, label
+    page.screenshot(path=str(ARTIFACTS / "builder_tree_red.png"), full_page=True)

@@ -1,0 +1,196 @@
+"""The builder page through AppTest: build a seed-003 tree from scratch, edit, move, delete, validate, save, restore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, make_workspace
+from streamlit.testing.v1 import AppTest
+
+from kpitree.history import TreeStore
+from kpitree.tree import load_tree
+
+PAGE = str(ROOT / "pages" / "2_Builder.py")
+BLANK = "Blank tree (start at the top)"
+DEALS = """
+deal_id,account_id,owner,created_date,close_date,status,amount,deal_type,segment,channel
+D1,A1,Ann,2026-08-01,2026-09-03,won,1000,new,SMB,Outbound
+D2,A2,Ann,2026-08-02,2026-09-10,won,3000,expansion,Enterprise,Partner
+D3,A3,Bob,2026-08-03,2026-10-20,lost,5000,new,Enterprise,Outbound
+"""
+SUBSCRIPTIONS = """
+customer_id,start_date,end_date,mrr,segment
+A1,2026-01-01,,100,SMB
+A2,2026-02-01,,300,Enterprise
+"""
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    make_workspace(tmp_path, deals=DEALS, subscriptions=SUBSCRIPTIONS)
+    monkeypatch.setenv("KPITREE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("USER", "tester")
+    return tmp_path
+
+
+def page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["ws"] = "ws"  # make_workspace's folder; its CSV sources sit beside it in `src`
+    return at.run()
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(
+        [m.value for m in at.markdown]
+        + [e.value for e in at.error]
+        + [s.value for s in at.success]
+        + [w.value for w in at.warning]
+        + [i.value for i in at.info]
+    )
+
+
+def blank(at: AppTest) -> AppTest:
+    at.selectbox(key="b_source").set_value(BLANK)
+    return at.button(key="b_open").click().run()
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_build_a_seed_003_tree_from_scratch_and_make_it_active(data_dir):
+    at = ok(blank(page()))
+    assert at.session_state["b_tree"].node("revenue").owner == ""
+    assert at.button(key="b_publish").disabled  # errors: no owner, no target
+    assert "needs an owner" in texts(at) and "numeric target" in texts(at)
+
+    at.text_input(key="b_owner").set_value("Maria (CEO)").run()
+    at.number_input(key="b_t_value").set_value(600).run()
+    ok(at)
+    assert "Valid" in texts(at) and not at.button(key="b_publish").disabled
+
+    # Level 2: a driver under the north star, with its own owner and target.
+    at.button(key="b_add").click().run()
+    assert at.selectbox(key="b_node").value == "new_metric"
+    assert "needs an owner" in texts(at) and at.button(key="b_publish").disabled  # live validation of the new node
+    at.text_input(key="b_label").set_value("New ARR").run()
+    at.text_input(key="b_id").set_value("new_arr").run()
+    at.selectbox(key="b_metric").set_value("new_arr").run()
+    at.text_input(key="b_owner").set_value("Alex (CRO)").run()
+    at.number_input(key="b_t_monthly").set_value(2000).run()
+    ok(at)
+    tree = at.session_state["b_tree"]
+    assert tree.node("revenue").children == ("new_arr",)
+    assert tree.node("new_arr").level == 2 and tree.node("new_arr").target.per_grain == (("monthly", 2000.0),)
+
+    # A second driver, then move it under new_arr: re-parented one level lower.
+    at.selectbox(key="b_node").set_value("revenue").run()
+    at.button(key="b_add").click().run()
+    at.text_input(key="b_id").set_value("won_deals").run()
+    at.selectbox(key="b_metric").set_value("won_deals").run()
+    at.text_input(key="b_owner").set_value("Alex (CRO)").run()
+    at.number_input(key="b_t_value").set_value(3).run()
+    at.selectbox(key="b_parent").set_value("new_arr").run()
+    ok(at)
+    tree = at.session_state["b_tree"]
+    assert tree.node("new_arr").children == ("won_deals",) and tree.node("won_deals").level == 3
+
+    # Save as a draft, then make it active: two versions, the second listed on the main page.
+    at.text_input(key="b_name").set_value("acme").run()
+    at.button(key="b_save_draft").click().run()
+    ok(at)
+    assert "acme v1 saved as a draft" in texts(at)
+    at.button(key="b_publish").click().run()
+    ok(at)
+    assert "acme v2 published and made active" in texts(at)
+    store = TreeStore(data_dir / "ws" / "trees")
+    assert store.active() == "acme" and [v.who for v in store.versions("acme")] == ["tester", "tester"]
+    saved = load_tree(store.published_path("acme"))
+    assert [n.id for n in saved.walk()] == ["revenue", "new_arr", "won_deals"]
+    assert saved.node("won_deals").owner == "Alex (CRO)"
+
+    # Delete the lever, save; then restore version 2 from the history tab.
+    at.selectbox(key="b_node").set_value("won_deals").run()
+    at.button(key="b_remove").click().run()
+    ok(at)
+    assert "won_deals" not in {n.id for n in at.session_state["b_tree"].nodes}
+    assert at.selectbox(key="b_node").value == "new_arr"
+    at.button(key="b_publish").click().run()
+    assert "removed won_deals" in store.versions("acme")[-1].summary
+    at.selectbox(key="b_v_restore").set_value(2).run()
+    at.button(key="b_restore").click().run()
+    ok(at)
+    assert "Restored acme v2 as v4" in texts(at)
+    assert "won_deals" in {n.id for n in at.session_state["b_tree"].nodes}
+    assert "won_deals" in {n.id for n in load_tree(store.published_path("acme")).nodes}
+
+
+def test_errors_are_listed_next_to_their_node_and_block_activation(data_dir):
+    at = ok(blank(page()))
+    at.text_input(key="b_owner").set_value("CEO").run()
+    at.number_input(key="b_t_value").set_value(1).run()
+    at.button(key="b_add").click().run()
+    at.radio(key="b_mode").set_value("custom").run()
+    at.text_area(key="b_c_filter").set_value("status = 'won'; COPY deals TO '/tmp/x.csv'").run()
+    ok(at)
+    errors = [e.value for e in at.error]
+    assert any("';' is not allowed" in e and e.startswith("line ") for e in errors), errors
+    assert at.button(key="b_publish").disabled
+    at.text_input(key="b_name").set_value("draft_only").run()
+    at.button(key="b_save_draft").click().run()
+    store = TreeStore(data_dir / "ws" / "trees")
+    assert store.drafts() == ["draft_only"] and store.published() == []  # never on the main page
+    at.text_area(key="b_c_filter").set_value("status = 'won'").run()
+    at.text_input(key="b_owner").set_value("CRO").run()
+    at.number_input(key="b_t_value").set_value(1000).run()
+    ok(at)
+    node = at.session_state["b_tree"].node("new_metric")
+    assert node.metric.startswith("custom_") and node.custom.filter == "status = 'won'"
+    assert not at.button(key="b_publish").disabled
+    at.radio(key="b_mode").set_value("catalogue").run()
+    assert ok(at).session_state["b_tree"].node("new_metric").custom is None
+    at.radio(key="b_mode").set_value("custom").run()
+    assert ok(at).session_state["b_tree"].node("new_metric").custom is not None
+
+
+def test_formula_units_and_empty_id(data_dir):
+    at = ok(blank(page()))
+    at.text_input(key="b_owner").set_value("CEO").run()
+    at.number_input(key="b_t_value").set_value(1).run()
+    at.button(key="b_add").click().run()
+    at.selectbox(key="b_metric").set_value("nrr").run()
+    at.selectbox(key="b_node").set_value("revenue").run()
+    at.text_input(key="b_formula").set_value("revenue = new_metric + 1000").run()
+    ok(at)
+    assert "formula adds money and percent" not in texts(at)
+    assert "formula gives percent but the node's unit is money" in texts(at)
+    at.text_input(key="b_id").set_value("").run()
+    assert "an id cannot be empty" in texts(at) and at.text_input(key="b_id").value == "revenue"
+
+
+def test_the_seed_003_template_comes_first_and_opens_with_a_preview(data_dir):
+    at = page()
+    templates = [o for o in at.selectbox(key="b_source").options if o.endswith("(template)")]
+    assert {f"{p.stem} (template)" for p in (ROOT / "data" / "trees").glob("*.yaml")} == set(templates)
+    if any(t.startswith("seed003") for t in templates):
+        assert templates[0].startswith("seed003")  # seed 003 is the user's own method: offered first
+    for label in templates[:2]:  # every template validates and evaluates in test_builder.py
+        at.selectbox(key="b_source").set_value(label)
+        at.button(key="b_open").click().run()
+        ok(at)
+        assert [e for e in at.main if e.type == "vega_lite_chart"], label
+        assert "**Live preview**" in texts(at)
+        assert at.text_input(key="b_name").value == label.split(" (")[0]
+
+
+def test_yaml_import_from_the_yaml_tab(data_dir):
+    at = ok(blank(page()))
+    text = (ROOT / "tests" / "fixtures" / "trees" / "valid" / "custom_measures.yaml").read_text()
+    at.text_area(key="b_yaml_in").set_value(text).run()
+    at.button(key="b_yaml_load").click().run()
+    ok(at)
+    tree = at.session_state["b_tree"]
+    assert tree.name == "Custom measures" and tree.node("enterprise_bookings").custom is not None
+    assert at.text_input(key="b_name").value == "custom_measures"
