@@ -44,6 +44,8 @@ lint: $(VENV)/.test-deps
 
 bench: $(VENV)/.test-deps
 	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_click.py
 
 clean:
 	rm -rf $(VENV) workspaces .pytest_cache

@@ -17,7 +17,7 @@ from kpitree.evaluate import Engine, evaluate_tree
 from kpitree.history import workspace_trees
 from kpitree.periods import parse_period
 from kpitree.tree import Tree, load_tree
-from kpitree.workspace import Workspace, validate_name
+from kpitree.workspace import Workspace, list_workspaces, validate_name
 
 ROOT = Path(__file__).resolve().parent
 TEMPLATES = ROOT / "data" / "trees"
@@ -30,11 +30,7 @@ def data_dir() -> Path:
 
 
 def workspace_names() -> list[str]:
-    root = data_dir()
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                  and not p.name.endswith(".tmp"))
+    return list_workspaces(data_dir())
 
 
 def open_workspace(name: str) -> Workspace:
@@ -101,18 +97,27 @@ def param(name: str, default: str | None = None) -> str | None:
 
 
 def choose_workspace(sidebar: bool = True) -> Workspace | None:
-    """The workspace picker; the choice is this session's alone and stays in the URL."""
+    """The workspace picker; the choice is this session's alone and stays in the URL.
+
+    A link or a session pointing at a workspace that does not exist (or was renamed or deleted
+    meanwhile) shows nothing until the user picks one: never another workspace's data.
+    """
     names = workspace_names()
     where = st.sidebar if sidebar else st
     if not names:
         where.info(f"No workspace yet under {data_dir()}. Run `make run` for the demo, or load files on the Upload page.")
         return None
-    wanted = param("ws", "demo" if "demo" in names else names[0])
-    if wanted not in names:
-        where.warning(f"Workspace {wanted!r} does not exist; showing {names[0]!r}.")
-        wanted = names[0]
     if "ws" not in st.session_state:
+        wanted = param("ws", "demo" if "demo" in names else names[0])
+        if wanted not in names:
+            st.warning(f"Workspace {wanted!r} does not exist. Pick a workspace in the sidebar.")
+            wanted = None
         st.session_state["ws"] = wanted
-    name = where.selectbox("Workspace", names, key="ws")
+    elif st.session_state["ws"] is not None and st.session_state["ws"] not in names:
+        st.warning(f"Workspace {st.session_state['ws']!r} was renamed or deleted. Pick a workspace in the sidebar.")
+        st.session_state["ws"] = None
+    name = where.selectbox("Workspace", names, key="ws", index=None, placeholder="Pick a workspace")
+    if name is None:
+        return None
     st.query_params["ws"] = name
     return open_workspace(name)

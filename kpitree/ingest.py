@@ -1,47 +1,93 @@
-"""CSV → canonical DuckDB tables, with a data-quality report and an all-or-nothing swap.
+"""Files → canonical DuckDB tables, with a data-quality report and an all-or-nothing swap.
 
-Files are read by a private in-memory DuckDB connection (it alone may touch the file system and
-it only ever runs SQL written here), coerced into the canonical types in SQL, and written into
-the workspace as `__new_<table>`. Only when every file of the load succeeded are the new tables
-swapped in, in one transaction: a failed load leaves the workspace exactly as it was.
+A load runs in four steps, each of which can refuse a file with a message naming it (and the
+line and column where that applies):
+
+1. *Open*: archives (.zip, .gz) are unpacked under size limits, binary files are refused, the
+   text is made UTF-8 (BOM, UTF-16, Windows-1252/Latin-1, even mixed line by line), and the
+   delimiter and header are read in Python from the first bytes, so a 10,000-column or
+   one-huge-line file is refused before any parser runs.
+2. *Map*: the header decides the layout (a user's saved mapping, a known vendor export, or
+   canonical names; `vendors.py`), i.e. which column is read as what.
+3. *Read and check*: a private in-memory DuckDB connection (it alone touches the file system
+   and only runs SQL written here) reads every cell as text with an explicit dialect, coerces
+   it in SQL (dates, money, booleans, stage names), and sorts rows into loaded, rejected (with
+   line, column and reason) and skipped on purpose.
+4. *Swap*: the new tables are written into the workspace as `__new_<table>` and swapped in,
+   all of them in one transaction, only when every file succeeded: a failed load leaves the
+   workspace exactly as it was.
+
+Files are only ever parsed as data, never executed or evaluated.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
 import io
 import re
+import shutil
+import tempfile
 import time
+import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 
 from .errors import LoadError
-from .schema import TABLES, Column, ColumnType, Table, guess_table
+from .schema import TABLES, ColumnType
+from .vendors import (
+    SIDE_COLUMNS,
+    SNAPSHOT_COLUMNS,
+    STAGE_DEFAULTS,
+    Headers,
+    Input,
+    Kind,
+    Mapping,
+    canonical_mapping,
+    detect_vendor,
+    guess_canonical,
+    header_key,
+    normalise_header,
+    snapshot_mapping,
+    vendor_mapping,
+)
 from .workspace import META_TABLE, Workspace, _lock_for
 
-MAX_REJECT_DETAILS = 1000
-SNAPSHOT_COLUMNS = {"customer_id", "month", "mrr"}
+__all__ = [
+    "Detection", "FileReport", "LoadReport", "RejectedRow", "UnrecognisedFile", "detect_files", "ingest",
+    "load_frames", "normalise_header", "preview_mapping", "rejects_csv",
+]
 
-# Synonyms seen in CRM exports, lower-cased, for the enumerated canonical columns.
-_STATUS_SYNONYMS = {
-    "won": "won", "closed won": "won", "closedwon": "won", "closed-won": "won", "win": "won",
-    "lost": "lost", "closed lost": "lost", "closedlost": "lost", "closed-lost": "lost",
-    "open": "open", "in progress": "open", "active": "open", "pending": "open",
+# Limits: a file beyond them is refused with a message, never half-read.
+MAX_REJECT_DETAILS = 10_000  # rejected rows listed per file (all are counted)
+MAX_COLUMNS = 1000
+MAX_LINE_BYTES = 1 << 20  # one CSV row
+MAX_UNPACKED_BYTES = 4 << 30  # all members of one archive together, or one .gz
+MAX_ZIP_MEMBERS = 200
+MAX_ZIP_RATIO = 200  # uncompressed ÷ compressed size; text CSVs stay far below
+SAMPLE_BYTES = 256 << 10
+YEARS = (1900, 2100)
+ARCHIVE_MEMBER_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")  # a zip's README.txt is not data
+FOOTER = re.compile(r"^[\s\"']*(grand totals?\b|total\b|confidential information|copyright|©|\(c\)\s*\d{4})", re.I)
+BINARY_MAGIC = {
+    b"%PDF": "a PDF document", b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"PAR1": "a Parquet file",
+    b"SQLite format 3": "an SQLite database", b"\xd0\xcf\x11\xe0": "an old Excel (.xls) or Office document",
+    b"\x7fELF": "a program", b"MZ\x90\x00": "a Windows program",
 }
-_DEAL_TYPE_SYNONYMS = {
-    "new": "new", "new business": "new", "newbusiness": "new", "new customer": "new",
-    "new logo": "new", "expansion": "expansion", "upsell": "expansion", "upgrade": "expansion",
-    "cross-sell": "expansion", "cross sell": "expansion", "existingbusiness": "expansion",
-    "existing business": "expansion", "existing customer - upgrade": "expansion",
-    "price increase": "expansion", "renewal": "renewal", "renew": "renewal",
+# Dates that record something that happened (a future value is suspicious, not impossible).
+FACT_DATES = {
+    "deals": ("created_date",), "leads": ("created_date",), "activities": ("date",), "tickets": ("opened_at",),
+    "events": ("timestamp",), "nps": ("date",),
 }
-_ACTIVITY_SYNONYMS = {
-    "phone call": "call", "calls": "call", "emails": "email", "meetings": "meeting",
-    "health check": "health_check", "health-check": "health_check", "check-in": "health_check",
-    "demos": "demo", "proposals": "proposal",
-}
+Progress = Callable[[float, str], None]
+
+
+# --- the report ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -59,16 +105,25 @@ class FileReport:
     file: str
     table: str
     source: str = "canonical"
+    label: str = ""
     rows_read: int = 0
     rows_loaded: int = 0
     rows_rejected: int = 0
+    rows_skipped: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    footer_rows: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
-    extra_columns: list[str] = field(default_factory=list)
+    mapping: dict[str, str] = field(default_factory=dict)  # output column → file column(s)
+    extra_columns: list[str] = field(default_factory=list)  # unmapped columns, kept as text
     missing_optional_columns: list[str] = field(default_factory=list)
     nulls: dict[str, int] = field(default_factory=dict)
     duplicate_ids: int = 0
     date_range: tuple[str | None, str | None] = (None, None)
+    stages: list[dict] = field(default_factory=list)  # deals: stage, status, source, rows
+    rules: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    encoding: str = "utf-8"
+    delimiter: str = ","
 
 
 @dataclass
@@ -81,34 +136,77 @@ class LoadReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(f.rows_rejected for f in self.files)
+
     def summary(self) -> str:
         lines = []
         for f in self.files:
+            target = f.table or "side file"
             lines.append(
-                f"{f.file} → {f.table} ({f.source}): {f.rows_read} read, {f.rows_loaded} loaded, "
-                f"{f.rows_rejected} rejected"
+                f"{f.file} → {target} ({f.label or f.source}): {f.rows_read} read, {f.rows_loaded} loaded, "
+                f"{f.rows_rejected} rejected" + (f", {f.rows_skipped} skipped" if f.rows_skipped else "")
             )
             if f.date_range[0]:
                 lines.append(f"  dates {f.date_range[0]} … {f.date_range[1]}")
+            for reason, n in f.skipped.items():
+                lines.append(f"  skipped {n}: {reason}")
+            if f.footer_rows:
+                lines.append(f"  footer rows dropped: {f.footer_rows}")
             for r in f.rejected[:10]:
                 col = f", column {r.column!r}" if r.column else ""
                 lines.append(f"  line {r.line}{col}: {r.reason}")
             if f.rows_rejected > 10:
                 lines.append(f"  … and {f.rows_rejected - 10} more rejected rows")
             if f.extra_columns:
-                lines.append(f"  extra columns kept as text: {', '.join(f.extra_columns)}")
+                lines.append(f"  unmapped columns kept as text: {', '.join(f.extra_columns)}")
+            if f.nulls:
+                lines.append("  empty values: " + ", ".join(f"{c}={n}" for c, n in f.nulls.items()))
             if f.duplicate_ids:
                 lines.append(f"  duplicate ids: {f.duplicate_ids} (later copies rejected)")
+            for r in f.rules:
+                lines.append(f"  rule: {r}")
             for w in f.warnings:
                 lines.append(f"  warning: {w}")
         lines.append("tables: " + ", ".join(f"{t}={n}" for t, n in self.tables.items()))
         return "\n".join(lines)
 
 
-def normalise_header(name: str) -> str:
-    """`Close Date` → `close_date`: canonical names are matched case- and space-insensitively."""
-    out = re.sub(r"[^0-9a-zA-Z]+", "_", name.strip().lstrip("\ufeff")).strip("_").lower()
-    return out or "column"
+class UnrecognisedFile(LoadError):
+    """No saved mapping, vendor layout or canonical table fits the header: the file needs a mapping."""
+
+    def __init__(self, file: str, headers: list[str], message: str) -> None:
+        super().__init__(message)
+        self.file = file
+        self.headers = headers
+
+
+def rejects_csv(report: LoadReport) -> str:
+    """Every rejected row of the load as CSV (file, line, column, reason, value), safe to open in a spreadsheet.
+
+    Cells starting with = + - @ tab or CR get a leading apostrophe, so a spreadsheet shows them
+    as text instead of running them as formulas.
+    """
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["file", "line", "column", "reason", "value"])
+    for f in report.files:
+        for r in f.rejected:
+            writer.writerow([_cell(x) for x in (f.file, r.line, r.column, r.reason, r.value)])
+    return buf.getvalue()
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+# --- coercion expressions (DuckDB SQL over a VARCHAR value) ------------------------------------
 
 
 def _q(name: str) -> str:
@@ -119,22 +217,25 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-# --- coercion expressions (DuckDB SQL over a VARCHAR value) --------------------------------
-
-
 def _date_expr(v: str, day_first: bool) -> str:
-    """ISO first (with or without time/zone), then d/m/y or m/d/y as the column's values showed."""
+    """ISO first (with or without time/zone), then d/m/y or m/d/y as the file showed, epochs, month names."""
     parts = f"regexp_extract({v}, '^\\s*(\\d{{1,2}})[/.\\-](\\d{{1,2}})[/.\\-](\\d{{2,4}})', ['a', 'b', 'y'])"
     day, month = ("a", "b") if day_first else ("b", "a")
     year = f"CAST({parts}.y AS INTEGER)"
     year = f"(CASE WHEN {year} < 100 THEN 2000 + {year} ELSE {year} END)"
-    dm = (
-        f"try(make_date({year}, CAST({parts}.{month} AS INTEGER), CAST({parts}.{day} AS INTEGER)))"
-    )
+    dm = f"try(make_date({year}, CAST({parts}.{month} AS INTEGER), CAST({parts}.{day} AS INTEGER)))"
     slashed = f"CASE WHEN regexp_matches({v}, '^\\s*\\d{{1,2}}[/.\\-]\\d{{1,2}}[/.\\-]\\d{{2,4}}') THEN {dm} END"
     ymd = f"TRY_CAST(replace(regexp_extract({v}, '^\\s*(\\d{{4}}/\\d{{1,2}}/\\d{{1,2}})', 1), '/', '-') AS DATE)"
-    month_only = f"CASE WHEN regexp_matches(trim({v}), '^\\d{{4}}-\\d{{1,2}}$') THEN TRY_CAST(trim({v}) || '-01' AS DATE) END"
-    return f"COALESCE(TRY_CAST(trim({v}) AS DATE), {ymd}, {slashed}, {month_only})"
+    month_only = (f"CASE WHEN regexp_matches(trim({v}), '^\\d{{4}}-\\d{{1,2}}$') "
+                  f"THEN TRY_CAST(trim({v}) || '-01' AS DATE) END")
+    # API exports: Unix seconds (Stripe) or milliseconds (HubSpot); compact 20261031.
+    epoch = (f"CASE WHEN regexp_full_match(trim({v}), '\\d{{9,10}}') THEN CAST(to_timestamp(CAST(trim({v}) AS BIGINT)) "
+             f"AS DATE) WHEN regexp_full_match(trim({v}), '\\d{{12,13}}') THEN "
+             f"CAST(to_timestamp(CAST(trim({v}) AS BIGINT) / 1000) AS DATE) "
+             f"WHEN regexp_full_match(trim({v}), '\\d{{8}}') THEN CAST(try_strptime(trim({v}), '%Y%m%d') AS DATE) END")
+    named = (f"CAST(try_strptime(regexp_replace(trim({v}), ',?\\s+\\d{{1,2}}:\\d{{2}}.*$', ''), "
+             f"['%b %d, %Y', '%d %b %Y', '%B %d, %Y', '%d %B %Y', '%d-%b-%Y', '%d-%b-%y']) AS DATE)")
+    return f"COALESCE(TRY_CAST(trim({v}) AS DATE), {ymd}, {slashed}, {month_only}, {epoch}, {named})"
 
 
 def _timestamp_expr(v: str, day_first: bool) -> str:
@@ -142,9 +243,17 @@ def _timestamp_expr(v: str, day_first: bool) -> str:
 
 
 def _number_expr(v: str) -> str:
-    """Currency symbols, spaces, thousands separators, decimal commas and (negatives)."""
-    s = f"regexp_replace(trim({v}), '[^0-9,.()\\-]', '', 'g')"
-    neg = f"(starts_with({s}, '(') OR starts_with({s}, '-'))"
+    """Currency symbols or codes, spaces, thousands separators, decimal commas and (negatives).
+
+    Anything else (letters, a `k` suffix, two numbers) makes the value unreadable, so it is
+    rejected with its line rather than read as a different number.
+    """
+    code = "([A-Za-z]{3}|kr|Kr|zł|Kč|Ft|Fr\\.?)"  # USD, EUR, kr, zł … before or after the number
+    bare = (f"regexp_replace(regexp_replace(regexp_replace(trim({v}), '\\.-$', ''), '^{code}\\s*|\\s*{code}$', ''), "
+            f"'[\\s$€£¥₹₩₽¤\u00a0\u202f'']', '', 'g')")
+    ok = f"regexp_full_match({bare}, '[(-]?[0-9.,]*[0-9][0-9.,]*\\)?-?')"
+    s = f"regexp_replace({bare}, '[^0-9,.()\\-]', '', 'g')"
+    neg = f"(starts_with({s}, '(') OR starts_with({s}, '-') OR ends_with({s}, '-'))"
     digits = f"regexp_replace({s}, '[()\\-]', '', 'g')"
     eu = f"replace(replace({digits}, '.', ''), ',', '.')"
     us = f"replace({digits}, ',', '')"
@@ -154,20 +263,33 @@ def _number_expr(v: str) -> str:
         f"WHEN strpos({digits}, ',') > 0 THEN "
         f"  (CASE WHEN regexp_matches({digits}, '^\\d{{1,3}}(,\\d{{3}})+$') THEN {us} "
         f"   ELSE replace({digits}, ',', '.') END) "
+        f"WHEN regexp_matches({digits}, '^\\d{{1,3}}(\\.\\d{{3}}){{2,}}$') THEN replace({digits}, '.', '') "
         f"ELSE {digits} END"
     )
-    slow = f"(CASE WHEN {neg} THEN -1 ELSE 1 END) * TRY_CAST({choose} AS DOUBLE)"
+    slow = f"CASE WHEN {ok} THEN (CASE WHEN {neg} THEN -1 ELSE 1 END) * TRY_CAST({choose} AS DOUBLE) END"
     return f"COALESCE(TRY_CAST(trim({v}) AS DOUBLE), {slow})"
 
 
-def _enum_expr(v: str, synonyms: dict[str, str]) -> str:
-    cases = " ".join(f"WHEN {_lit(k)} THEN {_lit(val)}" for k, val in synonyms.items())
+_TRUE = ("true", "t", "yes", "y", "1", "x", "won", "closed")
+_FALSE = ("false", "f", "no", "n", "0", "")
+
+
+def _bool_expr(v: str) -> str:
     low = f"lower(trim({v}))"
+    return (f"(CASE WHEN {low} IN ({', '.join(map(_lit, _TRUE))}) THEN true "
+            f"WHEN {low} IN ({', '.join(map(_lit, _FALSE))}) THEN false END)")
+
+
+def _enum_expr(v: str, synonyms: tuple[tuple[str, str], ...]) -> str:
+    low = f"lower(trim({v}))"
+    if not synonyms:
+        return low
+    cases = " ".join(f"WHEN {_lit(k)} THEN {_lit(val)}" for k, val in synonyms)
     return f"(CASE {low} {cases} ELSE {low} END)"
 
 
-def _text_expr(v: str) -> str:
-    return f"NULLIF(trim({v}), '')"
+def _stage_key_expr(v: str) -> str:
+    return f"regexp_replace(lower(trim({v})), '\\s+', ' ', 'g')"
 
 
 def _quota_period_exprs(v: str) -> tuple[str, str]:
@@ -188,97 +310,487 @@ def _quota_period_exprs(v: str) -> tuple[str, str]:
     return f"CAST(({start}) AS DATE)", f"CAST(({end}) AS DATE)"
 
 
-def _value_expr(table: Table, col: Column, v: str, day_first: bool) -> str:
-    if col.type in (ColumnType.DATE,):
-        expr = _date_expr(v, day_first)
-        if table.name == "spend" and col.name == "month":
-            expr = f"CAST(date_trunc('month', {expr}) AS DATE)"
-        return expr
-    if col.type is ColumnType.TIMESTAMP:
-        return _timestamp_expr(v, day_first)
-    if col.type in (ColumnType.MONEY, ColumnType.NUMBER):
-        return _number_expr(v)
-    if col.type is ColumnType.INTEGER:
-        return f"TRY_CAST(round({_number_expr(v)}) AS BIGINT)"
-    if col.name == "status" and table.name == "deals":
-        return _enum_expr(v, _STATUS_SYNONYMS)
-    if col.name == "deal_type":
-        return _enum_expr(v, _DEAL_TYPE_SYNONYMS)
-    if col.name == "type" and table.name == "activities":
-        return _enum_expr(v, _ACTIVITY_SYNONYMS)
-    return _text_expr(v)
-
-
 _EXAMPLES = {
-    ColumnType.DATE: "a date such as 2026-10-31, 10/31/2026 or 31.10.2026",
-    ColumnType.TIMESTAMP: "a date and time such as 2026-10-31 14:05:00",
-    ColumnType.MONEY: "an amount such as 1234.50, $1,234.50 or 1.234,50 €",
-    ColumnType.NUMBER: "a number such as 12.5",
-    ColumnType.INTEGER: "a whole number such as 9",
+    Kind.DATE: "a date such as 2026-10-31, 10/31/2026 or 31.10.2026",
+    Kind.TIMESTAMP: "a date and time such as 2026-10-31 14:05:00",
+    Kind.NUMBER: "an amount such as 1234.50, $1,234.50 or 1.234,50 €",
+    Kind.INTEGER: "a whole number such as 9",
+    Kind.BOOL: "true/false (or yes/no, 1/0)",
 }
 
 
-# --- reading -------------------------------------------------------------------------------
+def _typed_expr(inp: Input, t: str, day_first: bool) -> str:
+    match inp.kind:
+        case Kind.TEXT:
+            return t
+        case Kind.DATE:
+            return _date_expr(t, day_first)
+        case Kind.TIMESTAMP:
+            return _timestamp_expr(t, day_first)
+        case Kind.NUMBER:
+            return _number_expr(t)
+        case Kind.INTEGER:
+            return f"TRY_CAST(round({_number_expr(t)}) AS BIGINT)"
+        case Kind.BOOL:
+            return _bool_expr(t)
+        case Kind.ENUM:
+            value = _enum_expr(t, inp.synonyms)
+            if inp.allowed and inp.lenient:
+                allowed = ", ".join(map(_lit, inp.allowed))
+                return f"(CASE WHEN {value} IN ({allowed}) THEN {value} END)"
+            return value
+    raise AssertionError(f"unhandled input kind {inp.kind}")
 
 
-def _read_raw(reader: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, str]:
-    """Loads the file as text columns into temp table `raw`; returns (encoding, delimiter)."""
-    last_error: Exception | None = None
-    for encoding in ("utf-8", "latin-1"):
-        try:
-            reader.execute("DROP TABLE IF EXISTS raw")
-            reader.execute("DROP TABLE IF EXISTS rejects")
-            reader.execute("DROP TABLE IF EXISTS reject_scan")
-            reader.execute(
-                "CREATE TEMP TABLE raw AS SELECT *, row_number() OVER () AS __rn FROM read_csv(?, "
-                "all_varchar = true, header = true, store_rejects = true, ignore_errors = true, "
-                "rejects_table = 'rejects', rejects_scan = 'reject_scan', "
-                "encoding = ?, sample_size = 20480)",
-                [str(path), encoding],
-            )
-            bad_bytes = reader.execute(
-                "SELECT count(*) FROM rejects WHERE error_type = 'INVALID ENCODING'"
-            ).fetchone()[0]
-            if bad_bytes and encoding == "utf-8":
-                continue
-            sniff = reader.execute("SELECT delimiter FROM reject_scan LIMIT 1").fetchone()
-            return encoding, (sniff[0] if sniff else ",")
-        except duckdb.Error as exc:
-            last_error = exc
-            if "unicode" not in str(exc).lower() and "encoding" not in str(exc).lower():
-                break
-    message = str(last_error).split("\n")[0] if last_error else "unknown error"
-    raise LoadError(f"{path.name}: cannot read as CSV: {message}")
+# --- step 1: open -----------------------------------------------------------------------------
 
 
-def _structural_rejects(reader: duckdb.DuckDBPyConnection) -> list[RejectedRow]:
-    rows = reader.execute(
-        "SELECT line, column_name, error_type, error_message, csv_line FROM rejects ORDER BY line"
-    ).fetchall()
-    out = []
-    for line, column, kind, message, raw in rows:
-        reason = f"{str(kind).lower().replace('_', ' ')}: {str(message).splitlines()[0]}"
-        out.append(RejectedRow(int(line) if line is not None else None, column, reason, (raw or "")[:200]))
+@dataclass
+class _Source:
+    name: str  # as the user knows it: deals.csv, or export.zip:deals.csv
+    path: Path  # plain UTF-8 text on disk
+    headers: list[str]
+    delimiter: str
+    encoding: str
+    digest: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _open_all(paths: list[Path], work: Path, progress: Progress | None = None) -> list[_Source]:
+    out: list[_Source] = []
+    for i, path in enumerate(paths):
+        if progress:
+            progress(0.05 + 0.1 * i / max(len(paths), 1), f"opening {path.name}")
+        out.extend(_open(path, work))
     return out
 
 
-def _record_lines(path: Path, encoding: str, delimiter: str) -> list[int]:
-    """Physical line where each data record starts (records may span lines inside quotes)."""
+def _open(path: Path, work: Path) -> list[_Source]:
+    if not path.exists():
+        raise LoadError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise LoadError(f"{path.name}: the file is empty")
+    with open(path, "rb") as fh:
+        magic = fh.read(8)
+    lower = path.name.lower()
+    if magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return _open_zip(path, work)
+    if magic.startswith(b"\x1f\x8b"):
+        inner = path.name[:-3] if lower.endswith(".gz") else path.name + ".csv"
+        plain = _unique(work, inner)
+        with open(plain, "wb") as out:
+            _gunzip(path, out, path.name, MAX_UNPACKED_BYTES)
+        return [_text_source(plain, path.name, work)]
+    if lower.endswith((".zip", ".gz", ".gzip")):
+        raise LoadError(f"{path.name}: named like an archive, but it is not a valid {lower.rsplit('.', 1)[1]} file")
+    return [_text_source(path, path.name, work)]
+
+
+def _unique(work: Path, name: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name.replace("\\", "/")).name) or "file.csv"
+    path = work / safe
+    n = 1
+    while path.exists():
+        path = work / f"{n}_{safe}"
+        n += 1
+    return path
+
+
+def _copy_limited(src, dst, name: str, limit: int) -> int:
+    written = 0
+    while chunk := src.read(1 << 20):
+        written += len(chunk)
+        if written > limit:
+            raise LoadError(f"{name}: unpacks to more than {limit // (1 << 20)} MB — refused "
+                            "(a compression bomb, or an export too large to load at once)")
+        dst.write(chunk)
+    return written
+
+
+def _gunzip(path: Path, out, name: str, limit: int) -> int:
     import gzip
 
-    opener = gzip.open if path.suffix == ".gz" else open
-    lines: list[int] = []
-    with opener(path, "rt", encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as fh:
-        reader = csv.reader(fh, delimiter=delimiter or ",")
-        start = 1
-        for i, _ in enumerate(reader):
-            if i > 0:
-                lines.append(start)
-            start = reader.line_num + 1
-    return lines
+    try:
+        with gzip.open(path, "rb") as src:
+            return _copy_limited(src, out, name, limit)
+    except (OSError, EOFError) as exc:
+        raise LoadError(f"{name}: not a readable gzip file ({exc})") from None
 
 
-# --- the load ------------------------------------------------------------------------------
+def _unsafe_member(name: str) -> bool:
+    n = name.replace("\\", "/")
+    return n.startswith("/") or bool(re.match(r"^[A-Za-z]:", n)) or ".." in n.split("/") or "\x00" in n
+
+
+def _open_zip(path: Path, work: Path) -> list[_Source]:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise LoadError(f"{path.name}: not a readable zip file ({exc})") from None
+    with zf:
+        infos = zf.infolist()
+        names = [i.filename for i in infos]
+        if "[Content_Types].xml" in names and any(n.startswith("xl/") for n in names):
+            raise LoadError(f"{path.name}: this is an Excel workbook, not CSV: save it as 'CSV UTF-8' and upload that")
+        bad = [n for n in names if _unsafe_member(n)]
+        if bad:
+            raise LoadError(f"{path.name}: refused: member {bad[0]!r} has a path outside the archive "
+                            "(absolute or with '..'); nothing was loaded")
+        if len(infos) > MAX_ZIP_MEMBERS:
+            raise LoadError(f"{path.name}: {len(infos)} members; at most {MAX_ZIP_MEMBERS} are accepted")
+        declared = sum(i.file_size for i in infos)
+        if declared > MAX_UNPACKED_BYTES:
+            raise LoadError(f"{path.name}: unpacks to {declared // (1 << 20)} MB, more than the "
+                            f"{MAX_UNPACKED_BYTES // (1 << 20)} MB limit — refused")
+        for i in infos:
+            if i.file_size > 10 << 20 and i.file_size > MAX_ZIP_RATIO * max(i.compress_size, 1):
+                raise LoadError(
+                    f"{path.name}: member {i.filename!r} would expand {i.file_size // max(i.compress_size, 1)}:1 "
+                    f"(to {i.file_size // (1 << 20)} MB) — refused as a zip bomb")
+        out: list[_Source] = []
+        skipped: list[str] = []
+        budget = MAX_UNPACKED_BYTES
+        for info in infos:
+            member = info.filename
+            base = member.replace("\\", "/").rsplit("/", 1)[-1]
+            if info.is_dir() or member.startswith("__MACOSX/") or base.startswith(".") or not base:
+                continue
+            low = base.lower()
+            if not low.endswith(ARCHIVE_MEMBER_SUFFIXES):
+                skipped.append(member)
+                continue
+            if info.flag_bits & 0x1:
+                raise LoadError(f"{path.name}: member {member!r} is encrypted; unzip it first")
+            shown = f"{path.name}:{member}"
+            plain = _unique(work, base[:-3] if low.endswith(".gz") else base)
+            try:
+                with zf.open(info) as src, open(plain, "wb") as dst:
+                    if low.endswith(".gz"):
+                        raw = _unique(work, base)
+                        with open(raw, "wb") as tmp:
+                            _copy_limited(src, tmp, shown, min(budget, info.file_size + 1024))
+                        budget -= _gunzip(raw, dst, shown, budget)
+                    else:
+                        budget -= _copy_limited(src, dst, shown, min(budget, info.file_size + 1024))
+            except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+                raise LoadError(f"{shown}: cannot unpack this member ({exc})") from None
+            if plain.stat().st_size == 0:
+                raise LoadError(f"{shown}: the file is empty")
+            out.append(_text_source(plain, shown, work))
+    if not out:
+        listing = ", ".join(names[:10]) or "none"
+        raise LoadError(f"{path.name}: the zip holds no CSV file (members: {listing})")
+    if skipped:
+        out[0].notes.append(f"{path.name}: members that are not CSV were ignored: {', '.join(skipped[:10])}")
+    return out
+
+
+def _refuse_binary(head: bytes, name: str) -> None:
+    for magic, what in BINARY_MAGIC.items():
+        if head.startswith(magic):
+            raise LoadError(f"{name}: this is {what}, not a CSV file; nothing was loaded")
+    nul = head.find(b"\x00")
+    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+    if nul >= 0 or controls > max(8, len(head) // 100):
+        where = nul if nul >= 0 else next(i for i, b in enumerate(head) if b < 9 or 13 < b < 32)
+        raise LoadError(f"{name}: this is a binary file, not CSV text (control bytes from byte {where}); "
+                        "nothing was loaded")
+
+
+def _transcode(path: Path, work: Path, name: str) -> tuple[Path, str, list[str]]:
+    """Rewrites a non-UTF-8 file as UTF-8, line by line: UTF-8 where a line is valid, else Windows-1252/Latin-1."""
+    out = _unique(work, path.stem + ".utf8.csv")
+    latin: list[int] = []
+    utf8_lines = 0
+    with open(path, "rb") as src, open(out, "w", encoding="utf-8", newline="") as dst:
+        for n, raw in enumerate(src, start=1):
+            try:
+                text = raw.decode("utf-8")
+                if not raw.isascii():
+                    utf8_lines += 1
+            except UnicodeDecodeError:
+                try:
+                    text = raw.decode("cp1252")
+                except UnicodeDecodeError:
+                    text = raw.decode("latin-1")
+                latin.append(n)
+            dst.write(text)
+    notes = []
+    if latin and utf8_lines:
+        shown = ", ".join(map(str, latin[:5])) + (" …" if len(latin) > 5 else "")
+        notes.append(f"mixed encodings: {len(latin)} line(s) are not UTF-8 (lines {shown}) and were read as "
+                     "Windows-1252/Latin-1, the rest as UTF-8 — check accented names on those lines")
+        encoding = "mixed utf-8 / windows-1252"
+    else:
+        encoding = "windows-1252 (latin-1)"
+    return out, encoding, notes
+
+
+def _utf16(path: Path, work: Path) -> Path:
+    out = _unique(work, path.stem + ".utf8.csv")
+    with open(path, encoding="utf-16", newline="") as src, open(out, "w", encoding="utf-8", newline="") as dst:
+        shutil.copyfileobj(src, dst)
+    return out
+
+
+def _normalise_newlines(path: Path, work: Path) -> Path:
+    out = _unique(work, path.stem + ".lf.csv")
+    with open(path, encoding="utf-8", newline=None) as src, open(out, "w", encoding="utf-8", newline="\n") as dst:
+        shutil.copyfileobj(src, dst)
+    return out
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _text_source(path: Path, name: str, work: Path) -> _Source:
+    with open(path, "rb") as fh:
+        head = fh.read(SAMPLE_BYTES)
+    size = path.stat().st_size
+    encoding = "utf-8"
+    notes: list[str] = []
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        path = _utf16(path, work)
+        encoding = "utf-16"
+        with open(path, "rb") as fh:
+            head = fh.read(SAMPLE_BYTES)
+        size = path.stat().st_size
+    _refuse_binary(head, name)
+    if head.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8 (with BOM)"
+    complete = size <= len(head)
+    cut = head if complete else head[: head.rfind(b"\n") + 1]
+    if not cut.strip():
+        if complete:
+            raise LoadError(f"{name}: the file has no header line (only blank lines)")
+        raise LoadError(f"{name}: line 1 is longer than {SAMPLE_BYTES >> 10} KB: not a CSV header "
+                        "(a header is one short line of column names) — refused")
+    try:
+        text = cut.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        path, encoding, notes = _transcode(path, work, name)
+        with open(path, "rb") as fh:
+            head = fh.read(SAMPLE_BYTES)
+        cut = head if path.stat().st_size <= len(head) else head[: head.rfind(b"\n") + 1]
+        text = cut.decode("utf-8-sig")
+    delimiter, headers = _sniff(text, name)
+    return _Source(name, path, headers, delimiter, encoding, notes=notes)
+
+
+def _sniff(text: str, name: str) -> tuple[str, list[str]]:
+    """The delimiter whose split gives the most rows with the header's column count, and the header."""
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
+    best: tuple[tuple[int, int], str, list[str]] | None = None
+    prefer_tab = name.lower().endswith((".tsv", ".tab", ".tsv.gz"))
+    for delim in ("\t", ",", ";", "|") if prefer_tab else (",", ";", "\t", "|"):
+        try:
+            rows = []
+            for row in csv.reader(io.StringIO(text), delimiter=delim):
+                rows.append(row)
+                if len(rows) >= 50:
+                    break
+        except csv.Error:
+            continue
+        while rows and not any(c.strip() for c in rows[0]):
+            rows.pop(0)
+        if not rows or len(rows[0]) < 2:
+            continue
+        width = len(rows[0])
+        score = (sum(1 for r in rows[1:] if len(r) == width), width)
+        if best is None or score > best[0]:
+            best = (score, delim, rows[0])
+    if best is None:
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        raise LoadError(f"{name}: line 1 is a single column ({first[:80]!r}): the values are not separated by "
+                        "comma, semicolon, tab or pipe, or this is not a CSV file")
+    _, delim, header = best
+    if len(header) > MAX_COLUMNS:
+        raise LoadError(f"{name}: line 1 has {len(header)} columns; at most {MAX_COLUMNS} are accepted "
+                        "(is this a pivoted or transposed export?) — refused")
+    headers = [h.strip().lstrip("\ufeff").strip() or f"column_{i + 1}" for i, h in enumerate(header)]
+    return delim, headers
+
+
+# --- step 2: map ------------------------------------------------------------------------------
+
+
+def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, sides: set[str]) -> Mapping:
+    """The mapping of a file: forced table, saved mapping, vendor layout, then canonical names."""
+    headers = src.headers
+    norm = Headers(headers).by_key
+    snapshot = set(SNAPSHOT_COLUMNS) <= set(norm) and "start_date" not in norm
+    if forced:
+        if forced not in TABLES:
+            raise LoadError(f"{src.name}: unknown table {forced!r} (known: {', '.join(TABLES)})")
+        vendor = detect_vendor(headers)
+        if vendor:
+            m = vendor_mapping(vendor, headers, sides)
+            if m.table == forced:
+                return m
+        if forced == "subscriptions" and snapshot:
+            return snapshot_mapping({c: norm[c] for c in norm})
+        return canonical_mapping(forced, _canonical_columns(forced, norm))
+    if workspace is not None:
+        saved = workspace.load_mapping(header_key(headers))
+        if saved and saved.get("table") in TABLES:
+            # The key ignores case and order, so find each saved header by its normalised name.
+            columns = {k: norm[normalise_header(v)] for k, v in saved["columns"].items()
+                       if v and normalise_header(v) in norm}
+            return canonical_mapping(saved["table"], columns, source="saved", label=f"saved mapping → {saved['table']}")
+    vendor = detect_vendor(headers)
+    if vendor:
+        return vendor_mapping(vendor, headers, sides)
+    if snapshot:
+        return snapshot_mapping({c: norm[c] for c in norm})
+    table = guess_canonical(headers, src.name)
+    if table is None:
+        shown = f"{', '.join(headers[:12])}{' …' if len(headers) > 12 else ''}"
+        how = ("Map its columns once on the Upload page (the mapping is saved and reused, also by the command "
+               "line), or use canonical names")
+        near = _near_table(set(norm) | ({"status"} if "stage" in norm else set()), src.name)
+        if near:
+            missing = ", ".join(repr(c) for c in TABLES[near].required if c not in norm and not
+                                (c == "status" and "stage" in norm))
+            raise UnrecognisedFile(src.name, headers, f"{src.name}: cannot tell which table this file is for: it "
+                                                      f"looks like {near!r} but is missing required column(s) "
+                                                      f"{missing} (the file has: {shown}). {how}.")
+        hint = "; ".join(f"{t.name}: {', '.join(t.required)}" for t in TABLES.values())
+        raise UnrecognisedFile(src.name, headers, f"{src.name}: cannot tell which table this file is from its header "
+                                                  f"({shown}). {how} — {hint}")
+    return canonical_mapping(table, _canonical_columns(table, norm))
+
+
+def _near_table(present: set[str], file_name: str) -> str | None:
+    """The table a header nearly fits: named like the file, or missing just one required column."""
+    stem = normalise_header(Path(file_name.split(":")[-1]).name.split(".")[0])
+    if stem in TABLES and present & set(TABLES[stem].column_names):
+        return stem
+    near = [t.name for t in TABLES.values()
+            if len(t.required) >= 2 and len(set(t.required) - present) == 1 and len(set(t.required) & present) >= 2]
+    return near[0] if len(near) == 1 else None
+
+
+def _canonical_columns(table: str, norm: dict[str, str]) -> dict[str, str]:
+    return {c.name: norm[c.name] for c in TABLES[table].columns if c.name in norm}
+
+
+def _check_mapping(src: _Source, m: Mapping) -> list[str]:
+    """Refuses a file that lacks a required column or names a used column twice; returns warnings."""
+    if m.table:
+        t = TABLES[m.table]
+        missing = []
+        for col in t.required:
+            if col == "status" and m.table == "deals":
+                flags = set(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.text)?\}", m.file_status or ""))
+                if not (flags & set(m.inputs) or m.stage_input or "status" in m.fields):
+                    missing.append("'status' (or a 'stage' to read it from)")
+                continue
+            f = m.fields.get(col)
+            refs = set(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.text)?\}", f.sql)) if f else set()
+            if f is None or (refs and not refs & set(m.inputs)):
+                missing.append(repr(col))
+        if missing:
+            what = f"looks like a {m.label} but has" if m.source not in ("canonical", "saved") else ""
+            raise LoadError(f"{src.name}: {what}{' ' if what else ''}missing required column(s) {', '.join(missing)} "
+                            f"for table {m.table!r} (the file has: {', '.join(src.headers[:20])})")
+    warnings = []
+    seen: dict[str, list[int]] = {}
+    for i, h in enumerate(src.headers):
+        seen.setdefault(h.strip().lower(), []).append(i + 1)
+    used = {c.strip().lower() for c in m.used_columns}
+    for h, positions in seen.items():
+        if len(positions) < 2:
+            continue
+        shown = src.headers[positions[0] - 1]
+        where = " and ".join(map(str, positions))
+        if h in used:
+            raise LoadError(f"{src.name}: column {shown!r} appears {len(positions)} times (columns {where}): "
+                            "rename one so it is clear which holds the data — nothing was loaded")
+        warnings.append(f"column {shown!r} appears {len(positions)} times (columns {where}); the first is kept")
+    return warnings
+
+
+# --- step 3: read and check -------------------------------------------------------------------
+
+
+class _Lines:
+    """Physical line numbers (what an editor shows) of records; computed only when a message needs one.
+
+    When the file has one line per record (no blank lines, no line breaks inside quotes) a line
+    is a record number plus the rejected records before it; otherwise the file is scanned once.
+    """
+
+    def __init__(self, src: _Source) -> None:
+        self.src = src
+        self.records: int | None = None  # records DuckDB saw (rows read + structural rejects), set by the reader
+        self._simple: bool | None = None
+        self._starts: list[int] | None = None
+        self._blank: set[int] = set()
+
+    def _is_simple(self) -> bool:
+        if self._simple is None:
+            lines, last = 0, b"\n"
+            with open(self.src.path, "rb") as fh:
+                while chunk := fh.read(1 << 22):
+                    lines += chunk.count(b"\n")
+                    last = chunk[-1:]
+            lines += last != b"\n"
+            self._simple = self.records is not None and lines == self.records + 1
+        return self._simple
+
+    def _scan(self) -> list[int]:
+        if self._starts is None:
+            starts: list[int] = []
+            csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
+            with open(self.src.path, encoding="utf-8-sig", newline="", errors="replace") as fh:
+                reader = csv.reader(fh, delimiter=self.src.delimiter)
+                start = 1
+                try:
+                    for i, row in enumerate(reader):
+                        if i > 0:
+                            starts.append(start)
+                            if not row:
+                                self._blank.add(i)
+                        start = reader.line_num + 1
+                except csv.Error:
+                    pass
+            self._starts = starts
+        return self._starts
+
+    def of_duck_line(self, line: int | None) -> int | None:
+        """DuckDB numbers records (the header is 1); map to the physical line the record starts on."""
+        if line is None or self._is_simple():
+            return line
+        starts = self._scan()
+        if not 2 <= line <= len(starts) + 1:
+            return line
+        return starts[line - 2]
+
+    def row_mapper(self, structural: set[int]) -> Callable[[int], int | None]:
+        """Maps a row number of the rows read (1-based) to its physical line; looks at the file on first use."""
+        good: list[int] = []
+        skipped = sorted(structural)
+
+        def line_of(rn: int) -> int | None:
+            if self._is_simple():
+                line = rn + 1
+                for s in skipped:
+                    if s <= line:
+                        line += 1
+                    else:
+                        break
+                return line
+            starts = self._scan()
+            if not good:
+                good.extend(k for k in range(1, len(starts) + 1) if k not in self._blank and (k + 1) not in structural)
+            return starts[good[rn - 1] - 1] if 0 < rn <= len(good) else None
+
+        return line_of
 
 
 @dataclass
@@ -286,217 +798,455 @@ class _Prepared:
     table: str
     temp: str
     report: FileReport
+    mapping: Mapping
+    digest: str
 
 
-def _detect(path: Path, headers: list[str], forced: str | None) -> tuple[Table, str]:
-    normalised = {normalise_header(h) for h in headers}
-    if forced:
-        if forced not in TABLES:
-            raise LoadError(f"{path.name}: unknown table {forced!r} (known: {', '.join(TABLES)})")
-        if forced == "subscriptions" and SNAPSHOT_COLUMNS <= normalised and "start_date" not in normalised:
-            return TABLES["subscriptions"], "snapshots"
-        return TABLES[forced], "canonical"
-    if SNAPSHOT_COLUMNS <= normalised and "start_date" not in normalised:
-        return TABLES["subscriptions"], "snapshots"
-    name = guess_table(sorted(normalised), path.name)
-    if name is None:
-        hint = "; ".join(f"{t.name}: {', '.join(t.required)}" for t in TABLES.values())
-        raise LoadError(
-            f"{path.name}: cannot tell which table this file is from its header "
-            f"({', '.join(headers[:12])}). Each table needs its required columns — {hint}"
-        )
-    return TABLES[name], "canonical"
+def _read_raw(reader: duckdb.DuckDBPyConnection, src: _Source, raw: str, work: Path,
+              limit: int | None = None) -> tuple[list[RejectedRow], set[int], int, _Lines]:
+    """Reads every cell as text into temp table `raw` (c0…cN, __rn); returns structural rejects."""
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(src.headers))) + "}"
+    for attempt in range(2):
+        reader.execute("DROP TABLE IF EXISTS rejects")
+        reader.execute("DROP TABLE IF EXISTS reject_scans")
+        scan = (f"read_csv(?, auto_detect = false, header = true, delim = ?, quote = '\"', escape = '\"', "
+                f"columns = {columns}, store_rejects = true, ignore_errors = true, rejects_table = 'rejects', "
+                f"rejects_scan = 'reject_scans', max_line_size = {MAX_LINE_BYTES}, strict_mode = true, "
+                f"encoding = 'utf-8')")
+        if limit:  # a preview: stop reading after the first rows
+            scan = f"(SELECT * FROM {scan} LIMIT {int(limit)})"
+        try:
+            reader.execute(f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT *, row_number() OVER () AS __rn FROM {scan}",
+                           [str(src.path), src.delimiter])
+        except duckdb.Error as exc:
+            if "invalid state" in str(exc) and not attempt:
+                # Mixed line endings (CRLF rows, LF footer) confuse the strict parser: normalise, then retry.
+                src.path = _normalise_newlines(src.path, work)
+                continue
+            raise LoadError(f"{src.name}: cannot read as CSV: {str(exc).splitlines()[0]}") from None
+        bad_encoding = reader.execute(
+            "SELECT count(*) FROM rejects WHERE error_type = 'INVALID ENCODING'").fetchone()[0]
+        if not bad_encoding or attempt:
+            break
+        # The first bytes were UTF-8, later ones are not: re-read as transcoded text.
+        src.path, src.encoding, notes = _transcode(src.path, work, src.name)
+        src.notes.extend(notes)
+    lines = _Lines(src)
+    rows = reader.execute(
+        "SELECT line, column_name, error_type, error_message, csv_line FROM rejects ORDER BY line, error_type"
+    ).fetchall()
+    structural: list[RejectedRow] = []
+    seen: set[int] = set()
+    footer = 0
+    for line, column, kind, message, text in rows:
+        line = int(line) if line is not None else None
+        if line in seen:
+            continue
+        seen.add(line)
+        text = text or ""
+        if kind == "LINE SIZE OVER MAXIMUM":
+            size = re.search(r"Actual Size:\s*(\d+)", message or "")
+            actual = f" ({int(size.group(1)) >> 10} KB)" if size else ""
+            raise LoadError(f"{src.name}: line {lines.of_duck_line(line)} is longer than {MAX_LINE_BYTES >> 10} KB"
+                            f"{actual}: refused — a CSV row this long means a broken or non-CSV file")
+        if kind == "UNQUOTED VALUE" and "\n" in text.strip("\r\n"):
+            raise LoadError(f"{src.name}, line {lines.of_duck_line(line)}: a quote opened on this line is never "
+                            "closed, so the rest of the file cannot be split into rows; fix the quote (or export "
+                            "again) and load again")
+        if FOOTER.match(text.strip()) and not re.search(r"\d{4}-\d{2}-\d{2}", text):
+            footer += 1
+            continue
+        structural.append(RejectedRow(line, _header_of(src, column), _structural_reason(kind, message),
+                                      text.strip()[:200]))
+    lines.records = reader.execute(f"SELECT count(*) FROM {raw}").fetchone()[0] + len(seen)
+    for r in structural:
+        r.line = lines.of_duck_line(r.line)
+    return structural, {line for line in seen if line is not None}, footer, lines
 
 
-def _prepare(reader: duckdb.DuckDBPyConnection, path: Path, forced: str | None, index: int) -> _Prepared:
-    if not path.exists():
-        raise LoadError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise LoadError(f"{path.name}: the file is empty")
-    encoding, delimiter = _read_raw(reader, path)
-    headers = [c for c in reader.sql("SELECT * FROM raw LIMIT 0").columns if c != "__rn"]
-    table, source = _detect(path, headers, forced)
-    by_norm: dict[str, str] = {}
-    duplicates = []
-    for h in headers:
-        n = normalise_header(h)
-        if n in by_norm:
-            duplicates.append(h)
-        by_norm.setdefault(n, h)
-    if source == "snapshots":
-        by_norm["start_date"] = by_norm.pop("month")
-    missing = [c for c in table.required if c not in by_norm]
-    if missing:
-        raise LoadError(
-            f"{path.name}: missing required column(s) {', '.join(repr(m) for m in missing)} for table "
-            f"{table.name!r} (the file has: {', '.join(headers[:20])})"
-        )
-    report = FileReport(file=path.name, table=table.name, source=source)
-    report.rows_read = reader.execute("SELECT count(*) FROM raw").fetchone()[0]
-    structural = _structural_rejects(reader)
-    report.rows_read += len(structural)
+def _header_of(src: _Source, column: str | None) -> str | None:
+    if column and re.fullmatch(r"c\d+", column) and int(column[1:]) < len(src.headers):
+        return src.headers[int(column[1:])]
+    return None
+
+
+def _structural_reason(kind: str, message: str | None) -> str:
+    counts = re.search(r"Expected Number of Columns:\s*(\d+)\s*Found:\s*(\d+)", message or "")
+    if kind == "TOO MANY COLUMNS" and counts:
+        return (f"{counts.group(2)} values where the header has {counts.group(1)} columns "
+                "(an unquoted delimiter inside a value?)")
+    if kind == "MISSING COLUMNS" and counts:
+        return f"only {counts.group(2)} values where the header has {counts.group(1)} columns"
+    if kind == "UNQUOTED VALUE":
+        return "a quote in this row is not closed or not at the start of a value"
+    return f"{str(kind).lower().replace('_', ' ')}: {str(message).splitlines()[0] if message else ''}"
+
+
+def _fill(template: str, m: Mapping, extra: dict[str, str] | None = None) -> str:
+    """Expands `{input}`, `{input.text}`, `{=field}` and `{@macro:input}` in a mapping template."""
+
+    def sub(match: re.Match) -> str:
+        token = match.group(1)
+        if extra and token in extra:
+            return extra[token]
+        if token.startswith("="):
+            return _q("f_" + token[1:])
+        if token.startswith("@"):
+            macro, name = token[1:].split(":", 1)
+            if name not in m.inputs:
+                return "NULL"
+            start, end = _quota_period_exprs(_q("t_" + name))
+            return {"period_start": start, "period_end": end}[macro]
+        name, _, part = token.partition(".")
+        if name not in m.inputs:
+            return "NULL"
+        return _q(("t_" if part == "text" else "i_") + name)
+
+    return re.sub(r"\{([=@]?[A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z_0-9]+|\.text)?)\}", sub, template)
+
+
+def _text_of(inp: Input, pos: dict[str, int]) -> str:
+    cols = [f"NULLIF(trim(c{pos[c]}), '')" for c in inp.columns]
+    return cols[0] if len(cols) == 1 else f"COALESCE({', '.join(cols)})"
+
+
+def _which_column(inp: Input, pos: dict[str, int]) -> str:
+    if len(inp.columns) == 1:
+        return _lit(inp.columns[0])
+    cases = " ".join(f"WHEN NULLIF(trim(c{pos[c]}), '') IS NOT NULL THEN {_lit(c)}" for c in inp.columns)
+    return f"(CASE {cases} END)"
+
+
+def _status_fields(reader: duckdb.DuckDBPyConnection, m: Mapping, stage_map: dict[str, str]) -> tuple[list[str], str]:
+    """Select items for a deal's status and where it came from (file, saved, default, guess), and the join they need.
+
+    The file's own flags win; then the workspace's saved stage map, the built-in defaults, and last
+    a guess from the stage's name. The map is a small table joined on the normalised stage name.
+    """
+    file = _fill(m.file_status, m) if m.file_status else "NULL"
+    items = [f"{file} AS f___file_status"]
+    if not m.stage_input:
+        return items + ["f___file_status AS f_status",
+                        "CASE WHEN f___file_status IS NOT NULL THEN 'file' END AS f___status_source"], ""
+    rows = {k: (v, "default") for k, v in STAGE_DEFAULTS.items()}
+    rows.update({k: (v, "saved") for k, v in stage_map.items()})
+    reader.execute("CREATE OR REPLACE TEMP TABLE stage_map_t (stage_key VARCHAR, status VARCHAR, source VARCHAR)")
+    reader.executemany("INSERT INTO stage_map_t VALUES (?, ?, ?)", [(k, v, src) for k, (v, src) in rows.items()])
+    key = "inp.__stage_key"
+    guess = (f"(CASE WHEN {key} IS NULL THEN NULL WHEN regexp_matches({key}, '\\b(won|win)\\b') THEN 'won' "
+             f"WHEN regexp_matches({key}, '\\b(lost|lose|dead|disqualified)\\b') THEN 'lost' ELSE 'open' END)")
+    items += [f"COALESCE(f___file_status, sm.status, {guess}) AS f_status",
+              "CASE WHEN f___file_status IS NOT NULL THEN 'file' WHEN sm.status IS NOT NULL THEN sm.source "
+              "WHEN f_status IS NOT NULL THEN 'guess' END AS f___status_source"]
+    return items, " LEFT JOIN stage_map_t AS sm ON sm.stage_key = inp.__stage_key"
+
+
+def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index: int, work: Path,
+             stage_map: dict[str, str], sides_present: set[str], limit: int | None = None,
+             step: Callable[[float, str], None] | None = None) -> _Prepared:
+    step = step or (lambda _f, _m: None)
+    raw = f"raw_{index}"
+    header_warnings = _check_mapping(src, m)
+    step(0.0, "reading")
+    structural, structural_lines, footer, lines = _read_raw(reader, src, raw, work, limit)
+    step(0.35, "checking values")
+    table = TABLES.get(m.table)
+    report = FileReport(file=src.name, table=m.table, source=m.source, label=m.label, encoding=src.encoding,
+                        delimiter={"\t": "tab"}.get(src.delimiter, src.delimiter), footer_rows=footer)
+    report.warnings.extend(src.notes + header_warnings)
+    rows_raw = reader.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
+    report.rows_read = rows_raw + len(structural)
     if report.rows_read == 0:
-        raise LoadError(f"{path.name}: the file has a header but no data rows")
-    if duplicates:
-        report.warnings.append(f"duplicated column names, the first of each was used: {', '.join(duplicates)}")
+        raise LoadError(f"{src.name}: the file has a header but no data rows")
+    pos = {}
+    for i, h in enumerate(src.headers):
+        pos.setdefault(h, i)
 
-    # Day-first dates are chosen per file when some value can only be read that way (31/10/2026).
-    date_cols = [c for c in table.columns if c.type in (ColumnType.DATE, ColumnType.TIMESTAMP) and c.name in by_norm]
+    # Inputs: text (t_*) and typed (i_*) values, once per row.
+    texts = {name: _text_of(inp, pos) for name, inp in m.inputs.items()}
+    date_inputs = [n for n, i in m.inputs.items() if i.kind in (Kind.DATE, Kind.TIMESTAMP)]
     day_first = False
-    if date_cols:
-        checks = " + ".join(
-            f"count(*) FILTER (WHERE TRY_CAST(regexp_extract({_q(by_norm[c.name])}, "
-            f"'^\\s*(\\d{{1,2}})[/.\\-]\\d{{1,2}}[/.\\-]\\d{{2,4}}', 1) AS INTEGER) > 12)"
-            for c in date_cols
-        )
-        us_checks = " + ".join(
-            f"count(*) FILTER (WHERE TRY_CAST(regexp_extract({_q(by_norm[c.name])}, "
-            f"'^\\s*\\d{{1,2}}[/.\\-](\\d{{1,2}})[/.\\-]\\d{{2,4}}', 1) AS INTEGER) > 12)"
-            for c in date_cols
-        )
-        eu, us = reader.execute(f"SELECT {checks}, {us_checks} FROM raw").fetchone()
-        day_first = eu > 0 and us == 0 or (eu == 0 and us == 0 and delimiter == ";")
+    if date_inputs:
+        def over_12(t: str, group: str) -> str:
+            slashed = f"substr({t}, 2, 1) IN ('/', '.', '-') OR substr({t}, 3, 1) IN ('/', '.', '-')"
+            pattern = ("'^\\s*(\\d{1,2})[/.\\-]\\d{1,2}[/.\\-]\\d{2,4}'" if group == "first"
+                       else "'^\\s*\\d{1,2}[/.\\-](\\d{1,2})[/.\\-]\\d{2,4}'")
+            return (f"count(*) FILTER (WHERE CASE WHEN {slashed} THEN "
+                    f"TRY_CAST(regexp_extract({t}, {pattern}, 1) AS INTEGER) END > 12)")
+        first = " + ".join(over_12(texts[n], "first") for n in date_inputs)
+        second = " + ".join(over_12(texts[n], "second") for n in date_inputs)
+        eu, us = reader.execute(f"SELECT {first}, {second} FROM {raw}").fetchone()
+        day_first = (eu > 0 and us == 0) or (eu == 0 and us == 0 and src.delimiter == ";")
         if eu > 0 and us > 0:
             report.warnings.append("dates mix day-first and month-first forms; read as month-first (US)")
-
-    checks: list[str] = []
-    for col in table.columns:
-        if col.name not in by_norm:
-            if not col.required:
-                report.missing_optional_columns.append(col.name)
+        elif eu > 0:
+            report.rules.append("dates are day-first (31/10/2026): some day values are above 12")
+    # An AND chain stops at the first filled cell, so it costs next to nothing on real rows.
+    blank = "(" + " AND ".join(f"(c{i} IS NULL OR trim(c{i}) = '')" for i in range(len(src.headers))) + ")"
+    if m.facts:
+        names = list(m.facts)
+        as_text = {f"{n}.text": t for n, t in texts.items()}
+        values = reader.execute(
+            "SELECT " + ", ".join(_fill(m.facts[n], m, as_text) for n in names) + f" FROM {raw} WHERE NOT ({blank})"
+        ).fetchone()
+        facts = dict(zip(names, values, strict=True))
+        m = m.refine(m, facts) if m.refine else m
+    report.rules.extend(m.rules)
+    report.mapping = m.describe()
+    used = m.used_columns
+    extras: list[tuple[int, str]] = []  # unmapped columns, kept as text under a normalised name
+    names_taken = set(table.column_names if table is not None else ()) | set(m.fields)
+    seen_headers: set[str] = set()
+    for i, h in enumerate(src.headers):
+        if h in used or h.strip().lower() in seen_headers:
             continue
-        raw = _q(by_norm[col.name])
-        present = f"NULLIF(trim({raw}), '') IS NOT NULL"
-        label = _lit(col.name)
-        if col.required:
-            checks.append(f"WHEN NOT ({present}) THEN [{label}, 'missing value', NULL]")
-        if col.type in _EXAMPLES:
-            checks.append(
-                f"WHEN {present} AND {_q('v_' + col.name)} IS NULL THEN "
-                f"[{label}, 'cannot read ' || {raw} || ' as {_EXAMPLES[col.type]}', {raw}]"
-            )
-        if col.allowed:
-            allowed = ", ".join(_lit(a) for a in col.allowed)
-            checks.append(
-                f"WHEN {_q('v_' + col.name)} IS NOT NULL AND {_q('v_' + col.name)} NOT IN ({allowed}) THEN "
-                f"[{label}, {raw} || ' is not one of {', '.join(col.allowed)}', {raw}]"
-            )
-        if col.non_negative:
-            checks.append(
-                f"WHEN {_q('v_' + col.name)} < 0 THEN [{label}, 'negative value ' || {raw} || ' is not allowed', {raw}]"
-            )
-    extra = [h for n, h in by_norm.items() if n not in table.column_names and h not in duplicates]
-    extra = [h for h in extra if not (source == "snapshots" and normalise_header(h) == "month")]
-    report.extra_columns = [normalise_header(h) for h in extra]
+        seen_headers.add(h.strip().lower())
+        n = normalise_header(h)
+        while n in names_taken:
+            n += "_file"
+        names_taken.add(n)
+        extras.append((i, n))
+    # Raw columns still needed: unmapped ones (kept), and those of multi-column inputs (named in rejects).
+    keep = sorted({i for i, _ in extras} | {pos[c] for inp in m.inputs.values() if len(inp.columns) > 1
+                                            for c in inp.columns})
+    select = ["__rn", f"{blank} AS __blank", *(f"c{i}" for i in keep)]
+    for name, inp in m.inputs.items():
+        select.append(f"{texts[name]} AS {_q('t_' + name)}")
+        select.append(f"{_typed_expr(inp, _q('t_' + name), day_first)} AS {_q('i_' + name)}")
 
-    # Typed values are computed once (v_* columns) and checked against the raw text.
-    typed_cols = ", ".join(
-        f"{_value_expr(table, c, _q(by_norm[c.name]), day_first)} AS {_q('v_' + c.name)}"
-        for c in table.columns
-        if c.name in by_norm
-    )
+    # Fields: the output columns, computed from inputs (and side tables) in order.
+    fields = []
+    joins = ""
+    if m.table == "deals" and "status" not in m.fields:
+        items, join = _status_fields(reader, m, stage_map)
+        fields += items
+        joins += join
+        if m.stage_input:
+            select.append(f"{_stage_key_expr(_q('t_' + m.stage_input))} AS __stage_key")
+    for name, f in m.fields.items():
+        expr = _fill(f.sql, m)
+        if table is not None and name in table.column_names:
+            expr = f"CAST({expr} AS {table.column(name).type.sql_type})"
+        fields.append(f"{expr} AS {_q('f_' + name)}")
+    for j in m.joins:
+        joins += f" LEFT JOIN side_{j.side} AS {j.alias} ON {_fill(j.on, m)}"
+        if j.side not in sides_present:
+            reader.execute(f"CREATE TEMP TABLE IF NOT EXISTS side_{j.side} ("
+                           + ", ".join(f"{_q(c)} {t}" for c, t in SIDE_COLUMNS[j.side].items()) + ")")
+
+    # Checks: the first problem of a row is its reason; skips are rows left out on purpose.
+    checks: list[str] = []
+    for name, inp in m.inputs.items():
+        t, v, col = _q("t_" + name), _q("i_" + name), _which_column(inp, pos)
+        if inp.required:
+            checks.append(f"WHEN {t} IS NULL THEN [{_lit(inp.columns[0])}, 'missing value', NULL]")
+        if inp.kind in _EXAMPLES:
+            checks.append(f"WHEN {t} IS NOT NULL AND {v} IS NULL THEN "
+                          f"[{col}, 'cannot read ' || {t} || ' as {_EXAMPLES[inp.kind]}', {t}]")
+        if inp.kind is Kind.ENUM and inp.allowed and not inp.lenient:
+            allowed = ", ".join(map(_lit, inp.allowed))
+            checks.append(f"WHEN {v} NOT IN ({allowed}) THEN "
+                          f"[{col}, {t} || ' is not one of {', '.join(inp.allowed)}', {t}]")
+    for c in m.checks:
+        inp = m.inputs.get(c.input)
+        col = _lit(inp.columns[0]) if inp else _lit(c.input)
+        checks.append(f"WHEN {_fill(c.sql, m)} THEN [{col}, {_fill(c.reason, m)}, NULL]")
+    if table is not None:
+        for col in table.columns:
+            if col.name == "status" and m.table == "deals":
+                f_input = "status" if "status" in m.inputs else m.stage_input
+            elif col.name in m.fields:
+                f_input = m.fields[col.name].input
+            else:
+                continue
+            inp = m.inputs.get(f_input) if f_input else None
+            label = _lit(inp.columns[0]) if inp else _lit(col.name)
+            shown = _q("t_" + f_input) if inp else "NULL"
+            v = _q("f_" + col.name)
+            if col.required:
+                checks.append(f"WHEN {v} IS NULL THEN [{label}, 'missing value', {shown}]")
+            if col.allowed:
+                allowed = ", ".join(map(_lit, col.allowed))
+                checks.append(f"WHEN {v} NOT IN ({allowed}) THEN "
+                              f"[{label}, coalesce({shown}, {v}) || ' is not one of {', '.join(col.allowed)}', "
+                              f"{shown}]")
+            if col.non_negative:
+                checks.append(f"WHEN {v} < 0 THEN [{label}, 'negative value ' || "
+                              f"coalesce({shown}, CAST({v} AS VARCHAR)) || ' is not allowed', {shown}]")
+            if col.type in (ColumnType.DATE, ColumnType.TIMESTAMP):
+                checks.append(f"WHEN year({v}) NOT BETWEEN {YEARS[0]} AND {YEARS[1]} THEN "
+                              f"[{label}, 'date ' || CAST(CAST({v} AS DATE) AS VARCHAR) || ' is outside "
+                              f"{YEARS[0]}–{YEARS[1]}', {shown}]")
+    skips = [("__blank", "empty row")] + [(_fill(s, m), reason) for s, reason in m.skip]
+    skip_sql = "CASE " + " ".join(f"WHEN {s} THEN {_lit(r)}" for s, r in skips) + " END"
     reason = f"CASE {' '.join(checks)} END" if checks else "NULL"
-    reader.execute("DROP TABLE IF EXISTS checked")
+    checked = f"checked_{index}"
+    # Only what later steps read is stored: raw columns kept as extras, the inputs that notes, warnings
+    # and the stage table look at, every output field, and the verdict.
+    refs = {r for n in m.notes for r in re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.text)?)\}", n.sql)}
+    lenient = {n for n, i in m.inputs.items() if i.kind is Kind.ENUM and i.lenient}
+    stored = [f"c{i}" for i, _ in extras]
+    for name in m.inputs:
+        if name == m.stage_input or name in lenient or f"{name}.text" in refs:
+            stored.append(_q("t_" + name))
+        if name in lenient or name in refs:
+            stored.append(_q("i_" + name))
+    outputs = ["f_status", "f___status_source"] if m.table == "deals" and "status" not in m.fields else []
+    outputs += [_q("f_" + name) for name in m.fields]
     reader.execute(
-        f"CREATE TEMP TABLE checked AS SELECT *, {reason} AS __why FROM (SELECT *, {typed_cols} FROM raw)"
+        f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT {', '.join(['__rn', *stored, *outputs])}, __skip, "
+        f"CASE WHEN __skip IS NULL THEN {reason} END AS __why "
+        f"FROM (SELECT *, {skip_sql} AS __skip FROM "
+        f"(SELECT inp.*, {', '.join(fields)} FROM (SELECT {', '.join(select)} FROM {raw}) AS inp{joins}))"
     )
-    key = table.key[0] if table.key else None
+    reader.execute(f"DROP TABLE IF EXISTS {raw}")
 
+    skipped = dict(reader.execute(
+        f"SELECT __skip, count(*) FROM {checked} WHERE __skip IS NOT NULL AND __skip <> 'empty row' GROUP BY 1"
+    ).fetchall())
+    report.skipped = {str(k): int(v) for k, v in skipped.items()}
+    blank_rows = reader.execute(f"SELECT count(*) FROM {checked} WHERE __skip = 'empty row'").fetchone()[0]
+    report.rows_read -= blank_rows
+    report.rows_skipped = sum(report.skipped.values())
+    good = "__skip IS NULL AND __why IS NULL"
+    key = (table.key[0] if table is not None and table.key else None) or m.key
+    key_col = _q("f_" + key) if key and key in m.fields else None
     value_rejects = reader.execute(
-        f"SELECT __rn, __why[1], __why[2], __why[3] FROM checked WHERE __why IS NOT NULL ORDER BY __rn LIMIT {MAX_REJECT_DETAILS}"
+        f"SELECT __rn, __why[1], __why[2], __why[3] FROM {checked} WHERE __skip IS NULL AND __why IS NOT NULL "
+        f"ORDER BY __rn LIMIT {MAX_REJECT_DETAILS}"
     ).fetchall()
-    rejected_count = reader.execute("SELECT count(*) FROM checked WHERE __why IS NOT NULL").fetchone()[0]
+    rejected_count = reader.execute(
+        f"SELECT count(*) FROM {checked} WHERE __skip IS NULL AND __why IS NOT NULL").fetchone()[0]
+    dups = f"dups_{index}"
     dup_rows: list[tuple] = []
     dup_count = 0
-    if key:
+    if key_col:
         reader.execute(
-            f"CREATE OR REPLACE TEMP TABLE dups AS SELECT __rn, {_q('v_' + key)} AS k, first_rn FROM ("
-            f"SELECT __rn, {_q('v_' + key)}, min(__rn) OVER (PARTITION BY {_q('v_' + key)}) AS first_rn "
-            f"FROM checked WHERE __why IS NULL) WHERE __rn > first_rn"
+            f"CREATE OR REPLACE TEMP TABLE {dups} AS SELECT __rn, k, first_rn FROM (SELECT __rn, {key_col} AS k, "
+            f"min(__rn) OVER (PARTITION BY {key_col}) AS first_rn FROM {checked} "
+            f"WHERE {good} AND {key_col} IS NOT NULL) "
+            f"WHERE __rn > first_rn"
         )
-        dup_count = reader.execute("SELECT count(*) FROM dups").fetchone()[0]
-        dup_rows = reader.execute(f"SELECT __rn, k, first_rn FROM dups ORDER BY __rn LIMIT {MAX_REJECT_DETAILS}").fetchall()
+        dup_count = reader.execute(f"SELECT count(*) FROM {dups}").fetchone()[0]
+        dup_rows = reader.execute(f"SELECT __rn, k, first_rn FROM {dups} ORDER BY __rn LIMIT {MAX_REJECT_DETAILS}"
+                                  ).fetchall()
 
-    # DuckDB numbers records, not physical lines; map both to the line a text editor shows.
-    # Only done when there is something to point at.
-    physical: list[int] = []
-    good_records: list[int] = []
-    if value_rejects or dup_rows or structural:
-        physical = _record_lines(path, encoding, delimiter)
-        bad = {r.line - 1 for r in structural if r.line is not None}
-        good_records = [k for k in range(1, len(physical) + 1) if k not in bad]
-
-    def line_of(rn: int) -> int | None:
-        if 0 < rn <= len(good_records):
-            return physical[good_records[rn - 1] - 1]
-        return None
-
-    for r in structural:
-        if r.line is not None and 0 < r.line - 1 <= len(physical):
-            r.line = physical[r.line - 2]
+    line_of = lines.row_mapper(structural_lines)
     rejected = list(structural)
     for rn, column, why, value in value_rejects:
         rejected.append(RejectedRow(line_of(rn), column, why, value))
+    key_label = m.fields[key].input if key and key in m.fields else key
+    key_label = m.inputs[key_label].columns[0] if key_label in m.inputs else key
     for rn, k, first in dup_rows:
-        rejected.append(
-            RejectedRow(line_of(rn), key, f"duplicate {key} {k!r}, first seen on line {line_of(first)}; kept the first", k)
-        )
+        rejected.append(RejectedRow(line_of(rn), key_label,
+                                    f"duplicate {key} {k!r}, first seen on line {line_of(first)}; kept the first", k))
     rejected.sort(key=lambda r: (r.line is None, r.line or 0))
     report.rejected = rejected[:MAX_REJECT_DETAILS]
     report.rows_rejected = len(structural) + rejected_count + dup_count
     report.duplicate_ids = dup_count
-    report.rows_loaded = report.rows_read - report.rows_rejected
+    report.rows_loaded = report.rows_read - report.rows_rejected - report.rows_skipped
     if report.rows_loaded <= 0:
-        first = report.rejected[0] if report.rejected else None
-        detail = f" — first: line {first.line}, column {first.column!r}: {first.reason}" if first else ""
-        raise LoadError(f"{path.name}: no row could be loaded into {table.name!r}{detail}")
+        first_bad = report.rejected[0] if report.rejected else None
+        detail = (f" — first: line {first_bad.line}, column {first_bad.column!r}: {first_bad.reason}"
+                  if first_bad else "")
+        if report.rows_skipped and not report.rows_rejected:
+            detail = " — every row was skipped: " + ", ".join(f"{n} {r}" for r, n in report.skipped.items())
+        raise LoadError(f"{src.name}: no row could be loaded into {m.table or m.side!r}{detail}")
 
+    # The rows to load: canonical columns in canonical types, then extra fields, then unmapped columns.
+    out_cols: list[str] = []
+    names: set[str] = set()
+    if table is not None:
+        for col in table.columns:
+            src_sql = f"f_{col.name}" if col.name in m.fields or (col.name == "status" and m.table == "deals") else None
+            out_cols.append(f"CAST({_q(src_sql) if src_sql else 'NULL'} AS {col.type.sql_type}) AS {_q(col.name)}")
+            names.add(col.name)
+            if col.name not in report.mapping and not col.required:
+                report.missing_optional_columns.append(col.name)
+    for name in m.fields:
+        if name not in names:
+            out_cols.append(f"{_q('f_' + name)} AS {_q(name)}")
+            names.add(name)
+    for i, n in extras:
+        out_cols.append(f"NULLIF(trim(c{i}), '') AS {_q(n)}")
+    report.extra_columns = [n for _, n in extras]
+    step(0.8, "collecting the rows to load")
     temp = f"good_{index}"
-    dup_filter = "AND __rn NOT IN (SELECT __rn FROM dups)" if key else ""
-    columns_sql = ", ".join(
-        [
-            *(
-                (
-                    f"{_q('v_' + c.name)} AS {_q(c.name)}"
-                    if c.name in by_norm
-                    else f"CAST(NULL AS {c.type.sql_type}) AS {_q(c.name)}"
-                )
-                for c in table.columns
-            ),
-            *(f"{_text_expr(_q(h))} AS {_q(normalise_header(h))}" for h in extra),
-        ]
-    )
-    reader.execute(f"CREATE TEMP TABLE {temp} AS SELECT {columns_sql} FROM checked WHERE __why IS NULL {dup_filter}")
-    if source == "snapshots":
-        reader.execute(
-            f"UPDATE {temp} SET start_date = CAST(date_trunc('month', start_date) AS DATE), "
-            f"end_date = CAST(date_trunc('month', start_date) + INTERVAL 1 MONTH AS DATE)"
-        )
-    if table.name == "quotas":
-        start, end = _quota_period_exprs("period")
-        reader.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS SELECT *, {start} AS period_start, {end} AS period_end FROM {temp}")
-        bad = reader.execute(f"SELECT count(*) FROM {temp} WHERE period_start IS NULL").fetchone()[0]
-        if bad:
-            raise LoadError(f"{path.name}: {bad} quota row(s) have a period that is not 2026-10, 2026-Q4, 2026 or a date")
-    _quality(reader, table, temp, report)
-    return _Prepared(table.name, temp, report)
+    dup_filter = f" AND __rn NOT IN (SELECT __rn FROM {dups})" if key_col else ""
+    reader.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS SELECT {', '.join(out_cols)}, __rn FROM {checked} "
+                   f"WHERE {good}{dup_filter}")
+    loaded = good + dup_filter
+    _quality(reader, m, temp, checked, loaded, report, lines.row_mapper(structural_lines))
+    if m.table == "deals":
+        report.stages = [
+            {"stage": s, "status": st, "source": so, "rows": int(n)}
+            for s, st, so, n in reader.execute(
+                f"SELECT t_{m.stage_input}, f_status, f___status_source, count(*) FROM {checked} WHERE {good} "
+                "GROUP BY ALL ORDER BY 4 DESC LIMIT 200"
+            ).fetchall()
+        ] if m.stage_input else []
+        guessed = [s for s in report.stages if s["source"] == "guess"]
+        if guessed:
+            shown = ", ".join(f"{s['stage']!r} → {s['status']} ({s['rows']})" for s in guessed[:8])
+            report.warnings.append(f"stages not in the stage map, read by their name: {shown}; correct them in the "
+                                   "stage table of the Upload page")
+    if m.side:
+        cols = ", ".join(_q(c) for c in SIDE_COLUMNS[m.side])
+        reader.execute(f"CREATE OR REPLACE TEMP TABLE side_{m.side} AS SELECT {cols} FROM {temp}")
+    reader.execute(f"ALTER TABLE {temp} DROP COLUMN __rn")
+    reader.execute(f"DROP TABLE IF EXISTS {checked}")
+    return _Prepared(m.table, temp, report, m, src.digest)
 
 
-def _quality(reader: duckdb.DuckDBPyConnection, table: Table, temp: str, report: FileReport) -> None:
-    """Nulls, date range and warnings that change what the metrics will say."""
-    important = [c.name for c in table.columns if not c.required and c.name in (*table.key, *table.dimensions, "close_date", "account_id", "end_date")]
+def _quality(reader: duckdb.DuckDBPyConnection, m: Mapping, temp: str, checked: str, loaded: str,
+             report: FileReport, line_of: Callable[[int], int | None]) -> None:
+    """Nulls, date range, notes and warnings that change what the metrics will say."""
+    table = TABLES.get(m.table)
+
+    def first_line(cond: str, where: str = temp) -> tuple[int, int | None]:
+        n, rn = reader.execute(f"SELECT count(*), min(__rn) FROM {where} WHERE {cond}").fetchone()
+        return int(n), (line_of(rn) if rn else None)
+
+    for note in m.notes:
+        n, line = first_line(f"({loaded}) AND ({_fill(note.sql, m)})", checked)
+        if n:
+            report.warnings.append(note.message.format(n=n, line=line))
+    for name, inp in m.inputs.items():
+        if inp.kind is Kind.ENUM and inp.lenient:
+            t, v = _q("t_" + name), _q("i_" + name)
+            values, n = reader.execute(
+                f"SELECT string_agg(DISTINCT {t}, ', ' ORDER BY {t}), count(*) FROM {checked} "
+                f"WHERE ({loaded}) AND {t} IS NOT NULL AND {v} IS NULL").fetchone()
+            if n:
+                report.warnings.append(f"{n} row(s) have a {inp.label!r} value that is not "
+                                       f"{', '.join(inp.allowed)} ({values}): left empty")
+
+    if table is None:
+        return
+    watched = (*table.key, *table.dimensions, "close_date", "account_id", "end_date")
+    important = [c.name for c in table.columns if not c.required and c.name in watched]
     if important:
         counts = reader.execute(
             "SELECT " + ", ".join(f"count(*) FILTER (WHERE {_q(c)} IS NULL)" for c in important) + f" FROM {temp}"
         ).fetchone()
         report.nulls = {c: int(n) for c, n in zip(important, counts, strict=True) if n}
     if table.date_column:
-        lo, hi = reader.execute(f"SELECT min({_q(table.date_column)}), max({_q(table.date_column)}) FROM {temp}").fetchone()
+        d = _q(table.date_column)
+        lo, hi = reader.execute(f"SELECT min({d}), max({d}) FROM {temp}").fetchone()
         report.date_range = (str(lo) if lo is not None else None, str(hi) if hi is not None else None)
+    today = date.today() + timedelta(days=1)
+    for col in FACT_DATES.get(table.name, ()):
+        n, line = first_line(f"CAST({_q(col)} AS DATE) > DATE '{today.isoformat()}'")
+        if n:
+            report.warnings.append(f"{n} row(s) have a {col} after today (first on line {line}): they move the data's "
+                                   "as-of date, and with it the running period")
     if table.name == "deals":
         n = reader.execute(f"SELECT count(*) FROM {temp} WHERE status <> 'open' AND close_date IS NULL").fetchone()[0]
         if n:
             report.warnings.append(f"{n} won/lost deal(s) have no close_date and are left out of bookings metrics")
+        n, line = first_line("status <> 'open' AND close_date > current_date + 1")
+        if n:
+            report.warnings.append(f"{n} won/lost deal(s) close after today (first on line {line})")
         n = reader.execute(f"SELECT count(*) FROM {temp} WHERE close_date < created_date").fetchone()[0]
         if n:
             report.warnings.append(f"{n} deal(s) close before they were created; their cycle length is negative")
@@ -509,47 +1259,17 @@ def _quality(reader: duckdb.DuckDBPyConnection, table: Table, temp: str, report:
             report.warnings.append(f"{n} subscription(s) end before they start and never count")
 
 
-def ingest(
-    workspace: Workspace,
-    paths: list[str | Path],
-    *,
-    table: str | None = None,
-    mode: str = "replace",
-    max_reject_share: float = 0.5,
-) -> LoadReport:
-    """Loads files into the workspace; all or nothing. Returns the data-quality report.
-
-    `mode="replace"` swaps each table for the files' content (loading the same file twice gives
-    the same data); `mode="append"` adds rows, and rows whose id is already there replace the old.
-    """
-    if mode not in ("replace", "append"):
-        raise LoadError(f"unknown mode {mode!r}: use 'replace' or 'append'")
-    if not paths:
-        raise LoadError("no files given")
-    started = time.perf_counter()
-    reader = duckdb.connect(config={"threads": 2})
-    try:
-        prepared = [_prepare(reader, Path(p), table, i) for i, p in enumerate(paths)]
-        for p in prepared:
-            r = p.report
-            if r.rows_read >= 10 and r.rows_rejected / r.rows_read > max_reject_share:
-                raise LoadError(
-                    f"{r.file}: {r.rows_rejected} of {r.rows_read} rows rejected — is this the right file "
-                    f"for {r.table!r}? First problem: line {r.rejected[0].line}, column "
-                    f"{r.rejected[0].column!r}: {r.rejected[0].reason}"
-                )
-        tables = _swap_in(reader, workspace, prepared, mode)
-    finally:
-        reader.close()
-    return LoadReport([p.report for p in prepared], tables, mode, time.perf_counter() - started)
+# --- step 4: swap -----------------------------------------------------------------------------
 
 
-def _swap_in(reader: duckdb.DuckDBPyConnection, workspace: Workspace, prepared: list[_Prepared], mode: str) -> dict[str, int]:
+def _swap_in(reader: duckdb.DuckDBPyConnection, workspace: Workspace, prepared: list[_Prepared], mode: str,
+             skip_loaded: bool = True) -> dict[str, int]:
     """Writes `__new_<table>` into the workspace file, then swaps all of them in one transaction."""
     workspace.root.mkdir(parents=True, exist_ok=True)
     by_table: dict[str, list[_Prepared]] = {}
     for p in prepared:
-        by_table.setdefault(p.table, []).append(p)
+        if p.table:
+            by_table.setdefault(p.table, []).append(p)
     counts: dict[str, int] = {}
     with _lock_for(workspace.db_path):
         reader.execute(f"ATTACH {_lit(str(workspace.db_path))} AS ws")
@@ -557,21 +1277,32 @@ def _swap_in(reader: duckdb.DuckDBPyConnection, workspace: Workspace, prepared: 
             existing = {
                 r[0]
                 for r in reader.execute(
-                    "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'ws' AND table_schema = 'main'"
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_catalog = 'ws' AND table_schema = 'main'"
                 ).fetchall()
             }
-            for name, parts in by_table.items():
+            if mode == "append" and skip_loaded and META_TABLE in existing:
+                _skip_loaded_files(reader, by_table)
+            for name, parts in list(by_table.items()):
+                if not parts:
+                    del by_table[name]
+                    continue
                 union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p.temp}" for p in parts)
                 source = f"({union})"
-                key = TABLES[name].key
+                keys = {TABLES[name].key[0] if TABLES[name].key else p.mapping.key for p in parts}
+                key = keys.pop() if len(keys) == 1 else None
                 if mode == "append" and name in existing:
                     source = f"(SELECT * FROM ws.main.{_q(name)} UNION ALL BY NAME SELECT * FROM {source})"
-                if key:
-                    # The last copy of an id wins: a newer file's row replaces an older one.
-                    source = (
-                        f"(SELECT * EXCLUDE (__ord) FROM (SELECT *, row_number() OVER () AS __ord FROM {source}) "
-                        f"QUALIFY row_number() OVER (PARTITION BY {_q(key[0])} ORDER BY __ord DESC) = 1)"
-                    )
+                if key and (len(parts) > 1 or (mode == "append" and name in existing)):
+                    # The last copy of an id wins: a newer file's row replaces an older one (each file
+                    # has no duplicates of its own by now).
+                    probe = reader.sql(f"SELECT * FROM {source} LIMIT 0").columns
+                    if key in probe:
+                        source = (
+                            f"(SELECT * EXCLUDE (__ord) FROM (SELECT *, row_number() OVER () AS __ord FROM {source}) "
+                            f"QUALIFY {_q(key)} IS NULL OR "
+                            f"row_number() OVER (PARTITION BY {_q(key)} ORDER BY __ord DESC) = 1)"
+                        )
                 reader.execute(f"DROP TABLE IF EXISTS ws.main.{_q('__new_' + name)}")
                 reader.execute(f"CREATE TABLE ws.main.{_q('__new_' + name)} AS SELECT * FROM {source}")
                 counts[name] = reader.execute(f"SELECT count(*) FROM ws.main.{_q('__new_' + name)}").fetchone()[0]
@@ -581,14 +1312,19 @@ def _swap_in(reader: duckdb.DuckDBPyConnection, workspace: Workspace, prepared: 
                     f"CREATE TABLE IF NOT EXISTS ws.main.{META_TABLE} (table_name VARCHAR, file VARCHAR, "
                     "loaded_at TIMESTAMP, rows_loaded BIGINT, rows_rejected BIGINT, mode VARCHAR)"
                 )
+                reader.execute(f"ALTER TABLE ws.main.{META_TABLE} ADD COLUMN IF NOT EXISTS source VARCHAR")
+                reader.execute(f"ALTER TABLE ws.main.{META_TABLE} ADD COLUMN IF NOT EXISTS content_hash VARCHAR")
                 for name in by_table:
                     reader.execute(f"DROP TABLE IF EXISTS ws.main.{_q(name)}")
                     reader.execute(f"ALTER TABLE ws.main.{_q('__new_' + name)} RENAME TO {_q(name)}")
                 for p in prepared:
-                    reader.execute(
-                        f"INSERT INTO ws.main.{META_TABLE} VALUES (?, ?, now()::TIMESTAMP, ?, ?, ?)",
-                        [p.table, p.report.file, p.report.rows_loaded, p.report.rows_rejected, mode],
-                    )
+                    if p.table in by_table and p in by_table[p.table]:
+                        reader.execute(
+                            f"INSERT INTO ws.main.{META_TABLE} (table_name, file, loaded_at, rows_loaded, "
+                            "rows_rejected, mode, source, content_hash) VALUES (?, ?, now()::TIMESTAMP, ?, ?, ?, ?, ?)",
+                            [p.table, p.report.file, p.report.rows_loaded, p.report.rows_rejected, mode,
+                             p.report.source, p.digest],
+                        )
                 reader.execute("COMMIT")
             except Exception:
                 reader.execute("ROLLBACK")
@@ -605,10 +1341,235 @@ def _swap_in(reader: duckdb.DuckDBPyConnection, workspace: Workspace, prepared: 
     return counts
 
 
+def _skip_loaded_files(reader: duckdb.DuckDBPyConnection, by_table: dict[str, list[_Prepared]]) -> None:
+    """Append mode: a file whose exact content is already in the table is not added again."""
+    cols = {r[0] for r in reader.execute(
+        f"SELECT column_name FROM information_schema.columns WHERE table_catalog = 'ws' AND table_name = '{META_TABLE}'"
+    ).fetchall()}
+    if "content_hash" not in cols:
+        return
+    for name, parts in by_table.items():
+        keep = []
+        for p in parts:
+            when = reader.execute(
+                f"SELECT max(loaded_at) FROM ws.main.{META_TABLE} WHERE table_name = ? AND content_hash = ?",
+                [name, p.digest],
+            ).fetchone()[0]
+            if when is None:
+                keep.append(p)
+            else:
+                p.report.warnings.append(f"this exact file was already appended to {name!r} on {when:%Y-%m-%d %H:%M}; "
+                                         "not added again (it would count twice)")
+                p.report.rows_skipped += p.report.rows_loaded
+                p.report.skipped["already loaded"] = p.report.rows_loaded
+                p.report.rows_loaded = 0
+        by_table[name] = keep
+
+
+# --- the load ---------------------------------------------------------------------------------
+
+
+def _plan(sources: list[_Source], table: str | None, workspace: Workspace | None) -> list[Mapping]:
+    # Side files must be known before the files that join them are mapped.
+    side_of: dict[int, str] = {}
+    for i, s in enumerate(sources):
+        vendor = detect_vendor(s.headers) if not table else None
+        if vendor in ("crm_products", "crm_teams", "crm_accounts"):
+            side_of[i] = {"crm_products": "products", "crm_teams": "sales_teams", "crm_accounts": "accounts"}[vendor]
+    sides = set(side_of.values())
+    mappings = [_resolve(s, table, workspace, sides) for s in sources]
+    consumers = {j.side for m in mappings for j in m.joins}
+    for s, m in zip(sources, mappings, strict=True):
+        if m.side and not m.table and m.side not in consumers:
+            raise LoadError(f"{s.name}: this is the {m.side.replace('_', ' ')} list of the 'CRM Sales Opportunities' "
+                            "layout; it only adds to sales_pipeline.csv — load it together with that file")
+    return mappings
+
+
+def ingest(
+    workspace: Workspace,
+    paths: list[str | Path],
+    *,
+    table: str | None = None,
+    mode: str = "replace",
+    max_reject_share: float = 0.5,
+    on_progress: Progress | None = None,
+    reappend: bool = False,
+) -> LoadReport:
+    """Loads files into the workspace; all or nothing. Returns the data-quality report.
+
+    `mode="replace"` swaps each table for the files' content (loading the same file twice gives
+    the same data); `mode="append"` adds rows, rows whose id is already there replace the old,
+    and a file whose exact content was appended before is not added again (unless `reappend`,
+    e.g. to reload with a corrected stage map: its rows then replace themselves by id).
+    `on_progress(fraction, message)` is called as the load goes.
+    """
+    if mode not in ("replace", "append"):
+        raise LoadError(f"unknown mode {mode!r}: use 'replace' or 'append'")
+    if not paths:
+        raise LoadError("no files given")
+    started = time.perf_counter()
+    progress = on_progress or (lambda _f, _m: None)
+    reader = duckdb.connect(config={"threads": 2})
+    try:
+        with tempfile.TemporaryDirectory(prefix="kpitree-load-") as tmp:
+            work = Path(tmp)
+            sources = _open_all([Path(p) for p in paths], work, progress)
+            mappings = _plan(sources, table, workspace)
+            if not any(m.table for m in mappings):
+                raise LoadError("nothing to load: " + "; ".join(f"{s.name} is {m.label}" for s, m in
+                                                                zip(sources, mappings, strict=True)))
+            stage_map = workspace.stage_map()
+            order = sorted(range(len(sources)), key=lambda i: 0 if mappings[i].side else 1)
+            sides_present: set[str] = set()
+            prepared: dict[int, _Prepared] = {}
+            for k, i in enumerate(order):
+                src = sources[i]
+                base, span = 0.15 + 0.7 * k / len(order), 0.7 / len(order)
+                progress(base, f"reading {src.name} ({k + 1} of {len(order)})")
+                src.digest = _digest(src.path)
+                if mappings[i].ignore:
+                    prepared[i] = _Prepared("", "", FileReport(src.name, "", mappings[i].source, mappings[i].label,
+                                                               warnings=["documentation, not data: not loaded"]),
+                                            mappings[i], src.digest)
+                    continue
+
+                def step(f: float, msg: str, b: float = base, s: float = span, n: str = src.name) -> None:
+                    progress(b + s * f, f"{n}: {msg}")
+
+                prepared[i] = _prepare(reader, src, mappings[i], i, work, stage_map, sides_present, step=step)
+                if mappings[i].side:
+                    sides_present.add(mappings[i].side)
+            ordered = [prepared[i] for i in range(len(sources))]
+            for p in ordered:
+                r = p.report
+                if r.rows_read >= 10 and r.rows_rejected / r.rows_read > max_reject_share:
+                    first = r.rejected[0]
+                    raise LoadError(
+                        f"{r.file}: {r.rows_rejected} of {r.rows_read} rows rejected — is this the right file "
+                        f"for {r.table!r}? First problem: line {first.line}, column {first.column!r}: {first.reason}"
+                    )
+            progress(0.9, "writing the workspace")
+            tables = _swap_in(reader, workspace, ordered, mode, skip_loaded=not reappend)
+    finally:
+        reader.close()
+    progress(1.0, "done")
+    return LoadReport([p.report for p in ordered], tables, mode, round(time.perf_counter() - started, 3))
+
+
+# --- what the upload page asks before and instead of a load -------------------------------------
+
+
+@dataclass
+class Detection:
+    """What a file was recognised as, before any row is loaded."""
+
+    file: str
+    table: str | None = None
+    source: str | None = None
+    label: str | None = None
+    mapping: dict[str, str] = field(default_factory=dict)
+    unmapped: list[str] = field(default_factory=list)
+    headers: list[str] = field(default_factory=list)
+    sample: list[list[str]] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+    header_key: str | None = None
+    problem: str | None = None
+    needs_mapping: bool = False
+    role: str = "table"  # table, side (joined into another file's rows) or ignored (documentation)
+
+
+def detect_files(workspace: Workspace | None, paths: list[str | Path], *, table: str | None = None
+                 ) -> list[Detection]:
+    """Per file (zip members included): the layout and mapping a load would use, and a few sample rows.
+
+    Reads only the first bytes of each file; problems are returned per file, not raised.
+    """
+    out: list[Detection] = []
+    with tempfile.TemporaryDirectory(prefix="kpitree-detect-") as tmp:
+        work = Path(tmp)
+        sources: list[_Source] = []
+        for p in map(Path, paths):
+            try:
+                sources.extend(_open(p, work))
+            except LoadError as exc:
+                out.append(Detection(file=p.name, problem=str(exc)))
+        sides = {s for s in (_side_of(src) for src in sources) if s}
+        for src in sources:
+            d = Detection(file=src.name, headers=src.headers, header_key=header_key(src.headers),
+                          sample=_sample(src, 5))
+            try:
+                m = _resolve(src, table, workspace, sides)
+                _check_mapping(src, m)
+            except UnrecognisedFile as exc:
+                d.problem, d.needs_mapping = str(exc), True
+            except LoadError as exc:
+                d.problem = str(exc)
+            else:
+                d.table, d.source, d.label = m.table, m.source, m.label
+                d.role = "ignored" if m.ignore else "side" if not m.table else "table"
+                d.mapping = m.describe()
+                d.unmapped = [h for h in src.headers if h not in m.used_columns]
+                d.rules = list(m.rules)
+            out.append(d)
+    return out
+
+
+def _side_of(src: _Source) -> str | None:
+    vendor = detect_vendor(src.headers)
+    return {"crm_products": "products", "crm_teams": "sales_teams", "crm_accounts": "accounts"}.get(vendor or "")
+
+
+def _sample(src: _Source, n: int) -> list[list[str]]:
+    rows: list[list[str]] = []
+    with open(src.path, encoding="utf-8-sig", newline="", errors="replace") as fh:
+        try:
+            for i, row in enumerate(csv.reader(fh, delimiter=src.delimiter)):
+                if i > 0 and row:
+                    rows.append(row)
+                if len(rows) >= n:
+                    break
+        except csv.Error:
+            pass
+    return rows
+
+
+@dataclass
+class MappingPreview:
+    """A proposed mapping tried on the first rows: the values as they would load, and the problems."""
+
+    rows: list[dict]
+    rejected: list[RejectedRow]
+    rows_read: int
+    error: str | None = None
+
+
+def preview_mapping(path: str | Path, table: str, columns: dict[str, str], *, rows: int = 20,
+                    stage_map: dict[str, str] | None = None, member: str | None = None) -> MappingPreview:
+    """Runs `canonical column → header` over the first rows of the file, as a load would read them.
+
+    `member` picks one file of an archive by the name `detect_files` reported (`export.zip:deals.csv`).
+    """
+    m = canonical_mapping(table, {k: v for k, v in columns.items() if v}, source="saved", label="proposed mapping")
+    reader = duckdb.connect(config={"threads": 1})
+    try:
+        with tempfile.TemporaryDirectory(prefix="kpitree-preview-") as tmp:
+            work = Path(tmp)
+            sources = _open(Path(path), work)
+            src = next((x for x in sources if x.name == member), sources[0])
+            try:
+                p = _prepare(reader, src, m, 0, work, stage_map or {}, set(), limit=rows)
+            except LoadError as exc:
+                return MappingPreview([], [], 0, str(exc))
+            df = reader.execute(f"SELECT * FROM {p.temp} LIMIT {int(rows)}").fetchdf()
+            return MappingPreview(df.astype(object).where(df.notna(), None).to_dict("records"), p.report.rejected,
+                                  p.report.rows_read)
+    finally:
+        reader.close()
+
+
 def load_frames(workspace: Workspace, frames: dict[str, object], *, mode: str = "replace") -> LoadReport:
     """Loads in-memory pandas frames through exactly the same path as files (used by demo/tests)."""
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for name, frame in frames.items():
@@ -618,3 +1579,4 @@ def load_frames(workspace: Workspace, frames: dict[str, object], *, mode: str = 
             path.write_text(buf.getvalue(), encoding="utf-8")
             paths.append(path)
         return ingest(workspace, paths, mode=mode)
+

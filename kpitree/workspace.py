@@ -4,12 +4,20 @@ Every connection to the workspace database is opened with external access disabl
 configuration locked, so SQL built from a tree file can read the canonical tables and nothing
 else: no files, no network, no extensions. Connections are short-lived, so a command-line load
 and the app can take turns on the same file.
+
+Besides the data, a workspace keeps what its users taught it about their files: the stage map
+(`stage_map.json`, stage → open/won/lost), column mappings of unrecognised layouts
+(`mappings/<header key>.json`), and the uploaded files of each load (`uploads/`). Workspaces live
+side by side under a data directory (`create_workspace`, `rename_workspace`, `delete_workspace`,
+which moves it to `.trash/`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +34,10 @@ from .schema import TABLES
 
 DB_FILE = "kpitree.duckdb"
 SETTINGS_FILE = "workspace.json"
+STAGE_MAP_FILE = "stage_map.json"
+MAPPINGS_DIR = "mappings"
+UPLOADS_DIR = "uploads"
+TRASH_DIR = ".trash"
 META_TABLE = "_kpitree_loads"
 _LOCK_WAIT_SECONDS = 15.0
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
@@ -70,6 +82,98 @@ class Workspace:
     @property
     def trees_dir(self) -> Path:
         return self.root / "trees"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where the upload page keeps the files of each load (nothing uploaded is lost)."""
+        return self.root / UPLOADS_DIR
+
+    def new_upload_dir(self) -> Path:
+        """A fresh folder under `uploads/` for one batch of uploaded files."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for _ in range(100):
+            path = self.uploads_dir / f"{stamp}-{secrets.token_hex(3)}"
+            try:
+                path.mkdir(parents=True)
+                return path
+            except FileExistsError:
+                continue
+        raise KpiTreeError("cannot create an upload folder")
+
+    # --- what a user taught the workspace about their files ---------------------------------
+
+    def stage_map(self) -> dict[str, str]:
+        """Stage name (lower case) → open/won/lost, as saved by the user for this workspace."""
+        path = self.root / STAGE_MAP_FILE
+        if not path.exists():
+            return {}
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {str(k): str(v) for k, v in raw.items() if v in ("open", "won", "lost")}
+
+    def save_stage_map(self, mapping: dict[str, str]) -> None:
+        """Stores stage → status choices; they win over the built-in defaults on every later load."""
+        bad = {k: v for k, v in mapping.items() if v not in ("open", "won", "lost")}
+        if bad:
+            raise KpiTreeError(f"stage map: status must be open, won or lost, not {bad}")
+        clean = {re.sub(r"\s+", " ", k.strip().lower()): v for k, v in mapping.items() if k.strip()}
+        _atomic_write(self.root / STAGE_MAP_FILE, json.dumps(dict(sorted(clean.items())), indent=2))
+
+    def load_mapping(self, key: str) -> dict | None:
+        """The saved column mapping for files whose header set has this key, if any."""
+        if not re.fullmatch(r"[0-9a-f]{16}", key):
+            return None
+        path = self.root / MAPPINGS_DIR / f"{key}.json"
+        if not path.exists():
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def save_mapping(self, key: str, headers: list[str], table: str, columns: dict[str, str]) -> Path:
+        """Saves `canonical column → file header` for this header set; reused by every later load."""
+        if not re.fullmatch(r"[0-9a-f]{16}", key):
+            raise KpiTreeError(f"invalid mapping key {key!r}")
+        unknown = sorted(set(columns.values()) - set(headers))
+        if unknown:
+            raise KpiTreeError(f"mapping names columns the file does not have: {', '.join(unknown)}")
+        path = self.root / MAPPINGS_DIR / f"{key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"table": table, "columns": columns, "headers": headers,
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        _atomic_write(path, json.dumps(data, indent=2))
+        return path
+
+    def mappings(self) -> dict[str, dict]:
+        """Every saved mapping by header key."""
+        folder = self.root / MAPPINGS_DIR
+        if not folder.is_dir():
+            return {}
+        return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))}
+
+    def delete_mapping(self, key: str) -> None:
+        if re.fullmatch(r"[0-9a-f]{16}", key):
+            (self.root / MAPPINGS_DIR / f"{key}.json").unlink(missing_ok=True)
+
+    def loads(self, limit: int = 50) -> list[dict]:
+        """The latest loads recorded in the workspace (file, table, rows, when), newest first."""
+        if not self.db_path.exists():
+            return []
+        with self.connect() as con:
+            present = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [META_TABLE]
+            ).fetchone()[0]
+            if not present:
+                return []
+            cur = con.execute(f"SELECT * FROM {META_TABLE} ORDER BY loaded_at DESC LIMIT {int(limit)}")
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per loaded canonical table."""
+        tables = self.tables()
+        if not tables:
+            return {}
+        with self.connect() as con:
+            sql = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM \"{t}\"" for t in tables)
+            return {t: int(n) for t, n in con.execute(sql).fetchall()}
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -181,6 +285,71 @@ def validate_name(name: str) -> str:
             "up to 64 characters, e.g. 'acme-q3'"
         )
     return name
+
+
+# --- workspaces under a data directory ----------------------------------------------------------
+
+
+def workspace_path(data_dir: str | Path, name: str) -> Path:
+    """The directory of workspace `name` under `data_dir`; a name can never point outside it."""
+    validate_name(name)
+    root = Path(data_dir).expanduser().resolve()
+    path = (root / name).resolve()
+    if path.parent != root:
+        raise KpiTreeError(f"invalid workspace name {name!r}")
+    return path
+
+
+def list_workspaces(data_dir: str | Path) -> list[str]:
+    """Names of the workspaces under the data directory (hidden and temporary folders left out)."""
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and not p.name.endswith(".tmp") and _NAME_RE.match(p.name))
+
+
+def create_workspace(data_dir: str | Path, name: str) -> Workspace:
+    """A new, empty workspace; an error if one of that name exists."""
+    path = workspace_path(data_dir, name)
+    if path.exists():
+        raise KpiTreeError(f"workspace {name!r} already exists")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir()
+    return Workspace(path)
+
+
+def rename_workspace(data_dir: str | Path, old: str, new: str) -> Workspace:
+    """Renames a workspace directory (data, trees, mappings move with it)."""
+    src = workspace_path(data_dir, old)
+    dst = workspace_path(data_dir, new)
+    if not src.is_dir():
+        raise KpiTreeError(f"workspace {old!r} does not exist")
+    if dst.exists():
+        raise KpiTreeError(f"workspace {new!r} already exists")
+    with _lock_for(src / DB_FILE):
+        src.rename(dst)
+    return Workspace(dst)
+
+
+def delete_workspace(data_dir: str | Path, name: str) -> Path:
+    """Moves a workspace into the data directory's `.trash` folder (restorable by hand); returns where."""
+    src = workspace_path(data_dir, name)
+    if not src.is_dir():
+        raise KpiTreeError(f"workspace {name!r} does not exist")
+    trash = src.parent / TRASH_DIR
+    trash.mkdir(exist_ok=True)
+    dst = trash / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    with _lock_for(src / DB_FILE):
+        shutil.move(str(src), str(dst))
+    return dst
+
+
+def safe_file_name(name: str) -> str:
+    """An uploaded file's name reduced to a plain file name (no folders, no hidden or odd characters)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = re.sub(r"[^A-Za-z0-9._ ()+-]+", "_", base).strip(" .")
+    return base[:120] or "upload.csv"
 
 
 def _atomic_write(path: Path, text: str) -> None:

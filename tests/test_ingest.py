@@ -45,10 +45,16 @@ def test_canonical_file_loads_without_mapping(ws, tmp_path):
         ('"1200,5"', 1200.5),
         ('"USD 3,000"', 3000.0),
         ("(250)", None),  # negative: rejected for amount
+        ("12 000 kr", 12000.0),
+        ('"EUR 100,00"', 100.0),
+        ('"£1,250.50"', 1250.5),
+        ("1.234.567", 1234567.0),
+        ("CHF 1'000.50", 1000.5),
     ],
 )
 def test_money_forms(ws, tmp_path, raw, expected):
-    body = f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,{raw},new,SMB,Organic\nD2,A1,Ann,2026-01-05,,Demo,open,1,new,SMB,Organic\n"
+    body = (f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,{raw},new,SMB,Organic\n"
+            "D2,A1,Ann,2026-01-05,,Demo,open,1,new,SMB,Organic\n")
     report = ingest(ws, [write(tmp_path, "deals.csv", body)])
     got = rows(ws, "SELECT amount FROM deals WHERE deal_id = 'D1'")
     if expected is None:
@@ -65,6 +71,13 @@ def test_money_forms(ws, tmp_path, raw, expected):
         ("2026-01-05 23:59:59+02:00", "2026-01-05"),
         ("01/13/2026", "2026-01-13"),
         ("2026/01/13", "2026-01-13"),
+        ('"1/13/2026, 2:15 PM"', "2026-01-13"),  # Salesforce datetime, en_US
+        ("2026-01-13 09:30", "2026-01-13"),  # HubSpot / Stripe Dashboard
+        ("1768262400", "2026-01-13"),  # Unix seconds (Stripe API)
+        ("1768262400000", "2026-01-13"),  # Unix milliseconds (HubSpot API)
+        ("20260113", "2026-01-13"),
+        ('"Jan 13, 2026"', "2026-01-13"),
+        ("13 January 2026", "2026-01-13"),
     ],
 )
 def test_date_forms(ws, tmp_path, created, expected):
@@ -173,3 +186,88 @@ def test_quality_report_warnings(ws, tmp_path):
     text = " | ".join(f.warnings)
     assert "no close_date" in text and "close before they were created" in text and "no deal_type" in text
     assert f.nulls["owner"] == 1 and f.date_range == ("2026-01-01", "2026-01-01")
+
+
+@pytest.mark.parametrize("raw", ["12k", "n/a", '"1,2,3"', "5 or 6"])
+def test_amounts_with_words_are_rejected_not_guessed(ws, tmp_path, raw):
+    body = (f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,{raw},new,SMB,Organic\n"
+            "D2,A1,Ann,2026-01-05,,Demo,open,1,new,SMB,Organic\n")
+    report = ingest(ws, [write(tmp_path, "deals.csv", body)])
+    assert report.files[0].rejected[0].column == "amount" and rows(ws, "SELECT count(*) FROM deals") == [(1,)]
+
+
+@pytest.mark.parametrize("name, sep, encoding", [
+    ("deals.tsv", "\t", "utf-8"), ("deals.csv", "|", "utf-8"), ("deals.csv", ";", "cp1252"),
+    ("deals.txt", ",", "utf-16"), ("deals.csv", ",", "utf-8-sig"),
+])
+def test_delimiters_and_encodings(ws, tmp_path, name, sep, encoding):
+    text = (HEADER + "\nD1,A1,Renée €,2026-01-05,2026-02-01,Won,won,10,new,SMB,Organic\n").replace(",", sep)
+    path = tmp_path / name
+    path.write_bytes(text.replace("\n", "\r\n").encode(encoding))
+    report = ingest(ws, [path])
+    assert rows(ws, "SELECT owner, amount FROM deals") == [("Renée €", 10.0)]
+    assert report.files[0].delimiter == {"\t": "tab"}.get(sep, sep)
+
+
+def test_zip_of_csvs_and_gzip_inside(ws, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("export/deals.csv", f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,10,new,SMB,Organic\n")
+        zf.writestr("export/subscriptions.csv.gz", gzip.compress(b"customer_id,start_date,mrr\nC1,2026-01-01,50\n"))
+        zf.writestr("__MACOSX/export/._deals.csv", b"\x00\x05")
+    report = ingest(ws, [archive])
+    assert [f.file for f in report.files] == ["export.zip:export/deals.csv", "export.zip:export/subscriptions.csv.gz"]
+    assert report.tables == {"deals": 1, "subscriptions": 1}
+
+
+def test_progress_is_reported(ws, tmp_path):
+    seen = []
+    path = write(tmp_path, "deals.csv", f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,10,new,SMB,Organic\n")
+    ingest(ws, [path], on_progress=lambda f, msg: seen.append((f, msg)))
+    assert seen[0][0] < seen[-1][0] == 1.0 and any("reading deals.csv" in m for _, m in seen)
+
+
+def test_summary_names_everything_a_user_should_know(ws, tmp_path):
+    body = (f"{HEADER},notes\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,10,new,SMB,Organic,x\n"
+            "D2,A1,Ann,2026-01-05,,Won,won,abc,new,SMB,Organic,y\n")
+    text = ingest(ws, [write(tmp_path, "deals.csv", body)]).summary()
+    assert "deals.csv → deals (canonical deals): 2 read, 1 loaded, 1 rejected" in text
+    assert "line 3, column 'amount': cannot read abc" in text
+    assert "unmapped columns kept as text: notes" in text
+    assert "tables: deals=1" in text
+
+
+def test_preview_of_a_proposed_mapping(tmp_path):
+    from kpitree.ingest import preview_mapping
+
+    path = write(tmp_path, "opps.csv", "Opp,Opened,Result,Value\nO1,2026-09-01,Won,5000\nO2,someday,Open,7\n")
+    p = preview_mapping(path, "deals", {"deal_id": "Opp", "created_date": "Opened", "stage": "Result",
+                                        "amount": "Value"})
+    assert p.error is None and p.rows_read == 2
+    assert [(r["deal_id"], r["status"]) for r in p.rows] == [("O1", "won")]
+    assert (p.rejected[0].line, p.rejected[0].column) == (3, "Opened")
+    assert "missing required" in preview_mapping(path, "deals", {"deal_id": "Opp"}).error
+
+
+def test_workspaces_under_a_data_dir(tmp_path):
+    from kpitree.errors import KpiTreeError
+    from kpitree.workspace import create_workspace, delete_workspace, list_workspaces, rename_workspace
+
+    root = tmp_path / "data"
+    ws = create_workspace(root, "acme")
+    ingest(ws, [write(tmp_path, "deals.csv", f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,10,new,SMB,O\n")])
+    ws.save_stage_map({"Signed ": "won"})
+    assert list_workspaces(root) == ["acme"]
+    moved = rename_workspace(root, "acme", "acme-q3")
+    # It persists: a fresh object on the renamed folder sees the data, the stage map and the loads.
+    assert Workspace(root / "acme-q3").tables() == ["deals"] and moved.stage_map() == {"signed": "won"}
+    assert moved.loads()[0]["file"] == "deals.csv"
+    for bad in ("../x", ".hidden", "a/b", ""):
+        with pytest.raises(KpiTreeError, match="invalid workspace name"):
+            create_workspace(root, bad)
+    with pytest.raises(KpiTreeError, match="already exists"):
+        create_workspace(root, "acme-q3")
+    trash = delete_workspace(root, "acme-q3")
+    assert list_workspaces(root) == [] and (trash / "kpitree.duckdb").exists() and trash.parent.name == ".trash"

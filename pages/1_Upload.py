@@ -1,0 +1,326 @@
+"""Upload: CRM and billing exports in, a data-quality report out, into this session's workspace.
+
+Flow: pick (or create) a workspace → choose replace or append → drop files → see what each file
+was recognised as → map any unrecognised file once (saved, reused) → load → report, with the
+stage → open/won/lost table editable and saved per workspace. Layout and calls into `kpitree`
+only; reading, mapping and checking are `kpitree.ingest`'s.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from kpitree.errors import KpiTreeError, LoadError
+from kpitree.ingest import LoadReport, detect_files, ingest, preview_mapping, rejects_csv
+from kpitree.schema import TABLES
+from kpitree.vendors import suggest_mapping, suggest_table
+from kpitree.workspace import Workspace, create_workspace, safe_file_name
+
+st.set_page_config(page_title="Upload · KPI Tree", page_icon="🌳", layout="wide")
+
+FILE_TYPES = ["csv", "tsv", "txt", "gz", "zip"]
+MODES = {
+    "replace": "Replace — each table these files fill is swapped for their rows (loading twice changes nothing)",
+    "append": "Append — add rows; a row whose id is already there replaces it; the same file is never added twice",
+}
+STATUSES = ["open", "won", "lost"]
+CHUNK = 8 << 20
+
+
+def main() -> None:
+    st.sidebar.title("KPI Tree")
+    try:
+        ws = ui.choose_workspace()
+    except KpiTreeError as exc:
+        st.error(str(exc))
+        return
+    st.title("Upload data")
+    if ws is None:
+        new_workspace_form(first=True)
+        return
+    with st.sidebar.expander("New workspace"):
+        new_workspace_form(first=False)
+    st.caption(f"Into workspace **{ws.name}** — only this browser session's choice; other workspaces are untouched. "
+               "HubSpot, Salesforce, Pipedrive and Stripe exports and the 'CRM Sales Opportunities' files are "
+               "recognised by their headers; anything else is mapped once and remembered.")
+    mode = st.radio("If a table already has data", list(MODES), format_func=MODES.get, key="upload_mode")
+    files = st.file_uploader("CRM and billing exports (CSV, TSV, semicolon CSV, .gz, .zip of CSVs)", type=FILE_TYPES,
+                             accept_multiple_files=True, key="upload_files")
+    if not files:
+        st.session_state.pop("upload_report", None)
+        stage_map_editor(ws)
+        return
+    staged = stage_files(ws, files)
+    detections = detected(ws, staged)
+    ready = show_detections(ws, staged, detections)
+    if ready:
+        label = f"Load {len(staged)} file{'s' if len(staged) > 1 else ''} into '{ws.name}' ({mode})"
+        if st.button(label, type="primary", key="load"):
+            run_load(ws, staged, mode)
+    report = st.session_state.get("upload_report")
+    if report is not None and st.session_state.get("upload_report_ws") == ws.name:
+        show_report(ws, report)
+        if st.session_state.get("upload_stage_saved"):
+            if st.button("Load the same files again with the saved stage map", key="reload"):
+                run_load(ws, staged, mode, reappend=True)
+                st.rerun()
+    stage_map_editor(ws)
+
+
+# --- workspace -----------------------------------------------------------------------------------
+
+
+def new_workspace_form(first: bool) -> None:
+    if first:
+        st.info(f"No workspace yet under {ui.data_dir()}: name one to start.")
+    st.text_input("Workspace name", key="new_ws_name", placeholder="e.g. acme-q3")
+    st.button("Create workspace", key="create_ws", on_click=_create_workspace)
+    if st.session_state.get("create_ws_error"):
+        st.error(st.session_state["create_ws_error"])
+
+
+def _create_workspace() -> None:
+    name = (st.session_state.get("new_ws_name") or "").strip()
+    try:
+        create_workspace(ui.data_dir(), name)
+    except KpiTreeError as exc:
+        st.session_state["create_ws_error"] = str(exc)
+        return
+    st.session_state.pop("create_ws_error", None)
+    st.session_state["ws"] = name  # callbacks run before the picker is drawn, so this selects it
+    st.query_params["ws"] = name
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def stage_files(ws: Workspace, files: list) -> list[Path]:
+    """Writes this batch of uploads under the workspace's uploads/ folder once, with a progress bar."""
+    signature = (ws.name, tuple((f.name, f.size, getattr(f, "file_id", "")) for f in files))
+    if st.session_state.get("upload_sig") == signature and all(Path(p).exists()
+                                                               for p in st.session_state["upload_paths"]):
+        return [Path(p) for p in st.session_state["upload_paths"]]
+    old = st.session_state.get("upload_dir")
+    if old and not st.session_state.get("upload_loaded") and Path(old).is_dir():
+        shutil.rmtree(old, ignore_errors=True)  # a batch that was never loaded is not kept
+    folder = ws.new_upload_dir()
+    total = max(sum(f.size for f in files), 1)
+    done = 0
+    bar = st.progress(0.0, text="Receiving files…")
+    paths: list[Path] = []
+    for f in files:
+        name = safe_file_name(f.name)
+        path = folder / name
+        n = 1
+        while path.exists():
+            path = folder / f"{n}-{name}"
+            n += 1
+        f.seek(0)
+        with open(path, "wb") as out:
+            while chunk := f.read(CHUNK):
+                out.write(chunk)
+                done += len(chunk)
+                bar.progress(min(done / total, 1.0), text=f"Saving {f.name} ({done >> 20} of {total >> 20} MB)")
+        paths.append(path)
+    bar.empty()
+    st.session_state.update(upload_sig=signature, upload_paths=[str(p) for p in paths], upload_dir=str(folder),
+                            upload_loaded=False)
+    st.session_state.pop("upload_report", None)
+    st.session_state.pop("upload_stage_saved", None)
+    return paths
+
+
+def detected(ws: Workspace, staged: list[Path]) -> list:
+    """What each file was recognised as; recomputed when the files or the saved mappings change."""
+    version = (st.session_state.get("upload_sig"), tuple(map(str, staged)), tuple(sorted(ws.mappings())))
+    if st.session_state.get("detect_version") != version:
+        with st.spinner("Reading headers…"):
+            st.session_state["detections"] = detect_files(ws, staged)
+        st.session_state["detect_version"] = version
+    return st.session_state["detections"]
+
+
+def show_detections(ws: Workspace, staged: list[Path], detections: list) -> bool:
+    """The recognition table, and a mapping form per unrecognised file; True when every file can load."""
+    st.subheader("What the files are")
+    roles = {"side": "side file (joined in)", "ignored": "not loaded"}
+    rows = [{"file": d.file, "recognised as": d.label or "—", "table": d.table or roles.get(d.role, "—"),
+             "columns used": len(d.mapping), "unmapped columns": len(d.unmapped),
+             "problem": "needs a mapping" if d.needs_mapping else (d.problem or "")} for d in detections]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="detections_table")
+    for d in detections:
+        if d.problem and not d.needs_mapping:
+            st.error(d.problem)
+        elif not d.needs_mapping:
+            with st.expander(f"{d.file}: {d.label} → {d.table or roles.get(d.role, '—')}"):
+                st.dataframe(pd.DataFrame({"column": list(d.mapping), "from the file's": list(d.mapping.values())}),
+                             hide_index=True, key=f"mapping_{d.file}")
+                for rule in d.rules:
+                    st.markdown(f"- {rule}")
+                if d.unmapped:
+                    st.caption("Kept as extra text columns: " + ", ".join(d.unmapped))
+    pending = [d for d in detections if d.needs_mapping]
+    for d in pending:
+        mapping_form(ws, staged, d)
+    return not pending and not any(d.problem for d in detections)
+
+
+def mapping_form(ws: Workspace, staged: list[Path], d) -> None:
+    """Column → canonical field for an unrecognised file, with guesses, a preview, and a save."""
+    key = d.header_key
+    with st.container(border=True):
+        st.markdown(f"**Map the columns of {d.file}**")
+        st.caption(d.problem)
+        width = len(d.headers)
+        st.caption("The file's first rows, as they are:")
+        st.dataframe(pd.DataFrame([(r + [""] * width)[:width] for r in d.sample], columns=d.headers),
+                     hide_index=True, key=f"sample_{key}")
+        tables = list(TABLES)
+        guess_table = suggest_table(d.headers)
+        table = st.selectbox("Canonical table", tables, index=tables.index(guess_table), key=f"map_table_{key}")
+        guesses = suggest_mapping(d.headers, table)
+        options = ["—", *d.headers]
+        columns: dict[str, str] = {}
+        cols = st.columns(3)
+        for i, col in enumerate(TABLES[table].columns):
+            label = f"{col.name} ({col.type.value}{', required' if col.required else ''})"
+            if col.name == "status" and table == "deals":
+                label = "status (open/won/lost; or leave empty and map stage)"
+            default = guesses.get(col.name)
+            choice = cols[i % 3].selectbox(label, options, index=options.index(default) if default else 0,
+                                           key=f"map_{key}_{table}_{col.name}")
+            if choice != "—":
+                columns[col.name] = choice
+        path = source_path(staged, d.file)
+        preview = preview_mapping(path, table, columns, member=d.file if ":" in d.file else None,
+                                  stage_map=ws.stage_map())
+        if preview.error:
+            st.warning(f"With this mapping: {preview.error}")
+        else:
+            st.caption(f"Preview: the first {len(preview.rows)} rows as they would load"
+                       + (f"; {len(preview.rejected)} of {preview.rows_read} sample rows would be rejected"
+                          if preview.rejected else ""))
+            st.dataframe(pd.DataFrame(preview.rows), hide_index=True, key=f"preview_{key}")
+            if preview.rejected:
+                st.dataframe(pd.DataFrame([r.__dict__ for r in preview.rejected[:20]]), hide_index=True,
+                             key=f"preview_rejects_{key}")
+        if st.button("Save this mapping", key=f"save_map_{key}", disabled=bool(preview.error)):
+            ws.save_mapping(key, d.headers, table, columns)
+            st.session_state.pop("detect_version", None)
+            st.rerun()
+
+
+def source_path(staged: list[Path], shown: str) -> Path:
+    """The staged file a detection came from (an archive member reports `archive.zip:member`)."""
+    outer = shown.split(":", 1)[0]
+    return next((p for p in staged if p.name == outer), staged[0])
+
+
+# --- loading and the report ----------------------------------------------------------------------
+
+
+def run_load(ws: Workspace, staged: list[Path], mode: str, reappend: bool = False) -> None:
+    bar = st.progress(0.0, text="Starting…")
+    try:
+        report = ingest(ws, staged, mode=mode, reappend=reappend,
+                        on_progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
+    except LoadError as exc:
+        bar.empty()
+        st.error(f"{exc}\n\nNothing was loaded: the workspace is exactly as it was.")
+        st.session_state.pop("upload_report", None)
+        return
+    bar.empty()
+    st.session_state.update(upload_report=report, upload_report_ws=ws.name, upload_loaded=True)
+    st.session_state.pop("upload_stage_saved", None)
+
+
+def show_report(ws: Workspace, report: LoadReport) -> None:
+    st.subheader("Data-quality report")
+    st.success(f"Loaded {report.rows_loaded:,} rows in {report.seconds:.1f} s — tables now: "
+               + ", ".join(f"{t} {n:,} rows" for t, n in report.tables.items()))
+    c = st.columns(5)
+    c[0].metric("Files", len(report.files))
+    c[1].metric("Rows read", f"{sum(f.rows_read for f in report.files):,}")
+    c[2].metric("Rows loaded", f"{report.rows_loaded:,}")
+    c[3].metric("Rows rejected", f"{report.rows_rejected:,}")
+    c[4].metric("Rows skipped", f"{sum(f.rows_skipped for f in report.files):,}")
+    summary = [{"file": f.file, "table": f.table or "side file", "recognised as": f.label, "read": f.rows_read,
+                "loaded": f.rows_loaded, "rejected": f.rows_rejected, "skipped": f.rows_skipped,
+                "duplicate ids": f.duplicate_ids, "dates": " … ".join(x for x in f.date_range if x) or "—"}
+               for f in report.files]
+    st.dataframe(pd.DataFrame(summary), hide_index=True, width="stretch", key="report_summary")
+    if report.rows_rejected:
+        st.download_button("Download rejected rows (CSV)", rejects_csv(report), file_name="rejected_rows.csv",
+                           mime="text/csv", key="download_rejects")
+    for i, f in enumerate(report.files):
+        problems = bool(f.rows_rejected or f.warnings)
+        with st.expander(f"{f.file} → {f.table or 'side file'}: {f.rows_loaded:,} loaded, {f.rows_rejected:,} "
+                         f"rejected" + (", warnings" if f.warnings else ""), expanded=problems):
+            for w in f.warnings:
+                st.warning(w)
+            if f.rejected:
+                st.markdown(f"**Rejected rows** ({f.rows_rejected:,}; first {len(f.rejected[:200])} shown)")
+                st.dataframe(pd.DataFrame([{"line": r.line, "column": r.column, "reason": r.reason,
+                                            "value": r.value} for r in f.rejected[:200]]),
+                             hide_index=True, width="stretch", key=f"rejects_{i}")
+            facts = []
+            if f.skipped:
+                facts.append("skipped on purpose: " + ", ".join(f"{n} {r}" for r, n in f.skipped.items()))
+            if f.footer_rows:
+                facts.append(f"footer rows dropped: {f.footer_rows}")
+            if f.nulls:
+                facts.append("empty values in key columns: " + ", ".join(f"{c} {n}" for c, n in f.nulls.items()))
+            if f.duplicate_ids:
+                facts.append(f"duplicate ids: {f.duplicate_ids} (later copies rejected)")
+            if f.extra_columns:
+                facts.append("unmapped columns kept as text: " + ", ".join(f.extra_columns))
+            if f.missing_optional_columns:
+                facts.append("not in the file: " + ", ".join(f.missing_optional_columns))
+            facts.append(f"encoding {f.encoding}, delimiter {f.delimiter!r}")
+            for line in facts + [f"rule: {r}" for r in f.rules]:
+                st.markdown(f"- {line}")
+    stages = [dict(s, file=f.file) for f in report.files for s in f.stages]
+    if stages:
+        stage_table(ws, stages)
+
+
+def stage_table(ws: Workspace, stages: list[dict]) -> None:
+    """Stage → status as this load read it; edits are saved for the workspace and used by every later load."""
+    st.subheader("Stages → open / won / lost")
+    st.caption("'file' = the export's own won/lost flag or status; 'saved' = this workspace's stage map; "
+               "'default' = the vendor's standard pipeline; 'guess' = read from the name. Change a status and save: "
+               "the workspace remembers it (the export's own flags still win).")
+    df = pd.DataFrame(stages)[["stage", "status", "source", "rows", "file"]]
+    edited = st.data_editor(df, hide_index=True, width="stretch", key="stage_editor", disabled=["stage", "source",
+                                                                                                 "rows", "file"],
+                            column_config={"status": st.column_config.SelectboxColumn(options=STATUSES,
+                                                                                      required=True)})
+    changed = {str(a["stage"]): b["status"] for a, b in zip(df.to_dict("records"), edited.to_dict("records"),
+                                                            strict=True)
+               if a["status"] != b["status"] and a["stage"] is not None}
+    if st.button("Save stage map", key="save_stages", disabled=not changed):
+        ws.save_stage_map({**ws.stage_map(), **changed})
+        st.session_state["upload_stage_saved"] = True
+        st.success(f"Saved {len(changed)} stage(s) for workspace '{ws.name}'. Load the files again to apply.")
+
+
+def stage_map_editor(ws: Workspace) -> None:
+    saved = ws.stage_map()
+    with st.expander(f"Saved stage map of '{ws.name}' ({len(saved)} stage{'s' if len(saved) != 1 else ''})"):
+        df = pd.DataFrame({"stage": list(saved), "status": list(saved.values())}) if saved else pd.DataFrame(
+            {"stage": pd.Series(dtype=str), "status": pd.Series(dtype=str)})
+        edited = st.data_editor(df, num_rows="dynamic", hide_index=True, key="stage_map_editor",
+                                column_config={"status": st.column_config.SelectboxColumn(options=STATUSES)})
+        if st.button("Save", key="save_stage_map"):
+            clean = {str(r["stage"]): r["status"] for r in edited.to_dict("records")
+                     if r.get("stage") and r.get("status") in STATUSES}
+            ws.save_stage_map(clean)
+            st.success(f"Saved {len(clean)} stage(s).")
+
+
+main()

@@ -1,0 +1,36 @@
+"""The Upload page in Chromium: drop real exports on the uploader, load them, read the report."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import ARTIFACTS, ROOT
+
+from kpitree.workspace import Workspace, create_workspace
+
+EXPORTS = ROOT / "tests" / "fixtures" / "exports"
+
+
+def test_upload_exports_and_see_the_report(page, app_url, demo_data_dir):
+    # A workspace of its own, so the demo other browser tests read stays as it is.
+    create_workspace(demo_data_dir, "upload-test")
+    started = time.perf_counter()
+    page.goto(f"{app_url}/Upload?ws=upload-test")
+    uploader = page.get_by_test_id("stFileUploaderDropzoneInput")
+    uploader.wait_for(state="attached", timeout=60000)
+    uploader.set_input_files([str(EXPORTS / "hubspot-crm-exports-all-deals-2026-11-02.csv"),
+                              str(EXPORTS / "subscriptions.csv")])
+    load = page.get_by_role("button", name="Load 2 files into 'upload-test' (replace)")
+    load.wait_for(timeout=30000)
+    main = page.get_by_test_id("stMain")
+    assert "HubSpot deals export" in main.inner_text() and "Stripe subscriptions export" in main.inner_text()
+    load.click()
+    page.get_by_text("Loaded 13 rows").wait_for(timeout=30000)
+    body = main.inner_text()
+    assert "Data-quality report" in body and "Stages → open / won / lost" in body
+    assert "'#09 WON' → won" in body  # the guessed stage is called out
+    assert page.get_by_test_id("stException").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "upload_report.png"), full_page=True)
+    ws = Workspace(demo_data_dir / "upload-test")
+    assert ws.row_counts() == {"deals": 8, "subscriptions": 5}
+    assert time.perf_counter() - started < 30

@@ -1,0 +1,185 @@
+"""The Upload and Workspaces pages through Streamlit's AppTest (it can drive the file uploader)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from streamlit.testing.v1 import AppTest
+
+from kpitree.workspace import Workspace, create_workspace, list_workspaces
+
+EXPORTS = ROOT / "tests" / "fixtures" / "exports"
+HUBSPOT = EXPORTS / "hubspot-crm-exports-all-deals-2026-11-02.csv"
+UPLOAD = str(ROOT / "pages" / "1_Upload.py")
+WORKSPACES = str(ROOT / "pages" / "4_Workspaces.py")
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("KPITREE_DATA_DIR", str(root))
+    return root
+
+
+def page(script: str, ws: str | None = None) -> AppTest:
+    at = AppTest.from_file(script, default_timeout=60)
+    if ws:
+        at.query_params["ws"] = ws
+    return at.run()
+
+
+def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
+    at.file_uploader(key="upload_files").set_value([(name, data, "text/csv") for name, data in files])
+    return at.run()
+
+
+def deals(root: Path, name: str) -> list[tuple]:
+    with Workspace(root / name).connect() as con:
+        return con.execute("SELECT deal_id, status, amount FROM deals ORDER BY deal_id").fetchall()
+
+
+def test_first_visit_creates_a_workspace(data_dir):
+    at = page(UPLOAD)
+    assert not at.exception and "No workspace yet" in at.info[0].value
+    at.text_input(key="new_ws_name").set_value("acme")
+    at.button(key="create_ws").click().run()
+    assert not at.exception
+    assert list_workspaces(data_dir) == ["acme"] and at.selectbox(key="ws").value == "acme"
+    assert at.file_uploader(key="upload_files").accept_multiple_files
+
+
+def test_vendor_export_loads_with_no_manual_step_and_reports(data_dir):
+    create_workspace(data_dir, "acme")
+    at = upload(page(UPLOAD, "acme"), ("hubspot-crm-exports-all-deals.csv", HUBSPOT.read_bytes()))
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table.loc[0, "recognised as"] == "HubSpot deals export" and table.loc[0, "problem"] == ""
+    at.button(key="load").click().run()
+    assert not at.exception
+    assert at.success[0].value.startswith("Loaded 8 rows")
+    assert any("'#09 WON' → won" in w.value for w in at.warning)
+    assert len(deals(data_dir, "acme")) == 8
+    # The batch is kept in the workspace (nothing uploaded is lost).
+    assert list((data_dir / "acme" / "uploads").glob("*/hubspot-crm-exports-all-deals.csv"))
+
+
+def test_rejected_rows_can_be_downloaded(data_dir):
+    create_workspace(data_dir, "acme")
+    body = (b"deal_id,created_date,status,amount\nD1,2026-09-01,won,100\nD2,2026-09-01,won,=1+1\n"
+            b"D3,2026-09-01,won,100\n")
+    at = upload(page(UPLOAD, "acme"), ("deals.csv", body))
+    at.button(key="load").click().run()
+    assert not at.exception
+    assert at.metric[3].value == "1"  # rows rejected
+    button = at.get("download_button")[0]
+    assert button.proto.label == "Download rejected rows (CSV)"
+    rejects = next(d.value for d in at.dataframe if "reason" in d.value.columns)
+    assert rejects.to_dict("records") == [{"line": 3, "column": "amount", "value": "=1+1",
+                                          "reason": "cannot read =1+1 as an amount such as 1234.50, $1,234.50 or "
+                                                    "1.234,50 €"}]
+
+
+def test_unrecognised_file_gets_a_mapping_that_is_saved_and_reused(data_dir):
+    create_workspace(data_dir, "acme")
+    body = b"Opp #,Rep,Opened,Closed,Result,Value\nO1,Ann,2026-09-01,2026-09-20,Won,5000\nO2,Bob,2026-09-02,,Open,10\n"
+    at = upload(page(UPLOAD, "acme"), ("opps.csv", body))
+    assert not at.exception
+    assert at.dataframe[0].value.loc[0, "problem"] == "needs a mapping"
+    assert not [b for b in at.button if b.key == "load"]  # cannot load before the mapping exists
+    key = next(k for k in (b.key for b in at.button) if k and k.startswith("save_map_")).removeprefix("save_map_")
+    assert at.selectbox(key=f"map_table_{key}").value == "deals"
+    # Guesses from the header: Rep → owner, Value → amount; the rest is chosen by hand.
+    assert at.selectbox(key=f"map_{key}_deals_owner").value == "Rep"
+    at.selectbox(key=f"map_{key}_deals_deal_id").set_value("Opp #")
+    at.selectbox(key=f"map_{key}_deals_created_date").set_value("Opened")
+    at.selectbox(key=f"map_{key}_deals_close_date").set_value("Closed")
+    at.selectbox(key=f"map_{key}_deals_stage").set_value("Result")
+    at.run()
+    assert not at.exception and not [w for w in at.warning if w.value.startswith("With this mapping")]
+    at.button(key=f"save_map_{key}").click().run()
+    assert not at.exception
+    assert (data_dir / "acme" / "mappings" / f"{key}.json").exists()
+    assert at.dataframe[0].value.loc[0, "recognised as"] == "saved mapping → deals"
+    at.button(key="load").click().run()
+    assert deals(data_dir, "acme") == [("O1", "won", 5000.0), ("O2", "open", 10.0)]
+
+
+def test_a_bad_file_changes_nothing_and_says_why(data_dir):
+    create_workspace(data_dir, "acme")
+    at = upload(page(UPLOAD, "acme"), ("hubspot.csv", HUBSPOT.read_bytes()))
+    at.button(key="load").click().run()
+    before = deals(data_dir, "acme")
+    at = upload(at, ("hubspot.csv", HUBSPOT.read_bytes()), ("deals.csv", b"\x00\x01\x02binary"))
+    assert "deals.csv: this is a binary file" in at.error[0].value
+    assert not [b for b in at.button if b.key == "load"]
+    truncated = b"deal_id,created_date,status,amount\n"
+    at = upload(at, ("hubspot.csv", HUBSPOT.read_bytes()), ("deals.csv", truncated))
+    at.button(key="load").click().run()
+    assert "Nothing was loaded: the workspace is exactly as it was" in at.error[0].value
+    assert deals(data_dir, "acme") == before
+
+
+def test_append_is_explicit_and_never_doubles(data_dir):
+    create_workspace(data_dir, "acme")
+    at = page(UPLOAD, "acme")
+    at.radio(key="upload_mode").set_value("append").run()
+    at = upload(at, ("hubspot.csv", HUBSPOT.read_bytes()))
+    assert "(append)" in at.button(key="load").label
+    at.button(key="load").click().run()
+    at.button(key="load").click().run()
+    assert not at.exception
+    assert any("already appended" in w.value for w in at.warning)
+    assert len(deals(data_dir, "acme")) == 8
+
+
+def test_stage_table_edits_are_saved_for_the_workspace_and_applied_on_reload(data_dir):
+    create_workspace(data_dir, "acme")
+    at = upload(page(UPLOAD, "acme"), ("hubspot.csv", HUBSPOT.read_bytes()))
+    at.button(key="load").click().run()
+    rows = list(at.data_editor(key="stage_editor").value["stage"])
+    assert "#09 WON" in rows
+    at.session_state["stage_editor"] = {"edited_rows": {rows.index("#09 WON"): {"status": "lost"}},
+                                        "added_rows": [], "deleted_rows": []}
+    at.run()
+    at.button(key="save_stages").click().run()
+    assert not at.exception
+    assert Workspace(data_dir / "acme").stage_map() == {"#09 won": "lost"}
+    at.button(key="reload").click().run()
+    assert not at.exception
+    assert ("189164774908", "lost", 4500.0) in deals(data_dir, "acme")
+
+
+def test_each_session_loads_into_the_workspace_it_picked(data_dir):
+    create_workspace(data_dir, "alpha")
+    create_workspace(data_dir, "beta")
+    a = upload(page(UPLOAD, "alpha"), ("hubspot.csv", HUBSPOT.read_bytes()))
+    b = page(UPLOAD, "beta")
+    a.button(key="load").click().run()
+    assert b.selectbox(key="ws").value == "beta" and not b.success
+    assert len(deals(data_dir, "alpha")) == 8 and Workspace(data_dir / "beta").tables() == []
+
+
+def test_workspaces_page_creates_renames_and_deletes(data_dir):
+    create_workspace(data_dir, "demo")
+    at = page(WORKSPACES, "demo")
+    assert not at.exception and at.dataframe[0].value.loc[0, "workspace"] == "demo (this session)"
+    at.text_input(key="ws_new").set_value("acme")
+    at.button(key="ws_create").click().run()
+    assert at.selectbox(key="ws").value == "acme" and "Created workspace 'acme'" in at.success[0].value
+    at.selectbox(key="ws_rename_from").set_value("acme")
+    at.text_input(key="ws_rename_to").set_value("acme-q3")
+    at.button(key="ws_rename").click().run()
+    assert list_workspaces(data_dir) == ["acme-q3", "demo"] and at.selectbox(key="ws").value == "acme-q3"
+    at.text_input(key="ws_rename_to").set_value("../escape")
+    at.button(key="ws_rename").click().run()
+    assert "invalid workspace name" in at.error[0].value
+    at.selectbox(key="ws_delete_name").set_value("acme-q3")
+    at.text_input(key="ws_delete_confirm").set_value("nope")
+    at.button(key="ws_delete").click().run()
+    assert "Type 'acme-q3' to confirm" in at.error[0].value and "acme-q3" in list_workspaces(data_dir)
+    at.text_input(key="ws_delete_confirm").set_value("acme-q3")
+    at.button(key="ws_delete").click().run()
+    assert list_workspaces(data_dir) == ["demo"] and list((data_dir / ".trash").iterdir())

@@ -1,0 +1,264 @@
+"""Vendor exports load with no manual step, and the numbers they give are the ones worked out by hand.
+
+Fixtures: tests/fixtures/exports (written by tests/fixtures/make_fixtures.py from the documented
+headers in /work/notes/vendor_exports.md).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from kpitree.evaluate import Engine, evaluate_tree
+from kpitree.ingest import detect_files, ingest
+from kpitree.periods import parse_period
+from kpitree.tree import load_tree
+from kpitree.vendors import detect_vendor, header_key, suggest_mapping, vendor_mapping
+from kpitree.workspace import Workspace
+
+EXPORTS = Path(__file__).resolve().parent / "fixtures" / "exports"
+HUBSPOT = EXPORTS / "hubspot-crm-exports-all-deals-2026-11-02.csv"
+HUBSPOT_FR = EXPORTS / "hubspot-crm-exports-fr-2026-11-02.csv"
+SALESFORCE = EXPORTS / "salesforce_opportunities_report.csv"
+PIPEDRIVE = EXPORTS / "deals-8421437-7.csv"
+STRIPE = EXPORTS / "subscriptions.csv"
+STRIPE_API = EXPORTS / "stripe_subscriptions_api.csv"
+CRM = EXPORTS / "crm_sales_opportunities"
+CRM_FILES = [CRM / n for n in ("sales_pipeline.csv", "accounts.csv", "products.csv", "sales_teams.csv")]
+
+
+@pytest.fixture
+def ws(tmp_path) -> Workspace:
+    return Workspace(tmp_path / "ws", create=True)
+
+
+def value(ws: Workspace, metric: str, period: str) -> float | None:
+    df = Engine(ws).query(metric, [parse_period(period)])
+    return None if df.empty else float(df["value"].iloc[0])
+
+
+def rows(ws: Workspace, sql: str) -> list[tuple]:
+    with ws.connect() as con:
+        return con.execute(sql).fetchall()
+
+
+def headers(path: Path) -> list[str]:
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        return next(csv.reader(fh))
+
+
+@pytest.mark.parametrize("path, vendor", [
+    (HUBSPOT, "hubspot"), (HUBSPOT_FR, "hubspot"), (SALESFORCE, "salesforce"), (PIPEDRIVE, "pipedrive"),
+    (STRIPE, "stripe"), (STRIPE_API, "stripe"), (CRM / "sales_pipeline.csv", "crm_pipeline"),
+    (CRM / "accounts.csv", "crm_accounts"), (CRM / "products.csv", "crm_products"),
+    (CRM / "sales_teams.csv", "crm_teams"),
+])
+def test_layouts_are_recognised_by_their_headers(path, vendor):
+    assert detect_vendor(headers(path)) == vendor
+
+
+def test_detection_ignores_case_and_spacing_of_labels():
+    assert detect_vendor(["RECORD ID", "deal  name", "Deal stage", "Create date"]) == "hubspot"
+    assert detect_vendor(["deal_id", "created_date", "status", "amount"]) is None
+
+
+def test_hubspot_deals(ws):
+    f = ingest(ws, [HUBSPOT]).files[0]
+    assert (f.source, f.table, f.rows_loaded, f.rows_rejected) == ("hubspot", "deals", 8, 0)
+    assert f.mapping["created_date"] == "Create Date" and f.mapping["owner"] == "Deal owner"
+    # Won new business closed in September: 24,000 (Acme) + 4,500 (the custom '#09 WON' stage).
+    assert value(ws, "new_business_arr", "2026-09") == 28500
+    assert value(ws, "expansion_arr", "2026-09") == 6000  # 'Existing Business'
+    assert value(ws, "win_rate", "2026-09") == pytest.approx(4 / 5)
+    assert rows(ws, "SELECT status, deal_type FROM deals WHERE deal_id = '189164774907'") == [("won", "renewal")]
+    assert any("'#09 WON' → won" in w for w in f.warnings)  # a guessed stage is said so
+    assert any("no value in 'Amount in company currency / Amount'" in w and "line 7" in w for w in f.warnings)
+    assert {"deal_name", "pipeline"} <= set(f.extra_columns)
+
+
+def test_hubspot_day_first_dates_and_closed_flags(ws):
+    f = ingest(ws, [HUBSPOT_FR]).files[0]
+    assert rows(ws, "SELECT deal_id, close_date::VARCHAR, status FROM deals ORDER BY 1") == [
+        ("3001", "2026-09-22", "won"), ("3002", "2026-09-25", "lost"), ("3003", "2026-11-30", "open")]
+    assert {s["source"] for s in f.stages} == {"file"}  # 'Signé'/'Perdu' need no stage map: the flags say it
+    assert any("day-first" in r for r in f.rules)
+
+
+def test_salesforce_report_with_footer(ws):
+    f = ingest(ws, [SALESFORCE]).files[0]
+    assert (f.source, f.rows_read, f.rows_loaded, f.footer_rows, f.rejected) == ("salesforce", 6, 6, 3, [])
+    assert value(ws, "new_business_arr", "2026-09") == 30000
+    assert value(ws, "expansion_arr", "2026-09") == 12000  # '$12,000.00', 'Existing Customer - Upgrade'
+    assert value(ws, "win_rate", "2026-09") == pytest.approx(2 / 3)
+    assert rows(ws, "SELECT deal_type, created_date::VARCHAR FROM deals WHERE deal_id = '0065g00000AbCdJ'") == [
+        ("renewal", "2026-09-30")]
+    assert {(s["stage"], s["status"]) for s in f.stages} >= {("Negotiation/Review", "open"), ("Closed Lost", "lost")}
+
+
+def test_pipedrive_deals(ws):
+    f = ingest(ws, [PIPEDRIVE]).files[0]
+    assert (f.source, f.rows_loaded, f.skipped) == ("pipedrive", 4, {"deleted in Pipedrive": 1})
+    assert rows(ws, "SELECT deal_id, status, close_date::VARCHAR, amount FROM deals ORDER BY 1") == [
+        ("101", "won", "2026-09-10", 10000.0), ("102", "lost", "2026-09-20", 1250.5),
+        ("103", "open", "2026-12-01", 7000.0), ("104", "won", "2026-09-25", 5000.0)]
+    assert value(ws, "new_business_arr", "2026-09") == 15000
+    assert any("no deal type column" in r for r in f.rules)
+
+
+def test_stripe_dashboard_subscriptions(ws):
+    f = ingest(ws, [STRIPE]).files[0]
+    assert (f.source, f.rows_loaded, f.skipped) == ("stripe", 5, {"never became active (status incomplete)": 1})
+    # 49 monthly + 1188 yearly (99) + 3 × 20 + 12 weekly (52); the canceled 49 ended on 2026-06-20.
+    assert value(ws, "mrr", "2026-10") == pytest.approx(260)
+    assert value(ws, "mrr", "2026-05") == pytest.approx(309)
+    assert rows(ws, "SELECT start_date::VARCHAR FROM subscriptions WHERE customer_id = 'cus_E'") == [("2026-04-15",)]
+    assert rows(ws, "SELECT end_date::VARCHAR FROM subscriptions WHERE customer_id = 'cus_D'") == [("2026-06-20",)]
+    assert any("currency units" in r for r in f.rules)
+    assert rows(ws, "SELECT segment FROM subscriptions WHERE customer_id = 'cus_B'") == [("Mid-Market",)]
+
+
+def test_stripe_api_amounts_in_cents(ws):
+    f = ingest(ws, [STRIPE_API]).files[0]
+    assert any("read as cents" in r for r in f.rules)
+    got = rows(ws, "SELECT customer_id, mrr, start_date::VARCHAR, end_date::VARCHAR FROM subscriptions ORDER BY 1")
+    assert got == [
+        ("cus_W", 100.0, "2026-01-01", "2026-07-01"),  # 120000 cents a year
+        ("cus_X", 49.0, "2026-01-01", None),
+        ("cus_Y", 100.0, "2026-02-01", None),  # 15000 cents per 3 months × 2 seats
+        ("cus_Z", 5000.0, "2026-03-01", None),  # yen have no cents
+    ]
+    assert any("several currencies" in r for r in f.rules)
+
+
+def test_crm_sales_opportunities_with_side_files(ws):
+    report = ingest(ws, CRM_FILES)
+    by_file = {f.file: f for f in report.files}
+    pipeline = by_file["sales_pipeline.csv"]
+    assert (pipeline.rows_loaded, pipeline.rows_rejected) == (10, 1)
+    assert pipeline.rejected[0].line == 12 and pipeline.rejected[0].column == "engage_date"
+    assert by_file["products.csv"].table == "" and report.tables == {"accounts": 7, "deals": 10}
+    assert value(ws, "new_business_arr", "2026-09") == 1054 + 4514 + 50 + 588
+    assert value(ws, "win_rate", "2026-09") == pytest.approx(4 / 6)
+    # Open and lost deals are priced at list price ('GTXPro' is 'GTX Pro'); side columns joined in.
+    got = rows(ws, "SELECT deal_id, amount, segment, industry, manager, regional_office, product_series "
+                   "FROM deals WHERE deal_id IN ('5BYOZV7U', 'PE84CX4O', '7GN8Q4LL') ORDER BY 1")
+    assert got == [("5BYOZV7U", 4821.0, "Mid-Market", "services", "Summer Sewald", "West", "GTX"),
+                   ("7GN8Q4LL", 601.0, "Enterprise", "technology", "Celia Rouche", "West", "GTX"),
+                   ("PE84CX4O", 550.0, "Mid-Market", "services", "Summer Sewald", "West", "GTX")]
+    assert rows(ws, "SELECT segment, industry FROM accounts WHERE account_id = 'Cheers'") == [
+        ("Enterprise", "technology")]
+
+
+def test_crm_pipeline_alone_says_what_is_missing(ws):
+    f = ingest(ws, [CRM / "sales_pipeline.csv"]).files[0]
+    assert any("products.csv was not in this load" in r for r in f.rules)
+    assert any("no list price" in w for w in f.warnings)
+
+
+def test_a_side_file_alone_is_refused_with_a_reason(ws):
+    from kpitree.errors import LoadError
+
+    with pytest.raises(LoadError, match="products.csv: .*load it together with that file"):
+        ingest(ws, [CRM / "products.csv"])
+
+
+@pytest.mark.parametrize("files, period, node", [
+    ([HUBSPOT], "2026-09", "new_business_arr"), ([SALESFORCE], "2026-09", "new_business_arr"),
+    ([PIPEDRIVE], "2026-09", "win_rate"), ([STRIPE], "2026-04", "arr"), (CRM_FILES, "2026-09", "win_rate"),
+])
+def test_each_export_evaluates_the_template_tree(ws, files, period, node):
+    ingest(ws, files)
+    result = evaluate_tree(ws, load_tree(ROOT / "data" / "trees" / "revops.yaml"), period)
+    by_id = {n.id: n for n in result.nodes}
+    assert by_id[node].value is not None
+    assert all(n.status in ("green", "amber", "red", "no_target", "no_data") for n in result.nodes)
+
+
+def test_vendors_and_canonical_files_load_together(ws):
+    report = ingest(ws, [HUBSPOT, STRIPE])
+    assert report.tables == {"deals": 8, "subscriptions": 5}
+
+
+def test_cli_uses_the_same_detection_and_exit_codes(tmp_path):
+    w = tmp_path / "cliws"
+    run = subprocess.run([sys.executable, "-m", "kpitree", "ingest", "--workspace", str(w), str(SALESFORCE),
+                          "--format", "json"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["files"][0]["source"] == "salesforce" and out["files"][0]["footer_rows"] == 3
+    bad = tmp_path / "notes.csv"
+    bad.write_text("what,ever\n1,2\n")
+    run = subprocess.run([sys.executable, "-m", "kpitree", "ingest", "--workspace", str(w), str(bad)], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "notes.csv: cannot tell which table" in run.stderr
+
+
+def test_saved_stage_map_wins_over_defaults_and_guesses(ws):
+    ws.save_stage_map({"#09 WON": "lost", "Contract Sent": "won"})
+    f = ingest(ws, [HUBSPOT]).files[0]
+    got = dict(rows(ws, "SELECT deal_id, status FROM deals WHERE deal_id IN ('189164774905', '189164774908')"))
+    assert got == {"189164774905": "won", "189164774908": "lost"}
+    assert {s["stage"]: s["source"] for s in f.stages}["#09 WON"] == "saved"
+
+
+def test_saved_mapping_is_reused_by_header_set(ws, tmp_path):
+    path = tmp_path / "opps.csv"
+    path.write_text("Opp #,Rep,Opened,Closed,Result,Value\nO1,Ann,2026-09-01,2026-09-20,Won,5000\n"
+                    "O2,Bob,2026-09-02,2026-09-21,Lost,7000\n", encoding="utf-8")
+    detection = detect_files(ws, [path])[0]
+    assert detection.needs_mapping and detection.table is None
+    hdrs = headers(path)
+    guess = suggest_mapping(hdrs, "deals")
+    assert guess["owner"] == "Rep" and guess["amount"] == "Value"
+    ws.save_mapping(header_key(hdrs), hdrs, "deals", {"deal_id": "Opp #", "owner": "Rep", "created_date": "Opened",
+                                                     "close_date": "Closed", "stage": "Result", "amount": "Value"})
+    f = ingest(ws, [path]).files[0]
+    assert (f.source, f.rows_loaded) == ("saved", 2)
+    assert value(ws, "win_rate", "2026-09") == pytest.approx(0.5)
+    # The same headers in another order and case are the same layout, also from the command line.
+    again = tmp_path / "opps2.csv"
+    again.write_text("value,opp #,rep,opened,closed,result\n9000,O3,Cy,2026-09-03,2026-09-22,Won\n", encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "kpitree", "ingest", "--workspace", str(ws.root), str(again)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "saved mapping" in run.stdout
+
+
+def test_vendor_files_inside_a_zip(ws, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "crm.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in CRM_FILES:
+            zf.write(p, f"CRM Sales Opportunities/{p.name}")
+        zf.writestr("CRM Sales Opportunities/metadata.csv", "Table,Field,Description\naccounts,account,Company name\n")
+        zf.writestr("README.txt", "Maven Analytics data playground")
+    report = ingest(ws, [archive])
+    loaded = {f.file for f in report.files if f.rows_loaded}
+    assert loaded == {f"crm.zip:CRM Sales Opportunities/{p.name}" for p in CRM_FILES}
+    assert report.tables["deals"] == 10
+    notes = [w for f in report.files for w in f.warnings]
+    assert "documentation, not data: not loaded" in notes and any("README.txt" in w for w in notes)
+
+
+def test_detection_reports_every_file_without_loading(ws, tmp_path):
+    copy = tmp_path / "x.csv"
+    shutil.copy(PIPEDRIVE, copy)
+    found = detect_files(ws, [HUBSPOT, copy, STRIPE])
+    assert [d.source for d in found] == ["hubspot", "pipedrive", "stripe"]
+    assert found[1].mapping["status"].startswith("file flags")
+    assert len(found[0].sample) == 5 and not ws.tables()
+
+
+def test_stripe_mapping_states_its_rules():
+    m = vendor_mapping("stripe", headers(STRIPE))
+    assert m.table == "subscriptions" and m.key == "subscription_id"
+    assert any("yearly ÷ 12" in r for r in m.rules)
