@@ -11,11 +11,13 @@ import streamlit as st
 
 import ui
 from kpitree.charts import STATUS_WORD, segment_chart, trend_chart, waterfall_chart, with_selection
+from kpitree.charts_usage import activity_dots_chart, cohort_chart
 from kpitree.drill import drill_dimensions, segment_table
-from kpitree.errors import KpiTreeError
+from kpitree.errors import KpiTreeError, QueryError
 from kpitree.evaluate import evaluate_tree, trend
 from kpitree.format import fmt, fmt_change
 from kpitree.periods import Grain, parse_period, period_containing, trailing
+from kpitree.usage import ACCOUNT_COLUMNS, activity_heatmap, cohort_retention, panel_charts
 
 st.set_page_config(page_title="KPI Tree", page_icon="🌳", layout="wide")
 
@@ -96,7 +98,7 @@ def main() -> None:
     if st.session_state["selected"] not in ids:
         st.session_state["selected"] = root.id
 
-    spec = ui.tree_spec(str(ws.root), engine.version, tree.source, Path(tree.source).stat().st_mtime, period.key,
+    spec = ui.tree_spec(str(ws.root), ui.version_of(ws), tree.source, Path(tree.source).stat().st_mtime, period.key,
                         TREE_WIDTH)
     event = st.vega_lite_chart(with_selection(spec, st.session_state["selected"]), key="tree",
                                on_select="rerun", selection_mode="node", width="content")
@@ -171,7 +173,27 @@ def _panel(engine, tree, evaluation, node_id, period, versus) -> None:
         ui.chart(trend_chart(history, res.unit, "Trend vs target"), key="trend")
     with right:
         _children(engine, tree, evaluation, node, period, versus)
-    _segments(engine, tree, node, res, period, versus)
+    top_segment = _segments(engine, tree, node, res, period, versus)
+    _usage(engine, node, period, top_segment)
+
+
+def _usage(engine, node, period, top_segment) -> None:
+    """Seed 002's activity dots and a cohort retention chart, on the nodes they explain."""
+    kinds = panel_charts(node.metric)
+    if not kinds:
+        return
+    cols = st.columns(len(kinds))
+    try:
+        if "activity" in kinds:
+            where = {top_segment[0]: top_segment[1]} if top_segment and top_segment[0] in ACCOUNT_COLUMNS else None
+            with cols[0]:
+                ui.chart(activity_dots_chart(activity_heatmap(engine, period, order="decline", where=where)),
+                         key="activity_dots")
+        if "cohort" in kinds:
+            with cols[-1]:
+                ui.chart(cohort_chart(cohort_retention(engine, period)), key="cohorts")
+    except QueryError as exc:
+        st.info(f"Usage charts need more data: {exc}")
 
 
 def _children(engine, tree, evaluation, node, period, versus) -> None:
@@ -198,11 +220,12 @@ def _children(engine, tree, evaluation, node, period, versus) -> None:
     st.dataframe(rows, hide_index=True, width="stretch", key="children_table")
 
 
-def _segments(engine, tree, node, res, period, versus) -> None:
+def _segments(engine, tree, node, res, period, versus) -> tuple[str, str] | None:
+    """The segment charts; returns (dimension, segment) of the segment that hurts most, if any."""
     dims = drill_dimensions(engine, tree, node)
     if not dims:
         st.info("This metric's table has none of the tree's drill dimensions.")
-        return
+        return None
     baseline = _baseline_period(period, versus)
     st.markdown(f"**By segment** — {period.key} against {baseline.key}"
                 + (" (segments have no targets: compared with the previous period)" if versus == "target" else ""))
@@ -210,7 +233,7 @@ def _segments(engine, tree, node, res, period, versus) -> None:
     table = segment_table(engine, node, period, baseline, dim)
     if table.empty:
         st.info("No rows for this split in these periods.")
-        return
+        return None
     worst = [s for s, a in zip(table["segment"], table["adverse"], strict=True) if a > 0][:1]
     left, right = st.columns([3, 2])
     with left:
@@ -221,6 +244,7 @@ def _segments(engine, tree, node, res, period, versus) -> None:
         change=lambda d: [fmt_change(v, res.unit) for v in d["change"]],
     )[["segment", "now", "before", "change"]]
     right.dataframe(shown, hide_index=True, width="stretch", key="segment_table")
+    return (dim, worst[0]) if worst else None
 
 
 main()

@@ -58,9 +58,15 @@ def _engine(path: str, version: str) -> Engine:
     return Engine(Workspace(path))
 
 
+def version_of(ws: Workspace) -> str:
+    """Data and settings together: a new gross margin must reach the metrics like new data."""
+    settings = ws.root / "workspace.json"
+    return f"{ws.data_version()}-{settings.stat().st_mtime_ns if settings.exists() else 0}"
+
+
 def engine_for(ws: Workspace) -> Engine:
-    """A cached engine, rebuilt whenever the workspace's data changes."""
-    return _engine(str(ws.root), ws.data_version())
+    """A cached engine, rebuilt whenever the workspace's data or settings change."""
+    return _engine(str(ws.root), version_of(ws))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

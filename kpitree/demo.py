@@ -1,4 +1,4 @@
-"""A deterministic demo data set: a growing SaaS business with four planted problems.
+"""A deterministic demo data set: a growing SaaS business with five planted problems.
 
 Why this exists: the product promises "click the red node, see why". A demo only proves that
 if the *why* is known in advance. So this module simulates a revenue engine — leads by channel
@@ -87,6 +87,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "nps": ("account_id", "date", "score"),
 }
 
+# Optional tables, built only when asked for by name (the default demo stays the ten above).
+EXTRA_TABLES: tuple[str, ...] = ("timesheets",)
+COLUMNS["timesheets"] = ("entry_id", "date", "owner", "hours", "billable", "account_id", "project")
+
 # Random streams. Table streams use the table's position in TABLES (as the brief suggests);
 # the core simulation has its own streams so asking for fewer tables never shifts them.
 _STREAM = {name: i for i, name in enumerate(TABLES)} | {
@@ -94,6 +98,7 @@ _STREAM = {name: i for i, name in enumerate(TABLES)} | {
     "core_deals": 102,
     "core_accounts": 103,
     "core_lifecycle": 104,
+    "timesheets": 201,
 }
 
 SUBSCRIPTION_CHANGES = "replace"  # see module docstring: a change ends a row and starts a new one
@@ -219,7 +224,7 @@ _SEGMENTS: tuple[_Segment, ...] = (
         "SMB", 9_000, 0.35, 28, 0.35, 0.20, annual=False, churn=0.022, contraction=0.008,
         keep=(0.50, 0.85), expansion=0.025, uplift=0.25, lost_expansion=0.03, expansion_cycle=21,
         renewal_lead=(0, 0), services_attach=0.10, initial_share=0.45, users=(2, 6),
-        events_per_month=2.5, tickets_per_month=0.25, health_checks_per_month=0.25,
+        events_per_month=4.5, tickets_per_month=0.25, health_checks_per_month=0.25,
         extra_meetings=0.4, response_hours=4.0, resolve_hours=20.0, nps=(0.42, 0.33),
     ),
     _Segment(
@@ -233,7 +238,7 @@ _SEGMENTS: tuple[_Segment, ...] = (
         "Enterprise", 110_000, 0.30, 115, 0.25, 0.30, annual=True, churn=0.07, contraction=0.12,
         keep=(0.60, 0.90), expansion=0.012, uplift=0.7, lost_expansion=0.04, expansion_cycle=60,
         renewal_lead=(80, 120), services_attach=0.75, initial_share=0.20, users=(15, 40),
-        events_per_month=12.0, tickets_per_month=1.2, health_checks_per_month=1.5,
+        events_per_month=9.0, tickets_per_month=1.2, health_checks_per_month=1.5,
         extra_meetings=2.5, response_hours=1.0, resolve_hours=36.0, nps=(0.52, 0.30),
     ),
 )  # fmt: skip
@@ -315,6 +320,16 @@ _FEATURE_WEIGHTS = {
     "Mid-Market": (0.26, 0.22, 0.12, 0.12, 0.10, 0.05, 0.07, 0.06),
     "Enterprise": (0.18, 0.20, 0.10, 0.16, 0.14, 0.12, 0.05, 0.05),
 }
+# Where a session goes next after each feature, half of the time (the rest follows the segment's taste).
+_NEXT_FEATURE = {
+    "dashboards": "reports", "reports": "sharing", "alerts": "dashboards", "integrations": "api",
+    "forecasting": "reports", "api": "integrations", "exports": "sharing", "sharing": "dashboards",
+}  # fmt: skip
+_EVENTS_PER_SESSION = 2.2
+# In the ~10 weeks before a churn an account goes quiet, files more tickets and answers NPS
+# surveys more often (and badly): the signals a health score reads.
+_AT_RISK_USAGE, _AT_RISK_TICKETS, _AT_RISK_NPS_ANSWERS = 0.1, 3.0, 2.5
+_ADOPTION_DROP_FEATURE, _ADOPTION_DROP = "reports", 0.8  # planted: SMB stops using reports
 _PLANS = (("Starter", 0.0), ("Growth", 600.0), ("Business", 2_500.0), ("Enterprise", 8_000.0))
 
 _SEG_INDEX = {s.name: i for i, s in enumerate(_SEGMENTS)}
@@ -448,7 +463,7 @@ class _Schedule:
     churn_segment: int = -1
     churn_since: int = 0  # month index
     churn_factor: float = 1.0
-    warning_since: int = 0  # day: SMB tickets up and NPS down a month before the churn
+    warning_since: int = 0  # day: SMB tickets up, NPS and reports use down a month before the churn
     discount_segment: int = -1
     discount_since: int = 0  # close day
     discount_factor: float = 1.0
@@ -461,7 +476,7 @@ class _Schedule:
 
 
 def _problems(cal: _Calendar, as_of: date, on: bool) -> tuple[_Schedule, list[PlantedProblem]]:
-    """The schedule of the four planted problems, dated relative to the latest complete month."""
+    """The schedule of the five planted problems, dated relative to the latest complete month."""
     if not on:
         return _Schedule(on=False), []
     latest = cal.month_index(_latest_complete_month(as_of))
@@ -515,6 +530,16 @@ def _problems(cal: _Calendar, as_of: date, on: bool) -> tuple[_Schedule, list[Pl
             segment="SMB",
             table="subscriptions",
             since=late_iso,
+        ),
+        PlantedProblem(
+            id="smb_feature_adoption_drop",
+            what="SMB accounts stop using reports (~80% fewer reports events) a month before the SMB "
+            "churn spike, so SMB adoption of reports, usage and health fall first",
+            node="feature_adoption",
+            dimension="segment",
+            segment="SMB",
+            table="events",
+            since=early_iso,
         ),
         PlantedProblem(
             id="mid_market_discounting",
@@ -1534,27 +1559,53 @@ def _quotas_frame(w: _World, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def _events_frame(w: _World, rng: np.random.Generator, ex: pd.DataFrame) -> pd.DataFrame:
-    """Product usage of paying accounts only; it fades in the weeks before an account churns."""
-    cal = w.cal
+    """Product usage of paying accounts only, as sessions: a user opens the product and uses a few
+    features minutes apart (so time in product and journeys can be measured). Usage fades in the
+    weeks before an account churns and, when planted, SMB accounts stop using reports a month
+    before the SMB churn spike."""
+    cal, sch = w.cal, w.schedule
     seg = ex["seg"].to_numpy()
-    rate = _seg_array("events_per_month")[seg] * np.where(ex["at_risk"].to_numpy(), 0.35, 1.0)
+    fade = np.where(ex["at_risk"].to_numpy(), _AT_RISK_USAGE, 1.0)
+    rate = _seg_array("events_per_month")[seg] / _EVENTS_PER_SESSION * fade
     item, day = _spread(rng, ex, rate)
     day = _weekday(cal, day, rng.random(len(item)), ex["lo"].to_numpy()[item], ex["hi"].to_numpy()[item])
     cust = ex["cust"].to_numpy()[item]
     lo_users, hi_users = (np.array([s.users[i] for s in _SEGMENTS]) for i in (0, 1))
     users = rng.integers(lo_users[w.customers.seg], hi_users[w.customers.seg] + 1)
     user = (rng.random(len(item)) ** 1.7 * users[cust]).astype(np.int64)  # a few power users
-    user_ids = np.char.add("U", np.char.zfill((cust * 100 + user + 1).astype(str), 8)).astype(object)
-    seconds = _work_seconds(rng, day)
-    feature_w = np.array([_FEATURE_WEIGHTS[s.name] for s in _SEGMENTS])[w.customers.seg[cust]]
-    feature = np.array(_FEATURES, dtype=object)[_pick(feature_w, rng.random(len(item)))]
+    start = _work_seconds(rng, day)
+    # events of each session: the first at its start, the next ones 45 s + ~5 min apart
+    size = 1 + rng.poisson(_EVENTS_PER_SESSION - 1, len(item))
+    session = np.repeat(np.arange(len(item)), size)
+    first = np.repeat(np.cumsum(size) - size, size)
+    pos = np.arange(len(session)) - first
+    gap = np.where(pos == 0, 0, 45 + np.minimum(rng.exponential(300.0, len(session)), 1_200)).astype(np.int64)
+    elapsed = np.cumsum(gap)
+    elapsed = elapsed - elapsed[first]
+    seconds = np.minimum(start[session] + elapsed, day[session] * 86_400 + 86_399)
+    # features: drawn by segment taste, with common paths (dashboards → reports → sharing …)
+    weights = np.array([_FEATURE_WEIGHTS[s.name] for s in _SEGMENTS])[w.customers.seg[cust[session]]]
+    u = rng.random((2, len(session)))
+    feature = _pick(weights, u[0])
+    follow = np.array([_FEATURES.index(_NEXT_FEATURE[f]) for f in _FEATURES])
+    for k in range(1, int(size.max(initial=1))):
+        at = np.flatnonzero((pos == k) & (u[1] < 0.5))
+        feature[at] = follow[feature[at - 1]]
+    keep = np.ones(len(session), dtype=bool)
+    if sch.on:
+        planted = ((w.customers.seg[cust[session]] == sch.churn_segment) & (day[session] >= sch.warning_since)
+                   & (feature == _FEATURES.index(_ADOPTION_DROP_FEATURE)))
+        keep = ~planted | (rng.random(len(session)) >= _ADOPTION_DROP)
+    cust_e = cust[session][keep]
+    user_ids = np.char.add("U", np.char.zfill((cust_e * 100 + user[session][keep] + 1).astype(str), 8)).astype(object)
+    seconds = seconds[keep]
     order = np.argsort(seconds, kind="stable")
     return pd.DataFrame(
         {
             "user_id": user_ids[order],
-            "account_id": w.account_ids[cust][order],
+            "account_id": w.account_ids[cust_e][order],
             "timestamp": cal.iso_seconds(seconds[order]),
-            "feature": feature[order],
+            "feature": np.array(_FEATURES, dtype=object)[feature[keep]][order],
         }
     )
 
@@ -1568,7 +1619,7 @@ def _tickets_frame(w: _World, rng: np.random.Generator, ex: pd.DataFrame) -> pd.
     """Support tickets of paying accounts; more before a churn and, when planted, in SMB early."""
     cal, sch = w.cal, w.schedule
     seg = ex["seg"].to_numpy()
-    rate = _seg_array("tickets_per_month")[seg] * np.where(ex["at_risk"].to_numpy(), 1.8, 1.0)
+    rate = _seg_array("tickets_per_month")[seg] * np.where(ex["at_risk"].to_numpy(), _AT_RISK_TICKETS, 1.0)
     if sch.on:
         rate = rate * np.where((seg == sch.churn_segment) & (ex["lo"].to_numpy() >= sch.warning_since), 1.8, 1.0)
     item, day = _spread(rng, ex, rate)
@@ -1596,7 +1647,7 @@ def _nps_frame(w: _World, rng: np.random.Generator, ex: pd.DataFrame) -> pd.Data
     """NPS answers (~12 % of paying accounts a month); at-risk accounts answer like detractors."""
     cal, sch = w.cal, w.schedule
     seg = ex["seg"].to_numpy()
-    item, day = _spread(rng, ex, np.full(len(ex), 0.12))
+    item, day = _spread(rng, ex, np.where(ex["at_risk"].to_numpy(), 0.12 * _AT_RISK_NPS_ANSWERS, 0.12))
     s = seg[item]
     promoters = np.array([x.nps[0] for x in _SEGMENTS])[s]
     passives = np.array([x.nps[1] for x in _SEGMENTS])[s]
@@ -1617,6 +1668,43 @@ def _nps_frame(w: _World, rng: np.random.Generator, ex: pd.DataFrame) -> pd.Data
     )
 
 
+_CONSULTANTS = (("Iris Cole", 0.78), ("Noah Fischer", 0.72), ("Leila Haddad", 0.66), ("Owen Price", 0.58))
+
+
+def _timesheets_frame(w: _World, rng: np.random.Generator) -> pd.DataFrame:
+    """Professional-services time: each consultant logs 8 hours a weekday, part billable to a
+    customer that bought services, the rest internal; December is slow."""
+    cal, d = w.cal, w.deals
+    days = np.arange(cal.start, cal.as_of + 1)
+    days = days[cal.weekday[days] < 5]
+    base = np.array([u for _, u in _CONSULTANTS])
+    share = base[:, None] * np.where(cal.cmonth[days] == 12, 0.7, 1.0)[None, :]
+    share = np.clip(share + rng.normal(0.0, 0.12, share.shape), 0.0, 1.0)
+    billable = np.round(8 * share * 2) / 2
+    who = np.repeat(np.arange(len(_CONSULTANTS)), len(days))
+    day = np.tile(days, len(_CONSULTANTS))
+    billable = billable.ravel()
+    buyers = np.flatnonzero(d.won & (d.services > 0) & (d.close <= cal.as_of))
+    client = buyers[rng.integers(0, len(buyers), len(day))] if len(buyers) else np.zeros(len(day), np.int64)
+    rows = pd.DataFrame({
+        "date": np.r_[day, day], "owner": np.r_[who, who], "hours": np.r_[billable, 8 - billable],
+        "billable": np.r_[np.full(len(day), "yes"), np.full(len(day), "no")].astype(object),
+        "account_id": np.r_[w.account_ids[d.account[client]], np.full(len(day), None)],
+        "project": np.r_[np.full(len(day), "Implementation"), np.full(len(day), "Internal")].astype(object),
+    })
+    rows = rows[rows["hours"] > 0].sort_values(["date", "owner", "billable"], kind="stable", ascending=[True, True, False])
+    names = np.array([n for n, _ in _CONSULTANTS], dtype=object)
+    return pd.DataFrame({
+        "entry_id": _ids("TS", len(rows), 6),
+        "date": cal.iso(rows["date"].to_numpy()),
+        "owner": names[rows["owner"].to_numpy()],
+        "hours": rows["hours"].to_numpy(),
+        "billable": rows["billable"].to_numpy(),
+        "account_id": rows["account_id"].to_numpy(),
+        "project": rows["project"].to_numpy(),
+    })
+
+
 # --------------------------------------------------------------------------------------------
 # Public API.
 
@@ -1630,15 +1718,16 @@ def generate(
     tables: Iterable[str] | None = None,
     plant_problems: bool = True,
 ) -> DemoData:
-    """A demo data set: canonical tables (all, or the ones named), the planted problems and the plan.
+    """A demo data set: canonical tables (the ten of TABLES, or the ones named, which may include
+    the optional EXTRA_TABLES), the planted problems and the plan.
 
     `plant_problems=False` gives the business as planned (useful to check that the plan is the
     expectation of the data, and as a control in tests).
     """
     wanted = list(TABLES) if tables is None else list(dict.fromkeys(tables))
-    unknown = [t for t in wanted if t not in TABLES]
+    unknown = [t for t in wanted if t not in TABLES + EXTRA_TABLES]
     if unknown:
-        raise ValueError(f"unknown demo table(s) {unknown} (known: {', '.join(TABLES)})")
+        raise ValueError(f"unknown demo table(s) {unknown} (known: {', '.join(TABLES + EXTRA_TABLES)})")
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale!r} (e.g. 1 or 0.2)")
     if (as_of - start).days < 183:
@@ -1659,7 +1748,7 @@ def generate(
     lead_idx = _lead_rows(world)
     lead_owner = _lead_owner(world, rng("leads"), lead_idx) if {"leads", "activities"} & set(wanted) else None
     ex = _exposures(world) if {"activities", "events", "tickets", "nps"} & set(wanted) else None
-    for name in TABLES:
+    for name in TABLES + EXTRA_TABLES:
         if name not in wanted:
             continue
         if name == "accounts":
@@ -1682,6 +1771,8 @@ def generate(
             out[name] = _events_frame(world, rng(name), ex)
         elif name == "nps":
             out[name] = _nps_frame(world, rng(name), ex)
+        elif name == "timesheets":
+            out[name] = _timesheets_frame(world, rng(name))
         else:  # pragma: no cover - TABLES and this switch must list the same names
             raise AssertionError(f"no builder for table {name!r}")
     reps = {

@@ -16,13 +16,18 @@ from .tree import Node, Tree
 
 
 def drill_dimensions(engine: Engine, tree: Tree, node: Node) -> list[str]:
-    """The node's drill dimensions that its metric's table (or the accounts table) really has."""
+    """The node's drill dimensions that every table its metric reads has (or reaches via accounts)."""
     m = metric(node.metric)
     cols = dict(engine.columns)
-    table_cols = set(cols.get(m.table, TABLES[m.table].column_names))
-    key = "customer_id" if m.table == "subscriptions" else "account_id"
-    account_cols = set(cols.get("accounts", ())) if key in table_cols else set()
-    return [d for d in tree.dimensions_for(node) if d in table_cols or d in account_cols]
+    account_cols = set(cols.get("accounts", ()))
+
+    def has(table: str, dim: str) -> bool:
+        table_cols = set(cols.get(table, TABLES[table].column_names if table in TABLES else ()))
+        key = "customer_id" if table == "subscriptions" else "account_id"
+        return dim in table_cols or (key in table_cols and dim in account_cols)
+
+    tables = [s.table for s in m.sources]
+    return [d for d in tree.dimensions_for(node) if all(has(t, d) for t in tables)]
 
 
 def segment_table(engine: Engine, node: Node, period: Period, baseline: Period, dimension: str) -> pd.DataFrame:

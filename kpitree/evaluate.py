@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from .errors import KpiTreeError, QueryError
-from .metrics import CATALOGUE, Kind, Metric, MetricQuery, compute_many, metric
+from .metrics import CATALOGUE, Kind, Metric, MetricQuery, compute_many, metric, metric_params
 from .periods import Grain, Period, latest_complete, parse_period, resolve_period, trailing
 from .schema import TABLES
 from .tree import Node, Tree
@@ -130,6 +130,7 @@ class Engine:
         self.columns = tuple((t, tuple(c)) for t, c in cols.items())
         self.loaded = set(cols)
         self.settings = workspace.settings()
+        self.params = metric_params(self.settings)
         self._as_of = workspace.as_of()
         self._coverage: dict[str, tuple[date | None, date | None]] | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -231,13 +232,13 @@ class Engine:
         """Computes many (metric, filters) pairs at once: one query per distinct filter."""
         by_filter: dict[tuple, list[str]] = {}
         for name, filters in requests:
-            q = MetricQuery(name, tuple(periods), self.as_of, dimension, tuple(filters), self.columns)
+            q = MetricQuery(name, tuple(periods), self.as_of, dimension, tuple(filters), self.columns, self.params)
             with _CACHE_LOCK:
                 if self._key(q) in _CACHE:
                     continue
             by_filter.setdefault(tuple(filters), []).append(name)
         for filters, names in by_filter.items():
-            q = MetricQuery(names[0], tuple(periods), self.as_of, dimension, filters, self.columns)
+            q = MetricQuery(names[0], tuple(periods), self.as_of, dimension, filters, self.columns, self.params)
             frames = self._run(q, names)
             with _CACHE_LOCK:
                 for name, df in frames.items():
@@ -253,7 +254,7 @@ class Engine:
         dimension: str | None = None,
         filters: tuple = (),
     ) -> pd.DataFrame:
-        q = MetricQuery(metric_name, tuple(periods), self.as_of, dimension, tuple(filters), self.columns)
+        q = MetricQuery(metric_name, tuple(periods), self.as_of, dimension, tuple(filters), self.columns, self.params)
         key = self._key(q)
         with _CACHE_LOCK:
             if key in _CACHE:

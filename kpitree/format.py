@@ -30,6 +30,10 @@ def fmt(value: float | None, unit: str, *, compact: bool = False) -> str:
         return f"{value:.2f}×"
     if unit == "months":
         return f"{value:.1f} mo"
+    if unit == "minutes":
+        return f"{value:.1f} min"
+    if unit == "score":
+        return f"{value:.0f}"
     if abs(value) < 100 and value != int(value):
         return f"{value:,.1f}"
     return f"{value:,.0f}"

@@ -7,13 +7,20 @@ so a segment's effect on it splits into mix (its share of `decided`) and rate (i
 
 All periods asked for are computed in one query, joined against a small `P` relation of period
 bounds; nothing is computed in Python loops over rows.
+
+Components aggregate either raw rows of a canonical table or an *entity relation* (ENTITIES: MRR
+per customer, sessions per user, journeys, first value, health per account) built in the same
+query. A node's filter restricts every table of a metric that has the filtered column (ROAS of a
+channel is that channel's new ARR over that channel's spend), except columns a source declares
+`exempt` (feature adoption's population). Definitions with parameters (gross margin, health
+weights) take the workspace's values through `MetricQuery.params` (see `metric_params`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
@@ -22,7 +29,9 @@ import duckdb
 import pandas as pd
 
 from . import dialect as sql
+from . import health
 from .errors import QueryError
+from .health import Parameter
 from .periods import Period
 from .schema import TABLES
 
@@ -37,12 +46,22 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True)
 class Source:
-    """One query feeding some components: the rows of `table` matched to each period by `on`."""
+    """One query feeding some components: the rows of `table` matched to each period by `on`.
+
+    A customer-level source aggregates rows of a per-entity relation `c` (one row per period,
+    segment and customer, account or user — see ENTITIES) instead of raw table rows; `entity`
+    names which one. Components may use workspace parameters as `{name}` placeholders
+    (see PARAMETERS), which are spliced in as number literals.
+    """
 
     table: str
     on: str  # join condition between P (period bounds) and t (the table)
-    components: Mapping[str, str]  # component name → aggregate SQL over t
-    customer_level: bool = False  # subscriptions: per-customer MRR at two dates, then aggregates
+    components: Mapping[str, str]  # component name → aggregate SQL over t (or c)
+    customer_level: bool = False  # aggregates over an entity relation `c`, by default per-customer MRR
+    entity: str = "customers"  # which entity relation a customer-level source reads
+    # Filter and split columns that do not apply here: the population a share is taken of
+    # (feature adoption: accounts using feature X over accounts using anything).
+    exempt: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,11 +93,25 @@ class Metric:
 
     @property
     def tables(self) -> tuple[str, ...]:
+        """Every table a value needs: the sources', those their entity relations read, and `needs`."""
         out: list[str] = []
-        for t in (*(s.table for s in self.sources), *self.needs):
+        entity_tables = [t for s in self.sources if s.customer_level for t in ENTITIES[s.entity].reads]
+        for t in (*(s.table for s in self.sources), *entity_tables, *self.needs):
             if t not in out:
                 out.append(t)
         return tuple(out)
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """Workspace parameters the definition uses (gross margin, health weights…)."""
+        found: list[str] = []
+        for s in self.sources:
+            texts = [s.on, *s.components.values()]
+            for text in texts:
+                found += [p for p in _PLACEHOLDER.findall(text) if p in PARAMETERS]
+            if s.customer_level:
+                found += list(ENTITIES[s.entity].parameters)
+        return tuple(dict.fromkeys(found))
 
 
 # --- building blocks -----------------------------------------------------------------------
@@ -107,12 +140,41 @@ def _customers(**components: str) -> Source:
     return Source("subscriptions", "", components, customer_level=True)
 
 
+def _entity(name: str, table: str, **components: str) -> Source:
+    """Aggregates over the rows of entity relation `name` (see ENTITIES), one per period and entity."""
+    return Source(table, "", components, customer_level=True, entity=name)
+
+
+def _spend_between(lo: str, hi: str) -> tuple[str, str]:
+    """Join condition and pro-rated sum of monthly spend over the days lo..hi (SQL dates)."""
+    nxt = sql.add_months("t.month", 1)
+    on = f"t.month <= {hi} AND {nxt} > {lo}"
+    agg = ("sum(t.amount * (" + sql.days_between(f"greatest(t.month, {lo})", f"least({nxt} - 1, {hi})")
+           + " + 1) / (" + sql.days_between("t.month", nxt) + "))")
+    return on, agg
+
+
 M0_POS = "c.m0 > 0"
+
+# Workspace parameters of the definitions: name → default, unit and meaning. Components refer
+# to them as `{name}`; MetricQuery.params carries a workspace's values (see `metric_params`).
+PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
+    Parameter("gross_margin", 0.8, "percent", "Gross margin on recurring revenue, used by LTV and CAC payback "
+              "(workspace setting gross_margin)."),
+    Parameter("session_gap_minutes", 30.0, "minutes", "Inactivity that ends a product session."),
+    Parameter("journey_window_days", 14.0, "days", "Time a user has, from the journey's first step, to complete it."),
+    *health.PARAMETERS,
+)}
+_PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
 CATALOGUE: dict[str, Metric] = {}
 
 
 def _add(metric: Metric) -> None:
+    if _PLACEHOLDER.search(metric.value):
+        # The explanation evaluates value expressions on components in memory: parameters
+        # belong in the components.
+        raise ValueError(f"metric {metric.name}: parameters go in components, not in the value expression")
     CATALOGUE[metric.name] = metric
 
 
@@ -283,12 +345,10 @@ _add(Metric("sql_to_won_rate", "SQL → won", Kind.RATIO, "percent", "higher",
             (Source("leads", "t.sql_date BETWEEN P.p_start AND P.p_end",
                     {"won": _count("t.deal_id IN (SELECT deal_id FROM deals WHERE status = 'won')"), "sqls": "count(*)"}),),
             sql.safe_div("won", "sqls"), ratio=("won", "sqls"), needs=("deals",)))
+_SPEND_ON, _SPEND = _spend_between("P.p_start", "P.p_end")
 _add(Metric("spend", "Spend", Kind.FLOW, "money", "lower",
             "Σ spend.amount in P (monthly spend pro-rated by days for weeks).",
-            (Source("spend", "t.month <= P.p_end AND " + sql.add_months("t.month", 1) + " > P.p_start",
-                    {"spend": "sum(t.amount * (" + sql.days_between(
-                        "greatest(t.month, P.p_start)", "least(" + sql.add_months("t.month", 1) + " - 1, P.p_end)")
-                     + " + 1) / (" + sql.days_between("t.month", sql.add_months("t.month", 1)) + "))"}),),
+            (Source("spend", _SPEND_ON, {"spend": _SPEND}),),
             "spend", additive=True))
 
 # Activity ---------------------------------------------------------------------------------
@@ -303,6 +363,160 @@ _add(Metric("touches_per_rep_week", "Touches per rep per week", Kind.RATIO, "cou
                      "reps": "count(DISTINCT t.owner) FILTER (WHERE t.type IN ('call', 'email'))",
                      "weeks": "max(" + sql.days_between("P.p_start", "P.p_end") + " + 1) / 7.0"}),),
             "(CAST(touches AS DOUBLE) / NULLIF(reps, 0) / NULLIF(weeks, 0))"))
+_add(Metric("health_checks_per_csm_week", "Health checks per CSM per week", Kind.RATIO, "count", "higher",
+            "Health checks in P per distinct owner with a health check, per week of P.",
+            (Source("activities", _ACT_IN_P,
+                    {"checks": _count("t.type = 'health_check'"),
+                     "csms": "count(DISTINCT t.owner) FILTER (WHERE t.type = 'health_check')",
+                     "weeks": "max(" + sql.days_between("P.p_start", "P.p_end") + " + 1) / 7.0"}),),
+            "(CAST(checks AS DOUBLE) / NULLIF(csms, 0) / NULLIF(weeks, 0))"))
+_add(Metric("renewal_arr", "Renewal ARR", Kind.FLOW, "money", "higher",
+            "Σ amount of won deals with deal_type = renewal, by close_date in P.",
+            (_deals(CLOSED_IN_P, amount=_sum("t.amount", f"{WON} AND t.deal_type = 'renewal'")),),
+            "amount", additive=True))
+
+# Unit economics (spend, deals, subscriptions) -----------------------------------------------
+# LTV's churn is the mean of the monthly logo churn rates of the three calendar months ending
+# with P's last counted day (c.me1…c.me3: MRR at the ends of the three months before it).
+_NEW_CUSTOMERS = f"count(DISTINCT t.account_id) FILTER (WHERE {WON} AND t.deal_type = 'new')"
+_LTV_COMPONENTS = {
+    "margin_mrr": "sum(c.m1) * {gross_margin}",
+    "active": "count(*) FILTER (WHERE c.m1 > 0)",
+    "churned0": "count(*) FILTER (WHERE c.me1 > 0 AND c.m1 = 0)", "base0": "count(*) FILTER (WHERE c.me1 > 0)",
+    "churned1": "count(*) FILTER (WHERE c.me2 > 0 AND c.me1 = 0)", "base1": "count(*) FILTER (WHERE c.me2 > 0)",
+    "churned2": "count(*) FILTER (WHERE c.me3 > 0 AND c.me2 = 0)", "base2": "count(*) FILTER (WHERE c.me3 > 0)",
+}
+_MEAN_CHURN = ("((" + " + ".join(sql.safe_div(f"churned{k}", f"base{k}") for k in range(3)) + ") / 3)")
+_LTV = f"({sql.safe_div('margin_mrr', 'active')} / NULLIF({_MEAN_CHURN}, 0))"
+_CAC = sql.safe_div("spend", "new_customers")
+_SPEND_SOURCE = Source("spend", _SPEND_ON, {"spend": _SPEND})
+_NEW_CUSTOMERS_SOURCE = _deals(CLOSED_IN_P, new_customers=_NEW_CUSTOMERS)
+_add(Metric("ltv", "LTV", Kind.RATIO, "money", "higher",
+            "arpa × gross_margin / the mean monthly logo_churn_rate of the 3 months ending with P.",
+            (_customers(**_LTV_COMPONENTS),), _LTV, baseline="3m"))
+_add(Metric("cac", "CAC", Kind.RATIO, "money", "lower",
+            "spend / new_customers in P (a filter or split by channel takes both from that channel).",
+            (_SPEND_SOURCE, _NEW_CUSTOMERS_SOURCE), _CAC, ratio=("spend", "new_customers")))
+_add(Metric("ltv_cac", "LTV / CAC", Kind.RATIO, "ratio", "higher", "ltv / cac.",
+            (_customers(**_LTV_COMPONENTS), _SPEND_SOURCE, _NEW_CUSTOMERS_SOURCE),
+            f"({_LTV} / NULLIF({_CAC}, 0))", baseline="3m"))
+_add(Metric("cac_payback_months", "CAC payback", Kind.RATIO, "months", "lower",
+            "cac / (arpa × gross_margin): months of gross-margin revenue that pay back one customer's cost.",
+            (_SPEND_SOURCE, _NEW_CUSTOMERS_SOURCE,
+             _customers(margin_mrr="sum(c.m1) * {gross_margin}", active="count(*) FILTER (WHERE c.m1 > 0)")),
+            f"({_CAC} / NULLIF({sql.safe_div('margin_mrr', 'active')}, 0))"))
+_PREV_SPEND_ON, _PREV_SPEND = _spend_between("P.b_start", "P.b_end")
+_add(Metric("magic_number", "Magic number", Kind.RATIO, "ratio", "higher",
+            "(arr(P) − arr(P−1)) / spend(P−1).",
+            (_customers(mrr1="sum(c.m1)", mrr0="sum(c.m0)"), Source("spend", _PREV_SPEND_ON, {"prev_spend": _PREV_SPEND})),
+            "(12 * (CAST(mrr1 AS DOUBLE) - mrr0) / NULLIF(prev_spend, 0))"))
+_add(Metric("roas", "ROAS", Kind.RATIO, "ratio", "higher",
+            "new_arr / spend in P for the same rows: per channel when filtered or split by channel.",
+            (_deals(CLOSED_IN_P, arr=_sum("t.amount", f"{WON} AND t.deal_type IN ('new', 'expansion')")),
+             _SPEND_SOURCE),
+            sql.safe_div("arr", "spend"), ratio=("arr", "spend")))
+
+# Support and satisfaction (tickets, nps) --------------------------------------------------------
+_RESOLVED_IN_P = f"{sql.day_of('t.resolved_at')} BETWEEN P.p_start AND P.p_end"
+_RESPONDED_IN_P = f"{sql.day_of('t.first_response_at')} BETWEEN P.p_start AND P.p_end"
+_add(Metric("tickets_opened", "Tickets opened", Kind.FLOW, "count", "lower", "Support tickets opened in P.",
+            (Source("tickets", f"{sql.day_of('t.opened_at')} BETWEEN P.p_start AND P.p_end", {"tickets": "count(*)"}),),
+            "tickets", additive=True))
+_add(Metric("mttr_hours", "Mean time to resolution", Kind.RATIO, "hours", "lower",
+            "Mean hours from opened_at to resolved_at of tickets resolved in P.",
+            (Source("tickets", _RESOLVED_IN_P,
+                    {"hours": _sum(sql.hours_between("t.opened_at", "t.resolved_at"), "t.resolved_at >= t.opened_at"),
+                     "tickets": _count("t.resolved_at >= t.opened_at")}),),
+            sql.safe_div("hours", "tickets"), ratio=("hours", "tickets")))
+_add(Metric("first_response_hours", "First response time", Kind.RATIO, "hours", "lower",
+            "Mean hours from opened_at to first_response_at of tickets first answered in P.",
+            (Source("tickets", _RESPONDED_IN_P,
+                    {"hours": _sum(sql.hours_between("t.opened_at", "t.first_response_at"),
+                                   "t.first_response_at >= t.opened_at"),
+                     "tickets": _count("t.first_response_at >= t.opened_at")}),),
+            sql.safe_div("hours", "tickets"), ratio=("hours", "tickets")))
+_add(Metric("nps", "NPS", Kind.RATIO, "score", "higher",
+            "% of NPS answers in P scoring 9–10 minus % scoring 0–6 (−100 … 100).",
+            (Source("nps", "t.date BETWEEN P.p_start AND P.p_end",
+                    {"net": "count(*) FILTER (WHERE t.score >= 9) - count(*) FILTER (WHERE t.score <= 6)",
+                     "promoters": _count("t.score >= 9"), "detractors": _count("t.score <= 6"),
+                     "responses": "count(*)"}),),
+            "(100.0 * CAST(net AS DOUBLE) / NULLIF(responses, 0))", ratio=("net", "responses")))
+
+# Product usage (events) -------------------------------------------------------------------------
+_DAY = sql.day_of("t.timestamp")
+_EVENTS_IN_P = f"{_DAY} BETWEEN P.p_start AND P.p_end"
+_DAU = Source("events", f"{_DAY} BETWEEN P.p_start AND P.p_cut",
+              {"user_days": sql.count_distinct_pairs("t.user_id", _DAY),
+               "days": "max(" + sql.days_between("P.p_start", "P.p_cut") + " + 1)"})
+
+
+def _active_users(days: int) -> Source:
+    return Source("events", f"{_DAY} BETWEEN {sql.add_days('P.p_cut', -(days - 1))} AND P.p_cut",
+                  {"users": "count(DISTINCT t.user_id)"})
+
+
+_add(Metric("dau", "Daily active users", Kind.RATIO, "count", "higher",
+            "Mean over the days of P (so far) of the distinct users with an event that day.",
+            (_DAU,), sql.safe_div("user_days", "days")))
+_add(Metric("wau", "Weekly active users", Kind.STOCK, "count", "higher",
+            "Distinct users with an event in the 7 days ending at the end of P.", (_active_users(7),), "users"))
+_add(Metric("mau", "Monthly active users", Kind.STOCK, "count", "higher",
+            "Distinct users with an event in the 30 days ending at the end of P.", (_active_users(30),), "users"))
+_add(Metric("dau_mau", "DAU / MAU", Kind.RATIO, "percent", "higher", "dau / mau (stickiness).",
+            (_DAU, _active_users(30)), f"({sql.safe_div('user_days', 'days')} / NULLIF(users, 0))"))
+_add(Metric("feature_adoption", "Feature adoption", Kind.RATIO, "percent", "higher",
+            "Accounts using the feature in P / accounts with any event in P. With filter {feature: X} that "
+            "is feature X's adoption; with several or no features, the mean adoption over the features used.",
+            (Source("events", _EVENTS_IN_P, {"pairs": sql.count_distinct_pairs("t.account_id", "t.feature"),
+                                              "features": "count(DISTINCT t.feature)"}),
+             Source("events", _EVENTS_IN_P, {"accounts": "count(DISTINCT t.account_id)"}, exempt=("feature",))),
+            "(CAST(pairs AS DOUBLE) / NULLIF(greatest(features, 1) * accounts, 0))"))
+_add(Metric("time_in_product_minutes", "Time in product", Kind.FLOW, "minutes", "higher",
+            "Median over users active in P of their minutes in sessions started in P (a session ends after "
+            "30 minutes without an event; it lasts from its first to its last event).",
+            (_entity("sessions", "events", minutes=sql.median("c.minutes"), users="count(*)",
+                     sessions="sum(c.sessions)", total_minutes="sum(c.minutes)"),),
+            "minutes"))
+_add(Metric("journey_completion", "Journey completion", Kind.RATIO, "percent", "higher",
+            "Of users whose journey starts in P (first event of its first step), the share who use its "
+            "steps in order within 14 days; the steps are the node's filter {feature: [first, second, …]}.",
+            (_entity("journeys", "events", completed="count(*) FILTER (WHERE c.completed)", started="count(*)"),),
+            sql.safe_div("completed", "started"), ratio=("completed", "started")))
+_add(Metric("time_to_first_value_days", "Time to first value", Kind.RATIO, "days", "lower",
+            "For customers whose first subscription starts in P, mean days from its start_date to the "
+            "account's first event on or after it (customers with no event yet are left out).",
+            (_entity("first_value", "subscriptions", days="sum(c.days)", activated="count(c.days)",
+                     started="count(*)"),),
+            sql.safe_div("days", "activated"), ratio=("days", "activated")))
+
+# Customer health (subscriptions, events, tickets, nps) -------------------------------------------
+_add(Metric("health_score", "Customer health", Kind.RATIO, "score", "higher",
+            "Mean health (0–100, from usage trend, tickets and NPS; see kpitree/health.py) of accounts "
+            "with MRR > 0 at the end of P.",
+            (_entity("health", "subscriptions", health="sum(c.health)", accounts="count(*)"),),
+            sql.safe_div("health", "accounts"), ratio=("health", "accounts")))
+_add(Metric("at_risk_accounts", "At-risk accounts", Kind.STOCK, "count", "lower",
+            "Accounts with MRR > 0 at the end of P whose health is below 40.",
+            (_entity("health", "subscriptions", at_risk="count(*) FILTER (WHERE c.health < {health_at_risk_below})"),),
+            "at_risk", additive=True))
+_add(Metric("upsell_eligible_accounts", "Upsell-eligible accounts", Kind.STOCK, "count", "higher",
+            "Accounts with MRR > 0 at the end of P, health ≥ 70, usage not falling (active days in the last "
+            "28 days ≥ their 28-day average before) and ≥ 3 features used in the last 28 days.",
+            (_entity("health", "subscriptions",
+                     eligible="count(*) FILTER (WHERE c.health >= {upsell_min_health} AND c.recent_days >= "
+                              "c.earlier_days / 2.0 AND c.recent_features >= {upsell_min_features})"),),
+            "eligible", additive=True))
+
+# Professional services (timesheets) -------------------------------------------------------------
+_BILLABLE = "lower(trim(CAST(t.billable AS VARCHAR))) IN ('yes', 'y', 'true', 't', '1', 'billable')"
+_add(Metric("ps_utilization", "PS utilization", Kind.RATIO, "percent", "higher",
+            "Billable hours / all hours logged in P (time tracking logs available time as billable or not).",
+            (Source("timesheets", "t.date BETWEEN P.p_start AND P.p_end",
+                    {"billable": _sum("t.hours", _BILLABLE), "hours": "sum(t.hours)"}),),
+            sql.safe_div("billable", "hours"), ratio=("billable", "hours")))
+
+BUILTIN: tuple[str, ...] = tuple(CATALOGUE)  # the catalogue's own metrics (register() adds more at run time)
 
 
 def register(m: Metric) -> str:
@@ -335,7 +549,11 @@ def metric(name: str) -> Metric:
 
 @dataclass(frozen=True)
 class MetricQuery:
-    """What to compute: a metric, optional row filter and split, over some periods."""
+    """What to compute: a metric, optional row filter and split, over some periods.
+
+    `params` holds the workspace's values of definition parameters (gross margin, health
+    weights…, see `metric_params`); a parameter not given takes its default.
+    """
 
     metric: str
     periods: tuple[Period, ...]
@@ -343,6 +561,7 @@ class MetricQuery:
     dimension: str | None = None
     filters: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     columns: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (table, its columns) as loaded
+    params: tuple[tuple[str, float], ...] = ()
 
     def columns_of(self, table: str) -> tuple[str, ...]:
         for name, cols in self.columns:
@@ -351,7 +570,41 @@ class MetricQuery:
         return TABLES[table].column_names if table in TABLES else ()
 
     def with_metric(self, name: str) -> MetricQuery:
-        return MetricQuery(name, self.periods, self.as_of, self.dimension, self.filters, self.columns)
+        return MetricQuery(name, self.periods, self.as_of, self.dimension, self.filters, self.columns, self.params)
+
+    def param(self, name: str) -> float:
+        """The value of a definition parameter: the workspace's, else its default."""
+        value = dict(self.params).get(name)
+        return float(PARAMETERS[name].default if value is None else value)
+
+
+def metric_params(settings: Any) -> tuple[tuple[str, float], ...]:
+    """A workspace's parameter values for MetricQuery.params, from its Settings.
+
+    `gross_margin` is a Settings field; the others are read from workspace.json's extra keys
+    under their parameter names (e.g. "health_weight_nps": 0.4). Values that are not numbers are
+    ignored (the default stands).
+    """
+    raw: dict[str, Any] = dict(getattr(settings, "extra", {}) or {})
+    if getattr(settings, "gross_margin", None) is not None:
+        raw["gross_margin"] = settings.gross_margin
+    out = []
+    for name in PARAMETERS:
+        value = raw.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+            out.append((name, float(value)))
+    return tuple(out)
+
+
+def _bind(text: str, q: MetricQuery) -> str:
+    """SQL with each `{parameter}` replaced by the query's value as a number literal."""
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(1) not in PARAMETERS:
+            return m.group(0)
+        return sql.number_literal(q.param(m.group(1)))
+
+    return _PLACEHOLDER.sub(one, text)
 
 
 def _periods_cte(periods: Sequence[Period], as_of: date) -> str:
@@ -362,9 +615,11 @@ def _periods_cte(periods: Sequence[Period], as_of: date) -> str:
         b12 = p.end.replace(year=p.end.year - 1) if not (p.end.month == 2 and p.end.day == 29) else p.end - timedelta(days=366)
         rows.append(
             f"('{p.key}', {sql.date_literal(p.start)}, {sql.date_literal(p.end)}, {sql.date_literal(cut)}, "
-            f"{sql.date_literal(b_end)}, {sql.date_literal(b12 if cut == p.end else b12 - (p.end - cut))})"
+            f"{sql.date_literal(b_end)}, {sql.date_literal(b12 if cut == p.end else b12 - (p.end - cut))}, "
+            f"{sql.date_literal(p.previous().start)})"
         )
-    return f"P(pkey, p_start, p_end, p_cut, b_end, b12_end) AS (VALUES {', '.join(rows)})"
+    # b_start (first day of P−1) comes last, so positional readers of the first six columns still work.
+    return f"P(pkey, p_start, p_end, p_cut, b_end, b12_end, b_start) AS (VALUES {', '.join(rows)})"
 
 
 def _dimension_sql(q: MetricQuery, table: str) -> tuple[str, str]:
@@ -394,9 +649,35 @@ def _filter_sql(q: MetricQuery, table: str, params: list[Any]) -> str:
     return " AND ".join(parts) if parts else "TRUE"
 
 
+def _filters_for(q: MetricQuery, table: str, exempt: Sequence[str] = ()) -> MetricQuery:
+    """The query with only the filters that apply to `table`: those on its own columns, not exempt.
+
+    A filter restricts every table of a metric that has its column (ROAS filtered by channel
+    takes the channel's new ARR *and* spend; coverage filtered by owner the owner's pipeline
+    *and* quota), like a split does.
+    """
+    cols = q.columns_of(table)
+    kept = tuple((c, v) for c, v in q.filters if c in cols and c not in exempt)
+    return q if kept == q.filters else replace(q, filters=kept)
+
+
+def _check_filters(q: MetricQuery, m: Metric) -> None:
+    """Every filter column must belong to some table the metric reads."""
+    tables = [s.table for s in m.sources] + [t for s in m.sources if s.customer_level for t in ENTITIES[s.entity].reads]
+    for col, _ in q.filters:
+        if not any(col in q.columns_of(t) for t in tables):
+            raise QueryError(f"cannot filter {q.metric!r} on {col!r}: table {m.table!r} has no such column")
+
+
 def _customer_cte(q: MetricQuery, m: Metric, params: list[Any]) -> str:
     """The per-customer CTE named `c` for one metric, filtered by the query's filters."""
     return _customers_cte("c", q, m.baseline, True, params)
+
+
+def _month_ends_before_cut(n: int) -> list[str]:
+    """SQL for the last days of the n calendar months before the month holding P's last counted day."""
+    first = sql.month_start("P.p_cut")
+    return [sql.add_days(first if k == 1 else sql.add_months(first, 1 - k), -1) for k in range(1, n + 1)]
 
 
 def _customers_cte(name: str, q: MetricQuery, baseline: str, filtered: bool, params: list[Any]) -> str:
@@ -405,13 +686,21 @@ def _customers_cte(name: str, q: MetricQuery, baseline: str, filtered: bool, par
 
     Only subscriptions alive at the baseline or later are joined to each period (an `end_date`
     after the baseline), so the join stays near "customers × periods" however long the history;
-    "had MRR before" comes from each customer's first counting day, computed once.
+    "had MRR before" comes from each customer's first counting day, computed once. Baseline
+    "3m" adds me1…me3, the MRR at the ends of the three months before the month of P's end (LTV).
     """
+    if filtered:
+        q = _filters_for(q, "subscriptions")
     dim, join = _dimension_sql(q, "subscriptions")
     first_where = _filter_sql(q, "subscriptions", params) if filtered else "TRUE"  # placeholders in SQL order
     where = _filter_sql(q, "subscriptions", params) if filtered else "TRUE"
     b = "P.b12_end" if baseline == "12m" else "P.b_end"
     counts_at = "t.start_date <= {d} AND (t.end_date IS NULL OR t.end_date > {d})"
+    ends = _month_ends_before_cut(3) if baseline == "3m" else []
+    earliest = f"least({b}, {ends[-1]})" if ends else b
+    extra = "".join(f"sum(CASE WHEN {counts_at.format(d=e)} THEN t.mrr ELSE 0 END) AS me{k}, "
+                    for k, e in enumerate(ends, 1))
+    carried = "".join(f"l.me{k}, " for k in range(1, len(ends) + 1))
     return (
         f"{name}_first AS (SELECT t.customer_id, min(t.start_date) AS first_day FROM subscriptions AS t "
         f"WHERE t.mrr > 0 AND (t.end_date IS NULL OR t.end_date > t.start_date) AND {first_where} "
@@ -419,14 +708,179 @@ def _customers_cte(name: str, q: MetricQuery, baseline: str, filtered: bool, par
         f"{name}_live AS (SELECT P.pkey, t.customer_id, "
         # CASE inside sum() aggregates measurably faster than FILTER on DuckDB here.
         f"sum(CASE WHEN {counts_at.format(d='P.p_cut')} THEN t.mrr ELSE 0 END) AS m1, "
-        f"sum(CASE WHEN {counts_at.format(d=b)} THEN t.mrr ELSE 0 END) AS m0, "
+        f"sum(CASE WHEN {counts_at.format(d=b)} THEN t.mrr ELSE 0 END) AS m0, {extra}"
         f"{sql.value_at_latest(dim, 't.start_date') if q.dimension else dim} AS segment "
-        f"FROM P JOIN subscriptions AS t ON t.start_date <= P.p_cut AND (t.end_date IS NULL OR t.end_date > {b})"
+        f"FROM P JOIN subscriptions AS t ON t.start_date <= P.p_cut AND (t.end_date IS NULL OR t.end_date > {earliest})"
         f"{join} WHERE {where} GROUP BY ALL), "
-        f"{name} AS (SELECT l.pkey, l.customer_id, l.m1, l.m0, l.segment, "
+        f"{name} AS (SELECT l.pkey, l.customer_id, l.m1, l.m0, {carried}l.segment, "
         f"COALESCE(f.first_day <= {b}, FALSE) AS had_before "
         f"FROM {name}_live AS l JOIN P ON P.pkey = l.pkey LEFT JOIN {name}_first AS f ON f.customer_id = l.customer_id)"
     )
+
+
+# --- entity relations: one row per period, segment and customer / account / user ----------------
+
+
+def _segment_of(q: MetricQuery, table: str, order: str | None = None) -> tuple[str, str]:
+    """The segment of an entity built from many rows: its value on the latest row when split."""
+    dim, join = _dimension_sql(q, table)
+    if q.dimension is None or order is None:
+        return dim, join
+    return sql.value_at_latest(dim, order), join
+
+
+def _first_value_cte(name: str, q: MetricQuery, m: Metric, params: list[Any]) -> str:
+    """Per customer whose first subscription starts in P: days from its start to the first event."""
+    qs = _filters_for(q, "subscriptions")
+    qe = _filters_for(q, "events")
+    seg, join = _segment_of(qs, "subscriptions", "t.start_date")
+    where = _filter_sql(qs, "subscriptions", params)
+    first = (f"{name}_s AS (SELECT t.customer_id, min(t.start_date) AS first_day, {seg} AS segment "
+             f"FROM subscriptions AS t{join} WHERE t.mrr > 0 AND (t.end_date IS NULL OR t.end_date > t.start_date) "
+             f"AND {where} GROUP BY t.customer_id)")
+    events_where = _filter_sql(qe, "events", params)
+    used = (f"{name}_f AS (SELECT s.customer_id, min(t.timestamp) AS first_event FROM {name}_s AS s "
+            f"JOIN events AS t ON t.account_id = s.customer_id AND {sql.day_of('t.timestamp')} >= s.first_day "
+            f"WHERE {events_where} GROUP BY s.customer_id)")
+    rows = (f"{name} AS (SELECT P.pkey, s.customer_id, s.segment, "
+            f"{sql.days_between('s.first_day', sql.day_of('f.first_event'))} AS days "
+            f"FROM P JOIN {name}_s AS s ON s.first_day BETWEEN P.p_start AND P.p_end "
+            f"LEFT JOIN {name}_f AS f ON f.customer_id = s.customer_id)")
+    return ", ".join((first, used, rows))
+
+
+def _events_window(lo: str, hi: str) -> str:
+    """Events between the first period's start (minus `lo` days) and the last period's end (plus `hi`)."""
+    first = sql.add_days("(SELECT min(p_start) FROM P)", -lo)
+    last = sql.add_days("(SELECT max(p_end) FROM P)", hi + 1)
+    return f"t.timestamp >= {first} AND t.timestamp < {last}"
+
+
+def _sessions_cte(name: str, q: MetricQuery, m: Metric, params: list[Any]) -> str:
+    """Per period and user: minutes and count of the sessions that started in P.
+
+    A session is a run of a user's events with no gap longer than `session_gap_minutes`; it
+    lasts from its first to its last event. A filter or split on `feature` builds sessions
+    from that feature's events only (time spent in that part of the product).
+    """
+    qe = _filters_for(q, "events")
+    seg, join = _dimension_sql(qe, "events")
+    where = _filter_sql(qe, "events", params)
+    gap = sql.minutes_between("lag(e.ts) OVER w", "e.ts")
+    return (
+        f"{name}_e AS (SELECT t.user_id, t.timestamp AS ts, {seg} AS segment FROM events AS t{join} "
+        f"WHERE t.user_id IS NOT NULL AND {_events_window(1, 1)} AND {where}), "
+        f"{name}_g AS (SELECT e.user_id, e.segment, e.ts, CASE WHEN lag(e.ts) OVER w IS NULL OR {gap} > "
+        f"{sql.number_literal(q.param('session_gap_minutes'))} THEN 1 ELSE 0 END AS starts FROM {name}_e AS e "
+        "WINDOW w AS (PARTITION BY e.user_id, e.segment ORDER BY e.ts)), "
+        f"{name}_n AS (SELECT g.user_id, g.segment, g.ts, sum(g.starts) OVER (PARTITION BY g.user_id, g.segment "
+        f"ORDER BY g.ts ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS session FROM {name}_g AS g), "
+        f"{name}_x AS (SELECT n.user_id, n.segment, n.session, min(n.ts) AS first_ts, max(n.ts) AS last_ts "
+        f"FROM {name}_n AS n GROUP BY n.user_id, n.segment, n.session), "
+        f"{name} AS (SELECT P.pkey, x.user_id, x.segment, sum({sql.minutes_between('x.first_ts', 'x.last_ts')}) "
+        f"AS minutes, count(*) AS sessions FROM P JOIN {name}_x AS x ON {sql.day_of('x.first_ts')} "
+        "BETWEEN P.p_start AND P.p_end GROUP BY P.pkey, x.user_id, x.segment)"
+    )
+
+
+def journey_steps(q: MetricQuery, m: Metric) -> tuple[str, ...]:
+    """The ordered steps of a journey metric: baked into a registered journey, else the feature filter."""
+    if m.name in _JOURNEYS:
+        return _JOURNEYS[m.name][0]
+    steps = next((tuple(str(v) for v in values) for col, values in q.filters if col == "feature"), ())
+    if len(steps) < 2:
+        raise QueryError(f"{q.metric!r} needs its steps in order as the node's filter, e.g. "
+                         "filter: {feature: [dashboards, reports, sharing]} (at least two)")
+    return steps
+
+
+def _journeys_cte(name: str, q: MetricQuery, m: Metric, params: list[Any]) -> str:
+    """Per period and user who used the journey's first step in P: whether they then used every
+    further step, in order, within the window from that first use."""
+    steps = journey_steps(q, m)
+    if q.dimension == "feature":
+        raise QueryError(f"cannot split {q.metric!r} by feature: a journey spans several features")
+    window = q.param("journey_window_days") if m.name not in _JOURNEYS else _JOURNEYS[m.name][1]
+    qe = _filters_for(q, "events", exempt=("feature",))
+    seg, join = _dimension_sql(qe, "events")
+    where = _filter_sql(qe, "events", params)
+    literals = [sql.string_literal(s) for s in steps]
+    step = "CASE " + " ".join(f"WHEN t.feature = {lit} THEN {i}" for i, lit in enumerate(literals, 1)) + " END"
+    ctes = [
+        f"{name}_e AS (SELECT t.user_id, t.timestamp AS ts, {step} AS step, {seg} AS segment FROM events AS t{join} "
+        f"WHERE t.user_id IS NOT NULL AND t.feature IN ({', '.join(literals)}) "
+        f"AND {_events_window(0, int(window) + 1)} AND {where})",
+        f"{name}_1 AS (SELECT P.pkey, e.user_id, e.segment, min(e.ts) AS t1, min(e.ts) AS t_last FROM P "
+        f"JOIN {name}_e AS e ON e.step = 1 AND {sql.day_of('e.ts')} BETWEEN P.p_start AND P.p_end "
+        "GROUP BY P.pkey, e.user_id, e.segment)",
+    ]
+    deadline = sql.plus_days("s.t1", window)
+    for i in range(2, len(steps) + 1):
+        ctes.append(
+            f"{name}_{i} AS (SELECT s.pkey, s.user_id, s.segment, s.t1, min(e.ts) AS t_last FROM {name}_{i - 1} AS s "
+            f"LEFT JOIN {name}_e AS e ON e.user_id = s.user_id AND e.segment = s.segment AND e.step = {i} "
+            f"AND e.ts > s.t_last AND e.ts <= {deadline} GROUP BY s.pkey, s.user_id, s.segment, s.t1)"
+        )
+    ctes.append(f"{name} AS (SELECT pkey, user_id, segment, t_last IS NOT NULL AS completed FROM {name}_{len(steps)})")
+    return ", ".join(ctes)
+
+
+def _health_cte(name: str, q: MetricQuery, m: Metric, params: list[Any]) -> str:
+    """Per period and account with MRR > 0 at the end of P: its signals and health (see health.py)."""
+    customers = _customers_cte(f"{name}_c", q, "previous", True, params)
+    filters = {t: _filter_sql(_filters_for(q, t), t, params) for t in ("events", "tickets", "nps")}
+    return customers + ", " + _bind(health.account_signals_sql(name, f"{name}_c", filters), q)
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A per-entity relation customer-level sources aggregate over, and what it reads."""
+
+    build: Callable[[str, MetricQuery, Metric, list[Any]], str]  # (cte name, query, metric, params) → CTEs
+    reads: tuple[str, ...]  # tables
+    columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # table → columns read
+    parameters: tuple[str, ...] = ()
+
+
+ENTITIES: dict[str, Entity] = {
+    "customers": Entity(lambda n, q, m, p: _customers_cte(n, q, m.baseline, True, p), ("subscriptions",),
+                        {"subscriptions": ("customer_id", "start_date", "end_date", "mrr")}),
+    "first_value": Entity(_first_value_cte, ("subscriptions", "events"),
+                          {"subscriptions": ("customer_id", "start_date", "end_date", "mrr"),
+                           "events": ("account_id", "timestamp")}),
+    "sessions": Entity(_sessions_cte, ("events",), {"events": ("user_id", "timestamp")}, ("session_gap_minutes",)),
+    "journeys": Entity(_journeys_cte, ("events",), {"events": ("user_id", "timestamp", "feature")},
+                       ("journey_window_days",)),
+    "health": Entity(_health_cte, ("subscriptions", "events", "tickets", "nps"),
+                     {"subscriptions": ("customer_id", "start_date", "end_date", "mrr"),
+                      "events": ("account_id", "timestamp", "feature"), "tickets": ("account_id", "opened_at"),
+                      "nps": ("account_id", "date", "score")},
+                     tuple(p.name for p in health.PARAMETERS[:4])),
+}
+_JOURNEYS: dict[str, tuple[tuple[str, ...], float]] = {}  # registered journey metric → (steps, window days)
+
+
+def journey_metric(steps: Sequence[str], window_days: float | None = None) -> str:
+    """Registers the journey completion of these ordered features and returns its catalogue name.
+
+    For trees that name their steps as node parameters (rather than the feature filter
+    `journey_completion` reads): the name is derived from the steps and window, so the same
+    journey always gets the same metric.
+    """
+    steps = tuple(str(s) for s in steps)
+    if len(steps) < 2:
+        raise QueryError(f"a journey needs at least two steps, got {list(steps)}")
+    window = float(PARAMETERS["journey_window_days"].default if window_days is None else window_days)
+    import hashlib
+
+    digest = hashlib.sha1(repr((steps, window)).encode()).hexdigest()[:10]
+    name = f"journey_{digest}"
+    base = CATALOGUE["journey_completion"]
+    label = "Journey " + " → ".join(steps)
+    definition = (f"Of users who use {steps[0]} in P, the share who then use "
+                  f"{', '.join(steps[1:])} in that order within {window:g} days.")
+    _JOURNEYS[name] = (steps, window)
+    return register(replace(base, name=name, label=label, definition=definition))
 
 
 _WORD = re.compile(r"\b[a-z_][a-z0-9_]*\b")
@@ -442,16 +896,25 @@ def build_batch_sql(q: MetricQuery, names: Sequence[str]) -> tuple[str, list[Any
     params: list[Any] = []
     ctes = [_periods_cte(q.periods, q.as_of)]
     groups: dict[tuple, dict[str, str]] = {}  # source signature → aggregate SQL → alias
+    group_metric: dict[tuple, Metric] = {}
     columns: dict[str, dict[str, str]] = {}
     n = 0
     for name in names:
         m = metric(name)
+        _check_filters(q, m)
         columns[name] = {}
         for src in m.sources:
-            filtered = src.table == m.table
-            key = (src.table, src.on, src.customer_level, m.baseline if src.customer_level else "", filtered)
+            if src.customer_level:
+                # The entity relation applies the filters to the tables it reads.
+                key = (src.table, src.on, True, src.entity, m.baseline, q.filters,
+                       m.name if m.name in _JOURNEYS or src.entity == "journeys" else "")
+            else:
+                key = (src.table, src.on, False, "", "", _filters_for(q, src.table, src.exempt).filters,
+                       q.dimension in src.exempt)
+            group_metric.setdefault(key, m)
             aggs = groups.setdefault(key, {})
             for comp, agg in src.components.items():
+                agg = _bind(agg, q)
                 if agg not in aggs:
                     aggs[agg] = f"k{n}"
                     n += 1
@@ -459,17 +922,29 @@ def build_batch_sql(q: MetricQuery, names: Sequence[str]) -> tuple[str, list[Any
     aliases = [a for aggs in groups.values() for a in aggs.values()]
     selects = []
     for g, (key, aggs) in enumerate(groups.items()):
-        table, on, customer_level, baseline, filtered = key
+        table, on, customer_level, entity, _, filters, unsplit = key
         # UNION ALL matches by position: every branch lists all aliases in one order.
         mine = {alias: agg for agg, alias in aggs.items()}
         cols = [f"COALESCE({mine[a]}, 0) AS {a}" if a in mine else f"0 AS {a}" for a in aliases]
         if customer_level:
             cte = f"c{g}"
-            ctes.append(_customers_cte(cte, q, baseline, filtered, params))
+            ctes.append(ENTITIES[entity].build(cte, q, group_metric[key], params))
             selects.append(f"SELECT c.pkey, c.segment, {', '.join(cols)} FROM {cte} AS c GROUP BY c.pkey, c.segment")
             continue
-        dim, join = _dimension_sql(q, table)
-        where = _filter_sql(q, table, params) if filtered else "TRUE"
+        qt = replace(q, filters=filters)
+        if unsplit:
+            # A split on an exempt column: this source's totals stand beside every segment.
+            where = _filter_sql(qt, table, params)
+            inner = f"SELECT P.pkey, {', '.join(cols)} FROM P JOIN {table} AS t ON {on} WHERE {where} GROUP BY P.pkey"
+            m = group_metric[key]
+            qm = _filters_for(q, m.table)
+            dim, join = _dimension_sql(qm, m.table)
+            seg_where = _filter_sql(qm, m.table, params)
+            selects.append(f"SELECT x.pkey, s.segment, {', '.join(aliases)} FROM ({inner}) AS x CROSS JOIN "
+                           f"(SELECT DISTINCT {dim} AS segment FROM {m.table} AS t{join} WHERE {seg_where}) AS s")
+            continue
+        dim, join = _dimension_sql(qt, table)
+        where = _filter_sql(qt, table, params)
         selects.append(
             f"SELECT P.pkey, {dim} AS segment, {', '.join(cols)} "
             f"FROM P JOIN {table} AS t ON {on}{join} WHERE {where} GROUP BY P.pkey, {dim}"
@@ -527,3 +1002,204 @@ def compute_many(con: duckdb.DuckDBPyConnection, q: MetricQuery, names: Sequence
 def compute(con: duckdb.DuckDBPyConnection, q: MetricQuery) -> pd.DataFrame:
     """Components and value per period (and segment) for one metric."""
     return compute_many(con, q, [q.metric])[q.metric]
+
+
+# --- documentation: what each definition means, for the Definitions page and the CLI ----------
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "Revenue": ("mrr", "arr", "mrr_start", "arr_start", "mrr_new", "arr_new", "mrr_reactivation",
+                "arr_reactivation", "mrr_expansion", "arr_expansion", "mrr_contraction", "arr_contraction",
+                "mrr_churn", "arr_churn", "active_customers", "arpa"),
+    "Retention": ("nrr", "grr", "nrr_12m", "grr_12m", "expansion_rate", "logo_churn_rate"),
+    "Bookings and pipeline": ("new_business_arr", "expansion_arr", "new_arr", "renewal_arr", "won_deals",
+                              "closed_deals", "win_rate", "avg_deal_size", "sales_cycle_days",
+                              "opportunities_created", "open_pipeline", "open_deals", "quota", "pipeline_coverage",
+                              "pipeline_coverage_running", "pipeline_velocity", "renewals_due", "new_customers"),
+    "Acquisition and efficiency": ("leads", "lead_to_opp_rate", "mql_to_sql_rate", "sql_to_won_rate", "spend", "cac",
+                                   "ltv", "ltv_cac", "cac_payback_months", "magic_number", "roas"),
+    "Activity": ("activities", "touches_per_rep_week", "health_checks_per_csm_week"),
+    "Support and satisfaction": ("tickets_opened", "mttr_hours", "first_response_hours", "nps"),
+    "Product usage": ("dau", "wau", "mau", "dau_mau", "feature_adoption", "time_in_product_minutes",
+                      "journey_completion", "time_to_first_value_days"),
+    "Customer health": ("health_score", "at_risk_accounts", "upsell_eligible_accounts"),
+    "Professional services": ("ps_attach_rate", "ps_utilization"),
+}
+
+MRR_NOTATION = "m(c, d) = Σ mrr of c's subscriptions counting on day d; m₀ = m(c, end of P−1), m₁ = m(c, end of P)"
+FORMULAS: dict[str, str] = {
+    "mrr": "Σ_c m₁(c)", "arr": "12 × Σ_c m₁(c)", "mrr_start": "Σ_c m₀(c)", "arr_start": "12 × Σ_c m₀(c)",
+    "mrr_new": "Σ m₁ over c with m₀ = 0, m₁ > 0, no MRR ever before",
+    "mrr_reactivation": "Σ m₁ over c with m₀ = 0, m₁ > 0, MRR some day before",
+    "mrr_expansion": "Σ (m₁ − m₀) over c with m₁ > m₀ > 0", "mrr_contraction": "Σ (m₀ − m₁) over c with 0 < m₁ < m₀",
+    "mrr_churn": "Σ m₀ over c with m₀ > 0, m₁ = 0",
+    "active_customers": "#{c : m₁(c) > 0}", "arpa": "mrr / active_customers",
+    "nrr": "Σ_{m₀>0} m₁ / Σ_{m₀>0} m₀", "grr": "Σ_{m₀>0} min(m₀, m₁) / Σ_{m₀>0} m₀",
+    "nrr_12m": "nrr with m₀ = m(c, end of P − 12 months)", "grr_12m": "grr with m₀ = m(c, end of P − 12 months)",
+    "expansion_rate": "Σ_{m₁>m₀>0} (m₁ − m₀) / Σ_{m₀>0} m₀  (= nrr − grr)",
+    "logo_churn_rate": "#{m₀ > 0, m₁ = 0} / #{m₀ > 0}",
+    "new_business_arr": "Σ amount | won, new, close_date ∈ P", "expansion_arr": "Σ amount | won, expansion, close_date ∈ P",
+    "new_arr": "new_business_arr + expansion_arr", "renewal_arr": "Σ amount | won, renewal, close_date ∈ P",
+    "won_deals": "#{won, close_date ∈ P}", "closed_deals": "#{won or lost, close_date ∈ P}",
+    "win_rate": "won_deals / closed_deals", "avg_deal_size": "Σ amount(won) / won_deals",
+    "sales_cycle_days": "Σ (close_date − created_date)(won) / won_deals",
+    "opportunities_created": "#{created_date ∈ P}",
+    "open_pipeline": "Σ amount | created_date ≤ start(P), open at start(P)",
+    "open_deals": "#{created_date ≤ start(P), open at start(P)}",
+    "quota": "Σ quota × overlap(days) / days of the quota's period",
+    "pipeline_coverage": "open_pipeline / quota",
+    "pipeline_coverage_running": "open pipeline now / max(quota − won new_arr so far, 0)",
+    "pipeline_velocity": "open_deals × avg_deal_size × win_rate / sales_cycle_days",
+    "ps_attach_rate": "#{won new, services_amount > 0} / #{won new}", "renewals_due": "#{renewal, close_date ∈ P}",
+    "new_customers": "#distinct account_id | won new, close_date ∈ P",
+    "leads": "#{created_date ∈ P}", "lead_to_opp_rate": "#{deal_id set} / #{created_date ∈ P}",
+    "mql_to_sql_rate": "#{sql_date set} / #{mql_date ∈ P}", "sql_to_won_rate": "#{deal won} / #{sql_date ∈ P}",
+    "spend": "Σ amount × days of the month in P / days of the month",
+    "cac": "spend / new_customers",
+    "ltv": "arpa × gross_margin / ((churn(M₀) + churn(M₋₁) + churn(M₋₂)) / 3),  M₀ = the month P ends in",
+    "ltv_cac": "ltv / cac", "cac_payback_months": "cac / (arpa × gross_margin)",
+    "magic_number": "(arr(P) − arr(P−1)) / spend(P−1)", "roas": "new_arr / spend  (same channel)",
+    "activities": "#{date ∈ P}", "touches_per_rep_week": "#{call, email} / #owners / (days of P / 7)",
+    "health_checks_per_csm_week": "#{health_check} / #owners / (days of P / 7)",
+    "tickets_opened": "#{opened_at ∈ P}",
+    "mttr_hours": "Σ (resolved_at − opened_at) / #{resolved_at ∈ P}",
+    "first_response_hours": "Σ (first_response_at − opened_at) / #{first_response_at ∈ P}",
+    "nps": "100 × (#{score ≥ 9} − #{score ≤ 6}) / #{date ∈ P}",
+    "dau": "Σ_{d ∈ P} #users(d) / days of P", "wau": "#users in the 7 days ending at end(P)",
+    "mau": "#users in the 30 days ending at end(P)", "dau_mau": "dau / mau",
+    "feature_adoption": "#accounts using f in P / #accounts with any event in P  (mean over the features f)",
+    "time_in_product_minutes": "median over active users u of Σ_{sessions s of u in P} (last(s) − first(s))",
+    "journey_completion": "#{users doing steps 1 → … → k within the window} / #{users doing step 1 in P}",
+    "time_to_first_value_days": "Σ (first event − first start_date) / #{customers starting in P, with an event}",
+    "health_score": "mean over accounts with m₁ > 0 of health = Σ wᵢ scoreᵢ / Σ wᵢ  (usage, tickets, NPS)",
+    "at_risk_accounts": "#{m₁ > 0, health < 40}",
+    "upsell_eligible_accounts": "#{m₁ > 0, health ≥ 70, active days(28 d) ≥ earlier 28-day average, features ≥ 3}",
+    "ps_utilization": "Σ hours(billable) / Σ hours",
+}
+for _n in ("arr_new", "arr_reactivation", "arr_expansion", "arr_contraction", "arr_churn"):
+    FORMULAS[_n] = "12 × " + FORMULAS["mrr_" + _n[4:]]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A value the seeds give as healthy: a 90-day and a 12-month goal (the same when one number)."""
+
+    text: str
+    day90: float
+    month12: float
+    source: str
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "ltv_cac": Benchmark("at least 3 : 1", 3.0, 3.0, "seed 002: a healthy LTV/CAC ratio is at least 3:1"),
+    "dau_mau": Benchmark("60 % within 90 days, 80 % within 12 months", 0.6, 0.8,
+                         "seed 002: product usage targets"),
+    "first_response_hours": Benchmark("< 48 h within 90 days, < 24 h within 12 months", 48.0, 24.0,
+                                      "seed 002: customer success targets"),
+    "feature_adoption": Benchmark("40 % within 90 days, 75 % within 12 months", 0.4, 0.75,
+                                  "seed 002: user engagement targets"),
+}
+
+_NOTES: dict[str, str] = {
+    "feature_adoption": "Filter {feature: X} applies to the numerator only: the population is every account "
+                        "with an event in P. A split by feature gives each feature's adoption.",
+    "journey_completion": "The steps are the node's filter {feature: [first, second, …]} in order; "
+                          "`journey_metric(steps, window_days)` registers a journey with its steps built in.",
+    "roas": "A filter or split by channel applies to new ARR and to spend alike.",
+    "cac": "A filter or split by channel applies to spend and to new customers alike.",
+    "ps_utilization": "Needs the optional timesheets table (entry_id, date, owner, hours, billable, account_id, "
+                      "project).",
+    "health_score": "Signals per account at the end of P: usage = active days in the last 28 days against the "
+                    "28-day average of the 56 days before, 100 × min((recent + ½) / (earlier + ½), 1), 0 without any "
+                    "use; tickets = 100 × max(1 − tickets in 90 days / 10, 0); NPS = 10 × mean answer in 180 days "
+                    "(left out, weights rescaled, when the account has not answered).",
+    "at_risk_accounts": "Health as for health_score; the threshold is the parameter health_at_risk_below.",
+    "upsell_eligible_accounts": "Health as for health_score; thresholds are the upsell_* parameters.",
+    "dau": "While P runs, the days so far. dau ≤ wau ≤ mau holds for weeks; for longer periods dau is a mean "
+           "over all of P while wau and mau look at its end.",
+}
+_EXTRA_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {"sql_to_won_rate": {"deals": ("deal_id", "status")}}
+_COLUMN = re.compile(r"\bt\.([a-z_][a-z0-9_]*)\b")
+
+
+@dataclass(frozen=True)
+class MetricDoc:
+    """Everything the Definitions page says about one metric."""
+
+    name: str
+    label: str
+    group: str
+    kind: Kind
+    unit: str
+    direction: str
+    definition: str
+    formula: str
+    columns: dict[str, tuple[str, ...]]  # table → columns read
+    parameters: tuple[Parameter, ...]
+    components: tuple[str, ...]
+    benchmark: Benchmark | None
+    note: str
+    ratio: tuple[str, str] | None
+    additive: bool
+
+
+def describe(name: str) -> MetricDoc:
+    """The metric's definition in words and symbols, what it reads and its parameters."""
+    m = metric(name)
+    columns: dict[str, list[str]] = {}
+    for s in m.sources:
+        cols = columns.setdefault(s.table, [])
+        if s.customer_level:
+            for table, read in ENTITIES[s.entity].columns.items():
+                cols_t = columns.setdefault(table, [])
+                cols_t += [c for c in read if c not in cols_t]
+        for text in (s.on, *s.components.values()):
+            for c in _COLUMN.findall(text):
+                if c not in cols and (s.table not in TABLES or c in TABLES[s.table].column_names):
+                    cols.append(c)
+    for table, read in _EXTRA_COLUMNS.get(m.name, {}).items():
+        columns.setdefault(table, [])
+        columns[table] += [c for c in read if c not in columns[table]]
+    group = next((g for g, names in GROUPS.items() if m.name in names), "Custom")
+    return MetricDoc(
+        name=m.name, label=m.label, group=group, kind=m.kind, unit=m.unit, direction=m.direction,
+        definition=m.definition, formula=FORMULAS.get(m.name, m.value), columns={t: tuple(c) for t, c in columns.items()},
+        parameters=tuple(PARAMETERS[p] for p in m.parameters), components=m.components,
+        benchmark=BENCHMARKS.get(m.name), note=_NOTES.get(m.name, ""), ratio=m.ratio, additive=m.additive,
+    )
+
+
+
+@dataclass(frozen=True)
+class Example:
+    """A metric computed on a workspace for one period, with the components it is made of."""
+
+    name: str
+    period: Period
+    value: float | None
+    components: dict[str, float]
+    missing: tuple[str, ...] = ()  # tables the workspace lacks
+    filters: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+
+def worked_example(engine: Any, name: str, period: Period, filters: tuple = ()) -> Example:
+    """The metric's value and components on an Engine's workspace for `period` (None when no data),
+    computed with the workspace's own parameter values (gross margin, health weights…)."""
+    m = metric(name)
+    missing = tuple(t for t in m.tables if t not in engine.loaded)
+    if missing:
+        return Example(name, period, None, {}, missing, tuple(filters))
+    q = MetricQuery(name, (period,), engine.as_of, None, tuple(filters), engine.columns,
+                    metric_params(engine.settings))
+    with engine.workspace.connect() as con:
+        df = compute(con, q)
+    row = df.iloc[0]
+    value = None if pd.isna(row["value"]) or not engine.covers(m, period) else float(row["value"])
+    comps = {c: float(row[c]) for c in m.components}
+    return Example(name, period, value, comps, (), tuple(filters))
+
+
+def source_filters(m: Metric, src: Source, filters: tuple, columns: tuple = ()) -> tuple:
+    """The node filters one source of a metric applies: those on its table's columns, minus its
+    exempt ones — what `build_batch_sql` does, for other scans of the same sources."""
+    q = MetricQuery(m.name, (), date.min, None, tuple(filters), tuple(columns))
+    return _filters_for(q, src.table, src.exempt).filters

@@ -203,6 +203,22 @@ TABLES: dict[str, Table] = {
             dimensions=("segment", "industry", "csm"),
             date_column="created_date",
         ),
+        Table(
+            # Optional time tracking of the professional-services team (PS utilization): one row per
+            # entry, billable or not (yes/no, true/false, 1/0); all available time is logged.
+            "timesheets",
+            (
+                Column("entry_id", T.ID),
+                Column("date", T.DATE, required=True),
+                Column("owner", T.TEXT, required=True),
+                Column("hours", T.NUMBER, required=True, non_negative=True),
+                Column("billable", T.TEXT),
+                Column("account_id", T.ID),
+                Column("project", T.TEXT),
+            ),
+            dimensions=("owner", "project"),
+            date_column="date",
+        ),
     )
 }
 

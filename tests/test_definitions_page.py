@@ -1,0 +1,62 @@
+"""The Definitions page through AppTest on the demo workspace."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(ROOT / "pages" / "3_Definitions.py")
+
+
+@pytest.fixture
+def page(demo_data_dir, monkeypatch) -> AppTest:
+    monkeypatch.setenv("KPITREE_DATA_DIR", str(demo_data_dir))
+    return AppTest.from_file(PAGE, default_timeout=60)
+
+
+def texts(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def table_with(at: AppTest, column: str):
+    """The first table on the page with that column."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def test_opens_on_the_first_metric_with_a_worked_example(page):
+    at = page.run()
+    assert not at.exception
+    assert "#### MRR" in texts(at)
+    assert at.metric[0].label == "MRR · 2026-10"  # the latest complete month of the demo
+    params = table_with(at, "this workspace")
+    assert params.set_index("parameter").loc["gross_margin", "default"] == 0.8
+    assert {"health_weight_usage", "health_weight_tickets", "health_weight_nps"} <= set(params["parameter"])
+
+
+def test_ltv_cac_shows_formula_components_and_the_seed_benchmark(page):
+    page.query_params["metric"] = "ltv_cac"
+    at = page.run()
+    assert not at.exception
+    assert "#### LTV / CAC" in texts(at)
+    assert at.code[0].value == "ltv / cac"
+    assert any("at least 3 : 1" in i.value for i in at.info)
+    components = table_with(at, "component")
+    assert {"margin_mrr", "spend", "new_customers", "churned0", "base0"} <= set(components["component"])
+    reads = table_with(at, "table").set_index("table")["columns"].to_dict()
+    assert set(reads) == {"subscriptions", "spend", "deals"}
+    assert at.metric[0].value.endswith("×")
+
+
+def test_switching_metric_and_journey_steps(page):
+    at = page.run()
+    at.selectbox(key="def_group").set_value("Product usage").run()
+    at.selectbox(key="def_metric").set_value("journey_completion").run()
+    assert not at.exception
+    steps = at.multiselect(key="features_journey_completion")
+    assert len(steps.value) == 3
+    assert at.metric[0].value.endswith("%")
+    steps.set_value([]).run()  # no steps: the page says what the metric needs
+    assert not at.exception
+    assert any("needs its steps" in w.value for w in at.warning)
+    assert at.query_params["metric"] in ("journey_completion", ["journey_completion"])
