@@ -117,8 +117,8 @@ def main() -> None:
 
     node_id = st.session_state["selected"]
     if st.session_state.get("show_path"):
-        _red_path(engine, tree, period, versus)
-    _panel(engine, tree, evaluation, node_id, period, versus)
+        _red_path(ws, tree, period, versus)
+    _panel(ws, engine, tree, evaluation, node_id, period, versus)
 
 
 def _clicked(event) -> str | None:
@@ -137,20 +137,25 @@ def _baseline_period(period, versus):
     return period.same_last_year() if versus == "last_year" else period.previous()
 
 
-def _red_path(engine, tree, period, versus) -> None:
-    try:
-        from kpitree.explain import explain_node
-    except ImportError:
+def _red_path(ws, tree, period, versus) -> None:
+    result = ui.explanation(ws, tree, tree.root.id, period, versus)
+    if result is None:
         st.info("The explanation engine is not installed in this build; use the segment charts below.")
         return
-    result = explain_node(engine, tree, tree.root.id, period, versus=versus)
     with st.container(border=True):
         st.markdown("**Red path — where to look and who to talk to**")
         for sentence in result.sentences():
             st.markdown(f"- {sentence}")
+        lever = result.red_path[-1].id if result.red_path else None
+        if lever and lever != tree.root.id:
+            st.button(f"Open {tree.node(lever).label}", key="open_lever", on_click=_select, args=(lever,))
 
 
-def _panel(engine, tree, evaluation, node_id, period, versus) -> None:
+def _select(node_id: str) -> None:
+    st.session_state["selected"] = node_id
+
+
+def _panel(ws, engine, tree, evaluation, node_id, period, versus) -> None:
     node = tree.node(node_id)
     res = evaluation.node(node_id)
     st.markdown(f"#### {res.label}")
@@ -166,14 +171,17 @@ def _panel(engine, tree, evaluation, node_id, period, versus) -> None:
             "Influence links: children move this number but do not add up to it." if node.children else
             "A lever: the team acts on this number directly.")
     st.caption(link)
+    result = ui.explanation(ws, tree, node_id, period, versus)
+    if result is not None and result.red_path:
+        st.markdown(" ".join(result.sentences()[1:3]) or result.sentences()[0])
 
     left, right = st.columns(2)
     with left:
         history = trend(engine, tree, node_id, period, 18)
         ui.chart(trend_chart(history, res.unit, "Trend vs target"), key="trend")
     with right:
-        _children(engine, tree, evaluation, node, period, versus)
-    top_segment = _segments(engine, tree, node, res, period, versus)
+        _children(tree, evaluation, node, result)
+    top_segment = _segments(engine, tree, node, res, period, versus, result)
     _usage(engine, node, period, top_segment)
 
 
@@ -196,33 +204,34 @@ def _usage(engine, node, period, top_segment) -> None:
         st.info(f"Usage charts need more data: {exc}")
 
 
-def _children(engine, tree, evaluation, node, period, versus) -> None:
+def _children(tree, evaluation, node, result) -> None:
     if not node.children:
         st.markdown("**No children** — this is where action happens. See the segments below for who.")
         return
-    try:
-        from kpitree.explain import explain_node
-    except ImportError:
-        explain_node = None
-    if explain_node is not None:
-        result = explain_node(engine, tree, node.id, period, versus=versus)
-        steps = [(c["label"], c["contribution"]) for c in result.to_dict()["children"] if c.get("contribution") is not None]
-        if node.formula and steps:
-            ui.chart(waterfall_chart(result.baseline_label, result.baseline, steps, "actual",
-                                     evaluation.node(node.id).unit), key="waterfall")
+    exact = {c.id: c for c in result.children} if result is not None else {}
+    steps = [(c.label, c.contribution) for c in exact.values() if c.contribution is not None]
+    if node.formula and steps:
+        st.markdown(f"**Share of the gap** ({result.method}, exact: the parts add up to the whole)")
+        ui.chart(waterfall_chart(result.baseline_label, result.baseline, steps, "actual",
+                                 evaluation.node(node.id).unit), key="waterfall")
     rows = []
     for cid in node.children:
         ch = evaluation.node(cid)
+        part = exact.get(cid)
         rows.append({"child": ch.label, "status": STATUS_WORD[ch.status], "value": fmt(ch.compared, ch.unit),
-                     "target": fmt(ch.target, ch.unit), "vs previous": fmt_change(
-                         None if ch.value is None or ch.previous is None else ch.value - ch.previous, ch.unit),
+                     "target": fmt(ch.target, ch.unit),
+                     "share of gap": f"{part.share:.0%}" if part is not None and part.share is not None
+                     else "influence",
                      "owner": ch.owner})
     st.dataframe(rows, hide_index=True, width="stretch", key="children_table")
 
 
-def _segments(engine, tree, node, res, period, versus) -> tuple[str, str] | None:
-    """The segment charts; returns (dimension, segment) of the segment that hurts most, if any."""
+def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str] | None:
+    """The segment charts, best dimension first; returns (dimension, segment) that hurts most, if any."""
     dims = drill_dimensions(engine, tree, node)
+    if result is not None:
+        ranked = [d.dimension for d in result.dimensions if d.dimension in dims]
+        dims = ranked + [d for d in dims if d not in ranked]
     if not dims:
         st.info("This metric's table has none of the tree's drill dimensions.")
         return None

@@ -94,6 +94,23 @@ def tree_spec(workspace: str, version: str, tree_path: str, tree_mtime: float, p
     return spec_of(tree_chart(layout_tree(tree, max_width=width), evaluation))
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def _explanation(workspace: str, version: str, tree_path: str, tree_mtime: float, node: str, period: str,
+                 versus: str):
+    try:
+        from kpitree.explain import explain_node
+    except ImportError:
+        return None
+    engine = _engine(workspace, version)
+    return explain_node(engine, _tree(tree_path, tree_mtime), node, parse_period(period), versus=versus)
+
+
+def explanation(ws: Workspace, tree: Tree, node: str, period, versus: str):
+    """The explanation of a node (None where the explanation engine is absent), cached per view."""
+    path = Path(tree.source)
+    return _explanation(str(ws.root), version_of(ws), str(path), path.stat().st_mtime, node, period.key, versus)
+
+
 def param(name: str, default: str | None = None) -> str | None:
     """A query parameter, read once per session so the URL seeds the first view only."""
     key = f"_qp_{name}"

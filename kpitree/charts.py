@@ -121,7 +121,7 @@ def trend_chart(df: pd.DataFrame, unit: str, title: str = "") -> alt.LayerChart:
     data["value_text"] = [fmt(v, unit) for v in data["value"]]
     data["target_text"] = [fmt(v, unit) for v in data["target"]]
     base = alt.Chart(data).encode(x=alt.X("period:O", title=None, axis=alt.Axis(labelAngle=-45)))
-    fmt_axis = ".0%" if unit == "percent" else ("$,.3s" if unit.startswith("money") else ",.3s")
+    fmt_axis = ".1%" if unit == "percent" else ("$,.3s" if unit.startswith("money") else ",.3s")
     value = base.mark_line(point=True, color=ACCENT).encode(
         y=alt.Y("value:Q", title=None, axis=alt.Axis(format=fmt_axis)),
         tooltip=[alt.Tooltip("period:O"), alt.Tooltip("value_text:N", title="value"),
@@ -140,7 +140,7 @@ def segment_chart(df: pd.DataFrame, unit: str, dimension: str, highlight: Sequen
     data["change_text"] = [fmt_change(v, unit) for v in data["change"]]
     data["role"] = ["explains" if s in highlight else "other" for s in data["segment"]]
     order = list(data["segment"])
-    fmt_axis = ".0%" if unit == "percent" else ("$,.3s" if unit.startswith("money") else ",.3s")
+    fmt_axis = ".1%" if unit == "percent" else ("$,.3s" if unit.startswith("money") else ",.3s")
     y = alt.Y("segment:N", sort=order, title=dimension)
     bars = alt.Chart(data).mark_bar().encode(
         y=y, x=alt.X("current:Q", title=None, axis=alt.Axis(format=fmt_axis)),
@@ -150,7 +150,7 @@ def segment_chart(df: pd.DataFrame, unit: str, dimension: str, highlight: Sequen
                  alt.Tooltip("baseline_text:N", title="baseline"), alt.Tooltip("change_text:N", title="change")],
     )
     ticks = alt.Chart(data).mark_tick(color=INK, thickness=2, size=20).encode(y=y, x="baseline:Q")
-    return alt.layer(bars, ticks).properties(height=max(80, 26 * len(data)))
+    return alt.layer(bars, ticks).properties(height=alt.Step(26))
 
 
 def waterfall_chart(start_label: str, start: float, steps: Sequence[tuple[str, float]], end_label: str,
@@ -167,7 +167,7 @@ def waterfall_chart(start_label: str, start: float, steps: Sequence[tuple[str, f
     data["text"] = [fmt(a, unit) if k == "total" else fmt_change(a, unit) for a, k in zip(data["amount"], data["kind"],
                                                                                            strict=True)]
     order = list(data["step"])
-    fmt_axis = ".0%" if unit == "percent" else ("$,.3s" if unit.startswith("money") else ",.3s")
+    fmt_axis = ".1%" if unit == "percent" else ("$,.3s" if unit.startswith("money") else ",.3s")
     return alt.Chart(data).mark_bar(size=28).encode(
         x=alt.X("step:N", sort=order, title=None, axis=alt.Axis(labelAngle=-20)),
         y=alt.Y("lo:Q", title=None, axis=alt.Axis(format=fmt_axis)), y2="hi:Q",

@@ -93,3 +93,18 @@ def test_quarter_grain(app):
     at.radio(key="grain").set_value("quarter").run()
     assert not at.exception
     assert any(h.startswith("### RevOps KPI tree · 2026-Q3") for h in headings(at))
+
+
+def test_red_path_reaches_the_cause_in_three_clicks(app):
+    """Click 1: the red north star (default selection). 2: follow the red path. 3: open the lever."""
+    pytest.importorskip("kpitree.explain")
+    at = app.run()
+    at.button(key="red_path").click().run()
+    assert not at.exception
+    text = " ".join(headings(at))
+    assert "Dana Whitfield" in text and "Owner:" in text
+    at.button(key="open_lever").click().run()
+    assert not at.exception
+    assert at.selectbox(key="node_pick").value == "win_rate"
+    assert "#### Win rate (new)" in headings(at)
+    assert at.radio(key="dim_win_rate").options[0] in ("owner", "segment")
