@@ -1,0 +1,348 @@
+"""Recall of the red path: plant one cause at a time in demo data and check the path finds it.
+
+Each scenario takes the demo business *without* its planted problems (`kpitree.demo.generate(...,
+plant_problems=False)`: growth, seasonality, quarter-end pushes, noise), plants exactly one cause
+from a month `since` on, sets every node's target, and explains the root against its target for
+the latest complete month. Targets are, by default, the clean business's own value for that month
+(the plan it would have hit without the problem, as the demo's `plan` is meant to be used), so a
+node is off target because of the cause and the month's noise, not because a forecast missed;
+`--targets history` plans them from the history before `since` with the product's own planner
+(`kpitree.plan.plan_targets`), whose forecast error at this scale (New business ARR ±15 %) is of
+the size of the causes themselves. A scenario is recovered when the red path ends at the planted node and
+that step's top segment names the planted segment.
+
+Causes: a rep's win rate collapses (in their segment), a channel's leads collapse, a segment's
+logo churn spikes, a segment's deals are discounted, a segment's sales cycle stretches (deals slip).
+
+    python benchmarks/bench_recall.py [--scenarios 50] [--scale 3] [--versus target] [--targets history]
+
+prints the recall (target ≥ 95 %) and every failure with the path it took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from kpitree.demo import generate  # noqa: E402
+from kpitree.evaluate import Engine  # noqa: E402
+from kpitree.explain import Explanation, explain_node  # noqa: E402
+from kpitree.ingest import load_frames  # noqa: E402
+from kpitree.periods import Grain, parse_period, period_containing, trailing  # noqa: E402
+from kpitree.plan import plan_targets  # noqa: E402
+from kpitree.tree import Target, Tree, parse_yaml  # noqa: E402
+from kpitree.workspace import Workspace  # noqa: E402
+
+CAUSES = ("win_rate", "leads", "churn", "discount", "cycle")
+AS_OF = date(2026, 11, 20)
+PERIOD = "2026-10"
+TABLES = ("accounts", "deals", "subscriptions", "leads")
+
+# A small RevOps tree: the default tree's spine, with the sales cycle as an influence on closed
+# deals (slipping deals close later, so fewer close). Targets are set per scenario; amber bands
+# are about 1.5 standard deviations of each node's month-to-month noise in the clean demo at
+# scale 3 (measured), so noise alone rarely turns a node red.
+TREE_YAML = """
+name: Scenario tree
+grain: month
+dimensions: [owner, segment, channel]
+nodes:
+  - {id: arr, label: ARR, level: north_star, metric: arr, owner: CEO, target: 0, thresholds: {amber: 0.02},
+     children: [new_arr, nrr]}
+  - {id: new_arr, label: New ARR, level: driver, metric: new_arr, owner: CRO, target: 0, thresholds: {amber: 0.1},
+     formula: new_arr = new_business_arr + expansion_arr, children: [new_business_arr, expansion_arr]}
+  - {id: nrr, label: NRR, level: driver, metric: nrr, owner: VP CS, target: 0, thresholds: {amber: 0.003},
+     formula: nrr = grr + expansion_rate, children: [grr, expansion_rate]}
+  - {id: new_business_arr, label: New business ARR, level: core, metric: new_business_arr, owner: CRO, target: 0,
+     thresholds: {amber: 0.1}, formula: new_business_arr = closed_new_deals * win_rate * avg_deal_size,
+     children: [closed_new_deals, win_rate, avg_deal_size]}
+  - {id: expansion_arr, label: Expansion ARR, level: core, metric: expansion_arr, owner: VP CS, target: 0,
+     thresholds: {amber: 0.5}}
+  - {id: grr, label: GRR, level: core, metric: grr, owner: VP CS, target: 0, thresholds: {amber: 0.002},
+     children: [logo_churn_rate]}
+  - {id: expansion_rate, label: Expansion rate, level: core, metric: expansion_rate, owner: VP CS, target: 0,
+     thresholds: {amber: 0.5}}
+  - {id: closed_new_deals, label: Closed new deals, level: operational, metric: closed_deals, filter: {deal_type: new},
+     owner: CRO, target: 0, thresholds: {amber: 0.08}, children: [leads, sales_cycle_days]}
+  - {id: logo_churn_rate, label: Logo churn rate, level: operational, metric: logo_churn_rate, owner: VP CS,
+     target: 0, thresholds: {amber: 0.2}}
+  - {id: win_rate, label: Win rate (new), level: lever, metric: win_rate, filter: {deal_type: new}, owner: CRO,
+     target: 0, thresholds: {amber: 0.05}}
+  - {id: avg_deal_size, label: Average deal size (new), level: lever, metric: avg_deal_size,
+     filter: {deal_type: new}, owner: CRO, target: 0, thresholds: {amber: 0.08}}
+  - {id: leads, label: Leads, level: lever, metric: leads, owner: VP Marketing, target: 0, thresholds: {amber: 0.06},
+     dimensions: [channel, segment, owner]}
+  - {id: sales_cycle_days, label: Sales cycle (new), level: lever, metric: sales_cycle_days,
+     filter: {deal_type: new}, owner: CRO, target: 0, thresholds: {amber: 0.05}}
+"""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One planted cause: where it sits (node, dimension, segment), since when, and the data."""
+
+    seed: int
+    cause: str
+    node: str
+    dimension: str
+    segment: str
+    since: str
+    tables: dict[str, pd.DataFrame]
+
+    @property
+    def name(self) -> str:
+        return f"seed {self.seed} {self.cause}: {self.dimension}={self.segment} since {self.since}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    scenario: Scenario
+    hit: bool
+    path: tuple[str, ...]
+    top: str
+    explanation: Explanation
+    seconds: float
+
+
+def base_tables(seed: int, scale: float) -> dict[str, pd.DataFrame]:
+    """The demo business as planned: no problems planted."""
+    data = generate(seed=seed, scale=scale, tables=TABLES, plant_problems=False, as_of=AS_OF)
+    return {k: v.copy() for k, v in data.tables.items()}
+
+
+def _iso(d: pd.Series | np.ndarray) -> np.ndarray:
+    return pd.to_datetime(pd.Series(d)).dt.strftime("%Y-%m-%d").to_numpy()
+
+
+def _won_share(deals: pd.DataFrame, since: str, by: str) -> pd.Series:
+    """Each value's share of won new-business amount in the six months before `since`."""
+    start = (pd.Timestamp(since) - pd.DateOffset(months=6)).strftime("%Y-%m-%d")
+    won = deals[(deals["deal_type"] == "new") & (deals["status"] == "won") & (deals["close_date"] >= start)
+                & (deals["close_date"] < since)]
+    return won.groupby(by)["amount"].sum() / won["amount"].sum()
+
+
+def _no_subscription(t: dict[str, pd.DataFrame], accounts: pd.Series, since: str) -> None:
+    """The customers these lost (or not yet closed) deals would have become never start paying."""
+    subs = t["subscriptions"]
+    t["subscriptions"] = subs[~(subs["customer_id"].isin(set(accounts)) & (subs["start_date"] >= since))].reset_index(
+        drop=True)
+
+
+def plant(tables: dict[str, pd.DataFrame], cause: str, seed: int, since: str | None = None) -> Scenario:
+    """A copy of the tables with one cause planted from `since` (default: a few months before October).
+
+    Sizes are chosen so that the cause turns its branch red above the month-to-month noise (a
+    cause too small to move New ARR or NRR beyond their amber bands is not a red number to
+    explain): the rep, segment or channel is drawn among those big enough, and the effect is
+    scaled to the segment's weight.
+    """
+    rng = np.random.default_rng([seed, CAUSES.index(cause), 99])
+    t = {k: v.copy() for k, v in tables.items()}
+    deals = t["deals"]
+    if since is None:
+        months = ["2026-06-01", "2026-07-01"] if cause == "leads" else ["2026-08-01", "2026-09-01"]
+        since = str(rng.choice(months))
+    new_after = (deals["deal_type"] == "new") & (deals["close_date"] >= since) & (deals["status"] != "open")
+    if cause == "win_rate":
+        share = _won_share(deals, since, "owner")
+        rep = str(rng.choice(sorted(share[share >= 0.15].index)))
+        hit = new_after & (deals["owner"] == rep) & (deals["status"] == "won") & (rng.random(len(deals)) < 0.85)
+        deals.loc[hit, ["status", "stage"]] = ["lost", "Closed Lost"]
+        _no_subscription(t, deals.loc[hit, "account_id"], since)
+        return Scenario(seed, cause, "win_rate", "owner", rep, since, t)
+    if cause == "discount":
+        segment = str(rng.choice(["Mid-Market", "Enterprise"]))
+        cut = min(0.5, 0.2 / float(_won_share(deals, since, "segment")[segment]))
+        hit = new_after & (deals["segment"] == segment)
+        deals.loc[hit, "amount"] = (deals.loc[hit, "amount"] * (1 - cut)).round(0)
+        subs = t["subscriptions"]
+        cheaper = subs["customer_id"].isin(set(deals.loc[hit, "account_id"])) & (subs["start_date"] >= since)
+        subs.loc[cheaper, "mrr"] = (subs.loc[cheaper, "mrr"] * (1 - cut)).round(2)
+        return Scenario(seed, cause, "avg_deal_size", "segment", segment, since, t)
+    if cause == "cycle":
+        segment = str(rng.choice(["Mid-Market", "Enterprise"]))
+        hit = new_after & (deals["segment"] == segment)
+        slip = hit & (rng.random(len(deals)) < 0.6)
+        later = pd.Timestamp(AS_OF) + pd.to_timedelta(rng.integers(5, 60, len(deals)), unit="D")
+        deals.loc[slip, "close_date"] = _iso(later[slip.to_numpy()])
+        deals.loc[slip, ["status", "stage"]] = ["open", "Negotiation"]
+        _no_subscription(t, deals.loc[slip, "account_id"], since)
+        stay = hit & ~slip
+        created = pd.to_datetime(deals.loc[stay, "created_date"])
+        closed = pd.to_datetime(deals.loc[stay, "close_date"])
+        deals.loc[stay, "created_date"] = _iso(closed - (closed - created) * 2.2)
+        return Scenario(seed, cause, "sales_cycle_days", "segment", segment, since, t)
+    if cause == "leads":
+        leads = t["leads"]
+        share = _won_share(deals, since, "channel")
+        channel = str(rng.choice(sorted(share[share >= 0.15].index)))
+        drop = (leads["channel"] == channel) & (leads["created_date"] >= since) & (rng.random(len(leads)) < 0.8)
+        gone = set(leads.loc[drop, "deal_id"].dropna())
+        t["leads"] = leads[~drop].reset_index(drop=True)
+        lost_deals = deals["deal_id"].isin(gone)
+        accounts = set(deals.loc[lost_deals & (deals["deal_type"] == "new"), "account_id"])
+        t["deals"] = deals[~lost_deals].reset_index(drop=True)
+        subs = t["subscriptions"]
+        t["subscriptions"] = subs[~(subs["customer_id"].isin(accounts) & (subs["start_date"] >= since))].reset_index(
+            drop=True)
+        return Scenario(seed, cause, "leads", "channel", channel, since, t)
+    if cause == "churn":
+        segment = str(rng.choice(["SMB", "Mid-Market"]))
+        rate = 0.3 if segment == "SMB" else 0.12  # of the segment's customers, over `since` → as_of
+        subs = t["subscriptions"]
+        active = subs[(subs["segment"] == segment) & (subs["start_date"] < since)
+                      & (subs["end_date"].isna() | (subs["end_date"] > since))]
+        customers = np.array(sorted(active["customer_id"].unique()))
+        chosen = customers[rng.random(len(customers)) < rate]
+        start = date.fromisoformat(since)
+        days = (AS_OF - start).days
+        when = {c: (start + timedelta(days=int(d))).isoformat()
+                for c, d in zip(chosen, rng.integers(1, days, len(chosen)), strict=True)}
+        d = subs["customer_id"].map(when)
+        has = d.notna()
+        later = has & (subs["start_date"] >= d)
+        cover = has & ~later & (subs["end_date"].isna() | (subs["end_date"] > d))
+        subs.loc[cover, "end_date"] = d[cover]
+        t["subscriptions"] = subs[~later].reset_index(drop=True)
+        return Scenario(seed, cause, "logo_churn_rate", "segment", segment, since, t)
+    raise ValueError(f"unknown cause {cause!r} (known: {', '.join(CAUSES)})")
+
+
+def bare_tree() -> Tree:
+    tree, problems = parse_yaml(TREE_YAML, "scenario tree")
+    errors = [p for p in problems if p.severity == "error"]
+    if tree is None or errors:
+        raise ValueError(f"scenario tree is invalid: {errors}")
+    return tree
+
+
+def history_tree(engine: Engine, since: str) -> Tree:
+    """Targets planned from the history before `since` (trend and last year × growth)."""
+    baseline_end = period_containing(date.fromisoformat(since), Grain.MONTH).previous()
+    return plan_targets(engine, bare_tree(), baseline_end, period_containing(AS_OF, Grain.MONTH))
+
+
+def counterfactual_tree(clean: Engine, months: int = 13) -> Tree:
+    """Targets per month = the clean business's own value that month, to three significant digits.
+
+    This is the plan the business would have hit without the problem (what the demo's `plan` is
+    for), month by month like a real plan, so a node is off target because of the planted cause
+    (and that month's noise), not because a forecast missed.
+    """
+    tree = bare_tree()
+    periods = trailing(parse_period(PERIOD), months)
+    nodes = []
+    for node in tree.nodes:
+        values = clean.values(node, periods)
+        by_period = tuple((p.key, float(f"{values[p.key]:.3g}")) for p in periods if values.get(p.key) is not None)
+        if not by_period:
+            nodes.append(node)
+            continue
+        nodes.append(replace(node, target=Target(value=by_period[-1][1], by_period=by_period)))
+    return replace(tree, nodes=tuple(nodes))
+
+
+def load(root: Path, name: str, tables: dict[str, pd.DataFrame]) -> Engine:
+    ws = Workspace(root / name, create=True)
+    load_frames(ws, tables)
+    settings = ws.settings()
+    settings.as_of = AS_OF.isoformat()
+    ws.save_settings(settings)
+    return Engine(ws)
+
+
+def matches(scenario: Scenario, dimension: str, segment: str) -> bool:
+    """The top segment names the planted one (alone, or within a pair of dimensions)."""
+    dims = dimension.split(" × ")
+    values = segment.split(" × ") if len(dims) > 1 else [segment]
+    return any(d == scenario.dimension and v == scenario.segment for d, v in zip(dims, values, strict=False))
+
+
+def run(scenario: Scenario, root: Path, versus: str = "target", node: str = "arr", *,
+        targets: Tree | None = None) -> Outcome:
+    """Loads the scenario, sets targets, explains the root, and judges the red path.
+
+    `targets`: a tree with targets (e.g. `counterfactual_tree` of the clean business); without
+    one, targets are planned from the scenario's own history before the cause (`history_tree`).
+    """
+    engine = load(root, f"ws_{scenario.seed}_{scenario.cause}", scenario.tables)
+    tree = targets if targets is not None else history_tree(engine, scenario.since)
+    started = time.perf_counter()
+    result = explain_node(engine, tree, node, PERIOD, versus=versus)
+    seconds = time.perf_counter() - started
+    last = result.red_path[-1]
+    top = last.top_segment
+    hit = last.id == scenario.node and top is not None and matches(scenario, top.dimension, top.segment)
+    shown = f"{top.dimension}={top.segment}" if top is not None else "—"
+    return Outcome(scenario, hit, tuple(s.id for s in result.red_path), shown, result, seconds)
+
+
+def scenarios(n: int, scale: float, first_seed: int = 1) -> list[tuple[int, str]]:
+    """(seed, cause) pairs: every cause once per seed, as many seeds as needed for n scenarios."""
+    out = []
+    seed = first_seed
+    while len(out) < n:
+        for cause in CAUSES:
+            if len(out) < n:
+                out.append((seed, cause))
+        seed += 1
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", type=int, default=50)
+    parser.add_argument("--scale", type=float, default=3.0, help="demo scale (1 ≈ 20k deals over two years)")
+    parser.add_argument("--versus", default="target", choices=("target", "previous", "last_year"))
+    parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--targets", default="counterfactual", choices=("counterfactual", "history"),
+                        help="targets: the clean business's own month (default) or planned from history")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    outcomes: list[Outcome] = []
+    bases: dict[int, tuple[dict[str, pd.DataFrame], Tree | None]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed, cause in scenarios(args.scenarios, args.scale, args.first_seed):
+            if seed not in bases:
+                bases.clear()
+                tables = base_tables(seed, args.scale)
+                targets = None
+                if args.targets == "counterfactual":
+                    targets = counterfactual_tree(load(Path(tmp), f"clean_{seed}", tables))
+                bases[seed] = (tables, targets)
+            tables, targets = bases[seed]
+            out = run(plant(tables, cause, seed), Path(tmp), args.versus, targets=targets)
+            outcomes.append(out)
+            mark = "ok  " if out.hit else "MISS"
+            print(f"{mark} {out.scenario.name:<62} path {' → '.join(out.path)}; top {out.top} "
+                  f"({out.seconds * 1000:.0f} ms)", flush=True)
+    hits = sum(o.hit for o in outcomes)
+    print(f"\nrecall: {hits}/{len(outcomes)} = {hits / len(outcomes):.1%} (target ≥ 95 %), versus {args.versus}, "
+          f"targets {args.targets}, scale {args.scale}, {time.perf_counter() - started:.0f} s")
+    by_cause = {c: [o.hit for o in outcomes if o.scenario.cause == c] for c in CAUSES}
+    print("by cause: " + ", ".join(f"{c} {sum(v)}/{len(v)}" for c, v in by_cause.items() if v))
+    misses = [o for o in outcomes if not o.hit]
+    if misses:
+        print("\nfailures:")
+        for o in misses:
+            print(f"- {o.scenario.name}: path {' → '.join(o.path)}, top {o.top}")
+            for sentence in o.explanation.sentences():
+                print(f"    {sentence}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1632 @@
+"""Why is it red? Children attribution, segment drill-down and the red path for one node.
+
+`explain_node(workspace_or_engine, tree, node_id, period, versus=...)` answers "where to look and
+who to talk to" for one node in one period, against its target, the previous period or the same
+period last year:
+
+1. **Children attribution** — the parent's gap split over the children of its formula so that the
+   parts plus an explicit `residual` add up exactly to the parent's actual gap (`attribution`
+   holds the arithmetic). Product formulas are attributed *within segments* of the dimension that
+   best explains the parent (then summed), so a shift of mix between segments with very different
+   deal sizes is not mistaken for a change of deal size (Simpson's paradox): a rep who stops
+   winning Enterprise deals shows up as win rate, not as average deal size. Influence children
+   (not in the formula) are reported with their own status and change, never as a share.
+2. **Segment drill-down** — the node's metric split by each drill dimension (and by pairs of
+   dimensions when no single one explains much), each segment's contribution to the change, mix
+   and rate effects for ratio metrics, dimensions ranked by explanatory power and surprise.
+3. **Red path** — from the node down the child that explains most of the gap to a lever, then
+   the top segment there, with the owner and one plain sentence per step.
+
+Baselines. Against the previous period (or last year) every number is compared with its own value
+then. Against the target, the parent's gap is value − target and the children's baselines are
+their targets; segments have no targets, so the target is shared out over segments in proportion
+to their weight in the *reference window* — the `REFERENCE_PERIODS` periods before the one
+explained (additive metrics: segment baseline = target × the segment's share of the metric there;
+ratio metrics: the segment keeps its reference weight and its reference rate scaled by
+target / reference total). Within-segment attribution against a target runs in two legs that add
+up exactly: reference → actual per segment, plus target → reference over the totals.
+
+Speed. Every number comes from one scan per (table, join condition, filter) for a node and all its
+children: each scan groups by the finest combination of the drill dimensions for the current
+period and the reference window at once, and every split (totals, each dimension, pairs) is summed
+from those cells in memory. Flow metrics read the reference window as one span. Results are cached
+per workspace data version. The SQL reuses the catalogue's own building blocks in `metrics`.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from . import attribution as att
+from .errors import KpiTreeError, QueryError
+from .evaluate import Engine, status_of, target_for
+from .format import fmt, fmt_change
+from .metrics import Kind, Metric, MetricQuery, Source, metric
+from .metrics import _dimension_sql as dimension_sql
+from .metrics import _filter_sql as filter_sql
+from .metrics import _periods_cte as periods_cte
+from .periods import Grain, Period, resolve_period
+from .tree import Node, Tree
+from .workspace import Workspace
+
+VERSUS = ("target", "previous", "last_year")
+REFERENCE_PERIODS = {Grain.WEEK: 2, Grain.MONTH: 2, Grain.QUARTER: 2, Grain.YEAR: 1}  # recent candidates (+ last year)
+ACCOUNT_DIMENSIONS = ("csm", "industry")  # customer metrics are also split by the account's CSM and industry
+PAIR_WHEN_TOP_BELOW = 0.5  # look at pairs of dimensions when no single segment explains half the change
+REFINE_SHARE = 0.75  # a sub-segment holding this share of the top segment's part names it more precisely
+CELLS = "top"  # product formulas are attributed within the finest cells of the children's common dimensions
+EXACT_FIRST_SHARE = 0.25
+ON_TARGET_BANDS = 0.25  # a child within a quarter of its amber band of its baseline is on target: not followed  # follow an exact child if it explains at least this share of the gap
+TOP_SEGMENTS = 5  # segments per dimension in the flat `segments` list
+ALL = "\x00all"  # marks a rolled-up dimension in grouping-set results
+PSEUDO = ("(target vs reference level)", "(not attributable)")  # parts of a change that no segment owns
+PAIR_SEP = " × "
+NOUNS = {"deals": "deals", "leads": "leads", "subscriptions": "customers", "activities": "activities",
+         "spend": "spend", "quotas": "quota", "tickets": "tickets", "events": "events", "nps": "responses"}
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SegmentPart:
+    """One segment's contribution to the node's change (mix + rate for ratio metrics)."""
+
+    dimension: str
+    segment: str
+    contribution: float
+    share: float | None  # of the node's gap; negative when the segment offsets it
+    value: float | None = None
+    baseline: float | None = None
+    mix: float | None = None
+    rate: float | None = None
+    surprise: float = 0.0
+    weight: float | None = None  # ratio metrics: the segment's share of the denominator now
+    base_weight: float | None = None  # … and in the baseline
+
+    def to_dict(self) -> dict:
+        return _clean({"dimension": self.dimension, "segment": self.segment, "contribution": self.contribution,
+                       "share": self.share, "value": self.value, "baseline": self.baseline, "mix": self.mix,
+                       "rate": self.rate, "weight": self.weight, "base_weight": self.base_weight,
+                       "surprise": self.surprise})
+
+
+@dataclass(frozen=True)
+class DimensionRank:
+    """A dimension (or a pair, `owner × segment`) judged Adtributor-style, with all its segments."""
+
+    dimension: str
+    method: str  # delta, mix_rate, component_path
+    basis: str  # what explanatory power counts: contribution, or (ratio metrics) rate effect
+    explanatory_power: float  # share of the change explained by the chosen segments
+    surprise: float  # Jensen–Shannon surprise of the chosen segments
+    score: float  # surprise per chosen segment: surprising and succinct first
+    succeeded: bool  # the chosen segments explain more than Adtributor's 67 %
+    chosen: tuple[str, ...]
+    segments: tuple[SegmentPart, ...]  # best first
+
+    def to_dict(self) -> dict:
+        return _clean({"dimension": self.dimension, "method": self.method, "basis": self.basis,
+                       "explanatory_power": self.explanatory_power, "surprise": self.surprise,
+                       "score": self.score, "succeeded": self.succeeded, "chosen": list(self.chosen),
+                       "segments": [s.to_dict() for s in self.segments]})
+
+
+@dataclass(frozen=True)
+class ChildPart:
+    """An exact child's part of the parent's gap (or the residual the formula does not cover)."""
+
+    id: str
+    label: str
+    owner: str
+    contribution: float
+    share: float | None
+    value: float | None
+    baseline: float | None
+    unit: str
+    status: str
+    link: str = "exact"  # exact, or residual
+    by_segment: tuple[tuple[str, float], ...] = ()  # (segment, part) of the within-segment attribution
+
+    def to_dict(self) -> dict:
+        return _clean({"id": self.id, "label": self.label, "owner": self.owner, "link": self.link,
+                       "contribution": self.contribution, "share": self.share, "value": self.value,
+                       "baseline": self.baseline, "unit": self.unit, "status": self.status,
+                       "by_segment": [{"segment": s, "contribution": c} for s, c in self.by_segment]})
+
+
+@dataclass(frozen=True)
+class Influence:
+    """An influence child: its own status and change, which is not a share of the parent's gap."""
+
+    id: str
+    label: str
+    owner: str
+    status: str
+    value: float | None
+    baseline: float | None
+    change: float | None
+    relative_gap: float | None
+    bands: float | None  # adverse relative gap in units of the child's amber band (≥ 1: red)
+    unit: str
+
+    def to_dict(self) -> dict:
+        return _clean({"id": self.id, "label": self.label, "owner": self.owner, "link": "influence",
+                       "status": self.status, "value": self.value, "baseline": self.baseline,
+                       "change": self.change, "relative_gap": self.relative_gap, "bands": self.bands,
+                       "unit": self.unit, "note": "influence link: the child's own change, not a share of the gap"})
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the red path: a node, how it was reached, its top segment and a sentence."""
+
+    id: str
+    label: str
+    owner: str
+    status: str
+    value: float | None
+    baseline: float | None
+    unit: str
+    link: str  # start, exact, influence
+    share: float | None  # of the parent's gap (exact links)
+    bands: float | None  # how far beyond its amber band (influence links)
+    top_segment: SegmentPart | None
+    sentence: str
+    segment_sentence: str | None
+
+    def to_dict(self) -> dict:
+        top = None
+        if self.top_segment is not None:
+            top = _clean({"dimension": self.top_segment.dimension, "segment": self.top_segment.segment,
+                          "share": self.top_segment.share, "contribution": self.top_segment.contribution,
+                          "value": self.top_segment.value, "baseline": self.top_segment.baseline,
+                          "mix": self.top_segment.mix, "rate": self.top_segment.rate})
+        return _clean({"id": self.id, "label": self.label, "owner": self.owner, "status": self.status,
+                       "value": self.value, "baseline": self.baseline, "unit": self.unit, "link": self.link,
+                       "share": self.share, "bands": self.bands, "top_segment": top, "sentence": self.sentence,
+                       "segment_sentence": self.segment_sentence})
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why one node is where it is in one period, against one baseline."""
+
+    node: str
+    label: str
+    owner: str
+    period: str
+    grain: str
+    versus: str
+    baseline_label: str  # "target", or the baseline period's key
+    value: float | None
+    baseline: float | None
+    gap: float | None
+    status: str
+    unit: str
+    direction: str
+    formula: str | None
+    method: str | None  # how the children were attributed
+    children: tuple[ChildPart, ...]
+    influences: tuple[Influence, ...]
+    residual: float | None
+    residual_detail: tuple[tuple[str, float], ...]
+    segments: tuple[SegmentPart, ...]
+    dimensions: tuple[DimensionRank, ...]
+    red_path: tuple[Step, ...]
+    reference: tuple[str, ...]  # periods the segment weights (and target shares) come from
+    notes: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    def sentences(self) -> list[str]:
+        """The red path in plain words, one sentence per step, then the segment at the lever."""
+        out = [s.sentence for s in self.red_path]
+        if self.red_path and self.red_path[-1].segment_sentence:
+            out.append(self.red_path[-1].segment_sentence)
+        return out
+
+    def to_dict(self) -> dict:
+        return _clean({
+            "node": self.node, "label": self.label, "owner": self.owner, "period": self.period,
+            "grain": self.grain, "versus": self.versus, "baseline_label": self.baseline_label,
+            "value": self.value, "baseline": self.baseline, "gap": self.gap, "status": self.status,
+            "unit": self.unit, "direction": self.direction, "formula": self.formula, "method": self.method,
+            "children": [c.to_dict() for c in self.children],
+            "influences": [i.to_dict() for i in self.influences],
+            "residual": self.residual,
+            "residual_detail": {k: v for k, v in self.residual_detail},
+            "segments": [s.to_dict() for s in self.segments],
+            "dimensions": [d.to_dict() for d in self.dimensions],
+            "red_path": [s.to_dict() for s in self.red_path],
+            "sentences": self.sentences(),
+            "reference": list(self.reference),
+            "notes": list(self.notes),
+            "seconds": round(self.seconds, 4),
+        })
+
+    def text(self) -> str:
+        """A readable multi-line explanation for the command line."""
+        against = "target" if self.versus == "target" else self.baseline_label
+        lines = [f"{self.label} — {self.period}: {fmt(self.value, self.unit)} vs {against} "
+                 f"{fmt(self.baseline, self.unit)} ({fmt_change(self.gap, self.unit)}, {self.status}). "
+                 f"Owner: {self.owner}."]
+        if self.children:
+            lines.append("")
+            lines.append(f"Children ({self.method}; formula {self.formula}):")
+            for c in self.children:
+                share = f"{c.share:>5.0%}" if c.share is not None else "    —"
+                lines.append(f"  {share}  {c.label}: {fmt_change(c.contribution, self.unit)}"
+                             + (f"   ({fmt(c.baseline, c.unit)} → {fmt(c.value, c.unit)})" if c.link == "exact" else ""))
+        if self.influences:
+            lines.append("")
+            lines.append("Influences (their own change, not a share of the gap):")
+            for i in self.influences:
+                rel = f"{i.relative_gap:+.1%}" if i.relative_gap is not None else "—"
+                lines.append(f"  [{i.status:>9}] {i.label}: {fmt(i.baseline, i.unit)} → {fmt(i.value, i.unit)} "
+                             f"({rel})")
+        if self.dimensions:
+            lines.append("")
+            lines.append("Segments (best dimension first):")
+            for d in self.dimensions[:4]:
+                lines.append(f"  by {d.dimension}: explains {d.explanatory_power:.0%} with {len(d.chosen)} "
+                             f"segment(s), surprise {d.surprise:.4f}")
+                for s in d.segments[:3]:
+                    share = f"{s.share:>5.0%}" if s.share is not None else "    —"
+                    extra = ""
+                    if s.mix is not None and s.rate is not None:
+                        extra = f"  (rate {fmt_change(s.rate, self.unit)}, mix {fmt_change(s.mix, self.unit)})"
+                    lines.append(f"    {share}  {s.segment}: {fmt(s.baseline, self.unit)} → "
+                                 f"{fmt(s.value, self.unit)}{extra}")
+        if self.red_path:
+            lines.append("")
+            lines.append("Red path:")
+            for n, sentence in enumerate(self.sentences(), 1):
+                lines.append(f"  {n}. {sentence}")
+        for note in self.notes:
+            lines.append(f"Note: {note}")
+        return "\n".join(lines)
+
+
+def _clean(d: dict) -> dict:
+    """JSON-safe: NaN/inf → None, numpy scalars → Python numbers."""
+    out: dict = {}
+    for k, v in d.items():
+        if isinstance(v, (np.floating, float)):
+            v = float(v)
+            v = v if math.isfinite(v) else None
+        elif isinstance(v, np.integer):
+            v = int(v)
+        elif isinstance(v, np.bool_):
+            v = bool(v)
+        out[k] = v
+    return out
+
+
+# --- metric value expressions, evaluated on components in memory -------------------------------
+
+_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>[-+*/(),]))")
+_FUNCS = {"nullif": "_nullif", "greatest": "_greatest", "least": "_least"}
+
+
+def _nullif(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.where(a == b, np.nan, a)
+
+
+_CALLS: dict[str, Callable[..., np.ndarray]] = {"_nullif": _nullif, "_greatest": np.fmax, "_least": np.fmin}
+
+
+def _translate(text: str) -> str | None:
+    """The catalogue's value SQL (CAST … AS DOUBLE, NULLIF, greatest, + − × ÷) as a Python expression."""
+    tokens: list[str] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            return None
+        tokens.append(m.group("num") or m.group("name") or m.group("op"))
+        pos = m.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    out: list[str] = []
+    stack: list[str] = []
+    i = 0
+    while i < len(tokens):
+        tok, low = tokens[i], tokens[i].lower()
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if low == "cast" and nxt == "(":
+            out.append("(")
+            stack.append("cast")
+            i += 2
+        elif low == "as" and stack and stack[-1] == "cast":
+            i += 2  # drop `AS <type>`: every value is a float here
+        elif low in _FUNCS and nxt == "(":
+            out += [_FUNCS[low], "("]
+            stack.append("call")
+            i += 2
+        elif tok == "(":
+            out.append("(")
+            stack.append("paren")
+            i += 1
+        elif tok == ")":
+            if not stack:
+                return None
+            stack.pop()
+            out.append(")")
+            i += 1
+        else:
+            out.append(tok)
+            i += 1
+    return " ".join(out) if not stack else None
+
+
+def _eval_value(node: ast.AST, env: Mapping[str, np.ndarray]) -> np.ndarray:
+    if isinstance(node, ast.Expression):
+        return _eval_value(node.body, env)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        return np.asarray(float(node.value))
+    if isinstance(node, ast.Name) and node.id in env:
+        return np.asarray(env[node.id], dtype="float64")
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _eval_value(node.operand, env)
+        return -inner if isinstance(node.op, ast.USub) else inner
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+        a, b = _eval_value(node.left, env), _eval_value(node.right, env)
+        if isinstance(node.op, ast.Add):
+            return a + b
+        if isinstance(node.op, ast.Sub):
+            return a - b
+        if isinstance(node.op, ast.Mult):
+            return a * b
+        return np.divide(a, np.where(b == 0, np.nan, b))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CALLS and not node.keywords:
+        return _CALLS[node.func.id](*(_eval_value(a, env) for a in node.args))
+    raise ValueError(f"unsupported value expression part {ast.dump(node)[:60]}")
+
+
+_PARSED: dict[str, ast.Expression | None] = {}
+
+
+def _parsed(text: str) -> ast.Expression | None:
+    if text not in _PARSED:
+        translated = _translate(text)
+        try:
+            _PARSED[text] = ast.parse(translated, mode="eval") if translated is not None else None
+        except SyntaxError:
+            _PARSED[text] = None
+    return _PARSED[text]
+
+
+@dataclass(frozen=True)
+class ValueFn:
+    """A metric's value as a function of its components, evaluated with numpy (DuckDB as fallback)."""
+
+    sql: str
+    components: tuple[str, ...]
+
+    def __call__(self, comps: Mapping[str, Any]) -> np.ndarray:
+        env = {c: np.asarray(comps[c], dtype="float64") for c in self.components}
+        tree = _parsed(self.sql)
+        if tree is not None:
+            try:
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                    return np.asarray(_eval_value(tree, env), dtype="float64")
+            except (ValueError, KeyError):
+                pass
+        return _duck_value(self.sql, env)
+
+
+def _duck_value(expr: str, env: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Evaluates a value expression DuckDB's way on an in-memory frame of component values."""
+    shape = np.broadcast(*env.values()).shape if env else ()
+    frame = pd.DataFrame({k: np.broadcast_to(v, shape).ravel() for k, v in env.items()})
+    con = duckdb.connect(config={"enable_external_access": False})
+    try:
+        con.register("v", frame)
+        out = con.execute(f"SELECT CAST({expr} AS DOUBLE) AS value FROM v").fetchnumpy()["value"]
+    finally:
+        con.close()
+    return np.asarray(np.ma.filled(out, np.nan), dtype="float64").reshape(shape)
+
+
+# --- data: one scan per source for a node and its children ---------------------------------------
+
+_ADDITIVE = re.compile(r"^\s*(count\(\*\)|sum\()", re.IGNORECASE)
+_RESULTS: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
+_RESULTS_LOCK = threading.Lock()
+_RESULTS_SIZE = 256
+
+
+def _additive_agg(agg: str) -> bool:
+    """Sums and counts add up over segments; DISTINCT counts and max() do not."""
+    return bool(_ADDITIVE.match(agg)) and "distinct" not in agg.lower()
+
+
+def available_dimensions(engine: Engine, tree: Tree, node: Node) -> tuple[str, ...]:
+    """The node's drill dimensions that every source table of its metric has (or gets via accounts)."""
+    m = metric(node.metric)
+    cols = {t: set(c) for t, c in engine.columns}
+    wanted = list(tree.dimensions_for(node))
+    if m.table == "subscriptions" and "accounts" in cols:
+        wanted += [d for d in ACCOUNT_DIMENSIONS if d not in wanted]
+    names = {m.name, *([m.running] if m.running else [])}
+    tables = {s.table for n in names for s in metric(n).sources}
+    out = []
+    for d in wanted:
+        ok = True
+        for t in tables:
+            tc = cols.get(t, set())
+            key = "customer_id" if t == "subscriptions" else "account_id"
+            if d not in tc and not (key in tc and d in cols.get("accounts", set())):
+                ok = False
+        if ok and d not in out:
+            out.append(d)
+    return tuple(out)
+
+
+@dataclass
+class _Source:
+    """One scan request for a node: a source of its metric (cells), or the whole metric (batch)."""
+
+    node: str
+    role: str  # cur, ref or both
+    metric: Metric
+    index: int  # which source of the metric (cells mode)
+    filters: tuple
+    dims: tuple[str, ...]
+    periods: tuple[tuple[str, Period], ...]  # (label, period), label cur or ref
+    mode: str  # cells: finest cells of additive components; batch: catalogue query per dimension
+
+    @property
+    def src(self) -> Source:
+        return self.metric.sources[self.index]
+
+    def key(self) -> tuple:
+        if self.mode == "batch":
+            return ("batch", tuple(self.filters), self.dims, self.periods)
+        # rows of one table joined one way are read once, whatever each node filters: the filters
+        # move into each node's aggregates (FILTER (WHERE …)), see `_run_cells`
+        s = self.src
+        return ("cells", s.table, s.on, self.dims, self.periods)
+
+    @property
+    def where(self) -> tuple:
+        return tuple(self.filters) if self.src.table == self.metric.table else ()
+
+
+_FILTERED = re.compile(r"^(?P<agg>.+?) FILTER \(WHERE (?P<cond>.+)\)$", re.DOTALL)
+
+
+def _with_filter(agg: str, cond: str) -> str:
+    """`sum(x) FILTER (WHERE c)` → `sum(x) FILTER (WHERE (c) AND (cond))`; a plain aggregate gets one."""
+    m = _FILTERED.match(agg.strip())
+    if m:
+        return f"{m['agg']} FILTER (WHERE ({m['cond']}) AND ({cond}))"
+    return f"{agg} FILTER (WHERE {cond})"
+
+
+def _cells_ok(m: Metric) -> bool:
+    """Finest cells work when every component adds up over segments and no per-customer step is needed."""
+    return all(not s.customer_level and all(_additive_agg(a) for a in s.components.values()) for s in m.sources)
+
+
+def _compute_metrics(con: duckdb.DuckDBPyConnection, q: MetricQuery, names: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """The catalogue's own query for several metrics sharing periods, filter and split."""
+    from . import metrics as catalogue
+
+    many = getattr(catalogue, "compute_many", None)
+    if many is not None:
+        return many(con, q, list(names))
+    return {n: catalogue.compute(con, MetricQuery(n, q.periods, q.as_of, q.dimension, q.filters, q.columns))
+            for n in names}
+
+
+def _period_totals(plan: _Plan, frames: dict[int, pd.DataFrame]) -> dict[str, dict[str, float]]:
+    """Per period key fetched (candidates and "cur"): the node's total components."""
+    out: dict[str, dict[str, float]] = {}
+    for s in plan.sources:
+        df = frames.get(id(s))
+        if df is None:
+            return {}
+        if s.mode == "batch" and plan.dims:
+            df = df[np.logical_and.reduce([df[d] == ALL for d in plan.dims])]
+        comps = [c for c in df.columns if c != "pkey" and c not in plan.dims]
+        for key, row in df.groupby("pkey")[comps].sum().iterrows():
+            out.setdefault(str(key), {}).update({c: float(v) for c, v in row.items()})
+    return out
+
+
+class _Session:
+    """One explain call's access to the workspace: one connection, a memo of node data."""
+
+    def __init__(self, engine: Engine, tree: Tree, period: Period, reference: Reference) -> None:
+        self.engine = engine
+        self.tree = tree
+        self.period = period
+        self.reference = reference
+        self.as_of = engine.as_of
+        self.running = not period.is_complete(self.as_of)
+        self.elapsed = period.elapsed_fraction(self.as_of)
+        self.data: dict[str, NodeData] = {}  # reference chosen for the batch (its parent and children)
+        self._own: dict[str, NodeData] = {}  # reference chosen by the node itself, for its segments
+        self._raw: dict[str, tuple[_Plan, dict[int, pd.DataFrame]]] = {}
+        self._totals: dict[str, dict[str, dict[str, float]]] = {}  # node → period key → components
+        self._stack = ExitStack()
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def close(self) -> None:
+        self._stack.close()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = self._stack.enter_context(self.engine.workspace.connect())
+        return self._con
+
+    def _cached(self, key: tuple, run: Callable[[], Any]) -> Any:
+        key = (str(self.engine.workspace.db_path), self.engine.version, *key)
+        with _RESULTS_LOCK:
+            if key in _RESULTS:
+                _RESULTS.move_to_end(key)
+                return _RESULTS[key]
+        out = run()
+        with _RESULTS_LOCK:
+            _RESULTS[key] = out
+            while len(_RESULTS) > _RESULTS_SIZE:
+                _RESULTS.popitem(last=False)
+        return out
+
+    def _execute(self, text: str, params: list[Any]) -> pd.DataFrame:
+        def run() -> pd.DataFrame:
+            try:
+                return self.con.execute(text, params).df()
+            except duckdb.Error as exc:
+                raise QueryError(f"explain query failed: {str(exc).splitlines()[0]}") from None
+
+        return self._cached(("sql", text, tuple(params)), run)
+
+    def fetch(self, nodes: Sequence[Node]) -> None:
+        """Loads every node not yet loaded, sharing one scan per (table, join, filter) among them.
+
+        `nodes[0]` is the batch's parent: its closeness to target picks the reference period of
+        every node loaded here, so that its children's segments share one structure.
+        """
+        todo = [n for n in dict.fromkeys(nodes) if n.id not in self.data]
+        if not todo:
+            return
+        plans: dict[str, _Plan] = {}
+        groups: dict[tuple, list[_Source]] = {}
+        for node in todo:
+            try:
+                plan = self._plan(node)
+            except QueryError as exc:  # e.g. a filter on a column this workspace does not have
+                plan = _Plan(node, metric(node.metric), metric(node.metric), (), (), str(exc), False)
+            plans[node.id] = plan
+            for r in plan.sources:
+                groups.setdefault(r.key(), []).append(r)
+        frames: dict[int, pd.DataFrame] = {}
+        for members in groups.values():
+            try:
+                out = self._run_batch(members) if members[0].mode == "batch" else self._run_cells(members)
+            except QueryError as exc:
+                for r in members:
+                    plans[r.node].note = str(exc)
+                continue
+            for r in members:
+                frames[id(r)] = out[r.node, r.role, r.index]
+        for node in todo:
+            self._raw[node.id] = (plans[node.id], frames)
+            self._totals[node.id] = _period_totals(plans[node.id], frames)
+        parent = nodes[0]
+        # a product formula is attributed within segments from the reference period: pick the one
+        # where its children were closest to their targets, so little is left between the two
+        exact = [self.tree.node(c) for c in att.Formula.parse(parent.formula).names] if parent.formula else []
+        chosen = self._choose(parent, judges=exact)
+        for node in todo:
+            self.data[node.id] = NodeData.build(node, plans[node.id], frames, self, chosen)
+
+    def own(self, node: Node) -> NodeData:
+        """The node's data with the reference it would choose itself (for its own segment drill-down)."""
+        if node.id not in self._own:
+            plan, frames = self._raw[node.id]
+            chosen = self._choose(node)
+            batch = self.data[node.id]
+            same = chosen == batch.ref_periods or not self.reference.choose
+            self._own[node.id] = batch if same else NodeData.build(node, plan, frames, self, chosen)
+        return self._own[node.id]
+
+    def _choose(self, parent: Node, judges: Sequence[Node] = ()) -> tuple[Period, ...]:
+        """The reference period(s): fixed, or the candidate where `judges` (default: the parent) were
+        closest to their targets — mean |ln(value / target)| over them."""
+        ref = self.reference
+        if not ref.choose:
+            return ref.periods
+        judges = [j for j in judges if j.id in self._totals] or [parent]
+        best, best_gap = None, math.inf
+        for p in ref.periods:  # most recent first; last year last
+            gaps = []
+            for j in judges:
+                target = target_for(j, p)
+                comps = self._totals.get(j.id, {}).get(p.key)
+                m = metric(j.metric)
+                value = float(ValueFn(m.value, m.components)(comps)) if comps is not None else None
+                if value is None or not math.isfinite(value) or not target or value / target <= 0:
+                    break
+                gaps.append(abs(math.log(value / target)))
+            else:
+                if gaps and sum(gaps) / len(gaps) < best_gap - 1e-12:
+                    best, best_gap = p, sum(gaps) / len(gaps)
+        return (best,) if best is not None else ref.periods[-1:]
+
+    def _plan(self, node: Node) -> _Plan:
+        m = metric(node.metric)
+        cur_m = metric(m.running) if self.running and m.running else m
+        plan = _Plan(node, cur_m, m, (), (), "", False)
+        if not self.engine.has_tables(m):
+            missing = [t for t in m.tables if t not in self.engine.loaded]
+            plan.note = f"{node.label}: no {', '.join(missing)} data loaded"
+            return plan
+        dims = available_dimensions(self.engine, self.tree, node)
+        plan.dims = dims
+        plan.covered = self.engine.covers(m, self.period)
+        ref = tuple(p for p in self.reference.periods if self.engine.covers(m, p))
+        plan.ref = ref
+        roles: list[tuple[str, Metric, tuple[tuple[str, Period], ...]]] = []
+        if cur_m is m and ref:
+            roles.append(("both", m, (*((p.key, p) for p in ref), ("cur", self.period))))
+        else:
+            roles.append(("cur", cur_m, (("cur", self.period),)))
+            if ref:
+                roles.append(("ref", m, tuple((p.key, p) for p in ref)))
+        cells = _cells_ok(cur_m) and _cells_ok(m)
+        for role, mm, periods in roles:
+            if not cells:
+                plan.sources.append(_Source(node.id, role, mm, -1, node.filter, dims, periods, "batch"))
+                continue
+            for i, _ in enumerate(mm.sources):
+                plan.sources.append(_Source(node.id, role, mm, i, node.filter, dims, periods, "cells"))
+        return plan
+
+    def _run_cells(self, members: list[_Source]) -> dict[tuple[str, str, int], pd.DataFrame]:
+        """One SQL scan for all members (same table, join, filter, dimensions, periods), finest cells."""
+        first = members[0]
+        s = first.src
+        dims = first.dims
+        periods = [p for _, p in first.periods]
+        labels = {p.key: label for label, p in first.periods}
+        params: list[Any] = []
+
+        def condition(r: _Source, into: list[Any]) -> str:
+            q = MetricQuery(r.metric.name, tuple(periods), self.as_of, None, r.where, self.engine.columns)
+            return filter_sql(q, s.table, into)
+
+        aliases: list[tuple[_Source, str, str]] = []  # (member, component, alias)
+        comps_sql: list[str] = []
+        for r in members:
+            for c, agg in r.src.components.items():
+                alias = f"c{len(aliases)}"
+                aliases.append((r, c, alias))
+                if r.where:
+                    agg = _with_filter(agg, condition(r, params))
+                comps_sql.append(f"COALESCE({agg}, 0) AS {alias}")
+        dim_alias = [f"d{i}" for i in range(len(dims))]
+        q = MetricQuery(first.metric.name, tuple(periods), self.as_of, None, (), self.engine.columns)
+        exprs, joins = [], []
+        for d in dims:
+            e, j = dimension_sql(MetricQuery(q.metric, q.periods, q.as_of, d, (), q.columns), s.table)
+            exprs.append(e)
+            if j and j not in joins:
+                joins.append(j)
+        wheres = list(dict.fromkeys(r.where for r in members))
+        where = "TRUE"
+        if all(wheres):  # every node filters: read only rows some node keeps
+            where = " OR ".join(f"({condition(next(r for r in members if r.where == w), params)})" for w in wheres)
+        sel_dims = "".join(f"{e} AS {a}, " for e, a in zip(exprs, dim_alias, strict=True))
+        text = (f"WITH {periods_cte(periods, self.as_of)} "
+                f"SELECT P.pkey AS pkey, {sel_dims}{', '.join(comps_sql)} "
+                f"FROM P JOIN {s.table} AS t ON {s.on}{''.join(joins)} WHERE {where} "
+                f"GROUP BY {', '.join(['P.pkey', *exprs])}")
+        df = self._execute(text, params)
+        base = df.rename(columns=dict(zip(dim_alias, dims, strict=True)))
+        base["pkey"] = base["pkey"].map(labels)
+        out: dict[tuple[str, str, int], pd.DataFrame] = {}
+        for r in members:
+            cols = {alias: c for (m_, c, alias) in aliases if m_ is r}
+            out[r.node, r.role, r.index] = base[["pkey", *dims, *cols]].rename(columns=cols)
+        return out
+
+    def _run_batch(self, members: list[_Source]) -> dict[tuple[str, str, int], pd.DataFrame]:
+        """The catalogue's query, once for the totals and once per dimension, for all members' metrics.
+
+        Used where finest cells cannot be summed (per-customer MRR movements, DISTINCT counts):
+        each split is computed by the catalogue itself, as rows of grouping sets.
+        """
+        first = members[0]
+        dims = first.dims
+        periods = tuple(p for _, p in first.periods)
+        labels = {p.key: label for label, p in first.periods}
+        names = list(dict.fromkeys(r.metric.name for r in members))
+        parts: dict[str, list[pd.DataFrame]] = {n: [] for n in names}
+        for dim in (None, *dims):
+            q = MetricQuery(names[0], periods, self.as_of, dim, tuple(first.filters), self.engine.columns)
+            result = self._cached(("batch", tuple(names), q), lambda q=q: _compute_metrics(self.con, q, names))
+            for n in names:
+                df = result[n].drop(columns="value").rename(columns={"segment": "__segment"})
+                df = df.assign(**{d: (df["__segment"].astype(str) if d == dim else ALL) for d in dims})
+                parts[n].append(df.drop(columns="__segment"))
+        out: dict[tuple[str, str, int], pd.DataFrame] = {}
+        for r in members:
+            df = pd.concat(parts[r.metric.name], ignore_index=True)
+            df["pkey"] = df["pkey"].map(labels)
+            out[r.node, r.role, r.index] = df[["pkey", *dims, *r.metric.components]]
+        return out
+
+
+@dataclass
+class _Plan:
+    node: Node
+    cur_metric: Metric
+    ref_metric: Metric
+    dims: tuple[str, ...]
+    ref: tuple[Period, ...]
+    note: str
+    covered: bool
+    sources: list[_Source] = field(default_factory=list)
+
+
+@dataclass
+class _Rows:
+    """A role's rows: integer codes per dimension (−1: rolled up) and component values."""
+
+    codes: dict[str, np.ndarray]
+    comps: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Split:
+    """A node's metric per segment of one dimension or a pair, current and reference side by side."""
+
+    dimension: str
+    segments: tuple[str, ...]
+    cur: dict[str, np.ndarray]  # components per segment
+    ref: dict[str, np.ndarray] | None
+    value: np.ndarray  # current value per segment (nan where undefined)
+    ref_value: np.ndarray  # reference value per segment (nan where undefined or absent)
+
+
+@dataclass
+class NodeData:
+    """A node's metric components per finest cell (or per grouping set), current and reference.
+
+    Dimension values are factorised once into integer codes shared by both sides, so that every
+    split (totals, a dimension, a pair) is a `bincount` over the cells.
+    """
+
+    node: Node
+    cur_metric: Metric
+    ref_metric: Metric
+    dims: tuple[str, ...]
+    sets: bool
+    labels: dict[str, np.ndarray]
+    cur: _Rows | None
+    ref: _Rows | None  # averaged over the reference periods
+    ref_periods: tuple[Period, ...]
+    note: str = ""
+
+    @classmethod
+    def build(cls, node: Node, plan: _Plan, frames: dict[int, pd.DataFrame], session: _Session,
+              reference: tuple[Period, ...]) -> NodeData:
+        """The node's cells, with the reference side averaged over `reference` (those it has data for)."""
+        empty = cls(node, plan.cur_metric, plan.ref_metric, (), False, {}, None, None, (), plan.note)
+        ref_periods = tuple(p for p in reference if p in plan.ref)
+        ref_keys = {p.key for p in ref_periods}
+        if not plan.sources or any(id(s) not in frames for s in plan.sources):
+            return empty  # no data, or its query failed: the plan's note says why
+        sets = any(s.mode == "batch" for s in plan.sources)
+        dims = plan.dims
+        per_role: dict[str, list[pd.DataFrame]] = {"cur": [], "ref": []}
+        for s in plan.sources:
+            df = frames[id(s)]
+            if s.role in ("cur", "both"):
+                per_role["cur"].append(df[df["pkey"] == "cur"])
+            if s.role in ("ref", "both"):
+                per_role["ref"].append(df[df["pkey"].isin(ref_keys)])
+        cur_df = pd.concat(per_role["cur"], ignore_index=True) if plan.covered and per_role["cur"] else None
+        ref_df = pd.concat(per_role["ref"], ignore_index=True) if ref_periods and per_role["ref"] else None
+        labels: dict[str, np.ndarray] = {}
+        codes: dict[str, dict[str, np.ndarray]] = {"cur": {}, "ref": {}}
+        for d in dims:
+            parts = [f[d].astype(str).to_numpy() for f in (cur_df, ref_df) if f is not None]
+            both = np.concatenate(parts) if parts else np.array([], dtype=object)
+            rolled = both == ALL
+            code, uniq = pd.factorize(np.where(rolled, "", both))
+            code = np.where(rolled, -1, code)
+            # factorize numbered "" too if present; keep labels dense by re-factorising the real ones
+            real = np.unique(code[code >= 0])
+            remap = np.full(len(uniq) + 1, -1)
+            remap[real] = np.arange(len(real))
+            code = np.where(code >= 0, remap[np.maximum(code, 0)], -1)
+            labels[d] = np.asarray(uniq, dtype=object)[real]
+            n_cur = len(cur_df) if cur_df is not None else 0
+            codes["cur"][d], codes["ref"][d] = code[:n_cur], code[n_cur:]
+        comps_cur = list(plan.cur_metric.components)
+        comps_ref = list(plan.ref_metric.components)
+
+        def rows(df: pd.DataFrame | None, role: str, comps: list[str], scale: float) -> _Rows | None:
+            if df is None:
+                return None
+            values = {c: (df[c].fillna(0.0).to_numpy(dtype="float64") * scale if c in df else np.zeros(len(df)))
+                      for c in comps}
+            return _Rows(codes[role], values)
+
+        pace = 1.0
+        if session.running and plan.cur_metric.kind is Kind.FLOW and session.elapsed > 0:
+            pace = 1.0 / session.elapsed  # projected to the end of the period, as evaluate's pace
+        cur = rows(cur_df, "cur", comps_cur, pace)
+        ref = rows(ref_df, "ref", comps_ref, 1.0 / max(len(ref_periods), 1))
+        return cls(node, plan.cur_metric, plan.ref_metric, dims, sets, labels, cur, ref, ref_periods, plan.note)
+
+    def _rows(self, role: str) -> _Rows | None:
+        return self.cur if role == "cur" else self.ref
+
+    def _metric(self, role: str) -> Metric:
+        return self.cur_metric if role == "cur" else self.ref_metric
+
+    def total(self, role: str) -> dict[str, float] | None:
+        rows = self._rows(role)
+        if rows is None:
+            return None
+        if self.sets and self.dims:
+            mask = np.logical_and.reduce([rows.codes[d] < 0 for d in self.dims])
+            return {c: float(v[mask].sum()) for c, v in rows.comps.items()}
+        return {c: float(v.sum()) for c, v in rows.comps.items()}
+
+    def value(self, role: str) -> float | None:
+        comps = self.total(role)
+        if comps is None:
+            return None
+        m = self._metric(role)
+        v = float(ValueFn(m.value, m.components)(comps))
+        return v if math.isfinite(v) else None
+
+    def _sums(self, dims: Sequence[str], role: str) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+        rows = self._rows(role)
+        sizes = [len(self.labels[d]) for d in dims]
+        size = int(np.prod(sizes)) if sizes else 1
+        if rows is None:
+            return None
+        if self.sets:
+            if len(dims) != 1:
+                return None
+            mask = rows.codes[dims[0]] >= 0
+            for d in self.dims:
+                if d != dims[0]:
+                    mask &= rows.codes[d] < 0
+        else:
+            mask = np.ones(len(next(iter(rows.comps.values()), [])), dtype=bool)
+        key = np.zeros(int(mask.sum()), dtype=np.int64)
+        for d, n in zip(dims, sizes, strict=True):
+            key = key * n + rows.codes[d][mask]
+        sums = {c: np.bincount(key, weights=v[mask], minlength=size) for c, v in rows.comps.items()}
+        present = np.bincount(key, minlength=size) > 0
+        return sums, present
+
+    def split(self, dims: Sequence[str]) -> Split | None:
+        """Components and values per segment of one dimension, or of a pair (finest cells only)."""
+        if not dims or any(d not in self.dims for d in dims) or self.cur is None:
+            return None
+        cur = self._sums(dims, "cur")
+        if cur is None:
+            return None
+        ref = self._sums(dims, "ref")
+        present = cur[1] | (ref[1] if ref is not None else False)
+        idx = np.flatnonzero(present)
+        sizes = [len(self.labels[d]) for d in dims]
+        names = []
+        for k in idx:
+            parts = []
+            for d, n in zip(reversed(dims), reversed(sizes), strict=True):
+                parts.append(str(self.labels[d][k % n]))
+                k //= n
+            names.append(PAIR_SEP.join(reversed(parts)))
+        c1 = {c: v[idx] for c, v in cur[0].items()}
+        c0 = {c: v[idx] for c, v in ref[0].items()} if ref is not None else None
+        v1 = ValueFn(self.cur_metric.value, self.cur_metric.components)(c1) if len(idx) else np.zeros(0)
+        if c0 is not None and len(idx):
+            v0 = ValueFn(self.ref_metric.value, self.ref_metric.components)(c0)
+            v0 = np.where(ref[1][idx], v0, np.nan)  # type: ignore[index]
+        else:
+            v0 = np.full(len(idx), np.nan)
+        v1 = np.where(cur[1][idx], v1, np.nan)
+        return Split(PAIR_SEP.join(dims), tuple(names), c1, c0, np.asarray(v1, dtype="float64"),
+                     np.asarray(v0, dtype="float64"))
+
+
+# --- one node: value, baseline, gap -----------------------------------------------------------
+
+
+@dataclass
+class _NodeView:
+    """A node's numbers as this explanation compares them."""
+
+    node: Node
+    data: NodeData
+    value: float | None
+    ref_value: float | None
+    target: float | None
+    baseline: float | None
+    status: str
+    unit: str
+    direction: str
+    amber: float
+
+    @property
+    def gap(self) -> float | None:
+        if self.value is None or self.baseline is None:
+            return None
+        return self.value - self.baseline
+
+    def adverse(self, amount: float) -> float:
+        """Positive when `amount` (a change of this node) is bad news."""
+        return -amount if self.direction == "higher" else amount
+
+    @property
+    def relative_gap(self) -> float | None:
+        if self.gap is None or not self.baseline:
+            return None
+        return self.gap / abs(self.baseline)
+
+    @property
+    def bands(self) -> float | None:
+        """Adverse relative gap in units of the amber band: ≥ 1 means beyond amber, i.e. red."""
+        rel = self.relative_gap
+        if rel is None:
+            return None
+        return self.adverse(rel) / max(self.amber, 1e-9)
+
+
+def _view(session: _Session, node: Node, versus: str, own: bool = False) -> _NodeView:
+    data = session.own(node) if own else session.data[node.id]
+    value = data.value("cur")
+    ref_value = data.value("ref")
+    target = target_for(node, session.period)
+    amber = node.amber if node.amber is not None else session.engine.settings.amber_threshold
+    status = status_of(value, target, node.better, amber)
+    baseline = target if versus == "target" else ref_value
+    return _NodeView(node, data, value, ref_value, target, baseline, status, node.shown_unit, node.better, amber)
+
+
+# --- segments -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _SegmentAnalysis:
+    dimensions: tuple[DimensionRank, ...]
+    top: SegmentPart | None
+    note: str = ""
+
+
+def _segment_parts(view: _NodeView, versus: str, dims: Sequence[str]) -> tuple[str, list[SegmentPart]] | None:
+    """Each segment's contribution to the node's gap along `dims` (a dimension or a pair)."""
+    data = view.data
+    sp = data.split(dims)
+    if sp is None or view.value is None or view.baseline is None or not sp.segments:
+        return None
+    target_mode = versus == "target"
+    if sp.ref is None and not target_mode:
+        return None
+    n = len(sp.segments)
+    m = data.cur_metric
+    same = data.cur_metric is data.ref_metric
+    gap = view.value - view.baseline
+    zeros = np.zeros(n)
+    c1 = sp.cur
+    c0 = sp.ref if sp.ref is not None else {c: zeros for c in data.ref_metric.components}
+    v1 = np.nan_to_num(sp.value)
+    v0 = np.nan_to_num(sp.ref_value)
+    mix = rate = w0 = w1 = None
+    if m.additive and same:
+        if target_mode:
+            weights = att.shares(v0) if np.abs(v0).sum() > 0 else att.shares(v1)
+            if not weights.any():
+                weights = np.full(n, 1.0 / n)
+            base = view.baseline * weights
+        else:
+            base = v0
+        contrib = v1 - base
+        method = "delta"
+        surprise = att.js_surprise(att.shares(base), att.shares(v1))
+        values, baselines = v1, base
+    elif m.ratio and same and _is_ratio(m, c1):
+        num, den = m.ratio
+        n1, d1, n0, d0 = c1[num], c1[den], c0[num], c0[den]
+        if d1.sum() == 0:
+            return None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r1, r0 = n1 / d1, n0 / d0
+        w1 = d1 / d1.sum()
+        if d0.sum() > 0:
+            # against a target, segments keep their reference rates: the target's distance from the
+            # reference level is no segment's doing and is reported as its own line (see PSEUDO)
+            w0 = d0 / d0.sum()
+        else:
+            w0, r0 = w1, np.full(n, view.baseline if target_mode else np.nan)
+        mr = att.mix_rate(w0, r0, w1, r1)
+        contrib, mix, rate, w0 = mr.contribution, mr.mix, mr.rate, mr.w0
+        method = "mix_rate"
+        surprise = att.js_surprise(att.shares(n0), att.shares(n1)) + att.js_surprise(att.shares(d0), att.shares(d1))
+        values, baselines = mr.r1, mr.r0
+    elif same:
+        comps = list(m.components)
+        t0 = data.total("ref") or {c: 0.0 for c in comps}
+        t1 = data.total("cur") or {c: 0.0 for c in comps}
+        deltas = {c: c1[c] - c0[c] for c in comps}
+        contrib, _ = att.component_path(ValueFn(m.value, m.components), comps, t0, t1, deltas)
+        method = "component_path"
+        surprise = sum((att.js_surprise(att.shares(c0[c]), att.shares(c1[c])) for c in comps), zeros)
+        values, baselines = v1, v0
+    else:  # a running-period variant against a closed-period reference: plain deltas, not exact
+        contrib, method, surprise, values, baselines = v1 - v0, "delta", zeros, v1, v0
+    contrib = np.nan_to_num(np.asarray(contrib, dtype="float64"))
+    tiny = 1e-9 * max(abs(view.value), abs(view.baseline), 1e-12)
+    parts = []
+    for i, s in enumerate(sp.segments):
+        parts.append(SegmentPart(sp.dimension, s, float(contrib[i]), float(contrib[i] / gap) if abs(gap) > tiny else None,
+                                 _f(values[i]), _f(baselines[i]), _f(mix[i]) if mix is not None else None,
+                                 _f(rate[i]) if rate is not None else None, float(surprise[i]),
+                                 _f(w1[i]) if w1 is not None else None, _f(w0[i]) if w0 is not None else None))
+    rest = gap - float(contrib.sum())
+    if abs(rest) > 1e-9 * max(abs(gap), abs(view.value), 1.0):
+        label = PSEUDO[0] if target_mode else PSEUDO[1]
+        parts.append(SegmentPart(sp.dimension, label, rest, rest / gap if abs(gap) > tiny else None))
+    return method, parts
+
+
+def _is_ratio(m: Metric, comps: Mapping[str, np.ndarray]) -> bool:
+    """The metric's value really is numerator / denominator (not, e.g., a running-period variant)."""
+    num, den = m.ratio  # type: ignore[misc]
+    n, d = float(comps[num].sum()), float(comps[den].sum())
+    if d == 0:
+        return True
+    v = float(ValueFn(m.value, m.components)({c: float(comps[c].sum()) for c in m.components}))
+    return bool(np.isclose(v, n / d, rtol=1e-9, atol=0.0))
+
+
+def _f(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _power(p: SegmentPart, basis: str, gap: float) -> float:
+    """How much of the gap a segment explains: its contribution, or for a ratio its rate effect only."""
+    if not gap:
+        return 0.0
+    part = p.rate if basis == "rate" and p.rate is not None else p.contribution
+    return part / gap
+
+
+def _rank(view: _NodeView, method: str, parts: list[SegmentPart], gap: float, basis: str) -> DimensionRank:
+    real = [p for p in parts if p.segment not in PSEUDO]
+    power = np.array([_power(p, basis, gap) for p in real])
+    surprise = np.array([p.surprise for p in real])
+    cand = att.adtributor(power, surprise)
+    chosen = tuple(real[i].segment for i in cand.chosen)
+    ordered = sorted(parts, key=lambda p: -(p.share if p.share is not None else view.adverse(p.contribution)))
+    return DimensionRank(parts[0].dimension if parts else "", method, basis, cand.explanatory_power, cand.surprise,
+                         cand.score, cand.succeeded, chosen, tuple(ordered))
+
+
+def _dimension_order(d: DimensionRank) -> tuple:
+    """Adtributor's verdict first, then succinctness (fewest segments), then surprise.
+
+    Jensen–Shannon surprise is small for a large segment even when it changed a lot, so ranking on
+    surprise alone prefers a small, correlated segment (an Enterprise-heavy channel) to the large
+    one that holds the whole change (Enterprise): fewer segments explaining the change come first.
+    """
+    if d.succeeded:
+        return (0, len(d.chosen), -d.surprise)
+    gap = next((p.contribution / p.share for p in d.segments if p.share), 0.0)
+    top = max((_power(p, d.basis, gap) for p in d.segments if p.segment not in PSEUDO), default=0.0)
+    return (1, 0, -top)
+
+
+def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
+    """Ranks the node's dimensions (and pairs when no single dimension explains much).
+
+    For a ratio metric, segments are first judged by their own rate effect — a segment whose share
+    of the denominator moved (mix) has its cause in volumes upstream, not in this node's rate. Only
+    when no dimension's rates explain the change is it judged on rate and mix together.
+    """
+    data = view.data
+    gap = view.gap
+    if gap is None or not data.dims:
+        return _SegmentAnalysis((), None, "" if data.dims else "no drill dimension for this metric's table")
+    splits = {(d,): _segment_parts(view, versus, (d,)) for d in data.dims}
+    splits = {k: v for k, v in splits.items() if v is not None and v[1]}
+    if not splits:
+        return _SegmentAnalysis((), None)
+    basis = "rate" if any(v[0] == "mix_rate" for v in splits.values()) else "contribution"
+
+    def ranked(items: dict) -> list[DimensionRank]:
+        out = [_rank(view, method, parts, gap, basis) for method, parts in items.values()]
+        if basis == "rate" and not any(r.succeeded for r in out):
+            out = [_rank(view, method, parts, gap, "contribution") for method, parts in items.values()]
+        return sorted(out, key=_dimension_order)
+
+    ranks = ranked(splits)
+    best_share = max((p.share or 0.0 for p in ranks[0].segments), default=0.0)
+    if (best_share < PAIR_WHEN_TOP_BELOW or not ranks[0].succeeded) and not data.sets:
+        for pair in att.pairs_of(data.dims):
+            res = _segment_parts(view, versus, pair)
+            if res is not None and res[1]:
+                splits[pair] = res
+        ranks = ranked(splits)
+    return _SegmentAnalysis(tuple(ranks), _refine(view, versus, _top_segment(ranks, gap), gap, ranks[0].basis))
+
+
+def _top_segment(ranks: Sequence[DimensionRank], gap: float) -> SegmentPart | None:
+    """Of the best dimension's chosen segments (Adtributor's set), the one that explains most."""
+    if not ranks:
+        return None
+    best = ranks[0]
+    pool = [p for p in best.segments if p.segment in best.chosen] or [
+        p for p in best.segments if p.segment not in PSEUDO]
+    return max(pool, key=lambda p: _power(p, best.basis, gap)) if pool else None
+
+
+def _refine(view: _NodeView, versus: str, top: SegmentPart | None, gap: float, basis: str) -> SegmentPart | None:
+    """Narrows the top segment by a second dimension when one sub-segment carries most of it.
+
+    "Enterprise" becomes "Enterprise × Dana Whitfield" when Dana's Enterprise deals hold at least
+    `REFINE_SHARE` of Enterprise's part: same explanation, and it names who to talk to.
+    """
+    if top is None or PAIR_SEP in top.dimension or view.data.sets:
+        return top
+    own = _power(top, basis, gap)
+    if own <= 0:
+        return top
+    best, best_power = top, 0.0
+    for other in view.data.dims:
+        if other == top.dimension:
+            continue
+        res = _segment_parts(view, versus, (top.dimension, other))
+        if res is None:
+            continue
+        for p in res[1]:
+            if p.segment.split(PAIR_SEP)[0] != top.segment:
+                continue
+            pw = _power(p, basis, gap)
+            if pw >= REFINE_SHARE * own and pw > best_power:
+                best, best_power = p, pw
+    return best
+
+
+# --- children ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Children:
+    method: str | None
+    parts: tuple[ChildPart, ...]
+    influences: tuple[Influence, ...]
+    residual: float | None
+    residual_detail: tuple[tuple[str, float], ...]
+    notes: tuple[str, ...]
+
+
+def _children(session: _Session, parent: _NodeView, versus: str, cell_dims: Sequence[tuple[str, ...]]) -> _Children:
+    """The parent's gap over its formula's children (+ residual), and its influence children."""
+    node = parent.node
+    tree = session.tree
+    kids = [tree.node(c) for c in node.children]
+    views = {k.id: _view(session, k, versus) for k in kids}
+    formula = att.Formula.parse(node.formula) if node.formula else None
+    exact = set(formula.names) if formula else set()
+    influences = tuple(_influence(views[k.id]) for k in kids if k.id not in exact)
+    if formula is None:
+        return _Children(None, (), influences, None, (), ())
+    notes: list[str] = []
+    x1: dict[str, float] = {}
+    base: dict[str, float] = {}
+    for n in formula.names:
+        v = views[n]
+        b = v.baseline
+        if versus == "target" and b is None and v.ref_value is not None:
+            b = v.ref_value
+            notes.append(f"{v.node.label} has no target: its reference level stands in as its baseline")
+        if v.value is None or b is None:
+            notes.append(f"{v.node.label} has no value or baseline: the formula's change stays in the residual")
+            return _undefined(parent, influences, notes)
+        x1[n], base[n] = v.value, b
+    gap = parent.gap
+    parts_by: dict[str, float] = {n: 0.0 for n in formula.names}
+    cells: dict[str, list[tuple[str, float]]] = {n: [] for n in formula.names}
+    joints: list[tuple[tuple[str, ...], tuple]] = []
+    if formula.kind != "additive":
+        for dims in cell_dims:
+            joint = _within_segments(formula, views, base, dims)
+            if joint is not None:
+                joints.append((dims, joint))
+    if joints and CELLS == "decisive" and gap:
+        # mix shifts along a dimension spread the gap over several factors unless the attribution
+        # is done within that dimension's segments: keep the one that concentrates it most
+        def decisiveness(item: tuple) -> float:
+            return max((float(v.sum()) + item[1][1][n]) / gap for n, v in item[1][0].items())
+
+        joints = [max(joints, key=decisiveness)]
+    if joints:
+        used: set[str] = set()
+        for _dims, (seg_parts, rest, segs, methods) in joints:
+            for n in formula.names:
+                parts_by[n] += (float(seg_parts[n].sum()) + rest[n]) / len(joints)
+                if not cells[n]:
+                    order = np.argsort(-np.abs(seg_parts[n]))[:5]
+                    cells[n] = [(segs[i], float(seg_parts[n][i])) for i in order]
+            used |= set(methods)
+        where = "; ".join(PAIR_SEP.join(d) for d, _ in joints)
+        method = f"{'+'.join(sorted(used))} within segments ({where})" + (" averaged" if len(joints) > 1 else "")
+    else:
+        res = att.attribute(formula, base, x1)
+        if res.note:
+            notes.append(res.note)
+        if res.method == "undefined":
+            notes.append(res.note)
+            return _undefined(parent, influences, notes)
+        parts_by.update(dict(res.parts))
+        method = res.method
+    parts = []
+    for n in formula.names:
+        v = views[n]
+        c = parts_by[n]
+        parts.append(ChildPart(n, v.node.label, v.node.owner, c, _share(c, gap), v.value, base[n], v.unit,
+                               v.status, "exact", tuple(cells[n])))
+    residual = None
+    detail: tuple[tuple[str, float], ...] = ()
+    if gap is not None:
+        residual = gap - sum(parts_by.values())
+        f1, f0 = float(formula(x1)), float(formula(base))
+        detail = (("value_vs_formula", parent.value - f1), ("baseline_vs_formula", parent.baseline - f0))  # type: ignore[operator]
+        parts.append(ChildPart("residual", "Residual (not in formula)", node.owner, residual, _share(residual, gap),
+                               None, None, parent.unit, "", "residual"))
+    return _Children(method, tuple(parts), influences, residual, detail, tuple(notes))
+
+
+def _undefined(parent: _NodeView, influences: tuple[Influence, ...], notes: list[str]) -> _Children:
+    """No attribution possible: the whole gap is the residual, said so in the notes."""
+    gap = parent.gap
+    parts: tuple[ChildPart, ...] = ()
+    if gap is not None:
+        parts = (ChildPart("residual", "Residual (not in formula)", parent.node.owner, gap, _share(gap, gap), None,
+                           None, parent.unit, "", "residual"),)
+    return _Children("undefined", parts, influences, gap, (), tuple(notes))
+
+
+def _share(part: float, gap: float | None) -> float | None:
+    if gap is None or gap == 0 or not math.isfinite(part):
+        return None
+    return part / gap
+
+
+def _influence(v: _NodeView) -> Influence:
+    return Influence(v.node.id, v.node.label, v.node.owner, v.status, v.value, v.baseline, v.gap, v.relative_gap,
+                     v.bands, v.unit)
+
+
+def _within_segments(formula: att.Formula, views: Mapping[str, _NodeView], base: Mapping[str, float],
+                     dims: tuple[str, ...]
+                     ) -> tuple[dict[str, np.ndarray], dict[str, float], list[str], dict[str, int]] | None:
+    """Attribution of reference → actual inside each segment of `dims`, plus baseline → reference.
+
+    Per segment, each child moves from its reference-period value to its actual value (LMDI, or
+    Shapley where a factor is zero); summed over segments this is f(actuals) − f(reference) when
+    the formula holds segment by segment (Σ_s f(x_s) = f(X), e.g. deals × win rate × deal size =
+    won amount in every segment — otherwise None, and the caller uses the totals). Against a
+    target, the remaining f(reference) − f(targets) is attributed over the totals (`rest`); the
+    reference period is chosen where the children were closest to their targets, so it is small.
+    Together: f(actuals) − f(baselines), exactly.
+    A rate with no denominator in a segment (no won deal, say) borrows its value from the other
+    side or the total, which leaves f(x_s) unchanged because another factor is zero there.
+    """
+    splits = {}
+    for n in formula.names:
+        d = views[n].data
+        if d.cur is None or d.ref is None or d.cur_metric is not d.ref_metric:
+            return None
+        sp = d.split(dims)
+        if sp is None:
+            return None
+        splits[n] = sp
+    segs = sorted(set().union(*(sp.segments for sp in splits.values())))
+    if not segs:
+        return None
+    where = {s: i for i, s in enumerate(segs)}
+    x1, x0, t1, t0 = {}, {}, {}, {}
+    for n, sp in splits.items():
+        idx = np.array([where[s] for s in sp.segments], dtype=np.int64)
+        a1, a0 = np.full(len(segs), np.nan), np.full(len(segs), np.nan)
+        a1[idx], a0[idx] = sp.value, sp.ref_value
+        tot1, tot0 = views[n].value, views[n].ref_value
+        if tot1 is None or tot0 is None:
+            return None
+        if views[n].data.cur_metric.additive:  # a segment absent from a sum adds zero
+            x1[n], x0[n] = np.nan_to_num(a1), np.nan_to_num(a0)
+        else:  # a rate with no denominator: borrow it (another factor is zero there anyway)
+            a1, a0 = np.where(np.isfinite(a1), a1, a0), np.where(np.isfinite(a0), a0, a1)
+            x1[n], x0[n] = np.where(np.isfinite(a1), a1, tot1), np.where(np.isfinite(a0), a0, tot0)
+        t1[n], t0[n] = tot1, tot0
+    for cells, totals in ((x1, t1), (x0, t0)):
+        whole = float(formula(totals))
+        summed = float(np.sum(formula(cells)))
+        if not math.isfinite(summed) or abs(summed - whole) > 1e-6 * max(abs(whole), 1.0):
+            return None
+    parts, methods = att.attribute_cells(formula, x0, x1)
+    if not all(np.all(np.isfinite(v)) for v in parts.values()):
+        return None
+    rest = {n: 0.0 for n in formula.names}
+    if any(base[n] != t0[n] for n in formula.names):
+        leg = att.attribute(formula, base, t0)  # from the baselines (targets) to the reference level
+        if leg.method == "undefined":
+            return None
+        rest = dict(leg.parts)
+        methods = {**methods, f"{leg.method} (target → reference)": 1}
+    return parts, rest, segs, methods
+
+
+# --- the red path ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    view: _NodeView
+    children: _Children
+    segments: _SegmentAnalysis
+
+
+def _analyse(session: _Session, node: Node, versus: str) -> _Analysis:
+    kids = [session.tree.node(c) for c in node.children]
+    session.fetch([node, *kids])
+    view = _view(session, node, versus)
+    segments = _segments(_view(session, node, versus, own=True), versus)
+    cell_dims: list[tuple[str, ...]] = []
+    if node.formula:
+        exact = att.Formula.parse(node.formula).names
+        first = session.data[exact[0]]
+        common = [d for d in first.dims if all(d in session.data[k].dims and not session.data[k].sets for k in exact)]
+        ranked = [d.dimension for d in segments.dimensions if d.dimension in common]
+        if CELLS == "finest" and common:
+            cell_dims = [tuple(common)]
+        elif CELLS == "top" and ranked:
+            cell_dims = [(ranked[0],)]
+        elif CELLS in ("average", "decisive"):
+            cell_dims = [(d,) for d in common]
+        elif CELLS in common:
+            cell_dims = [(CELLS,)]
+    children = _children(session, view, versus, cell_dims)
+    return _Analysis(view, children, segments)
+
+
+def _next_step(session: _Session, a: _Analysis) -> tuple[str, str, float | None, float | None] | None:
+    """The child that explains most of the gap: (id, link, share, bands), or None at the end."""
+    view = a.view
+    gap = view.gap
+    if gap is None or view.adverse(gap) <= 0:
+        return None
+    best_exact = None
+    for c in a.children.parts:
+        if c.link != "exact" or c.share is None or c.share <= 0 or c.value is None or c.baseline is None:
+            continue
+        kid = session.tree.node(c.id)
+        amber = kid.amber if kid.amber is not None else session.engine.settings.amber_threshold
+        own = (c.value - c.baseline) / abs(c.baseline) if c.baseline else c.value - c.baseline
+        if (-own if kid.better == "higher" else own) < ON_TARGET_BANDS * amber:
+            continue  # it weighs on the parent within segments, but is itself on (or near) its baseline
+        if best_exact is None or c.share > best_exact.share:
+            best_exact = c
+    # influence children: the red one furthest beyond its amber band; failing that (an amber
+    # parent, say), the one furthest off in the bad direction
+    best_inf = None
+    for i in a.children.influences:
+        if i.bands is None or i.bands <= 0:
+            continue
+        if best_inf is None or i.bands > best_inf.bands:  # type: ignore[operator]
+            best_inf = i
+    if best_inf is not None and best_inf.bands < 1 and best_exact is not None:  # type: ignore[operator]
+        best_inf = None  # an exact share beats an influence that is not even red
+    if best_exact is not None and (best_exact.share >= EXACT_FIRST_SHARE or best_inf is None):  # type: ignore[operator]
+        return best_exact.id, "exact", best_exact.share, None
+    if best_inf is not None:
+        return best_inf.id, "influence", None, best_inf.bands
+    return None
+
+
+def _red_path(session: _Session, start: _Analysis, versus: str) -> list[tuple[_Analysis, str, float | None, float | None]]:
+    path = [(start, "start", None, None)]
+    seen = {start.view.node.id}
+    cur = start
+    while True:
+        nxt = _next_step(session, cur)
+        if nxt is None or nxt[0] in seen:
+            break
+        seen.add(nxt[0])
+        cur = _analyse(session, session.tree.node(nxt[0]), versus)
+        path.append((cur, nxt[1], nxt[2], nxt[3]))
+    return path
+
+
+# --- words ------------------------------------------------------------------------------------
+
+
+def _gap_word(view: _NodeView) -> str:
+    gap = view.gap or 0.0
+    if view.adverse(gap) > 0:
+        return "shortfall" if view.direction == "higher" else "excess"
+    return "gain" if view.direction == "higher" else "improvement"
+
+
+def _describe(segment: SegmentPart, table: str) -> str:
+    """`owner × segment` = `Dana × Enterprise` → "Enterprise deals owned by Dana"."""
+    noun = NOUNS.get(table, "rows")
+    dims = segment.dimension.split(PAIR_SEP)
+    vals = segment.segment.split(PAIR_SEP) if len(dims) > 1 else [segment.segment]
+    if len(vals) != len(dims):
+        return f"{segment.dimension} {segment.segment}"
+    before, after = [], []
+    for d, v in zip(dims, vals, strict=True):
+        if d == "owner":
+            after.append(f"owned by {v}")
+        elif d == "csm":
+            after.append(f"managed by {v}")
+        elif d == "type":
+            before.append(v)
+        else:
+            before.append(v)
+    return " ".join([*before, noun, *after]).strip()
+
+
+def _fmt_share(share: float | None) -> str:
+    return f"{share:.0%}" if share is not None else "—"
+
+
+def _sentence(a: _Analysis, link: str, share: float | None, parent: _Analysis | None, versus: str) -> str:
+    v = a.view
+    node = v.node
+    against = "target" if versus == "target" else ("the previous period" if versus == "previous" else "last year")
+    if link == "start":
+        return (f"{node.label} is {fmt(v.value, v.unit)} against {against} {fmt(v.baseline, v.unit)} "
+                f"({fmt_change(v.gap, v.unit)}, {v.status.replace('_', ' ')}). Owner: {node.owner}.")
+    assert parent is not None
+    if link == "exact":
+        return (f"{node.label}: {fmt(v.baseline, v.unit)} → {fmt(v.value, v.unit)}, explains {_fmt_share(share)} of "
+                f"the {parent.view.node.label} {_gap_word(parent.view)}. Owner: {node.owner}.")
+    rel = v.relative_gap
+    return (f"{node.label}: {fmt(v.baseline, v.unit)} → {fmt(v.value, v.unit)} "
+            f"({'' if rel is None else f'{rel:+.0%}, '}{v.status.replace('_', ' ')}; it influences "
+            f"{parent.view.node.label} but is not a share of it). Owner: {node.owner}.")
+
+
+def _segment_sentence(a: _Analysis) -> str | None:
+    top = a.segments.top
+    if top is None:
+        return None
+    v = a.view
+    who = _describe(top, v.data.cur_metric.table)
+    who = who[:1].upper() + who[1:]
+    if top.mix is not None and top.rate is not None and abs(top.mix) > abs(top.rate) and top.weight is not None \
+            and top.base_weight is not None:
+        # mostly a shift of mix: the segment's weight moved, not its own rate
+        more = "larger" if top.weight > top.base_weight else "smaller"
+        return (f"{who}: a {more} share of the mix ({top.base_weight:.0%} → {top.weight:.0%}) at "
+                f"{fmt(top.value, v.unit)}, explains {_fmt_share(top.share)} of the {v.node.label} {_gap_word(v)}. "
+                f"Owner: {v.node.owner}.")
+    return (f"{who}: {v.node.label} {fmt(top.baseline, v.unit)} → {fmt(top.value, v.unit)}, explains "
+            f"{_fmt_share(top.share)} of the {v.node.label} {_gap_word(v)}. Owner: {v.node.owner}.")
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Where baselines and segment structure come from: candidate periods, and how to use them."""
+
+    periods: tuple[Period, ...]  # most recent first
+    choose: bool  # pick the one where each batch's parent was closest to its target; else average all
+
+
+def reference_periods(period: Period, versus: str, reference: str | int | None = None) -> Reference:
+    """The periods that baselines and segment structure come from.
+
+    Against the previous period or last year: that period. Against a target, segments and the
+    cells of a product formula have no targets of their own, so they take their structure (shares,
+    rates) from a reference period. By default (`reference=None`) that is, for each node and its
+    children, the most recent period among the previous three and the same period last year in
+    which the node was closest to its target: a period that went to plan has the mix the plan
+    assumed, while the period just before may already carry a problem that began months ago and
+    last year's mix may have drifted. `reference="last_year"` forces last year; an integer k
+    averages the k periods just before.
+    """
+    if versus == "previous":
+        return Reference((period.previous(),), False)
+    if versus == "last_year":
+        return Reference((period.same_last_year(),), False)
+    if reference == "last_year":
+        return Reference((period.same_last_year(),), False)
+    if isinstance(reference, int):
+        return Reference(tuple(period.shift(-i) for i in range(1, reference + 1)), False)
+    recent = tuple(period.shift(-i) for i in range(1, REFERENCE_PERIODS[period.grain] + 1))
+    return Reference(tuple(dict.fromkeys((*recent, period.same_last_year()))), True)
+
+
+def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period: str | Period | None = None,
+                 versus: str = "target", grain: str | None = None, *, reference: str | int | None = None
+                 ) -> Explanation:
+    """Why `node_id` is where it is in `period` against `versus` (target, previous or last_year).
+
+    With no period, the latest complete period of the grain (default: the tree's grain).
+    `reference` chooses where, against a target, segment structure comes from (see
+    `reference_periods`). Raises KeyError for an unknown node.
+    """
+    import time
+
+    started = time.perf_counter()
+    node = tree.node(node_id)
+    if versus not in VERSUS:
+        raise KpiTreeError(f"versus must be one of {', '.join(VERSUS)}; got {versus!r}")
+    engine = workspace if isinstance(workspace, Engine) else Engine(workspace)
+    if period is None or isinstance(period, str):
+        period = resolve_period(period, grain or tree.grain, engine.as_of)
+    session = _Session(engine, tree, period, reference_periods(period, versus, reference))
+    try:
+        start = _analyse(session, node, versus)
+        path = _red_path(session, start, versus)
+    finally:
+        session.close()
+    steps = []
+    for i, (a, link, share, bands) in enumerate(path):
+        parent = path[i - 1][0] if i else None
+        is_last = i == len(path) - 1
+        steps.append(Step(a.view.node.id, a.view.node.label, a.view.node.owner, a.view.status, a.view.value,
+                          a.view.baseline, a.view.unit, link, share, bands, a.segments.top,
+                          _sentence(a, link, share, parent, versus), _segment_sentence(a) if is_last else None))
+    view = start.view
+    segs: list[SegmentPart] = []
+    for d in start.segments.dimensions:
+        segs.extend([s for s in d.segments if (s.share or 0) > 0][:TOP_SEGMENTS])
+    notes = [n for n in (session.data[node.id].note, start.segments.note, *start.children.notes) if n]
+    if view.value is None:
+        notes.append(f"no data for {node.label} in {period.key}")
+    elif view.baseline is None:
+        notes.append("no target set for this node" if versus == "target" else f"no data for the baseline of {node.label}")
+    if session.running:
+        notes.append(f"{period.key} is still running ({session.elapsed:.0%} elapsed): flows are compared at pace")
+    baseline_label = "target" if versus == "target" else session.reference.periods[0].key
+    return Explanation(
+        node=node.id, label=node.label, owner=node.owner, period=period.key, grain=period.grain.value, versus=versus,
+        baseline_label=baseline_label, value=view.value, baseline=view.baseline, gap=view.gap, status=view.status,
+        unit=view.unit, direction=view.direction, formula=node.formula, method=start.children.method,
+        children=start.children.parts, influences=start.children.influences, residual=start.children.residual,
+        residual_detail=start.children.residual_detail, segments=tuple(segs), dimensions=start.segments.dimensions,
+        red_path=tuple(steps), reference=tuple(p.key for p in session.data[node.id].ref_periods),
+        notes=tuple(dict.fromkeys(notes)), seconds=time.perf_counter() - started,
+    )
+
+
+__all__ = [
+    "ChildPart", "DimensionRank", "Explanation", "Influence", "NodeData", "SegmentPart", "Step",
+    "available_dimensions", "explain_node", "reference_periods",
+]

@@ -1,0 +1,354 @@
+"""What to do next: what-if overrides that recompute the tree, and targets solved backwards.
+
+`what_if(source, tree, {"win_rate": 0.3})` sets a node's value and recomputes every ancestor
+whose formula uses it, up to the root. A parent moves by exactly the change of its formula,
+f(children after) − f(children before), so a tree whose measured values do not match their
+formulas to the cent (a parent computed directly from rows) keeps that difference unchanged.
+Influence links carry nothing arithmetically: the change stops there, and the result says where.
+
+`back_solve(source, tree, "new_business_arr", "win_rate")` answers "what win rate would hit the
+New business ARR target, everything else as it is?": closed form for sums (x = x0 + Δ / c) and for
+products and quotients (x = x0 · (needed / now)^(1/e)), bisection for any other formula.
+`solve_chain` follows exact links down from a node to a lever ("which win rate for the New ARR
+target?"), and `needed_for_target` solves each exact child in turn.
+
+`source` is an `Evaluation` (what the app already has on screen, so a slider costs no query) or a
+workspace / engine, which is evaluated for the period first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .attribution import Formula
+from .errors import KpiTreeError
+from .evaluate import DEFAULT_AMBER, Engine, Evaluation, NodeResult, evaluate_tree, status_of
+from .format import fmt
+from .periods import Period
+from .tree import Tree
+from .workspace import Workspace
+
+Source = Evaluation | Workspace | Engine
+BISECTION_STEPS = 200
+
+
+def _evaluation(source: Source, tree: Tree, period: str | Period | None, grain: str | None) -> Evaluation:
+    if isinstance(source, Evaluation):
+        return source
+    return evaluate_tree(source, tree, period, grain)
+
+
+def _value(r: NodeResult) -> float | None:
+    """The number a node is judged on: pace for a running flow, else its value."""
+    return r.compared
+
+
+# --- what-if -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeChange:
+    """One node before and after the what-if, and how it got its new value."""
+
+    id: str
+    label: str
+    unit: str
+    before: float | None
+    after: float | None
+    target: float | None
+    status_before: str
+    status_after: str
+    how: str  # override, formula, unchanged
+
+    @property
+    def change(self) -> float | None:
+        if self.before is None or self.after is None:
+            return None
+        return self.after - self.before
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "label": self.label, "unit": self.unit, "before": self.before, "after": self.after,
+                "change": self.change, "target": self.target, "status_before": self.status_before,
+                "status_after": self.status_after, "how": self.how}
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """The tree with some values overridden and their exact consequences upward."""
+
+    period: str
+    overrides: tuple[tuple[str, float], ...]
+    nodes: tuple[NodeChange, ...]  # tree order, root first
+    stopped: tuple[tuple[str, str], ...]  # (changed child, parent) where an influence link stops the change
+    notes: tuple[str, ...] = ()
+
+    def node(self, node_id: str) -> NodeChange:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def to_dict(self) -> dict:
+        return {"period": self.period, "overrides": dict(self.overrides), "nodes": [n.to_dict() for n in self.nodes],
+                "stopped": [{"child": c, "parent": p} for c, p in self.stopped], "notes": list(self.notes)}
+
+    def text(self) -> str:
+        lines = [f"What if, {self.period}: " + ", ".join(f"{k} = {v:g}" for k, v in self.overrides)]
+        for n in self.nodes:
+            if n.how == "unchanged":
+                continue
+            lines.append(f"  {n.label}: {fmt(n.before, n.unit)} → {fmt(n.after, n.unit)} "
+                         f"({n.status_before} → {n.status_after}; {n.how})")
+        for child, parent in self.stopped:
+            lines.append(f"  {parent} is linked to {child} by influence only: unchanged")
+        lines.extend(f"Note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def what_if(source: Source, tree: Tree, overrides: Mapping[str, float], period: str | Period | None = None,
+            grain: str | None = None) -> WhatIf:
+    """The tree recomputed upward through exact formulas after setting the given node values.
+
+    Raises KeyError for an unknown node id. An overridden parent keeps the override even if its
+    children changed too (the override is what the user asked to see).
+    """
+    for node_id in overrides:
+        tree.node(node_id)
+    evaluation = _evaluation(source, tree, period, grain)
+    before = {r.id: _value(r) for r in evaluation.nodes}
+    after = dict(before)
+    how = {k: "unchanged" for k in before}
+    for node_id, value in overrides.items():
+        after[node_id] = float(value)
+        how[node_id] = "override"
+    stopped: list[tuple[str, str]] = []
+    notes: list[str] = []
+    for node in reversed(tree.walk()):  # children before parents
+        changed = [c for c in node.children if after.get(c) != before.get(c)]
+        if not changed:
+            continue
+        formula = Formula.parse(node.formula) if node.formula else None
+        exact = set(formula.names) if formula else set()
+        stopped.extend((c, node.id) for c in changed if c not in exact)
+        if formula is None or not exact & set(changed) or node.id in overrides:
+            continue
+        old = {c: before.get(c) for c in formula.names}
+        new = {c: after.get(c) for c in formula.names}
+        parent = before.get(node.id)
+        if parent is None or any(v is None for v in (*old.values(), *new.values())):
+            notes.append(f"{node.label} cannot be recomputed: a child of its formula has no value")
+            continue
+        delta = float(formula(new)) - float(formula(old))
+        if not math.isfinite(delta):
+            notes.append(f"{node.label} cannot be recomputed: its formula divides by zero")
+            continue
+        after[node.id] = parent + delta
+        how[node.id] = "formula"
+    changes = []
+    for r in evaluation.nodes:
+        node = tree.node(r.id)
+        amber = node.amber if node.amber is not None else DEFAULT_AMBER
+        changes.append(NodeChange(r.id, r.label, r.unit, before[r.id], after[r.id], r.target, r.status,
+                                  status_of(after[r.id], r.target, r.direction, amber), how[r.id]))
+    if stopped:
+        notes.append("influence links carry no arithmetic: their parents are left unchanged")
+    return WhatIf(evaluation.period.key, tuple((k, float(v)) for k, v in overrides.items()), tuple(changes),
+                  tuple(dict.fromkeys(stopped)), tuple(dict.fromkeys(notes)))
+
+
+# --- back-solving -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Solution:
+    """The value a child needs, the others held, for its parent to reach a goal."""
+
+    node: str
+    child: str
+    label: str
+    unit: str
+    goal: float
+    goal_unit: str
+    goal_from: str  # target, or given
+    parent_now: float
+    current: float
+    needed: float | None
+    method: str  # additive, product, bisection, none
+    feasible: bool
+    note: str = ""
+
+    @property
+    def change(self) -> float | None:
+        return None if self.needed is None else self.needed - self.current
+
+    @property
+    def relative_change(self) -> float | None:
+        if self.needed is None or not self.current:
+            return None
+        return self.needed / self.current - 1
+
+    def to_dict(self) -> dict:
+        return {"node": self.node, "child": self.child, "label": self.label, "unit": self.unit, "goal": self.goal,
+                "goal_unit": self.goal_unit, "goal_from": self.goal_from, "parent_now": self.parent_now, "current": self.current,
+                "needed": self.needed, "change": self.change, "relative_change": self.relative_change,
+                "method": self.method, "feasible": self.feasible, "note": self.note}
+
+    def sentence(self) -> str:
+        if self.needed is None:
+            return f"{self.label}: no value reaches the goal ({self.note})"
+        rel = f" ({self.relative_change:+.0%})" if self.relative_change is not None else ""
+        return (f"{self.label}: {fmt(self.current, self.unit)} → {fmt(self.needed, self.unit)}{rel} "
+                f"for {fmt(self.goal, self.goal_unit)}" + ("" if self.feasible else f" — {self.note}"))
+
+
+def solve(formula: Formula, values: Mapping[str, float], child: str, needed: float) -> tuple[float | None, str, str]:
+    """x such that formula(values with child = x) = needed: (x, method, note).
+
+    Closed form for sums and for products/quotients; bisection on an expanding bracket otherwise
+    (the root nearest the current value, as a person moving a slider would find it).
+    """
+    x0 = float(values[child])
+    now = float(formula(values))
+    if formula.kind == "additive":
+        c = dict(formula.coefficients)[child]
+        if c == 0:
+            return None, "none", "the formula does not depend on this child"
+        return x0 + (needed - now) / c, "additive", ""
+    if formula.kind == "product" and x0 > 0 and now > 0 and needed > 0:
+        e = dict(formula.exponents)[child]
+        if e == 0:
+            return None, "none", "the formula does not depend on this child"
+        return x0 * (needed / now) ** (1 / e), "product", ""
+
+    def g(x: float) -> float:
+        return float(formula({**values, child: x})) - needed
+
+    g0 = g(x0)
+    if g0 == 0:
+        return x0, "bisection", ""
+    step = max(abs(x0), 1.0) * 0.01
+    lo = hi = None
+    for _ in range(80):
+        for cand in (x0 - step, x0 + step):
+            v = g(cand)
+            if math.isfinite(v) and (v == 0 or (v > 0) != (g0 > 0)):
+                lo, hi = (x0, cand) if cand > x0 else (cand, x0)
+                break
+        if lo is not None:
+            break
+        step *= 2
+    if lo is None or hi is None:
+        return None, "bisection", "no value of this child reaches the goal with the others held"
+    glo = g(lo)
+    for _ in range(BISECTION_STEPS):
+        mid = (lo + hi) / 2
+        gm = g(mid)
+        if not math.isfinite(gm):
+            break
+        if gm == 0 or hi - lo <= 1e-12 * max(abs(mid), 1.0):
+            lo = hi = mid
+            break
+        if (gm > 0) == (glo > 0):
+            lo, glo = mid, gm
+        else:
+            hi = mid
+    x = (lo + hi) / 2
+    gx = g(x)
+    if not math.isfinite(gx) or abs(gx) > 1e-6 * max(abs(needed), 1.0):
+        # the sign changed across a pole (a division by zero), not through a root
+        return None, "bisection", "no value of this child reaches the goal with the others held"
+    return x, "bisection", ""
+
+
+def _feasible(unit: str, value: float | None) -> tuple[bool, str]:
+    if value is None:
+        return False, "no solution"
+    if unit == "percent" and not 0 <= value <= 1:
+        return False, "outside 0–100 %: not reachable through this child alone"
+    if unit in ("count", "money", "days", "hours") and value < 0:
+        return False, "negative: not reachable through this child alone"
+    return True, ""
+
+
+def back_solve(source: Source, tree: Tree, node_id: str, child_id: str, goal: float | None = None,
+               period: str | Period | None = None, grain: str | None = None) -> Solution:
+    """The value `child_id` needs, the other children held, for `node_id` to reach `goal` (default: target).
+
+    The parent moves by its formula's change, so the parent's own measured value (not only the
+    formula's) reaches the goal. Raises KpiTreeError when the child is not in the node's formula.
+    """
+    evaluation = _evaluation(source, tree, period, grain)
+    return _solve_one(evaluation, tree, node_id, child_id, goal)
+
+
+def _solve_one(evaluation: Evaluation, tree: Tree, node_id: str, child_id: str, goal: float | None) -> Solution:
+    node = tree.node(node_id)
+    child = tree.node(child_id)
+    if not node.formula:
+        raise KpiTreeError(f"{node.label} has no formula: its children are influences, nothing can be solved exactly")
+    formula = Formula.parse(node.formula)
+    if child_id not in formula.names:
+        raise KpiTreeError(f"{child.label} is not in the formula of {node.label} ({node.formula}): "
+                           "an influence link cannot be solved")
+    parent = evaluation.node(node_id)
+    goal_from = "given"
+    if goal is None:
+        goal, goal_from = parent.target, "target"
+    if goal is None:
+        raise KpiTreeError(f"{node.label} has no target for {evaluation.period.key}: give a goal")
+    values = {c: _value(evaluation.node(c)) for c in formula.names}
+    parent_now = _value(parent)
+    if parent_now is None or any(v is None for v in values.values()):
+        raise KpiTreeError(f"{node.label}: a value is missing for {evaluation.period.key}, nothing to solve from")
+    needed_formula = float(formula(values)) + (goal - parent_now)
+    needed, method, note = solve(formula, values, child_id, needed_formula)  # type: ignore[arg-type]
+    ok, why = _feasible(child.shown_unit, needed)
+    return Solution(node_id, child_id, child.label, child.shown_unit, float(goal), node.shown_unit, goal_from,
+                    float(parent_now),
+                    float(values[child_id]), needed, method, ok and not note, note or why)  # type: ignore[arg-type]
+
+
+def needed_for_target(source: Source, tree: Tree, node_id: str, goal: float | None = None,
+                      period: str | Period | None = None, grain: str | None = None) -> list[Solution]:
+    """For each child in the node's formula: the value it alone would need for the node's goal."""
+    evaluation = _evaluation(source, tree, period, grain)
+    node = tree.node(node_id)
+    if not node.formula:
+        return []
+    return [_solve_one(evaluation, tree, node_id, c, goal) for c in Formula.parse(node.formula).names]
+
+
+def solve_chain(source: Source, tree: Tree, node_id: str, lever_id: str, goal: float | None = None,
+                period: str | Period | None = None, grain: str | None = None) -> list[Solution]:
+    """Down exact links from `node_id` to `lever_id`: what each step needs for the node's goal.
+
+    E.g. New ARR target → New business ARR needed → win rate needed. Raises KpiTreeError if the
+    path passes an influence link (nothing can be solved through correlation) or does not exist.
+    """
+    evaluation = _evaluation(source, tree, period, grain)
+    path = _path(tree, node_id, lever_id)
+    out: list[Solution] = []
+    for parent, child in zip(path, path[1:], strict=False):
+        sol = _solve_one(evaluation, tree, parent, child, goal)
+        out.append(sol)
+        if sol.needed is None:
+            break
+        goal = sol.needed
+    return out
+
+
+def _path(tree: Tree, top: str, bottom: str) -> list[str]:
+    tree.node(top)
+    tree.node(bottom)
+    chain = [bottom]
+    while chain[-1] != top:
+        parent = tree.parent_of(chain[-1])
+        if parent is None:
+            raise KpiTreeError(f"{bottom!r} is not below {top!r} in the tree")
+        chain.append(parent.id)
+    return chain[::-1]
+
+
+__all__ = ["NodeChange", "Solution", "WhatIf", "back_solve", "needed_for_target", "solve", "solve_chain", "what_if"]

@@ -1,0 +1,279 @@
+"""Explanations on tiny hand-made tables (numbers worked out below), planted causes, and the CLI.
+
+The hand data is a Simpson's paradox in miniature. New deals, September → October:
+  Ann (SMB):        4 decided, 2 won × 10  →  4 decided, 2 won × 10   (unchanged)
+  Bob (Enterprise): 4 decided, 2 won × 100 →  4 decided, 1 won × 100  (his win rate halves)
+Totals: closed 8 → 8, won 4 → 3, win rate .5 → .375, amount 220 → 120, deal size 55 → 40.
+Expansion: one 30 won each month. New ARR 250 → 150.
+Over the totals, LMDI would blame deal size (55 → 40) for more than win rate; within owners or
+segments, deal size did not move at all — Bob simply won fewer Enterprise deals. The engine
+attributes within segments, so the whole −100 goes to win rate.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, make_workspace
+
+from kpitree.evaluate import Engine, evaluate_tree
+from kpitree.explain import PAIR_SEP, explain_node
+from kpitree.tree import parse_yaml
+
+DEALS = """
+deal_id,account_id,owner,created_date,close_date,stage,status,amount,deal_type,segment,channel
+S1,A1,Ann,2026-08-01,2026-09-05,Closed Won,won,10,new,SMB,Organic
+S2,A2,Ann,2026-08-01,2026-09-06,Closed Won,won,10,new,SMB,Organic
+S3,A3,Ann,2026-08-01,2026-09-07,Closed Lost,lost,10,new,SMB,Organic
+S4,A4,Ann,2026-08-01,2026-09-08,Closed Lost,lost,10,new,SMB,Organic
+S5,A5,Bob,2026-08-01,2026-09-05,Closed Won,won,100,new,Enterprise,Outbound
+S6,A6,Bob,2026-08-01,2026-09-06,Closed Won,won,100,new,Enterprise,Outbound
+S7,A7,Bob,2026-08-01,2026-09-07,Closed Lost,lost,100,new,Enterprise,Outbound
+S8,A8,Bob,2026-08-01,2026-09-08,Closed Lost,lost,100,new,Enterprise,Outbound
+S9,A9,Cy,2026-08-01,2026-09-10,Closed Won,won,30,expansion,SMB,Organic
+O1,B1,Ann,2026-09-01,2026-10-05,Closed Won,won,10,new,SMB,Organic
+O2,B2,Ann,2026-09-01,2026-10-06,Closed Won,won,10,new,SMB,Organic
+O3,B3,Ann,2026-09-01,2026-10-07,Closed Lost,lost,10,new,SMB,Organic
+O4,B4,Ann,2026-09-01,2026-10-08,Closed Lost,lost,10,new,SMB,Organic
+O5,B5,Bob,2026-09-01,2026-10-05,Closed Won,won,100,new,Enterprise,Outbound
+O6,B6,Bob,2026-09-01,2026-10-06,Closed Lost,lost,100,new,Enterprise,Outbound
+O7,B7,Bob,2026-09-01,2026-10-07,Closed Lost,lost,100,new,Enterprise,Outbound
+O8,B8,Bob,2026-09-01,2026-10-08,Closed Lost,lost,100,new,Enterprise,Outbound
+O9,B9,Cy,2026-09-01,2026-10-10,Closed Won,won,30,expansion,SMB,Organic
+X1,C1,Ann,2026-11-01,2026-11-20,Closed Lost,lost,10,new,SMB,Organic
+"""
+
+
+def tree_yaml(targets: dict[str, float] | None = None) -> str:
+    # per-period targets (a plain number would be pro-rated by the days of the month for flows)
+    t = {k: f"{{by_period: {{2026-09: {v}, 2026-10: {v}}}}}" for k, v in
+         {"new_arr": 250, "nb": 220, "exp": 30, "closed": 8, "win_rate": 0.5, "asp": 55, **(targets or {})}.items()}
+    return f"""
+name: hand
+grain: month
+dimensions: [owner, segment]
+nodes:
+  - {{id: new_arr, label: New ARR, level: north_star, metric: new_arr, owner: CRO, target: {t['new_arr']},
+     formula: new_arr = nb + exp, children: [nb, exp]}}
+  - {{id: nb, label: New business ARR, level: driver, metric: new_business_arr, owner: CRO, target: {t['nb']},
+     formula: nb = closed * win_rate * asp, children: [closed, win_rate, asp]}}
+  - {{id: exp, label: Expansion ARR, level: driver, metric: expansion_arr, owner: CS, target: {t['exp']}}}
+  - {{id: closed, label: Closed new deals, level: lever, metric: closed_deals, filter: {{deal_type: new}},
+     owner: Sales ops, target: {t['closed']}}}
+  - {{id: win_rate, label: Win rate, level: lever, metric: win_rate, filter: {{deal_type: new}}, owner: Head of sales,
+     target: {t['win_rate']}}}
+  - {{id: asp, label: Deal size, level: lever, metric: avg_deal_size, filter: {{deal_type: new}}, owner: Pricing,
+     target: {t['asp']}}}
+"""
+
+
+def make_tree(targets: dict[str, float] | None = None):
+    tree, problems = parse_yaml(tree_yaml(targets), "hand.yaml")
+    assert tree is not None and not [p for p in problems if p.severity == "error"], problems
+    return tree
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory) -> Engine:
+    ws = make_workspace(tmp_path_factory.mktemp("explain"), deals=DEALS)
+    settings = ws.settings()
+    settings.as_of = "2026-11-20"
+    ws.save_settings(settings)
+    return Engine(ws)
+
+
+def part(result, child: str) -> float:
+    return next(c.contribution for c in result.children if c.id == child)
+
+
+# --- hand-computed ---------------------------------------------------------------------------
+
+
+def test_values_agree_with_evaluate(engine: Engine) -> None:
+    tree = make_tree()
+    evaluation = evaluate_tree(engine, tree, "2026-10")
+    for node in tree.nodes:
+        r = explain_node(engine, tree, node.id, "2026-10", versus="previous")
+        assert r.value == pytest.approx(evaluation.node(node.id).value)
+        assert r.baseline == pytest.approx(evaluation.node(node.id).previous)
+
+
+def test_additive_children_are_deltas(engine: Engine) -> None:
+    # New ARR 250 → 150: new business 220 → 120 (−100), expansion 30 → 30 (0)
+    r = explain_node(engine, make_tree(), "new_arr", "2026-10", versus="previous")
+    assert r.method == "additive"
+    assert part(r, "nb") == pytest.approx(-100)
+    assert part(r, "exp") == pytest.approx(0)
+    assert part(r, "residual") == pytest.approx(0, abs=1e-9)
+
+
+def test_product_is_attributed_within_segments(engine: Engine) -> None:
+    # Within Bob's cell: closed 4 → 4, win rate .5 → .25, deal size 100 → 100: the cell's −100 is
+    # all win rate (LMDI); Ann's cell does not move. Over the totals LMDI would have said
+    # win rate −47.5 and deal size −52.5 (L(120, 220) = 164.98; × ln .75 and × ln(40/55)).
+    r = explain_node(engine, make_tree(), "nb", "2026-10", versus="previous")
+    assert "within segments" in r.method
+    assert part(r, "win_rate") == pytest.approx(-100, abs=1e-6)
+    assert part(r, "asp") == pytest.approx(0, abs=1e-6)
+    assert part(r, "closed") == pytest.approx(0, abs=1e-6)
+    assert sum(c.contribution for c in r.children) == pytest.approx(r.gap, rel=1e-12)
+
+
+def test_target_mode_uses_targets_as_children_baselines(engine: Engine) -> None:
+    # Targets = September's values, so against target the split is the same as against September.
+    r = explain_node(engine, make_tree(), "nb", "2026-10")
+    assert r.baseline == 220 and r.gap == pytest.approx(-100)
+    assert part(r, "win_rate") == pytest.approx(-100, abs=1e-6)
+    assert next(c for c in r.children if c.id == "win_rate").baseline == 0.5
+    # A parent target the children's targets do not multiply to: 8 × .5 × 55 = 220, target 250 →
+    # the 30 the formula cannot see is the residual, and everything still adds up to the gap.
+    r = explain_node(engine, make_tree({"nb": 250}), "nb", "2026-10")
+    assert part(r, "residual") == pytest.approx(-30, abs=1e-6)
+    assert sum(c.contribution for c in r.children) == pytest.approx(-130)
+    assert dict(r.residual_detail)["baseline_vs_formula"] == pytest.approx(30)
+
+
+def test_additive_segments_against_previous(engine: Engine) -> None:
+    # New business ARR by owner: Ann 20 → 20 (0), Bob 200 → 100 (−100): Bob explains 100 %.
+    r = explain_node(engine, make_tree(), "nb", "2026-10", versus="previous")
+    by_owner = next(d for d in r.dimensions if d.dimension == "owner")
+    bob = next(s for s in by_owner.segments if s.segment == "Bob")
+    assert bob.contribution == pytest.approx(-100) and bob.share == pytest.approx(1.0)
+    assert sum(s.contribution for s in by_owner.segments) == pytest.approx(r.gap)
+    assert r.segments[0].segment in ("Bob", "Enterprise", f"Bob{PAIR_SEP}Enterprise")
+
+
+def test_additive_segments_against_target_share_the_target(engine: Engine) -> None:
+    # Target 200 shared by September's weights: Ann 200 × 20/220 = 18.18, Bob 181.82.
+    # Contributions: Ann 20 − 18.18 = +1.82, Bob 100 − 181.82 = −81.82; together 120 − 200 = −80.
+    r = explain_node(engine, make_tree({"nb": 200}), "nb", "2026-10")
+    by_owner = {s.segment: s for s in next(d for d in r.dimensions if d.dimension == "owner").segments}
+    assert by_owner["Ann"].contribution == pytest.approx(20 - 200 * 20 / 220)
+    assert by_owner["Bob"].contribution == pytest.approx(100 - 200 * 200 / 220)
+    assert by_owner["Bob"].baseline == pytest.approx(200 * 200 / 220)
+    assert sum(s.contribution for s in by_owner.values()) == pytest.approx(-80)
+
+
+def test_ratio_segments_split_into_mix_and_rate(engine: Engine) -> None:
+    # Win rate by owner: weights .5/.5 both months; Ann .5 → .5, Bob .5 → .25.
+    # Rate: Bob .5 × (−.25) = −.125, Ann 0; mix 0 (weights unchanged); total .375 − .5 = −.125.
+    r = explain_node(engine, make_tree(), "win_rate", "2026-10", versus="previous")
+    by_owner = {s.segment: s for s in next(d for d in r.dimensions if d.dimension == "owner").segments}
+    assert by_owner["Bob"].rate == pytest.approx(-0.125) and by_owner["Bob"].mix == pytest.approx(0)
+    assert by_owner["Ann"].rate == pytest.approx(0) and by_owner["Ann"].mix == pytest.approx(0)
+    assert sum(s.contribution for s in by_owner.values()) == pytest.approx(r.gap)
+
+
+def test_red_path_reaches_the_rep(engine: Engine) -> None:
+    r = explain_node(engine, make_tree(), "new_arr", "2026-10")
+    assert [s.id for s in r.red_path] == ["new_arr", "nb", "win_rate"]
+    last = r.red_path[-1]
+    assert "Bob" in last.top_segment.segment.split(PAIR_SEP)
+    assert last.top_segment.share == pytest.approx(1.0)
+    assert r.red_path[1].share == pytest.approx(1.0)
+    words = r.sentences()
+    assert words[-1].startswith("Enterprise deals owned by Bob: Win rate 50.0% → 25.0%, explains 100% of the Win rate")
+    assert words[-1].endswith("Owner: Head of sales.")
+    assert "explains 100% of the New business ARR shortfall" in words[2]
+
+
+def test_to_dict_has_the_documented_shape(engine: Engine) -> None:
+    d = explain_node(engine, make_tree(), "new_arr", "2026-10").to_dict()
+    for key in ("node", "period", "versus", "value", "baseline", "children", "segments", "red_path"):
+        assert key in d
+    assert d["node"] == "new_arr" and d["period"] == "2026-10" and d["versus"] == "target"
+    assert all({"id", "contribution", "share"} <= set(c) for c in d["children"])
+    assert sum(c["contribution"] for c in d["children"]) == pytest.approx(d["value"] - d["baseline"])
+    assert all({"dimension", "segment", "contribution", "share"} <= set(s) for s in d["segments"])
+    for step in d["red_path"]:
+        assert {"id", "owner", "status", "top_segment"} <= set(step)
+        assert {"dimension", "segment", "share"} <= set(step["top_segment"])
+    json.dumps(d)  # JSON-safe throughout
+
+
+def test_green_node_has_no_red_path(engine: Engine) -> None:
+    r = explain_node(engine, make_tree({"nb": 100}), "nb", "2026-10")
+    assert r.status == "green" and [s.id for s in r.red_path] == ["nb"]
+    assert "gain" in r.text() or r.red_path[0].sentence
+
+
+def test_no_data_period_says_so(engine: Engine) -> None:
+    r = explain_node(engine, make_tree(), "nb", "2025-01")
+    assert r.value is None and any("no data" in n for n in r.notes)
+    assert r.to_dict()["children"] == [] or all(c["contribution"] is None for c in r.to_dict()["children"])
+
+
+def test_unknown_node_and_versus(engine: Engine) -> None:
+    with pytest.raises(KeyError):
+        explain_node(engine, make_tree(), "nope", "2026-10")
+    with pytest.raises(Exception, match="versus"):
+        explain_node(engine, make_tree(), "nb", "2026-10", versus="yesterday")
+
+
+def test_text_reads_well(engine: Engine) -> None:
+    text = explain_node(engine, make_tree(), "nb", "2026-10").text()
+    assert "New business ARR — 2026-10" in text and "Red path:" in text and "Win rate" in text
+
+
+# --- recovery of planted causes (demo business, one cause at a time) ---------------------------
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_recall", ROOT / "benchmarks" / "bench_recall.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_recall"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    br = _bench()
+    root = tmp_path_factory.mktemp("planted")
+    seed = 3
+    base = br.base_tables(seed, 3.0)
+    targets = br.counterfactual_tree(br.load(root, "clean", base))
+    return br, root, seed, base, targets
+
+
+@pytest.mark.parametrize("cause", ["win_rate", "leads", "churn", "discount", "cycle"])
+def test_red_path_recovers_a_planted_cause(planted, cause: str) -> None:
+    br, root, seed, base, targets = planted
+    outcome = br.run(br.plant(base, cause, seed), root, targets=targets)
+    assert outcome.hit, (outcome.scenario.name, outcome.path, outcome.top, outcome.explanation.sentences())
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kpitree", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+
+
+def test_cli_explain_json(engine: Engine, tmp_path: Path) -> None:
+    tree = tmp_path / "tree.yaml"
+    tree.write_text(tree_yaml(), encoding="utf-8")
+    out = _cli("explain", "--workspace", str(engine.workspace.root), "--tree", str(tree), "--node", "new_arr",
+               "--period", "2026-10", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["node"] == "new_arr" and d["value"] == pytest.approx(150) and d["baseline"] == pytest.approx(250)
+    assert [c["id"] for c in d["children"]] == ["nb", "exp", "residual"]
+    assert [s["id"] for s in d["red_path"]] == ["new_arr", "nb", "win_rate"]
+    assert d["segments"] and d["segments"][0]["share"] >= d["segments"][-1]["share"]
+
+
+def test_cli_unknown_node_exits_2_with_one_line(engine: Engine, tmp_path: Path) -> None:
+    tree = tmp_path / "tree.yaml"
+    tree.write_text(tree_yaml(), encoding="utf-8")
+    out = _cli("explain", "--workspace", str(engine.workspace.root), "--tree", str(tree), "--node", "nope",
+               "--period", "2026-10", "--format", "json")
+    assert out.returncode == 2
+    assert out.stderr.startswith("error:") and len(out.stderr.strip().splitlines()) == 1
+    assert "nope" in out.stderr and out.stdout == ""

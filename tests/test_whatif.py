@@ -1,0 +1,140 @@
+"""What-if and back-solving on hand-made evaluations (numbers worked out in the comments)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kpitree.attribution import Formula
+from kpitree.errors import KpiTreeError
+from kpitree.evaluate import Evaluation, NodeResult
+from kpitree.periods import parse_period
+from kpitree.tree import parse_yaml
+from kpitree.whatif import back_solve, needed_for_target, solve, solve_chain, what_if
+
+TREE = """
+name: what-if
+grain: month
+nodes:
+  - {id: new_arr, label: New ARR, level: north_star, metric: new_arr, owner: CRO, target: 250,
+     formula: new_arr = nb + exp, children: [nb, exp, pipeline]}
+  - {id: nb, label: New business ARR, level: driver, metric: new_business_arr, owner: CRO, target: 220,
+     formula: nb = closed * win_rate * asp, children: [closed, win_rate, asp]}
+  - {id: exp, label: Expansion ARR, level: driver, metric: expansion_arr, owner: CS, target: 30}
+  - {id: pipeline, label: Open pipeline, level: driver, metric: open_pipeline, owner: CRO, target: 1000}
+  - {id: closed, label: Closed deals, level: lever, metric: closed_deals, owner: Ops, target: 8}
+  - {id: win_rate, label: Win rate, level: lever, metric: win_rate, owner: Sales, target: 0.5}
+  - {id: asp, label: Deal size, level: lever, metric: avg_deal_size, owner: Pricing, target: 55}
+"""
+# October: closed 8, win rate .375, deal size 40 → new business 120; expansion 30 → New ARR 150.
+VALUES = {"new_arr": 150.0, "nb": 120.0, "exp": 30.0, "pipeline": 900.0, "closed": 8.0, "win_rate": 0.375,
+          "asp": 40.0}
+TARGETS = {"new_arr": 250.0, "nb": 220.0, "exp": 30.0, "pipeline": 1000.0, "closed": 8.0, "win_rate": 0.5, "asp": 55.0}
+
+
+def tree():
+    t, problems = parse_yaml(TREE, "whatif.yaml")
+    assert t is not None and not [p for p in problems if p.severity == "error"], problems
+    return t
+
+
+def evaluation(values: dict[str, float] | None = None) -> Evaluation:
+    values = {**VALUES, **(values or {})}
+    t = tree()
+    nodes = []
+    for n in t.walk():
+        parent = t.parent_of(n.id)
+        nodes.append(NodeResult(n.id, n.label, n.metric, n.level_name, n.owner, values[n.id], TARGETS[n.id], "red",
+                                None, n.shown_unit, n.better, n.review, parent=parent.id if parent else None,
+                                children=n.children, formula=n.formula))
+    return Evaluation(parse_period("2026-10"), date(2026, 11, 20), nodes, True)
+
+
+def test_what_if_recomputes_exact_ancestors() -> None:
+    # Win rate .375 → .5: new business 8 × .5 × 40 = 160 (+40), New ARR 150 + 40 = 190.
+    w = what_if(evaluation(), tree(), {"win_rate": 0.5})
+    assert w.node("win_rate").how == "override" and w.node("win_rate").status_after == "green"
+    assert w.node("nb").after == pytest.approx(160) and w.node("nb").how == "formula"
+    assert w.node("new_arr").after == pytest.approx(190) and w.node("new_arr").change == pytest.approx(40)
+    assert w.node("exp").how == "unchanged" and w.stopped == ()
+
+
+def test_what_if_stops_at_influence_links() -> None:
+    # Open pipeline is a child of New ARR but not in its formula: New ARR does not move.
+    w = what_if(evaluation(), tree(), {"pipeline": 2000})
+    assert w.node("new_arr").after == pytest.approx(150) and w.node("new_arr").how == "unchanged"
+    assert ("pipeline", "new_arr") in w.stopped
+    assert any("influence" in n for n in w.notes)
+    assert "influence only" in w.text()
+
+
+def test_what_if_keeps_the_measured_residual() -> None:
+    # New business measured 125 while its formula gives 120: the +5 stays, +40 from win rate → 165.
+    w = what_if(evaluation({"nb": 125.0}), tree(), {"win_rate": 0.5})
+    assert w.node("nb").after == pytest.approx(165)
+
+
+def test_what_if_unknown_node() -> None:
+    with pytest.raises(KeyError):
+        what_if(evaluation(), tree(), {"nope": 1.0})
+
+
+def test_back_solve_product_closed_form() -> None:
+    # Target 220 from 120 with closed and deal size held: win rate × 220/120 = .375 × 1.8333 = .6875.
+    s = back_solve(evaluation(), tree(), "nb", "win_rate")
+    assert s.method == "product" and s.goal_from == "target"
+    assert s.needed == pytest.approx(0.6875) and s.feasible
+    assert s.relative_change == pytest.approx(220 / 120 - 1)
+    assert "68.8%" in s.sentence()
+    sols = {x.child: x for x in needed_for_target(evaluation(), tree(), "nb")}
+    assert sols["closed"].needed == pytest.approx(8 * 220 / 120)  # 14.67 deals
+    assert sols["asp"].needed == pytest.approx(40 * 220 / 120)  # 73.33
+
+
+def test_back_solve_additive_and_chain() -> None:
+    # New ARR target 250 from 150: new business needs 120 + 100 = 220; then win rate .6875.
+    s = back_solve(evaluation(), tree(), "new_arr", "nb")
+    assert s.method == "additive" and s.needed == pytest.approx(220)
+    chain = solve_chain(evaluation(), tree(), "new_arr", "win_rate")
+    assert [x.child for x in chain] == ["nb", "win_rate"]
+    assert chain[-1].needed == pytest.approx(0.6875)
+
+
+def test_back_solve_flags_the_impossible() -> None:
+    # New business 500 needs win rate .375 × 500/120 = 1.5625: more than 100 %.
+    s = back_solve(evaluation(), tree(), "nb", "win_rate", goal=500)
+    assert s.needed == pytest.approx(1.5625) and not s.feasible and "100" in s.note
+
+
+def test_back_solve_refuses_influence_links() -> None:
+    with pytest.raises(KpiTreeError, match="influence"):
+        back_solve(evaluation(), tree(), "new_arr", "pipeline")
+    with pytest.raises(KpiTreeError, match="no formula"):
+        back_solve(evaluation(), tree(), "exp", "exp")
+
+
+def test_bisection_for_a_mixed_formula() -> None:
+    # y = a × (b + c) − d: a = 2, b = 3, c = 1, d = 4 → 4. For y = 10 with a, c, d held:
+    # 2(b + 1) − 4 = 10 → b = 6.
+    f = Formula.parse("a * (b + c) - d")
+    x, method, note = solve(f, {"a": 2, "b": 3, "c": 1, "d": 4}, "b", 10)
+    assert method == "bisection" and note == "" and x == pytest.approx(6, rel=1e-9)
+    # 1 / (x − 1) = 0 has no solution: said so
+    x, method, note = solve(Formula.parse("1 / (x - w)"), {"x": 3, "w": 1}, "x", 0)
+    assert x is None and note
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(0.1, 1e5), st.floats(0.01, 0.99), st.floats(1, 1e5), st.floats(1, 1e6))
+def test_solution_reaches_the_goal(closed, rate, size, goal) -> None:
+    f = Formula.parse("closed * win_rate * asp")
+    values = {"closed": closed, "win_rate": rate, "asp": size}
+    for child in values:
+        x, _, _ = solve(f, values, child, goal)
+        assert float(f({**values, child: x})) == pytest.approx(goal, rel=1e-9)
+    g = Formula.parse("closed * (win_rate + asp) - 3")
+    x, _, _ = solve(g, values, "closed", goal)
+    assert float(g({**values, "closed": x})) == pytest.approx(goal, rel=1e-6)
