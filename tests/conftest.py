@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -63,9 +64,9 @@ def demo_data_dir(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def app_url(demo_data_dir) -> str:
-    """`streamlit run app.py` on a free port over the demo data; stopped after the session."""
+@contextmanager
+def running_app(data_dir: Path, **env: str) -> Iterator[str]:
+    """`streamlit run app.py` on a free port over `data_dir`; yields its URL, stops it after."""
     import os
     import subprocess
     import sys
@@ -73,11 +74,11 @@ def app_url(demo_data_dir) -> str:
     import urllib.request
 
     port = _free_port()
-    env = {**os.environ, "KPITREE_DATA_DIR": str(demo_data_dir)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.headless", "true", "--logger.level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, env={**os.environ, "KPITREE_DATA_DIR": str(data_dir), **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -90,9 +91,18 @@ def app_url(demo_data_dir) -> str:
     else:
         proc.kill()
         pytest.fail(f"the app did not start: {proc.stderr.read().decode()[-2000:]}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def app_url(demo_data_dir) -> Iterator[str]:
+    """The app over a copy of the demo workspace, for the whole session."""
+    with running_app(demo_data_dir) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

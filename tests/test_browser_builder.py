@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
-from conftest import ARTIFACTS, ROOT, _free_port
+from conftest import ARTIFACTS, ROOT, running_app
 
 from kpitree.history import TreeStore
 from kpitree.tree import parse_yaml
@@ -47,40 +42,8 @@ def builder_app(tmp_path_factory):
     root = tmp_path_factory.mktemp("builder_data")
     shutil.copytree(source, root / "demo", ignore=shutil.ignore_patterns("trees"))
     TreeStore(root / "demo" / "trees").publish(parse_yaml(TREE, None)[0], "acme", "fixture")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--logger.level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "KPITREE_DATA_DIR": str(root), "USER": "browser-test"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"the app did not start: {proc.stderr.read().decode()[-2000:]}")
-    yield url, root
-    proc.terminate()
-    proc.wait(timeout=10)
+    with running_app(root, USER="browser-test") as url:
+        yield url, root
 
 
 def leads_status(page, url: str) -> str:

@@ -27,6 +27,8 @@ def test_click_north_star_then_red_child(page, app_url):
     assert "status: off target" in box.get_attribute("aria-label")
     box.click()
     wait_for_heading(page, "New business ARR")
+    # The heading shows first; the segment section follows once the rerun reaches it.
+    page.get_by_text("By segment").first.wait_for(timeout=30000)
     body = page.locator("[data-testid='stMain']").inner_text()
     assert "Alex Romero (CRO)" in body
     assert "By segment" in body
