@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from conftest import ARTIFACTS, ROOT
 
 from kpitree.workspace import Workspace, create_workspace
@@ -11,6 +12,7 @@ from kpitree.workspace import Workspace, create_workspace
 EXPORTS = ROOT / "tests" / "fixtures" / "exports"
 
 
+@pytest.mark.flaky(reruns=2)  # a real browser on a shared 2-core machine
 def test_upload_exports_and_see_the_report(page, app_url, demo_data_dir):
     # A workspace of its own, so the demo other browser tests read stays as it is.
     create_workspace(demo_data_dir, "upload-test")
