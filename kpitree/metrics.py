@@ -136,7 +136,7 @@ def _deals(on: str, **components: str) -> Source:
 
 
 def _customers(**components: str) -> Source:
-    """Aggregates over the per-customer (m0, m1, had_before) rows; see `_customer_cte`."""
+    """Aggregates over the per-customer (m0, m1, had_before) rows; see `_customers_cte`."""
     return Source("subscriptions", "", components, customer_level=True)
 
 
@@ -667,11 +667,6 @@ def _check_filters(q: MetricQuery, m: Metric) -> None:
     for col, _ in q.filters:
         if not any(col in q.columns_of(t) for t in tables):
             raise QueryError(f"cannot filter {q.metric!r} on {col!r}: table {m.table!r} has no such column")
-
-
-def _customer_cte(q: MetricQuery, m: Metric, params: list[Any]) -> str:
-    """The per-customer CTE named `c` for one metric, filtered by the query's filters."""
-    return _customers_cte("c", q, m.baseline, True, params)
 
 
 def _month_ends_before_cut(n: int) -> list[str]:
