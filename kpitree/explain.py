@@ -2,35 +2,45 @@
 
 `explain_node(workspace_or_engine, tree, node_id, period, versus=...)` answers "where to look and
 who to talk to" for one node in one period, against its target, the previous period or the same
-period last year:
+period last year. Everything adds up exactly; the arithmetic lives in `attribution`.
 
-1. **Children attribution** — the parent's gap split over the children of its formula so that the
-   parts plus an explicit `residual` add up exactly to the parent's actual gap (`attribution`
-   holds the arithmetic). Product formulas are attributed *within segments* of the dimension that
-   best explains the parent (then summed), so a shift of mix between segments with very different
-   deal sizes is not mistaken for a change of deal size (Simpson's paradox): a rep who stops
-   winning Enterprise deals shows up as win rate, not as average deal size. Influence children
-   (not in the formula) are reported with their own status and change, never as a share.
-2. **Segment drill-down** — the node's metric split by each drill dimension (and by pairs of
-   dimensions when no single one explains much), each segment's contribution to the change, mix
-   and rate effects for ratio metrics, dimensions ranked by explanatory power and surprise.
-3. **Red path** — from the node down the child that explains most of the gap to a lever, then
-   the top segment there, with the owner and one plain sentence per step.
+1. **Children attribution.** The parent's gap is split over the children of its formula, plus an
+   explicit `residual` (the parent's own value or target differing from what its formula gives),
+   so the parts add up to the parent's actual gap. Sums split by deltas. Products and other
+   formulas are attributed *within segments* — LMDI per segment (Shapley where a factor is zero),
+   summed — of the single dimension that best explains the parent's change: over the totals, a
+   rep who stops winning Enterprise deals would show up as a smaller average deal size (fewer big
+   deals in the mix), which is Simpson's paradox; within reps or segments it is win rate.
+   Influence children (not in the formula) get their own status and change, never a share.
+2. **Segment drill-down.** The node's metric split by each drill dimension (and pairs of them
+   when no single one explains much); each segment's contribution to the gap, mix and rate
+   effects for ratio metrics (exact, see `attribution.mix_rate`), dimensions ranked
+   Adtributor-style by explanatory power, succinctness and surprise; the top segment is narrowed
+   by a second dimension when one sub-segment carries most of it ("Enterprise × Dana Whitfield").
+3. **Red path.** From the node down the child that explains most of the gap (exact links: the
+   largest adverse part, if the child is itself off its baseline; influence links: the red child
+   furthest beyond its amber band) to a lever, with its top segment, owners and one sentence each.
 
-Baselines. Against the previous period (or last year) every number is compared with its own value
-then. Against the target, the parent's gap is value − target and the children's baselines are
-their targets; segments have no targets, so the target is shared out over segments in proportion
-to their weight in the *reference window* — the `REFERENCE_PERIODS` periods before the one
-explained (additive metrics: segment baseline = target × the segment's share of the metric there;
-ratio metrics: the segment keeps its reference weight and its reference rate scaled by
-target / reference total). Within-segment attribution against a target runs in two legs that add
-up exactly: reference → actual per segment, plus target → reference over the totals.
+Baselines. Against the previous period or last year, every number is compared with its own value
+then, segment by segment. Against a target, the parent's gap is value − target and its children's
+baselines are their targets; segments have no targets, so their structure comes from a
+*reference period*: among the `REFERENCE_PERIODS` periods before and the same period last year,
+the one where the node (for a formula: its children) was closest to target — a period that went
+to plan has the mix the plan assumed, whereas the month just before may already carry a problem
+that began weeks ago and last year's mix may have drifted. Additive metrics then share the target
+out over segments by their weight in the reference period (segment baseline = target × share);
+ratio metrics keep each segment's reference weight and rate, and the distance between target and
+reference level is reported as its own line, `(target vs reference level)`, which no segment owns.
+Within-segment children attribution against a target runs from the reference period to now per
+segment, plus target → reference over the totals (small by the choice of period): exact in sum.
 
-Speed. Every number comes from one scan per (table, join condition, filter) for a node and all its
-children: each scan groups by the finest combination of the drill dimensions for the current
-period and the reference window at once, and every split (totals, each dimension, pairs) is summed
-from those cells in memory. Flow metrics read the reference window as one span. Results are cached
-per workspace data version. The SQL reuses the catalogue's own building blocks in `metrics`.
+Speed. A node and its children are read together: one SQL scan per (table, join condition) —
+each node's filter moves into its aggregates' FILTER clause — grouped by the finest combination
+of the drill dimensions, for the current period and the candidate reference periods at once;
+every split (totals, a dimension, a pair) is then a `bincount` over those cells. Metrics whose
+components do not add up over cells (per-customer MRR movements, DISTINCT counts) use the
+catalogue's own query per dimension. Results are cached per workspace data version. The SQL is
+built from the catalogue's building blocks in `metrics` (periods, dimension and filter SQL).
 """
 
 from __future__ import annotations
@@ -66,9 +76,8 @@ REFERENCE_PERIODS = {Grain.WEEK: 2, Grain.MONTH: 2, Grain.QUARTER: 2, Grain.YEAR
 ACCOUNT_DIMENSIONS = ("csm", "industry")  # customer metrics are also split by the account's CSM and industry
 PAIR_WHEN_TOP_BELOW = 0.5  # look at pairs of dimensions when no single segment explains half the change
 REFINE_SHARE = 0.75  # a sub-segment holding this share of the top segment's part names it more precisely
-CELLS = "top"  # product formulas are attributed within the finest cells of the children's common dimensions
-EXACT_FIRST_SHARE = 0.25
-ON_TARGET_BANDS = 0.25  # a child within a quarter of its amber band of its baseline is on target: not followed  # follow an exact child if it explains at least this share of the gap
+EXACT_FIRST_SHARE = 0.25  # follow an exact child before a red influence if it explains at least this share
+ON_TARGET_BANDS = 0.25  # a child within a quarter of its amber band of its baseline is on target: not followed
 TOP_SEGMENTS = 5  # segments per dimension in the flat `segments` list
 ALL = "\x00all"  # marks a rolled-up dimension in grouping-set results
 PSEUDO = ("(target vs reference level)", "(not attributable)")  # parts of a change that no segment owns
@@ -226,7 +235,8 @@ class Explanation:
     segments: tuple[SegmentPart, ...]
     dimensions: tuple[DimensionRank, ...]
     red_path: tuple[Step, ...]
-    reference: tuple[str, ...]  # periods the segment weights (and target shares) come from
+    reference: tuple[str, ...]  # the period(s) segment structure comes from (weights, target shares)
+    children_reference: tuple[str, ...]  # … and the within-segment children attribution
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
 
@@ -252,6 +262,7 @@ class Explanation:
             "red_path": [s.to_dict() for s in self.red_path],
             "sentences": self.sentences(),
             "reference": list(self.reference),
+            "children_reference": list(self.children_reference),
             "notes": list(self.notes),
             "seconds": round(self.seconds, 4),
         })
@@ -259,8 +270,9 @@ class Explanation:
     def text(self) -> str:
         """A readable multi-line explanation for the command line."""
         against = "target" if self.versus == "target" else self.baseline_label
+        judged = self.status if self.versus == "target" else f"{self.status} against its target"
         lines = [f"{self.label} — {self.period}: {fmt(self.value, self.unit)} vs {against} "
-                 f"{fmt(self.baseline, self.unit)} ({fmt_change(self.gap, self.unit)}, {self.status}). "
+                 f"{fmt(self.baseline, self.unit)} ({fmt_change(self.gap, self.unit)}; {judged}). "
                  f"Owner: {self.owner}."]
         if self.children:
             lines.append("")
@@ -273,7 +285,7 @@ class Explanation:
             lines.append("")
             lines.append("Influences (their own change, not a share of the gap):")
             for i in self.influences:
-                rel = f"{i.relative_gap:+.1%}" if i.relative_gap is not None else "—"
+                rel = f"{i.relative_gap:+.1%}".replace("-", "−") if i.relative_gap is not None else "—"
                 lines.append(f"  [{i.status:>9}] {i.label}: {fmt(i.baseline, i.unit)} → {fmt(i.value, i.unit)} "
                              f"({rel})")
         if self.dimensions:
@@ -518,8 +530,16 @@ def _with_filter(agg: str, cond: str) -> str:
 
 
 def _cells_ok(m: Metric) -> bool:
-    """Finest cells work when every component adds up over segments and no per-customer step is needed."""
-    return all(not s.customer_level and all(_additive_agg(a) for a in s.components.values()) for s in m.sources)
+    """Finest cells work when every component adds up over segments and is plain SQL over the rows.
+
+    Not for per-customer (entity) sources, DISTINCT counts or max(), definitions with workspace
+    parameters (the catalogue binds them), or sources exempt from some filter or split column:
+    those take the catalogue's own query, one per dimension.
+    """
+    if m.parameters:
+        return False
+    return all(not s.customer_level and not getattr(s, "exempt", ()) and all(_additive_agg(a) for a in s.components.values())
+               for s in m.sources)
 
 
 def _compute_metrics(con: duckdb.DuckDBPyConnection, q: MetricQuery, names: Sequence[str]) -> dict[str, pd.DataFrame]:
@@ -760,7 +780,8 @@ class _Session:
         names = list(dict.fromkeys(r.metric.name for r in members))
         parts: dict[str, list[pd.DataFrame]] = {n: [] for n in names}
         for dim in (None, *dims):
-            q = MetricQuery(names[0], periods, self.as_of, dim, tuple(first.filters), self.engine.columns)
+            q = MetricQuery(names[0], periods, self.as_of, dim, tuple(first.filters), self.engine.columns,
+                            getattr(self.engine, "params", ()))
             result = self._cached(("batch", tuple(names), q), lambda q=q: _compute_metrics(self.con, q, names))
             for n in names:
                 df = result[n].drop(columns="value").rename(columns={"segment": "__segment"})
@@ -1229,8 +1250,15 @@ class _Children:
     notes: tuple[str, ...]
 
 
-def _children(session: _Session, parent: _NodeView, versus: str, cell_dims: Sequence[tuple[str, ...]]) -> _Children:
-    """The parent's gap over its formula's children (+ residual), and its influence children."""
+def _children(session: _Session, parent: _NodeView, versus: str, cell_dim: tuple[str] | None) -> _Children:
+    """The parent's gap over its formula's children (+ residual), and its influence children.
+
+    Product (and other non-additive) formulas are attributed within the segments of `cell_dim`,
+    the single dimension that best explains the parent's own change: a mix shift along the
+    dimension where the problem sits (one rep, one channel) would otherwise show up as a change
+    of the ratio factors (deal size) over the totals — Simpson's paradox. Additive formulas need
+    no segments: deltas are the same either way.
+    """
     node = parent.node
     tree = session.tree
     kids = [tree.node(c) for c in node.children]
@@ -1256,36 +1284,21 @@ def _children(session: _Session, parent: _NodeView, versus: str, cell_dims: Sequ
     gap = parent.gap
     parts_by: dict[str, float] = {n: 0.0 for n in formula.names}
     cells: dict[str, list[tuple[str, float]]] = {n: [] for n in formula.names}
-    joints: list[tuple[tuple[str, ...], tuple]] = []
-    if formula.kind != "additive":
-        for dims in cell_dims:
-            joint = _within_segments(formula, views, base, dims)
-            if joint is not None:
-                joints.append((dims, joint))
-    if joints and CELLS == "decisive" and gap:
-        # mix shifts along a dimension spread the gap over several factors unless the attribution
-        # is done within that dimension's segments: keep the one that concentrates it most
-        def decisiveness(item: tuple) -> float:
-            return max((float(v.sum()) + item[1][1][n]) / gap for n, v in item[1][0].items())
-
-        joints = [max(joints, key=decisiveness)]
-    if joints:
-        used: set[str] = set()
-        for _dims, (seg_parts, rest, segs, methods) in joints:
-            for n in formula.names:
-                parts_by[n] += (float(seg_parts[n].sum()) + rest[n]) / len(joints)
-                if not cells[n]:
-                    order = np.argsort(-np.abs(seg_parts[n]))[:5]
-                    cells[n] = [(segs[i], float(seg_parts[n][i])) for i in order]
-            used |= set(methods)
-        where = "; ".join(PAIR_SEP.join(d) for d, _ in joints)
-        method = f"{'+'.join(sorted(used))} within segments ({where})" + (" averaged" if len(joints) > 1 else "")
+    joint = None
+    if formula.kind != "additive" and cell_dim is not None:
+        joint = _within_segments(formula, views, base, cell_dim)
+    if joint is not None:
+        seg_parts, rest, segs, methods = joint
+        for n in formula.names:
+            parts_by[n] = float(seg_parts[n].sum()) + rest[n]
+            order = np.argsort(-np.abs(seg_parts[n]))[:5]
+            cells[n] = [(segs[i], float(seg_parts[n][i])) for i in order]
+        method = f"{' + '.join(sorted(methods))}, within segments by {cell_dim[0]}"
     else:
         res = att.attribute(formula, base, x1)
         if res.note:
             notes.append(res.note)
         if res.method == "undefined":
-            notes.append(res.note)
             return _undefined(parent, influences, notes)
         parts_by.update(dict(res.parts))
         method = res.method
@@ -1402,21 +1415,14 @@ def _analyse(session: _Session, node: Node, versus: str) -> _Analysis:
     session.fetch([node, *kids])
     view = _view(session, node, versus)
     segments = _segments(_view(session, node, versus, own=True), versus)
-    cell_dims: list[tuple[str, ...]] = []
+    cell_dim = None
     if node.formula:
         exact = att.Formula.parse(node.formula).names
-        first = session.data[exact[0]]
-        common = [d for d in first.dims if all(d in session.data[k].dims and not session.data[k].sets for k in exact)]
+        common = [d for d in session.data[exact[0]].dims
+                  if all(d in session.data[k].dims and not session.data[k].sets for k in exact)]
         ranked = [d.dimension for d in segments.dimensions if d.dimension in common]
-        if CELLS == "finest" and common:
-            cell_dims = [tuple(common)]
-        elif CELLS == "top" and ranked:
-            cell_dims = [(ranked[0],)]
-        elif CELLS in ("average", "decisive"):
-            cell_dims = [(d,) for d in common]
-        elif CELLS in common:
-            cell_dims = [(CELLS,)]
-    children = _children(session, view, versus, cell_dims)
+        cell_dim = (ranked[0],) if ranked else None
+    children = _children(session, view, versus, cell_dim)
     return _Analysis(view, children, segments)
 
 
@@ -1491,31 +1497,37 @@ def _describe(segment: SegmentPart, table: str) -> str:
             after.append(f"owned by {v}")
         elif d == "csm":
             after.append(f"managed by {v}")
-        elif d == "type":
-            before.append(v)
-        else:
+        else:  # segment, channel, industry, plan, type: an adjective
             before.append(v)
     return " ".join([*before, noun, *after]).strip()
 
 
-def _fmt_share(share: float | None) -> str:
-    return f"{share:.0%}" if share is not None else "—"
+def _explains(share: float | None, part: float | None, gap: float | None, unit: str, of: str) -> str:
+    """"explains 64% of the X shortfall"; beyond 120 %, amounts read better than a share."""
+    if share is not None and share > 1.2 and part is not None and gap is not None:
+        return (f"accounts for {fmt_change(part, unit)} of the {fmt_change(gap, unit)} {of} "
+                "(others made up part of it)")
+    return f"explains {f'{share:.0%}' if share is not None else '—'} of the {of}"
 
 
 def _sentence(a: _Analysis, link: str, share: float | None, parent: _Analysis | None, versus: str) -> str:
     v = a.view
     node = v.node
     against = "target" if versus == "target" else ("the previous period" if versus == "previous" else "last year")
+    status = v.status.replace("_", " ")
     if link == "start":
+        judged = status if versus == "target" else f"{status} against its target"
         return (f"{node.label} is {fmt(v.value, v.unit)} against {against} {fmt(v.baseline, v.unit)} "
-                f"({fmt_change(v.gap, v.unit)}, {v.status.replace('_', ' ')}). Owner: {node.owner}.")
+                f"({fmt_change(v.gap, v.unit)}; {judged}). Owner: {node.owner}.")
     assert parent is not None
     if link == "exact":
-        return (f"{node.label}: {fmt(v.baseline, v.unit)} → {fmt(v.value, v.unit)}, explains {_fmt_share(share)} of "
-                f"the {parent.view.node.label} {_gap_word(parent.view)}. Owner: {node.owner}.")
+        pv = parent.view
+        part = share * pv.gap if share is not None and pv.gap is not None else None
+        return (f"{node.label}: {fmt(v.baseline, v.unit)} → {fmt(v.value, v.unit)}, "
+                f"{_explains(share, part, pv.gap, pv.unit, f'{pv.node.label} {_gap_word(pv)}')}. Owner: {node.owner}.")
     rel = v.relative_gap
     return (f"{node.label}: {fmt(v.baseline, v.unit)} → {fmt(v.value, v.unit)} "
-            f"({'' if rel is None else f'{rel:+.0%}, '}{v.status.replace('_', ' ')}; it influences "
+            f"({'' if rel is None else f'{rel:+.0%}, '.replace('-', '−')}{status}; it influences "
             f"{parent.view.node.label} but is not a share of it). Owner: {node.owner}.")
 
 
@@ -1524,6 +1536,7 @@ def _segment_sentence(a: _Analysis) -> str | None:
     if top is None:
         return None
     v = a.view
+    explains = _explains(top.share, top.contribution, v.gap, v.unit, f"{v.node.label} {_gap_word(v)}")
     who = _describe(top, v.data.cur_metric.table)
     who = who[:1].upper() + who[1:]
     if top.mix is not None and top.rate is not None and abs(top.mix) > abs(top.rate) and top.weight is not None \
@@ -1531,10 +1544,9 @@ def _segment_sentence(a: _Analysis) -> str | None:
         # mostly a shift of mix: the segment's weight moved, not its own rate
         more = "larger" if top.weight > top.base_weight else "smaller"
         return (f"{who}: a {more} share of the mix ({top.base_weight:.0%} → {top.weight:.0%}) at "
-                f"{fmt(top.value, v.unit)}, explains {_fmt_share(top.share)} of the {v.node.label} {_gap_word(v)}. "
-                f"Owner: {v.node.owner}.")
-    return (f"{who}: {v.node.label} {fmt(top.baseline, v.unit)} → {fmt(top.value, v.unit)}, explains "
-            f"{_fmt_share(top.share)} of the {v.node.label} {_gap_word(v)}. Owner: {v.node.owner}.")
+                f"{fmt(top.value, v.unit)}, {explains}. Owner: {v.node.owner}.")
+    return (f"{who}: {v.node.label} {fmt(top.baseline, v.unit)} → {fmt(top.value, v.unit)}, {explains}. "
+            f"Owner: {v.node.owner}.")
 
 
 # --- entry point ---------------------------------------------------------------------------
@@ -1589,7 +1601,8 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
         raise KpiTreeError(f"versus must be one of {', '.join(VERSUS)}; got {versus!r}")
     engine = workspace if isinstance(workspace, Engine) else Engine(workspace)
     if period is None or isinstance(period, str):
-        period = resolve_period(period, grain or tree.grain, engine.as_of)
+        # a written period carries its own grain; the tree's grain only picks the default period
+        period = resolve_period(period, grain if period else (grain or tree.grain), engine.as_of)
     session = _Session(engine, tree, period, reference_periods(period, versus, reference))
     try:
         start = _analyse(session, node, versus)
@@ -1621,7 +1634,8 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
         unit=view.unit, direction=view.direction, formula=node.formula, method=start.children.method,
         children=start.children.parts, influences=start.children.influences, residual=start.children.residual,
         residual_detail=start.children.residual_detail, segments=tuple(segs), dimensions=start.segments.dimensions,
-        red_path=tuple(steps), reference=tuple(p.key for p in session.data[node.id].ref_periods),
+        red_path=tuple(steps), reference=tuple(p.key for p in session.own(node).ref_periods),
+        children_reference=tuple(p.key for p in session.data[node.id].ref_periods),
         notes=tuple(dict.fromkeys(notes)), seconds=time.perf_counter() - started,
     )
 
