@@ -63,10 +63,7 @@ from . import attribution as att
 from .errors import KpiTreeError, QueryError
 from .evaluate import Engine, status_of, target_for
 from .format import fmt, fmt_change
-from .metrics import Kind, Metric, MetricQuery, Source, metric
-from .metrics import _dimension_sql as dimension_sql
-from .metrics import _filter_sql as filter_sql
-from .metrics import _periods_cte as periods_cte
+from .metrics import Kind, Metric, MetricQuery, Source, dimension_sql, filter_sql, metric, periods_cte, source_filters
 from .periods import Grain, Period, resolve_period
 from .tree import Node, Tree
 from .workspace import Workspace
@@ -513,9 +510,7 @@ class _Source:
         s = self.src
         return ("cells", s.table, s.on, self.dims, self.periods)
 
-    @property
-    def where(self) -> tuple:
-        return tuple(self.filters) if self.src.table == self.metric.table else ()
+    where: tuple = ()  # the filters this source applies (cells mode): see `metrics.source_filters`
 
 
 _FILTERED = re.compile(r"^(?P<agg>.+?) FILTER \(WHERE (?P<cond>.+)\)$", re.DOTALL)
@@ -716,7 +711,8 @@ class _Session:
                 plan.sources.append(_Source(node.id, role, mm, -1, node.filter, dims, periods, "batch"))
                 continue
             for i, _ in enumerate(mm.sources):
-                plan.sources.append(_Source(node.id, role, mm, i, node.filter, dims, periods, "cells"))
+                where = source_filters(mm, mm.sources[i], tuple(node.filter), self.engine.columns)
+                plan.sources.append(_Source(node.id, role, mm, i, node.filter, dims, periods, "cells", where))
         return plan
 
     def _run_cells(self, members: list[_Source]) -> dict[tuple[str, str, int], pd.DataFrame]:

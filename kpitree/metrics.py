@@ -607,7 +607,7 @@ def _bind(text: str, q: MetricQuery) -> str:
     return _PLACEHOLDER.sub(one, text)
 
 
-def _periods_cte(periods: Sequence[Period], as_of: date) -> str:
+def periods_cte(periods: Sequence[Period], as_of: date) -> str:
     rows = []
     for p in periods:
         cut = min(p.end, as_of) if as_of >= p.start else p.end
@@ -622,7 +622,7 @@ def _periods_cte(periods: Sequence[Period], as_of: date) -> str:
     return f"P(pkey, p_start, p_end, p_cut, b_end, b12_end, b_start) AS (VALUES {', '.join(rows)})"
 
 
-def _dimension_sql(q: MetricQuery, table: str) -> tuple[str, str]:
+def dimension_sql(q: MetricQuery, table: str) -> tuple[str, str]:
     """The segment expression for the table and any join it needs (accounts for account attributes)."""
     if q.dimension is None:
         return "'(all)'", ""
@@ -637,7 +637,7 @@ def _dimension_sql(q: MetricQuery, table: str) -> tuple[str, str]:
     raise QueryError(f"cannot split {q.metric!r} by {dim!r}: table {table!r} has no such column")
 
 
-def _filter_sql(q: MetricQuery, table: str, params: list[Any]) -> str:
+def filter_sql(q: MetricQuery, table: str, params: list[Any]) -> str:
     cols = q.columns_of(table)
     parts = []
     for col, values in q.filters:
@@ -686,9 +686,9 @@ def _customers_cte(name: str, q: MetricQuery, baseline: str, filtered: bool, par
     """
     if filtered:
         q = _filters_for(q, "subscriptions")
-    dim, join = _dimension_sql(q, "subscriptions")
-    first_where = _filter_sql(q, "subscriptions", params) if filtered else "TRUE"  # placeholders in SQL order
-    where = _filter_sql(q, "subscriptions", params) if filtered else "TRUE"
+    dim, join = dimension_sql(q, "subscriptions")
+    first_where = filter_sql(q, "subscriptions", params) if filtered else "TRUE"  # placeholders in SQL order
+    where = filter_sql(q, "subscriptions", params) if filtered else "TRUE"
     b = "P.b12_end" if baseline == "12m" else "P.b_end"
     counts_at = "t.start_date <= {d} AND (t.end_date IS NULL OR t.end_date > {d})"
     ends = _month_ends_before_cut(3) if baseline == "3m" else []
@@ -718,7 +718,7 @@ def _customers_cte(name: str, q: MetricQuery, baseline: str, filtered: bool, par
 
 def _segment_of(q: MetricQuery, table: str, order: str | None = None) -> tuple[str, str]:
     """The segment of an entity built from many rows: its value on the latest row when split."""
-    dim, join = _dimension_sql(q, table)
+    dim, join = dimension_sql(q, table)
     if q.dimension is None or order is None:
         return dim, join
     return sql.value_at_latest(dim, order), join
@@ -729,11 +729,11 @@ def _first_value_cte(name: str, q: MetricQuery, m: Metric, params: list[Any]) ->
     qs = _filters_for(q, "subscriptions")
     qe = _filters_for(q, "events")
     seg, join = _segment_of(qs, "subscriptions", "t.start_date")
-    where = _filter_sql(qs, "subscriptions", params)
+    where = filter_sql(qs, "subscriptions", params)
     first = (f"{name}_s AS (SELECT t.customer_id, min(t.start_date) AS first_day, {seg} AS segment "
              f"FROM subscriptions AS t{join} WHERE t.mrr > 0 AND (t.end_date IS NULL OR t.end_date > t.start_date) "
              f"AND {where} GROUP BY t.customer_id)")
-    events_where = _filter_sql(qe, "events", params)
+    events_where = filter_sql(qe, "events", params)
     used = (f"{name}_f AS (SELECT s.customer_id, min(t.timestamp) AS first_event FROM {name}_s AS s "
             f"JOIN events AS t ON t.account_id = s.customer_id AND {sql.day_of('t.timestamp')} >= s.first_day "
             f"WHERE {events_where} GROUP BY s.customer_id)")
@@ -759,8 +759,8 @@ def _sessions_cte(name: str, q: MetricQuery, m: Metric, params: list[Any]) -> st
     from that feature's events only (time spent in that part of the product).
     """
     qe = _filters_for(q, "events")
-    seg, join = _dimension_sql(qe, "events")
-    where = _filter_sql(qe, "events", params)
+    seg, join = dimension_sql(qe, "events")
+    where = filter_sql(qe, "events", params)
     gap = sql.minutes_between("lag(e.ts) OVER w", "e.ts")
     return (
         f"{name}_e AS (SELECT t.user_id, t.timestamp AS ts, {seg} AS segment FROM events AS t{join} "
@@ -797,8 +797,8 @@ def _journeys_cte(name: str, q: MetricQuery, m: Metric, params: list[Any]) -> st
         raise QueryError(f"cannot split {q.metric!r} by feature: a journey spans several features")
     window = q.param("journey_window_days") if m.name not in _JOURNEYS else _JOURNEYS[m.name][1]
     qe = _filters_for(q, "events", exempt=("feature",))
-    seg, join = _dimension_sql(qe, "events")
-    where = _filter_sql(qe, "events", params)
+    seg, join = dimension_sql(qe, "events")
+    where = filter_sql(qe, "events", params)
     literals = [sql.string_literal(s) for s in steps]
     step = "CASE " + " ".join(f"WHEN t.feature = {lit} THEN {i}" for i, lit in enumerate(literals, 1)) + " END"
     ctes = [
@@ -823,7 +823,7 @@ def _journeys_cte(name: str, q: MetricQuery, m: Metric, params: list[Any]) -> st
 def _health_cte(name: str, q: MetricQuery, m: Metric, params: list[Any]) -> str:
     """Per period and account with MRR > 0 at the end of P: its signals and health (see health.py)."""
     customers = _customers_cte(f"{name}_c", q, "previous", True, params)
-    filters = {t: _filter_sql(_filters_for(q, t), t, params) for t in ("events", "tickets", "nps")}
+    filters = {t: filter_sql(_filters_for(q, t), t, params) for t in ("events", "tickets", "nps")}
     return customers + ", " + _bind(health.account_signals_sql(name, f"{name}_c", filters), q)
 
 
@@ -889,7 +889,7 @@ def build_batch_sql(q: MetricQuery, names: Sequence[str]) -> tuple[str, list[Any
     the map component name → result column (plus "value" → its value column).
     """
     params: list[Any] = []
-    ctes = [_periods_cte(q.periods, q.as_of)]
+    ctes = [periods_cte(q.periods, q.as_of)]
     groups: dict[tuple, dict[str, str]] = {}  # source signature → aggregate SQL → alias
     group_metric: dict[tuple, Metric] = {}
     columns: dict[str, dict[str, str]] = {}
@@ -929,17 +929,17 @@ def build_batch_sql(q: MetricQuery, names: Sequence[str]) -> tuple[str, list[Any
         qt = replace(q, filters=filters)
         if unsplit:
             # A split on an exempt column: this source's totals stand beside every segment.
-            where = _filter_sql(qt, table, params)
+            where = filter_sql(qt, table, params)
             inner = f"SELECT P.pkey, {', '.join(cols)} FROM P JOIN {table} AS t ON {on} WHERE {where} GROUP BY P.pkey"
             m = group_metric[key]
             qm = _filters_for(q, m.table)
-            dim, join = _dimension_sql(qm, m.table)
-            seg_where = _filter_sql(qm, m.table, params)
+            dim, join = dimension_sql(qm, m.table)
+            seg_where = filter_sql(qm, m.table, params)
             selects.append(f"SELECT x.pkey, s.segment, {', '.join(aliases)} FROM ({inner}) AS x CROSS JOIN "
                            f"(SELECT DISTINCT {dim} AS segment FROM {m.table} AS t{join} WHERE {seg_where}) AS s")
             continue
-        dim, join = _dimension_sql(qt, table)
-        where = _filter_sql(qt, table, params)
+        dim, join = dimension_sql(qt, table)
+        where = filter_sql(qt, table, params)
         selects.append(
             f"SELECT P.pkey, {dim} AS segment, {', '.join(cols)} "
             f"FROM P JOIN {table} AS t ON {on}{join} WHERE {where} GROUP BY P.pkey, {dim}"

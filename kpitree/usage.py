@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import dialect as sql
 from .errors import QueryError
-from .metrics import MetricQuery, _health_cte, _periods_cte, metric, metric_params
+from .metrics import MetricQuery, _health_cte, metric, metric_params, periods_cte
 from .periods import Grain, Period, period_containing
 
 _CACHE: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
@@ -248,7 +248,7 @@ def account_health(engine: Any, period: Period, *, filters: tuple = (), limit: i
     def run() -> pd.DataFrame:
         params: list[Any] = []
         cte = _health_cte("h", q, m, params)
-        text = (f"WITH {_periods_cte([period], engine.as_of)}, {cte} "
+        text = (f"WITH {periods_cte([period], engine.as_of)}, {cte} "
                 "SELECT h.customer_id AS account_id, h.m1 AS mrr, h.recent_days, h.earlier_days, h.recent_features, "
                 "h.tickets, h.nps_mean, h.usage_score, h.ticket_score, h.nps_score, h.health FROM h "
                 "ORDER BY h.health, h.customer_id" + (f" LIMIT {int(limit)}" if limit else ""))

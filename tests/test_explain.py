@@ -295,3 +295,35 @@ def test_in_memory_values_match_sql_for_every_catalogue_metric() -> None:
         mine = ValueFn(m.value, m.components)(comps)
         sql = _duck_value(m.value, comps)
         assert np.allclose(mine, sql, rtol=1e-12, equal_nan=True), m.name
+
+
+def test_filtered_ratio_reads_every_source_with_the_filter(tmp_path: Path) -> None:
+    """ROAS for one channel divides that channel's new ARR by that channel's spend, not all spend.
+
+    October: Paid Search won 40 on spend 20 (ROAS 2), Organic won 100 on spend 80; September:
+    Paid Search 30 on 10 (3). Explain must agree with evaluate: 2 against 3.
+    """
+    deals = DEALS.strip().splitlines()
+    header = deals[0]
+    rows = ["P1,D1,Ann,2026-08-01,2026-09-03,Closed Won,won,30,new,SMB,Paid Search",
+            "P2,D2,Ann,2026-09-01,2026-10-03,Closed Won,won,40,new,SMB,Paid Search"]
+    spend = ("month,channel,amount\n2026-09-01,Paid Search,10\n2026-09-01,Organic,90\n"
+             "2026-10-01,Paid Search,20\n2026-10-01,Organic,80\n")
+    ws = make_workspace(tmp_path, deals="\n".join([header, *deals[1:], *rows]) + "\n", spend=spend)
+    settings = ws.settings()
+    settings.as_of = "2026-11-20"
+    ws.save_settings(settings)
+    engine = Engine(ws)
+    tree, problems = parse_yaml("""
+name: roas
+grain: month
+dimensions: [owner]
+nodes:
+  - {id: roas, label: Paid Search ROAS, level: north_star, metric: roas, filter: {channel: Paid Search},
+     owner: Growth, target: {by_period: {2026-10: 3}}}
+""", "roas.yaml")
+    assert tree is not None, problems
+    r = explain_node(engine, tree, "roas", "2026-10", versus="previous")
+    assert evaluate_tree(engine, tree, "2026-10").node("roas").value == pytest.approx(2.0)
+    assert r.value == pytest.approx(2.0)
+    assert r.baseline == pytest.approx(3.0)
