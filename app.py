@@ -138,7 +138,7 @@ def _baseline_period(period, versus):
 
 
 def _red_path(ws, tree, period, versus) -> None:
-    result = ui.explanation(ws, tree, tree.root.id, period, versus)
+    result = ui.explanation(ws, tree, tree.root.id, period, versus, causes=True)
     if result is None:
         st.info("The explanation engine is not installed in this build; use the segment charts below.")
         return
@@ -149,6 +149,17 @@ def _red_path(ws, tree, period, versus) -> None:
         lever = result.red_path[-1].id if result.red_path else None
         if lever and lever != tree.root.id:
             st.button(f"Open {tree.node(lever).label}", key="open_lever", on_click=_select, args=(lever,))
+        others = [c for c in result.causes if c.id != lever]
+        if others:
+            st.markdown(f"**Also off track** — every other lever with a material part of the "
+                        f"{result.label} gap, or red on its own")
+            for c in others:
+                text, button = st.columns([6, 1])
+                where = " → ".join(tree.node(i).label for i in c.path[1:])
+                aside = "" if c.reached else " *Red, though its parent is on target: not yet in the number above.*"
+                text.markdown(f"- **{where}** ({STATUS_WORD.get(c.status, c.status)}): "
+                              f"{' '.join(c.sentences())}{aside}")
+                button.button("Open", key=f"open_cause_{c.id}", on_click=_select, args=(c.id,))
 
 
 def _select(node_id: str) -> None:

@@ -96,19 +96,25 @@ def tree_spec(workspace: str, version: str, tree_path: str, tree_mtime: float, p
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _explanation(workspace: str, version: str, tree_path: str, tree_mtime: float, node: str, period: str,
-                 versus: str):
+                 versus: str, causes: bool = False):
     try:
         from kpitree.explain import explain_node
     except ImportError:
         return None
     engine = _engine(workspace, version)
-    return explain_node(engine, _tree(tree_path, tree_mtime), node, parse_period(period), versus=versus)
+    return explain_node(engine, _tree(tree_path, tree_mtime), node, parse_period(period), versus=versus,
+                        causes=causes)
 
 
-def explanation(ws: Workspace, tree: Tree, node: str, period, versus: str):
-    """The explanation of a node (None where the explanation engine is absent), cached per view."""
+def explanation(ws: Workspace, tree: Tree, node: str, period, versus: str, causes: bool = False):
+    """The explanation of a node (None where the explanation engine is absent), cached per view.
+
+    `causes=True` also walks every branch of the gap (the red-path box); a node's panel does not
+    need it and stays fast.
+    """
     path = Path(tree.source)
-    return _explanation(str(ws.root), version_of(ws), str(path), path.stat().st_mtime, node, period.key, versus)
+    return _explanation(str(ws.root), version_of(ws), str(path), path.stat().st_mtime, node, period.key, versus,
+                        causes)
 
 
 def param(name: str, default: str | None = None) -> str | None:

@@ -114,6 +114,7 @@ class Outcome:
     top: str
     explanation: Explanation
     seconds: float
+    listed: bool = False  # named by one of the explanation's causes (the red path's lever or another)
 
 
 def base_tables(seed: int, scale: float) -> dict[str, pd.DataFrame]:
@@ -272,7 +273,7 @@ def matches(scenario: Scenario, dimension: str, segment: str) -> bool:
 
 
 def run(scenario: Scenario, root: Path, versus: str = "target", node: str = "arr", *,
-        targets: Tree | None = None) -> Outcome:
+        targets: Tree | None = None, reference: str | int | None = None) -> Outcome:
     """Loads the scenario, sets targets, explains the root, and judges the red path.
 
     `targets`: a tree with targets (e.g. `counterfactual_tree` of the clean business); without
@@ -281,13 +282,16 @@ def run(scenario: Scenario, root: Path, versus: str = "target", node: str = "arr
     engine = load(root, f"ws_{scenario.seed}_{scenario.cause}", scenario.tables)
     tree = targets if targets is not None else history_tree(engine, scenario.since)
     started = time.perf_counter()
-    result = explain_node(engine, tree, node, PERIOD, versus=versus)
+    result = explain_node(engine, tree, node, PERIOD, versus=versus, reference=reference)
     seconds = time.perf_counter() - started
     last = result.red_path[-1]
     top = last.top_segment
     hit = last.id == scenario.node and top is not None and matches(scenario, top.dimension, top.segment)
     shown = f"{top.dimension}={top.segment}" if top is not None else "—"
-    return Outcome(scenario, hit, tuple(s.id for s in result.red_path), shown, result, seconds)
+    listed = any(c.id == scenario.node and any(
+        f is not None and matches(scenario, f.dimension, f.segment) for f in (c.top_segment, c.also and c.also.segment))
+        for c in result.causes)
+    return Outcome(scenario, hit, tuple(s.id for s in result.red_path), shown, result, seconds, listed)
 
 
 def scenarios(n: int, scale: float, first_seed: int = 1) -> list[tuple[int, str]]:
@@ -310,7 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--targets", default="counterfactual", choices=("counterfactual", "history"),
                         help="targets: the clean business's own month (default) or planned from history")
+    parser.add_argument("--reference", default=None,
+                        help="where segment structure comes from against a target: last_year or a number of periods")
     args = parser.parse_args(argv)
+    reference = int(args.reference) if args.reference and args.reference.isdigit() else args.reference
     started = time.perf_counter()
     outcomes: list[Outcome] = []
     bases: dict[int, tuple[dict[str, pd.DataFrame], Tree | None]] = {}
@@ -324,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                     targets = counterfactual_tree(load(Path(tmp), f"clean_{seed}", tables))
                 bases[seed] = (tables, targets)
             tables, targets = bases[seed]
-            out = run(plant(tables, cause, seed), Path(tmp), args.versus, targets=targets)
+            out = run(plant(tables, cause, seed), Path(tmp), args.versus, targets=targets, reference=reference)
             outcomes.append(out)
             mark = "ok  " if out.hit else "MISS"
             print(f"{mark} {out.scenario.name:<62} path {' → '.join(out.path)}; top {out.top} "
@@ -332,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     hits = sum(o.hit for o in outcomes)
     print(f"\nrecall: {hits}/{len(outcomes)} = {hits / len(outcomes):.1%} (target ≥ 95 %), versus {args.versus}, "
           f"targets {args.targets}, scale {args.scale}, {time.perf_counter() - started:.0f} s")
+    listed = sum(o.listed for o in outcomes)
+    print(f"named among the causes: {listed}/{len(outcomes)} = {listed / len(outcomes):.1%}; explain "
+          f"median {np.median([o.seconds for o in outcomes]) * 1000:.0f} ms")
     by_cause = {c: [o.hit for o in outcomes if o.scenario.cause == c] for c in CAUSES}
     print("by cause: " + ", ".join(f"{c} {sum(v)}/{len(v)}" for c, v in by_cause.items() if v))
     misses = [o for o in outcomes if not o.hit]

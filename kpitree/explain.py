@@ -52,7 +52,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -61,7 +61,7 @@ import pandas as pd
 
 from . import attribution as att
 from .errors import KpiTreeError, QueryError
-from .evaluate import Engine, status_of, target_for
+from .evaluate import Engine, evaluate_tree, status_of, target_for
 from .format import fmt, fmt_change
 from .metrics import Kind, Metric, MetricQuery, Source, dimension_sql, filter_sql, metric, periods_cte, source_filters
 from .periods import Grain, Period, resolve_period
@@ -69,13 +69,17 @@ from .tree import Node, Tree
 from .workspace import Workspace
 
 VERSUS = ("target", "previous", "last_year")
-REFERENCE_PERIODS = {Grain.WEEK: 2, Grain.MONTH: 2, Grain.QUARTER: 2, Grain.YEAR: 1}  # recent candidates (+ last year)
+REFERENCE_PERIODS = {Grain.WEEK: 12, Grain.MONTH: 12, Grain.QUARTER: 4, Grain.YEAR: 1}  # candidates (+ last year)
 ACCOUNT_DIMENSIONS = ("csm", "industry")  # customer metrics are also split by the account's CSM and industry
 PAIR_WHEN_TOP_BELOW = 0.5  # look at pairs of dimensions when no single segment explains half the change
 REFINE_SHARE = 0.75  # a sub-segment holding this share of the top segment's part names it more precisely
 EXACT_FIRST_SHARE = 0.25  # follow an exact child before a red influence if it explains at least this share
 ON_TARGET_BANDS = 0.25  # a child within a quarter of its amber band of its baseline is on target: not followed
 TOP_SEGMENTS = 5  # segments per dimension in the flat `segments` list
+BRANCH_SHARE = 0.15  # an exact child explaining this share of its parent's gap is a cause of its own
+MAX_CAUSES = 12  # levers listed under "where the gap sits"
+CONCENTRATED_SHARE = 0.5  # a cause whose top segment holds this share of its gap is listed before diffuse ones
+ALSO_SHARE = 0.1  # a segment's own rate effect worth this share of the node's gap is reported beside a mix shift
 ALL = "\x00all"  # marks a rolled-up dimension in grouping-set results
 PSEUDO = ("(target vs reference level)", "(not attributable)")  # parts of a change that no segment owns
 PAIR_SEP = " × "
@@ -101,12 +105,14 @@ class SegmentPart:
     surprise: float = 0.0
     weight: float | None = None  # ratio metrics: the segment's share of the denominator now
     base_weight: float | None = None  # … and in the baseline
+    own_rate: float | None = None  # ratio metrics: the rate effect left within another dimension's segments
+    within: str | None = None  # … that dimension (see `_conditioned`)
 
     def to_dict(self) -> dict:
         return _clean({"dimension": self.dimension, "segment": self.segment, "contribution": self.contribution,
                        "share": self.share, "value": self.value, "baseline": self.baseline, "mix": self.mix,
                        "rate": self.rate, "weight": self.weight, "base_weight": self.base_weight,
-                       "surprise": self.surprise})
+                       "own_rate": self.own_rate, "within": self.within, "surprise": self.surprise})
 
 
 @dataclass(frozen=True)
@@ -234,6 +240,7 @@ class Explanation:
     red_path: tuple[Step, ...]
     reference: tuple[str, ...]  # the period(s) segment structure comes from (weights, target shares)
     children_reference: tuple[str, ...]  # … and the within-segment children attribution
+    causes: tuple[Cause, ...] = ()  # every lever where a material part of the gap sits, red path's first
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
 
@@ -258,6 +265,7 @@ class Explanation:
             "dimensions": [d.to_dict() for d in self.dimensions],
             "red_path": [s.to_dict() for s in self.red_path],
             "sentences": self.sentences(),
+            "causes": [c.to_dict() for c in self.causes],
             "reference": list(self.reference),
             "children_reference": list(self.children_reference),
             "notes": list(self.notes),
@@ -303,6 +311,11 @@ class Explanation:
             lines.append("Red path:")
             for n, sentence in enumerate(self.sentences(), 1):
                 lines.append(f"  {n}. {sentence}")
+        if len(self.causes) > 1 or (self.causes and self.causes[0].also):
+            lines.append("")
+            lines.append("Where the gap sits (every lever with a material part of it):")
+            for c in self.causes:
+                lines.append(f"  - {' → '.join(c.path[1:])}: {' '.join(c.sentences())}")
         for note in self.notes:
             lines.append(f"Note: {note}")
         return "\n".join(lines)
@@ -580,6 +593,7 @@ class _Session:
         self._totals: dict[str, dict[str, dict[str, float]]] = {}  # node → period key → components
         self._stack = ExitStack()
         self._con: duckdb.DuckDBPyConnection | None = None
+        self.analyses: dict[str, _Analysis] = {}  # node id → its analysis (versus is fixed per session)
 
     def close(self) -> None:
         self._stack.close()
@@ -670,8 +684,9 @@ class _Session:
             return ref.periods
         judges = [j for j in judges if j.id in self._totals] or [parent]
         best, best_gap = None, math.inf
+        on_plan: list[Period] = []
         for p in ref.periods:  # most recent first; last year last
-            gaps = []
+            gaps, within = [], True
             for j in judges:
                 target = target_for(j, p)
                 comps = self._totals.get(j.id, {}).get(p.key)
@@ -680,9 +695,15 @@ class _Session:
                 if value is None or not math.isfinite(value) or not target or value / target <= 0:
                     break
                 gaps.append(abs(math.log(value / target)))
+                amber = j.amber if j.amber is not None else self.engine.settings.amber_threshold
+                within &= gaps[-1] <= math.log1p(amber)
             else:
+                if within:
+                    on_plan.append(p)
                 if gaps and sum(gaps) / len(gaps) < best_gap - 1e-12:
                     best, best_gap = p, sum(gaps) / len(gaps)
+        if on_plan:
+            return tuple(on_plan)
         return (best,) if best is not None else ref.periods[-1:]
 
     def _plan(self, node: Node) -> _Plan:
@@ -1014,8 +1035,9 @@ class _NodeView:
         return self.adverse(rel) / max(self.amber, 1e-9)
 
 
-def _view(session: _Session, node: Node, versus: str, own: bool = False) -> _NodeView:
-    data = session.own(node) if own else session.data[node.id]
+def _view(session: _Session, node: Node, versus: str, own: bool = False, data: NodeData | None = None) -> _NodeView:
+    if data is None:
+        data = session.own(node) if own else session.data[node.id]
     value = data.value("cur")
     ref_value = data.value("ref")
     target = target_for(node, session.period)
@@ -1133,7 +1155,10 @@ def _power(p: SegmentPart, basis: str, gap: float) -> float:
     """How much of the gap a segment explains: its contribution, or for a ratio its rate effect only."""
     if not gap:
         return 0.0
-    part = p.rate if basis == "rate" and p.rate is not None else p.contribution
+    if basis == "rate" and p.rate is not None:
+        part = p.own_rate if p.own_rate is not None else p.rate
+    else:
+        part = p.contribution
     return part / gap
 
 
@@ -1178,6 +1203,9 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
     if not splits:
         return _SegmentAnalysis((), None)
     basis = "rate" if any(v[0] == "mix_rate" for v in splits.values()) else "contribution"
+    if basis == "rate" and not data.sets:
+        splits = {k: (v[0], _conditioned(view, versus, k[0], v[1])) if v[0] == "mix_rate" else v
+                  for k, v in splits.items()}
 
     def ranked(items: dict) -> list[DimensionRank]:
         out = [_rank(view, method, parts, gap, basis) for method, parts in items.values()]
@@ -1194,6 +1222,40 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
                 splits[pair] = res
         ranks = ranked(splits)
     return _SegmentAnalysis(tuple(ranks), _refine(view, versus, _top_segment(ranks, gap), gap, ranks[0].basis))
+
+
+def _conditioned(view: _NodeView, versus: str, dim: str, parts: list[SegmentPart]) -> list[SegmentPart]:
+    """Each segment's rate effect as it remains within the segments of another dimension.
+
+    A ratio's rate effect per channel also holds every shift of mix *inside* the channel: when
+    fewer Enterprise deals close, every channel's average deal size falls although no channel's
+    Enterprise or SMB deals got smaller (Simpson's paradox). Summing the rate effects of the
+    channel × segment cells over each channel keeps only what changed within both; of the other
+    dimensions, the one that leaves the least rate effect in total conditions this one. Judging
+    dimensions on these rates picks the segment whose own rate moved (Mid-Market deals closing
+    smaller), not a dimension that merely carries another one's mix shift.
+    """
+    best: dict[str, float] | None = None
+    best_total = abs(sum(p.rate or 0.0 for p in parts if p.segment not in PSEUDO))
+    within = None
+    for other in view.data.dims:
+        if other == dim:
+            continue
+        res = _segment_parts(view, versus, (dim, other))
+        if res is None or res[0] != "mix_rate":
+            continue
+        agg: dict[str, float] = {}
+        for p in res[1]:
+            if p.segment not in PSEUDO:
+                head = p.segment.split(PAIR_SEP)[0]
+                agg[head] = agg.get(head, 0.0) + (p.rate or 0.0)
+        total = abs(sum(agg.values()))
+        if total < best_total - 1e-12:
+            best, best_total, within = agg, total, other
+    if best is None:
+        return parts
+    return [p if p.segment in PSEUDO or p.rate is None else replace(p, own_rate=best.get(p.segment, 0.0), within=within)
+            for p in parts]
 
 
 def _top_segment(ranks: Sequence[DimensionRank], gap: float) -> SegmentPart | None:
@@ -1404,9 +1466,16 @@ class _Analysis:
     view: _NodeView
     children: _Children
     segments: _SegmentAnalysis
+    also: Finding | None = None
 
 
 def _analyse(session: _Session, node: Node, versus: str) -> _Analysis:
+    if node.id not in session.analyses:
+        session.analyses[node.id] = _analyse_node(session, node, versus)
+    return session.analyses[node.id]
+
+
+def _analyse_node(session: _Session, node: Node, versus: str) -> _Analysis:
     kids = [session.tree.node(c) for c in node.children]
     session.fetch([node, *kids])
     view = _view(session, node, versus)
@@ -1419,7 +1488,216 @@ def _analyse(session: _Session, node: Node, versus: str) -> _Analysis:
         ranked = [d.dimension for d in segments.dimensions if d.dimension in common]
         cell_dim = (ranked[0],) if ranked else None
     children = _children(session, view, versus, cell_dim)
-    return _Analysis(view, children, segments)
+    return _Analysis(view, children, segments, _rate_finding(session, node, versus, view, segments))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A segment whose own rate moved, found beside a top segment that is a shift of mix."""
+
+    segment: SegmentPart
+    baseline_label: str  # the period its rate is compared with
+    sentence: str
+
+    def to_dict(self) -> dict:
+        return {"segment": self.segment.to_dict(), "baseline_label": self.baseline_label, "sentence": self.sentence}
+
+
+def _rate_finding(session: _Session, node: Node, versus: str, main: _NodeView,
+                  segments: _SegmentAnalysis) -> Finding | None:
+    """For a ratio whose top segment is a mix shift: the segment whose own rate fell the most.
+
+    "Enterprise deals: a smaller share of the mix" says the average deal size fell because fewer
+    big deals closed — a cause upstream (win rate). A second problem in the same number, Mid-Market
+    deals closing smaller, is a rate effect that the mix shift hides. Rates are compared with the
+    explanation's own baseline; against a target, when none moved there, with the same period last
+    year too, since the reference period may already carry a problem that began months ago.
+    """
+    top = segments.top
+    if not segments.dimensions or segments.dimensions[0].method != "mix_rate" or main.gap is None:
+        return None
+    if top is not None and top.mix is not None and top.rate is not None and abs(top.rate) >= abs(top.mix):
+        return None  # the top segment already is a rate finding
+    if main.adverse(main.gap) <= 0 or main.data.sets:
+        return None
+    ranked = [d.dimension for d in segments.dimensions if PAIR_SEP not in d.dimension]
+    own_view = _view(session, node, versus, own=True)
+    refs = own_view.data.ref_periods
+    label = refs[0].key if len(refs) == 1 else f"average {refs[-1].key}…{refs[0].key}" if refs else "the baseline"
+    candidates: list[tuple[_NodeView, str, str]] = [(own_view, versus, label)]
+    ly = session.period.same_last_year()
+    plan, frames = session._raw[node.id]
+    if versus == "target" and ly in plan.ref and own_view.data.ref_periods != (ly,):
+        # the reference may already carry a problem that began months ago: last year's rates do not
+        candidates.append((_view(session, node, "last_year", data=NodeData.build(node, plan, frames, session, (ly,))),
+                           "last_year", ly.key))
+    best = None
+    for view, mode, where in candidates:
+        best = _top_rate(view, mode, ranked, main)
+        if best is not None:
+            label = where
+            break
+    if best is None or (top is not None and best.dimension == top.dimension and best.segment == top.segment):
+        return None
+    who = _describe(best, main.data.cur_metric.table)
+    own = best.own_rate if best.own_rate is not None else best.rate
+    rel = f"{best.value / best.baseline - 1:+.0%}".replace("-", "−")  # type: ignore[operator]
+    sentence = (f"Also {who}: {node.label} {fmt(best.baseline, main.unit)} ({label}) → {fmt(best.value, main.unit)} "
+                f"({rel}) within their own segments, worth {fmt_change(own, main.unit)} on the total, not a shift of "
+                f"mix. Owner: {node.owner}.")
+    return Finding(best, label, sentence)
+
+
+def _top_rate(view: _NodeView, mode: str, ranked: Sequence[str], main: _NodeView) -> SegmentPart | None:
+    """In the best-ranked dimension that has one, the segment whose own (conditioned) rate moved most
+    in the bad direction, by at least `ALSO_SHARE` of the node's gap and its amber band."""
+    gap = main.gap or 0.0
+    for d in [*ranked, *(d for d in view.data.dims if d not in ranked)]:
+        res = _segment_parts(view, mode, (d,))
+        if res is None or res[0] != "mix_rate":
+            continue
+        best, best_own = None, 0.0
+        for p in _conditioned(view, mode, d, res[1]):
+            if p.segment in PSEUDO or p.rate is None or p.value is None or not p.baseline:
+                continue
+            own = main.adverse(p.own_rate if p.own_rate is not None else p.rate)
+            if own < ALSO_SHARE * abs(gap) or main.adverse(p.value / p.baseline - 1.0) < main.amber:
+                continue
+            if own > best_own:
+                best, best_own = p, own
+        if best is not None:
+            return best
+    return None
+
+
+# --- causes: every lever where a material part of the gap sits --------------------------------
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A lever where part of the gap sits, how it is reached from the explained node, and where in it."""
+
+    path: tuple[str, ...]  # node ids from the explained node down to the lever
+    id: str
+    label: str
+    owner: str
+    status: str
+    value: float | None
+    baseline: float | None
+    unit: str
+    weight: float  # product of the exact shares along the path (influence links count as 1): for ordering
+    top_segment: SegmentPart | None
+    sentence: str
+    also: Finding | None = None
+    reached: bool = True  # False: red, but below a parent on (or near) its baseline, so not part of its gap
+
+    def sentences(self) -> list[str]:
+        return [self.sentence, *([self.also.sentence] if self.also else [])]
+
+    def to_dict(self) -> dict:
+        return _clean({"path": list(self.path), "id": self.id, "label": self.label, "owner": self.owner,
+                       "status": self.status, "value": self.value, "baseline": self.baseline, "unit": self.unit,
+                       "weight": self.weight, "reached": self.reached,
+                       "top_segment": self.top_segment.to_dict() if self.top_segment is not None else None,
+                       "sentence": self.sentence, "also": self.also.to_dict() if self.also else None})
+
+
+def _branches(session: _Session, a: _Analysis) -> list[tuple[str, str, float | None]]:
+    """Every child worth following: exact children that explain `BRANCH_SHARE` of the gap and are
+    themselves off their baseline, then influence children off in the bad direction (worst first)."""
+    view = a.view
+    if view.gap is None or view.adverse(view.gap) <= 0:
+        return []
+    out: list[tuple[str, str, float | None]] = []
+    for c in sorted(a.children.parts, key=lambda c: -(c.share or 0.0)):
+        if c.link != "exact" or c.share is None or c.share < BRANCH_SHARE or c.value is None or c.baseline is None:
+            continue
+        if _off_baseline(session, c):
+            out.append((c.id, "exact", c.share))
+    for i in sorted(a.children.influences, key=lambda i: -(i.bands or 0.0)):
+        if i.bands is not None and i.bands > 0:
+            out.append((i.id, "influence", None))
+    return out
+
+
+def _off_baseline(session: _Session, c: ChildPart) -> bool:
+    """The child itself moved beyond a quarter of its amber band in the bad direction."""
+    kid = session.tree.node(c.id)
+    amber = kid.amber if kid.amber is not None else session.engine.settings.amber_threshold
+    own = (c.value - c.baseline) / abs(c.baseline) if c.baseline else c.value - c.baseline  # type: ignore[operator]
+    return (-own if kid.better == "higher" else own) >= ON_TARGET_BANDS * amber
+
+
+def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence[str]) -> list[Cause]:
+    """Walks every branch that carries a material part of the gap down to where it sits.
+
+    The red path follows one child; a north star is usually red for more than one reason (a rep
+    losing Enterprise deals *and* a segment churning). A node whose gap is not split exactly over
+    followed children (a lever, or a node explained only by influences) is a cause, with its top
+    segment and, beside a mix shift, the segment whose own rate moved. Red nodes the walk did not
+    reach — red below a parent that is on target, like a churn spike among small customers that
+    revenue retention does not show yet — are causes too, marked `reached=False`. The red path's
+    lever comes first, then those whose top segment holds most of the gap, red before amber, reached
+    before not, larger weights first; at most `MAX_CAUSES`.
+    """
+    out: list[Cause] = []
+    seen = {start.view.node.id}
+
+    def visit(a: _Analysis, path: tuple[str, ...], weight: float, reached: bool) -> None:
+        exact = False
+        for cid, link, part in _branches(session, a):
+            if cid in seen:
+                continue
+            seen.add(cid)
+            exact |= link == "exact"
+            kid = _analyse(session, session.tree.node(cid), versus)
+            visit(kid, (*path, cid), weight * (part if part is not None else 1.0), reached)
+        if not exact and (len(path) > 1 or not out):  # the node itself, when nothing below carries its gap
+            v = a.view
+            if v.gap is None or v.adverse(v.gap) <= 0:
+                return
+            out.append(Cause(path, v.node.id, v.node.label, v.node.owner, v.status, v.value, v.baseline, v.unit,
+                             weight, a.segments.top,
+                             _segment_sentence(a) or _sentence(a, "start", None, None, versus), a.also, reached))
+
+    visit(start, (start.view.node.id,), 1.0, True)
+    evaluation = evaluate_tree(session.engine, session.tree, session.period)
+    below = _subtree(session.tree, start.view.node)
+    for node in below:
+        if node.id in seen or evaluation.node(node.id).status != "red":
+            continue
+        seen.add(node.id)
+        path = _path_between(session.tree, start.view.node, node)
+        visit(_analyse(session, node, versus), path, 0.0, False)
+    lever = red_path[-1] if red_path else None
+    out.sort(key=lambda c: (c.id != lever, not _concentrated(c), c.status != "red", not c.reached, -c.weight))
+    return out[:MAX_CAUSES]
+
+
+def _concentrated(c: Cause) -> bool:
+    """Its top segment holds most of its gap: a finding to act on, not a spread-out drift."""
+    return c.top_segment is not None and (c.top_segment.share or 0.0) >= CONCENTRATED_SHARE
+
+
+def _subtree(tree: Tree, node: Node) -> list[Node]:
+    """`node`'s descendants, depth first in the order the tree lists them."""
+    out: list[Node] = []
+    for c in node.children:
+        kid = tree.node(c)
+        if kid not in out:
+            out.append(kid)
+            out.extend(k for k in _subtree(tree, kid) if k not in out)
+    return out
+
+
+def _path_between(tree: Tree, top: Node, node: Node) -> tuple[str, ...]:
+    path = [node.id]
+    while path[-1] != top.id:
+        parent = tree.parent_of(path[-1])
+        if parent is None:
+            break
+        path.append(parent.id)
+    return tuple(reversed(path))
 
 
 def _next_step(session: _Session, a: _Analysis) -> tuple[str, str, float | None, float | None] | None:
@@ -1432,10 +1710,7 @@ def _next_step(session: _Session, a: _Analysis) -> tuple[str, str, float | None,
     for c in a.children.parts:
         if c.link != "exact" or c.share is None or c.share <= 0 or c.value is None or c.baseline is None:
             continue
-        kid = session.tree.node(c.id)
-        amber = kid.amber if kid.amber is not None else session.engine.settings.amber_threshold
-        own = (c.value - c.baseline) / abs(c.baseline) if c.baseline else c.value - c.baseline
-        if (-own if kid.better == "higher" else own) < ON_TARGET_BANDS * amber:
+        if not _off_baseline(session, c):
             continue  # it weighs on the parent within segments, but is itself on (or near) its baseline
         if best_exact is None or c.share > best_exact.share:
             best_exact = c
@@ -1581,13 +1856,14 @@ def reference_periods(period: Period, versus: str, reference: str | int | None =
 
 
 def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period: str | Period | None = None,
-                 versus: str = "target", grain: str | None = None, *, reference: str | int | None = None
-                 ) -> Explanation:
+                 versus: str = "target", grain: str | None = None, *, reference: str | int | None = None,
+                 causes: bool = True) -> Explanation:
     """Why `node_id` is where it is in `period` against `versus` (target, previous or last_year).
 
     With no period, the latest complete period of the grain (default: the tree's grain).
     `reference` chooses where, against a target, segment structure comes from (see
-    `reference_periods`). Raises KeyError for an unknown node.
+    `reference_periods`). `causes=False` skips the walk over every branch (the red path only).
+    Raises KeyError for an unknown node.
     """
     import time
 
@@ -1603,6 +1879,7 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
     try:
         start = _analyse(session, node, versus)
         path = _red_path(session, start, versus)
+        found = _causes(session, start, versus, [a.view.node.id for a, *_ in path]) if causes else []
     finally:
         session.close()
     steps = []
@@ -1630,13 +1907,13 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
         unit=view.unit, direction=view.direction, formula=node.formula, method=start.children.method,
         children=start.children.parts, influences=start.children.influences, residual=start.children.residual,
         residual_detail=start.children.residual_detail, segments=tuple(segs), dimensions=start.segments.dimensions,
-        red_path=tuple(steps), reference=tuple(p.key for p in session.own(node).ref_periods),
+        red_path=tuple(steps), causes=tuple(found), reference=tuple(p.key for p in session.own(node).ref_periods),
         children_reference=tuple(p.key for p in session.data[node.id].ref_periods),
         notes=tuple(dict.fromkeys(notes)), seconds=time.perf_counter() - started,
     )
 
 
 __all__ = [
-    "ChildPart", "DimensionRank", "Explanation", "Influence", "NodeData", "SegmentPart", "Step",
+    "Cause", "ChildPart", "DimensionRank", "Explanation", "Finding", "Influence", "NodeData", "SegmentPart", "Step",
     "available_dimensions", "explain_node", "reference_periods",
 ]

@@ -104,8 +104,14 @@ def test_red_path_reaches_the_cause_in_three_clicks(app):
     text = " ".join(headings(at))
     # The planted cause: Enterprise new-business win rate (Dana Whitfield's deals), with owners named.
     assert ("Dana Whitfield" in text or "Enterprise" in text) and "Owner:" in text
+    # every other planted problem is listed under the red path, each with a button to open it
+    for named in ("Paid Search leads", "SMB customers: Logo churn rate", "Mid-Market deals", "Adoption — reports"):
+        assert named in text, named
+    assert at.button(key="open_cause_logo_churn_rate").label == "Open"
     at.button(key="open_lever").click().run()
     assert not at.exception
     assert at.selectbox(key="node_pick").value == "win_rate"
     assert "#### Win rate (new)" in headings(at)
     assert at.radio(key="dim_win_rate").options[0] in ("owner", "segment")
+    at.button(key="open_cause_logo_churn_rate").click().run()
+    assert at.selectbox(key="node_pick").value == "logo_churn_rate"

@@ -327,3 +327,92 @@ nodes:
     assert evaluate_tree(engine, tree, "2026-10").node("roas").value == pytest.approx(2.0)
     assert r.value == pytest.approx(2.0)
     assert r.baseline == pytest.approx(3.0)
+
+
+# --- every cause of a red north star -----------------------------------------------------------
+
+
+def _named(cause, dimension: str, segment: str) -> bool:
+    """The cause's top segment (or its rate finding) is `segment` of `dimension`, alone or in a pair."""
+    for part in (cause.top_segment, cause.also.segment if cause.also else None):
+        if part is None:
+            continue
+        dims = part.dimension.split(PAIR_SEP)
+        values = part.segment.split(PAIR_SEP) if len(dims) > 1 else [part.segment]
+        if any(d == dimension and v == segment for d, v in zip(dims, values, strict=False)):
+            return True
+    return False
+
+
+def test_demo_north_star_names_every_planted_problem(demo_data_dir) -> None:
+    """Issue 6's bar: explaining the red ARR names each problem of scenario.json at its node."""
+    from kpitree.tree import load_tree
+    from kpitree.workspace import Workspace
+
+    scenario = json.loads((ROOT / "data" / "demo" / "scenario.json").read_text())
+    tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
+    result = explain_node(Engine(Workspace(demo_data_dir / "demo")), tree, "arr", "2026-10")
+    assert result.status == "red"
+    metric_of = {n.id: n.metric for n in tree.nodes}
+    for problem in scenario["problems"]:
+        hits = [c for c in result.causes if metric_of[c.id] == problem["node"]
+                and _named(c, problem["dimension"], problem["segment"])]
+        assert hits, (problem["id"], [(c.id, c.top_segment and c.top_segment.segment) for c in result.causes])
+    # the red path itself ends at the first problem, naming the rep
+    assert result.red_path[-1].id == "win_rate"
+    assert "Dana Whitfield" in result.red_path[-1].top_segment.segment
+    assert result.causes[0].id == "win_rate"
+    assert result.to_dict()["causes"][0]["path"] == ["arr", "new_arr", "new_business_arr", "win_rate"]
+    assert "Where the gap sits" in result.text()
+
+
+MIX_DEALS = "deal_id,account_id,owner,created_date,close_date,stage,status,amount,deal_type,segment,channel\n" + "".join(
+    f"{month[0]}{i},A{month[0]}{i},{owner},2026-0{month[1] - 1}-01,2026-{month[1]:02d}-{10 + i % 15:02d},Closed Won,won,"
+    f"{amount},new,{segment},{channel}\n"
+    for month in (("S", 9), ("O", 10))
+    for i, (owner, segment, channel, amount) in enumerate(
+        # September: per channel 2 Enterprise deals of 100 and 4 SMB of 10 and 4 Mid-Market of 30.
+        # October: 1 Enterprise deal per channel (a mix shift, no deal got smaller) and the
+        # Mid-Market deals close at 20 instead of 30 (a rate effect of one segment).
+        [("Eve", "Enterprise", ch, 100) for ch in ("A", "B") for _ in range(2 if month[0] == "S" else 1)]
+        + [("Sam", "SMB", ch, 10) for ch in ("A", "B") for _ in range(4)]
+        + [("Max", "Mid-Market", ch, 30 if month[0] == "S" else 20) for ch in ("A", "B") for _ in range(4)]))
+
+
+def test_a_mix_shift_is_not_mistaken_for_a_channel_rate_and_the_hidden_rate_is_found(tmp_path: Path) -> None:
+    """Average deal size, September → October (hand-computed).
+
+    Sep: 4 × 100 + 8 × 10 + 8 × 30 = 720 over 20 deals = 36. Oct: 2 × 100 + 80 + 8 × 20 = 440 over
+    18 = 24.44. Per channel the average also falls (36 → 24.44), but within channel × segment no
+    Enterprise or SMB deal changed: the channels' rate effects vanish once conditioned on segment,
+    so segment is the dimension, its top part is Enterprise's smaller share of the mix, and the
+    finding beside it is Mid-Market's own rate (30 → 20, −33 %).
+    """
+    ws = make_workspace(tmp_path, deals=MIX_DEALS)
+    settings = ws.settings()
+    settings.as_of = "2026-11-20"
+    ws.save_settings(settings)
+    tree, problems = parse_yaml("""
+name: mix
+grain: month
+dimensions: [channel, segment]
+nodes:
+  - {id: asp, label: Deal size, level: north_star, metric: avg_deal_size, owner: Pricing, target: 36}
+""", "mix.yaml")
+    assert tree is not None, problems
+    r = explain_node(Engine(ws), tree, "asp", "2026-10", versus="previous")
+    assert r.value == pytest.approx(440 / 18)
+    assert r.baseline == pytest.approx(36.0)
+    assert r.dimensions[0].dimension == "segment"
+    channel = next(d for d in r.dimensions if d.dimension == "channel")
+    for p in channel.segments:
+        if p.segment in ("A", "B"):
+            assert p.rate == pytest.approx(r.gap / 2, abs=1e-9)  # unconditioned: the whole fall, per channel
+            # within segment, only the channel's Mid-Market cell moved: mean weight × (20 − 30)
+            assert p.within == "segment" and p.own_rate == pytest.approx((4 / 20 + 4 / 18) / 2 * -10)
+    top = r.red_path[-1].top_segment
+    assert top.segment == "Enterprise" and abs(top.mix) > abs(top.rate)
+    also = r.causes[0].also if r.causes else None
+    assert also is not None and also.segment.segment == "Mid-Market"
+    assert also.segment.baseline == pytest.approx(30.0) and also.segment.value == pytest.approx(20.0)
+    assert "Mid-Market deals" in also.sentence and "−33%" in also.sentence
