@@ -321,7 +321,7 @@ def preview(engine, tree: Tree, period=None):
     A tree that still has unknown metrics is drawn with grey "no data" boxes, so its shape shows
     while it is being built.
     """
-    from .evaluate import NO_DATA, Evaluation, NodeResult, evaluate_tree
+    from .evaluate import NO_DATA, Evaluation, NodeResult, evaluate_tree, target_for
     from .periods import Grain, latest_complete
 
     draw = drawable(tree)
@@ -346,7 +346,7 @@ def preview(engine, tree: Tree, period=None):
                 level=n.level_name,
                 owner=n.owner,
                 value=None,
-                target=n.target.for_period(p, CATALOGUE[n.metric].kind if n.metric in CATALOGUE else Kind.FLOW),
+                target=target_for(n, p) if n.metric in CATALOGUE else n.target.for_period(p, Kind.FLOW),
                 status=NO_DATA,
                 previous=None,
                 unit=n.shown_unit,

@@ -307,7 +307,8 @@ class Engine:
 
 
 def target_for(node: Node, period: Period) -> float | None:
-    return node.target.for_period(period, CATALOGUE[node.metric].kind)
+    m = CATALOGUE[node.metric]
+    return node.target.for_period(period, m.kind, m.rollup)
 
 
 def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | str | None = None,

@@ -79,6 +79,10 @@ class Metric:
     baseline: str = "previous"  # which date m0 is taken at for customer-level metrics
     needs: tuple[str, ...] = ()  # extra tables, beside the sources', needed for a value
     running: str | None = None  # catalogue name of the definition used while the period runs
+    # how a ratio's monthly targets make a quarter's (see `Target.for_period`): mean for rates that
+    # do not compound (win rate), compound for retention (a quarter keeps Π of its months), churn
+    # for loss rates (1 − Π(1 − monthly)), sum for small per-period rates such as expansion
+    rollup: str = "mean"
 
     @property
     def table(self) -> str:
@@ -208,12 +212,12 @@ for _name, (_label, _dir, _def, _agg) in _MOVES.items():
 _add(Metric("nrr", "Net revenue retention", Kind.RATIO, "percent", "higher",
             "Over customers with m0 > 0: Σ m1 / Σ m0.",
             (_customers(kept="sum(c.m1) FILTER (WHERE c.m0 > 0)", base="sum(c.m0) FILTER (WHERE c.m0 > 0)"),),
-            sql.safe_div("kept", "base"), ratio=("kept", "base")))
+            sql.safe_div("kept", "base"), ratio=("kept", "base"), rollup="compound"))
 _add(Metric("grr", "Gross revenue retention", Kind.RATIO, "percent", "higher",
             "Over customers with m0 > 0: Σ min(m0, m1) / Σ m0.",
             (_customers(kept="sum(least(c.m0, c.m1)) FILTER (WHERE c.m0 > 0)",
                         base="sum(c.m0) FILTER (WHERE c.m0 > 0)"),),
-            sql.safe_div("kept", "base"), ratio=("kept", "base")))
+            sql.safe_div("kept", "base"), ratio=("kept", "base"), rollup="compound"))
 _add(Metric("nrr_12m", "NRR (12 months)", Kind.RATIO, "percent", "higher",
             "As nrr, with m0 taken 12 months before the end of P.",
             (_customers(kept="sum(c.m1) FILTER (WHERE c.m0 > 0)", base="sum(c.m0) FILTER (WHERE c.m0 > 0)"),),
@@ -227,12 +231,12 @@ _add(Metric("expansion_rate", "Expansion rate", Kind.RATIO, "percent", "higher",
             "Σ (m1 − m0) where m1 > m0 > 0, over Σ m0 of customers with m0 > 0; nrr = grr + expansion_rate.",
             (_customers(expanded="sum(c.m1 - c.m0) FILTER (WHERE c.m1 > c.m0 AND c.m0 > 0)",
                         base="sum(c.m0) FILTER (WHERE c.m0 > 0)"),),
-            sql.safe_div("expanded", "base"), ratio=("expanded", "base")))
+            sql.safe_div("expanded", "base"), ratio=("expanded", "base"), rollup="sum"))
 _add(Metric("logo_churn_rate", "Logo churn rate", Kind.RATIO, "percent", "lower",
             "Customers with m0 > 0 and m1 = 0, over customers with m0 > 0.",
             (_customers(churned="count(*) FILTER (WHERE c.m0 > 0 AND c.m1 = 0)",
                         base="count(*) FILTER (WHERE c.m0 > 0)"),),
-            sql.safe_div("churned", "base"), ratio=("churned", "base")))
+            sql.safe_div("churned", "base"), ratio=("churned", "base"), rollup="churn"))
 _add(Metric("active_customers", "Active customers", Kind.STOCK, "count", "higher",
             "Customers with MRR > 0 at the end of P.",
             (_customers(customers="count(*) FILTER (WHERE c.m1 > 0)"),), "customers", additive=True))

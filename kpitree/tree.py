@@ -37,6 +37,27 @@ _DAYS_PER_GRAIN = {Grain.WEEK: 7.0, Grain.MONTH: 365.25 / 12, Grain.QUARTER: 365
 _GRAIN_KEYS = {"weekly": Grain.WEEK, "monthly": Grain.MONTH, "quarterly": Grain.QUARTER, "annual": Grain.YEAR}
 
 
+def _combine_months(values: list[float], covered: list[float], rollup: str) -> float | None:
+    """Monthly ratio targets over the fractions of each month a period covers (see `Target._from_months`)."""
+    if rollup == "compound":
+        out = 1.0
+        for v, f in zip(values, covered, strict=True):
+            if v <= 0:
+                return None
+            out *= v ** f
+        return out
+    if rollup == "churn":
+        kept = 1.0
+        for v, f in zip(values, covered, strict=True):
+            if v >= 1:
+                return 1.0
+            kept *= (1.0 - v) ** f
+        return 1.0 - kept
+    if rollup == "sum":
+        return sum(v * f for v, f in zip(values, covered, strict=True))
+    return sum(v * f for v, f in zip(values, covered, strict=True)) / sum(covered)
+
+
 @dataclass(frozen=True)
 class Target:
     """A node's target: one number, or per grain, or per period; 90-day and 12-month goals."""
@@ -53,12 +74,16 @@ class Target:
             self.by_period or self.per_grain
         )
 
-    def for_period(self, period: Period, kind: Kind) -> float | None:
-        """The target for this period; flows are scaled to the period's length."""
+    def for_period(self, period: Period, kind: Kind, rollup: str = "mean") -> float | None:
+        """The target for this period; flows are scaled to the period's length.
+
+        `rollup` says how a ratio's monthly targets make a longer or shorter period's (the
+        metric's `Metric.rollup`): a quarter of 100.5 % monthly NRR is 101.5 %, not 100.5 %.
+        """
         exact = dict(self.by_period).get(period.key)
         if exact is not None:
             return exact
-        rolled = self._from_months(period, kind)
+        rolled = self._from_months(period, kind, rollup)
         if rolled is not None:
             return rolled
         grains = {_GRAIN_KEYS[k]: v for k, v in self.per_grain}
@@ -77,12 +102,14 @@ class Target:
             return None
         return base * period.days / _DAYS_PER_GRAIN[Grain.MONTH]
 
-    def _from_months(self, period: Period, kind: Kind) -> float | None:
+    def _from_months(self, period: Period, kind: Kind, rollup: str = "mean") -> float | None:
         """Monthly targets rolled up to quarters and years, or down to weeks.
 
         Flows add up their months' targets pro-rated by overlapping days; stocks take the month
-        that holds the period's last day; ratios average the months they overlap. Only when every
-        overlapped month has a target, so a partial plan never produces a partial number.
+        that holds the period's last day; ratios combine the months they overlap, each weighted by
+        the fraction f of it that the period covers: mean (Σ f·x / Σ f), compound (Π x^f),
+        churn (1 − Π (1 − x)^f) or sum (Σ f·x). Only when every overlapped month has a target,
+        so a partial plan never produces a partial number.
         """
         if period.grain is Grain.MONTH or not self.by_period:
             return None
@@ -98,13 +125,11 @@ class Target:
             return None
         if kind is Kind.STOCK:
             return monthly[months[-1].key]
+        covered = [((min(m.end, period.end) - max(m.start, period.start)).days + 1) / m.days for m in months]
+        values = [monthly[m.key] for m in months]
         if kind is Kind.RATIO:
-            return sum(monthly[m.key] for m in months) / len(months)
-        total = 0.0
-        for m in months:
-            overlap = (min(m.end, period.end) - max(m.start, period.start)).days + 1
-            total += monthly[m.key] * overlap / m.days
-        return total
+            return _combine_months(values, covered, rollup)
+        return sum(v * f for v, f in zip(values, covered, strict=True))
 
     def to_yaml(self) -> Any:
         if not (self.by_period or self.per_grain or self.day90 is not None or self.month12 is not None):

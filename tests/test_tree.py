@@ -133,3 +133,28 @@ def test_target_resolution():
     assert level.for_period(parse_period("2026-Q3"), Kind.RATIO) == 0.3
     assert level.for_period(parse_period("2026-W41"), Kind.STOCK) == 0.3
     assert Target().for_period(parse_period("2026-10"), Kind.FLOW) is None
+
+
+def test_monthly_ratio_targets_roll_up_by_the_metrics_rule():
+    """Q3 from July–September monthly targets (hand-computed), and a week across two months."""
+    nrr = Target(by_period=(("2026-07", 1.01), ("2026-08", 1.02), ("2026-09", 1.00)))
+    q3 = parse_period("2026-Q3")
+    assert nrr.for_period(q3, Kind.RATIO) == pytest.approx(1.01)  # mean: win rates do not compound
+    assert nrr.for_period(q3, Kind.RATIO, "compound") == pytest.approx(1.01 * 1.02 * 1.00)  # 1.0302
+    churn = Target(by_period=(("2026-07", 0.02), ("2026-08", 0.02), ("2026-09", 0.02)))
+    assert churn.for_period(q3, Kind.RATIO, "churn") == pytest.approx(1 - 0.98 ** 3)  # 5.88 %, not 6 % or 2 %
+    assert churn.for_period(q3, Kind.RATIO, "sum") == pytest.approx(0.06)
+    # 2026-W40 is Mon 28 Sep – Sun 4 Oct: 3 days of September (of 30), 4 of October (of 31)
+    both = Target(by_period=(("2026-09", 0.30), ("2026-10", 0.20)))
+    week = parse_period("2026-W40")
+    f9, f10 = 3 / 30, 4 / 31
+    assert both.for_period(week, Kind.RATIO) == pytest.approx((0.3 * f9 + 0.2 * f10) / (f9 + f10))
+    assert both.for_period(week, Kind.RATIO, "compound") == pytest.approx(0.3 ** f9 * 0.2 ** f10)
+    assert both.for_period(week, Kind.RATIO, "churn") == pytest.approx(1 - 0.7 ** f9 * 0.8 ** f10)
+
+
+def test_catalogue_rollups_for_retention_and_churn():
+    from kpitree.metrics import CATALOGUE
+
+    assert {n: CATALOGUE[n].rollup for n in ("nrr", "grr", "logo_churn_rate", "expansion_rate", "win_rate")} == {
+        "nrr": "compound", "grr": "compound", "logo_churn_rate": "churn", "expansion_rate": "sum", "win_rate": "mean"}
