@@ -119,6 +119,7 @@ def main() -> None:
     if st.session_state.get("show_path"):
         _red_path(ws, tree, period, versus)
     _panel(ws, engine, tree, evaluation, node_id, period, versus)
+    ui.warm_up(ws, tree, evaluation, period, versus)
 
 
 def _clicked(event) -> str | None:

@@ -7,6 +7,7 @@ number; it only remembers choices, reads the URL and hands the core the right wo
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -115,6 +116,39 @@ def explanation(ws: Workspace, tree: Tree, node: str, period, versus: str, cause
     path = Path(tree.source)
     return _explanation(str(ws.root), version_of(ws), str(path), path.stat().st_mtime, node, period.key, versus,
                         causes)
+
+
+_WARMED: dict[tuple, threading.Thread] = {}
+_WARMED_LOCK = threading.Lock()
+_STATUS_FIRST = {"red": 0, "amber": 1, "green": 2}
+
+
+def warm_up(ws: Workspace, tree: Tree, evaluation, period, versus: str) -> threading.Thread | None:
+    """Once per view (workspace data, tree, period, baseline), explains every node in the
+    background — the root's causes first, then red, amber and the rest, top levels first — so
+    the first click on each answers from cached queries (`kpitree.explain.warm`).
+    Off with KPITREE_WARM=0."""
+    if os.environ.get("KPITREE_WARM", "1") == "0":
+        return None
+    try:
+        from kpitree.explain import warm
+    except ImportError:
+        return None
+    path = Path(tree.source)
+    key = (str(ws.root), version_of(ws), str(path), path.stat().st_mtime, period.key, versus)
+    level = {n.id: i for i, n in enumerate(evaluation.nodes)}
+    order = sorted((n for n in evaluation.nodes if n.id != tree.root.id),
+                   key=lambda n: (_STATUS_FIRST.get(n.status, 3), level[n.id]))
+    with _WARMED_LOCK:
+        if key in _WARMED:
+            return None
+        while len(_WARMED) >= 32:
+            _WARMED.pop(next(iter(_WARMED)))
+        thread = threading.Thread(target=warm, args=(ws, tree, period, versus, [tree.root.id, *(n.id for n in order)]),
+                                  daemon=True, name="kpitree-warm")
+        _WARMED[key] = thread
+    thread.start()
+    return thread
 
 
 def param(name: str, default: str | None = None) -> str | None:

@@ -50,8 +50,8 @@ import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -63,13 +63,24 @@ from . import attribution as att
 from .errors import KpiTreeError, QueryError
 from .evaluate import Engine, evaluate_tree, status_of, target_for
 from .format import fmt, fmt_change
-from .metrics import Kind, Metric, MetricQuery, Source, dimension_sql, filter_sql, metric, periods_cte, source_filters
+from .metrics import (
+    Kind,
+    Metric,
+    MetricQuery,
+    Source,
+    customer_cells_sql,
+    dimension_sql,
+    filter_sql,
+    metric,
+    periods_cte,
+    source_filters,
+)
 from .periods import Grain, Period, resolve_period
 from .tree import Node, Tree
 from .workspace import Workspace
 
 VERSUS = ("target", "previous", "last_year")
-REFERENCE_PERIODS = {Grain.WEEK: 12, Grain.MONTH: 12, Grain.QUARTER: 4, Grain.YEAR: 1}  # candidates (+ last year)
+REFERENCE_PERIODS = {Grain.WEEK: 8, Grain.MONTH: 6, Grain.QUARTER: 4, Grain.YEAR: 1}  # candidates (+ last year)
 ACCOUNT_DIMENSIONS = ("csm", "industry")  # customer metrics are also split by the account's CSM and industry
 PAIR_WHEN_TOP_BELOW = 0.5  # look at pairs of dimensions when no single segment explains half the change
 REFINE_SHARE = 0.75  # a sub-segment holding this share of the top segment's part names it more precisely
@@ -315,7 +326,7 @@ class Explanation:
             lines.append("")
             lines.append("Where the gap sits (every lever with a material part of it):")
             for c in self.causes:
-                lines.append(f"  - {' → '.join(c.path[1:])}: {' '.join(c.sentences())}")
+                lines.append(f"  - {' → '.join(c.path[1:]) or c.id}: {' '.join(c.sentences())}")
         for note in self.notes:
             lines.append(f"Note: {note}")
         return "\n".join(lines)
@@ -521,6 +532,8 @@ class _Source:
         # rows of one table joined one way are read once, whatever each node filters: the filters
         # move into each node's aggregates (FILTER (WHERE …)), see `_run_cells`
         s = self.src
+        if s.customer_level:  # one customers relation per baseline and filter, see `_run_cells`
+            return ("customers", self.metric.baseline, self.where, self.dims, self.periods)
         return ("cells", s.table, s.on, self.dims, self.periods)
 
     where: tuple = ()  # the filters this source applies (cells mode): see `metrics.source_filters`
@@ -546,8 +559,8 @@ def _cells_ok(m: Metric) -> bool:
     """
     if m.parameters:
         return False
-    return all(not s.customer_level and not getattr(s, "exempt", ()) and all(_additive_agg(a) for a in s.components.values())
-               for s in m.sources)
+    return all((not s.customer_level or s.entity == "customers") and not s.exempt
+               and all(_additive_agg(a) for a in s.components.values()) for s in m.sources)
 
 
 def _compute_metrics(con: duckdb.DuckDBPyConnection, q: MetricQuery, names: Sequence[str]) -> dict[str, pd.DataFrame]:
@@ -579,8 +592,9 @@ def _period_totals(plan: _Plan, frames: dict[int, pd.DataFrame]) -> dict[str, di
 class _Session:
     """One explain call's access to the workspace: one connection, a memo of node data."""
 
-    def __init__(self, engine: Engine, tree: Tree, period: Period, reference: Reference) -> None:
+    def __init__(self, engine: Engine, tree: Tree, period: Period, reference: Reference, hold: bool = True) -> None:
         self.engine = engine
+        self.hold = hold
         self.tree = tree
         self.period = period
         self.reference = reference
@@ -594,15 +608,23 @@ class _Session:
         self._stack = ExitStack()
         self._con: duckdb.DuckDBPyConnection | None = None
         self.analyses: dict[str, _Analysis] = {}  # node id → its analysis (versus is fixed per session)
+        self._partial: set[str] = set()  # nodes loaded without segments
 
     def close(self) -> None:
         self._stack.close()
 
-    @property
-    def con(self) -> duckdb.DuckDBPyConnection:
+    @contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The session's connection, opened on first use and held to the end; or, in the
+        background (`hold=False`), one per query, so the workspace's lock is never held long
+        while someone clicks."""
+        if not self.hold:
+            with self.engine.workspace.connect() as con:
+                yield con
+            return
         if self._con is None:
             self._con = self._stack.enter_context(self.engine.workspace.connect())
-        return self._con
+        yield self._con
 
     def _cached(self, key: tuple, run: Callable[[], Any]) -> Any:
         key = (str(self.engine.workspace.db_path), self.engine.version, *key)
@@ -620,7 +642,8 @@ class _Session:
     def _execute(self, text: str, params: list[Any]) -> pd.DataFrame:
         def run() -> pd.DataFrame:
             try:
-                return self.con.execute(text, params).df()
+                with self.connection() as con:
+                    return con.execute(text, params).df()
             except duckdb.Error as exc:
                 raise QueryError(f"explain query failed: {str(exc).splitlines()[0]}") from None
 
@@ -630,16 +653,21 @@ class _Session:
         """Loads every node not yet loaded, sharing one scan per (table, join, filter) among them.
 
         `nodes[0]` is the batch's parent: its closeness to target picks the reference period of
-        every node loaded here, so that its children's segments share one structure.
+        every node loaded here, so that its children's segments share one structure. Only the
+        parent and its formula's children need their segments; influence children are judged on
+        their totals, so where segments cost a catalogue query per dimension they are loaded
+        without (and again with segments if the walk goes on from them).
         """
-        todo = [n for n in dict.fromkeys(nodes) if n.id not in self.data]
+        parent = nodes[0]
+        full = {parent.id, *(att.Formula.parse(parent.formula).names if parent.formula else ())}
+        todo = [n for n in dict.fromkeys(nodes) if n.id not in self.data or (n.id in self._partial and n.id in full)]
         if not todo:
             return
         plans: dict[str, _Plan] = {}
         groups: dict[tuple, list[_Source]] = {}
         for node in todo:
             try:
-                plan = self._plan(node)
+                plan = self._plan(node, totals_only=node.id not in full)
             except QueryError as exc:  # e.g. a filter on a column this workspace does not have
                 plan = _Plan(node, metric(node.metric), metric(node.metric), (), (), str(exc), False)
             plans[node.id] = plan
@@ -656,6 +684,10 @@ class _Session:
             for r in members:
                 frames[id(r)] = out[r.node, r.role, r.index]
         for node in todo:
+            self._partial.discard(node.id)
+            if plans[node.id].partial:
+                self._partial.add(node.id)
+            self._own.pop(node.id, None)
             self._raw[node.id] = (plans[node.id], frames)
             self._totals[node.id] = _period_totals(plans[node.id], frames)
         parent = nodes[0]
@@ -706,7 +738,7 @@ class _Session:
             return tuple(on_plan)
         return (best,) if best is not None else ref.periods[-1:]
 
-    def _plan(self, node: Node) -> _Plan:
+    def _plan(self, node: Node, totals_only: bool = False) -> _Plan:
         m = metric(node.metric)
         cur_m = metric(m.running) if self.running and m.running else m
         plan = _Plan(node, cur_m, m, (), (), "", False)
@@ -715,6 +747,9 @@ class _Session:
             plan.note = f"{node.label}: no {', '.join(missing)} data loaded"
             return plan
         dims = available_dimensions(self.engine, self.tree, node)
+        cells = _cells_ok(cur_m) and _cells_ok(m)
+        if totals_only and not cells and dims:
+            dims, plan.partial = (), True  # a catalogue query per dimension, for segments nobody reads
         plan.dims = dims
         plan.covered = self.engine.covers(m, self.period)
         ref = tuple(p for p in self.reference.periods if self.engine.covers(m, p))
@@ -726,7 +761,6 @@ class _Session:
             roles.append(("cur", cur_m, (("cur", self.period),)))
             if ref:
                 roles.append(("ref", m, tuple((p.key, p) for p in ref)))
-        cells = _cells_ok(cur_m) and _cells_ok(m)
         for role, mm, periods in roles:
             if not cells:
                 plan.sources.append(_Source(node.id, role, mm, -1, node.filter, dims, periods, "batch"))
@@ -743,6 +777,8 @@ class _Session:
         dims = first.dims
         periods = [p for _, p in first.periods]
         labels = {p.key: label for label, p in first.periods}
+        if s.customer_level:
+            return self._run_customer_cells(members, labels)
         params: list[Any] = []
 
         def condition(r: _Source, into: list[Any]) -> str:
@@ -784,6 +820,33 @@ class _Session:
             out[r.node, r.role, r.index] = base[["pkey", *dims, *cols]].rename(columns=cols)
         return out
 
+    def _run_customer_cells(self, members: list[_Source], labels: dict[str, str]
+                            ) -> dict[tuple[str, str, int], pd.DataFrame]:
+        """Finest cells of per-customer MRR movements: one scan for every member and dimension.
+
+        Members share baseline and filter (the batch key), so one customers relation serves all.
+        """
+        first = members[0]
+        dims = first.dims
+        q = MetricQuery(first.metric.name, tuple(p for _, p in first.periods), self.as_of, None, first.where,
+                        self.engine.columns)
+        aliases: list[tuple[_Source, str, str]] = []
+        for r in members:
+            aliases.extend((r, c, f"c{len(aliases) + i}") for i, c in enumerate(r.src.components))
+        text, params = customer_cells_sql(q, first.metric, dims, [(a, r.src.components[c]) for r, c, a in aliases])
+        df = self._execute(text, params)
+        base = df.rename(columns={f"d{i}": d for i, d in enumerate(dims)})
+        base["pkey"] = base["pkey"].map(labels)
+        out: dict[tuple[str, str, int], pd.DataFrame] = {}
+        for r in members:
+            cols = {alias: c for (m_, c, alias) in aliases if m_ is r}
+            out[r.node, r.role, r.index] = base[["pkey", *dims, *cols]].rename(columns=cols)
+        return out
+
+    def _compute(self, q: MetricQuery, names: Sequence[str]) -> dict[str, pd.DataFrame]:
+        with self.connection() as con:
+            return _compute_metrics(con, q, names)
+
     def _run_batch(self, members: list[_Source]) -> dict[tuple[str, str, int], pd.DataFrame]:
         """The catalogue's query, once for the totals and once per dimension, for all members' metrics.
 
@@ -799,7 +862,7 @@ class _Session:
         for dim in (None, *dims):
             q = MetricQuery(names[0], periods, self.as_of, dim, tuple(first.filters), self.engine.columns,
                             getattr(self.engine, "params", ()))
-            result = self._cached(("batch", tuple(names), q), lambda q=q: _compute_metrics(self.con, q, names))
+            result = self._cached(("batch", tuple(names), q), lambda q=q: self._compute(q, names))
             for n in names:
                 df = result[n].drop(columns="value").rename(columns={"segment": "__segment"})
                 df = df.assign(**{d: (df["__segment"].astype(str) if d == dim else ALL) for d in dims})
@@ -822,6 +885,7 @@ class _Plan:
     note: str
     covered: bool
     sources: list[_Source] = field(default_factory=list)
+    partial: bool = False  # loaded without its segments (see `_Session.fetch`)
 
 
 @dataclass
@@ -1549,25 +1613,26 @@ def _rate_finding(session: _Session, node: Node, versus: str, main: _NodeView,
 
 
 def _top_rate(view: _NodeView, mode: str, ranked: Sequence[str], main: _NodeView) -> SegmentPart | None:
-    """In the best-ranked dimension that has one, the segment whose own (conditioned) rate moved most
-    in the bad direction, by at least `ALSO_SHARE` of the node's gap and its amber band."""
+    """The segment whose own (conditioned) rate moved most in the bad direction, over every single
+    dimension (ties to the better-ranked one), by at least `ALSO_SHARE` of the node's gap and its
+    amber band; narrowed by a second dimension when one sub-segment carries most of it."""
     gap = main.gap or 0.0
+    best, best_own = None, 0.0
     for d in [*ranked, *(d for d in view.data.dims if d not in ranked)]:
         res = _segment_parts(view, mode, (d,))
         if res is None or res[0] != "mix_rate":
             continue
-        best, best_own = None, 0.0
         for p in _conditioned(view, mode, d, res[1]):
             if p.segment in PSEUDO or p.rate is None or p.value is None or not p.baseline:
                 continue
             own = main.adverse(p.own_rate if p.own_rate is not None else p.rate)
             if own < ALSO_SHARE * abs(gap) or main.adverse(p.value / p.baseline - 1.0) < main.amber:
                 continue
-            if own > best_own:
+            if own > best_own * (1 + 1e-9):
                 best, best_own = p, own
-        if best is not None:
-            return best
-    return None
+    if best is None or view.gap is None:
+        return best
+    return _refine(view, mode, best, view.gap, "rate")
 
 
 # --- causes: every lever where a material part of the gap sits --------------------------------
@@ -1857,13 +1922,14 @@ def reference_periods(period: Period, versus: str, reference: str | int | None =
 
 def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period: str | Period | None = None,
                  versus: str = "target", grain: str | None = None, *, reference: str | int | None = None,
-                 causes: bool = True) -> Explanation:
+                 causes: bool = True, hold_connection: bool = True) -> Explanation:
     """Why `node_id` is where it is in `period` against `versus` (target, previous or last_year).
 
     With no period, the latest complete period of the grain (default: the tree's grain).
     `reference` chooses where, against a target, segment structure comes from (see
     `reference_periods`). `causes=False` skips the walk over every branch (the red path only).
-    Raises KeyError for an unknown node.
+    `hold_connection=False` opens a connection per query (see `warm`). Raises KeyError for an
+    unknown node.
     """
     import time
 
@@ -1875,7 +1941,7 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
     if period is None or isinstance(period, str):
         # a written period carries its own grain; the tree's grain only picks the default period
         period = resolve_period(period, grain if period else (grain or tree.grain), engine.as_of)
-    session = _Session(engine, tree, period, reference_periods(period, versus, reference))
+    session = _Session(engine, tree, period, reference_periods(period, versus, reference), hold_connection)
     try:
         start = _analyse(session, node, versus)
         path = _red_path(session, start, versus)
@@ -1913,7 +1979,33 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
     )
 
 
+def warm(workspace: Workspace, tree: Tree, period: Period, versus: str, node_ids: Sequence[str],
+         root_causes: bool = True, stop: threading.Event | None = None) -> int:
+    """Explains `node_ids` in order so that their queries are cached before anyone asks.
+
+    Meant for a background thread once the tree is on screen: the first click on a node with
+    per-customer or per-user metrics otherwise waits for their queries. It uses an Engine of its
+    own (an Engine's shared session is not for two threads) and a connection per query, so a
+    click never waits long for the workspace's lock; results land in the module's query cache,
+    which every Engine of the same data version reads. Returns how many nodes it explained;
+    errors are the foreground's to report (the same explanation fails there, with its message),
+    so here they are skipped.
+    """
+    engine = Engine(workspace)
+    done = 0
+    for i, node_id in enumerate(node_ids):
+        if stop is not None and stop.is_set():
+            break
+        try:
+            explain_node(engine, tree, node_id, period, versus, causes=root_causes and i == 0 and node_id == tree.root.id,
+                         hold_connection=False)
+            done += 1
+        except Exception:  # noqa: BLE001 - a background warm-up must never take the app down
+            continue
+    return done
+
+
 __all__ = [
     "Cause", "ChildPart", "DimensionRank", "Explanation", "Finding", "Influence", "NodeData", "SegmentPart", "Step",
-    "available_dimensions", "explain_node", "reference_periods",
+    "available_dimensions", "explain_node", "reference_periods", "warm",
 ]

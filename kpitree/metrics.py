@@ -679,7 +679,8 @@ def _month_ends_before_cut(n: int) -> list[str]:
     return [sql.add_days(first if k == 1 else sql.add_months(first, 1 - k), -1) for k in range(1, n + 1)]
 
 
-def _customers_cte(name: str, q: MetricQuery, baseline: str, filtered: bool, params: list[Any]) -> str:
+def _customers_cte(name: str, q: MetricQuery, baseline: str, filtered: bool, params: list[Any],
+                   split: Sequence[str] = ()) -> str:
     """Per period and customer: MRR at the end of P (m1), at the baseline date (m0), and whether
     the customer had MRR on some day up to the baseline (to tell new from reactivated).
 
@@ -687,10 +688,19 @@ def _customers_cte(name: str, q: MetricQuery, baseline: str, filtered: bool, par
     after the baseline), so the join stays near "customers × periods" however long the history;
     "had MRR before" comes from each customer's first counting day, computed once. Baseline
     "3m" adds me1…me3, the MRR at the ends of the three months before the month of P's end (LTV).
+    `split` adds one column per dimension, d0, d1, … (each customer's latest value), for
+    `customer_cells_sql`.
     """
     if filtered:
         q = _filters_for(q, "subscriptions")
     dim, join = dimension_sql(q, "subscriptions")
+    split_cols, split_carried = "", ""
+    for i, d in enumerate(split):
+        expr, j = dimension_sql(replace(q, dimension=d), "subscriptions")
+        split_cols += f"{sql.value_at_latest(expr, 't.start_date')} AS d{i}, "
+        split_carried += f"l.d{i}, "
+        if j and j not in join:
+            join += j
     first_where = filter_sql(q, "subscriptions", params) if filtered else "TRUE"  # placeholders in SQL order
     where = filter_sql(q, "subscriptions", params) if filtered else "TRUE"
     b = "P.b12_end" if baseline == "12m" else "P.b_end"
@@ -708,13 +718,32 @@ def _customers_cte(name: str, q: MetricQuery, baseline: str, filtered: bool, par
         # CASE inside sum() aggregates measurably faster than FILTER on DuckDB here.
         f"sum(CASE WHEN {counts_at.format(d='P.p_cut')} THEN t.mrr ELSE 0 END) AS m1, "
         f"sum(CASE WHEN {counts_at.format(d=b)} THEN t.mrr ELSE 0 END) AS m0, {extra}"
-        f"{sql.value_at_latest(dim, 't.start_date') if q.dimension else dim} AS segment "
+        f"{split_cols}{sql.value_at_latest(dim, 't.start_date') if q.dimension else dim} AS segment "
         f"FROM P JOIN subscriptions AS t ON t.start_date <= P.p_cut AND (t.end_date IS NULL OR t.end_date > {earliest})"
         f"{join} WHERE {where} GROUP BY ALL), "
-        f"{name} AS (SELECT l.pkey, l.customer_id, l.m1, l.m0, {carried}l.segment, "
+        f"{name} AS (SELECT l.pkey, l.customer_id, l.m1, l.m0, {carried}{split_carried}l.segment, "
         f"COALESCE(f.first_day <= {b}, FALSE) AS had_before "
         f"FROM {name}_live AS l JOIN P ON P.pkey = l.pkey LEFT JOIN {name}_first AS f ON f.customer_id = l.customer_id)"
     )
+
+
+def customer_cells_sql(q: MetricQuery, m: Metric, dims: Sequence[str],
+                       components: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:
+    """Per period and combination of `dims` (finest cells), per-customer components summed.
+
+    For metrics over per-customer MRR movements whose aggregates add up over customers (counts
+    and sums of m0/m1): one scan of the customers relation with each customer's latest value of
+    every dimension, instead of one catalogue query per dimension. `components`: (alias, aggregate
+    over `c`). Columns: pkey, d0…, the aliases.
+    """
+    params: list[Any] = []
+    cte = _customers_cte("cx", q, m.baseline, True, params, split=dims)
+    sel = "".join(f"c.d{i} AS d{i}, " for i in range(len(dims)))
+    comps = ", ".join(f"COALESCE({_bind(agg, q)}, 0) AS {alias}" for alias, agg in components)
+    group = ", ".join(["c.pkey", *(f"c.d{i}" for i in range(len(dims)))])
+    text = (f"WITH {periods_cte(q.periods, q.as_of)}, {cte} SELECT c.pkey AS pkey, {sel}{comps} "
+            f"FROM cx AS c GROUP BY {group}")
+    return text, params
 
 
 # --- entity relations: one row per period, segment and customer / account / user ----------------

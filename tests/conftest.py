@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +14,9 @@ from kpitree.ingest import ingest
 from kpitree.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
+# AppTest pages run in this process: no background warm-up threads outliving their test (the real
+# app in `running_app` keeps it on)
+os.environ.setdefault("KPITREE_WARM", "0")
 
 
 def _write(tmp: Path, name: str, text: str) -> Path:
@@ -67,7 +71,6 @@ def demo_data_dir(tmp_path_factory) -> Path:
 @contextmanager
 def running_app(data_dir: Path, **env: str) -> Iterator[str]:
     """`streamlit run app.py` on a free port over `data_dir`; yields its URL, stops it after."""
-    import os
     import subprocess
     import sys
     import time
@@ -77,7 +80,7 @@ def running_app(data_dir: Path, **env: str) -> Iterator[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.headless", "true", "--logger.level", "warning"],
-        cwd=ROOT, env={**os.environ, "KPITREE_DATA_DIR": str(data_dir), **env},
+        cwd=ROOT, env={**os.environ, "KPITREE_DATA_DIR": str(data_dir), "KPITREE_WARM": "1", **env},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
