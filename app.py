@@ -18,6 +18,7 @@ from kpitree.evaluate import evaluate_tree, trend
 from kpitree.format import fmt, fmt_change
 from kpitree.periods import Grain, parse_period, period_containing, trailing
 from kpitree.usage import ACCOUNT_COLUMNS, activity_heatmap, cohort_retention, panel_charts
+from kpitree.warmup import baseline_period
 
 st.set_page_config(page_title="KPI Tree", page_icon="🌳", layout="wide")
 
@@ -134,10 +135,6 @@ def _picked() -> None:
     st.session_state["selected"] = st.session_state["node_pick"]
 
 
-def _baseline_period(period, versus):
-    return period.same_last_year() if versus == "last_year" else period.previous()
-
-
 def _red_path(ws, tree, period, versus) -> None:
     result = ui.explanation(ws, tree, tree.root.id, period, versus, causes=True)
     if result is None:
@@ -247,7 +244,7 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
     if not dims:
         st.info("This metric's table has none of the tree's drill dimensions.")
         return None
-    baseline = _baseline_period(period, versus)
+    baseline = baseline_period(period, versus)
     st.markdown(f"**By segment** — {period.key} against {baseline.key}"
                 + (" (segments have no targets: compared with the previous period)" if versus == "target" else ""))
     dim = st.radio("Split by", dims, key=f"dim_{node.id}", horizontal=True)

@@ -131,7 +131,7 @@ def warm_up(ws: Workspace, tree: Tree, evaluation, period, versus: str) -> threa
     if os.environ.get("KPITREE_WARM", "1") == "0":
         return None
     try:
-        from kpitree.explain import warm
+        from kpitree.warmup import warm
     except ImportError:
         return None
     path = Path(tree.source)

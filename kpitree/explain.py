@@ -1928,7 +1928,7 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
     With no period, the latest complete period of the grain (default: the tree's grain).
     `reference` chooses where, against a target, segment structure comes from (see
     `reference_periods`). `causes=False` skips the walk over every branch (the red path only).
-    `hold_connection=False` opens a connection per query (see `warm`). Raises KeyError for an
+    `hold_connection=False` opens a connection per query (see `warmup`). Raises KeyError for an
     unknown node.
     """
     import time
@@ -1979,33 +1979,7 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
     )
 
 
-def warm(workspace: Workspace, tree: Tree, period: Period, versus: str, node_ids: Sequence[str],
-         root_causes: bool = True, stop: threading.Event | None = None) -> int:
-    """Explains `node_ids` in order so that their queries are cached before anyone asks.
-
-    Meant for a background thread once the tree is on screen: the first click on a node with
-    per-customer or per-user metrics otherwise waits for their queries. It uses an Engine of its
-    own (an Engine's shared session is not for two threads) and a connection per query, so a
-    click never waits long for the workspace's lock; results land in the module's query cache,
-    which every Engine of the same data version reads. Returns how many nodes it explained;
-    errors are the foreground's to report (the same explanation fails there, with its message),
-    so here they are skipped.
-    """
-    engine = Engine(workspace)
-    done = 0
-    for i, node_id in enumerate(node_ids):
-        if stop is not None and stop.is_set():
-            break
-        try:
-            explain_node(engine, tree, node_id, period, versus, causes=root_causes and i == 0 and node_id == tree.root.id,
-                         hold_connection=False)
-            done += 1
-        except Exception:  # noqa: BLE001 - a background warm-up must never take the app down
-            continue
-    return done
-
-
 __all__ = [
     "Cause", "ChildPart", "DimensionRank", "Explanation", "Finding", "Influence", "NodeData", "SegmentPart", "Step",
-    "available_dimensions", "explain_node", "reference_periods", "warm",
+    "available_dimensions", "explain_node", "reference_periods",
 ]

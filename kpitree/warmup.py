@@ -1,0 +1,68 @@
+"""Warming a view's caches in the background, so the first click on each node answers fast.
+
+The tree page shows, for the node clicked, its explanation, trend, best segment split and usage
+charts. Computed on the first click, nodes over per-customer or per-user data take the better
+part of a second at 100k deals; computed while the user reads the tree, every click afterwards
+answers from cache. Each step goes through the same core function the page calls, so the
+results land in the same caches (keyed by workspace data version, not by Engine).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from .drill import drill_dimensions, segment_table
+from .evaluate import Engine, trend
+from .explain import explain_node
+from .periods import Period
+from .tree import Tree
+from .usage import activity_heatmap, cohort_retention, panel_charts
+from .workspace import Workspace
+
+TREND_PERIODS = 18  # what the node panel draws
+
+
+def baseline_period(period: Period, versus: str) -> Period:
+    """The period segment charts compare with: last year's, or else the previous one (segments
+    have no targets)."""
+    return period.same_last_year() if versus == "last_year" else period.previous()
+
+
+def warm_node(engine: Engine, tree: Tree, node_id: str, period: Period, versus: str, *, causes: bool = False,
+              hold_connection: bool = True) -> None:
+    """Everything the node's panel computes: explanation, trend, best split, usage charts."""
+    node = tree.node(node_id)
+    result = explain_node(engine, tree, node_id, period, versus, causes=causes, hold_connection=hold_connection)
+    trend(engine, tree, node_id, period, TREND_PERIODS)
+    dims = drill_dimensions(engine, tree, node)
+    ranked = [d.dimension for d in result.dimensions if d.dimension in dims] + dims
+    if ranked:
+        segment_table(engine, node, period, baseline_period(period, versus), ranked[0])
+    kinds = panel_charts(node.metric)
+    if "activity" in kinds:
+        activity_heatmap(engine, period, order="decline")
+    if "cohort" in kinds:
+        cohort_retention(engine, period)
+
+
+def warm(workspace: Workspace, tree: Tree, period: Period, versus: str, node_ids: Sequence[str],
+         stop: threading.Event | None = None) -> int:
+    """Warms `node_ids` in order (the root first gets its walk over every cause too).
+
+    For a background thread: it uses an Engine of its own (an Engine's shared session is not for
+    two threads) and a connection per explain query, so a click never waits long for the
+    workspace's lock. Returns how many nodes it warmed. Errors are the foreground's to report
+    (the same call fails there, with its message), so here they are skipped.
+    """
+    engine = Engine(workspace)
+    done = 0
+    for node_id in node_ids:
+        if stop is not None and stop.is_set():
+            break
+        try:
+            warm_node(engine, tree, node_id, period, versus, causes=node_id == tree.root.id, hold_connection=False)
+            done += 1
+        except Exception:  # noqa: BLE001 - a background warm-up must never take the app down
+            continue
+    return done
