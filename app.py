@@ -265,4 +265,5 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
     return (dim, worst[0]) if worst else None
 
 
-main()
+with ui.foreground():
+    main()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import streamlit as st
@@ -121,12 +123,29 @@ def explanation(ws: Workspace, tree: Tree, node: str, period, versus: str, cause
 _WARMED: dict[tuple, threading.Thread] = {}
 _WARMED_LOCK = threading.Lock()
 _STATUS_FIRST = {"red": 0, "amber": 1, "green": 2}
+_RUNNING = [0]  # pages being computed right now, in any session of this process
+
+
+@contextmanager
+def foreground() -> Iterator[None]:
+    """Marks a page run: the background warm-up waits until no page is being computed."""
+    with _WARMED_LOCK:
+        _RUNNING[0] += 1
+    try:
+        yield
+    finally:
+        with _WARMED_LOCK:
+            _RUNNING[0] -= 1
+
+
+def _idle() -> bool:
+    return _RUNNING[0] == 0
 
 
 def warm_up(ws: Workspace, tree: Tree, evaluation, period, versus: str) -> threading.Thread | None:
-    """Once per view (workspace data, tree, period, baseline), explains every node in the
-    background — the root's causes first, then red, amber and the rest, top levels first — so
-    the first click on each answers from cached queries (`kpitree.explain.warm`).
+    """Once per view (workspace data, tree, period, baseline), computes every node's panel in the
+    background — the root, then red, amber and the rest, top levels first, then the root's walk
+    over every cause — so the first click on each answers from cache (`kpitree.warmup.warm`).
     Off with KPITREE_WARM=0."""
     if os.environ.get("KPITREE_WARM", "1") == "0":
         return None
@@ -145,7 +164,7 @@ def warm_up(ws: Workspace, tree: Tree, evaluation, period, versus: str) -> threa
         while len(_WARMED) >= 32:
             _WARMED.pop(next(iter(_WARMED)))
         thread = threading.Thread(target=warm, args=(ws, tree, period, versus, [tree.root.id, *(n.id for n in order)]),
-                                  daemon=True, name="kpitree-warm")
+                                  kwargs={"idle": _idle}, daemon=True, name="kpitree-warm")
         _WARMED[key] = thread
     thread.start()
     return thread

@@ -10,7 +10,8 @@ results land in the same caches (keyed by workspace data version, not by Engine)
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from .drill import drill_dimensions, segment_table
 from .evaluate import Engine, trend
@@ -21,6 +22,7 @@ from .usage import activity_heatmap, cohort_retention, panel_charts
 from .workspace import Workspace
 
 TREND_PERIODS = 18  # what the node panel draws
+IDLE_POLL_SECONDS = 0.05
 
 
 def baseline_period(period: Period, versus: str) -> Period:
@@ -47,21 +49,26 @@ def warm_node(engine: Engine, tree: Tree, node_id: str, period: Period, versus: 
 
 
 def warm(workspace: Workspace, tree: Tree, period: Period, versus: str, node_ids: Sequence[str],
-         stop: threading.Event | None = None) -> int:
-    """Warms `node_ids` in order (the root first gets its walk over every cause too).
+         stop: threading.Event | None = None, idle: Callable[[], bool] | None = None) -> int:
+    """Warms the panels of `node_ids` in order, then the root's walk over every cause.
 
     For a background thread: it uses an Engine of its own (an Engine's shared session is not for
     two threads) and a connection per explain query, so a click never waits long for the
-    workspace's lock. Returns how many nodes it warmed. Errors are the foreground's to report
-    (the same call fails there, with its message), so here they are skipped.
+    workspace's lock; between nodes it waits while `idle()` says a page is being computed, so it
+    takes no CPU from a click. The root's walk comes last: by then its queries are the panels'
+    own, cached. Returns how many steps it completed. Errors are the foreground's to report (the
+    same call fails there, with its message), so here they are skipped.
     """
     engine = Engine(workspace)
     done = 0
-    for node_id in node_ids:
+    steps = [(node_id, False) for node_id in node_ids] + [(tree.root.id, True)]
+    for node_id, causes in steps:
+        while idle is not None and not idle() and not (stop is not None and stop.is_set()):
+            time.sleep(IDLE_POLL_SECONDS)
         if stop is not None and stop.is_set():
             break
         try:
-            warm_node(engine, tree, node_id, period, versus, causes=node_id == tree.root.id, hold_connection=False)
+            warm_node(engine, tree, node_id, period, versus, causes=causes, hold_connection=False)
             done += 1
         except Exception:  # noqa: BLE001 - a background warm-up must never take the app down
             continue
