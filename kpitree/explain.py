@@ -193,8 +193,8 @@ class Influence:
 
 
 @dataclass(frozen=True)
-class Step:
-    """One step of the red path: a node, how it was reached, its top segment and a sentence."""
+class _NodeFacts:
+    """Who and where: a node of the explanation with its number and its baseline."""
 
     id: str
     label: str
@@ -203,6 +203,12 @@ class Step:
     value: float | None
     baseline: float | None
     unit: str
+
+
+@dataclass(frozen=True)
+class Step(_NodeFacts):
+    """One step of the red path: a node, how it was reached, its top segment and a sentence."""
+
     link: str  # start, exact, influence
     share: float | None  # of the parent's gap (exact links)
     bands: float | None  # how far beyond its amber band (influence links)
@@ -811,14 +817,7 @@ class _Session:
                 f"SELECT P.pkey AS pkey, {sel_dims}{', '.join(comps_sql)} "
                 f"FROM P JOIN {s.table} AS t ON {s.on}{''.join(joins)} WHERE {where} "
                 f"GROUP BY {', '.join(['P.pkey', *exprs])}")
-        df = self._execute(text, params)
-        base = df.rename(columns=dict(zip(dim_alias, dims, strict=True)))
-        base["pkey"] = base["pkey"].map(labels)
-        out: dict[tuple[str, str, int], pd.DataFrame] = {}
-        for r in members:
-            cols = {alias: c for (m_, c, alias) in aliases if m_ is r}
-            out[r.node, r.role, r.index] = base[["pkey", *dims, *cols]].rename(columns=cols)
-        return out
+        return _per_member(self._execute(text, params), members, aliases, labels)
 
     def _run_customer_cells(self, members: list[_Source], labels: dict[str, str]
                             ) -> dict[tuple[str, str, int], pd.DataFrame]:
@@ -834,14 +833,7 @@ class _Session:
         for r in members:
             aliases.extend((r, c, f"c{len(aliases) + i}") for i, c in enumerate(r.src.components))
         text, params = customer_cells_sql(q, first.metric, dims, [(a, r.src.components[c]) for r, c, a in aliases])
-        df = self._execute(text, params)
-        base = df.rename(columns={f"d{i}": d for i, d in enumerate(dims)})
-        base["pkey"] = base["pkey"].map(labels)
-        out: dict[tuple[str, str, int], pd.DataFrame] = {}
-        for r in members:
-            cols = {alias: c for (m_, c, alias) in aliases if m_ is r}
-            out[r.node, r.role, r.index] = base[["pkey", *dims, *cols]].rename(columns=cols)
-        return out
+        return _per_member(self._execute(text, params), members, aliases, labels)
 
     def _compute(self, q: MetricQuery, names: Sequence[str]) -> dict[str, pd.DataFrame]:
         with self.connection() as con:
@@ -873,6 +865,20 @@ class _Session:
             df["pkey"] = df["pkey"].map(labels)
             out[r.node, r.role, r.index] = df[["pkey", *dims, *r.metric.components]]
         return out
+
+
+def _per_member(df: pd.DataFrame, members: list[_Source], aliases: list[tuple[_Source, str, str]],
+                labels: dict[str, str]) -> dict[tuple[str, str, int], pd.DataFrame]:
+    """Splits one cells query (columns pkey, d0…, aliases) into each member's frame: pkey as the
+    member's period label, dimensions by name, its components by name."""
+    dims = members[0].dims
+    base = df.rename(columns={f"d{i}": d for i, d in enumerate(dims)})
+    base["pkey"] = base["pkey"].map(labels)
+    out: dict[tuple[str, str, int], pd.DataFrame] = {}
+    for r in members:
+        cols = {alias: c for (m_, c, alias) in aliases if m_ is r}
+        out[r.node, r.role, r.index] = base[["pkey", *dims, *cols]].rename(columns=cols)
+    return out
 
 
 @dataclass
@@ -1639,17 +1645,10 @@ def _top_rate(view: _NodeView, mode: str, ranked: Sequence[str], main: _NodeView
 
 
 @dataclass(frozen=True)
-class Cause:
+class Cause(_NodeFacts):
     """A lever where part of the gap sits, how it is reached from the explained node, and where in it."""
 
     path: tuple[str, ...]  # node ids from the explained node down to the lever
-    id: str
-    label: str
-    owner: str
-    status: str
-    value: float | None
-    baseline: float | None
-    unit: str
     weight: float  # product of the exact shares along the path (influence links count as 1): for ordering
     top_segment: SegmentPart | None
     sentence: str
@@ -1721,7 +1720,7 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
             v = a.view
             if v.gap is None or v.adverse(v.gap) <= 0:
                 return
-            out.append(Cause(path, v.node.id, v.node.label, v.node.owner, v.status, v.value, v.baseline, v.unit,
+            out.append(Cause(v.node.id, v.node.label, v.node.owner, v.status, v.value, v.baseline, v.unit, path,
                              weight, a.segments.top,
                              _segment_sentence(a) or _sentence(a, "start", None, None, versus), a.also, reached))
 
