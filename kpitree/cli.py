@@ -40,11 +40,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from .ingest import ingest
+    import tempfile
+
+    from .ingest import ingest, read_stage_map
     from .workspace import Workspace
 
-    ws = Workspace(args.workspace, create=True)
-    report = ingest(ws, [Path(f) for f in args.files], table=args.table, mode=args.mode)
+    stages = read_stage_map(args.stage_map) if args.stage_map else {}
+    files = [Path(f) for f in args.files]
+    if args.dry_run and not Path(args.workspace).is_dir():
+        with tempfile.TemporaryDirectory(prefix="kpitree-dry-") as tmp:  # nothing is created where asked
+            report = ingest(Workspace(tmp), files, table=args.table, mode=args.mode, dry_run=True, stage_map=stages)
+    else:
+        ws = Workspace(args.workspace, create=not args.dry_run)
+        report = ingest(ws, files, table=args.table, mode=args.mode, reappend=args.reappend, dry_run=args.dry_run,
+                        stage_map=stages)
+        if stages and not args.dry_run:
+            ws.save_stage_map({**ws.stage_map(), **stages})  # kept for later loads and the Upload page
     if args.format == "json":
         _print_json(report.to_dict())
     else:
@@ -132,7 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", help="canonical table for all files (default: detected from each header)")
     p.add_argument("--mode", choices=("replace", "append"), default="replace",
                    help="replace a table's rows (default) or append to them (same ids replaced)")
-    p.add_argument("files", nargs="+", help="CSV files (.csv, .tsv, .csv.gz)")
+    p.add_argument("--stage-map", metavar="FILE",
+                   help="CSV with columns stage,status (open/won/lost), or JSON {stage: status}: how your "
+                        "pipeline's stages count; saved in the workspace after a successful load")
+    p.add_argument("--dry-run", action="store_true",
+                   help="read and check everything, print the report, write nothing")
+    p.add_argument("--reappend", action="store_true",
+                   help="with --mode append: load a file again even if its exact content was appended before "
+                        "(its rows replace themselves by id), e.g. after correcting the stage map")
+    p.add_argument("files", nargs="+", help="CSV files (.csv, .tsv, .csv.gz, .zip)")
     p.set_defaults(func=cmd_ingest)
 
     p = add("validate", "check a tree file against the seed-003 rules",

@@ -26,6 +26,7 @@ import codecs
 import csv
 import hashlib
 import io
+import json
 import re
 import shutil
 import tempfile
@@ -129,9 +130,10 @@ class FileReport:
 @dataclass
 class LoadReport:
     files: list[FileReport]
-    tables: dict[str, int]  # table → rows after the load
+    tables: dict[str, int]  # table → rows after the load (a dry run: rows each table would get from these files)
     mode: str
     seconds: float = 0.0
+    dry_run: bool = False  # checked and reported, nothing written
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -174,6 +176,8 @@ class LoadReport:
             for w in f.warnings:
                 lines.append(f"  warning: {w}")
         lines.append("tables: " + ", ".join(f"{t}={n}" for t, n in self.tables.items()))
+        if self.dry_run:
+            lines.append("dry run: every row was read and checked; nothing was written to the workspace")
         return "\n".join(lines)
 
 
@@ -1395,8 +1399,14 @@ def ingest(
     max_reject_share: float = 0.5,
     on_progress: Progress | None = None,
     reappend: bool = False,
+    dry_run: bool = False,
+    stage_map: dict[str, str] | None = None,
 ) -> LoadReport:
     """Loads files into the workspace; all or nothing. Returns the data-quality report.
+
+    `dry_run` reads and checks everything and reports as a load would, but writes nothing (the
+    tables' counts are then what these files alone would load). `stage_map` (stage → open, won
+    or lost) adds to the workspace's saved stage map for this load only.
 
     `mode="replace"` swaps each table for the files' content (loading the same file twice gives
     the same data); `mode="append"` adds rows, rows whose id is already there replace the old,
@@ -1419,7 +1429,7 @@ def ingest(
             if not any(m.table for m in mappings):
                 raise LoadError("nothing to load: " + "; ".join(f"{s.name} is {m.label}" for s, m in
                                                                 zip(sources, mappings, strict=True)))
-            stage_map = workspace.stage_map()
+            stages = {**workspace.stage_map(), **normalise_stage_map(stage_map or {})}
             order = sorted(range(len(sources)), key=lambda i: 0 if mappings[i].side else 1)
             sides_present: set[str] = set()
             prepared: dict[int, _Prepared] = {}
@@ -1437,7 +1447,7 @@ def ingest(
                 def step(f: float, msg: str, b: float = base, s: float = span, n: str = src.name) -> None:
                     progress(b + s * f, f"{n}: {msg}")
 
-                prepared[i] = _prepare(reader, src, mappings[i], i, work, stage_map, sides_present, step=step)
+                prepared[i] = _prepare(reader, src, mappings[i], i, work, stages, sides_present, step=step)
                 if mappings[i].side:
                     sides_present.add(mappings[i].side)
             ordered = [prepared[i] for i in range(len(sources))]
@@ -1449,12 +1459,58 @@ def ingest(
                         f"{r.file}: {r.rows_rejected} of {r.rows_read} rows rejected — is this the right file "
                         f"for {r.table!r}? First problem: line {first.line}, column {first.column!r}: {first.reason}"
                     )
-            progress(0.9, "writing the workspace")
-            tables = _swap_in(reader, workspace, ordered, mode, skip_loaded=not reappend)
+            if dry_run:
+                tables = {}
+                for p in ordered:
+                    if p.table:
+                        tables[p.table] = tables.get(p.table, 0) + p.report.rows_loaded
+            else:
+                progress(0.9, "writing the workspace")
+                tables = _swap_in(reader, workspace, ordered, mode, skip_loaded=not reappend)
     finally:
         reader.close()
     progress(1.0, "done")
-    return LoadReport([p.report for p in ordered], tables, mode, round(time.perf_counter() - started, 3))
+    return LoadReport([p.report for p in ordered], tables, mode, round(time.perf_counter() - started, 3), dry_run)
+
+
+def normalise_stage_map(mapping: dict[str, str]) -> dict[str, str]:
+    """Stage names as the loader compares them (lower case, single spaces) → open, won or lost."""
+    bad = {k: v for k, v in mapping.items() if str(v).strip().lower() not in ("open", "won", "lost")}
+    if bad:
+        raise LoadError(f"stage map: a status must be open, won or lost, not {bad}")
+    return {re.sub(r"\s+", " ", str(k).strip().lower()): str(v).strip().lower()
+            for k, v in mapping.items() if str(k).strip()}
+
+
+def read_stage_map(path: str | Path) -> dict[str, str]:
+    """A stage map file: CSV with columns stage,status (a header row), or a JSON object stage → status.
+
+    Errors name the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LoadError(f"{path.name}: cannot read the stage map: {exc}") from None
+    if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LoadError(f"{path.name}, line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}") from None
+        if not isinstance(raw, dict):
+            raise LoadError(f"{path.name}: expected an object of stage → open/won/lost")
+        return normalise_stage_map({str(k): str(v) for k, v in raw.items()})
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or [c.strip().lower() for c in rows[0][:2]] != ["stage", "status"]:
+        raise LoadError(f"{path.name}, line 1: the header must be stage,status")
+    out: dict[str, str] = {}
+    for n, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) < 2 or row[1].strip().lower() not in ("open", "won", "lost"):
+            shown = row[1] if len(row) > 1 else ""
+            raise LoadError(f"{path.name}, line {n}, column 'status': {shown!r} is not open, won or lost")
+        out[row[0]] = row[1]
+    return normalise_stage_map(out)
 
 
 # --- what the upload page asks before and instead of a load -------------------------------------

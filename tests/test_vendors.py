@@ -262,3 +262,48 @@ def test_stripe_mapping_states_its_rules():
     m = vendor_mapping("stripe", headers(STRIPE))
     assert m.table == "subscriptions" and m.key == "subscription_id"
     assert any("yearly ÷ 12" in r for r in m.rules)
+
+
+def _kpitree(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kpitree", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_cli_stage_map_dry_run_and_reappend(tmp_path):
+    """A consultant's loop: check a client's export without touching anything, then load it with
+    the client's own stage meanings, which stay saved for the next load."""
+    w = tmp_path / "client"
+    stages = tmp_path / "stages.csv"
+    stages.write_text("stage,status\n#09 WON,lost\nContract Sent,won\n", encoding="utf-8")
+    run = _kpitree("ingest", "--workspace", str(w), str(HUBSPOT), "--stage-map", str(stages), "--dry-run",
+                   "--format", "json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["dry_run"] is True and out["tables"] == {"deals": 8}
+    assert {s["stage"]: s["source"] for s in out["files"][0]["stages"]}["#09 WON"] == "saved"
+    assert not w.exists()  # a dry run creates nothing
+
+    run = _kpitree("ingest", "--workspace", str(w), str(HUBSPOT), "--stage-map", str(stages))
+    assert run.returncode == 0, run.stderr
+    ws = Workspace(w)
+    assert ws.stage_map() == {"#09 won": "lost", "contract sent": "won"}
+    got = dict(rows(ws, "SELECT deal_id, status FROM deals WHERE deal_id IN ('189164774905', '189164774908')"))
+    assert got == {"189164774905": "won", "189164774908": "lost"}
+
+    # dry run over an existing workspace: the report, and the workspace unchanged
+    before = (w / "kpitree.duckdb").stat().st_mtime_ns
+    run = _kpitree("ingest", "--workspace", str(w), str(STRIPE), "--dry-run")
+    assert run.returncode == 0, run.stderr
+    assert "nothing was written" in run.stdout and (w / "kpitree.duckdb").stat().st_mtime_ns == before
+    assert "subscriptions" not in ws.tables()
+
+    # append the same file twice: skipped, unless --reappend
+    assert _kpitree("ingest", "--workspace", str(w), "--mode", "append", str(STRIPE)).returncode == 0
+    run = _kpitree("ingest", "--workspace", str(w), "--mode", "append", "--reappend", str(STRIPE), "--format", "json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["tables"]["subscriptions"] == 5
+
+    bad = tmp_path / "bad-stages.csv"
+    bad.write_text("stage,status\nQualified,open\nNegotiation,maybe\n", encoding="utf-8")
+    run = _kpitree("ingest", "--workspace", str(w), str(HUBSPOT), "--stage-map", str(bad))
+    assert run.returncode == 2
+    assert "bad-stages.csv, line 3, column 'status': 'maybe' is not open, won or lost" in run.stderr
