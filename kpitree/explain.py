@@ -94,6 +94,10 @@ ALSO_SHARE = 0.1  # a segment's own rate effect worth this share of the node's g
 ALL = "\x00all"  # marks a rolled-up dimension in grouping-set results
 PSEUDO = ("(target vs reference level)", "(not attributable)")  # parts of a change that no segment owns
 PAIR_SEP = " × "
+METRIC_NOUNS = {"feature_adoption": "accounts", "health_score": "accounts", "at_risk_accounts": "accounts",
+                "upsell_eligible_accounts": "accounts", "dau": "users", "wau": "users", "mau": "users",
+                "dau_mau": "users", "time_in_product_minutes": "users", "journey_completion": "users",
+                "time_to_first_value_days": "customers"}
 NOUNS = {"deals": "deals", "leads": "leads", "subscriptions": "customers", "activities": "activities",
          "spend": "spend", "quotas": "quota", "tickets": "tickets", "events": "events", "nps": "responses"}
 
@@ -1609,7 +1613,7 @@ def _rate_finding(session: _Session, node: Node, versus: str, main: _NodeView,
             break
     if best is None or (top is not None and best.dimension == top.dimension and best.segment == top.segment):
         return None
-    who = _describe(best, main.data.cur_metric.table)
+    who = _describe(best, _noun(main.data.cur_metric))
     own = best.own_rate if best.own_rate is not None else best.rate
     rel = f"{best.value / best.baseline - 1:+.0%}".replace("-", "−")  # type: ignore[operator]
     sentence = (f"Also {who}: {node.label} {fmt(best.baseline, main.unit)} ({label}) → {fmt(best.value, main.unit)} "
@@ -1819,9 +1823,14 @@ def _gap_word(view: _NodeView) -> str:
     return "gain" if view.direction == "higher" else "improvement"
 
 
-def _describe(segment: SegmentPart, table: str) -> str:
+def _noun(m: Metric) -> str:
+    """What a metric counts, for sentences: deals, leads, customers — or, for usage metrics read
+    from events, the accounts or users they are about."""
+    return METRIC_NOUNS.get(m.name) or NOUNS.get(m.table, "rows")
+
+
+def _describe(segment: SegmentPart, noun: str) -> str:
     """`owner × segment` = `Dana × Enterprise` → "Enterprise deals owned by Dana"."""
-    noun = NOUNS.get(table, "rows")
     dims = segment.dimension.split(PAIR_SEP)
     vals = segment.segment.split(PAIR_SEP) if len(dims) > 1 else [segment.segment]
     if len(vals) != len(dims):
@@ -1872,7 +1881,7 @@ def _segment_sentence(a: _Analysis) -> str | None:
         return None
     v = a.view
     explains = _explains(top.share, top.contribution, v.gap, v.unit, f"{v.node.label} {_gap_word(v)}")
-    who = _describe(top, v.data.cur_metric.table)
+    who = _describe(top, _noun(v.data.cur_metric))
     who = who[:1].upper() + who[1:]
     if top.mix is not None and top.rate is not None and abs(top.mix) > abs(top.rate) and top.weight is not None \
             and top.base_weight is not None:
