@@ -88,27 +88,39 @@ class Formula:
         """The formula's value; works element-wise on arrays; x/0 gives inf or nan, never raises."""
         tree = self._tree or ast.parse(self.expression, mode="eval")
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return _eval(tree.body, values)
+            return evaluate(tree.body, values)
 
 
-def _eval(node: ast.AST, values: Mapping[str, float | np.ndarray]) -> np.ndarray:
-    if isinstance(node, ast.Name):
+def evaluate(node: ast.AST, values: Mapping[str, float | np.ndarray], *,
+             calls: Mapping[str, Callable[..., np.ndarray]] | None = None, nan_on_zero: bool = False) -> np.ndarray:
+    """An arithmetic expression tree (names, numbers, + − × ÷, optional `calls`) over arrays.
+
+    Formulas divide the IEEE way (x/0 is ±inf): a child at zero is a fact the attribution must see.
+    Metric values (`nan_on_zero`) follow SQL's NULLIF: a ratio over an empty denominator has no value.
+    """
+    if isinstance(node, ast.Expression):
+        return evaluate(node.body, values, calls=calls, nan_on_zero=nan_on_zero)
+    if isinstance(node, ast.Name) and node.id in values:
         return np.asarray(values[node.id], dtype="float64")
-    if isinstance(node, ast.Constant):
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
         return np.asarray(float(node.value), dtype="float64")
-    if isinstance(node, ast.UnaryOp):
-        inner = _eval(node.operand, values)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = evaluate(node.operand, values, calls=calls, nan_on_zero=nan_on_zero)
         return -inner if isinstance(node.op, ast.USub) else inner
-    if isinstance(node, ast.BinOp):
-        a, b = _eval(node.left, values), _eval(node.right, values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+        a = evaluate(node.left, values, calls=calls, nan_on_zero=nan_on_zero)
+        b = evaluate(node.right, values, calls=calls, nan_on_zero=nan_on_zero)
         if isinstance(node.op, ast.Add):
             return a + b
         if isinstance(node.op, ast.Sub):
             return a - b
         if isinstance(node.op, ast.Mult):
             return a * b
-        return np.divide(a, b)
-    raise ValueError(f"cannot evaluate {ast.dump(node)}")  # parse() admits nothing else
+        return np.divide(a, np.where(b == 0, np.nan, b) if nan_on_zero else b)
+    if (calls and isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in calls
+            and not node.keywords):
+        return calls[node.func.id](*(evaluate(a, values, calls=calls, nan_on_zero=nan_on_zero) for a in node.args))
+    raise ValueError(f"cannot evaluate {ast.dump(node)[:60]}")
 
 
 def _linear(node: ast.AST) -> tuple[dict[str, float], float] | None:

@@ -415,30 +415,6 @@ def _translate(text: str) -> str | None:
     return " ".join(out) if not stack else None
 
 
-def _eval_value(node: ast.AST, env: Mapping[str, np.ndarray]) -> np.ndarray:
-    if isinstance(node, ast.Expression):
-        return _eval_value(node.body, env)
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-        return np.asarray(float(node.value))
-    if isinstance(node, ast.Name) and node.id in env:
-        return np.asarray(env[node.id], dtype="float64")
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        inner = _eval_value(node.operand, env)
-        return -inner if isinstance(node.op, ast.USub) else inner
-    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
-        a, b = _eval_value(node.left, env), _eval_value(node.right, env)
-        if isinstance(node.op, ast.Add):
-            return a + b
-        if isinstance(node.op, ast.Sub):
-            return a - b
-        if isinstance(node.op, ast.Mult):
-            return a * b
-        return np.divide(a, np.where(b == 0, np.nan, b))
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CALLS and not node.keywords:
-        return _CALLS[node.func.id](*(_eval_value(a, env) for a in node.args))
-    raise ValueError(f"unsupported value expression part {ast.dump(node)[:60]}")
-
-
 _PARSED: dict[str, ast.Expression | None] = {}
 
 
@@ -465,7 +441,7 @@ class ValueFn:
         if tree is not None:
             try:
                 with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                    return np.asarray(_eval_value(tree, env), dtype="float64")
+                    return np.asarray(att.evaluate(tree, env, calls=_CALLS, nan_on_zero=True), dtype="float64")
             except (ValueError, KeyError):
                 pass
         return _duck_value(self.sql, env)
