@@ -183,45 +183,13 @@ def _classes(*names: str) -> tuple[type, ...]:
 
 
 # What a filter may contain: row-level predicates, arithmetic, literals and plain scalar functions.
+_LOGIC = ("And", "Or", "Not", "Xor")
+_COMPARISONS = ("EQ", "NEQ", "GT", "GTE", "LT", "LTE", "NullSafeEQ", "NullSafeNEQ", "Is", "In", "Between", "Like",
+                "ILike")
 _STRUCTURE = _classes(
-    "Column",
-    "Identifier",
-    "Literal",
-    "Boolean",
-    "Null",
-    "Paren",
-    "And",
-    "Or",
-    "Not",
-    "Xor",
-    "EQ",
-    "NEQ",
-    "GT",
-    "GTE",
-    "LT",
-    "LTE",
-    "NullSafeEQ",
-    "NullSafeNEQ",
-    "Is",
-    "In",
-    "Between",
-    "Like",
-    "ILike",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "IntDiv",
-    "Mod",
-    "Neg",
-    "DataType",
-    "DataTypeParam",
-    "Var",
-    "Interval",
-    "Cast",
-    "TryCast",
-    "Case",
-    "If",
+    "Column", "Identifier", "Literal", "Boolean", "Null", "Paren", *_LOGIC, *_COMPARISONS,
+    "Add", "Sub", "Mul", "Div", "IntDiv", "Mod", "Neg",
+    "DataType", "DataTypeParam", "Var", "Interval", "Cast", "TryCast", "Case", "If",
 )
 _FUNCTIONS = _classes(
     "Coalesce",
@@ -259,29 +227,7 @@ _FUNCTIONS = _classes(
     "DateSub",
 )
 _ALLOWED = _STRUCTURE + _FUNCTIONS
-_PREDICATES = _classes(
-    "And",
-    "Or",
-    "Not",
-    "Xor",
-    "EQ",
-    "NEQ",
-    "GT",
-    "GTE",
-    "LT",
-    "LTE",
-    "NullSafeEQ",
-    "NullSafeNEQ",
-    "Is",
-    "In",
-    "Between",
-    "Like",
-    "ILike",
-    "StartsWith",
-    "Contains",
-    "RegexpLike",
-    "Boolean",
-)
+_PREDICATES = _classes(*_LOGIC, *_COMPARISONS, "StartsWith", "Contains", "RegexpLike", "Boolean")
 # As DuckDB spells them (sqlglot's class names differ: strftime is TimeToStr, regexp_matches RegexpLike).
 _FUNCTION_NAMES = (
     "lower",
