@@ -19,6 +19,7 @@ from kpitree.format import fmt, fmt_change
 from kpitree.periods import Grain, parse_period, period_containing, trailing
 from kpitree.usage import ACCOUNT_COLUMNS, activity_heatmap, cohort_retention, panel_charts
 from kpitree.warmup import baseline_period
+from kpitree.whatif import needed_for_target, slider_for, what_if
 
 st.set_page_config(page_title="KPI Tree", page_icon="🌳", layout="wide")
 
@@ -190,8 +191,43 @@ def _panel(ws, engine, tree, evaluation, node_id, period, versus) -> None:
         ui.chart(trend_chart(history, res.unit, "Trend vs target"), key="trend")
     with right:
         _children(tree, evaluation, node, result)
+    _what_next(tree, evaluation, node, period)
     top_segment = _segments(engine, tree, node, res, period, versus, result)
     _usage(engine, node, period, top_segment)
+
+
+def _what_next(tree, evaluation, node, period) -> None:
+    """Back-solving (what each formula child alone would need) and a what-if slider on this node."""
+    try:
+        solutions = needed_for_target(evaluation, tree, node.id) if node.formula and evaluation.node(node.id).target else []
+    except KpiTreeError:  # a child without a value this period: nothing to solve from
+        solutions = []
+    slider = slider_for(evaluation, tree, node.id)
+    if not solutions and slider is None:
+        return
+    with st.expander("What it takes — targets solved backwards, and what if", expanded=True):
+        if solutions:
+            st.markdown(f"**To reach the {node.label} target**, each child alone, the others as they are:")
+            for sol in solutions:
+                st.markdown(f"- {sol.sentence()}")
+        if slider is not None:
+            percent = slider.unit == "percent"
+            scale = 100.0 if percent else 1.0
+            value = st.slider(f"What if {slider.label} were…", min_value=slider.low * scale,
+                              max_value=slider.high * scale, value=slider.current * scale,
+                              step=slider.step * scale, format="%.1f%%" if percent else "%.0f",
+                              key=f"whatif_{period.key}_{node.id}") / scale
+            if slider.needed is not None:
+                st.caption(f"Needed for the {tree.node(slider.parent).label} target: {slider.needed.sentence()}")
+            if abs(value - slider.current) > slider.step * 1e-6:
+                result = what_if(evaluation, tree, {node.id: value})
+                rows = [{"node": n.label, "before": fmt(n.before, n.unit), "after": fmt(n.after, n.unit),
+                         "status": f"{STATUS_WORD[n.status_before]} → {STATUS_WORD[n.status_after]}"}
+                        for n in result.nodes if n.how != "unchanged"]
+                st.dataframe(rows, hide_index=True, width="stretch", key="whatif_table")
+                for child, parent in result.stopped:
+                    st.caption(f"{tree.node(parent).label} is linked to {tree.node(child).label} by influence only: "
+                               "left unchanged.")
 
 
 def _usage(engine, node, period, top_segment) -> None:

@@ -339,6 +339,62 @@ def solve_chain(source: Source, tree: Tree, node_id: str, lever_id: str, goal: f
     return out
 
 
+@dataclass(frozen=True)
+class Slider:
+    """A what-if slider for one node: its range, in the node's own unit, and what hits the target."""
+
+    node: str
+    label: str
+    unit: str
+    parent: str  # the formula parent the change flows into
+    current: float
+    low: float
+    high: float
+    step: float
+    needed: Solution | None  # this node's value for its formula parent's target, the others held
+
+
+def slider_for(source: Source, tree: Tree, node_id: str, period: str | Period | None = None,
+               grain: str | None = None) -> Slider | None:
+    """The range a what-if slider on `node_id` should offer, or None when no exact formula uses it
+    (moving it would change nothing above: influence links carry no arithmetic).
+
+    Rates slide over 0–100 % (further when a value is above 100 %, as NRR can be); other numbers from 0 (or the mirror of the largest value, if some are
+    negative) to twice the largest of now, target and the value that would hit the parent's target,
+    in 200 steps.
+    """
+    evaluation = _evaluation(source, tree, period, grain)
+    parent = tree.parent_of(node_id)
+    if parent is None or not parent.formula or node_id not in Formula.parse(parent.formula).names:
+        return None
+    r = evaluation.node(node_id)
+    current = _value(r)
+    if current is None:
+        return None
+    try:
+        needed: Solution | None = _solve_one(evaluation, tree, parent.id, node_id, None)
+    except KpiTreeError:  # no target above, or a missing value: the slider still shows consequences
+        needed = None
+    points = [abs(v) for v in (current, r.target, needed.needed if needed else None) if v is not None]
+    if r.unit == "percent":  # shares up to 100 %; retention-like rates above it get room to move
+        low, high, step = 0.0, 1.0 if max(points) <= 1 else math.ceil(2 * max(points) * 10) / 10, 0.001
+    else:
+        top = 2 * max(points) or 1.0
+        low = -top if min(v for v in (current, r.target) if v is not None) < 0 else 0.0
+        high = top
+        step = _nice_step((high - low) / 200)
+        low, high = math.floor(low / step) * step, math.ceil(high / step) * step
+    return Slider(node_id, r.label, r.unit, parent.id, current, low, high, step, needed)
+
+
+def _nice_step(raw: float) -> float:
+    """1, 2 or 5 times a power of ten, at least `raw`: slider steps people can read."""
+    if raw <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
 def _path(tree: Tree, top: str, bottom: str) -> list[str]:
     tree.node(top)
     tree.node(bottom)
@@ -351,4 +407,5 @@ def _path(tree: Tree, top: str, bottom: str) -> list[str]:
     return chain[::-1]
 
 
-__all__ = ["NodeChange", "Solution", "WhatIf", "back_solve", "needed_for_target", "solve", "solve_chain", "what_if"]
+__all__ = ["NodeChange", "Slider", "Solution", "WhatIf", "back_solve", "needed_for_target", "slider_for", "solve",
+           "solve_chain", "what_if"]

@@ -115,3 +115,25 @@ def test_red_path_reaches_the_cause_in_three_clicks(app):
     assert at.radio(key="dim_win_rate").options[0] in ("owner", "segment")
     at.button(key="open_cause_logo_churn_rate").click().run()
     assert at.selectbox(key="node_pick").value == "logo_churn_rate"
+
+
+def test_what_it_takes_and_what_if_on_a_lever(app):
+    """Win rate: the value that hits the New business ARR target, and a slider that recomputes the tree."""
+    at = app.run()
+    at.selectbox(key="node_pick").set_value("new_business_arr").run()
+    text = " ".join(headings(at))
+    assert "To reach the New business ARR target" in text and "Win rate (new): 20.8% → 36.1%" in text
+    at.selectbox(key="node_pick").set_value("win_rate").run()
+    slider = at.slider(key="whatif_2026-10_win_rate")
+    assert slider.value == pytest.approx(20.8333, abs=1e-3)  # percent on the slider
+    assert "Needed for the New business ARR target: Win rate (new): 20.8% → 36.1%" in " ".join(c.value for c in at.caption)
+    slider.set_value(36.1).run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "after" in d.value.columns)
+    rows = {r["node"]: r for r in table.to_dict("records")}
+    assert rows["Win rate (new)"]["after"] == "36.1%"
+    # 3,119,583.12 × 36.1 / 20.8333 = 5,405,613.6: just short of the 5.41M target; New ARR follows by the same amount
+    assert rows["New business ARR"]["after"] == "$5,405,614"
+    assert rows["New business ARR"]["status"].startswith("off target →")
+    assert (rows["New ARR"]["before"], rows["New ARR"]["after"]) == ("$4,268,596", "$6,554,627")  # + the same 2.29M
+    assert "ARR is linked to New ARR by influence only: left unchanged." in [c.value for c in at.caption]
