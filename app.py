@@ -37,7 +37,9 @@ def pick_tree(ws) -> tuple[str, object]:
         default = next((k for k in labels if k.endswith("(workspace)")), f"{ui.DEFAULT_TREE.stem} (template)")
     if "tree_pick" not in st.session_state:
         st.session_state["tree_pick"] = default if default in labels else labels[0]
-    label = st.sidebar.selectbox("Tree", labels, key="tree_pick")
+    if st.session_state.get("_kept_tree_pick") not in (None, *labels):  # a tree deleted meanwhile
+        ui.set_sticky("tree_pick", labels[0])
+    label = st.sidebar.selectbox("Tree", labels, **ui.sticky("tree_pick"))
     st.query_params["tree"] = paths[label].stem
     return label, ui.tree_for(paths[label])
 
@@ -46,15 +48,15 @@ def pick_period(engine) -> tuple[str, object]:
     grain = ui.param("grain", "month")
     if "grain" not in st.session_state:
         st.session_state["grain"] = grain if grain in GRAINS else "month"
-    grain = st.sidebar.radio("Grain", GRAINS, key="grain", horizontal=True)
+    grain = st.sidebar.radio("Grain", GRAINS, horizontal=True, **ui.sticky("grain"))
     current = period_containing(engine.as_of, grain)
     options = [p.key for p in reversed(trailing(current, 24 if grain != "week" else 26))]
     latest = current if current.is_complete(engine.as_of) else current.previous()
     wanted = ui.param("period")
     if st.session_state.get("_period_grain") != grain:
         st.session_state["_period_grain"] = grain
-        st.session_state["period"] = wanted if wanted in options else latest.key
-    period = st.sidebar.selectbox("Period", options, key="period",
+        ui.set_sticky("period", wanted if wanted in options else latest.key)
+    period = st.sidebar.selectbox("Period", options, **ui.sticky("period"),
                                   format_func=lambda k: k + (" (running)" if k == current.key and not
                                                              current.is_complete(engine.as_of) else ""))
     st.query_params["grain"] = grain
@@ -77,7 +79,7 @@ def main() -> None:
     versus_default = ui.param("versus", "target")
     if "versus" not in st.session_state:
         st.session_state["versus"] = versus_default if versus_default in VERSUS else "target"
-    versus = st.sidebar.radio("Compare with", list(VERSUS), key="versus", format_func=lambda v: VERSUS[v])
+    versus = st.sidebar.radio("Compare with", list(VERSUS), format_func=lambda v: VERSUS[v], **ui.sticky("versus"))
     st.query_params["versus"] = versus
 
     evaluation = evaluate_tree(engine, tree, period)

@@ -92,7 +92,7 @@ def _create_workspace() -> None:
         st.session_state["create_ws_error"] = str(exc)
         return
     st.session_state.pop("create_ws_error", None)
-    st.session_state["ws"] = name  # callbacks run before the picker is drawn, so this selects it
+    ui.select_workspace(name)  # callbacks run before the picker is drawn, so this selects it
     st.query_params["ws"] = name
 
 

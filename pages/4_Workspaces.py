@@ -66,7 +66,7 @@ def overview(ws: Workspace, current: bool) -> dict:
 
 def _switch(name: str) -> None:
     # Runs inside a callback, before the sidebar picker is drawn, so the picker follows.
-    st.session_state["ws"] = name
+    ui.select_workspace(name)
     st.query_params["ws"] = name
 
 

@@ -137,3 +137,21 @@ def test_what_it_takes_and_what_if_on_a_lever(app):
     assert rows["New business ARR"]["status"].startswith("off target →")
     assert (rows["New ARR"]["before"], rows["New ARR"]["after"]) == ("$4,268,596", "$6,554,627")  # + the same 2.29M
     assert "ARR is linked to New ARR by influence only: left unchanged." in [c.value for c in at.caption]
+
+
+def test_the_workspace_choice_follows_the_user_across_pages(app):
+    """Streamlit resets a widget another page draws: the picked workspace must survive that."""
+    at = app.run()
+    assert at.session_state["ws"] == "demo"
+    at.selectbox(key="period").set_value("2026-08").run()
+    at.radio(key="versus").set_value("previous").run()
+    for page in ("pages/1_Upload.py", "pages/3_Definitions.py", "pages/2_Builder.py", "pages/4_Workspaces.py",
+                 "app.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert at.session_state["ws"] == "demo", page
+    assert (at.session_state["period"], at.session_state["versus"]) == ("2026-08", "previous")  # back on the tree
+    assert any(h.startswith("### RevOps KPI tree · 2026-08") for h in headings(at))
+    at.selectbox(key="ws").set_value(None).run()  # cleared on purpose: stays cleared on the next page
+    at.switch_page("pages/1_Upload.py").run()
+    assert at.session_state["ws"] is None
