@@ -41,6 +41,8 @@ def pick_tree(ws) -> tuple[str, object]:
         ui.set_sticky("tree_pick", labels[0])
     label = st.sidebar.selectbox("Tree", labels, **ui.sticky("tree_pick"))
     st.query_params["tree"] = paths[label].stem
+    # the Builder opens the tree being looked at
+    st.session_state["_viewing_tree"] = ("workspace" if label.endswith("(workspace)") else "template", paths[label].stem)
     return label, ui.tree_for(paths[label])
 
 

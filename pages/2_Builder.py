@@ -343,7 +343,8 @@ def main() -> None:
     st.sidebar.text_input("Your name (recorded in the history)", key="b_who")
     choices = sources(store)
     if "b_source" not in S or S["b_source"] not in choices:
-        S["b_source"] = next(iter(choices))
+        viewing = S.get("_viewing_tree")  # set by the tree page: start from the tree the user was looking at
+        S["b_source"] = next((k for k, v in choices.items() if v == viewing), next(iter(choices)))
     st.sidebar.selectbox("Start from", list(choices), key="b_source")
     st.sidebar.button("Open", key="b_open", on_click=open_source, args=(store,), width="stretch")
     upload = st.sidebar.file_uploader("…or import a tree YAML", type=["yaml", "yml"], key="b_upload")

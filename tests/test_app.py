@@ -150,6 +150,8 @@ def test_the_workspace_choice_follows_the_user_across_pages(app):
         at.switch_page(page).run()
         assert not at.exception, page
         assert at.session_state["ws"] == "demo", page
+        if page == "pages/2_Builder.py":
+            assert at.session_state["b_source"] == "revops (template)"  # the tree the user was looking at
     assert (at.session_state["period"], at.session_state["versus"]) == ("2026-08", "previous")  # back on the tree
     assert any(h.startswith("### RevOps KPI tree · 2026-08") for h in headings(at))
     at.selectbox(key="ws").set_value(None).run()  # cleared on purpose: stays cleared on the next page
