@@ -15,6 +15,7 @@ from kpitree.charts_usage import activity_dots_chart, cohort_chart
 from kpitree.drill import drill_dimensions, segment_table
 from kpitree.errors import KpiTreeError, QueryError
 from kpitree.evaluate import evaluate_tree, trend
+from kpitree.explain import segment_frame
 from kpitree.format import fmt, fmt_change
 from kpitree.periods import Grain, parse_period, period_containing, trailing
 from kpitree.usage import ACCOUNT_COLUMNS, activity_heatmap, cohort_retention, panel_charts
@@ -275,6 +276,19 @@ def _children(tree, evaluation, node, result) -> None:
     st.dataframe(rows, hide_index=True, width="stretch", key="children_table")
 
 
+def _segment_baseline(result, period, versus, dim: str) -> str:
+    """What the segment chart compares with, in words (the explanation's own baseline)."""
+    if versus != "target":
+        return f"**By segment** — {period.key} against {result.baseline_label}; in red, the segments that explain the change"
+    refs = sorted(result.reference)
+    when = refs[0] if len(refs) == 1 else f"the average of {', '.join(refs)}" if refs else "a recent period"
+    method = next((d.method for d in result.dimensions if d.dimension == dim), "")
+    against = (f"the target shared out by each segment's weight in {when}" if method == "delta"
+               else f"each segment's level in {when}")
+    return (f"**By segment** — {period.key} against {against} (periods that went to plan; segments have no "
+            "targets of their own); in red, the segments that explain the gap")
+
+
 def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str] | None:
     """The segment charts, best dimension first; returns (dimension, segment) that hurts most, if any."""
     dims = drill_dimensions(engine, tree, node)
@@ -284,15 +298,21 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
     if not dims:
         st.info("This metric's table has none of the tree's drill dimensions.")
         return None
-    baseline = baseline_period(period, versus)
-    st.markdown(f"**By segment** — {period.key} against {baseline.key}"
-                + (" (segments have no targets: compared with the previous period)" if versus == "target" else ""))
     dim = st.radio("Split by", dims, key=f"dim_{node.id}", horizontal=True)
-    table = segment_table(engine, node, period, baseline, dim)
+    frame = segment_frame(result, dim) if result is not None else None
+    if frame is not None and not frame.empty:
+        # the explanation's own comparison: the chart agrees with the sentences above
+        table, worst = frame, [s for s, e in zip(frame["segment"], frame["explains"], strict=True) if e]
+        st.caption(_segment_baseline(result, period, versus, dim))
+    else:
+        baseline = baseline_period(period, versus)
+        table = segment_table(engine, node, period, baseline, dim)
+        worst = [s for s, a in zip(table["segment"], table["adverse"], strict=True) if a > 0][:1]
+        st.caption(f"**By segment** — {period.key} against {baseline.key}"
+                   + (" (segments have no targets: compared with the previous period)" if versus == "target" else ""))
     if table.empty:
         st.info("No rows for this split in these periods.")
         return None
-    worst = [s for s, a in zip(table["segment"], table["adverse"], strict=True) if a > 0][:1]
     left, right = st.columns([3, 2])
     with left:
         ui.chart(segment_chart(table, res.unit, dim, worst), key="segments")
@@ -300,8 +320,12 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
         now=lambda d: [fmt(v, res.unit) for v in d["current"]],
         before=lambda d: [fmt(v, res.unit) for v in d["baseline"]],
         change=lambda d: [fmt_change(v, res.unit) for v in d["change"]],
-    )[["segment", "now", "before", "change"]]
-    right.dataframe(shown, hide_index=True, width="stretch", key="segment_table")
+    )
+    columns = ["segment", "now", "before", "change"]
+    if "share" in shown:
+        shown["share of gap"] = [f"{v:.0%}" if v is not None and v == v else "—" for v in shown["share"]]
+        columns.append("share of gap")
+    right.dataframe(shown[columns], hide_index=True, width="stretch", key="segment_table")
     return (dim, worst[0]) if worst else None
 
 

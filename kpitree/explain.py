@@ -342,6 +342,34 @@ class Explanation:
         return "\n".join(lines)
 
 
+def segment_frame(result: Explanation, dimension: str) -> pd.DataFrame | None:
+    """The explanation's segments along one dimension as a table (worst first), with the same
+    baselines as its sentences, so a chart drawn from it agrees with the words.
+
+    Columns: segment, current, baseline, change (current − baseline), contribution (part of the
+    gap; for ratios mix + rate), share (of the gap), adverse (contribution, positive when it hurts),
+    explains (among the segments the explanation chose). None when the dimension was not ranked.
+    """
+    rank = next((d for d in result.dimensions if d.dimension == dimension), None)
+    if rank is None:
+        return None
+    parts = [p for p in rank.segments if p.segment not in PSEUDO]
+    sign = -1.0 if result.direction == "higher" else 1.0
+    frame = pd.DataFrame({
+        "segment": [p.segment for p in parts],
+        "current": [p.value for p in parts],
+        "baseline": [p.baseline for p in parts],
+        "contribution": [p.contribution for p in parts],
+        "share": [p.share for p in parts],
+    }, columns=["segment", "current", "baseline", "contribution", "share"])
+    frame["current"] = frame["current"].astype("float64")
+    frame["baseline"] = frame["baseline"].astype("float64")
+    frame["change"] = frame["current"] - frame["baseline"]
+    frame["adverse"] = sign * frame["contribution"].astype("float64")
+    frame["explains"] = [p.segment in rank.chosen and sign * p.contribution > 0 for p in parts]
+    return frame.sort_values("adverse", ascending=False, kind="stable").reset_index(drop=True)
+
+
 def _clean(d: dict) -> dict:
     """JSON-safe: NaN/inf → None, numpy scalars → Python numbers."""
     out: dict = {}
@@ -1965,5 +1993,5 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
 
 __all__ = [
     "Cause", "ChildPart", "DimensionRank", "Explanation", "Finding", "Influence", "NodeData", "SegmentPart", "Step",
-    "available_dimensions", "explain_node", "reference_periods",
+    "available_dimensions", "explain_node", "reference_periods", "segment_frame",
 ]

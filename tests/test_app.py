@@ -157,3 +157,15 @@ def test_the_workspace_choice_follows_the_user_across_pages(app):
     at.selectbox(key="ws").set_value(None).run()  # cleared on purpose: stays cleared on the next page
     at.switch_page("pages/1_Upload.py").run()
     assert at.session_state["ws"] is None
+
+
+def test_segment_chart_compares_with_the_explanations_baseline(app):
+    """The chart and table under a node say the same as its sentences (not another period)."""
+    at = app.run()
+    at.selectbox(key="node_pick").set_value("leads").run()
+    text = " ".join(headings(at))
+    assert "Paid Search leads: Leads 991 → 351" in text
+    table = next(d.value for d in at.dataframe if "share of gap" in d.value.columns)
+    first = table.iloc[0]
+    assert (first["segment"], first["now"], first["before"]) == ("Paid Search", "351", "991")
+    assert any("the target shared out by each segment's weight" in c.value for c in at.caption)
