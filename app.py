@@ -146,24 +146,32 @@ def _red_path(ws, tree, period, versus) -> None:
     if result is None:
         st.info("The explanation engine is not installed in this build; use the segment charts below.")
         return
+    adverse = result.gap is not None and (result.gap < 0 if result.direction == "higher" else result.gap > 0)
     with st.container(border=True):
-        st.markdown("**Red path — where to look and who to talk to**")
+        if adverse:
+            st.markdown("**Red path — where to look and who to talk to**")
+        else:
+            st.markdown(f"**{result.label} did not fall short of {_against(result)}** — what moved it:")
         for sentence in result.sentences():
             st.markdown(f"- {sentence}")
         lever = result.red_path[-1].id if result.red_path else None
-        if lever and lever != tree.root.id:
+        if adverse and lever and lever != tree.root.id:
             st.button(f"Open {tree.node(lever).label}", key="open_lever", on_click=_select, args=(lever,))
-        others = [c for c in result.causes if c.id != lever]
+        others = [c for c in result.causes if c.id != lever or c.also]
         if others:
-            st.markdown(f"**Also off track** — every other lever with a material part of the "
-                        f"{result.label} gap, or red on its own")
+            st.markdown(f"**Also off track** — every other lever with a material part of the {result.label} "
+                        f"{'gap' if adverse else 'change'}, or red on its own")
             for c in others:
-                text, button = st.columns([6, 1])
-                where = " → ".join(tree.node(i).label for i in c.path[1:])
-                aside = "" if c.reached else " *Red, though its parent is on target: not yet in the number above.*"
-                text.markdown(f"- **{where}** ({STATUS_WORD.get(c.status, c.status)}): "
-                              f"{' '.join(c.sentences())}{aside}")
-                button.button("Open", key=f"open_cause_{c.id}", on_click=_select, args=(c.id,))
+                text, button = st.columns([5, 1])
+                where = " → ".join(c.path_labels[1:]) or c.label
+                said = c.sentences()[1:] if c.id == lever else c.sentences()
+                aside = f" *({c.aside}.)*" if c.aside else ""
+                text.markdown(f"- **{where}** ({STATUS_WORD.get(c.status, c.status)}): {' '.join(said)}{aside}")
+                button.button(f"Open {c.label}", key=f"open_cause_{c.id}", on_click=_select, args=(c.id,))
+
+
+def _against(result) -> str:
+    return "its target" if result.versus == "target" else result.baseline_label
 
 
 def _select(node_id: str) -> None:

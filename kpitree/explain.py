@@ -94,6 +94,8 @@ ALSO_SHARE = 0.1  # a segment's own rate effect worth this share of the node's g
 ALL = "\x00all"  # marks a rolled-up dimension in grouping-set results
 PSEUDO = ("(target vs reference level)", "(not attributable)")  # parts of a change that no segment owns
 PAIR_SEP = " × "
+STATUS_PHRASE = {"green": "on target", "amber": "only near its target", "red": "off target",
+                 "no_target": "without a target", "no_data": "without data"}
 METRIC_NOUNS = {"feature_adoption": "accounts", "health_score": "accounts", "at_risk_accounts": "accounts",
                 "upsell_eligible_accounts": "accounts", "dau": "users", "wau": "users", "mau": "users",
                 "dau_mau": "users", "time_in_product_minutes": "users", "journey_completion": "users",
@@ -318,8 +320,8 @@ class Explanation:
             lines.append("")
             lines.append("Segments (best dimension first):")
             for d in self.dimensions[:4]:
-                lines.append(f"  by {d.dimension}: explains {d.explanatory_power:.0%} with {len(d.chosen)} "
-                             f"segment(s), surprise {d.surprise:.4f}")
+                chosen = f": {', '.join(d.chosen)}" if d.chosen else ""
+                lines.append(f"  by {d.dimension}: {len(d.chosen)} segment(s) explain {d.explanatory_power:.0%}{chosen}")
                 for s in d.segments[:3]:
                     share = f"{s.share:>5.0%}" if s.share is not None else "    —"
                     extra = ""
@@ -329,14 +331,19 @@ class Explanation:
                                  f"{fmt(s.value, self.unit)}{extra}")
         if self.red_path:
             lines.append("")
-            lines.append("Red path:")
+            adverse = self.gap is not None and (self.gap < 0 if self.direction == "higher" else self.gap > 0)
+            lines.append("Red path:" if adverse else "No shortfall against this baseline; what moved it:")
             for n, sentence in enumerate(self.sentences(), 1):
                 lines.append(f"  {n}. {sentence}")
-        if len(self.causes) > 1 or (self.causes and self.causes[0].also):
+        lever = self.red_path[-1].id if self.red_path else None
+        others = [c for c in self.causes if c.id != lever or c.also]
+        if others:
             lines.append("")
-            lines.append("Where the gap sits (every lever with a material part of it):")
-            for c in self.causes:
-                lines.append(f"  - {' → '.join(c.path[1:]) or c.id}: {' '.join(c.sentences())}")
+            lines.append("Also off track (every other lever with a material part of the gap, or red on its own):")
+            for c in others:
+                said = c.sentences()[1:] if c.id == lever else c.sentences()  # the path said the first already
+                aside = f" ({c.aside})" if c.aside else ""
+                lines.append(f"  - {' → '.join(c.path_labels[1:]) or c.label}{aside}: {' '.join(said)}")
         for note in self.notes:
             lines.append(f"Note: {note}")
         return "\n".join(lines)
@@ -1662,14 +1669,17 @@ class Cause(_NodeFacts):
     sentence: str
     also: Finding | None = None
     reached: bool = True  # False: red, but below a parent on (or near) its baseline, so not part of its gap
+    path_labels: tuple[str, ...] = ()  # the path in words
+    aside: str = ""  # why an unreached cause is listed: "red below Gross revenue retention, which is on target"
 
     def sentences(self) -> list[str]:
         return [self.sentence, *([self.also.sentence] if self.also else [])]
 
     def to_dict(self) -> dict:
-        return _clean({"path": list(self.path), "id": self.id, "label": self.label, "owner": self.owner,
+        return _clean({"path": list(self.path), "path_labels": list(self.path_labels), "id": self.id,
+                       "label": self.label, "owner": self.owner,
                        "status": self.status, "value": self.value, "baseline": self.baseline, "unit": self.unit,
-                       "weight": self.weight, "reached": self.reached,
+                       "weight": self.weight, "reached": self.reached, "aside": self.aside,
                        "top_segment": self.top_segment.to_dict() if self.top_segment is not None else None,
                        "sentence": self.sentence, "also": self.also.to_dict() if self.also else None})
 
@@ -1715,7 +1725,7 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
     out: list[Cause] = []
     seen = {start.view.node.id}
 
-    def visit(a: _Analysis, path: tuple[str, ...], weight: float, reached: bool) -> None:
+    def visit(a: _Analysis, path: tuple[str, ...], weight: float, aside: str) -> None:
         exact = False
         for cid, link, part in _branches(session, a):
             if cid in seen:
@@ -1723,24 +1733,31 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
             seen.add(cid)
             exact |= link == "exact"
             kid = _analyse(session, session.tree.node(cid), versus)
-            visit(kid, (*path, cid), weight * (part if part is not None else 1.0), reached)
+            visit(kid, (*path, cid), weight * (part if part is not None else 1.0), aside)
         if not exact and (len(path) > 1 or not out):  # the node itself, when nothing below carries its gap
             v = a.view
             if v.gap is None or v.adverse(v.gap) <= 0:
                 return
+            labels = tuple(session.tree.node(i).label for i in path)
             out.append(Cause(v.node.id, v.node.label, v.node.owner, v.status, v.value, v.baseline, v.unit, path,
                              weight, a.segments.top,
-                             _segment_sentence(a) or _sentence(a, "start", None, None, versus), a.also, reached))
+                             _segment_sentence(a) or _sentence(a, "start", None, None, versus), a.also, not aside,
+                             labels, aside))
 
-    visit(start, (start.view.node.id,), 1.0, True)
-    evaluation = evaluate_tree(session.engine, session.tree, session.period)
-    below = _subtree(session.tree, start.view.node)
+    visit(start, (start.view.node.id,), 1.0, "")
+    # red against its target but not part of this comparison's gap: only when the comparison is the target
+    evaluation = evaluate_tree(session.engine, session.tree, session.period) if versus == "target" else None
+    below = _subtree(session.tree, start.view.node) if evaluation is not None else []
     for node in below:
-        if node.id in seen or evaluation.node(node.id).status != "red":
+        if node.id in seen or evaluation.node(node.id).status != "red":  # type: ignore[union-attr]
             continue
         seen.add(node.id)
         path = _path_between(session.tree, start.view.node, node)
-        visit(_analyse(session, node, versus), path, 0.0, False)
+        parent = session.tree.parent_of(node.id)
+        where = (f"{parent.label}, which is {STATUS_PHRASE.get(evaluation.node(parent.id).status, 'not off')}"  # type: ignore[union-attr]
+                 if parent is not None else "")
+        visit(_analyse(session, node, versus), path, 0.0,
+              f"red below {where}: not yet part of the {start.view.node.label} gap" if where else "red on its own")
     lever = red_path[-1] if red_path else None
     out.sort(key=lambda c: (c.id != lever, not _concentrated(c), c.status != "red", not c.reached, -c.weight))
     return out[:MAX_CAUSES]
@@ -1851,10 +1868,11 @@ def _describe(segment: SegmentPart, noun: str) -> str:
 
 
 def _explains(share: float | None, part: float | None, gap: float | None, unit: str, of: str) -> str:
-    """"explains 64% of the X shortfall"; beyond 120 %, amounts read better than a share."""
-    if share is not None and share > 1.2 and part is not None and gap is not None:
-        return (f"accounts for {fmt_change(part, unit)} of the {fmt_change(gap, unit)} {of} "
-                "(others made up part of it)")
+    """"explains 64% of the X shortfall"; past the whole of it, amounts read better than a share:
+    "−7.2 pp on its own, more than the whole −3.0 pp X shortfall (the others made up +4.2 pp)"."""
+    if share is not None and share > 1.05 and part is not None and gap is not None:
+        return (f"{fmt_change(part, unit)} on its own, more than the whole {fmt_change(gap, unit)} {of} "
+                f"(the others made up {fmt_change(gap - part, unit)})")
     return f"explains {f'{share:.0%}' if share is not None else '—'} of the {of}"
 
 

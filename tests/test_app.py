@@ -107,7 +107,7 @@ def test_red_path_reaches_the_cause_in_three_clicks(app):
     # every other planted problem is listed under the red path, each with a button to open it
     for named in ("Paid Search leads", "SMB customers: Logo churn rate", "Mid-Market deals", "Adoption — reports"):
         assert named in text, named
-    assert at.button(key="open_cause_logo_churn_rate").label == "Open"
+    assert at.button(key="open_cause_logo_churn_rate").label == "Open Logo churn rate"
     at.button(key="open_lever").click().run()
     assert not at.exception
     assert at.selectbox(key="node_pick").value == "win_rate"

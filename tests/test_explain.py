@@ -363,7 +363,7 @@ def test_demo_north_star_names_every_planted_problem(demo_data_dir) -> None:
     assert "Dana Whitfield" in result.red_path[-1].top_segment.segment
     assert result.causes[0].id == "win_rate"
     assert result.to_dict()["causes"][0]["path"] == ["arr", "new_arr", "new_business_arr", "win_rate"]
-    assert "Where the gap sits" in result.text()
+    assert "Also off track" in result.text() and "Net revenue retention → Gross revenue retention → Logo churn rate" in result.text()
 
 
 MIX_DEALS = "deal_id,account_id,owner,created_date,close_date,stage,status,amount,deal_type,segment,channel\n" + "".join(
