@@ -43,6 +43,7 @@ def segment_table(engine: Engine, node: Node, period: Period, baseline: Period, 
     if m.ratio:
         den = m.ratio[1]
         out["volume"] = [now[den].get(s, 0.0) for s in segments]
+    out = out[out["current"].notna() | out["baseline"].notna()].reset_index(drop=True)  # no value on either side
     out["change"] = out["current"].astype("float64") - out["baseline"].astype("float64")
     adverse = -out["change"] if node.better == "higher" else out["change"]
     out["adverse"] = adverse.fillna(0.0)

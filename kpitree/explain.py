@@ -360,7 +360,8 @@ def segment_frame(result: Explanation, dimension: str) -> pd.DataFrame | None:
     rank = next((d for d in result.dimensions if d.dimension == dimension), None)
     if rank is None:
         return None
-    parts = [p for p in rank.segments if p.segment not in PSEUDO]
+    # a segment with a value on neither side (an AE in a per-SDR metric) says nothing: left out
+    parts = [p for p in rank.segments if p.segment not in PSEUDO and (p.value is not None or p.baseline is not None)]
     sign = -1.0 if result.direction == "higher" else 1.0
     frame = pd.DataFrame({
         "segment": [p.segment for p in parts],
