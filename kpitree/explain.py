@@ -24,10 +24,11 @@ period last year. Everything adds up exactly; the arithmetic lives in `attributi
 Baselines. Against the previous period or last year, every number is compared with its own value
 then, segment by segment. Against a target, the parent's gap is value − target and its children's
 baselines are their targets; segments have no targets, so their structure comes from a
-*reference period*: among the `REFERENCE_PERIODS` periods before and the same period last year,
-the one where the node (for a formula: its children) was closest to target — a period that went
-to plan has the mix the plan assumed, whereas the month just before may already carry a problem
-that began weeks ago and last year's mix may have drifted. Additive metrics then share the target
+*reference*: of the `REFERENCE_PERIODS` periods before and the same period last year, every one
+in which the node (for a formula: its children) was within its amber band of target, pooled (the
+single closest when none was) — periods that went to plan have the mix the plan assumed, whereas
+the month just before may already carry a problem that began weeks ago, and pooling several
+evens out a small segment's noise. Additive metrics then share the target
 out over segments by their weight in the reference period (segment baseline = target × share);
 ratio metrics keep each segment's reference weight and rate, and the distance between target and
 reference level is reported as its own line, `(target vs reference level)`, which no segment owns.
@@ -88,7 +89,7 @@ EXACT_FIRST_SHARE = 0.25  # follow an exact child before a red influence if it e
 ON_TARGET_BANDS = 0.25  # a child within a quarter of its amber band of its baseline is on target: not followed
 TOP_SEGMENTS = 5  # segments per dimension in the flat `segments` list
 BRANCH_SHARE = 0.15  # an exact child explaining this share of its parent's gap is a cause of its own
-MAX_CAUSES = 12  # levers listed under "where the gap sits"
+MAX_CAUSES = 12  # causes listed beside the red path ("also off track")
 CONCENTRATED_SHARE = 0.5  # a cause whose top segment holds this share of its gap is listed before diffuse ones
 ALSO_SHARE = 0.1  # a segment's own rate effect worth this share of the node's gap is reported beside a mix shift
 ALL = "\x00all"  # marks a rolled-up dimension in grouping-set results
@@ -1932,12 +1933,12 @@ def reference_periods(period: Period, versus: str, reference: str | int | None =
 
     Against the previous period or last year: that period. Against a target, segments and the
     cells of a product formula have no targets of their own, so they take their structure (shares,
-    rates) from a reference period. By default (`reference=None`) that is, for each node and its
-    children, the most recent period among the previous three and the same period last year in
-    which the node was closest to its target: a period that went to plan has the mix the plan
-    assumed, while the period just before may already carry a problem that began months ago and
-    last year's mix may have drifted. `reference="last_year"` forces last year; an integer k
-    averages the k periods just before.
+    rates) from reference periods. By default (`reference=None`) these are, for each node and its
+    children, the candidates (`REFERENCE_PERIODS` before, and the same period last year) in which
+    the node was within its amber band of target, averaged — or the single closest one when none
+    was: periods that went to plan have the mix the plan assumed, while the period just before
+    may already carry a problem that began months ago. `reference="last_year"` forces last year;
+    an integer k averages the k periods just before.
     """
     if versus == "previous":
         return Reference((period.previous(),), False)
