@@ -732,8 +732,9 @@ class _Session:
         return self._own[node.id]
 
     def _choose(self, parent: Node, judges: Sequence[Node] = ()) -> tuple[Period, ...]:
-        """The reference period(s): fixed, or the candidate where `judges` (default: the parent) were
-        closest to their targets — mean |ln(value / target)| over them."""
+        """The reference period(s): fixed, or every candidate in which each of `judges` (default: the
+        parent) was within its amber band of target; failing that, the one where they were closest
+        to their targets — mean |ln(value / target)| over them."""
         ref = self.reference
         if not ref.choose:
             return ref.periods
