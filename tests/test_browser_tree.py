@@ -39,3 +39,24 @@ def test_click_north_star_then_red_child(page, app_url):
     page.screenshot(path=str(ARTIFACTS / "tree_new_business_arr.png"), full_page=True)
     errors = page.locator("[data-testid='stException']").count()
     assert errors == 0
+
+
+@pytest.mark.flaky(reruns=2)
+def test_red_path_lists_every_cause_and_opens_one(page, app_url):
+    """The product's promise in a real browser: follow the red path from the red ARR, see every
+    planted problem with its owner, open one of the other causes and land on its panel."""
+    page.goto(app_url)
+    page.locator(BOX.format("ARR")).first.wait_for(timeout=60000)
+    page.get_by_role("button", name="Follow the red path").click()
+    page.get_by_text("Also off track").first.wait_for(timeout=30000)
+    body = page.locator("[data-testid='stMain']").inner_text()
+    for named in ("Dana Whitfield", "Paid Search leads", "SMB customers: Logo churn rate", "Mid-Market deals",
+                  "Adoption — reports"):
+        assert named in body, named
+    page.screenshot(path=str(ARTIFACTS / "red_path_causes.png"), full_page=True)
+    page.get_by_role("button", name="Open Logo churn rate").click()
+    wait_for_heading(page, "Logo churn rate", timeout=30)
+    page.get_by_text("By segment").first.wait_for(timeout=30000)
+    body = page.locator("[data-testid='stMain']").inner_text()
+    assert "Priya Nair (VP Customer Success)" in body and "SMB" in body
+    assert page.locator("[data-testid='stException']").count() == 0
