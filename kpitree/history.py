@@ -16,6 +16,7 @@ so two people saving at once get two versions, never one overwritten by the othe
 from __future__ import annotations
 
 import difflib
+import getpass
 import json
 import os
 import re
@@ -36,8 +37,15 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 def default_user() -> str:
-    """Who is saving when nobody typed a name: $USER (or $USERNAME), else "unknown"."""
-    return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+    """Who is saving when nobody typed a name: $USER (or $USERNAME), else the system account, else
+    "unknown" (a container started without a user name has only its account)."""
+    name = os.environ.get("USER") or os.environ.get("USERNAME")
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def file_name(text: str) -> str:
