@@ -281,7 +281,9 @@ def _children(tree, evaluation, node, result) -> None:
                      "share of gap": f"{part.share:.0%}" if part is not None and part.share is not None
                      else "influence",
                      "owner": ch.owner})
-    st.dataframe(rows, hide_index=True, width="stretch", key="children_table")
+    st.dataframe(rows, hide_index=True, width="stretch", key="children_table",
+                 column_config={"child": st.column_config.TextColumn(width="medium"),
+                                "owner": st.column_config.TextColumn(width="large")})
 
 
 def _segment_baseline(result, period, versus, dim: str) -> str:
