@@ -268,6 +268,11 @@ class Workspace:
                 parts.append(
                     "SELECT max(greatest(created_date, CASE WHEN status <> 'open' THEN close_date END)) FROM deals"
                 )
+            elif name == "subscriptions":
+                # A billing export is a snapshot: a cancellation that already happened is as recent a fact
+                # as a new subscription (an end date still ahead is only scheduled)
+                parts.append("SELECT max(greatest(start_date, CASE WHEN end_date <= current_date THEN end_date END)) "
+                             "FROM subscriptions")
             else:
                 parts.append(f'SELECT max(CAST("{col}" AS DATE)) FROM "{name}"')
         if not parts:

@@ -139,3 +139,16 @@ def test_cli_errors_are_one_line(ws, tmp_path, args, message):
     assert out.returncode == 2
     assert message in out.stderr + out.stdout
     assert "Traceback" not in out.stderr
+
+
+def test_a_billing_snapshot_is_as_recent_as_its_last_past_cancellation(load_ws):
+    """Stripe-only workspace: the last new subscription started 2026-09-10, one ended 2026-10-20, one is
+    scheduled to end in 2099: the data is as of 2026-10-20, so October is not shown as empty."""
+    ws = load_ws(subscriptions="""
+        subscription_id,customer_id,start_date,end_date,mrr
+        S1,C1,2026-01-01,,100
+        S2,C2,2026-09-10,,50
+        S3,C3,2026-02-01,2026-10-20,70
+        S4,C4,2026-03-01,2099-01-01,30
+    """)
+    assert str(ws.as_of()) == "2026-10-20"
