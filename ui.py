@@ -6,8 +6,10 @@ number; it only remembers choices, reads the URL and hands the core the right wo
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -123,6 +125,7 @@ def explanation(ws: Workspace, tree: Tree, node: str, period, versus: str, cause
 _WARMED: dict[tuple, threading.Thread] = {}
 _WARMED_LOCK = threading.Lock()
 _STATUS_FIRST = {"red": 0, "amber": 1, "green": 2}
+_STOPS: dict[str, tuple[tuple, threading.Event]] = {}  # workspace → its latest warm-up's view and stop switch
 _RUNNING = [0]  # pages being computed right now, in any session of this process
 
 
@@ -140,6 +143,24 @@ def foreground() -> Iterator[None]:
 
 def _idle() -> bool:
     return _RUNNING[0] == 0
+
+
+def stop_warm_ups(timeout: float = 10.0) -> None:
+    """Stops every background warm-up and waits for them (each stops between two nodes).
+
+    Runs at interpreter exit: a daemon thread killed inside DuckDB's C++ code aborts the process
+    ("FATAL: exception not rethrown"), so the threads must be out of it before Python finalizes.
+    """
+    with _WARMED_LOCK:
+        for _, stop in _STOPS.values():
+            stop.set()
+        threads = list(_WARMED.values())
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(stop_warm_ups)
 
 
 def warm_up(ws: Workspace, tree: Tree, evaluation, period, versus: str) -> threading.Thread | None:
@@ -163,8 +184,15 @@ def warm_up(ws: Workspace, tree: Tree, evaluation, period, versus: str) -> threa
             return None
         while len(_WARMED) >= 32:
             _WARMED.pop(next(iter(_WARMED)))
+        # one warm-up per workspace at a time: flipping through periods must not pile up threads
+        previous = _STOPS.get(str(ws.root))
+        if previous is not None:
+            previous[1].set()
+            _WARMED.pop(previous[0], None)  # coming back to that view warms it again (from cache, mostly)
+        stop = threading.Event()
+        _STOPS[str(ws.root)] = (key, stop)
         thread = threading.Thread(target=warm, args=(ws, tree, period, versus, [tree.root.id, *(n.id for n in order)]),
-                                  kwargs={"idle": _idle}, daemon=True, name="kpitree-warm")
+                                  kwargs={"idle": _idle, "stop": stop}, daemon=True, name="kpitree-warm")
         _WARMED[key] = thread
     thread.start()
     return thread

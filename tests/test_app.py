@@ -169,3 +169,26 @@ def test_segment_chart_compares_with_the_explanations_baseline(app):
     first = table.iloc[0]
     assert (first["segment"], first["now"], first["before"]) == ("Paid Search", "351", "991")
     assert any("the target shared out by each segment's weight" in c.value for c in at.caption)
+
+
+def test_flipping_periods_keeps_one_warm_up_per_workspace(app, monkeypatch):
+    """Each view warms its panels in the background; a newer view of the workspace stops the older."""
+    import threading
+    import time
+
+    monkeypatch.setenv("KPITREE_WARM", "1")
+    at = app.run()
+    for period in ("2026-09", "2026-08", "2026-07"):
+        at.selectbox(key="period").set_value(period).run()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        alive = [t for t in threading.enumerate() if t.name == "kpitree-warm"]
+        if len(alive) <= 1:
+            break
+        time.sleep(0.2)
+    assert len(alive) <= 1
+    assert not at.exception
+    import ui
+
+    ui.stop_warm_ups()  # the last view's warm-up would otherwise run on into the next tests
+    assert not [t for t in threading.enumerate() if t.name == "kpitree-warm"]
