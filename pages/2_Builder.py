@@ -431,8 +431,10 @@ def node_form(t: Tree, by_node: dict) -> None:
     c = st.columns([1, 1, 1, 1])
     c[0].button("Add child", key="b_add", on_click=add_child, width="stretch")
     c[1].button("Remove", key="b_remove", on_click=remove, width="stretch")
-    c[2].button("↑ Move left", key="b_up", on_click=reorder, args=(-1,), width="stretch")
-    c[3].button("↓ Move right", key="b_down", on_click=reorder, args=(1,), width="stretch")
+    c[2].button("↑ Earlier", key="b_up", on_click=reorder, args=(-1,), width="stretch",
+                help="Move before the sibling listed above it")
+    c[3].button("↓ Later", key="b_down", on_click=reorder, args=(1,), width="stretch",
+                help="Move after the sibling listed below it")
     st.checkbox("When removing, keep its children (they move up to its parent)", key="b_keep_children")
 
     for p in by_node.get(n.id, []):
