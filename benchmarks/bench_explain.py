@@ -110,10 +110,8 @@ def planned(engine: Engine, tree: Tree) -> Tree:
 
 
 def clear_caches() -> None:
-    with evaluate._CACHE_LOCK:
-        evaluate._CACHE.clear()
-    with explain_module._RESULTS_LOCK:
-        explain_module._RESULTS.clear()
+    evaluate._CACHE.clear()
+    explain_module._RESULTS.clear()
 
 
 def main(argv: list[str] | None = None) -> int:

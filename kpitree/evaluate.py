@@ -9,7 +9,6 @@ No target gives grey "no_target" (never silently green); no data gives "no_data"
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -18,6 +17,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 
+from .cache import ResultCache
 from .errors import KpiTreeError, QueryError
 from .metrics import CATALOGUE, Kind, Metric, MetricQuery, compute_many, metric, metric_params
 from .periods import Grain, Period, latest_complete, parse_period, resolve_period, trailing
@@ -115,9 +115,7 @@ def _clean(d: dict) -> dict:
 
 # --- computing metrics with a small per-workspace cache -----------------------------------
 
-_CACHE: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-_CACHE_SIZE = 512
+_CACHE = ResultCache(512)
 
 
 class Engine:
@@ -233,18 +231,14 @@ class Engine:
         by_filter: dict[tuple, list[str]] = {}
         for name, filters in requests:
             q = MetricQuery(name, tuple(periods), self.as_of, dimension, tuple(filters), self.columns, self.params)
-            with _CACHE_LOCK:
-                if self._key(q) in _CACHE:
-                    continue
+            if self._key(q) in _CACHE:
+                continue
             by_filter.setdefault(tuple(filters), []).append(name)
         for filters, names in by_filter.items():
             q = MetricQuery(names[0], tuple(periods), self.as_of, dimension, filters, self.columns, self.params)
             frames = self._run(q, names)
-            with _CACHE_LOCK:
-                for name, df in frames.items():
-                    _CACHE[self._key(q.with_metric(name))] = df
-                while len(_CACHE) > _CACHE_SIZE:
-                    _CACHE.popitem(last=False)
+            for name, df in frames.items():
+                _CACHE.put(self._key(q.with_metric(name)), df)
 
     def query(
         self,
@@ -255,17 +249,7 @@ class Engine:
         filters: tuple = (),
     ) -> pd.DataFrame:
         q = MetricQuery(metric_name, tuple(periods), self.as_of, dimension, tuple(filters), self.columns, self.params)
-        key = self._key(q)
-        with _CACHE_LOCK:
-            if key in _CACHE:
-                _CACHE.move_to_end(key)
-                return _CACHE[key]
-        df = self._run(q, [metric_name])[metric_name]
-        with _CACHE_LOCK:
-            _CACHE[key] = df
-            while len(_CACHE) > _CACHE_SIZE:
-                _CACHE.popitem(last=False)
-        return df
+        return _CACHE.get_or_run(self._key(q), lambda: self._run(q, [metric_name])[metric_name])
 
     def requests(self, nodes: list[Node], periods: list[Period]) -> dict[tuple[Period, ...], list[tuple[str, tuple]]]:
         """The queries `values` will run for these nodes, grouped by period set (for prefetch)."""

@@ -49,8 +49,6 @@ from __future__ import annotations
 import ast
 import math
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
@@ -61,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from . import attribution as att
+from .cache import ResultCache
 from .errors import KpiTreeError, QueryError
 from .evaluate import Engine, evaluate_tree, status_of, target_for
 from .format import fmt, fmt_change
@@ -500,9 +499,7 @@ def _duck_value(expr: str, env: Mapping[str, np.ndarray]) -> np.ndarray:
 # --- data: one scan per source for a node and its children ---------------------------------------
 
 _ADDITIVE = re.compile(r"^\s*(count\(\*\)|sum\()", re.IGNORECASE)
-_RESULTS: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
-_RESULTS_LOCK = threading.Lock()
-_RESULTS_SIZE = 256
+_RESULTS = ResultCache(256)
 
 
 def _additive_agg(agg: str) -> bool:
@@ -650,17 +647,7 @@ class _Session:
         yield self._con
 
     def _cached(self, key: tuple, run: Callable[[], Any]) -> Any:
-        key = (str(self.engine.workspace.db_path), self.engine.version, *key)
-        with _RESULTS_LOCK:
-            if key in _RESULTS:
-                _RESULTS.move_to_end(key)
-                return _RESULTS[key]
-        out = run()
-        with _RESULTS_LOCK:
-            _RESULTS[key] = out
-            while len(_RESULTS) > _RESULTS_SIZE:
-                _RESULTS.popitem(last=False)
-        return out
+        return _RESULTS.get_or_run((str(self.engine.workspace.db_path), self.engine.version, *key), run)
 
     def _execute(self, text: str, params: list[Any]) -> pd.DataFrame:
         def run() -> pd.DataFrame:

@@ -13,8 +13,6 @@ Each function returns a small tidy DataFrame computed in SQL on the workspace (D
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from typing import Any
@@ -22,13 +20,12 @@ from typing import Any
 import pandas as pd
 
 from . import dialect as sql
+from .cache import ResultCache
 from .errors import QueryError
 from .metrics import MetricQuery, _health_cte, metric, metric_params, periods_cte
 from .periods import Grain, Period, period_containing
 
-_CACHE: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
-_LOCK = threading.Lock()
-_SIZE = 64
+_CACHE = ResultCache(64)
 ACCOUNT_COLUMNS = ("segment", "industry", "csm")  # what `where` may restrict on (accounts table)
 USAGE_METRICS = ("dau", "wau", "mau", "dau_mau", "feature_adoption", "time_in_product_minutes", "journey_completion",
                  "time_to_first_value_days", "health_score", "at_risk_accounts", "upsell_eligible_accounts")
@@ -47,17 +44,7 @@ def panel_charts(metric_name: str) -> tuple[str, ...]:
 
 
 def _cached(engine: Any, key: tuple, run: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    full = (str(engine.workspace.db_path), engine.version, *key)
-    with _LOCK:
-        if full in _CACHE:
-            _CACHE.move_to_end(full)
-            return _CACHE[full]
-    out = run()
-    with _LOCK:
-        _CACHE[full] = out
-        while len(_CACHE) > _SIZE:
-            _CACHE.popitem(last=False)
-    return out
+    return _CACHE.get_or_run((str(engine.workspace.db_path), engine.version, *key), run)
 
 
 def _query(engine: Any, text: str, params: list[Any]) -> pd.DataFrame:
