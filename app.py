@@ -38,7 +38,7 @@ def pick_tree(ws) -> tuple[str, object]:
         default = next((k for k in labels if k.endswith("(workspace)")), f"{ui.DEFAULT_TREE.stem} (template)")
     if "tree_pick" not in st.session_state:
         st.session_state["tree_pick"] = default if default in labels else labels[0]
-    if st.session_state.get("_kept_tree_pick") not in (None, *labels):  # a tree deleted meanwhile
+    if ui.kept_value("tree_pick") not in (None, *labels):  # a tree deleted meanwhile
         ui.set_sticky("tree_pick", labels[0])
     label = st.sidebar.selectbox("Tree", labels, **ui.sticky("tree_pick"))
     st.query_params["tree"] = paths[label].stem

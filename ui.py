@@ -206,9 +206,6 @@ def param(name: str, default: str | None = None) -> str | None:
     return st.session_state[key]
 
 
-_KEPT_WS = "_ws_kept"
-
-
 def sticky(key: str) -> dict:
     """Keyword arguments for a widget whose value should outlive pages.
 
@@ -216,29 +213,32 @@ def sticky(key: str) -> dict:
     value the user last chose is kept beside it (updated by the widget's own change callback) and
     put back before the widget is drawn. Use `set_sticky` to change such a widget from code.
     """
-    kept = f"_kept_{key}"
-    if kept in st.session_state:
-        st.session_state[key] = st.session_state[kept]
+    if _kept(key) in st.session_state:
+        st.session_state[key] = st.session_state[_kept(key)]
     return {"key": key, "on_change": _remember, "args": (key,)}
 
 
 def set_sticky(key: str, value) -> None:
     st.session_state[key] = value
-    st.session_state[f"_kept_{key}"] = value
+    st.session_state[_kept(key)] = value
 
 
 def _remember(key: str) -> None:
-    st.session_state[f"_kept_{key}"] = st.session_state.get(key)
+    st.session_state[_kept(key)] = st.session_state.get(key)
+
+
+def _kept(key: str) -> str:
+    return f"_kept_{key}"
+
+
+def kept_value(key: str):
+    """What the user last chose in sticky widget `key` (None if never)."""
+    return st.session_state.get(_kept(key))
 
 
 def select_workspace(name: str | None) -> None:
     """Makes `name` this session's workspace on every page (call before the picker is drawn)."""
-    st.session_state["ws"] = name
-    st.session_state[_KEPT_WS] = name
-
-
-def _keep_workspace() -> None:
-    st.session_state[_KEPT_WS] = st.session_state.get("ws")
+    set_sticky("ws", name)
 
 
 def choose_workspace(sidebar: bool = True) -> Workspace | None:
@@ -252,21 +252,17 @@ def choose_workspace(sidebar: bool = True) -> Workspace | None:
     if not names:
         where.info(f"No workspace yet under {data_dir()}. Run `make run` for the demo, or load files on the Upload page.")
         return None
-    kept = st.session_state.get(_KEPT_WS)
-    if kept is not None and kept in names:
-        # A widget drawn by another page starts from its default: the choice outlives pages here
-        st.session_state["ws"] = kept
-    if "ws" not in st.session_state:
+    kept = kept_value("ws")
+    if _kept("ws") not in st.session_state:
         wanted = param("ws", "demo" if "demo" in names else names[0])
         if wanted not in names:
             st.warning(f"Workspace {wanted!r} does not exist. Pick a workspace in the sidebar.")
             wanted = None
         select_workspace(wanted)
-    elif st.session_state["ws"] is not None and st.session_state["ws"] not in names:
-        st.warning(f"Workspace {st.session_state['ws']!r} was renamed or deleted. Pick a workspace in the sidebar.")
+    elif kept is not None and kept not in names:
+        st.warning(f"Workspace {kept!r} was renamed or deleted. Pick a workspace in the sidebar.")
         select_workspace(None)
-    name = where.selectbox("Workspace", names, key="ws", index=None, placeholder="Pick a workspace",
-                           on_change=_keep_workspace)
+    name = where.selectbox("Workspace", names, index=None, placeholder="Pick a workspace", **sticky("ws"))
     if name is None:
         return None
     st.query_params["ws"] = name
