@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from .drill import drill_dimensions, segment_table
 from .evaluate import Engine, trend
-from .explain import explain_node
+from .explain import explain_node, segment_frame
 from .periods import Period
 from .tree import Tree
 from .usage import activity_heatmap, cohort_retention, panel_charts
@@ -33,13 +33,14 @@ def baseline_period(period: Period, versus: str) -> Period:
 
 def warm_node(engine: Engine, tree: Tree, node_id: str, period: Period, versus: str, *, causes: bool = False,
               hold_connection: bool = True) -> None:
-    """Everything the node's panel computes: explanation, trend, best split, usage charts."""
+    """Everything the node's panel computes: explanation, trend, best split (a query only where the
+    explanation has no segments of that dimension, as on the panel), usage charts."""
     node = tree.node(node_id)
     result = explain_node(engine, tree, node_id, period, versus, causes=causes, hold_connection=hold_connection)
     trend(engine, tree, node_id, period, TREND_PERIODS)
     dims = drill_dimensions(engine, tree, node)
     ranked = [d.dimension for d in result.dimensions if d.dimension in dims] + dims
-    if ranked:
+    if ranked and segment_frame(result, ranked[0]) is None:  # the panel's fallback: a query of its own
         segment_table(engine, node, period, baseline_period(period, versus), ranked[0])
     kinds = panel_charts(node.metric)
     if "activity" in kinds:
