@@ -40,7 +40,8 @@ def warm_node(engine: Engine, tree: Tree, node_id: str, period: Period, versus: 
     trend(engine, tree, node_id, period, TREND_PERIODS)
     dims = drill_dimensions(engine, tree, node)
     ranked = [d.dimension for d in result.dimensions if d.dimension in dims] + dims
-    if ranked and segment_frame(result, ranked[0]) is None:  # the panel's fallback: a query of its own
+    frame = segment_frame(result, ranked[0]) if ranked else None
+    if ranked and (frame is None or frame.empty):  # the panel's fallback: a query of its own
         segment_table(engine, node, period, baseline_period(period, versus), ranked[0])
     kinds = panel_charts(node.metric)
     if "activity" in kinds:
