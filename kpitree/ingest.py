@@ -33,25 +33,26 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 
+from .detect import TableFit, best_fit, fit_table, not_data, not_needed
 from .errors import LoadError
 from .schema import TABLES, ColumnType
 from .vendors import (
     SIDE_COLUMNS,
     SNAPSHOT_COLUMNS,
     STAGE_DEFAULTS,
+    VENDOR_SIDES,
     Headers,
     Input,
     Kind,
     Mapping,
     canonical_mapping,
     detect_vendor,
-    guess_canonical,
     header_key,
     normalise_header,
     snapshot_mapping,
@@ -125,6 +126,8 @@ class FileReport:
     warnings: list[str] = field(default_factory=list)
     encoding: str = "utf-8"
     delimiter: str = ","
+    role: str = "table"  # table, side (joined into others' rows), ignored (recognised, not loaded) or skipped
+    evidence: list[str] = field(default_factory=list)  # why it was read as this table (headers matched)
 
 
 @dataclass
@@ -149,6 +152,9 @@ class LoadReport:
     def summary(self) -> str:
         lines = []
         for f in self.files:
+            if f.role in ("ignored", "skipped"):
+                lines.append(f"{f.file}: not loaded — {f.label}")
+                continue
             target = f.table or "side file"
             lines.append(
                 f"{f.file} → {target} ({f.label or f.source}): {f.rows_read} read, {f.rows_loaded} loaded, "
@@ -239,11 +245,16 @@ def _date_expr(v: str, day_first: bool) -> str:
              f"WHEN regexp_full_match(trim({v}), '\\d{{8}}') THEN CAST(try_strptime(trim({v}), '%Y%m%d') AS DATE) END")
     named = (f"CAST(try_strptime(regexp_replace(trim({v}), ',?\\s+\\d{{1,2}}:\\d{{2}}.*$', ''), "
              f"['%b %d, %Y', '%d %b %Y', '%B %d, %Y', '%d %B %Y', '%d-%b-%Y', '%d-%b-%y']) AS DATE)")
-    return f"COALESCE(TRY_CAST(trim({v}) AS DATE), {ymd}, {slashed}, {month_only}, {epoch}, {named})"
+    return f"COALESCE({_iso(v, 'DATE')}, {ymd}, {slashed}, {month_only}, {epoch}, {named})"
+
+
+def _iso(v: str, sql_type: str) -> str:
+    """DuckDB's own cast, for ISO values only: it reads `03/06/24` as the year 3, not as 2024."""
+    return f"CASE WHEN substr(ltrim({v}), 5, 1) = '-' THEN TRY_CAST(trim({v}) AS {sql_type}) END"
 
 
 def _timestamp_expr(v: str, day_first: bool) -> str:
-    return f"COALESCE(TRY_CAST(trim({v}) AS TIMESTAMP), CAST({_date_expr(v, day_first)} AS TIMESTAMP))"
+    return f"COALESCE({_iso(v, 'TIMESTAMP')}, CAST({_date_expr(v, day_first)} AS TIMESTAMP))"
 
 
 def _number_expr(v: str) -> str:
@@ -623,11 +634,18 @@ def _sniff(text: str, name: str) -> tuple[str, list[str]]:
 # --- step 2: map ------------------------------------------------------------------------------
 
 
-def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, sides: set[str]) -> Mapping:
-    """The mapping of a file: forced table, saved mapping, vendor layout, then canonical names."""
+def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, sides: set[str],
+             given: dict | None = None) -> Mapping:
+    """The mapping of a file: one given for it, a forced table, a saved mapping, a vendor layout, then the best fit.
+
+    `forced` is a table chosen by the user; `given` a mapping (as saved: table, columns, fill, derive)
+    handed in for this file alone.
+    """
     headers = src.headers
     norm = Headers(headers).by_key
     snapshot = set(SNAPSHOT_COLUMNS) <= set(norm) and "start_date" not in norm
+    if given is not None:
+        return _saved(given, norm, src.name, source="given", label="your mapping")
     if forced:
         if forced not in TABLES:
             raise LoadError(f"{src.name}: unknown table {forced!r} (known: {', '.join(TABLES)})")
@@ -635,48 +653,91 @@ def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, side
         if vendor:
             m = vendor_mapping(vendor, headers, sides)
             if m.table == forced:
-                return m
+                return _with_evidence(m, vendor)
         if forced == "subscriptions" and snapshot:
             return snapshot_mapping({c: norm[c] for c in norm})
-        return canonical_mapping(forced, _canonical_columns(forced, norm))
+        return _fit_mapping(fit_table(forced, headers, _sample(src, 50), src.name), chosen=True)
     if workspace is not None:
         saved = workspace.load_mapping(header_key(headers))
         if saved and saved.get("table") in TABLES:
-            # The key ignores case and order, so find each saved header by its normalised name.
-            columns = {k: norm[normalise_header(v)] for k, v in saved["columns"].items()
-                       if v and normalise_header(v) in norm}
-            return canonical_mapping(saved["table"], columns, source="saved", label=f"saved mapping → {saved['table']}")
+            return _saved(saved, norm, src.name, source="saved", label=f"saved mapping → {saved['table']}")
     vendor = detect_vendor(headers)
     if vendor:
-        return vendor_mapping(vendor, headers, sides)
+        return _with_evidence(vendor_mapping(vendor, headers, sides), vendor)
+    reason = not_data(headers)
+    if reason:
+        return Mapping("not_data", f"not data: {reason}", "", {}, {}, ignore=True,
+                       evidence=(f"headers {', '.join(headers[:8])}",))
+    reason = not_needed(headers)
+    if reason:
+        return Mapping("not_data", f"recognised: {reason}", "", {}, {}, ignore=True,
+                       evidence=(f"headers {', '.join(headers[:8])}",))
     if snapshot:
         return snapshot_mapping({c: norm[c] for c in norm})
-    table = guess_canonical(headers, src.name)
-    if table is None:
-        shown = f"{', '.join(headers[:12])}{' …' if len(headers) > 12 else ''}"
-        how = ("Map its columns once on the Upload page (the mapping is saved and reused, also by the command "
-               "line), or use canonical names")
-        near = _near_table(set(norm) | ({"status"} if "stage" in norm else set()), src.name)
-        if near:
-            missing = ", ".join(repr(c) for c in TABLES[near].required if c not in norm and not
-                                (c == "status" and "stage" in norm))
-            raise UnrecognisedFile(src.name, headers, f"{src.name}: cannot tell which table this file is for: it "
-                                                      f"looks like {near!r} but is missing required column(s) "
-                                                      f"{missing} (the file has: {shown}). {how}.")
-        hint = "; ".join(f"{t.name}: {', '.join(t.required)}" for t in TABLES.values())
-        raise UnrecognisedFile(src.name, headers, f"{src.name}: cannot tell which table this file is from its header "
-                                                  f"({shown}). {how} — {hint}")
-    return canonical_mapping(table, _canonical_columns(table, norm))
+    fit = best_fit(headers, _sample(src, 50), src.name)
+    if fit is not None and fit.complete and fit.confident:
+        return _fit_mapping(fit)
+    shown = f"{', '.join(headers[:12])}{' …' if len(headers) > 12 else ''}"
+    how = ("Choose its table and map its columns once on the Upload page (the mapping is saved and reused, also by "
+           "the command line: --as FILE=TABLE, --map FILE=MAPPING.json), skip it (--skip FILE), or use canonical names")
+    if fit is not None and fit.missing:
+        found = "; ".join(fit.evidence[:6])
+        lacks = ", ".join(repr(c) for c in fit.missing)
+        extra = ""
+        if fit.table == "subscriptions" and "start_date" in fit.missing and not _has_dates(src):
+            extra = (" It has no date column at all: a snapshot with one row per customer cannot show MRR over "
+                     "time — export subscriptions with start and end dates, or one row per customer and month.")
+        raise UnrecognisedFile(src.name, headers, f"{src.name}: looks like {fit.table!r} ({found}) but lacks "
+                                                  f"required column(s) {lacks}.{extra} {how}.")
+    if fit is not None:
+        weak = "only one of its columns matched" if len(fit.columns) < 2 else "only by generic column names"
+        raise UnrecognisedFile(src.name, headers, f"{src.name}: might be {fit.table!r} ({'; '.join(fit.evidence[:6])})"
+                                                  f", but {weak} — confirm the table or skip the file. {how}.")
+    hint = "; ".join(f"{t.name}: {', '.join(t.required)}" for t in TABLES.values())
+    raise UnrecognisedFile(src.name, headers, f"{src.name}: cannot tell which table this file is from its header "
+                                              f"({shown}). {how} — {hint}")
 
 
-def _near_table(present: set[str], file_name: str) -> str | None:
-    """The table a header nearly fits: named like the file, or missing just one required column."""
-    stem = normalise_header(Path(file_name.split(":")[-1]).name.split(".")[0])
-    if stem in TABLES and present & set(TABLES[stem].column_names):
-        return stem
-    near = [t.name for t in TABLES.values()
-            if len(t.required) >= 2 and len(set(t.required) - present) == 1 and len(set(t.required) & present) >= 2]
-    return near[0] if len(near) == 1 else None
+def _has_dates(src: _Source) -> bool:
+    from .detect import _values_fit
+
+    values: dict[int, list[str]] = {}
+    for row in _sample(src, 20):
+        for i, v in enumerate(row):
+            values.setdefault(i, []).append(v)
+    return any(any(v.strip() for v in vs) and _values_fit(ColumnType.DATE, vs) for vs in values.values())
+
+
+def _with_evidence(m: Mapping, vendor: str) -> Mapping:
+    used = [c for i in m.inputs.values() for c in i.columns][:8]
+    return replace(m, evidence=(f"{m.label}: recognised by its headers {', '.join(used)}",))
+
+
+def _fit_mapping(fit: TableFit, chosen: bool = False) -> Mapping:
+    """A scored fit as a mapping; `chosen` when the user picked the table (then missing columns are reported)."""
+    exact = all(normalise_header(h) == c for c, h in fit.columns.items()) and not fit.derive
+    source = "canonical" if exact else "guessed"
+    label = f"canonical {fit.table}" if exact else f"{fit.table} (columns matched by name)"
+    m = canonical_mapping(fit.table, fit.columns, source=source, label=label, fill=fit.fill, derive=fit.derive,
+                          rules=fit.rules)
+    return replace(m, evidence=fit.evidence)
+
+
+def _saved(saved: dict, norm: dict[str, str], file: str, *, source: str, label: str) -> Mapping:
+    """A mapping as saved (table, columns, fill, derive), its headers found case- and order-insensitively."""
+    table = saved.get("table")
+    if table not in TABLES:
+        raise LoadError(f"{file}: the mapping names table {table!r} (known: {', '.join(TABLES)})")
+    columns = {}
+    for k, v in (saved.get("columns") or {}).items():
+        if not v:
+            continue
+        if normalise_header(str(v)) not in norm:
+            raise LoadError(f"{file}: the mapping reads column {v!r} for {k!r}, but the file has no such column "
+                            f"(it has: {', '.join(list(norm.values())[:20])})")
+        columns[k] = norm[normalise_header(str(v))]
+    return canonical_mapping(table, columns, source=source, label=label, fill=saved.get("fill"),
+                             derive=saved.get("derive"))
 
 
 def _canonical_columns(table: str, norm: dict[str, str]) -> dict[str, str]:
@@ -945,6 +1006,44 @@ def _status_fields(reader: duckdb.DuckDBPyConnection, m: Mapping, stage_map: dic
     return items, " LEFT JOIN stage_map_t AS sm ON sm.stage_key = inp.__stage_key"
 
 
+def _day_first(reader: duckdb.DuckDBPyConnection, raw: str, m: Mapping, texts: dict[str, str], names: list[str],
+               european: bool, report: FileReport) -> dict[str, bool]:
+    """Per date column: is `03/06/2024` the 3rd of June? Decided by the values above 12 in that column.
+
+    A column is day-first when some first parts exceed 12 and no second part does; a column with no
+    such value follows the file's other date columns, else the separator (semicolon files are European).
+    """
+    if not names:
+        return {}
+
+    def over_12(t: str, group: str) -> str:
+        slashed = f"substr({t}, 2, 1) IN ('/', '.', '-') OR substr({t}, 3, 1) IN ('/', '.', '-')"
+        pattern = ("'^\\s*(\\d{1,2})[/.\\-]\\d{1,2}[/.\\-]\\d{2,4}'" if group == "first"
+                   else "'^\\s*\\d{1,2}[/.\\-](\\d{1,2})[/.\\-]\\d{2,4}'")
+        return (f"count(*) FILTER (WHERE CASE WHEN {slashed} THEN "
+                f"TRY_CAST(regexp_extract({t}, {pattern}, 1) AS INTEGER) END > 12)")
+
+    items = [f"{over_12(texts[n], 'first')}, {over_12(texts[n], 'second')}" for n in names]
+    row = reader.execute(f"SELECT {', '.join(items)} FROM {raw}").fetchone()
+    votes = {n: (row[2 * k], row[2 * k + 1]) for k, n in enumerate(names)}
+    eu_any = any(eu > 0 and us == 0 for eu, us in votes.values())
+    us_any = any(us > 0 and eu == 0 for eu, us in votes.values())
+    out: dict[str, bool] = {}
+    for n, (eu, us) in votes.items():
+        label = m.inputs[n].label
+        if eu > 0 and us > 0:
+            out[n] = False
+            report.warnings.append(f"{label!r}: dates mix day-first and month-first forms; read as month-first (US)")
+        elif eu > 0:
+            out[n] = True
+            report.rules.append(f"{label!r}: dates are day-first (31/10/2026): some day values are above 12")
+        elif us > 0:
+            out[n] = False
+        else:
+            out[n] = (eu_any and not us_any) or (european and not us_any)
+    return out
+
+
 def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index: int, work: Path,
              stage_map: dict[str, str], sides_present: set[str], limit: int | None = None,
              step: Callable[[float, str], None] | None = None) -> _Prepared:
@@ -956,7 +1055,8 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     step(0.35, "checking values")
     table = TABLES.get(m.table)
     report = FileReport(file=src.name, table=m.table, source=m.source, label=m.label, encoding=src.encoding,
-                        delimiter={"\t": "tab"}.get(src.delimiter, src.delimiter), footer_rows=footer)
+                        delimiter={"\t": "tab"}.get(src.delimiter, src.delimiter), footer_rows=footer,
+                        role="table" if m.table else "side", evidence=list(m.evidence))
     report.warnings.extend(src.notes + header_warnings)
     rows_raw = reader.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
     report.rows_read = rows_raw + len(structural)
@@ -969,22 +1069,7 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     # Inputs: text (t_*) and typed (i_*) values, once per row.
     texts = {name: _text_of(inp, pos) for name, inp in m.inputs.items()}
     date_inputs = [n for n, i in m.inputs.items() if i.kind in (Kind.DATE, Kind.TIMESTAMP)]
-    day_first = False
-    if date_inputs:
-        def over_12(t: str, group: str) -> str:
-            slashed = f"substr({t}, 2, 1) IN ('/', '.', '-') OR substr({t}, 3, 1) IN ('/', '.', '-')"
-            pattern = ("'^\\s*(\\d{1,2})[/.\\-]\\d{1,2}[/.\\-]\\d{2,4}'" if group == "first"
-                       else "'^\\s*\\d{1,2}[/.\\-](\\d{1,2})[/.\\-]\\d{2,4}'")
-            return (f"count(*) FILTER (WHERE CASE WHEN {slashed} THEN "
-                    f"TRY_CAST(regexp_extract({t}, {pattern}, 1) AS INTEGER) END > 12)")
-        first = " + ".join(over_12(texts[n], "first") for n in date_inputs)
-        second = " + ".join(over_12(texts[n], "second") for n in date_inputs)
-        eu, us = reader.execute(f"SELECT {first}, {second} FROM {raw}").fetchone()
-        day_first = (eu > 0 and us == 0) or (eu == 0 and us == 0 and src.delimiter == ";")
-        if eu > 0 and us > 0:
-            report.warnings.append("dates mix day-first and month-first forms; read as month-first (US)")
-        elif eu > 0:
-            report.rules.append("dates are day-first (31/10/2026): some day values are above 12")
+    day_first = _day_first(reader, raw, m, texts, date_inputs, src.delimiter == ";", report)
     # An AND chain stops at the first filled cell, so it costs next to nothing on real rows.
     blank = "(" + " AND ".join(f"(c{i} IS NULL OR trim(c{i}) = '')" for i in range(len(src.headers))) + ")"
     if m.facts:
@@ -1014,9 +1099,17 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     keep = sorted({i for i, _ in extras} | {pos[c] for inp in m.inputs.values() if len(inp.columns) > 1
                                             for c in inp.columns})
     select = ["__rn", f"{blank} AS __blank", *(f"c{i}" for i in keep)]
+    ids = [c.name for c in table.columns if c.required and c.type is ColumnType.ID] if table is not None else []
+    key_input = m.fields[ids[0]].input if ids and ids[0] in m.fields else None
+    totals = None
+    if key_input in m.inputs:
+        # A spreadsheet's totals row: no id, and its first filled cell says so (`,TOTAL (active),,…`).
+        first = "lower(concat_ws('|', " + ", ".join(f"c{i}" for i in range(min(3, len(src.headers)))) + "))"
+        select.append(f"regexp_matches({first}, '^\\s*(grand )?totals?\\b') AS __totals")
+        totals = f"{_q('t_' + key_input)} IS NULL AND __totals"
     for name, inp in m.inputs.items():
         select.append(f"{texts[name]} AS {_q('t_' + name)}")
-        select.append(f"{_typed_expr(inp, _q('t_' + name), day_first)} AS {_q('i_' + name)}")
+        select.append(f"{_typed_expr(inp, _q('t_' + name), day_first.get(name, False))} AS {_q('i_' + name)}")
 
     # Fields: the output columns, computed from inputs (and side tables) in order.
     fields = []
@@ -1082,6 +1175,8 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
                               f"[{label}, 'date ' || CAST(CAST({v} AS DATE) AS VARCHAR) || ' is outside "
                               f"{YEARS[0]}–{YEARS[1]}', {shown}]")
     skips = [("__blank", "empty row")] + [(_fill(s, m), reason) for s, reason in m.skip]
+    if totals:
+        skips.append((totals, "a totals row, not a record"))
     skip_sql = "CASE " + " ".join(f"WHEN {s} THEN {_lit(r)}" for s, r in skips) + " END"
     reason = f"CASE {' '.join(checks)} END" if checks else "NULL"
     checked = f"checked_{index}"
@@ -1222,8 +1317,9 @@ def _quality(reader: duckdb.DuckDBPyConnection, m: Mapping, temp: str, checked: 
                 f"SELECT string_agg(DISTINCT {t}, ', ' ORDER BY {t}), count(*) FROM {checked} "
                 f"WHERE ({loaded}) AND {t} IS NOT NULL AND {v} IS NULL").fetchone()
             if n:
+                fallback = "counted as new business" if name == "deal_type" else "left empty"
                 report.warnings.append(f"{n} row(s) have a {inp.label!r} value that is not "
-                                       f"{', '.join(inp.allowed)} ({values}): left empty")
+                                       f"{', '.join(inp.allowed)} ({values}): {fallback}")
 
     if table is None:
         return
@@ -1373,20 +1469,56 @@ def _skip_loaded_files(reader: duckdb.DuckDBPyConnection, by_table: dict[str, li
 # --- the load ---------------------------------------------------------------------------------
 
 
-def _plan(sources: list[_Source], table: str | None, workspace: Workspace | None) -> list[Mapping]:
-    # Side files must be known before the files that join them are mapped.
-    side_of: dict[int, str] = {}
-    for i, s in enumerate(sources):
-        vendor = detect_vendor(s.headers) if not table else None
-        if vendor in ("crm_products", "crm_teams", "crm_accounts"):
-            side_of[i] = {"crm_products": "products", "crm_teams": "sales_teams", "crm_accounts": "accounts"}[vendor]
-    sides = set(side_of.values())
-    mappings = [_resolve(s, table, workspace, sides) for s in sources]
+def _match(name: str, wanted: dict[str, object] | set[str] | None) -> object:
+    """The entry for a file given by name: its full name (`a.zip:b.csv`), base name or archive member name."""
+    if not wanted:
+        return None
+    keys = [name, Path(name.split(":", 1)[0]).name, name.rsplit(":", 1)[-1], Path(name.rsplit(":", 1)[-1]).name]
+    for k in keys:
+        if k in wanted:
+            return wanted[k] if isinstance(wanted, dict) else True
+    return None
+
+
+def _plan(sources: list[_Source], table: str | None, workspace: Workspace | None,
+          tables: dict[str, str] | None = None, given: dict[str, dict] | None = None,
+          combine: bool = False) -> list[Mapping]:
+    """Every file's mapping, with the side files each needs known first.
+
+    Two files meant for one table are refused unless `combine` says to append them (two exports of
+    one table are rarer than two files mis-taken for one).
+    """
+    sides = {VENDOR_SIDES[v] for s in sources if not (table or _match(s.name, tables))
+             and (v := detect_vendor(s.headers)) in VENDOR_SIDES}
+
+    def resolve(s: _Source) -> Mapping:
+        m = _resolve(s, _match(s.name, tables) or table, workspace, sides, _match(s.name, given))
+        return replace(m, side="leads") if m.table == "leads" and not m.side else m
+
+    mappings = [resolve(s) for s in sources]
+    more = {m.side for m in mappings if m.side} - sides
+    if more:
+        sides |= more
+        mappings = [resolve(s) for s in sources]
     consumers = {j.side for m in mappings for j in m.joins}
-    for s, m in zip(sources, mappings, strict=True):
+    loads = any(m.table and not m.ignore for m in mappings)
+    for i, (s, m) in enumerate(zip(sources, mappings, strict=True)):
         if m.side and not m.table and m.side not in consumers:
-            raise LoadError(f"{s.name}: this is the {m.side.replace('_', ' ')} list of the 'CRM Sales Opportunities' "
-                            "layout; it only adds to sales_pipeline.csv — load it together with that file")
+            if not loads:
+                raise LoadError(f"{s.name}: this is the {m.side.replace('_', ' ')} list of the "
+                                f"{m.label.split(':')[0].split(' (')[0]!r} layout; it only adds to the files it is "
+                                "joined into — load it together with that file")
+            mappings[i] = replace(m, ignore=True, label=f"{m.label} — not needed: nothing in this load joins it")
+    by_table: dict[str, list[str]] = {}
+    for s, m in zip(sources, mappings, strict=True):
+        if m.table and not m.ignore:
+            by_table.setdefault(m.table, []).append(s.name)
+    clash = {t: names for t, names in by_table.items() if len(names) > 1}
+    if clash and not combine:
+        t, names = next(iter(clash.items()))
+        raise LoadError(f"{' and '.join(names)} would all load into {t!r}: to append them into one table say so "
+                        "(--combine on the command line, 'Append files of one table' on the Upload page); otherwise "
+                        "choose another table for one of them (--as FILE=TABLE) or skip it (--skip FILE)")
     return mappings
 
 
@@ -1401,8 +1533,16 @@ def ingest(
     reappend: bool = False,
     dry_run: bool = False,
     stage_map: dict[str, str] | None = None,
+    tables: dict[str, str] | None = None,
+    skip: set[str] | None = None,
+    mappings: dict[str, dict] | None = None,
+    combine: bool = False,
 ) -> LoadReport:
     """Loads files into the workspace; all or nothing. Returns the data-quality report.
+
+    Per file, by name (`deals.csv`, or `export.zip:deals.csv`): `tables` chooses its table, `skip`
+    leaves it out, `mappings` gives its mapping (as saved: table, columns, fill, derive). Two files
+    for one table are appended only with `combine`.
 
     `dry_run` reads and checks everything and reports as a load would, but writes nothing (the
     tables' counts are then what these files alone would load). `stage_map` (stage → open, won
@@ -1425,12 +1565,15 @@ def ingest(
         with tempfile.TemporaryDirectory(prefix="kpitree-load-") as tmp:
             work = Path(tmp)
             sources = _open_all([Path(p) for p in paths], work, progress)
-            mappings = _plan(sources, table, workspace)
-            if not any(m.table for m in mappings):
-                raise LoadError("nothing to load: " + "; ".join(f"{s.name} is {m.label}" for s, m in
-                                                                zip(sources, mappings, strict=True)))
+            skipped = [s for s in sources if _match(s.name, skip)]
+            sources = [s for s in sources if not _match(s.name, skip)]
+            plan = _plan(sources, table, workspace, tables, mappings, combine)
+            if not any(m.table and not m.ignore for m in plan):
+                said = [f"{s.name} is {m.label}" for s, m in zip(sources, plan, strict=True)]
+                said += [f"{s.name} is skipped" for s in skipped]
+                raise LoadError("nothing to load: " + "; ".join(said))
             stages = {**workspace.stage_map(), **normalise_stage_map(stage_map or {})}
-            order = sorted(range(len(sources)), key=lambda i: 0 if mappings[i].side else 1)
+            order = sorted(range(len(sources)), key=lambda i: _load_order(plan[i]))
             sides_present: set[str] = set()
             prepared: dict[int, _Prepared] = {}
             for k, i in enumerate(order):
@@ -1438,18 +1581,20 @@ def ingest(
                 base, span = 0.15 + 0.7 * k / len(order), 0.7 / len(order)
                 progress(base, f"reading {src.name} ({k + 1} of {len(order)})")
                 src.digest = _digest(src.path)
-                if mappings[i].ignore:
-                    prepared[i] = _Prepared("", "", FileReport(src.name, "", mappings[i].source, mappings[i].label,
-                                                               warnings=["documentation, not data: not loaded"]),
-                                            mappings[i], src.digest)
+                if plan[i].ignore:
+                    m = plan[i]
+                    why = "not loaded — " + (m.label.split(": ", 1)[1] if m.source == "not_data" else m.label)
+                    prepared[i] = _Prepared("", "", FileReport(src.name, "", m.source, m.label, warnings=[why],
+                                                               role="ignored", evidence=list(m.evidence)),
+                                            m, src.digest)
                     continue
 
                 def step(f: float, msg: str, b: float = base, s: float = span, n: str = src.name) -> None:
                     progress(b + s * f, f"{n}: {msg}")
 
-                prepared[i] = _prepare(reader, src, mappings[i], i, work, stages, sides_present, step=step)
-                if mappings[i].side:
-                    sides_present.add(mappings[i].side)
+                prepared[i] = _prepare(reader, src, plan[i], i, work, stages, sides_present, step=step)
+                if plan[i].side:
+                    sides_present.add(plan[i].side)
             ordered = [prepared[i] for i in range(len(sources))]
             for p in ordered:
                 r = p.report
@@ -1460,17 +1605,26 @@ def ingest(
                         f"for {r.table!r}? First problem: line {first.line}, column {first.column!r}: {first.reason}"
                     )
             if dry_run:
-                tables = {}
+                counts: dict[str, int] = {}
                 for p in ordered:
                     if p.table:
-                        tables[p.table] = tables.get(p.table, 0) + p.report.rows_loaded
+                        counts[p.table] = counts.get(p.table, 0) + p.report.rows_loaded
             else:
                 progress(0.9, "writing the workspace")
-                tables = _swap_in(reader, workspace, ordered, mode, skip_loaded=not reappend)
+                counts = _swap_in(reader, workspace, ordered, mode, skip_loaded=not reappend)
     finally:
         reader.close()
     progress(1.0, "done")
-    return LoadReport([p.report for p in ordered], tables, mode, round(time.perf_counter() - started, 3), dry_run)
+    reports = [p.report for p in ordered] + [
+        FileReport(s.name, "", "skipped", "skipped at your request", warnings=["not loaded: you chose to skip it"],
+                   role="skipped")
+        for s in skipped]
+    return LoadReport(reports, counts, mode, round(time.perf_counter() - started, 3), dry_run)
+
+
+def _load_order(m: Mapping) -> int:
+    """Side files before the tables that are also side files (they may join one), before the rest."""
+    return 0 if m.side and not m.table else 1 if m.side else 2
 
 
 def normalise_stage_map(mapping: dict[str, str]) -> dict[str, str]:

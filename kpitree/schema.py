@@ -85,7 +85,8 @@ TABLES: dict[str, Table] = {
                 Column("close_date", T.DATE),
                 Column("stage", T.TEXT),
                 Column("status", T.TEXT, required=True, allowed=DEAL_STATUSES),
-                Column("amount", T.MONEY, required=True, non_negative=True),
+                # Not required: a funnel export without amounts still gives counts and rates.
+                Column("amount", T.MONEY, non_negative=True),
                 Column("deal_type", T.TEXT, allowed=DEAL_TYPES),
                 Column("segment", T.TEXT),
                 Column("channel", T.TEXT),
@@ -229,21 +230,3 @@ def table(name: str) -> Table:
         return TABLES[name]
     except KeyError:
         raise KeyError(f"unknown table {name!r} (known: {', '.join(TABLES)})") from None
-
-
-def guess_table(columns: list[str], file_name: str = "") -> str | None:
-    """The canonical table a header row belongs to, if it carries all of one table's required columns.
-
-    File names break ties (a `deals.csv` with extra columns is still deals), then the table whose
-    columns overlap most.
-    """
-    present = {c.strip().lower() for c in columns}
-    stem = file_name.lower().rsplit("/", 1)[-1].split(".", 1)[0]
-    candidates = [t for t in TABLES.values() if set(t.required) <= present]
-    if not candidates:
-        return None
-    for t in candidates:
-        if t.name == stem:
-            return t.name
-    best = max(candidates, key=lambda t: (len(present & set(t.column_names)), -len(t.columns)))
-    return best.name

@@ -17,7 +17,6 @@ mapping a user saved for that exact header set (`header_key`).
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Callable, Iterable
@@ -141,6 +140,7 @@ class Field:
 
     sql: str
     input: str | None = None  # the input named in messages about this field
+    note: str | None = None  # how the value is made, when it is not simply a file column (shown to the user)
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,10 @@ SIDE_COLUMNS: dict[str, dict[str, str]] = {
     "products": {"product_key": "VARCHAR", "list_price": "DOUBLE", "series": "VARCHAR"},
     "sales_teams": {"sales_agent": "VARCHAR", "manager": "VARCHAR", "regional_office": "VARCHAR"},
     "accounts": {"account_id": "VARCHAR", "segment": "VARCHAR", "industry": "VARCHAR"},
+    # Every leads file of a load: a won-deals file that links to its lead takes the lead's date and channel.
+    "leads": {"lead_id": "VARCHAR", "created_date": "DATE", "channel": "VARCHAR"},
+    # A Salesforce User export: OwnerId → the owner's name, and the manager above each owner.
+    "users": {"user_id": "VARCHAR", "user_name": "VARCHAR", "manager_id": "VARCHAR"},
 }
 
 
@@ -198,6 +202,7 @@ class Mapping:
     facts: dict[str, str] = field(default_factory=dict)  # SQL aggregates over inputs, for `refine`
     refine: Callable[[Mapping, dict], Mapping] | None = None
     ignore: bool = False  # documentation that travels with the data (a data dictionary): not loaded
+    evidence: tuple[str, ...] = ()  # why the file was read this way (headers matched), for the user
 
     @property
     def used_columns(self) -> set[str]:
@@ -209,7 +214,9 @@ class Mapping:
         for name, f in self.fields.items():
             refs = set(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.text)?\}", f.sql))
             src = self.inputs.get(f.input) if f.input else None
-            if src is not None:
+            if f.note:
+                out[name] = f"{src.label}: {f.note}" if src is not None and not f.note.startswith("the ") else f.note
+            elif src is not None:
                 out[name] = src.label
             elif not refs or refs & set(self.inputs):
                 out[name] = "derived"
@@ -272,8 +279,11 @@ def _vendor_deals(source: str, label: str, h: Headers, spec: dict[str, tuple], f
                   **extra) -> Mapping:
     inputs = _inputs(h, spec)
     if "deal_type" not in inputs:
-        fields = {**fields, "deal_type": Field("'new'")}
+        fields = {**fields, "deal_type": Field("'new'", note="constant 'new'")}
         rules = [*rules, "the export has no deal type column: every deal is counted as new business"]
+    elif fields.get("deal_type", Field("")).sql == "{deal_type}":
+        fields = {**fields, "deal_type": Field("COALESCE({deal_type}, 'new')", "deal_type")}
+        rules = [*rules, f"a blank or unrecognised {inputs['deal_type'].label!r} counts as new business"]
     m = Mapping(source, label, "deals", inputs, fields, file_status=file_status,
                 stage_input=stage_input if stage_input in inputs else None, rules=tuple(rules), **extra)
     return replace(m, notes=m.notes + _deal_notes(m))
@@ -348,7 +358,10 @@ def _hubspot(h: Headers, sides: set[str]) -> Mapping:
 
 
 def _is_salesforce(h: Headers) -> bool:
-    return h.has("Opportunity ID", "Opportunity Name", "Opportunity Id") and h.has("Stage", "StageName")
+    report = h.has("Opportunity ID", "Opportunity Name", "Opportunity Id") and h.has("Stage", "StageName")
+    # An Opportunity object export (Data Loader, Workbench, `sf data export`) carries API field names.
+    api = h.has("Id") and h.has("StageName") and h.has("CloseDate") and not h.has("OpportunityId")
+    return report or api
 
 
 def _salesforce(h: Headers, sides: set[str]) -> Mapping:
@@ -357,7 +370,7 @@ def _salesforce(h: Headers, sides: set[str]) -> Mapping:
         "opp_name": (Kind.TEXT, ("Opportunity Name", "Name")),
         "account": (Kind.TEXT, ("Account ID", "AccountId", "Account Name")),
         "account_name": (Kind.TEXT, ("Account Name",)),
-        "owner": (Kind.TEXT, ("Opportunity Owner", "Owner Name", "Owner Full Name", "Owner")),
+        "owner": (Kind.TEXT, ("Opportunity Owner", "Owner Name", "Owner Full Name", "Owner", "OwnerId")),
         "created": (Kind.DATE, ("Created Date", "CreatedDate", "Create Date"), {"required": True}),
         "closed": (Kind.DATE, ("Close Date", "CloseDate")),
         "stage": (Kind.TEXT, ("Stage", "StageName")),
@@ -367,7 +380,8 @@ def _salesforce(h: Headers, sides: set[str]) -> Mapping:
         "deal_type": (Kind.ENUM, ("Type", "Opportunity Type"), _DEAL_TYPE),
         "channel": (Kind.TEXT, ("Lead Source", "LeadSource", "Primary Campaign Source")),
         "segment": (Kind.TEXT, _SEGMENT),
-        "currency": (Kind.TEXT, ("Opportunity Currency", "Amount Currency", "Total Amount Currency", "Currency")),
+        "currency": (Kind.TEXT, ("Opportunity Currency", "Amount Currency", "Total Amount Currency", "Currency",
+                                  "CurrencyIsoCode")),
     }
     inputs = _inputs(h, spec)
     rules = ["footer rows ('Grand Totals', 'Confidential Information', 'Copyright') are dropped",
@@ -395,11 +409,162 @@ def _salesforce(h: Headers, sides: set[str]) -> Mapping:
         flags = ("CASE WHEN {won} THEN 'won' WHEN {won} = false AND {closed_flag} THEN 'lost' "
                  "WHEN {closed_flag} = false THEN 'open' END")
         rules.append("status: Salesforce's own 'Won' / 'Closed' flags where filled, else the stage map")
-    m = _vendor_deals("salesforce", "Salesforce opportunities report", h, spec, fields, rules, file_status=flags)
+    joins, api = _salesforce_joins(inputs, fields, rules, sides)
+    label = "Salesforce Opportunity export (API field names)" if api else "Salesforce opportunities report"
+    m = _vendor_deals("salesforce", label, h, spec, fields, rules, file_status=flags, joins=joins)
     if "currency" in m.inputs and not any("converted" in c.lower() for c in m.inputs.get("amount", Input(())).columns):
         m = replace(m, facts={"currencies": "string_agg(DISTINCT upper({currency.text}), ', ')"},
                     refine=_currency_refine)
     return m
+
+
+def _salesforce_joins(inputs: dict[str, Input], fields: dict[str, Field], rules: list[str],
+                      sides: set[str], segment: bool = True) -> tuple[tuple[Join, ...], bool]:
+    """Owner names and managers from a User export, segments from an Account export, when loaded alongside."""
+    api = "owner" in inputs and inputs["owner"].columns[0].lower() == "ownerid"
+    joins: list[Join] = []
+    if api and "users" in sides:
+        joins += [Join("users", "u", "u.user_id = {owner.text}"), Join("users", "mu", "mu.user_id = u.manager_id")]
+        fields["owner"] = Field("COALESCE(u.user_name, {owner})", "owner", note="the owner's name from the User file")
+        fields["manager"] = Field("mu.user_name", "owner", note="the owner's manager from the User file")
+        rules.append("owner: OwnerId turned into the user's name, and manager from the User file's ManagerId")
+    elif api:
+        rules.append("owner: Salesforce user ids (OwnerId) — load the User export with it to see names")
+    if segment and "account" in inputs and "accounts" in sides:
+        joins.append(Join("accounts", "a", "a.account_id = {account.text}"))
+        fields["segment"] = Field("COALESCE({segment}, a.segment)", "segment" if "segment" in inputs else "account",
+                                  note=None if "segment" in inputs else "the account's segment (Account file)")
+        fields["industry"] = Field("a.industry", "account", note="the account's industry (Account file)")
+        rules.append("segment and industry: from the Account file (company size by NumberOfEmployees)")
+    return tuple(joins), api
+
+
+# --- Salesforce object exports (API field names) -----------------------------------------------
+
+
+def _is_sf_history(h: Headers) -> bool:
+    return h.has("OpportunityId") and h.has("StageName") and h.has("CreatedDate", "CreatedById", "Probability")
+
+
+def _is_sf_lead(h: Headers) -> bool:
+    return h.has("Id") and h.has("IsConverted", "ConvertedOpportunityId", "ConvertedDate") and h.has("CreatedDate")
+
+
+def _is_sf_account(h: Headers) -> bool:
+    return (h.has("Id") and h.has("Name") and not h.has("AccountId", "StageName", "IsConverted")
+            and h.has("NumberOfEmployees", "AnnualRevenue", "BillingCountry", "BillingCity", "Industry"))
+
+
+def _is_sf_user(h: Headers) -> bool:
+    return (h.has("Id") and h.has("Username", "ManagerId", "UserRoleId", "ProfileId")
+            and not h.has("AccountId", "StageName"))
+
+
+def _is_sf_contact(h: Headers) -> bool:
+    return h.has("Id") and h.has("AccountId") and h.has("Email", "FirstName", "LastName") and not h.has("StageName")
+
+
+def _is_sf_campaign(h: Headers) -> bool:
+    return h.has("Id") and h.has("Name") and h.has("ActualCost", "BudgetedCost") and h.has("StartDate", "Type")
+
+
+def _is_sf_campaign_member(h: Headers) -> bool:
+    return h.has("CampaignId") and h.has("LeadId", "ContactId")
+
+
+def _sf_segment(h: Headers) -> tuple[str, str | None]:
+    """Segment from head count where the export has it (the same bands as the CRM sample)."""
+    if h.has("NumberOfEmployees"):
+        return _SIZE_BAND, "segment: company size by NumberOfEmployees (< 1,000 SMB, < 5,000 Mid-Market, else Enterprise)"
+    return "NULL", None
+
+
+def _sf_lead(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "lead_id": (Kind.TEXT, ("Id",), {"required": True}),
+        "created": (Kind.DATE, ("CreatedDate",), {"required": True}),
+        "source": (Kind.TEXT, ("LeadSource",)),
+        "owner": (Kind.TEXT, ("OwnerId", "Owner")),
+        "employees": (Kind.NUMBER, ("NumberOfEmployees",)),
+        "converted": (Kind.DATE, ("ConvertedDate",)),
+        "opportunity": (Kind.TEXT, ("ConvertedOpportunityId",)),
+        "status": (Kind.TEXT, ("Status",)),
+    }
+    inputs = _inputs(h, spec)
+    segment, segment_rule = _sf_segment(h)
+    fields = {
+        "lead_id": Field("{lead_id}", "lead_id"), "created_date": Field("{created}", "created"),
+        "channel": Field("{source}", "source"), "owner": Field("{owner}", "owner"),
+        "segment": Field(segment, "employees"), "sql_date": Field("{converted}", "converted"),
+        "deal_id": Field("NULLIF({opportunity}, '')", "opportunity"), "lead_status": Field("{status}", "status"),
+    }
+    rules = ["channel: LeadSource", "sql_date: ConvertedDate (a converted lead became an opportunity); the Lead "
+             "object has no MQL date, so MQL → SQL needs a mql_date column", "deal_id: ConvertedOpportunityId"]
+    if segment_rule:
+        rules.append(segment_rule)
+    joins, _ = _salesforce_joins(inputs, fields, rules, sides, segment=False)
+    return Mapping("salesforce", "Salesforce Lead export (API field names)", "leads", inputs, fields,
+                   rules=tuple(rules), joins=joins)
+
+
+def _sf_account(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "account": (Kind.TEXT, ("Id",), {"required": True}),
+        "name": (Kind.TEXT, ("Name",)),
+        "employees": (Kind.NUMBER, ("NumberOfEmployees",)),
+        "industry": (Kind.TEXT, ("Industry",)),
+        "created": (Kind.DATE, ("CreatedDate",)),
+        "owner": (Kind.TEXT, ("OwnerId",)),
+    }
+    inputs = _inputs(h, spec)
+    segment, segment_rule = _sf_segment(h)
+    fields = {
+        "account_id": Field("{account}", "account"), "name": Field("{name}", "name"),
+        "segment": Field(segment, "employees"), "industry": Field("{industry}", "industry"),
+        "created_date": Field("{created}", "created"), "account_owner": Field("{owner}", "owner"),
+    }
+    rules = [segment_rule] if segment_rule else []
+    if "owner" in inputs and "users" in sides:
+        fields["account_owner"] = Field("COALESCE(u.user_name, {owner})", "owner", note="the owner's name")
+    joins = (Join("users", "u", "u.user_id = {owner.text}"),) if "owner" in inputs and "users" in sides else ()
+    return Mapping("salesforce", "Salesforce Account export (API field names)", "accounts", inputs, fields,
+                   side="accounts", rules=tuple(rules), joins=joins)
+
+
+def _sf_user(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "user_id": (Kind.TEXT, ("Id",), {"required": True}),
+        "name": (Kind.TEXT, ("Name",)), "first": (Kind.TEXT, ("FirstName",)), "last": (Kind.TEXT, ("LastName",)),
+        "username": (Kind.TEXT, ("Username", "Email")), "manager": (Kind.TEXT, ("ManagerId",)),
+    }
+    fields = {"user_id": Field("{user_id}", "user_id"),
+              "user_name": Field("COALESCE({name}, NULLIF(concat_ws(' ', {first}, {last}), ''), {username}, {user_id})",
+                                 "name"),
+              "manager_id": Field("NULLIF({manager}, '')", "manager")}
+    return Mapping("salesforce", "Salesforce User export (side file: owner names)", "", _inputs(h, spec), fields,
+                   side="users", key="user_id",
+                   rules=("joined into opportunities, leads and accounts of this load: OwnerId → name, manager",))
+
+
+def _sf_campaign(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "campaign": (Kind.TEXT, ("Id",)), "name": (Kind.TEXT, ("Name",)), "type": (Kind.TEXT, ("Type",)),
+        "start": (Kind.DATE, ("StartDate",)), "cost": (Kind.NUMBER, ("ActualCost",)),
+    }
+    fields = {"month": Field("CAST(date_trunc('month', {start}) AS DATE)", "start"),
+              "channel": Field("COALESCE({type}, {name})", "type"), "amount": Field("{cost}", "cost"),
+              "campaign": Field("{name}", "name")}
+    return Mapping("salesforce", "Salesforce Campaign export → spend", "spend", _inputs(h, spec), fields,
+                   skip=(("{cost} IS NULL", "campaign without an actual cost"),
+                         ("{start} IS NULL", "campaign without a start date")),
+                   rules=("a campaign's ActualCost is spend in the month of its StartDate; channel is the campaign "
+                          "Type (else its name)",))
+
+
+def _recognised(label: str, why: str) -> Callable[[Headers, set[str]], Mapping]:
+    def build(h: Headers, sides: set[str]) -> Mapping:
+        return Mapping("salesforce", f"{label} (recognised, not needed: {why})", "", {}, {}, ignore=True)
+    return build
 
 
 # --- Pipedrive -------------------------------------------------------------------------------
@@ -693,8 +858,20 @@ VENDORS: tuple[tuple[str, Callable[[Headers], bool], Callable[[Headers, set[str]
     ("stripe", _is_stripe, _stripe),
     ("pipedrive", _is_pipedrive, _pipedrive),
     ("hubspot", _is_hubspot, _hubspot),
+    ("sf_history", _is_sf_history, _recognised("Salesforce OpportunityHistory export",
+                                               "the current stage and amount are in the Opportunity export")),
     ("salesforce", _is_salesforce, _salesforce),
+    ("sf_lead", _is_sf_lead, _sf_lead),
+    ("sf_campaign_member", _is_sf_campaign_member, _recognised(
+        "Salesforce CampaignMember export", "a lead's channel is its LeadSource")),
+    ("sf_campaign", _is_sf_campaign, _sf_campaign),
+    ("sf_contact", _is_sf_contact, _recognised("Salesforce Contact export", "no metric counts contacts")),
+    ("sf_user", _is_sf_user, _sf_user),
+    ("sf_account", _is_sf_account, _sf_account),
 )
+# Layouts that are side files: joined into other files' rows, so they are read first.
+VENDOR_SIDES = {"crm_products": "products", "crm_teams": "sales_teams", "crm_accounts": "accounts",
+                "sf_user": "users", "sf_account": "accounts"}
 
 
 def detect_vendor(headers: list[str]) -> str | None:
@@ -718,14 +895,27 @@ def vendor_mapping(vendor: str, headers: list[str], sides: set[str] = frozenset(
 
 
 def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "canonical",
-                      label: str | None = None) -> Mapping:
-    """Canonical column → file header, for files that use canonical names or a user's saved choice."""
+                      label: str | None = None, fill: dict[str, str] | None = None,
+                      derive: dict[str, str] | None = None, rules: tuple[str, ...] = ()) -> Mapping:
+    """Canonical column → file header, for files that use canonical names, a guess or a user's saved choice.
+
+    `fill` gives a column a constant where the file has no such column, and a default for its blank
+    cells where it has (a file of won deals: status 'won'; a blank deal type: 'new'). `derive` names
+    how a column missing from the file is computed from another (`DERIVATIONS`); `columns` may then
+    carry the extra inputs a derivation reads (`lead_link`).
+    """
     t = TABLES[table]
+    fill = {k: str(v) for k, v in (fill or {}).items() if k in t.column_names and str(v).strip()}
+    derive = {k: v for k, v in (derive or {}).items() if (table, k, v) in DERIVATIONS}
     inputs: dict[str, Input] = {}
     fields: dict[str, Field] = {}
     for col in t.columns:
         header = columns.get(col.name)
         if not header:
+            continue
+        if derive.get(col.name) == "arr":
+            inputs["mrr"] = Input((header,), Kind.NUMBER)
+            fields["mrr"] = Field("{mrr} / 12", "mrr")
             continue
         kind = Kind.of(col.type)
         opts: dict = {}
@@ -743,8 +933,30 @@ def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "can
             fields[col.name] = Field(f"{{{col.name}}}", col.name)
     file_status = "{status}" if "status" in inputs and table == "deals" else None
     stage = "stage" if table == "deals" and "stage" in inputs and "status" not in inputs else None
-    rules: list[str] = []
+    rules = list(rules)
     checks: tuple[Check, ...] = ()
+    joins: tuple[Join, ...] = ()
+    for name, value in fill.items():
+        lit = "'" + value.replace("'", "''") + "'"
+        if name in inputs:
+            if name == "status" and table == "deals":
+                file_status = f"COALESCE({{status}}, {lit})"
+            else:
+                fields[name] = Field(f"COALESCE({{{name}}}, {lit})", name)
+        elif name == "status" and table == "deals" and stage:
+            continue  # the stage map decides; a constant would override every stage
+        else:
+            fields[name] = Field(lit, note=f"constant {value!r}")
+    if derive.get("created_date") in ("lead", "close") and "created_date" not in inputs:
+        if derive["created_date"] == "lead" and columns.get("lead_link"):
+            inputs["lead_link"] = Input((columns["lead_link"],))
+            joins = (Join("leads", "ld", "ld.lead_id = {lead_link.text}"),)
+            fields["created_date"] = Field("COALESCE(ld.created_date, {close_date})", "close_date",
+                                           note="the linked lead's created date, else the close date")
+            fields["channel"] = Field("COALESCE({channel}, ld.channel)", "channel" if "channel" in inputs else None,
+                                      note=None if "channel" in inputs else "the linked lead's channel")
+        else:
+            fields["created_date"] = Field("{close_date}", "close_date", note="the close date")
     if stage:
         rules.append("no status column: open/won/lost comes from the stage map")
     if table == "spend" and "month" in fields:
@@ -755,8 +967,13 @@ def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "can
         fields["period_end"] = Field("{@period_end:period}", "period")
         checks = (Check("{=period_start} IS NULL AND {period.text} IS NOT NULL", "period",
                         "'period ' || {period.text} || ' is not 2026-10, 2026-Q4, 2026 or a date'"),)
-    return Mapping(source, label or f"canonical {table}", table, inputs, fields, file_status=file_status,
-                   stage_input=stage, rules=tuple(rules), checks=checks)
+    ordered = {c: fields[c] for c in t.column_names if c in fields} | fields
+    return Mapping(source, label or f"canonical {table}", table, inputs, ordered, file_status=file_status,
+                   stage_input=stage, rules=tuple(rules), checks=checks, joins=joins)
+
+
+# (table, column, how): the derivations a mapping may ask for when the file lacks the column.
+DERIVATIONS = {("subscriptions", "mrr", "arr"), ("deals", "created_date", "lead"), ("deals", "created_date", "close")}
 
 
 def snapshot_mapping(columns: dict[str, str]) -> Mapping:
@@ -779,68 +996,3 @@ SNAPSHOT_COLUMNS = ("customer_id", "month", "mrr")
 def canonical_columns(headers: list[str]) -> dict[str, str]:
     """Normalised header → first header carrying it."""
     return Headers(headers).by_key
-
-
-def guess_canonical(headers: list[str], file_name: str = "") -> str | None:
-    """The canonical table whose required columns the headers carry (a stage stands in for status)."""
-    from .schema import guess_table
-
-    present = set(canonical_columns(headers))
-    if "stage" in present and "status" not in present:
-        present.add("status")
-    return guess_table(sorted(present), file_name)
-
-
-# --- suggestions for the mapping screen ------------------------------------------------------
-
-# Aliases a person would recognise, per canonical column (the vendor lists above, flattened).
-FIELD_ALIASES: dict[str, tuple[str, ...]] = {
-    "deal_id": ("id", "record id", "opportunity id", "deal id", "opp id", "opp", "opp no", "opportunity", "deal",
-                "deal number", "opportunity number"),
-    "account_id": ("account", "company", "account name", "organization", "customer", "client"),
-    "customer_id": ("customer", "account", "account id", "company", "client", "customer id"),
-    "owner": ("rep", "sales rep", "sales agent", "deal owner", "opportunity owner", "user", "assigned to"),
-    "created_date": ("created", "create date", "created at", "creation date", "engage date", "opened"),
-    "close_date": ("closed", "closed date", "close", "closed at", "won date", "expected close date"),
-    "stage": ("deal stage", "pipeline stage", "stage name", "phase"),
-    "status": ("state", "outcome", "result", "won lost"),
-    "amount": ("value", "deal value", "arr", "acv", "price", "revenue", "total", "close value"),
-    "deal_type": ("type", "deal type", "opportunity type", "kind"),
-    "segment": ("tier", "size", "market", "customer segment"),
-    "channel": ("source", "lead source", "origin", "campaign", "traffic source"),
-    "start_date": ("start", "started", "since", "subscription start", "from"),
-    "end_date": ("end", "ended", "canceled", "cancelled", "churn date", "until", "to"),
-    "mrr": ("monthly recurring revenue", "monthly amount", "monthly value"),
-    "plan": ("product", "tier", "package", "price"),
-    "lead_id": ("id", "lead", "contact id"),
-    "activity_id": ("id", "activity"),
-    "date": ("day", "when", "activity date", "timestamp"),
-    "type": ("activity type", "kind", "category"),
-}
-
-
-def suggest_mapping(headers: list[str], table: str) -> dict[str, str | None]:
-    """For each canonical column of `table`, the file header that most likely holds it (or None)."""
-    by_key = {normalise_header(h): h for h in headers}
-    taken: set[str] = set()
-    out: dict[str, str | None] = {}
-    for col in TABLES[table].columns:
-        candidates = [col.name, *(normalise_header(a) for a in FIELD_ALIASES.get(col.name, ()))]
-        found = next((by_key[c] for c in candidates if c in by_key and by_key[c] not in taken), None)
-        if found is None:
-            close = difflib.get_close_matches(col.name, [k for k, h in by_key.items() if h not in taken], n=1,
-                                              cutoff=0.75)
-            found = by_key[close[0]] if close else None
-        if found:
-            taken.add(found)
-        out[col.name] = found
-    return out
-
-
-def suggest_table(headers: list[str]) -> str:
-    """The canonical table most of these headers seem to belong to (for an unrecognised file)."""
-    def score(table: str) -> tuple[int, int]:
-        guess = suggest_mapping(headers, table)
-        required = TABLES[table].required
-        return (sum(1 for c in required if guess.get(c)) - len(required), sum(1 for v in guess.values() if v))
-    return max(TABLES, key=score)

@@ -15,10 +15,10 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from kpitree.detect import suggest_mapping, suggest_table
 from kpitree.errors import KpiTreeError, LoadError
 from kpitree.ingest import LoadReport, detect_files, ingest, preview_mapping, rejects_csv
 from kpitree.schema import TABLES
-from kpitree.vendors import suggest_mapping, suggest_table
 from kpitree.workspace import Workspace, create_workspace, safe_file_name
 
 st.set_page_config(page_title="Upload · KPI Tree", page_icon="🌳", layout="wide")

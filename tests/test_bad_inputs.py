@@ -81,9 +81,9 @@ CASES = {
                             error=r"deals\.csv: line 1 is a single column \('deal_id#account_id"),
     "unrecognised header": Case("export.csv", text("foo,bar,baz\n1,2,3\n"),
                                 error=r"export\.csv: cannot tell which table .*\(foo, bar, baz\)"),
-    "missing required column": Case("deals.csv", text("deal_id,created_date,status\nD9,2026-09-01,won\n"),
-                                    error=r"deals\.csv: cannot tell which table .* looks like 'deals' but is "
-                                          r"missing required column\(s\) 'amount'"),
+    "missing required column": Case("deals.csv", text("deal_id,created_date,amount\nD9,2026-09-01,5\n"),
+                                    error=r"deals\.csv: looks like 'deals' \(deal_id ← deal_id.*\) but lacks "
+                                          r"required column\(s\) 'status'"),
     "duplicated header": Case("deals.csv", text(good_text(header=HEADER.replace("segment", "amount"))),
                               error=r"deals\.csv: column 'amount' appears 2 times \(columns 8 and 10\)"),
     "unterminated quote": Case("deals.csv", text(good_text('D5,A5,"Ann,2026-08-01,2026-09-10,Won,won,1,new,SMB,Web',

@@ -143,7 +143,7 @@ def test_bad_files_fail_and_keep_previous_data(ws, tmp_path, name, content, mess
     before = rows(ws, "SELECT * FROM deals")
     bad = write(tmp_path, name, content)
     with pytest.raises(LoadError, match=message):
-        ingest(ws, [good, bad])
+        ingest(ws, [good, bad], combine=True)
     assert rows(ws, "SELECT * FROM deals") == before
 
 
@@ -184,7 +184,9 @@ def test_quality_report_warnings(ws, tmp_path):
             "D2,A1,,2026-01-05,2026-01-01,Won,won,10,,SMB,Organic\n")
     f = ingest(ws, [write(tmp_path, "deals.csv", body)]).files[0]
     text = " | ".join(f.warnings)
-    assert "no close_date" in text and "close before they were created" in text and "no deal_type" in text
+    assert "no close_date" in text and "close before they were created" in text
+    assert any("blank or missing deal_type counts as new business" in r for r in f.rules)
+    assert rows(ws, "SELECT deal_type FROM deals WHERE deal_id = 'D2'") == [("new",)]
     assert f.nulls["owner"] == 1 and f.date_range == ("2026-01-01", "2026-01-01")
 
 

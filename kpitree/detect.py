@@ -1,0 +1,373 @@
+"""Which canonical table a file nobody described belongs to, scored column by column.
+
+A vendor layout (`vendors.py`) is recognised by its exact headers. Everything else is scored
+against every canonical table: each table column looks for a header among its names and
+synonyms, a match only counts when the sample values read as the column's type, and the table
+with the best fit wins — not the first whose required columns happen to exist (a file with an
+`account_id` column is not an accounts list when its other columns are a subscription's). The
+fit carries its evidence so the user sees why, and what is missing.
+
+Files that describe data rather than hold it (a data dictionary, a calendar helper table of a
+BI tool) are recognised here too, so they are reported and skipped instead of blocking a load.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .schema import TABLES, ColumnType
+from .vendors import normalise_header
+
+# Per table and column: header names a person (or a tool) uses for it, most specific first.
+# Names are compared after `normalise_header` (`Close Date` = `close_date` = `CloseDate` → `closedate`
+# is also listed where tools write camel case). Generic names (`id`, `date`, `type` …) score less.
+SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
+    "deals": {
+        "deal_id": ("deal_id", "opportunity_id", "opp_id", "dealid", "opportunityid", "record_id", "deal_number",
+                    "opportunity_number", "id", "deal", "opportunity", "mql_id"),
+        "account_id": ("account_id", "accountid", "company_id", "customer_id", "account", "account_name", "company",
+                       "customer", "organization", "organisation", "client", "seller_id"),
+        "owner": ("owner", "deal_owner", "opportunity_owner", "owner_name", "owner_id", "ownerid", "sales_rep",
+                  "sales_agent", "rep", "sr_id", "sales_rep_id", "rep_id", "assigned_to", "sdr_id", "user"),
+        "created_date": ("created_date", "createddate", "create_date", "created_at", "creation_date", "date_created",
+                         "engage_date", "created", "opened"),
+        "close_date": ("close_date", "closedate", "closed_date", "closed_at", "date_closed", "won_date", "won_at",
+                       "closed_won_date", "closed", "close", "expected_close_date"),
+        "stage": ("stage", "stagename", "deal_stage", "pipeline_stage", "stage_name", "phase"),
+        "status": ("status", "deal_status", "outcome", "result", "won_lost", "state"),
+        "amount": ("amount", "deal_value", "deal_amount", "amount_usd", "arr", "acv", "close_value", "arr_amount",
+                   "contract_value", "value", "total"),
+        "deal_type": ("deal_type", "opportunity_type", "dealtype", "type", "kind"),
+        "segment": ("segment", "customer_segment", "market_segment", "business_segment", "tier", "size"),
+        "channel": ("channel", "lead_source", "leadsource", "utm_source", "origin", "source", "traffic_source",
+                    "campaign"),
+        "services_amount": ("services_amount", "professional_services", "ps_amount"),
+    },
+    "subscriptions": {
+        "customer_id": ("customer_id", "customerid", "subscriber_id", "account_id", "accountid", "customer",
+                        "account", "company", "client"),
+        "start_date": ("start_date", "subscription_start", "started_at", "start_at", "signup_date", "signed_up_at",
+                       "activated_at", "subscribed_at", "start", "started", "since"),
+        "end_date": ("end_date", "ended_at", "canceled_at", "cancelled_at", "cancel_date", "cancellation_date",
+                     "churn_date", "churned_at", "end", "ended", "until"),
+        "mrr": ("mrr", "mrr_amount", "monthly_recurring_revenue", "monthly_amount", "monthly_value", "monthly_price",
+                "monthly_fee", "monthlycharges", "monthly_charges"),
+        "plan": ("plan", "plan_name", "price_plan", "package", "product", "tier"),
+        "segment": ("segment", "customer_segment", "market_segment"),
+        "channel": ("channel", "acquisition_channel", "lead_source", "utm_source", "origin", "source"),
+    },
+    "leads": {
+        "lead_id": ("lead_id", "leadid", "mql_id", "prospect_id", "contact_id", "id"),
+        "created_date": ("created_date", "createddate", "first_contact_date", "created_at", "date_created",
+                         "submitted_at", "erstellt_am", "angelegt_am", "date_de_creation", "fecha_de_creacion",
+                         "created"),
+        "channel": ("channel", "lead_source", "leadsource", "utm_source", "origin", "source", "medium",
+                    "utm_medium", "campaign", "kanal", "quelle", "canal"),
+        "owner": ("owner", "lead_owner", "owner_id", "ownerid", "sdr", "sdr_id", "assigned_to", "verantwortlich",
+                  "zustandig", "responsable"),
+        "segment": ("segment", "customer_segment", "business_segment"),
+        "mql_date": ("mql_date", "mql_at", "marketing_qualified_date", "became_mql_date", "mql_datum"),
+        "sql_date": ("sql_date", "sql_at", "sales_qualified_date", "converted_date", "converteddate", "sql_datum"),
+        "deal_id": ("deal_id", "opportunity_id", "converted_opportunity_id", "convertedopportunityid"),
+    },
+    "activities": {
+        "activity_id": ("activity_id", "task_id", "event_id", "id"),
+        "date": ("date", "activity_date", "activitydate", "occurred_at", "done_date", "completed_at", "when"),
+        "owner": ("owner", "owner_id", "ownerid", "rep", "user", "assigned_to"),
+        "type": ("type", "activity_type", "tasksubtype", "kind", "category"),
+        "account_id": ("account_id", "accountid", "account", "company"),
+    },
+    "spend": {
+        "month": ("month", "spend_month", "period", "date"),
+        "channel": ("channel", "platform", "medium", "source", "campaign"),
+        "amount": ("amount", "spend", "cost", "actual_cost", "actualcost", "ad_spend"),
+    },
+    "quotas": {
+        "owner": ("owner", "rep", "sales_rep", "owner_name"),
+        "period": ("period", "quarter", "month"),
+        "quota": ("quota", "quota_amount", "target"),
+    },
+    "tickets": {
+        "ticket_id": ("ticket_id", "case_id", "case_number", "ticket_number", "id"),
+        "account_id": ("account_id", "accountid", "customer_id", "organization_id", "account", "company"),
+        "opened_at": ("opened_at", "submitted_at", "created_at", "reported_at", "createddate", "opened", "created"),
+        "resolved_at": ("resolved_at", "solved_at", "closed_at", "closeddate", "resolved", "closed"),
+        "first_response_at": ("first_response_at", "first_reply_at", "first_responded_at", "first_reply_time"),
+    },
+    "events": {
+        "user_id": ("user_id", "userid", "distinct_id", "anonymous_id", "user"),
+        "account_id": ("account_id", "accountid", "company_id", "group_id", "account"),
+        "timestamp": ("timestamp", "event_time", "occurred_at", "event_timestamp", "ts", "time"),
+        "feature": ("feature", "event_name", "event", "action"),
+    },
+    "nps": {
+        "account_id": ("account_id", "accountid", "customer_id", "account", "company"),
+        "date": ("date", "responded_at", "survey_date", "response_date", "submitted_at"),
+        "score": ("score", "nps_score", "nps", "rating", "likelihood_to_recommend"),
+    },
+    "accounts": {
+        "account_id": ("account_id", "accountid", "company_id", "customer_id", "account", "id"),
+        "name": ("name", "account_name", "company_name", "company"),
+        "segment": ("segment", "customer_segment", "market_segment", "tier", "size"),
+        "industry": ("industry", "sector", "vertical"),
+        "csm": ("csm", "customer_success_manager", "account_manager", "success_manager"),
+        "created_date": ("created_date", "createddate", "created_at", "signup_date", "customer_since"),
+    },
+    "timesheets": {
+        "entry_id": ("entry_id", "timesheet_id", "id"),
+        "date": ("date", "work_date", "entry_date"),
+        "owner": ("owner", "consultant", "employee", "user"),
+        "hours": ("hours", "duration_hours", "time_spent"),
+        "billable": ("billable", "is_billable"),
+        "account_id": ("account_id", "account", "client"),
+        "project": ("project", "project_name"),
+    },
+}
+# Names that say little on their own: they count, but cannot make a table on their own.
+GENERIC = {"id", "date", "type", "kind", "name", "source", "value", "total", "created", "closed", "opened", "start",
+           "end", "user", "account", "company", "customer", "client", "time", "event", "state", "period", "month",
+           "category", "campaign", "size", "tier", "product", "plan", "since", "until", "when", "rep", "action",
+           "started", "ended", "close", "resolved"}
+# Close-date names that say the deal was won (a file of won deals has no status column).
+WON_DATES = {"won_date", "won_at", "closed_won_date", "date_won"}
+# Columns a lead link may be in: a deal's created date can come from the lead it came from.
+LEAD_LINKS = ("mql_id", "lead_id", "leadid", "converted_lead_id")
+# Of a table's columns: a second ARR column stands in for a missing MRR (ARR / 12).
+ARR_NAMES = ("arr", "arr_amount", "annual_recurring_revenue", "annual_value", "annual_amount")
+
+
+@dataclass(frozen=True)
+class TableFit:
+    """How well a file fits one canonical table: the columns found, what is missing, and why."""
+
+    table: str
+    score: float
+    columns: dict[str, str]  # canonical column → file header
+    missing: tuple[str, ...]  # required canonical columns no header (or rule) provides
+    evidence: tuple[str, ...]  # "deal_id ← Id", for the user
+    fill: dict[str, str] = field(default_factory=dict)  # canonical column → constant (or default for blanks)
+    derive: dict[str, str] = field(default_factory=dict)  # canonical column → how it is derived (a rule name)
+    rules: tuple[str, ...] = ()
+    confident: bool = False  # at least one required column matched by a specific (not generic) name
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+
+# --- value checks -------------------------------------------------------------------------------
+
+_DATE = re.compile(
+    r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{4}-\d{1,2}$|\d{8}$|\d{9,13}$|"
+    r"\d{1,2}[ -][A-Za-z]{3,9}[ -,]+\d{2,4}|[A-Za-z]{3,9}\.? \d{1,2},? \d{4})"
+)
+_NUMBER = re.compile(r"^\s*[(-]?\s*([A-Za-z]{3}|[$€£¥₹])?\s*[-(]?[0-9][0-9.,\s\u00a0']*\)?\s*([A-Za-z]{3}|[$€£¥₹])?\s*-?$")
+
+
+def _reads_as(kind: ColumnType, value: str) -> bool:
+    if kind in (ColumnType.DATE, ColumnType.TIMESTAMP):
+        return bool(_DATE.match(value))
+    if kind in (ColumnType.MONEY, ColumnType.NUMBER, ColumnType.INTEGER):
+        return bool(_NUMBER.match(value))
+    return True
+
+
+def _values_fit(kind: ColumnType, values: list[str]) -> bool:
+    """True when most non-empty sample values read as the column's type (no values: no evidence against)."""
+    filled = [v for v in values if v.strip()]
+    if not filled:
+        return True
+    return sum(_reads_as(kind, v) for v in filled) >= 0.6 * len(filled)
+
+
+# --- scoring ----------------------------------------------------------------------------------------
+
+
+def _column_values(headers: list[str], sample: list[list[str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {h: [] for h in headers}
+    for row in sample:
+        for h, v in zip(headers, row, strict=False):
+            out[h].append(v)
+    return out
+
+
+def _stem(file_name: str) -> str:
+    base = re.split(r"[:/\\]", file_name)[-1].split(".")[0]
+    return normalise_header(base)
+
+
+def _stem_names(table: str) -> set[str]:
+    single = table[:-1] if table.endswith("s") else table
+    return {table, single, f"{table}_export", f"{single}_export", f"export_{table}"}
+
+
+def fit_table(table: str, headers: list[str], sample: list[list[str]] | None = None,
+              file_name: str = "") -> TableFit:
+    """The best reading of the headers as `table`: which header is which column, and how sure that is."""
+    by_key: dict[str, str] = {}
+    for h in headers:
+        by_key.setdefault(normalise_header(h), h)
+        by_key.setdefault(normalise_header(h).replace("_", ""), h)
+    values = _column_values(headers, sample or [])
+    t = TABLES[table]
+    synonyms = SYNONYMS.get(table, {})
+    taken: set[str] = set()
+    columns: dict[str, str] = {}
+    evidence: list[str] = []
+    score = 0.0
+    confident = False
+    # Required columns choose first: `id` is a deal's id before it is anything else's.
+    order = sorted(t.columns, key=lambda c: not c.required)
+    for col in order:
+        names = synonyms.get(col.name, (col.name,))
+        if col.name not in names:
+            names = (col.name, *names)
+        for name in names:
+            header = by_key.get(normalise_header(name)) or by_key.get(normalise_header(name).replace("_", ""))
+            if header is None or header in taken:
+                continue
+            exact = normalise_header(header) == col.name
+            # A canonical name is the user's own statement; a synonym must also look like the data.
+            if not exact and not _values_fit(col.type, values.get(header, [])):
+                continue
+            taken.add(header)
+            columns[col.name] = header
+            generic = normalise_header(name) in GENERIC
+            weight = 3.0 if exact else 1.0 if generic else 2.0
+            if col.required:
+                weight *= 1.5
+                confident = confident or not generic
+            score += weight
+            how = "" if exact else " (synonym)" if not generic else " (generic name)"
+            evidence.append(f"{col.name} ← {header}{how}")
+            break
+    fill: dict[str, str] = {}
+    derive: dict[str, str] = {}
+    rules: list[str] = []
+    if table == "deals":
+        _deal_rules(columns, by_key, fill, derive, rules)
+    if table == "subscriptions" and "mrr" not in columns:
+        arr = next((by_key[n] for n in ARR_NAMES if n in by_key and by_key[n] not in taken), None)
+        if arr:
+            columns["mrr"] = arr
+            derive["mrr"] = "arr"
+            evidence.append(f"mrr ← {arr} ÷ 12")
+            rules.append(f"mrr is {arr!r} ÷ 12 (the file has an annual amount, no monthly one)")
+            score += 3.0
+    missing = tuple(c for c in t.required if c not in columns and c not in fill and c not in derive
+                    and not (table == "deals" and c == "status" and "stage" in columns))
+    score -= 4.0 * len(missing)
+    if _stem(file_name) in _stem_names(table):
+        score += 3.0
+        evidence.append(f"file name {file_name.split(':')[-1]!r}")
+    # A key alone (`account_id`) says little: a churn log or a ticket list has one too.
+    confident = confident and len(columns) >= 2
+    return TableFit(table, score, columns, missing, tuple(evidence), fill, derive, tuple(rules), confident)
+
+
+def _deal_rules(columns: dict[str, str], by_key: dict[str, str], fill: dict[str, str], derive: dict[str, str],
+                rules: list[str]) -> None:
+    """Constants and defaults a deals file without some columns still loads with, each stated."""
+    close = columns.get("close_date")
+    if "status" not in columns and "stage" not in columns and close and normalise_header(close) in WON_DATES:
+        fill["status"] = "won"
+        rules.append(f"every row is a won deal: the file has a won date ({close!r}) and no status or stage")
+    if "created_date" not in columns and close:
+        link = next((by_key[n] for n in LEAD_LINKS if n in by_key), None)
+        derive["created_date"] = "lead" if link else "close"
+        if link:
+            columns["lead_link"] = link
+            rules.append(f"created_date: the linked lead's created date ({link!r} → the leads file of this load), "
+                         f"else the close date ({close!r}); cycle lengths need both")
+        else:
+            rules.append(f"created_date: the file has none, so the close date ({close!r}) is used — "
+                         "sales-cycle length is then 0")
+    fill.setdefault("deal_type", "new")
+    rules.append("a blank or missing deal_type counts as new business (change it in the file's mapping)")
+    if "amount" not in columns:
+        rules.append("no amount column: amount metrics (bookings, deal size) show 'no data'; counts and rates work")
+
+
+def fit_tables(headers: list[str], sample: list[list[str]] | None = None, file_name: str = "") -> list[TableFit]:
+    """Every canonical table's fit, best first (complete fits before incomplete ones of the same score)."""
+    fits = [fit_table(t, headers, sample, file_name) for t in TABLES]
+    return sorted(fits, key=lambda f: (-f.score, len(f.missing), f.table))
+
+
+def best_fit(headers: list[str], sample: list[list[str]] | None = None, file_name: str = "") -> TableFit | None:
+    """The table these headers fit best: the best complete and confident fit, else the closest one to report.
+
+    A fit counts when it has at least half of its table's required columns. When none is complete
+    and confident, the one that explains most columns is returned, so the user hears "looks like
+    subscriptions but lacks start_date" rather than "accounts" because of a shared id.
+    """
+    fits = [f for f in fit_tables(headers, sample, file_name)
+            if len(TABLES[f.table].required) - len(f.missing) >= max(1, (len(TABLES[f.table].required) + 1) // 2)]
+    sure = [f for f in fits if f.complete and f.confident]
+    if sure:
+        return sure[0]
+    return max(fits, key=lambda f: (len(f.columns), f.score), default=None)
+
+
+# --- files that are not data ------------------------------------------------------------------------
+
+_DICTIONARY = ({"table", "field", "description"}, {"column", "description"}, {"column_name", "description"},
+               {"field", "description"}, {"field_name", "description"}, {"variable", "description"},
+               {"field", "definition"}, {"column", "definition"}, {"attribute", "description"})
+_CALENDAR = {"date_key", "day_of_week", "day_name", "month_name", "week_of_year", "is_weekend", "is_holiday",
+             "fiscal_year", "fiscal_quarter", "quarter", "year", "day_of_month", "iso_week"}
+
+
+def not_data(headers: Iterable[str]) -> str | None:
+    """Why a file holds no business data (a data dictionary, a calendar table), or None."""
+    names = {normalise_header(h) for h in headers}
+    if len(names) <= 6 and any(d <= names for d in _DICTIONARY):
+        return "a data dictionary (it describes columns; it holds no records)"
+    if len(names & _CALENDAR) >= 3 and not names - _CALENDAR - {"date", "month", "week", "day", "month_number"}:
+        return "a calendar (date dimension) table of a BI tool: it holds no business records"
+    return None
+
+
+_CHURN_DATES = {"churn_date", "churned_at", "churned_on", "cancellation_date", "cancelled_at", "canceled_at"}
+
+
+def not_needed(headers: Iterable[str]) -> str | None:
+    """Why a data file is recognised but not loaded (its facts come from another table), or None."""
+    names = {normalise_header(h) for h in headers}
+    starts = {"start_date", "started_at", "signup_date", "mrr", "mrr_amount", "month"}
+    if names & _CHURN_DATES and not names & starts and len(names) <= 8:
+        return ("a churn log: churn is read from the subscriptions' end dates, so it is not needed — load the "
+                "billing export with start and end dates instead")
+    return None
+
+
+# --- the mapping screen's first guesses -------------------------------------------------------------
+
+
+def suggest_table(headers: list[str], sample: list[list[str]] | None = None, file_name: str = "") -> str:
+    """The table to offer first for a file the user maps by hand."""
+    return fit_tables(headers, sample, file_name)[0].table
+
+
+def suggest_mapping(headers: list[str], table: str, sample: list[list[str]] | None = None) -> dict[str, str | None]:
+    """For each column of `table`, the header that most likely holds it (or None), for the user to confirm.
+
+    The scored fit first; a header spelled close to a column's name (`closedate_1`) after that.
+    """
+    fit = fit_table(table, headers, sample)
+    taken = set(fit.columns.values())
+    by_key = {normalise_header(h): h for h in headers}
+    out: dict[str, str | None] = {}
+    for col in TABLES[table].columns:
+        found = fit.columns.get(col.name)
+        if found is None:
+            free = [k for k, h in by_key.items() if h not in taken]
+            close = difflib.get_close_matches(col.name, free, n=1, cutoff=0.75)
+            found = by_key[close[0]] if close else None
+            if found:
+                taken.add(found)
+        out[col.name] = found
+    return out
