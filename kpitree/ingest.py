@@ -187,6 +187,10 @@ class LoadReport:
         return "\n".join(lines)
 
 
+class MissingColumns(LoadError):
+    """The file was read as a table but lacks some of its required columns: a mapping can fix that."""
+
+
 class UnrecognisedFile(LoadError):
     """No saved mapping, vendor layout or canonical table fits the header: the file needs a mapping."""
 
@@ -646,6 +650,9 @@ def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, side
     snapshot = set(SNAPSHOT_COLUMNS) <= set(norm) and "start_date" not in norm
     if given is not None:
         return _saved(given, norm, src.name, source="given", label="your mapping")
+    saved = workspace.load_mapping(header_key(headers)) if workspace is not None else None
+    if saved and saved.get("table") in TABLES and saved["table"] == (forced or saved["table"]):
+        return _saved(saved, norm, src.name, source="saved", label=f"saved mapping → {saved['table']}")
     if forced:
         if forced not in TABLES:
             raise LoadError(f"{src.name}: unknown table {forced!r} (known: {', '.join(TABLES)})")
@@ -657,10 +664,6 @@ def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, side
         if forced == "subscriptions" and snapshot:
             return snapshot_mapping({c: norm[c] for c in norm})
         return _fit_mapping(fit_table(forced, headers, _sample(src, 50), src.name), chosen=True)
-    if workspace is not None:
-        saved = workspace.load_mapping(header_key(headers))
-        if saved and saved.get("table") in TABLES:
-            return _saved(saved, norm, src.name, source="saved", label=f"saved mapping → {saved['table']}")
     vendor = detect_vendor(headers)
     if vendor:
         return _with_evidence(vendor_mapping(vendor, headers, sides), vendor)
@@ -760,9 +763,10 @@ def _check_mapping(src: _Source, m: Mapping) -> list[str]:
             if f is None or (refs and not refs & set(m.inputs)):
                 missing.append(repr(col))
         if missing:
-            what = f"looks like a {m.label} but has" if m.source not in ("canonical", "saved") else ""
-            raise LoadError(f"{src.name}: {what}{' ' if what else ''}missing required column(s) {', '.join(missing)} "
-                            f"for table {m.table!r} (the file has: {', '.join(src.headers[:20])})")
+            what = f"looks like a {m.label} but has" if m.source not in ("canonical", "saved", "guessed", "given") else ""
+            raise MissingColumns(f"{src.name}: {what}{' ' if what else ''}missing required column(s) "
+                                 f"{', '.join(missing)} for table {m.table!r} (the file has: "
+                                 f"{', '.join(src.headers[:20])})")
     warnings = []
     seen: dict[str, list[int]] = {}
     for i, h in enumerate(src.headers):
@@ -1565,6 +1569,11 @@ def ingest(
         with tempfile.TemporaryDirectory(prefix="kpitree-load-") as tmp:
             work = Path(tmp)
             sources = _open_all([Path(p) for p in paths], work, progress)
+            for what, named in (("a table choice", tables), ("skip", skip), ("a mapping", mappings)):
+                stray = [n for n in (named or ()) if not any(_match(s.name, {n}) for s in sources)]
+                if stray:
+                    raise LoadError(f"{what} names {', '.join(map(repr, stray))}, which is not among the files of "
+                                    f"this load ({', '.join(s.name for s in sources)})")
             skipped = [s for s in sources if _match(s.name, skip)]
             sources = [s for s in sources if not _match(s.name, skip)]
             plan = _plan(sources, table, workspace, tables, mappings, combine)
@@ -1667,6 +1676,36 @@ def read_stage_map(path: str | Path) -> dict[str, str]:
     return normalise_stage_map(out)
 
 
+def read_mapping(path: str | Path) -> dict:
+    """A mapping file: JSON `{"table": …, "columns": {canonical: header}, "fill": {…}, "derive": {…}}`.
+
+    The same shape the Upload page saves, so a saved mapping can be reused from the command line.
+    Errors name the file and what is wrong.
+    """
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        raise LoadError(f"{path.name}: cannot read the mapping: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise LoadError(f"{path.name}, line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}") from None
+    except UnicodeDecodeError:
+        raise LoadError(f"{path.name}: not a UTF-8 text file") from None
+    example = '{"table": "deals", "columns": {"deal_id": "Opp #", "created_date": "Opened"}, "fill": {"status": "won"}}'
+    if not isinstance(raw, dict) or raw.get("table") not in TABLES:
+        raise LoadError(f"{path.name}: a mapping names its table ({', '.join(TABLES)}), e.g. {example}")
+    columns = raw.get("columns") or {}
+    known = set(TABLES[raw["table"]].column_names) | {"lead_link"}
+    if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
+        raise LoadError(f"{path.name}: 'columns' maps canonical column → the file's header, e.g. {example}")
+    unknown = sorted(set(columns) - known) + sorted(set(raw.get("fill") or {}) - known)
+    if unknown:
+        raise LoadError(f"{path.name}: {', '.join(map(repr, unknown))} is not a column of {raw['table']!r} "
+                        f"(its columns: {', '.join(TABLES[raw['table']].column_names)})")
+    return {"table": raw["table"], "columns": columns, "fill": dict(raw.get("fill") or {}),
+            "derive": dict(raw.get("derive") or {})}
+
+
 # --- what the upload page asks before and instead of a load -------------------------------------
 
 
@@ -1686,14 +1725,20 @@ class Detection:
     header_key: str | None = None
     problem: str | None = None
     needs_mapping: bool = False
-    role: str = "table"  # table, side (joined into another file's rows) or ignored (documentation)
+    role: str = "table"  # table, side (joined into another file's rows), ignored (not data / not needed), skipped
+    evidence: list[str] = field(default_factory=list)  # which headers matched what
+    chosen: str | None = None  # the table the user chose for it, if any
+    missing: list[str] = field(default_factory=list)  # required columns the chosen or guessed table lacks
+    conflict: str | None = None  # another file of the batch goes to the same table
 
 
-def detect_files(workspace: Workspace | None, paths: list[str | Path], *, table: str | None = None
+def detect_files(workspace: Workspace | None, paths: list[str | Path], *, table: str | None = None,
+                 tables: dict[str, str] | None = None, skip: set[str] | None = None, combine: bool = False
                  ) -> list[Detection]:
     """Per file (zip members included): the layout and mapping a load would use, and a few sample rows.
 
-    Reads only the first bytes of each file; problems are returned per file, not raised.
+    Takes the same per-file choices as `ingest` (`tables`, `skip`, `combine`). Reads only the first
+    bytes of each file; problems are returned per file, not raised.
     """
     out: list[Detection] = []
     with tempfile.TemporaryDirectory(prefix="kpitree-detect-") as tmp:
@@ -1704,30 +1749,54 @@ def detect_files(workspace: Workspace | None, paths: list[str | Path], *, table:
                 sources.extend(_open(p, work))
             except LoadError as exc:
                 out.append(Detection(file=p.name, problem=str(exc)))
-        sides = {s for s in (_side_of(src) for src in sources) if s}
+        sides = {VENDOR_SIDES[v] for s in sources if (v := detect_vendor(s.headers)) in VENDOR_SIDES}
         for src in sources:
             d = Detection(file=src.name, headers=src.headers, header_key=header_key(src.headers),
-                          sample=_sample(src, 5))
+                          sample=_sample(src, 5), chosen=_match(src.name, tables) or table)
+            if _match(src.name, skip):
+                d.role, d.label = "skipped", "skipped at your request"
+                out.append(d)
+                continue
             try:
-                m = _resolve(src, table, workspace, sides)
-                _check_mapping(src, m)
+                m = _resolve(src, d.chosen, workspace, sides)
             except UnrecognisedFile as exc:
                 d.problem, d.needs_mapping = str(exc), True
+                fit = best_fit(src.headers, _sample(src, 50), src.name)
+                if fit is not None:
+                    d.evidence, d.missing = list(fit.evidence), list(fit.missing)
+                out.append(d)
+                continue
             except LoadError as exc:
                 d.problem = str(exc)
-            else:
-                d.table, d.source, d.label = m.table, m.source, m.label
-                d.role = "ignored" if m.ignore else "side" if not m.table else "table"
-                d.mapping = m.describe()
-                d.unmapped = [h for h in src.headers if h not in m.used_columns]
-                d.rules = list(m.rules)
+                out.append(d)
+                continue
+            d.table, d.source, d.label = m.table, m.source, m.label
+            d.role = "ignored" if m.ignore else "side" if not m.table else "table"
+            d.mapping = m.describe()
+            d.unmapped = [h for h in src.headers if h not in m.used_columns]
+            d.rules = list(m.rules)
+            d.evidence = list(m.evidence)
+            try:
+                _check_mapping(src, m)
+            except MissingColumns as exc:
+                d.problem, d.needs_mapping = str(exc), True
+                if m.table:
+                    d.missing = list(fit_table(m.table, src.headers, _sample(src, 50), src.name).missing)
+            except LoadError as exc:
+                d.problem = str(exc)
             out.append(d)
+    by_table: dict[str, list[Detection]] = {}
+    for d in out:
+        if d.role == "table" and d.table:
+            by_table.setdefault(d.table, []).append(d)
+    for t, group in by_table.items():
+        if len(group) > 1:
+            names = " and ".join(d.file for d in group)
+            for d in group:
+                d.conflict = (f"{names} all go to {t!r}: they are appended into one table" if combine else
+                              f"{names} would all load into {t!r}: tick 'Append files of one table', or choose "
+                              "another table for one of them, or skip it")
     return out
-
-
-def _side_of(src: _Source) -> str | None:
-    vendor = detect_vendor(src.headers)
-    return {"crm_products": "products", "crm_teams": "sales_teams", "crm_accounts": "accounts"}.get(vendor or "")
 
 
 def _sample(src: _Source, n: int) -> list[list[str]]:
@@ -1755,12 +1824,14 @@ class MappingPreview:
 
 
 def preview_mapping(path: str | Path, table: str, columns: dict[str, str], *, rows: int = 20,
-                    stage_map: dict[str, str] | None = None, member: str | None = None) -> MappingPreview:
-    """Runs `canonical column → header` over the first rows of the file, as a load would read them.
+                    stage_map: dict[str, str] | None = None, member: str | None = None,
+                    fill: dict[str, str] | None = None) -> MappingPreview:
+    """Runs `canonical column → header` (and `fill`'s constants) over the first rows, as a load would read them.
 
     `member` picks one file of an archive by the name `detect_files` reported (`export.zip:deals.csv`).
     """
-    m = canonical_mapping(table, {k: v for k, v in columns.items() if v}, source="saved", label="proposed mapping")
+    m = canonical_mapping(table, {k: v for k, v in columns.items() if v}, source="saved", label="proposed mapping",
+                          fill=fill)
     reader = duckdb.connect(config={"threads": 1})
     try:
         with tempfile.TemporaryDirectory(prefix="kpitree-preview-") as tmp:

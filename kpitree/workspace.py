@@ -127,8 +127,12 @@ class Workspace:
             return None
         return json.loads(path.read_text(encoding="utf-8"))
 
-    def save_mapping(self, key: str, headers: list[str], table: str, columns: dict[str, str]) -> Path:
-        """Saves `canonical column → file header` for this header set; reused by every later load."""
+    def save_mapping(self, key: str, headers: list[str], table: str, columns: dict[str, str],
+                     fill: dict[str, str] | None = None, file: str | None = None) -> Path:
+        """Saves `canonical column → file header` (and constants/defaults) for this header set.
+
+        Every later load of a file with the same headers, in any order or case, reads it this way.
+        """
         if not re.fullmatch(r"[0-9a-f]{16}", key):
             raise KpiTreeError(f"invalid mapping key {key!r}")
         unknown = sorted(set(columns.values()) - set(headers))
@@ -136,8 +140,8 @@ class Workspace:
             raise KpiTreeError(f"mapping names columns the file does not have: {', '.join(unknown)}")
         path = self.root / MAPPINGS_DIR / f"{key}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"table": table, "columns": columns, "headers": headers,
-                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        data = {"table": table, "columns": columns, "headers": headers, "fill": dict(fill or {}),
+                "file": file, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
         _atomic_write(path, json.dumps(data, indent=2))
         return path
 
