@@ -31,7 +31,11 @@ NODE_KEYS = (
     "thresholds", "dimensions", "children", "formula", "description",
 )
 TREE_KEYS = ("name", "description", "grain", "dimensions", "nodes", "version")
-TARGET_KEYS = ("value", "by_period", "annual", "quarterly", "monthly", "weekly", "day90", "month12")
+TARGET_KEYS = ("value", "by_period", "annual", "quarterly", "monthly", "weekly", "day90", "month12", "suggested")
+# An owner still to be named: a role placeholder such as "Head of Sales — to assign" (a suggested tree
+# has these where its data names nobody). Validation warns instead of failing, and the tree page
+# lists them, so a tree can be used at once while seed 003's "every number has an owner" stays visible.
+TO_ASSIGN = "to assign"
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _DAYS_PER_GRAIN = {Grain.WEEK: 7.0, Grain.MONTH: 365.25 / 12, Grain.QUARTER: 365.25 / 4, Grain.YEAR: 365.25}
 _GRAIN_KEYS = {"weekly": Grain.WEEK, "monthly": Grain.MONTH, "quarterly": Grain.QUARTER, "annual": Grain.YEAR}
@@ -67,6 +71,10 @@ class Target:
     per_grain: tuple[tuple[str, float], ...] = ()  # ("annual", 1.2e6), ("monthly", 1e5) …
     day90: float | None = None
     month12: float | None = None
+    # Set when the numbers were suggested from the workspace's own history, not typed by a person:
+    # the rule in words ("trailing 6 months, +2.1 %/month"), or why there is no number yet ("only 2
+    # months of history"). Any edit of the target drops it (see `targets.with_fields`).
+    suggested: str | None = None
 
     @property
     def is_set(self) -> bool:
@@ -132,9 +140,12 @@ class Target:
         return sum(v * f for v, f in zip(values, covered, strict=True))
 
     def to_yaml(self) -> Any:
-        if not (self.by_period or self.per_grain or self.day90 is not None or self.month12 is not None):
+        if not (self.by_period or self.per_grain or self.day90 is not None or self.month12 is not None
+                or self.suggested):
             return self.value
         out: dict[str, Any] = {}
+        if self.suggested:
+            out["suggested"] = self.suggested
         if self.value is not None:
             out["value"] = self.value
         for k, v in self.per_grain:
@@ -167,6 +178,9 @@ class Node:
     description: str = ""
     line: int | None = None
     custom: CustomMeasure | None = None  # the measure as written when `metric:` is a mapping
+    # `dimensions: []` written out: nothing in the workspace splits this number (its dimension
+    # columns are empty), so it does not fall back to the tree's dimensions either
+    no_drill: bool = False
 
     @property
     def level_name(self) -> str:
@@ -186,6 +200,17 @@ class Node:
     def is_exact(self) -> bool:
         """True when the link to the children is arithmetic (a formula), not influence."""
         return self.formula is not None
+
+    @property
+    def owner_missing(self) -> bool:
+        """True while nobody is named: no owner, or a role placeholder such as "CFO — to assign"."""
+        return owner_missing(self.owner)
+
+
+def owner_missing(owner: str | None) -> bool:
+    """True for an empty owner or a placeholder ending in "to assign"."""
+    text = (owner or "").strip().rstrip(".)").lower()
+    return not text or text.endswith(TO_ASSIGN)
 
 
 @dataclass(frozen=True)
@@ -228,7 +253,10 @@ class Tree:
         return out
 
     def dimensions_for(self, node: Node) -> tuple[str, ...]:
-        return node.dimensions or self.dimensions
+        """The node's own drill dimensions, else the tree's (none for a node marked `dimensions: []`)."""
+        if node.dimensions or node.no_drill:
+            return node.dimensions
+        return self.dimensions
 
 
 # --- formulas ------------------------------------------------------------------------------
@@ -465,9 +493,15 @@ def _parse_target(raw: Any, add: Any) -> Target:
     for key in ("value", "day90", "month12"):
         if key in raw and _num(raw[key]) is None:
             add(f"target.{key} must be a number, got {raw[key]!r}", "target")
+    suggested = raw.get("suggested")
+    if suggested is not None and (not isinstance(suggested, str) or not suggested.strip()):
+        add("target.suggested is the rule a suggested target follows, in words, e.g. "
+            f"'trailing 6 months, +2.1 %/month'; got {suggested!r}", "target")
+        suggested = None
     return Target(
         value=_num(raw.get("value")), by_period=tuple(by_period), per_grain=tuple(per_grain),  # type: ignore[arg-type]
         day90=_num(raw.get("day90")), month12=_num(raw.get("month12")),
+        suggested=suggested.strip() if isinstance(suggested, str) else None,
     )
 
 
@@ -497,7 +531,12 @@ def _build(raw: Any, source: str | None) -> tuple[Tree | None, list[Problem]]:
         if key not in (*TREE_KEYS, "__line__", "__lines__"):
             problems.append(Problem(f"unknown key {key!r} (allowed: {', '.join(TREE_KEYS)})", key=key,
                                     line=raw["__lines__"].get(key), file=source))
-    default_dims = tuple(str(d) for d in (raw.get("dimensions") or ("owner", "segment", "channel")))
+    written = raw.get("dimensions")
+    default_dims = tuple(str(d) for d in (written if isinstance(written, list) else ("owner", "segment", "channel")))
+    # Extra columns a tree declares as dimensions (a manager, a region): no canonical table has them,
+    # so a node may drill by them without a warning; the workspace that has them is the judge.
+    canonical = {c for t in TABLES.values() for c in t.column_names}
+    declared_dims = {d for d in default_dims if d not in canonical} if raw.get("dimensions") else set()
     grain = str(raw.get("grain") or "month")
     if grain not in {g.value for g in Grain}:
         problems.append(Problem(f"grain {grain!r} is not one of week, month, quarter, year", key="grain",
@@ -555,8 +594,14 @@ def _build(raw: Any, source: str | None) -> tuple[Tree | None, list[Problem]]:
         if not isinstance(owner, str) or not owner.strip():
             add("every metric needs an owner (seed 003: if nobody owns it, remove it from the tree)", "owner")
             owner = ""
+        elif owner_missing(owner):
+            add(f"owner {owner.strip()!r} is still to assign: name the person who owns this number "
+                "(seed 003: every number has an owner)", "owner", severity="warning")
         target = _parse_target(item.get("target"), add)
-        if not target.is_set:
+        if not target.is_set and target.suggested:
+            add(f"{target.suggested} — type a target once you have one (seed 003: a number as target)",
+                "target", severity="warning")
+        elif not target.is_set:
             add("every metric needs a numeric target (seed 003: not a range, a number)", "target")
         direction = item.get("direction")
         if direction is not None and direction not in DIRECTIONS:
@@ -579,6 +624,7 @@ def _build(raw: Any, source: str | None) -> tuple[Tree | None, list[Problem]]:
             add(f"children must be a list of node ids; got {children!r}", "children")
             children = []
         dims = item.get("dimensions") or []
+        no_drill = item.get("dimensions") == []
         if not isinstance(dims, list) or not all(isinstance(d, str) for d in dims):
             add(f"dimensions must be a list of column names; got {dims!r}", "dimensions")
             dims = []
@@ -604,7 +650,7 @@ def _build(raw: Any, source: str | None) -> tuple[Tree | None, list[Problem]]:
         if table is not None:
             joinable = TABLES["accounts"].column_names if {"account_id", "customer_id"} & set(table.column_names) else ()
             for d in dims:
-                if d not in table.column_names and d not in joinable:
+                if d not in table.column_names and d not in joinable and d not in declared_dims:
                     add(f"drill dimension {d!r} is not a column of {table.name} (columns: "
                         f"{', '.join(table.column_names)})", "dimensions", severity="warning")
         formula = item.get("formula")
@@ -629,6 +675,7 @@ def _build(raw: Any, source: str | None) -> tuple[Tree | None, list[Problem]]:
             owner=str(owner), target=target, unit=item.get("unit"), direction=direction, review=review,
             amber=amber, dimensions=tuple(dims), children=tuple(children), formula=formula,
             filter=tuple(filt), description=str(item.get("description") or ""), line=line, custom=custom,
+            no_drill=no_drill,
         ))
 
     by_id = {n.id: n for n in nodes}
@@ -707,7 +754,7 @@ def tree_to_dict(tree: Tree) -> dict[str, Any]:
         d["target"] = n.target.to_yaml()
         if n.amber is not None:
             d["thresholds"] = {"amber": n.amber}
-        if n.dimensions:
+        if n.dimensions or n.no_drill:
             d["dimensions"] = list(n.dimensions)
         if n.formula:
             d["formula"] = n.formula
