@@ -13,8 +13,8 @@ import numpy as np
 
 from .evaluate import Engine
 from .metrics import CATALOGUE, Kind
-from .periods import Period, trailing
-from .tree import Target, Tree
+from .periods import Period, parse_period, trailing
+from .tree import Node, Target, Tree
 
 MAX_MONTHLY_GROWTH = 0.06
 
@@ -39,8 +39,13 @@ def _growth(values: list[float]) -> float:
     return float(min(max(math.expm1(slope), 0.0), MAX_MONTHLY_GROWTH))
 
 
+def _pct(rate: float) -> str:
+    """A growth rate the way the rule is read out: "+2.1 %"."""
+    return f"{rate * 100:+.1f} %"
+
+
 def plan_targets(engine: Engine, tree: Tree, baseline_end: Period, through: Period, history: int = 24,
-                 window: int = 6) -> Tree:
+                 window: int = 6, *, min_months: int = 1, mark: bool = False) -> Tree:
     """A copy of the tree whose monthly targets continue its history up to `baseline_end`.
 
     Flows: the same month a year earlier × the year-on-year growth of the `window` months ending
@@ -49,45 +54,74 @@ def plan_targets(engine: Engine, tree: Tree, baseline_end: Period, through: Peri
     Stocks: the last known level grown at the fitted monthly growth. Ratios: the trailing mean,
     which rates do not compound. Nothing after
     `baseline_end` feeds a target, so problems that start later show up against the plan.
+
+    `min_months`: the fewest months with a value in the trailing window a target may rest on; a
+    node with fewer keeps no number at all (never a made-up one). `mark=True` marks every target
+    as a suggestion with its rule in words (`Target.suggested`), leaves out a flow's first,
+    partly covered month, and gives a node with too little history an empty target saying why —
+    what a workspace's suggested tree shows.
     """
     months = trailing(through, history + (through.start.year - baseline_end.start.year) * 12
                       + through.start.month - baseline_end.start.month)
+    engine.prefetch_nodes([n for n in tree.nodes if n.metric in CATALOGUE], months)
     nodes = []
     for node in tree.nodes:
-        m = CATALOGUE[node.metric]
-        values = engine.values(node, months)
-        known = {p.key: values[p.key] for p in months if p <= baseline_end and values.get(p.key) is not None}
-        if not known:
-            nodes.append(node)
-            continue
-        unit = node.shown_unit
-        recent = [known[p.key] for p in trailing(baseline_end, window) if p.key in known]
-        year_before = [known.get(p.shift(-12).key) for p in trailing(baseline_end, window)]
-        yoy = None
-        if m.kind is not Kind.RATIO and recent and all(v for v in year_before) and len(recent) == window:
-            yoy = min(max(sum(recent) / sum(year_before), 1.0), 1 + 12 * MAX_MONTHLY_GROWTH)  # type: ignore[arg-type]
-        growth = 0.0 if m.kind is Kind.RATIO else _growth(list(known.values())[-12:])
-        by_period: list[tuple[str, float]] = []
-        for p in months:
-            cutoff = min(p.previous(), baseline_end)
-            past = [known[q.key] for q in trailing(cutoff, window) if q.key in known]
-            last_year = known.get(p.shift(-12).key)
-            if m.kind is Kind.RATIO:
-                target = float(np.mean(past)) if past else None
-            elif m.kind is Kind.STOCK and cutoff.key in known:
-                ahead = (p.start.year - cutoff.start.year) * 12 + p.start.month - cutoff.start.month
-                target = known[cutoff.key] * (1 + growth) ** ahead
-            elif yoy is not None and last_year is not None:
-                target = last_year * yoy
-            elif past:
-                ahead = (p.start.year - cutoff.start.year) * 12 + p.start.month - cutoff.start.month
-                target = float(np.mean(past)) * (1 + growth) ** (ahead + (len(past) - 1) / 2)
-            else:
-                target = None
-            if target is not None:
-                by_period.append((p.key, _nice(target, unit)))
-        if not by_period:
-            nodes.append(node)
-            continue
-        nodes.append(replace(node, target=Target(value=by_period[-1][1], by_period=tuple(by_period))))
+        target = _plan_node(engine, node, months, baseline_end, window, min_months, mark)
+        nodes.append(node if target is None else replace(node, target=target))
     return replace(tree, nodes=tuple(nodes))
+
+
+def _plan_node(engine: Engine, node: Node, months: list[Period], baseline_end: Period, window: int,
+               min_months: int, mark: bool) -> Target | None:
+    """The node's planned target (see `plan_targets`); None keeps the node's own."""
+    m = CATALOGUE[node.metric]
+    values = engine.values(node, months)
+    known = {p.key: values[p.key] for p in months if p <= baseline_end and values.get(p.key) is not None}
+    first_day = engine.coverage(m.table)[0]
+    if mark and m.kind is Kind.FLOW and first_day is not None:
+        # a suggestion never rests on the month the data starts in: a part-month undercounts a flow
+        known = {k: v for k, v in known.items() if parse_period(k).start >= first_day}
+    recent_keys = [p.key for p in trailing(baseline_end, window) if p.key in known]
+    if not known or len(recent_keys) < min_months:
+        if not mark:
+            return None
+        have = f"{len(recent_keys)} month{'s' if len(recent_keys) != 1 else ''}"
+        return Target(suggested=f"no target: {have} with data in the {window} months up to {baseline_end.key}, "
+                                f"{max(min_months, 1)} needed")
+    unit = node.shown_unit
+    recent = [known[k] for k in recent_keys]
+    year_before = [known.get(p.shift(-12).key) for p in trailing(baseline_end, window)]
+    yoy = None
+    if m.kind is not Kind.RATIO and recent and all(v for v in year_before) and len(recent) == window:
+        yoy = min(max(sum(recent) / sum(year_before), 1.0), 1 + 12 * MAX_MONTHLY_GROWTH)  # type: ignore[arg-type]
+    growth = 0.0 if m.kind is Kind.RATIO else _growth(list(known.values())[-12:])
+    by_period: list[tuple[str, float]] = []
+    rule = ""
+    for p in months:
+        cutoff = min(p.previous(), baseline_end)
+        past = [known[q.key] for q in trailing(cutoff, window) if q.key in known]
+        if min_months > 1 and len(past) < min_months:
+            continue
+        last_year = known.get(p.shift(-12).key)
+        span = f"trailing {min(len(past), window)} months"
+        if m.kind is Kind.RATIO:
+            target = float(np.mean(past)) if past else None
+            rule = f"{span}' mean (a rate does not compound)"
+        elif m.kind is Kind.STOCK and cutoff.key in known:
+            ahead = (p.start.year - cutoff.start.year) * 12 + p.start.month - cutoff.start.month
+            target = known[cutoff.key] * (1 + growth) ** ahead
+            rule = f"last month's level, {_pct(growth)}/month"
+        elif yoy is not None and last_year is not None:
+            target = last_year * yoy
+            rule = f"same month last year {_pct(yoy - 1)} (the last {window} months against a year earlier)"
+        elif past:
+            ahead = (p.start.year - cutoff.start.year) * 12 + p.start.month - cutoff.start.month
+            target = float(np.mean(past)) * (1 + growth) ** (ahead + (len(past) - 1) / 2)
+            rule = f"{span}, {_pct(growth)}/month"
+        else:
+            target = None
+        if target is not None:
+            by_period.append((p.key, _nice(target, unit)))
+    if not by_period:
+        return Target(suggested=f"no target: no month of history up to {baseline_end.key}") if mark else None
+    return Target(value=by_period[-1][1], by_period=tuple(by_period), suggested=rule if mark else None)
