@@ -70,7 +70,7 @@ class Version:
     number: int
     at: str
     who: str
-    action: str  # draft | publish | restore | import
+    action: str  # draft | publish | restore | import | suggest (a tree suggested from the data)
     summary: str
     valid: bool
 

@@ -65,6 +65,8 @@ def with_fields(t: Target, **values: float | None) -> Target:
     if unknown:
         raise ValueError(f"unknown target field(s) {', '.join(sorted(unknown))} (fields: {', '.join(TARGET_FIELDS)})")
     current = {**target_fields(t), **values}
+    if current == target_fields(t):
+        return t  # unchanged: a suggested target stays marked as one
     return Target(
         value=current["value"],
         by_period=t.by_period,
@@ -125,7 +127,10 @@ def set_period_targets(tree: Tree, node_id: str, values: Mapping[str, float], *,
     node = tree.node(node_id)
     merged = {} if replace else dict(node.target.by_period)
     merged.update({str(k): float(v) for k, v in values.items()})
-    target = dataclasses.replace(node.target, by_period=tuple(sorted(merged.items())))
+    by_period = tuple(sorted(merged.items()))
+    # a person's numbers replace a suggestion: the "suggested" mark goes with it
+    target = dataclasses.replace(node.target, by_period=by_period,
+                                 suggested=node.target.suggested if by_period == node.target.by_period else None)
     return dataclasses.replace(
         tree, nodes=tuple(dataclasses.replace(n, target=target) if n.id == node_id else n for n in tree.nodes)
     )

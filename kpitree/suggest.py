@@ -1,0 +1,769 @@
+"""A tree that fits a workspace's data: a template cut down to what the data supports, with targets
+planned from the workspace's own history and owners taken from the data or left as roles to assign.
+
+Templates ship with the demo company's plan (an ARR target of $204M, owners such as "Maria Chen
+(CEO)"). None of that may reach a user's workspace, so a user's tree is always *suggested*:
+
+1. **What the data holds** (`profile`): rows per table, which columns have values, and the values
+   of the small text columns (deal types, activity types, managers).
+2. **Which nodes it supports**: a node needs its metric's tables, the columns its SQL reads, the
+   values its filters and definition pick (no expansion deals → no Expansion ARR), and a value in
+   at least one month. Nodes without data are left out, each with what to load.
+3. **Shape**: a left-out node's children move up to its nearest kept ancestor; when the north star
+   itself is out, the highest node of the first branch that has data becomes the north star (ARR
+   with subscriptions, bookings from deals alone, won deals or leads for a funnel without amounts).
+   A formula that lost a child is dropped (the link turns to influence) — or, when it was a plain
+   sum left with one term, the parent *is* that term and the term takes its place.
+4. **Drill dimensions**: those the data fills, extra columns included (a manager, a region from a
+   teams file); a dimension whose values are all empty is never offered.
+5. **Targets** from `plan.plan_targets`, marked as suggestions with their rule in words; a node
+   with too little history gets no number, and says so.
+6. **Owners** from the data where it names them (sales managers, CSMs, reps for rep-level levers),
+   else the template's role as a placeholder ("Head of Sales — to assign"), never its names.
+
+`first_tree` gives a workspace its own active tree after its first load; the shipped demo keeps
+the template's plan, which is its own (`is_demo`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from .errors import KpiTreeError, QueryError, SpecError
+from .evaluate import Engine
+from .history import TreeStore, workspace_trees
+from .metrics import CATALOGUE, ENTITIES, Kind, Metric
+from .periods import Grain, Period, latest_complete, trailing
+from .plan import plan_targets
+from .schema import TABLES
+from .tree import TO_ASSIGN, Node, Target, Tree, formula_expression, formula_names, load_tree
+from .workspace import Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "data" / "trees"
+DEFAULT_TEMPLATE = TEMPLATES / "revops.yaml"
+DEMO_DEALS = ROOT / "data" / "demo" / "deals.csv.gz"
+SUGGESTED_BY = "kpitree (suggested from the data)"
+MIN_MONTHS = 3  # fewest months of history a suggested target may rest on
+HISTORY_MONTHS = 24
+PLAN_AHEAD = 12  # months of suggested targets after the last complete month
+MAX_DIM_VALUES = 50  # a text column with more distinct values is a name or an id, not a split
+SHOWN_VALUES = 60  # distinct values kept per small text column
+
+# What to load for a table that is missing, in the user's words.
+LOAD_HINT = {
+    "deals": "load your CRM's deals or opportunities export",
+    "subscriptions": "load your billing export (Stripe, Chargebee, a subscriptions sheet)",
+    "leads": "load your leads export",
+    "activities": "load your CRM's activity log (calls, emails, meetings)",
+    "spend": "load marketing spend per month and channel",
+    "quotas": "load quotas per rep and period",
+    "tickets": "load your support desk's tickets export",
+    "events": "load product usage events",
+    "nps": "load your NPS survey responses",
+    "accounts": "load your accounts list (segment, industry, CSM)",
+}
+# Columns a metric's SQL reads that may be empty without harm: an empty end_date is an active
+# subscription, services are optional.
+OPTIONAL_COLUMNS = {("subscriptions", "end_date")}
+# Values a definition needs beyond what its SQL names: a win rate over won deals only is 100 %.
+EXTRA_VALUES: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
+    "win_rate": (("deals", "status", ("lost",)),),
+}
+# Extra columns worth splitting by even when a small sample has nearly one value per row.
+KNOWN_SPLITS = ("manager", "regional_office", "region", "team", "territory", "country", "industry", "product",
+                "product_series", "plan", "lead_source", "source", "type", "deal_type", "feature", "csm")
+DIM_ORDER = ("owner", "manager", "regional_office", "region", "team", "segment", "channel", "csm", "industry",
+             "plan", "product", "product_series", "deal_type", "type", "feature")
+# A template owner's role (the part in parentheses) → the role a placeholder names.
+ROLE_NAMES = {"cro": "Head of Sales", "vp sales": "Head of Sales", "vp customer success": "Head of Customer Success",
+              "vp marketing": "Head of Marketing", "vp product": "Head of Product"}
+# Roles by the metric's table, where a template owner names no role.
+TABLE_ROLES = {"deals": "Head of Sales", "quotas": "Sales Ops", "activities": "Head of Sales",
+               "subscriptions": "Head of Customer Success", "accounts": "Head of Customer Success",
+               "nps": "Head of Customer Success", "leads": "Head of Marketing", "spend": "Head of Marketing",
+               "tickets": "Head of Support", "events": "Head of Product"}
+_SALES = ("sales", "cro", "ae", "sdr", "account exec", "revenue officer")
+_SUCCESS = ("customer success", "csm", "renewal", "retention")
+_T_COLUMN = re.compile(r"\bt\.([a-z_][a-z0-9_]*)")
+_T_EQUALS = re.compile(r"\bt\.([a-z_][a-z0-9_]*)\s*=\s*'([^']*)'")
+_T_IN = re.compile(r"\bt\.([a-z_][a-z0-9_]*)\s+IN\s*\(\s*('[^']*'(?:\s*,\s*'[^']*')*)\s*\)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Note:
+    """One thing the suggestion did, in words: a node left out, a formula dropped, an owner to assign."""
+
+    kind: str  # left_out | north_star | merged | formula | dimensions | targets | owners
+    text: str
+    node: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a workspace's data holds: rows per table, filled columns, values of small text columns."""
+
+    rows: dict[str, int]
+    filled: dict[str, dict[str, int]]  # table → column → rows with a non-empty value
+    values: dict[str, dict[str, tuple[str, ...]]]  # table → text column → its distinct values (small ones)
+
+    def has(self, table: str) -> bool:
+        return self.rows.get(table, 0) > 0
+
+    def column(self, table: str, column: str) -> bool:
+        """The table has the column and some row has a value in it."""
+        return self.filled.get(table, {}).get(column, 0) > 0
+
+    def exists(self, table: str, column: str) -> bool:
+        return column in self.filled.get(table, {})
+
+    def distinct(self, table: str, column: str) -> tuple[str, ...] | None:
+        """The column's values, or None when there are too many to list (or it is not text)."""
+        return self.values.get(table, {}).get(column)
+
+    def holds(self, table: str, column: str, wanted: Iterable[object]) -> bool:
+        """Some row has one of the wanted values (True when the values are too many to tell)."""
+        known = self.distinct(table, column)
+        if known is None:
+            return self.column(table, column)
+        return any(str(w) in known for w in wanted)
+
+
+def profile(ws: Workspace) -> Profile:
+    """Rows, filled columns and small value sets of every loaded canonical table (a few queries each)."""
+    rows: dict[str, int] = {}
+    filled: dict[str, dict[str, int]] = {}
+    values: dict[str, dict[str, tuple[str, ...]]] = {}
+    tables = ws.tables()
+    if not tables:
+        return Profile(rows, filled, values)
+    with ws.connect() as con:
+        types = con.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
+                            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position").fetchall()
+        columns: dict[str, list[tuple[str, str]]] = {}
+        for t, c, kind in types:
+            if t in tables:
+                columns.setdefault(t, []).append((c, kind))
+        for t in tables:
+            cols = columns.get(t, [])
+            parts = ["count(*)"]
+            for c, kind in cols:
+                parts.append(f"count(NULLIF(trim(CAST({_q(c)} AS VARCHAR)), ''))")
+                parts.append(f"approx_count_distinct({_q(c)})" if kind == "VARCHAR" else "NULL")
+            counts = con.execute(f"SELECT {', '.join(parts)} FROM {_q(t)}").fetchone()
+            rows[t] = int(counts[0])
+            filled[t] = {}
+            values[t] = {}
+            for i, (c, kind) in enumerate(cols):
+                n, approx = int(counts[1 + 2 * i]), counts[2 + 2 * i]
+                filled[t][c] = n
+                if kind == "VARCHAR" and n and approx is not None and approx <= SHOWN_VALUES:
+                    found = con.execute(f"SELECT DISTINCT {_q(c)} FROM {_q(t)} WHERE trim({_q(c)}) <> '' "
+                                        f"ORDER BY 1 LIMIT {SHOWN_VALUES + 1}").fetchall()
+                    if len(found) <= SHOWN_VALUES:
+                        values[t][c] = tuple(str(v[0]) for v in found)
+    return Profile(rows, filled, values)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# --- which nodes the data supports ------------------------------------------------------------
+
+
+def _columns_read(m: Metric) -> list[tuple[str, str]]:
+    """(table, column) pairs the metric's SQL reads from raw rows, and those its entity relations read."""
+    out: list[tuple[str, str]] = []
+    for s in m.sources:
+        if s.customer_level:
+            for table, cols in ENTITIES[s.entity].columns.items():
+                out.extend((table, c) for c in cols)
+            continue
+        text = " ".join([s.on, *s.components.values()])
+        out.extend((s.table, c) for c in _T_COLUMN.findall(text))
+    return list(dict.fromkeys(out))
+
+
+def _values_read(m: Metric) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(table, column, values) a definition picks rows by (`t.deal_type = 'new'`, `t.type IN (…)`)."""
+    out: list[tuple[str, str, tuple[str, ...]]] = []
+    for s in m.sources:
+        if s.customer_level:
+            continue
+        for comp in s.components.values():
+            out.extend((s.table, c, (v,)) for c, v in _T_EQUALS.findall(comp))
+            for c, listed in _T_IN.findall(comp):
+                out.append((s.table, c, tuple(re.findall(r"'([^']*)'", listed))))
+    return [*out, *EXTRA_VALUES.get(m.name, ())]
+
+
+def _what_to_load(table: str, column: str | None = None) -> str:
+    if column is None:
+        return f"needs {table} — {LOAD_HINT.get(table, f'load a {table} file')}"
+    return f"needs {column} in {table} — every row's {column} is empty in your data"
+
+
+def missing_data(node: Node, data: Profile) -> str | None:
+    """Why the data cannot give this node a value, in words with what to load; None when it can."""
+    m = CATALOGUE.get(node.metric)
+    if m is None:
+        return f"unknown metric {node.metric!r}"
+    for table in m.tables:
+        if not data.has(table):
+            return _what_to_load(table)
+    for table, column in _columns_read(m):
+        if (table, column) in OPTIONAL_COLUMNS:
+            continue
+        if not data.exists(table, column):
+            return f"needs {column} in {table} — your {table} file has no such column"
+        if not data.column(table, column):
+            return _what_to_load(table, column)
+    for table, column, wanted in _values_read(m):
+        if data.exists(table, column) and not data.holds(table, column, wanted):
+            return f"no {table} with {column} = {' or '.join(wanted)} in your data"
+    for column, wanted in node.filter:
+        tables = [t for t in m.tables if data.exists(t, column)]
+        if not tables:
+            return f"filters on {column}, which none of {', '.join(m.tables)} has"
+        if not any(data.column(t, column) for t in tables):
+            return _what_to_load(tables[0], column)
+        if not any(data.holds(t, column, wanted) for t in tables):
+            return f"no {tables[0]} with {column} = {' or '.join(map(str, wanted))} in your data"
+    return None
+
+
+def _no_value(engine: Engine, node: Node, months: list[Period]) -> bool:
+    """True when the node has no value (or only zeros, for counts and amounts) in any month."""
+    try:
+        found = [v for v in engine.values(node, months).values() if v is not None]
+    except (QueryError, KpiTreeError, duckdb.Error):
+        return True
+    if CATALOGUE[node.metric].kind is Kind.RATIO:
+        return not found
+    return not any(found)
+
+
+# --- the shape of the suggested tree ----------------------------------------------------------
+
+
+def _reshape(template: Tree, keep: set[str], notes: list[Note]) -> list[Node]:
+    """The kept nodes, re-linked: children of a left-out node go to its nearest kept ancestor.
+
+    When the north star is left out, the highest kept node of the first branch with data becomes
+    the north star; kept nodes of other branches lose their link to it and are left out too.
+    """
+    order = template.walk()
+    position = {n.id: i for i, n in enumerate(order)}
+    root = template.root
+    scope = {n.id for n in order}
+    new_root = root
+    if root.id not in keep:
+        for branch in root.children:
+            inside = _subtree(template, branch)
+            kept = [template.node(i) for i in inside if i in keep]
+            if kept:
+                new_root = min(kept, key=lambda n: (n.level, position[n.id]))
+                scope = set(inside)
+                break
+        else:
+            raise KpiTreeError("nothing in this template can be computed from the workspace's data")
+        for n in order:
+            if n.id in keep and n.id not in scope:
+                notes.append(Note("left_out", f"{n.label}: left out — it hangs under "
+                                  f"{template.parent_of(n.id).label if template.parent_of(n.id) else 'the north star'}, "
+                                  "which your data cannot compute", n.id))
+    kept_ids = [n.id for n in order if n.id in keep and n.id in scope]
+
+    def new_parent(node_id: str) -> str | None:
+        if node_id == new_root.id:
+            return None
+        p = template.parent_of(node_id)
+        while p is not None and p.id in scope:
+            if p.id in kept_ids:
+                return p.id
+            p = template.parent_of(p.id)
+        return new_root.id
+
+    parent = {i: new_parent(i) for i in kept_ids}
+    children: dict[str, list[str]] = {i: [] for i in kept_ids}
+    for i in kept_ids:  # walk order: children keep the template's order
+        if parent[i] is not None:
+            children[parent[i]].append(i)  # type: ignore[index]
+    shift = new_root.level - 1
+    nodes = []
+    for i in kept_ids:
+        n = template.node(i)
+        level = 1 if i == new_root.id else max(2, n.level - shift)
+        nodes.append(dataclasses.replace(n, level=level, children=tuple(children[i])))
+    return nodes
+
+
+def _levels(nodes: list[Node]) -> list[Node]:
+    """Levels closed up under the north star after nodes left: the highest child sits on level 2."""
+    below = [n.level for n in nodes if n.level > 1]
+    shift = min(below) - 2 if below else 0
+    if shift <= 0:
+        return nodes
+    return [n if n.level == 1 else dataclasses.replace(n, level=n.level - shift) for n in nodes]
+
+
+def _subtree(tree: Tree, node_id: str) -> list[str]:
+    out = [node_id]
+    for c in tree.node(node_id).children:
+        out.extend(_subtree(tree, c))
+    return out
+
+
+def _is_plain_sum(formula: str) -> bool:
+    import ast
+
+    def ok(node: ast.AST) -> bool:
+        if isinstance(node, ast.Name):
+            return True
+        return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and ok(node.left) and ok(node.right)
+
+    try:
+        return ok(ast.parse(formula_expression(formula), mode="eval").body)
+    except SyntaxError:
+        return False
+
+
+def _fix_formulas(nodes: list[Node], template: Tree, notes: list[Note]) -> list[Node]:
+    """Formulas over children that are gone: a one-term sum collapses, any other turns to influence."""
+    by_id = {n.id: n for n in nodes}
+    changed = True
+    while changed:
+        changed = False
+        for n in list(by_id.values()):
+            if not n.formula:
+                continue
+            used = formula_names(n.formula)
+            gone = sorted(used - set(n.children))
+            if not gone:
+                continue
+            left = sorted(used & set(n.children))
+            if _is_plain_sum(n.formula) and len(left) == 1 and set(n.children) == set(left):
+                # parent = a + b with b absent from the data: the parent is a, so a takes its place
+                term = by_id[left[0]]
+                merged = dataclasses.replace(term, level=n.level, children=term.children)
+                for p in by_id.values():
+                    if n.id in p.children:
+                        by_id[p.id] = dataclasses.replace(
+                            p, children=tuple(term.id if c == n.id else c for c in p.children))
+                del by_id[n.id]
+                by_id[term.id] = merged
+                labels = ", ".join(template.node(g).label for g in gone)
+                notes.append(Note("merged", f"{n.label} = {' + '.join(sorted(used))}; without {labels} it is "
+                                  f"{term.label} alone, which takes its place", term.id))
+            else:
+                by_id[n.id] = dataclasses.replace(n, formula=None)
+                labels = ", ".join(template.node(g).label for g in gone)
+                notes.append(Note("formula", f"{n.label}: formula {n.formula!r} dropped ({labels} left out); "
+                                  "its children now influence it", n.id))
+            changed = True
+            break
+    order = [n.id for n in nodes if n.id in by_id]
+    return [by_id[i] for i in order]
+
+
+def _north_star(nodes: list[Node], notes: list[Note]) -> list[Node]:
+    """A funnel's north star is an outcome: closed deals (won + lost) become won deals."""
+    root = next(n for n in nodes if n.level == 1)
+    if root.metric != "closed_deals":
+        return nodes
+    won = dataclasses.replace(root, metric="won_deals", label="Won deals", formula=None, unit=None,
+                              direction=None)
+    notes.append(Note("north_star", f"{root.label} (won + lost) becomes Won deals: the outcome a funnel "
+                      "without amounts is steered by", root.id))
+    return [won if n.id == root.id else n for n in nodes]
+
+
+# --- drill dimensions -------------------------------------------------------------------------
+
+
+def _dimension_columns(data: Profile, table: str) -> list[str]:
+    """Columns of the table worth splitting by: filled, with 2 to 50 values (extra columns included)."""
+    out = []
+    canonical = TABLES[table].dimensions if table in TABLES else ()
+    for column, n in data.filled.get(table, {}).items():
+        if not n:
+            continue
+        known = data.distinct(table, column)
+        if known is None or not 2 <= len(known) <= MAX_DIM_VALUES:
+            continue
+        extra = table in TABLES and column not in TABLES[table].column_names
+        if column in canonical or (extra and (len(known) <= n / 2 or column in KNOWN_SPLITS)):
+            out.append(column)
+    return out
+
+
+def _node_dimensions(m: Metric, data: Profile) -> list[str]:
+    """Dimensions every raw table of the metric can split by: its own filled column, or the account's."""
+    account_dims = _dimension_columns(data, "accounts") if data.has("accounts") else []
+    common: list[str] | None = None
+    for table in dict.fromkeys(s.table for s in m.sources):
+        own = _dimension_columns(data, table)
+        key = "customer_id" if table == "subscriptions" else "account_id"
+        # an own column, even an empty one, wins over the account's (that is how the engine splits)
+        joined = [d for d in account_dims if data.exists(table, key) and not data.exists(table, d)]
+        dims = own + [d for d in joined if d not in own]
+        common = dims if common is None else [d for d in common if d in dims]
+    return sorted(common or [], key=lambda d: (DIM_ORDER.index(d) if d in DIM_ORDER else len(DIM_ORDER), d))
+
+
+def _dimensions(nodes: list[Node], data: Profile, notes: list[Note]) -> tuple[list[Node], tuple[str, ...]]:
+    per_node = {n.id: _node_dimensions(CATALOGUE[n.metric], data) for n in nodes}
+    everything = sorted({d for dims in per_node.values() for d in dims},
+                        key=lambda d: (DIM_ORDER.index(d) if d in DIM_ORDER else len(DIM_ORDER), d))
+    out = []
+    for n in nodes:
+        dims = per_node[n.id]
+        # the template's own order first, where the data has those dimensions
+        ordered = [d for d in n.dimensions if d in dims] + [d for d in dims if d not in n.dimensions]
+        if tuple(ordered) == tuple(everything):
+            out.append(dataclasses.replace(n, dimensions=(), no_drill=False))
+        else:
+            out.append(dataclasses.replace(n, dimensions=tuple(ordered), no_drill=not ordered))
+    empty = sorted({d for n in nodes for d in (*n.dimensions, "owner", "segment", "channel")} - set(everything))
+    text = f"drill dimensions from your data: {', '.join(everything) or 'none'}"
+    if empty:
+        text += f" ({', '.join(empty)}: empty or a single value in your data, left out)"
+    notes.append(Note("dimensions", text))
+    return out, tuple(everything)
+
+
+# --- owners -----------------------------------------------------------------------------------
+
+
+def role_of(owner: str, metric: Metric | None = None) -> str:
+    """The role a template owner names ("Alex Romero (CRO)" → "Head of Sales"), never the name."""
+    found = re.search(r"\(([^()]*)\)\s*$", owner or "")
+    if found:
+        role = found.group(1).strip()
+        named = ROLE_NAMES.get(role.lower())
+        if named:
+            return named
+        if role.lower().startswith("vp "):
+            return "Head of " + role[3:]
+        return role.replace(", ", " — ") if role else "Owner"
+    if metric is not None:
+        return TABLE_ROLES.get(metric.table, "Owner")
+    return "Owner"
+
+
+def _domain(owner: str, metric: Metric) -> str:
+    role = role_of(owner, metric).lower()
+    if any(w in role for w in _SUCCESS):
+        return "success"
+    if any(w in role for w in _SALES) or (metric.table in ("deals", "activities", "quotas")
+                                           and "marketing" not in role and "ceo" not in role):
+        return "sales"
+    return "other"
+
+
+def _people(names: tuple[str, ...], group: str, per: str) -> str:
+    shown = ", ".join(names[:2]) + (f" +{len(names) - 2}" if len(names) > 2 else "")
+    return f"{group}: {shown} (per {per})"
+
+
+def _owners(nodes: list[Node], template: Tree, data: Profile, notes: list[Note]) -> list[Node]:
+    """Owners from the data where it names them, else the template's role "— to assign".
+
+    Levels are the template's (a lever stays a rep's number even when the tree above it shrank):
+    rep-level levers go to the reps (or the one rep), numbers below the top two levels to the sales
+    managers or CSMs the data names, the top numbers to one named person or a role.
+    """
+    managers = data.distinct("deals", "manager") if data.column("deals", "manager") else None
+    csms = data.distinct("accounts", "csm") if data.column("accounts", "csm") else None
+    out = []
+    for n in nodes:
+        m = CATALOGUE[n.metric]
+        level = template.node(n.id).level if n.level > 1 else 1
+        domain = _domain(n.owner, m)
+        role = role_of(n.owner, m)
+        owner = None
+        reps_table = next((t for t in dict.fromkeys(s.table for s in m.sources)
+                           if t in ("deals", "activities") and data.column(t, "owner")), None)
+        if level >= 5 and domain in ("sales", "success") and reps_table and not n.children:
+            reps = data.distinct(reps_table, "owner")
+            if reps is not None and len(reps) == 1:
+                owner = reps[0]
+            elif domain == "success":
+                owner = "CSMs (per owner)"
+            else:
+                owner = "Reps (per owner)"
+        elif domain == "sales" and managers:
+            if len(managers) == 1:
+                owner = managers[0]
+            elif level >= 3:
+                owner = _people(managers, "Sales managers", "manager")
+        elif domain == "sales" and level >= 3 and data.column("deals", "owner"):
+            reps = data.distinct("deals", "owner")
+            if reps is not None and len(reps) == 1:
+                owner = reps[0]  # a one-person sales team owns every sales number
+        elif domain == "success" and csms:
+            if len(csms) == 1:
+                owner = csms[0]
+            elif level >= 3:
+                owner = _people(csms, "CSMs", "csm")
+        out.append(dataclasses.replace(n, owner=owner or f"{role} — {TO_ASSIGN}"))
+    missing = [n for n in out if n.owner_missing]
+    if missing:
+        notes.append(Note("owners", f"{len(missing)} of {len(out)} numbers have a role to assign instead of a "
+                          f"person: {', '.join(f'{n.label} ({n.owner})' for n in missing)}"))
+    named = [n for n in out if not n.owner_missing]
+    if named:
+        notes.append(Note("owners", "owners from your data: "
+                          + "; ".join(f"{n.label}: {n.owner}" for n in named)))
+    return out
+
+
+# --- the whole suggestion ---------------------------------------------------------------------
+
+
+def template_path(template: str | Path | None) -> Path:
+    """A template by file or by name (`revops`, `team_sales`); an error lists the shipped ones."""
+    if template is None:
+        return DEFAULT_TEMPLATE
+    path = Path(template)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    named = TEMPLATES / f"{Path(str(template)).stem}.yaml"
+    if named.exists():
+        return named
+    shipped = ", ".join(sorted(p.stem for p in TEMPLATES.glob("*.yaml")))
+    raise KpiTreeError(f"no template {str(template)!r}: use one of {shipped}, or a tree YAML file")
+
+
+def plan_window(as_of: date) -> tuple[Period, Period, list[Period]]:
+    """(last complete month, last month planned, every month a suggestion reads or plans)."""
+    baseline_end = latest_complete(as_of, Grain.MONTH)
+    through = baseline_end.shift(PLAN_AHEAD)
+    return baseline_end, through, trailing(through, HISTORY_MONTHS + PLAN_AHEAD)
+
+
+def suggest_tree(source: Engine | Workspace, template: str | Path | Tree | None = None) -> tuple[Tree, list[Note]]:
+    """(the tree that fits the workspace's data, what was done to the template to get it).
+
+    Raises KpiTreeError when the workspace has no data, or nothing of the template fits it.
+    """
+    engine = source if isinstance(source, Engine) else Engine(source)
+    base = template if isinstance(template, Tree) else load_tree(template_path(template))
+    as_of = engine.as_of  # a workspace without data says so here
+    data = profile(engine.workspace)
+    notes: list[Note] = []
+    baseline_end, through, months = plan_window(as_of)
+    keep: set[str] = set()
+    missing = {n.id: missing_data(n, data) for n in base.walk()}
+    try:  # one query per filter for every node the data may support; the plan reads the same cache
+        engine.prefetch_nodes([n for n in base.nodes if missing[n.id] is None], months)
+    except (QueryError, duckdb.Error):
+        pass  # each node is then tried on its own below
+    for n in base.walk():
+        why = missing[n.id]
+        if why is None and _no_value(engine, n, months):
+            why = "no value in any month of your data"
+        if why is None:
+            keep.add(n.id)
+        else:
+            notes.append(Note("left_out", f"{n.label}: left out — {why}", n.id))
+    if not keep:
+        tables = ", ".join(f"{t} ({r:,} rows)" for t, r in data.rows.items()) or "no tables"
+        raise KpiTreeError(f"nothing in template {base.name!r} can be computed from this workspace's data "
+                           f"({tables}): load deals, subscriptions or leads on the Upload page "
+                           "(`python -m kpitree ingest`), or build a tree by hand in the Builder")
+    nodes = _reshape(base, keep, notes)
+    nodes = _fix_formulas(nodes, base, notes)
+    nodes = _north_star(_levels(nodes), notes)
+    root = next(n for n in nodes if n.level == 1)
+    if root.id != base.root.id or root.metric != base.root.metric:
+        notes.insert(0, Note("north_star", f"north star: {root.label} (the template's {base.root.label} "
+                             "needs data this workspace does not have)", root.id))
+    nodes, dims = _dimensions(nodes, data, notes)
+    nodes = _owners(nodes, base, data, notes)
+    nodes = [dataclasses.replace(n, target=Target(), amber=n.amber) for n in nodes]  # never the template's numbers
+    draft = Tree(name=base.name, nodes=tuple(nodes), grain=base.grain, dimensions=dims,
+                 description="", source=None)
+    planned = plan_targets(engine, draft, baseline_end, through, HISTORY_MONTHS, min_months=MIN_MONTHS, mark=True)
+    without = [n for n in planned.nodes if not n.target.is_set]
+    notes.append(Note("targets", f"targets suggested from your own history up to {baseline_end.key} for "
+                      f"{len(planned.nodes) - len(without)} of {len(planned.nodes)} numbers"
+                      + (f"; no target for {', '.join(n.label for n in without)} (too little history)"
+                         if without else "")))
+    description = (f"Suggested on {date.today().isoformat()} from template {base.name!r} for the data of workspace "
+                   f"{engine.workspace.name!r} (as of {as_of.isoformat()}). Targets are suggestions from its own "
+                   f"history; owners ending in '{TO_ASSIGN}' are still to name." + _left_out_text(notes))
+    return dataclasses.replace(planned, description=description), notes
+
+
+def _left_out(notes: Iterable[Note]) -> dict[str, list[str]]:
+    """Reason → labels of the nodes left out for it."""
+    by_reason: dict[str, list[str]] = {}
+    for x in notes:
+        if x.kind == "left_out":
+            label, _, reason = x.text.partition(": left out — ")
+            by_reason.setdefault(reason or x.text, []).append(label)
+    return by_reason
+
+
+def _left_out_text(notes: list[Note]) -> str:
+    """" Left out: ARR, NRR (needs subscriptions — …); …" — the left-out nodes grouped by reason."""
+    by_reason = _left_out(notes)
+    if not by_reason:
+        return ""
+    return " Left out: " + "; ".join(f"{', '.join(labels)} ({reason})" for reason, labels in by_reason.items()) + "."
+
+
+def summary(notes: Iterable[Note]) -> list[str]:
+    """The notes as a person reads them: what changed first, the left-out nodes grouped by reason."""
+    notes = list(notes)
+    lines = [x.text[0].upper() + x.text[1:] for x in notes if x.kind != "left_out"]
+    lines += [f"Left out: {', '.join(labels)} — {reason}" for reason, labels in _left_out(notes).items()]
+    return lines
+
+
+# --- the workspace's own tree -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Made:
+    """What `first_tree` did: the tree it published (None if it could not) and a sentence saying so."""
+
+    name: str | None
+    tree: Tree | None
+    notes: tuple[Note, ...]
+    message: str
+
+
+def first_tree(ws: Workspace, template: str | Path | None = None, who: str = SUGGESTED_BY) -> Made | None:
+    """Gives a workspace without a published tree its own active tree, suggested from its data.
+
+    None when there is nothing to do: the workspace already has a tree, or it holds the shipped
+    demo (whose plan the templates carry). A suggestion that fails never fails the caller's load:
+    the Made says what went wrong and what to do.
+    """
+    store = TreeStore(ws.trees_dir)
+    if store.published() or is_demo(ws):
+        return None
+    path = template_path(template)
+    try:
+        tree, notes = suggest_tree(ws, path)
+        version = store.publish(tree, path.stem, who, activate=True, action="suggest")
+    except SpecError as exc:
+        return Made(None, None, (), f"No tree was suggested: the suggestion did not validate ({exc}). "
+                                    "Build one in the Builder.")
+    except (KpiTreeError, duckdb.Error) as exc:
+        return Made(None, None, (), f"No tree was suggested yet: {exc}")
+    left = sum(1 for x in notes if x.kind == "left_out")
+    to_assign = sum(1 for n in tree.nodes if n.owner_missing)
+    message = (f"Workspace {ws.name!r} got its own tree '{path.stem}' (v{version.number}), suggested from its data: "
+               f"{len(tree.nodes)} numbers with {tree.root.label} as north star"
+               + (f", {left} template node(s) left out for lack of data" if left else "")
+               + (f", {to_assign} owner(s) to assign" if to_assign else "")
+               + ". Targets are suggestions from its own history — review them in the Builder.")
+    return Made(path.stem, tree, tuple(notes), message)
+
+
+def tree_for_workspace(ws: Workspace) -> Path:
+    """The tree `evaluate` and `explain` use without --tree: the workspace's active one.
+
+    The shipped demo without a tree of its own uses the default template (its plan). Anything
+    else without an active tree is an error that says how to make one.
+    """
+    store = TreeStore(ws.trees_dir)
+    active = store.active()
+    if active is not None:
+        return store.published_path(active)
+    published = workspace_trees(ws.trees_dir)
+    if published:
+        return published[0]
+    if is_demo(ws):
+        return DEFAULT_TEMPLATE
+    raise KpiTreeError(
+        f"workspace {ws.name!r} has no active tree yet: make one from its data with "
+        f"`python -m kpitree suggest --workspace {ws.root} --activate`, or pass --tree FILE")
+
+
+def why_no_tree(ws: Workspace) -> str:
+    """Why the workspace has no tree to show, and what to do (for a page that has none to open)."""
+    if not ws.tables():
+        return (f"Workspace {ws.name!r} has no data yet: load your exports on the Upload page — it then gets a tree "
+                "suggested from its data.")
+    made = first_tree(ws)
+    if made is not None and made.tree is None:
+        return f"{made.message} Or build a tree by hand in the Builder."
+    return f"Workspace {ws.name!r} has no published tree: make one in the Builder (Suggest a tree from my data)."
+
+
+def missing_owners(tree: Tree) -> list[Node]:
+    """Nodes nobody is named for yet (empty, or a role "— to assign"), in tree order."""
+    return [n for n in tree.walk() if n.owner_missing]
+
+
+def suggested_targets(tree: Tree) -> list[Node]:
+    """Nodes whose target is still a suggestion (or says why there is none), in tree order."""
+    return [n for n in tree.walk() if n.target.suggested]
+
+
+# --- the shipped demo -------------------------------------------------------------------------
+
+_DEMO_LOCK = threading.Lock()
+_DEMO_DIGEST: dict[tuple[str, int], str] = {}
+_DEMO_SEEN: dict[tuple[str, str], bool] = {}
+
+
+def _demo_digest() -> str | None:
+    """The content hash ingest records for the shipped demo's deals file (as `_digest` computes it)."""
+    try:
+        stamp = (str(DEMO_DEALS), DEMO_DEALS.stat().st_mtime_ns)
+    except OSError:
+        return None
+    with _DEMO_LOCK:
+        if stamp not in _DEMO_DIGEST:
+            h = hashlib.blake2b(digest_size=16)
+            with gzip.open(DEMO_DEALS, "rb") as fh:
+                while chunk := fh.read(1 << 22):
+                    h.update(chunk)
+            _DEMO_DIGEST.clear()
+            _DEMO_DIGEST[stamp] = h.hexdigest()
+        return _DEMO_DIGEST[stamp]
+
+
+def is_demo(ws: Workspace) -> bool:
+    """True when the workspace's deals are the shipped demo's (loaded by `make run`, or uploaded).
+
+    The templates carry the demo's plan, so there — and only there — they are shown as they are.
+    """
+    key = (str(ws.root), ws.data_version())
+    with _DEMO_LOCK:
+        if key in _DEMO_SEEN:
+            return _DEMO_SEEN[key]
+    digest = _demo_digest()
+    try:
+        loads = ws.loads(limit=200)
+    except (KpiTreeError, duckdb.Error):
+        loads = []
+    latest_deals = next((row for row in loads if row.get("table_name") == "deals"), None)
+    found = bool(digest and latest_deals and latest_deals.get("content_hash") == digest)
+    with _DEMO_LOCK:
+        _DEMO_SEEN[key] = found
+    return found
+
+
+def template_choices() -> list[Path]:
+    """The shipped templates, seed 003's first (the user's own method)."""
+    return sorted(TEMPLATES.glob("*.yaml"), key=lambda p: (not p.stem.startswith("seed003"), p.stem))
