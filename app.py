@@ -18,6 +18,7 @@ from kpitree.evaluate import evaluate_tree, trend
 from kpitree.explain import segment_frame
 from kpitree.format import fmt, fmt_change
 from kpitree.periods import Grain, parse_period, period_containing, trailing
+from kpitree.suggest import missing_owners, suggested_targets, why_no_tree
 from kpitree.usage import ACCOUNT_COLUMNS, activity_heatmap, cohort_retention, panel_charts
 from kpitree.warmup import baseline_period
 from kpitree.whatif import needed_for_target, slider_for, what_if
@@ -31,6 +32,9 @@ VERSUS = {"target": "its target", "previous": "the previous period", "last_year"
 
 def pick_tree(ws) -> tuple[str, object]:
     paths = ui.tree_paths(ws)
+    if not paths:  # a workspace whose data supports no tree yet: say what to load
+        st.info(why_no_tree(ws))
+        st.stop()
     labels = list(paths)
     wanted = ui.param("tree")
     default = next((k for k in labels if paths[k].stem == wanted), None)
@@ -93,6 +97,7 @@ def main() -> None:
     st.caption(f"Workspace **{ws.name}** · data as of {evaluation.as_of} · period {state} · "
                f"{counts['red']} red, {counts['amber']} amber, {counts['green']} green, "
                f"{counts['no_target']} without target, {counts['no_data']} without data")
+    _suggestions(tree)
 
     ids = [n.id for n in evaluation.nodes]
     labels = {n.id: f"{n.label} — {STATUS_WORD[n.status]}" for n in evaluation.nodes}
@@ -127,6 +132,20 @@ def main() -> None:
         _red_path(ws, tree, period, versus)
     _panel(ws, engine, tree, evaluation, node_id, period, versus)
     ui.warm_up(ws, tree, evaluation, period, versus)
+
+
+def _suggestions(tree) -> None:
+    """Targets that are still suggestions, and the numbers still without an owner (seed 003)."""
+    suggested = [n for n in suggested_targets(tree) if n.target.is_set]
+    if suggested:
+        st.caption(f"{len(suggested)} of {len(tree.nodes)} targets are **suggested** from this workspace's own "
+                   "history (marked “suggested”): edit them in the Builder to make them yours.")
+    missing = missing_owners(tree)
+    if missing:
+        with st.expander(f"{len(missing)} number(s) still need an owner — seed 003: every number has an owner"):
+            for n in missing:
+                st.markdown(f"- **{n.label}** — {n.owner or 'nobody'}")
+            st.caption("Name the person in the Builder (Owner), then Save & make active.")
 
 
 def _clicked(event) -> str | None:
@@ -186,7 +205,8 @@ def _panel(ws, engine, tree, evaluation, node_id, period, versus) -> None:
     c[0].metric("Pace to period end" if res.pace is not None else "Value", fmt(res.compared, res.unit, compact=True),
                 delta=fmt_change(res.gap, res.unit, ascii_sign=True) + " vs target" if res.gap is not None else None,
                 delta_color="normal" if res.direction == "higher" else "inverse")
-    c[1].metric("Target", fmt(res.target, res.unit, compact=True))
+    c[1].metric("Target (suggested)" if res.target_basis and res.target is not None else "Target",
+                fmt(res.target, res.unit, compact=True), help=res.target_basis)
     c[2].metric("Previous period", fmt(res.previous, res.unit, compact=True))
     c[3].markdown(f"**Owner**  \n{res.owner}  \nReview {res.review}")
     c[4].metric("Status", STATUS_WORD[res.status], help=f"Review {res.review}; {res.direction} is better")
@@ -194,6 +214,10 @@ def _panel(ws, engine, tree, evaluation, node_id, period, versus) -> None:
             "Influence links: children move this number but do not add up to it." if node.children else
             "A lever: the team acts on this number directly.")
     st.caption(link)
+    if res.target_basis:
+        st.caption(f"Target suggested from this workspace's own history: {res.target_basis}. Editing it in the "
+                   "Builder replaces the suggestion." if res.target is not None else
+                   f"No target: {res.target_basis.removeprefix('no target: ')} — type one in the Builder.")
     result = ui.explanation(ws, tree, node_id, period, versus)
     if result is not None and result.red_path:
         st.markdown(" ".join(result.sentences()[1:3]) or result.sentences()[0])

@@ -48,13 +48,26 @@ def open_workspace(name: str) -> Workspace:
 
 
 def tree_paths(ws: Workspace | None) -> dict[str, Path]:
-    """Trees a user can pick: the workspace's published trees (the active one first), then the templates."""
+    """Trees a user can pick: the workspace's published trees (the active one first).
+
+    The templates carry the demo company's targets and owners, so they are listed as they are only
+    on the demo (whose plan they are). A user's workspace without a tree of its own gets one
+    suggested from its data first (`suggest.first_tree`, once); other templates reach it through the
+    Builder's "Suggest a tree from my data", never with the demo's numbers.
+    """
+    from kpitree.suggest import first_tree, is_demo
+
     out: dict[str, Path] = {}
-    if ws is not None:
-        for p in workspace_trees(ws.trees_dir):
-            out[f"{p.stem} (workspace)"] = p
-    for p in sorted(TEMPLATES.glob("*.yaml")):
-        out[f"{p.stem} (template)"] = p
+    if ws is None:
+        return {f"{p.stem} (template)": p for p in sorted(TEMPLATES.glob("*.yaml"))}
+    demo = is_demo(ws)
+    if not demo and not workspace_trees(ws.trees_dir) and ws.tables():
+        first_tree(ws)
+    for p in workspace_trees(ws.trees_dir):
+        out[f"{p.stem} (workspace)"] = p
+    if demo:
+        for p in sorted(TEMPLATES.glob("*.yaml")):
+            out[f"{p.stem} (template)"] = p
     return out
 
 

@@ -356,6 +356,7 @@ def preview(engine, tree: Tree, period=None):
                 formula=n.formula,
                 parent=parent.id if parent else None,
                 children=n.children,
+                target_basis=n.target.suggested,
             )
         )
     return draw, Evaluation(p, as_of, results, True)

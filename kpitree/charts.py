@@ -37,8 +37,10 @@ def tree_frame(layout: Layout, evaluation: Evaluation) -> pd.DataFrame:
         rows.append({
             "id": n.id, "label": n.label, "owner": n.owner, "status": n.status,
             "status_text": STATUS_WORD[n.status], "value_text": shown,
-            "target_text": fmt(n.target, n.unit, compact=True),
-            "line2": f"{fmt(n.value, n.unit, compact=True)} / {fmt(n.target, n.unit, compact=True)}",
+            "target_text": (n.target_basis if n.target is None else f"{fmt(n.target, n.unit, compact=True)} — "
+                            f"suggested: {n.target_basis}") if n.target_basis else fmt(n.target, n.unit, compact=True),
+            "line2": f"{fmt(n.value, n.unit, compact=True)} / {fmt(n.target, n.unit, compact=True)}"
+            + (" suggested" if n.target_basis and n.target is not None else ""),
             "previous_text": fmt(n.previous, n.unit, compact=True), "level": n.level,
             "link": "exact formula" if n.formula else ("influence" if n.children else "lever"),
             "x": b.x, "y": b.y, "x0": b.x0, "x1": b.x1, "y0": b.y0, "y1": b.y1,

@@ -22,7 +22,9 @@ from kpitree.history import TreeStore, default_user, file_name, summarize
 from kpitree.layout import layout_tree
 from kpitree.metrics import CATALOGUE
 from kpitree.schema import TABLES
+from kpitree.suggest import is_demo, suggest_tree, summary, template_choices
 from kpitree.tree import DIRECTIONS, LEVELS, REVIEWS, Tree, dump_tree, parse_yaml
+from kpitree.workspace import Workspace
 
 st.set_page_config(page_title="Builder · KPI Tree", page_icon="🌳", layout="wide")
 
@@ -87,11 +89,15 @@ def load(new: Tree, name: str, origin: str) -> None:
     sync_form()
 
 
-def open_source(store: TreeStore | None) -> None:
+def open_source(store: TreeStore | None, ws: Workspace | None = None) -> None:
     kind, name = sources(store).get(S.get("b_source"), ("blank", ""))
     try:
         if kind == "blank":
             load(b.blank_tree("New tree"), "new_tree", "a blank tree")
+            return
+        if kind == "template" and ws is not None and not is_demo(ws) and ws.tables():
+            # a template carries the demo company's targets and owners: on a user's data it is suggested
+            suggest_from_data(ws, name)
             return
         if kind == "workspace" and store is not None:
             loaded, problems = store.load(name)
@@ -105,6 +111,19 @@ def open_source(store: TreeStore | None) -> None:
         flash("error", "this tree cannot be opened: " + "; ".join(str(p) for p in problems[:5]))
         return
     load(loaded, name, f"{kind} {name}")
+
+
+def suggest_from_data(ws: Workspace, template: str | None = None) -> None:
+    """Puts a tree suggested from the workspace's data in the editor, with what was done to the template."""
+    template = template or S.get("b_suggest_template") or "revops"
+    try:
+        suggested, notes = suggest_tree(ui.engine_for(ws), template)
+    except KpiTreeError as exc:
+        flash("error", f"No tree suggested from {template}: {exc}")
+        return
+    load(suggested, template, f"a suggestion from template {template} for this workspace's data")
+    flash("success", f"**Suggested from the data of {ws.name}** (template {template}) — review it, then "
+                     "**Save & make active**:\n\n" + "\n".join(f"- {line}" for line in summary(notes)))
 
 
 def import_yaml(text: str, origin: str) -> None:
@@ -346,11 +365,20 @@ def main() -> None:
         viewing = S.get("_viewing_tree")  # set by the tree page: start from the tree the user was looking at
         S["b_source"] = next((k for k, v in choices.items() if v == viewing), next(iter(choices)))
     st.sidebar.selectbox("Start from", list(choices), key="b_source")
-    st.sidebar.button("Open", key="b_open", on_click=open_source, args=(store,), width="stretch")
+    st.sidebar.button("Open", key="b_open", on_click=open_source, args=(store, ws), width="stretch")
+    if ws is not None and engine is not None:
+        names = [p.stem for p in template_choices()]
+        if S.get("b_suggest_template") not in names:
+            S["b_suggest_template"] = "revops" if "revops" in names else names[0]
+        st.sidebar.selectbox("Template for a suggestion", names, key="b_suggest_template",
+                             help="Kept: the nodes your data can compute. Targets: planned from your own "
+                                  "history. Owners: from your data, or a role to assign.")
+        st.sidebar.button("Suggest a tree from my data", key="b_suggest", on_click=suggest_from_data, args=(ws,),
+                          width="stretch")
     upload = st.sidebar.file_uploader("…or import a tree YAML", type=["yaml", "yml"], key="b_upload")
     st.sidebar.button("Import YAML", key="b_import", on_click=import_upload, disabled=upload is None)
     if "b_tree" not in S:
-        open_source(store)
+        open_source(store, ws)
     if S.get("_b_form_for") != S.get("b_node"):
         sync_form()
 
@@ -486,6 +514,9 @@ def node_form(t: Tree, by_node: dict) -> None:
     c[2].selectbox("Review", list(REVIEWS), key="b_review", on_change=edit, args=("review",))
 
     st.markdown("**Target** — seed 003: not a range, a number")
+    if n.target.suggested:
+        st.caption(f"Suggested from this workspace's history — {n.target.suggested}. Typing a number replaces "
+                   "the suggestion.")
     c = st.columns(4)
     for i, field in enumerate(tg.TARGET_FIELDS):
         c[i % 4].number_input(
