@@ -29,6 +29,7 @@ MODES = {
     "append": "Append — add rows; a row whose id is already there replaces it; the same file is never added twice",
 }
 STATUSES = ["open", "won", "lost"]
+AUTO, SKIP = "", "skip"
 CHUNK = 8 << 20
 
 
@@ -53,22 +54,25 @@ def main() -> None:
                              accept_multiple_files=True, key="upload_files")
     if not files:
         st.session_state.pop("upload_report", None)
+        saved_mappings(ws)
         stage_map_editor(ws)
         return
     staged = stage_files(ws, files)
-    detections = detected(ws, staged)
+    chosen = choices()
+    detections = detected(ws, staged, chosen)
     ready = show_detections(ws, staged, detections)
     if ready:
         label = f"Load {len(staged)} file{'s' if len(staged) > 1 else ''} into '{ws.name}' ({mode})"
         if st.button(label, type="primary", key="load"):
-            run_load(ws, staged, mode)
+            run_load(ws, staged, mode, chosen)
     report = st.session_state.get("upload_report")
     if report is not None and st.session_state.get("upload_report_ws") == ws.name:
         show_report(ws, report)
         if st.session_state.get("upload_stage_saved"):
             if st.button("Load the same files again with the saved stage map", key="reload"):
-                run_load(ws, staged, mode, reappend=True)
+                run_load(ws, staged, mode, chosen, reappend=True)
                 st.rerun()
+    saved_mappings(ws)
     stage_map_editor(ws)
 
 
@@ -135,84 +139,209 @@ def stage_files(ws: Workspace, files: list) -> list[Path]:
     return paths
 
 
-def detected(ws: Workspace, staged: list[Path]) -> list:
-    """What each file was recognised as; recomputed when the files or the saved mappings change."""
-    version = (st.session_state.get("upload_sig"), tuple(map(str, staged)), tuple(sorted(ws.mappings())))
+def choices() -> dict:
+    """The user's per-file choices (table or skip) and the batch's append switch, as the last run left them."""
+    tables, skip = {}, set()
+    for key, value in st.session_state.items():
+        if isinstance(key, str) and key.startswith("choose::") and value and value != AUTO:
+            name = key.split("::", 1)[1]
+            if value == SKIP:
+                skip.add(name)
+            else:
+                tables[name] = value
+    return {"tables": tables, "skip": skip, "combine": bool(st.session_state.get("upload_combine"))}
+
+
+def detected(ws: Workspace, staged: list[Path], chosen: dict) -> list:
+    """What each file was recognised as; recomputed when the files, the choices or the saved mappings change."""
+    version = (st.session_state.get("upload_sig"), tuple(map(str, staged)), tuple(sorted(ws.mappings())),
+               tuple(sorted(chosen["tables"].items())), tuple(sorted(chosen["skip"])), chosen["combine"])
     if st.session_state.get("detect_version") != version:
         with st.spinner("Reading headers…"):
-            st.session_state["detections"] = detect_files(ws, staged)
+            st.session_state["detections"] = detect_files(ws, staged, **chosen)
         st.session_state["detect_version"] = version
     return st.session_state["detections"]
 
 
+ROLES = {"side": "side file (joined in)", "ignored": "not loaded", "skipped": "skipped"}
+
+
 def show_detections(ws: Workspace, staged: list[Path], detections: list) -> bool:
-    """The recognition table, and a mapping form per unrecognised file; True when every file can load."""
+    """Per file: what it was taken for and why, with controls to change the table, skip it or map it.
+
+    Returns True when every file can load (or is skipped) and no two files collide on one table.
+    """
     st.subheader("What the files are")
-    roles = {"side": "side file (joined in)", "ignored": "not loaded"}
-    rows = [{"file": d.file, "recognised as": d.label or "—", "table": d.table or roles.get(d.role, "—"),
+    rows = [{"file": d.file, "recognised as": d.label or "—", "table": d.table or ROLES.get(d.role, "—"),
              "columns used": len(d.mapping), "unmapped columns": len(d.unmapped),
-             "problem": "needs a mapping" if d.needs_mapping else (d.problem or "")} for d in detections]
+             "problem": "needs a mapping" if d.needs_mapping else (d.problem or d.conflict or "")} for d in detections]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="detections_table")
+    if any(d.conflict for d in detections) or st.session_state.get("upload_combine"):
+        st.checkbox("Append files of one table (several exports of the same table)", key="upload_combine")
     for d in detections:
-        if d.problem and not d.needs_mapping:
-            st.error(d.problem)
-        elif not d.needs_mapping:
-            with st.expander(f"{d.file}: {d.label} → {d.table or roles.get(d.role, '—')}"):
-                st.dataframe(pd.DataFrame({"column": list(d.mapping), "from the file's": list(d.mapping.values())}),
-                             hide_index=True, key=f"mapping_{d.file}")
-                for rule in d.rules:
-                    st.markdown(f"- {rule}")
-                if d.unmapped:
-                    st.caption("Kept as extra text columns: " + ", ".join(d.unmapped))
-    pending = [d for d in detections if d.needs_mapping]
-    for d in pending:
+        with st.container(border=True):
+            file_controls(ws, staged, d)
+    blocking = [d for d in detections if d.role != "skipped" and (d.problem or d.needs_mapping)]
+    conflicts = [d for d in detections if d.conflict and not st.session_state.get("upload_combine")]
+    if blocking or conflicts:
+        st.info(f"{len(blocking) + len(conflicts)} file(s) need a decision above: choose a table, map the columns, "
+                "or skip the file. The rest is ready.")
+    return not blocking and not conflicts
+
+
+def file_controls(ws: Workspace, staged: list[Path], d) -> None:
+    """One file: its verdict and evidence, the table/skip choice, and its mapping (shown or to fill in)."""
+    head, pick = st.columns([3, 2])
+    target = d.table or ROLES.get(d.role, "needs a decision")
+    head.markdown(f"**{d.file}** → `{target}`" + (f" — {d.label}" if d.label and d.role != "skipped" else ""))
+    if d.evidence:
+        head.caption("Why: " + "; ".join(d.evidence[:8]))
+    options = [AUTO, *TABLES, SKIP]
+    labels = {AUTO: "as detected", SKIP: "skip this file"}
+    pick.selectbox("Load as", options, format_func=lambda o: labels.get(o, f"table {o}"), key=f"choose::{d.file}",
+                   help="Override the detected table, or leave the file out of this load")
+    if d.conflict:
+        st.warning(d.conflict)
+    if d.role == "skipped":
+        return
+    if d.problem and not d.needs_mapping:
+        st.error(d.problem)
+        return
+    editing = st.session_state.get(f"edit::{d.file}", False)
+    if d.needs_mapping or editing:
+        if d.problem:
+            st.warning(d.problem)
         mapping_form(ws, staged, d)
-    return not pending and not any(d.problem for d in detections)
+        return
+    if d.role in ("table", "side"):
+        with st.expander(f"Columns of {d.file}: {len(d.mapping)} used, {len(d.unmapped)} kept as extra text"):
+            st.dataframe(pd.DataFrame({"column": list(d.mapping), "from the file's": list(d.mapping.values())}),
+                         hide_index=True, key=f"mapping_{d.file}")
+            for rule in d.rules:
+                st.markdown(f"- {rule}")
+            if d.unmapped:
+                st.caption("Kept as extra text columns: " + ", ".join(d.unmapped))
+            st.button("Change the mapping", key=f"edit_btn::{d.file}", on_click=_set, args=(f"edit::{d.file}", True))
+    elif d.rules:
+        st.caption("; ".join(d.rules))
+
+
+def _set(key: str, value) -> None:
+    st.session_state[key] = value
+
+
+FILL_OPTIONS = {
+    ("deals", "status"): ("", "won", "lost", "open"),
+    ("deals", "deal_type"): ("new", "expansion", "renewal", ""),
+}
+
+
+def column_choices(headers: list[str], table: str, defaults: dict[str, str | None], key: str) -> dict[str, str]:
+    """One select per canonical column of `table` (the file's headers or none), three to a row."""
+    options = ["—", *headers]
+    columns: dict[str, str] = {}
+    cols = st.columns(3)
+    for i, col in enumerate(TABLES[table].columns):
+        label = f"{col.name} ({col.type.value}{', required' if col.required else ''})"
+        if col.name == "status" and table == "deals":
+            label = "status (open/won/lost; or leave empty and map stage, or set it below)"
+        default = defaults.get(col.name)
+        choice = cols[i % 3].selectbox(label, options, index=options.index(default) if default in options else 0,
+                                       key=f"{key}_{table}_{col.name}")
+        if choice != "—":
+            columns[col.name] = choice
+    return columns
+
+
+def fill_choices(table: str, defaults: dict[str, str], key: str) -> dict[str, str]:
+    """Constants and defaults: a won-deals file's status, the deal type a blank one counts as."""
+    fill: dict[str, str] = {}
+    wanted = [(c, opts) for (t, c), opts in FILL_OPTIONS.items() if t == table]
+    if not wanted:
+        return fill
+    cols = st.columns(len(wanted))
+    for (col, opts), box in zip(wanted, cols, strict=True):
+        default = defaults.get(col, opts[0])
+        label = {"status": "When the file has no status (or it is blank), every row is",
+                 "deal_type": "A blank or missing deal type counts as"}[col]
+        value = box.selectbox(label, opts, index=opts.index(default) if default in opts else 0,
+                              format_func=lambda o: o or "— (no rule)", key=f"{key}_fill_{col}")
+        if value:
+            fill[col] = value
+    return fill
 
 
 def mapping_form(ws: Workspace, staged: list[Path], d) -> None:
-    """Column → canonical field for an unrecognised file, with guesses, a preview, and a save."""
+    """Column → canonical field for a file, with guesses, constants, a preview, and a save."""
     key = d.header_key
-    with st.container(border=True):
-        st.markdown(f"**Map the columns of {d.file}**")
-        st.caption(d.problem)
-        width = len(d.headers)
-        st.caption("The file's first rows, as they are:")
-        st.dataframe(pd.DataFrame([(r + [""] * width)[:width] for r in d.sample], columns=d.headers),
-                     hide_index=True, key=f"sample_{key}")
-        tables = list(TABLES)
-        guess_table = suggest_table(d.headers)
-        table = st.selectbox("Canonical table", tables, index=tables.index(guess_table), key=f"map_table_{key}")
-        guesses = suggest_mapping(d.headers, table)
-        options = ["—", *d.headers]
-        columns: dict[str, str] = {}
-        cols = st.columns(3)
-        for i, col in enumerate(TABLES[table].columns):
-            label = f"{col.name} ({col.type.value}{', required' if col.required else ''})"
-            if col.name == "status" and table == "deals":
-                label = "status (open/won/lost; or leave empty and map stage)"
-            default = guesses.get(col.name)
-            choice = cols[i % 3].selectbox(label, options, index=options.index(default) if default else 0,
-                                           key=f"map_{key}_{table}_{col.name}")
-            if choice != "—":
-                columns[col.name] = choice
-        path = source_path(staged, d.file)
-        preview = preview_mapping(path, table, columns, member=d.file if ":" in d.file else None,
-                                  stage_map=ws.stage_map())
-        if preview.error:
-            st.warning(f"With this mapping: {preview.error}")
-        else:
-            st.caption(f"Preview: the first {len(preview.rows)} rows as they would load"
-                       + (f"; {len(preview.rejected)} of {preview.rows_read} sample rows would be rejected"
-                          if preview.rejected else ""))
-            st.dataframe(pd.DataFrame(preview.rows), hide_index=True, key=f"preview_{key}")
-            if preview.rejected:
-                st.dataframe(pd.DataFrame([r.__dict__ for r in preview.rejected[:20]]), hide_index=True,
-                             key=f"preview_rejects_{key}")
-        if st.button("Save this mapping", key=f"save_map_{key}", disabled=bool(preview.error)):
-            ws.save_mapping(key, d.headers, table, columns)
-            st.session_state.pop("detect_version", None)
-            st.rerun()
+    st.markdown(f"**Map the columns of {d.file}**")
+    width = len(d.headers)
+    st.caption("The file's first rows, as they are:")
+    st.dataframe(pd.DataFrame([(r + [""] * width)[:width] for r in d.sample], columns=d.headers),
+                 hide_index=True, key=f"sample_{key}")
+    tables = list(TABLES)
+    first = d.chosen if d.chosen in TABLES else d.table or suggest_table(d.headers, d.sample, d.file)
+    table = st.selectbox("Canonical table", tables, index=tables.index(first), key=f"map_table_{key}")
+    saved = ws.load_mapping(key) or {}
+    defaults = saved.get("columns") if saved.get("table") == table else suggest_mapping(d.headers, table, d.sample)
+    columns = column_choices(d.headers, table, defaults or {}, f"map_{key}")
+    fill = fill_choices(table, saved.get("fill") or {} if saved.get("table") == table else {}, f"map_{key}")
+    path = source_path(staged, d.file)
+    preview = preview_mapping(path, table, columns, member=d.file if ":" in d.file else None,
+                              stage_map=ws.stage_map(), fill=fill)
+    if preview.error:
+        st.warning(f"With this mapping: {preview.error}")
+    else:
+        st.caption(f"Preview: the first {len(preview.rows)} rows as they would load"
+                   + (f"; {len(preview.rejected)} of {preview.rows_read} sample rows would be rejected"
+                      if preview.rejected else ""))
+        st.dataframe(pd.DataFrame(preview.rows), hide_index=True, key=f"preview_{key}")
+        if preview.rejected:
+            st.dataframe(pd.DataFrame([r.__dict__ for r in preview.rejected[:20]]), hide_index=True,
+                         key=f"preview_rejects_{key}")
+    left, right = st.columns(2)
+    left.button("Save this mapping", key=f"save_map_{key}", disabled=bool(preview.error), type="primary",
+                on_click=_save_mapping, args=(ws, key, d.headers, table, columns, fill, d.file))
+    if st.session_state.get(f"edit::{d.file}"):
+        right.button("Keep the detected mapping", key=f"cancel_map_{key}", on_click=_set,
+                     args=(f"edit::{d.file}", False))
+
+
+def _save_mapping(ws: Workspace, key: str, headers: list[str], table: str, columns: dict[str, str],
+                  fill: dict[str, str], file: str) -> None:
+    ws.save_mapping(key, headers, table, columns, fill=fill, file=file)
+    st.session_state[f"choose::{file}"] = AUTO  # the saved mapping now decides
+    st.session_state.pop(f"edit::{file}", None)
+    st.session_state.pop("detect_version", None)
+
+
+def saved_mappings(ws: Workspace) -> None:
+    """Every mapping this workspace saved: what it reads, and edit or delete it."""
+    saved = ws.mappings()
+    with st.expander(f"Saved mappings of '{ws.name}' ({len(saved)})"):
+        if not saved:
+            st.caption("None yet: a mapping is saved when you map an unrecognised file or change a detected one.")
+        for key, m in saved.items():
+            table = m.get("table", "?")
+            st.markdown(f"**{m.get('file') or 'a file'}** → `{table}` · {len(m.get('headers', []))} columns · "
+                        f"saved {m.get('saved_at', '?')}")
+            rows = [{"column": c, "from the file's": h} for c, h in (m.get("columns") or {}).items()]
+            rows += [{"column": c, "from the file's": f"constant / default {v!r}"} for c, v in
+                     (m.get("fill") or {}).items()]
+            st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"saved_map_{key}")
+            edit, delete = st.columns(2)
+            if edit.toggle("Edit", key=f"saved_edit_{key}") and table in TABLES:
+                headers = list(m.get("headers") or [])
+                columns = column_choices(headers, table, m.get("columns") or {}, f"saved_{key}")
+                fill = fill_choices(table, m.get("fill") or {}, f"saved_{key}")
+                if st.button("Save changes", key=f"saved_save_{key}"):
+                    ws.save_mapping(key, headers, table, columns, fill=fill, file=m.get("file"))
+                    st.session_state.pop("detect_version", None)
+                    st.success("Saved: the next load of files with these headers reads them this way.")
+            if delete.button("Delete", key=f"saved_delete_{key}"):
+                ws.delete_mapping(key)
+                st.session_state.pop("detect_version", None)
+                st.rerun()
 
 
 def source_path(staged: list[Path], shown: str) -> Path:
@@ -224,10 +353,10 @@ def source_path(staged: list[Path], shown: str) -> Path:
 # --- loading and the report ----------------------------------------------------------------------
 
 
-def run_load(ws: Workspace, staged: list[Path], mode: str, reappend: bool = False) -> None:
+def run_load(ws: Workspace, staged: list[Path], mode: str, chosen: dict, reappend: bool = False) -> None:
     bar = st.progress(0.0, text="Starting…")
     try:
-        report = ingest(ws, staged, mode=mode, reappend=reappend,
+        report = ingest(ws, staged, mode=mode, reappend=reappend, **chosen,
                         on_progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
     except LoadError as exc:
         bar.empty()
@@ -237,6 +366,10 @@ def run_load(ws: Workspace, staged: list[Path], mode: str, reappend: bool = Fals
     bar.empty()
     st.session_state.update(upload_report=report, upload_report_ws=ws.name, upload_loaded=True)
     st.session_state.pop("upload_stage_saved", None)
+    from kpitree.suggest import first_tree  # a first load gives the workspace its own tree, from its data
+
+    if (made := first_tree(ws)) is not None:
+        (st.success if made.tree is not None else st.info)(made.message)
 
 
 def show_report(ws: Workspace, report: LoadReport) -> None:
@@ -249,7 +382,8 @@ def show_report(ws: Workspace, report: LoadReport) -> None:
     c[2].metric("Rows loaded", f"{report.rows_loaded:,}")
     c[3].metric("Rows rejected", f"{report.rows_rejected:,}")
     c[4].metric("Rows skipped", f"{sum(f.rows_skipped for f in report.files):,}")
-    summary = [{"file": f.file, "table": f.table or "side file", "recognised as": f.label, "read": f.rows_read,
+    summary = [{"file": f.file, "table": f.table or ROLES.get(f.role, "side file"), "recognised as": f.label,
+                "read": f.rows_read,
                 "loaded": f.rows_loaded, "rejected": f.rows_rejected, "skipped": f.rows_skipped,
                 "duplicate ids": f.duplicate_ids, "dates": " … ".join(x for x in f.date_range if x) or "—"}
                for f in report.files]
@@ -259,6 +393,9 @@ def show_report(ws: Workspace, report: LoadReport) -> None:
                            mime="text/csv", key="download_rejects")
     for i, f in enumerate(report.files):
         problems = bool(f.rows_rejected or f.warnings)
+        if f.role in ("ignored", "skipped"):
+            st.caption(f"{f.file}: not loaded — {f.label}")
+            continue
         with st.expander(f"{f.file} → {f.table or 'side file'}: {f.rows_loaded:,} loaded, {f.rows_rejected:,} "
                          f"rejected" + (", warnings" if f.warnings else ""), expanded=problems):
             for w in f.warnings:

@@ -36,3 +36,40 @@ def test_upload_exports_and_see_the_report(page, app_url, demo_data_dir):
     ws = Workspace(demo_data_dir / "upload-test")
     assert ws.row_counts() == {"deals": 8, "subscriptions": 5}
     assert time.perf_counter() - started < 30
+
+
+OWN = ROOT / "tests" / "fixtures" / "own_data"
+
+
+@pytest.mark.flaky(reruns=2)
+def test_upload_a_batch_skip_one_file_override_another(page, app_url, demo_data_dir):
+    """A billing batch nobody here generated: the snapshot is skipped, the churn log is recognised and left out,
+    the ticket export is first read as the wrong table and then set right, and the report says it all."""
+    create_workspace(demo_data_dir, "own-data")
+    page.goto(f"{app_url}/Upload?ws=own-data")
+    uploader = page.get_by_test_id("stFileUploaderDropzoneInput")
+    uploader.wait_for(state="attached", timeout=60000)
+    files = ["billing_subscriptions.csv", "churn_events.csv", "tickets_export.csv", "telco_churn.csv"]
+    uploader.set_input_files([str(OWN / f) for f in files])
+    main = page.get_by_test_id("stMain")
+    page.get_by_text("It has no date column at all").first.wait_for(timeout=30000)
+
+    def choose(file: str, option: str) -> None:
+        # One "Load as" box per file, in the order of the upload.
+        page.get_by_test_id("stSelectbox").filter(has_text="Load as").nth(files.index(file)).click()
+        page.get_by_role("option", name=option, exact=True).click()
+
+    choose("tickets_export.csv", "table nps")
+    page.get_by_text("missing required column(s) 'score' for table 'nps'").first.wait_for(timeout=30000)
+    choose("tickets_export.csv", "table tickets")
+    choose("telco_churn.csv", "skip this file")
+    load = page.get_by_role("button", name="Load 4 files into 'own-data' (replace)")
+    load.wait_for(timeout=30000)
+    load.click()
+    page.get_by_text("Loaded 252 rows").wait_for(timeout=30000)
+    body = main.inner_text()
+    assert "telco_churn.csv: not loaded — skipped at your request" in body
+    assert "churn_events.csv: not loaded" in body
+    assert page.get_by_test_id("stException").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "upload_own_data.png"), full_page=True)
+    assert Workspace(demo_data_dir / "own-data").row_counts() == {"subscriptions": 113, "tickets": 139}

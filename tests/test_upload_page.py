@@ -59,7 +59,7 @@ def test_vendor_export_loads_with_no_manual_step_and_reports(data_dir):
     assert table.loc[0, "recognised as"] == "HubSpot deals export" and table.loc[0, "problem"] == ""
     at.button(key="load").click().run()
     assert not at.exception
-    assert at.success[0].value.startswith("Loaded 8 rows")
+    assert any(s.value.startswith("Loaded 8 rows") for s in at.success)
     assert any("'#09 WON' → won" in w.value for w in at.warning)
     assert len(deals(data_dir, "acme")) == 8
     # The batch is kept in the workspace (nothing uploaded is lost).
@@ -117,6 +117,10 @@ def test_a_bad_file_changes_nothing_and_says_why(data_dir):
     assert not [b for b in at.button if b.key == "load"]
     truncated = b"deal_id,created_date,status,amount\n"
     at = upload(at, ("hubspot.csv", HUBSPOT.read_bytes()), ("deals.csv", truncated))
+    # Two files for one table wait for the user to say they belong together.
+    assert "would all load into 'deals'" in " ".join(w.value for w in at.warning)
+    assert not [b for b in at.button if b.key == "load"]
+    at.checkbox(key="upload_combine").check().run()
     at.button(key="load").click().run()
     assert "Nothing was loaded: the workspace is exactly as it was" in at.error[0].value
     assert deals(data_dir, "acme") == before
@@ -183,3 +187,55 @@ def test_workspaces_page_creates_renames_and_deletes(data_dir):
     at.text_input(key="ws_delete_confirm").set_value("acme-q3")
     at.button(key="ws_delete").click().run()
     assert list_workspaces(data_dir) == ["demo"] and list((data_dir / ".trash").iterdir())
+
+
+OWN = ROOT / "tests" / "fixtures" / "own_data"
+
+
+def test_a_batch_with_a_file_to_skip_and_a_table_to_override(data_dir):
+    create_workspace(data_dir, "billing")
+    files = ["billing_subscriptions.csv", "churn_events.csv", "tickets_export.csv", "dim_date.csv",
+             "telco_churn.csv"]
+    at = upload(page(UPLOAD, "billing"), *[(f, (OWN / f).read_bytes()) for f in files])
+    assert not at.exception
+    overview = at.dataframe[0].value.set_index("file")
+    assert overview.loc["billing_subscriptions.csv", "table"] == "subscriptions"
+    assert overview.loc["churn_events.csv", "table"] == "not loaded"
+    assert overview.loc["dim_date.csv", "table"] == "not loaded"
+    assert overview.loc["telco_churn.csv", "problem"] == "needs a mapping"
+    assert not [b for b in at.button if b.key == "load"]  # the snapshot waits for a decision
+    assert any("no date column at all" in w.value for w in at.warning)
+    at.selectbox(key="choose::telco_churn.csv").set_value("skip").run()
+    # Override: read the ticket export as NPS responses — it lacks a score, and says so.
+    at.selectbox(key="choose::tickets_export.csv").set_value("nps").run()
+    assert any("missing required column(s) 'score' for table 'nps'" in w.value for w in at.warning)
+    at.selectbox(key="choose::tickets_export.csv").set_value("tickets").run()
+    at.button(key="load").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("Loaded 252 rows") for s in at.success)
+    summary = next(d.value for d in at.dataframe if "loaded" in d.value.columns)
+    assert set(summary["file"]) == set(files)
+    assert Workspace(data_dir / "billing").row_counts() == {"subscriptions": 113, "tickets": 139}
+    assert any("telco_churn.csv: not loaded — skipped at your request" in c.value for c in at.caption)
+
+
+def test_saved_mappings_are_listed_edited_and_deleted(data_dir):
+    from kpitree.vendors import header_key
+
+    ws = create_workspace(data_dir, "acme")
+    headers = ["mql_id", "seller_id", "won_date"]
+    ws.save_mapping(header_key(headers), headers, "deals", {"deal_id": "mql_id", "close_date": "won_date"},
+                    fill={"status": "won"}, file="won.csv")
+    at = page(UPLOAD, "acme")
+    assert not at.exception
+    key = header_key(headers)
+    listed = next(d.value for d in at.dataframe if "from the file's" in d.value.columns)
+    assert "constant / default 'won'" in set(listed["from the file's"])
+    at.toggle(key=f"saved_edit_{key}").set_value(True).run()
+    at.selectbox(key=f"saved_{key}_deals_account_id").set_value("seller_id").run()
+    at.button(key=f"saved_save_{key}").click().run()
+    assert not at.exception
+    assert ws.mappings()[key]["columns"]["account_id"] == "seller_id"
+    assert ws.mappings()[key]["fill"] == {"status": "won", "deal_type": "new"}
+    at.button(key=f"saved_delete_{key}").click().run()
+    assert not at.exception and ws.mappings() == {}
