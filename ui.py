@@ -61,9 +61,11 @@ def tree_paths(ws: Workspace | None) -> dict[str, Path]:
     if ws is None:
         return {f"{p.stem} (template)": p for p in sorted(TEMPLATES.glob("*.yaml"))}
     demo = is_demo(ws)
-    if not demo and not workspace_trees(ws.trees_dir) and ws.tables():
+    trees = workspace_trees(ws.trees_dir)
+    if not trees and not demo and ws.tables():
         first_tree(ws)
-    for p in workspace_trees(ws.trees_dir):
+        trees = workspace_trees(ws.trees_dir)
+    for p in trees:
         out[f"{p.stem} (workspace)"] = p
     if demo:
         for p in sorted(TEMPLATES.glob("*.yaml")):

@@ -124,4 +124,6 @@ def _plan_node(engine: Engine, node: Node, months: list[Period], baseline_end: P
             by_period.append((p.key, _nice(target, unit)))
     if not by_period:
         return Target(suggested=f"no target: no month of history up to {baseline_end.key}") if mark else None
-    return Target(value=by_period[-1][1], by_period=tuple(by_period), suggested=rule if mark else None)
+    if mark:  # months before enough history have no target at all, rather than the last month's
+        return Target(by_period=tuple(by_period), suggested=rule)
+    return Target(value=by_period[-1][1], by_period=tuple(by_period))

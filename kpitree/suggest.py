@@ -502,10 +502,10 @@ def _owners(nodes: list[Node], template: Tree, data: Profile, notes: list[Note])
             reps = data.distinct(reps_table, "owner")
             if reps is not None and len(reps) == 1:
                 owner = reps[0]
-            elif domain == "success":
-                owner = "CSMs (per owner)"
-            else:
+            elif domain == "sales":
                 owner = "Reps (per owner)"
+            else:  # success: check-ins are logged by CSMs, upsell deals by whoever owns them
+                owner = "CSMs (per owner)" if reps_table == "activities" else "Deal owners (per owner)"
         elif domain == "sales" and managers:
             if len(managers) == 1:
                 owner = managers[0]
