@@ -431,7 +431,10 @@ def _dimensions(nodes: list[Node], data: Profile, notes: list[Note]) -> tuple[li
                         key=lambda d: (DIM_ORDER.index(d) if d in DIM_ORDER else len(DIM_ORDER), d))
     out = []
     for n in nodes:
-        dims = per_node[n.id]
+        # a column the node keeps to one value (deal_type: new) splits it into one segment: not a split
+        fixed = {col for col, v in n.filter if len(v) == 1}
+        fixed |= {col for _, col, v in _values_read(CATALOGUE[n.metric]) if len(v) == 1}
+        dims = [d for d in per_node[n.id] if d not in fixed]
         # the template's own order first, where the data has those dimensions
         ordered = [d for d in n.dimensions if d in dims] + [d for d in dims if d not in n.dimensions]
         if tuple(ordered) == tuple(everything):
@@ -459,7 +462,8 @@ def role_of(owner: str, metric: Metric | None = None) -> str:
             return named
         if role.lower().startswith("vp "):
             return "Head of " + role[3:]
-        return role.replace(", ", " — ") if role else "Owner"
+        head, _, detail = role.partition(", ")  # "PM, analytics" → "PM (analytics)"
+        return (f"{head} ({detail})" if detail else head) or "Owner"
     if metric is not None:
         return TABLE_ROLES.get(metric.table, "Owner")
     return "Owner"
