@@ -697,6 +697,10 @@ def tree_for_workspace(ws: Workspace) -> Path:
         return published[0]
     if is_demo(ws):
         return DEFAULT_TEMPLATE
+    if not ws.tables():
+        raise KpiTreeError(f"workspace {ws.name!r} has no data and no tree yet: load your exports first "
+                           f"(`python -m kpitree ingest --workspace {ws.root} FILE…`); its first load suggests a "
+                           "tree from them")
     raise KpiTreeError(
         f"workspace {ws.name!r} has no active tree yet: make one from its data with "
         f"`python -m kpitree suggest --workspace {ws.root} --activate`, or pass --tree FILE")
