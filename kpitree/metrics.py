@@ -1197,6 +1197,149 @@ def describe(name: str) -> MetricDoc:
 
 
 
+# --- what a metric needs from a workspace ------------------------------------------------------
+#
+# A user's own data rarely has every table, and a table it has may lack a column (a deals export
+# without amounts loads with `amount` empty). One rule decides everywhere — values, splits,
+# explanations, usage charts, the command line — whether a number can be computed: the tables and
+# columns it reads must be loaded and hold a value in some row (`Profile`, `missing_data`). When
+# they do not, the number is "no data" with a reason that says what to load, never $0 and never a
+# query error.
+
+# What to load for each canonical table, in a user's words.
+LOAD_HINTS: dict[str, str] = {
+    "deals": "your CRM's deals or opportunities export (HubSpot, Salesforce or a deals CSV)",
+    "subscriptions": "your billing export (Stripe or a subscriptions CSV)",
+    "leads": "your CRM's or marketing tool's leads export",
+    "activities": "your CRM's activity log (calls, emails, meetings, demos)",
+    "spend": "your marketing spend by month and channel",
+    "quotas": "your sales quotas by owner and period",
+    "tickets": "your support tool's tickets export (Zendesk, Intercom or a tickets CSV)",
+    "events": "your product analytics events (Segment, Amplitude, Mixpanel or an events CSV)",
+    "nps": "your NPS survey answers",
+    "accounts": "your CRM's accounts (companies) export",
+    "timesheets": "your time-tracking export",
+}
+# Columns a metric reads that may be empty in every row without leaving it undefined: no
+# subscription has ended yet, no deal has closed yet.
+MAY_BE_EMPTY = frozenset({("subscriptions", "end_date"), ("deals", "close_date")})
+_READS = re.compile(r'\bt\."?([A-Za-z_][A-Za-z0-9_]*)"?')
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a workspace holds: rows per loaded table and, per column, the rows that have a value.
+
+    Empty text counts as no value. A column empty in every row counts as absent for every metric
+    and split (`columns`), so a split by an owner nobody filled in is never offered.
+    """
+
+    rows: Mapping[str, int]
+    filled: Mapping[str, Mapping[str, int]]
+
+    def has(self, table: str, column: str) -> bool:
+        return self.filled.get(table, {}).get(column, 0) > 0
+
+    def share(self, table: str, column: str) -> float:
+        """The share of the table's rows with a value in `column` (0 when absent or empty)."""
+        rows = self.rows.get(table, 0)
+        return self.filled.get(table, {}).get(column, 0) / rows if rows else 0.0
+
+    def columns(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Per table, its columns that hold a value somewhere: `MetricQuery.columns` for a workspace."""
+        return tuple((t, tuple(c for c, n in cols.items() if n > 0)) for t, cols in self.filled.items())
+
+
+def read_profile(con: duckdb.DuckDBPyConnection, columns: Mapping[str, Sequence[str]]) -> Profile:
+    """Counts rows and non-empty values per column of each table, one query per table."""
+    rows: dict[str, int] = {}
+    filled: dict[str, dict[str, int]] = {}
+    text = {(t, c) for t, c in con.execute("SELECT table_name, column_name FROM information_schema.columns "
+                                           "WHERE table_schema = 'main' AND data_type = 'VARCHAR'").fetchall()}
+    for table, cols in columns.items():
+        counts = ", ".join(f"count(NULLIF(trim({sql.quote_ident(c)}), ''))" if (table, c) in text
+                           else f"count({sql.quote_ident(c)})" for c in cols)
+        try:
+            got = con.execute(f"SELECT count(*){', ' if counts else ''}{counts} FROM {sql.quote_ident(table)}").fetchone()
+        except duckdb.Error as exc:
+            raise QueryError(f"cannot read table {table!r}: {str(exc).splitlines()[0]}") from None
+        rows[table] = int(got[0])
+        filled[table] = {c: int(n) for c, n in zip(cols, got[1:], strict=True)}
+    return Profile(rows, filled)
+
+
+def requirements(m: Metric) -> dict[str, tuple[str, ...]]:
+    """Table → the columns a value of `m` reads that must hold a value in some row.
+
+    Every table the metric needs is a key, even one it reads no named column of.
+    """
+    out: dict[str, list[str]] = {t: [] for t in m.tables}
+    for table, read in describe(m.name).columns.items():
+        out.setdefault(table, []).extend(c for c in read if c not in out[table])
+    for s in m.sources:  # custom measures quote their columns: t."amount"
+        for text in (s.on, *s.components.values()):
+            out[s.table].extend(c for c in _READS.findall(text) if c not in out[s.table])
+    return {t: tuple(c for c in cols if (t, c) not in MAY_BE_EMPTY) for t, cols in out.items()}
+
+
+@dataclass(frozen=True)
+class Missing:
+    """What a number lacks on a workspace: tables not loaded, columns absent or empty in every row."""
+
+    tables: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]  # (table, column)
+    problems: tuple[str, ...] = ()  # anything else, in words (a filter on a column no table has)
+
+    @property
+    def items(self) -> tuple[str, ...]:
+        """The missing tables, then the missing columns as table.column."""
+        return (*self.tables, *(f"{t}.{c}" for t, c in self.columns))
+
+    def reason(self) -> str:
+        """What is missing and what to load, e.g. "needs subscriptions — load your billing export
+        (Stripe or a subscriptions CSV)"."""
+        parts = []
+        if self.tables:
+            loads = _and([LOAD_HINTS.get(t, f"a {t} file") for t in self.tables])
+            parts.append(f"needs {_and(self.tables)} — load {loads}")
+        by_table: dict[str, list[str]] = {}
+        for t, c in self.columns:
+            by_table.setdefault(t, []).append(c)
+        for t, cols in by_table.items():
+            it, holds = ("it", "holds") if len(cols) == 1 else ("them", "hold")
+            parts.append(f"needs the {_and(cols)} of {t}, empty in every row — map the column of your {t} file "
+                         f"that {holds} {it} on the Upload page, or load a {t} export that has {it}")
+        return "; ".join([*parts, *self.problems])
+
+
+def _and(words: Sequence[str]) -> str:
+    words = list(words)
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def missing_data(m: Metric, profile: Profile, filters: Sequence[tuple[str, Any]] = ()) -> Missing | None:
+    """What `m` with these node filters lacks on a workspace with this profile; None when nothing.
+
+    A table loaded without rows counts as not loaded. A filter column must hold values in every
+    table of the metric that is meant to have it (its canonical columns) or has it: ROAS of a
+    channel with the deals' channel left empty would be all deals over one channel's spend.
+    """
+    need = {t: list(cols) for t, cols in requirements(m).items()}
+    problems = []
+    for col, _ in filters:
+        holders = [t for t in need if col in profile.filled.get(t, {})
+                   or (t in TABLES and col in TABLES[t].column_names)]
+        if not holders:
+            problems.append(f"cannot filter {m.name!r} on {col!r}: no table it reads ({', '.join(need)}) has such "
+                            "a column — load or map one, or change the node's filter")
+        for t in holders:
+            if col not in need[t]:
+                need[t].append(col)
+    tables = tuple(t for t in need if profile.rows.get(t, 0) == 0)
+    columns = tuple((t, c) for t, cols in need.items() if t not in tables for c in cols if not profile.has(t, c))
+    return Missing(tables, columns, tuple(problems)) if tables or columns or problems else None
+
+
 @dataclass(frozen=True)
 class Example:
     """A metric computed on a workspace for one period, with the components it is made of."""
@@ -1205,17 +1348,18 @@ class Example:
     period: Period
     value: float | None
     components: dict[str, float]
-    missing: tuple[str, ...] = ()  # tables the workspace lacks
+    missing: tuple[str, ...] = ()  # tables the workspace lacks, then table.column left empty
     filters: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    reason: str = ""  # what is missing and what to load
 
 
 def worked_example(engine: Any, name: str, period: Period, filters: tuple = ()) -> Example:
     """The metric's value and components on an Engine's workspace for `period` (None when no data),
     computed with the workspace's own parameter values (gross margin, health weights…)."""
     m = metric(name)
-    missing = tuple(t for t in m.tables if t not in engine.loaded)
-    if missing:
-        return Example(name, period, None, {}, missing, tuple(filters))
+    lacking = engine.missing(m, tuple(filters))
+    if lacking is not None:
+        return Example(name, period, None, {}, lacking.items, tuple(filters), lacking.reason())
     q = MetricQuery(name, (period,), engine.as_of, None, tuple(filters), engine.columns,
                     metric_params(engine.settings))
     with engine.workspace.connect() as con:
