@@ -595,7 +595,11 @@ def _compute_metrics(con: duckdb.DuckDBPyConnection, q: MetricQuery, names: Sequ
 
 
 def _period_totals(plan: _Plan, frames: dict[int, pd.DataFrame]) -> dict[str, dict[str, float]]:
-    """Per period key fetched (candidates and "cur"): the node's total components."""
+    """Per period key fetched (candidates and "cur"): the node's total components.
+
+    A source without rows in a period (no deal closed in a month that had open deals) adds zeros:
+    every component of the node's metrics is there for every period any source has.
+    """
     out: dict[str, dict[str, float]] = {}
     for s in plan.sources:
         df = frames.get(id(s))
@@ -606,6 +610,10 @@ def _period_totals(plan: _Plan, frames: dict[int, pd.DataFrame]) -> dict[str, di
         comps = [c for c in df.columns if c != "pkey" and c not in plan.dims]
         for key, row in df.groupby("pkey")[comps].sum().iterrows():
             out.setdefault(str(key), {}).update({c: float(v) for c, v in row.items()})
+    every = (*plan.cur_metric.components, *plan.ref_metric.components)
+    for comps in out.values():
+        for c in every:
+            comps.setdefault(c, 0.0)
     return out
 
 
