@@ -8,31 +8,33 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .errors import QueryError
 from .evaluate import Engine
 from .metrics import metric
 from .periods import Period
-from .schema import TABLES
 from .tree import Node, Tree
 
 
 def drill_dimensions(engine: Engine, tree: Tree, node: Node) -> list[str]:
-    """The node's drill dimensions that every table its metric reads has (or reaches via accounts)."""
-    m = metric(node.metric)
-    cols = dict(engine.columns)
-    account_cols = set(cols.get("accounts", ()))
-
-    def has(table: str, dim: str) -> bool:
-        table_cols = set(cols.get(table, TABLES[table].column_names if table in TABLES else ()))
-        key = "customer_id" if table == "subscriptions" else "account_id"
-        return dim in table_cols or (key in table_cols and dim in account_cols)
-
-    tables = [s.table for s in m.sources]
-    return [d for d in tree.dimensions_for(node) if all(has(t, d) for t in tables)]
+    """The node's drill dimensions that every table its metric reads has a value of (or reaches via
+    accounts); none when the node's value lacks data. A column empty in every row is never offered."""
+    if engine.missing(node) is not None:
+        return []
+    return engine.dimensions(node, tree.dimensions_for(node))
 
 
 def segment_table(engine: Engine, node: Node, period: Period, baseline: Period, dimension: str) -> pd.DataFrame:
-    """Per segment: current value, baseline value, change, and volume (ratio denominators), worst first."""
+    """Per segment: current value, baseline value, change, and volume (ratio denominators), worst first.
+
+    A QueryError saying what to load when the node lacks data, or that the dimension cannot split it.
+    """
     m = metric(node.metric)
+    lacking = engine.missing(node)
+    if lacking is not None:
+        raise QueryError(f"{node.label} {lacking.reason()}")
+    if dimension not in engine.dimensions(node, [dimension]):
+        raise QueryError(f"{node.label} cannot be split by {dimension}: no table it reads has a {dimension} "
+                         "with a value (load or map that column)")
     df = engine.query(m.name, [baseline, period], dimension=dimension, filters=node.filter)
     now = df[df.pkey == period.key].set_index("segment")
     before = df[df.pkey == baseline.key].set_index("segment")

@@ -22,7 +22,7 @@ import pandas as pd
 from . import dialect as sql
 from .cache import ResultCache
 from .errors import QueryError
-from .metrics import MetricQuery, _health_cte, metric, metric_params, periods_cte
+from .metrics import MetricQuery, Missing, _health_cte, metric, metric_params, periods_cte
 from .periods import Grain, Period, period_containing
 
 _CACHE = ResultCache(64)
@@ -56,9 +56,10 @@ def _query(engine: Any, text: str, params: list[Any]) -> pd.DataFrame:
 
 
 def _require(engine: Any, *tables: str) -> None:
-    missing = [t for t in tables if t not in engine.loaded]
+    """A QueryError saying what to load when a table is missing (or loaded without rows)."""
+    missing = tuple(t for t in tables if t not in engine.loaded)
     if missing:
-        raise QueryError(f"no {', '.join(missing)} data loaded in workspace {engine.workspace.name!r}")
+        raise QueryError(f"this view {Missing(missing, ()).reason()}")
 
 
 def _account_where(engine: Any, where: Mapping[str, str] | None, params: list[Any], alias: str = "a") -> str:
@@ -227,7 +228,9 @@ def account_health(engine: Any, period: Period, *, filters: tuple = (), limit: i
     """Per account with MRR > 0 at the end of `period`: signals, signal scores and health, least
     healthy first (the at-risk list), with the workspace's health parameters."""
     m = metric("health_score")
-    _require(engine, *m.tables)
+    lacking = engine.missing(m, tuple(filters))
+    if lacking is not None:
+        raise QueryError(f"account health {lacking.reason()}")
     params_values = metric_params(engine.settings)
     q = MetricQuery("health_score", (period,), engine.as_of, None, tuple(filters), engine.columns, params_values)
     key = ("health", period, tuple(filters), limit, params_values)

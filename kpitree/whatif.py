@@ -301,7 +301,9 @@ def _solve_one(evaluation: Evaluation, tree: Tree, node_id: str, child_id: str, 
     values = {c: _value(evaluation.node(c)) for c in formula.names}
     parent_now = _value(parent)
     if parent_now is None or any(v is None for v in values.values()):
-        raise KpiTreeError(f"{node.label}: a value is missing for {evaluation.period.key}, nothing to solve from")
+        lacking = [r for r in (parent, *(evaluation.node(c) for c in formula.names)) if _value(r) is None]
+        why = "; ".join(f"{r.label} {r.reason}" if r.reason else f"{r.label} has no value" for r in lacking)
+        raise KpiTreeError(f"{node.label}: nothing to solve from for {evaluation.period.key} — {why}")
     needed_formula = float(formula(values)) + (goal - parent_now)
     needed, method, note = solve(formula, values, child_id, needed_formula)  # type: ignore[arg-type]
     ok, why = _feasible(child.shown_unit, needed)

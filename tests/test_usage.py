@@ -93,7 +93,7 @@ def test_features_and_panel_charts(engine):
 
 def test_a_workspace_without_events_says_so(tmp_path):
     engine = Engine(make_workspace(tmp_path, subscriptions=SUBSCRIPTIONS))
-    with pytest.raises(QueryError, match="no events data"):
+    with pytest.raises(QueryError, match="needs events — load"):
         activity_heatmap(engine, OCT)
 
 
