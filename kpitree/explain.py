@@ -94,6 +94,10 @@ ALSO_SHARE = 0.1  # a segment's own rate effect worth this share of the node's g
 ALL = "\x00all"  # marks a rolled-up dimension in grouping-set results
 PSEUDO = ("(target vs reference level)", "(not attributable)")  # parts of a change that no segment owns
 PAIR_SEP = " × "
+NONE = "(none)"  # the segment of rows without a value of the dimension (see `metrics.dimension_sql`)
+# Rows without a value are named as a cause ("deals with no owner") only where at least this share
+# of the rows has one: in a mostly empty column, "(none)" is the export's gap, not a finding.
+NAMED_EMPTY_MIN_FILL = 0.5
 STATUS_PHRASE = {"green": "on target", "amber": "only near its target", "red": "off target",
                  "no_target": "without a target", "no_data": "without data"}
 METRIC_NOUNS = {"feature_adoption": "accounts", "health_score": "accounts", "at_risk_accounts": "accounts",
@@ -145,6 +149,7 @@ class DimensionRank:
     succeeded: bool  # the chosen segments explain more than Adtributor's 67 %
     chosen: tuple[str, ...]
     segments: tuple[SegmentPart, ...]  # best first
+    unnamed: tuple[str, ...] = ()  # segments never named as a cause: "(none)" of a mostly empty column
 
     def to_dict(self) -> dict:
         return _clean({"dimension": self.dimension, "method": self.method, "basis": self.basis,
@@ -508,25 +513,13 @@ def _additive_agg(agg: str) -> bool:
 
 
 def available_dimensions(engine: Engine, tree: Tree, node: Node) -> tuple[str, ...]:
-    """The node's drill dimensions that every source table of its metric has (or gets via accounts)."""
+    """The node's drill dimensions every source table of its metric has a value of (or gets via
+    accounts); a column empty in every row is no dimension (see `Engine.dimensions`)."""
     m = metric(node.metric)
-    cols = {t: set(c) for t, c in engine.columns}
     wanted = list(tree.dimensions_for(node))
-    if m.table == "subscriptions" and "accounts" in cols:
+    if m.table == "subscriptions" and "accounts" in engine.loaded:
         wanted += [d for d in ACCOUNT_DIMENSIONS if d not in wanted]
-    names = {m.name, *([m.running] if m.running else [])}
-    tables = {s.table for n in names for s in metric(n).sources}
-    out = []
-    for d in wanted:
-        ok = True
-        for t in tables:
-            tc = cols.get(t, set())
-            key = "customer_id" if t == "subscriptions" else "account_id"
-            if d not in tc and not (key in tc and d in cols.get("accounts", set())):
-                ok = False
-        if ok and d not in out:
-            out.append(d)
-    return tuple(out)
+    return tuple(engine.dimensions(m, wanted))
 
 
 @dataclass
@@ -945,6 +938,7 @@ class NodeData:
     ref: _Rows | None  # averaged over the reference periods
     ref_periods: tuple[Period, ...]
     note: str = ""
+    blank: frozenset[str] = frozenset()  # dimensions whose "(none)" is never named (NAMED_EMPTY_MIN_FILL)
 
     @classmethod
     def build(cls, node: Node, plan: _Plan, frames: dict[int, pd.DataFrame], session: _Session,
@@ -997,7 +991,13 @@ class NodeData:
             pace = 1.0 / session.elapsed  # projected to the end of the period, as evaluate's pace
         cur = rows(cur_df, "cur", comps_cur, pace)
         ref = rows(ref_df, "ref", comps_ref, 1.0 / max(len(ref_periods), 1))
-        return cls(node, plan.cur_metric, plan.ref_metric, dims, sets, labels, cur, ref, ref_periods, plan.note)
+        blank = frozenset(d for d in dims if session.engine.fill(plan.cur_metric.table, d) < NAMED_EMPTY_MIN_FILL)
+        return cls(node, plan.cur_metric, plan.ref_metric, dims, sets, labels, cur, ref, ref_periods, plan.note, blank)
+
+    def unnamed(self, dimension: str, segment: str) -> bool:
+        """The segment is rows without a value of a mostly empty dimension: never named as a cause."""
+        return any(v == NONE and d in self.blank
+                   for d, v in zip(dimension.split(PAIR_SEP), segment.split(PAIR_SEP), strict=False))
 
     def _rows(self, role: str) -> _Rows | None:
         return self.cur if role == "cur" else self.ref
@@ -1247,13 +1247,14 @@ def _power(p: SegmentPart, basis: str, gap: float) -> float:
 
 def _rank(view: _NodeView, method: str, parts: list[SegmentPart], gap: float, basis: str) -> DimensionRank:
     real = [p for p in parts if p.segment not in PSEUDO]
-    power = np.array([_power(p, basis, gap) for p in real])
+    unnamed = tuple(p.segment for p in real if view.data.unnamed(p.dimension, p.segment))
+    power = np.array([0.0 if p.segment in unnamed else _power(p, basis, gap) for p in real])
     surprise = np.array([p.surprise for p in real])
     cand = att.adtributor(power, surprise)
     chosen = tuple(real[i].segment for i in cand.chosen)
     ordered = sorted(parts, key=lambda p: -(p.share if p.share is not None else view.adverse(p.contribution)))
     return DimensionRank(parts[0].dimension if parts else "", method, basis, cand.explanatory_power, cand.surprise,
-                         cand.score, cand.succeeded, chosen, tuple(ordered))
+                         cand.score, cand.succeeded, chosen, tuple(ordered), unnamed)
 
 
 def _dimension_order(d: DimensionRank) -> tuple:
@@ -1266,7 +1267,8 @@ def _dimension_order(d: DimensionRank) -> tuple:
     if d.succeeded:
         return (0, len(d.chosen), -d.surprise)
     gap = next((p.contribution / p.share for p in d.segments if p.share), 0.0)
-    top = max((_power(p, d.basis, gap) for p in d.segments if p.segment not in PSEUDO), default=0.0)
+    top = max((_power(p, d.basis, gap) for p in d.segments if p.segment not in PSEUDO and p.segment not in d.unnamed),
+              default=0.0)
     return (1, 0, -top)
 
 
@@ -1347,7 +1349,7 @@ def _top_segment(ranks: Sequence[DimensionRank], gap: float) -> SegmentPart | No
         return None
     best = ranks[0]
     pool = [p for p in best.segments if p.segment in best.chosen] or [
-        p for p in best.segments if p.segment not in PSEUDO]
+        p for p in best.segments if p.segment not in PSEUDO and p.segment not in best.unnamed]
     return max(pool, key=lambda p: _power(p, best.basis, gap)) if pool else None
 
 
@@ -1370,7 +1372,7 @@ def _refine(view: _NodeView, versus: str, top: SegmentPart | None, gap: float, b
         if res is None:
             continue
         for p in res[1]:
-            if p.segment.split(PAIR_SEP)[0] != top.segment:
+            if p.segment.split(PAIR_SEP)[0] != top.segment or view.data.unnamed(p.dimension, p.segment):
                 continue
             pw = _power(p, basis, gap)
             if pw >= REFINE_SHARE * own and pw > best_power:
@@ -1642,7 +1644,8 @@ def _top_rate(view: _NodeView, mode: str, ranked: Sequence[str], main: _NodeView
         if res is None or res[0] != "mix_rate":
             continue
         for p in _conditioned(view, mode, d, res[1]):
-            if p.segment in PSEUDO or p.rate is None or p.value is None or not p.baseline:
+            if p.segment in PSEUDO or p.rate is None or p.value is None or not p.baseline \
+                    or view.data.unnamed(p.dimension, p.segment):
                 continue
             own = main.adverse(p.own_rate if p.own_rate is not None else p.rate)
             if own < ALSO_SHARE * abs(gap) or main.adverse(p.value / p.baseline - 1.0) < main.amber:
@@ -1856,7 +1859,9 @@ def _describe(segment: SegmentPart, noun: str) -> str:
         return f"{segment.dimension} {segment.segment}"
     before, after = [], []
     for d, v in zip(dims, vals, strict=True):
-        if d == "owner":
+        if v == NONE:
+            after.append(f"with no {d}")
+        elif d == "owner":
             after.append(f"owned by {v}")
         elif d == "csm":
             after.append(f"managed by {v}")
