@@ -220,7 +220,7 @@ class _NodeFacts:
 class Step(_NodeFacts):
     """One step of the red path: a node, how it was reached, its top segment and a sentence."""
 
-    link: str  # start, exact, influence
+    link: str  # start, exact, influence; over (no data: stepped over), own (judged on its own, past such a node)
     share: float | None  # of the parent's gap (exact links)
     bands: float | None  # how far beyond its amber band (influence links)
     top_segment: SegmentPart | None
@@ -271,6 +271,7 @@ class Explanation:
     causes: tuple[Cause, ...] = ()  # every lever where a material part of the gap sits, red path's first
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
+    reason: str = ""  # without a value: what is missing and what to load (see `Engine.no_data_reason`)
 
     def sentences(self) -> list[str]:
         """The red path in plain words, one sentence per step, then the segment at the lever."""
@@ -297,6 +298,7 @@ class Explanation:
             "reference": list(self.reference),
             "children_reference": list(self.children_reference),
             "notes": list(self.notes),
+            "reason": self.reason,
             "seconds": round(self.seconds, 4),
         })
 
@@ -337,7 +339,12 @@ class Explanation:
         if self.red_path:
             lines.append("")
             adverse = self.gap is not None and (self.gap < 0 if self.direction == "higher" else self.gap > 0)
-            lines.append("Red path:" if adverse else "No shortfall against this baseline; what moved it:")
+            if self.gap is None and len(self.red_path) == 1:
+                lines.append(f"Red path: nothing below {self.label} can be judged either.")
+            elif self.gap is None:
+                lines.append(f"Red path ({self.label} cannot be judged: the parts below it, each on its own):")
+            else:
+                lines.append("Red path:" if adverse else "No shortfall against this baseline; what moved it:")
             for n, sentence in enumerate(self.sentences(), 1):
                 lines.append(f"  {n}. {sentence}")
         lever = self.red_path[-1].id if self.red_path else None
@@ -754,9 +761,9 @@ class _Session:
         m = metric(node.metric)
         cur_m = metric(m.running) if self.running and m.running else m
         plan = _Plan(node, cur_m, m, (), (), "", False)
-        if not self.engine.has_tables(m):
-            missing = [t for t in m.tables if t not in self.engine.loaded]
-            plan.note = f"{node.label}: no {', '.join(missing)} data loaded"
+        lacking = self.engine.missing(node)
+        if lacking is not None:
+            plan.note = f"{node.label} {lacking.reason()}"
             return plan
         dims = available_dimensions(self.engine, self.tree, node)
         cells = _cells_ok(cur_m) and _cells_ok(m)
@@ -1282,7 +1289,8 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
     data = view.data
     gap = view.gap
     if gap is None or not data.dims:
-        return _SegmentAnalysis((), None, "" if data.dims else "no drill dimension for this metric's table")
+        note = "" if data.dims or gap is None else "none of the tree's drill dimensions has a value in this metric's rows"
+        return _SegmentAnalysis((), None, note)
     splits = {(d,): _segment_parts(view, versus, (d,)) for d in data.dims}
     splits = {k: v for k, v in splits.items() if v is not None and v[1]}
     if not splits:
@@ -1421,7 +1429,8 @@ def _children(session: _Session, parent: _NodeView, versus: str, cell_dim: tuple
             b = v.ref_value
             notes.append(f"{v.node.label} has no target: its reference level stands in as its baseline")
         if v.value is None or b is None:
-            notes.append(f"{v.node.label} has no value or baseline: the formula's change stays in the residual")
+            if parent.gap is not None:  # else there is no change to attribute anyway
+                notes.append(f"{v.node.label} has no value or baseline: the formula's change stays in the residual")
             return _undefined(parent, influences, notes)
         x1[n], base[n] = v.value, b
     gap = parent.gap
@@ -1552,6 +1561,7 @@ class _Analysis:
     children: _Children
     segments: _SegmentAnalysis
     also: Finding | None = None
+    unjudged: str = ""  # why the node has no gap, in words ("has no data in 2026-10: needs …")
 
 
 def _analyse(session: _Session, node: Node, versus: str) -> _Analysis:
@@ -1573,7 +1583,58 @@ def _analyse_node(session: _Session, node: Node, versus: str) -> _Analysis:
         ranked = [d.dimension for d in segments.dimensions if d.dimension in common]
         cell_dim = (ranked[0],) if ranked else None
     children = _children(session, view, versus, cell_dim)
-    return _Analysis(view, children, segments, _rate_finding(session, node, versus, view, segments))
+    return _Analysis(view, children, segments, _rate_finding(session, node, versus, view, segments),
+                     _unjudged(session, view, versus))
+
+
+def _unjudged(session: _Session, view: _NodeView, versus: str) -> str:
+    """Why a node cannot be judged (no value, or nothing to compare it with); empty when it can."""
+    if view.value is None:
+        reason = session.engine.no_data_reason(view.node, session.period)
+        return f"has no data in {session.period.key}" + (f": {reason}" if reason else "")
+    if view.baseline is None:
+        if versus == "target":
+            return f"has no target for {session.period.key}"
+        return f"has no value in {session.reference.periods[0].key} to compare with"
+    return ""
+
+
+def _over(session: _Session, a: _Analysis, versus: str) -> list[tuple[tuple[str, ...], _Analysis]]:
+    """The nearest descendants that can be judged, past nodes that cannot, each with the ids of the
+    nodes stepped over on the way.
+
+    Below a node without a gap (no data, no target): its children, and below any that have no gap
+    either, theirs, and so on. Below a node with a gap: the same under each child without data only
+    (a child with data but no target is judged by its parent's attribution as before). A workspace
+    with deals but no subscriptions thus still walks from ARR down to New ARR and its levers.
+    """
+    out: list[tuple[tuple[str, ...], _Analysis]] = []
+    seen = {a.view.node.id}
+
+    def walk(x: _Analysis, via: tuple[str, ...]) -> None:
+        for cid in x.view.node.children:
+            if cid in seen:
+                continue
+            seen.add(cid)
+            kid = _analyse(session, session.tree.node(cid), versus)
+            if kid.view.gap is not None:
+                out.append((via, kid))
+            else:
+                walk(kid, (*via, cid))
+
+    if a.view.gap is None:
+        walk(a, ())
+        return out
+    for cid in a.view.node.children:
+        if cid not in seen and _view(session, session.tree.node(cid), versus).value is None:
+            seen.add(cid)
+            walk(_analyse(session, session.tree.node(cid), versus), (cid,))
+    return out
+
+
+def _worse(found: list[tuple[tuple[str, ...], _Analysis]]) -> list[tuple[tuple[str, ...], _Analysis]]:
+    """Of the nodes `_over` found, those off their own baseline in the bad direction, worst first."""
+    return sorted(((via, k) for via, k in found if (k.view.bands or 0.0) > 0), key=lambda x: -(x[1].view.bands or 0.0))
 
 
 @dataclass(frozen=True)
@@ -1685,21 +1746,26 @@ class Cause(_NodeFacts):
                        "sentence": self.sentence, "also": self.also.to_dict() if self.also else None})
 
 
-def _branches(session: _Session, a: _Analysis) -> list[tuple[str, str, float | None]]:
-    """Every child worth following: exact children that explain `BRANCH_SHARE` of the gap and are
-    themselves off their baseline, then influence children off in the bad direction (worst first)."""
+def _branches(session: _Session, a: _Analysis, versus: str) -> list[tuple[str, str, float | None, tuple[str, ...]]]:
+    """Every child worth following, with the nodes stepped over to reach it: exact children that
+    explain `BRANCH_SHARE` of the gap and are themselves off their baseline, then influence children
+    off in the bad direction (worst first), then, past children without data, the descendants off
+    on their own. Below a node without a gap: every descendant past it that is off on its own."""
     view = a.view
-    if view.gap is None or view.adverse(view.gap) <= 0:
+    if view.gap is None:
+        return [(k.view.node.id, "own", None, via) for via, k in _worse(_over(session, a, versus))]
+    if view.adverse(view.gap) <= 0:
         return []
-    out: list[tuple[str, str, float | None]] = []
+    out: list[tuple[str, str, float | None, tuple[str, ...]]] = []
     for c in sorted(a.children.parts, key=lambda c: -(c.share or 0.0)):
         if c.link != "exact" or c.share is None or c.share < BRANCH_SHARE or c.value is None or c.baseline is None:
             continue
         if _off_baseline(session, c):
-            out.append((c.id, "exact", c.share))
+            out.append((c.id, "exact", c.share, ()))
     for i in sorted(a.children.influences, key=lambda i: -(i.bands or 0.0)):
         if i.bands is not None and i.bands > 0:
-            out.append((i.id, "influence", None))
+            out.append((i.id, "influence", None, ()))
+    out.extend((k.view.node.id, "own", None, via) for via, k in _worse(_over(session, a, versus)))
     return out
 
 
@@ -1728,13 +1794,14 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
 
     def visit(a: _Analysis, path: tuple[str, ...], weight: float, aside: str) -> None:
         exact = False
-        for cid, link, part in _branches(session, a):
+        for cid, link, part, via in _branches(session, a, versus):
             if cid in seen:
                 continue
             seen.add(cid)
+            seen.update(via)
             exact |= link == "exact"
             kid = _analyse(session, session.tree.node(cid), versus)
-            visit(kid, (*path, cid), weight * (part if part is not None else 1.0), aside)
+            visit(kid, (*path, *via, cid), weight * (part if part is not None else 1.0), aside)
         if not exact and (len(path) > 1 or not out):  # the node itself, when nothing below carries its gap
             v = a.view
             if v.gap is None or v.adverse(v.gap) <= 0:
@@ -1790,11 +1857,21 @@ def _path_between(tree: Tree, top: Node, node: Node) -> tuple[str, ...]:
     return tuple(reversed(path))
 
 
-def _next_step(session: _Session, a: _Analysis) -> tuple[str, str, float | None, float | None] | None:
-    """The child that explains most of the gap: (id, link, share, bands), or None at the end."""
+Next = tuple[str, str, float | None, float | None, tuple[str, ...]]  # id, link, share, bands, stepped over
+
+
+def _next_step(session: _Session, a: _Analysis, versus: str) -> Next | None:
+    """The child that explains most of the gap: (id, link, share, bands, ids stepped over), or None
+    at the end. Past a node without a gap, the descendant furthest off its own baseline."""
     view = a.view
     gap = view.gap
-    if gap is None or view.adverse(gap) <= 0:
+    if gap is None:
+        worst = _worse(_over(session, a, versus))
+        if not worst:
+            return None
+        via, kid = worst[0]
+        return kid.view.node.id, "own", None, kid.view.bands, via
+    if view.adverse(gap) <= 0:
         return None
     best_exact = None
     for c in a.children.parts:
@@ -1804,34 +1881,39 @@ def _next_step(session: _Session, a: _Analysis) -> tuple[str, str, float | None,
             continue  # it weighs on the parent within segments, but is itself on (or near) its baseline
         if best_exact is None or c.share > best_exact.share:
             best_exact = c
-    # influence children: the red one furthest beyond its amber band; failing that (an amber
-    # parent, say), the one furthest off in the bad direction
-    best_inf = None
-    for i in a.children.influences:
-        if i.bands is None or i.bands <= 0:
-            continue
-        if best_inf is None or i.bands > best_inf.bands:  # type: ignore[operator]
-            best_inf = i
-    if best_inf is not None and best_inf.bands < 1 and best_exact is not None:  # type: ignore[operator]
+    # influence children (and, past children without data, descendants judged on their own): the
+    # red one furthest beyond its amber band; failing that (an amber parent, say), the one furthest
+    # off in the bad direction
+    candidates: list[tuple[str, str, float, tuple[str, ...]]] = [
+        (i.id, "influence", i.bands, ()) for i in a.children.influences if i.bands is not None and i.bands > 0]
+    candidates += [(k.view.node.id, "own", k.view.bands or 0.0, via) for via, k in _worse(_over(session, a, versus))]
+    best_inf = max(candidates, key=lambda c: c[2], default=None)
+    if best_inf is not None and best_inf[2] < 1 and best_exact is not None:
         best_inf = None  # an exact share beats an influence that is not even red
     if best_exact is not None and (best_exact.share >= EXACT_FIRST_SHARE or best_inf is None):  # type: ignore[operator]
-        return best_exact.id, "exact", best_exact.share, None
+        return best_exact.id, "exact", best_exact.share, None, ()
     if best_inf is not None:
-        return best_inf.id, "influence", None, best_inf.bands
+        return best_inf[0], best_inf[1], None, best_inf[2], best_inf[3]
     return None
 
 
 def _red_path(session: _Session, start: _Analysis, versus: str) -> list[tuple[_Analysis, str, float | None, float | None]]:
+    """From `start` down the child that explains most of the gap to a lever; nodes without data on
+    the way are steps of their own ("over"), saying what they lack."""
     path = [(start, "start", None, None)]
     seen = {start.view.node.id}
     cur = start
     while True:
-        nxt = _next_step(session, cur)
+        nxt = _next_step(session, cur, versus)
         if nxt is None or nxt[0] in seen:
             break
-        seen.add(nxt[0])
-        cur = _analyse(session, session.tree.node(nxt[0]), versus)
-        path.append((cur, nxt[1], nxt[2], nxt[3]))
+        cid, link, share, bands, via = nxt
+        for vid in via:
+            seen.add(vid)
+            path.append((_analyse(session, session.tree.node(vid), versus), "over", None, None))
+        seen.add(cid)
+        cur = _analyse(session, session.tree.node(cid), versus)
+        path.append((cur, link, share, bands))
     return path
 
 
@@ -1884,11 +1966,24 @@ def _sentence(a: _Analysis, link: str, share: float | None, parent: _Analysis | 
     node = v.node
     against = "target" if versus == "target" else ("the previous period" if versus == "previous" else "last year")
     status = v.status.replace("_", " ")
+    if link == "start" and v.value is None:
+        return f"{node.label} {a.unjudged}. Owner: {node.owner}."
     if link == "start":
         judged = status if versus == "target" else f"{status} against its target"
         return (f"{node.label} is {fmt(v.value, v.unit)} against {against} {fmt(v.baseline, v.unit)} "
                 f"({fmt_change(v.gap, v.unit)}; {judged}). Owner: {node.owner}.")
+    if link == "over":
+        said = parent is not None and parent.unjudged == a.unjudged and parent.view.value is None
+        lacks = "has no data either, for the same reason" if said else a.unjudged
+        return f"{node.label} {lacks}; below it, each part is judged on its own. Owner: {node.owner}."
     assert parent is not None
+    if link == "own":
+        rel = v.relative_gap
+        pv = parent.view
+        lacks = "has no data" if pv.value is None else "has no target" if versus == "target" else "has no baseline"
+        return (f"{node.label}: {fmt(v.baseline, v.unit)} → {fmt(v.value, v.unit)} "
+                f"({'' if rel is None else f'{rel:+.0%}, '.replace('-', '−')}{status}; judged on its own, as "
+                f"{pv.node.label} {lacks}). Owner: {node.owner}.")
     if link == "exact":
         pv = parent.view
         part = share * pv.gap if share is not None and pv.gap is not None else None
@@ -1993,8 +2088,8 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
     for d in start.segments.dimensions:
         segs.extend([s for s in d.segments if (s.share or 0) > 0][:TOP_SEGMENTS])
     notes = [n for n in (session.data[node.id].note, start.segments.note, *start.children.notes) if n]
-    if view.value is None:
-        notes.append(f"no data for {node.label} in {period.key}")
+    if view.value is None and not session.data[node.id].note:
+        notes.append(f"{node.label} {start.unjudged}")
     elif view.baseline is None:
         notes.append("no target set for this node" if versus == "target" else f"no data for the baseline of {node.label}")
     if session.running:
@@ -2007,6 +2102,7 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
         children=start.children.parts, influences=start.children.influences, residual=start.children.residual,
         residual_detail=start.children.residual_detail, segments=tuple(segs), dimensions=start.segments.dimensions,
         red_path=tuple(steps), causes=tuple(found), reference=tuple(p.key for p in session.own(node).ref_periods),
+        reason=engine.no_data_reason(node, period) if view.value is None else "",
         children_reference=tuple(p.key for p in session.data[node.id].ref_periods),
         notes=tuple(dict.fromkeys(notes)), seconds=time.perf_counter() - started,
     )
