@@ -166,20 +166,25 @@ def _red_path(ws, tree, period, versus) -> None:
         st.info("The explanation engine is not installed in this build; use the segment charts below.")
         return
     adverse = result.gap is not None and (result.gap < 0 if result.direction == "higher" else result.gap > 0)
+    unjudged = result.gap is None  # no data (or nothing to compare with): the path goes on below it
     with st.container(border=True):
-        if adverse:
+        if unjudged:
+            st.markdown(f"**Red path — {result.label} cannot be judged here, so each part below it is judged on "
+                        "its own**")
+        elif adverse:
             st.markdown("**Red path — where to look and who to talk to**")
         else:
             st.markdown(f"**{result.label} did not fall short of {_against(result)}** — what moved it:")
         for sentence in result.sentences():
             st.markdown(f"- {sentence}")
         lever = result.red_path[-1].id if result.red_path else None
-        if adverse and lever and lever != tree.root.id:
+        if (adverse or unjudged) and lever and lever != tree.root.id:
             st.button(f"Open {tree.node(lever).label}", key="open_lever", on_click=_select, args=(lever,))
         others = [c for c in result.causes if c.id != lever or c.also]
         if others:
-            st.markdown(f"**Also off track** — every other lever with a material part of the {result.label} "
-                        f"{'gap' if adverse else 'change'}, or red on its own")
+            what = "off on its own" if unjudged else f"with a material part of the {result.label} " \
+                f"{'gap' if adverse else 'change'}, or red on its own"
+            st.markdown(f"**Also off track** — every other lever {what}")
             for c in others:
                 text, button = st.columns([5, 1])
                 where = " → ".join(c.path_labels[1:]) or c.label
@@ -218,17 +223,24 @@ def _panel(ws, engine, tree, evaluation, node_id, period, versus) -> None:
         st.caption(f"Target suggested from this workspace's own history: {res.target_basis}. Editing it in the "
                    "Builder replaces the suggestion." if res.target is not None else
                    f"No target: {res.target_basis.removeprefix('no target: ')} — type one in the Builder.")
+    lacking = engine.missing(node)  # tables or columns this workspace does not have
+    if res.value is None:
+        st.info(f"**{res.label} has no data in {period.key}**: "
+                + (f"{res.reason}." if res.reason else "nothing to compute it from in this period."))
     result = ui.explanation(ws, tree, node_id, period, versus)
-    if result is not None and result.red_path:
+    if result is not None and result.red_path and res.value is not None:
         st.markdown(" ".join(result.sentences()[1:3]) or result.sentences()[0])
 
     left, right = st.columns(2)
     with left:
-        history = trend(engine, tree, node_id, period, 18)
-        ui.chart(trend_chart(history, res.unit, "Trend vs target"), key="trend")
+        if lacking is None:
+            history = trend(engine, tree, node_id, period, 18)
+            ui.chart(trend_chart(history, res.unit, "Trend vs target"), key="trend")
     with right:
         _children(tree, evaluation, node, result)
     _what_next(tree, evaluation, node, period)
+    if lacking is not None:
+        return  # no segments or usage views to draw: the box above says what to load
     top_segment = _segments(engine, tree, node, res, period, versus, result)
     _usage(engine, node, period, top_segment)
 
@@ -283,7 +295,7 @@ def _usage(engine, node, period, top_segment) -> None:
             with cols[-1]:
                 ui.chart(cohort_chart(cohort_retention(engine, period)), key="cohorts")
     except QueryError as exc:
-        st.info(f"Usage charts need more data: {exc}")
+        st.info(f"Usage charts: {exc}.")
 
 
 def _children(tree, evaluation, node, result) -> None:
@@ -296,6 +308,7 @@ def _children(tree, evaluation, node, result) -> None:
         st.markdown(f"**Share of the gap** ({result.method}, exact: the parts add up to the whole)")
         ui.chart(waterfall_chart(result.baseline_label, result.baseline, steps, "actual",
                                  evaluation.node(node.id).unit), key="waterfall")
+    influences = {i.id for i in result.influences} if result is not None else set(node.children)
     rows = []
     for cid in node.children:
         ch = evaluation.node(cid)
@@ -303,11 +316,15 @@ def _children(tree, evaluation, node, result) -> None:
         rows.append({"child": ch.label, "status": STATUS_WORD[ch.status], "value": fmt(ch.compared, ch.unit),
                      "target": fmt(ch.target, ch.unit),
                      "share of gap": f"{part.share:.0%}" if part is not None and part.share is not None
-                     else "influence",
+                     else "influence" if cid in influences else "—",
                      "owner": ch.owner})
     st.dataframe(rows, hide_index=True, width="stretch", key="children_table",
                  column_config={"child": st.column_config.TextColumn(width="medium"),
                                 "owner": st.column_config.TextColumn(width="large")})
+    lacking = [f"{evaluation.node(c).label} {evaluation.node(c).reason}" for c in node.children
+               if evaluation.node(c).reason]
+    if lacking:
+        st.caption("Without data: " + "; ".join(lacking) + ".")
 
 
 def _segment_baseline(result, period, versus, dim: str) -> str:
@@ -330,7 +347,9 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
         ranked = [d.dimension for d in result.dimensions if d.dimension in dims]
         dims = ranked + [d for d in dims if d not in ranked]
     if not dims:
-        st.info("This metric's table has none of the tree's drill dimensions.")
+        st.info(f"No split by segment: none of the drill dimensions ({', '.join(tree.dimensions_for(node))}) has a "
+                "value in the rows this number reads. Load or map such a column (an owner, a segment, a channel) "
+                "to see who and where.")
         return None
     dim = st.radio("Split by", dims, key=f"dim_{node.id}", horizontal=True)
     frame = segment_frame(result, dim) if result is not None else None
