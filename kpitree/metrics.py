@@ -19,7 +19,7 @@ weights) take the workspace's values through `MetricQuery.params` (see `metric_p
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
@@ -1200,11 +1200,12 @@ def describe(name: str) -> MetricDoc:
 # --- what a metric needs from a workspace ------------------------------------------------------
 #
 # A user's own data rarely has every table, and a table it has may lack a column (a deals export
-# without amounts loads with `amount` empty). One rule decides everywhere — values, splits,
-# explanations, usage charts, the command line — whether a number can be computed: the tables and
-# columns it reads must be loaded and hold a value in some row (`Profile`, `missing_data`). When
-# they do not, the number is "no data" with a reason that says what to load, never $0 and never a
-# query error.
+# without amounts loads with `amount` empty) or the rows a definition picks (a CRM that never tags a
+# deal as expansion). One rule decides everywhere — values, splits, explanations, usage charts, the
+# command line, the tree suggested for a workspace — whether a number can be computed: the tables
+# and columns it reads must be loaded and hold a value in some row, and the values it picks rows by
+# must occur (`Profile`, `missing_data`). When they do not, the number is "no data" with a reason
+# that says what to load, never $0 and never a query error.
 
 # What to load for each canonical table, in a user's words.
 LOAD_HINTS: dict[str, str] = {
@@ -1223,22 +1224,47 @@ LOAD_HINTS: dict[str, str] = {
 # Columns a metric reads that may be empty in every row without leaving it undefined: no
 # subscription has ended yet, no deal has closed yet.
 MAY_BE_EMPTY = frozenset({("subscriptions", "end_date"), ("deals", "close_date")})
+# Values a definition needs beyond those its SQL picks rows by: a win rate over won deals only is
+# 100 % whatever the team does.
+EXTRA_PICKS: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
+    "win_rate": (("deals", "status", ("lost",)),),
+}
+# Distinct values a profile keeps of a text column; one with more is a name or an id, not a set.
+SMALL_VALUES = 60
 _READS = re.compile(r'\bt\."?([A-Za-z_][A-Za-z0-9_]*)"?')
+_PICK_EQUALS = re.compile(r"""\bt\."?([A-Za-z_][A-Za-z0-9_]*)"?\s*=\s*'([^']*)'""")
+_PICK_IN = re.compile(r"""\bt\."?([A-Za-z_][A-Za-z0-9_]*)"?\s+IN\s*\(\s*('[^']*'(?:\s*,\s*'[^']*')*)\s*\)""",
+                      re.IGNORECASE)
+
+Values = Mapping[str, Mapping[str, tuple[str, ...]]]
 
 
 @dataclass(frozen=True)
 class Profile:
-    """What a workspace holds: rows per loaded table and, per column, the rows that have a value.
+    """What a workspace holds: rows per loaded table, per column the rows that have a value, and
+    the distinct values of its small text columns (deal types, activity types, managers).
 
     Empty text counts as no value. A column empty in every row counts as absent for every metric
-    and split (`columns`), so a split by an owner nobody filled in is never offered.
+    and split (`columns`), so a split by an owner nobody filled in is never offered. A column
+    without listed values has too many to list, is not text, or was not read (`values` is optional):
+    nothing is concluded from its values then.
     """
 
     rows: Mapping[str, int]
     filled: Mapping[str, Mapping[str, int]]
+    values: Values = field(default_factory=dict)  # table → text column → its distinct values (small ones)
+
+    def loaded(self, table: str) -> bool:
+        """The table is loaded with rows (a table without rows counts as not loaded)."""
+        return self.rows.get(table, 0) > 0
 
     def has(self, table: str, column: str) -> bool:
+        """The table has the column and some row has a value in it."""
         return self.filled.get(table, {}).get(column, 0) > 0
+
+    def exists(self, table: str, column: str) -> bool:
+        """The table has the column, filled or not."""
+        return column in self.filled.get(table, {})
 
     def share(self, table: str, column: str) -> float:
         """The share of the table's rows with a value in `column` (0 when absent or empty)."""
@@ -1249,23 +1275,53 @@ class Profile:
         """Per table, its columns that hold a value somewhere: `MetricQuery.columns` for a workspace."""
         return tuple((t, tuple(c for c, n in cols.items() if n > 0)) for t, cols in self.filled.items())
 
+    def distinct(self, table: str, column: str) -> tuple[str, ...] | None:
+        """The column's values, or None when they are not known (too many, not text, not read)."""
+        return self.values.get(table, {}).get(column)
 
-def read_profile(con: duckdb.DuckDBPyConnection, columns: Mapping[str, Sequence[str]]) -> Profile:
-    """Counts rows and non-empty values per column of each table, one query per table."""
+    def holds(self, table: str, column: str, wanted: Iterable[object]) -> bool:
+        """Some row has one of the wanted values (True when the values are not known but some row
+        has a value: only a listed set can show a value is absent)."""
+        known = self.distinct(table, column)
+        if known is None:
+            return self.has(table, column)
+        return any(str(w) in known for w in wanted)
+
+
+def read_profile(con: duckdb.DuckDBPyConnection, columns: Mapping[str, Sequence[str]],
+                 small: int = SMALL_VALUES) -> Profile:
+    """Counts rows and non-empty values per column of each table and lists the distinct values of
+    text columns with at most `small` of them (0: none): two queries per table at most."""
     rows: dict[str, int] = {}
     filled: dict[str, dict[str, int]] = {}
+    values: dict[str, dict[str, tuple[str, ...]]] = {}
     text = {(t, c) for t, c in con.execute("SELECT table_name, column_name FROM information_schema.columns "
                                            "WHERE table_schema = 'main' AND data_type = 'VARCHAR'").fetchall()}
     for table, cols in columns.items():
-        counts = ", ".join(f"count(NULLIF(trim({sql.quote_ident(c)}), ''))" if (table, c) in text
-                           else f"count({sql.quote_ident(c)})" for c in cols)
+        counts = []
+        for c in cols:
+            q = sql.quote_ident(c)
+            if (table, c) in text:
+                counts.append(f"count(NULLIF(trim({q}), ''))")
+                counts.append(f"approx_count_distinct({q})" if small else "NULL")
+            else:
+                counts += [f"count({q})", "NULL"]
         try:
-            got = con.execute(f"SELECT count(*){', ' if counts else ''}{counts} FROM {sql.quote_ident(table)}").fetchone()
+            got = con.execute(f"SELECT {', '.join(['count(*)', *counts])} FROM {sql.quote_ident(table)}").fetchone()
+            rows[table] = int(got[0])
+            filled[table] = {c: int(got[1 + 2 * i]) for i, c in enumerate(cols)}
+            few = [c for i, c in enumerate(cols) if filled[table][c] and got[2 + 2 * i] is not None
+                   and got[2 + 2 * i] <= small]
+            values[table] = {}
+            if few:
+                lists = con.execute("SELECT " + ", ".join(
+                    f"list(DISTINCT {sql.quote_ident(c)}) FILTER (WHERE trim({sql.quote_ident(c)}) <> '')"
+                    for c in few) + f" FROM {sql.quote_ident(table)}").fetchone()
+                values[table] = {c: tuple(sorted(str(v) for v in found))
+                                 for c, found in zip(few, lists, strict=True) if len(found) <= small}
         except duckdb.Error as exc:
             raise QueryError(f"cannot read table {table!r}: {str(exc).splitlines()[0]}") from None
-        rows[table] = int(got[0])
-        filled[table] = {c: int(n) for c, n in zip(cols, got[1:], strict=True)}
-    return Profile(rows, filled)
+    return Profile(rows, filled, values)
 
 
 def requirements(m: Metric) -> dict[str, tuple[str, ...]]:
@@ -1282,18 +1338,51 @@ def requirements(m: Metric) -> dict[str, tuple[str, ...]]:
     return {t: tuple(c for c in cols if (t, c) not in MAY_BE_EMPTY) for t, cols in out.items()}
 
 
+def picks(m: Metric) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """(table, column, values) a value of `m` picks rows by (`t.deal_type = 'new'`, `t.type IN (…)`),
+    and those its definition needs besides (`EXTRA_PICKS`): some row must hold one of the values."""
+    out: list[tuple[str, str, tuple[str, ...]]] = []
+    for s in m.sources:
+        if s.customer_level:  # reads an entity relation, not the table's rows
+            continue
+        for comp in s.components.values():
+            out.extend((s.table, c, (v,)) for c, v in _PICK_EQUALS.findall(comp))
+            for c, listed in _PICK_IN.findall(comp):
+                out.append((s.table, c, tuple(re.findall(r"'([^']*)'", listed))))
+    return tuple(dict.fromkeys([*out, *EXTRA_PICKS.get(m.name, ())]))
+
+
+@dataclass(frozen=True)
+class Absent:
+    """Rows a number picks by a value that no row holds: deals with deal_type = 'expansion'."""
+
+    table: str
+    column: str
+    wanted: tuple[str, ...]
+    found: tuple[str, ...]  # the values the column does hold
+
+    def words(self) -> str:
+        """"needs deals with deal_type = expansion — none of your deals has it (their deal_type: new)"."""
+        shown = ", ".join(self.found[:4]) + (f" and {len(self.found) - 4} more" if len(self.found) > 4 else "")
+        return (f"needs {self.table} with {self.column} = {' or '.join(self.wanted)} — none of your {self.table} "
+                f"has it (their {self.column}: {shown})")
+
+
 @dataclass(frozen=True)
 class Missing:
-    """What a number lacks on a workspace: tables not loaded, columns absent or empty in every row."""
+    """What a number lacks on a workspace: tables not loaded, columns absent or empty in every row,
+    rows with the values it picks."""
 
     tables: tuple[str, ...]
     columns: tuple[tuple[str, str], ...]  # (table, column)
     problems: tuple[str, ...] = ()  # anything else, in words (a filter on a column no table has)
+    absent: tuple[Absent, ...] = ()
 
     @property
     def items(self) -> tuple[str, ...]:
-        """The missing tables, then the missing columns as table.column."""
-        return (*self.tables, *(f"{t}.{c}" for t, c in self.columns))
+        """The missing tables, the missing columns as table.column, then the absent rows."""
+        return (*self.tables, *(f"{t}.{c}" for t, c in self.columns),
+                *(f"{a.table}.{a.column} = {' or '.join(a.wanted)}" for a in self.absent))
 
     def reason(self) -> str:
         """What is missing and what to load, e.g. "needs subscriptions — load your billing export
@@ -1309,6 +1398,9 @@ class Missing:
             it, holds = ("it", "holds") if len(cols) == 1 else ("them", "hold")
             parts.append(f"needs the {_and(cols)} of {t}, empty in every row — map the column of your {t} file "
                          f"that {holds} {it} on the Upload page, or load a {t} export that has {it}")
+        for a in self.absent:
+            parts.append(f"{a.words()}; map the column of your {a.table} file that holds {a.column} on the Upload "
+                         f"page, or load {a.table} that include them")
         return "; ".join([*parts, *self.problems])
 
 
@@ -1322,22 +1414,40 @@ def missing_data(m: Metric, profile: Profile, filters: Sequence[tuple[str, Any]]
 
     A table loaded without rows counts as not loaded. A filter column must hold values in every
     table of the metric that is meant to have it (its canonical columns) or has it: ROAS of a
-    channel with the deals' channel left empty would be all deals over one channel's spend.
+    channel with the deals' channel left empty would be all deals over one channel's spend. The
+    values the definition picks rows by (`picks`), and a filter's values in one table at least,
+    must occur in the data (where the profile lists them): Expansion ARR of a CRM that never tags a
+    deal as expansion is "no data", not $0.
     """
     need = {t: list(cols) for t, cols in requirements(m).items()}
     problems = []
+    holders_of: dict[str, list[str]] = {}
     for col, _ in filters:
         holders = [t for t in need if col in profile.filled.get(t, {})
                    or (t in TABLES and col in TABLES[t].column_names)]
+        holders_of[col] = holders
         if not holders:
             problems.append(f"cannot filter {m.name!r} on {col!r}: no table it reads ({', '.join(need)}) has such "
                             "a column — load or map one, or change the node's filter")
         for t in holders:
             if col not in need[t]:
                 need[t].append(col)
-    tables = tuple(t for t in need if profile.rows.get(t, 0) == 0)
+    tables = tuple(t for t in need if not profile.loaded(t))
     columns = tuple((t, c) for t, cols in need.items() if t not in tables for c in cols if not profile.has(t, c))
-    return Missing(tables, columns, tuple(problems)) if tables or columns or problems else None
+    absent = [_absent(profile, t, c, wanted) for t, c, wanted in picks(m)
+              if profile.has(t, c) and not profile.holds(t, c, wanted)]
+    for col, wanted in filters:
+        filled = [t for t in holders_of[col] if profile.has(t, col)]
+        values = tuple(str(w) for w in (wanted if isinstance(wanted, (tuple, list)) else (wanted,)))
+        if filled and len(filled) == len(holders_of[col]) and not any(profile.holds(t, col, values) for t in filled):
+            absent.append(_absent(profile, filled[0], col, values))
+    if tables or columns or problems or absent:
+        return Missing(tables, columns, tuple(problems), tuple(dict.fromkeys(absent)))
+    return None
+
+
+def _absent(profile: Profile, table: str, column: str, wanted: tuple[str, ...]) -> Absent:
+    return Absent(table, column, wanted, profile.distinct(table, column) or ())
 
 
 @dataclass(frozen=True)

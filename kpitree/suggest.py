@@ -4,11 +4,12 @@ planned from the workspace's own history and owners taken from the data or left 
 Templates ship with the demo company's plan (an ARR target of $204M, owners such as "Maria Chen
 (CEO)"). None of that may reach a user's workspace, so a user's tree is always *suggested*:
 
-1. **What the data holds** (`profile`): rows per table, which columns have values, and the values
-   of the small text columns (deal types, activity types, managers).
-2. **Which nodes it supports**: a node needs its metric's tables, the columns its SQL reads, the
-   values its filters and definition pick (no expansion deals → no Expansion ARR), and a value in
-   at least one month. Nodes without data are left out, each with what to load.
+1. **What the data holds** (`Engine.profile`, a `metrics.Profile`): rows per table, which columns
+   have values, and the values of the small text columns (deal types, activity types, managers).
+2. **Which nodes it supports**: the rule every panel uses (`Engine.missing`, `metrics.missing_data`):
+   a node needs its metric's tables, the columns it reads, the values its filters and definition
+   pick (no expansion deals → no Expansion ARR) — and, here, a value in at least one month. Nodes
+   without data are left out, each with the reason its panel gives.
 3. **Shape**: a left-out node's children move up to its nearest kept ancestor; when the north star
    itself is out, the highest node of the first branch that has data becomes the north star (ARR
    with subscriptions, bookings from deals alone, won deals or leads for a funnel without amounts).
@@ -42,7 +43,7 @@ import duckdb
 from .errors import KpiTreeError, QueryError, SpecError
 from .evaluate import Engine
 from .history import TreeStore, workspace_trees
-from .metrics import CATALOGUE, ENTITIES, Kind, Metric
+from .metrics import CATALOGUE, Kind, Metric, Profile, picks
 from .periods import Grain, Period, latest_complete, trailing
 from .plan import plan_targets
 from .schema import TABLES
@@ -58,28 +59,7 @@ MIN_MONTHS = 3  # fewest months of history a suggested target may rest on
 HISTORY_MONTHS = 24
 PLAN_AHEAD = 12  # months of suggested targets after the last complete month
 MAX_DIM_VALUES = 50  # a text column with more distinct values is a name or an id, not a split
-SHOWN_VALUES = 60  # distinct values kept per small text column
 
-# What to load for a table that is missing, in the user's words.
-LOAD_HINT = {
-    "deals": "load your CRM's deals or opportunities export",
-    "subscriptions": "load your billing export (Stripe, Chargebee, a subscriptions sheet)",
-    "leads": "load your leads export",
-    "activities": "load your CRM's activity log (calls, emails, meetings)",
-    "spend": "load marketing spend per month and channel",
-    "quotas": "load quotas per rep and period",
-    "tickets": "load your support desk's tickets export",
-    "events": "load product usage events",
-    "nps": "load your NPS survey responses",
-    "accounts": "load your accounts list (segment, industry, CSM)",
-}
-# Columns a metric's SQL reads that may be empty without harm: an empty end_date is an active
-# subscription, services are optional.
-OPTIONAL_COLUMNS = {("subscriptions", "end_date")}
-# Values a definition needs beyond what its SQL names: a win rate over won deals only is 100 %.
-EXTRA_VALUES: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
-    "win_rate": (("deals", "status", ("lost",)),),
-}
 # Extra columns worth splitting by even when a small sample has nearly one value per row.
 KNOWN_SPLITS = ("manager", "regional_office", "region", "team", "territory", "country", "industry", "product",
                 "product_series", "plan", "lead_source", "source", "type", "deal_type", "feature", "csm")
@@ -95,9 +75,6 @@ TABLE_ROLES = {"deals": "Head of Sales", "quotas": "Sales Ops", "activities": "H
                "tickets": "Head of Support", "events": "Head of Product"}
 _SALES = ("sales", "cro", "ae", "sdr", "account exec", "revenue officer")
 _SUCCESS = ("customer success", "csm", "renewal", "retention")
-_T_COLUMN = re.compile(r"\bt\.([a-z_][a-z0-9_]*)")
-_T_EQUALS = re.compile(r"\bt\.([a-z_][a-z0-9_]*)\s*=\s*'([^']*)'")
-_T_IN = re.compile(r"\bt\.([a-z_][a-z0-9_]*)\s+IN\s*\(\s*('[^']*'(?:\s*,\s*'[^']*')*)\s*\)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -112,138 +89,16 @@ class Note:
         return dataclasses.asdict(self)
 
 
-@dataclass(frozen=True)
-class Profile:
-    """What a workspace's data holds: rows per table, filled columns, values of small text columns."""
-
-    rows: dict[str, int]
-    filled: dict[str, dict[str, int]]  # table → column → rows with a non-empty value
-    values: dict[str, dict[str, tuple[str, ...]]]  # table → text column → its distinct values (small ones)
-
-    def has(self, table: str) -> bool:
-        return self.rows.get(table, 0) > 0
-
-    def column(self, table: str, column: str) -> bool:
-        """The table has the column and some row has a value in it."""
-        return self.filled.get(table, {}).get(column, 0) > 0
-
-    def exists(self, table: str, column: str) -> bool:
-        return column in self.filled.get(table, {})
-
-    def distinct(self, table: str, column: str) -> tuple[str, ...] | None:
-        """The column's values, or None when there are too many to list (or it is not text)."""
-        return self.values.get(table, {}).get(column)
-
-    def holds(self, table: str, column: str, wanted: Iterable[object]) -> bool:
-        """Some row has one of the wanted values (True when the values are too many to tell)."""
-        known = self.distinct(table, column)
-        if known is None:
-            return self.column(table, column)
-        return any(str(w) in known for w in wanted)
-
-
-def profile(ws: Workspace) -> Profile:
-    """Rows, filled columns and small value sets of every loaded canonical table (a few queries each)."""
-    rows: dict[str, int] = {}
-    filled: dict[str, dict[str, int]] = {}
-    values: dict[str, dict[str, tuple[str, ...]]] = {}
-    tables = ws.tables()
-    if not tables:
-        return Profile(rows, filled, values)
-    with ws.connect() as con:
-        types = con.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
-                            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position").fetchall()
-        columns: dict[str, list[tuple[str, str]]] = {}
-        for t, c, kind in types:
-            if t in tables:
-                columns.setdefault(t, []).append((c, kind))
-        for t in tables:
-            cols = columns.get(t, [])
-            parts = ["count(*)"]
-            for c, kind in cols:
-                parts.append(f"count(NULLIF(trim(CAST({_q(c)} AS VARCHAR)), ''))")
-                parts.append(f"approx_count_distinct({_q(c)})" if kind == "VARCHAR" else "NULL")
-            counts = con.execute(f"SELECT {', '.join(parts)} FROM {_q(t)}").fetchone()
-            rows[t] = int(counts[0])
-            filled[t] = {}
-            values[t] = {}
-            for i, (c, kind) in enumerate(cols):
-                n, approx = int(counts[1 + 2 * i]), counts[2 + 2 * i]
-                filled[t][c] = n
-                if kind == "VARCHAR" and n and approx is not None and approx <= SHOWN_VALUES:
-                    found = con.execute(f"SELECT DISTINCT {_q(c)} FROM {_q(t)} WHERE trim({_q(c)}) <> '' "
-                                        f"ORDER BY 1 LIMIT {SHOWN_VALUES + 1}").fetchall()
-                    if len(found) <= SHOWN_VALUES:
-                        values[t][c] = tuple(str(v[0]) for v in found)
-    return Profile(rows, filled, values)
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 # --- which nodes the data supports ------------------------------------------------------------
 
 
-def _columns_read(m: Metric) -> list[tuple[str, str]]:
-    """(table, column) pairs the metric's SQL reads from raw rows, and those its entity relations read."""
-    out: list[tuple[str, str]] = []
-    for s in m.sources:
-        if s.customer_level:
-            for table, cols in ENTITIES[s.entity].columns.items():
-                out.extend((table, c) for c in cols)
-            continue
-        text = " ".join([s.on, *s.components.values()])
-        out.extend((s.table, c) for c in _T_COLUMN.findall(text))
-    return list(dict.fromkeys(out))
-
-
-def _values_read(m: Metric) -> list[tuple[str, str, tuple[str, ...]]]:
-    """(table, column, values) a definition picks rows by (`t.deal_type = 'new'`, `t.type IN (…)`)."""
-    out: list[tuple[str, str, tuple[str, ...]]] = []
-    for s in m.sources:
-        if s.customer_level:
-            continue
-        for comp in s.components.values():
-            out.extend((s.table, c, (v,)) for c, v in _T_EQUALS.findall(comp))
-            for c, listed in _T_IN.findall(comp):
-                out.append((s.table, c, tuple(re.findall(r"'([^']*)'", listed))))
-    return [*out, *EXTRA_VALUES.get(m.name, ())]
-
-
-def _what_to_load(table: str, column: str | None = None) -> str:
-    if column is None:
-        return f"needs {table} — {LOAD_HINT.get(table, f'load a {table} file')}"
-    return f"needs {column} in {table} — every row's {column} is empty in your data"
-
-
-def missing_data(node: Node, data: Profile) -> str | None:
-    """Why the data cannot give this node a value, in words with what to load; None when it can."""
-    m = CATALOGUE.get(node.metric)
-    if m is None:
-        return f"unknown metric {node.metric!r}"
-    for table in m.tables:
-        if not data.has(table):
-            return _what_to_load(table)
-    for table, column in _columns_read(m):
-        if (table, column) in OPTIONAL_COLUMNS:
-            continue
-        if not data.exists(table, column):
-            return f"needs {column} in {table} — your {table} file has no such column"
-        if not data.column(table, column):
-            return _what_to_load(table, column)
-    for table, column, wanted in _values_read(m):
-        if data.exists(table, column) and not data.holds(table, column, wanted):
-            return f"no {table} with {column} = {' or '.join(wanted)} in your data"
-    for column, wanted in node.filter:
-        tables = [t for t in m.tables if data.exists(t, column)]
-        if not tables:
-            return f"filters on {column}, which none of {', '.join(m.tables)} has"
-        if not any(data.column(t, column) for t in tables):
-            return _what_to_load(tables[0], column)
-        if not any(data.holds(t, column, wanted) for t in tables):
-            return f"no {tables[0]} with {column} = {' or '.join(map(str, wanted))} in your data"
-    return None
+def _lacking(engine: Engine, node: Node) -> str | None:
+    """Why the data cannot give this node a value, in the words its panel uses; None when it can."""
+    try:
+        found = engine.missing(node)
+    except QueryError as exc:  # a metric the catalogue does not know
+        return str(exc)
+    return found.reason() if found is not None else None
 
 
 def _no_value(engine: Engine, node: Node, months: list[Period]) -> bool:
@@ -413,7 +268,7 @@ def _dimension_columns(data: Profile, table: str) -> list[str]:
 
 def _node_dimensions(m: Metric, data: Profile) -> list[str]:
     """Dimensions every raw table of the metric can split by: its own filled column, or the account's."""
-    account_dims = _dimension_columns(data, "accounts") if data.has("accounts") else []
+    account_dims = _dimension_columns(data, "accounts") if data.loaded("accounts") else []
     common: list[str] | None = None
     for table in dict.fromkeys(s.table for s in m.sources):
         own = _dimension_columns(data, table)
@@ -433,7 +288,7 @@ def _dimensions(nodes: list[Node], data: Profile, notes: list[Note]) -> tuple[li
     for n in nodes:
         # a column the node keeps to one value (deal_type: new) splits it into one segment: not a split
         fixed = {col for col, v in n.filter if len(v) == 1}
-        fixed |= {col for _, col, v in _values_read(CATALOGUE[n.metric]) if len(v) == 1}
+        fixed |= {col for _, col, v in picks(CATALOGUE[n.metric]) if len(v) == 1}
         dims = [d for d in per_node[n.id] if d not in fixed]
         # the template's own order first, where the data has those dimensions
         ordered = [d for d in n.dimensions if d in dims] + [d for d in dims if d not in n.dimensions]
@@ -491,8 +346,8 @@ def _owners(nodes: list[Node], template: Tree, data: Profile, notes: list[Note])
     rep-level levers go to the reps (or the one rep), numbers below the top two levels to the sales
     managers or CSMs the data names, the top numbers to one named person or a role.
     """
-    managers = data.distinct("deals", "manager") if data.column("deals", "manager") else None
-    csms = data.distinct("accounts", "csm") if data.column("accounts", "csm") else None
+    managers = data.distinct("deals", "manager") if data.has("deals", "manager") else None
+    csms = data.distinct("accounts", "csm") if data.has("accounts", "csm") else None
     out = []
     for n in nodes:
         m = CATALOGUE[n.metric]
@@ -501,7 +356,7 @@ def _owners(nodes: list[Node], template: Tree, data: Profile, notes: list[Note])
         role = role_of(n.owner, m)
         owner = None
         reps_table = next((t for t in dict.fromkeys(s.table for s in m.sources)
-                           if t in ("deals", "activities") and data.column(t, "owner")), None)
+                           if t in ("deals", "activities") and data.has(t, "owner")), None)
         if level >= 5 and domain in ("sales", "success") and reps_table and not n.children:
             reps = data.distinct(reps_table, "owner")
             if reps is not None and len(reps) == 1:
@@ -515,7 +370,7 @@ def _owners(nodes: list[Node], template: Tree, data: Profile, notes: list[Note])
                 owner = managers[0]
             elif level >= 3:
                 owner = _people(managers, "Sales managers", "manager")
-        elif domain == "sales" and level >= 3 and data.column("deals", "owner"):
+        elif domain == "sales" and level >= 3 and data.has("deals", "owner"):
             reps = data.distinct("deals", "owner")
             if reps is not None and len(reps) == 1:
                 owner = reps[0]  # a one-person sales team owns every sales number
@@ -568,11 +423,11 @@ def suggest_tree(source: Engine | Workspace, template: str | Path | Tree | None 
     engine = source if isinstance(source, Engine) else Engine(source)
     base = template if isinstance(template, Tree) else load_tree(template_path(template))
     as_of = engine.as_of  # a workspace without data says so here
-    data = profile(engine.workspace)
+    data = engine.profile
     notes: list[Note] = []
     baseline_end, through, months = plan_window(as_of)
     keep: set[str] = set()
-    missing = {n.id: missing_data(n, data) for n in base.walk()}
+    missing = {n.id: _lacking(engine, n) for n in base.walk()}
     try:  # one query per filter for every node the data may support; the plan reads the same cache
         engine.prefetch_nodes([n for n in base.nodes if missing[n.id] is None], months)
     except (QueryError, duckdb.Error):

@@ -22,12 +22,19 @@ from kpitree.metrics import (
     FORMULAS,
     GROUPS,
     PARAMETERS,
+    SMALL_VALUES,
+    Absent,
     MetricQuery,
+    Profile,
     compute,
     compute_many,
     describe,
     journey_metric,
+    metric,
     metric_params,
+    missing_data,
+    picks,
+    read_profile,
     worked_example,
 )
 from kpitree.periods import parse_period
@@ -277,6 +284,29 @@ nodes:
     assert [(n.id, n.status) for n in result.nodes] == [("mrr", "green"), ("util", "no_data"), ("health", "no_data")]
     example = worked_example(engine, "health_score", OCT)
     assert example.value is None and set(example.missing) == {"events", "tickets", "nps"}
+
+
+def test_a_profile_lists_small_value_sets_and_only_a_listed_set_shows_a_value_is_absent():
+    con = duckdb.connect()
+    con.execute("CREATE TABLE deals AS SELECT 'D' || i AS deal_id, CASE WHEN i % 2 = 0 THEN 'won' ELSE 'lost' END "
+                "AS status, 'new' AS deal_type, ' ' AS channel, i * 10.0 AS amount FROM range(100) r(i)")
+    cols = {"deals": ["deal_id", "status", "deal_type", "channel", "amount"]}
+    data = read_profile(con, cols)
+    assert data.rows == {"deals": 100} and data.filled["deals"]["channel"] == 0
+    assert data.distinct("deals", "status") == ("lost", "won") and data.distinct("deals", "deal_type") == ("new",)
+    assert 100 > SMALL_VALUES and data.distinct("deals", "deal_id") is None  # a name or an id: not listed
+    assert data.distinct("deals", "amount") is None and data.distinct("deals", "channel") is None
+    assert data.holds("deals", "deal_id", ["D999"])  # too many to tell: nothing concluded
+    assert not data.holds("deals", "deal_type", ["expansion"]) and data.holds("deals", "status", ["won", "open"])
+    assert read_profile(con, cols, small=0).values == {"deals": {}}
+
+    assert ("deals", "deal_type", ("expansion",)) in picks(metric("expansion_arr"))
+    assert ("deals", "status", ("lost",)) in picks(metric("win_rate"))  # over won deals only it is 100 %
+    lacking = missing_data(metric("expansion_arr"), data)
+    assert lacking is not None and lacking.absent == (Absent("deals", "deal_type", ("expansion",), ("new",)),)
+    assert lacking.reason().startswith("needs deals with deal_type = expansion — none of your deals has it")
+    assert missing_data(metric("new_arr"), data) is None  # new or expansion: the new deals are there
+    assert missing_data(metric("expansion_arr"), Profile(data.rows, data.filled)) is None  # values not read
 
 
 def test_worked_example_uses_the_workspace_parameters(engine):

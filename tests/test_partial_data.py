@@ -271,3 +271,56 @@ def test_cli_evaluate_and_explain_on_a_deals_only_workspace(subset_ws, capsys):
     assert data["reason"].startswith("needs subscriptions") and data["red_path"][1]["id"] == "new_arr"
     assert cli(["explain", "--workspace", str(ws.root), "--tree", tree, "--node", "ghost"]) == 2
     assert "no node 'ghost' in tree" in capsys.readouterr().err
+
+
+# --- rows a definition picks that the data never has ------------------------------------------
+
+WON_ONLY = """\
+deal_id,owner,segment,created_date,close_date,status,amount,deal_type
+D1,Ann,SMB,2026-01-05,2026-02-10,won,1000,new
+D2,Bob,SMB,2026-01-07,2026-03-12,won,2000,new
+D3,Ann,Mid,2026-02-09,2026-04-10,won,1500,new
+"""
+
+
+def test_no_expansion_deal_is_no_data_on_the_panels_as_in_the_suggestion(load_ws):
+    """Expansion ARR of a CRM that never tags a deal as expansion is "no data" with the reason the
+    suggested tree leaves it out for — the same words — and never $0; New ARR keeps its value."""
+    from kpitree.suggest import suggest_tree
+
+    ws = load_ws(deals=DEALS)  # every deal is new business: no expansion deal at all
+    engine = Engine(ws)
+    tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
+    evaluation = evaluate_tree(engine, tree, "2026-04")
+    res = evaluation.node("expansion_arr")
+    assert res.status == NO_DATA and res.value is None
+    assert res.reason.startswith("needs deals with deal_type = expansion — none of your deals has it "
+                                 "(their deal_type: new); map the column of your deals file that holds deal_type")
+    assert evaluation.node("new_arr").value == pytest.approx(1500 + 3000)  # new or expansion: the new deals count
+    result = explain_node(engine, tree, "expansion_arr", "2026-04")
+    assert result.reason == res.reason and result.value is None
+    _, notes = suggest_tree(engine)
+    left = {n.node: n.text for n in notes if n.kind == "left_out"}
+    assert left["expansion_arr"] == f"Expansion ARR: left out — {res.reason}"
+
+
+def test_won_deals_only_have_no_win_rate(load_ws):
+    engine = Engine(load_ws(deals=WON_ONLY))
+    lacking = engine.missing("win_rate")  # 100 % whatever the team does: not a number to steer by
+    assert lacking is not None and lacking.items == ("deals.status = lost",)
+    assert "needs deals with status = lost — none of your deals has it (their status: won)" in lacking.reason()
+    # the pipeline open at a period's start holds deals won later: it picks no status, and has data
+    assert all(engine.missing(n) is None for n in ("won_deals", "new_business_arr", "open_pipeline"))
+
+
+def test_a_filter_value_no_row_has_is_no_data_with_the_values_there_are(load_ws):
+    from dataclasses import replace
+
+    tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
+    engine = Engine(load_ws(deals=DEALS))
+    enterprise = replace(tree.node("win_rate"), filter=(("segment", ("Enterprise",)),))
+    lacking = engine.missing(enterprise)
+    assert lacking is not None and not lacking.tables and not lacking.columns
+    assert lacking.reason().startswith("needs deals with segment = Enterprise — none of your deals has it "
+                                       "(their segment: Mid, SMB)")
+    assert engine.missing(replace(enterprise, filter=(("segment", ("Enterprise", "SMB")),))) is None

@@ -140,8 +140,17 @@ def test_deals_only_gets_new_business_bookings(tmp_path):
     assert "arr" not in {n.id for n in tree.nodes} and "nrr" not in {n.id for n in tree.nodes}
     left = {n.node: n.text for n in notes if n.kind == "left_out"}
     assert "needs subscriptions — load your billing export" in left["arr"]
-    assert "no deals with deal_type = expansion" in left["expansion_arr"]
+    assert left["expansion_arr"].endswith("left out — needs deals with deal_type = expansion — none of your deals "
+                                          "has it (their deal_type: new); map the column of your deals file that "
+                                          "holds deal_type on the Upload page, or load deals that include them")
     assert any(n.kind == "merged" for n in notes)  # New ARR without expansion is new business alone
+    # a node left out for lack of data says so in the words its panel uses on the template's tree
+    template = load_tree(ROOT / "data" / "trees" / "revops.yaml")
+    panels = evaluate_tree(ws, template, "2026-10")
+    lacking = [i for i in left if Engine(ws).missing(template.node(i)) is not None]
+    assert {"arr", "expansion_arr"} <= set(lacking)
+    for node_id in lacking:
+        assert left[node_id] == f"{template.node(node_id).label}: left out — {panels.node(node_id).reason}"
     # channel is empty in these deals: never offered as a split
     assert "channel" not in tree.dimensions and "owner" in tree.dimensions
     # rep-level levers are owned by the reps, the bookings by a role still to assign
@@ -180,7 +189,7 @@ def test_leads_only_gets_leads_and_no_rate_without_deal_ids(tmp_path):
     assert tree.root.id == "leads" and tree.root.level == 1
     assert "mql_to_sql_rate" in {n.id for n in tree.nodes}
     left = {n.node: n.text for n in notes if n.kind == "left_out"}
-    assert "every row's deal_id is empty" in left["lead_to_opp_rate"]
+    assert "needs the deal_id of leads, empty in every row — map the column" in left["lead_to_opp_rate"]
     assert tree.dimensions == ("channel",)
 
 
