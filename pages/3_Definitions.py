@@ -109,11 +109,11 @@ def _example(engine, name: str) -> None:
     except KpiTreeError as exc:
         st.warning(str(exc))
         return
-    if ex.missing:
-        st.warning(f"This workspace has no {', '.join(ex.missing)} data, so {name} has no value here "
-                   "(a tree node on it shows “no data”). Load the missing table to compute it.")
-        return
     d = describe(name)
+    if ex.missing:  # the reason a tree node on it gives, word for word (`metrics.Missing.reason`)
+        st.warning(f"**{d.label} has no value on this workspace**: {ex.reason}. A tree node on it shows "
+                   "“no data” with the same reason.")
+        return
     st.metric(f"{d.label} · {period.key}", fmt(ex.value, d.unit))
     st.dataframe([{"component": c, "value": fmt(v, "")} for c, v in ex.components.items()], hide_index=True,
                  width="stretch", key="components")

@@ -60,3 +60,42 @@ def test_switching_metric_and_journey_steps(page):
     assert not at.exception
     assert any("needs its steps" in w.value for w in at.warning)
     assert at.query_params["metric"] in ("journey_completion", ["journey_completion"])
+
+
+AMOUNTLESS = """\
+deal_id,account_id,owner,created_date,close_date,status,deal_type,segment
+D1,A1,Ann,2026-01-05,2026-02-10,won,new,SMB
+D2,A2,Bob,2026-01-07,2026-02-12,lost,new,SMB
+D3,A3,Ann,2026-02-09,2026-03-10,won,new,Mid
+D4,A4,Bob,2026-03-09,2026-04-12,lost,new,SMB
+D5,A5,Ann,2026-04-01,2026-05-20,won,new,Mid
+D6,A6,Bob,2026-05-03,,open,new,SMB
+"""
+
+
+@pytest.mark.parametrize("name", ["new_business_arr", "expansion_arr", "win_rate"])
+def test_a_deals_file_without_amounts_says_why_in_words(tmp_path, monkeypatch, name):
+    """The worked example gives the reason a tree node gives (what is missing and what to load), not
+    a list of table.column names."""
+    from conftest import make_workspace
+
+    from kpitree.evaluate import Engine
+
+    ws = make_workspace(tmp_path, deals=AMOUNTLESS)
+    lacking = Engine(ws).missing(name)
+    monkeypatch.setenv("KPITREE_DATA_DIR", str(tmp_path))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["ws"] = ws.name
+    at.query_params["metric"] = name
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="def_metric").value == name
+    warnings = " ".join(w.value for w in at.warning)
+    if lacking is None:  # a count or a rate: computed without amounts
+        assert name == "win_rate" and not warnings and at.metric[0].label.startswith("Win rate")
+        return
+    assert f"{lacking.reason()}." in warnings and "has no value on this workspace" in warnings
+    assert "needs the amount of deals, empty in every row — map the column of your deals file" in warnings
+    assert "deals.amount" not in warnings
+    if name == "expansion_arr":  # no deal is an expansion either: said in the same words as on the tree
+        assert "needs deals with deal_type = expansion — none of your deals has it (their deal_type: new)" in warnings
