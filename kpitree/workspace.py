@@ -1,9 +1,10 @@
 """A workspace: one directory, one DuckDB file, settings, trees; nothing crosses between two.
 
-Every connection to the workspace database is opened with external access disabled and the
+Every connection to the workspace database is read-only, with external access disabled and the
 configuration locked, so SQL built from a tree file can read the canonical tables and nothing
-else: no files, no network, no extensions. Connections are short-lived, so a command-line load
-and the app can take turns on the same file.
+else: no files, no network, no extensions, no writes. Readers in one process share one database
+instance, each thread through a cursor of its own, and a load waits for them (`FileAccess`); the
+instance closes with its last reader, so a command-line load and the app can take turns on the file.
 
 Besides the data, a workspace keeps what its users taught it about their files: the stage map
 (`stage_map.json`, stage → open/won/lost), column mappings of unrecognised layouts
@@ -29,7 +30,7 @@ from typing import Any
 
 import duckdb
 
-from .errors import KpiTreeError
+from .errors import KpiTreeError, LoadError
 from .schema import TABLES
 
 DB_FILE = "kpitree.duckdb"
@@ -39,16 +40,152 @@ MAPPINGS_DIR = "mappings"
 UPLOADS_DIR = "uploads"
 TRASH_DIR = ".trash"
 META_TABLE = "_kpitree_loads"
-_LOCK_WAIT_SECONDS = 15.0
+_LOCK_WAIT_SECONDS = 15.0  # another process (a command-line load) holds the file
+_READ_WAIT_SECONDS = 120.0  # a click waits this long for a load's swap in this process
+_WRITE_WAIT_SECONDS = 120.0  # a load waits this long for the clicks being computed
+_DB_CONFIG = {"enable_external_access": False, "lock_configuration": True, "threads": 2}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
-# One lock per database file within this process: DuckDB allows one writer instance per file.
-_file_locks: dict[Path, threading.RLock] = {}
+
+
+class WorkspaceBusy(LoadError):
+    """A load (or a rename, a delete) could not have the workspace file to itself in time.
+
+    A LoadError, so a load's callers report it like any failed load: nothing was written."""
+
+
+class FileAccess:
+    """Who uses one workspace file in this process right now: any number of readers, or one writer.
+
+    Why: DuckDB opens a file once per process, as one database instance with one configuration
+    (a second `connect` with another configuration, or an `ATTACH` of the file from another
+    instance, is refused while it is open), and a connection is not for two threads; an instance
+    serves many threads through a cursor each. So readers share one read-only instance, opened by
+    the first and closed by the last, so another process (a command-line load) can take the file
+    between clicks. A writer (`ingest`'s swap attaches the file read-write in an instance of its
+    own; renaming or deleting the workspace moves it) needs the file to itself: it waits until the
+    readers are gone, and readers arriving meanwhile wait for it, so a stream of clicks cannot
+    starve a load. Waits are bounded and end in a message, never a hang.
+
+    Both sides count per thread: a thread may read again while it reads (a session's cursor held
+    while a query opens another) or while it writes, and only the thread that took a side gives
+    it back. `with access:` is the writer's side (what `_lock_for` callers always meant).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cond = threading.Condition(threading.Lock())
+        self._readers: dict[int, int] = {}  # thread → how many reads it has open
+        self._writer: int | None = None
+        self._depth = 0  # the writer's nesting
+        self._waiting = 0  # writers waiting for the readers to leave
+        self._db_lock = threading.Lock()  # opening, closing and taking cursors of the instance
+        self._db: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def readers(self) -> int:
+        """Threads reading the file now (for messages and tests)."""
+        with self._cond:
+            return len(self._readers)
+
+    # --- the writer's side ---------------------------------------------------------------
+
+    def acquire(self, timeout: float = _WRITE_WAIT_SECONDS) -> bool:
+        """Takes the file for this thread alone, once every reader has left; a KpiTreeError
+        after `timeout` seconds, and at once if this thread is reading it (it would wait for itself)."""
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer == me:
+                self._depth += 1
+                return True
+            if me in self._readers:
+                raise KpiTreeError(f"workspace {self.path.parent.name!r} cannot be written while this same "
+                                   "computation reads it; finish reading first")
+            self._waiting += 1
+            try:
+                free = self._cond.wait_for(lambda: self._writer is None and not self._readers, timeout)
+            finally:
+                self._waiting -= 1
+                self._cond.notify_all()  # readers held back for this writer may go if it gave up
+            if not free:
+                raise WorkspaceBusy(f"workspace {self.path.parent.name!r} is busy: {len(self._readers)} page(s) were "
+                                   f"still reading it after {timeout:g} s; try again in a moment")
+            self._writer, self._depth = me, 1
+            return True
+
+    def release(self) -> None:
+        with self._cond:
+            if self._writer != threading.get_ident():
+                raise RuntimeError("cannot release a workspace write lock this thread does not hold")
+            self._depth -= 1
+            if not self._depth:
+                self._writer = None
+                self._cond.notify_all()
+
+    def __enter__(self) -> FileAccess:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    # --- the readers' side ---------------------------------------------------------------
+
+    @contextmanager
+    def reading(self, workspace: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of this thread's own on the shared read-only instance, closed on exit."""
+        self._enter_read(workspace.name)
+        try:
+            with self._db_lock:
+                if self._db is None:
+                    self._db = workspace._open()
+                cursor = self._db.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+        finally:
+            self._leave_read()
+
+    def _enter_read(self, name: str) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if me in self._readers or self._writer == me:
+                self._readers[me] = self._readers.get(me, 0) + 1
+                return
+            if not self._cond.wait_for(lambda: self._writer is None and not self._waiting, _READ_WAIT_SECONDS):
+                raise KpiTreeError(f"workspace {name!r} is being loaded or moved; try again in a moment")
+            self._readers[me] = 1
+
+    def _leave_read(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            depth = self._readers.get(me, 0) - 1
+            if depth < 0:
+                raise RuntimeError("cannot release a workspace read this thread does not hold")
+            if depth:
+                self._readers[me] = depth
+                return
+            del self._readers[me]
+            if not self._readers:
+                # The last reader closes the instance: the file is free for a load, here or elsewhere.
+                with self._db_lock:
+                    db, self._db = self._db, None
+                try:
+                    if db is not None:
+                        db.close()
+                finally:
+                    self._cond.notify_all()
+
+
+# One FileAccess per database file within this process.
+_file_locks: dict[Path, FileAccess] = {}
 _file_locks_guard = threading.Lock()
 
 
-def _lock_for(path: Path) -> threading.RLock:
+def _lock_for(path: Path) -> FileAccess:
+    """The file's access: `with _lock_for(path):` has it to itself (a load's swap, a rename)."""
     with _file_locks_guard:
-        return _file_locks.setdefault(path, threading.RLock())
+        return _file_locks.setdefault(path, FileAccess(path))
 
 
 @dataclass
@@ -181,30 +318,25 @@ class Workspace:
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A sandboxed connection: external access off, configuration locked, closed on exit."""
-        lock = _lock_for(self.db_path)
-        with lock:
-            con = self._open()
-            try:
-                yield con
-            finally:
-                con.close()
+        """A sandboxed, read-only cursor of this thread's own (external access off, configuration
+        locked), closed on exit. Threads read at once; a load of this workspace waits for them."""
+        with _lock_for(self.db_path).reading(self) as con:
+            yield con
 
     def _open(self) -> duckdb.DuckDBPyConnection:
+        """The workspace file's read-only instance; `FileAccess` opens it once for every reader."""
+        if not self.db_path.exists():
+            raise KpiTreeError(f"workspace {self.name!r} has no data yet: load your files on the Upload page, "
+                               "or run `python -m kpitree ingest --workspace W FILE…`")
         deadline = time.monotonic() + _LOCK_WAIT_SECONDS
         while True:
             try:
-                con = duckdb.connect(
-                    str(self.db_path),
-                    config={"enable_external_access": False, "lock_configuration": True, "threads": 2},
-                )
-                break
+                return duckdb.connect(str(self.db_path), read_only=True, config=dict(_DB_CONFIG))
             except duckdb.IOException as exc:
-                # Another process (a CLI load, the app) holds the file: wait for it briefly.
+                # Another process (a command-line load) holds the file: wait for it briefly.
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise KpiTreeError(f"workspace {self.name!r} is busy: {exc}") from None
                 time.sleep(0.1)
-        return con
 
     def tables(self) -> list[str]:
         """Canonical tables that hold data in this workspace."""
