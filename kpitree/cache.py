@@ -3,14 +3,24 @@
 The Engine's metric frames, the explanation's scans and the usage charts' queries are all keyed
 by (workspace file, data version, query): results of one data version never serve another, and
 Streamlit sessions on their threads share what was computed (the background warm-up relies on it).
+A cached DataFrame is handed to every thread that asks: treat it as read-only.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
+
+_ALL: weakref.WeakSet[ResultCache] = weakref.WeakSet()
+
+
+def clear_all() -> None:
+    """Empties every result cache of the process (tests measuring queries, a memory-pressure valve)."""
+    for cache in list(_ALL):
+        cache.clear()
 
 
 class ResultCache:
@@ -18,6 +28,7 @@ class ResultCache:
         self.size = size
         self._items: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
+        _ALL.add(self)
 
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
