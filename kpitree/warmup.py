@@ -54,10 +54,10 @@ def warm(workspace: Workspace, tree: Tree, period: Period, versus: str, node_ids
          stop: threading.Event | None = None, idle: Callable[[], bool] | None = None) -> int:
     """Warms the panels of `node_ids` in order, then the root's walk over every cause.
 
-    For a background thread: it uses an Engine of its own (an Engine's shared session is not for
-    two threads) and a connection per explain query, so a click never waits long for the
-    workspace's lock; between nodes it waits while `idle()` says a page is being computed, so it
-    takes no CPU from a click. The root's walk comes last: by then its queries are the panels'
+    For a background thread: it reads beside the clicks (each thread has its own cursors; see
+    `Workspace.connect`) and holds the workspace only for one node at a time, so a load waits at
+    most one node for it; between nodes it waits while `idle()` says a page is being computed, so
+    it takes no CPU from a click. The root's walk comes last: by then its queries are the panels'
     own, cached. Returns how many steps it completed. Errors are the foreground's to report (the
     same call fails there, with its message), so here they are skipped.
     """
@@ -70,7 +70,8 @@ def warm(workspace: Workspace, tree: Tree, period: Period, versus: str, node_ids
         if stop is not None and stop.is_set():
             break
         try:
-            warm_node(engine, tree, node_id, period, versus, causes=causes, hold_connection=False)
+            with engine.session():  # one cursor for the node's metric queries, given back after it
+                warm_node(engine, tree, node_id, period, versus, causes=causes)
             done += 1
         except Exception:  # noqa: BLE001 - a background warm-up must never take the app down
             continue
