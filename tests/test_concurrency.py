@@ -1,0 +1,285 @@
+"""Many threads on one workspace, as the app runs them: `ui._engine` is one Engine shared by every
+Streamlit session, overlapping reruns run on threads of their own, and the warm-up reads in the
+background. Each thread must get its own cursor, never another's, and leave nothing behind when it
+stops half-way; a load must still get in between the readers.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import ROOT
+
+import kpitree.evaluate as evaluate_module
+from kpitree.cache import clear_all
+from kpitree.errors import KpiTreeError, QueryError
+from kpitree.evaluate import Engine, default_period, evaluate_tree, trend
+from kpitree.ingest import ingest
+from kpitree.tree import load_tree
+from kpitree.warmup import warm
+from kpitree.workspace import Workspace, _lock_for
+
+TREE = ROOT / "data" / "trees" / "revops.yaml"
+JOIN_SECONDS = 90.0  # a 2-core machine shared with others; a hang is far longer
+
+
+class StopRerun(BaseException):
+    """Stands in for Streamlit's StopException/RerunException: a BaseException raised in the
+    script thread in the middle of a click when the user clicks again."""
+
+
+@pytest.fixture(scope="module")
+def demo(demo_data_dir):
+    ws = Workspace(demo_data_dir / "demo")
+    engine = Engine(ws)
+    views = []
+    for grain in ("week", "month", "quarter", "year"):
+        p = default_period(engine, grain)
+        views += [p, p.previous()]
+    return ws, load_tree(TREE), views
+
+
+def snapshot(evaluation) -> list[tuple]:
+    return [(n.id, n.value, n.previous, n.status) for n in evaluation.nodes]
+
+
+def same(a: list[tuple], b: list[tuple]) -> bool:
+    """Equal up to float summation order (DuckDB sums doubles on two threads)."""
+    def close(u, v):
+        return (u is None and v is None) or (u is not None and v is not None
+                                             and math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-9))
+    return len(a) == len(b) and all(x[0] == y[0] and x[3] == y[3] and close(x[1], y[1]) and close(x[2], y[2])
+                                    for x, y in zip(a, b, strict=True))
+
+
+def serial(ws: Workspace, tree, views) -> dict[str, list[tuple]]:
+    out = {}
+    for p in views:
+        clear_all()
+        out[p.key] = snapshot(evaluate_tree(Engine(ws), tree, p))
+    return out
+
+
+def run_threads(targets: list, timeout: float = JOIN_SECONDS) -> None:
+    threads = [threading.Thread(target=t, daemon=True) for t in targets]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in threads if t.is_alive()]
+    assert not stuck, f"{len(stuck)} thread(s) still blocked after {timeout:g} s (a deadlock)"
+
+
+def test_eight_threads_and_the_warm_up_on_one_engine_match_a_serial_run(demo):
+    ws, tree, views = demo
+    expected = serial(ws, tree, views)
+    for _ in range(2):  # a fresh server each time: nothing cached, every thread hits the file
+        clear_all()
+        engine = Engine(ws)  # what ui._engine hands every session
+        start = threading.Barrier(len(views) + 1)
+        stop = threading.Event()
+        results: dict[str, object] = {}
+
+        def click(period, engine=engine, start=start, results=results):
+            start.wait()
+            try:
+                with engine.session():  # an outer session, as a page holds one while it draws
+                    got = snapshot(evaluate_tree(engine, tree, period))
+                    trend(engine, tree, tree.root.id, period, 6)
+                results[period.key] = got
+            except BaseException as exc:  # noqa: BLE001 - reported below with the view
+                results[period.key] = exc
+
+        def warm_up(start=start, stop=stop):
+            start.wait()
+            warm(ws, tree, views[2], "target", [n.id for n in tree.nodes][:2], stop=stop)
+
+        clicks = [lambda p=p: click(p) for p in views]
+        try:
+            run_threads([*clicks, warm_up])
+        finally:
+            stop.set()
+        for p in views:
+            got = results.get(p.key)
+            assert not isinstance(got, BaseException), f"{p.key}: {type(got).__name__}: {got}"
+            assert same(got, expected[p.key]), p.key
+        assert _lock_for(ws.db_path).readers == 0
+
+
+def test_a_thread_stopped_mid_click_does_not_poison_the_next(demo, monkeypatch):
+    ws, tree, views = demo
+    expected = serial(ws, tree, views[2:4])
+    clear_all()
+    engine = Engine(ws)
+    real = evaluate_module.compute_many
+    calls = [0]
+
+    def stopped_on_second_query(con, q, names):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise StopRerun()
+        return real(con, q, names)
+
+    monkeypatch.setattr(evaluate_module, "compute_many", stopped_on_second_query)
+
+    # In a thread of its own (the thread ends with the stop, as a stopped script thread does)…
+    died: list[BaseException] = []
+
+    def stopped_click():
+        try:
+            evaluate_tree(engine, tree, views[2])
+        except BaseException as exc:  # noqa: BLE001 - the thread records how it ended
+            died.append(exc)
+
+    run_threads([stopped_click])
+    assert calls[0] == 2 and isinstance(died[0], StopRerun)
+    # …and in this thread, mid-session, with the same engine.
+    calls[0] = 0
+    with pytest.raises(StopRerun):
+        evaluate_tree(engine, tree, views[2])
+    monkeypatch.setattr(evaluate_module, "compute_many", real)
+
+    # Nothing is left held: a load could take the file now, and the engine answers again.
+    access = _lock_for(ws.db_path)
+    assert access.readers == 0
+    access.acquire(timeout=1)
+    access.release()
+    assert same(snapshot(evaluate_tree(engine, tree, views[2])), expected[views[2].key])
+    other: dict[str, list[tuple]] = {}
+    run_threads([lambda: other.setdefault("x", snapshot(evaluate_tree(engine, tree, views[3])))])
+    assert same(other["x"], expected[views[3].key])
+
+
+def test_a_query_stopped_by_the_time_limit_leaves_the_session_usable(demo, monkeypatch):
+    ws, tree, views = demo
+    expected = serial(ws, tree, views[:1])
+    clear_all()
+    engine = Engine(ws)
+    real = evaluate_module.compute_many
+
+    def endless(con, q, names):
+        try:
+            con.execute("SELECT count(*) FROM range(1000000000000) t(x) WHERE x % 7 = 3").fetchall()
+        except duckdb.Error as exc:
+            raise QueryError(str(exc)) from None
+        return {}
+
+    with engine.session():
+        monkeypatch.setattr(evaluate_module, "compute_many", endless)
+        monkeypatch.setitem(engine.settings.extra, "query_timeout", 0.3)
+        started = time.monotonic()
+        with pytest.raises(QueryError, match="took longer than 0.3 s"):
+            engine.query("arr", [views[0]])
+        assert time.monotonic() - started < 30
+        monkeypatch.setattr(evaluate_module, "compute_many", real)
+        monkeypatch.setitem(engine.settings.extra, "query_timeout", 30)
+        # the same session, the same cursor: the interrupted query is gone, the next one runs
+        assert same(snapshot(evaluate_tree(engine, tree, views[0])), expected[views[0].key])
+
+
+def test_readers_do_not_wait_for_each_other(demo):
+    ws, _, _ = demo
+    holding, done = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def long_reader():
+        with ws.connect() as con:
+            con.execute("SELECT count(*) FROM deals").fetchall()
+            holding.set()
+            done.wait(JOIN_SECONDS)
+
+    def quick_reader():
+        holding.wait(JOIN_SECONDS)
+        with ws.connect() as con:
+            seen.append(con.execute("SELECT count(*) FROM deals").fetchone()[0])
+        done.set()
+
+    started = time.monotonic()
+    run_threads([long_reader, quick_reader])
+    assert seen and seen[0] > 0
+    assert time.monotonic() - started < JOIN_SECONDS / 2  # the quick one did not wait for the long one
+
+
+def test_locks_belong_to_the_thread_that_took_them(tmp_path):
+    access = _lock_for(tmp_path / "kpitree.duckdb")
+    access.acquire(timeout=1)
+    errors: list[BaseException] = []
+
+    def release_elsewhere():
+        try:
+            access.release()
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    run_threads([release_elsewhere])
+    assert errors, "another thread released this thread's write lock"
+    access.release()
+    # A writer waits for readers, and gives up with a message instead of hanging.
+    ws = Workspace(tmp_path)
+    duckdb.connect(str(ws.db_path)).close()  # an empty database file
+    with ws.connect():
+        failed: list[BaseException] = []
+
+        def load():
+            try:
+                access.acquire(timeout=0.3)
+                access.release()
+            except KpiTreeError as exc:
+                failed.append(exc)
+
+        run_threads([load])
+        assert failed and "busy" in str(failed[0])
+        with pytest.raises(KpiTreeError, match="cannot be written while"):
+            access.acquire(timeout=1)  # this thread reads: waiting would wait for itself
+    assert access.readers == 0
+
+
+DEALS_A = """deal_id,account_id,owner,created_date,close_date,status,amount,deal_type
+D1,A1,Ann,2026-01-05,2026-02-10,won,1000,new
+D2,A2,Bob,2026-01-06,2026-02-11,lost,2000,new
+D3,A3,Ann,2026-01-07,2026-03-01,won,3000,new
+"""
+DEALS_B = DEALS_A + "D4,A4,Bob,2026-02-01,2026-03-05,won,4000,new\n"
+
+
+def test_a_load_gets_in_while_threads_read(load_ws, tmp_path: Path):
+    ws = load_ws(deals=DEALS_A)
+    files = []
+    for name, text in (("a", DEALS_A), ("b", DEALS_B)):
+        folder = tmp_path / f"src_{name}"
+        folder.mkdir()
+        (folder / "deals.csv").write_text(text, encoding="utf-8")
+        files.append(folder / "deals.csv")
+    engine = Engine(ws)
+    stop = threading.Event()
+    seen: set[int] = set()
+    errors: list[BaseException] = []
+
+    def reader():
+        while not stop.is_set():
+            try:
+                with engine.session(), ws.connect() as con:
+                    seen.add(con.execute("SELECT count(*) FROM deals").fetchone()[0])
+                    engine.coverage("deals")
+            except BaseException as exc:  # noqa: BLE001 - collected and reported
+                errors.append(exc)
+                return
+
+    def loads():
+        try:
+            for i in range(4):
+                ingest(ws, [files[(i + 1) % 2]])
+        finally:
+            stop.set()
+
+    run_threads([reader, reader, reader, loads])
+    assert not errors, errors
+    assert seen <= {3, 4} and seen
+    with ws.connect() as con:
+        assert con.execute("SELECT count(*) FROM deals").fetchone()[0] == 3  # the last load's file
