@@ -1,0 +1,100 @@
+"""Two tabs flipping grain and period fast on a freshly started server: no traceback on either page.
+
+Every Streamlit session shares one Engine (`ui._engine`) and the background warm-up reads beside
+them, so this is where overlapping reruns used to meet on one DuckDB connection and one lock
+("connection is busy with another call", "cannot release un-acquired lock", then a hang).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+
+from conftest import ARTIFACTS, ROOT, running_app
+from playwright.sync_api import Error as PlaywrightError
+
+BOX = "[data-testid='stVegaLiteChart'] path[aria-label*='label: {}']"
+GRAIN_ORDER = ["quarter", "week", "year", "month"]
+KEY = {"month": r"\d{4}-\d{2}", "quarter": r"\d{4}-Q\d", "week": r"\d{4}-W\d{2}", "year": r"\d{4}"}
+SWITCHES = 10
+IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+
+
+def _switch(page, grain: str) -> bool:
+    """Picks a grain, then the next period in the list, without waiting for the rerun in between;
+    False when the page moved under the click (the next switch tries again)."""
+    sidebar = page.get_by_test_id("stSidebar")
+    try:
+        page.bring_to_front()  # as a user does; a background tab's clicks wait for its throttled frames
+        sidebar.get_by_test_id("stRadio").filter(has_text="Grain").get_by_text(grain, exact=True).click(timeout=10000)
+        sidebar.get_by_test_id("stSelectbox").filter(has_text="Period").click(timeout=10000)
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("Enter")
+    except PlaywrightError:
+        return False
+    return True
+
+
+def _tree_drawn(page, what: str) -> None:
+    """Waits for the tree; a page that never draws it (a hung workspace) fails with what it shows."""
+    try:
+        page.wait_for_function(IDLE, timeout=90000)
+        page.locator(BOX.format("ARR")).first.wait_for(timeout=90000)
+    except PlaywrightError:
+        page.screenshot(path=str(ARTIFACTS / "browser_switch_no_tree.png"), full_page=True)
+        raise AssertionError(f"{what}: no tree after 90 s; the page shows: "
+                             f"{page.locator('body').inner_text()[:1500]}") from None
+
+
+def _settle(page, what: str) -> None:
+    """Waits for the last rerun to finish and the tree to be drawn again."""
+    page.wait_for_timeout(500)  # the last switch's rerun has started
+    _tree_drawn(page, what)
+
+
+def test_two_tabs_switching_grain_and_period_fast_show_no_exception(browser, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "workspaces" / "demo", data / "demo")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # A fresh server: nothing cached, the warm-up starts with the first view. No file watcher: an
+    # edit to the source tree during the run would reload modules under the cached Engine.
+    with running_app(data, STREAMLIT_SERVER_FILE_WATCHER_TYPE="none") as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1200})
+        try:
+            tabs = [context.new_page(), context.new_page()]
+            for tab in tabs:
+                tab.goto(f"{url}/?ws=demo")
+            for t, tab in enumerate(tabs):
+                _tree_drawn(tab, f"tab {t + 1}, first view")
+            started = time.monotonic()
+            done = [0, 0]
+            last = ["month", "month"]
+            for i in range(SWITCHES * 3):  # a few spare rounds for clicks that met a redraw
+                if min(done) >= SWITCHES:
+                    break
+                for t, tab in enumerate(tabs):
+                    grain = GRAIN_ORDER[i % len(GRAIN_ORDER)]
+                    if done[t] < SWITCHES and _switch(tab, grain):
+                        done[t] += 1
+                        last[t] = grain
+            if done != [SWITCHES, SWITCHES]:
+                for t, tab in enumerate(tabs):
+                    tab.screenshot(path=str(ARTIFACTS / f"browser_switch_stuck_tab{t + 1}.png"), full_page=True)
+                shown = [tab.locator("body").inner_text()[:1500] for tab in tabs]
+                raise AssertionError(f"switches that reached the page: {done}; the tabs show: {shown}")
+            switching = time.monotonic() - started
+            for t, tab in enumerate(tabs):
+                _settle(tab, f"tab {t + 1}, after switching")
+                tab.screenshot(path=str(ARTIFACTS / f"browser_switch_tab{t + 1}.png"), full_page=True)
+            for t, tab in enumerate(tabs):
+                body = tab.locator("body").inner_text()
+                assert tab.locator("[data-testid='stException']").count() == 0, f"tab {t + 1}: {body[:2000]}"
+                assert "Traceback" not in body, f"tab {t + 1}"
+                assert "busy with another call" not in body and "un-acquired lock" not in body
+                # the last switch reached the server: the tree is of the last grain picked
+                heading = tab.get_by_role("heading", name=re.compile(" · ")).first.inner_text()
+                assert re.search(rf" · {KEY[last[t]]}$", heading.strip()), (last[t], heading)
+            assert switching < 120, f"{2 * SWITCHES} switches took {switching:.0f} s"
+        finally:
+            context.close()
