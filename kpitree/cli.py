@@ -39,23 +39,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _file_values(pairs: list[str] | None, flag: str, form: str) -> dict[str, str]:
+    """`FILE=VALUE` options by file name; a malformed one is a usage error naming the flag."""
+    out: dict[str, str] = {}
+    for pair in pairs or ():
+        file, sep, value = pair.partition("=")
+        if not sep or not file.strip() or not value.strip():
+            raise KpiTreeError(f"{flag} {pair!r}: expected {form}, e.g. {flag} deals.csv="
+                               + ("deals" if "TABLE" in form else "deals-mapping.json"))
+        out[Path(file.strip()).name if "/" in file else file.strip()] = value.strip()
+    return out
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     import tempfile
 
-    from .ingest import ingest, read_stage_map
+    from .ingest import ingest, read_mapping, read_stage_map
     from .workspace import Workspace
 
     stages = read_stage_map(args.stage_map) if args.stage_map else {}
     files = [Path(f) for f in args.files]
+    per_file = {"tables": _file_values(args.as_table, "--as", "FILE=TABLE"), "skip": set(args.skip or ()),
+                "mappings": {f: read_mapping(m) for f, m in _file_values(args.map, "--map", "FILE=MAPPING.json").items()},
+                "combine": args.combine}
     if args.dry_run and not Path(args.workspace).is_dir():
         with tempfile.TemporaryDirectory(prefix="kpitree-dry-") as tmp:  # nothing is created where asked
-            report = ingest(Workspace(tmp), files, table=args.table, mode=args.mode, dry_run=True, stage_map=stages)
+            report = ingest(Workspace(tmp), files, table=args.table, mode=args.mode, dry_run=True, stage_map=stages,
+                            **per_file)
     else:
         ws = Workspace(args.workspace, create=not args.dry_run)
         report = ingest(ws, files, table=args.table, mode=args.mode, reappend=args.reappend, dry_run=args.dry_run,
-                        stage_map=stages)
+                        stage_map=stages, **per_file)
         if stages and not args.dry_run:
             ws.save_stage_map({**ws.stage_map(), **stages})  # kept for later loads and the Upload page
+        if not args.dry_run:  # a first load gives the workspace its own tree, suggested from its data
+            from .suggest import first_tree
+
+            if (made := first_tree(ws)) is not None:
+                print(made.message, file=sys.stderr)
     if args.format == "json":
         _print_json(report.to_dict())
     else:
@@ -84,8 +105,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .tree import load_tree
     from .workspace import Workspace
 
-    tree = load_tree(args.tree)
-    result = evaluate_tree(Workspace(args.workspace), tree, args.period, args.grain)
+    ws = Workspace(args.workspace)
+    tree = load_tree(args.tree or _active_tree(ws))
+    result = evaluate_tree(ws, tree, args.period, args.grain)
     if args.format == "json":
         _print_json(result.to_dict())
         return 0
@@ -96,8 +118,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if n.parent:
             depth[n.id] = depth[n.parent] + 1
         pace = f" (pace {fmt(n.pace, n.unit)})" if n.pace is not None else ""
+        suggested = " (suggested)" if n.target is not None and n.target_basis else ""
         print(f"{'  ' * depth[n.id]}[{n.status:>9}] {n.label}: {fmt(n.value, n.unit)}{pace} "
-              f"vs target {fmt(n.target, n.unit)}, prev {fmt(n.previous, n.unit)} — {n.owner}")
+              f"vs target {fmt(n.target, n.unit)}{suggested}, prev {fmt(n.previous, n.unit)} — {n.owner}")
+        if n.reason:  # what is missing and what to load
+            print(f"{'  ' * depth[n.id]}{' ' * 12}{n.reason}")
     return 0
 
 
@@ -106,13 +131,60 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .tree import load_tree
     from .workspace import Workspace
 
-    tree = load_tree(args.tree)
-    result = explain_node(Workspace(args.workspace), tree, args.node, args.period, versus=args.versus,
-                          grain=args.grain)
+    ws = Workspace(args.workspace)
+    tree = load_tree(args.tree or _active_tree(ws))
+    try:
+        tree.node(args.node)
+    except KeyError as exc:  # an unknown node is the user's typo, said as such (not a bare key)
+        raise KpiTreeError(str(exc.args[0])) from None
+    result = explain_node(ws, tree, args.node, args.period, versus=args.versus, grain=args.grain)
     if args.format == "json":
         _print_json(result.to_dict())
     else:
         print(result.text())
+    return 0
+
+
+def _active_tree(ws: Any) -> Path:
+    """The workspace's active tree when --tree is left out (an error says how to make one)."""
+    from .suggest import tree_for_workspace
+
+    return tree_for_workspace(ws)
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from .history import TreeStore, default_user
+    from .suggest import suggest_tree, template_path
+    from .tree import dump_tree, save_tree
+    from .workspace import Workspace
+
+    ws = Workspace(args.workspace)
+    path = template_path(args.template)
+    tree, notes = suggest_tree(ws, path)
+    saved, active = None, None
+    if args.out:
+        save_tree(tree, args.out)
+        saved = str(args.out)
+    if args.activate:
+        version = TreeStore(ws.trees_dir).publish(tree, path.stem, default_user(), activate=True, action="suggest")
+        active = f"{path.stem} v{version.number}"
+    if args.format == "json":
+        _print_json({"workspace": ws.name, "template": path.stem, "tree": tree.name, "north_star": tree.root.id,
+                     "nodes": [n.id for n in tree.walk()], "saved": saved, "active": active,
+                     "notes": [n.to_dict() for n in notes],
+                     **({} if saved or active else {"yaml": dump_tree(tree)})})
+        return 0
+    lines = [f"{tree.name}: {len(tree.nodes)} numbers, north star {tree.root.label} — suggested from the data of "
+             f"{ws.name!r}"] + [f"  - {n.text}" for n in notes]
+    if saved:
+        lines.append(f"saved to {saved}")
+    if active:
+        lines.append(f"published in the workspace and made active: {active} (the tree page opens it)")
+    if saved or active:
+        print("\n".join(lines))
+    else:  # the YAML on stdout (redirect it to a file), what was done on stderr
+        print("\n".join(lines) + "\nnothing saved: use --out FILE or --activate", file=sys.stderr)
+        sys.stdout.write(dump_tree(tree))
     return 0
 
 
@@ -151,6 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reappend", action="store_true",
                    help="with --mode append: load a file again even if its exact content was appended before "
                         "(its rows replace themselves by id), e.g. after correcting the stage map")
+    p.add_argument("--as", dest="as_table", action="append", metavar="FILE=TABLE",
+                   help="load FILE (matched by name) into TABLE instead of the detected one; repeatable")
+    p.add_argument("--skip", action="append", metavar="FILE", help="leave FILE out of this load; repeatable")
+    p.add_argument("--map", action="append", metavar="FILE=MAPPING.json",
+                   help='read FILE with this mapping: {"table": "deals", "columns": {"deal_id": "Opp #", …}, '
+                        '"fill": {"status": "won"}} (as the Upload page saves them); repeatable')
+    p.add_argument("--combine", action="store_true",
+                   help="append several files of this load into one table (otherwise two files for one table "
+                        "are refused, naming both)")
     p.add_argument("files", nargs="+", help="CSV files (.csv, .tsv, .csv.gz, .zip)")
     p.set_defaults(func=cmd_ingest)
 
@@ -159,10 +240,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tree", help="tree YAML file")
     p.set_defaults(func=cmd_validate)
 
+    p = add("suggest", "a tree that fits the workspace's data: a template cut down to what the data supports, "
+                       "targets planned from its own history, owners from the data or roles to assign",
+            "python -m kpitree suggest --workspace ws/acme --template revops --out acme.yaml --activate")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--template", default="revops",
+                   help="template name (revops, seed003_revenue, team_sales, …) or a tree YAML file (default revops)")
+    p.add_argument("--out", metavar="TREE.yaml", help="write the suggested tree to this file")
+    p.add_argument("--activate", action="store_true",
+                   help="publish it in the workspace as its active tree (the tree page opens it)")
+    p.set_defaults(func=cmd_suggest)
+
     p = add("evaluate", "every node's value, target, status, previous value and owner",
             "python -m kpitree evaluate --workspace ws/demo --tree data/trees/revops.yaml --period 2026-10")
     p.add_argument("--workspace", required=True)
-    p.add_argument("--tree", required=True)
+    p.add_argument("--tree", help="tree YAML file (default: the workspace's active tree)")
     p.add_argument("--period", help="2026-10, 2026-Q3, 2026-W41 or 2026 (default: latest complete period)")
     p.add_argument("--grain", choices=("week", "month", "quarter", "year"), help="grain when --period is omitted")
     p.set_defaults(func=cmd_evaluate)
@@ -170,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("explain", "why a node is off: children attribution, ranked segments, red path",
             "python -m kpitree explain --workspace ws/demo --tree data/trees/revops.yaml --node arr --period 2026-10")
     p.add_argument("--workspace", required=True)
-    p.add_argument("--tree", required=True)
+    p.add_argument("--tree", help="tree YAML file (default: the workspace's active tree)")
     p.add_argument("--node", required=True, help="node id")
     p.add_argument("--period", help="period (default: latest complete period)")
     p.add_argument("--grain", choices=("week", "month", "quarter", "year"))

@@ -9,8 +9,8 @@ No target gives grey "no_target" (never silently green); no data gives "no_data"
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date
 
@@ -19,11 +19,23 @@ import pandas as pd
 
 from .cache import ResultCache
 from .errors import KpiTreeError, QueryError
-from .metrics import CATALOGUE, Kind, Metric, MetricQuery, compute_many, metric, metric_params
+from .metrics import (
+    CATALOGUE,
+    Kind,
+    Metric,
+    MetricQuery,
+    Missing,
+    Profile,
+    compute_many,
+    metric,
+    metric_params,
+    missing_data,
+    read_profile,
+)
 from .periods import Grain, Period, latest_complete, parse_period, resolve_period, trailing
 from .schema import TABLES
 from .tree import Node, Tree
-from .workspace import Workspace, _lock_for
+from .workspace import Workspace
 
 GREEN, AMBER, RED, NO_TARGET, NO_DATA = "green", "amber", "red", "no_target", "no_data"
 DEFAULT_AMBER = 0.05
@@ -66,6 +78,8 @@ class NodeResult:
     formula: str | None = None
     parent: str | None = None
     children: tuple[str, ...] = ()
+    target_basis: str | None = None  # a suggested target's rule in words (Target.suggested)
+    reason: str = ""  # without a value: what is missing and what to load (see `Engine.no_data_reason`)
 
     @property
     def compared(self) -> float | None:
@@ -118,6 +132,14 @@ def _clean(d: dict) -> dict:
 _CACHE = ResultCache(512)
 
 
+def _profile(workspace: Workspace, columns: dict[str, list[str]]) -> Profile:
+    """Rows and filled columns of every loaded table (see `metrics.Profile`)."""
+    if not columns:
+        return Profile({}, {})
+    with workspace.connect() as con:
+        return read_profile(con, columns)
+
+
 class Engine:
     """Computes metric queries on one workspace, caching results until the data changes."""
 
@@ -125,29 +147,72 @@ class Engine:
         self.workspace = workspace
         self.version = workspace.data_version()
         cols = workspace.columns()
-        self.columns = tuple((t, tuple(c)) for t, c in cols.items())
-        self.loaded = set(cols)
+        self.profile = _profile(workspace, cols)
+        # Splits and filters see only columns with a value somewhere (an owner nobody filled in is
+        # no dimension); `missing` says what a metric lacks. Tables without rows count as not loaded.
+        self.columns = self.profile.columns()
+        self.loaded = {t for t in cols if self.profile.rows.get(t, 0) > 0}
+        self._missing: dict[tuple, Missing | None] = {}
         self.settings = workspace.settings()
         self.params = metric_params(self.settings)
         self._as_of = workspace.as_of()
         self._coverage: dict[str, tuple[date | None, date | None]] | None = None
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._session = False
-        self._lock = _lock_for(workspace.db_path)  # the same lock `Workspace.connect` takes
+        # Per thread (an Engine is shared by every Streamlit session): the open session's cursor.
+        self._local = threading.local()
 
     @property
     def as_of(self) -> date:
         if self._as_of is None:
-            raise KpiTreeError(f"workspace {self.workspace.name!r} has no data yet: load CSV files first")
+            raise KpiTreeError(f"workspace {self.workspace.name!r} has no data yet: load your files on the Upload "
+                               "page, or run `python -m kpitree ingest --workspace W FILE…`")
         return self._as_of
 
     def has_tables(self, m: Metric) -> bool:
         return all(t in self.loaded for t in m.tables)
 
+    def missing(self, what: Node | Metric | str, filters: tuple = ()) -> Missing | None:
+        """What a node's (or a metric's, with these filters) value lacks here; None when nothing.
+
+        The one check behind every "no data" a user sees: tables not loaded, columns absent or
+        empty in every row (`metrics.missing_data`). `Missing.reason()` says what to load.
+        """
+        if isinstance(what, Node):
+            m, filters = metric(what.metric), tuple(what.filter)
+        else:
+            m = what if isinstance(what, Metric) else metric(what)
+        key = (m.name, tuple(filters))
+        if key not in self._missing:
+            found = missing_data(m, self.profile, filters)
+            if found is None and m.running:  # the running-period variant reads the same rows, or more
+                found = missing_data(metric(m.running), self.profile, filters)
+            self._missing[key] = found
+        return self._missing[key]
+
+    def dimensions(self, what: Node | Metric | str, wanted: Sequence[str]) -> list[str]:
+        """Of `wanted`, the dimensions every table of the metric can be split by here: a column with
+        a value in some row, on the table itself or on the accounts it links to."""
+        m = what if isinstance(what, Metric) else metric(what.metric if isinstance(what, Node) else what)
+        names = {m.name, *([m.running] if m.running else [])}
+        tables = {s.table for n in names for s in metric(n).sources}
+        return [d for d in dict.fromkeys(wanted) if all(self.splits(t, d) for t in tables)]
+
+    def splits(self, table: str, dimension: str) -> bool:
+        """The table's rows can be split by `dimension` (what `metrics.dimension_sql` will use)."""
+        key = "customer_id" if table == "subscriptions" else "account_id"
+        return self.profile.has(table, dimension) or (self.profile.has(table, key)
+                                                       and self.profile.has("accounts", dimension))
+
+    def fill(self, table: str, dimension: str) -> float:
+        """The share of the table's rows with a value of `dimension` (own column, else the account's)."""
+        if self.profile.has(table, dimension):
+            return self.profile.share(table, dimension)
+        key = "customer_id" if table == "subscriptions" else "account_id"
+        return self.profile.share(table, key) * self.profile.share("accounts", dimension)
+
     def coverage(self, table: str) -> tuple[date | None, date | None]:
         """First and last day the table has data for (open deals' future close dates excluded)."""
         if self._coverage is None:
-            self._coverage = {}
+            found: dict[str, tuple[date | None, date | None]] = {}  # published whole: other threads read it
             parts = []
             for name in self.loaded:
                 col = TABLES[name].date_column
@@ -161,7 +226,8 @@ class Engine:
             if parts:
                 with self.session():
                     for name, lo, hi in self._connection().execute(" UNION ALL ".join(parts)).fetchall():
-                        self._coverage[name] = (lo, hi)
+                        found[name] = (lo, hi)
+            self._coverage = found
         return self._coverage.get(table, (None, None))
 
     def covers(self, m: Metric, period: Period) -> bool:
@@ -173,39 +239,43 @@ class Engine:
 
     @contextmanager
     def session(self) -> Iterator[None]:
-        """Shares one connection among the queries inside the block (a click runs many).
+        """Shares one cursor among this thread's queries inside the block (a click runs many).
 
-        The connection opens only when a query misses the cache, so a fully cached click never
-        touches the database file.
+        Per thread: every Streamlit session, overlapping reruns (each on a thread of its own) and
+        the warm-up may use one Engine at once, so each thread keeps its own cursor and never
+        touches another's; the cursors read the workspace side by side (`Workspace.connect`).
+        The cursor opens only when a query misses the cache, so a fully cached click never
+        touches the database file, and closes when the outermost block ends however it ends (a
+        rerun Streamlit stops raises through here), so the thread's next click starts clean.
         """
-        if self._session:
+        local = self._local
+        if getattr(local, "stack", None) is not None:
             yield
             return
-        self._session = True
+        local.stack = ExitStack()
         try:
             yield
         finally:
-            self._session = False
-            if self._con is not None:
-                self._con.close()
-                self._con = None
-                self._lock.release()
+            stack, local.stack, local.con = local.stack, None, None
+            stack.close()
+
+    def _in_session(self) -> bool:
+        return getattr(self._local, "stack", None) is not None
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
-            self._lock.acquire()
-            try:
-                self._con = self.workspace._open()
-            except BaseException:
-                self._lock.release()
-                raise
-        return self._con
+        """This thread's session cursor, opened on first use (inside `session()` only)."""
+        local = self._local
+        if not self._in_session():
+            raise RuntimeError("Engine._connection outside Engine.session()")
+        if getattr(local, "con", None) is None:
+            local.con = local.stack.enter_context(self.workspace.connect())
+        return local.con
 
     def _key(self, q: MetricQuery) -> tuple:
         return (str(self.workspace.db_path), self.version, q)
 
     def _run(self, q: MetricQuery, names: list[str]) -> dict[str, pd.DataFrame]:
-        if self._session:
+        if self._in_session():
             return self._timed(self._connection(), q, names)
         with self.workspace.connect() as con:
             return self._timed(con, q, names)
@@ -213,7 +283,7 @@ class Engine:
     def _timed(self, con: duckdb.DuckDBPyConnection, q: MetricQuery, names: list[str]) -> dict[str, pd.DataFrame]:
         """Runs the query, interrupting it after the workspace's time limit (custom SQL can be slow)."""
         limit = float(self.settings.extra.get("query_timeout", QUERY_TIMEOUT_SECONDS))
-        timer = threading.Timer(limit, con.interrupt)
+        timer = threading.Timer(limit, self._interrupt, (con,))
         timer.start()
         try:
             return compute_many(con, q, names)
@@ -224,6 +294,14 @@ class Engine:
             raise
         finally:
             timer.cancel()
+
+    @staticmethod
+    def _interrupt(con: duckdb.DuckDBPyConnection) -> None:
+        """The time limit's stop. The query may have just ended and its cursor closed: nothing to stop."""
+        try:
+            con.interrupt()
+        except duckdb.Error:
+            pass
 
     def prefetch(self, requests: list[tuple[str, tuple]], periods: list[Period] | tuple[Period, ...], *,
                  dimension: str | None = None) -> None:
@@ -248,6 +326,11 @@ class Engine:
         dimension: str | None = None,
         filters: tuple = (),
     ) -> pd.DataFrame:
+        """Components and value per period (and segment); a QueryError saying what to load when the
+        metric lacks data here (see `missing`)."""
+        lacking = self.missing(metric_name, tuple(filters))
+        if lacking is not None:
+            raise QueryError(f"{metric(metric_name).label} {lacking.reason()}")
         q = MetricQuery(metric_name, tuple(periods), self.as_of, dimension, tuple(filters), self.columns, self.params)
         return _CACHE.get_or_run(self._key(q), lambda: self._run(q, [metric_name])[metric_name])
 
@@ -258,7 +341,7 @@ class Engine:
         closed = tuple(p for p in periods if p.is_complete(self.as_of))
         for node in nodes:
             m = metric(node.metric)
-            if not self.has_tables(m):
+            if self.missing(node) is not None:
                 continue
             if closed:
                 out.setdefault(closed, []).append((m.name, node.filter))
@@ -273,7 +356,7 @@ class Engine:
     def values(self, node: Node, periods: list[Period]) -> dict[str, float | None]:
         """The node's value for each period (None where the data does not cover it)."""
         m = metric(node.metric)
-        if not self.has_tables(m):
+        if self.missing(node) is not None:
             return {p.key: None for p in periods}
         out: dict[str, float | None] = {}
         running = tuple(p for p in periods if not p.is_complete(self.as_of))
@@ -288,6 +371,22 @@ class Engine:
             if not self.covers(m, p):
                 out[p.key] = None
         return out
+
+    def no_data_reason(self, node: Node, period: Period) -> str:
+        """Why the node has no value for the period, in words a user can act on: what to load, or
+        which days the data covers. Empty when the data is there and the value is simply undefined
+        (a win rate with no deal decided)."""
+        lacking = self.missing(node)
+        if lacking is not None:
+            return lacking.reason()
+        m = metric(node.metric)
+        if not self.covers(m, period):
+            spans = []
+            for t in dict.fromkeys(m.tables):
+                lo, hi = self.coverage(t)
+                spans.append(f"{t} from {lo} to {hi}" if lo and hi else f"no dated {t}")
+            return f"the data covers {', '.join(spans)} only"
+        return ""
 
 
 def target_for(node: Node, period: Period) -> float | None:
@@ -329,7 +428,8 @@ def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | st
             value=value, target=target, status=status, previous=vals.get(prev.key), unit=node.shown_unit,
             direction=node.better, review=node.review, pace=pace, elapsed=round(elapsed, 4),
             link="formula" if node.formula else "influence", formula=node.formula,
-            parent=parent.id if parent else None, children=node.children,
+            parent=parent.id if parent else None, children=node.children, target_basis=node.target.suggested,
+            reason=engine.no_data_reason(node, period) if value is None else "",
         ))
     return Evaluation(period, as_of, results, complete)
 
