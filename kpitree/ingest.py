@@ -73,6 +73,7 @@ MAX_UNPACKED_BYTES = 4 << 30  # all members of one archive together, or one .gz
 MAX_ZIP_MEMBERS = 200
 MAX_ZIP_RATIO = 200  # uncompressed ÷ compressed size; text CSVs stay far below
 SAMPLE_BYTES = 256 << 10
+ATTACH_WAIT_SECONDS = 30.0  # a load waits this long for another process to let go of the workspace file
 YEARS = (1900, 2100)
 ARCHIVE_MEMBER_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")  # a zip's README.txt is not data
 FOOTER = re.compile(r"^[\s\"']*(grand totals?\b|total\b|confidential information|copyright|©|\(c\)\s*\d{4})", re.I)
@@ -1376,7 +1377,7 @@ def _swap_in(reader: duckdb.DuckDBPyConnection, workspace: Workspace, prepared: 
             by_table.setdefault(p.table, []).append(p)
     counts: dict[str, int] = {}
     with _lock_for(workspace.db_path):
-        reader.execute(f"ATTACH {_lit(str(workspace.db_path))} AS ws")
+        _attach(reader, workspace)
         try:
             existing = {
                 r[0]
@@ -1443,6 +1444,24 @@ def _swap_in(reader: duckdb.DuckDBPyConnection, workspace: Workspace, prepared: 
                     pass
             reader.execute("DETACH ws")
     return counts
+
+
+def _attach(reader: duckdb.DuckDBPyConnection, workspace: Workspace) -> None:
+    """Attaches the workspace file read-write, waiting while another process (the app, a load) has it open."""
+    wait = ATTACH_WAIT_SECONDS
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            reader.execute(f"ATTACH {_lit(str(workspace.db_path))} AS ws")
+            return
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise LoadError(f"could not open the workspace file: {str(exc).splitlines()[0]}") from None
+            if time.monotonic() > deadline:
+                raise LoadError(f"workspace {workspace.name!r} is in use by another program (the app or another "
+                                f"load) and stayed busy for {wait:g} s; nothing was loaded — try again when it is "
+                                "idle") from None
+            time.sleep(0.2)
 
 
 def _skip_loaded_files(reader: duckdb.DuckDBPyConnection, by_table: dict[str, list[_Prepared]]) -> None:

@@ -16,7 +16,7 @@ import streamlit as st
 
 import ui
 from kpitree.detect import suggest_mapping, suggest_table
-from kpitree.errors import KpiTreeError, LoadError
+from kpitree.errors import KpiTreeError
 from kpitree.ingest import LoadReport, detect_files, ingest, preview_mapping, rejects_csv
 from kpitree.schema import TABLES
 from kpitree.workspace import Workspace, create_workspace, safe_file_name
@@ -358,7 +358,7 @@ def run_load(ws: Workspace, staged: list[Path], mode: str, chosen: dict, reappen
     try:
         report = ingest(ws, staged, mode=mode, reappend=reappend, **chosen,
                         on_progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
-    except LoadError as exc:
+    except KpiTreeError as exc:  # a bad file (LoadError) or a busy workspace
         bar.empty()
         st.error(f"{exc}\n\nNothing was loaded: the workspace is exactly as it was.")
         st.session_state.pop("upload_report", None)

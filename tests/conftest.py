@@ -80,7 +80,9 @@ def running_app(data_dir: Path, **env: str) -> Iterator[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.headless", "true", "--logger.level", "warning"],
-        cwd=ROOT, env={**os.environ, "KPITREE_DATA_DIR": str(data_dir), "KPITREE_WARM": "1", **env},
+        # No file watcher: an edit elsewhere in the tree during a run would reload modules under live sessions.
+        cwd=ROOT, env={**os.environ, "KPITREE_DATA_DIR": str(data_dir), "KPITREE_WARM": "1",
+                       "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none", **env},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"

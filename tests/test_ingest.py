@@ -273,3 +273,35 @@ def test_workspaces_under_a_data_dir(tmp_path):
         create_workspace(root, "acme-q3")
     trash = delete_workspace(root, "acme-q3")
     assert list_workspaces(root) == [] and (trash / "kpitree.duckdb").exists() and trash.parent.name == ".trash"
+
+
+def test_a_load_waits_for_another_process_holding_the_file(ws, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import time
+
+    import kpitree.ingest as ingest_module
+
+    path = write(tmp_path, "deals.csv", f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,10,new,SMB,Organic\n")
+    ingest(ws, [path])
+    hold = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); print('held', flush=True); "
+            "time.sleep(float(sys.argv[2]))")
+
+    def holder(seconds: float) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-c", hold, str(ws.db_path), str(seconds)], stdout=subprocess.PIPE,
+                                text=True)
+        assert proc.stdout.readline().strip() == "held"
+        return proc
+
+    proc = holder(1.5)
+    started = time.monotonic()
+    assert ingest(ws, [path]).tables == {"deals": 1}  # waited for the other process, then loaded
+    assert time.monotonic() - started >= 1.0
+    proc.wait()
+    monkeypatch.setattr(ingest_module, "ATTACH_WAIT_SECONDS", 0.5)
+    proc = holder(5)
+    try:
+        with pytest.raises(LoadError, match="is in use by another program .* nothing was loaded"):
+            ingest(ws, [path])
+    finally:
+        proc.kill()
