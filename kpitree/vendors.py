@@ -5,14 +5,18 @@ and how each output column is computed from them (`Field`, a small SQL template)
 turns a mapping into SQL; nothing here touches data. Layouts known by their headers:
 
 - HubSpot deals export, Salesforce opportunities report, Pipedrive deals export → `deals`;
+- Salesforce object exports with API field names (Data Loader, Workbench, `sf data export`):
+  Opportunity → `deals`, Lead → `leads`, Account → `accounts`, Campaign → `spend`, User as a side
+  file naming owners and their managers; OpportunityHistory, Contact and CampaignMember are
+  recognised and not needed;
 - Stripe subscriptions export (Dashboard labels or API field names) → `subscriptions`;
 - the "CRM Sales Opportunities" sample (`sales_pipeline.csv` → `deals`, `accounts.csv` →
   `accounts`, with `products.csv` and `sales_teams.csv` as side files joined into deals).
 
 Header text is a display label that users rename and that varies by vendor version
 (/work/notes/vendor_exports.md), so headers are matched by `normalise_header` against alias
-lists, and missing optional columns are fine. Anything else maps by canonical names, or by a
-mapping a user saved for that exact header set (`header_key`).
+lists, and missing optional columns are fine. Anything else is scored against every canonical
+table (`detect.py`), or maps by a mapping a user saved for that exact header set (`header_key`).
 """
 
 from __future__ import annotations
@@ -215,7 +219,7 @@ class Mapping:
             refs = set(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.text)?\}", f.sql))
             src = self.inputs.get(f.input) if f.input else None
             if f.note:
-                out[name] = f"{src.label}: {f.note}" if src is not None and not f.note.startswith("the ") else f.note
+                out[name] = f.note
             elif src is not None:
                 out[name] = src.label
             elif not refs or refs & set(self.inputs):
@@ -425,8 +429,8 @@ def _salesforce_joins(inputs: dict[str, Input], fields: dict[str, Field], rules:
     joins: list[Join] = []
     if api and "users" in sides:
         joins += [Join("users", "u", "u.user_id = {owner.text}"), Join("users", "mu", "mu.user_id = u.manager_id")]
-        fields["owner"] = Field("COALESCE(u.user_name, {owner})", "owner", note="the owner's name from the User file")
-        fields["manager"] = Field("mu.user_name", "owner", note="the owner's manager from the User file")
+        fields["owner"] = Field("COALESCE(u.user_name, {owner})", "owner", note="OwnerId → the user's name (User file)")
+        fields["manager"] = Field("mu.user_name", "owner", note="the owner's manager (User file's ManagerId)")
         rules.append("owner: OwnerId turned into the user's name, and manager from the User file's ManagerId")
     elif api:
         rules.append("owner: Salesforce user ids (OwnerId) — load the User export with it to see names")
@@ -525,7 +529,7 @@ def _sf_account(h: Headers, sides: set[str]) -> Mapping:
     }
     rules = [segment_rule] if segment_rule else []
     if "owner" in inputs and "users" in sides:
-        fields["account_owner"] = Field("COALESCE(u.user_name, {owner})", "owner", note="the owner's name")
+        fields["account_owner"] = Field("COALESCE(u.user_name, {owner})", "owner", note="OwnerId → the user's name (User file)")
     joins = (Join("users", "u", "u.user_id = {owner.text}"),) if "owner" in inputs and "users" in sides else ()
     return Mapping("salesforce", "Salesforce Account export (API field names)", "accounts", inputs, fields,
                    side="accounts", rules=tuple(rules), joins=joins)
