@@ -6,8 +6,9 @@ import time
 
 import pytest
 from conftest import ARTIFACTS, ROOT
+from playwright.sync_api import expect
 
-from kpitree.workspace import Workspace, create_workspace
+from kpitree.workspace import Workspace, create_workspace, delete_workspace
 
 EXPORTS = ROOT / "tests" / "fixtures" / "exports"
 
@@ -45,6 +46,8 @@ OWN = ROOT / "tests" / "fixtures" / "own_data"
 def test_upload_a_batch_skip_one_file_override_another(page, app_url, demo_data_dir):
     """A billing batch nobody here generated: the snapshot is skipped, the churn log is recognised and left out,
     the ticket export is first read as the wrong table and then set right, and the report says it all."""
+    if (demo_data_dir / "own-data").exists():  # a retry after a failed attempt starts over
+        delete_workspace(demo_data_dir, "own-data")
     create_workspace(demo_data_dir, "own-data")
     page.goto(f"{app_url}/Upload?ws=own-data")
     uploader = page.get_by_test_id("stFileUploaderDropzoneInput")
@@ -55,18 +58,22 @@ def test_upload_a_batch_skip_one_file_override_another(page, app_url, demo_data_
     page.get_by_text("It has no date column at all").first.wait_for(timeout=30000)
 
     def choose(file: str, option: str) -> None:
-        # One "Load as" box per file, in the order of the upload.
-        page.get_by_test_id("stSelectbox").filter(has_text="Load as").nth(files.index(file)).click()
+        # One "Load as" box per file, in the order of the upload; wait for the rerun to show the choice.
+        box = page.get_by_test_id("stSelectbox").filter(has_text="Load as").nth(files.index(file))
+        box.click()
         page.get_by_role("option", name=option, exact=True).click()
+        expect(page.get_by_role("option", name=option, exact=True)).to_have_count(0, timeout=30000)
 
     choose("tickets_export.csv", "table nps")
     page.get_by_text("missing required column(s) 'score' for table 'nps'").first.wait_for(timeout=30000)
     choose("tickets_export.csv", "table tickets")
+    expect(page.get_by_text("for table 'nps'")).to_have_count(0, timeout=30000)
     choose("telco_churn.csv", "skip this file")
     load = page.get_by_role("button", name="Load 4 files into 'own-data' (replace)")
     load.wait_for(timeout=30000)
     load.click()
     page.get_by_text("Loaded 252 rows").wait_for(timeout=30000)
+    page.get_by_text("telco_churn.csv: not loaded — skipped at your request").wait_for(timeout=30000)
     body = main.inner_text()
     assert "telco_churn.csv: not loaded — skipped at your request" in body
     assert "churn_events.csv: not loaded" in body
