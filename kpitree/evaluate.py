@@ -130,6 +130,8 @@ def _clean(d: dict) -> dict:
 # --- computing metrics with a small per-workspace cache -----------------------------------
 
 _CACHE = ResultCache(512)
+# Tables that describe a state lasting until it changes, not events on a day.
+STATE_TABLES = frozenset({"subscriptions", "quotas", "accounts"})
 
 
 def _profile(workspace: Workspace, columns: dict[str, list[str]]) -> Profile:
@@ -234,8 +236,12 @@ class Engine:
         lo, hi = self.coverage(m.table)
         if lo is None or hi is None:
             return False
-        # Stocks at the end of the period only need data that started before it ends.
-        return period.start <= max(hi, self.as_of) and period.end >= lo
+        # Stocks at the end of the period only need data that started before it ends, and a state
+        # table (subscriptions, quotas, accounts) holds until the data's as-of date. A flow or rate
+        # over a log of events (leads, deals, tickets …) has no value after the log's last day: a
+        # leads export that ends in May says nothing about September, it does not say zero.
+        last = max(hi, self.as_of) if m.kind is Kind.STOCK or m.table in STATE_TABLES else hi
+        return period.start <= last and period.end >= lo
 
     @contextmanager
     def session(self) -> Iterator[None]:

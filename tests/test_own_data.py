@@ -222,3 +222,15 @@ def test_day_month_order_is_decided_per_column(ws, tmp_path):
     ingest(ws, [path])
     assert rows(ws, "SELECT created_date, mql_date FROM leads WHERE lead_id = 'L2'") == [
         (date(2024, 2, 5), date(2024, 2, 5))]
+
+
+def test_a_log_that_ends_early_is_no_data_after_its_last_day_not_zero(ws):
+    from kpitree.evaluate import Engine
+    from kpitree.metrics import metric
+    from kpitree.periods import parse_period
+
+    ingest(ws, OLIST)  # the MQLs end in May 2018, the won deals run to October
+    engine = Engine(ws)
+    assert engine.covers(metric("leads"), parse_period("2018-05"))
+    assert not engine.covers(metric("leads"), parse_period("2018-09"))
+    assert engine.covers(metric("opportunities_created"), parse_period("2018-09"))
