@@ -112,7 +112,11 @@ def main() -> None:
 
     spec = ui.tree_spec(str(ws.root), ui.version_of(ws), tree.source, Path(tree.source).stat().st_mtime, period.key,
                         TREE_WIDTH)
-    event = st.vega_lite_chart(with_selection(spec, st.session_state["selected"]), key="tree",
+    # The chart keeps its own selection: after the selectbox or an "Open" button chose another node, a
+    # click on the box the chart still holds would send no change. A new key (a fresh chart showing the
+    # chosen node) after every such choice keeps the two in step, so the last action always wins.
+    event = st.vega_lite_chart(with_selection(spec, st.session_state["selected"]),
+                               key=f"tree_{st.session_state.get('_tree_generation', 0)}",
                                on_select="rerun", selection_mode="node", width="content")
     clicked = _clicked(event)
     if clicked and clicked != st.session_state.get("_last_click") and clicked in ids:
@@ -157,7 +161,7 @@ def _clicked(event) -> str | None:
 
 
 def _picked() -> None:
-    st.session_state["selected"] = st.session_state["node_pick"]
+    _select(st.session_state["node_pick"])
 
 
 def _red_path(ws, tree, period, versus) -> None:
@@ -199,7 +203,10 @@ def _against(result) -> str:
 
 
 def _select(node_id: str) -> None:
+    """A node chosen outside the chart: a fresh chart (new key) so that any box, clicked next, counts."""
     st.session_state["selected"] = node_id
+    st.session_state["_tree_generation"] = st.session_state.get("_tree_generation", 0) + 1
+    st.session_state["_last_click"] = None
 
 
 def _panel(ws, engine, tree, evaluation, node_id, period, versus) -> None:

@@ -14,7 +14,8 @@ def click_node(at: AppTest, node_id: str, chart_key: str = "tree") -> AppTest:
     plain dict), so this sends the widget state the frontend sends: the chart's id with the
     selection as JSON.
     """
-    chart = next(e for e in at.main if e.type == "vega_lite_chart" and e.key == chart_key)
+    chart = next(e for e in at.main if e.type == "vega_lite_chart"
+                 and (e.key == chart_key or (e.key or "").startswith(f"{chart_key}_")))
     states = at._tree.get_widget_states()
     entry = states.widgets.add()
     entry.id = chart.proto.id

@@ -24,7 +24,7 @@ def test_default_view_is_the_tree_on_the_latest_complete_month(app):
     assert any(h.startswith("### RevOps KPI tree · 2026-10") for h in headings(at))
     assert at.selectbox(key="node_pick").value == "arr"
     assert "#### ARR" in headings(at)
-    chart = next(e for e in at.main if e.type == "vega_lite_chart" and e.key == "tree")
+    chart = next(e for e in at.main if e.type == "vega_lite_chart" and e.key.startswith("tree_"))
     assert '"node"' in chart.proto.spec  # the box layer carries the click selection
     assert at.query_params["period"] == "2026-10"
 
@@ -42,6 +42,18 @@ def test_select_box_and_chart_click_stay_in_sync(app):
     assert any("Priya Nair" in h for h in headings(at))
     # The segment split of the selected node is offered by its table's dimensions.
     assert at.radio(key="dim_logo_churn_rate").options == ["segment", "channel"]
+
+
+def test_a_click_on_the_box_the_chart_held_counts_after_the_selectbox_moved_on(app):
+    """Click Leads, pick Win rate from the selectbox, click Leads again: Leads opens (the last action wins)."""
+    at = click_node(app.run(), "leads")
+    assert at.selectbox(key="node_pick").value == "leads"
+    at.selectbox(key="node_pick").set_value("win_rate").run()
+    assert "#### Win rate (new)" in headings(at)
+    at = click_node(at, "leads")
+    assert not at.exception
+    assert at.selectbox(key="node_pick").value == "leads"
+    assert any(h.startswith("#### Leads") for h in headings(at))
 
 
 def test_segment_split_switches_dimension(app):

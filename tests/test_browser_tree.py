@@ -60,3 +60,20 @@ def test_red_path_lists_every_cause_and_opens_one(page, app_url):
     body = page.locator("[data-testid='stMain']").inner_text()
     assert "Priya Nair (VP Customer Success)" in body and "SMB" in body
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+@pytest.mark.flaky(reruns=2)
+def test_a_click_counts_after_an_open_button_chose_another_node(page, app_url):
+    """The last action wins: a box the chart had selected before an "Open …" button moved the panel
+    elsewhere still opens when clicked again (it used to send no change and do nothing)."""
+    page.goto(app_url)
+    page.locator(BOX.format("New business ARR")).first.wait_for(timeout=60000)
+    page.locator(BOX.format("New business ARR")).first.click()
+    wait_for_heading(page, "New business ARR")
+    page.get_by_role("button", name="Follow the red path").click()
+    page.get_by_role("button", name="Open Logo churn rate").click()
+    wait_for_heading(page, "Logo churn rate", timeout=30)
+    page.locator(BOX.format("New business ARR")).first.click()
+    wait_for_heading(page, "New business ARR", timeout=30)
+    assert page.get_by_role("heading", name="Logo churn rate").count() == 0
+    assert page.locator("[data-testid='stException']").count() == 0
