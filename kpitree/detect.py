@@ -275,11 +275,14 @@ def _deal_rules(columns: dict[str, str], by_key: dict[str, str], fill: dict[str,
     if "status" not in columns and "stage" not in columns and close and normalise_header(close) in WON_DATES:
         fill["status"] = "won"
         rules.append(f"every row is a won deal: the file has a won date ({close!r}) and no status or stage")
+    link = next((by_key[n] for n in LEAD_LINKS if n in by_key), None)
+    if link:
+        columns["lead_link"] = link
+        rules.append(f"each deal links to its lead by {link!r}: a leads file of the same load gives the lead its "
+                     "deal_id (lead conversion) and the deal its channel where it has none")
     if "created_date" not in columns and close:
-        link = next((by_key[n] for n in LEAD_LINKS if n in by_key), None)
         derive["created_date"] = "lead" if link else "close"
         if link:
-            columns["lead_link"] = link
             rules.append(f"created_date: the linked lead's created date ({link!r} → the leads file of this load), "
                          f"else the close date ({close!r}); cycle lengths need both")
         else:
@@ -339,8 +342,8 @@ def not_needed(headers: Iterable[str]) -> str | None:
     names = {normalise_header(h) for h in headers}
     starts = {"start_date", "started_at", "signup_date", "mrr", "mrr_amount", "month"}
     if names & _CHURN_DATES and not names & starts and len(names) <= 8:
-        return ("a churn log: churn is read from the subscriptions' end dates, so it is not needed — load the "
-                "billing export with start and end dates instead")
+        return ("a churn log: not needed, churn is read from the subscriptions' end dates (a billing export "
+                "with start and end dates)")
     return None
 
 

@@ -682,8 +682,8 @@ def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, side
     if fit is not None and fit.complete and fit.confident:
         return _fit_mapping(fit)
     shown = f"{', '.join(headers[:12])}{' …' if len(headers) > 12 else ''}"
-    how = ("Choose its table and map its columns once on the Upload page (the mapping is saved and reused, also by "
-           "the command line: --as FILE=TABLE, --map FILE=MAPPING.json), skip it (--skip FILE), or use canonical names")
+    how = ("Choose its table with 'Load as' and map its columns once (the mapping is saved and reused), or skip the "
+           "file; on the command line: --as FILE=TABLE, --map FILE=MAPPING.json or --skip FILE")
     if fit is not None and fit.missing:
         found = "; ".join(fit.evidence[:6])
         lacks = ", ".join(repr(c) for c in fit.missing)
@@ -1624,6 +1624,7 @@ def ingest(
                 if plan[i].side:
                     sides_present.add(plan[i].side)
             ordered = [prepared[i] for i in range(len(sources))]
+            _link_leads_to_deals(reader, ordered)
             for p in ordered:
                 r = p.report
                 if r.rows_read >= 10 and r.rows_rejected / r.rows_read > max_reject_share:
@@ -1648,6 +1649,26 @@ def ingest(
                    role="skipped")
         for s in skipped]
     return LoadReport(reports, counts, mode, round(time.perf_counter() - started, 3), dry_run)
+
+
+def _link_leads_to_deals(reader: duckdb.DuckDBPyConnection, prepared: list[_Prepared]) -> None:
+    """Deals that name their lead give that lead its deal_id, so lead conversion can be counted.
+
+    A won-deals file of a marketing funnel links each deal to the lead it came from (`mql_id`); the
+    leads file itself has no deal column.
+    """
+    deals = [p for p in prepared if p.table == "deals" and "lead_id" in p.mapping.fields]
+    leads = [p for p in prepared if p.table == "leads"]
+    for lp in leads:
+        linked = 0
+        for dp in deals:
+            before = reader.execute(f"SELECT count(deal_id) FROM {lp.temp}").fetchone()[0]
+            reader.execute(f"UPDATE {lp.temp} SET deal_id = d.deal_id FROM {dp.temp} AS d "
+                           f"WHERE {lp.temp}.deal_id IS NULL AND d.lead_id = {lp.temp}.lead_id")
+            linked += reader.execute(f"SELECT count(deal_id) FROM {lp.temp}").fetchone()[0] - before
+        if linked:
+            files = ", ".join(dp.report.file for dp in deals)
+            lp.report.rules.append(f"deal_id: {linked} lead(s) given the deal that names them ({files})")
 
 
 def _load_order(m: Mapping) -> int:
@@ -1749,6 +1770,7 @@ class Detection:
     chosen: str | None = None  # the table the user chose for it, if any
     missing: list[str] = field(default_factory=list)  # required columns the chosen or guessed table lacks
     conflict: str | None = None  # another file of the batch goes to the same table
+    closest: str | None = None  # for a file that needs a mapping: the table it fits best (offered first)
 
 
 def detect_files(workspace: Workspace | None, paths: list[str | Path], *, table: str | None = None,
@@ -1782,7 +1804,7 @@ def detect_files(workspace: Workspace | None, paths: list[str | Path], *, table:
                 d.problem, d.needs_mapping = str(exc), True
                 fit = best_fit(src.headers, _sample(src, 50), src.name)
                 if fit is not None:
-                    d.evidence, d.missing = list(fit.evidence), list(fit.missing)
+                    d.evidence, d.missing, d.closest = list(fit.evidence), list(fit.missing), fit.table
                 out.append(d)
                 continue
             except LoadError as exc:

@@ -848,7 +848,7 @@ def _is_crm_metadata(h: Headers) -> bool:
 
 
 def _crm_metadata(h: Headers, sides: set[str]) -> Mapping:
-    return Mapping("crm_sample", "CRM Sales Opportunities: data dictionary (documentation, not loaded)", "", {}, {},
+    return Mapping("not_data", "not data: a data dictionary (it describes columns; it holds no records)", "", {}, {},
                    ignore=True)
 
 
@@ -951,14 +951,17 @@ def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "can
             continue  # the stage map decides; a constant would override every stage
         else:
             fields[name] = Field(lit, note=f"constant {value!r}")
+    if table == "deals" and columns.get("lead_link"):
+        # The lead a deal came from: its channel, its date, and (in ingest) the lead's deal_id.
+        inputs["lead_link"] = Input((columns["lead_link"],))
+        joins = (Join("leads", "ld", "ld.lead_id = {lead_link.text}"),)
+        fields["lead_id"] = Field("{lead_link}", "lead_link")
+        fields["channel"] = Field("COALESCE({channel}, ld.channel)", "channel" if "channel" in inputs else None,
+                                  note=None if "channel" in inputs else "the linked lead's channel")
     if derive.get("created_date") in ("lead", "close") and "created_date" not in inputs:
-        if derive["created_date"] == "lead" and columns.get("lead_link"):
-            inputs["lead_link"] = Input((columns["lead_link"],))
-            joins = (Join("leads", "ld", "ld.lead_id = {lead_link.text}"),)
+        if derive["created_date"] == "lead" and joins:
             fields["created_date"] = Field("COALESCE(ld.created_date, {close_date})", "close_date",
                                            note="the linked lead's created date, else the close date")
-            fields["channel"] = Field("COALESCE({channel}, ld.channel)", "channel" if "channel" in inputs else None,
-                                      note=None if "channel" in inputs else "the linked lead's channel")
         else:
             fields["created_date"] = Field("{close_date}", "close_date", note="the close date")
     if stage:

@@ -280,7 +280,7 @@ def mapping_form(ws: Workspace, staged: list[Path], d) -> None:
     st.dataframe(pd.DataFrame([(r + [""] * width)[:width] for r in d.sample], columns=d.headers),
                  hide_index=True, key=f"sample_{key}")
     tables = list(TABLES)
-    first = d.chosen if d.chosen in TABLES else d.table or suggest_table(d.headers, d.sample, d.file)
+    first = d.chosen if d.chosen in TABLES else d.table or d.closest or suggest_table(d.headers, d.sample, d.file)
     table = st.selectbox("Canonical table", tables, index=tables.index(first), key=f"map_table_{key}")
     saved = ws.load_mapping(key) or {}
     defaults = saved.get("columns") if saved.get("table") == table else suggest_mapping(d.headers, table, d.sample)
@@ -374,8 +374,12 @@ def run_load(ws: Workspace, staged: list[Path], mode: str, chosen: dict, reappen
 
 def show_report(ws: Workspace, report: LoadReport) -> None:
     st.subheader("Data-quality report")
-    st.success(f"Loaded {report.rows_loaded:,} rows in {report.seconds:.1f} s — tables now: "
-               + ", ".join(f"{t} {n:,} rows" for t, n in report.tables.items()))
+    if report.tables:
+        st.success(f"Loaded {report.rows_loaded:,} rows in {report.seconds:.1f} s — tables now: "
+                   + ", ".join(f"{t} {n:,} rows" for t, n in report.tables.items()))
+    else:
+        st.info("Nothing new was loaded: every file was already in the workspace, skipped or not data — "
+                "the files below say which. The workspace is as it was.")
     c = st.columns(5)
     c[0].metric("Files", len(report.files))
     c[1].metric("Rows read", f"{sum(f.rows_read for f in report.files):,}")

@@ -110,6 +110,10 @@ def test_won_deals_funnel_without_amounts(ws):
     linked = rows(ws, "SELECT count(*) FROM deals d JOIN leads l ON l.lead_id = d.deal_id "
                       "WHERE d.created_date = l.created_date AND d.channel IS NOT DISTINCT FROM l.channel")[0][0]
     assert linked == 42
+    # ... and each MQL that became a deal knows it: lead conversion can be counted.
+    assert rows(ws, "SELECT count(*) FROM leads WHERE deal_id IS NOT NULL") == [(42,)]
+    mqls = next(f for f in report.files if f.file == OLIST[1].name)
+    assert any("42 lead(s) given the deal that names them" in r for r in mqls.rules)
 
 
 def test_won_deals_alone_take_the_close_date_and_say_so(ws):
