@@ -191,8 +191,9 @@ class Engine:
         return self._missing[key]
 
     def dimensions(self, what: Node | Metric | str, wanted: Sequence[str]) -> list[str]:
-        """Of `wanted`, the dimensions every table of the metric can be split by here: a column with
-        a value in some row, on the table itself or on the accounts it links to."""
+        """Of `wanted`, the dimensions every table of the metric can be split by here: a drill
+        dimension (`Profile.dimensions`: at least two values, no ids, names or amounts) of the
+        table itself or of the accounts it links to, so the panel offers what a suggested tree names."""
         m = what if isinstance(what, Metric) else metric(what.metric if isinstance(what, Node) else what)
         names = {m.name, *([m.running] if m.running else [])}
         tables = {s.table for n in names for s in metric(n).sources}
@@ -200,9 +201,7 @@ class Engine:
 
     def splits(self, table: str, dimension: str) -> bool:
         """The table's rows can be split by `dimension` (what `metrics.dimension_sql` will use)."""
-        key = "customer_id" if table == "subscriptions" else "account_id"
-        return self.profile.has(table, dimension) or (self.profile.has(table, key)
-                                                       and self.profile.has("accounts", dimension))
+        return self.profile.splits(table, dimension)
 
     def fill(self, table: str, dimension: str) -> float:
         """The share of the table's rows with a value of `dimension` (own column, else the account's)."""

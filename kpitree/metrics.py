@@ -1238,6 +1238,41 @@ _PICK_IN = re.compile(r"""\bt\."?([A-Za-z_][A-Za-z0-9_]*)"?\s+IN\s*\(\s*('[^']*'
 
 Values = Mapping[str, Mapping[str, tuple[str, ...]]]
 
+# --- drill dimensions: which columns a number can be split by (Profile.dimensions) ------------
+# An extra text column with more distinct values than this is a name or an id, not a split.
+MAX_DIM_VALUES = 50
+# Extra columns worth splitting by even when a small sample has nearly one value per row.
+KNOWN_SPLITS = frozenset({
+    "manager", "regional_office", "region", "team", "territory", "country", "industry", "product",
+    "product_series", "plan", "lead_source", "source", "type", "deal_type", "feature", "csm",
+    "business_segment", "segment", "tier",
+})
+# Column names that identify or describe one row (ids, keys, people's names, contact details, free
+# text): a split by them has as many segments as rows, or is personal data. `forecastcategoryname`
+# (a Salesforce picklist) ends in "name" but is a category: see _CATEGORY_WORDS.
+_ROW_NAME = re.compile(
+    r"(^|_)(id|ids|key|uuid|guid)$|^id_|(account|owner|lead|contact|user|deal|opportunity|campaign|customer|"
+    r"record|parent|page|session|order|product)id$|name$|e_?mail|phone|mobile|fax|descr|subject|comment|note|summary|"
+    r"^body$|message|address|street|zip|postal|url$|website|password|token", re.IGNORECASE)
+_CATEGORY_WORDS = re.compile(r"category|type|stage|status", re.IGNORECASE)
+_NUMBER = re.compile(r"^[+-]?[$€£]?\s*\d[\d,]*(\.\d*)?\s*%?$|^[+-]?\.\d+$")
+_DATE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}([ T].*)?$|^\d{1,2}[/.]\d{1,2}[/.]\d{2,4}$|^\d{4}-\d{2}$")
+
+
+def row_identifying(column: str) -> bool:
+    """The column's name says it identifies or describes one row (`*_id`, `id`, `*name`, email,
+    phone, description…): never a drill dimension, whatever its values."""
+    if _ROW_NAME.search(column) is None:
+        return False
+    return not (column.lower().endswith("name") and _CATEGORY_WORDS.search(column[:-4]) is not None)
+
+
+def quantity_values(values: Iterable[str]) -> bool:
+    """Every value is a number or a date ("0.0", "25000", "10%", "2024-02-06"): the column is a
+    measure or a time, and splitting by it gives one segment per amount."""
+    found = [v.strip() for v in values if v and v.strip()]
+    return bool(found) and all(_NUMBER.match(v) or _DATE.match(v) for v in found)
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -1278,6 +1313,49 @@ class Profile:
     def distinct(self, table: str, column: str) -> tuple[str, ...] | None:
         """The column's values, or None when they are not known (too many, not text, not read)."""
         return self.values.get(table, {}).get(column)
+
+    def dimensions(self, table: str) -> list[str]:
+        """The table's own columns a number can be split by here: THE rule for drill dimensions,
+        shared by the node panel (`Engine.dimensions`) and suggested trees (`suggest`).
+
+        - a canonical dimension of the table (`schema.Table.dimensions`) that holds at least two
+          values (one whose values are too many to list counts: a hundred owners still split);
+        - an extra column (one the canonical table does not have) whose 2 to MAX_DIM_VALUES listed
+          values are text, not numbers or dates (probability, seats, declared revenue are amounts),
+          whose name does not identify or describe a row (`row_identifying`: ids, names, emails),
+          and that is not mostly one value per row (at most one value per two filled rows), unless
+          its name is a well-known split (manager, region, industry: KNOWN_SPLITS) on a small sample.
+
+        Canonical columns that are not dimensions (status, stage, dates, amounts) are never offered.
+        """
+        spec = TABLES.get(table)
+        canonical = spec.dimensions if spec is not None else ()
+        known_columns = spec.column_names if spec is not None else ()
+        out = []
+        for column, filled in self.filled.get(table, {}).items():
+            if not filled:
+                continue
+            values = self.distinct(table, column)
+            if column in canonical:
+                if values is None or len(values) >= 2:
+                    out.append(column)
+                continue
+            if column in known_columns or values is None or not 2 <= len(values) <= MAX_DIM_VALUES:
+                continue
+            if row_identifying(column) or quantity_values(values):
+                continue
+            if len(values) <= filled / 2 or column.lower() in KNOWN_SPLITS:
+                out.append(column)
+        return out
+
+    def splits(self, table: str, dimension: str) -> bool:
+        """The table's rows can be split by `dimension`: a drill dimension of its own, or, when the
+        table has no value in that column, one of the accounts its rows link to. Mirrors
+        `dimension_sql`, which reads the table's own filled column first."""
+        if self.has(table, dimension):
+            return dimension in self.dimensions(table)
+        key = "customer_id" if table == "subscriptions" else "account_id"
+        return self.has(table, key) and dimension in self.dimensions("accounts")
 
     def holds(self, table: str, column: str, wanted: Iterable[object]) -> bool:
         """Some row has one of the wanted values (True when the values are not known but some row

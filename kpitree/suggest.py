@@ -46,7 +46,6 @@ from .history import TreeStore, workspace_trees
 from .metrics import CATALOGUE, Kind, Metric, Profile, picks
 from .periods import Grain, Period, latest_complete, trailing
 from .plan import plan_targets
-from .schema import TABLES
 from .tree import TO_ASSIGN, Node, Target, Tree, formula_expression, formula_names, load_tree
 from .workspace import Workspace
 
@@ -58,11 +57,7 @@ SUGGESTED_BY = "kpitree (suggested from the data)"
 MIN_MONTHS = 3  # fewest months of history a suggested target may rest on
 HISTORY_MONTHS = 24
 PLAN_AHEAD = 12  # months of suggested targets after the last complete month
-MAX_DIM_VALUES = 50  # a text column with more distinct values is a name or an id, not a split
-
-# Extra columns worth splitting by even when a small sample has nearly one value per row.
-KNOWN_SPLITS = ("manager", "regional_office", "region", "team", "territory", "country", "industry", "product",
-                "product_series", "plan", "lead_source", "source", "type", "deal_type", "feature", "csm")
+# Which columns are drill dimensions is Profile.dimensions (metrics.py); this is only their order.
 DIM_ORDER = ("owner", "manager", "regional_office", "region", "team", "segment", "channel", "csm", "industry",
              "plan", "product", "product_series", "deal_type", "type", "feature")
 # A template owner's role (the part in parentheses) → the role a placeholder names.
@@ -250,32 +245,14 @@ def _north_star(nodes: list[Node], notes: list[Note]) -> list[Node]:
 # --- drill dimensions -------------------------------------------------------------------------
 
 
-def _dimension_columns(data: Profile, table: str) -> list[str]:
-    """Columns of the table worth splitting by: filled, with 2 to 50 values (extra columns included)."""
-    out = []
-    canonical = TABLES[table].dimensions if table in TABLES else ()
-    for column, n in data.filled.get(table, {}).items():
-        if not n:
-            continue
-        known = data.distinct(table, column)
-        if known is None or not 2 <= len(known) <= MAX_DIM_VALUES:
-            continue
-        extra = table in TABLES and column not in TABLES[table].column_names
-        if column in canonical or (extra and (len(known) <= n / 2 or column in KNOWN_SPLITS)):
-            out.append(column)
-    return out
-
-
 def _node_dimensions(m: Metric, data: Profile) -> list[str]:
-    """Dimensions every raw table of the metric can split by: its own filled column, or the account's."""
-    account_dims = _dimension_columns(data, "accounts") if data.loaded("accounts") else []
+    """Dimensions every raw table of the metric can split by: `Profile.splits`, the rule the node
+    panel (`Engine.dimensions`) applies too, so a suggested tree names only what the panel offers."""
+    account_dims = data.dimensions("accounts") if data.loaded("accounts") else []
     common: list[str] | None = None
     for table in dict.fromkeys(s.table for s in m.sources):
-        own = _dimension_columns(data, table)
-        key = "customer_id" if table == "subscriptions" else "account_id"
-        # an own column, even an empty one, wins over the account's (that is how the engine splits)
-        joined = [d for d in account_dims if data.exists(table, key) and not data.exists(table, d)]
-        dims = own + [d for d in joined if d not in own]
+        candidates = dict.fromkeys([*data.dimensions(table), *account_dims])
+        dims = [d for d in candidates if data.splits(table, d)]
         common = dims if common is None else [d for d in common if d in dims]
     return sorted(common or [], key=lambda d: (DIM_ORDER.index(d) if d in DIM_ORDER else len(DIM_ORDER), d))
 
