@@ -7,6 +7,7 @@ data (`chart.to_dict()`) without a browser.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import altair as alt
@@ -117,13 +118,25 @@ def layout_box_text(layout: Layout) -> float:
     return box.w - 12
 
 
+def axis_format(unit: str, values: Sequence[float | None] = ()) -> str:
+    """A d3 format for a value axis. SI suffixes only for large numbers: below 1 they read as
+    milli ("200m" for 0.2 leads), so counts and small amounts get plain decimals."""
+    if unit == "percent":
+        return ".1%"
+    finite = [abs(float(v)) for v in values if v is not None and v == v]
+    large = bool(finite) and max(finite) >= 10_000
+    if unit.startswith("money"):
+        return "$,.3s" if large else "$,.2~f"
+    return ",.3~s" if large else ",.2~f"
+
+
 def trend_chart(df: pd.DataFrame, unit: str, title: str = "") -> alt.LayerChart:
     """Value over the last periods with the target as a dashed line (seed 002: lines for trends)."""
     data = df.copy()
     data["value_text"] = [fmt(v, unit) for v in data["value"]]
     data["target_text"] = [fmt(v, unit) for v in data["target"]]
     base = alt.Chart(data).encode(x=alt.X("period:O", title=None, axis=alt.Axis(labelAngle=-45)))
-    fmt_axis = ".1%" if unit == "percent" else ("$,.3s" if unit.startswith("money") else ",.3s")
+    fmt_axis = axis_format(unit, [*data["value"], *data["target"]])
     value = base.mark_line(point=True, color=ACCENT).encode(
         y=alt.Y("value:Q", title=None, axis=alt.Axis(format=fmt_axis)),
         tooltip=[alt.Tooltip("period:O"), alt.Tooltip("value_text:N", title="value"),
@@ -133,25 +146,48 @@ def trend_chart(df: pd.DataFrame, unit: str, title: str = "") -> alt.LayerChart:
     return alt.layer(value, target).properties(height=220, title=title)
 
 
+def is_gain(direction: str, gap: float | None) -> bool:
+    """True when a node moved the good way against what it is compared with (beats its target)."""
+    return gap is not None and (gap > 0 if direction == "higher" else gap < 0)
+
+
+def gain_segments(frame: pd.DataFrame, chosen: Sequence[str]) -> pd.DataFrame:
+    """An explanation's segment frame (worst first) re-read for a gain: the segments that carried the
+    gain first, and those the explanation names marked as explaining it, so the chart and table
+    show the segments its sentence names instead of only the ones that held it back."""
+    out = frame.sort_values("adverse", ascending=True, kind="stable").reset_index(drop=True)
+    out["explains"] = [s in chosen and a < 0 for s, a in zip(out["segment"], out["adverse"], strict=True)]
+    return out
+
+
 def segment_chart(df: pd.DataFrame, unit: str, dimension: str, highlight: Sequence[str] = (),
-                  top: int = 12) -> alt.Chart:
-    """Segments' current value (bar) against their baseline (tick); the explaining ones in red."""
+                  top: int = 12, highlight_color: str = STATUS_STROKE["red"]) -> alt.Chart:
+    """Segments' current value (bar) against their baseline (tick); the explaining ones in red
+    (in `highlight_color`: green when they explain a gain)."""
     data = df.copy().head(top)
     data["current_text"] = [fmt(v, unit) for v in data["current"]]
     data["baseline_text"] = [fmt(v, unit) for v in data["baseline"]]
     data["change_text"] = [fmt_change(v, unit) for v in data["change"]]
     data["role"] = ["explains" if s in highlight else "other" for s in data["segment"]]
     order = list(data["segment"])
-    fmt_axis = ".1%" if unit == "percent" else ("$,.3s" if unit.startswith("money") else ",.3s")
-    y = alt.Y("segment:N", sort=order, title=dimension)
+    fmt_axis = axis_format(unit, [*data["current"], *data["baseline"]])
+    # a segment that fell to zero has no bar to colour: its name and baseline tick carry the colour too
+    marked = json.dumps([s for s in order if s in highlight])
+    y = alt.Y("segment:N", sort=order, title=dimension,
+              axis=alt.Axis(labelColor=alt.ExprRef(f"indexof({marked}, datum.value) >= 0 ? "
+                                                   f"'{highlight_color}' : '{MUTED}'"),
+                            labelFontWeight=alt.ExprRef(f"indexof({marked}, datum.value) >= 0 ? 'bold' : 'normal'")))
     bars = alt.Chart(data).mark_bar().encode(
         y=y, x=alt.X("current:Q", title=None, axis=alt.Axis(format=fmt_axis)),
-        color=alt.Color("role:N", scale=alt.Scale(domain=["explains", "other"], range=["#c62828", "#90a4ae"]),
+        color=alt.Color("role:N", scale=alt.Scale(domain=["explains", "other"], range=[highlight_color, "#90a4ae"]),
                         legend=None),
         tooltip=[alt.Tooltip("segment:N"), alt.Tooltip("current_text:N", title="now"),
                  alt.Tooltip("baseline_text:N", title="baseline"), alt.Tooltip("change_text:N", title="change")],
     )
-    ticks = alt.Chart(data).mark_tick(color=INK, thickness=2, size=20).encode(y=y, x="baseline:Q")
+    ticks = alt.Chart(data).mark_tick(thickness=2, size=20).encode(
+        y=y, x="baseline:Q",
+        color=alt.Color("role:N", scale=alt.Scale(domain=["explains", "other"], range=[highlight_color, INK]),
+                        legend=None))
     return alt.layer(bars, ticks).properties(height=alt.Step(26))
 
 
@@ -169,7 +205,7 @@ def waterfall_chart(start_label: str, start: float, steps: Sequence[tuple[str, f
     data["text"] = [fmt(a, unit) if k == "total" else fmt_change(a, unit) for a, k in zip(data["amount"], data["kind"],
                                                                                            strict=True)]
     order = list(data["step"])
-    fmt_axis = ".1%" if unit == "percent" else ("$,.3s" if unit.startswith("money") else ",.3s")
+    fmt_axis = axis_format(unit, [*data["lo"], *data["hi"]])
     return alt.Chart(data).mark_bar(size=28).encode(
         x=alt.X("step:N", sort=order, title=None, axis=alt.Axis(labelAngle=-20)),
         y=alt.Y("lo:Q", title=None, axis=alt.Axis(format=fmt_axis)), y2="hi:Q",

@@ -112,3 +112,44 @@ def test_other_charts_are_valid_specs():
     rows = spec["datasets"][spec["data"]["name"]]
     assert [(r["step"], r["lo"], r["hi"]) for r in rows] == [
         ("target", 0.0, 100.0), ("a", 70.0, 100.0), ("b", 70.0, 80.0), ("actual", 0.0, 80.0)]
+
+
+def test_count_and_small_axes_never_read_as_milli():
+    """0.2 leads is not "200m": SI suffixes only for large numbers, plain decimals below."""
+    from kpitree.charts import axis_format
+
+    for unit in ("count", "number", "money"):
+        small = axis_format(unit, [0.2, 0.4, 2.9])
+        assert "s" not in small.replace("$", ""), (unit, small)
+    assert axis_format("count", [12_000, 40_000]).endswith("s")
+    assert axis_format("money", [1_500_000]) == "$,.3s"
+    df = pd.DataFrame({"segment": ["Web", "Purchased List"], "current": [2.0, 0.0], "baseline": [1.4, 1.4],
+                       "change": [0.6, -1.4]})
+    spec = segment_chart(df, "count", "channel", ["Purchased List"]).to_dict()
+    assert spec["layer"][0]["encoding"]["x"]["axis"]["format"] == ",.2~f"
+    trend = pd.DataFrame({"period": ["2025-07", "2025-08"], "value": [1.0, 0.0], "target": [1.4, 1.4]})
+    assert trend_chart(trend, "count").to_dict()["layer"][0]["encoding"]["y"]["axis"]["format"] == ",.2~f"
+
+
+def test_a_segment_that_fell_to_zero_is_still_marked_red():
+    """A bar of length 0 shows no colour: the segment's name and baseline tick carry it, so the
+    caption's "in red, the segments that explain the gap" matches what is drawn."""
+    df = pd.DataFrame({"segment": ["Web", "Purchased List"], "current": [2.0, 0.0], "baseline": [1.4, 1.4],
+                       "change": [0.6, -1.4]})
+    spec = segment_chart(df, "count", "channel", ["Purchased List"]).to_dict()
+    label_color = spec["layer"][0]["encoding"]["y"]["axis"]["labelColor"]["expr"]
+    assert '"Purchased List"' in label_color and "#c62828" in label_color and '"Web"' not in label_color
+    tick = spec["layer"][1]["encoding"]["color"]
+    assert tick["field"] == "role" and tick["scale"]["range"][0] == "#c62828"
+
+
+def test_a_gain_shows_the_segments_that_carried_it_first():
+    from kpitree.charts import gain_segments, is_gain
+
+    frame = pd.DataFrame({"segment": ["FR", "DE", "UK", "US"], "adverse": [1879.0, 1794.0, -76000.0, -27000.0],
+                          "explains": [False, False, False, False]})
+    out = gain_segments(frame, ["UK"])
+    assert list(out["segment"][:2]) == ["UK", "US"]
+    assert list(out["explains"]) == [True, False, False, False]
+    assert is_gain("higher", 5.0) and is_gain("lower", -1.0)
+    assert not is_gain("higher", -5.0) and not is_gain("higher", None)
