@@ -10,7 +10,16 @@ from pathlib import Path
 import streamlit as st
 
 import ui
-from kpitree.charts import STATUS_WORD, segment_chart, trend_chart, waterfall_chart, with_selection
+from kpitree.charts import (
+    STATUS_STROKE,
+    STATUS_WORD,
+    gain_segments,
+    is_gain,
+    segment_chart,
+    trend_chart,
+    waterfall_chart,
+    with_selection,
+)
 from kpitree.charts_usage import activity_dots_chart, cohort_chart
 from kpitree.drill import drill_dimensions, segment_table
 from kpitree.errors import KpiTreeError, QueryError
@@ -133,7 +142,7 @@ def main() -> None:
 
     node_id = st.session_state["selected"]
     if st.session_state.get("show_path"):
-        _red_path(ws, tree, period, versus)
+        _red_path(ws, tree, period, versus, evaluation)
     _panel(ws, engine, tree, evaluation, node_id, period, versus)
     ui.warm_up(ws, tree, evaluation, period, versus)
 
@@ -164,7 +173,7 @@ def _picked() -> None:
     _select(st.session_state["node_pick"])
 
 
-def _red_path(ws, tree, period, versus) -> None:
+def _red_path(ws, tree, period, versus, evaluation) -> None:
     result = ui.explanation(ws, tree, tree.root.id, period, versus, causes=True)
     if result is None:
         st.info("The explanation engine is not installed in this build; use the segment charts below.")
@@ -172,15 +181,29 @@ def _red_path(ws, tree, period, versus) -> None:
     adverse = result.gap is not None and (result.gap < 0 if result.direction == "higher" else result.gap > 0)
     unjudged = result.gap is None  # no data (or nothing to compare with): the path goes on below it
     with st.container(border=True):
-        if unjudged:
+        sentences = result.sentences()
+        empty = unjudged and len(sentences) <= 1 and not result.causes  # nothing below it to name
+        judged = [n for n in evaluation.nodes if n.status in ("green", "amber", "red")] if empty else []
+        if empty and not judged:
+            st.markdown(f"**Red path — {result.label} cannot be judged here, and no part below it can either**")
+        elif empty:
+            st.markdown(f"**Red path — {result.label} cannot be judged here, and no part below it is off track "
+                        "on its own**")
+        elif unjudged:
             st.markdown(f"**Red path — {result.label} cannot be judged here, so each part below it is judged on "
                         "its own**")
         elif adverse:
             st.markdown("**Red path — where to look and who to talk to**")
         else:
             st.markdown(f"**{result.label} did not fall short of {_against(result)}** — what moved it:")
-        for sentence in result.sentences():
+        for sentence in sentences:
             st.markdown(f"- {sentence}")
+        if empty and not judged:
+            st.caption("No number in this tree has both data and a target for this period, so none can be off "
+                       "track: type targets in the Builder, or compare with the previous period (sidebar).")
+        elif empty:
+            st.caption(f"{len(judged)} number(s) below it have a target and are on or near it; the others have no target or "
+                       "no data, so they cannot be judged: type targets in the Builder.")
         lever = result.red_path[-1].id if result.red_path else None
         if (adverse or unjudged) and lever and lever != tree.root.id:
             st.button(f"Open {tree.node(lever).label}", key="open_lever", on_click=_select, args=(lever,))
@@ -261,8 +284,13 @@ def _what_next(tree, evaluation, node, period) -> None:
     slider = slider_for(evaluation, tree, node.id)
     if not solutions and slider is None:
         return
+    res = evaluation.node(node.id)
     with st.expander("What it takes — targets solved backwards, and what if", expanded=True):
-        if solutions:
+        margin = _margin(res)
+        if solutions and margin is not None:  # solving backwards would only propose cuts
+            st.markdown(f"**{node.label} is on target**: {fmt(res.compared, res.unit)} against "
+                        f"{fmt(res.target, res.unit)}, {margin} — nothing to close.")
+        elif solutions:
             st.markdown(f"**To reach the {node.label} target**, each child alone, the others as they are:")
             for sol in solutions:
                 st.markdown(f"- {sol.sentence()}")
@@ -273,7 +301,11 @@ def _what_next(tree, evaluation, node, period) -> None:
                               max_value=slider.high * scale, value=slider.current * scale,
                               step=slider.step * scale, format="%.1f%%" if percent else "%.0f",
                               key=f"whatif_{period.key}_{node.id}") / scale
-            if slider.needed is not None:
+            parent_margin = _margin(evaluation.node(slider.parent))
+            if parent_margin is not None:
+                st.caption(f"{tree.node(slider.parent).label} is on target ({parent_margin}): this number need not "
+                           "move for it.")
+            elif slider.needed is not None:
                 st.caption(f"Needed for the {tree.node(slider.parent).label} target: {slider.needed.sentence()}")
             if abs(value - slider.current) > slider.step * 1e-6:
                 result = what_if(evaluation, tree, {node.id: value})
@@ -284,6 +316,19 @@ def _what_next(tree, evaluation, node, period) -> None:
                 for child, parent in result.stopped:
                     st.caption(f"{tree.node(parent).label} is linked to {tree.node(child).label} by influence only: "
                                "left unchanged.")
+
+
+def _margin(res) -> str | None:
+    """"$76,100 (+171%) better than target" when a node is at or better than its target, else None."""
+    if res.target is None or res.compared is None:
+        return None
+    better = res.compared - res.target if res.direction == "higher" else res.target - res.compared
+    if better < 0:
+        return None
+    if better == 0:
+        return "exactly on it"
+    rel = f" ({better / abs(res.target):.0%})" if res.target and res.unit != "percent" else ""
+    return f"{fmt_change(better, res.unit).lstrip('+')}{rel} better than target"
 
 
 def _usage(engine, node, period, top_segment) -> None:
@@ -310,9 +355,10 @@ def _children(tree, evaluation, node, result) -> None:
         st.markdown("**No children** — this is where action happens. See the segments below for who.")
         return
     exact = {c.id: c for c in result.children} if result is not None else {}
+    share = "share of the gain" if result is not None and is_gain(result.direction, result.gap) else "share of gap"
     steps = [(c.label, c.contribution) for c in exact.values() if c.contribution is not None]
     if node.formula and steps:
-        st.markdown(f"**Share of the gap** ({result.method}, exact: the parts add up to the whole)")
+        st.markdown(f"**{share.capitalize()}** ({result.method}, exact: the parts add up to the whole)")
         ui.chart(waterfall_chart(result.baseline_label, result.baseline, steps, "actual",
                                  evaluation.node(node.id).unit), key="waterfall")
     influences = {i.id for i in result.influences} if result is not None else set(node.children)
@@ -322,7 +368,7 @@ def _children(tree, evaluation, node, result) -> None:
         part = exact.get(cid)
         rows.append({"child": ch.label, "status": STATUS_WORD[ch.status], "value": fmt(ch.compared, ch.unit),
                      "target": fmt(ch.target, ch.unit),
-                     "share of gap": f"{part.share:.0%}" if part is not None and part.share is not None
+                     share: f"{part.share:.0%}" if part is not None and part.share is not None
                      else "influence" if cid in influences else "—",
                      "owner": ch.owner})
     st.dataframe(rows, hide_index=True, width="stretch", key="children_table",
@@ -334,17 +380,20 @@ def _children(tree, evaluation, node, result) -> None:
         st.caption("Without data: " + "; ".join(lacking) + ".")
 
 
-def _segment_baseline(result, period, versus, dim: str) -> str:
-    """What the segment chart compares with, in words (the explanation's own baseline)."""
+def _segment_baseline(result, period, versus, dim: str, marked: bool = True, gain: bool = False) -> str:
+    """What the segment chart compares with, in words (the explanation's own baseline); names the
+    coloured bars only when some are drawn."""
+    colour = (f"; in {'green' if gain else 'red'}, the segments that explain the "
+              f"{'gain' if gain else 'gap' if versus == 'target' else 'change'}") if marked else ""
     if versus != "target":
-        return f"**By segment** — {period.key} against {result.baseline_label}; in red, the segments that explain the change"
+        return f"**By segment** — {period.key} against {result.baseline_label}{colour}"
     refs = sorted(result.reference)
     when = refs[0] if len(refs) == 1 else f"the average of {', '.join(refs)}" if refs else "a recent period"
     method = next((d.method for d in result.dimensions if d.dimension == dim), "")
     against = (f"the target shared out by each segment's weight in {when}" if method == "delta"
                else f"each segment's level in {when}")
     return (f"**By segment** — {period.key} against {against} (periods that went to plan; segments have no "
-            "targets of their own); in red, the segments that explain the gap")
+            f"targets of their own){colour}")
 
 
 def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str] | None:
@@ -360,11 +409,15 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
         return None
     dim = st.radio("Split by", dims, key=f"dim_{node.id}", horizontal=True)
     frame = segment_frame(result, dim) if result is not None else None
+    gain = result is not None and is_gain(result.direction, result.gap)
     if frame is not None and not frame.empty:
         # the explanation's own comparison: the chart agrees with the sentences above
+        if gain:  # the segments that carried the gain first, as the sentence names them
+            frame = gain_segments(frame, next(d.chosen for d in result.dimensions if d.dimension == dim))
         table, worst = frame, [s for s, e in zip(frame["segment"], frame["explains"], strict=True) if e]
-        st.caption(_segment_baseline(result, period, versus, dim))
+        st.caption(_segment_baseline(result, period, versus, dim, marked=bool(worst), gain=gain))
     else:
+        gain = False
         baseline = baseline_period(period, versus)
         table = segment_table(engine, node, period, baseline, dim)
         worst = [s for s, a in zip(table["segment"], table["adverse"], strict=True) if a > 0][:1]
@@ -375,7 +428,8 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
         return None
     left, right = st.columns([3, 2])
     with left:
-        ui.chart(segment_chart(table, res.unit, dim, worst), key="segments")
+        ui.chart(segment_chart(table, res.unit, dim, worst,
+                               highlight_color=STATUS_STROKE["green" if gain else "red"]), key="segments")
     shown = table.head(8).assign(
         now=lambda d: [fmt(v, res.unit) for v in d["current"]],
         before=lambda d: [fmt(v, res.unit) for v in d["baseline"]],
@@ -383,10 +437,11 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
     )
     columns = ["segment", "now", "before", "change"]
     if "share" in shown:
-        shown["share of gap"] = [f"{v:.0%}" if v is not None and v == v else "—" for v in shown["share"]]
-        columns.append("share of gap")
+        share = "share of the gain" if gain else "share of gap"
+        shown[share] = [f"{v:.0%}".replace("-", "−") if v is not None and v == v else "—" for v in shown["share"]]
+        columns.append(share)
     right.dataframe(shown[columns], hide_index=True, width="stretch", key="segment_table")
-    return (dim, worst[0]) if worst else None
+    return (dim, worst[0]) if worst and not gain else None
 
 
 with ui.foreground():

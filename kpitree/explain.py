@@ -308,7 +308,10 @@ class Explanation:
         judged = self.status if self.versus == "target" else f"{self.status} against its target"
         lines = [f"{self.label} — {self.period}: {fmt(self.value, self.unit)} vs {against} "
                  f"{fmt(self.baseline, self.unit)} ({fmt_change(self.gap, self.unit)}; {judged}). "
-                 f"Owner: {self.owner}."]
+                 f"Owner: {self.owner}." if self.baseline is not None or self.value is None else
+                 f"{self.label} — {self.period}: {fmt(self.value, self.unit)}; "
+                 + ("no target." if self.versus == "target" else f"nothing in {against} to compare with.")
+                 + f" Owner: {self.owner}."]
         if self.children:
             lines.append("")
             lines.append(f"Children ({self.method}; formula {self.formula}):")
@@ -1968,6 +1971,9 @@ def _sentence(a: _Analysis, link: str, share: float | None, parent: _Analysis | 
     status = v.status.replace("_", " ")
     if link == "start" and v.value is None:
         return f"{node.label} {a.unjudged}. Owner: {node.owner}."
+    if link == "start" and v.baseline is None:  # nothing to judge it against: say so, no "— (—; …)"
+        lacks = "has no target" if versus == "target" else f"has no value for {against} to compare with"
+        return f"{node.label} is {fmt(v.value, v.unit)} and {lacks}. Owner: {node.owner}."
     if link == "start":
         judged = status if versus == "target" else f"{status} against its target"
         return (f"{node.label} is {fmt(v.value, v.unit)} against {against} {fmt(v.baseline, v.unit)} "

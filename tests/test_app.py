@@ -204,3 +204,57 @@ def test_flipping_periods_keeps_one_warm_up_per_workspace(app, monkeypatch):
 
     ui.stop_warm_ups()  # the last view's warm-up would otherwise run on into the next tests
     assert not [t for t in threading.enumerate() if t.name == "kpitree-warm"]
+
+
+def _demo_with_tree(demo_data_dir, tmp_path, monkeypatch, change) -> AppTest:
+    """The demo's data with its RevOps tree published in the workspace after `change(nodes)`."""
+    import shutil
+
+    import yaml
+
+    root = tmp_path / "data"
+    shutil.copytree(demo_data_dir / "demo", root / "demo")
+    doc = yaml.safe_load((ROOT / "data" / "trees" / "revops.yaml").read_text())
+    change({n["id"]: n for n in doc["nodes"]})
+    (root / "demo" / "trees").mkdir(exist_ok=True)
+    (root / "demo" / "trees" / "revops.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    monkeypatch.setenv("KPITREE_DATA_DIR", str(root))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update({"ws": "demo", "tree": "revops"})
+    return at.run()
+
+
+def test_a_node_beating_its_target_is_not_told_to_shrink(demo_data_dir, tmp_path, monkeypatch):
+    """What it takes on a node above its target says it is on target, with the margin, and the
+    segment chart and table show the segments that carried the gain, worded as a gain."""
+    def easy(nodes):
+        nodes["new_business_arr"]["target"] = {"value": 1000.0}
+
+    at = _demo_with_tree(demo_data_dir, tmp_path, monkeypatch, easy)
+    at.selectbox(key="node_pick").set_value("new_business_arr").run()
+    assert not at.exception
+    page = "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption])
+    assert "**New business ARR is on target**" in page and "better than target" in page
+    assert "To reach the New business ARR target" not in page
+    assert "(-" not in page and "(−" not in page  # no proposed cut
+    table = next(d.value for d in at.dataframe if "segment" in d.value.columns)
+    assert "share of the gain" in table.columns and "share of gap" not in table.columns
+    assert "in green, the segments that explain the gain" in page
+    # the segments the sentence names lead the table
+    sentence = next(m.value for m in at.markdown if "of the New business ARR gain" in m.value
+                    or "New business ARR gain" in m.value)
+    assert any(seg in sentence for seg in table["segment"][:3]), (sentence, list(table["segment"]))
+
+
+def test_no_target_anywhere_says_so_plainly(demo_data_dir, tmp_path, monkeypatch):
+    def none(nodes):
+        for node in nodes.values():
+            node["target"] = {"suggested": "no target: only 1 month of history"}  # as a new workspace has
+
+    at = _demo_with_tree(demo_data_dir, tmp_path, monkeypatch, none)
+    at.button(key="red_path").click().run()
+    assert not at.exception
+    page = "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption])
+    assert "ARR is " in page and "and has no target" in page
+    assert "against target —" not in page and "no target)" not in page
+    assert "no part below it can either" in page and "type targets in the Builder" in page
