@@ -16,7 +16,7 @@ from datetime import date
 from .custom import CustomMeasure, check_measure, register_measure
 from .errors import KpiTreeError, Problem
 from .metrics import CATALOGUE, Kind
-from .tree import LEVELS, Node, Target, Tree, formula_names, validate_tree
+from .tree import LEVELS, Node, Target, Tree, WorkspaceColumns, formula_names, validate_tree
 
 _ID_CLEAN = re.compile(r"[^a-z0-9_]+")
 MAX_LEVEL = max(LEVELS.values())
@@ -246,21 +246,25 @@ def formula_children(node: Node) -> set[str]:
         return set()
 
 
-def validate(tree: Tree) -> list[Problem]:
+def validate(tree: Tree, columns: WorkspaceColumns | None = None) -> list[Problem]:
     """Every problem of the tree as it would be saved: seed-003 rules, technical rules, custom SQL.
 
+    With `columns` (the workspace being edited for, `tree.workspace_columns`), drill dimensions are
+    judged by that workspace's real columns: a tree suggested from it names its extra columns (a
+    deal's `type`, a lead's `industry`) and must not come back with warnings about them.
     The page validates after every rerun; an unchanged tree is not validated twice.
     """
+    frozen = None if columns is None else tuple(sorted((t, tuple(c)) for t, c in columns.items()))
     try:
         hash(tree)
     except TypeError:  # a filter value that is a list or mapping: fine to check, not to memoise
-        return validate_tree(tree)
-    return list(_validate_cached(tree))
+        return validate_tree(tree, columns)
+    return list(_validate_cached(tree, frozen))
 
 
 @functools.lru_cache(maxsize=64)
-def _validate_cached(tree: Tree) -> tuple[Problem, ...]:
-    return tuple(validate_tree(tree))
+def _validate_cached(tree: Tree, columns: tuple[tuple[str, tuple[str, ...]], ...] | None) -> tuple[Problem, ...]:
+    return tuple(validate_tree(tree, None if columns is None else dict(columns)))
 
 
 def errors_of(problems: Iterable[Problem]) -> list[Problem]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import yaml
 
 from .custom import UNITS, CustomMeasure, check_measure, measure_from_raw, register_measure
 from .errors import Problem, SpecError
-from .metrics import CATALOGUE, Kind
+from .metrics import CATALOGUE, Kind, Profile
 from .periods import Grain, Period
 from .schema import TABLES
 
@@ -36,6 +37,8 @@ TARGET_KEYS = ("value", "by_period", "annual", "quarterly", "monthly", "weekly",
 # has these where its data names nobody). Validation warns instead of failing, and the tree page
 # lists them, so a tree can be used at once while seed 003's "every number has an owner" stays visible.
 TO_ASSIGN = "to assign"
+# Table → the columns a workspace has (`workspace_columns`): what drill dimensions are checked against.
+WorkspaceColumns = Mapping[str, Collection[str]]
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _DAYS_PER_GRAIN = {Grain.WEEK: 7.0, Grain.MONTH: 365.25 / 12, Grain.QUARTER: 365.25 / 4, Grain.YEAR: 365.25}
 _GRAIN_KEYS = {"weekly": Grain.WEEK, "monthly": Grain.MONTH, "quarterly": Grain.QUARTER, "annual": Grain.YEAR}
@@ -414,15 +417,20 @@ def _strip(value: Any) -> Any:
     return value
 
 
-def parse_yaml(text: str, source: str | None = None) -> tuple[Tree | None, list[Problem]]:
-    """Parses and validates; returns the tree (None if unusable) and every problem found."""
+def parse_yaml(text: str, source: str | None = None,
+               columns: WorkspaceColumns | None = None) -> tuple[Tree | None, list[Problem]]:
+    """Parses and validates; returns the tree (None if unusable) and every problem found.
+
+    `columns` (table → its columns in a workspace, e.g. `workspace_columns(engine.profile)`) makes
+    drill dimensions be checked against that workspace too: an extra column a user's file brought
+    (a deal's `type`, a lead's `industry`) is a valid dimension there, not a typo."""
     try:
         raw = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         return None, [Problem(f"not valid YAML: {getattr(exc, 'problem', exc)}", line=line, file=source)]
-    return _build(raw, source)
+    return _build(raw, source, columns)
 
 
 def load_tree(path: str | Path) -> Tree:
@@ -521,7 +529,16 @@ def _parse_custom(raw: dict, add: Any) -> CustomMeasure | None:
     return measure
 
 
-def _build(raw: Any, source: str | None) -> tuple[Tree | None, list[Problem]]:
+def _in_workspace(columns: WorkspaceColumns, table: str, dimension: str) -> bool:
+    """The workspace's table has the column, or links (account_id / customer_id) to accounts that do:
+    how `metrics.dimension_sql` splits it."""
+    own = columns.get(table, ())
+    key = "customer_id" if table == "subscriptions" else "account_id"
+    return dimension in own or (key in own and dimension in columns.get("accounts", ()))
+
+
+def _build(raw: Any, source: str | None,
+           columns: WorkspaceColumns | None = None) -> tuple[Tree | None, list[Problem]]:
     problems: list[Problem] = []
     if not isinstance(raw, dict) or not isinstance(raw.get("nodes"), list) or not raw["nodes"]:
         return None, [Problem("a tree file is a mapping with a non-empty `nodes:` list, e.g.\n"
@@ -650,9 +667,15 @@ def _build(raw: Any, source: str | None) -> tuple[Tree | None, list[Problem]]:
         if table is not None:
             joinable = TABLES["accounts"].column_names if {"account_id", "customer_id"} & set(table.column_names) else ()
             for d in dims:
-                if d not in table.column_names and d not in joinable and d not in declared_dims:
+                if d in table.column_names or d in joinable or d in declared_dims:
+                    continue
+                if columns is None:
                     add(f"drill dimension {d!r} is not a column of {table.name} (columns: "
                         f"{', '.join(table.column_names)})", "dimensions", severity="warning")
+                elif not _in_workspace(columns, table.name, d):
+                    here = dict.fromkeys([*table.column_names, *columns.get(table.name, ())])
+                    add(f"drill dimension {d!r} is not a column of {table.name} in this workspace (columns: "
+                        f"{', '.join(here)})", "dimensions", severity="warning")
         formula = item.get("formula")
         formula_lines[nid] = lines.get("formula", line)
         if formula is not None:
@@ -788,6 +811,13 @@ def raw_without_lines(text: str) -> Any:
     return _strip(yaml.load(text, Loader=_LineLoader))  # noqa: S506
 
 
-def validate_tree(tree: Tree) -> list[Problem]:
-    """Every problem of an in-memory tree, with lines of the YAML it saves to (`dump_tree`)."""
-    return parse_yaml(dump_tree(tree), tree.source)[1]
+def validate_tree(tree: Tree, columns: WorkspaceColumns | None = None) -> list[Problem]:
+    """Every problem of an in-memory tree, with lines of the YAML it saves to (`dump_tree`);
+    with `columns`, drill dimensions are checked against that workspace too (see `parse_yaml`)."""
+    return parse_yaml(dump_tree(tree), tree.source, columns)[1]
+
+
+def workspace_columns(profile: Profile) -> WorkspaceColumns:
+    """Table → its columns, from a workspace's `metrics.Profile` (filled or not: a column the user's
+    file has is no typo even while empty)."""
+    return {table: tuple(cols) for table, cols in profile.filled.items()}

@@ -23,7 +23,7 @@ from kpitree.layout import layout_tree
 from kpitree.metrics import CATALOGUE
 from kpitree.schema import TABLES
 from kpitree.suggest import is_demo, suggest_tree, summary, template_choices
-from kpitree.tree import DIRECTIONS, LEVELS, REVIEWS, Tree, dump_tree, parse_yaml
+from kpitree.tree import DIRECTIONS, LEVELS, REVIEWS, Tree, dump_tree, parse_yaml, workspace_columns
 from kpitree.workspace import Workspace
 
 st.set_page_config(page_title="Builder · KPI Tree", page_icon="🌳", layout="wide")
@@ -383,7 +383,9 @@ def main() -> None:
         sync_form()
 
     t = tree()
-    problems = b.validate(t)
+    # drill dimensions are judged by this workspace's columns: its own suggested tree validates clean
+    columns = workspace_columns(engine.profile) if engine is not None else None
+    problems = b.validate(t, columns)
     errors = b.errors_of(problems)
     by_node = b.problems_by_node(problems)
 
@@ -428,7 +430,7 @@ def main() -> None:
     with left:
         tabs = st.tabs(["Node", "Targets", "YAML", "History"])
         with tabs[0]:
-            node_form(t, by_node)
+            node_form(t, by_node, engine)
         with tabs[1]:
             targets_tab(t, engine)
         with tabs[2]:
@@ -440,7 +442,7 @@ def main() -> None:
         problems_panel(t, problems)
 
 
-def node_form(t: Tree, by_node: dict) -> None:
+def node_form(t: Tree, by_node: dict, engine=None) -> None:
     ids = [n.id for n in t.nodes]
     if S.get("b_node") not in ids:
         S["b_node"] = ids[0]
@@ -543,9 +545,14 @@ def node_form(t: Tree, by_node: dict) -> None:
         args=("amber",),
     )
     table = CATALOGUE[n.metric].table if n.metric in CATALOGUE else None
-    options = sorted(
-        {*(TABLES[table].dimensions if table else ()), *(TABLES[table].column_names if table else ()), *n.dimensions}
-    )
+    if engine is not None and n.metric in CATALOGUE:
+        # what this workspace can split the number by (the rule the tree page's panel uses)
+        here = [*engine.profile.dimensions(table), *engine.profile.dimensions("accounts")]
+        options = sorted({*engine.dimensions(n.metric, here), *n.dimensions})
+    else:
+        options = sorted(
+            {*(TABLES[table].dimensions if table else ()), *(TABLES[table].column_names if table else ()), *n.dimensions}
+        )
     c[1].multiselect(
         "Drill dimensions (empty: the tree's)", options, key="b_dimensions", on_change=edit, args=("dimensions",)
     )

@@ -15,6 +15,7 @@ from kpitree import builder as b
 from kpitree.cli import main as cli
 from kpitree.custom import CustomMeasure
 from kpitree.evaluate import Engine, evaluate_tree
+from kpitree.metrics import CATALOGUE
 from kpitree.tree import Node, Target, dump_tree, load_tree, parse_yaml
 from kpitree.workspace import Workspace
 
@@ -269,3 +270,20 @@ def test_preview_without_a_workspace_shows_the_shape(small):
     assert [n.id for n in ev.nodes] == ["revenue", "new_arr", "new_business_arr", "expansion_arr", "nrr"]
     assert {n.status for n in ev.nodes} == {"no_data"} and ev.nodes[0].target == 1_200_000
     assert b.formula_children(small.node("new_arr")) == {"new_business_arr", "expansion_arr"}
+
+
+def test_validation_knows_the_workspace_columns_and_caches_per_workspace(small):
+    """A drill dimension only the workspace has is a typo for the schema, not for that workspace;
+    the cached validation keeps the two apart."""
+    deals_node = next(n for n in small.nodes if n.metric and n.metric in CATALOGUE
+                      and CATALOGUE[n.metric].table == "deals")
+    t = b.edit_node(small, deals_node.id, dimensions=("forecast_category",))
+    warned = [p for p in b.validate(t) if "drill dimension" in p.message]
+    assert [p.node for p in warned] == [deals_node.id]
+    here = {"deals": ("deal_id", "account_id", "forecast_category"), "accounts": ("account_id", "tier")}
+    assert not [p for p in b.validate(t, here) if "drill dimension" in p.message]
+    joined = b.edit_node(small, deals_node.id, dimensions=("tier",))  # on the accounts the deals link to
+    assert not [p for p in b.validate(joined, here) if "drill dimension" in p.message]
+    elsewhere = {"deals": ("deal_id", "forecast_category"), "accounts": ("account_id", "tier")}
+    assert [p for p in b.validate(joined, elsewhere) if "drill dimension" in p.message]  # no account_id here
+    assert [p.node for p in b.validate(t) if "drill dimension" in p.message] == [deals_node.id]

@@ -5,6 +5,7 @@ their own levels marked as suggestions, owners from their data or roles to assig
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -21,11 +22,11 @@ from kpitree.cli import main as cli
 from kpitree.evaluate import Engine, evaluate_tree
 from kpitree.history import TreeStore
 from kpitree.ingest import load_frames
-from kpitree.metrics import CATALOGUE
+from kpitree.metrics import CATALOGUE, Profile
 from kpitree.periods import trailing
 from kpitree.suggest import first_tree, is_demo, missing_owners, plan_window, suggest_tree, tree_for_workspace
 from kpitree.targets import set_period_targets, with_fields
-from kpitree.tree import dump_tree, load_tree, parse_yaml, validate_tree
+from kpitree.tree import dump_tree, load_tree, parse_yaml, validate_tree, workspace_columns
 from kpitree.workspace import Workspace
 
 TEMPLATES = sorted((ROOT / "data" / "trees").glob("*.yaml"))
@@ -390,3 +391,121 @@ def test_builder_suggests_a_tree_from_the_data(tmp_path, monkeypatch):
     at.button(key="b_publish").click().run()
     assert not at.exception
     assert TreeStore(tmp_path / "ws" / "trees").active() == "team_sales"
+
+
+# --- drill dimensions: one rule for suggested trees and the node panel ----------------------------
+
+JUNK = {"probability", "firstname", "lastname", "seats", "landing_page_id", "declared_monthly_revenue",
+        "campaign", "enddate", "contact_email"}
+
+
+def test_drill_dimensions_rule_on_a_hand_made_profile():
+    """Canonical dimensions with two values or more; extra text columns that are few, not amounts or
+    dates, not ids or names and not one per row; well-known splits kept on a small sample."""
+    cols = {"deal_id": 100, "account_id": 100, "owner": 100, "segment": 100, "channel": 90, "deal_type": 100,
+            "stage": 100, "status": 100, "probability": 100, "firstname": 100, "lastname": 100, "seats": 100,
+            "landing_page_id": 100, "declared_monthly_revenue": 100, "manager": 100, "regional_office": 100,
+            "business_segment": 100, "forecastcategoryname": 100, "campaign": 8, "enddate": 100,
+            "contact_email": 100, "empty_col": 0}
+    values = {"owner": ("Ann", "Bob", "Cy"), "segment": ("SMB",), "deal_type": ("new", "renewal"),
+              "stage": ("Won", "Lost"), "status": ("won", "lost"), "probability": ("0", "10", "100", "20"),
+              "firstname": tuple(f"N{i}" for i in range(39)), "lastname": ("Adams", "Baker"),
+              "seats": ("10", "11", "12"), "landing_page_id": ("a1", "b2", "c3"),
+              "declared_monthly_revenue": ("0.0", "50000.0"), "manager": ("Mia", "Tom"),
+              "regional_office": ("East", "West"), "business_segment": ("retail", "b2b"),
+              "forecastcategoryname": ("Commit", "Pipeline"), "campaign": tuple(f"C{i}" for i in range(8)),
+              "enddate": ("2024-02-06", "2024-09-12"), "contact_email": ("a@x.io", "b@x.io")}
+    data = Profile({"deals": 100, "accounts": 10, "leads": 5},
+                   {"deals": cols, "accounts": {"account_id": 10, "industry": 10, "csm": 10, "plan": 10},
+                    "leads": {"lead_id": 5, "created_date": 5, "industry": 5}},
+                   {"deals": values, "accounts": {"industry": ("Energy", "Retail", "Health", "Media", "Bank"),
+                                                 "csm": ("Jo", "Al", "Ed", "Li", "Bo", "Mo"), "plan": ("A", "B")},
+                    "leads": {"industry": ("Energy", "Retail", "Health", "Media")}})
+    dims = data.dimensions("deals")
+    # channel's values are not listed (too many): a canonical dimension still splits
+    assert dims == ["owner", "channel", "deal_type", "manager", "regional_office", "business_segment",
+                    "forecastcategoryname"]
+    assert not JUNK & set(dims)
+    assert "segment" not in dims and "stage" not in dims  # one value; a canonical non-dimension
+    # an extra column nearly one value per row is kept only when its name is a well-known split
+    assert data.dimensions("accounts") == ["industry", "csm", "plan"]
+    assert data.dimensions("leads") == ["industry"]
+    assert data.splits("deals", "industry") and data.splits("deals", "csm")  # through the account
+    assert not data.splits("deals", "segment")  # own column with one value: not the account's either
+    assert not data.splits("leads", "csm")  # leads do not link to accounts
+
+
+def junk_workspace(tmp_path: Path) -> Workspace:
+    """A CRM export the way users send it: extra columns that are amounts, names, ids and splits."""
+    deals = deals_frame(extra=True)
+    rng = random.Random(11)
+    deals["probability"] = [rng.choice(["0", "10", "20", "60", "100"]) for _ in range(len(deals))]
+    deals["firstname"] = [f"First{i % 40}" for i in range(len(deals))]
+    deals["seats"] = [str(5 + i % 20) for i in range(len(deals))]
+    deals["landing_page_id"] = [f"lp{i % 11}" for i in range(len(deals))]
+    deals["declared_monthly_revenue"] = [rng.choice(["0.0", "50000.0"]) for _ in range(len(deals))]
+    deals["industry"] = [rng.choice(["Energy", "Retail", "Media"]) for _ in range(len(deals))]
+    accounts = pd.DataFrame({"account_id": [f"A{i}" for i in range(90)], "name": [f"Acc {i}" for i in range(90)],
+                             "segment": ["SMB", "Mid-Market"] * 45,
+                             "type": [["Customer", "Prospect", "Partner"][i % 3] for i in range(90)]})
+    leads = leads_frame()
+    leads["industry"] = [["Energy", "Retail", "Media"][i % 3] for i in range(len(leads))]
+    leads["lastname"] = [f"Last{i % 45}" for i in range(len(leads))]
+    return workspace(tmp_path, deals=deals, accounts=accounts, leads=leads)
+
+
+def test_suggested_tree_and_node_panel_offer_the_same_dimensions_and_no_junk(tmp_path):
+    ws = junk_workspace(tmp_path)
+    engine = Engine(ws)
+    tree, _ = suggest_tree(engine)
+    assert not JUNK & set(tree.dimensions), tree.dimensions
+    assert {"owner", "manager", "regional_office", "industry", "type"} <= set(tree.dimensions)
+    everything = [*{c for t in engine.profile.filled for c in engine.profile.filled[t]}]
+    for node in tree.nodes:
+        named = tree.dimensions_for(node)
+        assert engine.dimensions(node, named) == list(named), node.id  # the panel offers what the tree names
+        # and the panel offers nothing the rule leaves out, whatever a tree asks for
+        assert not JUNK & set(engine.dimensions(node, everything)), node.id
+
+
+def test_a_tree_suggested_from_a_workspace_validates_clean_for_it(tmp_path):
+    """Extra columns the suggestion drills by (an account's `type`, a lead's `industry`) are no typos in
+    the workspace that has them; a real typo still is."""
+    ws = junk_workspace(tmp_path)
+    engine = Engine(ws)
+    tree, _ = suggest_tree(engine)
+    cols = workspace_columns(engine.profile)
+    named = {d for n in tree.nodes for d in n.dimensions}
+    assert {"type", "industry"} & named  # the suggestion does drill by extra columns
+    without = [p for p in validate_tree(tree) if "drill dimension" in p.message]
+    assert without  # against the canonical schema alone they look like typos
+    assert not [str(p) for p in validate_tree(tree, cols) if "drill dimension" in p.message]
+    node = next(n for n in tree.nodes if n.dimensions and CATALOGUE[n.metric].table == "deals")
+    typo = dataclasses.replace(tree, nodes=tuple(dataclasses.replace(n, dimensions=(*n.dimensions, "regoin"))
+                                                 if n.id == node.id else n for n in tree.nodes))
+    hits = [p for p in validate_tree(typo, cols) if "drill dimension" in p.message]
+    assert len(hits) == 1 and "'regoin'" in hits[0].message and hits[0].node == node.id
+
+
+def test_builder_shows_no_dimension_warnings_on_its_own_suggestion(tmp_path, monkeypatch):
+    """The Builder judges drill dimensions by the workspace it edits for, and offers its splits only."""
+    from streamlit.testing.v1 import AppTest
+
+    junk_workspace(tmp_path)
+    monkeypatch.setenv("KPITREE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("USER", "tester")
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Builder.py"), default_timeout=60)
+    at.query_params["ws"] = "ws"
+    at.run()
+    at.selectbox(key="b_suggest_template").set_value("revops")
+    at.button(key="b_suggest").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    tree = at.session_state["b_tree"]
+    assert {"type", "industry"} & {d for n in tree.nodes for d in n.dimensions}
+    shown = " ".join(m.value for m in at.markdown)
+    assert "warning(s)" in shown or at.success  # the problems panel was drawn
+    assert "drill dimension" not in shown
+    deals_node = next(n for n in tree.nodes if CATALOGUE[n.metric].table == "deals")
+    at.selectbox(key="b_node").set_value(deals_node.id).run()
+    options = set(at.multiselect(key="b_dimensions").options)
+    assert {"owner", "manager", "industry"} <= options and not JUNK & options, options
