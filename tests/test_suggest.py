@@ -373,18 +373,24 @@ def test_tree_page_without_data_to_suggest_from_says_what_to_load(tmp_path, monk
     assert "load deals, subscriptions or leads" in " ".join(i.value for i in at.info)
 
 
-def test_builder_suggests_a_tree_from_the_data(tmp_path, monkeypatch):
+def builder_suggestion(tmp_path, monkeypatch, template: str):
+    """The Builder on workspace 'ws' under tmp_path after 'Suggest a tree from my data' with `template`."""
     from streamlit.testing.v1 import AppTest
 
-    workspace(tmp_path, leads=leads_frame())
     monkeypatch.setenv("KPITREE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("USER", "tester")
     at = AppTest.from_file(str(ROOT / "pages" / "2_Builder.py"), default_timeout=60)
     at.query_params["ws"] = "ws"
     at.run()
-    at.selectbox(key="b_suggest_template").set_value("team_sales")
+    at.selectbox(key="b_suggest_template").set_value(template)
     at.button(key="b_suggest").click().run()
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_builder_suggests_a_tree_from_the_data(tmp_path, monkeypatch):
+    workspace(tmp_path, leads=leads_frame())
+    at = builder_suggestion(tmp_path, monkeypatch, "team_sales")
     assert "Suggested from the data of ws" in " ".join(s.value for s in at.success)
     tree = at.session_state["b_tree"]
     assert tree.root.id == "leads" and at.text_input(key="b_name").value == "team_sales"
@@ -489,17 +495,8 @@ def test_a_tree_suggested_from_a_workspace_validates_clean_for_it(tmp_path):
 
 def test_builder_shows_no_dimension_warnings_on_its_own_suggestion(tmp_path, monkeypatch):
     """The Builder judges drill dimensions by the workspace it edits for, and offers its splits only."""
-    from streamlit.testing.v1 import AppTest
-
     junk_workspace(tmp_path)
-    monkeypatch.setenv("KPITREE_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("USER", "tester")
-    at = AppTest.from_file(str(ROOT / "pages" / "2_Builder.py"), default_timeout=60)
-    at.query_params["ws"] = "ws"
-    at.run()
-    at.selectbox(key="b_suggest_template").set_value("revops")
-    at.button(key="b_suggest").click().run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = builder_suggestion(tmp_path, monkeypatch, "revops")
     tree = at.session_state["b_tree"]
     assert {"type", "industry"} & {d for n in tree.nodes for d in n.dimensions}
     shown = " ".join(m.value for m in at.markdown)
