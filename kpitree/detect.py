@@ -183,6 +183,12 @@ def _values_fit(kind: ColumnType, values: list[str]) -> bool:
     return sum(_reads_as(kind, v) for v in filled) >= 0.6 * len(filled)
 
 
+def has_dates(headers: list[str], sample: list[list[str]]) -> bool:
+    """True when some column's sample values read as dates (a snapshot without one cannot be dated)."""
+    values = _column_values(headers, sample)
+    return any(any(v.strip() for v in vs) and _values_fit(ColumnType.DATE, vs) for vs in values.values())
+
+
 # --- scoring ----------------------------------------------------------------------------------------
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import duckdb
 
-from .detect import TableFit, best_fit, fit_table, not_data, not_needed
+from .detect import TableFit, best_fit, fit_table, has_dates, not_data, not_needed
 from .errors import LoadError
 from .schema import TABLES, ColumnType
 from .vendors import (
@@ -688,7 +688,7 @@ def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, side
         found = "; ".join(fit.evidence[:6])
         lacks = ", ".join(repr(c) for c in fit.missing)
         extra = ""
-        if fit.table == "subscriptions" and "start_date" in fit.missing and not _has_dates(src):
+        if fit.table == "subscriptions" and "start_date" in fit.missing and not has_dates(src.headers, _sample(src, 20)):
             extra = (" It has no date column at all: a snapshot with one row per customer cannot show MRR over "
                      "time — export subscriptions with start and end dates, or one row per customer and month.")
         raise UnrecognisedFile(src.name, headers, f"{src.name}: looks like {fit.table!r} ({found}) but lacks "
@@ -700,16 +700,6 @@ def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, side
     hint = "; ".join(f"{t.name}: {', '.join(t.required)}" for t in TABLES.values())
     raise UnrecognisedFile(src.name, headers, f"{src.name}: cannot tell which table this file is from its header "
                                               f"({shown}). {how} — {hint}")
-
-
-def _has_dates(src: _Source) -> bool:
-    from .detect import _values_fit
-
-    values: dict[int, list[str]] = {}
-    for row in _sample(src, 20):
-        for i, v in enumerate(row):
-            values.setdefault(i, []).append(v)
-    return any(any(v.strip() for v in vs) and _values_fit(ColumnType.DATE, vs) for vs in values.values())
 
 
 def _with_evidence(m: Mapping, vendor: str) -> Mapping:
