@@ -845,9 +845,8 @@ class _Session:
         dims = first.dims
         q = MetricQuery(first.metric.name, tuple(p for _, p in first.periods), self.as_of, None, first.where,
                         self.engine.columns)
-        aliases: list[tuple[_Source, str, str]] = []
-        for r in members:
-            aliases.extend((r, c, f"c{len(aliases) + i}") for i, c in enumerate(r.src.components))
+        # One alias per (member, component): nrr's `kept` is not grr's `kept` (same name, other SQL).
+        aliases = [(r, c, f"c{i}") for i, (r, c) in enumerate((r, c) for r in members for c in r.src.components)]
         text, params = customer_cells_sql(q, first.metric, dims, [(a, r.src.components[c]) for r, c, a in aliases])
         return _per_member(self._execute(text, params), members, aliases, labels)
 

@@ -444,3 +444,33 @@ def test_warm_caches_every_query_a_click_needs(demo_data_dir, monkeypatch) -> No
     assert churn.red_path and churn.value is not None
     root = explain_node(engine, tree, "arr", period)  # the walk over every branch: warmed by the root
     assert root.causes
+
+
+def test_per_customer_children_each_keep_their_own_components(tmp_path) -> None:
+    """nrr = grr + expansion_rate: the three share component names (`kept`, `base`) with other SQL; the
+    children's values must be their own (the cells scan once gave both 100 % and a −100 pp residual)."""
+    ws = make_workspace(tmp_path, **{"subscriptions.csv": (
+        "customer_id,start_date,end_date,mrr,segment\n"
+        "A,2026-01-01,2026-03-01,100,SMB\nA,2026-03-01,,120,SMB\n"  # expands 100 → 120
+        "B,2026-01-01,2026-03-01,100,SMB\nB,2026-03-01,,50,SMB\n"  # contracts 100 → 50
+        "C,2026-01-01,2026-03-01,100,Enterprise\n"  # churns
+        "D,2026-01-01,,100,Enterprise\n")})  # stays
+    tree, problems = parse_yaml("""
+name: retention
+grain: month
+nodes:
+  - {id: nrr, label: NRR, level: north_star, metric: nrr, owner: CS, target: 1.0, formula: nrr = grr + exp,
+     children: [grr, exp]}
+  - {id: grr, label: GRR, level: driver, metric: grr, owner: CS, target: 0.95}
+  - {id: exp, label: Expansion rate, level: driver, metric: expansion_rate, owner: CS, target: 0.05}
+""", "retention.yaml")
+    assert not [p for p in problems if p.severity == "error"]
+    result = explain_node(Engine(ws), tree, "nrr", "2026-03", versus="target")
+    children = {c.id: c for c in result.children}
+    # End of February: 400 of MRR; end of March: A 120, B 50, C 0, D 100.
+    assert result.value == pytest.approx(270 / 400)
+    assert children["grr"].value == pytest.approx(250 / 400)  # min(m0, m1): 100 + 50 + 0 + 100
+    assert children["exp"].value == pytest.approx(20 / 400)
+    residual = children.get("residual")
+    assert residual is None or residual.contribution == pytest.approx(0, abs=1e-9)
+    assert sum(c.contribution for c in result.children) == pytest.approx(result.value - 1.0)
