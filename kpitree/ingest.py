@@ -664,7 +664,7 @@ def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, side
                 return _with_evidence(m, vendor)
         if forced == "subscriptions" and snapshot:
             return snapshot_mapping({c: norm[c] for c in norm})
-        return _fit_mapping(fit_table(forced, headers, _sample(src, 50), src.name), chosen=True)
+        return _fit_mapping(fit_table(forced, headers, _sample(src, 50), src.name))
     vendor = detect_vendor(headers)
     if vendor:
         return _with_evidence(vendor_mapping(vendor, headers, sides), vendor)
@@ -707,8 +707,8 @@ def _with_evidence(m: Mapping, vendor: str) -> Mapping:
     return replace(m, evidence=(f"{m.label}: recognised by its headers {', '.join(used)}",))
 
 
-def _fit_mapping(fit: TableFit, chosen: bool = False) -> Mapping:
-    """A scored fit as a mapping; `chosen` when the user picked the table (then missing columns are reported)."""
+def _fit_mapping(fit: TableFit) -> Mapping:
+    """A scored fit as a mapping (canonical when every column has its canonical name), with its evidence."""
     exact = all(normalise_header(h) == c for c, h in fit.columns.items()) and not fit.derive
     source = "canonical" if exact else "guessed"
     label = f"canonical {fit.table}" if exact else f"{fit.table} (columns matched by name)"
@@ -1493,6 +1493,13 @@ def _match(name: str, wanted: dict[str, object] | set[str] | None) -> object:
     return None
 
 
+def _batch_sides(sources: list[_Source], table: str | None, tables: dict[str, str] | None) -> set[str]:
+    """The side tables a batch provides (a User export, the CRM sample's lists), so the files joining them
+    are mapped with them; a file the user sent to a table of their choice provides none."""
+    return {VENDOR_SIDES[v] for s in sources if not (table or _match(s.name, tables))
+            and (v := detect_vendor(s.headers)) in VENDOR_SIDES}
+
+
 def _plan(sources: list[_Source], table: str | None, workspace: Workspace | None,
           tables: dict[str, str] | None = None, given: dict[str, dict] | None = None,
           combine: bool = False) -> list[Mapping]:
@@ -1501,18 +1508,14 @@ def _plan(sources: list[_Source], table: str | None, workspace: Workspace | None
     Two files meant for one table are refused unless `combine` says to append them (two exports of
     one table are rarer than two files mis-taken for one).
     """
-    sides = {VENDOR_SIDES[v] for s in sources if not (table or _match(s.name, tables))
-             and (v := detect_vendor(s.headers)) in VENDOR_SIDES}
+    sides = _batch_sides(sources, table, tables)
 
     def resolve(s: _Source) -> Mapping:
         m = _resolve(s, _match(s.name, tables) or table, workspace, sides, _match(s.name, given))
+        # Every leads file is also a side table: a won-deals file joins it for its lead's date and channel.
         return replace(m, side="leads") if m.table == "leads" and not m.side else m
 
     mappings = [resolve(s) for s in sources]
-    more = {m.side for m in mappings if m.side} - sides
-    if more:
-        sides |= more
-        mappings = [resolve(s) for s in sources]
     consumers = {j.side for m in mappings for j in m.joins}
     loads = any(m.table and not m.ignore for m in mappings)
     for i, (s, m) in enumerate(zip(sources, mappings, strict=True)):
@@ -1780,7 +1783,7 @@ def detect_files(workspace: Workspace | None, paths: list[str | Path], *, table:
                 sources.extend(_open(p, work))
             except LoadError as exc:
                 out.append(Detection(file=p.name, problem=str(exc)))
-        sides = {VENDOR_SIDES[v] for s in sources if (v := detect_vendor(s.headers)) in VENDOR_SIDES}
+        sides = _batch_sides(sources, table, tables)
         for src in sources:
             d = Detection(file=src.name, headers=src.headers, header_key=header_key(src.headers),
                           sample=_sample(src, 5), chosen=_match(src.name, tables) or table)

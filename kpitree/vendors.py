@@ -422,15 +422,25 @@ def _salesforce(h: Headers, sides: set[str]) -> Mapping:
     return m
 
 
+def _owner_names(inputs: dict[str, Input], fields: dict[str, Field], sides: set[str], name: str,
+                 managers: bool = False) -> tuple[Join, ...]:
+    """OwnerId → the user's name in field `name` (and the owner's manager), when a User export is in the load."""
+    if "owner" not in inputs or "users" not in sides:
+        return ()
+    fields[name] = Field("COALESCE(u.user_name, {owner})", "owner", note="OwnerId → the user's name (User file)")
+    joins = [Join("users", "u", "u.user_id = {owner.text}")]
+    if managers:
+        joins.append(Join("users", "mu", "mu.user_id = u.manager_id"))
+        fields["manager"] = Field("mu.user_name", "owner", note="the owner's manager (User file's ManagerId)")
+    return tuple(joins)
+
+
 def _salesforce_joins(inputs: dict[str, Input], fields: dict[str, Field], rules: list[str],
                       sides: set[str], segment: bool = True) -> tuple[tuple[Join, ...], bool]:
     """Owner names and managers from a User export, segments from an Account export, when loaded alongside."""
     api = "owner" in inputs and inputs["owner"].columns[0].lower() == "ownerid"
-    joins: list[Join] = []
-    if api and "users" in sides:
-        joins += [Join("users", "u", "u.user_id = {owner.text}"), Join("users", "mu", "mu.user_id = u.manager_id")]
-        fields["owner"] = Field("COALESCE(u.user_name, {owner})", "owner", note="OwnerId → the user's name (User file)")
-        fields["manager"] = Field("mu.user_name", "owner", note="the owner's manager (User file's ManagerId)")
+    joins = list(_owner_names(inputs, fields, sides, "owner", managers=True)) if api else []
+    if joins:
         rules.append("owner: OwnerId turned into the user's name, and manager from the User file's ManagerId")
     elif api:
         rules.append("owner: Salesforce user ids (OwnerId) — load the User export with it to see names")
@@ -528,9 +538,7 @@ def _sf_account(h: Headers, sides: set[str]) -> Mapping:
         "created_date": Field("{created}", "created"), "account_owner": Field("{owner}", "owner"),
     }
     rules = [segment_rule] if segment_rule else []
-    if "owner" in inputs and "users" in sides:
-        fields["account_owner"] = Field("COALESCE(u.user_name, {owner})", "owner", note="OwnerId → the user's name (User file)")
-    joins = (Join("users", "u", "u.user_id = {owner.text}"),) if "owner" in inputs and "users" in sides else ()
+    joins = _owner_names(inputs, fields, sides, "account_owner")
     return Mapping("salesforce", "Salesforce Account export (API field names)", "accounts", inputs, fields,
                    side="accounts", rules=tuple(rules), joins=joins)
 
