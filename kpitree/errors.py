@@ -64,3 +64,20 @@ class QueryError(KpiTreeError):
 
 class PeriodError(KpiTreeError):
     """A period string could not be understood."""
+
+
+def page_failure(exc: BaseException) -> tuple[str, str]:
+    """What a page says when it meets an error: a plain sentence with what to do, and the detail a
+    developer needs (kept behind an expander, never the first thing a user reads).
+
+    An expected error already explains itself; anything else is a fault of ours, so the sentence
+    says the data is safe (loads write to a new table and swap) and what to try.
+    """
+    import traceback
+
+    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if isinstance(exc, KpiTreeError):
+        return str(exc), detail
+    return (f"This page met an unexpected problem ({type(exc).__name__}) and stopped. Your data and trees are "
+            "unchanged. Reload the page or pick another period or node; if it happens again, send the "
+            "details below to whoever runs this server."), detail

@@ -21,3 +21,13 @@ def click_node(at: AppTest, node_id: str, chart_key: str = "tree") -> AppTest:
     entry.id = chart.proto.id
     entry.string_value = json.dumps({"selection": {"node": [{"id": node_id}]}})
     return at._run(states)
+
+
+def failures(at: AppTest) -> list[str]:
+    """Every failure the run met: exceptions Streamlit shows itself, and those the navigation
+    (app.py) caught and showed in plain words with the traceback behind "Details for a developer"."""
+    found = [str(e.value) for e in at.exception]
+    for box in at.expander:
+        if box.label == "Details for a developer":
+            found += [str(c.value) for c in box.code]
+    return found

@@ -16,6 +16,7 @@ import jsonschema
 import pandas as pd
 import pytest
 import yaml
+from apptest_utils import failures
 from conftest import ROOT
 
 from kpitree.cli import main as cli
@@ -349,7 +350,7 @@ def test_tree_page_on_a_user_workspace_opens_its_own_suggested_tree(tmp_path, mo
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.query_params["ws"] = "ws"
     at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    assert not failures(at), failures(at)
     options = at.selectbox(key="tree_pick").options
     assert options == ["revops (workspace)"]  # no template with the demo's numbers
     captions = " ".join(c.value for c in at.caption)
@@ -369,7 +370,7 @@ def test_tree_page_without_data_to_suggest_from_says_what_to_load(tmp_path, monk
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.query_params["ws"] = "ws"
     at.run()
-    assert not at.exception
+    assert not failures(at)
     assert "load deals, subscriptions or leads" in " ".join(i.value for i in at.info)
 
 
@@ -384,7 +385,7 @@ def builder_suggestion(tmp_path, monkeypatch, template: str):
     at.run()
     at.selectbox(key="b_suggest_template").set_value(template)
     at.button(key="b_suggest").click().run()
-    assert not at.exception, [e.value for e in at.exception]
+    assert not failures(at), failures(at)
     return at
 
 
@@ -395,7 +396,7 @@ def test_builder_suggests_a_tree_from_the_data(tmp_path, monkeypatch):
     tree = at.session_state["b_tree"]
     assert tree.root.id == "leads" and at.text_input(key="b_name").value == "team_sales"
     at.button(key="b_publish").click().run()
-    assert not at.exception
+    assert not failures(at)
     assert TreeStore(tmp_path / "ws" / "trees").active() == "team_sales"
 
 

@@ -1,0 +1,448 @@
+"""KPI Tree — the main screen: the whole tree, coloured by status, and why a node is red.
+
+Layout and calls into `kpitree` only; every number comes from a core function.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+import ui
+from kpitree.charts import (
+    STATUS_STROKE,
+    STATUS_WORD,
+    gain_segments,
+    is_gain,
+    segment_chart,
+    trend_chart,
+    waterfall_chart,
+    with_selection,
+)
+from kpitree.charts_usage import activity_dots_chart, cohort_chart
+from kpitree.drill import drill_dimensions, segment_table
+from kpitree.errors import KpiTreeError, QueryError
+from kpitree.evaluate import evaluate_tree, trend
+from kpitree.explain import segment_frame
+from kpitree.format import fmt, fmt_change
+from kpitree.periods import Grain, parse_period, period_containing, trailing
+from kpitree.suggest import missing_owners, suggested_targets, why_no_tree
+from kpitree.usage import ACCOUNT_COLUMNS, activity_heatmap, cohort_retention, panel_charts
+from kpitree.warmup import baseline_period
+from kpitree.whatif import needed_for_target, slider_for, what_if
+
+st.set_page_config(page_title="KPI Tree", page_icon="🌳", layout="wide")
+
+TREE_WIDTH = 1000.0  # px the tree may take before it turns to levels running left to right
+GRAINS = [g.value for g in (Grain.MONTH, Grain.QUARTER, Grain.WEEK, Grain.YEAR)]
+VERSUS = {"target": "its target", "previous": "the previous period", "last_year": "the same period last year"}
+
+
+def pick_tree(ws) -> tuple[str, object]:
+    paths = ui.tree_paths(ws)
+    if not paths:  # a workspace whose data supports no tree yet: say what to load
+        st.info(why_no_tree(ws))
+        st.stop()
+    labels = list(paths)
+    wanted = ui.param("tree")
+    default = next((k for k in labels if paths[k].stem == wanted), None)
+    if default is None:
+        default = next((k for k in labels if k.endswith("(workspace)")), f"{ui.DEFAULT_TREE.stem} (template)")
+    if "tree_pick" not in st.session_state:
+        st.session_state["tree_pick"] = default if default in labels else labels[0]
+    if ui.kept_value("tree_pick") not in (None, *labels):  # a tree deleted meanwhile
+        ui.set_sticky("tree_pick", labels[0])
+    label = st.sidebar.selectbox("Tree", labels, **ui.sticky("tree_pick"))
+    st.query_params["tree"] = paths[label].stem
+    # the Builder opens the tree being looked at
+    st.session_state["_viewing_tree"] = ("workspace" if label.endswith("(workspace)") else "template", paths[label].stem)
+    return label, ui.tree_for(paths[label])
+
+
+def pick_period(engine) -> tuple[str, object]:
+    grain = ui.param("grain", "month")
+    if "grain" not in st.session_state:
+        st.session_state["grain"] = grain if grain in GRAINS else "month"
+    grain = st.sidebar.radio("Grain", GRAINS, horizontal=True, **ui.sticky("grain"))
+    current = period_containing(engine.as_of, grain)
+    options = [p.key for p in reversed(trailing(current, 24 if grain != "week" else 26))]
+    latest = current if current.is_complete(engine.as_of) else current.previous()
+    wanted = ui.param("period")
+    if st.session_state.get("_period_grain") != grain:
+        st.session_state["_period_grain"] = grain
+        ui.set_sticky("period", wanted if wanted in options else latest.key)
+    period = st.sidebar.selectbox("Period", options, **ui.sticky("period"),
+                                  format_func=lambda k: k + (" (running)" if k == current.key and not
+                                                             current.is_complete(engine.as_of) else ""))
+    st.query_params["grain"] = grain
+    st.query_params["period"] = period
+    return grain, parse_period(period)
+
+
+def main() -> None:
+    st.sidebar.title("KPI Tree")
+    try:
+        ws = ui.choose_workspace()
+        if ws is None:
+            return
+        engine = ui.engine_for(ws)
+        _, tree = pick_tree(ws)
+        _, period = pick_period(engine)
+    except KpiTreeError as exc:
+        st.error(str(exc))
+        return
+    versus_default = ui.param("versus", "target")
+    if "versus" not in st.session_state:
+        st.session_state["versus"] = versus_default if versus_default in VERSUS else "target"
+    versus = st.sidebar.radio("Compare with", list(VERSUS), format_func=lambda v: VERSUS[v], **ui.sticky("versus"))
+    st.query_params["versus"] = versus
+
+    evaluation = evaluate_tree(engine, tree, period)
+    root = evaluation.nodes[0]
+    counts = {s: sum(1 for n in evaluation.nodes if n.status == s) for s in STATUS_WORD}
+    state = "complete" if evaluation.complete else f"running, {root.elapsed:.0%} elapsed — flows shown at pace"
+    st.markdown(f"### {tree.name} · {period.key}")
+    st.caption(f"Workspace **{ws.name}** · data as of {evaluation.as_of} · period {state} · "
+               f"{counts['red']} red, {counts['amber']} amber, {counts['green']} green, "
+               f"{counts['no_target']} without target, {counts['no_data']} without data")
+    _suggestions(tree)
+
+    ids = [n.id for n in evaluation.nodes]
+    labels = {n.id: f"{n.label} — {STATUS_WORD[n.status]}" for n in evaluation.nodes}
+    if "selected" not in st.session_state:
+        wanted = ui.param("node")
+        if wanted and wanted not in ids:
+            st.warning(f"Node {wanted!r} is not in tree {tree.name!r}; showing the north star.")
+            wanted = None
+        st.session_state["selected"] = wanted or root.id
+    if st.session_state["selected"] not in ids:
+        st.session_state["selected"] = root.id
+
+    spec = ui.tree_spec(str(ws.root), ui.version_of(ws), tree.source, Path(tree.source).stat().st_mtime, period.key,
+                        TREE_WIDTH)
+    # The chart keeps its own selection: after the selectbox or an "Open" button chose another node, a
+    # click on the box the chart still holds would send no change. A new key (a fresh chart showing the
+    # chosen node) after every such choice keeps the two in step, so the last action always wins.
+    event = st.vega_lite_chart(with_selection(spec, st.session_state["selected"]),
+                               key=f"tree_{st.session_state.get('_tree_generation', 0)}",
+                               on_select="rerun", selection_mode="node", width="content")
+    clicked = _clicked(event)
+    if clicked and clicked != st.session_state.get("_last_click") and clicked in ids:
+        st.session_state["selected"] = clicked
+    st.session_state["_last_click"] = clicked
+    st.session_state["node_pick"] = st.session_state["selected"]
+
+    col_pick, col_path = st.columns([3, 1])
+    col_pick.selectbox("Selected node (or click a box)", ids, key="node_pick", format_func=labels.get,
+                       on_change=_picked)
+    if col_path.button("Follow the red path", key="red_path", type="primary"):
+        st.session_state["show_path"] = True
+    st.query_params["node"] = st.session_state["selected"]
+
+    node_id = st.session_state["selected"]
+    if st.session_state.get("show_path"):
+        _red_path(ws, tree, period, versus, evaluation)
+    _panel(ws, engine, tree, evaluation, node_id, period, versus)
+    ui.warm_up(ws, tree, evaluation, period, versus)
+
+
+def _suggestions(tree) -> None:
+    """Targets that are still suggestions, and the numbers still without an owner (seed 003)."""
+    suggested = [n for n in suggested_targets(tree) if n.target.is_set]
+    if suggested:
+        st.caption(f"{len(suggested)} of {len(tree.nodes)} targets are **suggested** from this workspace's own "
+                   "history (marked “suggested”): edit them in the Builder to make them yours.")
+    missing = missing_owners(tree)
+    if missing:
+        with st.expander(f"{len(missing)} number(s) still need an owner — seed 003: every number has an owner"):
+            for n in missing:
+                st.markdown(f"- **{n.label}** — {n.owner or 'nobody'}")
+            st.caption("Name the person in the Builder (Owner), then Save & make active.")
+
+
+def _clicked(event) -> str | None:
+    selection = getattr(event, "selection", None) or (event.get("selection") if isinstance(event, dict) else None)
+    picked = (selection or {}).get("node") if selection else None
+    if isinstance(picked, list) and picked:
+        return picked[0].get("id")
+    return None
+
+
+def _picked() -> None:
+    _select(st.session_state["node_pick"])
+
+
+def _red_path(ws, tree, period, versus, evaluation) -> None:
+    result = ui.explanation(ws, tree, tree.root.id, period, versus, causes=True)
+    if result is None:
+        st.info("The explanation engine is not installed in this build; use the segment charts below.")
+        return
+    adverse = result.gap is not None and (result.gap < 0 if result.direction == "higher" else result.gap > 0)
+    unjudged = result.gap is None  # no data (or nothing to compare with): the path goes on below it
+    with st.container(border=True):
+        sentences = result.sentences()
+        empty = unjudged and len(sentences) <= 1 and not result.causes  # nothing below it to name
+        judged = [n for n in evaluation.nodes if n.status in ("green", "amber", "red")] if empty else []
+        if empty and not judged:
+            st.markdown(f"**Red path — {result.label} cannot be judged here, and no part below it can either**")
+        elif empty:
+            st.markdown(f"**Red path — {result.label} cannot be judged here, and no part below it is off track "
+                        "on its own**")
+        elif unjudged:
+            st.markdown(f"**Red path — {result.label} cannot be judged here, so each part below it is judged on "
+                        "its own**")
+        elif adverse:
+            st.markdown("**Red path — where to look and who to talk to**")
+        else:
+            st.markdown(f"**{result.label} did not fall short of {_against(result)}** — what moved it:")
+        for sentence in sentences:
+            st.markdown(f"- {sentence}")
+        if empty and not judged:
+            st.caption("No number in this tree has both data and a target for this period, so none can be off "
+                       "track: type targets in the Builder, or compare with the previous period (sidebar).")
+        elif empty:
+            st.caption(f"{len(judged)} number(s) below it have a target and are on or near it; the others have no target or "
+                       "no data, so they cannot be judged: type targets in the Builder.")
+        lever = result.red_path[-1].id if result.red_path else None
+        if (adverse or unjudged) and lever and lever != tree.root.id:
+            st.button(f"Open {tree.node(lever).label}", key="open_lever", on_click=_select, args=(lever,))
+        others = [c for c in result.causes if c.id != lever or c.also]
+        if others:
+            what = "off on its own" if unjudged else f"with a material part of the {result.label} " \
+                f"{'gap' if adverse else 'change'}, or red on its own"
+            st.markdown(f"**Also off track** — every other lever {what}")
+            for c in others:
+                text, button = st.columns([5, 1])
+                where = " → ".join(c.path_labels[1:]) or c.label
+                said = c.sentences()[1:] if c.id == lever else c.sentences()
+                aside = f" *({c.aside}.)*" if c.aside else ""
+                text.markdown(f"- **{where}** ({STATUS_WORD.get(c.status, c.status)}): {' '.join(said)}{aside}")
+                button.button(f"Open {c.label}", key=f"open_cause_{c.id}", on_click=_select, args=(c.id,))
+
+
+def _against(result) -> str:
+    return "its target" if result.versus == "target" else result.baseline_label
+
+
+def _select(node_id: str) -> None:
+    """A node chosen outside the chart: a fresh chart (new key) so that any box, clicked next, counts."""
+    st.session_state["selected"] = node_id
+    st.session_state["_tree_generation"] = st.session_state.get("_tree_generation", 0) + 1
+    st.session_state["_last_click"] = None
+
+
+def _panel(ws, engine, tree, evaluation, node_id, period, versus) -> None:
+    node = tree.node(node_id)
+    res = evaluation.node(node_id)
+    st.markdown(f"#### {res.label}")
+    c = st.columns(5)
+    c[0].metric("Pace to period end" if res.pace is not None else "Value", fmt(res.compared, res.unit, compact=True),
+                delta=fmt_change(res.gap, res.unit, ascii_sign=True) + " vs target" if res.gap is not None else None,
+                delta_color="normal" if res.direction == "higher" else "inverse")
+    c[1].metric("Target (suggested)" if res.target_basis and res.target is not None else "Target",
+                fmt(res.target, res.unit, compact=True), help=res.target_basis)
+    c[2].metric("Previous period", fmt(res.previous, res.unit, compact=True))
+    c[3].markdown(f"**Owner**  \n{res.owner}  \nReview {res.review}")
+    c[4].metric("Status", STATUS_WORD[res.status], help=f"Review {res.review}; {res.direction} is better")
+    link = (f"Exact formula: `{node.formula}`" if node.formula else
+            "Influence links: children move this number but do not add up to it." if node.children else
+            "A lever: the team acts on this number directly.")
+    st.caption(link)
+    if res.target_basis:
+        st.caption(f"Target suggested from this workspace's own history: {res.target_basis}. Editing it in the "
+                   "Builder replaces the suggestion." if res.target is not None else
+                   f"No target: {res.target_basis.removeprefix('no target: ')} — type one in the Builder.")
+    lacking = engine.missing(node)  # tables or columns this workspace does not have
+    if res.value is None:
+        st.info(f"**{res.label} has no data in {period.key}**: "
+                + (f"{res.reason}." if res.reason else "nothing to compute it from in this period."))
+    result = ui.explanation(ws, tree, node_id, period, versus)
+    if result is not None and result.red_path and res.value is not None:
+        st.markdown(" ".join(result.sentences()[1:3]) or result.sentences()[0])
+
+    left, right = st.columns(2)
+    with left:
+        if lacking is None:
+            history = trend(engine, tree, node_id, period, 18)
+            ui.chart(trend_chart(history, res.unit, "Trend vs target"), key="trend")
+    with right:
+        _children(tree, evaluation, node, result)
+    _what_next(tree, evaluation, node, period)
+    if lacking is not None:
+        return  # no segments or usage views to draw: the box above says what to load
+    top_segment = _segments(engine, tree, node, res, period, versus, result)
+    _usage(engine, node, period, top_segment)
+
+
+def _what_next(tree, evaluation, node, period) -> None:
+    """Back-solving (what each formula child alone would need) and a what-if slider on this node."""
+    try:
+        solutions = needed_for_target(evaluation, tree, node.id) if node.formula and evaluation.node(node.id).target else []
+    except KpiTreeError:  # a child without a value this period: nothing to solve from
+        solutions = []
+    slider = slider_for(evaluation, tree, node.id)
+    if not solutions and slider is None:
+        return
+    res = evaluation.node(node.id)
+    with st.expander("What it takes — targets solved backwards, and what if", expanded=True):
+        margin = _margin(res)
+        if solutions and margin is not None:  # solving backwards would only propose cuts
+            st.markdown(f"**{node.label} is on target**: {fmt(res.compared, res.unit)} against "
+                        f"{fmt(res.target, res.unit)}, {margin} — nothing to close.")
+        elif solutions:
+            st.markdown(f"**To reach the {node.label} target**, each child alone, the others as they are:")
+            for sol in solutions:
+                st.markdown(f"- {sol.sentence()}")
+        if slider is not None:
+            percent = slider.unit == "percent"
+            scale = 100.0 if percent else 1.0
+            value = st.slider(f"What if {slider.label} were…", min_value=slider.low * scale,
+                              max_value=slider.high * scale, value=slider.current * scale,
+                              step=slider.step * scale, format="%.1f%%" if percent else "%.0f",
+                              key=f"whatif_{period.key}_{node.id}") / scale
+            parent_margin = _margin(evaluation.node(slider.parent))
+            if parent_margin is not None:
+                st.caption(f"{tree.node(slider.parent).label} is on target ({parent_margin}): this number need not "
+                           "move for it.")
+            elif slider.needed is not None:
+                st.caption(f"Needed for the {tree.node(slider.parent).label} target: {slider.needed.sentence()}")
+            if abs(value - slider.current) > slider.step * 1e-6:
+                result = what_if(evaluation, tree, {node.id: value})
+                rows = [{"node": n.label, "before": fmt(n.before, n.unit), "after": fmt(n.after, n.unit),
+                         "status": f"{STATUS_WORD[n.status_before]} → {STATUS_WORD[n.status_after]}"}
+                        for n in result.nodes if n.how != "unchanged"]
+                st.dataframe(rows, hide_index=True, width="stretch", key="whatif_table")
+                for child, parent in result.stopped:
+                    st.caption(f"{tree.node(parent).label} is linked to {tree.node(child).label} by influence only: "
+                               "left unchanged.")
+
+
+def _margin(res) -> str | None:
+    """"$76,100 (+171%) better than target" when a node is at or better than its target, else None."""
+    if res.target is None or res.compared is None:
+        return None
+    better = res.compared - res.target if res.direction == "higher" else res.target - res.compared
+    if better < 0:
+        return None
+    if better == 0:
+        return "exactly on it"
+    rel = f" ({better / abs(res.target):.0%})" if res.target and res.unit != "percent" else ""
+    return f"{fmt_change(better, res.unit).lstrip('+')}{rel} better than target"
+
+
+def _usage(engine, node, period, top_segment) -> None:
+    """Seed 002's activity dots and a cohort retention chart, on the nodes they explain."""
+    kinds = panel_charts(node.metric)
+    if not kinds:
+        return
+    cols = st.columns(len(kinds))
+    try:
+        if "activity" in kinds:
+            where = {top_segment[0]: top_segment[1]} if top_segment and top_segment[0] in ACCOUNT_COLUMNS else None
+            with cols[0]:
+                ui.chart(activity_dots_chart(activity_heatmap(engine, period, order="decline", where=where)),
+                         key="activity_dots")
+        if "cohort" in kinds:
+            with cols[-1]:
+                ui.chart(cohort_chart(cohort_retention(engine, period)), key="cohorts")
+    except QueryError as exc:
+        st.info(f"Usage charts: {exc}.")
+
+
+def _children(tree, evaluation, node, result) -> None:
+    if not node.children:
+        st.markdown("**No children** — this is where action happens. See the segments below for who.")
+        return
+    exact = {c.id: c for c in result.children} if result is not None else {}
+    share = "share of the gain" if result is not None and is_gain(result.direction, result.gap) else "share of gap"
+    steps = [(c.label, c.contribution) for c in exact.values() if c.contribution is not None]
+    if node.formula and steps:
+        st.markdown(f"**{share.capitalize()}** ({result.method}, exact: the parts add up to the whole)")
+        ui.chart(waterfall_chart(result.baseline_label, result.baseline, steps, "actual",
+                                 evaluation.node(node.id).unit), key="waterfall")
+    influences = {i.id for i in result.influences} if result is not None else set(node.children)
+    rows = []
+    for cid in node.children:
+        ch = evaluation.node(cid)
+        part = exact.get(cid)
+        rows.append({"child": ch.label, "status": STATUS_WORD[ch.status], "value": fmt(ch.compared, ch.unit),
+                     "target": fmt(ch.target, ch.unit),
+                     share: f"{part.share:.0%}" if part is not None and part.share is not None
+                     else "influence" if cid in influences else "—",
+                     "owner": ch.owner})
+    st.dataframe(rows, hide_index=True, width="stretch", key="children_table",
+                 column_config={"child": st.column_config.TextColumn(width="medium"),
+                                "owner": st.column_config.TextColumn(width="large")})
+    lacking = [f"{evaluation.node(c).label} {evaluation.node(c).reason}" for c in node.children
+               if evaluation.node(c).reason]
+    if lacking:
+        st.caption("Without data: " + "; ".join(lacking) + ".")
+
+
+def _segment_baseline(result, period, versus, dim: str, marked: bool = True, gain: bool = False) -> str:
+    """What the segment chart compares with, in words (the explanation's own baseline); names the
+    coloured bars only when some are drawn."""
+    colour = (f"; in {'green' if gain else 'red'}, the segments that explain the "
+              f"{'gain' if gain else 'gap' if versus == 'target' else 'change'}") if marked else ""
+    if versus != "target":
+        return f"**By segment** — {period.key} against {result.baseline_label}{colour}"
+    refs = sorted(result.reference)
+    when = refs[0] if len(refs) == 1 else f"the average of {', '.join(refs)}" if refs else "a recent period"
+    method = next((d.method for d in result.dimensions if d.dimension == dim), "")
+    against = (f"the target shared out by each segment's weight in {when}" if method == "delta"
+               else f"each segment's level in {when}")
+    return (f"**By segment** — {period.key} against {against} (periods that went to plan; segments have no "
+            f"targets of their own){colour}")
+
+
+def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str] | None:
+    """The segment charts, best dimension first; returns (dimension, segment) that hurts most, if any."""
+    dims = drill_dimensions(engine, tree, node)
+    if result is not None:
+        ranked = [d.dimension for d in result.dimensions if d.dimension in dims]
+        dims = ranked + [d for d in dims if d not in ranked]
+    if not dims:
+        st.info(f"No split by segment: none of the drill dimensions ({', '.join(tree.dimensions_for(node))}) has a "
+                "value in the rows this number reads. Load or map such a column (an owner, a segment, a channel) "
+                "to see who and where.")
+        return None
+    dim = st.radio("Split by", dims, key=f"dim_{node.id}", horizontal=True)
+    frame = segment_frame(result, dim) if result is not None else None
+    gain = result is not None and is_gain(result.direction, result.gap)
+    if frame is not None and not frame.empty:
+        # the explanation's own comparison: the chart agrees with the sentences above
+        if gain:  # the segments that carried the gain first, as the sentence names them
+            frame = gain_segments(frame, next(d.chosen for d in result.dimensions if d.dimension == dim))
+        table, worst = frame, [s for s, e in zip(frame["segment"], frame["explains"], strict=True) if e]
+        st.caption(_segment_baseline(result, period, versus, dim, marked=bool(worst), gain=gain))
+    else:
+        gain = False
+        baseline = baseline_period(period, versus)
+        table = segment_table(engine, node, period, baseline, dim)
+        worst = [s for s, a in zip(table["segment"], table["adverse"], strict=True) if a > 0][:1]
+        st.caption(f"**By segment** — {period.key} against {baseline.key}"
+                   + (" (segments have no targets: compared with the previous period)" if versus == "target" else ""))
+    if table.empty:
+        st.info("No rows for this split in these periods.")
+        return None
+    left, right = st.columns([3, 2])
+    with left:
+        ui.chart(segment_chart(table, res.unit, dim, worst,
+                               highlight_color=STATUS_STROKE["green" if gain else "red"]), key="segments")
+    shown = table.head(8).assign(
+        now=lambda d: [fmt(v, res.unit) for v in d["current"]],
+        before=lambda d: [fmt(v, res.unit) for v in d["baseline"]],
+        change=lambda d: [fmt_change(v, res.unit) for v in d["change"]],
+    )
+    columns = ["segment", "now", "before", "change"]
+    if "share" in shown:
+        share = "share of the gain" if gain else "share of gap"
+        shown[share] = [f"{v:.0%}".replace("-", "−") if v is not None and v == v else "—" for v in shown["share"]]
+        columns.append(share)
+    right.dataframe(shown[columns], hide_index=True, width="stretch", key="segment_table")
+    return (dim, worst[0]) if worst and not gain else None
+
+
+with ui.foreground():
+    main()
