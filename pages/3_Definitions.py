@@ -14,6 +14,7 @@ from kpitree.errors import KpiTreeError
 from kpitree.format import fmt
 from kpitree.metrics import CATALOGUE, GROUPS, MRR_NOTATION, PARAMETERS, describe, metric_params, worked_example
 from kpitree.periods import latest_complete
+from kpitree.plain import markdown_text
 
 st.set_page_config(page_title="Definitions · KPI Tree", page_icon="🌳", layout="wide")
 
@@ -29,7 +30,7 @@ def main() -> None:
         ws = ui.choose_workspace()
         engine = ui.engine_for(ws) if ws is not None else None
     except KpiTreeError as exc:
-        st.error(str(exc))
+        st.error(markdown_text(exc))
         ws = engine = None
     st.markdown("### Metric definitions")
     st.caption("Every metric a tree node can use: what it means, how it is computed and from which columns, "
@@ -50,7 +51,16 @@ def main() -> None:
 
 
 def _pick_metric() -> str:
+    """The metric a link names, else the one of the tree node the user was looking at (set by the
+    tree page each time a node is shown), else the first; a later node in view wins over the
+    metric picked on an earlier visit, since that is what the user came to read about."""
     wanted = ui.param("metric")
+    viewing = st.session_state.get("_viewing_metric")
+    if viewing in CATALOGUE and viewing != st.session_state.get("_def_seen_metric"):
+        st.session_state["_def_seen_metric"] = viewing
+        wanted = viewing
+        st.session_state.pop("def_group", None)
+        st.session_state.pop("def_metric", None)
     groups = list(GROUPS)
     if "def_group" not in st.session_state:
         st.session_state["def_group"] = next((g for g, ns in GROUPS.items() if wanted in ns), groups[0])
@@ -107,18 +117,18 @@ def _example(engine, name: str) -> None:
     try:
         ex = worked_example(engine, name, period, filters)
     except KpiTreeError as exc:
-        st.warning(str(exc))
+        st.warning(markdown_text(exc))
         return
     d = describe(name)
     if ex.missing:  # the reason a tree node on it gives, word for word (`metrics.Missing.reason`)
-        st.warning(f"**{d.label} has no value on this workspace**: {ex.reason}. A tree node on it shows "
+        st.warning(f"**{d.label} has no value on this workspace**: {markdown_text(ex.reason)}. A tree node on it shows "
                    "“no data” with the same reason.")
         return
     st.metric(f"{d.label} · {period.key}", fmt(ex.value, d.unit))
     st.dataframe([{"component": c, "value": fmt(v, "")} for c, v in ex.components.items()], hide_index=True,
                  width="stretch", key="components")
     st.caption(f"Workspace data as of {engine.as_of}; components are the sums and counts the value is made of"
-               + (f"; filter {dict(ex.filters)}" if ex.filters else "") + ".")
+               + (f"; filter {markdown_text(dict(ex.filters))}" if ex.filters else "") + ".")
 
 
 def _parameters(ws) -> None:

@@ -31,3 +31,10 @@ def failures(at: AppTest) -> list[str]:
         if box.label == "Details for a developer":
             found += [str(c.value) for c in box.code]
     return found
+
+
+def unescaped(markdown: str) -> str:
+    """The text a reader sees of Markdown that `kpitree.plain.markdown_text` escaped."""
+    import re
+
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)

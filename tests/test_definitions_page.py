@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from apptest_utils import unescaped
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
@@ -90,7 +91,7 @@ def test_a_deals_file_without_amounts_says_why_in_words(tmp_path, monkeypatch, n
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="def_metric").value == name
-    warnings = " ".join(w.value for w in at.warning)
+    warnings = unescaped(" ".join(w.value for w in at.warning))
     if lacking is None:  # a count or a rate: computed without amounts
         assert name == "win_rate" and not warnings and at.metric[0].label.startswith("Win rate")
         return
@@ -99,3 +100,17 @@ def test_a_deals_file_without_amounts_says_why_in_words(tmp_path, monkeypatch, n
     assert "deals.amount" not in warnings
     if name == "expansion_arr":  # no deal is an expansion either: said in the same words as on the tree
         assert "needs deals with deal_type = expansion — none of your deals has it (their deal_type: new)" in warnings
+
+
+def test_opens_on_the_metric_of_the_node_in_view_and_follows_it(page):
+    """The tree page records the metric of the node shown; Definitions opens there, and a later node
+    in view wins over the metric picked on an earlier visit."""
+    page.session_state["_viewing_metric"] = "win_rate"
+    at = page.run()
+    assert not at.exception
+    assert at.selectbox(key="def_metric").value == "win_rate"
+    at.selectbox(key="def_group").set_value("Product usage").run()
+    assert at.selectbox(key="def_metric").value != "win_rate"  # the user's own pick stands on a rerun
+    at.session_state["_viewing_metric"] = "logo_churn_rate"
+    at.run()
+    assert at.selectbox(key="def_metric").value == "logo_churn_rate"
