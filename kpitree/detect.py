@@ -161,17 +161,17 @@ class TableFit:
 # --- value checks -------------------------------------------------------------------------------
 
 _DATE = re.compile(
-    r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{4}-\d{1,2}$|\d{8}$|\d{9,13}$|"
+    r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{4}-\d{1,2}\Z|\d{8}\Z|\d{9,13}\Z|"
     r"\d{1,2}[ -][A-Za-z]{3,9}[ -,]+\d{2,4}|[A-Za-z]{3,9}\.? \d{1,2},? \d{4})"
 )
-_NUMBER = re.compile(r"^\s*[(-]?\s*([A-Za-z]{3}|[$€£¥₹])?\s*[-(]?[0-9][0-9.,\s\u00a0']*\)?\s*([A-Za-z]{3}|[$€£¥₹])?\s*-?$")
+_NUMBER = re.compile(r"^\s*[(-]?\s*([A-Za-z]{3}|[$€£¥₹])?\s*[-(]?[0-9][0-9.,\s\u00a0']*\)?\s*([A-Za-z]{3}|[$€£¥₹])?\s*-?")
 
 
 def _reads_as(kind: ColumnType, value: str) -> bool:
     if kind in (ColumnType.DATE, ColumnType.TIMESTAMP):
         return bool(_DATE.match(value))
     if kind in (ColumnType.MONEY, ColumnType.NUMBER, ColumnType.INTEGER):
-        return bool(_NUMBER.match(value))
+        return bool(_NUMBER.fullmatch(value))
     return True
 
 

@@ -32,6 +32,7 @@ import shutil
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
@@ -41,6 +42,7 @@ import duckdb
 
 from .detect import TableFit, best_fit, fit_table, has_dates, not_data, not_needed
 from .errors import LoadError
+from .plain import csv_text
 from .schema import TABLES, ColumnType
 from .vendors import (
     SIDE_COLUMNS,
@@ -72,6 +74,7 @@ MAX_LINE_BYTES = 1 << 20  # one CSV row
 MAX_UNPACKED_BYTES = 4 << 30  # all members of one archive together, or one .gz
 MAX_ZIP_MEMBERS = 200
 MAX_ZIP_RATIO = 200  # uncompressed ÷ compressed size; text CSVs stay far below
+RATIO_FLOOR = 10 << 20  # below this many unpacked bytes the ratio is not judged (small files compress well)
 SAMPLE_BYTES = 256 << 10
 ATTACH_WAIT_SECONDS = 30.0  # a load waits this long for another process to let go of the workspace file
 YEARS = (1900, 2100)
@@ -204,21 +207,11 @@ class UnrecognisedFile(LoadError):
 def rejects_csv(report: LoadReport) -> str:
     """Every rejected row of the load as CSV (file, line, column, reason, value), safe to open in a spreadsheet.
 
-    Cells starting with = + - @ tab or CR get a leading apostrophe, so a spreadsheet shows them
-    as text instead of running them as formulas.
+    Written by `plain.csv_text`, the app's one CSV writer: every field quoted (a CR or LF in a cell
+    stays inside it) and a cell that would start a formula gets a leading apostrophe.
     """
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["file", "line", "column", "reason", "value"])
-    for f in report.files:
-        for r in f.rejected:
-            writer.writerow([_cell(x) for x in (f.file, r.line, r.column, r.reason, r.value)])
-    return buf.getvalue()
-
-
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    rows = ((f.file, r.line, r.column, r.reason, r.value) for f in report.files for r in f.rejected)
+    return csv_text(["file", "line", "column", "reason", "value"], rows)
 
 
 # --- coercion expressions (DuckDB SQL over a VARCHAR value) ------------------------------------
@@ -286,8 +279,13 @@ def _number_expr(v: str) -> str:
         f"WHEN regexp_matches({digits}, '^\\d{{1,3}}(\\.\\d{{3}}){{2,}}$') THEN replace({digits}, '.', '') "
         f"ELSE {digits} END"
     )
-    slow = f"CASE WHEN {ok} THEN (CASE WHEN {neg} THEN -1 ELSE 1 END) * TRY_CAST({choose} AS DOUBLE) END"
-    return f"COALESCE(TRY_CAST(trim({v}) AS DOUBLE), {slow})"
+    # A real amount is short: 40 characters cannot overflow a double, so the slow path is always finite.
+    slow = (f"CASE WHEN {ok} AND length({bare}) <= 40 THEN (CASE WHEN {neg} THEN -1 ELSE 1 END) * "
+            f"TRY_CAST({choose} AS DOUBLE) END")
+    # DuckDB's own cast reads NaN, inf and 1e309 (→ inf): none of them is an amount, and one NaN in a sum makes
+    # the month's total NaN (shown as $0), so a non-finite value is unreadable like any other.
+    fast = f"TRY_CAST(trim({v}) AS DOUBLE)"
+    return f"COALESCE(CASE WHEN isfinite({fast}) THEN {fast} END, {slow})"
 
 
 _TRUE = ("true", "t", "yes", "y", "1", "x", "won", "closed")
@@ -416,13 +414,18 @@ def _unique(work: Path, name: str) -> Path:
     return path
 
 
-def _copy_limited(src, dst, name: str, limit: int) -> int:
+def _copy_limited(src, dst, name: str, limit: int, packed: Callable[[], int] | None = None) -> int:
+    """Copies at most `limit` bytes; with `packed` (compressed bytes read so far) also refuses, while
+    streaming, an expansion beyond MAX_ZIP_RATIO, so a bomb is stopped after megabytes, not gigabytes."""
     written = 0
     while chunk := src.read(1 << 20):
         written += len(chunk)
         if written > limit:
             raise LoadError(f"{name}: unpacks to more than {limit // (1 << 20)} MB — refused "
                             "(a compression bomb, or an export too large to load at once)")
+        if packed is not None and written > RATIO_FLOOR and written > MAX_ZIP_RATIO * max(packed(), 1):
+            raise LoadError(f"{name}: expands more than {MAX_ZIP_RATIO}:1 ({written // max(packed(), 1)}:1 after "
+                            f"{written >> 20} MB) — refused as a compression bomb; nothing was loaded")
         dst.write(chunk)
     return written
 
@@ -431,9 +434,9 @@ def _gunzip(path: Path, out, name: str, limit: int) -> int:
     import gzip
 
     try:
-        with gzip.open(path, "rb") as src:
-            return _copy_limited(src, out, name, limit)
-    except (OSError, EOFError) as exc:
+        with open(path, "rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as src:
+            return _copy_limited(src, out, name, limit, packed=raw.tell)
+    except (OSError, EOFError, zlib.error) as exc:
         raise LoadError(f"{name}: not a readable gzip file ({exc})") from None
 
 
@@ -463,7 +466,7 @@ def _open_zip(path: Path, work: Path) -> list[_Source]:
             raise LoadError(f"{path.name}: unpacks to {declared // (1 << 20)} MB, more than the "
                             f"{MAX_UNPACKED_BYTES // (1 << 20)} MB limit — refused")
         for i in infos:
-            if i.file_size > 10 << 20 and i.file_size > MAX_ZIP_RATIO * max(i.compress_size, 1):
+            if i.file_size > RATIO_FLOOR and i.file_size > MAX_ZIP_RATIO * max(i.compress_size, 1):
                 raise LoadError(
                     f"{path.name}: member {i.filename!r} would expand {i.file_size // max(i.compress_size, 1)}:1 "
                     f"(to {i.file_size // (1 << 20)} MB) — refused as a zip bomb")
@@ -518,9 +521,21 @@ def _refuse_binary(head: bytes, name: str) -> None:
 
 
 def _transcode(path: Path, work: Path, name: str) -> tuple[Path, str, list[str]]:
-    """Rewrites a non-UTF-8 file as UTF-8, line by line: UTF-8 where a line is valid, else Windows-1252/Latin-1."""
-    out = _unique(work, path.stem + ".utf8.csv")
+    """Rewrites a non-UTF-8 file as UTF-8, line by line: UTF-8 where a line is valid, else the file's legacy
+    encoding (Windows-1252/Latin-1, or Shift-JIS when the bytes say so). Always says so in a warning: a
+    wrong guess shows as odd letters in names, and the user should look."""
     latin: list[int] = []
+    sample = bytearray()
+    with open(path, "rb") as src:
+        for n, raw in enumerate(src, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                latin.append(n)
+                if len(sample) < SAMPLE_BYTES:
+                    sample += raw
+    legacy = _legacy_encoding(bytes(sample), name, latin[0] if latin else 1)
+    out = _unique(work, path.stem + ".utf8.csv")
     utf8_lines = 0
     with open(path, "rb") as src, open(out, "w", encoding="utf-8", newline="") as dst:
         for n, raw in enumerate(src, start=1):
@@ -529,21 +544,63 @@ def _transcode(path: Path, work: Path, name: str) -> tuple[Path, str, list[str]]
                 if not raw.isascii():
                     utf8_lines += 1
             except UnicodeDecodeError:
-                try:
-                    text = raw.decode("cp1252")
-                except UnicodeDecodeError:
-                    text = raw.decode("latin-1")
-                latin.append(n)
+                text = _decode_legacy(raw, legacy, name, n)
             dst.write(text)
-    notes = []
+    shown = ", ".join(map(str, latin[:5])) + (" …" if len(latin) > 5 else "")
+    what = {"cp932": "Shift-JIS (Japanese)", "cp1252": "Windows-1252/Latin-1"}[legacy]
     if latin and utf8_lines:
-        shown = ", ".join(map(str, latin[:5])) + (" …" if len(latin) > 5 else "")
-        notes.append(f"mixed encodings: {len(latin)} line(s) are not UTF-8 (lines {shown}) and were read as "
-                     "Windows-1252/Latin-1, the rest as UTF-8 — check accented names on those lines")
-        encoding = "mixed utf-8 / windows-1252"
+        notes = [f"mixed encodings: {len(latin)} line(s) are not UTF-8 (lines {shown}) and were read as "
+                 f"{what}, the rest as UTF-8 — check accented names on those lines"]
+        encoding = f"mixed utf-8 / {what.lower()}"
     else:
-        encoding = "windows-1252 (latin-1)"
+        notes = [f"the file is not UTF-8: read as {what} ({len(latin)} line(s) with such characters, lines {shown})"
+                 " — check names with accents or other scripts; save as 'CSV UTF-8' to be sure"]
+        encoding = "shift-jis (cp932)" if legacy == "cp932" else "windows-1252 (latin-1)"
     return out, encoding, notes
+
+
+_CJK = re.compile("[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]")
+
+
+def _legacy_encoding(sample: bytes, name: str, first_line: int) -> str:
+    """`cp1252` or `cp932` for the lines that are not UTF-8; a LoadError for another double-byte encoding.
+
+    Latin text in Windows-1252 has its accented letters one by one among ASCII, and bytes 0x81–0x9F are
+    rare punctuation; Shift-JIS text decodes to kana and kanji, with lead bytes mostly in 0x81–0x9F.
+    Chinese and Korean encodings have high bytes in pairs that Windows-1252 would turn into nonsense: they
+    are refused with what to do rather than loaded as wrong letters.
+    """
+    high = [b for b in sample if b >= 0x80]
+    if not high:
+        return "cp1252"
+    try:
+        decoded = sample.decode("cp932")
+    except UnicodeDecodeError:
+        decoded = None
+    if decoded is not None:
+        non_ascii = [c for c in decoded if ord(c) >= 0x80]
+        cjk = sum(1 for c in non_ascii if _CJK.match(c))
+        leads = sum(1 for b in high if 0x81 <= b <= 0x9F)
+        if cjk >= max(1, 0.8 * len(non_ascii)) and leads >= 0.3 * len(high) / 2:
+            return "cp932"
+    paired = sum(1 for a, b in zip(sample, sample[1:], strict=False) if a >= 0x80 and b >= 0x80)
+    if len(high) >= 4 and 2 * paired >= 0.6 * len(high):
+        raise LoadError(f"{name}, line {first_line}: the text is not UTF-8 and its characters look like a Chinese, "
+                        "Japanese or Korean encoding that cannot be told apart safely — save the file as "
+                        "'CSV UTF-8' and load it again; nothing was loaded")
+    return "cp1252"
+
+
+def _decode_legacy(raw: bytes, encoding: str, name: str, line: int) -> str:
+    """One line in the file's legacy encoding; Windows-1252's five unused bytes fall back to Latin-1."""
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if encoding == "cp1252":
+            return raw.decode("latin-1")
+        raise LoadError(f"{name}, line {line}: byte {exc.start + 1} of the line is neither UTF-8 nor "
+                        "Shift-JIS (the rest of the file is Shift-JIS) — save the file as 'CSV UTF-8' and load it "
+                        "again; nothing was loaded") from None
 
 
 def _utf16(path: Path, work: Path) -> Path:
@@ -560,12 +617,31 @@ def _normalise_newlines(path: Path, work: Path) -> Path:
     return out
 
 
-def _digest(path: Path) -> str:
+def _digest(path: Path, name: str) -> str:
+    """The content hash (append mode skips a file loaded before), checking every byte for NUL on the way.
+
+    The binary check at opening sees the first 256 KB only; a NUL further on would load as part of a
+    value (and truncate it in some programs), so it refuses the file here, naming its line."""
     h = hashlib.blake2b(digest_size=16)
+    offset = 0
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 22):
             h.update(chunk)
+            if (nul := chunk.find(b"\x00")) >= 0:
+                _refuse_nul(path, name, offset + nul)
+            offset += len(chunk)
     return h.hexdigest()
+
+
+def _refuse_nul(path: Path, name: str, at: int) -> None:
+    line = 1
+    with open(path, "rb") as fh:
+        left = at
+        while left > 0 and (chunk := fh.read(min(left, 1 << 22))):
+            line += chunk.count(b"\n")
+            left -= len(chunk)
+    raise LoadError(f"{name}, line {line}: a NUL byte (byte {at:,} of the file): this is a damaged or binary "
+                    "file, not CSV text — export it again; nothing was loaded")
 
 
 def _text_source(path: Path, name: str, work: Path) -> _Source:
@@ -1132,6 +1208,10 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
         t, v, col = _q("t_" + name), _q("i_" + name), _which_column(inp, pos)
         if inp.required:
             checks.append(f"WHEN {t} IS NULL THEN [{_lit(inp.columns[0])}, 'missing value', NULL]")
+        if inp.kind in (Kind.NUMBER, Kind.INTEGER):
+            checks.append(f"WHEN {t} IS NOT NULL AND {v} IS NULL AND NOT isfinite(TRY_CAST(trim({t}) AS DOUBLE)) "
+                          f"THEN [{col}, {t} || ' is not a finite number (NaN, infinity or beyond ±1.8e308): "
+                          f"expected {_EXAMPLES[inp.kind]}', {t}]")
         if inp.kind in _EXAMPLES:
             checks.append(f"WHEN {t} IS NOT NULL AND {v} IS NULL THEN "
                           f"[{col}, 'cannot read ' || {t} || ' as {_EXAMPLES[inp.kind]}', {t}]")
@@ -1162,6 +1242,10 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
                 checks.append(f"WHEN {v} NOT IN ({allowed}) THEN "
                               f"[{label}, coalesce({shown}, {v}) || ' is not one of {', '.join(col.allowed)}', "
                               f"{shown}]")
+            if col.type in (ColumnType.MONEY, ColumnType.NUMBER):
+                # A finite input can still overflow in a mapping's arithmetic (1e308 × 12 months).
+                checks.append(f"WHEN NOT isfinite({v}) THEN [{label}, 'value ' || coalesce({shown}, "
+                              f"CAST({v} AS VARCHAR)) || ' is not a finite number', {shown}]")
             if col.non_negative:
                 checks.append(f"WHEN {v} < 0 THEN [{label}, 'negative value ' || "
                               f"coalesce({shown}, CAST({v} AS VARCHAR)) || ' is not allowed', {shown}]")
@@ -1601,7 +1685,7 @@ def ingest(
                 src = sources[i]
                 base, span = 0.15 + 0.7 * k / len(order), 0.7 / len(order)
                 progress(base, f"reading {src.name} ({k + 1} of {len(order)})")
-                src.digest = _digest(src.path)
+                src.digest = _digest(src.path, src.name)
                 if plan[i].ignore:
                     m = plan[i]
                     why = "not loaded — " + (m.label.split(": ", 1)[1] if m.source == "not_data" else m.label)

@@ -8,6 +8,7 @@ Every case starts from a workspace holding good deals and evaluates a metric bef
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import os
@@ -287,12 +288,17 @@ def test_rejects_download_escapes_formulas(ws, tmp_path):
     path = tmp_path / "deals.csv"
     path.write_text(good_text("=HYPERLINK(\"http://evil\"),A5,Ann,2026-08-01,2026-09-10,Won,won,-1,new,SMB,Web",
                               "D6,A6,@SUM(A1),2026-08-01,2026-09-10,Won,won,+cmd,new,SMB,Web"), encoding="utf-8")
+    with open(path, "a", encoding="utf-8", newline="") as fh:  # a CR before the formula, inside quotes
+        fh.write('D7,A7,Ann,2026-08-01,2026-09-10,Won,won,"\r=HYPERLINK(""http://evil"")",new,SMB,Web\n')
     report = ingest(ws, [path], max_reject_share=1.0)
     out = rejects_csv(report)
-    lines = out.splitlines()
-    assert lines[0] == "file,line,column,reason,value"
-    assert "'-1" in out and "'+cmd" in out
-    assert not any(cell.startswith(("=", "+", "-", "@")) for line in lines for cell in line.split(","))
+    assert out.splitlines()[0] == '"file","line","column","reason","value"'
+    # Every field is quoted, so no record is split at a CR or LF: each parses back to five cells.
+    records = list(csv.reader(io.StringIO(out)))
+    assert all(len(r) == 5 for r in records)
+    cells = [c for r in records[1:] for c in r]
+    assert "'-1" in cells and "'+cmd" in cells and any(c.startswith("'\r=HYPERLINK") for c in cells)
+    assert not any(c.lstrip(" ")[:1] in ("=", "+", "-", "@", "\r", "\t") for c in cells)
 
 
 def test_a_file_is_data_never_code(ws, tmp_path):
