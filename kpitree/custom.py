@@ -44,6 +44,7 @@ UNITS = ("money", "percent", "count", "days", "hours", "ratio", "money_per_day",
 MEASURE_KEYS = ("aggregate", "table", "column", "filter", "date_column", "kind", "unit", "label")
 MAX_FILTER_CHARS = 2000
 MAX_FILTER_NODES = 400
+MAX_FILTER_NESTING = 16
 EXAMPLE = "metric: {aggregate: sum, table: deals, column: amount, filter: \"status = 'won'\", date_column: close_date}"
 
 _NUMERIC = (ColumnType.MONEY, ColumnType.NUMBER, ColumnType.INTEGER)
@@ -313,6 +314,22 @@ def check_filter(text: str, table: str) -> tuple[str | None, list[str]]:
         return None, [f"filter is {len(text)} characters long; the limit is {MAX_FILTER_CHARS}"]
     if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in text):
         return None, ["filter contains control characters"]
+    depth = deepest = 0
+    for ch in text:  # sqlglot parses and prints recursively: 43 nested parentheses exhaust the stack
+        depth += ch == "("
+        depth -= ch == ")"
+        deepest = max(deepest, depth)
+    if deepest > MAX_FILTER_NESTING:
+        return None, [f"filter nests parentheses {deepest} deep; the limit is {MAX_FILTER_NESTING}"]
+    try:
+        return _check_parsed(text, table)
+    except (RecursionError, MemoryError):
+        return None, [f"filter is too complex to check (more than {MAX_FILTER_NODES} parts or too deeply nested); "
+                      "split it into simpler conditions"]
+
+
+def _check_parsed(text: str, table: str) -> tuple[str | None, list[str]]:
+    """`check_filter` once the text is within the size limits."""
     columns = TABLES[table].column_names if table in TABLES else ()
     dialect = sqlglot.Dialect.get_or_raise("duckdb")
     try:

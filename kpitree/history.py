@@ -33,7 +33,7 @@ from .tree import Tree, dump_tree, parse_yaml, raw_without_lines
 ACTIVE_FILE = ".active"
 DRAFTS_DIR = "drafts"
 HISTORY_DIR = ".history"
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # with fullmatch: `$` would let "demo\n" through
 
 
 def default_user() -> str:
@@ -55,7 +55,7 @@ def file_name(text: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if not _NAME_RE.match(name or ""):
+    if not _NAME_RE.fullmatch(name or ""):
         raise KpiTreeError(
             f"invalid tree name {name!r}: use lower-case letters, digits, '_' or '-', "
             "up to 64 characters, e.g. 'acme_revenue'"
@@ -160,11 +160,11 @@ class TreeStore:
     def published(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.stem for p in self.root.glob("*.yaml") if _NAME_RE.match(p.stem))
+        return sorted(p.stem for p in self.root.glob("*.yaml") if _NAME_RE.fullmatch(p.stem))
 
     def drafts(self) -> list[str]:
         folder = self.root / DRAFTS_DIR
-        return sorted(p.stem for p in folder.glob("*.yaml") if _NAME_RE.match(p.stem)) if folder.is_dir() else []
+        return sorted(p.stem for p in folder.glob("*.yaml") if _NAME_RE.fullmatch(p.stem)) if folder.is_dir() else []
 
     def names(self) -> list[str]:
         """Every tree of the workspace, published or draft, by name."""
@@ -193,7 +193,7 @@ class TreeStore:
         if not path.exists():
             return None
         name = path.read_text(encoding="utf-8").strip()
-        return name if _NAME_RE.match(name) and self.published_path(name).exists() else None
+        return name if _NAME_RE.fullmatch(name) and self.published_path(name).exists() else None
 
     def activate(self, name: str) -> None:
         """Makes a published, valid tree the one the main page opens by default."""

@@ -21,11 +21,13 @@ class Grain(StrEnum):
     YEAR = "year"
 
 
+# Matched with `fullmatch` (never `match` and `$`, which lets a trailing newline through); ASCII
+# digits only (`\d` would take Arabic-Indic or full-width digits too).
 _PATTERNS: list[tuple[re.Pattern[str], Grain]] = [
-    (re.compile(r"^(\d{4})-W(\d{1,2})$", re.I), Grain.WEEK),
-    (re.compile(r"^(\d{4})-(\d{1,2})$"), Grain.MONTH),
-    (re.compile(r"^(\d{4})-Q([1-4])$", re.I), Grain.QUARTER),
-    (re.compile(r"^(\d{4})$"), Grain.YEAR),
+    (re.compile(r"(\d{4})-W(\d{1,2})", re.I | re.ASCII), Grain.WEEK),
+    (re.compile(r"(\d{4})-(\d{1,2})", re.ASCII), Grain.MONTH),
+    (re.compile(r"(\d{4})-Q([1-4])", re.I | re.ASCII), Grain.QUARTER),
+    (re.compile(r"(\d{4})", re.ASCII), Grain.YEAR),
 ]
 
 
@@ -111,8 +113,10 @@ def period_containing(d: date, grain: Grain | str) -> Period:
 def parse_period(text: str) -> Period:
     """Reads `2026-10`, `2026-Q3`, `2026-W41` or `2026`; raises PeriodError with an example."""
     text = str(text).strip()
+    if len(text) > 32:
+        text = text[:32] + "…"
     for pattern, grain in _PATTERNS:
-        m = pattern.match(text)
+        m = pattern.fullmatch(text)
         if not m:
             continue
         year = int(m.group(1))

@@ -9,16 +9,19 @@ the YAML line, and all problems are reported at once.
 from __future__ import annotations
 
 import ast
+import math
 import re
+import reprlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .custom import UNITS, CustomMeasure, check_measure, measure_from_raw, register_measure
-from .errors import Problem, SpecError
+from .errors import KpiTreeError, Problem, SpecError
 from .metrics import CATALOGUE, Kind, Profile
 from .periods import Grain, Period
 from .schema import TABLES
@@ -39,7 +42,31 @@ TARGET_KEYS = ("value", "by_period", "annual", "quarterly", "monthly", "weekly",
 TO_ASSIGN = "to assign"
 # Table → the columns a workspace has (`workspace_columns`): what drill dimensions are checked against.
 WorkspaceColumns = Mapping[str, Collection[str]]
-_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_ID_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")  # always with fullmatch: `$` lets a trailing newline through
+# Limits a tree file must keep: far above any real tree (the largest template has ~60 nodes), low
+# enough that a hostile file is refused in milliseconds instead of pinning the server (PRODUCT: a
+# file a user can upload never harms the server). Every refusal names the file, line and node.
+MAX_TREE_BYTES = 512 * 1024
+MAX_NODES = 500
+MAX_TREE_DEPTH = 12  # parent → child steps from the north star (levels allow 5; drafts may be deeper)
+MAX_YAML_NESTING = 24  # mappings and lists inside each other in the file
+MAX_YAML_EVENTS = 200_000
+MAX_TEXT = 300  # characters of a name, label, owner, id-like text
+MAX_DESCRIPTION = 5000
+MAX_FORMULA_CHARS = 1000
+MAX_FORMULA_TERMS = 100
+MAX_FORMULA_NESTING = 20
+MAX_FILTER_VALUES = 200
+MAX_PERIOD_TARGETS = 1200
+_SHOW = reprlib.Repr()
+_SHOW.maxstring = _SHOW.maxother = 60
+_SHOW.maxlist = _SHOW.maxdict = _SHOW.maxtuple = 6
+_SHOW.maxlevel = 2
+
+
+def _show(value: Any) -> str:
+    """A value as a message quotes it: short, whatever the file holds (never a megabyte of repr)."""
+    return _SHOW.repr(value)
 _DAYS_PER_GRAIN = {Grain.WEEK: 7.0, Grain.MONTH: 365.25 / 12, Grain.QUARTER: 365.25 / 4, Grain.YEAR: 365.25}
 _GRAIN_KEYS = {"weekly": Grain.WEEK, "monthly": Grain.MONTH, "quarterly": Grain.QUARTER, "annual": Grain.YEAR}
 
@@ -241,18 +268,18 @@ class Tree:
 
     def walk(self) -> list[Node]:
         """Nodes depth first from the root, children in their listed order."""
+        by_id = {n.id: n for n in self.nodes}
         out: list[Node] = []
         seen: set[str] = set()
-
-        def visit(n: Node) -> None:
-            if n.id in seen:
-                return
-            seen.add(n.id)
+        stack = [self.root.id]  # a stack, not recursion: a deep draft never hits the recursion limit
+        while stack:
+            nid = stack.pop()
+            if nid in seen:
+                continue
+            seen.add(nid)
+            n = by_id.get(nid) or self.node(nid)
             out.append(n)
-            for c in n.children:
-                visit(self.node(c))
-
-        visit(self.root)
+            stack.extend(reversed(n.children))
         return out
 
     def dimensions_for(self, node: Node) -> tuple[str, ...]:
@@ -267,17 +294,55 @@ class Tree:
 _ALLOWED_OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub, ast.UAdd)
 
 
+_TERM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+")
+
+
+def formula_limits(formula: str) -> str | None:
+    """Why a formula is too big to read safely (length, terms, nesting), or None.
+
+    Checked before Python's parser sees the text: 5,000 terms or 300 parentheses make the parser
+    and every recursive reader after it (units, attribution) run out of stack.
+    """
+    if len(formula) > MAX_FORMULA_CHARS:
+        return f"the formula is {len(formula):,} characters long; the limit is {MAX_FORMULA_CHARS:,}"
+    terms = len(_TERM_RE.findall(formula))
+    if terms > MAX_FORMULA_TERMS:
+        return f"the formula has {terms:,} terms; the limit is {MAX_FORMULA_TERMS}"
+    depth = deepest = 0
+    for ch in formula:
+        depth += ch == "("
+        depth -= ch == ")"
+        deepest = max(deepest, depth)
+    signs = max((m.count("-") + m.count("+") for m in re.findall(r"[-+\s]+", formula)), default=0)
+    if deepest > MAX_FORMULA_NESTING or signs > MAX_FORMULA_NESTING:
+        return f"the formula is nested more than {MAX_FORMULA_NESTING} levels deep (parentheses or signs)"
+    return None
+
+
+def _parse_formula(formula: str) -> ast.Expression:
+    """The formula's expression tree; ValueError (never RecursionError) for what cannot be read."""
+    too_big = formula_limits(formula)
+    if too_big:
+        raise ValueError(too_big)
+    try:
+        return ast.parse(formula_expression(formula), mode="eval")
+    except SyntaxError as exc:
+        raise ValueError(f"not a formula ({exc.msg})") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ValueError("the formula is too complex to read") from None
+
+
 def formula_names(formula: str) -> set[str]:
     """Names a formula uses; raises ValueError on anything but + − × ÷, numbers and names."""
-    expr = formula.split("=", 1)[1] if "=" in formula else formula
-    tree = ast.parse(expr.strip(), mode="eval")
+    tree = _parse_formula(formula)
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             names.add(node.id)
         elif isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Load, *_ALLOWED_OPS)):
             continue
-        elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, (int, float))
+              and not isinstance(node.value, bool)):  # the attribution refuses True/False as numbers
             continue
         else:
             raise ValueError(f"{type(node).__name__} is not allowed (use + - * / numbers and child ids)")
@@ -328,9 +393,9 @@ def formula_unit_problems(formula: str, units: dict[str, str], node_unit: str | 
     `units` maps child id → unit; children with an unknown unit are not checked.
     """
     try:
-        tree = ast.parse(formula_expression(formula), mode="eval")
-    except SyntaxError:
-        return []
+        tree = _parse_formula(formula)
+    except ValueError:
+        return []  # `formula_names` reports why
     problems: list[str] = []
 
     def visit(node: ast.AST) -> _Dim | None:
@@ -417,51 +482,145 @@ def _strip(value: Any) -> Any:
     return value
 
 
+# Tags a tree file may spell out; anything else (!!python/…, !!binary, !!set, custom tags) is refused.
+_PLAIN_TAGS = {"!", "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+               "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null", "tag:yaml.org,2002:map",
+               "tag:yaml.org,2002:seq"}
+
+
+def _scan(text: str, source: str | None) -> list[Problem]:
+    """Refuses what makes YAML expensive before anything is built: anchors and aliases (a 512-byte
+    "billion laughs" expands to gigabytes), deep nesting (recursive construction) and floods of
+    values. Reads the event stream only, in linear time and memory."""
+    def refuse(msg: str, event: Any = None) -> list[Problem]:
+        mark = getattr(event, "start_mark", None)
+        return [Problem(msg, line=mark.line + 1 if mark else None, file=source)]
+
+    depth = count = 0
+    for event in yaml.parse(text, Loader=_LineLoader):
+        count += 1
+        if count > MAX_YAML_EVENTS:
+            return refuse(f"the file holds more than {MAX_YAML_EVENTS:,} values; a tree file is far smaller", event)
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            return refuse("YAML anchors and aliases (&name, *name) are not allowed in a tree file: write each "
+                          "value out in full", event)
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag not in _PLAIN_TAGS:
+            return refuse(f"the YAML tag {_show(tag)} is not allowed in a tree file: write plain text, numbers, "
+                          "lists and mappings", event)
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_NESTING:
+                return refuse(f"lists and mappings are nested more than {MAX_YAML_NESTING} deep; a tree file "
+                              "needs a handful of levels", event)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return []
+
+
+def read_yaml(text: str, source: str | None = None) -> tuple[Any, list[Problem]]:
+    """The YAML structure with line bookkeeping, or the reasons it is refused (size, aliases, tags,
+    nesting, syntax). Never raises: a hostile file gets a sentence, not a traceback."""
+    if not isinstance(text, str):
+        return None, [Problem("a tree file is text (YAML)", file=source)]
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_TREE_BYTES:
+        return None, [Problem(f"the tree file is {size / 1024:,.0f} KB; the limit is {MAX_TREE_BYTES // 1024} KB "
+                              "(a tree of hundreds of nodes takes a few dozen)", file=source)]
+    if "\x00" in text:
+        return None, [Problem("the file contains NUL bytes: it is not a text tree file", file=source)]
+    try:
+        problems = _scan(text, source)
+        if problems:
+            return None, problems
+        return yaml.load(text, Loader=_LineLoader), []  # noqa: S506 - SafeLoader subclass, checked by _scan
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        return None, [Problem(f"not valid YAML: {getattr(exc, 'problem', None) or exc}", line=line, file=source)]
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. a date 2026-02-30 the YAML reader builds
+        return None, [Problem(f"a value cannot be read ({_show(str(exc))}); put dates and odd values in quotes",
+                              file=source)]
+    except (RecursionError, MemoryError):
+        return None, [Problem("the file is too complex to read", file=source)]
+
+
 def parse_yaml(text: str, source: str | None = None,
                columns: WorkspaceColumns | None = None) -> tuple[Tree | None, list[Problem]]:
     """Parses and validates; returns the tree (None if unusable) and every problem found.
 
     `columns` (table → its columns in a workspace, e.g. `workspace_columns(engine.profile)`) makes
     drill dimensions be checked against that workspace too: an extra column a user's file brought
-    (a deal's `type`, a lead's `industry`) is a valid dimension there, not a typo."""
+    (a deal's `type`, a lead's `industry`) is a valid dimension there, not a typo.
+
+    Never raises: whatever the text holds, the answer is a list of problems naming file, line and
+    node (the limits above keep time and memory bounded)."""
+    raw, problems = read_yaml(text, source)
+    if problems:
+        return None, problems
     try:
-        raw = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        return None, [Problem(f"not valid YAML: {getattr(exc, 'problem', exc)}", line=line, file=source)]
-    return _build(raw, source, columns)
+        return _build(raw, source, columns)
+    except (RecursionError, MemoryError):
+        return None, [Problem("the tree is too complex to check", file=source)]
+
+
+def read_tree_text(path: str | Path) -> tuple[str | None, list[Problem]]:
+    """A tree file's text, or why it cannot be read (missing, too big, not UTF-8): checked before
+    reading, so a huge file is never loaded into memory."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_TREE_BYTES:
+            return None, [Problem(f"the tree file is {size / 1024:,.0f} KB; the limit is "
+                                  f"{MAX_TREE_BYTES // 1024} KB", file=str(path))]
+        return path.read_bytes().decode("utf-8-sig"), []
+    except UnicodeDecodeError as exc:
+        return None, [Problem(f"the file is not UTF-8 text (byte {exc.start}): save it as UTF-8", file=str(path))]
+    except OSError as exc:
+        return None, [Problem(f"cannot read tree file: {exc.strerror or exc}", file=str(path))]
 
 
 def load_tree(path: str | Path) -> Tree:
     """The checked tree in the file; raises SpecError listing every problem (warnings pass)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError([Problem(f"cannot read tree file: {exc.strerror}", file=str(path))]) from None
+    text, problems = read_tree_text(path)
+    if text is None:
+        raise SpecError(problems)
     tree, problems = parse_yaml(text, str(path))
     errors = [p for p in problems if p.severity == "error"]
     if errors or tree is None:
-        raise SpecError(errors)
+        raise SpecError(errors or [Problem("the file holds no usable tree", file=str(path))])
     return tree
 
 
 def validate_file(path: str | Path) -> list[Problem]:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        return [Problem(f"cannot read tree file: {exc.strerror}", file=str(path))]
+    text, problems = read_tree_text(path)
+    if text is None:
+        return problems
     return parse_yaml(text, str(path))[1]
 
 
 def _num(value: Any) -> float | None:
-    if isinstance(value, bool):
+    """A finite number, else None: NaN, ±inf and integers beyond a float are no target."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def normalise_period_key(key: Any) -> str:
+    """A per-period target's key as periods are keyed (`2026-1` → `2026-01`, `2026-q3` → `2026-Q3`);
+    raises PeriodError saying how to write one."""
+    from .errors import PeriodError
+    from .periods import parse_period
+
+    text = str(key).strip()
+    if len(text) > 16:
+        raise PeriodError(f"invalid period {_show(text)}: write a month 2026-10, a quarter 2026-Q3, "
+                          "a week 2026-W41 or a year 2026")
+    return parse_period(text).key
 
 
 def _parse_target(raw: Any, add: Any) -> Target:
@@ -470,44 +629,54 @@ def _parse_target(raw: Any, add: Any) -> Target:
     if _num(raw) is not None:
         return Target(value=_num(raw))
     if not isinstance(raw, dict):
-        add("target must be a number such as 1200000, or a mapping such as {monthly: 100000, by_period: {2026-10: 95000}}",
-            "target")
+        add("target must be a number such as 1200000, or a mapping such as "
+            f"{{monthly: 100000, by_period: {{2026-10: 95000}}}}; got {_show(_strip(raw))}", "target")
         return Target()
     unknown = [k for k in raw if k not in (*TARGET_KEYS, "__line__", "__lines__")]
     for k in unknown:
         add(f"unknown target key {k!r} (allowed: {', '.join(TARGET_KEYS)})", "target")
-    by_period: list[tuple[str, float]] = []
-    from .periods import parse_period
-
-    for key, value in (raw.get("by_period") or {}).items():
-        if key in ("__line__", "__lines__"):
-            continue
+    by_period: dict[str, float] = {}
+    written = raw.get("by_period") or {}
+    if not isinstance(written, dict):
+        add("target.by_period is a mapping of period: number, e.g. {2026-10: 95000, 2026-11: 98000}; "
+            f"got {_show(_strip(written))}", "target.by_period")
+        written = {}
+    periods = [k for k in written if k not in ("__line__", "__lines__")]
+    if len(periods) > MAX_PERIOD_TARGETS:
+        add(f"target.by_period has {len(periods):,} periods; the limit is {MAX_PERIOD_TARGETS}", "target.by_period")
+        periods = []
+    for key in periods:
+        value = written[key]
         try:
-            parse_period(str(key))
-        except Exception as exc:  # noqa: BLE001 - reported as a problem
+            period = normalise_period_key(key)
+        except KpiTreeError as exc:
             add(str(exc), "target.by_period")
             continue
         if _num(value) is None:
-            add(f"target for {key} must be a number, got {value!r}", "target.by_period")
+            add(f"target for {period} must be a number, got {_show(_strip(value))}", "target.by_period")
             continue
-        by_period.append((str(key), _num(value)))  # type: ignore[arg-type]
+        if period in by_period:
+            add(f"target.by_period gives {period} twice ({_show(key)} is the same period)", "target.by_period")
+            continue
+        by_period[period] = _num(value)  # type: ignore[assignment]
     per_grain = []
     for key in _GRAIN_KEYS:
         if key in raw:
             if _num(raw[key]) is None:
-                add(f"target.{key} must be a number, got {raw[key]!r}", "target")
+                add(f"target.{key} must be a number, got {_show(_strip(raw[key]))}", "target")
             else:
                 per_grain.append((key, _num(raw[key])))
     for key in ("value", "day90", "month12"):
         if key in raw and _num(raw[key]) is None:
-            add(f"target.{key} must be a number, got {raw[key]!r}", "target")
+            add(f"target.{key} must be a number, got {_show(_strip(raw[key]))}", "target")
     suggested = raw.get("suggested")
-    if suggested is not None and (not isinstance(suggested, str) or not suggested.strip()):
+    if suggested is not None and (not isinstance(suggested, str) or not suggested.strip()
+                                  or len(suggested) > MAX_DESCRIPTION):
         add("target.suggested is the rule a suggested target follows, in words, e.g. "
-            f"'trailing 6 months, +2.1 %/month'; got {suggested!r}", "target")
+            f"'trailing 6 months, +2.1 %/month'; got {_show(_strip(suggested))}", "target")
         suggested = None
     return Target(
-        value=_num(raw.get("value")), by_period=tuple(by_period), per_grain=tuple(per_grain),  # type: ignore[arg-type]
+        value=_num(raw.get("value")), by_period=tuple(by_period.items()), per_grain=tuple(per_grain),  # type: ignore[arg-type]
         day90=_num(raw.get("day90")), month12=_num(raw.get("month12")),
         suggested=suggested.strip() if isinstance(suggested, str) else None,
     )
@@ -544,19 +713,32 @@ def _build(raw: Any, source: str | None,
         return None, [Problem("a tree file is a mapping with a non-empty `nodes:` list, e.g.\n"
                               "nodes:\n  - id: arr\n    metric: arr\n    owner: CEO\n    target: 1200000",
                               file=source, line=raw.get("__line__") if isinstance(raw, dict) else None)]
+    if len(raw["nodes"]) > MAX_NODES:
+        return None, [Problem(f"the tree has {len(raw['nodes']):,} nodes; the limit is {MAX_NODES}", key="nodes",
+                              line=raw["__lines__"].get("nodes"), file=source)]
+    for key in ("name", "description"):
+        value, limit = raw.get(key), MAX_TEXT if key == "name" else MAX_DESCRIPTION
+        if value is not None and (not isinstance(value, (str, int, float)) or len(str(value)) > limit):
+            problems.append(Problem(f"the tree's {key} must be text of at most {limit} characters; got "
+                                    f"{_show(_strip(value))}", key=key, line=raw["__lines__"].get(key), file=source))
+    written = raw.get("dimensions")
+    if written is not None and (not isinstance(written, list) or not all(isinstance(d, str) for d in written)):
+        problems.append(Problem(f"dimensions must be a list of column names, e.g. [owner, segment, channel]; got "
+                                f"{_show(_strip(written))}", key="dimensions", line=raw["__lines__"].get("dimensions"),
+                                file=source))
+        raw["dimensions"] = written = None
     for key in raw:
         if key not in (*TREE_KEYS, "__line__", "__lines__"):
-            problems.append(Problem(f"unknown key {key!r} (allowed: {', '.join(TREE_KEYS)})", key=key,
+            problems.append(Problem(f"unknown key {_show(_strip(key))} (allowed: {', '.join(TREE_KEYS)})", key=str(key)[:60],
                                     line=raw["__lines__"].get(key), file=source))
-    written = raw.get("dimensions")
     default_dims = tuple(str(d) for d in (written if isinstance(written, list) else ("owner", "segment", "channel")))
     # Extra columns a tree declares as dimensions (a manager, a region): no canonical table has them,
     # so a node may drill by them without a warning; the workspace that has them is the judge.
     canonical = {c for t in TABLES.values() for c in t.column_names}
     declared_dims = {d for d in default_dims if d not in canonical} if raw.get("dimensions") else set()
-    grain = str(raw.get("grain") or "month")
-    if grain not in {g.value for g in Grain}:
-        problems.append(Problem(f"grain {grain!r} is not one of week, month, quarter, year", key="grain",
+    grain = raw.get("grain") or "month"
+    if not isinstance(grain, str) or grain not in {g.value for g in Grain}:
+        problems.append(Problem(f"grain {_show(_strip(grain))} is not one of week, month, quarter, year", key="grain",
                                 line=raw["__lines__"].get("grain"), file=source))
         grain = "month"
 
@@ -565,12 +747,12 @@ def _build(raw: Any, source: str | None,
     formula_lines: dict[str, int] = {}
     for item in raw["nodes"]:
         if not isinstance(item, dict):
-            problems.append(Problem(f"each node is a mapping with id, metric, owner, target; got {item!r}", file=source))
+            problems.append(Problem(f"each node is a mapping with id, metric, owner, target; got {_show(_strip(item))}", file=source))
             continue
         line = item["__line__"]
         lines = item["__lines__"]
         nid = item.get("id")
-        node_label = str(nid) if nid is not None else None
+        node_label = str(nid)[:60] if nid is not None else None
 
         def add(msg: str, key: str | None = None, severity: str = "error", _n: str | None = node_label,
                 _l: dict = lines, _line: int = line, at: int | None = None) -> None:
@@ -580,12 +762,12 @@ def _build(raw: Any, source: str | None,
 
         for key in item:
             if key not in (*NODE_KEYS, "__line__", "__lines__"):
-                add(f"unknown key {key!r} (allowed: {', '.join(NODE_KEYS)})", key)
-        if not isinstance(nid, str) or not _ID_RE.match(nid):
-            add(f"id must be lower_snake_case letters/digits starting with a letter, e.g. new_arr; got {nid!r}", "id")
+                add(f"unknown key {_show(_strip(key))} (allowed: {', '.join(NODE_KEYS)})", str(key)[:60])
+        if not isinstance(nid, str) or not _ID_RE.fullmatch(nid):
+            add(f"id must be lower_snake_case letters/digits starting with a letter, e.g. new_arr; got {_show(_strip(nid))}", "id")
             continue
         if nid in seen:
-            add(f"duplicate id {nid!r} (first defined on line {seen[nid]})", "id")
+            add(f"duplicate id {_show(_strip(nid))} (first defined on line {seen[nid]})", "id")
             continue
         seen[nid] = line
         metric_name = item.get("metric")
@@ -600,13 +782,19 @@ def _build(raw: Any, source: str | None,
             named = [n for n in CATALOGUE if not n.startswith("custom_")]  # run-time measures have no stable name
             close = difflib.get_close_matches(str(metric_name), named, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else f" (known: {', '.join(sorted(named))})"
-            add(f"unknown metric {metric_name!r}{hint} — or a custom measure such as {CUSTOM_EXAMPLE}", "metric")
+            add(f"unknown metric {_show(_strip(metric_name))}{hint} — or a custom measure such as {CUSTOM_EXAMPLE}", "metric")
             metric_name = None
         level_raw = item.get("level")
         level = LEVELS.get(str(level_raw)) if not isinstance(level_raw, int) else level_raw
         if level is None or isinstance(level_raw, bool) or not 1 <= level <= 5:
-            add(f"level must be one of {', '.join(LEVELS)} or 1–5; got {level_raw!r}", "level")
+            add(f"level must be one of {', '.join(LEVELS)} or 1–5; got {_show(_strip(level_raw))}", "level")
             level = 0
+        for key, limit in (("label", MAX_TEXT), ("owner", MAX_TEXT), ("description", MAX_DESCRIPTION)):
+            text = item.get(key)
+            if text is not None and (not isinstance(text, (str, int, float)) or isinstance(text, bool)
+                                     or len(str(text)) > limit):
+                add(f"{key} must be text of at most {limit} characters; got {_show(_strip(text))}", key)
+                item[key] = None
         owner = item.get("owner")
         if not isinstance(owner, str) or not owner.strip():
             add("every metric needs an owner (seed 003: if nobody owns it, remove it from the tree)", "owner")
@@ -622,47 +810,56 @@ def _build(raw: Any, source: str | None,
             add("every metric needs a numeric target (seed 003: not a range, a number)", "target")
         direction = item.get("direction")
         if direction is not None and direction not in DIRECTIONS:
-            add(f"direction must be higher or lower; got {direction!r}", "direction")
+            add(f"direction must be higher or lower; got {_show(_strip(direction))}", "direction")
             direction = None
         review = item.get("review") or "monthly"
         if review not in REVIEWS:
-            add(f"review must be one of {', '.join(REVIEWS)}; got {review!r}", "review")
+            add(f"review must be one of {', '.join(REVIEWS)}; got {_show(_strip(review))}", "review")
             review = "monthly"
         amber = None
         thresholds = item.get("thresholds")
         if thresholds is not None:
             value = thresholds.get("amber") if isinstance(thresholds, dict) else thresholds
             if _num(value) is None or not 0 <= _num(value) < 1:  # type: ignore[operator]
-                add(f"thresholds.amber must be a fraction such as 0.05 (5 %); got {value!r}", "thresholds")
+                add(f"thresholds.amber must be a fraction such as 0.05 (5 %); got {_show(_strip(value))}", "thresholds")
             else:
                 amber = _num(value)
         children = item.get("children") or []
         if not isinstance(children, list) or not all(isinstance(c, str) for c in children):
-            add(f"children must be a list of node ids; got {children!r}", "children")
+            add(f"children must be a list of node ids; got {_show(_strip(children))}", "children")
             children = []
+        twice = sorted({c for c in children if children.count(c) > 1})
+        if twice:
+            add(f"children lists {', '.join(map(_show, twice))} more than once", "children")
+            children = list(dict.fromkeys(children))
         dims = item.get("dimensions") or []
         no_drill = item.get("dimensions") == []
         if not isinstance(dims, list) or not all(isinstance(d, str) for d in dims):
-            add(f"dimensions must be a list of column names; got {dims!r}", "dimensions")
+            add(f"dimensions must be a list of column names; got {_show(_strip(dims))}", "dimensions")
             dims = []
         filt: list[tuple[str, tuple[Any, ...]]] = []
         raw_filter = item.get("filter") or {}
         if not isinstance(raw_filter, dict):
-            add("filter must be a mapping of column: value or [values], e.g. {channel: Paid Search}", "filter")
+            add("filter must be a mapping of column: value or [values], e.g. {channel: Paid Search}; got "
+                f"{_show(_strip(raw_filter))}", "filter")
             raw_filter = {}
         for col, values in raw_filter.items():
             if col in ("__line__", "__lines__"):
                 continue
-            vals = tuple(values) if isinstance(values, list) else (values,)
-            filt.append((str(col), vals))
+            vals = _filter_values(col, values, lambda msg: add(msg, "filter"))
+            if vals is None:
+                continue
+            filt.append((col, vals))
             if metric_name:
                 table = TABLES[CATALOGUE[metric_name].table]
                 if col not in table.column_names:
-                    add(f"filter column {col!r} is not a column of {table.name} "
+                    add(f"filter column {_show(_strip(col))} is not a column of {table.name} "
                         f"(columns: {', '.join(table.column_names)})", "filter", severity="warning")
         unit = item.get("unit")
-        if unit is not None and unit not in UNITS:
-            add(f"unit {unit!r} is not one of {', '.join(UNITS)}", "unit", severity="warning")
+        if unit is not None and not isinstance(unit, str):
+            add(f"unit must be one of {', '.join(UNITS)}; got {_show(_strip(unit))}", "unit")
+        elif unit is not None and unit not in UNITS:
+            add(f"unit {_show(_strip(unit))} is not one of {', '.join(UNITS)}", "unit", severity="warning")
         table = TABLES.get(CATALOGUE[metric_name].table) if metric_name else None
         if table is not None:
             joinable = TABLES["accounts"].column_names if {"account_id", "customer_id"} & set(table.column_names) else ()
@@ -670,23 +867,23 @@ def _build(raw: Any, source: str | None,
                 if d in table.column_names or d in joinable or d in declared_dims:
                     continue
                 if columns is None:
-                    add(f"drill dimension {d!r} is not a column of {table.name} (columns: "
+                    add(f"drill dimension {_show(_strip(d))} is not a column of {table.name} (columns: "
                         f"{', '.join(table.column_names)})", "dimensions", severity="warning")
                 elif not _in_workspace(columns, table.name, d):
                     here = dict.fromkeys([*table.column_names, *columns.get(table.name, ())])
-                    add(f"drill dimension {d!r} is not a column of {table.name} in this workspace (columns: "
+                    add(f"drill dimension {_show(_strip(d))} is not a column of {table.name} in this workspace (columns: "
                         f"{', '.join(here)})", "dimensions", severity="warning")
         formula = item.get("formula")
         formula_lines[nid] = lines.get("formula", line)
         if formula is not None:
             if not isinstance(formula, str):
-                add(f"formula must be text such as 'new_business_arr + expansion_arr'; got {formula!r}", "formula")
+                add(f"formula must be text such as 'new_business_arr + expansion_arr'; got {_show(_strip(formula))}", "formula")
                 formula = None
             else:
                 try:
                     used = formula_names(formula)
                 except (SyntaxError, ValueError) as exc:
-                    add(f"formula {formula!r} cannot be read: {exc}", "formula")
+                    add(f"formula {_show(formula)} cannot be read: {exc}", "formula")
                     formula = None
                 else:
                     outside = sorted(used - set(children))
@@ -695,7 +892,8 @@ def _build(raw: Any, source: str | None,
                             f"(children: {', '.join(children) or 'none'})", "formula")
         nodes.append(Node(
             id=nid, label=str(item.get("label") or nid), level=level, metric=metric_name or "",
-            owner=str(owner), target=target, unit=item.get("unit"), direction=direction, review=review,
+            owner=str(owner), target=target, unit=unit if isinstance(unit, str) else None, direction=direction,
+            review=review,
             amber=amber, dimensions=tuple(dims), children=tuple(children), formula=formula,
             filter=tuple(filt), description=str(item.get("description") or ""), line=line, custom=custom,
             no_drill=no_drill,
@@ -707,10 +905,10 @@ def _build(raw: Any, source: str | None,
         for c in n.children:
             if c not in by_id:
                 if c not in seen:
-                    problems.append(Problem(f"unknown child {c!r}", node=n.id, key="children", line=n.line, file=source))
+                    problems.append(Problem(f"unknown child {_show(_strip(c))}", node=n.id, key="children", line=n.line, file=source))
                 continue
             if c in parents and parents[c] != n.id:
-                problems.append(Problem(f"{c!r} already has parent {parents[c]!r}; a node has one parent",
+                problems.append(Problem(f"{_show(_strip(c))} already has parent {parents[c]!r}; a node has one parent",
                                         node=n.id, key="children", line=n.line, file=source))
                 continue
             parents[c] = n.id
@@ -736,6 +934,10 @@ def _build(raw: Any, source: str | None,
         for msg in formula_unit_problems(n.formula, units, n.shown_unit if n.metric else None):
             problems.append(Problem(msg, node=n.id, key="formula", line=formula_lines.get(n.id, n.line), file=source))
     roots = [n for n in nodes if n.id not in parents]
+    deep = _too_deep(nodes, parents)
+    if deep is not None:
+        problems.append(Problem(f"the tree is more than {MAX_TREE_DEPTH} levels deep below the north star; "
+                                "a KPI tree needs five", node=deep.id, key="children", line=deep.line, file=source))
     if nodes and not roots:
         problems.append(Problem("no root: every node is somebody's child (a cycle)", file=source))
     if len(roots) > 1:
@@ -757,7 +959,87 @@ def _build(raw: Any, source: str | None,
         nodes=tuple(nodes), grain=grain, dimensions=default_dims,
         description=str(raw.get("description") or ""), source=source,
     )
-    return (tree if roots else None), problems
+    if not roots or deep is not None:
+        return None, problems
+    if not any(p.severity == "error" for p in problems):
+        problems.extend(_evaluator_checks(tree, source))
+    return tree, problems
+
+
+def _filter_values(col: Any, values: Any, add: Any) -> tuple[Any, ...] | None:
+    """A node filter's values as the evaluator binds them (`metrics.filter_sql`: hashable scalars,
+    at least one, each compared as text), or None after saying what is wrong."""
+    if not isinstance(col, str) or not col.strip() or len(col) > MAX_TEXT:
+        add(f"filter columns are column names such as channel; got {_show(_strip(col))}")
+        return None
+    vals = values if isinstance(values, list) else [values]
+    if not vals:
+        add(f"filter {col}: give at least one value, e.g. {{{col}: [A, B]}} (or leave the column out)")
+        return None
+    if len(vals) > MAX_FILTER_VALUES:
+        add(f"filter {col} lists {len(vals):,} values; the limit is {MAX_FILTER_VALUES}")
+        return None
+    for v in vals:
+        if isinstance(v, bool):
+            add(f"filter {col}: {str(v).lower()} is read as yes/no by YAML; put the value in quotes, e.g. 'No'")
+            return None
+        if v is None or isinstance(v, float) and not math.isfinite(v):
+            add(f"filter {col}: an empty or non-finite value cannot match a row; write the value, e.g. "
+                f"{{{col}: Paid Search}}")
+            return None
+        if not isinstance(v, (str, int, float, date)) or len(str(v)) > MAX_TEXT:
+            add(f"filter {col}: each value is one piece of text or a number, e.g. {{{col}: [A, B]}}; got "
+                f"{_show(_strip(v))}")
+            return None
+    return tuple(vals)
+
+
+def _too_deep(nodes: list[Node], parents: dict[str, str]) -> Node | None:
+    """The first node more than MAX_TREE_DEPTH steps below its root (cycles are reported apart)."""
+    for n in nodes:
+        steps, cur = 0, n.id
+        while cur in parents and steps <= MAX_TREE_DEPTH:
+            cur, steps = parents[cur], steps + 1
+            if cur == n.id:
+                break
+        if steps > MAX_TREE_DEPTH:
+            return n
+    return None
+
+
+def _evaluator_checks(tree: Tree, source: str | None) -> list[Problem]:
+    """Runs what evaluation, explanation and the charts rely on, on a tree that passed every rule,
+    so "valid" means "can be evaluated": the walk from the root, hashable cache keys, each node's
+    catalogue metric, its target for every grain, its formula through the attribution's own
+    reader and its filter through the SQL the metrics build (`metrics.filter_sql`).
+    A failure here is a gap in the rules above; it is reported, never raised."""
+    from .attribution import Formula
+    from .metrics import MetricQuery, filter_sql
+    from .periods import period_containing
+
+    problems: list[Problem] = []
+    try:
+        tree.walk()
+    except (KeyError, StopIteration, RecursionError) as exc:
+        return [Problem(f"the tree cannot be walked from its north star ({_show(str(exc))})", file=source)]
+    day = date(2026, 1, 15)
+    for n in tree.nodes:
+        try:
+            hash(n)  # results are cached by (metric, periods, filter): every part must be hashable
+            m = CATALOGUE[n.metric]
+            for grain in Grain:
+                n.target.for_period(period_containing(day, grain), m.kind, m.rollup)
+            if n.formula:
+                Formula.parse(n.formula)
+            table = TABLES.get(m.table)
+            own = tuple((c, v) for c, v in n.filter if table is not None and c in table.column_names)
+            q = MetricQuery(m.name, (period_containing(day, Grain.MONTH),), day, None, own)
+            hash(q)
+            filter_sql(q, m.table, [])
+        except Exception as exc:  # noqa: BLE001 - any failure is a problem to report, not a traceback
+            problems.append(Problem(f"this node cannot be evaluated: {_show(str(exc))}", node=n.id, line=n.line,
+                                    file=source))
+    return problems
 
 
 def tree_to_dict(tree: Tree) -> dict[str, Any]:
@@ -807,8 +1089,10 @@ def save_tree(tree: Tree, path: str | Path) -> None:
 
 
 def raw_without_lines(text: str) -> Any:
-    """The plain YAML structure (no line bookkeeping), for editors."""
-    return _strip(yaml.load(text, Loader=_LineLoader))  # noqa: S506
+    """The plain YAML structure (no line bookkeeping), for editors; None for a file that breaks the
+    limits or is not YAML (`read_yaml` says why)."""
+    raw, problems = read_yaml(text)
+    return None if problems else _strip(raw)
 
 
 def validate_tree(tree: Tree, columns: WorkspaceColumns | None = None) -> list[Problem]:
