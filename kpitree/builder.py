@@ -68,15 +68,15 @@ def subtree(tree: Tree, node_id: str) -> list[str]:
     """The node and everything below it, depth first (safe on trees with cycles)."""
     by_id = {n.id: n for n in tree.nodes}
     out: list[str] = []
-
-    def visit(nid: str) -> None:
-        if nid in out or nid not in by_id:
-            return
+    seen: set[str] = set()
+    stack = [node_id]  # a stack, not recursion: a long chain of drafts never hits the recursion limit
+    while stack:
+        nid = stack.pop()
+        if nid in seen or nid not in by_id:
+            continue
+        seen.add(nid)
         out.append(nid)
-        for c in by_id[nid].children:
-            visit(c)
-
-    visit(node_id)
+        stack.extend(reversed(by_id[nid].children))
     return out
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import KpiTreeError, Problem, SpecError
-from .tree import Tree, dump_tree, parse_yaml, raw_without_lines
+from .tree import Tree, dump_tree, parse_yaml, raw_without_lines, read_tree_text
 
 ACTIVE_FILE = ".active"
 DRAFTS_DIR = "drafts"
@@ -55,7 +55,7 @@ def file_name(text: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if not _NAME_RE.fullmatch(name or ""):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise KpiTreeError(
             f"invalid tree name {name!r}: use lower-case letters, digits, '_' or '-', "
             "up to 64 characters, e.g. 'acme_revenue'"
@@ -174,13 +174,53 @@ class TreeStore:
         """The current text of a tree: its draft when there is one, else the published file."""
         for path in (self.draft_path(name), self.published_path(name)):
             if path.exists():
-                return path.read_text(encoding="utf-8")
+                text, problems = read_tree_text(path)
+                if text is None:
+                    raise SpecError(problems)
+                return text
         raise KpiTreeError(f"no tree {name!r} in this workspace (trees: {', '.join(self.names()) or 'none'})")
 
     def load(self, name: str) -> tuple[Tree | None, list[Problem]]:
-        """The tree's current version (draft first) and its problems."""
+        """The tree's current version (draft first) and its problems (a file that cannot be read
+        gives no tree and says why; nothing raises but an unknown name)."""
         path = self.draft_path(name) if self.draft_path(name).exists() else self.published_path(name)
-        return parse_yaml(self.text(name), str(path))
+        if not path.exists():
+            raise KpiTreeError(f"no tree {name!r} in this workspace (trees: {', '.join(self.names()) or 'none'})")
+        text, problems = read_tree_text(path)
+        if text is None:
+            return None, problems
+        return parse_yaml(text, str(path))
+
+    def files(self) -> list[TreeFile]:
+        """Every tree file of the workspace, published and draft, each with its problems (`list_trees`)."""
+        return list_trees(self.root)
+
+    def save_text(self, entry: TreeFile, text: str, who: str) -> Version:
+        """Replaces a tree file with text a person fixed by hand, recorded as a new version.
+
+        A published file must come out without errors (the tree page lists only trees that load);
+        a draft may keep errors but must hold a tree the Builder can open. Nothing is written when
+        the text is refused: SpecError lists why.
+        """
+        name = check_name(entry.name)
+        tree, problems = parse_yaml(text, entry.path.name)
+        errors = [p for p in problems if p.severity == "error"]
+        if tree is None or (entry.kind == "published" and errors):
+            raise SpecError(errors or [Problem("the text holds no usable tree", file=entry.path.name)])
+        path = self.published_path(name) if entry.kind == "published" else self.draft_path(name)
+        _atomic_write(path, text)
+        return self._record(name, text, who, "fix by hand")
+
+    def delete_file(self, entry: TreeFile) -> None:
+        """Removes one tree file (a broken one, whatever its name); its history stays."""
+        folder = self.root / DRAFTS_DIR if entry.kind == "draft" else self.root
+        path = folder / entry.path.name
+        if path.suffix != ".yaml" or path.parent.resolve() != folder.resolve():
+            raise KpiTreeError(f"{entry.path.name!r} is not a tree file of this workspace")
+        path.unlink(missing_ok=True)
+        _forget(path)
+        if (self.root / ACTIVE_FILE).exists() and self.active() is None:
+            (self.root / ACTIVE_FILE).unlink(missing_ok=True)
 
     def has_draft(self, name: str) -> bool:
         return self.draft_path(name).exists()
@@ -302,18 +342,95 @@ class TreeStore:
         return tree, version
 
 
-def workspace_trees(trees_dir: str | Path) -> list[Path]:
-    """Published trees of a workspace that load, the active one first, then by name (for the main page)."""
+@dataclass(frozen=True)
+class TreeFile:
+    """One tree file of a workspace, whether it loads, and why not.
+
+    `name` is the file's stem (not always a valid tree name: a file copied in by hand may have any
+    name); `kind` is "published" (trees/<name>.yaml) or "draft" (trees/drafts/<name>.yaml).
+    """
+
+    name: str
+    path: Path
+    kind: str
+    tree: Tree | None
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        """Loads without an error: a published one is listed on the tree page."""
+        return self.tree is not None and not self.errors
+
+    @property
+    def broken(self) -> bool:
+        """Needs a person: a published file with errors, or any file the Builder cannot open."""
+        return self.tree is None or (self.kind == "published" and bool(self.errors))
+
+    def reason(self, limit: int = 3) -> str:
+        """The first problems in one line each, for the list of broken trees."""
+        shown = [p.message if p.line is None else f"line {p.line}: {p.message}" for p in self.errors[:limit]]
+        more = len(self.errors) - limit
+        return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+
+
+# Parsed tree files by (path, modification time, size): every page lists the trees on every rerun.
+_PARSED: dict[tuple[str, int, int], tuple[Tree | None, tuple[Problem, ...]]] = {}
+_PARSED_MAX = 256
+
+
+def _forget(path: Path) -> None:
+    for key in [k for k in _PARSED if k[0] == str(path)]:
+        _PARSED.pop(key, None)
+
+
+def _read(path: Path, valid_name: bool) -> tuple[Tree | None, tuple[Problem, ...]]:
+    if path.is_symlink() or not path.is_file():
+        return None, (Problem("not a regular file (a link or a folder): not read; delete it", file=path.name),)
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _PARSED:
+        text, problems = read_tree_text(path)
+        tree, found = (None, problems) if text is None else parse_yaml(text, path.name)
+        if not valid_name:
+            found = [Problem(f"the file name {path.name!r} is not a tree name (lower-case letters, digits, '_' "
+                             "or '-', up to 64 characters): delete it, or save its tree under a new name",
+                             file=path.name), *found]
+            tree = None
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = (tree, tuple(found))
+    return _PARSED[key]
+
+
+def list_trees(trees_dir: str | Path) -> list[TreeFile]:
+    """Every tree file of a workspace with its load problems, published first (the active one
+    leading), then drafts, by name. Never raises for a file's content: a broken or hostile file is
+    listed with the reason, so one bad file never stops a page (the tree page keeps `ok` published
+    ones, the Builder lists the `broken` ones to fix or delete)."""
     root = Path(trees_dir)
     if not root.is_dir():
         return []
     active = TreeStore(root).active()
     out = []
-    for path in sorted(root.glob("*.yaml"), key=lambda p: (p.stem != active, p.name)):
-        tree, problems = parse_yaml(path.read_text(encoding="utf-8"), str(path))
-        if tree is not None and not any(p.severity == "error" for p in problems):
-            out.append(path)
+    for kind, folder in (("published", root), ("draft", root / DRAFTS_DIR)):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.yaml"), key=lambda p: (p.stem != active or kind == "draft", p.name)):
+            try:
+                tree, problems = _read(path, bool(_NAME_RE.fullmatch(path.stem)))
+            except OSError as exc:  # removed meanwhile, or unreadable
+                tree, problems = None, (Problem(f"cannot read the file: {exc.strerror or exc}", file=path.name),)
+            out.append(TreeFile(path.stem, path, kind, tree, problems))
     return out
+
+
+def workspace_trees(trees_dir: str | Path) -> list[Path]:
+    """Published trees of a workspace that load, the active one first, then by name (for the main page)."""
+    return [f.path for f in list_trees(trees_dir) if f.kind == "published" and f.ok]
 
 
 def summarize(versions: Iterable[Version]) -> list[dict[str, Any]]:

@@ -188,7 +188,7 @@ def _is_plain_sum(formula: str) -> bool:
 
     try:
         return ok(ast.parse(formula_expression(formula), mode="eval").body)
-    except SyntaxError:
+    except (SyntaxError, RecursionError):
         return False
 
 

@@ -24,7 +24,8 @@ from typing import Any
 from .errors import Problem
 from .metrics import CATALOGUE, Kind
 from .periods import parse_period
-from .tree import Target, Tree
+from .plain import FORMULA_START, csv_text
+from .tree import Target, Tree, normalise_period_key
 
 GRAIN_FIELDS = ("annual", "quarterly", "monthly", "weekly")
 TARGET_FIELDS = ("value", *GRAIN_FIELDS, "day90", "month12")
@@ -41,16 +42,20 @@ METHODS = ("even", "last_year")
 
 
 def _clean_number(value: Any) -> float | None:
+    """A typed target as a finite number; None for empty (and for NaN, ±inf, overflow: no target
+    is better than one no period can meet). ValueError for text that is no number."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return None if isinstance(value, float) and math.isnan(value) else float(value)
-    text = str(value).strip().replace(",", "").replace("$", "").replace("_", "").replace(" ", "")
-    if not text:
-        return None
-    if text.endswith("%"):
-        return float(text[:-1]) / 100
-    return float(text)
+        number = float(value) if not isinstance(value, int) or abs(value) < 10**300 else math.inf
+    else:
+        text = str(value).strip().replace(",", "").replace("$", "").replace("_", "").replace(" ", "")
+        if not text:
+            return None
+        if len(text) > 40:
+            raise ValueError(f"{text[:20]}… is not a number")
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    return number if math.isfinite(number) else None
 
 
 def target_fields(t: Target) -> dict[str, float | None]:
@@ -192,7 +197,7 @@ def import_targets_csv(tree: Tree, text: str, source: str = "targets.csv") -> tu
         if len(row) < len(header):
             problems.append(Problem(f"expected {len(header)} values, got {len(row)}", file=source, line=line))
             continue
-        node, period, raw = (row[col[c]].strip() for c in ("node", "period", "target"))
+        node, period, raw = (_cell(row[col[c]]) for c in ("node", "period", "target"))
         if node not in ids:
             problems.append(
                 Problem(
@@ -219,7 +224,7 @@ def import_targets_csv(tree: Tree, text: str, source: str = "targets.csv") -> tu
             fields.setdefault(node, {})[period.lower()] = number
             continue
         try:
-            key = parse_period(period).key
+            key = normalise_period_key(period)
         except Exception as exc:  # noqa: BLE001 - reported to the user
             problems.append(
                 Problem(
@@ -248,17 +253,21 @@ def import_targets_csv(tree: Tree, text: str, source: str = "targets.csv") -> tu
 
 
 def targets_csv(tree: Tree) -> str:
-    """Every target of the tree as `node, period, target` CSV (what `import_targets_csv` reads)."""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(["node", "period", "target"])
+    """Every target of the tree as `node, period, target` CSV (what `import_targets_csv` reads),
+    written through `plain.csv_text` like every CSV the app offers (quoted, spreadsheet-safe)."""
+    rows: list[tuple[str, str, float]] = []
     for n in tree.nodes:
-        for f, v in target_fields(n.target).items():
-            if v is not None:
-                w.writerow([n.id, f, repr(v)])
-        for k, v in n.target.by_period:
-            w.writerow([n.id, k, repr(v)])
-    return out.getvalue()
+        rows.extend((n.id, f, v) for f, v in target_fields(n.target).items() if v is not None)
+        rows.extend((n.id, k, v) for k, v in n.target.by_period)
+    return csv_text(["node", "period", "target"], rows)
+
+
+def _cell(text: str) -> str:
+    """A CSV cell as typed: without the apostrophe `plain.spreadsheet_cell` puts before a formula start."""
+    text = text.strip()
+    if text.startswith("'") and text[1:2] in FORMULA_START:
+        text = text[1:]
+    return text.strip()
 
 
 # --- spreading a year to months ---------------------------------------------------------------------
