@@ -35,11 +35,10 @@ from .metrics import (
 from .periods import Grain, Period, latest_complete, parse_period, resolve_period, trailing
 from .schema import TABLES
 from .tree import Node, Tree
-from .workspace import Workspace
+from .workspace import QUERY_TIMEOUT_SECONDS, QueryTimeout, Workspace
 
 GREEN, AMBER, RED, NO_TARGET, NO_DATA = "green", "amber", "red", "no_target", "no_data"
 DEFAULT_AMBER = 0.05
-QUERY_TIMEOUT_SECONDS = 30.0  # per query; a workspace may set "query_timeout" in workspace.json
 
 
 def status_of(value: float | None, target: float | None, direction: str, amber: float = DEFAULT_AMBER) -> str:
@@ -146,8 +145,11 @@ class Engine:
     """Computes metric queries on one workspace, caching results until the data changes."""
 
     def __init__(self, workspace: Workspace) -> None:
-        self.workspace = workspace
+        self.settings = workspace.settings()  # checked: a bad number in workspace.json is a message here
         self.version = workspace.data_version()
+        # Everything computed with this Engine reads this version under these settings' time limit,
+        # whoever opens the cursor (its own queries, the explanation's, the usage charts').
+        self.workspace = workspace = workspace.pinned(self.version, self.settings)
         cols = workspace.columns()
         self.profile = _profile(workspace, cols)
         # Splits and filters see only columns with a value somewhere (an owner nobody filled in is
@@ -155,7 +157,6 @@ class Engine:
         self.columns = self.profile.columns()
         self.loaded = {t for t in cols if self.profile.rows.get(t, 0) > 0}
         self._missing: dict[tuple, Missing | None] = {}
-        self.settings = workspace.settings()
         self.params = metric_params(self.settings)
         self._as_of = workspace.as_of()
         self._coverage: dict[str, tuple[date | None, date | None]] | None = None
@@ -286,27 +287,15 @@ class Engine:
             return self._timed(con, q, names)
 
     def _timed(self, con: duckdb.DuckDBPyConnection, q: MetricQuery, names: list[str]) -> dict[str, pd.DataFrame]:
-        """Runs the query, interrupting it after the workspace's time limit (custom SQL can be slow)."""
-        limit = float(self.settings.extra.get("query_timeout", QUERY_TIMEOUT_SECONDS))
-        timer = threading.Timer(limit, self._interrupt, (con,))
-        timer.start()
+        """Runs the batch; every statement is under the workspace's time limit (`workspace.Cursor`:
+        custom SQL can be slow), and a stop names the metrics."""
         try:
             return compute_many(con, q, names)
-        except QueryError as exc:
-            if "interrupt" in str(exc).lower():
-                raise QueryError(f"metrics {', '.join(names)} took longer than {limit:g} s "
-                                 "and were stopped (query_timeout in workspace.json)") from None
-            raise
-        finally:
-            timer.cancel()
-
-    @staticmethod
-    def _interrupt(con: duckdb.DuckDBPyConnection) -> None:
-        """The time limit's stop. The query may have just ended and its cursor closed: nothing to stop."""
-        try:
-            con.interrupt()
-        except duckdb.Error:
-            pass
+        except QueryTimeout:
+            limit = float(self.settings.extra.get("query_timeout", QUERY_TIMEOUT_SECONDS))
+            raise QueryTimeout(f"metrics {', '.join(names)} took longer than {limit:g} s and were stopped: choose a "
+                               "shorter period, or raise \"query_timeout\" (seconds) in the workspace's "
+                               "workspace.json") from None
 
     def prefetch(self, requests: list[tuple[str, tuple]], periods: list[Period] | tuple[Period, ...], *,
                  dimension: str | None = None) -> None:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import dialect as sql
 from .cache import ResultCache
-from .errors import QueryError
+from .errors import KpiTreeError, QueryError
 from .metrics import MetricQuery, Missing, _health_cte, metric, metric_params, periods_cte
 from .periods import Grain, Period, period_containing
 
@@ -48,9 +48,13 @@ def _cached(engine: Any, key: tuple, run: Callable[[], pd.DataFrame]) -> pd.Data
 
 
 def _query(engine: Any, text: str, params: list[Any]) -> pd.DataFrame:
+    """The query's frame, on the engine's cursor: under the workspace's time limit and memory
+    ceiling (`workspace.Cursor`); a QueryError (a timeout's own message) on failure."""
     with engine.workspace.connect() as con:
         try:
             return con.execute(text, params).df()
+        except KpiTreeError:  # stopped by the time limit or the memory ceiling: already in words
+            raise
         except Exception as exc:  # duckdb.Error: shown to the user as one clean message
             raise QueryError(f"usage query failed: {str(exc).splitlines()[0]}") from None
 

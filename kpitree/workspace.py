@@ -15,13 +15,17 @@ which moves it to `.trash/`).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
+import math
+import os
 import re
 import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -30,7 +34,8 @@ from typing import Any
 
 import duckdb
 
-from .errors import KpiTreeError, LoadError
+from .errors import KpiTreeError, LoadError, QueryError
+from .health import PARAMETERS as HEALTH_PARAMETERS
 from .schema import TABLES
 
 DB_FILE = "kpitree.duckdb"
@@ -41,10 +46,183 @@ UPLOADS_DIR = "uploads"
 TRASH_DIR = ".trash"
 META_TABLE = "_kpitree_loads"
 _LOCK_WAIT_SECONDS = 15.0  # another process (a command-line load) holds the file
-_READ_WAIT_SECONDS = 120.0  # a click waits this long for a load's swap in this process
+_READ_WAIT_SECONDS = 20.0  # a click waits this long for a load's swap in this process, then says a load runs
 _WRITE_WAIT_SECONDS = 120.0  # a load waits this long for the clicks being computed
-_DB_CONFIG = {"enable_external_access": False, "lock_configuration": True, "threads": 2}
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")  # always with fullmatch: `$` lets "demo\n" through
+QUERY_TIMEOUT_SECONDS = 30.0  # per query; a workspace may set "query_timeout" in workspace.json
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _usable_memory() -> int:
+    """Bytes of memory this process may use: the machine's, or its container's limit if lower."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        total = 8 << 30
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return total
+
+
+DB_THREADS = max(1, min(4, _usable_cpus()))
+"""Worker threads of a workspace's database instance.
+
+Every session reading a workspace shares one DuckDB instance and its one pool of workers (see
+`FileAccess`), so this bounds the CPU one workspace's queries take, however many users click.
+More workers than cores only adds switching while twenty sessions query at once; four at most
+leaves cores to the Streamlit server and to the other workspaces on a big machine."""
+
+DB_MEMORY_LIMIT = max(256 << 20, min(4 << 30, _usable_memory() // 4))
+"""The memory ceiling (bytes) of a workspace's database instance: a quarter of the machine, 256 MiB
+to 4 GiB.
+
+Why: DuckDB's own default is 80 % of the machine per instance, and there is one instance per open
+workspace plus a load's, so one big query (a cross join in a custom measure, a sort of 10M rows)
+could take the box from every other user and get the server killed. Under the ceiling DuckDB
+spills sorts, joins and aggregates to `<workspace>/kpitree.duckdb.tmp` and fails only what cannot
+fit, with a message (`QueryError`) instead of taking the server down."""
+
+DB_TEMP_LIMIT = 4 * DB_MEMORY_LIMIT
+"""What a workspace's queries may spill to disk (DuckDB's default is 90 % of the free disk, which
+one runaway query could fill for every workspace and for the loads)."""
+
+_DB_CONFIG = {
+    "enable_external_access": False,
+    "lock_configuration": True,  # SQL from a tree file cannot lift any of these
+    "threads": DB_THREADS,
+    "memory_limit": f"{DB_MEMORY_LIMIT // (1 << 20)}MiB",
+    "max_temp_directory_size": f"{DB_TEMP_LIMIT // (1 << 20)}MiB",
+}
+
+
+class QueryTimeout(QueryError):
+    """A query ran past the workspace's time limit and was stopped (`Cursor.execute`)."""
+
+
+class DataChanged(KpiTreeError):
+    """A load replaced the workspace's data while a page computed on the data it had started with."""
+
+
+class _Watchdog:
+    """Interrupts statements that run past their deadline, all from one background thread.
+
+    Why not a `threading.Timer` per statement: a click runs dozens of statements and twenty
+    sessions click at once; one thread with a heap of deadlines costs nothing per statement.
+    The interrupt happens under the same lock `stop` takes, so it can only reach a statement
+    that is still running, never the next one on the same cursor.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int]] = []
+        self._live: dict[int, duckdb.DuckDBPyConnection] = {}
+        self._fired: set[int] = set()
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def start(self, con: duckdb.DuckDBPyConnection, seconds: float) -> int:
+        with self._cond:
+            token = next(self._ids)
+            self._live[token] = con
+            heapq.heappush(self._heap, (time.monotonic() + seconds, token))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="kpitree-query-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+            return token
+
+    def stop(self, token: int) -> bool:
+        """Ends the watch; True when the deadline had passed and the statement was interrupted."""
+        with self._cond:
+            self._live.pop(token, None)
+            if token in self._fired:
+                self._fired.discard(token)
+                return True
+            return False
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][1] not in self._live:
+                    heapq.heappop(self._heap)  # finished in time
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, token = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                con = self._live.pop(token)
+                self._fired.add(token)
+                try:
+                    con.interrupt()
+                except duckdb.Error:  # closed meanwhile: nothing runs on it
+                    pass
+
+
+_WATCHDOG = _Watchdog()
+
+
+class Cursor:
+    """A workspace cursor whose every statement runs under the workspace's time limit.
+
+    Everything that reads a workspace gets one (`Workspace.connect`): metric batches, the
+    explanation's scans, usage charts, coverage and as-of queries alike, so a slow custom measure
+    or a huge join is stopped wherever it runs, with one message. Other methods pass through to
+    DuckDB's cursor; lazy relations (`sql`, `query`) are refused, because they would run later,
+    outside the timer.
+    """
+
+    _LAZY = frozenset({"sql", "query", "from_query", "table", "view", "values"})
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, workspace: Workspace, limit: Callable[[], float]) -> None:
+        self._con = con
+        self._workspace = workspace
+        self._limit = limit
+
+    def execute(self, query: str, parameters: Any = None) -> Cursor:
+        seconds = self._limit()
+        token = _WATCHDOG.start(self._con, seconds)
+        try:
+            if parameters is None:
+                self._con.execute(query)
+            else:
+                self._con.execute(query, parameters)
+        except duckdb.InterruptException:
+            if _WATCHDOG.stop(token):
+                raise QueryTimeout(
+                    f"a query on workspace {self._workspace.name!r} took longer than {seconds:g} s and was stopped: "
+                    "choose a shorter period or fewer segments, or raise \"query_timeout\" (seconds) in the "
+                    f"workspace's {SETTINGS_FILE}") from None
+            raise
+        except duckdb.OutOfMemoryException:
+            _WATCHDOG.stop(token)
+            raise QueryError(
+                f"a query on workspace {self._workspace.name!r} needed more than the "
+                f"{DB_MEMORY_LIMIT / (1 << 30):.1f} GiB memory ceiling and was stopped: choose a shorter period "
+                "or fewer segments (a custom measure may join too much)") from None
+        except BaseException:
+            _WATCHDOG.stop(token)
+            raise
+        _WATCHDOG.stop(token)
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._LAZY:
+            raise AttributeError(f"Cursor.{name} would run outside the time limit: use execute")
+        return getattr(self._con, name)
 
 
 class WorkspaceBusy(LoadError):
@@ -132,7 +310,7 @@ class FileAccess:
 
     @contextmanager
     def reading(self, workspace: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor of this thread's own on the shared read-only instance, closed on exit."""
+        """A DuckDB cursor of this thread's own on the shared read-only instance, closed on exit."""
         self._enter_read(workspace.name)
         try:
             with self._db_lock:
@@ -153,7 +331,8 @@ class FileAccess:
                 self._readers[me] = self._readers.get(me, 0) + 1
                 return
             if not self._cond.wait_for(lambda: self._writer is None and not self._waiting, _READ_WAIT_SECONDS):
-                raise KpiTreeError(f"workspace {name!r} is being loaded or moved; try again in a moment")
+                raise WorkspaceBusy(f"workspace {name!r} is busy: a load is running (or the workspace is being "
+                                    "renamed); reload the page in a moment")
             self._readers[me] = 1
 
     def _leave_read(self) -> None:
@@ -207,6 +386,21 @@ class Workspace:
             self.root.mkdir(parents=True, exist_ok=True)
         elif not self.root.is_dir():
             raise KpiTreeError(f"workspace {str(root)!r} does not exist (create it by loading data into it)")
+        self._pinned: str | None = None  # see `pinned`
+        self._settings: Settings | None = None
+
+    def pinned(self, version: str, settings: Settings) -> Workspace:
+        """This workspace as one computation sees it: data of `version`, these settings.
+
+        An Engine reads through it (`Engine.workspace`), so everything computed for one page —
+        the Engine's own queries, the explanation's, the usage charts' — reads the data it started
+        with: a cursor opened after a load replaced the data raises `DataChanged` instead of mixing
+        old and new numbers (or caching new numbers under the old version). Queries run under the
+        time limit of `settings`, the ones the Engine validated.
+        """
+        view = Workspace(self.root)
+        view._pinned, view._settings = version, settings
+        return view
 
     @property
     def name(self) -> str:
@@ -317,11 +511,30 @@ class Workspace:
             return {t: int(n) for t, n in con.execute(sql).fetchall()}
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self) -> Iterator[Cursor]:
         """A sandboxed, read-only cursor of this thread's own (external access off, configuration
-        locked), closed on exit. Threads read at once; a load of this workspace waits for them."""
+        locked, memory capped), closed on exit, every statement under the time limit (`Cursor`).
+        Threads read at once; a load of this workspace waits for them, and they for it."""
+        limit = self._query_timeout()
         with _lock_for(self.db_path).reading(self) as con:
-            yield con
+            if self._pinned is not None and self.data_version() != self._pinned:
+                raise DataChanged(f"the data of workspace {self.name!r} was replaced by a load while this page was "
+                                  "being computed: reload the page to see the new data")
+            yield Cursor(con, self, limit)
+
+    def _query_timeout(self) -> Callable[[], float]:
+        """The time limit of this workspace's statements, read when each one starts.
+
+        A pinned view uses its Engine's settings; otherwise workspace.json's value, or the default
+        when workspace.json is broken (the Engine reports that; a listing of tables need not fail)."""
+        if self._settings is not None:
+            settings = self._settings
+            return lambda: float(settings.extra.get("query_timeout", QUERY_TIMEOUT_SECONDS))
+        try:
+            seconds = float(self.settings().extra.get("query_timeout", QUERY_TIMEOUT_SECONDS))
+        except KpiTreeError:
+            seconds = QUERY_TIMEOUT_SECONDS
+        return lambda: seconds
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         """The workspace file's read-only instance; `FileAccess` opens it once for every reader."""
@@ -365,16 +578,32 @@ class Workspace:
         return out
 
     def settings(self) -> Settings:
+        """The workspace's settings (workspace.json), every number checked (`check_settings`): a
+        KpiTreeError naming the file and the key instead of a traceback later."""
+        if self._settings is not None:
+            return self._settings
         path = self.root / SETTINGS_FILE
         if not path.exists():
             return Settings()
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+            raise KpiTreeError(f"{path} is not valid JSON{where}: fix it or delete it to use the defaults") from None
+        if not isinstance(raw, dict):
+            raise KpiTreeError(f"{path} must hold one JSON object of settings, e.g. {{\"gross_margin\": 0.75}}")
+        check_settings(raw, str(path))
         known = {k: raw.pop(k) for k in list(raw) if k in Settings.__dataclass_fields__ and k != "extra"}
+        if known.get("gross_margin") is not None:
+            known["gross_margin"] = float(known["gross_margin"])
+        if known.get("amber_threshold") is not None:
+            known["amber_threshold"] = float(known["amber_threshold"])
         return Settings(**known, extra=raw)
 
     def save_settings(self, settings: Settings) -> None:
         data = {k: v for k, v in settings.__dict__.items() if k != "extra"}
         data.update(settings.extra)
+        check_settings(data, str(self.root / SETTINGS_FILE))
         _atomic_write(self.root / SETTINGS_FILE, json.dumps(data, indent=2))
 
     def data_version(self) -> str:
@@ -418,9 +647,51 @@ class Workspace:
         return value
 
 
+# --- settings a user types into workspace.json ---------------------------------------------------
+
+_HEALTH_RANGES = {"weight": (0.0, 100.0, False), "count": (0.0, 1e6, False), "score": (0.0, 100.0, False)}
+NUMERIC_SETTINGS: dict[str, tuple[float, float, bool, str]] = {
+    "query_timeout": (0.0, 3600.0, True, "seconds a query may run"),
+    "amber_threshold": (0.0, 1.0, False, "a share of the target, e.g. 0.05 for 5 %"),
+    "gross_margin": (0.0, 1.0, False, "a share of revenue, e.g. 0.8 for 80 %"),
+    **{p.name: (*_HEALTH_RANGES[p.unit], p.description.rstrip(".").lower()) for p in HEALTH_PARAMETERS},
+}
+"""Every number workspace.json may hold: (low, high, low excluded, what it is), bounds inclusive."""
+NUMERIC_SETTINGS["health_ticket_cap"] = (0.0, 1e6, True, "tickets in 90 days at which the ticket score is 0")
+
+
+def check_settings(raw: dict[str, Any], where: str = SETTINGS_FILE) -> None:
+    """A KpiTreeError naming `where` and the key for a value the metrics cannot use.
+
+    Numbers must be numbers (not text, not true/false), finite and within their range: a
+    `query_timeout` of "abc", 0, -5, NaN or 1e309 would otherwise surface as a traceback (or as a
+    timer that never fires) on the first click. `as_of` must be an ISO date.
+    """
+    for key, (low, high, open_low, what) in NUMERIC_SETTINGS.items():
+        if key not in raw or raw[key] is None:
+            continue
+        value = raw[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if ok:
+            ok = (value > low if open_low else value >= low) and value <= high
+        if not ok:
+            bound = f"above {low:g}" if open_low else f"from {low:g}"
+            raise KpiTreeError(f"{where}: \"{key}\" must be a number {bound} to {high:g} ({what}), "
+                               f"not {value!r}; fix it, or remove the key to use the default")
+    as_of = raw.get("as_of")
+    if as_of is not None:
+        try:
+            if not isinstance(as_of, str):
+                raise ValueError
+            date.fromisoformat(as_of)
+        except ValueError:
+            raise KpiTreeError(f"{where}: \"as_of\" must be a date written 2026-10-31, not {as_of!r}; fix it, "
+                               "or remove the key to use the data's own latest date") from None
+
+
 def validate_name(name: str) -> str:
     """A workspace name that is safe as a directory name (no traversal, no hidden files)."""
-    if not _NAME_RE.match(name) or name in {".", ".."}:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name in {".", ".."}:
         raise KpiTreeError(
             f"invalid workspace name {name!r}: use letters, digits, space, '_', '-' or '.', "
             "up to 64 characters, e.g. 'acme-q3'"
@@ -447,7 +718,7 @@ def list_workspaces(data_dir: str | Path) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                  and not p.name.endswith(".tmp") and _NAME_RE.match(p.name))
+                  and not p.name.endswith(".tmp") and _NAME_RE.fullmatch(p.name))
 
 
 def create_workspace(data_dir: str | Path, name: str) -> Workspace:
