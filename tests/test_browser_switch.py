@@ -98,3 +98,59 @@ def test_two_tabs_switching_grain_and_period_fast_show_no_exception(browser, tmp
             assert switching < 120, f"{2 * SWITCHES} switches took {switching:.0f} s"
         finally:
             context.close()
+
+
+BREAKAGE = ("busy with another call", "un-acquired lock", "NoneType", "Traceback", "is being loaded")
+
+
+def _heading(page, text: str, what: str) -> None:
+    """Waits for the node panel's heading; a tab that never shows it fails with what it shows."""
+    try:
+        page.wait_for_function(IDLE, timeout=90000)
+        page.get_by_role("heading", name=text, exact=True).first.wait_for(timeout=90000)
+    except PlaywrightError:
+        page.screenshot(path=str(ARTIFACTS / "browser_four_tabs_no_panel.png"), full_page=True)
+        raise AssertionError(f"{what}: no {text!r} panel after 90 s; the page shows: "
+                             f"{page.locator('body').inner_text()[:1500]}") from None
+
+
+def _clean(tabs, what: str) -> None:
+    for t, tab in enumerate(tabs):
+        body = tab.locator("body").inner_text()
+        assert tab.locator("[data-testid='stException']").count() == 0, f"{what}, tab {t + 1}: {body[:2000]}"
+        for text in BREAKAGE:
+            assert text not in body, f"{what}, tab {t + 1} shows {text!r}: {body[:2000]}"
+
+
+def test_four_tabs_opening_one_uncached_view_at_once(browser, tmp_path):
+    """Four users (four sessions, one shared Engine) open the same link on a fresh server at the
+    same moment — nothing cached, so all four compute the tree, the node's explanation, its
+    segments and usage charts at once — then all four click the same other box at once. Every tab
+    shows its panel; none shows an exception, a lock error or a hang (what issue 16 saw)."""
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "workspaces" / "demo", data / "demo")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with running_app(data, STREAMLIT_SERVER_FILE_WATCHER_TYPE="none") as url:
+        contexts = [browser.new_context(viewport={"width": 1400, "height": 1400}) for _ in range(4)]
+        try:
+            tabs = [c.new_page() for c in contexts]
+            for tab in tabs:  # no waiting in between: the four first reruns overlap on the server
+                tab.goto(f"{url}/?ws=demo&grain=month&node=reports_adoption", wait_until="commit")
+            for t, tab in enumerate(tabs):
+                _tree_drawn(tab, f"tab {t + 1}, first view")
+                _heading(tab, "Adoption — reports", f"tab {t + 1}, first view")
+            _clean(tabs, "first view")
+            boxes = [tab.locator(BOX.format("Logo churn rate")).first for tab in tabs]
+            for box in boxes:
+                box.wait_for(timeout=30000)
+            for tab, box in zip(tabs, boxes, strict=True):  # the same uncached panel, four clicks at once
+                tab.bring_to_front()
+                box.click(timeout=30000, no_wait_after=True)
+            for t, tab in enumerate(tabs):
+                _heading(tab, "Logo churn rate", f"tab {t + 1}, after the click")
+                tab.get_by_text("By segment").first.wait_for(timeout=60000)
+                tab.screenshot(path=str(ARTIFACTS / f"browser_four_tabs_{t + 1}.png"), full_page=True)
+            _clean(tabs, "after the click")
+        finally:
+            for c in contexts:
+                c.close()

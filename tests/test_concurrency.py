@@ -12,17 +12,22 @@ import time
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from conftest import ROOT
 
 import kpitree.evaluate as evaluate_module
 from kpitree.cache import clear_all
+from kpitree.drill import drill_dimensions, segment_table
 from kpitree.errors import KpiTreeError, QueryError
 from kpitree.evaluate import Engine, default_period, evaluate_tree, trend
+from kpitree.explain import explain_node
 from kpitree.ingest import ingest
-from kpitree.tree import load_tree
-from kpitree.warmup import warm
-from kpitree.workspace import Workspace, _lock_for
+from kpitree.periods import parse_period
+from kpitree.tree import load_tree, parse_yaml
+from kpitree.usage import activity_heatmap, cohort_retention, panel_charts
+from kpitree.warmup import baseline_period, warm
+from kpitree.workspace import DataChanged, Workspace, WorkspaceBusy, _lock_for
 
 TREE = ROOT / "data" / "trees" / "revops.yaml"
 JOIN_SECONDS = 90.0  # a 2-core machine shared with others; a hang is far longer
@@ -283,3 +288,187 @@ def test_a_load_gets_in_while_threads_read(load_ws, tmp_path: Path):
     assert seen <= {3, 4} and seen
     with ws.connect() as con:
         assert con.execute("SELECT count(*) FROM deals").fetchone()[0] == 3  # the last load's file
+
+
+# --- a node's panel, as the Tree page computes it ---------------------------------------------------
+
+PANEL_NODES = ["arr", "new_arr", "nrr", "win_rate", "leads", "reports_adoption"]  # every kind of panel
+
+
+def panel(engine: Engine, tree, node_id: str, period, versus: str = "target") -> dict:
+    """What the Tree page computes for a click on `node_id` (ui.explanation, trend, the segment
+    table of the first drill dimension, the usage charts the metric shows), as plain values."""
+    node = tree.node(node_id)
+    res = explain_node(engine, tree, node_id, period, versus, causes=False)
+    out: dict = {"explanation": {k: v for k, v in res.to_dict().items() if k != "seconds"}}
+    out["trend"] = trend(engine, tree, node_id, period, 18)
+    dims = drill_dimensions(engine, tree, node)
+    if dims:
+        out["segments"] = segment_table(engine, node, period, baseline_period(period, versus), dims[0])
+    kinds = panel_charts(node.metric)
+    if "activity" in kinds:
+        out["activity"] = activity_heatmap(engine, period, order="decline")
+    if "cohort" in kinds:
+        out["cohort"] = cohort_retention(engine, period)
+    return out
+
+
+def assert_close(a, b, where: str = "") -> None:
+    """Equal up to float summation order, through dicts, lists and frames."""
+    if isinstance(a, pd.DataFrame):
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9, atol=1e-9, obj=where)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_close(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (where, a, b)
+    else:
+        assert a == b, (where, a, b)
+
+
+def test_sessions_clicking_panels_at_once_match_a_serial_run(demo):
+    """Twelve sessions click (two on each node: the same uncached view at once) while the tree is
+    evaluated, the red path walked and the warm-up reads; every panel equals its serial twin."""
+    ws, tree, views = demo
+    period = views[2]  # the latest complete month
+    expected = {}
+    for node_id in PANEL_NODES:
+        clear_all()
+        expected[node_id] = panel(Engine(ws), tree, node_id, period)
+    clear_all()
+    expected_tree = snapshot(evaluate_tree(Engine(ws), tree, period))
+    red = explain_node(Engine(ws), tree, tree.root.id, period, "target", causes=True).to_dict()
+    red.pop("seconds")
+    for _ in range(2):
+        clear_all()
+        engine = Engine(ws)
+        jobs = [(node_id, k) for node_id in PANEL_NODES for k in range(2)]
+        start = threading.Barrier(len(jobs) + 2)
+        stop = threading.Event()
+        got: dict = {}
+
+        def click(job, engine=engine, start=start, got=got):
+            start.wait()
+            try:
+                got[job] = panel(engine, tree, job[0], period)
+            except BaseException as exc:  # noqa: BLE001 - reported below with the node
+                got[job] = exc
+
+        def whole_tree(engine=engine, start=start, got=got):
+            start.wait()
+            try:
+                got["tree"] = snapshot(evaluate_tree(engine, tree, period))
+                found = explain_node(engine, tree, tree.root.id, period, "target", causes=True).to_dict()
+                found.pop("seconds")
+                got["red"] = found
+            except BaseException as exc:  # noqa: BLE001
+                got["tree"] = exc
+
+        def warm_up(start=start, stop=stop):
+            start.wait()
+            warm(ws, tree, period, "target", PANEL_NODES[::-1], stop=stop)
+
+        try:
+            run_threads([*(lambda j=j: click(j) for j in jobs), whole_tree, warm_up])
+        finally:
+            stop.set()
+        for job in jobs:
+            assert not isinstance(got[job], BaseException), f"{job}: {type(got[job]).__name__}: {got[job]}"
+            assert_close(got[job], expected[job[0]], job[0])
+        assert not isinstance(got["tree"], BaseException), got["tree"]
+        assert same(got["tree"], expected_tree)
+        assert_close(got["red"], red, "red path")
+        assert _lock_for(ws.db_path).readers == 0
+
+
+LOAD_TREE = """
+name: loads
+nodes:
+  - id: new_arr
+    level: 1
+    metric: new_arr
+    owner: CRO
+    target: 5000
+    children: [won]
+  - id: won
+    level: 2
+    metric: won_deals
+    owner: Sales
+    target: 2
+"""
+
+
+def test_pages_read_old_or_new_data_while_loads_swap(load_ws, tmp_path: Path):
+    """Readers doing what a page does (an Engine per data version, as `ui.engine_for` keeps them;
+    the tree, then the root's explanation) while a load swaps the data four times: each rerun
+    sees dataset A or dataset B whole, or says the data changed or a load runs; no other error,
+    no hang, nothing held afterwards."""
+    ws = load_ws(deals=DEALS_A)
+    tree, problems = parse_yaml(LOAD_TREE)
+    assert not [p for p in problems if p.severity == "error"]
+    period = parse_period("2026-03")
+    files = []
+    for name, text in (("a", DEALS_A), ("b", DEALS_B)):
+        folder = tmp_path / f"page_src_{name}"
+        folder.mkdir()
+        (folder / "deals.csv").write_text(text, encoding="utf-8")
+        files.append(folder / "deals.csv")
+
+    def rerun(engine: Engine) -> tuple:
+        evaluation = evaluate_tree(engine, tree, period)
+        res = explain_node(engine, tree, "new_arr", period, "target", causes=False)
+        return snapshot(evaluation), res.value
+
+    expected = []
+    for f in files:
+        ingest(ws, [f], mode="replace")
+        clear_all()
+        expected.append(rerun(Engine(ws)))
+    assert expected[0] != expected[1]
+    ingest(ws, [files[0]], mode="replace")
+
+    engines: dict[str, Engine] = {}
+    guard = threading.Lock()
+    stop = threading.Event()
+    seen: list[tuple] = []
+    clean: list[str] = []
+    errors: list[BaseException] = []
+
+    def engine_for() -> Engine:
+        with guard:
+            version = ws.data_version()
+            if version not in engines:
+                engines[version] = Engine(Workspace(ws.root))
+            return engines[version]
+
+    def reader():
+        while not stop.is_set():
+            try:
+                seen.append(rerun(engine_for()))
+            except (DataChanged, WorkspaceBusy) as exc:
+                clean.append(str(exc))
+            except BaseException as exc:  # noqa: BLE001 - collected and reported
+                errors.append(exc)
+                return
+
+    def loads():
+        try:
+            for i in range(4):
+                ingest(ws, [files[(i + 1) % 2]], mode="replace")
+                time.sleep(0.05)
+        finally:
+            stop.set()
+
+    run_threads([reader, reader, reader, loads])
+    assert not errors, [f"{type(e).__name__}: {e}" for e in errors]
+    assert seen, "no rerun completed"
+    for got in seen:
+        assert any(same(got[0], e[0]) and got[1] == e[1] for e in expected), got
+    for text in clean:
+        assert "reload the page" in text, text
+    assert _lock_for(ws.db_path).readers == 0
