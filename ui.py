@@ -104,14 +104,37 @@ def chart(chart_obj, key: str, **kwargs):
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def tree_spec(workspace: str, version: str, tree_path: str, tree_mtime: float, period: str, width: float) -> dict:
-    """The tree chart's spec for one evaluation, built once and reused by every click."""
+def _baselines(workspace: str, version: str, tree_path: str, tree_mtime: float, period: str,
+               versus: str) -> dict[str, float | None]:
+    engine = _engine(workspace, version)
+    tree = _tree(tree_path, tree_mtime)
+    current = parse_period(period)
+    if versus == "previous":
+        return {n.id: n.previous for n in evaluate_tree(engine, tree, current).nodes}
+    if versus == "last_year":
+        return {n.id: n.value for n in evaluate_tree(engine, tree, current.same_last_year()).nodes}
+    return {n.id: n.target for n in evaluate_tree(engine, tree, current).nodes}
+
+
+def baselines(ws: Workspace, tree: Tree, period, versus: str) -> dict[str, float | None]:
+    """What each node is compared with in this view ("Compare with"): its target, its value in the
+    previous period, or in the same period last year. One dict for the boxes and the panel, so the
+    page never mixes two baselines."""
+    path = Path(tree.source)
+    return _baselines(str(ws.root), version_of(ws), str(path), path.stat().st_mtime, period.key, versus)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def tree_spec(workspace: str, version: str, tree_path: str, tree_mtime: float, period: str, width: float,
+              versus: str = "target") -> dict:
+    """The tree chart's spec for one evaluation and baseline, built once and reused by every click."""
     from kpitree.layout import layout_tree
 
     engine = _engine(workspace, version)
     tree = _tree(tree_path, tree_mtime)
     evaluation = evaluate_tree(engine, tree, parse_period(period))
-    return spec_of(tree_chart(layout_tree(tree, max_width=width), evaluation))
+    compared = _baselines(workspace, version, tree_path, tree_mtime, period, versus) if versus != "target" else None
+    return spec_of(tree_chart(layout_tree(tree, max_width=width), evaluation, versus=versus, baselines=compared))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -282,3 +305,52 @@ def choose_workspace(sidebar: bool = True) -> Workspace | None:
         return None
     st.query_params["ws"] = name
     return open_workspace(name)
+
+
+# --- page layout: the panel beside the tree, and actions that bring their result into view -------
+
+PAGE_STYLE = """<style>
+@media (min-width: 1100px) {
+  .stMainBlockContainer { padding-left: 1.5rem; padding-right: 1.5rem; padding-top: 3.5rem; }
+  /* the selected node's panel stays in view beside the tree, and scrolls on its own */
+  div[data-testid="stColumn"]:has(.st-key-panel_pane) {
+    position: sticky; top: 3.75rem; align-self: flex-start; max-height: calc(100vh - 4.25rem);
+    overflow-y: auto; overflow-x: hidden; padding-right: 0.4rem; }
+}
+.st-key-answer, .st-key-red_path_box { scroll-margin-top: 4.25rem; }
+</style>"""
+
+
+def page_style() -> None:
+    """The tree page's layout rules (static CSS, no user text): less padding on wide screens and a
+    panel column pinned beside the tree."""
+    st.html(PAGE_STYLE)
+
+
+def request_scroll(anchor: str) -> None:
+    """Asks the next run to bring the container keyed `anchor` into view (after a click, an "Open"
+    button or "Follow the red path", whose result may be out of sight)."""
+    st.session_state["_scroll"] = (anchor, st.session_state.get("_scroll", ("", 0))[1] + 1)
+
+
+def scroll_into_view() -> None:
+    """Runs the pending `request_scroll`: scrolls the panel column (or the page, when the columns are
+    stacked) so the anchor's top is in view. The anchor is a fixed key, never user text."""
+    anchor, n = st.session_state.get("_scroll", ("", 0))
+    if not anchor or st.session_state.get("_scrolled") == n:
+        return
+    st.session_state["_scrolled"] = n
+    st.iframe(f"""<script>
+const doc = window.parent.document;
+function go(tries) {{
+  const el = doc.querySelector('.st-key-{anchor}');
+  if (!el) {{ if (tries > 0) setTimeout(() => go(tries - 1), 100); return; }}
+  const pane = el.closest('[data-testid="stColumn"]');
+  if (pane && getComputedStyle(pane).position === 'sticky' && pane.scrollHeight > pane.clientHeight + 2) {{
+    pane.scrollTop += el.getBoundingClientRect().top - pane.getBoundingClientRect().top - 4;
+  }}
+  const top = el.getBoundingClientRect().top;
+  if (top < 56 || top > window.parent.innerHeight - 160) el.scrollIntoView({{block: 'start'}});
+}}
+setTimeout(() => go(40), 60); // run {n}
+</script>""", height=1)

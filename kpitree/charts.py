@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
-from .evaluate import Evaluation
+from .evaluate import Evaluation, NodeResult
 from .format import fmt, fmt_change
-from .layout import Layout
+from .layout import LABEL_SIZE, LINE, OWNER_SIZE, VALUE_SIZE, Layout
 
 # Status colours: a light fill to keep text readable, a strong outline to carry the status.
 STATUS_FILL = {"green": "#e3f1e4", "amber": "#fdf0cf", "red": "#f9dcdc", "no_target": "#eeeeee", "no_data": "#f7f7f7"}
@@ -27,67 +27,183 @@ MUTED = "#607d8b"
 ACCENT = "#1f5f8b"  # the one non-status colour for values
 
 
-def tree_frame(layout: Layout, evaluation: Evaluation) -> pd.DataFrame:
-    """One row per box with everything the tree chart draws and its tooltip says."""
+BASELINE_WORD = {"target": "target", "previous": "previous period", "last_year": "same period last year"}
+DIMMED = 0.3  # opacity of what is off the red path while one is drawn
+
+
+def change_text(value: float | None, baseline: float | None, unit: str) -> str:
+    """A box's change against its baseline: percentage points for percents, else relative; "0%"
+    rather than "−0%" when it rounds to nothing."""
+    if value is None or baseline is None:
+        return "—"
+    if unit == "percent":
+        pp = round((value - baseline) * 100, 1)
+        return "0 pp" if pp == 0 else f"{'+' if pp > 0 else '−'}{abs(pp):.1f} pp"
+    if baseline == 0:
+        return "new" if value else "0%"
+    rel = round((value - baseline) / abs(baseline) * 100)
+    return "0%" if rel == 0 else f"{'+' if rel > 0 else '−'}{abs(rel)}%"
+
+
+def box_value_line(n: NodeResult, versus: str = "target", baseline: float | None = None) -> str:
+    """The number a box shows: `value / target` against the target ("~" marks a suggested target),
+    else `value (change)` against the chosen period's value."""
+    value = fmt(n.value, n.unit, compact=True)
+    if n.value is None:
+        return "no data"
+    if versus == "target":
+        if n.target is None:
+            return f"{value} · no target"
+        return f"{value} / {'~' if n.target_basis else ''}{fmt(n.target, n.unit, compact=True)}"
+    return f"{value} ({change_text(n.compared, baseline, n.unit)})"
+
+
+def tree_frame(layout: Layout, evaluation: Evaluation, versus: str = "target",
+               baselines: dict[str, float | None] | None = None) -> pd.DataFrame:
+    """One row per box with everything the tree chart draws and its tooltip says; `baselines` are
+    the values each box is compared with when `versus` is a period (status stays against target)."""
     rows = []
+    t = layout.text
     for n in evaluation.nodes:
         b = layout.boxes[n.id]
         shown = fmt(n.value, n.unit, compact=True)
         if n.pace is not None:
             shown += f" (pace {fmt(n.pace, n.unit, compact=True)})"
+        base = (baselines or {}).get(n.id) if versus != "target" else n.target
         rows.append({
             "id": n.id, "label": n.label, "owner": n.owner, "status": n.status,
+            "label_text": "\n".join(b.lines) if b.lines else n.label, "owner_text": b.owner if b.lines else n.owner,
             "status_text": STATUS_WORD[n.status], "value_text": shown,
             "target_text": (n.target_basis if n.target is None else f"{fmt(n.target, n.unit, compact=True)} — "
                             f"suggested: {n.target_basis}") if n.target_basis else fmt(n.target, n.unit, compact=True),
-            "line2": f"{fmt(n.value, n.unit, compact=True)} / {fmt(n.target, n.unit, compact=True)}"
-            + (" suggested" if n.target_basis and n.target is not None else ""),
+            "line2": box_value_line(n, versus, base),
+            "baseline_text": fmt(base, n.unit, compact=True) if versus != "target" else "",
             "previous_text": fmt(n.previous, n.unit, compact=True), "level": n.level,
             "link": "exact formula" if n.formula else ("influence" if n.children else "lever"),
             "x": b.x, "y": b.y, "x0": b.x0, "x1": b.x1, "y0": b.y0, "y1": b.y1,
+            "lx": b.x0 + t.label_x, "ly": b.y0 + t.label_y - LINE[LABEL_SIZE] / 2 + 1,
+            "vx": b.x0 + t.value_x, "vy": b.y0 + t.value_y, "ox": b.x0 + t.owner_x, "oy": b.y0 + t.owner_y,
             "fill": STATUS_FILL[n.status], "stroke": STATUS_STROKE[n.status],
+            "on_path": False, "dim": False, "stroke_w": 2.0,
         })
     return pd.DataFrame(rows)
 
 
-def tree_chart(layout: Layout, evaluation: Evaluation, selected: str | None = None) -> alt.LayerChart:
-    """The whole tree as one clickable chart; the box layer carries the `node` selection."""
-    nodes = tree_frame(layout, evaluation)
-    edges = pd.DataFrame([s.__dict__ for s in layout.segments])
-    x = alt.X("x:Q", scale=alt.Scale(domain=[0, layout.width]), axis=None)
-    y = alt.Y("y:Q", scale=alt.Scale(domain=[layout.height, 0]), axis=None)
-    base_edges = alt.Chart(edges).encode(
-        x=x, y=y, x2="x2:Q", y2="y2:Q",
-        strokeDash=alt.StrokeDash("link:N", scale=alt.Scale(domain=["formula", "influence"],
-                                                             range=[[1, 0], [5, 4]]), legend=None),
-    )
-    edge_layer = base_edges.mark_rule(color=MUTED, strokeWidth=1.4)
+def tree_chart(layout: Layout, evaluation: Evaluation, selected: str | None = None, versus: str = "target",
+               baselines: dict[str, float | None] | None = None) -> alt.LayerChart:
+    """The whole tree as one clickable chart; the box layer carries the `node` selection.
+
+    Every row carries `on_path` and `dim`: `with_path` sets them on a built spec to draw a red path
+    (its boxes and links emphasised, the rest dimmed) without rebuilding the chart."""
+    nodes = tree_frame(layout, evaluation, versus, baselines)
+    edges = pd.DataFrame([{**s.__dict__, "on_path": False, "dim": False} for s in layout.segments],
+                         columns=["parent", "child", "x", "y", "x2", "y2", "link", "on_path", "dim"])
+    xs = alt.Scale(domain=[0, layout.width])
+    ys = alt.Scale(domain=[layout.height, 0])
+    x = alt.X("x:Q", scale=xs, axis=None)
+    y = alt.Y("y:Q", scale=ys, axis=None)
+    dash = alt.StrokeDash("link:N", scale=alt.Scale(domain=["formula", "influence"], range=[[1, 0], [5, 4]]),
+                          legend=None)
+    fade = alt.condition("datum.dim", alt.value(DIMMED), alt.value(1.0))
+    edge_layer = alt.Chart(edges).mark_rule(color=MUTED, strokeWidth=1.4).encode(
+        x=x, y=y, x2="x2:Q", y2="y2:Q", strokeDash=dash, opacity=fade)
+    path_layer = alt.Chart(edges).transform_filter("datum.on_path").mark_rule(
+        color=STATUS_STROKE["red"], strokeWidth=3.2).encode(x=x, y=y, x2="x2:Q", y2="y2:Q", strokeDash=dash)
     pick = alt.selection_point(
         fields=["id"], name="node", on="click", clear="dblclick",
         **({"value": [{"id": selected}]} if selected else {}),
     )
     tooltip = [
         alt.Tooltip("label:N", title="label"), alt.Tooltip("value_text:N", title="value"),
-        alt.Tooltip("target_text:N", title="target"), alt.Tooltip("previous_text:N", title="previous"),
-        alt.Tooltip("status_text:N", title="status"), alt.Tooltip("owner:N", title="owner"),
+        alt.Tooltip("target_text:N", title="target"),
+        alt.Tooltip("baseline_text:N" if versus != "target" else "previous_text:N",
+                    title=BASELINE_WORD[versus] if versus != "target" else "previous"),
+        alt.Tooltip("status_text:N", title="status (against target)"), alt.Tooltip("owner:N", title="owner"),
         alt.Tooltip("link:N", title="link to children"),
     ]
     boxes = alt.Chart(nodes).mark_rect(cornerRadius=6, cursor="pointer").encode(
-        x=alt.X("x0:Q", scale=alt.Scale(domain=[0, layout.width]), axis=None), x2="x1:Q",
-        y=alt.Y("y0:Q", scale=alt.Scale(domain=[layout.height, 0]), axis=None), y2="y1:Q",
+        x=alt.X("x0:Q", scale=xs, axis=None), x2="x1:Q",
+        y=alt.Y("y0:Q", scale=ys, axis=None), y2="y1:Q",
         fill=alt.Fill("fill:N", scale=None),
         stroke=alt.condition(pick, alt.value(INK), alt.Stroke("stroke:N", scale=None)),
-        strokeWidth=alt.condition(pick, alt.value(3.5), alt.value(2)),
+        strokeWidth=alt.condition(pick, alt.value(3.5), alt.StrokeWidth("stroke_w:Q", scale=None)),
+        opacity=fade,
         tooltip=tooltip,
     ).add_params(pick)
-    text = alt.Chart(nodes).encode(x=x, y=y)
-    label = text.mark_text(fontWeight="bold", fontSize=12, dy=-15, color=INK, limit=layout_box_text(layout)).encode(
-        text="label:N")
-    values = text.mark_text(fontSize=12, dy=2, color=ACCENT, limit=layout_box_text(layout)).encode(text="line2:N")
-    owner = text.mark_text(fontSize=10, dy=18, color=MUTED, limit=layout_box_text(layout)).encode(text="owner:N")
-    return alt.layer(edge_layer, boxes, label, values, owner).properties(
+    t = layout.text
+    text = alt.Chart(nodes).encode(opacity=fade)
+    label = text.mark_text(fontWeight="bold", fontSize=LABEL_SIZE, color=INK, align=t.align, baseline="top",
+                           lineBreak="\n", lineHeight=LINE[LABEL_SIZE], limit=t.label_w + 2).encode(
+        x=alt.X("lx:Q", scale=xs, axis=None), y=alt.Y("ly:Q", scale=ys, axis=None), text="label_text:N")
+    values = text.mark_text(fontSize=VALUE_SIZE, color=ACCENT, align=t.value_align, limit=t.value_w).encode(
+        x=alt.X("vx:Q", scale=xs, axis=None), y=alt.Y("vy:Q", scale=ys, axis=None), text="line2:N")
+    owner = text.mark_text(fontSize=OWNER_SIZE, color=MUTED, align=t.align, limit=t.owner_w + 2).encode(
+        x=alt.X("ox:Q", scale=xs, axis=None), y=alt.Y("oy:Q", scale=ys, axis=None), text="owner_text:N")
+    return alt.layer(edge_layer, path_layer, boxes, label, values, owner).properties(
         width=layout.width, height=layout.height,
     ).configure_view(stroke=None)
+
+
+def path_ids(evaluation: Evaluation, node_id: str, below: Sequence[str] = ()) -> list[str]:
+    """The boxes of a red path drawn on the tree: the north star down to `node_id` (its ancestors),
+    then `below` (the node's own red path, from the explanation)."""
+    parents = {n.id: n.parent for n in evaluation.nodes}
+    chain = []
+    current: str | None = node_id
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = parents.get(current)
+    out = list(reversed(chain))
+    out += [i for i in below if i not in out]
+    return out
+
+
+def with_path(spec: dict, ids: Sequence[str]) -> dict:
+    """The tree spec with the red path `ids` (root first) drawn: its boxes and the links between
+    consecutive boxes get `on_path` (emphasised), everything else `dim`; no path, nothing dimmed.
+
+    Only the datasets are copied: the cached spec is untouched and nothing is rebuilt."""
+    on = set(ids)
+    pairs = set(zip(ids, ids[1:], strict=False))
+    heads = {p for p, _ in pairs}
+    out = dict(spec)
+    datasets = {}
+    for name, rows in spec.get("datasets", {}).items():
+        if rows and "parent" in rows[0]:
+            # a piece of the link parent → child, or the parent's own trunk (child == parent)
+            hit = [(r["parent"], r["child"]) in pairs or (r["parent"] == r["child"] and r["parent"] in heads)
+                   for r in rows]
+            rows = [{**r, "on_path": h, "dim": bool(on) and not h} for r, h in zip(rows, hit, strict=True)]
+        elif rows and "id" in rows[0] and "stroke_w" in rows[0]:
+            rows = [{**r, "on_path": r["id"] in on, "dim": bool(on) and r["id"] not in on,
+                     "stroke_w": 3.5 if r["id"] in on else 2.0} for r in rows]
+        datasets[name] = rows
+    out["datasets"] = datasets
+    return out
+
+
+def legend_html(versus: str, baseline_key: str | None = None) -> str:
+    """A one-line legend for the tree (static text, no user input): status colours and the amber
+    band, solid formula versus dashed influence links, suggested targets, and what the boxes'
+    figures are compared with."""
+    def swatch(status: str, word: str) -> str:
+        return (f'<span style="display:inline-block;width:11px;height:11px;border-radius:3px;vertical-align:-1px;'
+                f'background:{STATUS_FILL[status]};border:2px solid {STATUS_STROKE[status]}"></span>&nbsp;{word}')
+
+    def line(dashed: bool) -> str:
+        return (f'<span style="display:inline-block;width:24px;height:0;vertical-align:middle;'
+                f'border-top:2px {"dashed" if dashed else "solid"} {MUTED}"></span>')
+
+    against = ("figures: value / target; “~” marks a target suggested from history, not set" if versus == "target"
+               else f"figures: value (change against {BASELINE_WORD[versus]}"
+               + (f", {baseline_key}" if baseline_key else "") + "); colours still against target")
+    parts = [swatch("red", "off target"), swatch("amber", "near: within the amber band (5 % unless set)"),
+             swatch("green", "on target"), swatch("no_target", "no target / no data"),
+             f"{line(False)} formula (parts add up)", f"{line(True)} influence",
+             f'<span style="display:inline-block;width:24px;height:0;vertical-align:middle;'
+             f'border-top:3px solid {STATUS_STROKE["red"]}"></span> red path', against]
+    return ('<div style="font-size:0.8rem;color:#455a64;line-height:1.6">'
+            + " &nbsp;·&nbsp; ".join(parts) + "</div>")
 
 
 def with_selection(spec: dict, node_id: str | None) -> dict:
@@ -113,11 +229,6 @@ def spec_of(chart: alt.TopLevelMixin) -> dict:
     return chart.to_dict(validate=False)
 
 
-def layout_box_text(layout: Layout) -> float:
-    box = next(iter(layout.boxes.values()))
-    return box.w - 12
-
-
 def axis_format(unit: str, values: Sequence[float | None] = ()) -> str:
     """A d3 format for a value axis. SI suffixes only for large numbers: below 1 they read as
     milli ("200m" for 0.2 leads), so counts and small amounts get plain decimals."""
@@ -130,20 +241,32 @@ def axis_format(unit: str, values: Sequence[float | None] = ()) -> str:
     return ",.3~s" if large else ",.2~f"
 
 
-def trend_chart(df: pd.DataFrame, unit: str, title: str = "") -> alt.LayerChart:
-    """Value over the last periods with the target as a dashed line (seed 002: lines for trends)."""
+def trend_chart(df: pd.DataFrame, unit: str, title: str = "",
+                reference: tuple[str, float] | None = None) -> alt.LayerChart:
+    """Value over the last periods with the target as a dashed line (seed 002: lines for trends);
+    `reference` (period key, value) is what the view compares with when that is not the target (the
+    previous period, the same period last year): a dotted level and a ring on that period."""
     data = df.copy()
     data["value_text"] = [fmt(v, unit) for v in data["value"]]
     data["target_text"] = [fmt(v, unit) for v in data["target"]]
     base = alt.Chart(data).encode(x=alt.X("period:O", title=None, axis=alt.Axis(labelAngle=-45)))
-    fmt_axis = axis_format(unit, [*data["value"], *data["target"]])
+    fmt_axis = axis_format(unit, [*data["value"], *data["target"], *([reference[1]] if reference else [])])
     value = base.mark_line(point=True, color=ACCENT).encode(
         y=alt.Y("value:Q", title=None, axis=alt.Axis(format=fmt_axis)),
         tooltip=[alt.Tooltip("period:O"), alt.Tooltip("value_text:N", title="value"),
                  alt.Tooltip("target_text:N", title="target")],
     )
     target = base.mark_line(strokeDash=[6, 4], color=MUTED).encode(y="target:Q")
-    return alt.layer(value, target).properties(height=220, title=title)
+    layers = [value, target]
+    if reference is not None:
+        key, level = reference
+        ref = pd.DataFrame({"period": [key], "level": [level], "text": [f"{key}: {fmt(level, unit)}"]})
+        layers.append(alt.Chart(ref).mark_rule(strokeDash=[2, 3], color=INK, strokeWidth=1.5).encode(
+            y="level:Q", tooltip=[alt.Tooltip("text:N", title="compared with")]))
+        if key in set(data["period"]):
+            layers.append(alt.Chart(ref).mark_point(size=140, color=INK, strokeWidth=2, filled=False).encode(
+                x=alt.X("period:O"), y="level:Q"))
+    return alt.layer(*layers).properties(height=220, title=title)
 
 
 def is_gain(direction: str, gap: float | None) -> bool:
@@ -206,10 +329,15 @@ def waterfall_chart(start_label: str, start: float, steps: Sequence[tuple[str, f
                                                                                            strict=True)]
     order = list(data["step"])
     fmt_axis = axis_format(unit, [*data["lo"], *data["hi"]])
-    return alt.Chart(data).mark_bar(size=28).encode(
-        x=alt.X("step:N", sort=order, title=None, axis=alt.Axis(labelAngle=-20)),
+    # every bar named (no label dropped for overlap) and its amount written on it
+    base = alt.Chart(data).encode(
+        x=alt.X("step:N", sort=order, title=None,
+                axis=alt.Axis(labelAngle=-35, labelOverlap=False, labelLimit=140, labelFontSize=11)))
+    bars = base.mark_bar(size=24).encode(
         y=alt.Y("lo:Q", title=None, axis=alt.Axis(format=fmt_axis)), y2="hi:Q",
         color=alt.Color("kind:N", scale=alt.Scale(domain=["total", "up", "down"],
                                                   range=[MUTED, ACCENT, "#c62828"]), legend=None),
         tooltip=[alt.Tooltip("step:N"), alt.Tooltip("text:N", title="amount")],
-    ).properties(height=240)
+    )
+    amounts = base.mark_text(dy=-7, fontSize=10, color=INK).encode(y="hi:Q", text="text:N")
+    return alt.layer(bars, amounts).properties(height=260)

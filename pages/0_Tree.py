@@ -1,6 +1,13 @@
 """KPI Tree — the main screen: the whole tree, coloured by status, and why a node is red.
 
-Layout and calls into `kpitree` only; every number comes from a core function.
+On a wide screen the tree and the selected node's answer sit side by side (the panel column stays
+pinned in view and scrolls on its own), so a click on a box, an "Open" button or "Follow the red
+path" always shows its result without scrolling; a narrow screen stacks them. One baseline per
+view: "Compare with" sets every figure the page compares (box figures, the panel's delta, the
+trend's reference, the segment tables and the sentences); status colours stay against target.
+
+Layout and calls into `kpitree` only; every number comes from a core function. User text (labels,
+owners, names, URL parameters) reaches Markdown only through `markdown_text`.
 """
 
 from __future__ import annotations
@@ -15,9 +22,12 @@ from kpitree.charts import (
     STATUS_WORD,
     gain_segments,
     is_gain,
+    legend_html,
+    path_ids,
     segment_chart,
     trend_chart,
     waterfall_chart,
+    with_path,
     with_selection,
 )
 from kpitree.charts_usage import activity_dots_chart, cohort_chart
@@ -27,22 +37,26 @@ from kpitree.evaluate import evaluate_tree, trend
 from kpitree.explain import segment_frame
 from kpitree.format import fmt, fmt_change
 from kpitree.periods import Grain, parse_period, period_containing, trailing
+from kpitree.plain import markdown_text as md
 from kpitree.suggest import missing_owners, suggested_targets, why_no_tree
 from kpitree.usage import ACCOUNT_COLUMNS, activity_heatmap, cohort_retention, panel_charts
 from kpitree.warmup import baseline_period
 from kpitree.whatif import needed_for_target, slider_for, what_if
 
-st.set_page_config(page_title="KPI Tree", page_icon="🌳", layout="wide")
-
-TREE_WIDTH = 1000.0  # px the tree may take before it turns to levels running left to right
+# px the tree is laid out for: its column on a 1280 px screen. Wider columns stretch the chart (boxes
+# get wider, text stays put), so nothing drawn for this width is cut off on a wider screen.
+TREE_WIDTH = 440.0
 GRAINS = [g.value for g in (Grain.MONTH, Grain.QUARTER, Grain.WEEK, Grain.YEAR)]
 VERSUS = {"target": "its target", "previous": "the previous period", "last_year": "the same period last year"}
+BUTTON_CHARS = 30  # an "Open: …" button's label beyond this is cut (the full label is its tooltip)
 
 
-def pick_tree(ws) -> tuple[str, object]:
+def pick_tree(ws):
+    """The tree picked in the sidebar; a tree file that does not load is named, with a link to the
+    Builder, and another tree is shown instead (never a traceback)."""
     paths = ui.tree_paths(ws)
     if not paths:  # a workspace whose data supports no tree yet: say what to load
-        st.info(why_no_tree(ws))
+        st.info(md(why_no_tree(ws)))
         st.stop()
     labels = list(paths)
     wanted = ui.param("tree")
@@ -54,10 +68,28 @@ def pick_tree(ws) -> tuple[str, object]:
     if ui.kept_value("tree_pick") not in (None, *labels):  # a tree deleted meanwhile
         ui.set_sticky("tree_pick", labels[0])
     label = st.sidebar.selectbox("Tree", labels, **ui.sticky("tree_pick"))
-    st.query_params["tree"] = paths[label].stem
-    # the Builder opens the tree being looked at
+    # the Builder opens the tree being looked at (the broken one, to fix it)
     st.session_state["_viewing_tree"] = ("workspace" if label.endswith("(workspace)") else "template", paths[label].stem)
-    return label, ui.tree_for(paths[label])
+    try:
+        tree = ui.tree_for(paths[label])
+    except (KpiTreeError, OSError) as exc:
+        st.error(f"**The tree {md(label)} cannot be opened**: {md(exc)}", icon=":material/error:")
+        st.page_link("pages/2_Builder.py", label="Open it in the Builder to fix it", icon=":material/edit:")
+        for other in labels:
+            if other == label:
+                continue
+            try:
+                tree = ui.tree_for(paths[other])
+            except (KpiTreeError, OSError):
+                continue
+            st.caption(f"Showing **{md(other)}** instead.")
+            label = other
+            break
+        else:
+            st.info("No other tree of this workspace opens either: fix one in the Builder.")
+            st.stop()
+    st.query_params["tree"] = paths[label].stem
+    return tree
 
 
 def pick_period(engine) -> tuple[str, object]:
@@ -87,63 +119,74 @@ def main() -> None:
         if ws is None:
             return
         engine = ui.engine_for(ws)
-        _, tree = pick_tree(ws)
+        tree = pick_tree(ws)
         _, period = pick_period(engine)
     except KpiTreeError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         return
     versus_default = ui.param("versus", "target")
     if "versus" not in st.session_state:
         st.session_state["versus"] = versus_default if versus_default in VERSUS else "target"
-    versus = st.sidebar.radio("Compare with", list(VERSUS), format_func=lambda v: VERSUS[v], **ui.sticky("versus"))
+    versus = st.sidebar.radio("Compare with", list(VERSUS), format_func=lambda v: VERSUS[v], **ui.sticky("versus"),
+                              help="Sets every comparison on the page: box figures, the panel's change, the trend's "
+                                   "reference, segment tables and sentences. Colours stay against target.")
     st.query_params["versus"] = versus
+    ui.page_style()
 
     evaluation = evaluate_tree(engine, tree, period)
     root = evaluation.nodes[0]
+    baselines = ui.baselines(ws, tree, period, versus)
     counts = {s: sum(1 for n in evaluation.nodes if n.status == s) for s in STATUS_WORD}
     state = "complete" if evaluation.complete else f"running, {root.elapsed:.0%} elapsed — flows shown at pace"
-    st.markdown(f"### {tree.name} · {period.key}")
-    st.caption(f"Workspace **{ws.name}** · data as of {evaluation.as_of} · period {state} · "
+    st.markdown(f"### {md(tree.name)} · {period.key}")
+    against = "" if versus == "target" else f" · comparing with {VERSUS[versus]} ({baseline_period(period, versus).key})"
+    st.caption(f"Workspace **{md(ws.name)}** · data as of {evaluation.as_of} · period {state} · "
                f"{counts['red']} red, {counts['amber']} amber, {counts['green']} green, "
-               f"{counts['no_target']} without target, {counts['no_data']} without data")
+               f"{counts['no_target']} without target, {counts['no_data']} without data{against}")
     _suggestions(tree)
 
     ids = [n.id for n in evaluation.nodes]
-    labels = {n.id: f"{n.label} — {STATUS_WORD[n.status]}" for n in evaluation.nodes}
     if "selected" not in st.session_state:
         wanted = ui.param("node")
         if wanted and wanted not in ids:
-            st.warning(f"Node {wanted!r} is not in tree {tree.name!r}; showing the north star.")
+            st.warning(f"Node {md(repr(wanted))} is not in tree {md(repr(tree.name))}; showing the north star.")
             wanted = None
         st.session_state["selected"] = wanted or root.id
     if st.session_state["selected"] not in ids:
         st.session_state["selected"] = root.id
-
-    spec = ui.tree_spec(str(ws.root), ui.version_of(ws), tree.source, Path(tree.source).stat().st_mtime, period.key,
-                        TREE_WIDTH)
     # The chart keeps its own selection: after the selectbox or an "Open" button chose another node, a
     # click on the box the chart still holds would send no change. A new key (a fresh chart showing the
-    # chosen node) after every such choice keeps the two in step, so the last action always wins.
-    event = st.vega_lite_chart(with_selection(spec, st.session_state["selected"]),
-                               key=f"tree_{st.session_state.get('_tree_generation', 0)}",
-                               on_select="rerun", selection_mode="node", width="content")
-    clicked = _clicked(event)
+    # chosen node) after every such choice keeps the two in step, so the last action always wins. The
+    # click is read before the chart is drawn, so the chart already shows the clicked node's path.
+    chart_key = f"tree_{st.session_state.get('_tree_generation', 0)}"
+    clicked = _clicked(st.session_state.get(chart_key))
     if clicked and clicked != st.session_state.get("_last_click") and clicked in ids:
         st.session_state["selected"] = clicked
+        ui.request_scroll("answer")
     st.session_state["_last_click"] = clicked
-    st.session_state["node_pick"] = st.session_state["selected"]
-
-    col_pick, col_path = st.columns([3, 1])
-    col_pick.selectbox("Selected node (or click a box)", ids, key="node_pick", format_func=labels.get,
-                       on_change=_picked)
-    if col_path.button("Follow the red path", key="red_path", type="primary"):
-        st.session_state["show_path"] = True
-    st.query_params["node"] = st.session_state["selected"]
-
     node_id = st.session_state["selected"]
-    if st.session_state.get("show_path"):
-        _red_path(ws, tree, period, versus, evaluation)
-    _panel(ws, engine, tree, evaluation, node_id, period, versus)
+    st.session_state["node_pick"] = node_id
+    st.query_params["node"] = node_id
+    result = ui.explanation(ws, tree, node_id, period, versus)
+
+    tree_col, panel_col = st.columns([1, 1], gap="medium")
+    with tree_col:
+        st.html(legend_html(versus, None if versus == "target" else baseline_period(period, versus).key))
+        spec = ui.tree_spec(str(ws.root), ui.version_of(ws), tree.source, Path(tree.source).stat().st_mtime,
+                            period.key, TREE_WIDTH, versus)
+        drawn = path_ids(evaluation, node_id, [s.id for s in result.red_path] if result is not None else []) \
+            if st.session_state.get("show_path") else []
+        st.vega_lite_chart(with_path(with_selection(spec, node_id), drawn), key=chart_key, on_select="rerun",
+                           selection_mode="node", width="stretch")
+    with panel_col, st.container(key="panel_pane"):
+        labels = {n.id: f"{n.label} — {STATUS_WORD[n.status]}" for n in evaluation.nodes}
+        col_pick, col_path = st.columns([3, 2], vertical_alignment="bottom")
+        col_pick.selectbox("Selected node (or click a box)", ids, key="node_pick", format_func=labels.get,
+                           on_change=_picked)
+        col_path.button("Follow the red path", key="red_path", type="primary", on_click=_follow, args=(root.id,),
+                        width="stretch", help="From the north star down to the lever that explains most of the gap")
+        _panel(ws, engine, tree, evaluation, node_id, period, versus, baselines, result)
+        ui.scroll_into_view()
     ui.warm_up(ws, tree, evaluation, period, versus)
 
 
@@ -152,12 +195,12 @@ def _suggestions(tree) -> None:
     suggested = [n for n in suggested_targets(tree) if n.target.is_set]
     if suggested:
         st.caption(f"{len(suggested)} of {len(tree.nodes)} targets are **suggested** from this workspace's own "
-                   "history (marked “suggested”): edit them in the Builder to make them yours.")
+                   "history (marked “~” on the boxes): edit them in the Builder to make them yours.")
     missing = missing_owners(tree)
     if missing:
         with st.expander(f"{len(missing)} number(s) still need an owner — seed 003: every number has an owner"):
             for n in missing:
-                st.markdown(f"- **{n.label}** — {n.owner or 'nobody'}")
+                st.markdown(f"- **{md(n.label)}** — {md(n.owner or 'nobody')}")
             st.caption("Name the person in the Builder (Owner), then Save & make active.")
 
 
@@ -173,6 +216,28 @@ def _picked() -> None:
     _select(st.session_state["node_pick"])
 
 
+def _follow(root_id: str) -> None:
+    """"Follow the red path": the north star's path, drawn on the tree and listed in the panel."""
+    st.session_state["show_path"] = True
+    _select(root_id, anchor="red_path_box")
+
+
+def _select(node_id: str, anchor: str = "answer") -> None:
+    """A node chosen outside the chart: a fresh chart (new key) so that any box, clicked next, counts;
+    the panel scrolls to show the result."""
+    st.session_state["selected"] = node_id
+    st.session_state["_tree_generation"] = st.session_state.get("_tree_generation", 0) + 1
+    st.session_state["_last_click"] = None
+    ui.request_scroll(anchor)
+
+
+def _open_button(label: str, key: str, node_id: str) -> None:
+    """"Open: <label>", cut to fit the column (the full label is the tooltip)."""
+    short = label if len(label) <= BUTTON_CHARS else label[:BUTTON_CHARS - 1].rstrip() + "…"
+    st.button(f"Open: {md(short)}", key=key, on_click=_select, args=(node_id,), help=md(f"Open {label}"),
+              width="stretch")
+
+
 def _red_path(ws, tree, period, versus, evaluation) -> None:
     result = ui.explanation(ws, tree, tree.root.id, period, versus, causes=True)
     if result is None:
@@ -180,99 +245,113 @@ def _red_path(ws, tree, period, versus, evaluation) -> None:
         return
     adverse = result.gap is not None and (result.gap < 0 if result.direction == "higher" else result.gap > 0)
     unjudged = result.gap is None  # no data (or nothing to compare with): the path goes on below it
-    with st.container(border=True):
+    name = md(result.label)
+    with st.container(border=True, key="red_path_box"):
         sentences = result.sentences()
         empty = unjudged and len(sentences) <= 1 and not result.causes  # nothing below it to name
         judged = [n for n in evaluation.nodes if n.status in ("green", "amber", "red")] if empty else []
         if empty and not judged:
-            st.markdown(f"**Red path — {result.label} cannot be judged here, and no part below it can either**")
+            st.markdown(f"**Red path — {name} cannot be judged here, and no part below it can either**")
         elif empty:
-            st.markdown(f"**Red path — {result.label} cannot be judged here, and no part below it is off track "
-                        "on its own**")
+            st.markdown(f"**Red path — {name} cannot be judged here, and no part below it is off track on its own**")
         elif unjudged:
-            st.markdown(f"**Red path — {result.label} cannot be judged here, so each part below it is judged on "
-                        "its own**")
+            st.markdown(f"**Red path — {name} cannot be judged here, so each part below it is judged on its own**")
         elif adverse:
-            st.markdown("**Red path — where to look and who to talk to**")
+            st.markdown("**Red path — where to look and who to talk to** (drawn in red on the tree)")
         else:
-            st.markdown(f"**{result.label} did not fall short of {_against(result)}** — what moved it:")
-        for sentence in sentences:
-            st.markdown(f"- {sentence}")
+            st.markdown(f"**{name} did not fall short of {md(_against(result))}** — what moved it:")
+        for i, sentence in enumerate(sentences, 1):
+            st.markdown(f"{i}. {md(sentence)}")
         if empty and not judged:
             st.caption("No number in this tree has both data and a target for this period, so none can be off "
                        "track: type targets in the Builder, or compare with the previous period (sidebar).")
         elif empty:
-            st.caption(f"{len(judged)} number(s) below it have a target and are on or near it; the others have no target or "
-                       "no data, so they cannot be judged: type targets in the Builder.")
+            st.caption(f"{len(judged)} number(s) below it have a target and are on or near it; the others have no "
+                       "target or no data, so they cannot be judged: type targets in the Builder.")
         lever = result.red_path[-1].id if result.red_path else None
         if (adverse or unjudged) and lever and lever != tree.root.id:
-            st.button(f"Open {tree.node(lever).label}", key="open_lever", on_click=_select, args=(lever,))
+            _open_button(tree.node(lever).label, "open_lever", lever)
         others = [c for c in result.causes if c.id != lever or c.also]
         if others:
-            what = "off on its own" if unjudged else f"with a material part of the {result.label} " \
+            what = "off on its own" if unjudged else f"with a material part of the {name} " \
                 f"{'gap' if adverse else 'change'}, or red on its own"
             st.markdown(f"**Also off track** — every other lever {what}")
             for c in others:
-                text, button = st.columns([5, 1])
                 where = " → ".join(c.path_labels[1:]) or c.label
                 said = c.sentences()[1:] if c.id == lever else c.sentences()
-                aside = f" *({c.aside}.)*" if c.aside else ""
-                text.markdown(f"- **{where}** ({STATUS_WORD.get(c.status, c.status)}): {' '.join(said)}{aside}")
-                button.button(f"Open {c.label}", key=f"open_cause_{c.id}", on_click=_select, args=(c.id,))
+                aside = f" *({md(c.aside)}.)*" if c.aside else ""
+                st.markdown(f"- **{md(where)}** ({STATUS_WORD.get(c.status, c.status)}): "
+                            f"{md(' '.join(said))}{aside}")
+                _open_button(c.label, f"open_cause_{c.id}", c.id)
+        for _, why in getattr(result, "unlisted", ()):
+            st.caption(md(why))
 
 
 def _against(result) -> str:
     return "its target" if result.versus == "target" else result.baseline_label
 
 
-def _select(node_id: str) -> None:
-    """A node chosen outside the chart: a fresh chart (new key) so that any box, clicked next, counts."""
-    st.session_state["selected"] = node_id
-    st.session_state["_tree_generation"] = st.session_state.get("_tree_generation", 0) + 1
-    st.session_state["_last_click"] = None
-
-
-def _panel(ws, engine, tree, evaluation, node_id, period, versus) -> None:
+def _panel(ws, engine, tree, evaluation, node_id, period, versus, baselines, result) -> None:
     node = tree.node(node_id)
     res = evaluation.node(node_id)
-    st.markdown(f"#### {res.label}")
-    c = st.columns(5)
-    c[0].metric("Pace to period end" if res.pace is not None else "Value", fmt(res.compared, res.unit, compact=True),
-                delta=fmt_change(res.gap, res.unit, ascii_sign=True) + " vs target" if res.gap is not None else None,
-                delta_color="normal" if res.direction == "higher" else "inverse")
-    c[1].metric("Target (suggested)" if res.target_basis and res.target is not None else "Target",
-                fmt(res.target, res.unit, compact=True), help=res.target_basis)
-    c[2].metric("Previous period", fmt(res.previous, res.unit, compact=True))
-    c[3].markdown(f"**Owner**  \n{res.owner}  \nReview {res.review}")
-    c[4].metric("Status", STATUS_WORD[res.status], help=f"Review {res.review}; {res.direction} is better")
-    link = (f"Exact formula: `{node.formula}`" if node.formula else
-            "Influence links: children move this number but do not add up to it." if node.children else
-            "A lever: the team acts on this number directly.")
-    st.caption(link)
-    if res.target_basis:
-        st.caption(f"Target suggested from this workspace's own history: {res.target_basis}. Editing it in the "
-                   "Builder replaces the suggestion." if res.target is not None else
-                   f"No target: {res.target_basis.removeprefix('no target: ')} — type one in the Builder.")
-    lacking = engine.missing(node)  # tables or columns this workspace does not have
-    if res.value is None:
-        st.info(f"**{res.label} has no data in {period.key}**: "
-                + (f"{res.reason}." if res.reason else "nothing to compute it from in this period."))
-    result = ui.explanation(ws, tree, node_id, period, versus)
-    if result is not None and result.red_path and res.value is not None:
-        st.markdown(" ".join(result.sentences()[1:3]) or result.sentences()[0])
+    base = baselines.get(node_id) if versus != "target" else res.target
+    where = "target" if versus == "target" else baseline_period(period, versus).key
+    with st.container(key="answer"):
+        st.markdown(f"#### {md(res.label)}")
+        c = st.columns(2)
+        delta = fmt_change(res.compared - base, res.unit, ascii_sign=True) + f" vs {where}" \
+            if res.compared is not None and base is not None else None
+        c[0].metric("Pace to period end" if res.pace is not None else "Actual", fmt(res.compared, res.unit, compact=True),
+                    delta=delta, delta_color="normal" if res.direction == "higher" else "inverse")
+        if versus == "target":
+            c[1].metric("Target (suggested)" if res.target_basis and res.target is not None else "Target",
+                        fmt(res.target, res.unit, compact=True), help=md(res.target_basis) if res.target_basis else None)
+        else:
+            c[1].metric(f"{where} ({VERSUS[versus].removeprefix('the ')})", fmt(base, res.unit, compact=True))
+        target = "" if versus == "target" else f" · target {fmt(res.target, res.unit, compact=True)}"
+        st.markdown(f"**{STATUS_WORD[res.status].capitalize()}** (status is against target{target}) · "
+                    f"owner **{md(res.owner)}** · review {md(res.review)}")
+        if res.value is None:
+            st.info(f"**{md(res.label)} has no data in {period.key}**: "
+                    + (f"{md(res.reason)}." if res.reason else "nothing to compute it from in this period."))
+        if result is not None and result.red_path and res.value is not None:
+            for sentence in result.sentences()[1:3] or result.sentences()[:1]:
+                st.markdown(md(sentence))
+        link = (f"Exact formula: `{node.formula}`" if node.formula else
+                "Influence links: children move this number but do not add up to it." if node.children else
+                "A lever: the team acts on this number directly.")
+        st.caption(link)
+        if res.target_basis:
+            st.caption(f"Target suggested from this workspace's own history: {md(res.target_basis)}. Editing it in the "
+                       "Builder replaces the suggestion." if res.target is not None else
+                       f"No target: {md(res.target_basis.removeprefix('no target: '))} — type one in the Builder.")
+    if st.session_state.get("show_path"):
+        _red_path(ws, tree, period, versus, evaluation)
 
-    left, right = st.columns(2)
-    with left:
-        if lacking is None:
-            history = trend(engine, tree, node_id, period, 18)
-            ui.chart(trend_chart(history, res.unit, "Trend vs target"), key="trend")
-    with right:
-        _children(tree, evaluation, node, result)
+    lacking = engine.missing(node)  # tables or columns this workspace does not have
     _what_next(tree, evaluation, node, period)
+    _children(tree, evaluation, node, result, versus, baselines, where)
+    if lacking is None:
+        history = trend(engine, tree, node_id, period, 18)
+        title = "Trend against target" if versus == "target" else f"Trend — dotted: {where}; dashed: target"
+        reference = None if versus == "target" or base is None else (where, base)
+        ui.chart(trend_chart(history, res.unit, title, reference=reference), key="trend")
     if lacking is not None:
         return  # no segments or usage views to draw: the box above says what to load
     top_segment = _segments(engine, tree, node, res, period, versus, result)
     _usage(engine, node, period, top_segment)
+
+
+def _slider_scale(unit: str, high: float) -> tuple[float, str]:
+    """How a what-if slider shows a number: percents as %, large amounts in k or M (no `3119583`)."""
+    if unit == "percent":
+        return 100.0, "%.1f%%"
+    money = "$" if unit in ("money", "money_per_day") else ""
+    if high >= 2_000_000:
+        return 1e-6, f"{money}%.2fM"
+    if high >= 20_000:
+        return 1e-3, f"{money}%.0fk"
+    return 1.0, f"{money}%.0f" if unit in ("money", "count", "number", "score") or high >= 100 else "%.1f"
 
 
 def _what_next(tree, evaluation, node, period) -> None:
@@ -288,34 +367,33 @@ def _what_next(tree, evaluation, node, period) -> None:
     with st.expander("What it takes — targets solved backwards, and what if", expanded=True):
         margin = _margin(res)
         if solutions and margin is not None:  # solving backwards would only propose cuts
-            st.markdown(f"**{node.label} is on target**: {fmt(res.compared, res.unit)} against "
-                        f"{fmt(res.target, res.unit)}, {margin} — nothing to close.")
+            st.markdown(f"**{md(node.label)} is on target**: {md(fmt(res.compared, res.unit))} against "
+                        f"{md(fmt(res.target, res.unit))}, {md(margin)} — nothing to close.")
         elif solutions:
-            st.markdown(f"**To reach the {node.label} target**, each child alone, the others as they are:")
+            st.markdown(f"**To reach the {md(node.label)} target**, each child alone, the others as they are:")
             for sol in solutions:
-                st.markdown(f"- {sol.sentence()}")
+                st.markdown(f"- {md(sol.sentence())}")
         if slider is not None:
-            percent = slider.unit == "percent"
-            scale = 100.0 if percent else 1.0
-            value = st.slider(f"What if {slider.label} were…", min_value=slider.low * scale,
+            scale, shown = _slider_scale(slider.unit, max(abs(slider.high), abs(slider.low)))
+            value = st.slider(f"What if {md(slider.label)} were…", min_value=slider.low * scale,
                               max_value=slider.high * scale, value=slider.current * scale,
-                              step=slider.step * scale, format="%.1f%%" if percent else "%.0f",
+                              step=slider.step * scale, format=shown,
                               key=f"whatif_{period.key}_{node.id}") / scale
             parent_margin = _margin(evaluation.node(slider.parent))
             if parent_margin is not None:
-                st.caption(f"{tree.node(slider.parent).label} is on target ({parent_margin}): this number need not "
-                           "move for it.")
+                st.caption(f"{md(tree.node(slider.parent).label)} is on target ({md(parent_margin)}): this number "
+                           "need not move for it.")
             elif slider.needed is not None:
-                st.caption(f"Needed for the {tree.node(slider.parent).label} target: {slider.needed.sentence()}")
+                st.caption(f"Needed for the {md(tree.node(slider.parent).label)} target: {md(slider.needed.sentence())}")
             if abs(value - slider.current) > slider.step * 1e-6:
                 result = what_if(evaluation, tree, {node.id: value})
                 rows = [{"node": n.label, "before": fmt(n.before, n.unit), "after": fmt(n.after, n.unit),
                          "status": f"{STATUS_WORD[n.status_before]} → {STATUS_WORD[n.status_after]}"}
                         for n in result.nodes if n.how != "unchanged"]
-                st.dataframe(rows, hide_index=True, width="stretch", key="whatif_table")
+                st.table(rows, hide_index=True)
                 for child, parent in result.stopped:
-                    st.caption(f"{tree.node(parent).label} is linked to {tree.node(child).label} by influence only: "
-                               "left unchanged.")
+                    st.caption(f"{md(tree.node(parent).label)} is linked to {md(tree.node(child).label)} by influence "
+                               "only: left unchanged.")
 
 
 def _margin(res) -> str | None:
@@ -336,21 +414,18 @@ def _usage(engine, node, period, top_segment) -> None:
     kinds = panel_charts(node.metric)
     if not kinds:
         return
-    cols = st.columns(len(kinds))
     try:
         if "activity" in kinds:
             where = {top_segment[0]: top_segment[1]} if top_segment and top_segment[0] in ACCOUNT_COLUMNS else None
-            with cols[0]:
-                ui.chart(activity_dots_chart(activity_heatmap(engine, period, order="decline", where=where)),
-                         key="activity_dots")
+            ui.chart(activity_dots_chart(activity_heatmap(engine, period, order="decline", where=where)),
+                     key="activity_dots")
         if "cohort" in kinds:
-            with cols[-1]:
-                ui.chart(cohort_chart(cohort_retention(engine, period)), key="cohorts")
+            ui.chart(cohort_chart(cohort_retention(engine, period)), key="cohorts")
     except QueryError as exc:
-        st.info(f"Usage charts: {exc}.")
+        st.info(f"Usage charts: {md(exc)}.")
 
 
-def _children(tree, evaluation, node, result) -> None:
+def _children(tree, evaluation, node, result, versus, baselines, where) -> None:
     if not node.children:
         st.markdown("**No children** — this is where action happens. See the segments below for who.")
         return
@@ -358,7 +433,7 @@ def _children(tree, evaluation, node, result) -> None:
     share = "share of the gain" if result is not None and is_gain(result.direction, result.gap) else "share of gap"
     steps = [(c.label, c.contribution) for c in exact.values() if c.contribution is not None]
     if node.formula and steps:
-        st.markdown(f"**{share.capitalize()}** ({result.method}, exact: the parts add up to the whole)")
+        st.markdown(f"**{share.capitalize()}** against {md(_against(result))} — the parts add up to the whole")
         ui.chart(waterfall_chart(result.baseline_label, result.baseline, steps, "actual",
                                  evaluation.node(node.id).unit), key="waterfall")
     influences = {i.id for i in result.influences} if result is not None else set(node.children)
@@ -366,27 +441,30 @@ def _children(tree, evaluation, node, result) -> None:
     for cid in node.children:
         ch = evaluation.node(cid)
         part = exact.get(cid)
-        rows.append({"child": ch.label, "status": STATUS_WORD[ch.status], "value": fmt(ch.compared, ch.unit),
-                     "target": fmt(ch.target, ch.unit),
-                     share: f"{part.share:.0%}" if part is not None and part.share is not None
-                     else "influence" if cid in influences else "—",
-                     "owner": ch.owner})
-    st.dataframe(rows, hide_index=True, width="stretch", key="children_table",
-                 column_config={"child": st.column_config.TextColumn(width="medium"),
-                                "owner": st.column_config.TextColumn(width="large")})
+        row = {"child": ch.label, "status": STATUS_WORD[ch.status], "value": fmt(ch.compared, ch.unit, compact=True)}
+        if versus == "target":
+            row["target"] = ("~" if ch.target_basis and ch.target is not None else "") + fmt(ch.target, ch.unit,
+                                                                                          compact=True)
+        else:
+            row[where] = fmt(baselines.get(cid), ch.unit, compact=True)
+        row[share] = (f"{part.share:.0%}".replace("-", "−") if part is not None and part.share is not None
+                      else "influence" if cid in influences else "—")
+        row["owner"] = ch.owner
+        rows.append(row)
+    st.table(rows, hide_index=True)
     lacking = [f"{evaluation.node(c).label} {evaluation.node(c).reason}" for c in node.children
                if evaluation.node(c).reason]
     if lacking:
-        st.caption("Without data: " + "; ".join(lacking) + ".")
+        st.caption("Without data: " + md("; ".join(lacking)) + ".")
 
 
 def _segment_baseline(result, period, versus, dim: str, marked: bool = True, gain: bool = False) -> str:
     """What the segment chart compares with, in words (the explanation's own baseline); names the
     coloured bars only when some are drawn."""
-    colour = (f"; in {'green' if gain else 'red'}, the segments that explain the "
+    colour = (f"; in {'green' if gain else 'red'}, the segments named as explaining the "
               f"{'gain' if gain else 'gap' if versus == 'target' else 'change'}") if marked else ""
     if versus != "target":
-        return f"**By segment** — {period.key} against {result.baseline_label}{colour}"
+        return f"**By segment** — {period.key} against {md(result.baseline_label)}{colour}"
     refs = sorted(result.reference)
     when = refs[0] if len(refs) == 1 else f"the average of {', '.join(refs)}" if refs else "a recent period"
     method = next((d.method for d in result.dimensions if d.dimension == dim), "")
@@ -397,25 +475,27 @@ def _segment_baseline(result, period, versus, dim: str, marked: bool = True, gai
 
 
 def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str] | None:
-    """The segment charts, best dimension first; returns (dimension, segment) that hurts most, if any."""
+    """The segment chart and table, best dimension first; returns (dimension, segment) that hurts most."""
     dims = drill_dimensions(engine, tree, node)
     if result is not None:
         ranked = [d.dimension for d in result.dimensions if d.dimension in dims]
         dims = ranked + [d for d in dims if d not in ranked]
     if not dims:
-        st.info(f"No split by segment: none of the drill dimensions ({', '.join(tree.dimensions_for(node))}) has a "
-                "value in the rows this number reads. Load or map such a column (an owner, a segment, a channel) "
-                "to see who and where.")
+        st.info(f"No split by segment: none of the drill dimensions ({md(', '.join(tree.dimensions_for(node)))}) "
+                "has a value in the rows this number reads. Load or map such a column (an owner, a segment, a "
+                "channel) to see who and where.")
         return None
     dim = st.radio("Split by", dims, key=f"dim_{node.id}", horizontal=True)
     frame = segment_frame(result, dim) if result is not None else None
     gain = result is not None and is_gain(result.direction, result.gap)
     if frame is not None and not frame.empty:
-        # the explanation's own comparison: the chart agrees with the sentences above
+        # the explanation's own comparison: the chart agrees with the sentences above, and a segment is
+        # coloured exactly when the explanation names it (`explains`)
         if gain:  # the segments that carried the gain first, as the sentence names them
             frame = gain_segments(frame, next(d.chosen for d in result.dimensions if d.dimension == dim))
         table, worst = frame, [s for s, e in zip(frame["segment"], frame["explains"], strict=True) if e]
         st.caption(_segment_baseline(result, period, versus, dim, marked=bool(worst), gain=gain))
+        before = "target share" if versus == "target" else result.baseline_label
     else:
         gain = False
         baseline = baseline_period(period, versus)
@@ -423,24 +503,21 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
         worst = [s for s, a in zip(table["segment"], table["adverse"], strict=True) if a > 0][:1]
         st.caption(f"**By segment** — {period.key} against {baseline.key}"
                    + (" (segments have no targets: compared with the previous period)" if versus == "target" else ""))
+        before = baseline.key
     if table.empty:
         st.info("No rows for this split in these periods.")
         return None
-    left, right = st.columns([3, 2])
-    with left:
-        ui.chart(segment_chart(table, res.unit, dim, worst,
-                               highlight_color=STATUS_STROKE["green" if gain else "red"]), key="segments")
-    shown = table.head(8).assign(
-        now=lambda d: [fmt(v, res.unit) for v in d["current"]],
-        before=lambda d: [fmt(v, res.unit) for v in d["baseline"]],
-        change=lambda d: [fmt_change(v, res.unit) for v in d["change"]],
-    )
-    columns = ["segment", "now", "before", "change"]
-    if "share" in shown:
-        share = "share of the gain" if gain else "share of gap"
-        shown[share] = [f"{v:.0%}".replace("-", "−") if v is not None and v == v else "—" for v in shown["share"]]
-        columns.append(share)
-    right.dataframe(shown[columns], hide_index=True, width="stretch", key="segment_table")
+    ui.chart(segment_chart(table, res.unit, dim, worst, highlight_color=STATUS_STROKE["green" if gain else "red"]),
+             key="segments")
+    money = res.unit in ("money", "money_per_day")
+    shown = {dim: list(table["segment"]), "actual": [fmt(v, res.unit, compact=money) for v in table["current"]],
+             before: [fmt(v, res.unit, compact=money) for v in table["baseline"]],
+             "difference": [fmt_change(v, res.unit) for v in table["change"]]}
+    if "share" in table:
+        shown["share of the gain" if gain else "share of gap"] = [
+            f"{v:.0%}".replace("-", "−").replace("−0%", "0%") if v is not None and v == v else "—"
+            for v in table["share"]]
+    st.table(shown, hide_index=True)
     return (dim, worst[0]) if worst and not gain else None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from apptest_utils import click_node, failures
+from apptest_utils import click_node, failures, unescaped
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
@@ -15,7 +15,8 @@ def app(demo_data_dir, monkeypatch) -> AppTest:
 
 
 def headings(at: AppTest) -> list[str]:
-    return [m.value for m in at.markdown]
+    """The page's Markdown as a reader sees it (user text is escaped, see `kpitree.plain`)."""
+    return [unescaped(m.value) for m in at.markdown]
 
 
 def test_default_view_is_the_tree_on_the_latest_complete_month(app):
@@ -63,7 +64,7 @@ def test_segment_split_switches_dimension(app):
     assert set(radio.options) == {"owner", "segment", "channel"}  # best first when explanations are on
     radio.set_value("segment").run()
     assert not failures(at)
-    table = at.dataframe[-1].value  # the segment table is the last table on the page
+    table = at.table[-1].value  # the segment table is the last table on the page
     assert set(table["segment"]) == {"SMB", "Mid-Market", "Enterprise"}
 
 
@@ -79,7 +80,7 @@ def test_unknown_node_in_link_falls_back_to_the_north_star(app):
     app.query_params.update({"node": "ghost"})
     at = app.run()
     assert not failures(at)
-    assert any("Node 'ghost' is not in tree" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert any("Node 'ghost' is not in tree" in unescaped(w.value) for w in at.warning), [w.value for w in at.warning]
     assert "#### ARR" in headings(at)
 
 
@@ -87,7 +88,7 @@ def test_unknown_workspace_in_link_shows_no_other_workspace(app):
     app.query_params.update({"ws": "nope"})
     at = app.run()
     assert not failures(at)
-    assert any("Workspace 'nope' does not exist" in w.value for w in at.warning)
+    assert any("Workspace 'nope' does not exist" in unescaped(w.value) for w in at.warning)
     assert "#### ARR" not in headings(at)  # nobody else's data by accident
     at.selectbox(key="ws").set_value("demo").run()
     assert "#### ARR" in headings(at)
@@ -119,7 +120,7 @@ def test_red_path_reaches_the_cause_in_three_clicks(app):
     # every other planted problem is listed under the red path, each with a button to open it
     for named in ("Paid Search leads", "SMB customers: Logo churn rate", "Mid-Market deals", "Adoption — reports"):
         assert named in text, named
-    assert at.button(key="open_cause_logo_churn_rate").label == "Open Logo churn rate"
+    assert unescaped(at.button(key="open_cause_logo_churn_rate").label) == "Open: Logo churn rate"
     at.button(key="open_lever").click().run()
     assert not failures(at)
     assert at.selectbox(key="node_pick").value == "win_rate"
@@ -138,17 +139,18 @@ def test_what_it_takes_and_what_if_on_a_lever(app):
     at.selectbox(key="node_pick").set_value("win_rate").run()
     slider = at.slider(key="whatif_2026-10_win_rate")
     assert slider.value == pytest.approx(20.8333, abs=1e-3)  # percent on the slider
-    assert "Needed for the New business ARR target: Win rate (new): 20.8% → 36.1%" in " ".join(c.value for c in at.caption)
+    assert "Needed for the New business ARR target: Win rate (new): 20.8% → 36.1%" in " ".join(
+        unescaped(c.value) for c in at.caption)
     slider.set_value(36.1).run()
     assert not failures(at)
-    table = next(d.value for d in at.dataframe if "after" in d.value.columns)
+    table = next(d.value for d in at.table if "after" in d.value.columns)
     rows = {r["node"]: r for r in table.to_dict("records")}
     assert rows["Win rate (new)"]["after"] == "36.1%"
     # 3,119,583.12 × 36.1 / 20.8333 = 5,405,613.6: just short of the 5.41M target; New ARR follows by the same amount
     assert rows["New business ARR"]["after"] == "$5,405,614"
     assert rows["New business ARR"]["status"].startswith("off target →")
     assert (rows["New ARR"]["before"], rows["New ARR"]["after"]) == ("$4,268,596", "$6,554,627")  # + the same 2.29M
-    assert "ARR is linked to New ARR by influence only: left unchanged." in [c.value for c in at.caption]
+    assert "ARR is linked to New ARR by influence only: left unchanged." in [unescaped(c.value) for c in at.caption]
 
 
 def test_the_workspace_choice_follows_the_user_across_pages(app):
@@ -176,10 +178,10 @@ def test_segment_chart_compares_with_the_explanations_baseline(app):
     at = app.run()
     at.selectbox(key="node_pick").set_value("leads").run()
     text = " ".join(headings(at))
-    assert "Paid Search leads: Leads 991 → 351" in text
-    table = next(d.value for d in at.dataframe if "share of gap" in d.value.columns)
+    assert "Paid Search leads: Leads 351" in text and "991" in text
+    table = next(d.value for d in at.table if "share of gap" in d.value.columns)
     first = table.iloc[0]
-    assert (first["segment"], first["now"], first["before"]) == ("Paid Search", "351", "991")
+    assert (first["channel"], first["actual"], first["target share"]) == ("Paid Search", "351", "991")
     assert any("the target shared out by each segment's weight" in c.value for c in at.caption)
 
 
@@ -233,17 +235,17 @@ def test_a_node_beating_its_target_is_not_told_to_shrink(demo_data_dir, tmp_path
     at = _demo_with_tree(demo_data_dir, tmp_path, monkeypatch, easy)
     at.selectbox(key="node_pick").set_value("new_business_arr").run()
     assert not failures(at)
-    page = "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption])
+    page = "\n".join(unescaped(m.value) for m in [*at.markdown, *at.caption])
     assert "**New business ARR is on target**" in page and "better than target" in page
     assert "To reach the New business ARR target" not in page
     assert "(-" not in page and "(−" not in page  # no proposed cut
-    table = next(d.value for d in at.dataframe if "segment" in d.value.columns)
+    table = next(d.value for d in at.table if "share of the gain" in d.value.columns and d.value.columns[0] != "child")
     assert "share of the gain" in table.columns and "share of gap" not in table.columns
-    assert "in green, the segments that explain the gain" in page
+    assert "in green, the segments named as explaining the gain" in page
     # the segments the sentence names lead the table
     sentence = next(m.value for m in at.markdown if "of the New business ARR gain" in m.value
                     or "New business ARR gain" in m.value)
-    assert any(seg in sentence for seg in table["segment"][:3]), (sentence, list(table["segment"]))
+    assert any(seg in sentence for seg in table.iloc[:3, 0]), (sentence, list(table.iloc[:, 0]))
 
 
 def test_no_target_anywhere_says_so_plainly(demo_data_dir, tmp_path, monkeypatch):
@@ -254,7 +256,7 @@ def test_no_target_anywhere_says_so_plainly(demo_data_dir, tmp_path, monkeypatch
     at = _demo_with_tree(demo_data_dir, tmp_path, monkeypatch, none)
     at.button(key="red_path").click().run()
     assert not failures(at)
-    page = "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption])
+    page = "\n".join(unescaped(m.value) for m in [*at.markdown, *at.caption])
     assert "ARR is " in page and "and has no target" in page
     assert "against target —" not in page and "no target)" not in page
     assert "no part below it can either" in page and "type targets in the Builder" in page

@@ -61,8 +61,10 @@ def test_revops_tree_turns_left_to_right_when_too_wide():
 
 def evaluation_for(tree) -> Evaluation:
     statuses = ["red", "amber", "green", "no_target", "no_data"]
+    parents = {c: n.id for n in tree.nodes for c in n.children}
     nodes = [NodeResult(n.id, n.label, n.metric, n.level_name, n.owner, 10.0, 12.0, statuses[i % 5], 9.0, "money",
-                        "higher", "weekly", children=n.children, formula=n.formula) for i, n in enumerate(tree.walk())]
+                        "higher", "weekly", children=n.children, formula=n.formula, parent=parents.get(n.id))
+             for i, n in enumerate(tree.walk())]
     return Evaluation(parse_period("2026-10"), parse_period("2026-11").start, nodes, True)
 
 
@@ -73,8 +75,8 @@ def test_tree_chart_spec():
     params = spec["params"]
     assert [p["name"] for p in params] == ["node"] and params[0]["select"]["fields"] == ["id"]
     marks = [layer["mark"]["type"] for layer in spec["layer"]]
-    assert marks == ["rule", "rect", "text", "text", "text"]
-    boxes = spec["datasets"][spec["layer"][1]["data"]["name"]]
+    assert marks == ["rule", "rule", "rect", "text", "text", "text"]  # links, red path, boxes, 3 text lines
+    boxes = spec["datasets"][spec["layer"][2]["data"]["name"]]
     assert {b["id"] for b in boxes} == {n.id for n in tree.nodes}
     assert {b["status"] for b in boxes} == {"red", "amber", "green", "no_target", "no_data"}
     red = next(b for b in boxes if b["status"] == "red")
@@ -85,7 +87,7 @@ def test_tree_chart_spec():
     assert links[("new_arr", "new_business_arr")] == "formula"
     assert links[("arr", "new_arr")] == "influence"
     assert links[("new_business_arr", "pipeline_coverage")] == "influence"
-    tooltip_titles = [t["title"] for t in spec["layer"][1]["encoding"]["tooltip"]]
+    tooltip_titles = [t["title"] for t in spec["layer"][2]["encoding"]["tooltip"]]
     assert tooltip_titles[0] == "label" and "owner" in tooltip_titles
 
 
@@ -112,6 +114,10 @@ def test_other_charts_are_valid_specs():
     rows = spec["datasets"][spec["data"]["name"]]
     assert [(r["step"], r["lo"], r["hi"]) for r in rows] == [
         ("target", 0.0, 100.0), ("a", 70.0, 100.0), ("b", 70.0, 80.0), ("actual", 0.0, 80.0)]
+    # every bar is named (Vega drops overlapping axis labels unless told not to) and its amount written
+    assert spec["layer"][0]["encoding"]["x"]["axis"]["labelOverlap"] is False
+    assert [layer["mark"]["type"] for layer in spec["layer"]] == ["bar", "text"]
+    assert [r["text"] for r in rows] == ["$100", "−$30", "+$10", "$80"]
 
 
 def test_count_and_small_axes_never_read_as_milli():
@@ -153,3 +159,106 @@ def test_a_gain_shows_the_segments_that_carried_it_first():
     assert list(out["explains"]) == [True, False, False, False]
     assert is_gain("higher", 5.0) and is_gain("lower", -1.0)
     assert not is_gain("higher", -5.0) and not is_gain("higher", None)
+
+
+TEMPLATES = sorted((ROOT / "data" / "trees").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("width", [440.0, 620.0, 760.0, 1000.0])
+def test_every_template_fits_its_column_with_labels_whole_or_on_two_lines(path, width):
+    """The tree beside the panel gets a column, not the page: every box within the width, none
+    overlapping, every label (and owner) within its box by the text metrics the chart draws with; a
+    label is cut ("…", full one in the tooltip) only after two lines, and only in the outline."""
+    from kpitree.layout import ELLIPSIS, LABEL_SIZE, OWNER_SIZE, text_width
+
+    tree = load_tree(path)
+    lay = layout_tree(tree, max_width=width)
+    assert lay.width <= width + 1e-6
+    for a, b in itertools.combinations(lay.boxes.values(), 2):
+        assert not overlaps(a, b), (a, b)
+    slots = lay.text
+    for n in tree.nodes:
+        box = lay.boxes[n.id]
+        assert 1 <= len(box.lines) <= 2
+        for line in box.lines:
+            assert text_width(line, LABEL_SIZE, bold=True) <= slots.label_w + 0.5, (n.label, line)
+        assert text_width(box.owner, OWNER_SIZE) <= slots.owner_w + 0.5
+        if box.lines[-1].endswith(ELLIPSIS):
+            assert len(box.lines) == 2 and lay.orientation == "indent", (n.label, box.lines)
+        else:
+            assert " ".join(box.lines) == " ".join(n.label.split()), (n.label, box.lines)
+        assert box.h >= 5 + 14 * len(box.lines) + 12  # the lines fit the box's height
+
+
+def test_narrow_columns_turn_deep_trees_to_an_outline():
+    tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
+    assert layout_tree(tree, max_width=440).orientation == "indent"
+    assert layout_tree(tree, max_width=5000).orientation == "down"
+    lay = layout_tree(tree, max_width=440)
+    root = lay.boxes[tree.root.id]
+    assert all(root.y0 < b.y0 for b in lay.boxes.values() if b.id != root.id)  # the north star on top
+    for n in tree.nodes:  # a child is indented right of its parent and below it
+        for c in n.children:
+            assert lay.boxes[c].x0 > lay.boxes[n.id].x0 and lay.boxes[c].y0 > lay.boxes[n.id].y0
+
+
+def test_with_path_emphasises_the_path_and_dims_the_rest():
+    from kpitree.charts import path_ids, with_path
+
+    tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
+    evaluation = evaluation_for(tree)
+    spec = tree_chart(layout_tree(tree, max_width=440), evaluation).to_dict()
+    path = path_ids(evaluation, "new_business_arr", ["new_business_arr", "win_rate"])
+    assert path == ["arr", "new_arr", "new_business_arr", "win_rate"]
+    drawn = with_path(spec, path)
+    boxes = drawn["datasets"][drawn["layer"][2]["data"]["name"]]
+    assert {b["id"] for b in boxes if b["on_path"]} == set(path)
+    assert all(b["dim"] != b["on_path"] for b in boxes)
+    edges = drawn["datasets"][drawn["layer"][0]["data"]["name"]]
+    on = {(e["parent"], e["child"]) for e in edges if e["on_path"]}
+    assert on == {("arr", "new_arr"), ("new_arr", "new_business_arr"), ("new_business_arr", "win_rate")}
+    assert drawn["layer"][1]["transform"] == [{"filter": "datum.on_path"}]  # the red path layer
+    # the cached spec is untouched; no path, nothing dimmed
+    assert not any(b["on_path"] or b["dim"] for b in spec["datasets"][spec["layer"][2]["data"]["name"]])
+    plain = with_path(spec, [])
+    assert not any(b["dim"] for b in plain["datasets"][plain["layer"][2]["data"]["name"]])
+
+
+def test_boxes_compare_with_the_chosen_baseline():
+    from kpitree.charts import box_value_line, change_text
+
+    tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
+    evaluation = evaluation_for(tree)
+    lay = layout_tree(tree, max_width=440)
+    against_target = tree_chart(lay, evaluation).to_dict()
+    rows = against_target["datasets"][against_target["layer"][2]["data"]["name"]]
+    assert {r["line2"] for r in rows if r["status"] != "no_data"} <= {"$10 / $12"}
+    previous = tree_chart(lay, evaluation, versus="previous", baselines={n.id: 8.0 for n in tree.nodes}).to_dict()
+    rows = previous["datasets"][previous["layer"][2]["data"]["name"]]
+    assert {r["line2"] for r in rows} == {"$10 (+25%)"}
+    assert [t["title"] for t in previous["layer"][2]["encoding"]["tooltip"]][3] == "previous period"
+    assert change_text(100.0, 100.2, "count") == "0%" and change_text(0.2, 0.2004, "percent") == "0 pp"
+    assert change_text(0.25, 0.2, "percent") == "+5.0 pp" and change_text(90.0, 100.0, "money") == "−10%"
+    suggested = evaluation.nodes[0]
+    suggested.target_basis = "median of the last 3 months"
+    assert box_value_line(suggested) == "$10 / ~$12"
+
+
+def test_trend_draws_the_reference_it_is_compared_with():
+    trend = pd.DataFrame({"period": ["2026-08", "2026-09", "2026-10"], "value": [1.0, 2.0, 3.0],
+                          "target": [2.0, 2.0, 2.0]})
+    spec = trend_chart(trend, "money", reference=("2026-09", 2.0)).to_dict()
+    assert [layer["mark"]["type"] for layer in spec["layer"]] == ["line", "line", "rule", "point"]
+    assert trend_chart(trend, "money").to_dict()["layer"][-1]["mark"]["type"] == "line"
+
+
+def test_legend_names_every_colour_and_link():
+    from kpitree.charts import STATUS_STROKE, legend_html
+
+    text = legend_html("target")
+    for colour in (STATUS_STROKE["red"], STATUS_STROKE["amber"], STATUS_STROKE["green"], STATUS_STROKE["no_target"]):
+        assert colour in text
+    for words in ("off target", "amber band", "formula", "influence", "suggested", "red path"):
+        assert words in text
+    assert "colours still against target" in legend_html("previous", "2026-09")
