@@ -18,12 +18,22 @@ from kpitree import targets as tg
 from kpitree.charts import STATUS_WORD, spec_of, tree_chart, with_selection
 from kpitree.custom import AGGREGATES, KINDS, UNITS, CustomMeasure
 from kpitree.errors import KpiTreeError, SpecError
-from kpitree.history import TreeStore, default_user, file_name, summarize
+from kpitree.history import TreeFile, TreeStore, default_user, file_name, summarize
 from kpitree.layout import layout_tree
 from kpitree.metrics import CATALOGUE
+from kpitree.plain import markdown_text as md
 from kpitree.schema import TABLES
 from kpitree.suggest import is_demo, suggest_tree, summary, template_choices
-from kpitree.tree import DIRECTIONS, LEVELS, REVIEWS, Tree, dump_tree, parse_yaml, workspace_columns
+from kpitree.tree import (
+    DIRECTIONS,
+    LEVELS,
+    MAX_TREE_BYTES,
+    REVIEWS,
+    Tree,
+    dump_tree,
+    parse_yaml,
+    workspace_columns,
+)
 from kpitree.workspace import Workspace
 
 st.set_page_config(page_title="Builder · KPI Tree", page_icon="🌳", layout="wide")
@@ -52,6 +62,17 @@ NODE_FIELDS = (
 )
 DEFAULT_MEASURE = CustomMeasure(aggregate="sum", table="deals", column="amount", filter="status = 'won'")
 CUSTOM_FIELDS = ("aggregate", "table", "column", "filter", "date_column", "kind", "unit", "label")
+# The targets grid: every number column wide enough for "2,040,000.5" (it was cut to "204"), the
+# node pinned while the grid scrolls sideways in its narrow column.
+TARGET_WIDTH = 118
+TARGET_COLUMNS = {
+    "node": st.column_config.TextColumn("node", pinned=True, width="medium"),
+    "label": st.column_config.TextColumn("label", width="medium"),
+    "unit": st.column_config.TextColumn("unit", width=70),
+    **{f: st.column_config.NumberColumn(f.replace("day90", "90-day").replace("month12", "12-month"), format="localized",
+                                        width=TARGET_WIDTH, help=tg.FIELD_HELP[f]) for f in tg.TARGET_FIELDS},
+    "periods": st.column_config.NumberColumn("periods", width=70, help="per-period targets (edit them below)"),
+}
 
 
 # --- state -------------------------------------------------------------------------------------
@@ -66,13 +87,22 @@ def flash(kind: str, message: str) -> None:
 
 
 def sources(store: TreeStore | None) -> dict[str, tuple[str, str]]:
-    """Label → (kind, name) of everything a tree can start from: templates, workspace trees, blank."""
+    """Label → (kind, name) of everything a tree can start from: templates, workspace trees, blank.
+
+    A workspace tree whose current file the editor cannot open (broken or hostile) is not offered
+    here: `broken_files` lists it with its problem, to fix as text or delete."""
     out: dict[str, tuple[str, str]] = {}
     if store is not None:
+        files = store.files()
+        usable = {f.name for f in files if f.tree is not None}
+        current = {f.name: f for f in files if f.kind == "published"} | {f.name: f for f in files if f.kind == "draft"}
+        active = store.active()
         for name in store.names():
+            if name not in usable or current[name].tree is None:
+                continue
             state = "draft" if store.has_draft(name) else "published"
-            active = ", active" if store.active() == name else ""
-            out[f"{name} (workspace, {state}{active})"] = ("workspace", name)
+            mark = ", active" if active == name else ", has errors" if current[name].broken else ""
+            out[f"{name} (workspace, {state}{mark})"] = ("workspace", name)
     for path in sorted(ui.TEMPLATES.glob("*.yaml"), key=lambda p: (not p.stem.startswith("seed003"), p.stem)):
         out[f"{path.stem} (template)"] = ("template", path.stem)
     out[BLANK] = ("blank", "")
@@ -80,17 +110,41 @@ def sources(store: TreeStore | None) -> dict[str, tuple[str, str]]:
 
 
 def load(new: Tree, name: str, origin: str) -> None:
-    """Puts a tree in the editor (from a template, the workspace, a file or a restore)."""
+    """Puts a tree in the editor (from a template, the workspace, a file or a restore).
+
+    The file name and title are kept beside their widgets (`ui.set_sticky`): Streamlit forgets a
+    widget's value when the user visits another page, and a Builder that came back without the
+    name saved a second tree instead of a new version of the one being edited."""
     S["b_tree"] = b.for_editing(new, name)
-    S["b_name"] = name
-    S["b_title"] = new.name
+    ui.set_sticky("b_name", name)
+    ui.set_sticky("b_title", new.name)
     S["b_origin"] = origin
     S["b_node"] = S["b_tree"].root.id if S["b_tree"].nodes else None
+    S["_b_saved"] = dump_tree(S["b_tree"])
     sync_form()
+
+
+def unsaved() -> bool:
+    """The editor holds edits not saved since the tree was opened or last saved."""
+    return "b_tree" in S and dump_tree(S["b_tree"]) != S.get("_b_saved")
+
+
+def wanted_source(choices: dict[str, tuple[str, str]]) -> str | None:
+    """The source the Builder should start from: the URL's `tree` (a link into the Builder), else
+    the tree the user was viewing on the tree page (`_viewing_tree`, set there)."""
+    linked = st.query_params.get("tree")
+    if linked:
+        found = next((k for k, v in choices.items() if v[1] == linked and v[0] == "workspace"), None)
+        found = found or next((k for k, v in choices.items() if v[1] == linked), None)
+        if found:
+            return found
+    viewing = S.get("_viewing_tree")
+    return next((k for k, v in choices.items() if v == tuple(viewing or ())), None)
 
 
 def open_source(store: TreeStore | None, ws: Workspace | None = None) -> None:
     kind, name = sources(store).get(S.get("b_source"), ("blank", ""))
+    S["_b_viewed"] = S.get("_viewing_tree")
     try:
         if kind == "blank":
             load(b.blank_tree("New tree"), "new_tree", "a blank tree")
@@ -105,10 +159,10 @@ def open_source(store: TreeStore | None, ws: Workspace | None = None) -> None:
             path = ui.TEMPLATES / f"{name}.yaml"
             loaded, problems = parse_yaml(path.read_text(encoding="utf-8"), str(path))
     except KpiTreeError as exc:
-        flash("error", str(exc))
+        flash("error", md(str(exc)))
         return
     if loaded is None:
-        flash("error", "this tree cannot be opened: " + "; ".join(str(p) for p in problems[:5]))
+        flash("error", "This tree cannot be opened: " + md("; ".join(str(p) for p in problems[:5])))
         return
     load(loaded, name, f"{kind} {name}")
 
@@ -119,30 +173,38 @@ def suggest_from_data(ws: Workspace, template: str | None = None) -> None:
     try:
         suggested, notes = suggest_tree(ui.engine_for(ws), template)
     except KpiTreeError as exc:
-        flash("error", f"No tree suggested from {template}: {exc}")
+        flash("error", md(f"No tree suggested from {template}: {exc}"))
         return
     load(suggested, template, f"a suggestion from template {template} for this workspace's data")
-    flash("success", f"**Suggested from the data of {ws.name}** (template {template}) — review it, then "
-                     "**Save & make active**:\n\n" + "\n".join(f"- {line}" for line in summary(notes)))
+    flash("success", f"**Suggested from the data of {md(ws.name)}** (template {md(template)}) — review it, then "
+                     "**Save & make active**:\n\n" + "\n".join(f"- {md(line)}" for line in summary(notes)))
 
 
 def import_yaml(text: str, origin: str) -> None:
     loaded, problems = parse_yaml(text, origin)
     if loaded is None:
-        flash("error", f"{origin} is not a usable tree: " + "; ".join(str(p) for p in problems[:5]))
+        flash("error", md(f"{origin} is not a usable tree: " + "; ".join(str(p) for p in problems[:5])))
         return
     load(loaded, file_name(loaded.name), origin)
+    S["_b_saved"] = None  # imported, not saved in the workspace yet
     errors = b.errors_of(problems)
     flash(
         "warning" if errors else "success",
-        f"Imported {origin}: {len(loaded.nodes)} nodes" + (f", {len(errors)} error(s) to fix" if errors else ""),
+        md(f"Imported {origin}: {len(loaded.nodes)} nodes" + (f", {len(errors)} error(s) to fix" if errors else "")),
     )
 
 
 def import_upload() -> None:
     upload = S.get("b_upload")
-    if upload is not None:
-        import_yaml(upload.getvalue().decode("utf-8-sig"), upload.name)
+    if upload is None:
+        return
+    data = upload.getvalue()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        flash("error", md(f"{upload.name} is not UTF-8 text (byte {exc.start}): save it as UTF-8 and import it again."))
+        return
+    import_yaml(text, upload.name)
 
 
 def import_pasted() -> None:
@@ -223,7 +285,7 @@ def edit(field: str) -> None:
             if value != NO_PARENT:
                 t = b.move_node(t, nid, value)
     except KpiTreeError as exc:
-        flash("error", str(exc))
+        flash("error", md(str(exc)))
         sync_form()
         return
     S["b_tree"] = t
@@ -256,7 +318,7 @@ def add_child() -> None:
     S["b_tree"] = t
     S["b_node"] = t.node(parent).children[-1]
     sync_form()
-    flash("info", f"Added {S['b_node']!r} under its parent: give it a metric, an owner and a target.")
+    flash("info", f"Added {md(S['b_node'])} under its parent: give it a metric, an owner and a target.")
 
 
 def remove() -> None:
@@ -265,13 +327,13 @@ def remove() -> None:
     try:
         S["b_tree"] = b.remove_node(t, nid, keep_children=bool(S.get("b_keep_children")))
     except KpiTreeError as exc:
-        flash("error", str(exc))
+        flash("error", md(str(exc)))
         return
     S["b_node"] = parent.id if parent else S["b_tree"].root.id
     sync_form()
     flash(
         "info",
-        f"Removed {nid!r}" + (" (its children moved up)" if S.get("b_keep_children") else " and everything below it"),
+        f"Removed {md(nid)}" + (" (its children moved up)" if S.get("b_keep_children") else " and everything below it"),
     )
 
 
@@ -286,14 +348,16 @@ def save(store: TreeStore, publish: bool) -> None:
     try:
         version = store.publish(t, name, who) if publish else store.save_draft(t, name, who)
     except SpecError as exc:
-        flash("error", f"Not made active — fix these first:\n\n{exc}")
+        flash("error", "Not made active — fix these first:\n\n" + "\n".join(f"- {md(p)}" for p in exc.problems[:20]))
         return
     except KpiTreeError as exc:
-        flash("error", str(exc))
+        flash("error", md(str(exc)))
         return
-    S["b_tree"], S["b_name"] = t, name
+    S["b_tree"] = t
+    ui.set_sticky("b_name", name)
+    S["_b_saved"] = dump_tree(t)
     what = "published and made active — the tree page opens it by default" if publish else "saved as a draft"
-    flash("success", f"{name} v{version.number} {what} ({version.summary}).")
+    flash("success", md(f"{name} v{version.number} {what} ({version.summary})."))
 
 
 def restore(store: TreeStore) -> None:
@@ -302,11 +366,11 @@ def restore(store: TreeStore) -> None:
     try:
         restored, version = store.restore(name, number, S.get("b_who") or default_user())
     except KpiTreeError as exc:
-        flash("error", str(exc))
+        flash("error", md(str(exc)))
         return
     if restored is not None:
         load(restored, name, f"version {number}")
-    flash("success", f"Restored {name} v{number} as v{version.number} ({version.action}).")
+    flash("success", md(f"Restored {name} v{number} as v{version.number} ({version.action})."))
 
 
 def import_targets_csv() -> None:
@@ -314,13 +378,18 @@ def import_targets_csv() -> None:
     if upload is None:
         flash("warning", "Choose a CSV with columns node, period, target first.")
         return
-    t, problems = tg.import_targets_csv(tree(), upload.getvalue().decode("utf-8-sig"), upload.name)
+    try:
+        text = upload.getvalue().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        flash("error", md(f"{upload.name} is not UTF-8 text (byte {exc.start}): save it as UTF-8 CSV."))
+        return
+    t, problems = tg.import_targets_csv(tree(), text, upload.name)
     if problems:
-        flash("error", "Nothing imported:\n\n" + "\n".join(f"- {p}" for p in problems[:20]))
+        flash("error", "Nothing imported:\n\n" + "\n".join(f"- {md(p)}" for p in problems[:20]))
         return
     S["b_tree"] = t
     sync_form()
-    flash("success", f"Imported targets from {upload.name}.")
+    flash("success", md(f"Imported targets from {upload.name}."))
 
 
 def spread(engine) -> None:
@@ -329,7 +398,7 @@ def spread(engine) -> None:
             engine, tree(), S["b_node"], float(S["b_spread_total"]), int(S["b_spread_year"]), S["b_spread_method"]
         )
     except (KpiTreeError, ValueError) as exc:
-        flash("error", str(exc))
+        flash("error", md(str(exc)))
         return
     S["b_tree"] = t
     note = f" ({result.note})" if result.note else ""
@@ -338,6 +407,100 @@ def spread(engine) -> None:
         f"Spread {S['b_spread_total']:,.0f} over the 12 months of {S['b_spread_year']} "
         f"by {result.method.replace('_', ' ')}{note}.",
     )
+
+
+# --- broken tree files: listed, fixed as text, or deleted -----------------------------------------
+
+
+def _where(f: TreeFile) -> str:
+    return "trees/" + ("drafts/" if f.kind == "draft" else "") + f.path.name
+
+
+def _same(a: TreeFile, key: tuple[str, str] | None) -> bool:
+    return key is not None and (a.kind, a.path.name) == tuple(key)
+
+
+def start_fix(f: TreeFile) -> None:
+    S["b_fixing"] = (f.kind, f.path.name)
+    S.pop("b_confirm_delete", None)
+    data = f.path.read_bytes() if f.path.is_file() and not f.path.is_symlink() else b""
+    S["b_fix_text"] = data.decode("utf-8", errors="replace")
+
+
+def open_broken(f: TreeFile) -> None:
+    """Opens a published tree that has errors in the editor, to fix it with the form."""
+    if f.tree is not None:
+        load(f.tree, file_name(f.name), f"workspace {f.name} (with errors)")
+
+
+def save_fix(store: TreeStore, f: TreeFile) -> None:
+    try:
+        name, version = store.save_text(f, str(S.get("b_fix_text") or ""), S.get("b_who") or default_user())
+    except SpecError as exc:
+        flash("error", f"Not saved — {md(_where(f))} still has problems:\n\n"
+                       + "\n".join(f"- {md(p)}" for p in exc.problems[:20]))
+        return
+    except (KpiTreeError, OSError) as exc:
+        flash("error", md(f"Not saved: {exc}"))
+        return
+    S.pop("b_fixing", None)
+    flash("success", md(f"{_where(f)} fixed: saved as {name} v{version.number} ({version.summary})."))
+
+
+def ask_delete(f: TreeFile) -> None:
+    S["b_confirm_delete"] = (f.kind, f.path.name)
+
+
+def delete_broken(store: TreeStore, f: TreeFile) -> None:
+    try:
+        store.delete_file(f)
+    except (KpiTreeError, OSError) as exc:
+        flash("error", md(f"Not deleted: {exc}"))
+        return
+    for key in ("b_confirm_delete", "b_fixing"):
+        if _same(f, S.get(key)):
+            S.pop(key, None)
+    flash("success", md(f"Deleted {_where(f)}; its saved versions stay in the history."))
+
+
+def broken_files(store: TreeStore) -> None:
+    """Tree files of this workspace that cannot be used, each with its problem: fix it as text, open
+    it in the editor (when it has a tree at all) or delete it. A broken or hostile file never stops
+    the Builder, and the tree page skips it (`history.list_trees`)."""
+    bad = [f for f in store.files() if f.broken]
+    if not bad:
+        S.pop("b_fixing", None)
+        return
+    with st.expander(f"⛔ {len(bad)} tree file(s) in this workspace cannot be used: fix or delete them",
+                     expanded=True):
+        for f in bad:
+            key = f"{f.kind}/{f.path.name}"
+            st.markdown(f"**{md(_where(f))}** ({f.kind})")
+            st.text(f.reason())
+            c = st.columns(3)
+            c[0].button("Edit as text", key=f"b_fix_{key}", on_click=start_fix, args=(f,), width="stretch")
+            c[1].button("Open in the editor", key=f"b_openbad_{key}", on_click=open_broken, args=(f,),
+                        disabled=f.tree is None, width="stretch",
+                        help="Only a file that still holds a tree (with errors) opens in the form.")
+            c[2].button("Delete", key=f"b_del_{key}", on_click=ask_delete, args=(f,), width="stretch")
+            if _same(f, S.get("b_confirm_delete")):
+                st.warning(f"Delete {md(_where(f))} for good? Its saved versions stay in the history.")
+                d = st.columns(2)
+                d[0].button("Yes, delete it", key=f"b_del_yes_{key}", on_click=delete_broken, args=(store, f),
+                            type="primary", width="stretch")
+                d[1].button("Keep it", key=f"b_del_no_{key}", on_click=lambda: S.pop("b_confirm_delete", None),
+                            width="stretch")
+        fixing = next((f for f in bad if _same(f, S.get("b_fixing"))), None)
+        if fixing is not None:
+            if fixing.path.stat().st_size > MAX_TREE_BYTES:
+                st.error(f"{md(_where(fixing))} is too big to edit here (limit {MAX_TREE_BYTES // 1024} KB): delete it.")
+                return
+            st.text_area(f"Text of {md(_where(fixing))}", key="b_fix_text", height=320)
+            c = st.columns(2)
+            c[0].button("Save the fixed file", key="b_fix_save", on_click=save_fix, args=(store, fixing),
+                        type="primary", width="stretch",
+                        help="A published tree must come out without errors; a draft must hold a tree.")
+            c[1].button("Cancel", key="b_fix_cancel", on_click=lambda: S.pop("b_fixing", None), width="stretch")
 
 
 # --- layout ---------------------------------------------------------------------------------------
@@ -361,10 +524,20 @@ def main() -> None:
         S["b_who"] = default_user()
     st.sidebar.text_input("Your name (recorded in the history)", key="b_who")
     choices = sources(store)
-    if "b_source" not in S or S["b_source"] not in choices:
-        viewing = S.get("_viewing_tree")  # set by the tree page: start from the tree the user was looking at
-        S["b_source"] = next((k for k, v in choices.items() if v == viewing), next(iter(choices)))
-    st.sidebar.selectbox("Start from", list(choices), key="b_source")
+    wanted = wanted_source(choices)
+    if ui.kept_value("b_source") not in choices:
+        ui.set_sticky("b_source", wanted or next(iter(choices)))
+    viewed_now = S.get("_viewing_tree") != S.get("_b_viewed") and wanted is not None
+    if "b_tree" in S and viewed_now:
+        # the user looked at another tree on the tree page since the Builder last opened one
+        if unsaved():
+            flash("info", f"You were viewing **{md(wanted)}**; your unsaved edits of **{md(ui.kept_value('b_name'))}** are "
+                          "kept. Save them, or pick the tree under Start from and press Open.")
+            S["_b_viewed"] = S.get("_viewing_tree")
+        else:
+            ui.set_sticky("b_source", wanted)
+            open_source(store, ws)
+    st.sidebar.selectbox("Start from", list(choices), **ui.sticky("b_source"))
     st.sidebar.button("Open", key="b_open", on_click=open_source, args=(store, ws), width="stretch")
     if ws is not None and engine is not None:
         names = [p.stem for p in template_choices()]
@@ -379,6 +552,8 @@ def main() -> None:
     st.sidebar.button("Import YAML", key="b_import", on_click=import_upload, disabled=upload is None)
     if "b_tree" not in S:
         open_source(store, ws)
+    if "b_tree" not in S:  # the source could not be opened (its problem is shown): start blank
+        load(b.blank_tree("New tree"), "new_tree", "a blank tree")
     if S.get("_b_form_for") != S.get("b_node"):
         sync_form()
 
@@ -392,16 +567,18 @@ def main() -> None:
     st.title("Tree builder")
     st.caption(
         "Seed 003: start at the top · every metric needs an owner · a number as target · a connection to the "
-        f"level above · review weekly. Editing **{S.get('b_origin', '')}** in workspace "
-        f"**{ws.name if ws else '—'}**."
+        f"level above · review weekly. Editing **{md(S.get('b_origin', ''))}** in workspace "
+        f"**{md(ws.name) if ws else '—'}**."
     )
     if "_b_flash" in S:
         kind, message = S.pop("_b_flash")
         getattr(st, kind)(message)
+    if store is not None:
+        broken_files(store)
 
     top = st.columns([3, 2, 2, 2])
-    top[0].text_input("Tree name", key="b_title")
-    top[1].text_input("File name in the workspace", key="b_name", help="trees/<name>.yaml")
+    top[0].text_input("Tree name", **ui.sticky("b_title"))
+    top[1].text_input("File name in the workspace", help="trees/<name>.yaml", **ui.sticky("b_name"))
     with top[2]:
         st.write("")
         st.button(
@@ -468,7 +645,7 @@ def node_form(t: Tree, by_node: dict, engine=None) -> None:
     st.checkbox("When removing, keep its children (they move up to its parent)", key="b_keep_children")
 
     for p in by_node.get(n.id, []):
-        (st.error if p.severity == "error" else st.warning)(f"line {p.line}: {p.message}" if p.line else p.message)
+        (st.error if p.severity == "error" else st.warning)(md(f"line {p.line}: {p.message}" if p.line else p.message))
 
     c = st.columns(2)
     c[0].text_input("Label", key="b_label", on_change=edit, args=("label",))
@@ -517,8 +694,8 @@ def node_form(t: Tree, by_node: dict, engine=None) -> None:
 
     st.markdown("**Target** — seed 003: not a range, a number")
     if n.target.suggested:
-        st.caption(f"Suggested from this workspace's history — {n.target.suggested}. Typing a number replaces "
-                   "the suggestion.")
+        st.caption(f"Suggested from this workspace's history — {md(n.target.suggested)}. Typing a number "
+                   "replaces the suggestion.")
     c = st.columns(4)
     for i, field in enumerate(tg.TARGET_FIELDS):
         c[i % 4].number_input(
@@ -560,16 +737,16 @@ def node_form(t: Tree, by_node: dict, engine=None) -> None:
     if parent is not None:
         exact = parent.formula is not None and n.id in b.formula_children(parent)
         st.caption(
-            f"Link to its parent **{parent.label}**: "
+            f"Link to its parent **{md(parent.label)}**: "
             + (
-                f"exact — part of `{parent.formula}`"
+                f"exact — part of {md(parent.formula)}"
                 if exact
                 else "influence — it moves the parent without adding up to it (give the parent a formula to make it exact)"
             )
         )
     kids = ", ".join(n.children) or "no children"
     st.text_input(
-        f"Link to the children ({kids}): exact formula, or empty for influence links",
+        f"Link to the children ({md(kids)}): exact formula, or empty for influence links",
         key="b_formula",
         on_change=edit,
         args=("formula",),
@@ -608,7 +785,8 @@ def targets_tab(t: Tree, engine) -> None:
     rows = pd.DataFrame(tg.target_rows(t))
     grid_key = "b_grid_" + str(abs(hash(tuple(map(tuple, rows.astype(str).values.tolist())))))
     edited = st.data_editor(
-        rows, key=grid_key, hide_index=True, width="stretch", disabled=["node", "label", "unit", "periods"]
+        rows, key=grid_key, hide_index=True, width="stretch", disabled=["node", "label", "unit", "periods"],
+        column_config=TARGET_COLUMNS,
     )
     if not edited.equals(rows):
         S["b_tree"] = tg.apply_target_rows(t, edited.to_dict("records"))
@@ -616,7 +794,7 @@ def targets_tab(t: Tree, engine) -> None:
         st.rerun()
 
     nid = S["b_node"]
-    st.markdown(f"**Per-period targets of {t.node(nid).label}** (2026-10, 2026-Q4, 2026-W41, 2026)")
+    st.markdown(f"**Per-period targets of {md(t.node(nid).label)}** (2026-10, 2026-Q4, 2026-W41, 2026)")
     periods = pd.DataFrame(tg.period_rows(t, nid), columns=["period", "target"])
     pkey = f"b_periods_{nid}_" + str(abs(hash(tuple(map(tuple, periods.astype(str).values.tolist())))))
     edited = st.data_editor(
@@ -627,13 +805,13 @@ def targets_tab(t: Tree, engine) -> None:
         width="stretch",
         column_config={
             "period": st.column_config.TextColumn("period"),
-            "target": st.column_config.NumberColumn("target", format="%g"),
+            "target": st.column_config.NumberColumn("target", format="localized", width=TARGET_WIDTH),
         },
     )
     if not edited.equals(periods):
         new, problems = tg.apply_period_rows(t, nid, edited.to_dict("records"))
         for p in problems:
-            st.error(str(p))
+            st.error(md(p))
         if not problems:
             S["b_tree"] = new
             st.rerun()
@@ -659,7 +837,7 @@ def targets_tab(t: Tree, engine) -> None:
         c[1].download_button(
             "Download targets CSV",
             tg.targets_csv(t),
-            file_name=f"{S.get('b_name')}_targets.csv",
+            file_name=f"{file_name(S.get('b_name') or 'tree')}_targets.csv",
             mime="text/csv",
             key="b_csv_export",
         )
@@ -697,7 +875,7 @@ def history_tab(store: TreeStore | None) -> None:
     c[1].selectbox("with version", numbers, key="b_v_to", format_func=lambda v: f"v{v}")
     diff = store.diff(name, S["b_v_from"], S["b_v_to"])
     for change in diff.changes:
-        st.markdown(f"- {change}")
+        st.markdown(f"- {md(change)}")
     if diff.text:
         with st.expander("YAML diff"):
             st.code(diff.text, language="diff")
@@ -742,7 +920,7 @@ def problems_panel(t: Tree, problems: list) -> None:
         for p in items:
             icon = "⛔" if p.severity == "error" else "⚠️"
             line = f" · line {p.line}" if p.line else ""
-            st.markdown(f"{icon} **{where}**{line}: {p.message}")
+            st.markdown(f"{icon} **{md(where)}**{line}: {md(p.message)}")
 
 
 main()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from apptest_utils import failures
 from conftest import ROOT, make_workspace
 from streamlit.testing.v1 import AppTest
 
-from kpitree.history import TreeStore
+from kpitree.history import TreeStore, workspace_trees
 from kpitree.tree import load_tree
 
 PAGE = str(ROOT / "pages" / "2_Builder.py")
@@ -40,14 +42,20 @@ def page() -> AppTest:
     return at.run()
 
 
+def shown(markdown: str) -> str:
+    """What a reader sees of Markdown the page escaped with `plain.markdown_text` (no backslashes)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
 def texts(at: AppTest) -> str:
-    return "\n".join(
+    return shown("\n".join(
         [m.value for m in at.markdown]
         + [e.value for e in at.error]
         + [s.value for s in at.success]
         + [w.value for w in at.warning]
         + [i.value for i in at.info]
-    )
+        + [c.value for c in at.caption]
+    ))
 
 
 def blank(at: AppTest) -> AppTest:
@@ -135,7 +143,7 @@ def test_errors_are_listed_next_to_their_node_and_block_activation(data_dir):
     at.radio(key="b_mode").set_value("custom").run()
     at.text_area(key="b_c_filter").set_value("status = 'won'; COPY deals TO '/tmp/x.csv'").run()
     ok(at)
-    errors = [e.value for e in at.error]
+    errors = [shown(e.value) for e in at.error]
     assert any("';' is not allowed" in e and e.startswith("line ") for e in errors), errors
     assert at.button(key="b_publish").disabled
     at.text_input(key="b_name").set_value("draft_only").run()
@@ -194,3 +202,146 @@ def test_yaml_import_from_the_yaml_tab(data_dir):
     tree = at.session_state["b_tree"]
     assert tree.name == "Custom measures" and tree.node("enterprise_bookings").custom is not None
     assert at.text_input(key="b_name").value == "custom_measures"
+
+
+# --- issue 14: the Builder starts from the tree being viewed and keeps it across visits ----------------
+
+ACME = """
+name: Acme revenue
+nodes:
+  - id: arr
+    label: ARR
+    level: north_star
+    metric: arr
+    owner: Maria (CEO)
+    target: 5000
+    children: [new_arr]
+  - id: new_arr
+    label: New ARR
+    level: driver
+    metric: new_arr
+    owner: Alex (CRO)
+    target: 2000
+"""
+
+
+def publish(data_dir: Path, name: str, text: str, active: bool = True) -> TreeStore:
+    from kpitree.tree import parse_yaml
+
+    store = TreeStore(data_dir / "ws" / "trees")
+    store.publish(parse_yaml(text, None)[0], name, "fixture", activate=active)
+    return store
+
+
+def test_builder_opens_the_viewed_tree_keeps_its_name_and_saves_a_new_version_of_it(data_dir):
+    store = publish(data_dir, "other", ACME.replace("Acme revenue", "Other tree"))
+    publish(data_dir, "acme", ACME, active=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params.update({"ws": "ws", "tree": "acme"})
+    at.run()
+    assert not failures(at), failures(at)
+    assert at.session_state["_viewing_tree"] == ("workspace", "acme")
+
+    at.switch_page("pages/2_Builder.py").run()
+    assert not failures(at), failures(at)
+    assert at.session_state["b_tree"].name == "Acme revenue"  # the tree being viewed, not the active one
+    assert at.text_input(key="b_name").value == "acme" and at.text_input(key="b_title").value == "Acme revenue"
+
+    at.selectbox(key="b_node").set_value("new_arr").run()
+    at.number_input(key="b_t_value").set_value(2500).run()
+    at.switch_page("pages/0_Tree.py").run()  # a round trip through the tree page: Streamlit drops widget values
+    at.switch_page("pages/2_Builder.py").run()
+    assert not failures(at), failures(at)
+    assert at.text_input(key="b_name").value == "acme" and at.text_input(key="b_title").value == "Acme revenue"
+    assert at.session_state["b_tree"].node("new_arr").target.value == 2500  # unsaved edit kept
+
+    at.button(key="b_publish").click().run()
+    assert not failures(at), failures(at)
+    assert store.published() == ["acme", "other"]  # a new version of acme, no second tree
+    assert [v.number for v in store.versions("acme")] == [1, 2]
+    assert "new_arr: target 2000 → 2500" in store.versions("acme")[-1].summary
+
+
+def test_viewing_another_tree_reopens_the_builder_on_it_unless_edits_are_unsaved(data_dir):
+    publish(data_dir, "other", ACME.replace("Acme revenue", "Other tree"))
+    publish(data_dir, "acme", ACME, active=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params.update({"ws": "ws", "tree": "acme"})
+    at.run()
+    at.switch_page("pages/2_Builder.py").run()
+    assert at.session_state["b_tree"].name == "Acme revenue"
+    at.switch_page("pages/0_Tree.py").run()
+    at.selectbox(key="tree_pick").set_value("other (workspace)").run()
+    at.switch_page("pages/2_Builder.py").run()
+    assert not failures(at), failures(at)
+    assert at.session_state["b_tree"].name == "Other tree" and at.text_input(key="b_name").value == "other"
+
+    at.text_input(key="b_owner").set_value("Somebody else").run()  # an unsaved edit of "other"
+    at.switch_page("pages/0_Tree.py").run()
+    at.selectbox(key="tree_pick").set_value("acme (workspace)").run()
+    at.switch_page("pages/2_Builder.py").run()
+    assert at.session_state["b_tree"].name == "Other tree"  # the edit is not thrown away…
+    assert "unsaved edits of **other** are kept" in texts(at)  # …and the page says how to switch
+
+
+# --- issue 16: a broken tree file never stops the Builder; it is fixed or deleted there ------------
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nnodes: [*b, *b, *b]\n"
+PARENS = ACME.replace("metric: new_arr", 'metric: {aggregate: sum, table: deals, column: amount, filter: "'
+                      + "(" * 43 + "status = 'won'" + ")" * 43 + '"}')
+DICT_FILTER = ACME.replace("    target: 2000\n", "    target: 2000\n    filter: {segment: {a: 1}}\n")
+
+
+def test_broken_tree_files_are_listed_and_can_be_fixed_or_deleted(data_dir):
+    store = publish(data_dir, "acme", ACME)
+    trees = data_dir / "ws" / "trees"
+    (trees / "bomb.yaml").write_text(BOMB)
+    (trees / "parens.yaml").write_text(PARENS)
+    (trees / "dict_filter.yaml").write_text(DICT_FILTER)
+    (trees / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    at = page()
+    assert not failures(at), failures(at)
+    shown_files = "\n".join(t.value for t in at.text)
+    assert "anchors and aliases" in shown_files and "nests parentheses 43 deep" in shown_files
+    assert "filter segment: each value is one piece of text" in shown_files and "not UTF-8" in shown_files
+    assert "4 tree file(s) in this workspace cannot be used" in " ".join(e.label for e in at.expander)
+    assert at.session_state["b_tree"].name == "Acme revenue"  # the good tree still opens
+    options = at.selectbox(key="b_source").options
+    assert not any("bomb" in o for o in options) and "parens (workspace, published, has errors)" in options
+
+    # Fix the dict filter as text: a wrong fix is refused with the problem, the right one saved.
+    at.button(key="b_fix_published/dict_filter.yaml").click().run()
+    assert "filter: {segment: {a: 1}}" in at.text_area(key="b_fix_text").value
+    at.text_area(key="b_fix_text").set_value(DICT_FILTER.replace("{a: 1}", "[]")).run()
+    at.button(key="b_fix_save").click().run()
+    assert "still has problems" in texts(at) and "give at least one value" in texts(at)
+    assert "{a: 1}" in (trees / "dict_filter.yaml").read_text()  # nothing written
+    at.text_area(key="b_fix_text").set_value(DICT_FILTER.replace("{a: 1}", "Enterprise")).run()
+    at.button(key="b_fix_save").click().run()
+    assert not failures(at), failures(at)
+    assert "trees/dict_filter.yaml fixed" in texts(at)
+    assert "dict_filter" in [p.stem for p in workspace_trees(trees)]
+
+    # Delete the alias bomb: asked first, then gone; the rest stays listed.
+    at.button(key="b_del_published/bomb.yaml").click().run()
+    assert "for good?" in texts(at) and (trees / "bomb.yaml").exists()
+    at.button(key="b_del_yes_published/bomb.yaml").click().run()
+    assert not failures(at), failures(at)
+    assert not (trees / "bomb.yaml").exists() and "Deleted trees/bomb.yaml" in texts(at)
+    assert "2 tree file(s) in this workspace cannot be used" in " ".join(e.label for e in at.expander)
+    assert store.active() == "acme"
+
+
+def test_user_text_is_shown_as_plain_text_never_as_markdown(data_dir):
+    evil = ACME.replace("label: New ARR", "label: '![x](http://evil.test/p.png) [click](http://evil.test)'")
+    evil = evil.replace("owner: Alex (CRO)", "owner: '**bold** <b>html</b>'")
+    evil = evil.replace("    target: 2000\n", "    target: 2000\n    unit: '[u](http://evil.test)'\n")
+    publish(data_dir, "acme", evil)
+    at = page()
+    assert not failures(at), failures(at)
+    at.selectbox(key="b_node").set_value("new_arr").run()
+    at.button(key="b_add").click().run()  # a flash message naming the node
+    at.selectbox(key="b_node").set_value("new_arr").run()
+    raw = [m.value for m in (*at.markdown, *at.caption, *at.error, *at.warning, *at.info, *at.success)]
+    assert any("evil" in r for r in raw)  # the text is shown…
+    assert not any("](http" in r or "**bold**" in r for r in raw), [r for r in raw if "evil" in r]  # …as text
