@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,35 @@ def _file_values(pairs: list[str] | None, flag: str, form: str) -> dict[str, str
     return out
 
 
+class _Stages:
+    """A long load's stages on stderr (`[ 42%] deals.csv: checking values`), so a 10-million-row load is not
+    silent for minutes; stdout keeps only the report. Quiet for the first second (a small load prints
+    nothing extra) and at most two lines a second; a wait for another load or program is always said."""
+
+    def __init__(self, stream: Any = None, quiet_for: float = 1.0) -> None:
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.quiet_for = quiet_for
+        self.last = (0.0, "")
+        self.shown = False
+
+    def __call__(self, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if message == self.last[1]:
+            return
+        waiting = "waiting" in message
+        if not waiting and (now - self.start < self.quiet_for or now - self.last[0] < 0.5):
+            if not (fraction >= 1.0 and self.shown):
+                return
+        self.last = (now, message)
+        self.shown = True
+        print(f"[{min(max(fraction, 0.0), 1.0):4.0%}] {message}", file=self.stream, flush=True)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     import tempfile
 
-    from .ingest import ingest, read_mapping, read_stage_map
+    from .ingest import ingest, load_lock, read_mapping, read_stage_map
     from .workspace import Workspace
 
     stages = read_stage_map(args.stage_map) if args.stage_map else {}
@@ -65,18 +91,27 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.dry_run and not Path(args.workspace).is_dir():
         with tempfile.TemporaryDirectory(prefix="kpitree-dry-") as tmp:  # nothing is created where asked
             report = ingest(Workspace(tmp), files, table=args.table, mode=args.mode, dry_run=True, stage_map=stages,
-                            **per_file)
+                            on_progress=_Stages(), **per_file)
+    elif args.dry_run:
+        ws = Workspace(args.workspace)
+        report = ingest(ws, files, table=args.table, mode=args.mode, dry_run=True, stage_map=stages,
+                        on_progress=_Stages(), **per_file)
     else:
-        ws = Workspace(args.workspace, create=not args.dry_run)
-        report = ingest(ws, files, table=args.table, mode=args.mode, reappend=args.reappend, dry_run=args.dry_run,
-                        stage_map=stages, **per_file)
-        if stages and not args.dry_run:
-            ws.save_stage_map({**ws.stage_map(), **stages})  # kept for later loads and the Upload page
-        if not args.dry_run:  # a first load gives the workspace its own tree, suggested from its data
-            from .suggest import first_tree
+        ws = Workspace(args.workspace, create=True)
+        stages_out = _Stages()
+        # One load of a workspace at a time (another command, the Upload page): this one waits, saying so.
+        with load_lock(ws, on_wait=lambda msg: stages_out(0.0, msg)):
+            report = ingest(ws, files, table=args.table, mode=args.mode, reappend=args.reappend, stage_map=stages,
+                            on_progress=stages_out, **per_file)
+            if stages:
+                ws.save_stage_map({**ws.stage_map(), **stages})  # kept for later loads and the Upload page
+            # A first load gives the workspace its own tree, suggested from its data. A workspace with a
+            # published tree needs none: checked here so a reload does not import the metrics stack.
+            if not any(ws.trees_dir.glob("*.yaml")):
+                from .suggest import first_tree
 
-            if (made := first_tree(ws)) is not None:
-                print(made.message, file=sys.stderr)
+                if (made := first_tree(ws)) is not None:
+                    print(made.message, file=sys.stderr)
     if args.format == "json":
         _print_json(report.to_dict())
     else:
@@ -288,7 +323,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except MemoryError:
+        print("error: out of memory — nothing was changed by the step that failed; try a smaller file or a "
+              "machine with more memory", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # `python -m kpitree evaluate … | head` closed the pipe: not an error worth a traceback.
         sys.stderr.close()
         return 0
+    except Exception as exc:  # a fault of ours: one plain line; the traceback only when asked for
+        import os
+
+        if os.environ.get("KPITREE_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0][:300] if str(exc) else ""
+        print(f"error: unexpected problem ({type(exc).__name__}: {first}). A load writes its tables in one "
+              "transaction, so the workspace holds either the old or the new data. Run again with KPITREE_DEBUG=1 "
+              "to see the details for a developer.", file=sys.stderr)
+        return 1

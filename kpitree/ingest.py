@@ -27,18 +27,26 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 from .detect import TableFit, best_fit, fit_table, has_dates, not_data, not_needed
 from .errors import LoadError
@@ -77,6 +85,8 @@ MAX_ZIP_RATIO = 200  # uncompressed ÷ compressed size; text CSVs stay far below
 RATIO_FLOOR = 10 << 20  # below this many unpacked bytes the ratio is not judged (small files compress well)
 SAMPLE_BYTES = 256 << 10
 ATTACH_WAIT_SECONDS = 30.0  # a load waits this long for another process to let go of the workspace file
+LOAD_WAIT_SECONDS = 600.0  # … and this long for another load of the same workspace to finish
+LOAD_LOCK_FILE = ".load.lock"
 YEARS = (1900, 2100)
 ARCHIVE_MEMBER_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")  # a zip's README.txt is not data
 FOOTER = re.compile(r"^[\s\"']*(grand totals?\b|total\b|confidential information|copyright|©|\(c\)\s*\d{4})", re.I)
@@ -1442,16 +1452,20 @@ def _quality(reader: duckdb.DuckDBPyConnection, m: Mapping, temp: str, checked: 
 
 
 def _swap_in(reader: duckdb.DuckDBPyConnection, workspace: Workspace, prepared: list[_Prepared], mode: str,
-             skip_loaded: bool = True) -> dict[str, int]:
-    """Writes `__new_<table>` into the workspace file, then swaps all of them in one transaction."""
+             skip_loaded: bool = True, on_wait: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Writes `__new_<table>` into the workspace file, then swaps all of them in one transaction.
+
+    Under the workspace's load lock (another load's swap first), with the file to itself in this
+    process (the pages' readers let go first) and attached read-write (another program that has it
+    open, the app in another server, is waited for)."""
     workspace.root.mkdir(parents=True, exist_ok=True)
     by_table: dict[str, list[_Prepared]] = {}
     for p in prepared:
         if p.table:
             by_table.setdefault(p.table, []).append(p)
     counts: dict[str, int] = {}
-    with _lock_for(workspace.db_path):
-        _attach(reader, workspace)
+    with load_lock(workspace, on_wait), _lock_for(workspace.db_path):
+        _attach(reader, workspace, on_wait)
         try:
             existing = {
                 r[0]
@@ -1516,21 +1530,31 @@ def _swap_in(reader: duckdb.DuckDBPyConnection, workspace: Workspace, prepared: 
                     reader.execute(f"DROP TABLE IF EXISTS ws.main.{_q('__new_' + name)}")
                 except duckdb.Error:
                     pass
-            reader.execute("DETACH ws")
+            try:
+                reader.execute("DETACH ws")
+            except duckdb.Error:
+                pass  # the reader closes right after, which lets go of the file as well
     return counts
 
 
-def _attach(reader: duckdb.DuckDBPyConnection, workspace: Workspace) -> None:
+def _attach(reader: duckdb.DuckDBPyConnection, workspace: Workspace,
+            on_wait: Callable[[str], None] | None = None) -> None:
     """Attaches the workspace file read-write, waiting while another process (the app, a load) has it open."""
     wait = ATTACH_WAIT_SECONDS
     deadline = time.monotonic() + wait
+    told = False
     while True:
         try:
             reader.execute(f"ATTACH {_lit(str(workspace.db_path))} AS ws")
             return
-        except duckdb.IOException as exc:
+        except duckdb.Error as exc:
             if "lock" not in str(exc).lower():
-                raise LoadError(f"could not open the workspace file: {str(exc).splitlines()[0]}") from None
+                raise LoadError(f"could not open the workspace file of {workspace.name!r}: "
+                                f"{str(exc).splitlines()[0]}; nothing was loaded") from None
+            if on_wait and not told:
+                told = True
+                on_wait(f"workspace {workspace.name!r} is open in another program (the app, or a command); "
+                        f"waiting up to {wait:g} s for it to let go…")
             if time.monotonic() > deadline:
                 raise LoadError(f"workspace {workspace.name!r} is in use by another program (the app or another "
                                 f"load) and stayed busy for {wait:g} s; nothing was loaded — try again when it is "
@@ -1561,6 +1585,84 @@ def _skip_loaded_files(reader: duckdb.DuckDBPyConnection, by_table: dict[str, li
                 p.report.skipped["already loaded"] = p.report.rows_loaded
                 p.report.rows_loaded = 0
         by_table[name] = keep
+
+
+# --- one load at a time per workspace ------------------------------------------------------------
+
+
+class _HeldLock:
+    def __init__(self, fd: int, thread: int) -> None:
+        self.fd, self.thread, self.depth = fd, thread, 1
+
+
+_held: dict[Path, _HeldLock] = {}
+_held_guard = threading.Lock()
+
+
+@contextmanager
+def load_lock(workspace: Workspace, on_wait: Callable[[str], None] | None = None,
+              timeout: float = LOAD_WAIT_SECONDS) -> Iterator[None]:
+    """Holds the workspace's load lock (`<workspace>/.load.lock`, an `flock`): one load at a time, across
+    processes and threads.
+
+    Why: two appends at once would each read the table, add their rows and swap, and DuckDB lets only
+    one of them have the file; the other failed. With the lock the second waits (saying so through
+    `on_wait`) and then appends to what the first wrote. The kernel drops the lock when its process
+    ends, even by `kill -9`, so a crashed load never blocks the next. The same thread may take it again
+    (the command line holds it around the load and the first tree; `ingest` takes it for the swap).
+    """
+    if fcntl is None:  # no flock on this platform: DuckDB's own file lock still keeps the swap whole
+        yield
+        return
+    workspace.root.mkdir(parents=True, exist_ok=True)
+    path = workspace.root / LOAD_LOCK_FILE
+    me = threading.get_ident()
+    with _held_guard:
+        held = _held.get(path)
+        if held is not None and held.thread == me:
+            held.depth += 1
+            mine = held
+        else:
+            mine = None
+    if mine is not None:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                mine.depth -= 1
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another load"
+            if on_wait:
+                on_wait(f"another load of workspace {workspace.name!r} is running ({holder}); waiting for it "
+                        "to finish…")
+            deadline = time.monotonic() + timeout
+            while True:
+                time.sleep(0.2)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LoadError(f"workspace {workspace.name!r}: another load ({holder}) was still running "
+                                        f"after {timeout:g} s; nothing was loaded — try again when it has finished"
+                                        ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, since {time.strftime('%H:%M:%S')}".encode(), 0)
+        with _held_guard:
+            _held[path] = _HeldLock(fd, me)
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held.pop(path, None)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 # --- the load ---------------------------------------------------------------------------------
@@ -1717,7 +1819,14 @@ def ingest(
                         counts[p.table] = counts.get(p.table, 0) + p.report.rows_loaded
             else:
                 progress(0.9, "writing the workspace")
-                counts = _swap_in(reader, workspace, ordered, mode, skip_loaded=not reappend)
+                counts = _swap_in(reader, workspace, ordered, mode, skip_loaded=not reappend,
+                                  on_wait=lambda msg: progress(0.9, msg))
+    except duckdb.Error as exc:  # SQL of ours failing on odd data: said as a failed load, never a traceback
+        raise LoadError(f"the files could not be read ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}); "
+                        "nothing was loaded — the workspace is as it was") from None
+    except OSError as exc:  # the temporary folder full, a file vanished while it was read
+        raise LoadError(f"the load stopped: {exc.strerror or exc} ({exc.filename or 'temporary files'}); nothing "
+                        "was loaded — the workspace is as it was") from None
     finally:
         reader.close()
     progress(1.0, "done")

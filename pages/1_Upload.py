@@ -18,6 +18,7 @@ import ui
 from kpitree.detect import suggest_mapping, suggest_table
 from kpitree.errors import KpiTreeError
 from kpitree.ingest import LoadReport, detect_files, ingest, preview_mapping, rejects_csv
+from kpitree.plain import markdown_text as md
 from kpitree.schema import TABLES
 from kpitree.workspace import Workspace, create_workspace, safe_file_name
 
@@ -38,7 +39,7 @@ def main() -> None:
     try:
         ws = ui.choose_workspace()
     except KpiTreeError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         return
     st.title("Upload data")
     if ws is None:
@@ -46,7 +47,7 @@ def main() -> None:
         return
     with st.sidebar.expander("New workspace"):
         new_workspace_form(first=False)
-    st.caption(f"Into workspace **{ws.name}** — only this browser session's choice; other workspaces are untouched. "
+    st.caption(f"Into workspace **{md(ws.name)}** — only this browser session's choice; other workspaces are untouched. "
                "HubSpot, Salesforce, Pipedrive and Stripe exports and the 'CRM Sales Opportunities' files are "
                "recognised by their headers; anything else is mapped once and remembered.")
     mode = st.radio("If a table already has data", list(MODES), format_func=MODES.get, key="upload_mode")
@@ -62,7 +63,7 @@ def main() -> None:
     detections = detected(ws, staged, chosen)
     ready = show_detections(ws, staged, detections)
     if ready:
-        label = f"Load {len(staged)} file{'s' if len(staged) > 1 else ''} into '{ws.name}' ({mode})"
+        label = f"Load {len(staged)} file{'s' if len(staged) > 1 else ''} into '{md(ws.name)}' ({mode})"
         if st.button(label, type="primary", key="load"):
             run_load(ws, staged, mode, chosen)
     report = st.session_state.get("upload_report")
@@ -81,11 +82,11 @@ def main() -> None:
 
 def new_workspace_form(first: bool) -> None:
     if first:
-        st.info(f"No workspace yet under {ui.data_dir()}: name one to start.")
+        st.info(f"No workspace yet under {md(ui.data_dir())}: name one to start.")
     st.text_input("Workspace name", key="new_ws_name", placeholder="e.g. acme-q3")
     st.button("Create workspace", key="create_ws", on_click=_create_workspace)
     if st.session_state.get("create_ws_error"):
-        st.error(st.session_state["create_ws_error"])
+        st.error(md(st.session_state["create_ws_error"]))
 
 
 def _create_workspace() -> None:
@@ -129,7 +130,7 @@ def stage_files(ws: Workspace, files: list) -> list[Path]:
             while chunk := f.read(CHUNK):
                 out.write(chunk)
                 done += len(chunk)
-                bar.progress(min(done / total, 1.0), text=f"Saving {f.name} ({done >> 20} of {total >> 20} MB)")
+                bar.progress(min(done / total, 1.0), text=f"Saving {md(f.name)} ({done >> 20} of {total >> 20} MB)")
         paths.append(path)
     bar.empty()
     st.session_state.update(upload_sig=signature, upload_paths=[str(p) for p in paths], upload_dir=str(folder),
@@ -193,37 +194,37 @@ def file_controls(ws: Workspace, staged: list[Path], d) -> None:
     """One file: its verdict and evidence, the table/skip choice, and its mapping (shown or to fill in)."""
     head, pick = st.columns([3, 2])
     target = d.table or ROLES.get(d.role, "needs a decision")
-    head.markdown(f"**{d.file}** → `{target}`" + (f" — {d.label}" if d.label and d.role != "skipped" else ""))
+    head.markdown(f"**{md(d.file)}** → {md(target)}" + (f" — {md(d.label)}" if d.label and d.role != "skipped" else ""))
     if d.evidence:
-        head.caption("Why: " + "; ".join(d.evidence[:8]))
+        head.caption(md("Why: " + "; ".join(d.evidence[:8])))
     options = [AUTO, *TABLES, SKIP]
     labels = {AUTO: "as detected", SKIP: "skip this file"}
     pick.selectbox("Load as", options, format_func=lambda o: labels.get(o, f"table {o}"), key=f"choose::{d.file}",
                    help="Override the detected table, or leave the file out of this load")
     if d.conflict:
-        st.warning(d.conflict)
+        st.warning(md(d.conflict))
     if d.role == "skipped":
         return
     if d.problem and not d.needs_mapping:
-        st.error(d.problem)
+        st.error(md(d.problem))
         return
     editing = st.session_state.get(f"edit::{d.file}", False)
     if d.needs_mapping or editing:
         if d.problem:
-            st.warning(d.problem)
+            st.warning(md(d.problem))
         mapping_form(ws, staged, d)
         return
     if d.role in ("table", "side"):
-        with st.expander(f"Columns of {d.file}: {len(d.mapping)} used, {len(d.unmapped)} kept as extra text"):
+        with st.expander(f"Columns of {md(d.file)}: {len(d.mapping)} used, {len(d.unmapped)} kept as extra text"):
             st.dataframe(pd.DataFrame({"column": list(d.mapping), "from the file's": list(d.mapping.values())}),
                          hide_index=True, key=f"mapping_{d.file}")
             for rule in d.rules:
-                st.markdown(f"- {rule}")
+                st.markdown(f"- {md(rule)}")
             if d.unmapped:
-                st.caption("Kept as extra text columns: " + ", ".join(d.unmapped))
+                st.caption(md("Kept as extra text columns: " + ", ".join(d.unmapped)))
             st.button("Change the mapping", key=f"edit_btn::{d.file}", on_click=_set, args=(f"edit::{d.file}", True))
     elif d.rules:
-        st.caption("; ".join(d.rules))
+        st.caption(md("; ".join(d.rules)))
 
 
 def _set(key: str, value) -> None:
@@ -274,7 +275,7 @@ def fill_choices(table: str, defaults: dict[str, str], key: str) -> dict[str, st
 def mapping_form(ws: Workspace, staged: list[Path], d) -> None:
     """Column → canonical field for a file, with guesses, constants, a preview, and a save."""
     key = d.header_key
-    st.markdown(f"**Map the columns of {d.file}**")
+    st.markdown(f"**Map the columns of {md(d.file)}**")
     width = len(d.headers)
     st.caption("The file's first rows, as they are:")
     st.dataframe(pd.DataFrame([(r + [""] * width)[:width] for r in d.sample], columns=d.headers),
@@ -290,7 +291,7 @@ def mapping_form(ws: Workspace, staged: list[Path], d) -> None:
     preview = preview_mapping(path, table, columns, member=d.file if ":" in d.file else None,
                               stage_map=ws.stage_map(), fill=fill)
     if preview.error:
-        st.warning(f"With this mapping: {preview.error}")
+        st.warning(f"With this mapping: {md(preview.error)}")
     else:
         st.caption(f"Preview: the first {len(preview.rows)} rows as they would load"
                    + (f"; {len(preview.rejected)} of {preview.rows_read} sample rows would be rejected"
@@ -318,13 +319,13 @@ def _save_mapping(ws: Workspace, key: str, headers: list[str], table: str, colum
 def saved_mappings(ws: Workspace) -> None:
     """Every mapping this workspace saved: what it reads, and edit or delete it."""
     saved = ws.mappings()
-    with st.expander(f"Saved mappings of '{ws.name}' ({len(saved)})"):
+    with st.expander(f"Saved mappings of '{md(ws.name)}' ({len(saved)})"):
         if not saved:
             st.caption("None yet: a mapping is saved when you map an unrecognised file or change a detected one.")
         for key, m in saved.items():
             table = m.get("table", "?")
-            st.markdown(f"**{m.get('file') or 'a file'}** → `{table}` · {len(m.get('headers', []))} columns · "
-                        f"saved {m.get('saved_at', '?')}")
+            st.markdown(f"**{md(m.get('file') or 'a file')}** → {md(table)} · {len(m.get('headers', []))} columns · "
+                        f"saved {md(m.get('saved_at', '?'))}")
             rows = [{"column": c, "from the file's": h} for c, h in (m.get("columns") or {}).items()]
             rows += [{"column": c, "from the file's": f"constant / default {v!r}"} for c, v in
                      (m.get("fill") or {}).items()]
@@ -357,10 +358,10 @@ def run_load(ws: Workspace, staged: list[Path], mode: str, chosen: dict, reappen
     bar = st.progress(0.0, text="Starting…")
     try:
         report = ingest(ws, staged, mode=mode, reappend=reappend, **chosen,
-                        on_progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=msg))
+                        on_progress=lambda f, msg: bar.progress(min(max(f, 0.0), 1.0), text=md(msg)))
     except KpiTreeError as exc:  # a bad file (LoadError) or a busy workspace
         bar.empty()
-        st.error(f"{exc}\n\nNothing was loaded: the workspace is exactly as it was.")
+        st.error(f"{md(exc)}\n\nNothing was loaded: the workspace is exactly as it was.")
         st.session_state.pop("upload_report", None)
         return
     bar.empty()
@@ -369,7 +370,7 @@ def run_load(ws: Workspace, staged: list[Path], mode: str, chosen: dict, reappen
     from kpitree.suggest import first_tree  # a first load gives the workspace its own tree, from its data
 
     if (made := first_tree(ws)) is not None:
-        (st.success if made.tree is not None else st.info)(made.message)
+        (st.success if made.tree is not None else st.info)(md(made.message))
 
 
 def show_report(ws: Workspace, report: LoadReport) -> None:
@@ -398,12 +399,12 @@ def show_report(ws: Workspace, report: LoadReport) -> None:
     for i, f in enumerate(report.files):
         problems = bool(f.rows_rejected or f.warnings)
         if f.role in ("ignored", "skipped"):
-            st.caption(f"{f.file}: not loaded — {f.label}")
+            st.caption(md(f"{f.file}: not loaded — {f.label}"))
             continue
-        with st.expander(f"{f.file} → {f.table or 'side file'}: {f.rows_loaded:,} loaded, {f.rows_rejected:,} "
+        with st.expander(f"{md(f.file)} → {f.table or 'side file'}: {f.rows_loaded:,} loaded, {f.rows_rejected:,} "
                          f"rejected" + (", warnings" if f.warnings else ""), expanded=problems):
             for w in f.warnings:
-                st.warning(w)
+                st.warning(md(w))
             if f.rejected:
                 st.markdown(f"**Rejected rows** ({f.rows_rejected:,}; first {len(f.rejected[:200])} shown)")
                 st.dataframe(pd.DataFrame([{"line": r.line, "column": r.column, "reason": r.reason,
@@ -424,7 +425,7 @@ def show_report(ws: Workspace, report: LoadReport) -> None:
                 facts.append("not in the file: " + ", ".join(f.missing_optional_columns))
             facts.append(f"encoding {f.encoding}, delimiter {f.delimiter!r}")
             for line in facts + [f"rule: {r}" for r in f.rules]:
-                st.markdown(f"- {line}")
+                st.markdown(f"- {md(line)}")
     stages = [dict(s, file=f.file) for f in report.files for s in f.stages]
     if stages:
         stage_table(ws, stages)
@@ -447,12 +448,12 @@ def stage_table(ws: Workspace, stages: list[dict]) -> None:
     if st.button("Save stage map", key="save_stages", disabled=not changed):
         ws.save_stage_map({**ws.stage_map(), **changed})
         st.session_state["upload_stage_saved"] = True
-        st.success(f"Saved {len(changed)} stage(s) for workspace '{ws.name}'. Load the files again to apply.")
+        st.success(f"Saved {len(changed)} stage(s) for workspace '{md(ws.name)}'. Load the files again to apply.")
 
 
 def stage_map_editor(ws: Workspace) -> None:
     saved = ws.stage_map()
-    with st.expander(f"Saved stage map of '{ws.name}' ({len(saved)} stage{'s' if len(saved) != 1 else ''})"):
+    with st.expander(f"Saved stage map of '{md(ws.name)}' ({len(saved)} stage{'s' if len(saved) != 1 else ''})"):
         df = pd.DataFrame({"stage": list(saved), "status": list(saved.values())}) if saved else pd.DataFrame(
             {"stage": pd.Series(dtype=str), "status": pd.Series(dtype=str)})
         edited = st.data_editor(df, num_rows="dynamic", hide_index=True, key="stage_map_editor",

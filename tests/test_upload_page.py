@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from apptest_utils import unescaped
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
@@ -60,7 +61,7 @@ def test_vendor_export_loads_with_no_manual_step_and_reports(data_dir):
     at.button(key="load").click().run()
     assert not at.exception
     assert any(s.value.startswith("Loaded 8 rows") for s in at.success)
-    assert any("'#09 WON' → won" in w.value for w in at.warning)
+    assert any("'#09 WON' → won" in unescaped(w.value) for w in at.warning)
     assert len(deals(data_dir, "acme")) == 8
     # The batch is kept in the workspace (nothing uploaded is lost).
     assert list((data_dir / "acme" / "uploads").glob("*/hubspot-crm-exports-all-deals.csv"))
@@ -98,7 +99,7 @@ def test_unrecognised_file_gets_a_mapping_that_is_saved_and_reused(data_dir):
     at.selectbox(key=f"map_{key}_deals_close_date").set_value("Closed")
     at.selectbox(key=f"map_{key}_deals_stage").set_value("Result")
     at.run()
-    assert not at.exception and not [w for w in at.warning if w.value.startswith("With this mapping")]
+    assert not at.exception and not [w for w in at.warning if unescaped(w.value).startswith("With this mapping")]
     at.button(key=f"save_map_{key}").click().run()
     assert not at.exception
     assert (data_dir / "acme" / "mappings" / f"{key}.json").exists()
@@ -113,16 +114,16 @@ def test_a_bad_file_changes_nothing_and_says_why(data_dir):
     at.button(key="load").click().run()
     before = deals(data_dir, "acme")
     at = upload(at, ("hubspot.csv", HUBSPOT.read_bytes()), ("deals.csv", b"\x00\x01\x02binary"))
-    assert "deals.csv: this is a binary file" in at.error[0].value
+    assert "deals.csv: this is a binary file" in unescaped(at.error[0].value)
     assert not [b for b in at.button if b.key == "load"]
     truncated = b"deal_id,created_date,status,amount\n"
     at = upload(at, ("hubspot.csv", HUBSPOT.read_bytes()), ("deals.csv", truncated))
     # Two files for one table wait for the user to say they belong together.
-    assert "would all load into 'deals'" in " ".join(w.value for w in at.warning)
+    assert "would all load into 'deals'" in " ".join(unescaped(w.value) for w in at.warning)
     assert not [b for b in at.button if b.key == "load"]
     at.checkbox(key="upload_combine").check().run()
     at.button(key="load").click().run()
-    assert "Nothing was loaded: the workspace is exactly as it was" in at.error[0].value
+    assert "Nothing was loaded: the workspace is exactly as it was" in unescaped(at.error[0].value)
     assert deals(data_dir, "acme") == before
 
 
@@ -131,11 +132,11 @@ def test_append_is_explicit_and_never_doubles(data_dir):
     at = page(UPLOAD, "acme")
     at.radio(key="upload_mode").set_value("append").run()
     at = upload(at, ("hubspot.csv", HUBSPOT.read_bytes()))
-    assert "(append)" in at.button(key="load").label
+    assert "(append)" in unescaped(at.button(key="load").label)
     at.button(key="load").click().run()
     at.button(key="load").click().run()
     assert not at.exception
-    assert any("already appended" in w.value for w in at.warning)
+    assert any("already appended" in unescaped(w.value) for w in at.warning)
     assert len(deals(data_dir, "acme")) == 8
 
 
@@ -172,18 +173,18 @@ def test_workspaces_page_creates_renames_and_deletes(data_dir):
     assert not at.exception and at.dataframe[0].value.loc[0, "workspace"] == "demo (this session)"
     at.text_input(key="ws_new").set_value("acme")
     at.button(key="ws_create").click().run()
-    assert at.selectbox(key="ws").value == "acme" and "Created workspace 'acme'" in at.success[0].value
+    assert at.selectbox(key="ws").value == "acme" and "Created workspace 'acme'" in unescaped(at.success[0].value)
     at.selectbox(key="ws_rename_from").set_value("acme")
     at.text_input(key="ws_rename_to").set_value("acme-q3")
     at.button(key="ws_rename").click().run()
     assert list_workspaces(data_dir) == ["acme-q3", "demo"] and at.selectbox(key="ws").value == "acme-q3"
     at.text_input(key="ws_rename_to").set_value("../escape")
     at.button(key="ws_rename").click().run()
-    assert "invalid workspace name" in at.error[0].value
+    assert "invalid workspace name" in unescaped(at.error[0].value)
     at.selectbox(key="ws_delete_name").set_value("acme-q3")
     at.text_input(key="ws_delete_confirm").set_value("nope")
     at.button(key="ws_delete").click().run()
-    assert "Type 'acme-q3' to confirm" in at.error[0].value and "acme-q3" in list_workspaces(data_dir)
+    assert "Type 'acme-q3' to confirm" in unescaped(at.error[0].value) and "acme-q3" in list_workspaces(data_dir)
     at.text_input(key="ws_delete_confirm").set_value("acme-q3")
     at.button(key="ws_delete").click().run()
     assert list_workspaces(data_dir) == ["demo"] and list((data_dir / ".trash").iterdir())
@@ -204,11 +205,11 @@ def test_a_batch_with_a_file_to_skip_and_a_table_to_override(data_dir):
     assert overview.loc["dim_date.csv", "table"] == "not loaded"
     assert overview.loc["telco_churn.csv", "problem"] == "needs a mapping"
     assert not [b for b in at.button if b.key == "load"]  # the snapshot waits for a decision
-    assert any("no date column at all" in w.value for w in at.warning)
+    assert any("no date column at all" in unescaped(w.value) for w in at.warning)
     at.selectbox(key="choose::telco_churn.csv").set_value("skip").run()
     # Override: read the ticket export as NPS responses — it lacks a score, and says so.
     at.selectbox(key="choose::tickets_export.csv").set_value("nps").run()
-    assert any("missing required column(s) 'score' for table 'nps'" in w.value for w in at.warning)
+    assert any("missing required column(s) 'score' for table 'nps'" in unescaped(w.value) for w in at.warning)
     at.selectbox(key="choose::tickets_export.csv").set_value("tickets").run()
     at.button(key="load").click().run()
     assert not at.exception
@@ -216,7 +217,7 @@ def test_a_batch_with_a_file_to_skip_and_a_table_to_override(data_dir):
     summary = next(d.value for d in at.dataframe if "loaded" in d.value.columns)
     assert set(summary["file"]) == set(files)
     assert Workspace(data_dir / "billing").row_counts() == {"subscriptions": 113, "tickets": 139}
-    assert any("telco_churn.csv: not loaded — skipped at your request" in c.value for c in at.caption)
+    assert any("telco_churn.csv: not loaded — skipped at your request" in unescaped(c.value) for c in at.caption)
 
 
 def test_saved_mappings_are_listed_edited_and_deleted(data_dir):
@@ -239,3 +240,19 @@ def test_saved_mappings_are_listed_edited_and_deleted(data_dir):
     assert ws.mappings()[key]["fill"] == {"status": "won", "deal_type": "new"}
     at.button(key=f"saved_delete_{key}").click().run()
     assert not at.exception and ws.mappings() == {}
+
+
+def test_file_cells_and_headers_never_render_as_markdown(data_dir):
+    """Headers crafted as Markdown (an outside image, a link) show as their characters, nowhere live: the
+    file needs a mapping, so its headers are named in the page's own warning and captions."""
+    create_workspace(data_dir, "acme")
+    body = (b"[click](http://evil.example/a),![x](http://evil.example/p.png),**note**\n"
+            b"1,2,3\n4,5,6\n")
+    at = upload(page(UPLOAD, "acme"), ("export.csv", body))
+    assert not at.exception
+    shown = [e.value for kind in ("markdown", "caption", "warning", "error", "info", "success")
+             for e in getattr(at, kind)] + [e.label for e in at.expander]
+    named = [v for v in shown if "evil.example" in unescaped(v)]
+    assert named  # the headers are named …
+    for value in named:  # … but never as a live link or image
+        assert "](http" not in value and "![" not in value and "**note**" not in value, value
