@@ -1,17 +1,26 @@
-"""Workspaces: create, switch, rename and delete the workspaces under the data directory.
+"""Workspaces: create, switch, rename and delete the workspaces under the data directory, and, when
+sign-in is on, say who may open each one.
 
 Each browser session works in the workspace it picked (the sidebar picker, kept in the URL);
 nothing here changes another session's choice. Deleting moves the workspace to the data
 directory's `.trash` folder, from where an administrator can restore it.
+
+With sign-in on (`kpitree.access`), the list holds only the workspaces the user is a member of;
+renaming, deleting and the members are for owners. Every action checks the user's role again
+when it runs, not only when the button is drawn: a role can change between the two.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 import ui
+from kpitree import access
 from kpitree.errors import KpiTreeError
+from kpitree.plain import markdown_text
 from kpitree.workspace import Workspace, create_workspace, delete_workspace, list_workspaces, rename_workspace
 
 st.set_page_config(page_title="Workspaces · KPI Tree", page_icon="🌳", layout="wide")
@@ -19,49 +28,107 @@ st.set_page_config(page_title="Workspaces · KPI Tree", page_icon="🌳", layout
 
 def main() -> None:
     st.sidebar.title("KPI Tree")
+    user = access.current_user(ui.data_dir())
+    if user is None:
+        st.warning("Sign in to see your workspaces.")
+        return
     try:
         current = ui.choose_workspace()
     except KpiTreeError as exc:
-        st.error(str(exc))
+        st.error(markdown_text(exc))
         current = None
     st.title("Workspaces")
     root = ui.data_dir()
-    st.caption(f"Under {root}. Each workspace is a folder with its own DuckDB file, trees, stage map and saved "
-               "column mappings; it persists across restarts.")
+    team = not user.local
+    st.caption(markdown_text(f"Under {root}. Each workspace is a folder with its own DuckDB file, trees, stage map "
+                             "and saved column mappings; it persists across restarts.")
+               + (" You see the workspaces you are a member of." if team and not user.admin else ""))
     for key in ("ws_done", "ws_error"):
         if st.session_state.get(key):
-            (st.success if key == "ws_done" else st.error)(st.session_state.pop(key))
-    names = list_workspaces(root)
+            (st.success if key == "ws_done" else st.error)(markdown_text(st.session_state.pop(key)))
+    names = access.visible_workspaces(list_workspaces(root), root, user)
+    here = current.name if current else None
     if names:
-        st.dataframe(pd.DataFrame([overview(Workspace(root / n), n == (current.name if current else None))
-                                   for n in names]), hide_index=True, width="stretch", key="workspaces_table")
+        st.dataframe(pd.DataFrame([overview(Workspace(root / n), n == here, access.role_of(user, root / n) if team
+                                            else None) for n in names]),
+                     hide_index=True, width="stretch", key="workspaces_table")
+    owned = [n for n in names if access.can(user, root / n, "delete")]
     left, middle, right = st.columns(3)
     with left.container(border=True):
         st.markdown("**Create**")
         st.text_input("Name", key="ws_new", placeholder="e.g. acme-q3")
         st.button("Create and switch to it", key="ws_create", on_click=_create, type="primary")
-    if not names:
+        if team:
+            st.caption("You will be its owner.")
+    if not owned:
+        if names and team:
+            st.caption("Renaming, deleting and members are for a workspace's owners.")
         return
     with middle.container(border=True):
         st.markdown("**Rename**")
-        st.selectbox("Workspace", names, key="ws_rename_from",
-                     index=names.index(current.name) if current and current.name in names else 0)
+        st.selectbox("Workspace", owned, key="ws_rename_from", index=owned.index(here) if here in owned else 0)
         st.text_input("New name", key="ws_rename_to")
         st.button("Rename", key="ws_rename", on_click=_rename)
     with right.container(border=True):
         st.markdown("**Delete**")
-        st.selectbox("Workspace", names, key="ws_delete_name")
+        st.selectbox("Workspace", owned, key="ws_delete_name")
         st.text_input("Type its name to confirm", key="ws_delete_confirm")
         st.button("Delete", key="ws_delete", on_click=_delete)
+    if team:
+        members_section(root, owned, here)
 
 
-def overview(ws: Workspace, current: bool) -> dict:
+def overview(ws: Workspace, current: bool, role: str | None = None) -> dict:
     loads = ws.loads(limit=1)
     counts = ws.row_counts()
-    return {"workspace": ws.name + (" (this session)" if current else ""),
-            "tables": ", ".join(f"{t} {n:,}" for t, n in counts.items()) or "empty",
+    row = {"workspace": ws.name + (" (this session)" if current else "")}
+    if role is not None:
+        row["your role"] = role
+    return {**row, "tables": ", ".join(f"{t} {n:,}" for t, n in counts.items()) or "empty",
             "last load": str(loads[0]["loaded_at"])[:16] if loads else "—",
             "saved mappings": len(ws.mappings()), "saved stages": len(ws.stage_map())}
+
+
+def members_section(root: Path, owned: list[str], here: str | None) -> None:
+    """Who may open a workspace the user owns: viewers read, editors also load data and save trees,
+    owners also rename, delete and choose the members."""
+    st.subheader("Members")
+    st.caption("A viewer reads the tree; an editor also loads data and saves trees; an owner also renames, "
+               "deletes and chooses the members. New users are added on the server: "
+               "`python -m kpitree users add NAME`.")
+    name = st.selectbox("Workspace", owned, key="mem_ws", index=owned.index(here) if here in owned else 0)
+    table = access.members(root / name)
+    users = access.load_users(root)
+    accounts = users.accounts if users else {}
+    if table:
+        st.dataframe(pd.DataFrame([{"user": u, "name": accounts[u].display if u in accounts else "(no such user)",
+                                    "role": r} for u, r in sorted(table.items())]),
+                     hide_index=True, width="stretch", key="members_table")
+    else:
+        st.caption("No members yet: only administrators see it.")
+    for problem in access.member_problems(root / name):
+        st.warning(markdown_text(problem))
+    add, remove = st.columns(2)
+    with add.container(border=True):
+        st.selectbox("User", sorted(accounts), key="mem_user", index=None, placeholder="Pick a user")
+        st.selectbox("Role", access.ROLES, key="mem_role", index=0)
+        st.button("Give this role", key="mem_grant", on_click=_grant)
+    if table:
+        with remove.container(border=True):
+            st.selectbox("Member", sorted(table), key="mem_remove_user", index=None, placeholder="Pick a member")
+            st.button("Remove from the workspace", key="mem_remove", on_click=_revoke)
+
+
+# --- actions (callbacks: they run before the page is drawn again) ---------------------------------
+
+
+def _allowed(name: str | None, action: str) -> bool:
+    """Checks the role when the action runs; says so when it is not allowed."""
+    user = access.current_user(ui.data_dir())
+    if name and name in list_workspaces(ui.data_dir()) and access.can(user, ui.data_dir() / name, action):
+        return True
+    st.session_state["ws_error"] = f"You may not do that in workspace '{name}': ask one of its owners."
+    return False
 
 
 def _switch(name: str) -> None:
@@ -72,8 +139,13 @@ def _switch(name: str) -> None:
 
 def _create() -> None:
     name = (st.session_state.get("ws_new") or "").strip()
+    user = access.current_user(ui.data_dir())
+    if not access.can(user, None, "create"):
+        st.session_state["ws_error"] = "Sign in to create a workspace."
+        return
     try:
-        create_workspace(ui.data_dir(), name)
+        ws = create_workspace(ui.data_dir(), name)
+        access.claim(ws, user)
     except KpiTreeError as exc:
         st.session_state["ws_error"] = str(exc)
         return
@@ -84,6 +156,8 @@ def _create() -> None:
 def _rename() -> None:
     old = st.session_state.get("ws_rename_from")
     new = (st.session_state.get("ws_rename_to") or "").strip()
+    if not _allowed(old, "rename"):
+        return
     try:
         rename_workspace(ui.data_dir(), old, new)
     except KpiTreeError as exc:
@@ -99,6 +173,8 @@ def _delete() -> None:
     if st.session_state.get("ws_delete_confirm") != name:
         st.session_state["ws_error"] = f"Type '{name}' to confirm deleting it."
         return
+    if not _allowed(name, "delete"):
+        return
     try:
         where = delete_workspace(ui.data_dir(), name)
     except KpiTreeError as exc:
@@ -108,6 +184,29 @@ def _delete() -> None:
         st.session_state.pop("ws", None)
         st.query_params.pop("ws", None)
     st.session_state["ws_done"] = f"Deleted '{name}' (moved to {where}; an administrator can restore it)."
+
+
+def _change_member(name: str | None, who: str | None, role: str | None) -> None:
+    if not who:
+        st.session_state["ws_error"] = "Pick a user first."
+        return
+    if not _allowed(name, "manage_members"):
+        return
+    try:
+        access.set_member(ui.data_dir() / name, who, role)
+    except KpiTreeError as exc:
+        st.session_state["ws_error"] = str(exc)
+        return
+    st.session_state["ws_done"] = (f"{who} is now {role} of '{name}'." if role
+                                   else f"{who} is no longer a member of '{name}'.")
+
+
+def _grant() -> None:
+    _change_member(st.session_state.get("mem_ws"), st.session_state.get("mem_user"), st.session_state.get("mem_role"))
+
+
+def _revoke() -> None:
+    _change_member(st.session_state.get("mem_ws"), st.session_state.get("mem_remove_user"), None)
 
 
 main()
