@@ -287,3 +287,16 @@ def test_validation_knows_the_workspace_columns_and_caches_per_workspace(small):
     elsewhere = {"deals": ("deal_id", "forecast_category"), "accounts": ("account_id", "tier")}
     assert [p for p in b.validate(joined, elsewhere) if "drill dimension" in p.message]  # no account_id here
     assert [p.node for p in b.validate(t) if "drill dimension" in p.message] == [deals_node.id]
+
+
+def test_a_very_deep_draft_never_hits_the_recursion_limit():
+    """A draft may be any shape while it is built: walking a 3,000-node chain uses no recursion."""
+    from kpitree.tree import Node, Tree
+
+    nodes = tuple(Node(id=f"n{i}", label=f"N{i}", level=min(i + 1, 5), metric="arr", owner="x",
+                       children=(f"n{i + 1}",) if i < 2999 else ()) for i in range(3000))
+    tree = Tree(name="deep", nodes=nodes)
+    assert len(b.subtree(tree, "n0")) == 3000 and len(tree.walk()) == 3000
+    assert len(b.drawable(tree).nodes) == 3000
+    problems = b.validate(tree)
+    assert any("limit is 500" in p.message for p in problems)

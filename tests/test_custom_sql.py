@@ -48,6 +48,9 @@ HOSTILE = [
     ("region = 'EMEA'", "unknown column 'region'"),
     ("", "empty"),
     ("status = '" + "x" * 3000 + "'", "limit is"),
+    ("(" * 43 + "status = 'won'" + ")" * 43, "nests parentheses 43 deep"),  # RecursionError in sqlglot before
+    ("NOT " * 450 + "status = 'won'", "too complex"),
+    (" AND ".join(["status = 'won'"] * 100), "too complex"),
 ]
 
 
@@ -206,3 +209,8 @@ def test_sandbox_refuses_file_access_even_if_the_check_were_bypassed(ws):
 def test_workspace_connection_is_sandboxed(ws, statement):
     with ws.connect() as con, pytest.raises(duckdb.Error):
         con.execute(statement)
+
+
+def test_nesting_up_to_the_limit_still_passes():
+    sql, errors = check_filter("(" * 16 + "status = 'won'" + ")" * 16, "deals")
+    assert errors == [] and sql is not None and "won" in sql

@@ -27,7 +27,8 @@ def test_parse_period(text, start, end, grain):
     assert parse_period(p.key) == p
 
 
-@pytest.mark.parametrize("text", ["2026-13", "2026-Q5", "26-10", "October", "2026-W60", ""])
+@pytest.mark.parametrize("text", ["2026-13", "2026-Q5", "26-10", "October", "2026-W60", "", "2026-10\n2026-11",
+                                  "2026-1\u0660", "\uff12\uff10\uff12\uff16-10", "2026-10x", "2026-" + "1" * 5000])
 def test_bad_period_names_the_forms(text):
     with pytest.raises(PeriodError, match="invalid period"):
         parse_period(text)
@@ -51,3 +52,8 @@ def test_elapsed_and_latest_complete():
     assert latest_complete(date(2026, 11, 30), "month").key == "2026-11"
     assert latest_complete(date(2026, 11, 20), "quarter").key == "2026-Q3"
     assert period_containing(date(2026, 11, 20), "week").key == "2026-W47"
+
+
+def test_keys_are_normalised_and_surrounding_space_ignored():
+    assert [parse_period(t).key for t in ("2026-1", " 2026-11 ", "2026-q3", "2026-w5", "2026-10\n")] == [
+        "2026-01", "2026-11", "2026-Q3", "2026-W05", "2026-10"]

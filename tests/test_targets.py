@@ -119,3 +119,22 @@ def test_spread_by_last_year_reads_the_workspace(tmp_path, tree):
     assert spread.method == "last_year"
     assert months["2026-12"] == pytest.approx(20000) and months["2026-01"] == pytest.approx(10000)
     assert t.node("new_arr").target.for_period(parse_period("2026"), Kind.FLOW) == pytest.approx(130000)
+
+
+def test_csv_export_is_spreadsheet_safe_and_reads_back_both_ways(tree):
+    """The export goes through plain.csv_text (every field quoted, CRLF); the import reads that back,
+    and reads a hand-made CSV with neutralised cells, odd period keys and negative targets too."""
+    t = tg.set_period_targets(tree, "new_arr", {"2026-11": -5.0})
+    text = tg.targets_csv(t)
+    assert text.splitlines()[0] == '"node","period","target"' and "\r\n" in text
+    assert '"new_arr","2026-11","-5.0"' in text  # a negative number stays a number, not a neutralised formula
+    blank = tg.apply_target_rows(t, [{"node": n.id, **dict.fromkeys(tg.TARGET_FIELDS)} for n in t.nodes])
+    blank = tg.set_period_targets(blank, "new_arr", {}, replace=True)
+    back, problems = tg.import_targets_csv(blank, text)
+    assert problems == [] and back == t
+    hand = "node,period,target\nnew_arr,2026-1,'-7\nnew_arr, 2026-2 ,\"1,000\"\nwin_rate,value,nan\n"
+    same, problems = tg.import_targets_csv(tree, hand, "plan.csv")
+    assert [(p.line, p.column) for p in problems] == [(4, "target")] and same == tree  # NaN is no target
+    back, problems = tg.import_targets_csv(tree, hand.replace("nan", "0.3"))
+    assert problems == [] and dict(back.node("new_arr").target.by_period) == {
+        "2026-10": 90000.0, "2026-01": -7.0, "2026-02": 1000.0}
