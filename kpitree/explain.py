@@ -61,8 +61,8 @@ import pandas as pd
 from . import attribution as att
 from .cache import ResultCache
 from .errors import KpiTreeError, QueryError
-from .evaluate import Engine, evaluate_tree, status_of, target_for
-from .format import fmt, fmt_change
+from .evaluate import Engine, Evaluation, evaluate_tree, status_of, target_for
+from .format import fmt, fmt_change, fmt_relative, fmt_share
 from .metrics import (
     Kind,
     Metric,
@@ -75,7 +75,7 @@ from .metrics import (
     periods_cte,
     source_filters,
 )
-from .periods import Grain, Period, resolve_period
+from .periods import Grain, Period, parse_period, resolve_period
 from .tree import Node, Tree
 from .workspace import Workspace
 
@@ -88,8 +88,8 @@ EXACT_FIRST_SHARE = 0.25  # follow an exact child before a red influence if it e
 ON_TARGET_BANDS = 0.25  # a child within a quarter of its amber band of its baseline is on target: not followed
 TOP_SEGMENTS = 5  # segments per dimension in the flat `segments` list
 BRANCH_SHARE = 0.15  # an exact child explaining this share of its parent's gap is a cause of its own
-MAX_CAUSES = 12  # causes listed beside the red path ("also off track")
 CONCENTRATED_SHARE = 0.5  # a cause whose top segment holds this share of its gap is listed before diffuse ones
+NAMED_SHARE = 0.1  # a segment carrying this share of the gap is named as explaining it (words and red bars)
 ALSO_SHARE = 0.1  # a segment's own rate effect worth this share of the node's gap is reported beside a mix shift
 ALL = "\x00all"  # marks a rolled-up dimension in grouping-set results
 PSEUDO = ("(target vs reference level)", "(not attributable)")  # parts of a change that no segment owns
@@ -272,6 +272,130 @@ class Explanation:
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
     reason: str = ""  # without a value: what is missing and what to load (see `Engine.no_data_reason`)
+    unlisted: tuple[tuple[str, str], ...] = ()  # red nodes below it that no path or cause names: (id, why)
+    how: tuple[str, ...] = ()  # "how this was computed": one sentence per method used (see `how_computed`)
+    finding: Finding | None = None  # beside a mix shift, the segment whose own rate moved (named in words)
+
+    @property
+    def adverse(self) -> bool:
+        """The node fell short of (or exceeded, when lower is better) what it is compared with."""
+        return self.gap is not None and (self.gap < 0 if self.direction == "higher" else self.gap > 0)
+
+    @property
+    def gap_word(self) -> str:
+        """"gap" when it fell short of its baseline, "gain" when it beat it."""
+        return "gap" if self.adverse or self.gap is None else "gain"
+
+    def headline(self) -> str:
+        """The node in plain words: "New ARR: actual $4.27M against target $7.39M (−$3.12M, −42%); off
+        target." — against the previous period: "… against $7.27M in 2026-09 (…)"; the status is always
+        against the target, and says so."""
+        if self.value is None:
+            return f"{self.label}: no data in {self.period}" + (f" ({self.reason})." if self.reason else ".")
+        if self.baseline is None:
+            lacks = "no target" if self.versus == "target" else f"no value in {self.baseline_label} to compare with"
+            return f"{self.label}: {fmt(self.value, self.unit)}, {lacks}."
+        kind = "target" if self.versus == "target" else "period"
+        said = compare_words(self.value, self.baseline, self.unit, kind, self.baseline_label, amount=True)
+        status = STATUS_PHRASE.get(self.status, self.status)
+        return f"{self.label}: {said}; {status}" + ("." if self.versus == "target" else " (status is against target).")
+
+    def how_computed(self) -> list[str]:
+        """"How this was computed": one sentence per term the explanation used (deltas, LMDI, Shapley,
+        the residual, reference periods, mix and rate), for an expander beside the plain words."""
+        return list(self.how)
+
+    def summary(self) -> list[str]:
+        """The panel's words, plain first: the headline, the child that explains most (the red path's
+        next step), the segments named along the best dimension, and a rate finding beside a mix shift."""
+        out = [self.headline()]
+        if len(self.red_path) > 1:
+            out.append(self.red_path[1].sentence)
+        if self.dimensions and self.gap is not None:
+            out.append(self.segment_sentence(self.dimensions[0].dimension))
+        if self.finding is not None:
+            out.append(self.finding.sentence)
+        return out
+
+    def segment_sentence(self, dimension: str) -> str:
+        """The segments of `dimension` that explain the gap, in words (see `segment_sentence`)."""
+        return segment_sentence(self, dimension)
+
+    def shares_readable(self) -> bool:
+        """The children's shares read as parts of one whole: each between 0 and 100 % (else they are
+        shown as amounts, with the offsetting parts named — see `children_note`)."""
+        return all(-0.005 <= c.share <= 1.005 for c in self.children if c.share is not None)
+
+    def share_column(self) -> str:
+        """The children table's column for the parts: "share of gap" ("share of the gain"), or "part of
+        gap" when the shares do not read and the cells are amounts."""
+        return ("share of " if self.shares_readable() else "part of ") + ("gap" if self.gap_word == "gap" else "the gain")
+
+    def child_cell(self, child_id: str) -> str:
+        """What the children table shows for a child: its share ("98%"), its amount ("−$2.24M") when
+        the shares do not read, "influence" for an influence link, "—" for nothing to attribute."""
+        if any(i.id == child_id for i in self.influences):
+            return "influence"
+        part = next((c for c in self.children if c.id == child_id), None)
+        if part is None or part.share is None:
+            return "—"
+        return fmt_share(part.share) if self.shares_readable() else fmt_change(part.contribution, self.unit)
+
+    def children_heading(self) -> str:
+        """The heading over the waterfall, in plain words (the method is in `how_computed`)."""
+        if not self.children or self.gap is None:
+            return ""
+        if self.shares_readable():
+            return f"Share of the {self.gap_word} — the parts add up exactly to the whole"
+        return (f"Parts of the {fmt_change(self.gap, self.unit)} {self.gap_word}, as amounts — some parts offset "
+                "others")
+
+    def children_note(self) -> str | None:
+        """Words for parts that do not read as shares: the parts that make the gap, those that offset it,
+        and why there is a residual (the children's targets do not give the parent's target by its
+        formula, or the parent is measured apart from its children). None when the shares read."""
+        if not self.children or self.gap is None:
+            return None
+        res = next((c for c in self.children if c.link == "residual"), None)
+        material = res is not None and res.share is not None and abs(res.share) >= 0.05
+        if self.shares_readable() and not material:
+            return None
+        sign = 1.0 if self.gap > 0 else -1.0
+        named = [c for c in self.children if abs(c.contribution) > 1e-9 * max(abs(self.gap), 1.0)]
+        making = sorted((c for c in named if c.contribution * sign > 0), key=lambda c: -abs(c.contribution))
+        offsetting = sorted((c for c in named if c.contribution * sign < 0), key=lambda c: -abs(c.contribution))
+
+        def listed(parts: list[ChildPart]) -> str:
+            return ", ".join(f"{_child_name(c)} {fmt_change(c.contribution, self.unit)}" for c in parts)
+
+        out = f"The parts add up to the {fmt_change(self.gap, self.unit)} {self.gap_word}: {listed(making)}"
+        out += f", offset by {listed(offsetting)}." if offsetting else "."
+        why = self._residual_reason() if material else ""
+        return f"{out} {why}".strip()
+
+    def _residual_reason(self) -> str:
+        detail = dict(self.residual_detail)
+        base_off, value_off = detail.get("baseline_vs_formula", 0.0), detail.get("value_vs_formula", 0.0)
+        scale = max(abs(self.gap or 0.0), 1e-12)
+        said = []
+        if abs(base_off) >= 0.05 * scale and self.baseline is not None:
+            computed = self.baseline - base_off
+            expr = _formula_text(self.formula, {c.id: (c.baseline, c.unit) for c in self.children if c.link == "exact"})
+            if self.versus == "target":
+                said.append(f"The residual is the targets not fitting the formula: the children's targets give "
+                            f"{self.label} {fmt(computed, self.unit, compact=True)}{f' ({expr})' if expr else ''}, "
+                            f"{fmt(abs(base_off), self.unit, compact=True)} {'more' if base_off < 0 else 'less'} than "
+                            f"its own {fmt(self.baseline, self.unit, compact=True)} target — so the children, each "
+                            f"against its own target, do not add up to the parent's gap.")
+            else:
+                said.append(f"In {self.baseline_label}, {self.label} ({fmt(self.baseline, self.unit, compact=True)}) "
+                            f"was not what its formula gave over its children then "
+                            f"({fmt(computed, self.unit, compact=True)}): it is measured on its own.")
+        if abs(value_off) >= 0.05 * scale and self.value is not None:
+            said.append(f"{self.label} as measured ({fmt(self.value, self.unit, compact=True)}) is not what its "
+                        f"formula gives over its children's values ({fmt(self.value - value_off, self.unit, compact=True)})"
+                        ": it is measured on its own.")
+        return " ".join(said)
 
     def sentences(self) -> list[str]:
         """The red path in plain words, one sentence per step, then the segment at the lever."""
@@ -303,51 +427,45 @@ class Explanation:
         })
 
     def text(self) -> str:
-        """A readable multi-line explanation for the command line."""
-        against = "target" if self.versus == "target" else self.baseline_label
-        judged = self.status if self.versus == "target" else f"{self.status} against its target"
-        lines = [f"{self.label} — {self.period}: {fmt(self.value, self.unit)} vs {against} "
-                 f"{fmt(self.baseline, self.unit)} ({fmt_change(self.gap, self.unit)}; {judged}). "
-                 f"Owner: {self.owner}." if self.baseline is not None or self.value is None else
-                 f"{self.label} — {self.period}: {fmt(self.value, self.unit)}; "
-                 + ("no target." if self.versus == "target" else f"nothing in {against} to compare with.")
-                 + f" Owner: {self.owner}."]
+        """A readable multi-line explanation for the command line: plain words first, the method last."""
+        lines = [f"{self.headline()} Owner: {self.owner}."]
+        kind = "target" if self.versus == "target" else "period"
         if self.children:
             lines.append("")
-            lines.append(f"Children ({self.method}; formula {self.formula}):")
+            lines.append(f"{self.children_heading() or 'Children'}:")
             for c in self.children:
-                share = f"{c.share:>5.0%}" if c.share is not None else "    —"
-                lines.append(f"  {share}  {c.label}: {fmt_change(c.contribution, self.unit)}"
-                             + (f"   ({fmt(c.baseline, c.unit)} → {fmt(c.value, c.unit)})" if c.link == "exact" else ""))
+                cell = self.child_cell(c.id) if c.link == "exact" else (
+                    fmt_share(c.share) if self.shares_readable() else fmt_change(c.contribution, self.unit))
+                said = (f": {compare_words(c.value, c.baseline, c.unit, kind, self.baseline_label)}"
+                        if c.link == "exact" else "")
+                lines.append(f"  {cell:>8}  {_child_name(c).capitalize() if c.link == 'residual' else c.label}{said}")
+            note = self.children_note()
+            if note:
+                lines.append(f"  {note}")
         if self.influences:
             lines.append("")
             lines.append("Influences (their own change, not a share of the gap):")
             for i in self.influences:
-                rel = f"{i.relative_gap:+.1%}".replace("-", "−") if i.relative_gap is not None else "—"
-                lines.append(f"  [{i.status:>9}] {i.label}: {fmt(i.baseline, i.unit)} → {fmt(i.value, i.unit)} "
-                             f"({rel})")
+                said = compare_words(i.value, i.baseline, i.unit, kind, self.baseline_label)
+                lines.append(f"  [{STATUS_PHRASE.get(i.status, i.status)}] {i.label}: {said}")
         if self.dimensions:
             lines.append("")
             lines.append("Segments (best dimension first):")
             for d in self.dimensions[:4]:
-                chosen = f": {', '.join(d.chosen)}" if d.chosen else ""
-                lines.append(f"  by {d.dimension}: {len(d.chosen)} segment(s) explain {d.explanatory_power:.0%}{chosen}")
-                for s in d.segments[:3]:
-                    share = f"{s.share:>5.0%}" if s.share is not None else "    —"
-                    extra = ""
-                    if s.mix is not None and s.rate is not None:
-                        extra = f"  (rate {fmt_change(s.rate, self.unit)}, mix {fmt_change(s.mix, self.unit)})"
-                    lines.append(f"    {share}  {s.segment}: {fmt(s.baseline, self.unit)} → "
-                                 f"{fmt(s.value, self.unit)}{extra}")
+                lines.append(f"  {self.segment_sentence(d.dimension)}")
+                frame = segment_display(self, d.dimension)
+                if frame is not None:
+                    against = frame.columns[2]
+                    for row in frame.head(3).itertuples(index=False):
+                        lines.append(f"    {row[4]:>7}  {row[0]}: {row[1]} against {against} {row[2]} ({row[3]})")
         if self.red_path:
             lines.append("")
-            adverse = self.gap is not None and (self.gap < 0 if self.direction == "higher" else self.gap > 0)
             if self.gap is None and len(self.red_path) == 1:
                 lines.append(f"Red path: nothing below {self.label} can be judged either.")
             elif self.gap is None:
                 lines.append(f"Red path ({self.label} cannot be judged: the parts below it, each on its own):")
             else:
-                lines.append("Red path:" if adverse else "No shortfall against this baseline; what moved it:")
+                lines.append("Red path:" if self.adverse else "No shortfall against this baseline; what moved it:")
             for n, sentence in enumerate(self.sentences(), 1):
                 lines.append(f"  {n}. {sentence}")
         lever = self.red_path[-1].id if self.red_path else None
@@ -359,24 +477,98 @@ class Explanation:
                 said = c.sentences()[1:] if c.id == lever else c.sentences()  # the path said the first already
                 aside = f" ({c.aside})" if c.aside else ""
                 lines.append(f"  - {' → '.join(c.path_labels[1:]) or c.label}{aside}: {' '.join(said)}")
+        if self.unlisted:
+            lines.append("")
+            lines.append("Red, and not listed above:")
+            lines.extend(f"  - {why}" for _, why in self.unlisted)
         for note in self.notes:
             lines.append(f"Note: {note}")
+        if self.how:
+            lines.append("")
+            lines.append("How this was computed:")
+            lines.extend(f"  - {h}" for h in self.how)
         return "\n".join(lines)
 
 
+def _rank_of(result: Explanation, dimension: str) -> DimensionRank | None:
+    return next((d for d in result.dimensions if d.dimension == dimension), None)
+
+
+def _shown_parts(rank: DimensionRank) -> list[SegmentPart]:
+    """A dimension's segments as tables show them: no pseudo-segment, none without a value (or with
+    zero) on both sides — an AE in a per-SDR metric, a CSM without new deals, says nothing."""
+    return [p for p in rank.segments if p.segment not in PSEUDO and (p.value is not None or p.baseline is not None)
+            and not (not p.value and not p.baseline and not p.contribution)]  # nothing on either side
+
+
+def named_segments(result: Explanation, dimension: str) -> list[str]:
+    """The segments of `dimension` the explanation names as explaining its gap (or its gain), largest
+    part first — the one rule for the words (`segment_sentence`) and the marked bars (`segment_frame`).
+
+    Named: every segment carrying at least `NAMED_SHARE` of the gap in its direction, and the segments
+    the sentences single out — the node's top segment (or its part along this dimension, for a pair
+    such as "Enterprise × Dana Whitfield") and, beside a mix shift, the segment whose own rate moved.
+    Never the "(none)" of a mostly empty column.
+    """
+    rank = _rank_of(result, dimension)
+    if rank is None or result.gap is None:
+        return []
+    parts = {p.segment: p for p in _shown_parts(rank) if p.segment not in rank.unnamed}
+    named = {s for s, p in parts.items() if p.share is not None and p.share >= NAMED_SHARE}
+    singled = [result.red_path[0].top_segment if result.red_path else None,
+               result.finding.segment if result.finding is not None else None]
+    for top in singled:
+        if top is None:
+            continue
+        for d, seg in zip(top.dimension.split(PAIR_SEP), top.segment.split(PAIR_SEP), strict=False):
+            p = parts.get(seg)
+            if d == dimension and p is not None and (p.share or 0.0) > 0:
+                named.add(seg)
+        pair = parts.get(top.segment) if top.dimension == dimension else None
+        if pair is not None and (pair.share or 0.0) > 0:  # a table of the pair itself
+            named.add(top.segment)
+    return sorted(named, key=lambda s: -(parts[s].share or 0.0))
+
+
+def segment_sentence(result: Explanation, dimension: str) -> str:
+    """The segments `named_segments` marks, in words: "By owner: Dana Whitfield (73%) and Rafael Ortiz
+    (19%) explain 92% of the New business ARR gap." — or that no segment carries a material part."""
+    rank = _rank_of(result, dimension)
+    if rank is None or result.gap is None:
+        return ""
+    named = named_segments(result, dimension)
+    parts = {p.segment: p for p in rank.segments}
+    what = f"the {result.label} {result.gap_word}"
+    if not named:
+        return f"By {dimension}: no {dimension} carries {NAMED_SHARE:.0%} of {what}; it is spread out."
+    total = sum(parts[s].share or 0.0 for s in named)
+    verb = "explain" if len(named) > 1 else "explains"
+    if total > 1.005 or any((parts[s].share or 0.0) > 1.005 for s in named):
+        # past the whole gap, shares stop reading as parts of it: amounts, and what offset them
+        items = [f"{s} ({fmt_change(parts[s].contribution, result.unit)})" for s in named]
+        listed = items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+        rest = result.gap - sum(parts[s].contribution for s in named)
+        return (f"By {dimension}: {listed} {verb} more than the whole of {what} "
+                f"({fmt_change(result.gap, result.unit)}; the other {dimension}s made up "
+                f"{fmt_change(rest, result.unit)}).")
+    items = [f"{s} ({fmt_share(parts[s].share)})" for s in named]
+    listed = items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+    return f"By {dimension}: {listed} {verb} {fmt_share(total)} of {what}."
+
+
 def segment_frame(result: Explanation, dimension: str) -> pd.DataFrame | None:
-    """The explanation's segments along one dimension as a table (worst first), with the same
-    baselines as its sentences, so a chart drawn from it agrees with the words.
+    """The explanation's segments along one dimension as a table (largest part of the gap first), with
+    the same baselines as its sentences, so a chart drawn from it agrees with the words.
 
     Columns: segment, current, baseline, change (current − baseline), contribution (part of the
-    gap; for ratios mix + rate), share (of the gap), adverse (contribution, positive when it hurts),
-    explains (among the segments the explanation chose). None when the dimension was not ranked.
+    gap; for ratios mix + rate), share (of the gap, or of the gain), adverse (contribution, positive
+    when it hurts), explains (named by the sentences: `named_segments`). None when the dimension was
+    not ranked.
     """
-    rank = next((d for d in result.dimensions if d.dimension == dimension), None)
+    rank = _rank_of(result, dimension)
     if rank is None:
         return None
-    # a segment with a value on neither side (an AE in a per-SDR metric) says nothing: left out
-    parts = [p for p in rank.segments if p.segment not in PSEUDO and (p.value is not None or p.baseline is not None)]
+    parts = _shown_parts(rank)
     sign = -1.0 if result.direction == "higher" else 1.0
     frame = pd.DataFrame({
         "segment": [p.segment for p in parts],
@@ -389,8 +581,79 @@ def segment_frame(result: Explanation, dimension: str) -> pd.DataFrame | None:
     frame["baseline"] = frame["baseline"].astype("float64")
     frame["change"] = frame["current"] - frame["baseline"]
     frame["adverse"] = sign * frame["contribution"].astype("float64")
-    frame["explains"] = [p.segment in rank.chosen and sign * p.contribution > 0 for p in parts]
-    return frame.sort_values("adverse", ascending=False, kind="stable").reset_index(drop=True)
+    named = set(named_segments(result, dimension))
+    frame["explains"] = [s in named for s in frame["segment"]]
+    # the part in the direction of the gap first: the worst for a shortfall, the best for a gain
+    order = frame["adverse"] if result.gap_word == "gap" else -frame["adverse"]
+    return frame.assign(_order=order).sort_values("_order", ascending=False, kind="stable").drop(
+        columns="_order").reset_index(drop=True)
+
+
+def segment_columns(result: Explanation, dimension: str) -> dict[str, str]:
+    """What the segment table's columns are called, for what they are: the dimension itself ("owner",
+    not "segment"), the actual ("actual", or the period), the baseline ("target share" for a sum
+    against a target, "2026-05" — the reference — for a rate, "2026-09" against another period), the
+    difference and the share of the gap."""
+    rank = _rank_of(result, dimension)
+    if result.versus != "target":
+        current, baseline = result.period, result.baseline_label
+    elif rank is not None and rank.method == "delta":
+        current, baseline = "actual", "target share"
+    else:
+        refs = sorted(result.reference)
+        current = "actual"
+        baseline = (refs[0] if len(refs) == 1 else f"avg {refs[0]}…{refs[-1]}") if refs else "reference"
+    return {"segment": dimension, "current": current, "baseline": baseline, "change": "difference",
+            "share": f"share of {'the gain' if result.gap_word == 'gain' else 'gap'}"}
+
+
+def segment_display(result: Explanation, dimension: str) -> pd.DataFrame | None:
+    """`segment_frame` as the page shows it, every row, numbers formatted and columns named by
+    `segment_columns`: counts whole, money compact, shares without "−0%"; a share past the whole
+    (a segment that did more than the gap, others offsetting it) is written as the amount."""
+    frame = segment_frame(result, dimension)
+    if frame is None:
+        return None
+    names = segment_columns(result, dimension)
+    unit = result.unit
+    money = unit in ("money", "money_per_day")
+    readable = all(v is None or v != v or -1.005 <= v <= 1.005 for v in frame["share"])
+    share = [fmt_share(v) if readable or v is None or v != v else fmt_change(c, unit)
+             for v, c in zip(frame["share"], frame["contribution"], strict=True)]
+    share_name = names["share"] if readable else names["share"].replace("share of", "part of")
+    return pd.DataFrame({
+        names["segment"]: frame["segment"],
+        names["current"]: [fmt(v, unit, compact=money) for v in frame["current"]],
+        names["baseline"]: [fmt(v, unit, compact=money) for v in frame["baseline"]],
+        names["change"]: [fmt_change(v, unit) for v in frame["change"]],
+        share_name: share,
+    })
+
+
+def _child_name(c: ChildPart) -> str:
+    return "the residual" if c.link == "residual" else c.label
+
+
+def _formula_text(formula: str | None, values: Mapping[str, tuple[float | None, str]]) -> str:
+    """`a = b * c` with b, c replaced by their numbers: "688 × 23.2% × $44,200" ("" when one is missing)."""
+    if not formula or "=" not in formula:
+        return ""
+    rhs = formula.split("=", 1)[1]
+    missing = False
+
+    def number(m: re.Match) -> str:
+        nonlocal missing
+        name = m.group(0)
+        if name not in values or values[name][0] is None:
+            missing = True
+            return name
+        v, unit = values[name]
+        return fmt(v, unit, compact=unit in ("money", "money_per_day") and abs(v) >= 1_000_000)
+
+    text = re.sub(r"[A-Za-z_][A-Za-z_0-9]*", number, rhs)
+    text = re.sub(r"\s*\*\s*", " × ", text)
+    text = re.sub(r"\s*/\s*", " ÷ ", text)
+    return "" if missing else " ".join(text.split())
 
 
 def _clean(d: dict) -> dict:
@@ -1101,6 +1364,13 @@ class _NodeView:
     unit: str
     direction: str
     amber: float
+    versus: str = "target"
+    base_key: str = "target"  # "target", or the period the baseline is the value of
+
+    @property
+    def against(self) -> str:
+        """The node's baseline in words, before its number: "target", or "" (the period follows)."""
+        return "target " if self.versus == "target" else ""
 
     @property
     def gap(self) -> float | None:
@@ -1136,7 +1406,9 @@ def _view(session: _Session, node: Node, versus: str, own: bool = False, data: N
     amber = node.amber if node.amber is not None else session.engine.settings.amber_threshold
     status = status_of(value, target, node.better, amber)
     baseline = target if versus == "target" else ref_value
-    return _NodeView(node, data, value, ref_value, target, baseline, status, node.shown_unit, node.better, amber)
+    base_key = "target" if versus == "target" else (data.ref_periods or session.reference.periods)[0].key
+    return _NodeView(node, data, value, ref_value, target, baseline, status, node.shown_unit, node.better, amber,
+                     versus, base_key)
 
 
 # --- segments -----------------------------------------------------------------------------------
@@ -1147,6 +1419,19 @@ class _SegmentAnalysis:
     dimensions: tuple[DimensionRank, ...]
     top: SegmentPart | None
     note: str = ""
+    basis: tuple[str, str] = ("target", "")  # what a segment's baseline is: see `segment_basis`
+
+
+def segment_basis(view: _NodeView) -> tuple[str, str]:
+    """What a segment's baseline is, as (kind, where): ("period", "2026-09") against another period;
+    against a target, ("share", "") for a sum (the target shared out by the segments' weights) or
+    ("reference", "in 2026-05") for any other metric (the segment's own level in the reference)."""
+    if view.versus != "target":
+        return "period", view.base_key
+    data = view.data
+    if data.cur_metric.additive and data.cur_metric is data.ref_metric:
+        return "share", ""
+    return "reference", _period_words(tuple(p.key for p in data.ref_periods))
 
 
 def _segment_parts(view: _NodeView, versus: str, dims: Sequence[str]) -> tuple[str, list[SegmentPart]] | None:
@@ -1292,11 +1577,11 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
     gap = view.gap
     if gap is None or not data.dims:
         note = "" if data.dims or gap is None else "none of the tree's drill dimensions has a value in this metric's rows"
-        return _SegmentAnalysis((), None, note)
+        return _SegmentAnalysis((), None, note, segment_basis(view))
     splits = {(d,): _segment_parts(view, versus, (d,)) for d in data.dims}
     splits = {k: v for k, v in splits.items() if v is not None and v[1]}
     if not splits:
-        return _SegmentAnalysis((), None)
+        return _SegmentAnalysis((), None, basis=segment_basis(view))
     basis = "rate" if any(v[0] == "mix_rate" for v in splits.values()) else "contribution"
     if basis == "rate" and not data.sets:
         splits = {k: (v[0], _conditioned(view, versus, k[0], v[1])) if v[0] == "mix_rate" else v
@@ -1316,7 +1601,8 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
             if res is not None and res[1]:
                 splits[pair] = res
         ranks = ranked(splits)
-    return _SegmentAnalysis(tuple(ranks), _refine(view, versus, _top_segment(ranks, gap), gap, ranks[0].basis))
+    return _SegmentAnalysis(tuple(ranks), _refine(view, versus, _top_segment(ranks, gap), gap, ranks[0].basis),
+                            basis=segment_basis(view))
 
 
 def _conditioned(view: _NodeView, versus: str, dim: str, parts: list[SegmentPart]) -> list[SegmentPart]:
@@ -1689,10 +1975,10 @@ def _rate_finding(session: _Session, node: Node, versus: str, main: _NodeView,
         return None
     who = _describe(best, _noun(main.data.cur_metric))
     own = best.own_rate if best.own_rate is not None else best.rate
-    rel = f"{best.value / best.baseline - 1:+.0%}".replace("-", "−")  # type: ignore[operator]
-    sentence = (f"Also {who}: {node.label} {fmt(best.baseline, main.unit)} ({label}) → {fmt(best.value, main.unit)} "
-                f"({rel}) within their own segments, worth {fmt_change(own, main.unit)} on the total, not a shift of "
-                f"mix. Owner: {node.owner}.")
+    where = label if label.startswith("average") else f"in {label}"
+    compared = compare_words(best.value, best.baseline, main.unit, "reference", where.replace("average ", "on average "))
+    sentence = (f"Also {who}: {node.label} {compared} within their own segments, worth {fmt_change(own, main.unit)} "
+                f"on the total, not a shift of mix. Owner: {node.owner}.")
     return Finding(best, label, sentence)
 
 
@@ -1779,7 +2065,8 @@ def _off_baseline(session: _Session, c: ChildPart) -> bool:
     return (-own if kid.better == "higher" else own) >= ON_TARGET_BANDS * amber
 
 
-def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence[str]) -> list[Cause]:
+def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence[str],
+            evaluation: Evaluation) -> list[Cause]:
     """Walks every branch that carries a material part of the gap down to where it sits.
 
     The red path follows one child; a north star is usually red for more than one reason (a rep
@@ -1789,7 +2076,8 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
     reach — red below a parent that is on target, like a churn spike among small customers that
     revenue retention does not show yet — are causes too, marked `reached=False`. The red path's
     lever comes first, then those whose top segment holds most of the gap, red before amber, reached
-    before not, larger weights first; at most `MAX_CAUSES`.
+    before not, larger weights first. None is cut: a red lever left out of "also off track" read as
+    on track (`_unlisted` names, with the reason, any red node still not named).
     """
     out: list[Cause] = []
     seen = {start.view.node.id}
@@ -1815,22 +2103,47 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
                              labels, aside))
 
     visit(start, (start.view.node.id,), 1.0, "")
-    # red against its target but not part of this comparison's gap: only when the comparison is the target
-    evaluation = evaluate_tree(session.engine, session.tree, session.period) if versus == "target" else None
-    below = _subtree(session.tree, start.view.node) if evaluation is not None else []
-    for node in below:
-        if node.id in seen or evaluation.node(node.id).status != "red":  # type: ignore[union-attr]
+    # red against its target but not reached by the walk: listed too, saying why the walk did not reach it
+    for node in _subtree(session.tree, start.view.node):
+        if node.id in seen or evaluation.node(node.id).status != "red":
             continue
         seen.add(node.id)
         path = _path_between(session.tree, start.view.node, node)
         parent = session.tree.parent_of(node.id)
-        where = (f"{parent.label}, which is {STATUS_PHRASE.get(evaluation.node(parent.id).status, 'not off')}"  # type: ignore[union-attr]
-                 if parent is not None else "")
-        visit(_analyse(session, node, versus), path, 0.0,
-              f"red below {where}: not yet part of the {start.view.node.label} gap" if where else "red on its own")
+        if parent is None:
+            aside = "red on its own"
+        elif versus == "target":
+            aside = (f"red below {parent.label}, which is {STATUS_PHRASE.get(evaluation.node(parent.id).status, 'not off')}"
+                     f": not yet part of the {start.view.node.label} gap")
+        else:
+            aside = (f"red against its target, below {parent.label}, which did not fall back against "
+                     f"{session.reference.periods[0].key}")
+        visit(_analyse(session, node, versus), path, 0.0, aside)
     lever = red_path[-1] if red_path else None
+    # every cause is listed: a reached one carries a material part of the gap, an unreached one is red
     out.sort(key=lambda c: (c.id != lever, not _concentrated(c), c.status != "red", not c.reached, -c.weight))
-    return out[:MAX_CAUSES]
+    return out
+
+
+def _unlisted(session: _Session, start: _Analysis, versus: str, red_path: Sequence[str],
+              causes: Sequence[Cause], evaluation: Evaluation) -> list[tuple[str, str]]:
+    """The red nodes below `start` that neither the red path nor a cause names, each with why: against
+    the previous period or last year, a node red against its target that did not get worse."""
+    listed = {*red_path, *(c.id for c in causes), *(i for c in causes for i in c.path)}
+    out = []
+    for node in _subtree(session.tree, start.view.node):
+        if node.id in listed or evaluation.node(node.id).status != "red":
+            continue
+        v = _analyse(session, node, versus).view
+        if v.gap is None:
+            why = f"red against its target, with nothing {_period_words((v.base_key,))} to compare it with"
+        elif v.adverse(v.gap) <= 0:
+            why = (f"red against its target, but {_node_compare(v)}: no worse, so no part of this change"
+                   if versus != "target" else "red, but on the right side of its own baseline")
+        else:
+            why = "red, but below a part that is on its own baseline"
+        out.append((node.id, f"{node.label}: {why}."))
+    return out
 
 
 def _concentrated(c: Cause) -> bool:
@@ -1960,44 +2273,96 @@ def _explains(share: float | None, part: float | None, gap: float | None, unit: 
     if share is not None and share > 1.05 and part is not None and gap is not None:
         return (f"{fmt_change(part, unit)} on its own, more than the whole {fmt_change(gap, unit)} {of} "
                 f"(the others made up {fmt_change(gap - part, unit)})")
-    return f"explains {f'{share:.0%}' if share is not None else '—'} of the {of}"
+    return f"explains {fmt_share(share)} of the {of}"
+
+
+def _period_words(keys: Sequence[str]) -> str:
+    """("2026-05",) → "in 2026-05"; several → "on average in 2026-04, 2026-06 and 2026-07"."""
+    keys = sorted(keys)
+    if not keys:
+        return "in the reference period"
+    if len(keys) == 1:
+        return f"in {keys[0]}"
+    runs: list[list[str]] = []
+    for k in keys:  # consecutive periods read as a range: "2026-04 to 2026-08"
+        if runs and parse_period(runs[-1][-1]).shift(1).key == k:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    parts = [x for r in runs for x in (r if len(r) < 3 else [f"{r[0]} to {r[-1]}"])]
+    return "on average in " + (parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}")
+
+
+def baseline_words(number: str, kind: str, where: str = "") -> str:
+    """A baseline in words after "against": "target $7.39M", "$7.27M in 2026-09", "a target share of
+    991", "31.9% in 2026-05" — a comparison, never an arrow that reads as a change over time."""
+    if kind == "target":
+        return f"target {number}"
+    if kind == "share":
+        return f"a target share of {number}"
+    if kind == "period":
+        return f"{number} in {where}"
+    return f"{number} {where}".rstrip()
+
+
+def compare_words(value: float | None, baseline: float | None, unit: str, kind: str, where: str = "", *,
+                  amount: bool = False) -> str:
+    """"actual $4.27M against target $7.39M (−42%)"; "$4.27M against $7.27M in 2026-09 (−41%)".
+
+    Money is compact; percents differ in points, other numbers in per cent (`amount` adds the
+    difference itself: "(−$12.63M, −7%)")."""
+    actual = "actual " if kind == "target" else ""
+    money = unit in ("money", "money_per_day")
+    if money and value is not None and baseline is not None and value != baseline \
+            and fmt(value, unit, compact=True) == fmt(baseline, unit, compact=True):
+        money = False  # close enough to read alike when rounded: the full numbers tell them apart
+    text = f"{actual}{fmt(value, unit, compact=money)} against {baseline_words(fmt(baseline, unit, compact=money), kind, where)}"
+    if value is None or baseline is None:
+        return text
+    rel = fmt_relative(value, baseline, unit)
+    if amount and unit != "percent" and rel != fmt_change(value - baseline, unit):
+        rel = f"{fmt_change(value - baseline, unit)}, {rel}"
+    return f"{text} ({rel})"
+
+
+def _node_compare(v: _NodeView, *, amount: bool = False) -> str:
+    kind = "target" if v.versus == "target" else "period"
+    return compare_words(v.value, v.baseline, v.unit, kind, v.base_key, amount=amount)
+
+
+def _segment_compare(value: float | None, baseline: float | None, unit: str, basis: tuple[str, str]) -> str:
+    return compare_words(value, baseline, unit, basis[0], basis[1])
 
 
 def _sentence(a: _Analysis, link: str, share: float | None, parent: _Analysis | None, versus: str) -> str:
     v = a.view
     node = v.node
-    against = "target" if versus == "target" else ("the previous period" if versus == "previous" else "last year")
-    status = v.status.replace("_", " ")
+    against = "target" if versus == "target" else v.base_key
+    phrase = STATUS_PHRASE.get(v.status, v.status.replace("_", " "))
     if link == "start" and v.value is None:
         return f"{node.label} {a.unjudged}. Owner: {node.owner}."
     if link == "start" and v.baseline is None:  # nothing to judge it against: say so, no "— (—; …)"
-        lacks = "has no target" if versus == "target" else f"has no value for {against} to compare with"
+        lacks = "has no target" if versus == "target" else f"has no value in {against} to compare with"
         return f"{node.label} is {fmt(v.value, v.unit)} and {lacks}. Owner: {node.owner}."
     if link == "start":
-        judged = status if versus == "target" else f"{status} against its target"
-        return (f"{node.label} is {fmt(v.value, v.unit)} against {against} {fmt(v.baseline, v.unit)} "
-                f"({fmt_change(v.gap, v.unit)}; {judged}). Owner: {node.owner}.")
+        return f"{node.label}: {_node_compare(v, amount=True)}; {phrase}. Owner: {node.owner}."
     if link == "over":
         said = parent is not None and parent.unjudged == a.unjudged and parent.view.value is None
         lacks = "has no data either, for the same reason" if said else a.unjudged
         return f"{node.label} {lacks}; below it, each part is judged on its own. Owner: {node.owner}."
     assert parent is not None
     if link == "own":
-        rel = v.relative_gap
         pv = parent.view
         lacks = "has no data" if pv.value is None else "has no target" if versus == "target" else "has no baseline"
-        return (f"{node.label}: {fmt(v.baseline, v.unit)} → {fmt(v.value, v.unit)} "
-                f"({'' if rel is None else f'{rel:+.0%}, '.replace('-', '−')}{status}; judged on its own, as "
-                f"{pv.node.label} {lacks}). Owner: {node.owner}.")
+        return (f"{node.label}: {_node_compare(v)}; {phrase}, judged on its own, as {pv.node.label} {lacks}. "
+                f"Owner: {node.owner}.")
     if link == "exact":
         pv = parent.view
         part = share * pv.gap if share is not None and pv.gap is not None else None
-        return (f"{node.label}: {fmt(v.baseline, v.unit)} → {fmt(v.value, v.unit)}, "
+        return (f"{node.label}: {_node_compare(v)}, "
                 f"{_explains(share, part, pv.gap, pv.unit, f'{pv.node.label} {_gap_word(pv)}')}. Owner: {node.owner}.")
-    rel = v.relative_gap
-    return (f"{node.label}: {fmt(v.baseline, v.unit)} → {fmt(v.value, v.unit)} "
-            f"({'' if rel is None else f'{rel:+.0%}, '.replace('-', '−')}{status}; it influences "
-            f"{parent.view.node.label} but is not a share of it). Owner: {node.owner}.")
+    return (f"{node.label}: {_node_compare(v)}; {phrase}. It influences {parent.view.node.label} but is not a share "
+            f"of it. Owner: {node.owner}.")
 
 
 def _segment_sentence(a: _Analysis) -> str | None:
@@ -2008,14 +2373,80 @@ def _segment_sentence(a: _Analysis) -> str | None:
     explains = _explains(top.share, top.contribution, v.gap, v.unit, f"{v.node.label} {_gap_word(v)}")
     who = _describe(top, _noun(v.data.cur_metric))
     who = who[:1].upper() + who[1:]
+    basis = a.segments.basis
     if top.mix is not None and top.rate is not None and abs(top.mix) > abs(top.rate) and top.weight is not None \
             and top.base_weight is not None:
         # mostly a shift of mix: the segment's weight moved, not its own rate
         more = "larger" if top.weight > top.base_weight else "smaller"
-        return (f"{who}: a {more} share of the mix ({top.base_weight:.0%} → {top.weight:.0%}) at "
-                f"{fmt(top.value, v.unit)}, {explains}. Owner: {v.node.owner}.")
-    return (f"{who}: {v.node.label} {fmt(top.baseline, v.unit)} → {fmt(top.value, v.unit)}, {explains}. "
+        then = "in the reference" if basis[0] == "share" else basis[1] if basis[0] == "reference" else f"in {basis[1]}"
+        return (f"{who}: a {more} share of the mix ({fmt_share(top.weight)} now against {fmt_share(top.base_weight)} "
+                f"{then}) at {fmt(top.value, v.unit, compact=True)}, {explains}. Owner: {v.node.owner}.")
+    return (f"{who}: {v.node.label} {_segment_compare(top.value, top.baseline, v.unit, basis)}, {explains}. "
             f"Owner: {v.node.owner}.")
+
+
+def _how(start: _Analysis, session: _Session, versus: str) -> tuple[str, ...]:
+    """One sentence per method the explanation of `start` used, in the order a reader meets them."""
+    v = start.view
+    node = v.node
+    out: list[str] = []
+    if versus == "target":
+        out.append(f"Gap: {node.label}'s value minus its target for {session.period.key}; the status colours are "
+                   "always against the target.")
+    else:
+        out.append(f"Change: {node.label}'s value in {session.period.key} minus its value in {v.base_key}; the "
+                   "status colours stay against the target.")
+    method = start.children.method or ""
+    if node.formula and method:
+        out.append(f"Formula: {node.formula}. The children's parts add up exactly to the parent's "
+                   f"{'gap' if versus == 'target' else 'change'}, with a residual for what the formula does not give.")
+    if "additive" in method:
+        out.append("Deltas: for a sum, each child's part is its own difference from its baseline.")
+    if "lmdi" in method:
+        out.append("LMDI (log-mean Divisia index): for a product or a ratio, each factor's part is the parent's "
+                   "change weighted by how much that factor moved (its log ratio), so the parts add up exactly.")
+    if "shapley" in method:
+        out.append("Shapley values: where a factor is zero or the formula mixes sums and products, each child's "
+                   "part is its average effect over every order in which the children could have changed.")
+    if "within segments by" in method:
+        dim = method.rsplit("within segments by ", 1)[1]
+        refs = _period_words(tuple(p.key for p in session.data[node.id].ref_periods))
+        out.append(f"Within each {dim}: the formula is split {dim} by {dim} from the children's level {refs} to "
+                   f"now, so a change in the mix of {dim}s is not mistaken for a change of one factor (Simpson's "
+                   "paradox).")
+        if "(target → reference)" in method:
+            out.append(f"Target → reference: the step from the children's targets to their level {refs} is "
+                       "attributed over the totals and added to each child's part.")
+    if method == "undefined":
+        out.append("The formula could not split this change (a child has no value or baseline), so it all stays "
+                   "in the residual.")
+    residual = start.children.residual
+    if residual is not None and v.gap and abs(residual) >= 0.005 * abs(v.gap):
+        out.append("Residual: the part of the gap the formula over the children does not give — the parent measured "
+                   "apart from its children, or targets that do not fit the formula.")
+    if start.children.influences:
+        names = ", ".join(i.label for i in start.children.influences)
+        out.append(f"Influence links ({names}): they move {node.label} but do not add up to it, so each is judged "
+                   f"on its own against its baseline and gets no share of the {'gap' if versus == 'target' else 'change'}.")
+    if start.segments.dimensions:
+        kind, where = start.segments.basis
+        if kind == "share":
+            refs = _period_words(tuple(p.key for p in session.own(node).ref_periods))
+            out.append(f"Segments have no targets: the target is shared out over them by each segment's weight {refs} "
+                       "(periods that went to plan), and a segment's part is its value minus its target share.")
+        elif kind == "reference":
+            out.append(f"Segments have no targets: each is compared with its own level {where} (periods that went to "
+                       "plan); what separates that level from the target is no segment's doing and is reported as "
+                       f"{PSEUDO[0]!r}.")
+        else:
+            out.append(f"Segments: each is compared with its own value in {where}.")
+        if any(d.method == "mix_rate" for d in start.segments.dimensions):
+            out.append("Mix and rate: for a ratio, a segment's part is its own rate moving (rate) plus its share of "
+                       "the volume moving (mix); the two add up exactly.")
+        out.append("Dimensions are ranked by how much of the gap a few segments explain and how surprising their "
+                   f"change is (Adtributor); a segment carrying {NAMED_SHARE:.0%} of the gap or more is named, and "
+                   "marked in the chart.")
+    return tuple(out)
 
 
 # --- entry point ---------------------------------------------------------------------------
@@ -2078,7 +2509,13 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
     try:
         start = _analyse(session, node, versus)
         path = _red_path(session, start, versus)
-        found = _causes(session, start, versus, [a.view.node.id for a, *_ in path]) if causes else []
+        ids = [a.view.node.id for a, *_ in path]
+        found: list[Cause] = []
+        unlisted: list[tuple[str, str]] = []
+        if causes:
+            evaluation = evaluate_tree(engine, tree, period)
+            found = _causes(session, start, versus, ids, evaluation)
+            unlisted = _unlisted(session, start, versus, ids, found, evaluation)
     finally:
         session.close()
     steps = []
@@ -2109,11 +2546,13 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
         red_path=tuple(steps), causes=tuple(found), reference=tuple(p.key for p in session.own(node).ref_periods),
         reason=engine.no_data_reason(node, period) if view.value is None else "",
         children_reference=tuple(p.key for p in session.data[node.id].ref_periods),
-        notes=tuple(dict.fromkeys(notes)), seconds=time.perf_counter() - started,
+        notes=tuple(dict.fromkeys(notes)), seconds=time.perf_counter() - started, unlisted=tuple(unlisted),
+        how=_how(start, session, versus), finding=start.also,
     )
 
 
 __all__ = [
     "Cause", "ChildPart", "DimensionRank", "Explanation", "Finding", "Influence", "NodeData", "SegmentPart", "Step",
-    "available_dimensions", "explain_node", "reference_periods", "segment_frame",
+    "available_dimensions", "baseline_words", "compare_words", "explain_node", "named_segments", "reference_periods",
+    "segment_basis", "segment_columns", "segment_display", "segment_frame", "segment_sentence",
 ]

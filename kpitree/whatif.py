@@ -355,6 +355,49 @@ class Slider:
     step: float
     needed: Solution | None  # this node's value for its formula parent's target, the others held
 
+    @property
+    def scale(self) -> float:
+        """What the widget shows per unit of the node's value: 100 for percents, 1e-6 for millions of
+        dollars, 1e-3 for thousands — so the slider reads "$3.12M", not 3119583."""
+        if self.unit == "percent":
+            return 100.0
+        if self.unit in ("money", "money_per_day"):
+            top = max(abs(self.low), abs(self.high))
+            return 1e-6 if top >= 1_000_000 else 1e-3 if top >= 10_000 else 1.0
+        return 1.0
+
+    @property
+    def format(self) -> str:
+        """A printf format for `st.slider` over values scaled by `scale`: "$%.2fM", "%.1f%%", "%.0f"
+        (counts whole), with as many decimals as the step needs."""
+        step = self.step * self.scale
+        decimals = 0 if step >= 1 or step <= 0 else min(4, -math.floor(math.log10(step) + 1e-9))
+        if self.unit == "count":
+            decimals = 0 if self.step >= 1 else decimals
+        number = f"%.{decimals}f"
+        if self.unit == "percent":
+            return number + "%%"
+        if self.unit in ("money", "money_per_day"):
+            mark = {1e-6: "M", 1e-3: "k"}.get(self.scale, "")
+            return f"${number}{mark}" + ("/day" if self.unit == "money_per_day" else "")
+        suffix = {"days": " days", "hours": " h", "ratio": "×", "months": " mo", "minutes": " min"}.get(self.unit, "")
+        return number + suffix
+
+    def widget(self) -> dict[str, float | str]:
+        """Keyword arguments for `st.slider`, in display units (see `scale`): min_value, max_value,
+        value, step and format. `value_of` turns what the slider returns back into the node's unit."""
+        k = self.scale
+        return {"min_value": self.low * k, "max_value": self.high * k, "value": self.current * k,
+                "step": self.step * k, "format": self.format}
+
+    def value_of(self, shown: float) -> float:
+        """The node's value for a slider position given in display units."""
+        return shown / self.scale
+
+    def text(self, value: float | None) -> str:
+        """A value of this slider as the page writes it ("$3.12M", "20.8%", "48")."""
+        return fmt(value, self.unit, compact=True)
+
 
 def slider_for(source: Source, tree: Tree, node_id: str, period: str | Period | None = None,
                grain: str | None = None) -> Slider | None:
@@ -363,7 +406,8 @@ def slider_for(source: Source, tree: Tree, node_id: str, period: str | Period | 
 
     Rates slide over 0–100 % (further when a value is above 100 %, as NRR can be); other numbers from 0 (or the mirror of the largest value, if some are
     negative) to twice the largest of now, target and the value that would hit the parent's target,
-    in 200 steps.
+    in 200 steps (whole steps for counts). `Slider.widget()` gives the page the same range in the
+    units people read ("$3.12M", "20.8%").
     """
     evaluation = _evaluation(source, tree, period, grain)
     parent = tree.parent_of(node_id)
@@ -385,6 +429,8 @@ def slider_for(source: Source, tree: Tree, node_id: str, period: str | Period | 
         low = -top if min(v for v in (current, r.target) if v is not None) < 0 else 0.0
         high = top
         step = _nice_step((high - low) / 200)
+        if r.unit == "count":  # people send 48 proposals, not 47.9
+            step = max(step, 1.0)
         low, high = math.floor(low / step) * step, math.ceil(high / step) * step
     return Slider(node_id, r.label, r.unit, parent.id, current, low, high, step, needed)
 

@@ -177,7 +177,9 @@ def test_red_path_reaches_the_rep(engine: Engine) -> None:
     assert last.top_segment.share == pytest.approx(1.0)
     assert r.red_path[1].share == pytest.approx(1.0)
     words = r.sentences()
-    assert words[-1].startswith("Enterprise deals owned by Bob: Win rate 50.0% → 25.0%, explains 100% of the Win rate")
+    # against a target, a segment's rate is compared with its level in the reference period (September)
+    assert words[-1].startswith("Enterprise deals owned by Bob: Win rate 25.0% against 50.0% in 2026-09 (−25.0 pp), "
+                                "explains 100% of the Win rate shortfall")
     assert words[-1].endswith("Owner: Head of sales.")
     assert "explains 100% of the New business ARR shortfall" in words[2]
 
@@ -217,7 +219,11 @@ def test_unknown_node_and_versus(engine: Engine) -> None:
 
 def test_text_reads_well(engine: Engine) -> None:
     text = explain_node(engine, make_tree(), "nb", "2026-10").text()
-    assert "New business ARR — 2026-10" in text and "Red path:" in text and "Win rate" in text
+    assert text.startswith("New business ARR: actual $120 against target $220 (−$100, −45%); off target.")
+    assert "Red path:" in text and "Win rate" in text
+    # the method comes last, in words, not in a heading
+    how = text.split("How this was computed:")[1]
+    assert "LMDI" in how and "Within each owner" in how and "lmdi" not in text.split("How this was computed:")[0]
 
 
 # --- recovery of planted causes (demo business, one cause at a time) ---------------------------

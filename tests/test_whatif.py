@@ -158,3 +158,21 @@ def test_slider_ranges_follow_the_unit_and_the_needed_value(demo_data_dir):
     assert size.low <= size.current <= size.high and size.high >= size.needed.needed
     assert slider_for(ev, tree, "leads") is None  # an influence child: moving it changes nothing above
     assert slider_for(ev, tree, "arr") is None  # the root
+
+
+def test_slider_shows_values_as_people_read_them() -> None:
+    from kpitree.whatif import slider_for
+
+    # Win rate: a percent, 0–100 % in 0.1-point steps.
+    rate = slider_for(evaluation(), tree(), "win_rate")
+    assert rate.widget() == {"min_value": 0.0, "max_value": 100.0, "value": 37.5, "step": 0.1, "format": "%.1f%%"}
+    assert rate.value_of(50.0) == pytest.approx(0.5) and rate.text(0.375) == "37.5%"
+    # Closed deals: 8 now, 220 / (.375 × 40) = 14.67 needed → up to 2 × 14.67 = 29.3 in whole deals.
+    closed = slider_for(evaluation(), tree(), "closed")
+    assert (closed.low, closed.high, closed.step, closed.format) == (0.0, 30.0, 1.0, "%.0f")
+    # New business ARR at $3,119,583 (needed 250 − 30 = 220): up to 2 × 3,119,583 = 6.24M in steps of
+    # $50,000 — shown in millions with two decimals, "$3.12M", never 3119583.
+    nb = slider_for(evaluation({"nb": 3_119_583.0}), tree(), "nb")
+    assert (nb.high, nb.step, nb.scale, nb.format) == (6_250_000.0, 50_000.0, 1e-6, "$%.2fM")
+    assert nb.widget()["value"] == pytest.approx(3.119583) and nb.text(nb.current) == "$3.12M"
+    assert nb.value_of(nb.widget()["value"]) == pytest.approx(3_119_583.0)

@@ -1,0 +1,188 @@
+"""The words and numbers a first-time user reads (issue 14): comparisons, not arrows; counts whole;
+no "−0%"; shares past 100 % as amounts with their offsetting parts; the method apart; one rule for
+the segments named and the segments marked; every red lever named. Hand data: see test_explain."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT, make_workspace
+from test_explain import DEALS, make_tree
+
+from kpitree.evaluate import Engine, evaluate_tree
+from kpitree.explain import (
+    compare_words,
+    explain_node,
+    named_segments,
+    segment_columns,
+    segment_display,
+    segment_frame,
+    segment_sentence,
+)
+from kpitree.format import fmt, fmt_change, fmt_relative, fmt_share
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory) -> Engine:
+    ws = make_workspace(tmp_path_factory.mktemp("wording"), deals=DEALS)
+    settings = ws.settings()
+    settings.as_of = "2026-11-20"
+    ws.save_settings(settings)
+    return Engine(ws)
+
+
+# --- numbers -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "unit", "compact", "text"), [
+    (47.9, "count", False, "48"),  # a target share of proposals: people send whole ones
+    (3566.0, "count", False, "3,566"),
+    (-0.0004, "percent", False, "0.0%"),  # no "-0.0%"
+    (-0.2, "money", False, "-$0.20"),
+    (-29.999999999999, "money", False, "-$30"),  # float noise off a whole number shows no cents
+    (-0.001, "money", True, "$0.00"),
+    (4_268_596, "money", True, "$4.27M"),
+])
+def test_fmt(value, unit, compact, text) -> None:
+    assert fmt(value, unit, compact=compact) == text
+
+
+@pytest.mark.parametrize(("value", "unit", "text"), [
+    (0.0, "money", "$0"),  # not "±$0"
+    (-0.2, "money", "−$0.20"),
+    (-0.00004, "percent", "0.0 pp"),  # not "−0.0 pp"
+    (-0.024, "percent", "−2.4 pp"),
+    (0.4, "count", "0"),
+    (-640.0, "count", "−640"),
+])
+def test_fmt_change_never_signs_nothing(value, unit, text) -> None:
+    assert fmt_change(value, unit) == text
+
+
+def test_shares_and_relative_gaps() -> None:
+    assert fmt_share(-0.004) == "0%" and fmt_share(-0.42) == "−42%" and fmt_share(0.42, signed=True) == "+42%"
+    assert fmt_relative(4_268_596, 7_390_000, "money") == "−42%"  # 4.27 / 7.39 − 1 = −0.4224
+    assert fmt_relative(0.208, 0.232, "percent") == "−2.4 pp"  # percents differ in points
+    assert fmt_relative(5.0, 0.0, "count") == "+5"  # no percentage of nothing
+
+
+def test_a_comparison_reads_as_one_not_as_a_change_over_time() -> None:
+    assert compare_words(4_268_596, 7_390_000, "money", "target") == "actual $4.27M against target $7.39M (−42%)"
+    # 4.268596 / 7.270609 − 1 = −0.4129
+    assert compare_words(4_268_596, 7_270_609, "money", "period", "2026-09") == "$4.27M against $7.27M in 2026-09 (−41%)"
+    assert compare_words(30, 47.9, "count", "share") == "30 against a target share of 48 (−37%)"
+    # $426,627 and $427,000 both round to $427k/day: the full numbers tell them apart
+    assert compare_words(426_627, 427_000, "money_per_day", "target").startswith(
+        "actual $426,627/day against target $427,000/day")
+
+
+# --- the explanation in words --------------------------------------------------------------------
+
+
+def test_headline_says_actual_against_target_and_the_method_moves_out(engine: Engine) -> None:
+    # New business ARR: 120 against 220; −100 is −45 % (120 / 220 − 1 = −0.4545).
+    r = explain_node(engine, make_tree(), "nb", "2026-10")
+    assert r.headline() == "New business ARR: actual $120 against target $220 (−$100, −45%); off target."
+    assert r.children_heading() == "Share of the gap — the parts add up exactly to the whole"
+    assert "lmdi" not in r.children_heading().lower()
+    how = r.how_computed()
+    assert any(h.startswith("LMDI") for h in how) and any(h.startswith("Within each") for h in how)
+    assert len(how) == len(set(how))
+
+
+def test_versus_previous_in_every_figure(engine: Engine) -> None:
+    # Against September: 120 against 220 → −$100, −45 %; win rate 37.5 % against 50.0 % (−12.5 pp).
+    r = explain_node(engine, make_tree(), "nb", "2026-10", versus="previous")
+    assert r.headline() == ("New business ARR: $120 against $220 in 2026-09 (−$100, −45%); off target "
+                            "(status is against target).")
+    assert r.red_path[1].sentence.startswith("Win rate: 37.5% against 50.0% in 2026-09 (−12.5 pp)")
+    assert "target" not in r.red_path[1].sentence
+    assert segment_columns(r, "owner") == {"segment": "owner", "current": "2026-10", "baseline": "2026-09",
+                                           "change": "difference", "share": "share of gap"}
+    table = segment_display(r, "owner")
+    assert list(table.columns) == ["owner", "2026-10", "2026-09", "difference", "share of gap"]
+    assert table.iloc[0].tolist() == ["Bob", "$100", "$200", "−$100", "100%"]
+    assert all("2026-09" in h or "target" in h for h in r.how_computed()[:1])
+
+
+def test_a_residual_from_targets_that_do_not_fit_the_formula_is_explained(engine: Engine) -> None:
+    # Target 250 while the children's targets give 8 × .5 × 55 = 220: gap 120 − 250 = −130, of which
+    # win rate −100 (77 %) and the residual −30 (23 %); the shares read, the residual is explained.
+    r = explain_node(engine, make_tree({"nb": 250}), "nb", "2026-10")
+    assert r.shares_readable() and r.child_cell("win_rate") == "77%" and r.child_cell("closed") == "0%"
+    assert r.children_note() == (
+        "The parts add up to the −$130 gap: Win rate −$100, the residual −$30. The residual is the targets not "
+        "fitting the formula: the children's targets give New business ARR $220 (8 × 50.0% × $55), $30 less than "
+        "its own $250 target — so the children, each against its own target, do not add up to the parent's gap.")
+
+
+def test_shares_past_the_whole_are_amounts_with_what_offsets_them(engine: Engine) -> None:
+    # Target 150 while the children's targets give 220: gap 120 − 150 = −30; win rate −100 (333 %)
+    # and the residual +70 (−233 %) — unreadable as shares, so amounts and words.
+    r = explain_node(engine, make_tree({"nb": 150}), "nb", "2026-10")
+    assert not r.shares_readable()
+    assert r.share_column() == "part of gap"
+    assert (r.child_cell("win_rate"), r.child_cell("residual")) == ("−$100", "+$70")
+    assert r.children_heading() == "Parts of the −$30 gap, as amounts — some parts offset others"
+    note = r.children_note()
+    assert note.startswith("The parts add up to the −$30 gap: Win rate −$100, offset by the residual +$70.")
+    assert "give New business ARR $220 (8 × 50.0% × $55), $70 more than its own $150 target" in note
+
+
+def test_segments_named_are_exactly_the_segments_marked(engine: Engine) -> None:
+    # Target 200 shared by September's weights: Bob 181.82, Ann 18.18; Bob 100 − 181.82 = −81.82 of a
+    # −80 gap (102 %), Ann +1.82 (−2 %): Bob is named, and only Bob is marked.
+    r = explain_node(engine, make_tree({"nb": 200}), "nb", "2026-10")
+    assert named_segments(r, "owner") == ["Bob"]
+    frame = segment_frame(r, "owner")
+    assert frame.loc[frame["explains"], "segment"].tolist() == ["Bob"]
+    assert segment_sentence(r, "owner") == ("By owner: Bob (−$81.82) explains more than the whole of the New business "
+                                            "ARR gap (−$80; the other owners made up +$1.82).")
+    table = segment_display(r, "owner")
+    assert list(table.columns) == ["owner", "actual", "target share", "difference", "part of gap"]
+    assert table.iloc[0].tolist() == ["Bob", "$100", "$182", "−$81.82", "−$81.82"]
+
+
+# --- the demo ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo(demo_data_dir):
+    from kpitree.tree import load_tree
+    from kpitree.workspace import Workspace
+
+    return Engine(Workspace(demo_data_dir / "demo")), load_tree(ROOT / "data" / "trees" / "revops.yaml")
+
+
+def _red_levers(engine, tree) -> set[str]:
+    evaluation = evaluate_tree(engine, tree, "2026-10")
+    return {n.id for n in evaluation.nodes if n.status == "red" and not tree.node(n.id).children}
+
+
+@pytest.mark.parametrize("versus", ["target", "previous"])
+def test_every_red_lever_is_in_the_red_path_or_also_off_track_or_said_why(demo, versus: str) -> None:
+    engine, tree = demo
+    red = _red_levers(engine, tree)
+    # the levers issue 14 found missing are red on the demo
+    assert {"demos", "mql_to_sql_rate", "expansion_rate"} <= red
+    r = explain_node(engine, tree, "arr", "2026-10", versus=versus)
+    named = {s.id for s in r.red_path} | {c.id for c in r.causes}
+    unlisted = {i for i, _ in r.unlisted}
+    assert red == (named | unlisted) & red
+    assert not named & unlisted
+    if versus == "target":  # against the target every red lever is off track: none is left to explain away
+        assert red <= named and not unlisted
+    else:
+        assert all("red against its target" in why for _, why in r.unlisted)
+
+
+def test_demo_wording(demo) -> None:
+    engine, tree = demo
+    r = explain_node(engine, tree, "new_arr", "2026-10")
+    assert r.headline() == "New ARR: actual $4.27M against target $7.39M (−$3.12M, −42%); off target."
+    text = r.text()
+    assert "−0%" not in text and "±" not in text and "→ $" not in text
+    nb = explain_node(engine, tree, "new_business_arr", "2026-10")
+    assert not nb.shares_readable()  # 19 % + 98 % + 55 % against a −72 % residual: amounts instead
+    assert "688 × 23.2% × $44,200" in nb.children_note()
+    proposals = explain_node(engine, tree, "proposals", "2026-10")
+    assert "47.9" not in proposals.text()
