@@ -79,7 +79,12 @@ def sign_in_page(users: access.UsersFile | None, idps: list[str | None], problem
         if idps and st.user.get("is_logged_in"):
             st.button("Sign out", key="signout_provider", on_click=sign_out)
         return
-    if users is not None and any(a.password for a in users.accounts.values()):
+    with_password = users is not None and any(a.password for a in users.accounts.values())
+    if not with_password and not idps:
+        st.error("Nobody can sign in to this server yet: no user has a password and no identity provider is "
+                 "set up. Whoever runs it adds one with `python -m kpitree users add NAME --admin`.",
+                 icon=":material/lock:")
+    if with_password:
         with st.form("sign_in"):
             name = st.text_input("User name", key="signin_name", autocomplete="username")
             password = st.text_input("Password", type="password", key="signin_password",

@@ -242,11 +242,21 @@ def test_an_identity_provider_user_enters_when_listed_and_only_then(team):
     assert not failures(at) and pages(at) == ["Tree", "Definitions", "Workspaces"]
     at.switch_page("pages/4_Workspaces.py").run()
     assert workspaces_listed(at) == ["beta"]
+    through_app(at).run()
+    through_app(at).button(key="signout").click().run()
+    assert pages(at) == ["Sign in"] and at.user == {"is_logged_in": False}  # st.logout ended the provider's session
     other = AppTest.from_file(APP, default_timeout=60)
     other.secrets = auth
     other.user = {"is_logged_in": True, "email": "mallory@acme.com"}
     other.run()
     assert pages(other) == ["Sign in"] and "not on this server's list" in unescaped(other.error[0].value)
+
+
+def test_a_users_file_nobody_can_use_says_how_to_add_the_first_user(data_dir):
+    (data_dir / access.USERS_FILE).write_text("users: {}\n")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not failures(at) and pages(at) == ["Sign in"]
+    assert "users add NAME --admin" in unescaped(at.error[0].value)
 
 
 def test_a_provider_without_a_users_file_keeps_the_app_closed(data_dir):
