@@ -345,6 +345,9 @@ def sign_in(users: UsersFile, name: str, password: str) -> User:
     ok = verify_password(hashed, password or "") and account is not None and account.password is not None
     if not ok:
         with _FAILS_LOCK:
+            if len(_FAILS) > 10_000:  # names tried at random must not fill the memory
+                for stale in [k for k, v in _FAILS.items() if not v or now - v[-1] > _FAIL_WINDOW]:
+                    del _FAILS[stale]
             _FAILS.setdefault(key, deque()).append(time.monotonic())
         raise AccessError("Wrong user name or password.")
     with _FAILS_LOCK:

@@ -298,3 +298,12 @@ def test_check_reports_every_unusable_entry_and_fails(data_dir, capsys, monkeypa
     assert code == 2 and "2 problem(s)" in out and "user 'dave'" in out and "workspace 'beta'" in out
     code, out, err = users_cli(capsys, monkeypatch, "add", "erin", "--password-stdin", stdin="erin-secret\n")
     assert code == 2 and "fix them first" in err  # rewriting the file would drop dave's entry
+
+
+def test_failed_names_tried_at_random_are_forgotten_once_stale(data_dir):
+    users = write_users(data_dir, olga="olga-secret")
+    long_ago = time.monotonic() - 3600
+    access._FAILS.update({f"n{i}": access.deque([long_ago]) for i in range(10_001)})
+    with pytest.raises(AccessError):
+        access.sign_in(users, "someone", "guess-1234")
+    assert set(access._FAILS) == {"someone"}
