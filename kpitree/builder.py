@@ -309,13 +309,14 @@ def drawable(tree: Tree) -> Tree:
         kids = tuple(c for c in n.children if c in known and c not in seen and c in keep and c != nid)
         seen.add(nid)
         out.append(dataclasses.replace(n, children=kids))
-    # Each child only under its first parent, so the layout never visits a node twice.
+    # Each child only under its first parent, so the layout never visits a node twice; a formula
+    # still being typed (unreadable, too long) is drawn as influence links until it reads.
     placed: set[str] = set()
     fixed = []
     for n in out:
         kids = tuple(c for c in n.children if c not in placed)
         placed.update(kids)
-        fixed.append(dataclasses.replace(n, children=kids))
+        fixed.append(dataclasses.replace(n, children=kids, formula=n.formula if formula_children(n) else None))
     return _replace(tree, fixed)
 
 

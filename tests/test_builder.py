@@ -300,3 +300,15 @@ def test_a_very_deep_draft_never_hits_the_recursion_limit():
     assert len(b.drawable(tree).nodes) == 3000
     problems = b.validate(tree)
     assert any("limit is 500" in p.message for p in problems)
+
+
+@pytest.mark.parametrize("formula", ["revenue = (((x", "revenue = " + "+".join(["x"] * 600), "revenue = x ** 2"])
+def test_a_formula_being_typed_never_breaks_the_preview(formula):
+    from kpitree.layout import layout_tree
+
+    t = b.add_node(b.blank_tree(), "revenue", label="x")
+    t = b.edit_node(t, "revenue", formula=formula)
+    drawn = b.drawable(t)
+    assert drawn.node("revenue").formula is None  # drawn as influence until it reads
+    assert {s.link for s in layout_tree(drawn).segments} == {"influence"}
+    assert any("formula" in p.key for p in b.validate(t) if p.key)
