@@ -17,6 +17,7 @@ from pathlib import Path
 import streamlit as st
 
 import ui
+from kpitree import explain
 from kpitree.charts import (
     STATUS_STROKE,
     STATUS_WORD,
@@ -314,9 +315,8 @@ def _panel(ws, engine, tree, evaluation, node_id, period, versus, baselines, res
         if res.value is None:
             st.info(f"**{md(res.label)} has no data in {period.key}**: "
                     + (f"{md(res.reason)}." if res.reason else "nothing to compute it from in this period."))
-        if result is not None and result.red_path and res.value is not None:
-            for sentence in result.sentences()[1:3] or result.sentences()[:1]:
-                st.markdown(md(sentence))
+        for sentence in _summary(result) if res.value is not None else []:
+            st.markdown(md(sentence))
         link = (f"Exact formula: `{node.formula}`" if node.formula else
                 "Influence links: children move this number but do not add up to it." if node.children else
                 "A lever: the team acts on this number directly.")
@@ -325,6 +325,11 @@ def _panel(ws, engine, tree, evaluation, node_id, period, versus, baselines, res
             st.caption(f"Target suggested from this workspace's own history: {md(res.target_basis)}. Editing it in the "
                        "Builder replaces the suggestion." if res.target is not None else
                        f"No target: {md(res.target_basis.removeprefix('no target: '))} — type one in the Builder.")
+        how = result.how_computed() if result is not None and hasattr(result, "how_computed") else []
+        if how:
+            with st.expander("How this was computed"):
+                for term in how:
+                    st.markdown(f"- {md(term)}")
     if st.session_state.get("show_path"):
         _red_path(ws, tree, period, versus, evaluation)
 
@@ -340,6 +345,16 @@ def _panel(ws, engine, tree, evaluation, node_id, period, versus, baselines, res
         return  # no segments or usage views to draw: the box above says what to load
     top_segment = _segments(engine, tree, node, res, period, versus, result)
     _usage(engine, node, period, top_segment)
+
+
+def _summary(result) -> list[str]:
+    """The panel's words after its figures: the headline in plain words, the child that explains
+    most, the segments named (`Explanation.summary`, or the red path's first sentences)."""
+    if result is None:
+        return []
+    if hasattr(result, "summary"):
+        return result.summary()
+    return (result.sentences()[1:3] or result.sentences()[:1]) if result.red_path else []
 
 
 def _slider_scale(unit: str, high: float) -> tuple[float, str]:
@@ -431,11 +446,18 @@ def _children(tree, evaluation, node, result, versus, baselines, where) -> None:
         return
     exact = {c.id: c for c in result.children} if result is not None else {}
     share = "share of the gain" if result is not None and is_gain(result.direction, result.gap) else "share of gap"
+    words = result is not None and hasattr(result, "share_column")
+    if words:
+        share = result.share_column()
     steps = [(c.label, c.contribution) for c in exact.values() if c.contribution is not None]
     if node.formula and steps:
-        st.markdown(f"**{share.capitalize()}** against {md(_against(result))} — the parts add up to the whole")
+        heading = result.children_heading() if words else f"{share.capitalize()} — the parts add up to the whole"
+        st.markdown(f"**{md(heading)}** (against {md(_against(result))})")
         ui.chart(waterfall_chart(result.baseline_label, result.baseline, steps, "actual",
                                  evaluation.node(node.id).unit), key="waterfall")
+        note = result.children_note() if words else None
+        if note:
+            st.caption(md(note))
     influences = {i.id for i in result.influences} if result is not None else set(node.children)
     rows = []
     for cid in node.children:
@@ -447,8 +469,11 @@ def _children(tree, evaluation, node, result, versus, baselines, where) -> None:
                                                                                           compact=True)
         else:
             row[where] = fmt(baselines.get(cid), ch.unit, compact=True)
-        row[share] = (f"{part.share:.0%}".replace("-", "−") if part is not None and part.share is not None
-                      else "influence" if cid in influences else "—")
+        if words:
+            row[share] = result.child_cell(cid)
+        else:
+            row[share] = (f"{part.share:.0%}".replace("-", "−") if part is not None and part.share is not None
+                          else "influence" if cid in influences else "—")
         row["owner"] = ch.owner
         rows.append(row)
     st.table(rows, hide_index=True)
@@ -509,6 +534,13 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
         return None
     ui.chart(segment_chart(table, res.unit, dim, worst, highlight_color=STATUS_STROKE["green" if gain else "red"]),
              key="segments")
+    display = getattr(explain, "segment_display", None)
+    shown = display(result, dim) if display is not None and frame is not None and not frame.empty else None
+    if shown is not None:
+        if gain:  # in the chart's order (the segments that carried the gain first)
+            shown = shown.set_index(shown.columns[0]).loc[list(table["segment"])].reset_index()
+        st.table(shown, hide_index=True)
+        return (dim, worst[0]) if worst and not gain else None
     money = res.unit in ("money", "money_per_day")
     shown = {dim: list(table["segment"]), "actual": [fmt(v, res.unit, compact=money) for v in table["current"]],
              before: [fmt(v, res.unit, compact=money) for v in table["baseline"]],
