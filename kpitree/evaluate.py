@@ -308,9 +308,16 @@ class Engine:
             by_filter.setdefault(tuple(filters), []).append(name)
         for filters, names in by_filter.items():
             q = MetricQuery(names[0], tuple(periods), self.as_of, dimension, filters, self.columns, self.params)
-            frames = self._run(q, names)
-            for name, df in frames.items():
-                _CACHE.put(self._key(q.with_metric(name)), df)
+            # One thread runs a batch; sessions asking for the same one meanwhile wait for it and
+            # find their metrics cached (twenty first pages at once run it once, not twenty times).
+            with _CACHE.single(("batch", self._key(q), tuple(names))):
+                names = [n for n in names if self._key(q.with_metric(n)) not in _CACHE]
+                if not names:
+                    continue
+                q = q.with_metric(names[0])
+                frames = self._run(q, names)
+                for name, df in frames.items():
+                    _CACHE.put(self._key(q.with_metric(name)), df)
 
     def query(
         self,

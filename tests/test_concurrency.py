@@ -472,3 +472,98 @@ def test_pages_read_old_or_new_data_while_loads_swap(load_ws, tmp_path: Path):
     for text in clean:
         assert "reload the page" in text, text
     assert _lock_for(ws.db_path).readers == 0
+
+
+def test_sessions_asking_for_one_uncached_result_compute_it_once(demo, monkeypatch):
+    """Eight first pages at once on a fresh server run each metric batch once (the others wait for
+    it), not eight times on two cores; and the answers are the serial ones."""
+    ws, tree, views = demo
+    real = evaluate_module.compute_many
+    calls: list[tuple] = []
+    guard = threading.Lock()
+
+    def counted(con, q, names):
+        with guard:
+            calls.append((q.periods, q.filters, tuple(names)))
+        return real(con, q, names)
+
+    monkeypatch.setattr(evaluate_module, "compute_many", counted)
+    clear_all()
+    expected = snapshot(evaluate_tree(Engine(ws), tree, views[2]))
+    serial_calls = sorted(calls, key=repr)
+    calls.clear()
+    clear_all()
+    engine = Engine(ws)
+    start = threading.Barrier(8)
+    got: list = []
+
+    def first_page():
+        start.wait()
+        got.append(snapshot(evaluate_tree(engine, tree, views[2])))
+
+    run_threads([first_page] * 8)
+    assert len(got) == 8 and all(same(g, expected) for g in got)
+    assert sorted(calls, key=repr) == serial_calls, f"{len(calls)} batches run for {len(serial_calls)} needed"
+
+
+def test_a_result_is_computed_once_and_a_failed_or_slow_owner_does_not_block_the_others():
+    from kpitree.cache import ResultCache
+
+    cache = ResultCache(8)
+    runs: list[int] = []
+    start = threading.Barrier(6)
+
+    def slow_run():
+        runs.append(1)
+        time.sleep(0.3)
+        return 42
+
+    out: list[int] = []
+    run_threads([lambda: (start.wait(), out.append(cache.get_or_run("k", slow_run)))] * 6)
+    assert out == [42] * 6 and len(runs) == 1
+
+    # The first thread fails (a stopped rerun): a waiting one computes it instead.
+    first, attempts = threading.Event(), []
+
+    def failing_then_fine():
+        attempts.append(1)
+        if len(attempts) == 1:
+            first.set()
+            time.sleep(0.2)
+            raise StopRerun()
+        return 7
+
+    results: list = []
+
+    def ask():
+        try:
+            results.append(cache.get_or_run("f", failing_then_fine))
+        except StopRerun:
+            results.append("stopped")
+
+    def ask_later():
+        first.wait(JOIN_SECONDS)
+        ask()
+
+    run_threads([ask, ask_later])
+    assert sorted(results, key=str) == [7, "stopped"] and len(attempts) == 2
+
+    # A holder that never finishes only delays the others by the wait.
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with cache.single("h"):
+            held.set()
+            release.wait(JOIN_SECONDS)
+
+    waited: list[bool] = []
+
+    def other():
+        held.wait(JOIN_SECONDS)
+        began = time.monotonic()
+        with cache.single("h", wait=0.3) as got:
+            waited.append((got, time.monotonic() - began < 5))
+        release.set()
+
+    run_threads([holder, other])
+    assert waited == [(False, True)]
