@@ -10,6 +10,7 @@ import pandas as pd
 
 from .errors import QueryError
 from .evaluate import Engine
+from .format import fmt, fmt_change
 from .metrics import metric
 from .periods import Period
 from .tree import Node, Tree
@@ -24,7 +25,8 @@ def drill_dimensions(engine: Engine, tree: Tree, node: Node) -> list[str]:
 
 
 def segment_table(engine: Engine, node: Node, period: Period, baseline: Period, dimension: str) -> pd.DataFrame:
-    """Per segment: current value, baseline value, change, and volume (ratio denominators), worst first.
+    """Per segment: current value, baseline value, change, and volume (ratio denominators), worst first;
+    segments with nothing (no value or zero) on both sides are left out.
 
     A QueryError saying what to load when the node lacks data, or that the dimension cannot split it.
     """
@@ -45,8 +47,23 @@ def segment_table(engine: Engine, node: Node, period: Period, baseline: Period, 
     if m.ratio:
         den = m.ratio[1]
         out["volume"] = [now[den].get(s, 0.0) for s in segments]
-    out = out[out["current"].notna() | out["baseline"].notna()].reset_index(drop=True)  # no value on either side
+    # nothing on either side (no value, or zero: a CSM without new deals) says nothing about the change
+    said = out["current"].fillna(0).astype("float64").ne(0) | out["baseline"].fillna(0).astype("float64").ne(0)
+    out = out[said].reset_index(drop=True)
     out["change"] = out["current"].astype("float64") - out["baseline"].astype("float64")
     adverse = -out["change"] if node.better == "higher" else out["change"]
     out["adverse"] = adverse.fillna(0.0)
     return out.sort_values("adverse", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def display(table: pd.DataFrame, unit: str, dimension: str, period: Period, baseline: Period) -> pd.DataFrame:
+    """`segment_table` as the page shows it: columns named for what they are — the dimension ("owner",
+    not "segment"), the period ("2026-10") and the baseline period ("2026-09", not "before") — and
+    numbers formatted (money compact, counts whole, no "±$0")."""
+    money = unit in ("money", "money_per_day")
+    return pd.DataFrame({
+        dimension: table["segment"],
+        period.key: [fmt(v, unit, compact=money) for v in table["current"]],
+        baseline.key: [fmt(v, unit, compact=money) for v in table["baseline"]],
+        "difference": [fmt_change(v, unit) for v in table["change"]],
+    })

@@ -300,6 +300,14 @@ class Explanation:
         status = STATUS_PHRASE.get(self.status, self.status)
         return f"{self.label}: {said}; {status}" + ("." if self.versus == "target" else " (status is against target).")
 
+    def delta(self, *, ascii_sign: bool = False) -> str | None:
+        """The box's delta against this explanation's baseline: "−$12.63M vs target", "+$3.19M vs
+        2026-09" (None without one). `ascii_sign` for `st.metric`, which reads the sign for its colour."""
+        if self.gap is None:
+            return None
+        against = "target" if self.versus == "target" else self.baseline_label
+        return f"{fmt_change(self.gap, self.unit, ascii_sign=ascii_sign)} vs {against}"
+
     def how_computed(self) -> list[str]:
         """"How this was computed": one sentence per term the explanation used (deltas, LMDI, Shapley,
         the residual, reference periods, mix and rate), for an expander beside the plain words."""
@@ -605,6 +613,24 @@ def segment_columns(result: Explanation, dimension: str) -> dict[str, str]:
         baseline = (refs[0] if len(refs) == 1 else f"avg {refs[0]}…{refs[-1]}") if refs else "reference"
     return {"segment": dimension, "current": current, "baseline": baseline, "change": "difference",
             "share": f"share of {'the gain' if result.gap_word == 'gain' else 'gap'}"}
+
+
+def segment_heading(result: Explanation, dimension: str) -> str:
+    """What a segment chart compares with, in words, the same baseline as the sentences: "By owner —
+    2026-10 against 2026-09", or against a target "… against the target shared out by each owner's
+    weight in 2026-05 (periods that went to plan; segments have no targets of their own)"; with the
+    marked bars named when some are."""
+    marked = "; in red, those named as explaining the gap" if result.gap_word == "gap" else \
+        "; in green, those named as explaining the gain"
+    marked = marked if named_segments(result, dimension) else ""
+    if result.versus != "target":
+        return f"By {dimension} — {result.period} against {result.baseline_label}{marked}"
+    rank = _rank_of(result, dimension)
+    refs = _period_words(result.reference)
+    against = (f"the target shared out by each {dimension}'s weight {refs}" if rank is not None and rank.method == "delta"
+               else f"each {dimension}'s own level {refs}")
+    return (f"By {dimension} — {result.period} against {against} (periods that went to plan; segments have no "
+            f"targets of their own){marked}")
 
 
 def segment_display(result: Explanation, dimension: str) -> pd.DataFrame | None:
@@ -2554,5 +2580,5 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
 __all__ = [
     "Cause", "ChildPart", "DimensionRank", "Explanation", "Finding", "Influence", "NodeData", "SegmentPart", "Step",
     "available_dimensions", "baseline_words", "compare_words", "explain_node", "named_segments", "reference_periods",
-    "segment_basis", "segment_columns", "segment_display", "segment_frame", "segment_sentence",
+    "segment_basis", "segment_columns", "segment_display", "segment_frame", "segment_heading", "segment_sentence",
 ]

@@ -186,3 +186,29 @@ def test_demo_wording(demo) -> None:
     assert "688 × 23.2% × $44,200" in nb.children_note()
     proposals = explain_node(engine, tree, "proposals", "2026-10")
     assert "47.9" not in proposals.text()
+
+
+def test_box_delta_and_segment_heading_follow_versus(engine: Engine) -> None:
+    target = explain_node(engine, make_tree(), "nb", "2026-10")
+    previous = explain_node(engine, make_tree(), "nb", "2026-10", versus="previous")
+    assert target.delta() == "−$100 vs target" and target.delta(ascii_sign=True) == "-$100 vs target"
+    assert previous.delta() == "−$100 vs 2026-09"
+    from kpitree.explain import segment_heading
+
+    assert segment_heading(previous, "owner") == ("By owner — 2026-10 against 2026-09; in red, those named as "
+                                                  "explaining the gap")
+    # against the target, New business ARR's owners share the target by their September weights
+    assert segment_heading(target, "owner").startswith(
+        "By owner — 2026-10 against the target shared out by each owner's weight in 2026-09")
+
+
+def test_drill_table_columns_are_named_for_what_they_are(engine: Engine) -> None:
+    from kpitree.drill import display, segment_table
+    from kpitree.periods import parse_period
+
+    # New business ARR by owner, October against September: Bob 100 against 200, Ann 20 against 20.
+    node = make_tree().node("nb")
+    oct_, sep = parse_period("2026-10"), parse_period("2026-09")
+    table = display(segment_table(engine, node, oct_, sep, "owner"), "money", "owner", oct_, sep)
+    assert list(table.columns) == ["owner", "2026-10", "2026-09", "difference"]
+    assert table.values.tolist() == [["Bob", "$100", "$200", "−$100"], ["Ann", "$20", "$20", "$0"]]
