@@ -281,3 +281,31 @@ def test_names_typed_on_the_page_are_shown_as_text_never_as_markdown(data_dir):
     at.button(key="ws_rename").click().run()
     shown = at.error[0].value
     assert "invalid workspace name" in shown and "](" not in shown and "\\!\\[x\\]\\(https" in shown
+
+
+# --- the real server -------------------------------------------------------------------------------
+
+
+def test_in_the_browser_a_viewer_signs_in_and_gets_no_upload_and_a_new_tab_signs_in_again(team, page):
+    """The real server (not AppTest): the sign-in form, a refused and an accepted password, the
+    navigation of a viewer, and a page URL opened in a new session lands on the sign-in form."""
+    from conftest import ARTIFACTS, running_app
+
+    with running_app(team, STREAMLIT_SERVER_FILE_WATCHER_TYPE="none") as url:
+        page.goto(url)
+        page.get_by_text("Sign in to KPI Tree").wait_for(timeout=60_000)
+        assert page.locator("[data-testid=stSidebarNavLink]").count() == 0
+        page.get_by_label("User name").fill("vera")
+        page.get_by_role("textbox", name="Password").fill("not-her-password")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Wrong user name or password.").wait_for(timeout=30_000)
+        page.get_by_role("textbox", name="Password").fill("vera-secret")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Signed in as Vera").wait_for(timeout=30_000)
+        links = page.locator("[data-testid=stSidebarNavLink]")
+        links.first.wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "browser_viewer_signed_in.png"), full_page=True)
+        assert [t.split("\n")[-1] for t in links.all_inner_texts()] == ["Tree", "Definitions", "Workspaces"]
+        page.goto(f"{url}/Upload")  # a new session: signed out, and no Upload page for it
+        page.get_by_text("Sign in to KPI Tree").wait_for(timeout=60_000)
+        assert page.get_by_text("Upload data").count() == 0
