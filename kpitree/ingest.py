@@ -88,6 +88,7 @@ ATTACH_WAIT_SECONDS = 30.0  # a load waits this long for another process to let 
 LOAD_WAIT_SECONDS = 600.0  # … and this long for another load of the same workspace to finish
 LOAD_LOCK_FILE = ".load.lock"
 YEARS = (1900, 2100)
+MAX_AMOUNT = 1e15  # a money value at or beyond this is refused (sums of 1e308 overflow to infinity)
 ARCHIVE_MEMBER_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")  # a zip's README.txt is not data
 FOOTER = re.compile(r"^[\s\"']*(grand totals?\b|total\b|confidential information|copyright|©|\(c\)\s*\d{4})", re.I)
 BINARY_MAGIC = {
@@ -1256,6 +1257,14 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
                 # A finite input can still overflow in a mapping's arithmetic (1e308 × 12 months).
                 checks.append(f"WHEN NOT isfinite({v}) THEN [{label}, 'value ' || coalesce({shown}, "
                               f"CAST({v} AS VARCHAR)) || ' is not a finite number', {shown}]")
+            if col.type is ColumnType.MONEY:
+                # 1e308 is finite, but two of them sum to infinity: no real amount comes near a quadrillion.
+                checks.append(f"WHEN abs({v}) >= {MAX_AMOUNT:.0e} THEN [{label}, 'amount ' || coalesce({shown}, "
+                              f"CAST({v} AS VARCHAR)) || ' is beyond ±1e15: not a real amount', {shown}]")
+            if col.type is ColumnType.ID:
+                # `D1` and `D1` + a line break would be two deals counted twice, and look the same everywhere.
+                checks.append(f"WHEN regexp_matches({v}, '[\\x00-\\x1f\\x7f]') THEN [{label}, 'the id contains a "
+                              f"line break, tab or other control character', {shown}]")
             if col.non_negative:
                 checks.append(f"WHEN {v} < 0 THEN [{label}, 'negative value ' || "
                               f"coalesce({shown}, CAST({v} AS VARCHAR)) || ' is not allowed', {shown}]")
@@ -1601,7 +1610,7 @@ _held_guard = threading.Lock()
 
 @contextmanager
 def load_lock(workspace: Workspace, on_wait: Callable[[str], None] | None = None,
-              timeout: float = LOAD_WAIT_SECONDS) -> Iterator[None]:
+              timeout: float | None = None) -> Iterator[None]:
     """Holds the workspace's load lock (`<workspace>/.load.lock`, an `flock`): one load at a time, across
     processes and threads.
 
@@ -1611,6 +1620,7 @@ def load_lock(workspace: Workspace, on_wait: Callable[[str], None] | None = None
     ends, even by `kill -9`, so a crashed load never blocks the next. The same thread may take it again
     (the command line holds it around the load and the first tree; `ingest` takes it for the swap).
     """
+    timeout = LOAD_WAIT_SECONDS if timeout is None else timeout
     if fcntl is None:  # no flock on this platform: DuckDB's own file lock still keeps the swap whole
         yield
         return
