@@ -48,6 +48,7 @@ META_TABLE = "_kpitree_loads"
 _LOCK_WAIT_SECONDS = 15.0  # another process (a command-line load) holds the file
 _READ_WAIT_SECONDS = 20.0  # a click waits this long for a load's swap in this process, then says a load runs
 _WRITE_WAIT_SECONDS = 120.0  # a load waits this long for the clicks being computed
+_MARKER_STALE_SECONDS = 600.0  # a load marker older than this is left over, not a load
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")  # always with fullmatch: `$` lets "demo\n" through
 QUERY_TIMEOUT_SECONDS = 30.0  # per query; a workspace may set "query_timeout" in workspace.json
 
@@ -247,6 +248,12 @@ class FileAccess:
     Both sides count per thread: a thread may read again while it reads (a session's cursor held
     while a query opens another) or while it writes, and only the thread that took a side gives
     it back. `with access:` is the writer's side (what `_lock_for` callers always meant).
+
+    Across processes, a writer also leaves a marker file beside the database (`<file>.loading`,
+    holding its process id) while it waits and writes: readers in the app see it and open no new
+    cursor, so the app's instance closes as soon as the clicks in flight end and a command-line
+    load gets the file, instead of waiting in vain while twenty sessions keep it open. A marker
+    of a process that is gone (a `kill -9`) or older than ten minutes is ignored.
     """
 
     def __init__(self, path: Path) -> None:
@@ -279,12 +286,15 @@ class FileAccess:
                 raise KpiTreeError(f"workspace {self.path.parent.name!r} cannot be written while this same "
                                    "computation reads it; finish reading first")
             self._waiting += 1
+            self._announce()
             try:
                 free = self._cond.wait_for(lambda: self._writer is None and not self._readers, timeout)
             finally:
                 self._waiting -= 1
                 self._cond.notify_all()  # readers held back for this writer may go if it gave up
             if not free:
+                if self._writer is None and not self._waiting:
+                    self._withdraw()
                 raise WorkspaceBusy(f"workspace {self.path.parent.name!r} is busy: {len(self._readers)} page(s) were "
                                    f"still reading it after {timeout:g} s; try again in a moment")
             self._writer, self._depth = me, 1
@@ -297,6 +307,8 @@ class FileAccess:
             self._depth -= 1
             if not self._depth:
                 self._writer = None
+                if not self._waiting:
+                    self._withdraw()
                 self._cond.notify_all()
 
     def __enter__(self) -> FileAccess:
@@ -324,15 +336,63 @@ class FileAccess:
         finally:
             self._leave_read()
 
+    # --- the marker other processes see -------------------------------------------------
+
+    @property
+    def marker(self) -> Path:
+        return self.path.with_name(self.path.name + ".loading")
+
+    def _announce(self) -> None:
+        try:
+            self.marker.write_text(f"{os.getpid()}\n{self.path}\n", encoding="utf-8")
+        except OSError:  # no folder yet (a first load creates it), or read-only: nobody to tell
+            pass
+
+    def _withdraw(self) -> None:
+        try:
+            self.marker.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    def _loading_elsewhere(self) -> bool:
+        """Another live process writes this file now (its marker; see the class docstring)."""
+        try:
+            text = self.marker.read_text(encoding="utf-8")
+            age = time.time() - self.marker.stat().st_mtime
+        except (OSError, UnicodeDecodeError):
+            return False
+        lines = text.splitlines()
+        try:
+            pid = int(lines[0])
+        except (IndexError, ValueError):
+            return False
+        if pid == os.getpid() or lines[1:2] != [str(self.path)] or age > _MARKER_STALE_SECONDS:
+            return False  # ours (the in-process side covers it), a moved workspace's, or stale
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+
     def _enter_read(self, name: str) -> None:
         me = threading.get_ident()
         with self._cond:
             if me in self._readers or self._writer == me:
                 self._readers[me] = self._readers.get(me, 0) + 1
                 return
-            if not self._cond.wait_for(lambda: self._writer is None and not self._waiting, _READ_WAIT_SECONDS):
-                raise WorkspaceBusy(f"workspace {name!r} is busy: a load is running (or the workspace is being "
-                                    "renamed); reload the page in a moment")
+            deadline = time.monotonic() + _READ_WAIT_SECONDS
+            while True:
+                here = self._writer is None and not self._waiting
+                if here and not self._loading_elsewhere():
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WorkspaceBusy(f"workspace {name!r} is busy: a load is running (or the workspace is being "
+                                        "renamed); reload the page in a moment")
+                # a writer here wakes us when done; one in another process is polled
+                self._cond.wait(min(left, 0.1 if here else left))
             self._readers[me] = 1
 
     def _leave_read(self) -> None:
@@ -741,6 +801,7 @@ def rename_workspace(data_dir: str | Path, old: str, new: str) -> Workspace:
         raise KpiTreeError(f"workspace {new!r} already exists")
     with _lock_for(src / DB_FILE):
         src.rename(dst)
+    (dst / f"{DB_FILE}.loading").unlink(missing_ok=True)  # the rename's own marker moved along
     return Workspace(dst)
 
 

@@ -567,3 +567,70 @@ def test_a_result_is_computed_once_and_a_failed_or_slow_owner_does_not_block_the
 
     run_threads([holder, other])
     assert waited == [(False, True)]
+
+
+def test_a_command_line_load_gets_in_while_the_app_keeps_reading(load_ws, tmp_path: Path):
+    """Three threads of 'the app' read back to back, so its database instance never closes on
+    its own; a command-line load in another process still gets the file within seconds (its
+    marker holds new reads back), readers see the old rows, then the new ones, or a clean busy
+    message — and no marker is left behind."""
+    import subprocess
+    import sys
+
+    ws = load_ws(deals=DEALS_A)
+    folder = tmp_path / "cli_src"
+    folder.mkdir()
+    (folder / "deals.csv").write_text(DEALS_B, encoding="utf-8")
+    stop = threading.Event()
+    seen: set[int] = set()
+    busy: list[str] = []
+    errors: list[BaseException] = []
+
+    # A relay: each reader leaves only once the next one is in (or after 0.5 s), so without the
+    # marker the file is never free for a moment, as with twenty sessions clicking.
+    turn = [threading.Event() for _ in range(3)]
+    inside = [threading.Event() for _ in range(3)]
+    turn[0].set()
+
+    def reader(i: int):
+        nxt = (i + 1) % 3
+        while not stop.is_set():
+            if not turn[i].wait(0.1):
+                continue
+            turn[i].clear()
+            try:
+                with ws.connect() as con:
+                    inside[i].set()
+                    seen.add(con.execute("SELECT count(*) FROM deals").fetchone()[0])
+                    inside[nxt].clear()
+                    turn[nxt].set()
+                    inside[nxt].wait(0.5)
+            except WorkspaceBusy as exc:
+                busy.append(str(exc))
+                turn[nxt].set()
+            except BaseException as exc:  # noqa: BLE001 - collected and reported
+                errors.append(exc)
+                turn[nxt].set()
+                return
+
+    readers = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(3)]
+    for t in readers:
+        t.start()
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        out = subprocess.run([sys.executable, "-m", "kpitree", "ingest", "--workspace", str(ws.root),
+                              str(folder / "deals.csv")], capture_output=True, text=True, timeout=120, cwd=ROOT)
+        took = time.monotonic() - started
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in readers:
+            t.join(JOIN_SECONDS)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert not errors, errors
+    assert seen == {3, 4}, seen
+    assert took < 25, f"the load took {took:.0f} s: it waited for the app's readers"
+    assert all("a load is running" in b for b in busy)
+    assert not _lock_for(ws.db_path).marker.exists()
+    assert _lock_for(ws.db_path).readers == 0
