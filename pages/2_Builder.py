@@ -62,16 +62,17 @@ NODE_FIELDS = (
 )
 DEFAULT_MEASURE = CustomMeasure(aggregate="sum", table="deals", column="amount", filter="status = 'won'")
 CUSTOM_FIELDS = ("aggregate", "table", "column", "filter", "date_column", "kind", "unit", "label")
-# The targets grid: every number column wide enough for "2,040,000.5" (it was cut to "204"), the
-# node pinned while the grid scrolls sideways in its narrow column.
-TARGET_WIDTH = 118
+# The targets grid (full width, under the editor and preview): every number column wide enough for
+# "100,000,000" (it was cut to "204"), the node pinned if a narrow window scrolls it sideways; the
+# whole grid fits 1,050 px (a 1,500 px window).
+TARGET_WIDTH = 100
 TARGET_COLUMNS = {
-    "node": st.column_config.TextColumn("node", pinned=True, width="medium"),
-    "label": st.column_config.TextColumn("label", width="medium"),
-    "unit": st.column_config.TextColumn("unit", width=70),
+    "node": st.column_config.TextColumn("node", pinned=True, width=100),
+    "label": st.column_config.TextColumn("label", width=130),
+    "unit": st.column_config.TextColumn("unit", width=56),
     **{f: st.column_config.NumberColumn(f.replace("day90", "90-day").replace("month12", "12-month"), format="localized",
                                         width=TARGET_WIDTH, help=tg.FIELD_HELP[f]) for f in tg.TARGET_FIELDS},
-    "periods": st.column_config.NumberColumn("periods", width=70, help="per-period targets (edit them below)"),
+    "periods": st.column_config.NumberColumn("periods", width=60, help="per-period targets (Targets tab)"),
 }
 
 
@@ -471,7 +472,7 @@ def broken_files(store: TreeStore) -> None:
     if not bad:
         S.pop("b_fixing", None)
         return
-    with st.expander(f"⛔ {len(bad)} tree file(s) in this workspace cannot be used: fix or delete them",
+    with st.expander(f"{len(bad)} tree file(s) in this workspace cannot be used: fix or delete them", icon=":material/error:",
                      expanded=True):
         for f in bad:
             key = f"{f.kind}/{f.path.name}"
@@ -617,6 +618,7 @@ def main() -> None:
     with right:
         preview(t, engine)
         problems_panel(t, problems)
+    targets_grid(t)
 
 
 def node_form(t: Tree, by_node: dict, engine=None) -> None:
@@ -780,8 +782,10 @@ def custom_form() -> None:
         )
 
 
-def targets_tab(t: Tree, engine) -> None:
-    st.markdown("**Every node's targets** — edit in the grid (per-period targets below)")
+def targets_grid(t: Tree) -> None:
+    """Every node's targets in one grid, across the page's full width: in the editor's column its
+    ten columns were cut ("204" for 2,040,000) or hidden behind a sideways scroll."""
+    st.markdown("**Every node's targets** — edit in the grid (per-period targets on the Targets tab)")
     rows = pd.DataFrame(tg.target_rows(t))
     grid_key = "b_grid_" + str(abs(hash(tuple(map(tuple, rows.astype(str).values.tolist())))))
     edited = st.data_editor(
@@ -793,6 +797,9 @@ def targets_tab(t: Tree, engine) -> None:
         S["_b_form_for"] = None  # the form shows the new targets after the rerun
         st.rerun()
 
+
+def targets_tab(t: Tree, engine) -> None:
+    st.caption("The grid of every node's targets is below, across the page.")
     nid = S["b_node"]
     st.markdown(f"**Per-period targets of {md(t.node(nid).label)}** (2026-10, 2026-Q4, 2026-W41, 2026)")
     periods = pd.DataFrame(tg.period_rows(t, nid), columns=["period", "target"])

@@ -345,3 +345,19 @@ def test_user_text_is_shown_as_plain_text_never_as_markdown(data_dir):
     raw = [m.value for m in (*at.markdown, *at.caption, *at.error, *at.warning, *at.info, *at.success)]
     assert any("evil" in r for r in raw)  # the text is shown…
     assert not any("](http" in r or "**bold**" in r for r in raw), [r for r in raw if "evil" in r]  # …as text
+
+
+def test_the_targets_grid_gives_every_number_room(data_dir):
+    """Issue 14: the targets column showed "204" for 2,040,000. Each number column is sized for
+    "1,000,000,000" and shown with thousands separators; the node stays pinned."""
+    import json
+
+    publish(data_dir, "acme", ACME.replace("target: 5000", "target: 2040000"))
+    at = page()
+    assert not failures(at), failures(at)
+    grid = next(d for d in at.dataframe if "monthly" in d.proto.columns)
+    columns = json.loads(grid.proto.columns)
+    for field in ("value", "annual", "quarterly", "monthly", "weekly", "day90", "month12"):
+        assert columns[field]["width"] >= 100 and columns[field]["type_config"]["format"] == "localized", field
+    assert columns["node"]["pinned"] is True
+    assert grid.value.set_index("node").loc["arr", "value"] == 2040000
