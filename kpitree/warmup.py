@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable, Sequence
 
 from .drill import drill_dimensions, segment_table
+from .errors import KpiTreeError
 from .evaluate import Engine, trend
 from .explain import explain_node, segment_frame
 from .periods import Period
 from .tree import Tree
 from .usage import activity_heatmap, cohort_retention, panel_charts
-from .workspace import Workspace
+from .workspace import DataChanged, Workspace
 
 TREND_PERIODS = 18  # what the node panel draws
 IDLE_POLL_SECONDS = 0.05
@@ -61,7 +62,10 @@ def warm(workspace: Workspace, tree: Tree, period: Period, versus: str, node_ids
     own, cached. Returns how many steps it completed. Errors are the foreground's to report (the
     same call fails there, with its message), so here they are skipped.
     """
-    engine = Engine(workspace)
+    try:
+        engine = Engine(workspace)
+    except KpiTreeError:  # a bad workspace.json, no data, a load running: the page says which
+        return 0
     done = 0
     steps = [(node_id, False) for node_id in node_ids] + [(tree.root.id, True)]
     for node_id, causes in steps:
@@ -73,6 +77,8 @@ def warm(workspace: Workspace, tree: Tree, period: Period, versus: str, node_ids
             with engine.session():  # one cursor for the node's metric queries, given back after it
                 warm_node(engine, tree, node_id, period, versus, causes=causes)
             done += 1
+        except DataChanged:  # a load replaced the data: these results would never be asked for
+            break
         except Exception:  # noqa: BLE001 - a background warm-up must never take the app down
             continue
     return done

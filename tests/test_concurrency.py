@@ -634,3 +634,17 @@ def test_a_command_line_load_gets_in_while_the_app_keeps_reading(load_ws, tmp_pa
     assert all("a load is running" in b for b in busy)
     assert not _lock_for(ws.db_path).marker.exists()
     assert _lock_for(ws.db_path).readers == 0
+
+
+def test_the_warm_up_gives_up_quietly_on_a_broken_workspace(tmp_path):
+    """A background thread has nobody to show a message to: a bad workspace.json (the page says
+    what is wrong) ends the warm-up with nothing done, no exception in the thread."""
+    import json
+
+    from conftest import make_workspace
+
+    ws = make_workspace(tmp_path, deals=DEALS_A)
+    (ws.root / "workspace.json").write_text(json.dumps({"query_timeout": "abc"}), encoding="utf-8")
+    tree = load_tree(TREE)
+    assert warm(ws, tree, parse_period("2026-02"), "target", [tree.root.id]) == 0
+    assert _lock_for(ws.db_path).readers == 0
