@@ -430,6 +430,9 @@ class Explanation:
             "reference": list(self.reference),
             "children_reference": list(self.children_reference),
             "notes": list(self.notes),
+            "headline": self.headline(),
+            "how": list(self.how),
+            "unlisted": [{"id": i, "why": why} for i, why in self.unlisted],
             "reason": self.reason,
             "seconds": round(self.seconds, 4),
         })
@@ -463,9 +466,10 @@ class Explanation:
                 lines.append(f"  {self.segment_sentence(d.dimension)}")
                 frame = segment_display(self, d.dimension)
                 if frame is not None:
-                    against = frame.columns[2]
+                    col = frame.columns[2]
                     for row in frame.head(3).itertuples(index=False):
-                        lines.append(f"    {row[4]:>7}  {row[0]}: {row[1]} against {against} {row[2]} ({row[3]})")
+                        against = f"a {col} of {row[2]}" if col == "target share" else f"{row[2]} ({col})"
+                        lines.append(f"    {row[4]:>7}  {row[0]}: {row[1]} against {against}, {row[3]}")
         if self.red_path:
             lines.append("")
             if self.gap is None and len(self.red_path) == 1:
@@ -2108,7 +2112,23 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
     out: list[Cause] = []
     seen = {start.view.node.id}
 
-    def visit(a: _Analysis, path: tuple[str, ...], weight: float, aside: str) -> None:
+    def aside_for(root: Node | None, node: Node) -> str:
+        """Why a cause the walk from `start` did not reach is listed: red (against its target) below a
+        parent that is not part of this comparison's gap — said of the red node the walk started from,
+        and of any cause found below it."""
+        if root is None:
+            return ""
+        parent = session.tree.parent_of(root.id)
+        if parent is None:
+            return "red on its own"
+        if versus == "target":
+            why = (f"red below {parent.label}, which is {STATUS_PHRASE.get(evaluation.node(parent.id).status, 'not off')}"
+                   f": not yet part of the {start.view.node.label} gap")
+        else:
+            why = f"red below {parent.label}, which did not fall back against {session.reference.periods[0].key}"
+        return why if node.id == root.id else f"found under {root.label}, itself {why}"
+
+    def visit(a: _Analysis, path: tuple[str, ...], weight: float, root: Node | None) -> None:
         exact = False
         for cid, link, part, via in _branches(session, a, versus):
             if cid in seen:
@@ -2117,34 +2137,25 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
             seen.update(via)
             exact |= link == "exact"
             kid = _analyse(session, session.tree.node(cid), versus)
-            visit(kid, (*path, *via, cid), weight * (part if part is not None else 1.0), aside)
+            visit(kid, (*path, *via, cid), weight * (part if part is not None else 1.0), root)
         if not exact and (len(path) > 1 or not out):  # the node itself, when nothing below carries its gap
             v = a.view
             if v.gap is None or v.adverse(v.gap) <= 0:
                 return
             labels = tuple(session.tree.node(i).label for i in path)
+            aside = aside_for(root, v.node)
             out.append(Cause(v.node.id, v.node.label, v.node.owner, v.status, v.value, v.baseline, v.unit, path,
                              weight, a.segments.top,
                              _segment_sentence(a) or _sentence(a, "start", None, None, versus), a.also, not aside,
                              labels, aside))
 
-    visit(start, (start.view.node.id,), 1.0, "")
+    visit(start, (start.view.node.id,), 1.0, None)
     # red against its target but not reached by the walk: listed too, saying why the walk did not reach it
     for node in _subtree(session.tree, start.view.node):
         if node.id in seen or evaluation.node(node.id).status != "red":
             continue
         seen.add(node.id)
-        path = _path_between(session.tree, start.view.node, node)
-        parent = session.tree.parent_of(node.id)
-        if parent is None:
-            aside = "red on its own"
-        elif versus == "target":
-            aside = (f"red below {parent.label}, which is {STATUS_PHRASE.get(evaluation.node(parent.id).status, 'not off')}"
-                     f": not yet part of the {start.view.node.label} gap")
-        else:
-            aside = (f"red against its target, below {parent.label}, which did not fall back against "
-                     f"{session.reference.periods[0].key}")
-        visit(_analyse(session, node, versus), path, 0.0, aside)
+        visit(_analyse(session, node, versus), _path_between(session.tree, start.view.node, node), 0.0, node)
     lever = red_path[-1] if red_path else None
     # every cause is listed: a reached one carries a material part of the gap, an unreached one is red
     out.sort(key=lambda c: (c.id != lever, not _concentrated(c), c.status != "red", not c.reached, -c.weight))
@@ -2469,8 +2480,9 @@ def _how(start: _Analysis, session: _Session, versus: str) -> tuple[str, ...]:
         if any(d.method == "mix_rate" for d in start.segments.dimensions):
             out.append("Mix and rate: for a ratio, a segment's part is its own rate moving (rate) plus its share of "
                        "the volume moving (mix); the two add up exactly.")
-        out.append("Dimensions are ranked by how much of the gap a few segments explain and how surprising their "
-                   f"change is (Adtributor); a segment carrying {NAMED_SHARE:.0%} of the gap or more is named, and "
+        gap = "gap" if versus == "target" else "change"
+        out.append(f"Dimensions are ranked by how much of the {gap} a few segments explain and how surprising their "
+                   f"change is (Adtributor); a segment carrying {NAMED_SHARE:.0%} of the {gap} or more is named, and "
                    "marked in the chart.")
     return tuple(out)
 

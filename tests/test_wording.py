@@ -173,6 +173,11 @@ def test_every_red_lever_is_in_the_red_path_or_also_off_track_or_said_why(demo, 
         assert red <= named and not unlisted
     else:
         assert all("red against its target" in why for _, why in r.unlisted)
+        # a cause found below an unreached red node is not called red when it is not
+        for c in r.causes:
+            if c.aside and c.status != "red":
+                assert c.aside.startswith("found under")
+    assert [u["id"] for u in r.to_dict()["unlisted"]] == [i for i, _ in r.unlisted]
 
 
 def test_demo_wording(demo) -> None:
