@@ -84,7 +84,7 @@ def tree_frame(layout: Layout, evaluation: Evaluation, versus: str = "target",
             "lx": b.x0 + t.label_x, "ly": b.y0 + t.label_y - LINE[LABEL_SIZE] / 2 + 1,
             "vx": b.x0 + t.value_x, "vy": b.y0 + t.value_y, "ox": b.x0 + t.owner_x, "oy": b.y0 + t.owner_y,
             "fill": STATUS_FILL[n.status], "stroke": STATUS_STROKE[n.status],
-            "on_path": False, "dim": False, "stroke_w": 2.0,
+            "on_path": False, "dim": False, "stroke_w": 2.0, "path_text": "—",
         })
     return pd.DataFrame(rows)
 
@@ -119,7 +119,7 @@ def tree_chart(layout: Layout, evaluation: Evaluation, selected: str | None = No
         alt.Tooltip("baseline_text:N" if versus != "target" else "previous_text:N",
                     title=BASELINE_WORD[versus] if versus != "target" else "previous"),
         alt.Tooltip("status_text:N", title="status (against target)"), alt.Tooltip("owner:N", title="owner"),
-        alt.Tooltip("link:N", title="link to children"),
+        alt.Tooltip("link:N", title="link to children"), alt.Tooltip("path_text:N", title="red path"),
     ]
     boxes = alt.Chart(nodes).mark_rect(cornerRadius=6, cursor="pointer").encode(
         x=alt.X("x0:Q", scale=xs, axis=None), x2="x1:Q",
@@ -176,7 +176,8 @@ def with_path(spec: dict, ids: Sequence[str]) -> dict:
             rows = [{**r, "on_path": h, "dim": bool(on) and not h} for r, h in zip(rows, hit, strict=True)]
         elif rows and "id" in rows[0] and "stroke_w" in rows[0]:
             rows = [{**r, "on_path": r["id"] in on, "dim": bool(on) and r["id"] not in on,
-                     "stroke_w": 3.5 if r["id"] in on else 2.0} for r in rows]
+                     "stroke_w": 3.5 if r["id"] in on else 2.0,
+                     "path_text": ("on it" if r["id"] in on else "off it") if on else "—"} for r in rows]
         datasets[name] = rows
     out["datasets"] = datasets
     return out
