@@ -57,10 +57,11 @@ class _Stages:
     silent for minutes; stdout keeps only the report. Quiet for the first second (a small load prints
     nothing extra) and at most two lines a second; a wait for another load or program is always said."""
 
-    def __init__(self, stream: Any = None, quiet_for: float = 1.0) -> None:
+    def __init__(self, stream: Any = None, quiet_for: float = 1.0, every: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.start = time.monotonic()
         self.quiet_for = quiet_for
+        self.every = every  # --verbose: every stage, at once
         self.last = (0.0, "")
         self.shown = False
 
@@ -68,7 +69,7 @@ class _Stages:
         now = time.monotonic()
         if message == self.last[1]:
             return
-        waiting = "waiting" in message
+        waiting = "waiting" in message or self.every
         if not waiting and (now - self.start < self.quiet_for or now - self.last[0] < 0.5):
             if not (fraction >= 1.0 and self.shown):
                 return
@@ -91,14 +92,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.dry_run and not Path(args.workspace).is_dir():
         with tempfile.TemporaryDirectory(prefix="kpitree-dry-") as tmp:  # nothing is created where asked
             report = ingest(Workspace(tmp), files, table=args.table, mode=args.mode, dry_run=True, stage_map=stages,
-                            on_progress=_Stages(), **per_file)
+                            on_progress=_Stages(every=args.verbose), **per_file)
     elif args.dry_run:
         ws = Workspace(args.workspace)
         report = ingest(ws, files, table=args.table, mode=args.mode, dry_run=True, stage_map=stages,
-                        on_progress=_Stages(), **per_file)
+                        on_progress=_Stages(every=args.verbose), **per_file)
     else:
         ws = Workspace(args.workspace, create=True)
-        stages_out = _Stages()
+        stages_out = _Stages(every=args.verbose)
         # One load of a workspace at a time (another command, the Upload page): this one waits, saying so.
         with load_lock(ws, on_wait=lambda msg: stages_out(0.0, msg)):
             report = ingest(ws, files, table=args.table, mode=args.mode, reappend=args.reappend, stage_map=stages,
@@ -244,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compress", action="store_true", help="write .csv.gz files")
     p.set_defaults(func=cmd_demo)
 
-    p = add("ingest", "load CSV files into a workspace and print the data-quality report",
+    p = add("ingest", "load CSV or Parquet files into a workspace and print the data-quality report",
             "python -m kpitree ingest --workspace ws/acme deals.csv subscriptions.csv")
     p.add_argument("--workspace", required=True, help="workspace directory (created if missing)")
     p.add_argument("--table", help="canonical table for all files (default: detected from each header)")
@@ -264,10 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map", action="append", metavar="FILE=MAPPING.json",
                    help='read FILE with this mapping: {"table": "deals", "columns": {"deal_id": "Opp #", …}, '
                         '"fill": {"status": "won"}} (as the Upload page saves them); repeatable')
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print every stage of the load on stderr as it starts (by default a load that takes more "
+                        "than a second prints its stages, at most two lines a second)")
     p.add_argument("--combine", action="store_true",
                    help="append several files of this load into one table (otherwise two files for one table "
                         "are refused, naming both)")
-    p.add_argument("files", nargs="+", help="CSV files (.csv, .tsv, .csv.gz, .zip)")
+    p.add_argument("files", nargs="+", help="CSV or Parquet files (.csv, .tsv, .parquet, .csv.gz, .zip)")
     p.set_defaults(func=cmd_ingest)
 
     p = add("validate", "check a tree file against the seed-003 rules",

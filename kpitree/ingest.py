@@ -89,7 +89,7 @@ LOAD_WAIT_SECONDS = 600.0  # … and this long for another load of the same work
 LOAD_LOCK_FILE = ".load.lock"
 YEARS = (1900, 2100)
 MAX_AMOUNT = 1e15  # a money value at or beyond this is refused (sums of 1e308 overflow to infinity)
-ARCHIVE_MEMBER_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")  # a zip's README.txt is not data
+ARCHIVE_MEMBER_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".parquet")  # a zip's README.txt is not data
 FOOTER = re.compile(r"^[\s\"']*(grand totals?\b|total\b|confidential information|copyright|©|\(c\)\s*\d{4})", re.I)
 BINARY_MAGIC = {
     b"%PDF": "a PDF document", b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"PAR1": "a Parquet file",
@@ -409,10 +409,54 @@ def _open(path: Path, work: Path) -> list[_Source]:
         plain = _unique(work, inner)
         with open(plain, "wb") as out:
             _gunzip(path, out, path.name, MAX_UNPACKED_BYTES)
-        return [_text_source(plain, path.name, work)]
+        return [_data_source(plain, path.name, work)]
     if lower.endswith((".zip", ".gz", ".gzip")):
         raise LoadError(f"{path.name}: named like an archive, but it is not a valid {lower.rsplit('.', 1)[1]} file")
-    return [_text_source(path, path.name, work)]
+    return [_data_source(path, path.name, work)]
+
+
+def _data_source(path: Path, name: str, work: Path) -> _Source:
+    """A plain file: Parquet is turned into CSV text first, so both go through one mapping and one check."""
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic == b"PAR1":
+        return _text_source(_parquet_to_csv(path, work, name), name, work, parquet=True)
+    if name.lower().endswith(".parquet"):
+        raise LoadError(f"{name}: named like a Parquet file, but it is not one (it does not start with PAR1)")
+    return _text_source(path, name, work)
+
+
+def _parquet_to_csv(path: Path, work: Path, name: str) -> Path:
+    """A Parquet file's rows as CSV text (every value as DuckDB writes it: ISO dates, `nan` for NaN, which the
+    checks then reject like any unreadable value), after its metadata passed the same limits as a CSV."""
+    con = duckdb.connect(config={"threads": 2})
+    try:
+        try:
+            source = f"read_parquet({_lit(str(path))})"
+            columns = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+            rows = con.execute(f"SELECT num_rows FROM parquet_file_metadata({_lit(str(path))})").fetchone()[0]
+            size = con.execute(f"SELECT sum(total_uncompressed_size) FROM parquet_metadata({_lit(str(path))})"
+                               ).fetchone()[0]
+        except duckdb.Error as exc:
+            raise LoadError(f"{name}: not a readable Parquet file ({str(exc).splitlines()[0][:200]})") from None
+        if len(columns) > MAX_COLUMNS:
+            raise LoadError(f"{name}: {len(columns)} columns; at most {MAX_COLUMNS} are accepted — refused")
+        if size and size > MAX_UNPACKED_BYTES:
+            raise LoadError(f"{name}: unpacks to {size // (1 << 20)} MB, more than the "
+                            f"{MAX_UNPACKED_BYTES // (1 << 20)} MB limit — refused")
+        if not rows:
+            raise LoadError(f"{name}: the file has columns but no rows")
+        out = _unique(work, Path(name).stem + ".csv")
+        text = ", ".join(f"CAST({_q(c[0])} AS VARCHAR) AS {_q(c[0])}" for c in columns)
+        try:
+            con.execute(f"COPY (SELECT {text} FROM {source}) TO {_lit(str(out))} (HEADER, DELIMITER ',', "
+                        "FORCE_QUOTE *)")
+        except duckdb.Error as exc:
+            raise LoadError(f"{name}: cannot read the Parquet file's rows ({str(exc).splitlines()[0][:200]})"
+                            ) from None
+        return out
+    finally:
+        con.close()
 
 
 def _unique(work: Path, name: str) -> Path:
@@ -510,7 +554,7 @@ def _open_zip(path: Path, work: Path) -> list[_Source]:
                 raise LoadError(f"{shown}: cannot unpack this member ({exc})") from None
             if plain.stat().st_size == 0:
                 raise LoadError(f"{shown}: the file is empty")
-            out.append(_text_source(plain, shown, work))
+            out.append(_data_source(plain, shown, work))
     if not out:
         listing = ", ".join(names[:10]) or "none"
         raise LoadError(f"{path.name}: the zip holds no CSV file (members: {listing})")
@@ -655,7 +699,7 @@ def _refuse_nul(path: Path, name: str, at: int) -> None:
                     "file, not CSV text — export it again; nothing was loaded")
 
 
-def _text_source(path: Path, name: str, work: Path) -> _Source:
+def _text_source(path: Path, name: str, work: Path, parquet: bool = False) -> _Source:
     with open(path, "rb") as fh:
         head = fh.read(SAMPLE_BYTES)
     size = path.stat().st_size
@@ -686,6 +730,9 @@ def _text_source(path: Path, name: str, work: Path) -> _Source:
         cut = head if path.stat().st_size <= len(head) else head[: head.rfind(b"\n") + 1]
         text = cut.decode("utf-8-sig")
     delimiter, headers = _sniff(text, name)
+    if parquet:
+        encoding = "parquet"
+        notes.append("read from Parquet: a line number is the row's number + 1 (line 1 is the header)")
     return _Source(name, path, headers, delimiter, encoding, notes=notes)
 
 
@@ -1483,6 +1530,9 @@ def _swap_in(reader: duckdb.DuckDBPyConnection, workspace: Workspace, prepared: 
                     "WHERE table_catalog = 'ws' AND table_schema = 'main'"
                 ).fetchall()
             }
+            for stale in sorted(t for t in existing if t.startswith("__new_")):
+                # Half-written by a load that was killed before its swap (never read): space given back.
+                reader.execute(f"DROP TABLE IF EXISTS ws.main.{_q(stale)}")
             if mode == "append" and skip_loaded and META_TABLE in existing:
                 _skip_loaded_files(reader, by_table)
             for name, parts in list(by_table.items()):

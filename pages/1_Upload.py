@@ -24,7 +24,7 @@ from kpitree.workspace import Workspace, create_workspace, safe_file_name
 
 st.set_page_config(page_title="Upload · KPI Tree", page_icon="🌳", layout="wide")
 
-FILE_TYPES = ["csv", "tsv", "txt", "gz", "zip"]
+FILE_TYPES = ["csv", "tsv", "txt", "gz", "zip", "parquet"]
 MODES = {
     "replace": "Replace — each table these files fill is swapped for their rows (loading twice changes nothing)",
     "append": "Append — add rows; a row whose id is already there replaces it; the same file is never added twice",
@@ -51,7 +51,7 @@ def main() -> None:
                "HubSpot, Salesforce, Pipedrive and Stripe exports and the 'CRM Sales Opportunities' files are "
                "recognised by their headers; anything else is mapped once and remembered.")
     mode = st.radio("If a table already has data", list(MODES), format_func=MODES.get, key="upload_mode")
-    files = st.file_uploader("CRM and billing exports (CSV, TSV, semicolon CSV, .gz, .zip of CSVs)", type=FILE_TYPES,
+    files = st.file_uploader("CRM and billing exports (CSV, TSV, semicolon CSV, Parquet, .gz, .zip of CSVs)", type=FILE_TYPES,
                              accept_multiple_files=True, key="upload_files")
     if not files:
         st.session_state.pop("upload_report", None)

@@ -305,3 +305,33 @@ def test_a_load_waits_for_another_process_holding_the_file(ws, tmp_path, monkeyp
             ingest(ws, [path])
     finally:
         proc.kill()
+
+
+def test_parquet_loads_through_the_same_checks_as_csv(ws, tmp_path):
+    """A Parquet export gives the same table as the CSV of the same rows, and a NaN amount in it is
+    rejected with its line (row + 1), as in a CSV."""
+    import duckdb
+
+    body = (f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,10.5,new,SMB,Organic\n"
+            "D2,A1,Bob,2026-01-06,,Demo,open,7,expansion,SMB,Organic\nD3,A2,Cy,2026-01-07,2026-02-03,Won,won,1,new,"
+            "SMB,Web\n")
+    csv_path = write(tmp_path, "deals.csv", body)
+    ingest(ws, [csv_path])
+    from_csv = rows(ws, "SELECT * FROM deals ORDER BY deal_id")
+    parquet = tmp_path / "deals.parquet"
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * REPLACE (CASE WHEN deal_id = 'D3' THEN 'NaN'::DOUBLE ELSE amount END AS amount) "
+                f"FROM read_csv('{csv_path}')) TO '{parquet}' (FORMAT parquet)")
+    con.close()
+    report = ingest(ws, [parquet], max_reject_share=1.0)
+    f = report.files[0]
+    assert (f.rows_loaded, f.encoding) == (2, "parquet")
+    assert [(r.line, r.column) for r in f.rejected] == [(4, "amount")] and "not a finite number" in f.rejected[0].reason
+    assert rows(ws, "SELECT * FROM deals ORDER BY deal_id") == from_csv[:2]
+
+
+def test_a_file_named_parquet_that_is_not_one_is_refused(ws, tmp_path):
+    fake = tmp_path / "deals.parquet"
+    fake.write_bytes(b"PAR1" + bytes(range(256)) * 4)
+    with pytest.raises(LoadError, match=r"deals\.parquet: not a readable Parquet file"):
+        ingest(ws, [fake])
