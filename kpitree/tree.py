@@ -887,7 +887,11 @@ def _build(raw: Any, source: str | None,
                     formula = None
                 else:
                     outside = sorted(used - set(children))
-                    if outside:
+                    if not used:
+                        add(f"formula {_show(formula)} uses none of the children: an exact formula computes this "
+                            f"node from them, e.g. {' + '.join(children[:2]) or 'child_a + child_b'}", "formula")
+                        formula = None
+                    elif outside:
                         add(f"formula uses {', '.join(outside)}, which are not children of this node "
                             f"(children: {', '.join(children) or 'none'})", "formula")
         nodes.append(Node(

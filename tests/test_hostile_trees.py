@@ -105,6 +105,7 @@ CASES = [
     Case("formula_30_parentheses", with_formula("(" * 30 + "new_arr" + ")" * 30), "nested more than 20", node="arr"),
     Case("formula_500_signs", with_formula("-" * 500 + "new_arr"), "nested more than 20", node="arr"),
     Case("formula_bool", with_formula("new_arr * True"), "not allowed", node="arr"),
+    Case("formula_constant", with_formula("2 * 3"), "uses none of the children", node="arr"),  # explain IndexError
     Case("filter_mapping", leaf("    filter: {segment: {a: 1}}\n"), "each value is one piece of text", line=16,
          node="new_arr"),
     Case("filter_empty_list", leaf("    filter: {segment: []}\n"), "at least one value", node="new_arr"),
