@@ -317,6 +317,12 @@ PAGE_STYLE = """<style>
     position: sticky; top: 3.75rem; align-self: flex-start; max-height: calc(100vh - 4.25rem);
     overflow-y: auto; overflow-x: hidden; padding-right: 0.4rem; }
 }
+@media (max-width: 1099.98px) {
+  /* too narrow for the tree (laid out for 440 px) beside the panel: the panel goes under the tree */
+  div[data-testid="stHorizontalBlock"]:has(> div[data-testid="stColumn"] .st-key-panel_pane) { flex-wrap: wrap; }
+  div[data-testid="stHorizontalBlock"]:has(> div[data-testid="stColumn"] .st-key-panel_pane) > div[data-testid="stColumn"] {
+    min-width: 100%; }
+}
 .st-key-answer, .st-key-red_path_box { scroll-margin-top: 4.25rem; }
 </style>"""
 

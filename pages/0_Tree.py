@@ -516,7 +516,7 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
     if frame is not None and not frame.empty:
         # the explanation's own comparison: the chart agrees with the sentences above, and a segment is
         # coloured exactly when the explanation names it (`explains`)
-        if gain:  # the segments that carried the gain first, as the sentence names them
+        if gain and not hasattr(explain, "named_segments"):  # an explanation that orders gains itself does not
             frame = gain_segments(frame, next(d.chosen for d in result.dimensions if d.dimension == dim))
         table, worst = frame, [s for s, e in zip(frame["segment"], frame["explains"], strict=True) if e]
         st.caption(_segment_baseline(result, period, versus, dim, marked=bool(worst), gain=gain))
@@ -537,8 +537,6 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
     display = getattr(explain, "segment_display", None)
     shown = display(result, dim) if display is not None and frame is not None and not frame.empty else None
     if shown is not None:
-        if gain:  # in the chart's order (the segments that carried the gain first)
-            shown = shown.set_index(shown.columns[0]).loc[list(table["segment"])].reset_index()
         st.table(shown, hide_index=True)
         return (dim, worst[0]) if worst and not gain else None
     money = res.unit in ("money", "money_per_day")
