@@ -315,10 +315,13 @@ class Explanation:
 
     def summary(self) -> list[str]:
         """The panel's words, plain first: the headline, the child that explains most (the red path's
-        next step), the segments named along the best dimension, and a rate finding beside a mix shift."""
+        next step; at a lever, its top segment), the segments named along the best dimension, and a
+        rate finding beside a mix shift."""
         out = [self.headline()]
         if len(self.red_path) > 1:
             out.append(self.red_path[1].sentence)
+        elif self.red_path and self.red_path[0].segment_sentence:  # a lever: who, in its top segment
+            out.append(self.red_path[0].segment_sentence)
         if self.dimensions and self.gap is not None:
             out.append(self.segment_sentence(self.dimensions[0].dimension))
         if self.finding is not None:

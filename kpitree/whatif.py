@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from .attribution import Formula
 from .errors import KpiTreeError
 from .evaluate import DEFAULT_AMBER, Engine, Evaluation, NodeResult, evaluate_tree, status_of
-from .format import fmt
+from .format import fmt, fmt_share
 from .periods import Period
 from .tree import Tree
 from .workspace import Workspace
@@ -198,9 +198,9 @@ class Solution:
     def sentence(self) -> str:
         if self.needed is None:
             return f"{self.label}: no value reaches the goal ({self.note})"
-        rel = f" ({self.relative_change:+.0%})" if self.relative_change is not None else ""
+        rel = f" ({fmt_share(self.relative_change, signed=True)})" if self.relative_change is not None else ""
         return (f"{self.label}: {fmt(self.current, self.unit)} → {fmt(self.needed, self.unit)}{rel} "
-                f"for {fmt(self.goal, self.goal_unit)}" + ("" if self.feasible else f" — {self.note}"))
+                f"for {fmt(self.goal, self.goal_unit, compact=True)}" + ("" if self.feasible else f" — {self.note}"))
 
 
 def solve(formula: Formula, values: Mapping[str, float], child: str, needed: float) -> tuple[float | None, str, str]:
