@@ -326,8 +326,8 @@ def waterfall_chart(start_label: str, start: float, steps: Sequence[tuple[str, f
         level += delta
     rows.append({"step": end_label, "lo": 0.0, "hi": level, "kind": "total", "amount": level})
     data = pd.DataFrame(rows)
-    data["text"] = [fmt(a, unit) if k == "total" else fmt_change(a, unit) for a, k in zip(data["amount"], data["kind"],
-                                                                                           strict=True)]
+    data["text"] = [fmt(a, unit, compact=True) if k == "total" else fmt_change(a, unit)
+                    for a, k in zip(data["amount"], data["kind"], strict=True)]
     order = list(data["step"])
     fmt_axis = axis_format(unit, [*data["lo"], *data["hi"]])
     # every bar named (no label dropped for overlap) and its amount written on it

@@ -449,7 +449,9 @@ def _children(tree, evaluation, node, result, versus, baselines, where) -> None:
     words = result is not None and hasattr(result, "share_column")
     if words:
         share = result.share_column()
-    steps = [(c.label, c.contribution) for c in exact.values() if c.contribution is not None]
+    # a residual of nothing is no step (it would read "$0.00" between the parts)
+    steps = [(c.label, c.contribution) for c in exact.values() if c.contribution is not None
+             and not (getattr(c, "link", "exact") == "residual" and abs(c.contribution) <= 0.005 * abs(result.gap or 0))]
     if node.formula and steps:
         heading = result.children_heading() if words else f"{share.capitalize()} — the parts add up to the whole"
         st.markdown(f"**{md(heading)}** (against {md(_against(result))})")
