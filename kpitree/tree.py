@@ -523,7 +523,8 @@ def read_yaml(text: str, source: str | None = None) -> tuple[Any, list[Problem]]
     nesting, syntax). Never raises: a hostile file gets a sentence, not a traceback."""
     if not isinstance(text, str):
         return None, [Problem("a tree file is text (YAML)", file=source)]
-    size = len(text.encode("utf-8", "surrogatepass"))
+    # characters never outnumber bytes: a huge text is refused without encoding a copy of it
+    size = len(text) if len(text) > MAX_TREE_BYTES else len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_TREE_BYTES:
         return None, [Problem(f"the tree file is {size / 1024:,.0f} KB; the limit is {MAX_TREE_BYTES // 1024} KB "
                               "(a tree of hundreds of nodes takes a few dozen)", file=source)]
@@ -1027,17 +1028,18 @@ def _evaluator_checks(tree: Tree, source: str | None) -> list[Problem]:
     except (KeyError, StopIteration, RecursionError) as exc:
         return [Problem(f"the tree cannot be walked from its north star ({_show(str(exc))})", file=source)]
     day = date(2026, 1, 15)
+    periods = {grain: period_containing(day, grain) for grain in Grain}
     for n in tree.nodes:
         try:
             hash(n)  # results are cached by (metric, periods, filter): every part must be hashable
             m = CATALOGUE[n.metric]
-            for grain in Grain:
-                n.target.for_period(period_containing(day, grain), m.kind, m.rollup)
+            for period in periods.values():
+                n.target.for_period(period, m.kind, m.rollup)
             if n.formula:
                 Formula.parse(n.formula)
             table = TABLES.get(m.table)
             own = tuple((c, v) for c, v in n.filter if table is not None and c in table.column_names)
-            q = MetricQuery(m.name, (period_containing(day, Grain.MONTH),), day, None, own)
+            q = MetricQuery(m.name, (periods[Grain.MONTH],), day, None, own)
             hash(q)
             filter_sql(q, m.table, [])
         except Exception as exc:  # noqa: BLE001 - any failure is a problem to report, not a traceback

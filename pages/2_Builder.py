@@ -200,6 +200,10 @@ def import_upload() -> None:
     if upload is None:
         return
     data = upload.getvalue()
+    if len(data) > MAX_TREE_BYTES:
+        flash("error", md(f"{upload.name} is {len(data) / 1024:,.0f} KB; a tree file is at most "
+                          f"{MAX_TREE_BYTES // 1024} KB. Nothing was imported."))
+        return
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
