@@ -56,8 +56,8 @@ def pick_tree(ws):
     """The tree picked in the sidebar; a tree file that does not load is named, with a link to the
     Builder, and another tree is shown instead (never a traceback)."""
     paths = ui.tree_paths(ws)
-    if not paths:  # a workspace whose data supports no tree yet: say what to load
-        st.info(md(why_no_tree(ws)))
+    if not paths:  # a workspace whose data supports no tree yet: say what to load (the app's own words, with
+        st.info(why_no_tree(ws))  # `commands` in Markdown; it names shipped templates only)
         st.stop()
     labels = list(paths)
     wanted = ui.param("tree")

@@ -61,7 +61,7 @@ def settle(page, timeout: float = 60.0) -> None:
 @pytest.mark.parametrize("width", WIDTHS)
 def test_nothing_is_cut_off_on_any_template(browser, app_url, width):
     """Every template, the north star's panel (children table, trend, segment table) and, on the RevOps
-    tree, the red path with its "Open" buttons and a lever's panel."""
+    tree, the red path with its "Open" buttons, a lever's panel and a panel with usage charts."""
     context = browser.new_context(viewport={"width": width, "height": 1000})
     page = context.new_page()
     problems: dict[str, list[str]] = {}
@@ -78,6 +78,9 @@ def test_nothing_is_cut_off_on_any_template(browser, app_url, width):
                 found += page.evaluate(CLIPPED)
                 page.screenshot(path=str(ARTIFACTS / f"layout_{stem}_red_path_{width}.png"))
                 page.locator(".st-key-red_path_box button").first.click()
+                settle(page)
+                found += page.evaluate(CLIPPED)
+                page.goto(f"{app_url}/?ws=demo&tree={stem}&node=reports_adoption")  # usage charts in the panel
                 settle(page)
                 found += page.evaluate(CLIPPED)
             if found:
