@@ -136,7 +136,8 @@ def main() -> None:
 
     evaluation = evaluate_tree(engine, tree, period)
     root = evaluation.nodes[0]
-    baselines = ui.baselines(ws, tree, period, versus)
+    baselines = ({n.id: n.target for n in evaluation.nodes} if versus == "target"
+                 else ui.baselines(ws, tree, period, versus))
     counts = {s: sum(1 for n in evaluation.nodes if n.status == s) for s in STATUS_WORD}
     state = "complete" if evaluation.complete else f"running, {root.elapsed:.0%} elapsed — flows shown at pace"
     st.markdown(f"### {md(tree.name)} · {period.key}")
@@ -286,6 +287,12 @@ def _red_path(ws, tree, period, versus, evaluation) -> None:
                 _open_button(c.label, f"open_cause_{c.id}", c.id)
         for _, why in getattr(result, "unlisted", ()):
             st.caption(md(why))
+        st.button("Hide the red path", key="hide_path", type="tertiary", on_click=_hide_path,
+                  help="Stop drawing it on the tree and listing it here")
+
+
+def _hide_path() -> None:
+    st.session_state["show_path"] = False
 
 
 def _against(result) -> str:

@@ -158,3 +158,13 @@ def test_a_tree_that_fails_to_load_is_named_and_another_is_shown(app, monkeypatc
     assert any("Builder" in str(link.proto.label) for link in at.get("page_link"))
     assert "Showing" in page_text(at) and any(m.value.startswith("#### ") for m in at.markdown)
     assert at.query_params["tree"] != "revops"
+
+
+def test_the_red_path_can_be_hidden_again(app):
+    at = app.run()
+    at.button(key="red_path").click().run()
+    assert any(b["on_path"] for b in tree_rows(at)[1])
+    at.button(key="hide_path").click().run()
+    assert not failures(at)
+    assert not any(b["on_path"] or b["dim"] for b in tree_rows(at)[1])
+    assert not any(b.key == "open_lever" for b in at.button)
