@@ -217,3 +217,24 @@ def test_drill_table_columns_are_named_for_what_they_are(engine: Engine) -> None
     table = display(segment_table(engine, node, oct_, sep, "owner"), "money", "owner", oct_, sep)
     assert list(table.columns) == ["owner", "2026-10", "2026-09", "difference"]
     assert table.values.tolist() == [["Bob", "$100", "$200", "−$100"], ["Ann", "$20", "$20", "$0"]]
+
+
+def test_every_demo_panel_names_what_it_marks_and_writes_numbers_plainly(demo) -> None:
+    """Over every node of the demo: the segments a sentence names are exactly the bars marked, and no
+    text carries "−0%", "±" or a count with a fraction."""
+    import re
+
+    engine, tree = demo
+    for node in tree.nodes:
+        r = explain_node(engine, tree, node.id, "2026-10", causes=False)
+        words = " ".join([r.text(), *r.summary(), r.children_note() or ""])
+        assert not re.search(r"[−-]0(\.0)?( pp|%)", words) and "±" not in words, node.id
+        for d in r.dimensions:
+            frame = segment_frame(r, d.dimension)
+            marked = set(frame.loc[frame["explains"], "segment"])
+            assert marked == set(named_segments(r, d.dimension)), (node.id, d.dimension)
+            sentence = segment_sentence(r, d.dimension)
+            assert all(f"{s} (" in sentence for s in marked), (node.id, sentence)
+            if r.unit == "count":
+                table = segment_display(r, d.dimension)
+                assert not any("." in v for v in table.iloc[:, 1:3].to_numpy().ravel()), (node.id, d.dimension)
