@@ -21,6 +21,7 @@ from kpitree.errors import KpiTreeError
 from kpitree.evaluate import Engine, evaluate_tree
 from kpitree.history import workspace_trees
 from kpitree.periods import parse_period
+from kpitree.plain import markdown_text
 from kpitree.tree import Tree, load_tree
 from kpitree.workspace import Workspace, list_workspaces, validate_name
 
@@ -294,11 +295,11 @@ def choose_workspace(sidebar: bool = True) -> Workspace | None:
     if _kept("ws") not in st.session_state:
         wanted = param("ws", "demo" if "demo" in names else names[0])
         if wanted not in names:
-            st.warning(f"Workspace {wanted!r} does not exist. Pick a workspace in the sidebar.")
+            st.warning(f"Workspace {markdown_text(repr(wanted))} does not exist. Pick a workspace in the sidebar.")
             wanted = None
         select_workspace(wanted)
     elif kept is not None and kept not in names:
-        st.warning(f"Workspace {kept!r} was renamed or deleted. Pick a workspace in the sidebar.")
+        st.warning(f"Workspace {markdown_text(repr(kept))} was renamed or deleted. Pick a workspace in the sidebar.")
         select_workspace(None)
     name = where.selectbox("Workspace", names, index=None, placeholder="Pick a workspace", **sticky("ws"))
     if name is None:
