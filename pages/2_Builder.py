@@ -873,7 +873,7 @@ def history_tab(store: TreeStore | None) -> None:
     name = file_name(S.get("b_name") or "")
     versions = store.versions(name) if store is not None else []
     if not versions:
-        st.info(f"No saved versions of {name!r} yet: save a draft or make it active.")
+        st.info(f"No saved versions of {md(name)} yet: save a draft or make it active.")
         return
     st.dataframe(pd.DataFrame(summarize(versions)), hide_index=True, width="stretch", key="b_history")
     numbers = [v.number for v in versions]
