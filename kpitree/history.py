@@ -195,21 +195,25 @@ class TreeStore:
         """Every tree file of the workspace, published and draft, each with its problems (`list_trees`)."""
         return list_trees(self.root)
 
-    def save_text(self, entry: TreeFile, text: str, who: str) -> Version:
-        """Replaces a tree file with text a person fixed by hand, recorded as a new version.
+    def save_text(self, entry: TreeFile, text: str, who: str) -> tuple[str, Version]:
+        """Replaces a tree file with text a person fixed by hand, recorded as a new version; returns
+        the tree's name and the version.
 
         A published file must come out without errors (the tree page lists only trees that load);
-        a draft may keep errors but must hold a tree the Builder can open. Nothing is written when
-        the text is refused: SpecError lists why.
+        a draft may keep errors but must hold a tree the Builder can open. A file whose name is no
+        tree name is saved under a safe one (`file_name`) and the old file removed. Nothing is
+        written when the text is refused: SpecError lists why.
         """
-        name = check_name(entry.name)
-        tree, problems = parse_yaml(text, entry.path.name)
+        name = check_name(entry.name if _NAME_RE.fullmatch(entry.name) else file_name(entry.name))
+        tree, problems = parse_yaml(text, f"{name}.yaml")
         errors = [p for p in problems if p.severity == "error"]
         if tree is None or (entry.kind == "published" and errors):
-            raise SpecError(errors or [Problem("the text holds no usable tree", file=entry.path.name)])
+            raise SpecError(errors or [Problem("the text holds no usable tree", file=f"{name}.yaml")])
         path = self.published_path(name) if entry.kind == "published" else self.draft_path(name)
         _atomic_write(path, text)
-        return self._record(name, text, who, "fix by hand")
+        if path.name != entry.path.name:
+            self.delete_file(entry)
+        return name, self._record(name, text, who, "fix by hand")
 
     def delete_file(self, entry: TreeFile) -> None:
         """Removes one tree file (a broken one, whatever its name); its history stays."""
@@ -230,9 +234,11 @@ class TreeStore:
     def active(self) -> str | None:
         """The active tree's name, when it is set and still published."""
         path = self.root / ACTIVE_FILE
-        if not path.exists():
+        try:
+            with open(path, "rb") as fh:  # a few bytes, whatever the file holds: it names one tree
+                name = fh.read(128).decode("utf-8", errors="replace").strip()
+        except OSError:
             return None
-        name = path.read_text(encoding="utf-8").strip()
         return name if _NAME_RE.fullmatch(name) and self.published_path(name).exists() else None
 
     def activate(self, name: str) -> None:

@@ -217,6 +217,8 @@ def test_files_that_cannot_be_read_are_named_not_raised(tmp_path):
     assert workspace_trees(trees) == [trees / "bad_name.yaml"]
     store.delete_file(files["link.yaml"])
     assert not (trees / "link.yaml").exists() and Path("/etc/hostname").exists()
+    (trees / ".active").write_bytes(b"\xff\xfe" + b"x" * 10_000_000)  # a garbled pointer: no active tree
+    assert store.active() is None and workspace_trees(trees) == [trees / "bad_name.yaml"]
 
 
 def test_period_keys_are_normalised_and_match(tmp_path):
