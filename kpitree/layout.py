@@ -246,7 +246,10 @@ def layout_tree(tree: Tree, max_width: float = 1000.0, orientation: str | None =
         else:
             boxes[n.id] = box(n.id, MARGIN + depth[n.id] * INDENT + w / 2, MARGIN + row * (h + GAP_ROWS) + h / 2,
                               bands[n.level])
-    width = max(b.x1 for b in boxes.values()) + MARGIN
+    # the chart is as wide as the column it was laid out for, the boxes from its left: a page that
+    # stretches the chart to a wider column then stretches it by that column's ratio only, never a
+    # two-box tree to three times its boxes' width
+    width = max(max(b.x1 for b in boxes.values()) + MARGIN, min(max_width, 2 * MAX_BOX_W + 2 * MARGIN + 400))
     height = max(b.y1 for b in boxes.values()) + MARGIN
     return Layout(boxes, _segments(tree, order, boxes, orientation), width, height, orientation, text, w, h)
 

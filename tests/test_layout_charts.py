@@ -262,3 +262,12 @@ def test_legend_names_every_colour_and_link():
     for words in ("off target", "amber band", "formula", "influence", "suggested", "red path"):
         assert words in text
     assert "colours still against target" in legend_html("previous", "2026-09")
+
+
+def test_a_small_tree_keeps_its_boxes_narrow_when_the_chart_is_stretched():
+    """The chart spans the column it was laid out for, so stretching it to a wider column scales a
+    two-box tree by the columns' ratio, not by the column over its one box."""
+    tree, _ = parse_yaml("name: s\nnodes:\n  - {id: a, label: A, level: 1, metric: leads, owner: X, children: [b]}\n"
+                         "  - {id: b, label: B, level: 2, metric: leads, owner: Y}\n")
+    lay = layout_tree(tree, max_width=440)
+    assert lay.orientation == "down" and lay.width == 440 and lay.box_w <= 200
