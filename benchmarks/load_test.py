@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import statistics
@@ -65,6 +66,15 @@ def rss_mib(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time the process has used so far (from /proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -77,6 +87,8 @@ def percentile(values: list[float], q: float) -> float:
 @dataclass
 class Stats:
     clicks: list[tuple[float, float, float | None]] = field(default_factory=list)  # (at, to finish, to heading)
+    cpu: dict[str, float] = field(default_factory=dict)  # server CPU seconds: total, after the first pages
+    first_pages_done: float | None = None
     first_pages: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: set[str] = field(default_factory=set)
@@ -133,7 +145,8 @@ class Session:
             elif el.alert.format == el.alert.WARNING:
                 self.stats.warnings.add(body)
         elif kind == "markdown" and self.expect_heading and el.markdown.body.startswith("#### "):
-            if self.heading_at is None and self.expect_heading in el.markdown.body:
+            shown = re.sub(r"\\(.)", r"\1", el.markdown.body)  # labels are shown Markdown-escaped
+            if self.heading_at is None and self.expect_heading in shown:
                 self.heading_at = time.monotonic()
 
     async def rerun(self, widget: tuple[str, str] | None = None) -> tuple[float, float | None] | None:
@@ -215,6 +228,7 @@ async def drive(url: str, sessions: int, seconds: float, think: tuple[float, flo
 
     sampler = asyncio.create_task(sample())
     rngs = [random.Random(seed + i) for i in range(sessions)]
+    cpu_start = cpu_seconds(pid)
 
     async def one(i: int) -> None:
         await asyncio.sleep(rngs[i].uniform(0, 2))  # users arrive within two seconds
@@ -225,6 +239,10 @@ async def drive(url: str, sessions: int, seconds: float, think: tuple[float, flo
 
     await asyncio.gather(*(one(i) for i in range(sessions)))
     sampler.cancel()
+    cpu_end = cpu_seconds(pid)
+    if cpu_start is not None and cpu_end is not None:
+        stats.cpu["total"] = cpu_end - cpu_start
+        stats.cpu["wall"] = time.monotonic() - t0
     value = rss_mib(pid)
     if value is not None:
         memory.append((time.monotonic() - t0, value))
@@ -268,6 +286,12 @@ def report(stats: Stats, memory: list[tuple[float, float]], sessions: int, secon
     }
     print(f"\n{sessions} sessions clicking for {seconds:g} s (think {think[0]:g}-{think[1]:g} s between clicks)")
     print(f"clicks: {len(times)}   errors: {len(stats.errors)}   hangs: {len(stats.hangs)}")
+    if stats.cpu and times:
+        per = stats.cpu["total"] / (len(times) + len(stats.first_pages))
+        out["server_cpu_s"] = {"total": round(stats.cpu["total"], 1), "per_rerun": round(per, 3)}
+        print(f"server CPU: {stats.cpu['total']:.0f} s over {stats.cpu['wall']:.0f} s of wall time "
+              f"({stats.cpu['total'] / stats.cpu['wall']:.2f} cores busy), {per:.2f} s per rerun "
+              f"(first pages and clicks); load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for line in (stats.errors + stats.hangs)[:20]:
         print(f"  ! {line}")
     if times:
