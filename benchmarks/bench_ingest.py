@@ -3,7 +3,8 @@
 The export is generated here (every cell quoted, HubSpot labels, `YYYY-MM-DD HH:MM` dates, a few
 bad rows), then:
 1. `python -m kpitree ingest --workspace W FILE --format json` (detection, mapping, coercion,
-   checks, quality report, atomic swap) in a subprocess, timed end to end;
+   checks, quality report, atomic swap) in a subprocess, timed end to end: into a new workspace
+   (which also gets its suggested first tree) and again with the same file (the load alone);
 2. `CREATE TABLE deals AS SELECT * FROM read_csv(FILE)` into a DuckDB file, same machine, same run.
 
     .venv/bin/python benchmarks/bench_ingest.py [--rows 1000000] [--keep DIR]
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,15 +73,15 @@ def main() -> int:
         size_mb = path.stat().st_size / 1e6
 
         ws = work / "ws"
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "kpitree", "ingest", "--workspace", str(ws), str(path),
-                               "--format", "json"], cwd=ROOT, capture_output=True, text=True)
-        cli = time.perf_counter() - t0
-        if proc.returncode != 0:
-            print(proc.stderr, file=sys.stderr)
-            return proc.returncode
-        report = json.loads(proc.stdout)
+        shutil.rmtree(ws, ignore_errors=True)
+        first, report, first_tree = load(ws, path)  # a new workspace: the load, then its suggested tree
+        if report is None:
+            return 1
+        again, report, _ = load(ws, path)  # the same file again (replace): the load alone
+        if report is None:
+            return 1
         f = report["files"][0]
+        start = min(timed([sys.executable, "-m", "kpitree", "--help"]) for _ in range(3))
 
         raw_db = work / "raw.duckdb"
         raw_db.unlink(missing_ok=True)
@@ -91,13 +93,36 @@ def main() -> int:
         raw = time.perf_counter() - t0
 
     print(f"{args.rows:,} rows, {size_mb:.0f} MB (generated in {gen:.1f} s)")
-    print(f"{'path':<44} {'seconds':>8} {'rows':>10}")
-    print(f"{'kpitree ingest (CLI, HubSpot detection)':<44} {cli:>8.2f} {f['rows_loaded']:>10,}")
-    print(f"{'  of which inside ingest()':<44} {report['seconds']:>8.2f}")
-    print(f"{'duckdb read_csv → table (raw, untyped)':<44} {raw:>8.2f} {raw_rows:>10,}")
-    print(f"ratio CLI / raw: {cli / raw:.1f}×; rejected {f['rows_rejected']:,} rows "
+    print(f"{'path':<52} {'seconds':>8} {'rows':>10}")
+    print(f"{'kpitree ingest, new workspace (CLI, with first tree)':<52} {first:>8.2f} {f['rows_loaded']:>10,}")
+    print(f"{'  of which the suggested first tree':<52} {first_tree:>8.2f}")
+    print(f"{'kpitree ingest, same file again (CLI, replace)':<52} {again:>8.2f} {f['rows_loaded']:>10,}")
+    print(f"{'  of which inside ingest()':<52} {report['seconds']:>8.2f}")
+    print(f"{'python -m kpitree --help (start-up)':<52} {start:>8.2f}")
+    print(f"{'duckdb read_csv → table (raw, auto-detected types)':<52} {raw:>8.2f} {raw_rows:>10,}")
+    print(f"ratio CLI load / raw: {again / raw:.2f}× (ingest() alone {report['seconds'] / raw:.2f}×, goal ≤ 1.5×; "
+          f"a new workspace with its first tree {first / raw:.2f}×); rejected {f['rows_rejected']:,} rows "
           f"(first: line {f['rejected'][0]['line'] if f['rejected'] else '-'})")
     return 0
+
+
+def timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, capture_output=True, check=True)
+    return time.perf_counter() - t0
+
+
+def load(ws: Path, path: Path) -> tuple[float, dict | None, float]:
+    """One CLI load: wall seconds, its JSON report, and the seconds after ingest() (the first tree)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "kpitree", "ingest", "--workspace", str(ws), str(path),
+                           "--format", "json"], cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        print(proc.stderr, file=sys.stderr)
+        return wall, None, 0.0
+    report = json.loads(proc.stdout)
+    return wall, report, wall - report["seconds"]
 
 
 if __name__ == "__main__":

@@ -1228,6 +1228,9 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     keep = sorted({i for i, _ in extras} | {pos[c] for inp in m.inputs.values() if len(inp.columns) > 1
                                             for c in inp.columns})
     select = ["__rn", f"{blank} AS __blank", *(f"c{i}" for i in keep)]
+    # Typed values read the trimmed texts one query level up: named in the same SELECT, DuckDB would
+    # repeat a text's trim inside every use (a date's fallbacks name it a dozen times).
+    typed: list[str] = []
     ids = [c.name for c in table.columns if c.required and c.type is ColumnType.ID] if table is not None else []
     key_input = m.fields[ids[0]].input if ids and ids[0] in m.fields else None
     totals = None
@@ -1238,7 +1241,7 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
         totals = f"{_q('t_' + key_input)} IS NULL AND __totals"
     for name, inp in m.inputs.items():
         select.append(f"{texts[name]} AS {_q('t_' + name)}")
-        select.append(f"{_typed_expr(inp, _q('t_' + name), day_first.get(name, False))} AS {_q('i_' + name)}")
+        typed.append(f"{_typed_expr(inp, _q('t_' + name), day_first.get(name, False))} AS {_q('i_' + name)}")
 
     # Fields: the output columns, computed from inputs (and side tables) in order.
     fields = []
@@ -1248,7 +1251,7 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
         fields += items
         joins += join
         if m.stage_input:
-            select.append(f"{_stage_key_expr(_q('t_' + m.stage_input))} AS __stage_key")
+            typed.append(f"{_stage_key_expr(_q('t_' + m.stage_input))} AS __stage_key")
     for name, f in m.fields.items():
         expr = _fill(f.sql, m)
         if table is not None and name in table.column_names:
@@ -1341,7 +1344,8 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
         f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT {', '.join(['__rn', *stored, *outputs])}, __skip, "
         f"CASE WHEN __skip IS NULL THEN {reason} END AS __why "
         f"FROM (SELECT *, {skip_sql} AS __skip FROM "
-        f"(SELECT inp.*, {', '.join(fields)} FROM (SELECT {', '.join(select)} FROM {raw}) AS inp{joins}))"
+        f"(SELECT inp.*, {', '.join(fields)} FROM (SELECT *, {', '.join(typed)} FROM "
+        f"(SELECT {', '.join(select)} FROM {raw})) AS inp{joins}))"
     )
     reader.execute(f"DROP TABLE IF EXISTS {raw}")
 
@@ -1365,11 +1369,13 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     dup_rows: list[tuple] = []
     dup_count = 0
     if key_col:
+        # One grouping finds the first line of every id seen twice (usually none): a window over every row
+        # (sorting a million ids) cost more than the rest of the checks.
         reader.execute(
-            f"CREATE OR REPLACE TEMP TABLE {dups} AS SELECT __rn, k, first_rn FROM (SELECT __rn, {key_col} AS k, "
-            f"min(__rn) OVER (PARTITION BY {key_col}) AS first_rn FROM {checked} "
-            f"WHERE {good} AND {key_col} IS NOT NULL) "
-            f"WHERE __rn > first_rn"
+            f"CREATE OR REPLACE TEMP TABLE {dups} AS WITH twice AS (SELECT {key_col} AS k, min(__rn) AS first_rn "
+            f"FROM {checked} WHERE {good} AND {key_col} IS NOT NULL GROUP BY 1 HAVING count(*) > 1) "
+            f"SELECT c.__rn, twice.k, twice.first_rn FROM {checked} AS c JOIN twice ON c.{key_col} = twice.k "
+            f"WHERE {good.replace('__', 'c.__')} AND c.__rn > twice.first_rn"
         )
         dup_count = reader.execute(f"SELECT count(*) FROM {dups}").fetchone()[0]
         dup_rows = reader.execute(f"SELECT __rn, k, first_rn FROM {dups} ORDER BY __rn LIMIT {MAX_REJECT_DETAILS}"
@@ -1416,7 +1422,7 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     report.extra_columns = [n for _, n in extras]
     step(0.8, "collecting the rows to load")
     temp = f"good_{index}"
-    dup_filter = f" AND __rn NOT IN (SELECT __rn FROM {dups})" if key_col else ""
+    dup_filter = f" AND __rn NOT IN (SELECT __rn FROM {dups})" if key_col and dup_count else ""
     reader.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS SELECT {', '.join(out_cols)}, __rn FROM {checked} "
                    f"WHERE {good}{dup_filter}")
     loaded = good + dup_filter
