@@ -2307,12 +2307,16 @@ def _describe(segment: SegmentPart, noun: str) -> str:
     return " ".join([*before, noun, *after]).strip()
 
 
-def _explains(share: float | None, part: float | None, gap: float | None, unit: str, of: str) -> str:
+def _explains(share: float | None, part: float | None, gap: float | None, unit: str, of: str,
+              offset: Sequence[tuple[str, float]] = ()) -> str:
     """"explains 64% of the X shortfall"; past the whole of it, amounts read better than a share:
-    "−7.2 pp on its own, more than the whole −3.0 pp X shortfall (the others made up +4.2 pp)"."""
+    "−7.2 pp on its own, more than the whole −3.0 pp X shortfall (the others made up +4.2 pp; the
+    largest offset: Marcus Chen +1.1 pp)" — `offset` names the parts that went the other way."""
     if share is not None and share > 1.05 and part is not None and gap is not None:
+        named = " and ".join(f"{name} {fmt_change(c, unit)}" for name, c in offset[:2])
+        largest = f"; the largest offset{'s' if len(offset[:2]) > 1 else ''}: {named}" if named else ""
         return (f"{fmt_change(part, unit)} on its own, more than the whole {fmt_change(gap, unit)} {of} "
-                f"(the others made up {fmt_change(gap - part, unit)})")
+                f"(the others made up {fmt_change(gap - part, unit)}{largest})")
     return f"explains {fmt_share(share)} of the {of}"
 
 
@@ -2399,8 +2403,11 @@ def _sentence(a: _Analysis, link: str, share: float | None, parent: _Analysis | 
     if link == "exact":
         pv = parent.view
         part = share * pv.gap if share is not None and pv.gap is not None else None
-        return (f"{node.label}: {_node_compare(v)}, "
-                f"{_explains(share, part, pv.gap, pv.unit, f'{pv.node.label} {_gap_word(pv)}')}. Owner: {node.owner}.")
+        offset = sorted(((_child_name(c), c.contribution) for c in parent.children.parts
+                         if pv.gap is not None and c.contribution * pv.gap < 0
+                         and abs(c.contribution) >= 0.05 * abs(pv.gap)), key=lambda x: -abs(x[1]))
+        explains = _explains(share, part, pv.gap, pv.unit, f"{pv.node.label} {_gap_word(pv)}", offset)
+        return f"{node.label}: {_node_compare(v)}, {explains}. Owner: {node.owner}."
     return (f"{node.label}: {_node_compare(v)}; {phrase}. It influences {parent.view.node.label} but is not a share "
             f"of it. Owner: {node.owner}.")
 
@@ -2410,7 +2417,11 @@ def _segment_sentence(a: _Analysis) -> str | None:
     if top is None:
         return None
     v = a.view
-    explains = _explains(top.share, top.contribution, v.gap, v.unit, f"{v.node.label} {_gap_word(v)}")
+    rank = next((d for d in a.segments.dimensions if d.dimension == top.dimension), None)
+    offset = sorted(((p.segment, p.contribution) for p in (rank.segments if rank is not None else ())
+                     if p.segment not in PSEUDO and v.gap is not None and p.contribution * v.gap < 0
+                     and abs(p.contribution) >= 0.05 * abs(v.gap)), key=lambda x: -abs(x[1]))
+    explains = _explains(top.share, top.contribution, v.gap, v.unit, f"{v.node.label} {_gap_word(v)}", offset)
     who = _describe(top, _noun(v.data.cur_metric))
     who = who[:1].upper() + who[1:]
     basis = a.segments.basis

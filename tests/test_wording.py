@@ -125,6 +125,10 @@ def test_shares_past_the_whole_are_amounts_with_what_offsets_them(engine: Engine
     assert r.children_heading() == "Parts of the −$30 gap, as amounts — some parts offset others"
     note = r.children_note()
     assert note.startswith("The parts add up to the −$30 gap: Win rate −$100, offset by the residual +$70.")
+    # the red path's step says the same with the offsetting part named
+    assert r.red_path[1].sentence == ("Win rate: actual 37.5% against target 50.0% (−12.5 pp), −$100 on its own, more "
+                                      "than the whole −$30 New business ARR shortfall (the others made up +$70; the "
+                                      "largest offset: the residual +$70). Owner: Head of sales.")
     assert "give New business ARR $220 (8 × 50.0% × $55), $70 more than its own $150 target" in note
 
 
