@@ -335,3 +335,19 @@ def test_a_file_named_parquet_that_is_not_one_is_refused(ws, tmp_path):
     fake.write_bytes(b"PAR1" + bytes(range(256)) * 4)
     with pytest.raises(LoadError, match=r"deals\.parquet: not a readable Parquet file"):
         ingest(ws, [fake])
+
+
+def test_the_command_line_prints_the_stages_of_a_load(tmp_path):
+    """`--verbose` prints every stage on stderr (a long load prints them anyway); stdout keeps the report."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    path = write(tmp_path, "deals.csv", f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,10,new,SMB,Organic\n")
+    run = subprocess.run([sys.executable, "-m", "kpitree", "ingest", "--workspace", str(tmp_path / "ws"), "--verbose",
+                          str(path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    stages = [line for line in run.stderr.splitlines() if line.startswith("[")]
+    assert stages[0].endswith("opening deals.csv") and "] writing the workspace" in run.stderr
+    assert stages[-1] == "[100%] done" and "[" not in run.stdout.split("\n")[0]
