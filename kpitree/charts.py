@@ -82,7 +82,7 @@ def tree_frame(layout: Layout, evaluation: Evaluation, versus: str = "target",
             "link": "exact formula" if n.formula else ("influence" if n.children else "lever"),
             "x": b.x, "y": b.y, "x0": b.x0, "x1": b.x1, "y0": b.y0, "y1": b.y1,
             "lx": b.x0 + t.label_x, "ly": b.y0 + t.label_y - LINE[LABEL_SIZE] / 2 + 1,
-            "vx": b.x0 + t.value_x, "vy": b.y0 + t.value_y, "ox": b.x0 + t.owner_x, "oy": b.y0 + t.owner_y,
+            "vx": b.x0 + t.value_x, "vy": b.y0 + t.value_y, "ox": b.x0 + t.owner_x, "oy": b.y1 - (layout.box_h - t.owner_y),
             "fill": STATUS_FILL[n.status], "stroke": STATUS_STROKE[n.status],
             "on_path": False, "dim": False, "stroke_w": 2.0, "path_text": "—",
         })

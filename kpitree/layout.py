@@ -230,22 +230,24 @@ def layout_tree(tree: Tree, max_width: float = 1000.0, orientation: str | None =
     text, h = _slots(orientation, w, lines)
     owners = {n.id: cut(n.owner or "", text.owner_w, OWNER_SIZE) for n in tree.nodes}
 
-    def box(node_id: str, x: float, y: float, band: int) -> Box:
+    def box(node_id: str, x: float, y: float, band: int, height: float = h) -> Box:
         drawn = labels[node_id]
-        return Box(node_id, x, y, band, w, h, drawn, owners[node_id], not drawn[-1].endswith(ELLIPSIS)
+        return Box(node_id, x, y, band, w, height, drawn, owners[node_id], not drawn[-1].endswith(ELLIPSIS)
                    or tree.node(node_id).label.endswith(ELLIPSIS))
 
     boxes: dict[str, Box] = {}
-    for row, n in enumerate(order):
-        if orientation == "down":
+    top = MARGIN  # the outline's next row: each box as tall as its own label needs
+    for n in order:
+        if orientation == "indent":
+            own = _slots(orientation, w, len(labels[n.id]))[1]
+            boxes[n.id] = box(n.id, MARGIN + depth[n.id] * INDENT + w / 2, top + own / 2, bands[n.level], own)
+            top += own + GAP_ROWS
+        elif orientation == "down":
             x = MARGIN + slot[n.id] * (w + GAP_ACROSS) + w / 2
             boxes[n.id] = box(n.id, x, MARGIN + bands[n.level] * (h + GAP_LEVELS) + h / 2, bands[n.level])
         elif orientation == "right":
             y = MARGIN + slot[n.id] * (h + GAP_ACROSS) + h / 2
             boxes[n.id] = box(n.id, MARGIN + bands[n.level] * (w + GAP_LEVELS) + w / 2, y, bands[n.level])
-        else:
-            boxes[n.id] = box(n.id, MARGIN + depth[n.id] * INDENT + w / 2, MARGIN + row * (h + GAP_ROWS) + h / 2,
-                              bands[n.level])
     # the chart is as wide as the column it was laid out for, the boxes from its left: a page that
     # stretches the chart to a wider column then stretches it by that column's ratio only, never a
     # two-box tree to three times its boxes' width
