@@ -15,6 +15,11 @@ usage charts all sent), and "heading" the time to the panel's heading.
 
     .venv/bin/python benchmarks/load_test.py                 # 20 sessions, 2 minutes
     .venv/bin/python benchmarks/load_test.py --sessions 8 --seconds 60 --think 0.5 2
+    .venv/bin/python benchmarks/load_test.py --load-at 60    # and a command-line load of the deals half-way
+
+With `--load-at`, a reader may see the old data, the new data, or one of the two clean messages
+a load causes ("… replaced by a load … reload the page", "… a load is running …"); those are
+counted apart from errors.
 
 Exit status 1 when a session saw an error or a hang.
 """
@@ -47,6 +52,7 @@ NODE_PICKER = "Selected node (or click a box)"
 HANG_SECONDS = 60.0  # a click with no finished rerun after this long counts as a hang
 GIVE_UP_SECONDS = 180.0  # …and after this long the session stops waiting for it
 RSS_EVERY = 5.0
+LOAD_WORDS = re.compile(r"replaced by a load|a load is running")  # the clean messages of a load (workspace.py)
 
 
 def free_port() -> int:
@@ -92,6 +98,8 @@ class Stats:
     first_pages: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: set[str] = field(default_factory=set)
+    load_messages: list[str] = field(default_factory=list)  # what readers were told while a load ran
+    load: dict = field(default_factory=dict)
     hangs: list[str] = field(default_factory=list)
 
 
@@ -140,7 +148,9 @@ class Session:
                                      f"{el.exception.message[:200]}")
         elif kind == "alert":
             body = el.alert.body.strip().splitlines()[0][:200] if el.alert.body.strip() else ""
-            if el.alert.format == el.alert.ERROR:
+            if el.alert.format == el.alert.ERROR and LOAD_WORDS.search(body):
+                self.stats.load_messages.append(body)
+            elif el.alert.format == el.alert.ERROR:
                 self.stats.errors.append(f"session {self.number}: error message: {body}")
             elif el.alert.format == el.alert.WARNING:
                 self.stats.warnings.add(body)
@@ -212,8 +222,22 @@ class Session:
                 receiver.cancel()
 
 
+async def load_later(at: float, workspace: Path, stats: Stats) -> None:
+    """A command-line load of the demo's deals into the served workspace, `at` seconds in."""
+    await asyncio.sleep(at)
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kpitree", "ingest", "--workspace", str(workspace),
+        str(ROOT / "data" / "demo" / "deals.csv.gz"), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    stats.load = {"at_s": at, "seconds": round(time.monotonic() - started, 1), "exit": proc.returncode,
+                  "said": (err or out).decode(errors="replace").strip().splitlines()[-1:]}
+
+
 async def drive(url: str, sessions: int, seconds: float, think: tuple[float, float], seed: int,
-                pid: int) -> tuple[Stats, list[tuple[float, float]]]:
+                pid: int, load_at: float | None = None, workspace: Path | None = None,
+                ) -> tuple[Stats, list[tuple[float, float]]]:
     stats = Stats()
     memory: list[tuple[float, float]] = []
     t0 = time.monotonic()
@@ -237,7 +261,8 @@ async def drive(url: str, sessions: int, seconds: float, think: tuple[float, flo
         except Exception as exc:  # noqa: BLE001 - a dropped connection is an error of the run
             stats.errors.append(f"session {i + 1}: {type(exc).__name__}: {exc}")
 
-    await asyncio.gather(*(one(i) for i in range(sessions)))
+    loader = [load_later(load_at, workspace, stats)] if load_at is not None and workspace is not None else []
+    await asyncio.gather(*(one(i) for i in range(sessions)), *loader)
     sampler.cancel()
     cpu_end = cpu_seconds(pid)
     if cpu_start is not None and cpu_end is not None:
@@ -310,6 +335,11 @@ def report(stats: Stats, memory: list[tuple[float, float]], sessions: int, secon
     if stats.first_pages:
         f = out["first_page_s"]
         print(f"first page (fresh server, all sessions at once): median {f['median']:.2f} s, max {f['max']:.2f} s")
+    if stats.load:
+        out["load"] = {**stats.load, "messages": len(stats.load_messages)}
+        print(f"command-line load at {stats.load['at_s']:g} s: took {stats.load['seconds']:g} s, exit "
+              f"{stats.load['exit']} ({' '.join(stats.load['said'])[:160]}); readers told: "
+              f"{len(stats.load_messages)} clean message(s) {sorted(set(stats.load_messages))[:2]}")
     if stats.warnings:
         print("warnings shown: " + "; ".join(sorted(stats.warnings)[:5]))
     if memory:
@@ -329,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=16)
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--url", help="drive a server already running (RSS is then not sampled)")
+    ap.add_argument("--load-at", type=float, help="seconds in: load the demo's deals again from the command line")
     args = ap.parse_args(argv)
     source = ROOT / "workspaces" / "demo"
     if not args.url and not (source / "kpitree.duckdb").exists():
@@ -343,7 +374,9 @@ def main(argv: list[str] | None = None) -> int:
             proc = start_app(Path(tmp), port)
             url, pid = f"http://127.0.0.1:{port}", proc.pid
         try:
-            stats, memory = asyncio.run(drive(url, args.sessions, args.seconds, tuple(args.think), args.seed, pid))
+            served = None if args.url else Path(tmp) / "demo"
+            stats, memory = asyncio.run(drive(url, args.sessions, args.seconds, tuple(args.think), args.seed, pid,
+                                              args.load_at, served))
         finally:
             if proc is not None:
                 proc.terminate()
@@ -354,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     out = report(stats, memory, args.sessions, args.seconds, tuple(args.think))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
-    return 1 if stats.errors or stats.hangs else 0
+    return 1 if stats.errors or stats.hangs or stats.load.get("exit", 0) else 0
 
 
 if __name__ == "__main__":
