@@ -550,8 +550,9 @@ def _open_zip(path: Path, work: Path) -> list[_Source]:
                         budget -= _gunzip(raw, dst, shown, budget)
                     else:
                         budget -= _copy_limited(src, dst, shown, min(budget, info.file_size + 1024))
-            except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
-                raise LoadError(f"{shown}: cannot unpack this member ({exc})") from None
+            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, zlib.error, EOFError) as exc:
+                raise LoadError(f"{shown}: cannot unpack this member ({exc}) — a damaged archive; nothing was "
+                                "loaded") from None
             if plain.stat().st_size == 0:
                 raise LoadError(f"{shown}: the file is empty")
             out.append(_data_source(plain, shown, work))
@@ -658,11 +659,28 @@ def _decode_legacy(raw: bytes, encoding: str, name: str, line: int) -> str:
                         "again; nothing was loaded") from None
 
 
-def _utf16(path: Path, work: Path) -> Path:
+def _utf16(path: Path, work: Path, name: str) -> Path:
+    """A file that starts with a UTF-16 mark, as UTF-8; broken UTF-16 (a cut-off file, a lone surrogate) is
+    refused naming the line, never loaded as replacement characters."""
     out = _unique(work, path.stem + ".utf8.csv")
-    with open(path, encoding="utf-16", newline="") as src, open(out, "w", encoding="utf-8", newline="") as dst:
-        shutil.copyfileobj(src, dst)
-    return out
+    line = 1
+    decoder = codecs.getincrementaldecoder("utf-16")()
+    with open(path, "rb") as src, open(out, "w", encoding="utf-8", newline="") as dst:
+        while True:
+            chunk = src.read(1 << 20)
+            try:
+                text = decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                # The lines before the bad bytes: decoded again (in the file's byte order) only to count them.
+                order = "utf-16-be" if "be" in (exc.encoding or "").lower() else "utf-16-le"
+                line += exc.object[:exc.start].decode(order, errors="ignore").count("\n")
+                raise LoadError(f"{name}, line {line}: the file starts as UTF-16 but is not valid UTF-16 there "
+                                f"({exc.reason}) — a cut-off or damaged file; export it again; nothing was loaded"
+                                ) from None
+            dst.write(text)
+            line += text.count("\n")
+            if not chunk:
+                return out
 
 
 def _normalise_newlines(path: Path, work: Path) -> Path:
@@ -706,7 +724,7 @@ def _text_source(path: Path, name: str, work: Path, parquet: bool = False) -> _S
     encoding = "utf-8"
     notes: list[str] = []
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        path = _utf16(path, work)
+        path = _utf16(path, work, name)
         encoding = "utf-16"
         with open(path, "rb") as fh:
             head = fh.read(SAMPLE_BYTES)

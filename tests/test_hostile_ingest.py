@@ -10,6 +10,7 @@ a user sees.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import multiprocessing
@@ -77,6 +78,14 @@ def zip_of(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+def damaged_zip() -> bytes:
+    """A zip whose directory is intact but whose compressed bytes are not (the deflate stream breaks)."""
+    data = bytearray(zip_of({"deals.csv": csv_bytes(*(deal(i) for i in range(3000)))}))
+    for i in range(60, 200):
+        data[i] ^= 0x5A
+    return bytes(data)
+
+
 @dataclass
 class Case:
     name: str  # the file's name
@@ -135,7 +144,16 @@ CASES = {
                                      r"Chinese, Japanese or Korean encoding"),
     "EUC-KR (Korean) text": Case("deals.csv", lambda: csv_bytes(deal(1, owner="김철수성공"), encoding="euc-kr"),
                                  error=r"deals\.csv, line 6: the text is not UTF-8"),
-    # Archives that would fill the disk.
+    "UTF-16 with a lone surrogate": Case("deals.csv", lambda: codecs.BOM_UTF16_LE + csv_bytes(encoding="utf-16-le")
+                                         + b"\x00\xd8" + "x,\n".encode("utf-16-le"),
+                                         error=r"deals\.csv, line 6: the file starts as UTF-16 but is not valid UTF-16 "
+                                               r"there \(illegal UTF-16 surrogate\)"),
+    "UTF-16 cut off mid-character": Case("deals.csv", lambda: codecs.BOM_UTF16_BE + csv_bytes(encoding="utf-16-be")
+                                         + b"\x41", error=r"deals\.csv, line 6: .* \(truncated data\)"),
+    # Archives that would fill the disk, or break while unpacking.
+    "zip member with damaged data": Case("export.zip", lambda: damaged_zip(), error=r"export\.zip:deals\.csv: cannot "
+                                                                                    r"unpack this member .* a damaged "
+                                                                                    r"archive"),
     "gzip bomb stopped while streaming": Case("deals.csv.gz", lambda: gzip_stream(HEADER.encode() + b"\n", 64 << 20),
                                               error=r"deals\.csv\.gz: expands more than 200:1 \(\d+:1 after 1\d MB\) — "
                                                     r"refused as a compression bomb"),
