@@ -324,7 +324,7 @@ def _panel(ws, engine, tree, evaluation, node_id, period, versus, baselines, res
                     + (f"{md(res.reason)}." if res.reason else "nothing to compute it from in this period."))
         for sentence in _summary(result) if res.value is not None else []:
             st.markdown(md(sentence))
-        link = (f"Exact formula: `{node.formula}`" if node.formula else
+        link = (f"Exact formula: `{node.formula.replace('`', chr(39))}`" if node.formula else
                 "Influence links: children move this number but do not add up to it." if node.children else
                 "A lever: the team acts on this number directly.")
         st.caption(link)
@@ -519,7 +519,7 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
                 "has a value in the rows this number reads. Load or map such a column (an owner, a segment, a "
                 "channel) to see who and where.")
         return None
-    dim = st.radio("Split by", dims, key=f"dim_{node.id}", horizontal=True)
+    dim = st.radio("Split by", dims, key=f"dim_{node.id}", horizontal=True, format_func=md)  # column names
     frame = segment_frame(result, dim) if result is not None else None
     gain = result is not None and is_gain(result.direction, result.gap)
     if frame is not None and not frame.empty:
