@@ -1850,6 +1850,9 @@ def ingest(
     try:
         with tempfile.TemporaryDirectory(prefix="kpitree-load-") as tmp:
             work = Path(tmp)
+            # An in-memory database does not spill by default: a load larger than memory would fail; with a
+            # folder of the load's own it writes what does not fit there (removed with the folder).
+            reader.execute(f"SET temp_directory = {_lit(str(work / 'spill'))}")
             sources = _open_all([Path(p) for p in paths], work, progress)
             for what, named in (("a table choice", tables), ("skip", skip), ("a mapping", mappings)):
                 stray = [n for n in (named or ()) if not any(_match(s.name, {n}) for s in sources)]
@@ -2153,6 +2156,9 @@ def preview_mapping(path: str | Path, table: str, columns: dict[str, str], *, ro
                 p = _prepare(reader, src, m, 0, work, stage_map or {}, set(), limit=rows)
             except LoadError as exc:
                 return MappingPreview([], [], 0, str(exc))
+            except duckdb.Error as exc:  # odd values our SQL did not expect: said, never a traceback on the page
+                return MappingPreview([], [], 0, f"{src.name}: these rows could not be read with this mapping "
+                                                 f"({str(exc).splitlines()[0][:200]})")
             df = reader.execute(f"SELECT * FROM {p.temp} LIMIT {int(rows)}").fetchdf()
             return MappingPreview(df.astype(object).where(df.notna(), None).to_dict("records"), p.report.rejected,
                                   p.report.rows_read)
