@@ -366,3 +366,28 @@ def test_two_appends_at_once_both_land_one_after_the_other(ws, tmp_path):
     with ws.connect() as con:
         assert con.execute("SELECT count(*), count(DISTINCT deal_id) FROM deals").fetchone() == (604, 604)
         assert con.execute("SELECT count(*) FROM _kpitree_loads WHERE mode = 'append'").fetchone()[0] == 2
+
+
+def test_a_load_killed_midway_leaves_the_old_data_and_no_lock(ws, baseline, tmp_path):
+    """`kill -9` of a command-line load while it checks values: the workspace is as it was, opens, and the
+    next load runs (the kernel dropped the load lock with the process). benchmarks/crash_trials.py does
+    this at 20 random moments, the swap included."""
+    import signal
+
+    path = tmp_path / "deals.csv"
+    path.write_bytes(("\n".join([HEADER, *(deal(i) for i in range(200_000))]) + "\n").encode())
+    proc = subprocess.Popen([sys.executable, "-m", "kpitree", "ingest", "--workspace", str(ws.root), "--verbose",
+                             str(path)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "checking values" in line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(60)
+    assert proc.returncode == -signal.SIGKILL
+    assert snapshot(ws) == baseline[1]
+    more = tmp_path / "more.csv"
+    more.write_bytes(csv_bytes(deal(1)))
+    run = cli("ingest", "--workspace", str(ws.root), str(more))
+    assert run.returncode == 0, run.stderr
+    with ws.connect() as con:
+        assert con.execute("SELECT count(*) FROM deals").fetchone()[0] == 5
