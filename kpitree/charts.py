@@ -275,15 +275,6 @@ def is_gain(direction: str, gap: float | None) -> bool:
     return gap is not None and (gap > 0 if direction == "higher" else gap < 0)
 
 
-def gain_segments(frame: pd.DataFrame, chosen: Sequence[str]) -> pd.DataFrame:
-    """An explanation's segment frame (worst first) re-read for a gain: the segments that carried the
-    gain first, and those the explanation names marked as explaining it, so the chart and table
-    show the segments its sentence names instead of only the ones that held it back."""
-    out = frame.sort_values("adverse", ascending=True, kind="stable").reset_index(drop=True)
-    out["explains"] = [s in chosen and a < 0 for s, a in zip(out["segment"], out["adverse"], strict=True)]
-    return out
-
-
 def segment_chart(df: pd.DataFrame, unit: str, dimension: str, highlight: Sequence[str] = (),
                   top: int = 12, highlight_color: str = STATUS_STROKE["red"]) -> alt.Chart:
     """Segments' current value (bar) against their baseline (tick); the explaining ones in red

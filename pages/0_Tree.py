@@ -17,11 +17,9 @@ from pathlib import Path
 import streamlit as st
 
 import ui
-from kpitree import explain
 from kpitree.charts import (
     STATUS_STROKE,
     STATUS_WORD,
-    gain_segments,
     is_gain,
     legend_html,
     path_ids,
@@ -35,7 +33,7 @@ from kpitree.charts_usage import activity_dots_chart, cohort_chart
 from kpitree.drill import drill_dimensions, segment_table
 from kpitree.errors import KpiTreeError, QueryError
 from kpitree.evaluate import evaluate_tree, trend
-from kpitree.explain import segment_frame
+from kpitree.explain import segment_display, segment_frame
 from kpitree.format import fmt, fmt_change
 from kpitree.periods import Grain, parse_period, period_containing, trailing
 from kpitree.plain import markdown_text as md
@@ -285,7 +283,7 @@ def _red_path(ws, tree, period, versus, evaluation) -> None:
                 st.markdown(f"- **{md(where)}** ({STATUS_WORD.get(c.status, c.status)}): "
                             f"{md(' '.join(said))}{aside}")
                 _open_button(c.label, f"open_cause_{c.id}", c.id)
-        for _, why in getattr(result, "unlisted", ()):
+        for _, why in result.unlisted:
             st.caption(md(why))
         st.button("Hide the red path", key="hide_path", type="tertiary", on_click=_hide_path,
                   help="Stop drawing it on the tree and listing it here")
@@ -332,7 +330,7 @@ def _panel(ws, engine, tree, evaluation, node_id, period, versus, baselines, res
             st.caption(f"Target suggested from this workspace's own history: {md(res.target_basis)}. Editing it in the "
                        "Builder replaces the suggestion." if res.target is not None else
                        f"No target: {md(res.target_basis.removeprefix('no target: '))} — type one in the Builder.")
-        how = result.how_computed() if result is not None and hasattr(result, "how_computed") else []
+        how = result.how_computed() if result is not None else []
         if how:
             with st.expander("How this was computed"):
                 for term in how:
@@ -356,12 +354,8 @@ def _panel(ws, engine, tree, evaluation, node_id, period, versus, baselines, res
 
 def _summary(result) -> list[str]:
     """The panel's words after its figures: the headline in plain words, the child that explains
-    most, the segments named (`Explanation.summary`, or the red path's first sentences)."""
-    if result is None:
-        return []
-    if hasattr(result, "summary"):
-        return result.summary()
-    return (result.sentences()[1:3] or result.sentences()[:1]) if result.red_path else []
+    most, who at a lever, the segments named (`Explanation.summary`)."""
+    return result.summary() if result is not None else []
 
 
 def _slider_scale(unit: str, high: float) -> tuple[float, str]:
@@ -452,37 +446,27 @@ def _children(tree, evaluation, node, result, versus, baselines, where) -> None:
         st.markdown("**No children** — this is where action happens. See the segments below for who.")
         return
     exact = {c.id: c for c in result.children} if result is not None else {}
-    share = "share of the gain" if result is not None and is_gain(result.direction, result.gap) else "share of gap"
-    words = result is not None and hasattr(result, "share_column")
-    if words:
-        share = result.share_column()
+    share = result.share_column() if result is not None else "share of gap"
     # a residual of nothing is no step (it would read "$0.00" between the parts)
     steps = [(c.label, c.contribution) for c in exact.values() if c.contribution is not None
-             and not (getattr(c, "link", "exact") == "residual" and abs(c.contribution) <= 0.005 * abs(result.gap or 0))]
+             and not (c.link == "residual" and abs(c.contribution) <= 0.005 * abs(result.gap or 0))]
     if node.formula and steps:
-        heading = result.children_heading() if words else f"{share.capitalize()} — the parts add up to the whole"
-        st.markdown(f"**{md(heading)}** (against {md(_against(result))})")
+        st.markdown(f"**{md(result.children_heading())}** (against {md(_against(result))})")
         ui.chart(waterfall_chart(result.baseline_label, result.baseline, steps, "actual",
                                  evaluation.node(node.id).unit), key="waterfall")
-        note = result.children_note() if words else None
+        note = result.children_note()
         if note:
             st.caption(md(note))
-    influences = {i.id for i in result.influences} if result is not None else set(node.children)
     rows = []
     for cid in node.children:
         ch = evaluation.node(cid)
-        part = exact.get(cid)
         row = {"child": ch.label, "status": STATUS_WORD[ch.status], "value": fmt(ch.compared, ch.unit, compact=True)}
         if versus == "target":
             row["target"] = ("~" if ch.target_basis and ch.target is not None else "") + fmt(ch.target, ch.unit,
                                                                                           compact=True)
         else:
             row[where] = fmt(baselines.get(cid), ch.unit, compact=True)
-        if words:
-            row[share] = result.child_cell(cid)
-        else:
-            row[share] = (f"{part.share:.0%}".replace("-", "−") if part is not None and part.share is not None
-                          else "influence" if cid in influences else "—")
+        row[share] = result.child_cell(cid) if result is not None else "—"
         row["owner"] = ch.owner
         rows.append(row)
     st.table(rows, hide_index=True)
@@ -525,11 +509,9 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
     if frame is not None and not frame.empty:
         # the explanation's own comparison: the chart agrees with the sentences above, and a segment is
         # coloured exactly when the explanation names it (`explains`)
-        if gain and not hasattr(explain, "named_segments"):  # an explanation that orders gains itself does not
-            frame = gain_segments(frame, next(d.chosen for d in result.dimensions if d.dimension == dim))
         table, worst = frame, [s for s, e in zip(frame["segment"], frame["explains"], strict=True) if e]
         st.caption(_segment_baseline(result, period, versus, dim, marked=bool(worst), gain=gain))
-        before = "target share" if versus == "target" else result.baseline_label
+        shown = segment_display(result, dim)  # the same rows, formatted and named for what they are
     else:
         gain = False
         baseline = baseline_period(period, versus)
@@ -537,25 +519,15 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
         worst = [s for s, a in zip(table["segment"], table["adverse"], strict=True) if a > 0][:1]
         st.caption(f"**By segment** — {period.key} against {baseline.key}"
                    + (" (segments have no targets: compared with the previous period)" if versus == "target" else ""))
-        before = baseline.key
+        money = res.unit in ("money", "money_per_day")
+        shown = {dim: list(table["segment"]), period.key: [fmt(v, res.unit, compact=money) for v in table["current"]],
+                 baseline.key: [fmt(v, res.unit, compact=money) for v in table["baseline"]],
+                 "difference": [fmt_change(v, res.unit) for v in table["change"]]}
     if table.empty:
         st.info("No rows for this split in these periods.")
         return None
     ui.chart(segment_chart(table, res.unit, dim, worst, highlight_color=STATUS_STROKE["green" if gain else "red"]),
              key="segments")
-    display = getattr(explain, "segment_display", None)
-    shown = display(result, dim) if display is not None and frame is not None and not frame.empty else None
-    if shown is not None:
-        st.table(shown, hide_index=True)
-        return (dim, worst[0]) if worst and not gain else None
-    money = res.unit in ("money", "money_per_day")
-    shown = {dim: list(table["segment"]), "actual": [fmt(v, res.unit, compact=money) for v in table["current"]],
-             before: [fmt(v, res.unit, compact=money) for v in table["baseline"]],
-             "difference": [fmt_change(v, res.unit) for v in table["change"]]}
-    if "share" in table:
-        shown["share of the gain" if gain else "share of gap"] = [
-            f"{v:.0%}".replace("-", "−").replace("−0%", "0%") if v is not None and v == v else "—"
-            for v in table["share"]]
     st.table(shown, hide_index=True)
     return (dim, worst[0]) if worst and not gain else None
 
