@@ -27,6 +27,8 @@ from kpitree.suggest import is_demo, suggest_tree, summary, template_choices
 from kpitree.tree import (
     DIRECTIONS,
     LEVELS,
+    MAX_FORMULA_CHARS,
+    MAX_TEXT,
     MAX_TREE_BYTES,
     REVIEWS,
     Tree,
@@ -582,7 +584,7 @@ def main() -> None:
         broken_files(store)
 
     top = st.columns([3, 2, 2, 2])
-    top[0].text_input("Tree name", **ui.sticky("b_title"))
+    top[0].text_input("Tree name", max_chars=MAX_TEXT, **ui.sticky("b_title"))
     top[1].text_input("File name in the workspace", help="trees/<name>.yaml", **ui.sticky("b_name"))
     with top[2]:
         st.write("")
@@ -654,8 +656,9 @@ def node_form(t: Tree, by_node: dict, engine=None) -> None:
         (st.error if p.severity == "error" else st.warning)(md(f"line {p.line}: {p.message}" if p.line else p.message))
 
     c = st.columns(2)
-    c[0].text_input("Label", key="b_label", on_change=edit, args=("label",))
-    c[1].text_input("Id", key="b_id", on_change=edit, args=("id",), help="lower_snake_case, unique in the tree")
+    c[0].text_input("Label", key="b_label", on_change=edit, args=("label",), max_chars=MAX_TEXT)
+    c[1].text_input("Id", key="b_id", on_change=edit, args=("id",), help="lower_snake_case, unique in the tree",
+                    max_chars=64)
     c = st.columns(3)
     c[0].selectbox("Level", list(LEVELS), key="b_level", on_change=edit, args=("level",))
     parents = [NO_PARENT] if t.parent_of(n.id) is None else b.parent_choices(t, n.id)
@@ -667,7 +670,8 @@ def node_form(t: Tree, by_node: dict, engine=None) -> None:
         args=("parent",),
         disabled=t.parent_of(n.id) is None,
     )
-    c[2].text_input("Owner", key="b_owner", on_change=edit, args=("owner",), placeholder="who owns this number?")
+    c[2].text_input("Owner", key="b_owner", on_change=edit, args=("owner",), placeholder="who owns this number?",
+                    max_chars=MAX_TEXT)
 
     st.radio(
         "Metric",
@@ -757,6 +761,7 @@ def node_form(t: Tree, by_node: dict, engine=None) -> None:
         on_change=edit,
         args=("formula",),
         placeholder="e.g. new_arr = new_business_arr + expansion_arr",
+        max_chars=MAX_FORMULA_CHARS,
     )
     st.text_area("Description", key="b_description", on_change=edit, args=("description",), height=68)
 

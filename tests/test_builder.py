@@ -312,3 +312,21 @@ def test_a_formula_being_typed_never_breaks_the_preview(formula):
     assert drawn.node("revenue").formula is None  # drawn as influence until it reads
     assert {s.link for s in layout_tree(drawn).segments} == {"influence"}
     assert any("formula" in p.key for p in b.validate(t) if p.key)
+
+
+def test_a_pasted_essay_as_label_is_cut_before_the_layout():
+    """layout_tree's wrapping grows much faster than the text (9,000 characters took 68 s here): the
+    preview draws at most MAX_TEXT characters of a label or owner; validation refuses longer ones."""
+    import time
+
+    from kpitree.layout import layout_tree
+    from kpitree.tree import MAX_TEXT
+
+    essay = "word " * 4_000
+    t = b.add_node(b.blank_tree(), "revenue", label=essay, owner=essay)
+    started = time.perf_counter()
+    drawn = b.drawable(t)
+    layout_tree(drawn, max_width=760)
+    assert time.perf_counter() - started < 5
+    assert max(len(n.label) for n in drawn.nodes) <= MAX_TEXT and len(drawn.nodes[1].owner) <= MAX_TEXT
+    assert any("at most 300 characters" in p.message for p in b.validate(t))
