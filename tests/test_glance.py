@@ -168,3 +168,27 @@ def test_the_red_path_can_be_hidden_again(app):
     assert not failures(at)
     assert not any(b["on_path"] or b["dim"] for b in tree_rows(at)[1])
     assert not any(b.key == "open_lever" for b in at.button)
+
+
+@pytest.mark.parametrize("node_id", ["arr", "new_business_arr", "win_rate", "leads"])
+def test_a_segment_is_red_exactly_when_the_words_name_it(app, demo_data_dir, node_id):
+    """The segment chart colours the segments the explanation names for the split shown, and the
+    panel's sentence names every one of them (no red bar the words leave out, no named one grey)."""
+    import pyarrow as pa
+
+    from kpitree.explain import explain_node, named_segments
+
+    at = app.run()
+    at.selectbox(key="node_pick").set_value(node_id).run()
+    assert not failures(at), failures(at)
+    dim = at.radio(key=f"dim_{node_id}").value
+    chart = next(e for e in at.main if e.type == "vega_lite_chart" and '"explains"' in e.proto.spec)
+    rows = next(t.to_pylist() for t in (pa.ipc.open_stream(d.data.data).read_all() for d in chart.proto.datasets)
+                if "role" in t.column_names)
+    red = {r["segment"] for r in rows if r["role"] == "explains"}
+    result = explain_node(Engine(Workspace(demo_data_dir / "demo")), load_tree(REVOPS), node_id,
+                          parse_period("2026-10"), "target")
+    named = set(named_segments(result, dim))
+    assert red == named, (dim, red, named)
+    sentence = next((unescaped(m.value) for m in at.markdown if unescaped(m.value).startswith(f"By {dim}:")), "")
+    assert all(s in sentence for s in named), (sentence, named)
