@@ -238,7 +238,7 @@ def _open_button(label: str, key: str, node_id: str) -> None:
               width="stretch")
 
 
-def _red_path(ws, tree, period, versus, evaluation) -> None:
+def _red_path(ws, tree, period, versus, evaluation, selected: str) -> None:
     result = ui.explanation(ws, tree, tree.root.id, period, versus, causes=True)
     if result is None:
         st.info("The explanation engine is not installed in this build; use the segment charts below.")
@@ -257,7 +257,9 @@ def _red_path(ws, tree, period, versus, evaluation) -> None:
         elif unjudged:
             st.markdown(f"**Red path — {name} cannot be judged here, so each part below it is judged on its own**")
         elif adverse:
-            st.markdown("**Red path — where to look and who to talk to** (drawn in red on the tree)")
+            st.markdown("**Red path — where to look and who to talk to** "
+                        + ("(drawn in red on the tree)" if selected == tree.root.id else
+                           f"(the tree draws in red the way to {md(tree.node(selected).label)}, open above)"))
         else:
             st.markdown(f"**{name} did not fall short of {md(_against(result))}** — what moved it:")
         for i, sentence in enumerate(sentences, 1):
@@ -336,7 +338,7 @@ def _panel(ws, engine, tree, evaluation, node_id, period, versus, baselines, res
                 for term in how:
                     st.markdown(f"- {md(term)}")
     if st.session_state.get("show_path"):
-        _red_path(ws, tree, period, versus, evaluation)
+        _red_path(ws, tree, period, versus, evaluation, node_id)
 
     lacking = engine.missing(node)  # tables or columns this workspace does not have
     _what_next(tree, evaluation, node, period)
