@@ -16,7 +16,7 @@ from datetime import date
 from .custom import CustomMeasure, check_measure, register_measure
 from .errors import KpiTreeError, Problem
 from .metrics import CATALOGUE, Kind
-from .tree import LEVELS, MAX_TEXT, Node, Target, Tree, WorkspaceColumns, formula_names, validate_tree
+from .tree import LEVELS, MAX_LABEL, Node, Target, Tree, WorkspaceColumns, formula_names, validate_tree
 
 _ID_CLEAN = re.compile(r"[^a-z0-9_]+")
 MAX_LEVEL = max(LEVELS.values())
@@ -322,9 +322,9 @@ def drawable(tree: Tree) -> Tree:
 
 
 def _cut(text: str) -> str:
-    """Text as a box can show it: at most MAX_TEXT characters (validation refuses longer ones; the
+    """Text as a box can show it: at most MAX_LABEL characters (validation refuses longer ones; the
     layout's line wrapping grows much faster than the text, so a pasted essay must not reach it)."""
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+    return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
 
 
 def preview(engine, tree: Tree, period=None):

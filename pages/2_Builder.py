@@ -28,6 +28,7 @@ from kpitree.tree import (
     DIRECTIONS,
     LEVELS,
     MAX_FORMULA_CHARS,
+    MAX_LABEL,
     MAX_TEXT,
     MAX_TREE_BYTES,
     REVIEWS,
@@ -656,7 +657,7 @@ def node_form(t: Tree, by_node: dict, engine=None) -> None:
         (st.error if p.severity == "error" else st.warning)(md(f"line {p.line}: {p.message}" if p.line else p.message))
 
     c = st.columns(2)
-    c[0].text_input("Label", key="b_label", on_change=edit, args=("label",), max_chars=MAX_TEXT)
+    c[0].text_input("Label", key="b_label", on_change=edit, args=("label",), max_chars=MAX_LABEL)
     c[1].text_input("Id", key="b_id", on_change=edit, args=("id",), help="lower_snake_case, unique in the tree",
                     max_chars=64)
     c = st.columns(3)
@@ -671,7 +672,7 @@ def node_form(t: Tree, by_node: dict, engine=None) -> None:
         disabled=t.parent_of(n.id) is None,
     )
     c[2].text_input("Owner", key="b_owner", on_change=edit, args=("owner",), placeholder="who owns this number?",
-                    max_chars=MAX_TEXT)
+                    max_chars=MAX_LABEL)
 
     st.radio(
         "Metric",

@@ -316,11 +316,11 @@ def test_a_formula_being_typed_never_breaks_the_preview(formula):
 
 def test_a_pasted_essay_as_label_is_cut_before_the_layout():
     """layout_tree's wrapping grows much faster than the text (9,000 characters took 68 s here): the
-    preview draws at most MAX_TEXT characters of a label or owner; validation refuses longer ones."""
+    preview draws at most MAX_LABEL characters of a label or owner; validation refuses longer ones."""
     import time
 
     from kpitree.layout import layout_tree
-    from kpitree.tree import MAX_TEXT
+    from kpitree.tree import MAX_LABEL
 
     essay = "word " * 4_000
     t = b.add_node(b.blank_tree(), "revenue", label=essay, owner=essay)
@@ -328,5 +328,5 @@ def test_a_pasted_essay_as_label_is_cut_before_the_layout():
     drawn = b.drawable(t)
     layout_tree(drawn, max_width=760)
     assert time.perf_counter() - started < 5
-    assert max(len(n.label) for n in drawn.nodes) <= MAX_TEXT and len(drawn.nodes[1].owner) <= MAX_TEXT
-    assert any("at most 300 characters" in p.message for p in b.validate(t))
+    assert max(len(n.label) for n in drawn.nodes) <= MAX_LABEL and len(drawn.nodes[1].owner) <= MAX_LABEL
+    assert any("at most 120 characters" in p.message for p in b.validate(t))

@@ -124,6 +124,8 @@ CASES = [
     Case("nul_byte", GOOD + "\x00", "NUL bytes"),
     Case("impossible_date", GOOD + "description: 2026-02-30\n", "cannot be read"),
     Case("grain_list", GOOD + "grain: [month]\n", "grain"),
+    Case("label_essay", GOOD.replace("label: New ARR", "label: " + "word " * 200), "at most 120 characters",
+         line=11, node="new_arr"),
     Case("label_mapping", GOOD.replace("label: New ARR", "label: {a: [1, 2]}"), "label must be text", node="new_arr"),
     Case("children_twice", GOOD.replace("children: [new_arr]", "children: [new_arr, new_arr]"), "more than once",
          node="arr"),
