@@ -46,7 +46,7 @@ from .history import TreeStore, workspace_trees
 from .metrics import CATALOGUE, Kind, Metric, Profile, picks
 from .periods import Grain, Period, latest_complete, trailing
 from .plan import plan_targets
-from .tree import TO_ASSIGN, Node, Target, Tree, formula_expression, formula_names, load_tree
+from .tree import MAX_LABEL, TO_ASSIGN, Node, Target, Tree, formula_expression, formula_names, load_tree
 from .workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -356,6 +356,8 @@ def _owners(nodes: list[Node], template: Tree, data: Profile, notes: list[Note])
                 owner = csms[0]
             elif level >= 3:
                 owner = _people(csms, "CSMs", "csm")
+        if owner and len(owner) > MAX_LABEL:  # a name from the data longer than a box holds: a role instead
+            owner = None
         out.append(dataclasses.replace(n, owner=owner or f"{role} — {TO_ASSIGN}"))
     missing = [n for n in out if n.owner_missing]
     if missing:
