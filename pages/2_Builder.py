@@ -192,9 +192,13 @@ def import_yaml(text: str, origin: str) -> None:
     load(loaded, file_name(loaded.name), origin)
     S["_b_saved"] = None  # imported, not saved in the workspace yet
     errors = b.errors_of(problems)
+    # What could not be read was left out of the editor (a filter value that is a mapping, a bad
+    # period): say so here, since the tree in the editor no longer shows it.
     flash(
         "warning" if errors else "success",
-        md(f"Imported {origin}: {len(loaded.nodes)} nodes" + (f", {len(errors)} error(s) to fix" if errors else "")),
+        md(f"Imported {origin}: {len(loaded.nodes)} nodes" + (f", {len(errors)} error(s) to fix" if errors else ""))
+        + ("; what could not be read is left out of the editor:\n\n" if errors else "")
+        + "\n".join(f"- {md(p)}" for p in errors[:10]),
     )
 
 

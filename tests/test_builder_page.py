@@ -361,3 +361,25 @@ def test_the_targets_grid_gives_every_number_room(data_dir):
         assert columns[field]["width"] >= 100 and columns[field]["type_config"]["format"] == "localized", field
     assert columns["node"]["pinned"] is True
     assert grid.value.set_index("node").loc["arr", "value"] == 2040000
+
+
+def test_a_hostile_paste_is_refused_at_once_and_the_tree_in_the_editor_stays(data_dir):
+    import time
+
+    publish(data_dir, "acme", ACME)
+    at = page()
+    for text, expect in ((BOMB, "anchors and aliases"), (PARENS, "nests parentheses 43 deep"),
+                         (DICT_FILTER, "filter segment: each value is one piece of text")):
+        at.text_area(key="b_yaml_in").set_value(text).run()
+        started = time.perf_counter()
+        at.button(key="b_yaml_load").click().run()
+        assert time.perf_counter() - started < 10
+        assert not failures(at), failures(at)
+        assert expect in texts(at)
+        if text is BOMB:  # nothing usable: refused, the editor keeps acme
+            assert at.session_state["b_tree"].name == "Acme revenue"
+        elif text is PARENS:  # the measure is kept as written, with its error next to it: never made active
+            assert at.button(key="b_publish").disabled
+        else:  # a filter value the evaluator cannot bind is left out of the editor, and the page says so
+            assert "left out of the editor" in texts(at) and at.session_state["b_tree"].node("new_arr").filter == ()
+    assert TreeStore(data_dir / "ws" / "trees").published() == ["acme"]
