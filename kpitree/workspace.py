@@ -49,6 +49,14 @@ _LOCK_WAIT_SECONDS = 15.0  # another process (a command-line load) holds the fil
 _READ_WAIT_SECONDS = 20.0  # a click waits this long for a load's swap in this process, then says a load runs
 _WRITE_WAIT_SECONDS = 120.0  # a load waits this long for the clicks being computed
 _MARKER_STALE_SECONDS = 600.0  # a load marker older than this is left over, not a load
+READ_LINGER_SECONDS = 1.0
+"""How long a workspace's read-only instance stays open after its last reader left.
+
+Why: opening it costs 40-200 ms on a busy two-core machine (0.5 ms for a cursor on an open one) and
+starts DuckDB's caches cold, and one user's click opens and closes it two or three times (eight
+times for a first page) when nobody else reads. A second covers the gaps within a click and
+between the panel's parts; a load in this process closes it at once (`FileAccess.acquire`), one
+in another process announces itself (its marker) and gets the file within this second."""
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")  # always with fullmatch: `$` lets "demo\n" through
 QUERY_TIMEOUT_SECONDS = 30.0  # per query; a workspace may set "query_timeout" in workspace.json
 
@@ -265,6 +273,8 @@ class FileAccess:
         self._waiting = 0  # writers waiting for the readers to leave
         self._db_lock = threading.Lock()  # opening, closing and taking cursors of the instance
         self._db: duckdb.DuckDBPyConnection | None = None
+        self._stamp: tuple | None = None  # the file the instance opened (inode, mtime, size)
+        self._idle = 0  # counts the times the last reader left: a lingering close is for one of them
 
     @property
     def readers(self) -> int:
@@ -297,6 +307,7 @@ class FileAccess:
                     self._withdraw()
                 raise WorkspaceBusy(f"workspace {self.path.parent.name!r} is busy: {len(self._readers)} page(s) were "
                                    f"still reading it after {timeout:g} s; try again in a moment")
+            self._close_db()  # lingering after the last reader: the writer needs the file itself
             self._writer, self._depth = me, 1
             return True
 
@@ -328,6 +339,7 @@ class FileAccess:
             with self._db_lock:
                 if self._db is None:
                     self._db = workspace._open()
+                    self._stamp = _file_stamp(self.path)
                 cursor = self._db.cursor()
             try:
                 yield cursor
@@ -387,12 +399,16 @@ class FileAccess:
                 here = self._writer is None and not self._waiting
                 if here and not self._loading_elsewhere():
                     break
+                if here and not self._readers:
+                    self._close_db()  # another process loads: let go of the file at once
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise WorkspaceBusy(f"workspace {name!r} is busy: a load is running (or the workspace is being "
                                         "renamed); reload the page in a moment")
                 # a writer here wakes us when done; one in another process is polled
                 self._cond.wait(min(left, 0.1 if here else left))
+            if not self._readers and self._db is not None and _file_stamp(self.path) != self._stamp:
+                self._close_db()  # the file was replaced behind the lingering instance: never serve the old one
             self._readers[me] = 1
 
     def _leave_read(self) -> None:
@@ -406,14 +422,44 @@ class FileAccess:
                 return
             del self._readers[me]
             if not self._readers:
-                # The last reader closes the instance: the file is free for a load, here or elsewhere.
-                with self._db_lock:
-                    db, self._db = self._db, None
+                # The last reader leaves the instance open a moment (READ_LINGER_SECONDS), unless a
+                # load waits for the file, here or in another process.
+                self._idle += 1
                 try:
-                    if db is not None:
-                        db.close()
+                    if READ_LINGER_SECONDS <= 0 or self._waiting or self._loading_elsewhere():
+                        self._close_db()
+                    else:
+                        timer = threading.Timer(READ_LINGER_SECONDS, self._close_idle, (self._idle,))
+                        timer.daemon = True
+                        timer.start()
                 finally:
                     self._cond.notify_all()
+
+    def _close_idle(self, idle: int) -> None:
+        """A lingering instance's end: closed if no reader came back since that last one left."""
+        with self._cond:
+            if not self._readers and idle == self._idle and self._writer is None:
+                self._close_db()
+
+    def _close_db(self) -> None:
+        """Closes the instance (with `_cond` held and no reader on it): the file is free."""
+        with self._db_lock:
+            db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    @property
+    def open(self) -> bool:
+        """The read-only instance is open now (for tests)."""
+        return self._db is not None
+
+
+def _file_stamp(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 # One FileAccess per database file within this process.

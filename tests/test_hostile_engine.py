@@ -70,11 +70,12 @@ def slow(tmp_path_factory):
     ws = make_workspace(tmp_path_factory.mktemp("slow"), deals=DEALS, subscriptions=SUBSCRIPTIONS, events=EVENTS,
                         accounts=ACCOUNTS)
     ws.save_settings(ws.settings().__class__(as_of="2026-11-20"))
-    con = duckdb.connect(str(ws.db_path))
-    for table in ("deals", "subscriptions", "events", "accounts"):
-        con.execute(f'ALTER TABLE "{table}" RENAME TO "_real_{table}"')
-        con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "_real_{table}" WHERE {SLOW}')
-    con.close()
+    with _lock_for(ws.db_path):  # the writer's side: the app's instance (if it lingers) lets go of the file
+        con = duckdb.connect(str(ws.db_path))
+        for table in ("deals", "subscriptions", "events", "accounts"):
+            con.execute(f'ALTER TABLE "{table}" RENAME TO "_real_{table}"')
+            con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "_real_{table}" WHERE {SLOW}')
+        con.close()
     tree, problems = parse_yaml(TREE)
     assert not [p for p in problems if p.severity == "error"]
     clear_all()
