@@ -169,6 +169,10 @@ def open_source(store: TreeStore | None, ws: Workspace | None = None) -> None:
         flash("error", "This tree cannot be opened: " + md("; ".join(str(p) for p in problems[:5])))
         return
     load(loaded, name, f"{kind} {name}")
+    errors = b.errors_of(problems)
+    if errors:  # what the file holds that could not be read is not in the editor: say what it was
+        flash("warning", md(f"{name} has {len(errors)} error(s); what could not be read is left out of the editor:")
+              + "\n\n" + "\n".join(f"- {md(p)}" for p in errors[:10]))
 
 
 def suggest_from_data(ws: Workspace, template: str | None = None) -> None:
