@@ -17,7 +17,7 @@ import streamlit as st
 import ui
 from kpitree.detect import suggest_mapping, suggest_table
 from kpitree.errors import KpiTreeError
-from kpitree.ingest import LoadReport, detect_files, ingest, preview_mapping, rejects_csv
+from kpitree.ingest import LoadReport, detect_files, ingest, load_lock, preview_mapping, rejects_csv
 from kpitree.plain import markdown_text as md
 from kpitree.schema import TABLES
 from kpitree.workspace import Workspace, create_workspace, safe_file_name
@@ -369,7 +369,13 @@ def run_load(ws: Workspace, staged: list[Path], mode: str, chosen: dict, reappen
     st.session_state.pop("upload_stage_saved", None)
     from kpitree.suggest import first_tree  # a first load gives the workspace its own tree, from its data
 
-    if (made := first_tree(ws)) is not None:
+    try:
+        with load_lock(ws):  # one suggestion, even when a command-line load of this workspace ends at the same time
+            made = first_tree(ws)
+    except KpiTreeError as exc:  # another load held the workspace for minutes: the data is in, the tree can wait
+        st.info(md(f"No tree was suggested yet: {exc}"))
+        return
+    if made is not None:
         (st.success if made.tree is not None else st.info)(md(made.message))
 
 
