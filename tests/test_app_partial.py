@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from apptest_utils import click_node, failures
+from apptest_utils import click_node, failures, unescaped
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
@@ -36,7 +36,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def texts(at: AppTest) -> str:
-    return "\n".join([m.value for m in at.markdown] + [i.value for i in at.info] + [c.value for c in at.caption])
+    return unescaped("\n".join([m.value for m in at.markdown] + [i.value for i in at.info] + [c.value for c in at.caption]))
 
 
 @pytest.mark.parametrize("ws", list(FILES))
