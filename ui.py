@@ -16,6 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from kpitree import access
 from kpitree.charts import spec_of, tree_chart
 from kpitree.errors import KpiTreeError
 from kpitree.evaluate import Engine, evaluate_tree
@@ -35,17 +36,33 @@ def data_dir() -> Path:
     return Path(os.environ.get("KPITREE_DATA_DIR", ROOT / "workspaces")).resolve()
 
 
+def current_user() -> access.User | None:
+    """Who uses this session (the local user when sign-in is off; None when nobody signed in)."""
+    return access.current_user(data_dir(), st.session_state.get(access.SESSION_KEY))
+
+
 def workspace_names() -> list[str]:
-    return list_workspaces(data_dir())
+    """The workspaces this session's user may open (every one when sign-in is off)."""
+    return access.visible_workspaces(list_workspaces(data_dir()), data_dir(), current_user())
 
 
 def open_workspace(name: str) -> Workspace:
-    """The named workspace under the data directory; a name can never point outside it."""
+    """The named workspace under the data directory; a name can never point outside it, and a
+    workspace the user is not a member of reads exactly like one that does not exist."""
     validate_name(name)
     path = (data_dir() / name).resolve()
     if path.parent != data_dir():
         raise KpiTreeError(f"invalid workspace name {name!r}")
+    if not access.can(current_user(), path, "view"):
+        raise KpiTreeError(f"Workspace {name!r} does not exist. Pick a workspace in the sidebar.")
     return Workspace(path)
+
+
+def may(ws: Workspace | None, action: str) -> bool:
+    """Whether this session's user may `action` ("load", "save_tree", …) in `ws`."""
+    if ws is None:
+        return action == "create" and access.can(current_user(), None, action)
+    return access.can(current_user(), ws, action)
 
 
 def tree_paths(ws: Workspace | None) -> dict[str, Path]:

@@ -27,9 +27,8 @@ Why these choices:
   512-byte alias bomb must not cost gigabytes). A bad entry is left out and reported by name and
   line; the other users still sign in.
 
-The core never imports Streamlit. `current_user()` reads the sign-in of the Streamlit session
-that calls it only when Streamlit is already loaded (`sys.modules`): the command line and the
-core see the local user, a page sees its session's user.
+The core never imports Streamlit: a page passes the name its session signed in with (kept under
+`SESSION_KEY`, read by `ui.current_user`) to `current_user`; the command line passes none.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 import threading
 import time
 from collections import deque
@@ -370,31 +368,17 @@ def provider_user(users: UsersFile, email: object, verified: object = True) -> U
     return account.user()
 
 
-def _session() -> Any | None:
-    """The calling Streamlit session's state, if this runs inside a Streamlit app."""
-    st = sys.modules.get("streamlit")
-    if st is None:
-        return None
-    try:
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-        return st.session_state if get_script_run_ctx(suppress_warning=True) is not None else None
-    except Exception:  # noqa: BLE001 - no session context: not a page
-        return None
-
-
-def current_user(data_dir: str | Path | None = None) -> User | None:
-    """Who uses this session: `LOCAL` when sign-in is off; the signed-in user, or None when nobody
-    is (or the user was removed from the users file since, or the file is broken)."""
+def current_user(data_dir: str | Path | None = None, signed_in: object = None) -> User | None:
+    """Who uses a session that signed in as `signed_in` (a name, or None): `LOCAL` when sign-in is
+    off; that user, or None when nobody is (or the user was removed from the users file since, or
+    the file is broken)."""
     try:
         users = load_users(data_dir)
     except UsersFileError:
         return None
     if users is None:
         return LOCAL
-    state = _session()
-    name = state.get(SESSION_KEY) if state is not None else None
-    account = users.accounts.get(name) if isinstance(name, str) else None
+    account = users.accounts.get(signed_in) if isinstance(signed_in, str) else None
     return account.user() if account else None
 
 
@@ -463,15 +447,15 @@ def can(user: User | None, workspace: Any, action: str) -> bool:
     return role is not None and ROLES.index(role) >= ROLES.index(ACTIONS[action])
 
 
-_SESSION: Any = object()
+_NOBODY: Any = object()
 
 
-def visible_workspaces(names: list[str], data_dir: str | Path | None = None, user: User | None = _SESSION
+def visible_workspaces(names: list[str], data_dir: str | Path | None = None, user: User | None = _NOBODY
                        ) -> list[str]:
     """The names among `names` (under the data directory) the user may open; all of them when sign-in
-    is off. `user` defaults to this session's (`current_user`)."""
+    is off. Without `user`: whoever `current_user` finds with nobody signed in (the command line)."""
     root = Path(data_dir if data_dir is not None else default_data_dir())
-    who = current_user(data_dir) if user is _SESSION else user
+    who = current_user(data_dir) if user is _NOBODY else user
     if who is not None and (who.local or who.admin):
         return list(names)
     return [n for n in names if can(who, root / n, "view")]

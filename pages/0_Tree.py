@@ -167,6 +167,7 @@ def main() -> None:
     node_id = st.session_state["selected"]
     st.session_state["node_pick"] = node_id
     st.query_params["node"] = node_id
+    st.session_state["_viewing_metric"] = tree.node(node_id).metric  # Definitions opens on it
     result = ui.explanation(ws, tree, node_id, period, versus)
 
     tree_col, panel_col = st.columns([1, 1], gap="medium")

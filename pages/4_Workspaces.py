@@ -28,7 +28,7 @@ st.set_page_config(page_title="Workspaces · KPI Tree", page_icon="🌳", layout
 
 def main() -> None:
     st.sidebar.title("KPI Tree")
-    user = access.current_user(ui.data_dir())
+    user = ui.current_user()
     if user is None:
         st.warning("Sign in to see your workspaces.")
         return
@@ -124,7 +124,7 @@ def members_section(root: Path, owned: list[str], here: str | None) -> None:
 
 def _allowed(name: str | None, action: str) -> bool:
     """Checks the role when the action runs; says so when it is not allowed."""
-    user = access.current_user(ui.data_dir())
+    user = ui.current_user()
     if name and name in list_workspaces(ui.data_dir()) and access.can(user, ui.data_dir() / name, action):
         return True
     st.session_state["ws_error"] = f"You may not do that in workspace '{name}': ask one of its owners."
@@ -139,7 +139,7 @@ def _switch(name: str) -> None:
 
 def _create() -> None:
     name = (st.session_state.get("ws_new") or "").strip()
-    user = access.current_user(ui.data_dir())
+    user = ui.current_user()
     if not access.can(user, None, "create"):
         st.session_state["ws_error"] = "Sign in to create a workspace."
         return

@@ -276,3 +276,11 @@ def test_a_page_failure_reads_as_a_plain_message_with_the_detail_behind_an_expan
     assert any("unexpected problem" in e.value and "RuntimeError" in e.value and "unchanged" in e.value
                for e in at.error)
     assert any("planted fault" in f for f in failures(at))
+
+
+def test_definitions_opens_on_the_metric_of_the_node_in_view(app):
+    at = app.run()
+    at.selectbox(key="node_pick").set_value("win_rate").run()
+    at.switch_page("pages/3_Definitions.py").run()
+    assert not failures(at)
+    assert at.selectbox(key="def_metric").value == "win_rate"
