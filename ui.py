@@ -58,8 +58,8 @@ def open_workspace(name: str) -> Workspace:
     return Workspace(path)
 
 
-def may(ws: Workspace | None, action: str) -> bool:
-    """Whether this session's user may `action` ("load", "save_tree", …) in `ws`."""
+def may(ws: Workspace | Path | None, action: str) -> bool:
+    """Whether this session's user may `action` ("load", "save_tree", …) in `ws` (or its folder)."""
     if ws is None:
         return action == "create" and access.can(current_user(), None, action)
     return access.can(current_user(), ws, action)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .access_cli import add_users_command
 from .errors import KpiTreeError, ProblemsError
 from .format import fmt
 
@@ -308,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--versus", choices=("target", "previous", "last_year"), default="target",
                    help="baseline to explain against (default target)")
     p.set_defaults(func=cmd_explain)
+    add_users_command(sub)
     return parser
 
 

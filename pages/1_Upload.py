@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from kpitree import access
 from kpitree.detect import suggest_mapping, suggest_table
 from kpitree.errors import KpiTreeError
 from kpitree.ingest import LoadReport, detect_files, ingest, load_lock, preview_mapping, rejects_csv
@@ -47,6 +48,10 @@ def main() -> None:
         return
     with st.sidebar.expander("New workspace"):
         new_workspace_form(first=False)
+    if not ui.may(ws, "load"):  # a viewer: the navigation hides this page, a link must not open it
+        st.warning(f"You can view workspace **{md(ws.name)}** but not load data into it: ask one of its owners "
+                   "to make you an editor (Workspaces page).")
+        return
     st.caption(f"Into workspace **{md(ws.name)}** — only this browser session's choice; other workspaces are untouched. "
                "HubSpot, Salesforce, Pipedrive and Stripe exports and the 'CRM Sales Opportunities' files are "
                "recognised by their headers; anything else is mapped once and remembered.")
@@ -81,6 +86,8 @@ def main() -> None:
 
 
 def new_workspace_form(first: bool) -> None:
+    if not ui.may(None, "create"):
+        return
     if first:
         st.info(f"No workspace yet under {md(ui.data_dir())}: name one to start.")
     st.text_input("Workspace name", key="new_ws_name", placeholder="e.g. acme-q3")
@@ -92,7 +99,10 @@ def new_workspace_form(first: bool) -> None:
 def _create_workspace() -> None:
     name = (st.session_state.get("new_ws_name") or "").strip()
     try:
-        create_workspace(ui.data_dir(), name)
+        if not ui.may(None, "create"):
+            raise KpiTreeError("Sign in to create a workspace.")
+        ws = create_workspace(ui.data_dir(), name)
+        access.claim(ws, ui.current_user())  # a signed-in user owns what they create
     except KpiTreeError as exc:
         st.session_state["create_ws_error"] = str(exc)
         return
@@ -355,6 +365,9 @@ def source_path(staged: list[Path], shown: str) -> Path:
 
 
 def run_load(ws: Workspace, staged: list[Path], mode: str, chosen: dict, reappend: bool = False) -> None:
+    if not ui.may(ws, "load"):  # checked again when it runs: a role can change between reruns
+        st.error(f"You may not load data into workspace **{md(ws.name)}**.")
+        return
     bar = st.progress(0.0, text="Starting…")
     try:
         report = ingest(ws, staged, mode=mode, reappend=reappend, **chosen,

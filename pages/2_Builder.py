@@ -357,10 +357,30 @@ def reorder(delta: int) -> None:
     S["b_tree"] = b.reorder(tree(), S["b_node"], delta)
 
 
+def refused(store: TreeStore) -> bool:
+    """Checked again inside every callback that writes: the buttons are disabled for a viewer, but a
+    role can change between reruns and a callback must not trust the page it was drawn on."""
+    if ui.may(store.root.parent, "save_tree"):
+        return False
+    flash("error", "Not saved: you can view this workspace's trees but not change them. Ask one of its owners "
+                   "to make you an editor (Workspaces page).")
+    return True
+
+
+def recorded_user() -> str:
+    """The name written in a tree's history: the signed-in user's when sign-in is on (not typed)."""
+    user = ui.current_user()
+    if user is not None and not user.local:
+        return user.name
+    return S.get("b_who") or default_user()
+
+
 def save(store: TreeStore, publish: bool) -> None:
+    if refused(store):
+        return
     name = file_name(S.get("b_name") or tree().name)
     t = b.edit_tree(tree(), name=S.get("b_title") or tree().name)
-    who = S.get("b_who") or default_user()
+    who = recorded_user()
     try:
         version = store.publish(t, name, who) if publish else store.save_draft(t, name, who)
     except SpecError as exc:
@@ -377,10 +397,12 @@ def save(store: TreeStore, publish: bool) -> None:
 
 
 def restore(store: TreeStore) -> None:
+    if refused(store):
+        return
     name = file_name(S.get("b_name") or "")
     number = int(S["b_v_restore"])
     try:
-        restored, version = store.restore(name, number, S.get("b_who") or default_user())
+        restored, version = store.restore(name, number, recorded_user())
     except KpiTreeError as exc:
         flash("error", md(str(exc)))
         return
@@ -450,8 +472,10 @@ def open_broken(f: TreeFile) -> None:
 
 
 def save_fix(store: TreeStore, f: TreeFile) -> None:
+    if refused(store):
+        return
     try:
-        name, version = store.save_text(f, str(S.get("b_fix_text") or ""), S.get("b_who") or default_user())
+        name, version = store.save_text(f, str(S.get("b_fix_text") or ""), recorded_user())
     except SpecError as exc:
         flash("error", f"Not saved — {md(_where(f))} still has problems:\n\n"
                        + "\n".join(f"- {md(p)}" for p in exc.problems[:20]))
@@ -468,6 +492,8 @@ def ask_delete(f: TreeFile) -> None:
 
 
 def delete_broken(store: TreeStore, f: TreeFile) -> None:
+    if refused(store):
+        return
     try:
         store.delete_file(f)
     except (KpiTreeError, OSError) as exc:
@@ -536,9 +562,17 @@ def main() -> None:
             engine = ui.engine_for(ws)
         except KpiTreeError:
             engine = None
-    if "b_who" not in S:
+    user = ui.current_user()
+    if user is not None and not user.local:  # signed in: the history records who, nobody types it
+        S["b_who"] = user.name
+    elif "b_who" not in S:
         S["b_who"] = default_user()
-    st.sidebar.text_input("Your name (recorded in the history)", key="b_who")
+    st.sidebar.text_input("Your name (recorded in the history)", key="b_who",
+                          disabled=user is not None and not user.local)
+    S["_b_readonly"] = ws is not None and not ui.may(ws, "save_tree")
+    if S["_b_readonly"]:
+        st.info(f"You can view the trees of workspace **{md(ws.name)}** and try changes here, but not save "
+                "them: ask one of its owners to make you an editor (Workspaces page).")
     choices = sources(store)
     wanted = wanted_source(choices)
     if ui.kept_value("b_source") not in choices:
@@ -602,7 +636,7 @@ def main() -> None:
             key="b_save_draft",
             on_click=save,
             args=(store, False),
-            disabled=store is None,
+            disabled=store is None or S.get("_b_readonly", False),
             help="Drafts may have errors; they never show on the tree page.",
             width="stretch",
         )
@@ -614,7 +648,7 @@ def main() -> None:
             on_click=save,
             args=(store, True),
             type="primary",
-            disabled=store is None or bool(errors),
+            disabled=store is None or bool(errors) or S.get("_b_readonly", False),
             width="stretch",
             help="Fix every error first." if errors else "The tree page opens the active tree by default.",
         )
