@@ -23,7 +23,7 @@ from kpitree.errors import page_failure
 from kpitree.plain import markdown_text
 from kpitree.workspace import list_workspaces
 
-HERE = Path(__file__).parent / "pages"
+HERE = Path(__file__).parent / "views"
 
 TREE = st.Page(HERE / "0_Tree.py", title="Tree", icon=":material/account_tree:", default=True)
 UPLOAD = st.Page(HERE / "1_Upload.py", title="Upload", icon=":material/upload_file:", url_path="Upload")

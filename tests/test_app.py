@@ -159,17 +159,17 @@ def test_the_workspace_choice_follows_the_user_across_pages(app):
     assert at.session_state["ws"] == "demo"
     at.selectbox(key="period").set_value("2026-08").run()
     at.radio(key="versus").set_value("previous").run()
-    for page in ("pages/1_Upload.py", "pages/3_Definitions.py", "pages/2_Builder.py", "pages/4_Workspaces.py",
-                 "pages/0_Tree.py"):
+    for page in ("views/1_Upload.py", "views/3_Definitions.py", "views/2_Builder.py", "views/4_Workspaces.py",
+                 "views/0_Tree.py"):
         at.switch_page(page).run()
         assert not failures(at), page
         assert at.session_state["ws"] == "demo", page
-        if page == "pages/2_Builder.py":
+        if page == "views/2_Builder.py":
             assert at.session_state["b_source"] == "revops (template)"  # the tree the user was looking at
     assert (at.session_state["period"], at.session_state["versus"]) == ("2026-08", "previous")  # back on the tree
     assert any(h.startswith("### RevOps KPI tree · 2026-08") for h in headings(at))
     at.selectbox(key="ws").set_value(None).run()  # cleared on purpose: stays cleared on the next page
-    at.switch_page("pages/1_Upload.py").run()
+    at.switch_page("views/1_Upload.py").run()
     assert at.session_state["ws"] is None
 
 
@@ -281,6 +281,6 @@ def test_a_page_failure_reads_as_a_plain_message_with_the_detail_behind_an_expan
 def test_definitions_opens_on_the_metric_of_the_node_in_view(app):
     at = app.run()
     at.selectbox(key="node_pick").set_value("win_rate").run()
-    at.switch_page("pages/3_Definitions.py").run()
+    at.switch_page("views/3_Definitions.py").run()
     assert not failures(at)
     assert at.selectbox(key="def_metric").value == "win_rate"

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from kpitree.history import TreeStore, workspace_trees
 from kpitree.tree import load_tree
 
-PAGE = str(ROOT / "pages" / "2_Builder.py")
+PAGE = str(ROOT / "views" / "2_Builder.py")
 BLANK = "Blank tree (start at the top)"
 DEALS = """
 deal_id,account_id,owner,created_date,close_date,status,amount,deal_type,segment,channel
@@ -242,15 +242,15 @@ def test_builder_opens_the_viewed_tree_keeps_its_name_and_saves_a_new_version_of
     assert not failures(at), failures(at)
     assert at.session_state["_viewing_tree"] == ("workspace", "acme")
 
-    at.switch_page("pages/2_Builder.py").run()
+    at.switch_page("views/2_Builder.py").run()
     assert not failures(at), failures(at)
     assert at.session_state["b_tree"].name == "Acme revenue"  # the tree being viewed, not the active one
     assert at.text_input(key="b_name").value == "acme" and at.text_input(key="b_title").value == "Acme revenue"
 
     at.selectbox(key="b_node").set_value("new_arr").run()
     at.number_input(key="b_t_value").set_value(2500).run()
-    at.switch_page("pages/0_Tree.py").run()  # a round trip through the tree page: Streamlit drops widget values
-    at.switch_page("pages/2_Builder.py").run()
+    at.switch_page("views/0_Tree.py").run()  # a round trip through the tree page: Streamlit drops widget values
+    at.switch_page("views/2_Builder.py").run()
     assert not failures(at), failures(at)
     assert at.text_input(key="b_name").value == "acme" and at.text_input(key="b_title").value == "Acme revenue"
     assert at.session_state["b_tree"].node("new_arr").target.value == 2500  # unsaved edit kept
@@ -268,18 +268,18 @@ def test_viewing_another_tree_reopens_the_builder_on_it_unless_edits_are_unsaved
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.query_params.update({"ws": "ws", "tree": "acme"})
     at.run()
-    at.switch_page("pages/2_Builder.py").run()
+    at.switch_page("views/2_Builder.py").run()
     assert at.session_state["b_tree"].name == "Acme revenue"
-    at.switch_page("pages/0_Tree.py").run()
+    at.switch_page("views/0_Tree.py").run()
     at.selectbox(key="tree_pick").set_value("other (workspace)").run()
-    at.switch_page("pages/2_Builder.py").run()
+    at.switch_page("views/2_Builder.py").run()
     assert not failures(at), failures(at)
     assert at.session_state["b_tree"].name == "Other tree" and at.text_input(key="b_name").value == "other"
 
     at.text_input(key="b_owner").set_value("Somebody else").run()  # an unsaved edit of "other"
-    at.switch_page("pages/0_Tree.py").run()
+    at.switch_page("views/0_Tree.py").run()
     at.selectbox(key="tree_pick").set_value("acme (workspace)").run()
-    at.switch_page("pages/2_Builder.py").run()
+    at.switch_page("views/2_Builder.py").run()
     assert at.session_state["b_tree"].name == "Other tree"  # the edit is not thrown away…
     assert "unsaved edits of **other** are kept" in texts(at)  # …and the page says how to switch
 

@@ -7,7 +7,7 @@ from apptest_utils import unescaped
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(ROOT / "pages" / "3_Definitions.py")
+PAGE = str(ROOT / "views" / "3_Definitions.py")
 
 
 @pytest.fixture

@@ -380,7 +380,7 @@ def builder_suggestion(tmp_path, monkeypatch, template: str):
 
     monkeypatch.setenv("KPITREE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("USER", "tester")
-    at = AppTest.from_file(str(ROOT / "pages" / "2_Builder.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "views" / "2_Builder.py"), default_timeout=60)
     at.query_params["ws"] = "ws"
     at.run()
     at.selectbox(key="b_suggest_template").set_value(template)

@@ -13,8 +13,8 @@ from kpitree.workspace import Workspace, create_workspace, list_workspaces
 
 EXPORTS = ROOT / "tests" / "fixtures" / "exports"
 HUBSPOT = EXPORTS / "hubspot-crm-exports-all-deals-2026-11-02.csv"
-UPLOAD = str(ROOT / "pages" / "1_Upload.py")
-WORKSPACES = str(ROOT / "pages" / "4_Workspaces.py")
+UPLOAD = str(ROOT / "views" / "1_Upload.py")
+WORKSPACES = str(ROOT / "views" / "4_Workspaces.py")
 
 
 @pytest.fixture

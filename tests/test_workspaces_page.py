@@ -14,7 +14,7 @@ from kpitree.access import Account, UsersFile
 from kpitree.workspace import list_workspaces
 
 APP = str(ROOT / "app.py")
-WORKSPACES = str(ROOT / "pages" / "4_Workspaces.py")
+WORKSPACES = str(ROOT / "views" / "4_Workspaces.py")
 ALL_PAGES = ["Tree", "Upload", "Builder", "Definitions", "Workspaces"]
 
 
@@ -55,14 +55,6 @@ def pages(at: AppTest) -> list[str]:
     return [p["page_name"] for p in at._registered_pages.values()]
 
 
-def through_app(at: AppTest) -> AppTest:
-    """Makes the next run start from app.py. AppTest sets up the navigation afresh for every run and,
-    as long as a `pages/` folder sits beside app.py, reruns a page it showed straight from its file
-    (Streamlit's folder mode, which only a call of st.navigation turns off), skipping app.py."""
-    at._page_hash = at._finished_page_script_hash = ""
-    return at
-
-
 def sign_in(at: AppTest, name: str, password: str) -> AppTest:
     at.text_input(key="signin_name").set_value(name)
     at.text_input(key="signin_password").set_value(password)
@@ -86,7 +78,7 @@ def test_without_a_users_file_every_page_and_workspace_is_there_as_before(data_d
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not failures(at) and pages(at) == ALL_PAGES
     assert not [t for t in at.text_input if t.key == "signin_password"] and "Sign out" not in [b.label for b in at.button]
-    at.switch_page("pages/4_Workspaces.py").run()
+    at.switch_page("views/4_Workspaces.py").run()
     assert not failures(at) and workspaces_listed(at) == ["alpha", "beta"]
     assert "your role" not in at.dataframe[0].value.columns and not [s for s in at.subheader if s.value == "Members"]
     at.text_input(key="ws_new").set_value("gamma")
@@ -101,7 +93,7 @@ def test_without_a_users_file_every_page_and_workspace_is_there_as_before(data_d
 def test_nobody_signed_in_gets_the_sign_in_page_only(team):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not failures(at) and pages(at) == ["Sign in"] and at.title[0].value == "Sign in to KPI Tree"
-    for page in ("pages/0_Tree.py", "pages/1_Upload.py", "pages/4_Workspaces.py"):
+    for page in ("views/0_Tree.py", "views/1_Upload.py", "views/4_Workspaces.py"):
         with pytest.raises(ValueError, match="Could not find a navigation page"):
             at.switch_page(page)
     assert not at.dataframe  # no workspace listed to an anonymous visitor
@@ -118,17 +110,17 @@ def test_a_wrong_password_is_refused_and_the_right_one_lets_in(team):
     assert not failures(at) and pages(at) == ALL_PAGES and not at.error
     assert at.session_state[access.SESSION_KEY] == "olga"
     assert "Signed in as Olga" in [c.value for c in at.sidebar.caption]
-    through_app(at).button(key="signout").click().run()
+    at.button(key="signout").click().run()
     assert pages(at) == ["Sign in"] and access.SESSION_KEY not in at.session_state
 
 
 def test_a_viewer_has_no_upload_or_builder_and_sees_only_their_workspaces(team):
     at = signed_in("vera")
     assert not failures(at) and pages(at) == ["Tree", "Definitions", "Workspaces"]
-    for page in ("pages/1_Upload.py", "pages/2_Builder.py"):
+    for page in ("views/1_Upload.py", "views/2_Builder.py"):
         with pytest.raises(ValueError, match="Could not find a navigation page"):
             at.switch_page(page)
-    at.switch_page("pages/4_Workspaces.py").run()
+    at.switch_page("views/4_Workspaces.py").run()
     assert not failures(at)
     assert workspaces_listed(at) == ["alpha"]  # bert's beta is not listed
     assert at.dataframe[0].value.loc[0, "your role"] == "viewer"
@@ -152,7 +144,7 @@ def test_the_pages_follow_the_role_in_the_sessions_workspace(team):
 
 def test_an_owner_manages_members_and_deletes_only_what_they_own(team):
     at = signed_in("olga")
-    at.switch_page("pages/4_Workspaces.py").run()
+    at.switch_page("views/4_Workspaces.py").run()
     assert not failures(at) and workspaces_listed(at) == ["alpha"]
     assert at.selectbox(key="ws_delete_name").options == ["alpha"]
     members = next(d.value for d in at.dataframe if "role" in d.value.columns)
@@ -178,7 +170,7 @@ def test_an_owner_manages_members_and_deletes_only_what_they_own(team):
 
 def test_a_demoted_owner_cannot_delete_with_the_form_they_still_see(team):
     at = signed_in("olga")
-    at.switch_page("pages/4_Workspaces.py").run()
+    at.switch_page("views/4_Workspaces.py").run()
     at.selectbox(key="ws_delete_name").set_value("alpha")
     at.text_input(key="ws_delete_confirm").set_value("alpha")
     access.set_member(team / "alpha", "bert", "owner")
@@ -192,7 +184,7 @@ def test_an_administrator_sees_every_workspace_and_workspaces_without_members(te
     at = signed_in("root")
     assert pages(at) == ALL_PAGES
     assert "(administrator)" in " ".join(c.value for c in at.sidebar.caption)
-    at.switch_page("pages/4_Workspaces.py").run()
+    at.switch_page("views/4_Workspaces.py").run()
     assert workspaces_listed(at) == ["alpha", "beta", "gamma"]
 
 
@@ -202,7 +194,7 @@ def test_a_user_removed_from_the_users_file_is_signed_out_at_the_next_click(team
     users = access.load_users(team)
     del users.accounts["vera"]
     access.save_users(users)
-    through_app(at).run()
+    at.run()
     assert pages(at) == ["Sign in"]
 
 
@@ -240,10 +232,10 @@ def test_an_identity_provider_user_enters_when_listed_and_only_then(team):
     at.user = {"is_logged_in": True, "email": "Carol@acme.com", "email_verified": True}
     at.run()
     assert not failures(at) and pages(at) == ["Tree", "Definitions", "Workspaces"]
-    at.switch_page("pages/4_Workspaces.py").run()
+    at.switch_page("views/4_Workspaces.py").run()
     assert workspaces_listed(at) == ["beta"]
-    through_app(at).run()
-    through_app(at).button(key="signout").click().run()
+    at.run()
+    at.button(key="signout").click().run()
     assert pages(at) == ["Sign in"] and at.user == {"is_logged_in": False}  # st.logout ended the provider's session
     other = AppTest.from_file(APP, default_timeout=60)
     other.secrets = auth
@@ -268,8 +260,8 @@ def test_a_provider_without_a_users_file_keeps_the_app_closed(data_dir):
 
 
 def test_the_workspaces_page_run_without_app_py_shows_nothing_to_an_anonymous_visitor(team):
-    """Streamlit's folder mode can run a page file without app.py (see through_app): the page itself
-    lists nothing until somebody signed in."""
+    """Defence in depth: the pages live in views/ so Streamlit never serves one without app.py, and
+    the page itself still lists nothing until somebody signed in."""
     at = AppTest.from_file(WORKSPACES, default_timeout=60).run()
     assert not failures(at) and not at.dataframe and not at.button
     assert [unescaped(w.value) for w in at.warning] == ["Sign in to see your workspaces."]

@@ -73,7 +73,7 @@ def pick_tree(ws):
         tree = ui.tree_for(paths[label])
     except (KpiTreeError, OSError) as exc:
         st.error(f"**The tree {md(label)} cannot be opened**: {md(exc)}", icon=":material/error:")
-        st.page_link("pages/2_Builder.py", label="Open it in the Builder to fix it", icon=":material/edit:")
+        st.page_link("views/2_Builder.py", label="Open it in the Builder to fix it", icon=":material/edit:")
         for other in labels:
             if other == label:
                 continue
