@@ -10,14 +10,14 @@ import atexit
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import streamlit as st
 
 from kpitree import access
-from kpitree.charts import spec_of, tree_chart
+from kpitree.charts import spec_of, tree_chart, with_path, with_selection
 from kpitree.errors import KpiTreeError
 from kpitree.evaluate import Engine, evaluate_tree
 from kpitree.history import workspace_trees
@@ -121,6 +121,55 @@ def chart(chart_obj, key: str, **kwargs):
     return st.vega_lite_chart(spec_of(chart_obj), key=key, width=kwargs.pop("width", "stretch"), **kwargs)
 
 
+def arrow_datasets(spec: dict) -> dict:
+    """The spec with its datasets already in Arrow IPC bytes, the form Streamlit ships them in.
+
+    Streamlit converts a dataset given as rows to Arrow on every rerun (a DataFrame per dataset);
+    bytes it passes through as they are. Done once for a cached spec, a click skips that work."""
+    from streamlit import dataframe_util
+
+    datasets = spec.get("datasets")
+    if not datasets:
+        return spec
+    return {**spec, "datasets": {name: rows if isinstance(rows, bytes) else
+                                 dataframe_util.convert_anything_to_arrow_bytes(rows)
+                                 for name, rows in datasets.items()}}
+
+
+def view_key(ws: Workspace, tree: Tree, node: str, period, versus: str) -> tuple:
+    """What a node's panel depends on: the workspace's data and settings, the tree file's version,
+    the node, the period and the baseline. A chart built for one key serves every later click."""
+    path = Path(tree.source)
+    return (str(ws.root), version_of(ws), str(path), path.stat().st_mtime, node, period.key, versus)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _cached_spec(key: tuple, _build: Callable[[], object]) -> dict:
+    return arrow_datasets(spec_of(_build()))
+
+
+def cached_chart(key: tuple[Hashable, ...], build: Callable[[], object], chart_key: str, **kwargs):
+    """Draws the chart `build()` makes, built (with its data queries) and serialised once per `key`.
+
+    Building an Altair chart and turning it into a spec costs 0.05–0.5 s of CPU per chart, most of
+    a click's server time when many users click; the key (`view_key` plus what else the chart
+    shows, such as the split dimension) names everything the chart depends on. An error raised by
+    `build` is not cached: the next run tries again."""
+    return st.vega_lite_chart(_cached_spec(key, build), key=chart_key, width=kwargs.pop("width", "stretch"), **kwargs)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _evaluation(workspace: str, version: str, tree_path: str, tree_mtime: float, period: str):
+    return evaluate_tree(_engine(workspace, version), _tree(tree_path, tree_mtime), parse_period(period))
+
+
+def evaluation(ws: Workspace, tree: Tree, period):
+    """The tree evaluated for the period, once per (workspace version, tree file version, period):
+    each rerun otherwise walks every node's cached frames again (a tenth of a warm click's CPU)."""
+    path = Path(tree.source)
+    return _evaluation(str(ws.root), version_of(ws), str(path), path.stat().st_mtime, period.key)
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def _baselines(workspace: str, version: str, tree_path: str, tree_mtime: float, period: str,
                versus: str) -> dict[str, float | None]:
@@ -153,6 +202,15 @@ def tree_spec(workspace: str, version: str, tree_path: str, tree_mtime: float, p
     evaluation = evaluate_tree(engine, tree, parse_period(period))
     compared = _baselines(workspace, version, tree_path, tree_mtime, period, versus) if versus != "target" else None
     return spec_of(tree_chart(layout_tree(tree, max_width=width), evaluation, versus=versus, baselines=compared))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def drawn_tree_spec(workspace: str, version: str, tree_path: str, tree_mtime: float, period: str, width: float,
+                    versus: str, selected: str, path: tuple[str, ...]) -> dict:
+    """`tree_spec` with the selected box and the red path drawn, its datasets in Arrow: what a click
+    sends to the browser, built once per (view, node, path) instead of on every rerun."""
+    spec = tree_spec(workspace, version, tree_path, tree_mtime, period, width, versus)
+    return arrow_datasets(with_path(with_selection(spec, selected), list(path)))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

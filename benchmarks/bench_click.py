@@ -4,7 +4,10 @@ Builds a demo workspace at the requested size (all tables), starts the app on a 
 opens it in Debian's Chromium and clicks tree boxes one after another; each time is from the
 click until the selected node's panel heading shows. Also times the same page's core work
 (evaluate + trend + segment split) without the browser, as the in-process baseline, so the
-ratio tells how much Streamlit and the browser add.
+ratio tells how much Streamlit and the browser add. The server's CPU seconds per click (user +
+system time of the Streamlit process, read from /proc) are printed too: on a shared, busy machine
+wall time varies with the neighbours, CPU time much less. Run with KPITREE_WARM=0 to leave the
+background warm-up's CPU out of the per-click figure.
 
 Usage: python benchmarks/bench_click.py [--deals 100000] [--clicks 8] [--wait 0]
 """
@@ -43,6 +46,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its threads so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def core_click(ws: Workspace, tree, node_id: str) -> None:
     """What one click computes, minus Streamlit: the tree, the node's trend and segment split."""
     engine = ev.Engine(ws)
@@ -59,6 +68,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deals", type=int, default=100_000)
     parser.add_argument("--clicks", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="click the same boxes this many times (later rounds: every cache warm)")
     parser.add_argument("--wait", type=float, default=0.0,
                         help="seconds between the first load and the first click (a user reading the tree while "
                              "the app warms its caches in the background)")
@@ -97,7 +108,7 @@ def main() -> None:
                         break
                 except OSError:
                     time.sleep(0.2)
-            clicks = []
+            clicks, cpu = [], []
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
                     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
@@ -108,22 +119,25 @@ def main() -> None:
                 page.locator(box.format("ARR")).first.wait_for(timeout=60000)
                 first_load = time.perf_counter() - start
                 time.sleep(args.wait)
-                for label in CLICK_ORDER[: args.clicks]:
-                    start = time.perf_counter()
+                first_cpu = cpu_seconds(proc.pid)
+                for label in CLICK_ORDER[: args.clicks] * args.rounds:
+                    start, used = time.perf_counter(), cpu_seconds(proc.pid)
                     page.locator(box.format(label)).first.click()
                     page.get_by_role("heading", name=label, exact=True).first.wait_for(timeout=30000)
                     page.wait_for_function(
                         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30000)
                     clicks.append(time.perf_counter() - start)
-                    print(f"  {label}: {clicks[-1]:.2f} s")
+                    cpu.append(cpu_seconds(proc.pid) - used)
+                    print(f"  {label}: {clicks[-1]:.2f} s, server CPU {cpu[-1]:.2f} s")
                 browser.close()
         finally:
             proc.terminate()
             proc.wait(timeout=10)
-    print(f"first page load: {first_load:.2f} s")
+    print(f"first page load: {first_load:.2f} s (server CPU {first_cpu:.2f} s, with the app's start)")
     print(f"click → panel (browser, {len(clicks)} clicks, first {args.wait:g} s after load): "
           f"median {statistics.median(clicks):.2f} s, "
-          f"max {max(clicks):.2f} s")
+          f"max {max(clicks):.2f} s; server CPU per click: median {statistics.median(cpu):.3f} s, "
+          f"mean {statistics.mean(cpu):.3f} s")
     print(f"core work per click (cold cache, no browser): median {statistics.median(core) * 1000:.0f} ms, "
           f"max {max(core) * 1000:.0f} ms")
     print(f"browser + Streamlit overhead: {statistics.median(clicks) / statistics.median(core):.1f}× the core work")

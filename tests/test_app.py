@@ -265,12 +265,13 @@ def test_no_target_anywhere_says_so_plainly(demo_data_dir, tmp_path, monkeypatch
 def test_a_page_failure_reads_as_a_plain_message_with_the_detail_behind_an_expander(app, monkeypatch):
     """An error nobody planned for: a sentence with what to do, no raw exception box (which offers
     'Ask Google'), and the traceback kept for a developer."""
-    import kpitree.evaluate
+    import ui
 
     def broken(*args, **kwargs):
         raise RuntimeError("planted fault")
 
-    monkeypatch.setattr(kpitree.evaluate, "evaluate_tree", broken)
+    # the page's evaluation of the tree (cached per view across sessions, so planted at the call)
+    monkeypatch.setattr(ui, "evaluation", broken)
     at = app.run()
     assert not at.exception
     assert any("unexpected problem" in e.value and "RuntimeError" in e.value and "unchanged" in e.value

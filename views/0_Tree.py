@@ -26,13 +26,11 @@ from kpitree.charts import (
     segment_chart,
     trend_chart,
     waterfall_chart,
-    with_path,
-    with_selection,
 )
 from kpitree.charts_usage import activity_dots_chart, cohort_chart
 from kpitree.drill import drill_dimensions, segment_table
 from kpitree.errors import KpiTreeError, QueryError
-from kpitree.evaluate import evaluate_tree, trend
+from kpitree.evaluate import trend
 from kpitree.explain import segment_display, segment_frame
 from kpitree.format import fmt, fmt_change
 from kpitree.periods import Grain, parse_period, period_containing, trailing
@@ -132,7 +130,7 @@ def main() -> None:
     st.query_params["versus"] = versus
     ui.page_style()
 
-    evaluation = evaluate_tree(engine, tree, period)
+    evaluation = ui.evaluation(ws, tree, period)
     root = evaluation.nodes[0]
     baselines = ({n.id: n.target for n in evaluation.nodes} if versus == "target"
                  else ui.baselines(ws, tree, period, versus))
@@ -173,12 +171,12 @@ def main() -> None:
     tree_col, panel_col = st.columns([1, 1], gap="medium")
     with tree_col:
         st.html(legend_html(versus, None if versus == "target" else baseline_period(period, versus).key))
-        spec = ui.tree_spec(str(ws.root), ui.version_of(ws), tree.source, Path(tree.source).stat().st_mtime,
-                            period.key, TREE_WIDTH, versus)
         drawn = path_ids(evaluation, node_id, [s.id for s in result.red_path] if result is not None else []) \
             if st.session_state.get("show_path") else []
-        st.vega_lite_chart(with_path(with_selection(spec, node_id), drawn), key=chart_key, on_select="rerun",
-                           selection_mode="node", width="stretch")
+        # built once per view, node and path (datasets already in Arrow): a click only sends it
+        spec = ui.drawn_tree_spec(str(ws.root), ui.version_of(ws), tree.source, Path(tree.source).stat().st_mtime,
+                                  period.key, TREE_WIDTH, versus, node_id, tuple(drawn))
+        st.vega_lite_chart(spec, key=chart_key, on_select="rerun", selection_mode="node", width="stretch")
     with panel_col, st.container(key="panel_pane"):
         labels = {n.id: f"{n.label} — {STATUS_WORD[n.status]}" for n in evaluation.nodes}
         col_pick, col_path = st.columns([3, 2], vertical_alignment="bottom")
@@ -343,16 +341,16 @@ def _panel(ws, engine, tree, evaluation, node_id, period, versus, baselines, res
 
     lacking = engine.missing(node)  # tables or columns this workspace does not have
     _what_next(tree, evaluation, node, period)
-    _children(tree, evaluation, node, result, versus, baselines, where)
-    if lacking is None:
-        history = trend(engine, tree, node_id, period, 18)
-        title = "Trend against target" if versus == "target" else f"Trend — dotted: {where}; dashed: target"
-        reference = None if versus == "target" or base is None else (where, base)
-        ui.chart(trend_chart(history, res.unit, title, reference=reference), key="trend")
+    _children(tree, evaluation, node, result, versus, baselines, where, ui.view_key(ws, tree, node_id, period, versus))
     if lacking is not None:
         return  # no segments or usage views to draw: the box above says what to load
-    top_segment = _segments(engine, tree, node, res, period, versus, result)
-    _usage(engine, node, period, top_segment)
+    title = "Trend against target" if versus == "target" else f"Trend — dotted: {where}; dashed: target"
+    reference = None if versus == "target" or base is None else (where, base)
+    view = ui.view_key(ws, tree, node_id, period, versus)
+    ui.cached_chart((*view, "trend"), lambda: trend_chart(trend(engine, tree, node_id, period, 18), res.unit, title,
+                                                          reference=reference), "trend")
+    top_segment = _segments(engine, tree, node, res, period, versus, result, view)
+    _usage(engine, node, period, top_segment, view)
 
 
 def _summary(result) -> list[str]:
@@ -428,7 +426,7 @@ def _margin(res) -> str | None:
     return f"{fmt_change(better, res.unit).lstrip('+')}{rel} better than target"
 
 
-def _usage(engine, node, period, top_segment) -> None:
+def _usage(engine, node, period, top_segment, view: tuple) -> None:
     """Seed 002's activity dots and a cohort retention chart, on the nodes they explain."""
     kinds = panel_charts(node.metric)
     if not kinds:
@@ -436,15 +434,16 @@ def _usage(engine, node, period, top_segment) -> None:
     try:
         if "activity" in kinds:
             where = {top_segment[0]: top_segment[1]} if top_segment and top_segment[0] in ACCOUNT_COLUMNS else None
-            ui.chart(activity_dots_chart(activity_heatmap(engine, period, order="decline", where=where)),
-                     key="activity_dots")
-        if "cohort" in kinds:
-            ui.chart(cohort_chart(cohort_retention(engine, period)), key="cohorts")
+            ui.cached_chart((*view, "activity", tuple(sorted((where or {}).items()))), lambda: activity_dots_chart(
+                activity_heatmap(engine, period, order="decline", where=where)), "activity_dots")
+        if "cohort" in kinds:  # depends on the period only: one chart for every node and baseline
+            ui.cached_chart((*view[:4], period.key, "cohorts"), lambda: cohort_chart(cohort_retention(engine, period)),
+                            "cohorts")
     except QueryError as exc:
         st.info(f"Usage charts: {md(exc)}.")
 
 
-def _children(tree, evaluation, node, result, versus, baselines, where) -> None:
+def _children(tree, evaluation, node, result, versus, baselines, where, view: tuple) -> None:
     if not node.children:
         st.markdown("**No children** — this is where action happens. See the segments below for who.")
         return
@@ -455,8 +454,9 @@ def _children(tree, evaluation, node, result, versus, baselines, where) -> None:
              and not (c.link == "residual" and abs(c.contribution) <= 0.005 * abs(result.gap or 0))]
     if node.formula and steps:
         st.markdown(f"**{md(result.children_heading())}** (against {md(_against(result))})")
-        ui.chart(waterfall_chart(result.baseline_label, result.baseline, steps, "actual",
-                                 evaluation.node(node.id).unit), key="waterfall")
+        ui.cached_chart((*view, "waterfall"), lambda: waterfall_chart(result.baseline_label, result.baseline, steps,
+                                                                      "actual", evaluation.node(node.id).unit),
+                        "waterfall")
         note = result.children_note()
         if note:
             st.caption(md(note))
@@ -495,7 +495,7 @@ def _segment_baseline(result, period, versus, dim: str, marked: bool = True, gai
             f"targets of their own){colour}")
 
 
-def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str] | None:
+def _segments(engine, tree, node, res, period, versus, result, view: tuple) -> tuple[str, str] | None:
     """The segment chart and table, best dimension first; returns (dimension, segment) that hurts most."""
     dims = drill_dimensions(engine, tree, node)
     if result is not None:
@@ -529,8 +529,9 @@ def _segments(engine, tree, node, res, period, versus, result) -> tuple[str, str
     if table.empty:
         st.info("No rows for this split in these periods.")
         return None
-    ui.chart(segment_chart(table, res.unit, dim, worst, highlight_color=STATUS_STROKE["green" if gain else "red"]),
-             key="segments")
+    colour = STATUS_STROKE["green" if gain else "red"]
+    ui.cached_chart((*view, "segments", dim), lambda: segment_chart(table, res.unit, dim, worst, highlight_color=colour),
+                    "segments")
     st.table(shown, hide_index=True)
     return (dim, worst[0]) if worst and not gain else None
 
