@@ -68,7 +68,7 @@ from .vendors import (
     snapshot_mapping,
     vendor_mapping,
 )
-from .workspace import META_TABLE, Workspace, _lock_for
+from .workspace import DB_MEMORY_LIMIT, DB_THREADS, META_TABLE, Workspace, _lock_for
 
 __all__ = [
     "Detection", "FileReport", "LoadReport", "RejectedRow", "UnrecognisedFile", "detect_files", "ingest",
@@ -226,6 +226,8 @@ def rejects_csv(report: LoadReport) -> str:
 
 
 # --- coercion expressions (DuckDB SQL over a VARCHAR value) ------------------------------------
+# Each takes the cell's text already trimmed (`_text_of`: the t_* columns): a trim costs as much as a
+# cast over a million values, and these expressions named it a dozen times.
 
 
 def _q(name: str) -> str:
@@ -245,21 +247,21 @@ def _date_expr(v: str, day_first: bool) -> str:
     dm = f"try(make_date({year}, CAST({parts}.{month} AS INTEGER), CAST({parts}.{day} AS INTEGER)))"
     slashed = f"CASE WHEN regexp_matches({v}, '^\\s*\\d{{1,2}}[/.\\-]\\d{{1,2}}[/.\\-]\\d{{2,4}}') THEN {dm} END"
     ymd = f"TRY_CAST(replace(regexp_extract({v}, '^\\s*(\\d{{4}}/\\d{{1,2}}/\\d{{1,2}})', 1), '/', '-') AS DATE)"
-    month_only = (f"CASE WHEN regexp_matches(trim({v}), '^\\d{{4}}-\\d{{1,2}}$') "
-                  f"THEN TRY_CAST(trim({v}) || '-01' AS DATE) END")
+    month_only = (f"CASE WHEN regexp_matches({v}, '^\\d{{4}}-\\d{{1,2}}$') "
+                  f"THEN TRY_CAST({v} || '-01' AS DATE) END")
     # API exports: Unix seconds (Stripe) or milliseconds (HubSpot); compact 20261031.
-    epoch = (f"CASE WHEN regexp_full_match(trim({v}), '\\d{{9,10}}') THEN CAST(to_timestamp(CAST(trim({v}) AS BIGINT)) "
-             f"AS DATE) WHEN regexp_full_match(trim({v}), '\\d{{12,13}}') THEN "
-             f"CAST(to_timestamp(CAST(trim({v}) AS BIGINT) / 1000) AS DATE) "
-             f"WHEN regexp_full_match(trim({v}), '\\d{{8}}') THEN CAST(try_strptime(trim({v}), '%Y%m%d') AS DATE) END")
-    named = (f"CAST(try_strptime(regexp_replace(trim({v}), ',?\\s+\\d{{1,2}}:\\d{{2}}.*$', ''), "
+    epoch = (f"CASE WHEN regexp_full_match({v}, '\\d{{9,10}}') THEN CAST(to_timestamp(CAST({v} AS BIGINT)) "
+             f"AS DATE) WHEN regexp_full_match({v}, '\\d{{12,13}}') THEN "
+             f"CAST(to_timestamp(CAST({v} AS BIGINT) / 1000) AS DATE) "
+             f"WHEN regexp_full_match({v}, '\\d{{8}}') THEN CAST(try_strptime({v}, '%Y%m%d') AS DATE) END")
+    named = (f"CAST(try_strptime(regexp_replace({v}, ',?\\s+\\d{{1,2}}:\\d{{2}}.*$', ''), "
              f"['%b %d, %Y', '%d %b %Y', '%B %d, %Y', '%d %B %Y', '%d-%b-%Y', '%d-%b-%y']) AS DATE)")
     return f"COALESCE({_iso(v, 'DATE')}, {ymd}, {slashed}, {month_only}, {epoch}, {named})"
 
 
 def _iso(v: str, sql_type: str) -> str:
     """DuckDB's own cast, for ISO values only: it reads `03/06/24` as the year 3, not as 2024."""
-    return f"CASE WHEN substr(ltrim({v}), 5, 1) = '-' THEN TRY_CAST(trim({v}) AS {sql_type}) END"
+    return f"CASE WHEN substr({v}, 5, 1) = '-' THEN TRY_CAST({v} AS {sql_type}) END"
 
 
 def _timestamp_expr(v: str, day_first: bool) -> str:
@@ -273,7 +275,7 @@ def _number_expr(v: str) -> str:
     rejected with its line rather than read as a different number.
     """
     code = "([A-Za-z]{3}|kr|Kr|zł|Kč|Ft|Fr\\.?)"  # USD, EUR, kr, zł … before or after the number
-    bare = (f"regexp_replace(regexp_replace(regexp_replace(trim({v}), '\\.-$', ''), '^{code}\\s*|\\s*{code}$', ''), "
+    bare = (f"regexp_replace(regexp_replace(regexp_replace({v}, '\\.-$', ''), '^{code}\\s*|\\s*{code}$', ''), "
             f"'[\\s$€£¥₹₩₽¤\u00a0\u202f'']', '', 'g')")
     ok = f"regexp_full_match({bare}, '[(-]?[0-9.,]*[0-9][0-9.,]*\\)?-?')"
     s = f"regexp_replace({bare}, '[^0-9,.()\\-]', '', 'g')"
@@ -295,8 +297,10 @@ def _number_expr(v: str) -> str:
             f"TRY_CAST({choose} AS DOUBLE) END")
     # DuckDB's own cast reads NaN, inf and 1e309 (→ inf): none of them is an amount, and one NaN in a sum makes
     # the month's total NaN (shown as $0), so a non-finite value is unreadable like any other.
-    fast = f"TRY_CAST(trim({v}) AS DOUBLE)"
-    return f"COALESCE(CASE WHEN isfinite({fast}) THEN {fast} END, {slow})"
+    fast = f"TRY_CAST({v} AS DOUBLE)"
+    # A CASE, not COALESCE(fast, slow): DuckDB hoists the slow path's repeated parts (three regex
+    # replaces) out of a COALESCE and runs them on every value; a CASE's ELSE runs only where it is needed.
+    return f"CASE WHEN isfinite({fast}) THEN {fast} ELSE {slow} END"
 
 
 _TRUE = ("true", "t", "yes", "y", "1", "x", "won", "closed")
@@ -304,13 +308,13 @@ _FALSE = ("false", "f", "no", "n", "0", "")
 
 
 def _bool_expr(v: str) -> str:
-    low = f"lower(trim({v}))"
+    low = f"lower({v})"
     return (f"(CASE WHEN {low} IN ({', '.join(map(_lit, _TRUE))}) THEN true "
             f"WHEN {low} IN ({', '.join(map(_lit, _FALSE))}) THEN false END)")
 
 
 def _enum_expr(v: str, synonyms: tuple[tuple[str, str], ...]) -> str:
-    low = f"lower(trim({v}))"
+    low = f"lower({v})"
     if not synonyms:
         return low
     cases = " ".join(f"WHEN {_lit(k)} THEN {_lit(val)}" for k, val in synonyms)
@@ -318,7 +322,10 @@ def _enum_expr(v: str, synonyms: tuple[tuple[str, str], ...]) -> str:
 
 
 def _stage_key_expr(v: str) -> str:
-    return f"regexp_replace(lower(trim({v})), '\\s+', ' ', 'g')"
+    # Whitespace runs (RE2's \s: space, tab, LF, FF, CR) become one space; a name without a run (nearly
+    # all) skips the regex, which cost more than the rest of the stage's handling over a million rows.
+    runs = " OR ".join([f"contains({v}, '  ')"] + [f"contains({v}, chr({c}))" for c in (9, 10, 12, 13)])
+    return f"(CASE WHEN {runs} THEN regexp_replace(lower({v}), '\\s+', ' ', 'g') ELSE lower({v}) END)"
 
 
 def _quota_period_exprs(v: str) -> tuple[str, str]:
@@ -369,6 +376,15 @@ def _typed_expr(inp: Input, t: str, day_first: bool) -> str:
                 return f"(CASE WHEN {value} IN ({allowed}) THEN {value} END)"
             return value
     raise AssertionError(f"unhandled input kind {inp.kind}")
+
+
+def _connect(threads: int = DB_THREADS) -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB for reading files, under the same ceilings as a workspace's instance.
+
+    Why: DuckDB's default is 80 % of the machine's memory and every core; a 1 GB upload next to the
+    app's own instances could take the box from every user. Under the ceiling it spills to the
+    load's temporary folder instead (set by `ingest`)."""
+    return duckdb.connect(config={"threads": threads, "memory_limit": f"{DB_MEMORY_LIMIT // (1 << 20)}MiB"})
 
 
 # --- step 1: open -----------------------------------------------------------------------------
@@ -429,7 +445,7 @@ def _data_source(path: Path, name: str, work: Path) -> _Source:
 def _parquet_to_csv(path: Path, work: Path, name: str) -> Path:
     """A Parquet file's rows as CSV text (every value as DuckDB writes it: ISO dates, `nan` for NaN, which the
     checks then reject like any unreadable value), after its metadata passed the same limits as a CSV."""
-    con = duckdb.connect(config={"threads": 2})
+    con = _connect()
     try:
         try:
             source = f"read_parquet({_lit(str(path))})"
@@ -1016,7 +1032,7 @@ class _Prepared:
 
 def _read_raw(reader: duckdb.DuckDBPyConnection, src: _Source, raw: str, work: Path,
               limit: int | None = None) -> tuple[list[RejectedRow], set[int], int, _Lines]:
-    """Reads every cell as text into temp table `raw` (c0…cN, __rn); returns structural rejects."""
+    """Reads every cell as text into temp table `raw` (c0…cN, in the file's order); returns structural rejects."""
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(src.headers))) + "}"
     for attempt in range(2):
         reader.execute("DROP TABLE IF EXISTS rejects")
@@ -1028,7 +1044,9 @@ def _read_raw(reader: duckdb.DuckDBPyConnection, src: _Source, raw: str, work: P
         if limit:  # a preview: stop reading after the first rows
             scan = f"(SELECT * FROM {scan} LIMIT {int(limit)})"
         try:
-            reader.execute(f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT *, row_number() OVER () AS __rn FROM {scan}",
+            # No row number here: a window over every row made this read twice as slow (it runs on one
+            # thread); the table keeps the file's order, so `rowid + 1` is the record's number.
+            reader.execute(f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT * FROM {scan}",
                            [str(src.path), src.delimiter])
         except duckdb.Error as exc:
             if "invalid state" in str(exc) and not attempt:
@@ -1245,7 +1263,7 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     # Raw columns still needed: unmapped ones (kept), and those of multi-column inputs (named in rejects).
     keep = sorted({i for i, _ in extras} | {pos[c] for inp in m.inputs.values() if len(inp.columns) > 1
                                             for c in inp.columns})
-    select = ["__rn", f"{blank} AS __blank", *(f"c{i}" for i in keep)]
+    select = ["rowid + 1 AS __rn", f"{blank} AS __blank", *(f"c{i}" for i in keep)]
     # Typed values read the trimmed texts one query level up: named in the same SELECT, DuckDB would
     # repeat a text's trim inside every use (a date's fallbacks name it a dozen times).
     typed: list[str] = []
@@ -1254,9 +1272,11 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     totals = None
     if key_input in m.inputs:
         # A spreadsheet's totals row: no id, and its first filled cell says so (`,TOTAL (active),,…`).
-        first = "lower(concat_ws('|', " + ", ".join(f"c{i}" for i in range(min(3, len(src.headers)))) + "))"
-        select.append(f"regexp_matches({first}, '^\\s*(grand )?totals?\\b') AS __totals")
-        totals = f"{_q('t_' + key_input)} IS NULL AND __totals"
+        # Tested in the skip's CASE, only on rows without an id (a regex on every row cost a tenth of the load).
+        firsts = list(range(min(3, len(src.headers))))
+        select.extend(f"c{i} AS __first_{i}" for i in firsts)
+        first = "lower(concat_ws('|', " + ", ".join(f"__first_{i}" for i in firsts) + "))"
+        totals = f"{_q('t_' + key_input)} IS NULL AND regexp_matches({first}, '^\\s*(grand )?totals?\\b')"
     for name, inp in m.inputs.items():
         select.append(f"{texts[name]} AS {_q('t_' + name)}")
         typed.append(f"{_typed_expr(inp, _q('t_' + name), day_first.get(name, False))} AS {_q('i_' + name)}")
@@ -1439,12 +1459,17 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
         out_cols.append(f"NULLIF(trim(c{i}), '') AS {_q(n)}")
     report.extra_columns = [n for _, n in extras]
     step(0.8, "collecting the rows to load")
-    temp = f"good_{index}"
+    temp, numbered = f"good_{index}", f"numbered_{index}"
     dup_filter = f" AND __rn NOT IN (SELECT __rn FROM {dups})" if key_col and dup_count else ""
-    reader.execute(f"CREATE OR REPLACE TEMP TABLE {temp} AS SELECT {', '.join(out_cols)}, __rn FROM {checked} "
+    # The rows to load are a view over the checked rows, not a copy: the swap writes them into the
+    # workspace straight from there (a copy cost a third of the load's writing). A leads file is
+    # changed in place later (`_link_leads_to_deals`) and a side file is joined into others: those
+    # two stay tables.
+    kind = "TABLE" if m.table == "leads" or m.side else "VIEW"
+    reader.execute(f"CREATE OR REPLACE TEMP {kind} {numbered} AS SELECT {', '.join(out_cols)}, __rn FROM {checked} "
                    f"WHERE {good}{dup_filter}")
     loaded = good + dup_filter
-    _quality(reader, m, temp, checked, loaded, report, lines.row_mapper(structural_lines))
+    _quality(reader, m, numbered, checked, loaded, report, lines.row_mapper(structural_lines))
     if m.table == "deals":
         report.stages = [
             {"stage": s, "status": st, "source": so, "rows": int(n)}
@@ -1460,9 +1485,13 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
                                    "stage table of the Upload page")
     if m.side:
         cols = ", ".join(_q(c) for c in SIDE_COLUMNS[m.side])
-        reader.execute(f"CREATE OR REPLACE TEMP TABLE side_{m.side} AS SELECT {cols} FROM {temp}")
-    reader.execute(f"ALTER TABLE {temp} DROP COLUMN __rn")
-    reader.execute(f"DROP TABLE IF EXISTS {checked}")
+        reader.execute(f"CREATE OR REPLACE TEMP TABLE side_{m.side} AS SELECT {cols} FROM {numbered}")
+    if kind == "TABLE":
+        reader.execute(f"ALTER TABLE {numbered} DROP COLUMN __rn")
+        reader.execute(f"ALTER TABLE {numbered} RENAME TO {temp}")
+        reader.execute(f"DROP TABLE IF EXISTS {checked}")
+    else:  # the checked rows stay until the load ends: the view reads them
+        reader.execute(f"CREATE OR REPLACE TEMP VIEW {temp} AS SELECT * EXCLUDE (__rn) FROM {numbered}")
     return _Prepared(m.table, temp, report, m, src.digest)
 
 
@@ -1846,7 +1875,7 @@ def ingest(
         raise LoadError("no files given")
     started = time.perf_counter()
     progress = on_progress or (lambda _f, _m: None)
-    reader = duckdb.connect(config={"threads": 2})
+    reader = _connect()
     try:
         with tempfile.TemporaryDirectory(prefix="kpitree-load-") as tmp:
             work = Path(tmp)
@@ -2146,7 +2175,7 @@ def preview_mapping(path: str | Path, table: str, columns: dict[str, str], *, ro
     """
     m = canonical_mapping(table, {k: v for k, v in columns.items() if v}, source="saved", label="proposed mapping",
                           fill=fill)
-    reader = duckdb.connect(config={"threads": 1})
+    reader = _connect(threads=1)
     try:
         with tempfile.TemporaryDirectory(prefix="kpitree-preview-") as tmp:
             work = Path(tmp)
