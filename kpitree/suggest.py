@@ -34,13 +34,14 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import duckdb
 
-from .errors import KpiTreeError, QueryError, SpecError
+from .errors import KpiTreeError, LoadError, QueryError, SpecError
 from .evaluate import Engine
 from .history import TreeStore, workspace_trees
 from .metrics import CATALOGUE, Kind, Metric, Profile, picks
@@ -57,6 +58,7 @@ SUGGESTED_BY = "kpitree (suggested from the data)"
 MIN_MONTHS = 3  # fewest months of history a suggested target may rest on
 HISTORY_MONTHS = 24
 PLAN_AHEAD = 12  # months of suggested targets after the last complete month
+FIRST_TREE_WAIT_SECONDS = 20.0  # a page opening a workspace waits this long for a running load, then says so
 # Which columns are drill dimensions is Profile.dimensions (metrics.py); this is only their order.
 DIM_ORDER = ("owner", "manager", "regional_office", "region", "team", "segment", "channel", "csm", "industry",
              "plan", "product", "product_series", "deal_type", "type", "feature")
@@ -487,25 +489,44 @@ class Made:
     message: str
 
 
-def first_tree(ws: Workspace, template: str | Path | None = None, who: str = SUGGESTED_BY) -> Made | None:
+def first_tree(ws: Workspace, template: str | Path | None = None, who: str = SUGGESTED_BY,
+               wait: float = FIRST_TREE_WAIT_SECONDS) -> Made | None:
     """Gives a workspace without a published tree its own active tree, suggested from its data.
 
     None when there is nothing to do: the workspace already has a tree, or it holds the shipped
     demo (whose plan the templates carry). A suggestion that fails never fails the caller's load:
-    the Made says what went wrong and what to do.
+    the Made says what went wrong and what to do. Waits at most `wait` seconds for a load of the
+    workspace that is running in another thread or process (that load suggests the tree itself).
     """
+    from .ingest import load_lock  # here: ingest is the heavier module, and needs nothing from this one
+
     store = TreeStore(ws.trees_dir)
     if store.published() or is_demo(ws):
         return None
     path = template_path(template)
-    try:
-        tree, notes = suggest_tree(ws, path)
-        version = store.publish(tree, path.stem, who, activate=True, action="suggest")
-    except SpecError as exc:
-        return Made(None, None, (), f"No tree was suggested: the suggestion did not validate ({exc}). "
-                                    "Build one in the Builder.")
-    except (KpiTreeError, duckdb.Error) as exc:
-        return Made(None, None, (), f"No tree was suggested yet: {exc}")
+    # Checked and published under the workspace's load lock: a page opening the workspace and a load
+    # ending at the same moment each found no tree and published one (v1 and v2). It is the lock a load
+    # holds, so a tree is never suggested from half-swapped data either; a caller that holds it already
+    # (the command line, around the load and this) takes it again instead of waiting for itself.
+    with ExitStack() as held:
+        try:
+            held.enter_context(load_lock(ws, timeout=wait))
+        except LoadError:  # a load kept the workspace all along: that load suggests the tree when it ends
+            return Made(None, None, (), f"No tree was suggested yet: workspace {ws.name!r} is being loaded; its "
+                                        "tree is suggested from the new data when the load ends — open it again then.")
+        except OSError as exc:  # the lock file cannot be made: neither could the tree be saved
+            return Made(None, None, (), f"No tree was suggested: workspace {ws.name!r} cannot be written to "
+                                        f"({exc.strerror or exc}).")
+        if store.published():
+            return None
+        try:
+            tree, notes = suggest_tree(ws, path)
+            version = store.publish(tree, path.stem, who, activate=True, action="suggest")
+        except SpecError as exc:
+            return Made(None, None, (), f"No tree was suggested: the suggestion did not validate ({exc}). "
+                                        "Build one in the Builder.")
+        except (KpiTreeError, duckdb.Error) as exc:
+            return Made(None, None, (), f"No tree was suggested yet: {exc}")
     left = sum(1 for x in notes if x.kind == "left_out")
     to_assign = sum(1 for n in tree.nodes if n.owner_missing)
     message = (f"Workspace {ws.name!r} got its own tree '{path.stem}' (v{version.number}), suggested from its data: "

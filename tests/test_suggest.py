@@ -507,3 +507,57 @@ def test_builder_shows_no_dimension_warnings_on_its_own_suggestion(tmp_path, mon
     at.selectbox(key="b_node").set_value(deals_node.id).run()
     options = set(at.multiselect(key="b_dimensions").options)
     assert {"owner", "manager", "industry"} <= options and not JUNK & options, options
+
+
+def test_first_tree_is_suggested_once_when_two_callers_race(tmp_path, monkeypatch):
+    """A page opening the workspace and a load ending at once: both find no tree, one suggests it."""
+    import threading
+    import time
+
+    from kpitree import suggest
+
+    ws = workspace(tmp_path, deals=deals_frame())
+    real = suggest.suggest_tree
+
+    def slow(*args, **kwargs):  # both callers are past the first look before either publishes
+        time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(suggest, "suggest_tree", slow)
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(first_tree(Workspace(ws.root)))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store = TreeStore(ws.trees_dir)
+    assert [v.number for v in store.versions("revops")] == [1]
+    assert sorted(r is None for r in results) == [False, True]
+
+
+def test_first_tree_leaves_a_running_load_to_suggest_it(tmp_path):
+    """While another load holds the workspace, a page's first_tree says so instead of waiting minutes."""
+    import threading
+
+    from kpitree.ingest import load_lock
+
+    ws = workspace(tmp_path, deals=deals_frame())
+    held, release = threading.Event(), threading.Event()
+
+    def loading() -> None:
+        with load_lock(ws):
+            held.set()
+            release.wait(10)
+
+    other = threading.Thread(target=loading)
+    other.start()
+    try:
+        assert held.wait(10)
+        made = first_tree(ws, wait=0.3)
+        assert made is not None and made.tree is None and "is being loaded" in made.message
+        assert TreeStore(ws.trees_dir).published() == []
+    finally:
+        release.set()
+        other.join()
+    made = first_tree(ws)
+    assert made is not None and made.tree is not None
