@@ -383,3 +383,21 @@ def test_a_hostile_paste_is_refused_at_once_and_the_tree_in_the_editor_stays(dat
         else:  # a filter value the evaluator cannot bind is left out of the editor, and the page says so
             assert "left out of the editor" in texts(at) and at.session_state["b_tree"].node("new_arr").filter == ()
     assert TreeStore(data_dir / "ws" / "trees").published() == ["acme"]
+
+
+def test_a_bare_builder_opens_the_tree_in_use_on_the_node_in_view(data_dir):
+    """/Builder?ws=… (no tree in the link, nothing viewed yet) edits the tree the tree page opens by
+    default, not the first template of the list; after the tree page showed a node, the Builder
+    opens on that node."""
+    publish(data_dir, "acme", ACME)  # the active tree
+    at = page()
+    ok(at)
+    assert at.session_state["b_tree"].name == "Acme revenue" and at.session_state["b_node"] == "arr"
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params.update({"ws": "ws", "node": "new_arr"})
+    at.run()
+    assert not failures(at), failures(at)
+    at.switch_page("views/2_Builder.py").run()
+    assert not failures(at), failures(at)
+    assert at.session_state["b_tree"].name == "Acme revenue" and at.session_state["b_node"] == "new_arr"

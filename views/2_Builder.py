@@ -135,7 +135,9 @@ def unsaved() -> bool:
 
 def wanted_source(choices: dict[str, tuple[str, str]]) -> str | None:
     """The source the Builder should start from: the URL's `tree` (a link into the Builder), else
-    the tree the user was viewing on the tree page (`_viewing_tree`, set there)."""
+    the tree the user was viewing on the tree page (`_viewing_tree`, set there), else the tree the
+    tree page opens by default (the workspace's active tree, else the default template), so a
+    Builder opened by its bare URL edits the tree in use, not the first template of the list."""
     linked = st.query_params.get("tree")
     if linked:
         found = next((k for k, v in choices.items() if v[1] == linked and v[0] == "workspace"), None)
@@ -143,7 +145,11 @@ def wanted_source(choices: dict[str, tuple[str, str]]) -> str | None:
         if found:
             return found
     viewing = S.get("_viewing_tree")
-    return next((k for k, v in choices.items() if v == tuple(viewing or ())), None)
+    found = next((k for k, v in choices.items() if v == tuple(viewing or ())), None)
+    if found:
+        return found
+    active = next((k for k, v in choices.items() if v[0] == "workspace" and k.endswith(", active)")), None)
+    return active or next((k for k, v in choices.items() if v == ("template", ui.DEFAULT_TREE.stem)), None)
 
 
 def open_source(store: TreeStore | None, ws: Workspace | None = None) -> None:
@@ -169,6 +175,10 @@ def open_source(store: TreeStore | None, ws: Workspace | None = None) -> None:
         flash("error", "This tree cannot be opened: " + md("; ".join(str(p) for p in problems[:5])))
         return
     load(loaded, name, f"{kind} {name}")
+    in_view = S.get("selected")  # the node open on the tree page, when this is the tree it showed
+    if (kind, name) == tuple(S.get("_viewing_tree") or ()) and in_view in {n.id for n in S["b_tree"].nodes}:
+        S["b_node"] = in_view
+        sync_form()
     errors = b.errors_of(problems)
     if errors:  # what the file holds that could not be read is not in the editor: say what it was
         flash("warning", md(f"{name} has {len(errors)} error(s); what could not be read is left out of the editor:")
