@@ -170,7 +170,7 @@ def test_each_session_loads_into_the_workspace_it_picked(data_dir):
 def test_workspaces_page_creates_renames_and_deletes(data_dir):
     create_workspace(data_dir, "demo")
     at = page(WORKSPACES, "demo")
-    assert not at.exception and at.dataframe[0].value.loc[0, "workspace"] == "demo (this session)"
+    assert not at.exception and at.table[0].value.index[0] == "demo (this session)"
     at.text_input(key="ws_new").set_value("acme")
     at.button(key="ws_create").click().run()
     assert at.selectbox(key="ws").value == "acme" and "Created workspace 'acme'" in unescaped(at.success[0].value)

@@ -67,8 +67,8 @@ def signed_in(name: str) -> AppTest:
 
 
 def workspaces_listed(at: AppTest) -> list[str]:
-    table = next(d.value for d in at.dataframe if "workspace" in d.value.columns)
-    return [w.replace(" (this session)", "") for w in table["workspace"]]
+    table = at.table[0].value
+    return [w.replace(" (this session)", "") for w in table.index]
 
 
 # --- sign-in off -----------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def test_without_a_users_file_every_page_and_workspace_is_there_as_before(data_d
     assert not [t for t in at.text_input if t.key == "signin_password"] and "Sign out" not in [b.label for b in at.button]
     at.switch_page("views/4_Workspaces.py").run()
     assert not failures(at) and workspaces_listed(at) == ["alpha", "beta"]
-    assert "your role" not in at.dataframe[0].value.columns and not [s for s in at.subheader if s.value == "Members"]
+    assert "your role" not in at.table[0].value.columns and not [s for s in at.subheader if s.value == "Members"]
     at.text_input(key="ws_new").set_value("gamma")
     at.button(key="ws_create").click().run()
     assert "gamma" in list_workspaces(data_dir) and not (data_dir / "gamma" / access.MEMBERS_FILE).exists()
@@ -96,7 +96,7 @@ def test_nobody_signed_in_gets_the_sign_in_page_only(team):
     for page in ("views/0_Tree.py", "views/1_Upload.py", "views/4_Workspaces.py"):
         with pytest.raises(ValueError, match="Could not find a navigation page"):
             at.switch_page(page)
-    assert not at.dataframe  # no workspace listed to an anonymous visitor
+    assert not at.table and not at.dataframe  # no workspace listed to an anonymous visitor
 
 
 def test_a_wrong_password_is_refused_and_the_right_one_lets_in(team):
@@ -123,7 +123,7 @@ def test_a_viewer_has_no_upload_or_builder_and_sees_only_their_workspaces(team):
     at.switch_page("views/4_Workspaces.py").run()
     assert not failures(at)
     assert workspaces_listed(at) == ["alpha"]  # bert's beta is not listed
-    assert at.dataframe[0].value.loc[0, "your role"] == "viewer"
+    assert at.table[0].value.iloc[0]["your role"] == "viewer"
     keys = {w.key for w in [*at.selectbox, *at.button]}
     assert "ws_create" in keys and not keys & {"ws_rename", "ws_delete", "mem_grant", "ws_delete_name"}
     assert signed_in("eddy").session_state[access.SESSION_KEY] == "eddy"
@@ -263,7 +263,7 @@ def test_the_workspaces_page_run_without_app_py_shows_nothing_to_an_anonymous_vi
     """Defence in depth: the pages live in views/ so Streamlit never serves one without app.py, and
     the page itself still lists nothing until somebody signed in."""
     at = AppTest.from_file(WORKSPACES, default_timeout=60).run()
-    assert not failures(at) and not at.dataframe and not at.button
+    assert not failures(at) and not at.table and not at.dataframe and not at.button
     assert [unescaped(w.value) for w in at.warning] == ["Sign in to see your workspaces."]
 
 

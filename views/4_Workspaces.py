@@ -49,9 +49,9 @@ def main() -> None:
     names = access.visible_workspaces(list_workspaces(root), root, user)
     here = current.name if current else None
     if names:
-        st.dataframe(pd.DataFrame([overview(Workspace(root / n), n == here, access.role_of(user, root / n) if team
-                                            else None) for n in names]),
-                     hide_index=True, width="stretch", key="workspaces_table")
+        # st.table wraps a long cell (the tables and their row counts) instead of cutting it off
+        st.table(pd.DataFrame([overview(Workspace(root / n), n == here, access.role_of(user, root / n) if team
+                                        else None) for n in names]).set_index("workspace"))
     owned = [n for n in names if access.can(user, root / n, "delete")]
     left, middle, right = st.columns(3)
     with left.container(border=True):
