@@ -422,22 +422,24 @@ SUMMARY = [  # (row label, step, baseline step or None)
 
 def print_summary(results: list[dict]) -> None:
     print("\n" + "=" * 100)
-    head = f"{'step':<34}" + "".join(f"{r['size']:>22}" for r in results)
+    head = f"{'step':<34}" + "".join(f"{r['size']:>38}" for r in results)
     print(head)
     for name, key, base in SUMMARY:
         cells = []
         for r in results:
             s = r["steps"].get(key)
             if s is None:
-                cells.append(f"{'—':>22}")
+                cells.append(f"{'—':>38}")
                 continue
             ratio = ""
             if base and base in r["steps"]:
-                ratio = f" ({s['seconds'] / r['steps'][base]['seconds']:.1f}×)"
-            cells.append(f"{s['seconds']:7.2f} s{ratio:>8} {s['peak_mb'] / 1024:4.1f}G")
-        print(f"{name:<34}" + "".join(f"{c:>22}" for c in cells))
-    print("(× = ours / baseline: ingest / raw DuckDB read_csv; evaluate / pandas month metrics on data in memory; "
-          "click / pandas groupby of the same split; G = peak RSS of the step, GiB)")
+                key_ = "cpu_seconds" if "cpu_seconds" in s and "cpu_seconds" in r["steps"][base] else "seconds"
+                ratio = f" ({s[key_] / r['steps'][base][key_]:.1f}×)"
+            cpu = f" cpu {s['cpu_seconds']:6.2f} s" if "cpu_seconds" in s else ""
+            cells.append(f"{s['seconds']:7.2f} s{cpu}{ratio:>8} {s['peak_mb'] / 1024:4.1f}G")
+        print(f"{name:<34}" + "".join(f"{c:>38}" for c in cells))
+    print("(wall and CPU seconds; × = ours / baseline in CPU seconds: ingest / raw DuckDB read_csv; evaluate / "
+          "pandas month metrics on data in memory; click / pandas groupby of the same split; G = peak RSS, GiB)")
     for r in results:
         print(f"{r['size']}: rows {r['rows']}, {r['mb']:.0f} MB CSV, workspace {r['workspace_mb']:.0f} MB, "
               f"process peak {r['process_peak_mb'] / 1024:.1f} GiB; red path {' → '.join(r['red_path'])} "
@@ -455,18 +457,20 @@ def plot(results: list[dict], path: Path) -> Path:
             s = r["steps"].get(key)
             if s is not None:
                 rows.append({"deals": r["deals"], "events": r["events"], "size": r["size"], "step": name,
-                             "seconds": s["seconds"], "peak GiB": s["peak_mb"] / 1024})
+                             "seconds": s.get("cpu_seconds", s["seconds"]), "peak GiB": s["peak_mb"] / 1024})
         s = r["steps"]["raw read_csv"]
         rows.append({"deals": r["deals"], "events": r["events"], "size": r["size"], "step": "raw DuckDB read_csv",
-                     "seconds": s["seconds"], "peak GiB": s["peak_mb"] / 1024})
+                     "seconds": s.get("cpu_seconds", s["seconds"]), "peak GiB": s["peak_mb"] / 1024})
     df = pd.DataFrame(rows)
     base = alt.Chart(df).encode(
-        x=alt.X("deals:Q", scale=alt.Scale(type="log"), title="deals (events: 10M at 1M deals, 50M at 10M)"),
+        x=alt.X("deals:Q", scale=alt.Scale(type="log"), title="deals (events: 10M at 1M deals, 50M at 10M)",
+                axis=alt.Axis(values=sorted({r["deals"] for r in results}), format="~s")),
         color=alt.Color("step:N", legend=alt.Legend(orient="bottom", columns=3)),
         tooltip=["size", "step", alt.Tooltip("seconds:Q", format=".2f"), alt.Tooltip("peak GiB:Q", format=".2f")],
     )
-    seconds = (base.mark_line(point=True).encode(y=alt.Y("seconds:Q", scale=alt.Scale(type="log"), title="seconds"))
-               .properties(width=360, height=300, title="Time per step"))
+    seconds = (base.mark_line(point=True).encode(y=alt.Y("seconds:Q", scale=alt.Scale(type="log"),
+                                                          title="CPU seconds (all threads)"))
+               .properties(width=360, height=300, title="CPU time per step (wall time is noisier on a shared machine)"))
     memory = (base.mark_line(point=True).encode(y=alt.Y("peak GiB:Q", title="peak RSS of the step, GiB"))
               .properties(width=360, height=300, title="Peak memory per step"))
     chart = alt.hconcat(seconds, memory).properties(
@@ -505,7 +509,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.child_out:
         return child(args)
     if args.report:
-        results = [json.loads(Path(p).read_text()) for p in args.report]
+        results = []
+        for p in args.report:
+            result = json.loads(Path(p).read_text())
+            if "size" not in result:  # a measuring process's own file: its size is in its name (1M_10M.json)
+                deals, _, events = Path(p).stem.partition("_")
+                result.update(size=f"{deals}:{events}", deals=size_of(deals), events=size_of(events))
+            results.append(result)
         print_summary(results)
         print(f"plot: {plot(results, Path(args.plot))}")
         return 0
