@@ -221,8 +221,10 @@ def _explanation(workspace: str, version: str, tree_path: str, tree_mtime: float
     except ImportError:
         return None
     engine = _engine(workspace, version)
+    # the walk over the causes reads the statuses of the view's own evaluation (cached): no second one
+    evaluation = _evaluation(workspace, version, tree_path, tree_mtime, period) if causes else None
     return explain_node(engine, _tree(tree_path, tree_mtime), node, parse_period(period), versus=versus,
-                        causes=causes)
+                        causes=causes, evaluation=evaluation)
 
 
 def explanation(ws: Workspace, tree: Tree, node: str, period, versus: str, causes: bool = False):

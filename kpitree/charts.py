@@ -14,6 +14,7 @@ import altair as alt
 import pandas as pd
 
 from .evaluate import Evaluation, NodeResult
+from .explain import RELATIVE_AS_AMOUNT
 from .format import fmt, fmt_change
 from .layout import LABEL_SIZE, LINE, OWNER_SIZE, VALUE_SIZE, Layout
 
@@ -33,7 +34,7 @@ DIMMED = 0.3  # opacity of what is off the red path while one is drawn
 
 def change_text(value: float | None, baseline: float | None, unit: str) -> str:
     """A box's change against its baseline: percentage points for percents, else relative; "0%"
-    rather than "−0%" when it rounds to nothing."""
+    rather than "−0%" when it rounds to nothing; the amount past ±1,000 % (`RELATIVE_AS_AMOUNT`)."""
     if value is None or baseline is None:
         return "—"
     if unit == "percent":
@@ -41,6 +42,8 @@ def change_text(value: float | None, baseline: float | None, unit: str) -> str:
         return "0 pp" if pp == 0 else f"{'+' if pp > 0 else '−'}{abs(pp):.1f} pp"
     if baseline == 0:
         return "new" if value else "0%"
+    if abs(value / baseline - 1) > RELATIVE_AS_AMOUNT:  # "+$158.37M", never "+15837156080%"
+        return fmt_change(value - baseline, unit)
     rel = round((value - baseline) / abs(baseline) * 100)
     return "0%" if rel == 0 else f"{'+' if rel > 0 else '−'}{abs(rel)}%"
 

@@ -480,3 +480,27 @@ nodes:
     residual = children.get("residual")
     assert residual is None or residual.contribution == pytest.approx(0, abs=1e-9)
     assert sum(c.contribution for c in result.children) == pytest.approx(result.value - 1.0)
+
+
+@pytest.mark.parametrize("versus", ["target", "previous", "last_year"])
+def test_the_walk_reads_a_given_evaluation_and_says_the_same(demo_data_dir, versus: str) -> None:
+    """The page hands its evaluation to the walk over the causes (no second evaluation of the
+    tree); without one the walk queries only the nodes it asks about. Both read as the tree does.
+    (Compared as words and ids: DuckDB's parallel sums differ in the last bits from run to run.)"""
+    from kpitree.cache import clear_all
+    from kpitree.tree import load_tree
+    from kpitree.workspace import Workspace
+
+    def said(r) -> tuple:
+        return r.text(), [c.id for c in r.causes], list(r.unlisted), [s.id for s in r.red_path]
+
+    engine = Engine(Workspace(demo_data_dir / "demo"))
+    tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
+    clear_all()
+    alone = said(explain_node(engine, tree, "arr", "2026-10", versus=versus))
+    clear_all()
+    evaluation = evaluate_tree(engine, tree, "2026-10")
+    assert said(explain_node(engine, tree, "arr", "2026-10", versus=versus, evaluation=evaluation)) == alone
+    assert alone[1] or alone[2]  # the walk had red nodes to look at
+    other = evaluate_tree(engine, tree, "2026-09")  # another period's evaluation is not used for this one
+    assert said(explain_node(engine, tree, "arr", "2026-10", versus=versus, evaluation=other)) == alone

@@ -13,6 +13,7 @@ from kpitree.explain import (
     compare_words,
     explain_node,
     named_segments,
+    relative_words,
     segment_columns,
     segment_display,
     segment_frame,
@@ -73,6 +74,35 @@ def test_a_comparison_reads_as_one_not_as_a_change_over_time() -> None:
     # $426,627 and $427,000 both round to $427k/day: the full numbers tell them apart
     assert compare_words(426_627, 427_000, "money_per_day", "target").startswith(
         "actual $426,627/day against target $427,000/day")
+
+
+def test_a_huge_relative_change_reads_as_the_amount() -> None:
+    """A $1 target made "$158.37M against target $1 (+$158.37M, +15837156080%)": past ±1,000 % the
+    amount says it, once."""
+    assert compare_words(158_371_560.8, 1, "money", "target") == "actual $158.37M against target $1 (+$158.37M)"
+    assert compare_words(158_371_560.8, 1, "money", "target", amount=True) == \
+        "actual $158.37M against target $1 (+$158.37M)"
+    assert compare_words(82_870_000, 0.51, "money", "share") == "$82.87M against a target share of $0.51 (+$82.87M)"
+    assert relative_words(110, 10, "count") == "+1000%"  # ×11 is still a percentage people read
+    assert relative_words(111, 10, "count") == "+101"
+    assert relative_words(-50, 1, "money") == "−$51"  # the other sign: an amount, as before
+    assert relative_words(4_268_596, 7_390_000, "money") == "−42%"
+    from kpitree.charts import change_text
+
+    assert change_text(158_371_560.8, 1, "money") == "+$158.37M" and change_text(5, 4, "money") == "+25%"
+
+
+def test_a_one_dollar_target_on_the_demo_reads_as_amounts(demo) -> None:
+    from dataclasses import replace
+
+    from kpitree.tree import Target
+
+    engine, tree = demo
+    tree = replace(tree, nodes=tuple(replace(n, target=Target(value=1.0)) if n.id == "arr" else n for n in tree.nodes))
+    r = explain_node(engine, tree, "arr", "2026-10")
+    text = " ".join([*r.sentences(), *r.summary()])
+    assert "against target $1 (+$158.37M)" in text
+    assert not any(len(word.rstrip("%),.;")) > 6 for word in text.split() if word.rstrip("),.;").endswith("%"))
 
 
 # --- the explanation in words --------------------------------------------------------------------

@@ -31,7 +31,7 @@ from kpitree.charts_usage import activity_dots_chart, cohort_chart
 from kpitree.drill import drill_dimensions, segment_table
 from kpitree.errors import KpiTreeError, QueryError
 from kpitree.evaluate import trend
-from kpitree.explain import segment_display, segment_frame
+from kpitree.explain import RELATIVE_AS_AMOUNT, segment_display, segment_frame
 from kpitree.format import fmt, fmt_change
 from kpitree.periods import Grain, parse_period, period_containing, trailing
 from kpitree.plain import markdown_text as md
@@ -422,7 +422,8 @@ def _margin(res) -> str | None:
         return None
     if better == 0:
         return "exactly on it"
-    rel = f" ({better / abs(res.target):.0%})" if res.target and res.unit != "percent" else ""
+    rel = f" ({better / abs(res.target):.0%})" if res.target and res.unit != "percent" \
+        and abs(better / res.target) <= RELATIVE_AS_AMOUNT else ""  # past it, the amount says it
     return f"{fmt_change(better, res.unit).lstrip('+')}{rel} better than target"
 
 
