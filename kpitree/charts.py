@@ -135,16 +135,29 @@ def tree_chart(layout: Layout, evaluation: Evaluation, selected: str | None = No
     ).add_params(pick)
     t = layout.text
     text = alt.Chart(nodes).encode(opacity=fade)
-    label = text.mark_text(fontWeight="bold", fontSize=LABEL_SIZE, color=INK, align=t.align, baseline="top",
-                           lineBreak="\n", lineHeight=LINE[LABEL_SIZE], limit=t.label_w + 2).encode(
+    px = _shrunk(layout.width)
+    label = text.mark_text(fontWeight="bold", fontSize=px(LABEL_SIZE), color=INK, align=t.align, baseline="top",
+                           lineBreak="\n", lineHeight=px(LINE[LABEL_SIZE]), limit=px(t.label_w + 2)).encode(
         x=alt.X("lx:Q", scale=xs, axis=None), y=alt.Y("ly:Q", scale=ys, axis=None), text="label_text:N")
-    values = text.mark_text(fontSize=VALUE_SIZE, color=ACCENT, align=t.value_align, limit=t.value_w).encode(
+    values = text.mark_text(fontSize=px(VALUE_SIZE), color=ACCENT, align=t.value_align, limit=px(t.value_w)).encode(
         x=alt.X("vx:Q", scale=xs, axis=None), y=alt.Y("vy:Q", scale=ys, axis=None), text="line2:N")
-    owner = text.mark_text(fontSize=OWNER_SIZE, color=MUTED, align=t.align, limit=t.owner_w + 2).encode(
+    owner = text.mark_text(fontSize=px(OWNER_SIZE), color=MUTED, align=t.align, limit=px(t.owner_w + 2)).encode(
         x=alt.X("ox:Q", scale=xs, axis=None), y=alt.Y("oy:Q", scale=ys, axis=None), text="owner_text:N")
     return alt.layer(edge_layer, path_layer, boxes, label, values, owner).properties(
         width=layout.width, height=layout.height,
     ).configure_view(stroke=None)
+
+
+def _shrunk(laid_out: float):
+    """Text sizes that shrink with the chart when a page draws it narrower than it was laid out for.
+
+    A page stretches the tree to its column; a column narrower than the layout squeezes the boxes but
+    not the text, so labels ran out of their boxes and over the links (the Builder's preview on a
+    1280 px screen). Each size is an expression of the drawn width: the laid-out size at that width
+    or wider (a wider column only widens the boxes), in proportion below it."""
+    def px(size: float) -> alt.ExprRef:
+        return alt.ExprRef(f"{size:g} * min(1, width / {laid_out:g})")
+    return px
 
 
 def path_ids(evaluation: Evaluation, node_id: str, below: Sequence[str] = ()) -> list[str]:

@@ -70,27 +70,51 @@ def text_width(text: str, size: float, bold: bool = False) -> float:
 
 
 def cut(text: str, width: float, size: float, bold: bool = False) -> str:
-    """`text`, ended with "…" where it would not fit in `width` px."""
+    """`text`, ended with "…" where it would not fit in `width` px.
+
+    One pass over the characters (the running sum of their widths is the width of each prefix, added
+    in the same order as `text_width`, so the same prefix is chosen as by measuring each): a cut
+    costs time linear in the label's length, not quadratic."""
     if text_width(text, size, bold) <= width:
         return text
-    out = text
-    while out and text_width(out.rstrip() + ELLIPSIS, size, bold) > width:
-        out = out[:-1]
-    return out.rstrip() + ELLIPSIS
+    ellipsis = char_width(ELLIPSIS, bold)
+    total, kept, keep = 0.0, 0.0, 0  # width of text[:i]; of text[:i].rstrip(); longest prefix that fits
+    for i, ch in enumerate(text, 1):
+        total += char_width(ch, bold)
+        if not ch.isspace():
+            kept = total
+        if (kept + ellipsis) * size > width:
+            break  # prefixes only grow: none further fits
+        keep = i
+    return text[:keep].rstrip() + ELLIPSIS
 
 
 def wrap(text: str, width: float, size: float = LABEL_SIZE, bold: bool = True, lines: int = 2) -> tuple[str, ...]:
     """Greedy word wrap into at most `lines` lines of `width` px; the last line is cut with "…"
-    when the text is longer still (a word longer than a line is cut too)."""
+    when the text is longer still (a word longer than a line is cut too).
+
+    Each line's width is kept as a running sum while words join it, so wrapping is linear in the
+    label's length (measuring each longer candidate line anew took 68 s for a 9,000-character label)."""
     words = text.split()
+    space = char_width(" ", bold)
     out: list[str] = []
-    while words and len(out) < lines:
-        line = words.pop(0)
-        while words and text_width(f"{line} {words[0]}", size, bold) <= width:
-            line = f"{line} {words.pop(0)}"
-        out.append(line)
-    if words:
-        out[-1] = f"{out[-1]} {' '.join(words)}"
+    i = 0
+    while i < len(words) and len(out) < lines:
+        line = [words[i]]
+        used = sum(char_width(ch, bold) for ch in words[i])
+        i += 1
+        while i < len(words):
+            grown = used + space
+            for ch in words[i]:
+                grown += char_width(ch, bold)
+            if grown * size > width:
+                break
+            line.append(words[i])
+            used = grown
+            i += 1
+        out.append(" ".join(line))
+    if i < len(words):
+        out[-1] = f"{out[-1]} {' '.join(words[i:])}"
     out = [cut(line, width, size, bold) for line in out]
     return tuple(out) or ("",)
 

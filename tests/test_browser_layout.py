@@ -90,3 +90,45 @@ def test_nothing_is_cut_off_on_any_template(browser, app_url, width):
     finally:
         context.close()
     assert not problems, problems
+
+
+PREVIEW = """() => {
+  // the Builder's preview: the chart with the most boxes on the page
+  const charts = [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')];
+  const chart = charts.sort((a, b) => b.querySelectorAll('g.mark-rect path').length
+                                      - a.querySelectorAll('g.mark-rect path').length)[0];
+  const boxes = [...chart.querySelectorAll('g.mark-rect path')].map(p => p.getBoundingClientRect());
+  const links = [...chart.querySelectorAll('g.mark-rule line, g.mark-rule path')].map(p => p.getBoundingClientRect())
+    .filter(l => l.width >= 0.5 || l.height >= 0.5);
+  const out = [];
+  chart.querySelectorAll('g.mark-text text').forEach(t => {
+    if (!t.textContent.trim()) return;
+    const r = t.getBoundingClientRect();
+    const home = boxes.find(b => r.top >= b.top - 1 && r.bottom <= b.bottom + 1 && r.left >= b.left - 1 && r.left <= b.right);
+    if (!home || r.right > home.right + 1) out.push('outside its box: ' + t.textContent.slice(0, 40));
+    if (links.some(l => l.left <= r.right - 1 && l.right >= r.left + 1 && l.top <= r.bottom - 1 && l.bottom >= r.top + 1))
+      out.push('over a link: ' + t.textContent.slice(0, 40));
+  });
+  return [boxes.length, out];
+}"""
+
+
+@pytest.mark.flaky(reruns=1)
+@pytest.mark.parametrize("width", [1280, 1600])
+def test_builder_preview_keeps_its_text_in_its_boxes(browser, app_url, width):
+    """The Builder's live preview is laid out wider than its column on a 1280 px screen: its text
+    shrinks with the boxes instead of running out of them over the links (checked in Chromium on
+    the drawn SVG)."""
+    context = browser.new_context(viewport={"width": width, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(f"{app_url}/Builder?ws=demo")
+        page.get_by_text("Live preview").first.wait_for(timeout=90000)
+        page.locator("[data-testid='stVegaLiteChart'] g.mark-rect path").first.wait_for(timeout=90000)
+        page.wait_for_timeout(1500)
+        boxes, problems = page.evaluate(PREVIEW)
+        page.screenshot(path=str(ARTIFACTS / f"builder_preview_{width}.png"))
+    finally:
+        context.close()
+    assert boxes >= 10
+    assert not problems, problems

@@ -266,3 +266,50 @@ def test_a_small_tree_keeps_its_boxes_narrow_when_the_chart_is_stretched():
                          "  - {id: b, label: B, level: 2, metric: leads, owner: Y}\n")
     lay = layout_tree(tree, max_width=440)
     assert lay.orientation == "down" and lay.width == 440 and lay.box_w <= 200
+
+
+def test_wrapping_and_cutting_cost_grows_linearly_with_the_label(monkeypatch):
+    """A 3,000-character label took 4.4 s to lay out and 9,000 took 68 s (every longer candidate line
+    measured anew); counted in characters measured, ten times the label costs ten times the work,
+    and the lines chosen are those of measuring each candidate whole."""
+    from kpitree import layout
+
+    calls = [0]
+    measure = layout.char_width
+
+    def counted(ch: str, bold: bool = False) -> float:
+        calls[0] += 1
+        return measure(ch, bold)
+
+    monkeypatch.setattr(layout, "char_width", counted)
+    work = {}
+    for n in (900, 9_000):
+        label = ("Outbound touches per SDR per week " * (n // 34 + 1))[:n]
+        calls[0] = 0
+        lines = layout.wrap(label, 160.0)
+        work[n] = calls[0]
+        assert len(lines) == 2 and lines[-1].endswith("…")
+        assert layout.text_width(lines[0], layout.LABEL_SIZE, True) <= 160.0
+        assert layout.text_width(lines[-1], layout.LABEL_SIZE, True) <= 160.0
+    assert work[9_000] <= 12 * work[900] and work[9_000] <= 10 * 9_000
+    word = "x" * 5_000  # one word longer than a line: cut, in one pass
+    calls[0] = 0
+    assert layout.cut(word, 100.0, 12.0).endswith("…") and calls[0] <= 3 * len(word)
+    assert layout.wrap("Win rate (new)", 160.0) == ("Win rate (new)",)
+    assert layout.wrap("Outbound touches per SDR per week", 120.0) == ("Outbound touches", "per SDR per week")
+
+
+def test_tree_text_shrinks_with_a_chart_drawn_narrower_than_its_layout():
+    """The Builder's preview is laid out for 760 px but drawn in a narrower column: the boxes shrank
+    and the text did not, so labels ran out of their boxes over the links. Every text size is an
+    expression of the drawn width: as laid out at that width or wider, in proportion below it."""
+    tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
+    layout = layout_tree(tree, max_width=760.0)
+    spec = tree_chart(layout, evaluation_for(tree)).to_dict()
+    texts = [layer["mark"] for layer in spec["layer"] if layer["mark"]["type"] == "text"]
+    assert len(texts) == 3
+    for mark in texts:
+        for prop in ("fontSize", "limit"):
+            assert mark[prop]["expr"].endswith(f"* min(1, width / {layout.width:g})"), (prop, mark[prop])
+    label = next(m for m in texts if m.get("fontWeight") == "bold")
+    assert label["lineHeight"]["expr"].startswith("14 * ")
