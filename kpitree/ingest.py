@@ -1030,24 +1030,35 @@ class _Prepared:
     digest: str
 
 
-def _read_raw(reader: duckdb.DuckDBPyConnection, src: _Source, raw: str, work: Path,
-              limit: int | None = None) -> tuple[list[RejectedRow], set[int], int, _Lines]:
-    """Reads every cell as text into temp table `raw` (c0…cN, in the file's order); returns structural rejects."""
+def _read_raw(reader: duckdb.DuckDBPyConnection, src: _Source, raw: str, work: Path, limit: int | None = None,
+              aggregates: list[str] | tuple[str, ...] = ()) -> tuple[list[RejectedRow], set[int], int, _Lines, tuple]:
+    """Reads the file once: its structural rejects, its record count and `aggregates` over its cells (c0…cN,
+    text), as (rejects, their lines, footer rows, line numbers, (count, *aggregates)).
+
+    `raw` is then a view that reads the same records again, in the file's order, when asked: the
+    rows are typed and checked straight from the file, never stored as text first (a table of every
+    cell as text cost as much as the typing and checking together)."""
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(src.headers))) + "}"
+
+    def scan(rejects: bool) -> str:
+        kept = ("store_rejects = true, rejects_table = 'rejects', rejects_scan = 'reject_scans', " if rejects
+                else "")
+        text = (f"read_csv({_lit(str(src.path))}, auto_detect = false, header = true, delim = {_lit(src.delimiter)}, "
+                f"quote = '\"', escape = '\"', columns = {columns}, {kept}ignore_errors = true, "
+                f"max_line_size = {MAX_LINE_BYTES}, strict_mode = true, encoding = 'utf-8')")
+        if limit:  # a preview: stop reading after the first rows
+            text = f"(SELECT * FROM {text} LIMIT {int(limit)})"
+        return text
+
+    values: tuple = (0,)
     for attempt in range(2):
         reader.execute("DROP TABLE IF EXISTS rejects")
         reader.execute("DROP TABLE IF EXISTS reject_scans")
-        scan = (f"read_csv(?, auto_detect = false, header = true, delim = ?, quote = '\"', escape = '\"', "
-                f"columns = {columns}, store_rejects = true, ignore_errors = true, rejects_table = 'rejects', "
-                f"rejects_scan = 'reject_scans', max_line_size = {MAX_LINE_BYTES}, strict_mode = true, "
-                f"encoding = 'utf-8')")
-        if limit:  # a preview: stop reading after the first rows
-            scan = f"(SELECT * FROM {scan} LIMIT {int(limit)})"
         try:
-            # No row number here: a window over every row made this read twice as slow (it runs on one
-            # thread); the table keeps the file's order, so `rowid + 1` is the record's number.
-            reader.execute(f"CREATE OR REPLACE TEMP TABLE {raw} AS SELECT * FROM {scan}",
-                           [str(src.path), src.delimiter])
+            # A table of one row, not a SELECT: DuckDB keeps the rejected lines only for a statement that writes.
+            reader.execute(f"CREATE OR REPLACE TEMP TABLE {raw}_counts AS SELECT "
+                           f"{', '.join(['count(*)', *aggregates])} FROM {scan(True)}")
+            values = reader.execute(f"SELECT * FROM {raw}_counts").fetchone()
         except duckdb.Error as exc:
             if "invalid state" in str(exc) and not attempt:
                 # Mixed line endings (CRLF rows, LF footer) confuse the strict parser: normalise, then retry.
@@ -1088,10 +1099,14 @@ def _read_raw(reader: duckdb.DuckDBPyConnection, src: _Source, raw: str, work: P
             continue
         structural.append(RejectedRow(line, _header_of(src, column), _structural_reason(kind, message),
                                       text.strip()[:200]))
-    lines.records = reader.execute(f"SELECT count(*) FROM {raw}").fetchone()[0] + len(seen)
+    lines.records = values[0] + len(seen)
     for r in structural:
         r.line = lines.of_duck_line(r.line)
-    return structural, {line for line in seen if line is not None}, footer, lines
+    # The same records again: the rows the first read rejected are skipped the same way (the count is
+    # compared after the second read).
+    reader.execute(f"DROP TABLE IF EXISTS {raw}_counts")
+    reader.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT * FROM {scan(False)}")
+    return structural, {line for line in seen if line is not None}, footer, lines, values
 
 
 def _header_of(src: _Source, column: str | None) -> str | None:
@@ -1147,39 +1162,33 @@ def _which_column(inp: Input, pos: dict[str, int]) -> str:
     return f"(CASE {cases} END)"
 
 
-def _status_fields(reader: duckdb.DuckDBPyConnection, m: Mapping, stage_map: dict[str, str]) -> tuple[list[str], str]:
-    """Select items for a deal's status and where it came from (file, saved, default, guess), and the join they need.
+def _status_fields(m: Mapping, stage_map: dict[str, str]) -> list[str]:
+    """Select items for a deal's status and where it came from (file, saved, default, guess).
 
     The file's own flags win; then the workspace's saved stage map, the built-in defaults, and last
-    a guess from the stage's name. The map is a small table joined on the normalised stage name.
+    a guess from the stage's name. The map is a MAP literal looked up by the normalised stage name,
+    not a table joined: a join does not keep the rows in the file's order, which numbers them.
     """
     file = _fill(m.file_status, m) if m.file_status else "NULL"
     items = [f"{file} AS f___file_status"]
     if not m.stage_input:
         return items + ["f___file_status AS f_status",
-                        "CASE WHEN f___file_status IS NOT NULL THEN 'file' END AS f___status_source"], ""
+                        "CASE WHEN f___file_status IS NOT NULL THEN 'file' END AS f___status_source"]
     rows = {k: (v, "default") for k, v in STAGE_DEFAULTS.items()}
     rows.update({k: (v, "saved") for k, v in stage_map.items()})
-    reader.execute("CREATE OR REPLACE TEMP TABLE stage_map_t (stage_key VARCHAR, status VARCHAR, source VARCHAR)")
-    reader.executemany("INSERT INTO stage_map_t VALUES (?, ?, ?)", [(k, v, src) for k, (v, src) in rows.items()])
     key = "inp.__stage_key"
+    status = "MAP {" + ", ".join(f"{_lit(k)}: {_lit(v)}" for k, (v, _) in rows.items()) + f"}}[{key}]"
+    source = "MAP {" + ", ".join(f"{_lit(k)}: {_lit(w)}" for k, (_, w) in rows.items()) + f"}}[{key}]"
     guess = (f"(CASE WHEN {key} IS NULL THEN NULL WHEN regexp_matches({key}, '\\b(won|win)\\b') THEN 'won' "
              f"WHEN regexp_matches({key}, '\\b(lost|lose|dead|disqualified)\\b') THEN 'lost' ELSE 'open' END)")
-    items += [f"COALESCE(f___file_status, sm.status, {guess}) AS f_status",
-              "CASE WHEN f___file_status IS NOT NULL THEN 'file' WHEN sm.status IS NOT NULL THEN sm.source "
+    items += [f"COALESCE(f___file_status, {status}, {guess}) AS f_status",
+              f"CASE WHEN f___file_status IS NOT NULL THEN 'file' WHEN {status} IS NOT NULL THEN {source} "
               "WHEN f_status IS NOT NULL THEN 'guess' END AS f___status_source"]
-    return items, " LEFT JOIN stage_map_t AS sm ON sm.stage_key = inp.__stage_key"
+    return items
 
 
-def _day_first(reader: duckdb.DuckDBPyConnection, raw: str, m: Mapping, texts: dict[str, str], names: list[str],
-               european: bool, report: FileReport) -> dict[str, bool]:
-    """Per date column: is `03/06/2024` the 3rd of June? Decided by the values above 12 in that column.
-
-    A column is day-first when some first parts exceed 12 and no second part does; a column with no
-    such value follows the file's other date columns, else the separator (semicolon files are European).
-    """
-    if not names:
-        return {}
+def _day_first_votes(texts: dict[str, str], names: list[str]) -> list[str]:
+    """Per date column two counts (aggregates over the file's cells): first parts above 12, second parts above 12."""
 
     def over_12(t: str, group: str) -> str:
         slashed = f"substr({t}, 2, 1) IN ('/', '.', '-') OR substr({t}, 3, 1) IN ('/', '.', '-')"
@@ -1188,8 +1197,17 @@ def _day_first(reader: duckdb.DuckDBPyConnection, raw: str, m: Mapping, texts: d
         return (f"count(*) FILTER (WHERE CASE WHEN {slashed} THEN "
                 f"TRY_CAST(regexp_extract({t}, {pattern}, 1) AS INTEGER) END > 12)")
 
-    items = [f"{over_12(texts[n], 'first')}, {over_12(texts[n], 'second')}" for n in names]
-    row = reader.execute(f"SELECT {', '.join(items)} FROM {raw}").fetchone()
+    return [item for n in names for item in (over_12(texts[n], "first"), over_12(texts[n], "second"))]
+
+
+def _day_first(m: Mapping, names: list[str], row: tuple, european: bool, report: FileReport) -> dict[str, bool]:
+    """Per date column: is `03/06/2024` the 3rd of June? Decided by the values above 12 in that column.
+
+    A column is day-first when some first parts exceed 12 and no second part does; a column with no
+    such value follows the file's other date columns, else the separator (semicolon files are European).
+    """
+    if not names:
+        return {}
     votes = {n: (row[2 * k], row[2 * k + 1]) for k, n in enumerate(names)}
     eu_any = any(eu > 0 and us == 0 for eu, us in votes.values())
     us_any = any(us > 0 and eu == 0 for eu, us in votes.values())
@@ -1213,37 +1231,38 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
              stage_map: dict[str, str], sides_present: set[str], limit: int | None = None,
              step: Callable[[float, str], None] | None = None) -> _Prepared:
     step = step or (lambda _f, _m: None)
-    raw = f"raw_{index}"
+    raw, cells = f"raw_{index}", f"cells_{index}"
     header_warnings = _check_mapping(src, m)
+    pos = {}
+    for i, h in enumerate(src.headers):
+        pos.setdefault(h, i)
+    # Inputs: text (t_*) and typed (i_*) values, once per row.
+    texts = {name: _text_of(inp, pos) for name, inp in m.inputs.items()}
+    date_inputs = [n for n, i in m.inputs.items() if i.kind in (Kind.DATE, Kind.TIMESTAMP)]
+    votes = _day_first_votes(texts, date_inputs)
+    # Facts are aggregates that skip empty values (string_agg, bool_and …), so a blank row, whose every
+    # text is NULL, changes none of them: they are computed over every record, in the read that counts them.
+    fact_names = list(m.facts)
+    as_text = {f"{n}.text": t for n, t in texts.items()}
+    facts_sql = [_fill(m.facts[n], m, as_text) for n in fact_names]
     step(0.0, "reading")
-    structural, structural_lines, footer, lines = _read_raw(reader, src, raw, work, limit)
+    structural, structural_lines, footer, lines, values = _read_raw(reader, src, raw, work, limit,
+                                                                    [*votes, *facts_sql])
     step(0.35, "checking values")
     table = TABLES.get(m.table)
     report = FileReport(file=src.name, table=m.table, source=m.source, label=m.label, encoding=src.encoding,
                         delimiter={"\t": "tab"}.get(src.delimiter, src.delimiter), footer_rows=footer,
                         role="table" if m.table else "side", evidence=list(m.evidence))
     report.warnings.extend(src.notes + header_warnings)
-    rows_raw = reader.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
+    rows_raw = values[0]
     report.rows_read = rows_raw + len(structural)
     if report.rows_read == 0:
         raise LoadError(f"{src.name}: the file has a header but no data rows")
-    pos = {}
-    for i, h in enumerate(src.headers):
-        pos.setdefault(h, i)
-
-    # Inputs: text (t_*) and typed (i_*) values, once per row.
-    texts = {name: _text_of(inp, pos) for name, inp in m.inputs.items()}
-    date_inputs = [n for n, i in m.inputs.items() if i.kind in (Kind.DATE, Kind.TIMESTAMP)]
-    day_first = _day_first(reader, raw, m, texts, date_inputs, src.delimiter == ";", report)
+    day_first = _day_first(m, date_inputs, values[1:1 + len(votes)], src.delimiter == ";", report)
     # An AND chain stops at the first filled cell, so it costs next to nothing on real rows.
     blank = "(" + " AND ".join(f"(c{i} IS NULL OR trim(c{i}) = '')" for i in range(len(src.headers))) + ")"
-    if m.facts:
-        names = list(m.facts)
-        as_text = {f"{n}.text": t for n, t in texts.items()}
-        values = reader.execute(
-            "SELECT " + ", ".join(_fill(m.facts[n], m, as_text) for n in names) + f" FROM {raw} WHERE NOT ({blank})"
-        ).fetchone()
-        facts = dict(zip(names, values, strict=True))
+    if fact_names:
+        facts = dict(zip(fact_names, values[1 + len(votes):], strict=True))
         m = m.refine(m, facts) if m.refine else m
     report.rules.extend(m.rules)
     report.mapping = m.describe()
@@ -1263,7 +1282,15 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     # Raw columns still needed: unmapped ones (kept), and those of multi-column inputs (named in rejects).
     keep = sorted({i for i, _ in extras} | {pos[c] for inp in m.inputs.values() if len(inp.columns) > 1
                                             for c in inp.columns})
-    select = ["rowid + 1 AS __rn", f"{blank} AS __blank", *(f"c{i}" for i in keep)]
+    # Records are numbered by their place in a table that keeps the file's order (`rowid`): the checked
+    # rows' own table, read straight from the file — or, when a side file is joined in (a join does not
+    # keep the order), a table of the text read first.
+    numbered_first = bool(m.joins)
+    source = raw
+    if numbered_first:
+        source = f"{raw}_text"
+        reader.execute(f"CREATE OR REPLACE TEMP TABLE {source} AS SELECT * FROM {raw}")
+    select = [*(["rowid + 1 AS __rn"] if numbered_first else []), f"{blank} AS __blank", *(f"c{i}" for i in keep)]
     # Typed values read the trimmed texts one query level up: named in the same SELECT, DuckDB would
     # repeat a text's trim inside every use (a date's fallbacks name it a dozen times).
     typed: list[str] = []
@@ -1285,9 +1312,7 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     fields = []
     joins = ""
     if m.table == "deals" and "status" not in m.fields:
-        items, join = _status_fields(reader, m, stage_map)
-        fields += items
-        joins += join
+        fields += _status_fields(m, stage_map)
         if m.stage_input:
             typed.append(f"{_stage_key_expr(_q('t_' + m.stage_input))} AS __stage_key")
     for name, f in m.fields.items():
@@ -1379,13 +1404,21 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     outputs = ["f_status", "f___status_source"] if m.table == "deals" and "status" not in m.fields else []
     outputs += [_q("f_" + name) for name in m.fields]
     reader.execute(
-        f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT {', '.join(['__rn', *stored, *outputs])}, __skip, "
+        f"CREATE OR REPLACE TEMP TABLE {cells} AS SELECT "
+        f"{', '.join([*(['__rn'] if numbered_first else []), *stored, *outputs])}, __skip, "
         f"CASE WHEN __skip IS NULL THEN {reason} END AS __why "
         f"FROM (SELECT *, {skip_sql} AS __skip FROM "
         f"(SELECT inp.*, {', '.join(fields)} FROM (SELECT *, {', '.join(typed)} FROM "
-        f"(SELECT {', '.join(select)} FROM {raw})) AS inp{joins}))"
+        f"(SELECT {', '.join(select)} FROM {source})) AS inp{joins}))"
     )
-    reader.execute(f"DROP TABLE IF EXISTS {raw}")
+    reader.execute(f"DROP VIEW IF EXISTS {raw}")
+    reader.execute(f"DROP TABLE IF EXISTS {raw}_text")
+    stored_rows = reader.execute(f"SELECT count(*) FROM {cells}").fetchone()[0]
+    if stored_rows != rows_raw:  # the second read did not see what the first did
+        raise LoadError(f"{src.name}: the file changed while it was read ({rows_raw} records, then {stored_rows}); "
+                        "nothing was loaded — load it again when it is complete")
+    reader.execute(f"CREATE OR REPLACE TEMP VIEW {checked} AS SELECT "
+                   f"{'' if numbered_first else 'rowid + 1 AS __rn, '}* FROM {cells}")
 
     skipped = dict(reader.execute(
         f"SELECT __skip, count(*) FROM {checked} WHERE __skip IS NOT NULL AND __skip <> 'empty row' GROUP BY 1"
@@ -1489,7 +1522,8 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     if kind == "TABLE":
         reader.execute(f"ALTER TABLE {numbered} DROP COLUMN __rn")
         reader.execute(f"ALTER TABLE {numbered} RENAME TO {temp}")
-        reader.execute(f"DROP TABLE IF EXISTS {checked}")
+        reader.execute(f"DROP VIEW IF EXISTS {checked}")
+        reader.execute(f"DROP TABLE IF EXISTS {cells}")
     else:  # the checked rows stay until the load ends: the view reads them
         reader.execute(f"CREATE OR REPLACE TEMP VIEW {temp} AS SELECT * EXCLUDE (__rn) FROM {numbered}")
     return _Prepared(m.table, temp, report, m, src.digest)

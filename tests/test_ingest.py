@@ -351,3 +351,49 @@ def test_the_command_line_prints_the_stages_of_a_load(tmp_path):
     stages = [line for line in run.stderr.splitlines() if line.startswith("[")]
     assert stages[0].endswith("opening deals.csv") and "] writing the workspace" in run.stderr
     assert stages[-1] == "[100%] done" and "[" not in run.stdout.split("\n")[0]
+
+
+def test_rejects_name_their_line_in_a_file_of_many_row_groups(ws, tmp_path):
+    """Record numbers come from the text table's row order (rowid), read by two threads in row groups of
+    122,880: a line past the first groups, after a value with a line break, still names its own line."""
+    lines, expected, line = [HEADER], [], 1
+    for i in range(300_000):
+        line += 1
+        owner, amount, extra = "Ann", "10", ""
+        if i in (0, 150_000, 299_999):
+            amount = "abc"
+            expected.append((line, "amount"))
+        if i == 200_000:
+            owner = '"Ann\nSmith"'  # one record on two lines: every later line number moves by one
+        if i == 250_000:
+            extra = ",surplus"
+            expected.append((line, None))
+        lines.append(f"D{i},A1,{owner},2026-01-05,2026-02-01,Won,won,{amount},new,SMB,Organic{extra}")
+        line += owner.count("\n")
+    path = tmp_path / "deals.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = ingest(ws, [path]).files[0]
+    assert [(r.line, r.column) for r in report.rejected] == sorted(expected)
+    assert report.rows_loaded == 300_000 - 4
+
+
+def test_the_loads_own_database_has_the_workspace_ceilings(ws, tmp_path, monkeypatch):
+    """A load's in-memory DuckDB is capped like a workspace's (DuckDB alone would take 80 % of memory)."""
+    import duckdb
+
+    from kpitree.workspace import DB_MEMORY_LIMIT, DB_THREADS
+
+    real, seen = duckdb.connect, []
+
+    def spy(*args, **kwargs):
+        con = real(*args, **kwargs)
+        if not args:  # in memory: the load's own reader, not the workspace file
+            seen.append(con.execute("SELECT current_setting('memory_limit'), current_setting('threads')").fetchone())
+        return con
+
+    monkeypatch.setattr(duckdb, "connect", spy)
+    ingest(ws, [write(tmp_path, "deals.csv", f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,10,new,SMB,x\n")])
+    assert seen and all(threads <= DB_THREADS for _, threads in seen)
+    limit = real(config={"memory_limit": f"{DB_MEMORY_LIMIT // (1 << 20)}MiB"}).execute(
+        "SELECT current_setting('memory_limit')").fetchone()[0]
+    assert {mem for mem, _ in seen} == {limit}
