@@ -32,8 +32,8 @@ from . import dialect as sql
 from . import health
 from .errors import QueryError
 from .health import Parameter
-from .periods import Period
-from .schema import TABLES
+from .periods import Period, period_containing
+from .schema import TABLES, ColumnType
 
 
 class Kind(StrEnum):
@@ -911,6 +911,37 @@ def journey_metric(steps: Sequence[str], window_days: float | None = None) -> st
     return register(replace(base, name=name, label=label, definition=definition))
 
 
+_IN_PERIOD = re.compile(r"(t\.([a-z_][a-z0-9_]*)|CAST\(t\.[a-z_][a-z0-9_]* AS DATE\)) BETWEEN P\.p_start AND P\.p_(?:end|cut)")
+
+
+def period_join(on: str, table: str, periods: Sequence[Period]) -> str:
+    """`on` (how a source's rows match the periods) with conditions it implies that DuckDB runs fast.
+
+    `X BETWEEN P.p_start AND P.p_end` alone is a range join, which DuckDB runs as a merge or
+    nested-loop join whose work grows with rows × periods. For a source matching rows by one day
+    (a DATE column, or a timestamp's day), two conditions that every matching row already meets
+    are added, so the rows matched are the same:
+    - when every period is a whole calendar period of one grain and X is a DATE column, the
+      equality `date_trunc(grain, X) = P.p_start`, run as a hash join (new business ARR over 18
+      months: 0.23 → 0.05 s of CPU at 1M deals, 1.7 → 0.4 s at 10M; benchmarks/bench_scale.py);
+    - the constant range from the first period's start to the last one's end, checked while the
+      table is read (feature adoption over two months of 10M events: 0.43 → 0.21 s of CPU).
+    Any other join condition is returned as it is.
+    """
+    found = _IN_PERIOD.fullmatch(on)
+    if found is None or not periods or table not in TABLES:
+        return on
+    day, column = found.group(1), found.group(2)
+    first, last = min(p.start for p in periods), max(p.end for p in periods)
+    parts = [on, f"{day} BETWEEN {sql.date_literal(first)} AND {sql.date_literal(last)}"]
+    grains = {p.grain for p in periods}
+    is_date = column is not None and column in TABLES[table].column_names and \
+        TABLES[table].column(column).type is ColumnType.DATE
+    if is_date and len(grains) == 1 and all(period_containing(p.start, p.grain) == p for p in periods):
+        parts.insert(0, f"CAST(date_trunc('{next(iter(grains)).value}', {day}) AS DATE) = P.p_start")
+    return " AND ".join(parts)
+
+
 _WORD = re.compile(r"\b[a-z_][a-z0-9_]*\b")
 
 
@@ -963,7 +994,8 @@ def build_batch_sql(q: MetricQuery, names: Sequence[str]) -> tuple[str, list[Any
         if unsplit:
             # A split on an exempt column: this source's totals stand beside every segment.
             where = filter_sql(qt, table, params)
-            inner = f"SELECT P.pkey, {', '.join(cols)} FROM P JOIN {table} AS t ON {on} WHERE {where} GROUP BY P.pkey"
+            inner = (f"SELECT P.pkey, {', '.join(cols)} FROM P JOIN {table} AS t ON {period_join(on, table, q.periods)} "
+                     f"WHERE {where} GROUP BY P.pkey")
             m = group_metric[key]
             qm = _filters_for(q, m.table)
             dim, join = dimension_sql(qm, m.table)
@@ -975,7 +1007,7 @@ def build_batch_sql(q: MetricQuery, names: Sequence[str]) -> tuple[str, list[Any
         where = filter_sql(qt, table, params)
         selects.append(
             f"SELECT P.pkey, {dim} AS segment, {', '.join(cols)} "
-            f"FROM P JOIN {table} AS t ON {on}{join} WHERE {where} GROUP BY P.pkey, {dim}"
+            f"FROM P JOIN {table} AS t ON {period_join(on, table, q.periods)}{join} WHERE {where} GROUP BY P.pkey, {dim}"
         )
     sums = ", ".join(f"sum({a}) AS {a}" for a in aliases)
     values = []
