@@ -399,6 +399,7 @@ class _Source:
     encoding: str
     digest: str = ""
     notes: list[str] = field(default_factory=list)
+    lines: tuple[Path, int] | None = None  # (file, its physical lines), counted while hashing it
 
 
 def _open_all(paths: list[Path], work: Path, progress: Progress | None = None) -> list[_Source]:
@@ -706,19 +707,24 @@ def _normalise_newlines(path: Path, work: Path) -> Path:
     return out
 
 
-def _digest(path: Path, name: str) -> str:
+def _digest(path: Path, name: str, count: list[int] | None = None) -> str:
     """The content hash (append mode skips a file loaded before), checking every byte for NUL on the way.
 
     The binary check at opening sees the first 256 KB only; a NUL further on would load as part of a
     value (and truncate it in some programs), so it refuses the file here, naming its line."""
     h = hashlib.blake2b(digest_size=16)
-    offset = 0
+    offset, lines, last = 0, 0, b"\n"
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 22):
             h.update(chunk)
             if (nul := chunk.find(b"\x00")) >= 0:
                 _refuse_nul(path, name, offset + nul)
             offset += len(chunk)
+            if count is not None:  # the line count `_Lines` needs, without reading the file again
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+    if count is not None:
+        count.append(lines + (last != b"\n"))
     return h.hexdigest()
 
 
@@ -962,12 +968,15 @@ class _Lines:
 
     def _is_simple(self) -> bool:
         if self._simple is None:
-            lines, last = 0, b"\n"
-            with open(self.src.path, "rb") as fh:
-                while chunk := fh.read(1 << 22):
-                    lines += chunk.count(b"\n")
-                    last = chunk[-1:]
-            lines += last != b"\n"
+            if self.src.lines is not None and self.src.lines[0] == self.src.path:
+                lines = self.src.lines[1]  # counted while hashing (the file read is the one hashed)
+            else:
+                lines, last = 0, b"\n"
+                with open(self.src.path, "rb") as fh:
+                    while chunk := fh.read(1 << 22):
+                        lines += chunk.count(b"\n")
+                        last = chunk[-1:]
+                lines += last != b"\n"
             self._simple = self.records is not None and lines == self.records + 1
         return self._simple
 
@@ -1937,7 +1946,9 @@ def ingest(
                 src = sources[i]
                 base, span = 0.15 + 0.7 * k / len(order), 0.7 / len(order)
                 progress(base, f"reading {src.name} ({k + 1} of {len(order)})")
-                src.digest = _digest(src.path, src.name)
+                counted: list[int] = []
+                src.digest = _digest(src.path, src.name, counted)
+                src.lines = (src.path, counted[0])
                 if plan[i].ignore:
                     m = plan[i]
                     why = "not loaded — " + (m.label.split(": ", 1)[1] if m.source == "not_data" else m.label)
