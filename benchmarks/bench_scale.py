@@ -476,6 +476,7 @@ def plot(results: list[dict], path: Path) -> Path:
     chart = alt.hconcat(seconds, memory).properties(
         title=f"KPI Tree at scale — {', '.join(r['size'] for r in results)} (deals:events), "
               f"{date.today().isoformat()}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         import vl_convert  # noqa: F401
     except ImportError:
