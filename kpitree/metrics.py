@@ -266,10 +266,12 @@ _add(Metric("win_rate", "Win rate", Kind.RATIO, "percent", "higher",
             "Won deals / (won + lost deals), by close_date in P.",
             (_deals(CLOSED_IN_P, won=_count(WON), decided=_count(DECIDED)),),
             sql.safe_div("won", "decided"), ratio=("won", "decided")))
+# A won deal whose export left the amount blank is of unknown size, not a $0 deal: the mean is over
+# the won deals that have an amount (on complete data the same as over all won deals).
 _add(Metric("avg_deal_size", "Average deal size", Kind.RATIO, "money", "higher",
-            "Mean amount of won deals closed in P.",
-            (_deals(CLOSED_IN_P, amount=_sum("t.amount", WON), won=_count(WON)),),
-            sql.safe_div("amount", "won"), ratio=("amount", "won")))
+            "Mean amount of won deals closed in P (those with an amount).",
+            (_deals(CLOSED_IN_P, amount=_sum("t.amount", WON), priced=_count(WON + " AND t.amount IS NOT NULL")),),
+            sql.safe_div("amount", "priced"), ratio=("amount", "priced")))
 _add(Metric("sales_cycle_days", "Sales cycle", Kind.RATIO, "days", "lower",
             "Mean days from created_date to close_date of won deals closed in P.",
             (_deals(CLOSED_IN_P, days=_sum(sql.days_between("t.created_date", "t.close_date"), WON), won=_count(WON)),),
@@ -1100,7 +1102,7 @@ FORMULAS: dict[str, str] = {
     "new_business_arr": "Σ amount | won, new, close_date ∈ P", "expansion_arr": "Σ amount | won, expansion, close_date ∈ P",
     "new_arr": "new_business_arr + expansion_arr", "renewal_arr": "Σ amount | won, renewal, close_date ∈ P",
     "won_deals": "#{won, close_date ∈ P}", "closed_deals": "#{won or lost, close_date ∈ P}",
-    "win_rate": "won_deals / closed_deals", "avg_deal_size": "Σ amount(won) / won_deals",
+    "win_rate": "won_deals / closed_deals", "avg_deal_size": "Σ amount(won) / won deals with an amount",
     "sales_cycle_days": "Σ (close_date − created_date)(won) / won_deals",
     "opportunities_created": "#{created_date ∈ P}",
     "open_pipeline": "Σ amount | created_date ≤ start(P), open at start(P)",

@@ -273,8 +273,9 @@ def _deal_notes(m: Mapping) -> tuple[Note, ...]:
     notes = []
     if "amount" in m.inputs:
         notes.append(Note("{amount.text} IS NULL",
-                          f"{{n}} deal(s) have no value in {m.inputs['amount'].label!r}: counted with amount 0 "
-                          "(first on line {line})"))
+                          f"{{n}} deal(s) have no value in {m.inputs['amount'].label!r}: loaded without an "
+                          "amount, so sums and averages of amounts leave them out (a blank is unknown, not "
+                          "$0; counts and rates still include them) (first on line {line})"))
     return tuple(notes)
 
 
@@ -336,7 +337,7 @@ def _hubspot(h: Headers, sides: set[str]) -> Mapping:
         "created_date": Field("{created}", "created"),
         "close_date": Field("{closed}", "closed"),
         "stage": Field("{stage}", "stage"),
-        "amount": Field("COALESCE({amount}, 0)", "amount"),
+        "amount": Field("{amount}", "amount"),
         "deal_type": Field("{deal_type}", "deal_type"),
         "segment": Field("{segment}", "segment"),
         "channel": Field("{channel}", "channel"),
@@ -403,7 +404,7 @@ def _salesforce(h: Headers, sides: set[str]) -> Mapping:
         "created_date": Field("{created}", "created"),
         "close_date": Field("{closed}", "closed"),
         "stage": Field("{stage}", "stage"),
-        "amount": Field("COALESCE({amount}, 0)", "amount"),
+        "amount": Field("{amount}", "amount"),
         "deal_type": Field("{deal_type}", "deal_type"),
         "segment": Field("{segment}", "segment"),
         "channel": Field("{channel}", "channel"),
@@ -614,7 +615,7 @@ def _pipedrive(h: Headers, sides: set[str]) -> Mapping:
         "owner": Field("{owner}", "owner"),
         "created_date": Field("{created}", "created"),
         "stage": Field("{stage}", "stage"),
-        "amount": Field("COALESCE({amount}, 0)", "amount"),
+        "amount": Field("{amount}", "amount"),
         "deal_type": Field("{deal_type}", "deal_type"),
         "segment": Field("{segment}", "segment"),
         "channel": Field("{channel}", "channel"),
@@ -759,8 +760,8 @@ def _crm_pipeline(h: Headers, sides: set[str]) -> Mapping:
         "close_date": Field("{closed}", "closed"),
         "stage": Field("{stage}", "stage"),
         # Only won deals carry a value; open and lost ones are priced at their product's list price.
-        "amount": Field("CASE WHEN {=status} = 'won' THEN COALESCE({close_value}, 0) "
-                        "ELSE COALESCE(p.list_price, {close_value}, 0) END", "close_value"),
+        "amount": Field("CASE WHEN {=status} = 'won' THEN {close_value} "
+                        "ELSE COALESCE(p.list_price, {close_value}) END", "close_value"),
         "deal_type": Field("'new'"),
         "segment": Field("a.segment"),
         "industry": Field("a.industry"),
