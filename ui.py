@@ -148,6 +148,18 @@ def _cached_spec(key: tuple, _build: Callable[[], object]) -> dict:
     return arrow_datasets(spec_of(_build()))
 
 
+@st.cache_data(show_spinner=False, max_entries=512)
+def _cached_value(key: tuple, _build: Callable[[], object]):
+    return _build()
+
+
+def cached_value(key: tuple[Hashable, ...], build: Callable[[], object]):
+    """`build()`, computed once per `key` (a `view_key` plus what else it depends on) and handed to
+    each run as its own copy: the panel's per-node tables (segment frames, their display) cost a
+    few milliseconds of pandas on every rerun otherwise."""
+    return _cached_value(key, build)
+
+
 def cached_chart(key: tuple[Hashable, ...], build: Callable[[], object], chart_key: str, **kwargs):
     """Draws the chart `build()` makes, built (with its data queries) and serialised once per `key`.
 

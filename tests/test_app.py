@@ -285,3 +285,36 @@ def test_definitions_opens_on_the_metric_of_the_node_in_view(app):
     at.switch_page("views/3_Definitions.py").run()
     assert not failures(at)
     assert at.selectbox(key="def_metric").value == "win_rate"
+
+
+def test_a_click_back_on_a_node_builds_none_of_its_charts_again(app, monkeypatch):
+    """Charts are built once per view (workspace data, tree file, node, period, baseline, split):
+    coming back to a node sends the kept specs, and draws the same charts."""
+    import kpitree.charts
+    import kpitree.charts_usage
+
+    built: list[str] = []
+    for module, name in ((kpitree.charts, "trend_chart"), (kpitree.charts, "segment_chart"),
+                         (kpitree.charts, "waterfall_chart"), (kpitree.charts_usage, "cohort_chart")):
+        original = getattr(module, name)
+
+        def counting(*args, _original=original, _name=name, **kwargs):
+            built.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counting)
+    at = app.run()
+    at = click_node(at, "new_business_arr")
+    first = panel_charts(at)
+    at = click_node(at, "logo_churn_rate")
+    before = len(built)
+    at = click_node(at, "new_business_arr")
+    assert not failures(at)
+    assert len(built) == before  # nothing rebuilt
+    assert panel_charts(at) == first and len(first) >= 3  # trend, waterfall, segments
+
+
+def panel_charts(at: AppTest) -> list[tuple[str, list[bytes]]]:
+    """The panel's charts (all but the tree) as sent: spec and datasets."""
+    return [(e.proto.spec, [d.data.data for d in e.proto.datasets]) for e in at.main
+            if e.type == "vega_lite_chart" and '"node"' not in e.proto.spec]

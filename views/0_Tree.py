@@ -508,14 +508,16 @@ def _segments(engine, tree, node, res, period, versus, result, view: tuple) -> t
                 "channel) to see who and where.")
         return None
     dim = st.radio("Split by", dims, key=f"dim_{node.id}", horizontal=True, format_func=md)  # column names
-    frame = segment_frame(result, dim) if result is not None else None
+    frame = ui.cached_value((*view, "segment_frame", dim), lambda: segment_frame(result, dim)) \
+        if result is not None else None
     gain = result is not None and is_gain(result.direction, result.gap)
     if frame is not None and not frame.empty:
         # the explanation's own comparison: the chart agrees with the sentences above, and a segment is
         # coloured exactly when the explanation names it (`explains`)
         table, worst = frame, [s for s, e in zip(frame["segment"], frame["explains"], strict=True) if e]
         st.caption(_segment_baseline(result, period, versus, dim, marked=bool(worst), gain=gain))
-        shown = segment_display(result, dim)  # the same rows, formatted and named for what they are
+        # the same rows, formatted and named for what they are
+        shown = ui.cached_value((*view, "segment_display", dim), lambda: segment_display(result, dim))
     else:
         gain = False
         baseline = baseline_period(period, versus)
