@@ -696,7 +696,8 @@ def node_form(t: Tree, by_node: dict, engine=None) -> None:
 
     st.selectbox("Node", ids, key="b_node", format_func=label_of, on_change=select_node)
     n = t.node(S["b_node"])
-    c = st.columns([1, 1, 1, 1])
+    # two by two: four buttons in a row of the editor's column were cut to "Add …" at 1280 px
+    c = st.columns(2) + st.columns(2)
     c[0].button("Add child", key="b_add", on_click=add_child, width="stretch")
     c[1].button("Remove", key="b_remove", on_click=remove, width="stretch")
     c[2].button("↑ Earlier", key="b_up", on_click=reorder, args=(-1,), width="stretch",
@@ -712,7 +713,7 @@ def node_form(t: Tree, by_node: dict, engine=None) -> None:
     c[0].text_input("Label", key="b_label", on_change=edit, args=("label",), max_chars=MAX_LABEL)
     c[1].text_input("Id", key="b_id", on_change=edit, args=("id",), help="lower_snake_case, unique in the tree",
                     max_chars=64)
-    c = st.columns(3)
+    c = st.columns(2)
     c[0].selectbox("Level", list(LEVELS), key="b_level", on_change=edit, args=("level",))
     parents = [NO_PARENT] if t.parent_of(n.id) is None else b.parent_choices(t, n.id)
     c[1].selectbox(
@@ -723,8 +724,8 @@ def node_form(t: Tree, by_node: dict, engine=None) -> None:
         args=("parent",),
         disabled=t.parent_of(n.id) is None,
     )
-    c[2].text_input("Owner", key="b_owner", on_change=edit, args=("owner",), placeholder="who owns this number?",
-                    max_chars=MAX_LABEL)
+    st.text_input("Owner", key="b_owner", on_change=edit, args=("owner",), placeholder="who owns this number?",
+                  max_chars=MAX_LABEL)
 
     st.radio(
         "Metric",

@@ -1,0 +1,64 @@
+"""Every page other than the tree, in Chromium at the narrowest and widest supported widths: it opens
+without an error box, nothing in its tables, buttons or metrics is cut off, and a screenshot of it
+is kept (tests/artifacts/page_<name>_<width>.png) for a person to look at."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import ARTIFACTS
+
+PAGES = {"Upload": "Upload data", "Builder": "Live preview", "Definitions": "Metric definitions",
+         "Workspaces": "Workspaces"}
+WIDTHS = [1280, 1920]
+
+CLIPPED = """() => {
+  const out = [];
+  const main = document.querySelector('[data-testid="stMain"]');
+  const over = (e) => e.scrollWidth > e.clientWidth + 1;
+  const say = (kind, e) => out.push(kind + ': ' + (e.innerText || e.textContent || '').trim().slice(0, 60));
+  main.querySelectorAll('[data-testid="stTable"] th, [data-testid="stTable"] td').forEach(e => over(e) && say('table cell', e));
+  main.querySelectorAll('button').forEach(b => {
+    const inner = b.querySelector('[data-testid="stMarkdownContainer"]') || b;
+    if (b.offsetParent !== null && (over(b) || over(inner))) say('button', b);
+  });
+  main.querySelectorAll('[data-testid="stMetricValue"], [data-testid="stMetricLabel"]').forEach(e => {
+    const inner = e.querySelector('div') || e;
+    if (over(e) || over(inner)) say('metric', e);
+  });
+  main.querySelectorAll('[data-testid="stVegaLiteChart"]').forEach(c => {
+    const svg = c.querySelector('svg');
+    if (svg && svg.getBoundingClientRect().right > c.getBoundingClientRect().right + 1) say('chart wider than its column', c);
+  });
+  return out;
+}"""
+
+
+def settle(page, text: str, timeout: float = 60.0) -> None:
+    page.get_by_text(text).first.wait_for(timeout=timeout * 1000)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and page.locator("[data-testid='stStatusWidget']").count():
+        page.wait_for_timeout(200)
+    page.wait_for_timeout(800)
+
+
+@pytest.mark.flaky(reruns=1)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_page_opens_whole_at_each_width(browser, app_url, width):
+    context = browser.new_context(viewport={"width": width, "height": 1000})
+    page = context.new_page()
+    problems: dict[str, list[str]] = {}
+    try:
+        for name, marker in PAGES.items():
+            page.goto(f"{app_url}/{name}?ws=demo")
+            settle(page, marker)
+            page.screenshot(path=str(ARTIFACTS / f"page_{name.lower()}_{width}.png"), full_page=True)
+            body = page.inner_text("body")
+            assert "unexpected problem" not in body and "Traceback" not in body, name
+            found = page.evaluate(CLIPPED)
+            if found:
+                problems[name] = found
+    finally:
+        context.close()
+    assert not problems, problems
