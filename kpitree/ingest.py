@@ -50,6 +50,14 @@ except ImportError:  # Windows
 
 from .detect import TableFit, best_fit, fit_table, has_dates, not_data, not_needed
 from .errors import LoadError
+from .normalise import (
+    COMMA_DECIMAL_CURRENCIES,
+    NumberFormat,
+    currency_code,
+    lookup,
+    number_format,
+    plan_merges,
+)
 from .plain import csv_text
 from .schema import TABLES, ColumnType
 from .vendors import (
@@ -268,11 +276,13 @@ def _timestamp_expr(v: str, day_first: bool) -> str:
     return f"COALESCE({_iso(v, 'TIMESTAMP')}, CAST({_date_expr(v, day_first)} AS TIMESTAMP))"
 
 
-def _number_expr(v: str) -> str:
+def _number_expr(v: str, european: bool = False) -> str:
     """Currency symbols or codes, spaces, thousands separators, decimal commas and (negatives).
 
     Anything else (letters, a `k` suffix, two numbers) makes the value unreadable, so it is
-    rejected with its line rather than read as a different number.
+    rejected with its line rather than read as a different number. A value that could be either
+    form (3.400, 3,400) is decided by its own currency when that is a comma-decimal one (€3.400 is
+    3,400) and otherwise by the column's majority form (`european`, from `_money_votes`).
     """
     code = "([A-Za-z]{3}|kr|Kr|zł|Kč|Ft|Fr\\.?)"  # USD, EUR, kr, zł … before or after the number
     bare = (f"regexp_replace(regexp_replace(regexp_replace({v}, '\\.-$', ''), '^{code}\\s*|\\s*{code}$', ''), "
@@ -290,8 +300,14 @@ def _number_expr(v: str) -> str:
         f"  (CASE WHEN regexp_matches({digits}, '^\\d{{1,3}}(,\\d{{3}})+$') THEN {us} "
         f"   ELSE replace({digits}, ',', '.') END) "
         f"WHEN regexp_matches({digits}, '^\\d{{1,3}}(\\.\\d{{3}}){{2,}}$') THEN replace({digits}, '.', '') "
+        f"WHEN regexp_full_match({digits}, '\\d{{1,3}}\\.\\d{{3}}') AND "
+        f"({'true' if european else 'false'} OR regexp_matches({v}, {_lit(EU_SYMBOL_RE)})) "
+        f"THEN replace({digits}, '.', '') "
         f"ELSE {digits} END"
     )
+    if european:  # 3,400 in a column written 1.234,50 is three point four
+        choose = (f"CASE WHEN regexp_full_match({digits}, '\\d{{1,3}},\\d{{3}}') THEN replace({digits}, ',', '.') "
+                  f"ELSE {choose} END")
     # A real amount is short: 40 characters cannot overflow a double, so the slow path is always finite.
     slow = (f"CASE WHEN {ok} AND length({bare}) <= 40 THEN (CASE WHEN {neg} THEN -1 ELSE 1 END) * "
             f"TRY_CAST({choose} AS DOUBLE) END")
@@ -300,7 +316,44 @@ def _number_expr(v: str) -> str:
     fast = f"TRY_CAST({v} AS DOUBLE)"
     # A CASE, not COALESCE(fast, slow): DuckDB hoists the slow path's repeated parts (three regex
     # replaces) out of a COALESCE and runs them on every value; a CASE's ELSE runs only where it is needed.
+    if european:  # DuckDB reads 3.400 as 3.4: in a European column it is a thousands group
+        return (f"CASE WHEN isfinite({fast}) AND NOT regexp_full_match({v}, '[-+]?\\d{{1,3}}\\.\\d{{3}}') "
+                f"THEN {fast} ELSE {slow} END")
     return f"CASE WHEN isfinite({fast}) THEN {fast} ELSE {slow} END"
+
+
+# Which form a money column is written in (see `_money_votes`); RE2 patterns over the trimmed text.
+EU_SYMBOL_RE = "(" + "|".join(re.escape(c) if not c.isascii() else f"\\b{c}\\b" for c in COMMA_DECIMAL_CURRENCIES) + ")"
+US_FORM_RE = r"\d,\d{3}\.\d|\d\.\d{1,2}([^\d.,]|$)|\d,\d{3},\d{3}"
+EU_FORM_RE = r"\d\.\d{3},\d|\d,\d{1,2}([^\d.,]|$)|\d\.\d{3}\.\d{3}"
+AMBIGUOUS_DOT_RE = r"^[^\d]*\d{1,3}\.\d{3}[^\d.,]*$"
+AMBIGUOUS_COMMA_RE = r"^[^\d]*\d{1,3},\d{3}[^\d.,]*$"
+CURRENCY_RE = r"([$€£¥₹₩₽₺₴]|zł|Kč|\bkr\b|\bFt\b|\b[A-Z]{3}\b)"
+
+
+def _currency_expr(t: str) -> str:
+    """The value's currency symbol or code as written (NULL for a plain number: no regex on those)."""
+    return (f"CASE WHEN TRY_CAST({t} AS DOUBLE) IS NULL THEN "
+            f"NULLIF(regexp_extract({t}, {_lit(CURRENCY_RE)}, 1), '') END")
+
+
+def _money_votes(texts: dict[str, str], names: list[str]) -> list[str]:
+    """Per number column five aggregates: values in US form, in European form, ambiguous `3.400`
+    (no comma-decimal currency on it), ambiguous `3,400`, and the distinct currencies written."""
+    out = []
+    for n in names:
+        t = texts[n]
+        sep = f"(contains({t}, '.') OR contains({t}, ','))"
+        eu_dot = (f"regexp_matches({t}, {_lit(AMBIGUOUS_DOT_RE)}) AND regexp_matches({t}, {_lit(EU_SYMBOL_RE)})")
+        out += [
+            f"count(*) FILTER (WHERE {sep} AND regexp_matches({t}, {_lit(US_FORM_RE)}))",
+            f"count(*) FILTER (WHERE {sep} AND (regexp_matches({t}, {_lit(EU_FORM_RE)}) OR ({eu_dot})))",
+            f"count(*) FILTER (WHERE contains({t}, '.') AND regexp_matches({t}, {_lit(AMBIGUOUS_DOT_RE)}) "
+            f"AND NOT regexp_matches({t}, {_lit(EU_SYMBOL_RE)}))",
+            f"count(*) FILTER (WHERE contains({t}, ',') AND regexp_matches({t}, {_lit(AMBIGUOUS_COMMA_RE)}))",
+            f"list(DISTINCT {_currency_expr(t)}) FILTER (WHERE {_currency_expr(t)} IS NOT NULL)",
+        ]
+    return out
 
 
 _TRUE = ("true", "t", "yes", "y", "1", "x", "won", "closed")
@@ -355,7 +408,7 @@ _EXAMPLES = {
 }
 
 
-def _typed_expr(inp: Input, t: str, day_first: bool) -> str:
+def _typed_expr(inp: Input, t: str, day_first: bool, european: bool = False) -> str:
     match inp.kind:
         case Kind.TEXT:
             return t
@@ -364,7 +417,7 @@ def _typed_expr(inp: Input, t: str, day_first: bool) -> str:
         case Kind.TIMESTAMP:
             return _timestamp_expr(t, day_first)
         case Kind.NUMBER:
-            return _number_expr(t)
+            return _number_expr(t, european)
         case Kind.INTEGER:
             return f"TRY_CAST(round({_number_expr(t)}) AS BIGINT)"
         case Kind.BOOL:
@@ -1236,6 +1289,75 @@ def _day_first(m: Mapping, names: list[str], row: tuple, european: bool, report:
     return out
 
 
+@dataclass
+class _Money:
+    """What the first read found in one number column (`_money_votes`), and the form it is read in."""
+
+    form: NumberFormat
+    us: int
+    eu: int
+    ambiguous_dot: int
+    ambiguous_comma: int
+    currencies: list[str]
+    default_european: bool
+
+
+def _number_formats(m: Mapping, names: list[str], row: tuple, european: bool,
+                    report: FileReport) -> dict[str, _Money]:
+    """Per number column, its majority form (US 1,234.50 or European 1.234,50)."""
+    out: dict[str, _Money] = {}
+    for k, n in enumerate(names):
+        us, eu, dot, comma, currencies = row[5 * k:5 * k + 5]
+        form = number_format(int(us), int(eu), default_european=european)
+        out[n] = _Money(form, int(us), int(eu), int(dot), int(comma), sorted(currencies or []), european)
+        if form.european and form.decided:
+            report.rules.append(f"{m.inputs[n].label!r}: amounts are written the European way (1.234,50): "
+                                f"{eu} value(s) show it")
+    return out
+
+
+def _money_notes(reader: duckdb.DuckDBPyConnection, checked: str, inp: Input, t: str, money: _Money,
+                 line_of: Callable[[int], int | None], report: FileReport) -> None:
+    """Warnings with line numbers for a number column whose values are not all read one certain way."""
+    label = inp.label
+    form = money.form
+    rows = "__skip IS NULL"
+    if len({currency_code(c) for c in money.currencies}) > 1:
+        found = reader.execute(
+            f"SELECT cur, min(__rn) FROM (SELECT {_currency_expr(t)} AS cur, __rn FROM {checked} WHERE {rows}) "
+            "WHERE cur IS NOT NULL GROUP BY 1").fetchall()
+        first: dict[str, int] = {}
+        for cur, rn in found:
+            code = currency_code(cur)
+            first[code] = min(first.get(code, rn), rn)
+        named = ", ".join(f"{c} (first on line {line_of(rn)})" for c, rn in sorted(first.items(), key=lambda x: x[1]))
+        report.warnings.append(f"{label!r} mixes currencies — {named}: amounts in several currencies "
+                               "are added as they are: convert them first or load one currency per workspace")
+    if form.mixed:
+        report.warnings.append(f"{label!r}: {money.us} value(s) are written the US way (1,234.50) and {money.eu} "
+                               "the European way (1.234,50); each was read by its own form")
+    way = "the European way" if form.european else "the US way"
+    why = (f"like the rest of the column ({money.eu if form.european else money.us} value(s) show it)" if form.decided
+           else "as no value in the column shows its form" + (" (the file is semicolon-separated)"
+                                                             if money.default_european else ""))
+    checks = []
+    if money.ambiguous_dot:
+        checks.append(AMBIGUOUS_DOT_RE)
+    if money.ambiguous_comma and (form.european or money.eu or money.default_european):
+        checks.append(AMBIGUOUS_COMMA_RE)
+    for pattern in checks:
+        n, rn, example = reader.execute(
+            f"SELECT count(*), min(__rn), arg_min({t}, __rn) FROM {checked} WHERE {rows} AND "
+            f"regexp_matches({t}, {_lit(pattern)}) AND NOT regexp_matches({t}, {_lit(EU_SYMBOL_RE)})").fetchone()
+        if not n:
+            continue
+        value = reader.execute(f"SELECT {_number_expr('$1', form.european)}", [example]).fetchone()[0]
+        shown = f"{value:,.2f}".rstrip("0").rstrip(".") if value is not None else "unreadable"
+        report.warnings.append(
+            f"{label!r}: {n} value(s) such as {example!r} (first on line {line_of(rn)}) could be read either way; "
+            f"read {way} {why}: {example} = {shown} — check them")
+
+
 def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index: int, work: Path,
              stage_map: dict[str, str], sides_present: set[str], limit: int | None = None,
              step: Callable[[float, str], None] | None = None) -> _Prepared:
@@ -1249,6 +1371,8 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     texts = {name: _text_of(inp, pos) for name, inp in m.inputs.items()}
     date_inputs = [n for n, i in m.inputs.items() if i.kind in (Kind.DATE, Kind.TIMESTAMP)]
     votes = _day_first_votes(texts, date_inputs)
+    number_inputs = [n for n, i in m.inputs.items() if i.kind is Kind.NUMBER]
+    money_votes = _money_votes(texts, number_inputs)
     # Facts are aggregates that skip empty values (string_agg, bool_and …), so a blank row, whose every
     # text is NULL, changes none of them: they are computed over every record, in the read that counts them.
     fact_names = list(m.facts)
@@ -1256,7 +1380,7 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     facts_sql = [_fill(m.facts[n], m, as_text) for n in fact_names]
     step(0.0, "reading")
     structural, structural_lines, footer, lines, values = _read_raw(reader, src, raw, work, limit,
-                                                                    [*votes, *facts_sql])
+                                                                    [*votes, *money_votes, *facts_sql])
     step(0.35, "checking values")
     table = TABLES.get(m.table)
     report = FileReport(file=src.name, table=m.table, source=m.source, label=m.label, encoding=src.encoding,
@@ -1268,10 +1392,13 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     if report.rows_read == 0:
         raise LoadError(f"{src.name}: the file has a header but no data rows")
     day_first = _day_first(m, date_inputs, values[1:1 + len(votes)], src.delimiter == ";", report)
+    money_start = 1 + len(votes)
+    formats = _number_formats(m, number_inputs, values[money_start:money_start + len(money_votes)],
+                              src.delimiter == ";", report)
     # An AND chain stops at the first filled cell, so it costs next to nothing on real rows.
     blank = "(" + " AND ".join(f"(c{i} IS NULL OR trim(c{i}) = '')" for i in range(len(src.headers))) + ")"
     if fact_names:
-        facts = dict(zip(fact_names, values[1 + len(votes):], strict=True))
+        facts = dict(zip(fact_names, values[1 + len(votes) + len(money_votes):], strict=True))
         m = m.refine(m, facts) if m.refine else m
     report.rules.extend(m.rules)
     report.mapping = m.describe()
@@ -1315,7 +1442,8 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
         totals = f"{_q('t_' + key_input)} IS NULL AND regexp_matches({first}, '^\\s*(grand )?totals?\\b')"
     for name, inp in m.inputs.items():
         select.append(f"{texts[name]} AS {_q('t_' + name)}")
-        typed.append(f"{_typed_expr(inp, _q('t_' + name), day_first.get(name, False))} AS {_q('i_' + name)}")
+        european = formats[name].form.european if name in formats else False
+        typed.append(f"{_typed_expr(inp, _q('t_' + name), day_first.get(name, False), european)} AS {_q('i_' + name)}")
 
     # Fields: the output columns, computed from inputs (and side tables) in order.
     fields = []
@@ -1406,7 +1534,7 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     lenient = {n for n, i in m.inputs.items() if i.kind is Kind.ENUM and i.lenient}
     stored = [f"c{i}" for i, _ in extras]
     for name in m.inputs:
-        if name == m.stage_input or name in lenient or f"{name}.text" in refs:
+        if name == m.stage_input or name in lenient or f"{name}.text" in refs or name in formats:
             stored.append(_q("t_" + name))
         if name in lenient or name in refs:
             stored.append(_q("i_" + name))
@@ -1462,6 +1590,8 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
                                   ).fetchall()
 
     line_of = lines.row_mapper(structural_lines)
+    for name, fmt in formats.items():
+        _money_notes(reader, checked, m.inputs[name], _q("t_" + name), fmt, line_of, report)
     rejected = list(structural)
     for rn, column, why, value in value_rejects:
         rejected.append(RejectedRow(line_of(rn), column, why, value))
@@ -1486,10 +1616,13 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     # The rows to load: canonical columns in canonical types, then extra fields, then unmapped columns.
     out_cols: list[str] = []
     names: set[str] = set()
+    dup_filter = f" AND __rn NOT IN (SELECT __rn FROM {dups})" if key_col and dup_count else ""
+    merged = _dimension_merges(reader, checked, good + dup_filter, _mergeable(table, m, extras), report)
     if table is not None:
         for col in table.columns:
             src_sql = f"f_{col.name}" if col.name in m.fields or (col.name == "status" and m.table == "deals") else None
-            out_cols.append(f"CAST({_q(src_sql) if src_sql else 'NULL'} AS {col.type.sql_type}) AS {_q(col.name)}")
+            value = merged.get(col.name) or (_q(src_sql) if src_sql else "NULL")
+            out_cols.append(f"CAST({value} AS {col.type.sql_type}) AS {_q(col.name)}")
             names.add(col.name)
             if col.name not in report.mapping and not col.required:
                 report.missing_optional_columns.append(col.name)
@@ -1498,11 +1631,11 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
             out_cols.append(f"{_q('f_' + name)} AS {_q(name)}")
             names.add(name)
     for i, n in extras:
-        out_cols.append(f"NULLIF(trim(c{i}), '') AS {_q(n)}")
+        value = merged.get(n) or f"NULLIF(trim(c{i}), '')"
+        out_cols.append(f"{value} AS {_q(n)}")
     report.extra_columns = [n for _, n in extras]
     step(0.8, "collecting the rows to load")
     temp, numbered = f"good_{index}", f"numbered_{index}"
-    dup_filter = f" AND __rn NOT IN (SELECT __rn FROM {dups})" if key_col and dup_count else ""
     # The rows to load are a view over the checked rows, not a copy: the swap writes them into the
     # workspace straight from there (a copy cost a third of the load's writing). A leads file is
     # changed in place later (`_link_leads_to_deals`) and a side file is joined into others: those
@@ -1536,6 +1669,55 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     else:  # the checked rows stay until the load ends: the view reads them
         reader.execute(f"CREATE OR REPLACE TEMP VIEW {temp} AS SELECT * EXCLUDE (__rn) FROM {numbered}")
     return _Prepared(m.table, temp, report, m, src.digest)
+
+
+# Dimension columns whose spellings are merged (`normalise.plan_merges`): labels a chart splits by. Never
+# people (owner, csm: two people may share a name), ids, or columns with a fixed set of values (deal_type).
+MERGED_DIMENSIONS = ("segment", "channel", "plan", "industry")
+# Unmapped columns kept as text that are labels of the same kind (a `country` or `region` column).
+MERGED_EXTRA = re.compile(r"(^|_)(country|region|territory|market|geo|plan|tier|segment|channel|industry)(_|$)")
+MAX_MERGE_VALUES = 5000  # more distinct values than this is free text, not a dimension: left alone
+
+
+def _mergeable(table, m: Mapping, extras: list[tuple[int, str]]) -> dict[str, str]:
+    """Output column → the SQL of its text, for the columns whose spellings are merged."""
+    out: dict[str, str] = {}
+    if table is not None:
+        for name in MERGED_DIMENSIONS:
+            if name in table.dimensions and name in m.fields and table.column(name).type is ColumnType.TEXT \
+                    and not table.column(name).allowed:
+                out[name] = f"CAST({_q('f_' + name)} AS VARCHAR)"
+    for i, n in extras:
+        if MERGED_EXTRA.search(n):
+            out[n] = f"NULLIF(trim(c{i}), '')"
+    return out
+
+
+def _dimension_merges(reader: duckdb.DuckDBPyConnection, checked: str, rows: str, columns: dict[str, str],
+                      report: FileReport) -> dict[str, str]:
+    """Column → SQL reading its merged value, for the columns with spellings to merge; each merge is a rule
+    of the report. One scan counts every column's values."""
+    if not columns:
+        return {}
+    names = list(columns)
+    counted = reader.execute(
+        "SELECT " + ", ".join(f"approx_count_distinct({columns[n]})" for n in names) + f" FROM {checked} WHERE {rows}"
+    ).fetchone()
+    small = [n for n, k in zip(names, counted, strict=True) if 1 < (k or 0) <= MAX_MERGE_VALUES]
+    if not small:
+        return {}
+    maps = reader.execute("SELECT " + ", ".join(f"histogram({columns[n]})" for n in small)
+                          + f" FROM {checked} WHERE {rows}").fetchone()
+    out: dict[str, str] = {}
+    for n, counts in zip(small, maps, strict=True):
+        merges = plan_merges(dict(counts or {}))
+        if not merges:
+            continue
+        report.rules.extend("merged spellings: " + mg.describe(n) for mg in merges)
+        table = lookup(merges)
+        literal = "MAP {" + ", ".join(f"{_lit(k)}: {_lit(v)}" for k, v in table.items()) + "}"
+        out[n] = f"COALESCE({literal}[{columns[n]}], {columns[n]})"
+    return out
 
 
 def _quality(reader: duckdb.DuckDBPyConnection, m: Mapping, temp: str, checked: str, loaded: str,
