@@ -45,7 +45,7 @@ S = st.session_state
 DEFAULT = "(metric's own)"
 NO_PARENT = "(none: north star)"
 BLANK = "Blank tree (start at the top)"
-PREVIEW_WIDTH = 760.0
+PREVIEW_WIDTH = 440.0  # the preview column at 1280 px, as the tree page lays out for its column: full-size text
 METRICS = {name: (label, definition, unit) for name, label, definition, unit in b.metric_choices()}
 NODE_FIELDS = (
     "id",
