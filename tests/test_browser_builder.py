@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 from conftest import ARTIFACTS, ROOT, running_app
+from playwright.sync_api import expect
 
 from kpitree.history import TreeStore
 from kpitree.tree import parse_yaml
@@ -106,8 +107,9 @@ def test_broken_tree_files_never_stop_the_pages_and_the_builder_opens_the_viewed
         page.get_by_text("2 tree file(s) in this workspace cannot be used").wait_for(timeout=30000)
         assert page.get_by_text("anchors and aliases").count() >= 1
         assert page.get_by_text("nests parentheses 43 deep").count() >= 1
-        assert page.get_by_role("textbox", name="Tree name").input_value() == "Acme revenue"
-        assert page.get_by_role("textbox", name="File name in the workspace").input_value() == "acme"
+        # the inputs are filled by the run that opens the tree: wait for it rather than read mid-run
+        expect(page.get_by_role("textbox", name="Tree name")).to_have_value("Acme revenue", timeout=30000)
+        expect(page.get_by_role("textbox", name="File name in the workspace")).to_have_value("acme", timeout=30000)
         page.get_by_role("tab", name="Targets").click()
         page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=30000)
         page.screenshot(path=str(ARTIFACTS / "builder_broken_files_and_targets.png"), full_page=True)
