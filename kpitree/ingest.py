@@ -343,13 +343,21 @@ def _money_votes(texts: dict[str, str], names: list[str]) -> list[str]:
     out = []
     for n in names:
         t = texts[n]
+        # Most values are plain numbers DuckDB reads (12500.00, 3.400): for those the form is told by where
+        # the one dot is, without a regex (four regexes over a million amounts cost a fifth of the load).
+        plain = f"TRY_CAST({t} AS DOUBLE) IS NOT NULL"
+        dot = f"strpos({t}, '.')"
+        after = f"(length({t}) - {dot})"
+        before = f"({dot} - 1 - CASE WHEN left({t}, 1) IN ('-', '+') THEN 1 ELSE 0 END)"
         sep = f"(contains({t}, '.') OR contains({t}, ','))"
         eu_dot = (f"regexp_matches({t}, {_lit(AMBIGUOUS_DOT_RE)}) AND regexp_matches({t}, {_lit(EU_SYMBOL_RE)})")
         out += [
-            f"count(*) FILTER (WHERE {sep} AND regexp_matches({t}, {_lit(US_FORM_RE)}))",
-            f"count(*) FILTER (WHERE {sep} AND (regexp_matches({t}, {_lit(EU_FORM_RE)}) OR ({eu_dot})))",
-            f"count(*) FILTER (WHERE contains({t}, '.') AND regexp_matches({t}, {_lit(AMBIGUOUS_DOT_RE)}) "
-            f"AND NOT regexp_matches({t}, {_lit(EU_SYMBOL_RE)}))",
+            f"count(*) FILTER (WHERE CASE WHEN {plain} THEN {dot} > 0 AND {after} BETWEEN 1 AND 2 "
+            f"ELSE {sep} AND regexp_matches({t}, {_lit(US_FORM_RE)}) END)",
+            f"count(*) FILTER (WHERE NOT {plain} AND {sep} AND (regexp_matches({t}, {_lit(EU_FORM_RE)}) OR ({eu_dot})))",
+            f"count(*) FILTER (WHERE CASE WHEN {plain} THEN {dot} > 0 AND {after} = 3 AND {before} BETWEEN 1 AND 3 "
+            f"ELSE contains({t}, '.') AND regexp_matches({t}, {_lit(AMBIGUOUS_DOT_RE)}) "
+            f"AND NOT regexp_matches({t}, {_lit(EU_SYMBOL_RE)}) END)",
             f"count(*) FILTER (WHERE contains({t}, ',') AND regexp_matches({t}, {_lit(AMBIGUOUS_COMMA_RE)}))",
             f"list(DISTINCT {_currency_expr(t)}) FILTER (WHERE {_currency_expr(t)} IS NOT NULL)",
         ]
@@ -1675,7 +1683,8 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
 # people (owner, csm: two people may share a name), ids, or columns with a fixed set of values (deal_type).
 MERGED_DIMENSIONS = ("segment", "channel", "plan", "industry")
 # Unmapped columns kept as text that are labels of the same kind (a `country` or `region` column).
-MERGED_EXTRA = re.compile(r"(^|_)(country|region|territory|market|geo|plan|tier|segment|channel|industry)(_|$)")
+MERGED_EXTRA = re.compile(r"(^|_)(country|region|territory|market|geo|plan|tier|segment|channel|industry|"
+                          r"billing_period|billing_cycle|interval|frequency)(_|$)")
 MAX_MERGE_VALUES = 5000  # more distinct values than this is free text, not a dimension: left alone
 
 

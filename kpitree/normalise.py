@@ -10,7 +10,8 @@ What is merged, and what is not:
 
 * values equal after case folding and collapsing whitespace merge to their most frequent spelling;
 * names and codes of the ~30 most common countries (`COUNTRIES`) merge to one display name, but only
-  where a column really holds two spellings of one country (a lone "US" stays "US");
+  where a column really holds two spellings of one country (a lone "US" stays "US"); in such a
+  column every recognised country takes its display name ("AU" → "Australia");
 * ids and people (owners, CSMs) are never merged: two people may share a name in different cases,
   and an id's case can matter. The caller decides which columns go through here.
 
@@ -92,7 +93,8 @@ def plan_merges(counts: dict[str, int], *, countries: bool = True) -> list[Merge
 
     A group of spellings (same country, or same text up to case and whitespace) with two or more
     members becomes one `Merge`: a country group takes its display name, any other the most
-    frequent spelling (ties: the one that is not all lower case, then the first in sort order).
+    frequent spelling (ties: the one that is not all lower case, then the first in sort order). In a
+    column with such a country group, every other country spelling takes its display name too.
     """
     groups: dict[tuple[str, str], list[str]] = {}
     for value in counts:
@@ -101,9 +103,12 @@ def plan_merges(counts: dict[str, int], *, countries: bool = True) -> list[Merge
         country = _COUNTRY_OF.get(_country_key(value)) if countries else None
         key = ("country", country) if country else ("text", _case_key(value))
         groups.setdefault(key, []).append(value)
+    # A column where two spellings of one country meet is a country column: there every country takes
+    # its display name, so `AU` does not sit beside `Canada`. Elsewhere a lone `US` is someone's label.
+    country_column = any(kind == "country" and len(members) > 1 for (kind, _), members in groups.items())
     merges = []
     for (kind, name), members in sorted(groups.items()):
-        if len(members) < 2:
+        if len(members) < 2 and not (country_column and kind == "country" and members[0] != name):
             continue
         if kind == "country":
             target = name

@@ -127,6 +127,18 @@ def test_an_unmapped_country_column_is_merged_too(tmp_path):
         ("France", 40.0), ("United Kingdom", 60.0)]
 
 
+def test_the_billing_exports_country_column_becomes_one_name_per_country(tmp_path):
+    # counted by hand in the file: US 33 + USA 17 + United States 12; GB 7 + United Kingdom 6 + UK 5; …
+    ws, report = load(tmp_path, ROOT / "tests" / "fixtures" / "own_data" / "billing_subscriptions.csv")
+    assert rows(ws, "SELECT country, count(*) FROM subscriptions GROUP BY 1 ORDER BY 1") == [
+        ("Australia", 3), ("Canada", 10), ("France", 4), ("Germany", 11), ("Netherlands", 4), ("United Kingdom", 18),
+        ("United States", 62), (None, 1)]
+    assert rows(ws, "SELECT billing_period, count(*) FROM subscriptions GROUP BY 1 ORDER BY 1") == [
+        ("annual", 53), ("monthly", 60)]
+    assert "merged spellings: country: 'US', 'USA' → 'United States' (50 rows)" in notes(report)
+    assert "merged spellings: billing_period: 'Monthly' → 'monthly' (2 rows)" in notes(report)
+
+
 def test_plan_merges_rules():
     assert plan_merges({"US": 4}) == []  # a lone spelling is left as it is
     assert plan_merges({"US": 4, "Enterprise": 2}) == []
@@ -135,6 +147,9 @@ def test_plan_merges_rules():
     assert plan_merges({"monthly": 3, "Monthly": 3, "MONTHLY": 1}) == [Merge("Monthly", ("MONTHLY", "monthly"), 4)]
     assert plan_merges({"Mid  Market": 1, "mid market": 5}) == [Merge("mid market", ("Mid  Market",), 1)]
     assert plan_merges({"US": 1, "usa": 1}, countries=False) == []
+    # where two spellings of a country meet, the lone codes beside them take their names too
+    assert plan_merges({"US": 2, "USA": 1, "FR": 4, "Germany": 1}) == [
+        Merge("France", ("FR",), 4), Merge("United States", ("US", "USA"), 3)]
     assert number_format(3, 1, default_european=True).european is False
     assert number_format(0, 0, default_european=True).european is True
     assert number_format(0, 0, default_european=False).decided is False
