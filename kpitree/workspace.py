@@ -15,6 +15,7 @@ which moves it to `.trash/`).
 
 from __future__ import annotations
 
+import atexit
 import heapq
 import itertools
 import json
@@ -275,6 +276,7 @@ class FileAccess:
         self._db: duckdb.DuckDBPyConnection | None = None
         self._stamp: tuple | None = None  # the file the instance opened (inode, mtime, size)
         self._idle = 0  # counts the times the last reader left: a lingering close is for one of them
+        self._timer: threading.Timer | None = None  # the pending lingering close, if any
 
     @property
     def readers(self) -> int:
@@ -429,9 +431,11 @@ class FileAccess:
                     if READ_LINGER_SECONDS <= 0 or self._waiting or self._loading_elsewhere():
                         self._close_db()
                     else:
-                        timer = threading.Timer(READ_LINGER_SECONDS, self._close_idle, (self._idle,))
-                        timer.daemon = True
-                        timer.start()
+                        if self._timer is not None:
+                            self._timer.cancel()
+                        self._timer = threading.Timer(READ_LINGER_SECONDS, self._close_idle, (self._idle,))
+                        self._timer.daemon = True
+                        self._timer.start()
                 finally:
                     self._cond.notify_all()
 
@@ -439,6 +443,17 @@ class FileAccess:
         """A lingering instance's end: closed if no reader came back since that last one left."""
         with self._cond:
             if not self._readers and idle == self._idle and self._writer is None:
+                self._close_db()
+
+    def shut(self) -> None:
+        """At interpreter exit: the lingering close done now, on this thread. Left to its daemon
+        timer, it could run DuckDB's close while Python finalises and abort the process
+        ("FATAL: exception not rethrown", exit 134) after everything else had succeeded."""
+        with self._cond:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if not self._readers and self._writer is None:
                 self._close_db()
 
     def _close_db(self) -> None:
@@ -465,6 +480,14 @@ def _file_stamp(path: Path) -> tuple | None:
 # One FileAccess per database file within this process.
 _file_locks: dict[Path, FileAccess] = {}
 _file_locks_guard = threading.Lock()
+
+
+@atexit.register
+def _shut_all() -> None:
+    with _file_locks_guard:
+        accesses = list(_file_locks.values())
+    for access in accesses:
+        access.shut()
 
 
 def _lock_for(path: Path) -> FileAccess:

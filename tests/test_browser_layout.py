@@ -7,42 +7,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from clipping import TREE_PAGE_CLIPPED
 from conftest import ARTIFACTS, ROOT
 
 TEMPLATES = sorted(p.stem for p in (ROOT / "data" / "trees").glob("*.yaml"))
 WIDTHS = [1280, 1600, 1920]
 
-CLIPPED = """() => {
-  const out = [];
-  const main = document.querySelector('[data-testid="stMain"]');
-  const over = (e) => e.scrollWidth > e.clientWidth + 1;
-  const say = (kind, e) => out.push(kind + ': ' + (e.innerText || e.textContent || '').trim().slice(0, 60));
-  main.querySelectorAll('[data-testid="stTable"] th, [data-testid="stTable"] td').forEach(e => over(e) && say('table cell', e));
-  main.querySelectorAll('[data-testid="stTable"]').forEach(e => over(e) && say('table', e));
-  main.querySelectorAll('button').forEach(b => {
-    const inner = b.querySelector('[data-testid="stMarkdownContainer"]') || b;
-    if (over(b) || over(inner)) say('button', b);
-  });
-  main.querySelectorAll('[data-testid="stMetricValue"], [data-testid="stMetricLabel"]').forEach(e => {
-    const inner = e.querySelector('div') || e;
-    if (over(e) || over(inner)) say('metric', e);
-  });
-  main.querySelectorAll('[data-testid="stVegaLiteChart"]').forEach(c => {
-    const svg = c.querySelector('svg');
-    if (svg && svg.getBoundingClientRect().right > c.getBoundingClientRect().right + 1) say('chart wider than its column', c);
-  });
-  // the tree: every label, figure and owner whole (Vega ends a shortened text with "…") and inside its box
-  const tree = main.querySelector('[data-testid="stVegaLiteChart"]');
-  const boxes = [...tree.querySelectorAll('g.mark-rect path')].map(p => p.getBoundingClientRect());
-  tree.querySelectorAll('g.mark-text text').forEach(t => {
-    const text = t.textContent;
-    if (text.endsWith('…')) say('tree text cut', t);
-    const r = t.getBoundingClientRect();
-    const home = boxes.find(b => r.top >= b.top - 1 && r.bottom <= b.bottom + 1 && r.left >= b.left - 1 && r.left <= b.right);
-    if (!home || r.right > home.right + 1) say('tree text outside its box', t);
-  });
-  return out;
-}"""
 
 
 def settle(page, timeout: float = 60.0) -> None:
@@ -69,20 +39,20 @@ def test_nothing_is_cut_off_on_any_template(browser, app_url, width):
         for stem in TEMPLATES:
             page.goto(f"{app_url}/?ws=demo&tree={stem}")
             settle(page)
-            found = page.evaluate(CLIPPED)
+            found = page.evaluate(TREE_PAGE_CLIPPED)
             if stem == "revops":
                 page.screenshot(path=str(ARTIFACTS / f"layout_{stem}_{width}.png"))
                 page.get_by_role("button", name="Follow the red path").click()
                 page.get_by_text("Also off track").first.wait_for(timeout=30000)
                 settle(page)
-                found += page.evaluate(CLIPPED)
+                found += page.evaluate(TREE_PAGE_CLIPPED)
                 page.screenshot(path=str(ARTIFACTS / f"layout_{stem}_red_path_{width}.png"))
                 page.locator(".st-key-red_path_box button").first.click()
                 settle(page)
-                found += page.evaluate(CLIPPED)
+                found += page.evaluate(TREE_PAGE_CLIPPED)
                 page.goto(f"{app_url}/?ws=demo&tree={stem}&node=reports_adoption")  # usage charts in the panel
                 settle(page)
-                found += page.evaluate(CLIPPED)
+                found += page.evaluate(TREE_PAGE_CLIPPED)
             if found:
                 problems[stem] = found
             assert page.locator("[data-testid='stException']").count() == 0, stem

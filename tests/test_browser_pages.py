@@ -7,32 +7,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from clipping import PAGE_CLIPPED
 from conftest import ARTIFACTS
 
 PAGES = {"Upload": "Upload data", "Builder": "Live preview", "Definitions": "Metric definitions",
          "Workspaces": "Workspaces"}
 WIDTHS = [1280, 1920]
 
-CLIPPED = """() => {
-  const out = [];
-  const main = document.querySelector('[data-testid="stMain"]');
-  const over = (e) => e.scrollWidth > e.clientWidth + 1;
-  const say = (kind, e) => out.push(kind + ': ' + (e.innerText || e.textContent || '').trim().slice(0, 60));
-  main.querySelectorAll('[data-testid="stTable"] th, [data-testid="stTable"] td').forEach(e => over(e) && say('table cell', e));
-  main.querySelectorAll('button').forEach(b => {
-    const inner = b.querySelector('[data-testid="stMarkdownContainer"]') || b;
-    if (b.offsetParent !== null && (over(b) || over(inner))) say('button', b);
-  });
-  main.querySelectorAll('[data-testid="stMetricValue"], [data-testid="stMetricLabel"]').forEach(e => {
-    const inner = e.querySelector('div') || e;
-    if (over(e) || over(inner)) say('metric', e);
-  });
-  main.querySelectorAll('[data-testid="stVegaLiteChart"]').forEach(c => {
-    const svg = c.querySelector('svg');
-    if (svg && svg.getBoundingClientRect().right > c.getBoundingClientRect().right + 1) say('chart wider than its column', c);
-  });
-  return out;
-}"""
 
 
 def settle(page, text: str, timeout: float = 60.0) -> None:
@@ -56,7 +37,7 @@ def test_every_page_opens_whole_at_each_width(browser, app_url, width):
             page.screenshot(path=str(ARTIFACTS / f"page_{name.lower()}_{width}.png"), full_page=True)
             body = page.inner_text("body")
             assert "unexpected problem" not in body and "Traceback" not in body, name
-            found = page.evaluate(CLIPPED)
+            found = page.evaluate(PAGE_CLIPPED)
             if found:
                 problems[name] = found
     finally:
