@@ -545,6 +545,14 @@ def named_segments(result: Explanation, dimension: str) -> list[str]:
     return sorted(named, key=lambda s: -(parts[s].share or 0.0))
 
 
+def _plural(dimension: str) -> str:
+    """"owner" → "owners", "country" → "countries": a dimension is a column name, read as a noun."""
+    word = dimension.replace("_", " ")
+    if word.endswith("y") and len(word) > 1 and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    return word if word.endswith("s") else word + "s"
+
+
 def segment_sentence(result: Explanation, dimension: str) -> str:
     """The segments `named_segments` marks, in words: "By owner: Dana Whitfield (73%) and Rafael Ortiz
     (19%) explain 92% of the New business ARR gap." — or that no segment carries a material part."""
@@ -564,7 +572,7 @@ def segment_sentence(result: Explanation, dimension: str) -> str:
         listed = items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
         rest = result.gap - sum(parts[s].contribution for s in named)
         return (f"By {dimension}: {listed} {verb} more than the whole of {what} "
-                f"({fmt_change(result.gap, result.unit)}; the other {dimension}s made up "
+                f"({fmt_change(result.gap, result.unit)}; the other {_plural(dimension)} made up "
                 f"{fmt_change(rest, result.unit)}).")
     items = [f"{s} ({fmt_share(parts[s].share)})" for s in named]
     listed = items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"

@@ -272,3 +272,10 @@ def test_every_demo_panel_names_what_it_marks_and_writes_numbers_plainly(demo) -
             if r.unit == "count":
                 table = segment_display(r, d.dimension)
                 assert not any("." in v for v in table.iloc[:, 1:3].to_numpy().ravel()), (node.id, d.dimension)
+
+
+def test_a_dimension_reads_as_a_plural_noun() -> None:
+    from kpitree.explain import _plural
+
+    assert [_plural(d) for d in ("owner", "country", "billing_period", "day", "status")] == [
+        "owners", "countries", "billing periods", "days", "status"]
