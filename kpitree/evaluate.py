@@ -441,12 +441,17 @@ def trend(engine: Engine, tree: Tree, node_id: str, period: Period, n: int = 18)
     periods = trailing(period, n)
     with engine.session():
         values = engine.values(node, periods)
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "period": [p.key for p in periods],
         "start": [p.start for p in periods],
         "value": [values.get(p.key) for p in periods],
         "target": [target_for(node, p) for p in periods],
     })
+    # Periods before the data and the plan begin are no history: eighteen years of blanks before
+    # a 2026-only workspace made the axis run from 2009. The last period always stays.
+    known = frame["value"].notna() | frame["target"].notna()
+    first = int(known.to_numpy().argmax()) if known.any() else len(frame) - 1
+    return frame.iloc[first:].reset_index(drop=True)
 
 
 def default_period(engine: Engine, grain: str = "month") -> Period:

@@ -152,3 +152,15 @@ def test_a_billing_snapshot_is_as_recent_as_its_last_past_cancellation(load_ws):
         S4,C4,2026-03-01,2099-01-01,30
     """)
     assert str(ws.as_of()) == "2026-10-20"
+
+
+def test_trend_starts_where_the_data_or_the_plan_does(ws, tree):
+    """Eighteen years before a workspace's data are no history: the trend starts at the first period
+    with a value or a target, and always keeps the period asked for."""
+    from kpitree.evaluate import Engine, trend
+    from kpitree.periods import parse_period
+
+    frame = trend(Engine(ws), tree, "leads", parse_period("2026"), 18)
+    assert frame["period"].tolist() == ["2026"]  # the fixture's leads are all of 2026; no yearly target
+    monthly = trend(Engine(ws), tree, "arr", parse_period("2026-10"), 18)
+    assert len(monthly) == 18  # a constant target covers every month: nothing dropped
