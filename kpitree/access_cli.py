@@ -4,7 +4,7 @@ Why a command line: the first user (an administrator) must exist before anybody 
 a server's operator should not need the app to reset a password. Passwords are read from the
 terminal without echo, or one line on standard input with `--password-stdin` (for scripts); they
 never appear in an argument list, where other users of the machine could read them.
-`kpitree/cli.py` hooks this in with `add_users_command(sub)`; `run()` is the same verb alone.
+`kpitree/cli.py` hooks this in with `add_users_command(sub)` and handles its errors like every verb's.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 
 from . import access
 from .access import AccessError, Account, UsersFile
-from .errors import KpiTreeError
 from .workspace import list_workspaces, workspace_path
 
 EXIT_BAD_INPUT = 2
@@ -207,20 +206,3 @@ def add_users_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
                      ).set_defaults(func=cmd_check)
     return p
 
-
-def run(argv: list[str] | None = None) -> int:
-    """`users …` on its own, with the error handling of `python -m kpitree`."""
-    parser = argparse.ArgumentParser(prog="python -m kpitree.access_cli")
-    add_users_command(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except KpiTreeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(run())

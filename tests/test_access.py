@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kpitree import access, access_cli
+from kpitree import access
 from kpitree.access import LOCAL, AccessError, Account, User, UsersFile
+from kpitree.cli import main as cli
 
 REAL_HASHER = access._hasher
 
@@ -241,7 +242,7 @@ def test_an_identity_provider_user_enters_only_when_listed(data_dir):
 
 def users_cli(capsys, monkeypatch, *argv: str, stdin: str = "") -> tuple[int, str, str]:
     monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    code = access_cli.run(["users", *argv])
+    code = cli(["users", *argv])
     out, err = capsys.readouterr()
     return code, out, err
 
