@@ -563,7 +563,7 @@ def main() -> None:
     try:
         ws = ui.choose_workspace()
     except KpiTreeError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         return
     store = TreeStore(ws.trees_dir) if ws is not None else None
     engine = None
