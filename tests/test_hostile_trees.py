@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from test_builder_page import ACME, DEALS, SUBSCRIPTIONS
 
 from kpitree.errors import SpecError
 from kpitree.history import TreeStore, list_trees, workspace_trees
@@ -20,23 +21,7 @@ from kpitree.metrics import Kind
 from kpitree.periods import parse_period
 from kpitree.tree import MAX_TREE_BYTES, load_tree, parse_yaml, validate_file
 
-GOOD = """\
-name: Good tree
-nodes:
-  - id: arr
-    label: ARR
-    level: north_star
-    metric: arr
-    owner: Maria (CEO)
-    target: 5000
-    children: [new_arr]
-  - id: new_arr
-    label: New ARR
-    level: driver
-    metric: new_arr
-    owner: Alex (CRO)
-    target: 2000
-"""
+GOOD = ACME.lstrip("\n").replace("Acme revenue", "Good tree")  # line 1 is the name, as line numbers below count
 LEAF = "    target: 2000\n"
 
 
@@ -236,17 +221,6 @@ def test_period_keys_are_normalised_and_match(tmp_path):
 
 # --- what validates, evaluates ---------------------------------------------------------------------
 
-DEALS = """
-deal_id,account_id,owner,created_date,close_date,status,amount,deal_type,segment,channel
-D1,A1,Ann,2026-08-01,2026-09-03,won,1000,new,SMB,Outbound
-D2,A2,Ann,2026-08-02,2026-09-10,won,3000,expansion,Enterprise,Partner
-D3,A3,Bob,2026-08-03,2026-10-20,lost,5000,new,Enterprise,Outbound
-"""
-SUBSCRIPTIONS = """
-customer_id,start_date,end_date,mrr,segment
-A1,2026-01-01,,100,SMB
-A2,2026-02-01,,300,Enterprise
-"""
 ODD_BUT_VALID = [
     leaf("    filter: {segment: [SMB, Enterprise]}\n"),
     leaf("    filter: {owner: 42}\n"),
