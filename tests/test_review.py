@@ -1,0 +1,183 @@
+"""Review mode: cadence (declared or seed default), due nodes, notes that survive a restart and stay
+in their workspace, closing actions, and "since last review"."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from kpitree import access
+from kpitree.evaluate import Engine
+from kpitree.periods import parse_period
+from kpitree.review import (
+    Notes,
+    action_rows,
+    cadences,
+    due_nodes,
+    next_due,
+    open_actions,
+    record_review,
+    since_last_review,
+)
+from kpitree.snapshots import NotAllowed, SnapshotError, take_snapshot
+from kpitree.tree import load_tree
+from kpitree.workspace import Workspace
+
+TREE = ROOT / "data" / "trees" / "revops.yaml"
+MONDAY = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Workspace:
+    source = ROOT / "workspaces" / "demo"
+    if not (source / "kpitree.duckdb").exists():
+        pytest.fail("the demo workspace is missing: run `make demo-workspace`")
+    shutil.copytree(source, tmp_path / "data" / "demo")
+    return Workspace(tmp_path / "data" / "demo")
+
+
+def test_cadence_from_the_tree_or_the_seed_default_by_level(tmp_path):
+    tree = load_tree(TREE)
+    every = cadences(tree)
+    assert all(c.declared for c in every.values())
+    assert every["arr"].every == "weekly" and every["grr"].every == "monthly"
+    # the same tree with `review` left out everywhere: seed 002's defaults by level, and said so
+    text = "\n".join(line for line in TREE.read_text().splitlines() if not line.strip().startswith("review:"))
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(text)
+    every = cadences(load_tree(bare))
+    assert not any(c.declared for c in every.values())
+    assert every["arr"].every == "weekly"  # north star
+    assert every["nrr"].every == "weekly"  # driver
+    assert every["grr"].every == "monthly"  # core (supporting)
+    assert every["win_rate"].every == "weekly"  # lever
+
+
+def test_next_due_by_cadence():
+    assert next_due(date(2026, 1, 31), "monthly") == date(2026, 2, 28)
+    assert next_due(date(2026, 11, 30), "quarterly") == date(2027, 2, 28)
+    assert next_due(date(2026, 12, 7), "weekly") == date(2026, 12, 14)
+    assert next_due(date(2026, 12, 31), "daily") == date(2027, 1, 1)
+
+
+def test_a_review_then_the_next_one_opens_with_what_changed(demo):
+    tree = load_tree(TREE)
+    engine = Engine(demo)
+    now = take_snapshot(engine, tree, parse_period("2026-10"))
+    statuses = {n.id: n.status for n in now.nodes}
+    notes = Notes(demo)
+    due = due_nodes(tree, statuses, [], [], MONDAY.date())
+    assert len(due) == len(tree.nodes)  # never reviewed: everything is due, red first
+    assert due[0].status == "red" and due[-1].status in ("green", "amber")
+    assert since_last_review(demo, now) is None
+
+    note = notes.add(tree, "win_rate", decision="Dana reviews every Enterprise deal over $50k", owner="Alex Romero (CRO)",
+                     due=date(2026, 12, 14), note="Enterprise win rate 5.9%", user=access.LOCAL, author="maria",
+                     now=MONDAY)
+    record_review(demo, now, [d.node for d in due], access.LOCAL, author="maria", now=MONDAY)
+
+    # a week and a day later: the weekly nodes are due again, the monthly ones are not
+    later = date(2026, 12, 15)
+    again = {d.node for d in due_nodes(tree, statuses, notes.for_tree("revops")[0],
+                                       [s for s in _reviews(demo)], later)}
+    assert "arr" in again and "win_rate" in again
+    assert "grr" not in again and "sales_cycle_days" not in again  # monthly
+    # and the next review opens with the deltas against the last one (next month's numbers here)
+    november = take_snapshot(engine, tree, parse_period("2026-11"))
+    delta = since_last_review(demo, november)
+    assert delta is not None and delta.before.kind == "review" and delta.before.period == "2026-10"
+    assert any("periods differ" in n for n in delta.notes)
+    assert len(delta.nodes) == len(tree.nodes)
+    assert [a.id for a in open_actions(notes.for_tree("revops")[0])] == [note.id]
+
+
+def _reviews(ws):
+    from kpitree.review import reviews
+
+    return reviews(ws, "revops")
+
+
+def test_closing_an_action(demo):
+    tree = load_tree(TREE)
+    notes = Notes(demo)
+    note = notes.add(tree, "leads", decision="Move $20k from Paid Search to Events", owner="Lena Park (VP Marketing)",
+                     due=date(2026, 12, 1), user=access.LOCAL, author="maria", now=MONDAY)
+    rows = action_rows([note], date(2026, 12, 7))
+    assert rows[0]["state"] == "open, 6 days overdue"
+    closed = notes.close(note.id, user=access.LOCAL, author="lena", closing="Budget moved on 3 Dec")
+    assert not closed.open and closed.closed_by == "lena"
+    assert open_actions(notes.all()[0]) == []
+    assert action_rows(notes.all()[0], date(2026, 12, 7))[0]["state"].startswith("closed by lena ")
+    with pytest.raises(SnapshotError, match="already closed by lena"):
+        notes.close(note.id, user=access.LOCAL, author="x")
+
+
+def test_a_viewer_cannot_write_or_close_notes(demo):
+    tree = load_tree(TREE)
+    access.set_member(demo, "vera", "viewer")
+    access.set_member(demo, "eddie", "editor")
+    notes = Notes(demo)
+    with pytest.raises(NotAllowed):
+        notes.add(tree, "arr", decision="x", owner="y", due=None, user=access.User("vera"), author="vera")
+    note = notes.add(tree, "arr", decision="x", owner="y", due=None, user=access.User("eddie"), author="eddie")
+    with pytest.raises(NotAllowed):
+        notes.close(note.id, user=access.User("vera"), author="vera")
+    with pytest.raises(SnapshotError, match="Write the decision"):
+        notes.add(tree, "arr", decision="  ", owner="y", due=None, user=access.LOCAL, author="m")
+    with pytest.raises(SnapshotError, match="has no node"):
+        notes.add(tree, "nope", decision="x", owner="y", due=None, user=access.LOCAL, author="m")
+
+
+def test_notes_survive_a_restart_and_stay_in_their_workspace(demo, tmp_path):
+    """A note written by one process is read by another (nothing kept in memory), and a second
+    workspace sees none of the first one's notes."""
+    other = tmp_path / "data" / "other"
+    other.mkdir()
+    script = textwrap.dedent(f"""
+        from datetime import date
+        from kpitree import access
+        from kpitree.review import Notes
+        from kpitree.tree import load_tree
+        from kpitree.workspace import Workspace
+        note = Notes(Workspace({str(demo.root)!r})).add(
+            load_tree({str(TREE)!r}), "nrr", decision="Call the three SMB churners", owner="Priya Nair (VP Customer Success)",
+            due=date(2026, 12, 11), user=access.LOCAL, author="priya")
+        print(note.id)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    written = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                             check=True).stdout.strip()
+    notes, problems = Notes(Workspace(demo.root)).all()
+    assert problems == []
+    assert [(n.id, n.node, n.written_by, n.due, n.open) for n in notes] == [
+        (written, "nrr", "priya", "2026-12-11", True)]
+    assert Notes(Workspace(other)).all() == ([], [])
+    # and closed here, it reads closed in a new process
+    Notes(demo).close(written, user=access.LOCAL, author="maria")
+    check = textwrap.dedent(f"""
+        from kpitree.review import Notes
+        from kpitree.workspace import Workspace
+        n = Notes(Workspace({str(demo.root)!r})).all()[0][0]
+        print(n.closed_by, n.open)
+    """)
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env, timeout=120,
+                         check=True).stdout.strip()
+    assert out == "maria False"
+
+
+def test_a_damaged_note_file_is_named(demo):
+    tree = load_tree(TREE)
+    notes = Notes(demo)
+    notes.add(tree, "arr", decision="x", owner="y", due=None, user=access.LOCAL, author="m")
+    (demo.root / "review" / "notes" / "20260101-000000-abcdef.json").write_text("[1, 2")
+    good, problems = notes.all()
+    assert len(good) == 1
+    assert len(problems) == 1 and "20260101-000000-abcdef.json is not valid JSON" in problems[0]
