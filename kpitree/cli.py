@@ -182,6 +182,42 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report, check_out, write_report
+    from .workspace import Workspace
+
+    out = check_out(args.out)  # a bad name is said before minutes of work
+    if out.suffix.lower() == ".pdf":
+        from .report_render import PDF_MISSING, pdf_available
+
+        if not pdf_available():
+            raise KpiTreeError(PDF_MISSING)
+    for extra in (args.values_csv, args.causes_csv):
+        if extra and not Path(extra).parent.is_dir():
+            raise KpiTreeError(f"{extra!r}: the folder {str(Path(extra).parent)!r} does not exist")
+    ws = Workspace(args.workspace)
+    report = build_report(ws, args.tree, args.period, args.grain, args.versus)
+    write_report(report, out)
+    written = {"report": str(out)}
+    if args.values_csv:
+        Path(args.values_csv).write_text(report.node_values_csv(), encoding="utf-8", newline="")
+        written["values_csv"] = args.values_csv
+    if args.causes_csv:
+        Path(args.causes_csv).write_text(report.causes_csv(), encoding="utf-8", newline="")
+        written["causes_csv"] = args.causes_csv
+    if args.format == "json":
+        _print_json({**written, "workspace": report.workspace, "tree": report.tree_name, "period": report.period.key,
+                     "versus": report.versus, "as_of": report.as_of.isoformat(),
+                     "charted_nodes": [s.id for s in report.sections],
+                     "charts": sum(len(s.charts) for s in report.sections), "warnings": report.warnings,
+                     "cpu_seconds": round(report.seconds, 2)})
+    else:
+        print(f"wrote {', '.join(written.values())}: {report.tree_name} — {report.period.key} against "
+              f"{report.versus.replace('_', ' ')}, {len(report.sections)} number(s) charted, data as of "
+              f"{report.as_of}")
+    return 0
+
+
 def _active_tree(ws: Any) -> Path:
     """The workspace's active tree when --tree is left out (an error says how to make one)."""
     from .suggest import tree_for_workspace
@@ -309,6 +345,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--versus", choices=("target", "previous", "last_year"), default="target",
                    help="baseline to explain against (default target)")
     p.set_defaults(func=cmd_explain)
+
+    p = add("report", "one self-contained report (HTML or PDF) of a tree in a period: the tree by status, the red "
+                      "path and every cause with owners, each red number's charts, the data's coverage and warnings",
+            "python -m kpitree report --workspace ws/demo --period 2026-10 --out report.html")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--tree", help="tree YAML file, or the name of a workspace tree or template "
+                                  "(default: the workspace's active tree)")
+    p.add_argument("--period", help="period (default: latest complete period)")
+    p.add_argument("--grain", choices=("week", "month", "quarter", "year"), help="grain when --period is omitted")
+    p.add_argument("--versus", choices=("target", "previous", "last_year"), default="target",
+                   help="what figures and explanations compare with (default target; colours stay against target)")
+    p.add_argument("--out", required=True, metavar="FILE.html|FILE.pdf",
+                   help="report file: .html opens offline in any browser; .pdf is the same page printed by Chromium")
+    p.add_argument("--values-csv", metavar="FILE.csv", help="also write every node's numbers as CSV")
+    p.add_argument("--causes-csv", metavar="FILE.csv", help="also write the red path and every cause as CSV")
+    p.set_defaults(func=cmd_report)
     add_users_command(sub)
     return parser
 

@@ -1,0 +1,291 @@
+"""The consultant's report: one HTML file that opens offline, its PDF, its CSV exports, its command.
+
+The demo report is built once for the module (a few CPU seconds) and checked as a document (strictly
+balanced HTML, nothing fetched, one SVG per chart), in a real browser (a screenshot that shows the
+coloured tree) and on paper (the PDF's first page as PNG, through pdftoppm).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kpitree.report import build_report, check_out
+from kpitree.report_html import _table
+from kpitree.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+RED_FILL, GREEN_FILL = (0xF9, 0xDC, 0xDC), (0xE3, 0xF1, 0xE4)  # charts.STATUS_FILL
+
+
+class StrictHTML(HTMLParser):
+    """Python's parser made strict: every element closed in order, no stray end tag, ids unique."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.ids: list[str] = []
+        self.tags: list[tuple[str, dict]] = []
+        self.doctype = False
+
+    def handle_decl(self, decl: str) -> None:
+        self.doctype = self.doctype or decl.lower() == "doctype html"
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        attrs = dict(attrs)
+        self.tags.append((tag, attrs))
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs) -> None:  # <path .../> inside SVG
+        attrs = dict(attrs)
+        self.tags.append((tag, attrs))
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> at {self.getpos()} closes {self.stack[-1:] or 'nothing'}")
+            return
+        self.stack.pop()
+
+
+def parsed(html: str) -> StrictHTML:
+    p = StrictHTML()
+    p.feed(html)
+    p.close()
+    return p
+
+
+def sections(html: str) -> dict[str, str]:
+    """Each charted node's section text by node anchor."""
+    return {m.group(1): m.group(0) for m in re.finditer(r'<section class="node" id="([^"]+)".*?</section>', html, re.S)}
+
+
+@pytest.fixture(scope="module")
+def demo_ws(tmp_path_factory) -> Workspace:
+    source = ROOT / "workspaces" / "demo"
+    if not (source / "kpitree.duckdb").exists():
+        pytest.fail("the demo workspace is missing: run the tests through `make test`, which creates it")
+    root = tmp_path_factory.mktemp("report")
+    shutil.copytree(source, root / "demo")
+    return Workspace(root / "demo")
+
+
+@pytest.fixture(scope="module")
+def demo(demo_ws):
+    report = build_report(demo_ws, period="2026-10")
+    return report, report.html()
+
+
+def test_demo_report_is_strict_html_with_one_svg_per_chart(demo):
+    report, html = demo
+    p = parsed(html)
+    assert p.doctype and not p.errors and not p.stack, (p.errors[:5], p.stack[-5:])
+    assert len(p.ids) == len(set(p.ids)), "duplicate ids (two SVGs sharing a clip path id)"
+    assert [t for t, _ in p.tags].count("body") == 1
+    # the tree, then one SVG per chart, each in its own figure, each charted node's count as announced
+    assert html.count("<svg") == 1 + sum(len(s.charts) for s in report.sections)
+    assert re.search(r'<figure class="tree"><svg', html)
+    found = sections(html)
+    assert len(found) == len(report.sections) >= 5
+    for s in report.sections:
+        text = found["node-" + s.id]
+        assert f'data-charts="{len(s.charts)}"' in text
+        assert text.count("<svg") == len(s.charts) >= 2, s.id  # a trend and a segment chart at least
+        assert text.count("<figure") == len(s.charts)
+    # every red number is charted, the red path first, and the waterfall where the page has one
+    red = [n.id for n in report.evaluation.nodes if n.status == "red"]
+    assert set(red) <= {s.id for s in report.sections}
+    assert [s.id for s in report.sections][:len(report.explanation.red_path)] == [s.id for s in report.explanation.red_path]
+    by_id = {s.id: s for s in report.sections}
+    assert [c.kind for c in by_id["new_arr"].charts] == ["trend", "waterfall", "segments"]  # an exact formula
+    assert [c.kind for c in by_id["arr"].charts] == ["trend", "segments"]  # influence links: no waterfall
+    assert "Dana Whitfield" in html and "Maria Chen (CEO)" in html  # the planted cause and its owners
+
+
+def test_demo_report_references_nothing_outside(demo):
+    _, html = demo
+    p = parsed(html)
+    for tag, attrs in p.tags:
+        for name in ("src", "href", "xlink:href", "action", "srcset", "poster", "data"):
+            value = attrs.get(name)
+            if value is not None:
+                assert value.startswith("#"), (tag, name, value)
+        assert tag not in ("script", "link", "img", "iframe", "object", "embed", "base"), tag
+    assert "@import" not in html and "@font-face" not in html
+    assert not re.search(r"url\((?!#)", html), "a CSS url() that is not an in-page reference"
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:|//)""", html, re.I)
+
+
+def test_demo_report_states_period_baseline_data_date_and_target_sources(demo):
+    report, html = demo
+    assert "2026-10" in html and f"data as of <b>{report.as_of}</b>" in html
+    assert "compared with their targets" in html
+    assert html.count(">set<") >= len(report.evaluation.nodes) - 1  # every demo target is set (none suggested)
+    assert "Data and quality" in html and "deals" in html
+    rows = {d.table: d for d in report.data}
+    assert rows["deals"].rows > 10_000 and rows["deals"].first is not None and rows["deals"].files
+    assert report.seconds > 0
+
+
+def test_demo_report_renders_in_chromium_showing_the_tree(demo, tmp_path):
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    _, html = demo
+    page_file = tmp_path / "report.html"
+    page_file.write_text(html, encoding="utf-8")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "report_demo.png"
+    fetched: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 1400}, java_script_enabled=False)
+            page.route("**/*", lambda route: (fetched.append(route.request.url), route.continue_()
+                                              if route.request.url.startswith("file:") else route.abort()))
+            page.goto(page_file.as_uri())
+            tree = page.locator("figure.tree svg")
+            box = tree.bounding_box()
+            assert box is not None and box["width"] > 600 and box["height"] > 300, box
+            labels = tree.locator("text").all_text_contents()
+            assert "ARR" in labels and any("Win rate" in t for t in labels), labels[:10]
+            tree.screenshot(path=str(ARTIFACTS / "report_demo_tree.png"))
+            page.screenshot(path=str(shot), full_page=True)
+            charts = page.locator("section.node figure svg")
+            assert charts.count() >= 10
+            first = charts.first.bounding_box()
+            assert first is not None and first["width"] > 300 and first["height"] > 100
+        finally:
+            browser.close()
+    assert fetched == [page_file.as_uri()], fetched  # the page alone: no font, image or script fetched
+    img = Image.open(ARTIFACTS / "report_demo_tree.png").convert("RGB")
+    colours = {c for _, c in img.getcolors(maxcolors=1 << 20)}
+    assert RED_FILL in colours and GREEN_FILL in colours  # red and green boxes drawn
+
+
+def test_demo_pdf_is_the_page_printed(demo, tmp_path):
+    from PIL import Image
+
+    report, _ = demo
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm is not installed (Debian: apt-get install poppler-utils)")
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(report.pdf())
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    subprocess.run(["pdftoppm", "-r", "70", "-f", "1", "-l", "2", "-png", str(pdf), str(tmp_path / "page")],
+                   check=True, timeout=120)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) == 2
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(pages[0], ARTIFACTS / "report_demo_pdf_page1.png")
+    img = Image.open(pages[0]).convert("RGB")
+    colours = {c for _, c in img.getcolors(maxcolors=1 << 20)}
+    assert RED_FILL in colours and GREEN_FILL in colours  # the coloured tree is on the first page
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert int(re.search(r"Pages:\s+(\d+)", info).group(1)) >= 3
+
+
+def test_user_text_is_escaped_in_html_and_neutralised_in_csv(demo_ws, tmp_path):
+    tree = yaml.safe_load((ROOT / "data" / "trees" / "revops.yaml").read_text())
+    keep = {"arr", "new_arr", "nrr"}
+    nodes = [n for n in tree["nodes"] if n["id"] in keep]
+    for n in nodes:
+        if n["id"] == "arr":
+            n["label"] = '=HYPERLINK("x")'
+            n["owner"] = "<script>alert(1)</script>"
+            n["children"] = ["new_arr", "nrr"]
+            n.pop("formula", None)
+        else:
+            n["children"] = []
+            n.pop("formula", None)
+    tree["nodes"] = nodes
+    path = tmp_path / "hostile.yaml"
+    path.write_text(yaml.safe_dump(tree, sort_keys=False))
+    report = build_report(demo_ws, path, "2026-10")
+    html = report.html()
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert '=HYPERLINK(&quot;x&quot;)' in html or "=HYPERLINK(&#x27;" in html
+    assert not parsed(html).errors
+    values, causes = report.node_values_csv(), report.causes_csv()
+    assert '"\'=HYPERLINK(""x"")"' in values and "<script>alert(1)</script>" in values
+    assert '"\'=HYPERLINK(""x"")"' in causes
+    for text in (values, causes):
+        for line in text.splitlines():
+            for cell in re.findall(r'"((?:[^"]|"")*)"', line):
+                assert cell[:1] not in ("=", "+", "@", "\t", "\r") and not (cell[:1] == "-" and not
+                                                                               re.fullmatch(r"-[\d.e+-]+", cell)), cell
+    # segment values and file names come from user files too: a table cell is text, never markup
+    assert _table(["segment"], [["<b onmouseover=x>"]]) == (
+        "<table><thead><tr><th>segment</th></tr></thead><tbody><tr><td>&lt;b onmouseover=x&gt;</td></tr></tbody></table>")
+
+
+def test_versus_previous_period_is_said(demo_ws):
+    report = build_report(demo_ws, period="2026-10", versus="previous", charts=False)
+    html = report.html()
+    assert report.baseline_key == "2026-09"
+    assert "the previous period (2026-09)" in html
+    assert report.baselines["arr"] == report.evaluation.node("arr").previous
+    assert not parsed(html).errors
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kpitree", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+
+
+def test_cli_errors_are_one_sentence(tmp_path, monkeypatch):
+    run = cli("report", "--workspace", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r.html"))
+    assert run.returncode != 0 and "does not exist" in run.stderr
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    run = cli("report", "--workspace", str(tmp_path), "--out", str(tmp_path / "r.docx"))
+    assert run.returncode != 0 and ".html or .pdf" in run.stderr and run.stderr.count("\n") == 1
+    run = cli("report", "--workspace", str(tmp_path), "--out", str(tmp_path / "no" / "r.html"))
+    assert run.returncode != 0 and "does not exist" in run.stderr and run.stderr.count("\n") == 1
+    with pytest.raises(Exception, match="html or .pdf"):
+        check_out("report.txt")
+    env_run = subprocess.run([sys.executable, "-m", "kpitree", "report", "--workspace", str(tmp_path), "--out",
+                              str(tmp_path / "r.pdf")], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                             env={**__import__("os").environ, "KPITREE_CHROMIUM": str(tmp_path / "no-chromium")})
+    assert env_run.returncode != 0 and "needs Chromium" in env_run.stderr and "apt-get install chromium" in env_run.stderr
+    assert env_run.stderr.count("\n") == 1
+
+
+def test_deals_only_workspace_reports_without_crashing(tmp_path):
+    """A user's own Salesforce opportunities, nothing else: the report says what is missing instead of failing."""
+    ws = tmp_path / "own"
+    run = cli("ingest", "--workspace", str(ws), str(ROOT / "tests" / "fixtures" / "own_data" / "sf_Opportunity.csv"))
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "own.html"
+    values, causes = tmp_path / "values.csv", tmp_path / "causes.csv"
+    run = cli("report", "--workspace", str(ws), "--out", str(out), "--values-csv", str(values), "--causes-csv",
+              str(causes), "--format", "json")
+    assert run.returncode == 0, run.stderr
+    import json
+
+    said = json.loads(run.stdout)
+    html = out.read_text()
+    p = parsed(html)
+    assert not p.errors and not p.stack
+    assert html.count("<svg") == 1 + said["charts"]
+    assert any("suggested" in w for w in said["warnings"])  # a first tree's targets are suggestions
+    assert "~" in html and "suggested ~" in html
+    assert values.read_bytes().count(b"\r\n") >= 3 and causes.read_text().startswith('"rank"')
