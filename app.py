@@ -31,7 +31,9 @@ BUILDER = st.Page(HERE / "2_Builder.py", title="Builder", icon=":material/edit:"
 DEFINITIONS = st.Page(HERE / "3_Definitions.py", title="Definitions", icon=":material/menu_book:",
                       url_path="Definitions")
 WORKSPACES = st.Page(HERE / "4_Workspaces.py", title="Workspaces", icon=":material/folder:", url_path="Workspaces")
-PAGES = [TREE, UPLOAD, BUILDER, DEFINITIONS, WORKSPACES]
+REVIEW = st.Page(HERE / "5_Review.py", title="Review", icon=":material/event_available:", url_path="Review")
+OWNERS = st.Page(HERE / "6_Owners.py", title="Owners", icon=":material/groups:", url_path="Owners")
+PAGES = [TREE, UPLOAD, BUILDER, DEFINITIONS, WORKSPACES, REVIEW, OWNERS]
 EDITING = (UPLOAD, BUILDER)  # pages that change a workspace: editors and owners only
 
 

@@ -76,12 +76,17 @@ def _action_text(a: Note) -> str:
     return f"{a.decision} ({a.node_label}" + (f", due {a.due})" if a.due else ")")
 
 
+def actions_text(entry: OwnerEntry, today: date | None = None) -> str:
+    """The owner's open actions in one cell: "decision (node, due 2026-12-14) — overdue; …"."""
+    return "; ".join(_action_text(a) + (" — overdue" if today and a.overdue(today) else "") for a in entry.actions)
+
+
 def owner_rows(entries: list[OwnerEntry], today: date | None = None, red_only: bool = False) -> list[dict[str, str]]:
     """One row per owned number (red and amber first) plus one per owner with actions but no number:
     the table on the page and the CSV."""
     rows = []
     for e in entries:
-        acts = "; ".join(_action_text(a) + (" — overdue" if today and a.overdue(today) else "") for a in e.actions)
+        acts = actions_text(e, today)
         shown = [o for o in e.nodes if not red_only or o.node.status == "red"]
         if not shown and (not red_only or e.actions):
             rows.append({"owner": e.owner, "number": "", "status": "", "value": "", "target": "", "why": "",

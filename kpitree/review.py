@@ -33,7 +33,7 @@ from .snapshots import (
     Comparison,
     Snapshot,
     SnapshotError,
-    check_name,
+    as_saved,
     compare,
     list_snapshots,
     new_id,
@@ -225,7 +225,7 @@ class Notes:
                     owner=_clean(owner, "owner", required=True, limit=MAX_NAME),
                     due=due.isoformat() if due else None, note=_clean(note, "note"),
                     written_by=_clean(author, "name", limit=MAX_NAME) or "unknown",
-                    written_at=when.isoformat(timespec="seconds"))
+                    written_at=when.isoformat(timespec="milliseconds"))
         with _LOCK:
             path = write_json(self._dir(create=True), f"{item.id}.json", item.to_dict())
         return Note(**{**item.__dict__, "file": str(path)})
@@ -242,10 +242,11 @@ class Notes:
                 raise SnapshotError("That review note is no longer in this workspace (deleted meanwhile?): reload the page.")
             current = _note_from(read_json(path, "review note"), path)
             if not current.open:
-                raise SnapshotError(f"That action was already closed by {current.closed_by} at {current.closed_at}.")
+                when_closed = (current.closed_at or "")[:16].replace("T", " ")
+                raise SnapshotError(f"That action was already closed by {current.closed_by} at {when_closed} UTC.")
             when = now or datetime.now(UTC)
             done = Note(**{**current.__dict__, "closed_by": _clean(author, "name", limit=MAX_NAME) or "unknown",
-                           "closed_at": when.isoformat(timespec="seconds"), "closing": _clean(closing, "note"),
+                           "closed_at": when.isoformat(timespec="milliseconds"), "closing": _clean(closing, "note"),
                            "file": None})
             write_json(path.parent, path.name, done.to_dict())
         return Note(**{**done.__dict__, "file": str(path)})
@@ -315,10 +316,8 @@ def record_review(ws: Any, now_snapshot: Snapshot, reviewed: list[str], user: ac
     """Records that a review was held: the tree as it stands now, kept as a review snapshot listing
     the nodes it went through; the next review's "since last review" compares with it."""
     when = now or datetime.now(UTC)
-    snap = Snapshot(**{**now_snapshot.__dict__, "id": new_id(when), "kind": "review", "reviewed": tuple(reviewed),
-                       "name": check_name(name or f"Review {when:%Y-%m-%d}"), "file": None,
-                       "created_at": when.isoformat(timespec="seconds"),
-                       "created_by": _clean(author, "name", limit=MAX_NAME) or "unknown"})
+    snap = as_saved(now_snapshot, name or f"Review {when:%Y-%m-%d}", author, kind="review", reviewed=reviewed,
+                    now=when)
     return save_snapshot(ws, snap, user)
 
 

@@ -224,11 +224,22 @@ def take_snapshot(engine: Any, tree: Tree, period: Period, *, name: str = "Now",
     path = tuple(PathStep(s.id, s.sentence, s.segment_sentence) for s in getattr(explanation, "red_path", ()) or ())
     when = now or datetime.now(UTC)
     workspace = getattr(getattr(engine, "workspace", None), "name", "") or ""
-    return Snapshot(id=new_id(when), name=name, kind=kind, created_at=when.isoformat(timespec="seconds"),
+    return Snapshot(id=new_id(when), name=name, kind=kind, created_at=when.isoformat(timespec="milliseconds"),
                     created_by=author or "unknown", workspace=workspace, tree=tree_key(tree),
                     tree_name=tree.name, period=evaluation.period.key, grain=evaluation.period.grain.value,
                     as_of=str(evaluation.as_of), nodes=nodes, causes=causes, red_path=path,
                     reviewed=tuple(reviewed))
+
+
+def as_saved(snapshot: Snapshot, name: str, author: str, kind: str = "snapshot", reviewed: Iterable[str] = (),
+             now: datetime | None = None) -> Snapshot:
+    """`snapshot` (usually of now, built from the page's cached figures) named, signed and stamped
+    with a fresh id and time, ready for `save_snapshot`."""
+    when = now or datetime.now(UTC)
+    author = " ".join(str(author or "").split())[:MAX_NAME] or "unknown"
+    return Snapshot(**{**snapshot.__dict__, "id": new_id(when), "name": check_name(name), "kind": kind,
+                       "created_at": when.isoformat(timespec="milliseconds"), "created_by": author,
+                       "reviewed": tuple(reviewed), "file": None})
 
 
 def _num(value: Any) -> float | None:

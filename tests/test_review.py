@@ -181,3 +181,78 @@ def test_a_damaged_note_file_is_named(demo):
     good, problems = notes.all()
     assert len(good) == 1
     assert len(problems) == 1 and "20260101-000000-abcdef.json is not valid JSON" in problems[0]
+
+
+# --- the Review page through AppTest ---------------------------------------------------------------
+
+
+def _page(data_dir: Path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("KPITREE_DATA_DIR", str(data_dir))
+    at = AppTest.from_file(str(ROOT / "views" / "5_Review.py"), default_timeout=120)
+    at.query_params.update({"ws": "demo", "tree": "revops", "period": "2026-10"})
+    return at
+
+
+def _button(at, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_review_page_notes_a_review_and_snapshots(demo, monkeypatch):
+    from apptest_utils import failures, unescaped
+
+    at = _page(demo.root.parent, monkeypatch).run()
+    assert not failures(at)
+    assert at.markdown[0].value == "### Review · RevOps KPI tree · 2026-10"
+    assert any("No review of this tree has been recorded yet" in unescaped(i.value) for i in at.info)
+    due = next(d.value for d in at.dataframe if "due since" in d.value.columns)
+    assert len(due) == 23 and due.iloc[0]["status"] == "red"
+
+    at.selectbox(key="rv_note_node").set_value("win_rate")
+    at.text_input(key="rv_note_decision").input("Dana reviews every Enterprise deal over $50k")
+    _button(at, "Save note").click().run()
+    assert not failures(at)
+    assert any("Note saved on Win rate (new)" in unescaped(s.value) for s in at.success)
+    actions = next(d.value for d in at.dataframe if "decision" in d.value.columns)
+    assert actions.iloc[0]["owner"] == "Alex Romero (CRO)"  # no owner typed: the node's owner
+    assert actions.iloc[0]["node"] == "Win rate (new)"
+
+    _button(at, "Record this review").click().run()
+    assert not failures(at)
+    assert any("Last review: Review " in unescaped(c.value) for c in at.caption)
+    due = [d.value for d in at.dataframe if "due since" in d.value.columns]
+    assert not due  # everything was just reviewed
+
+    at.text_input(key="rv_snap_name").input("Board call")
+    _button(at, "Save snapshot").click().run()
+    assert not failures(at)
+    assert any("Snapshot saved: Board call (2026-10)" in unescaped(s.value) for s in at.success)
+    # since last review (top of the page) and the comparison (snapshots tab): the same causes, still open
+    causes = [d.value for d in at.dataframe if "lever" in d.value.columns]
+    assert len(causes) == 2 and set(causes[1]["cause"]) == {"still open"} and len(causes[1]) == 14
+    saved = next(d.value for d in at.dataframe if "kind" in d.value.columns)
+    assert list(saved["kind"]) == ["snapshot", "review"] and saved["name"][0] == "Board call"
+
+    _button(at, "Close action").click().run()
+    assert any("Action closed." in unescaped(s.value) for s in at.success)
+    assert any("No open action on this tree." in unescaped(c.value) for c in at.caption)
+
+
+def test_review_page_for_a_viewer_writes_nothing(demo, monkeypatch, tmp_path):
+    from apptest_utils import unescaped
+
+    from kpitree import access as acc
+
+    users = tmp_path / "users.yaml"
+    users.write_text("users:\n  vera: {}\n")
+    monkeypatch.setenv("KPITREE_USERS_FILE", str(users))
+    acc.set_member(demo, "vera", "viewer")
+    at = _page(demo.root.parent, monkeypatch)
+    at.session_state[acc.SESSION_KEY] = "vera"
+    at.run()
+    assert not at.exception
+    assert any("needs an editor or owner" in unescaped(i.value) for i in at.info)
+    assert _button(at, "Save note").disabled and _button(at, "Record this review").disabled
+    assert _button(at, "Save snapshot").disabled
+    assert not (demo.root / "snapshots").exists() and not (demo.root / "review").exists()

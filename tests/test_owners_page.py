@@ -1,0 +1,106 @@
+"""Who to talk to: the owners' list from a snapshot and the review notes, its CSV, and the page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from apptest_utils import failures, unescaped
+from conftest import ROOT
+from streamlit.testing.v1 import AppTest
+
+from kpitree import access
+from kpitree.evaluate import Engine
+from kpitree.owners import CSV_HEADER, owner_rows, owners, owners_csv
+from kpitree.periods import parse_period
+from kpitree.review import Notes
+from kpitree.snapshots import take_snapshot
+from kpitree.tree import load_tree
+from kpitree.workspace import Workspace
+
+HOSTILE = '=HYPERLINK("x")'
+MONDAY = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Workspace:
+    source = ROOT / "workspaces" / "demo"
+    if not (source / "kpitree.duckdb").exists():
+        pytest.fail("the demo workspace is missing: run `make demo-workspace`")
+    shutil.copytree(source, tmp_path / "data" / "demo")
+    return Workspace(tmp_path / "data" / "demo")
+
+
+def test_owners_red_first_with_sentences_and_actions(demo):
+    tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
+    now = take_snapshot(Engine(demo), tree, parse_period("2026-10"))
+    notes = Notes(demo)
+    notes.add(tree, "win_rate", decision="Dana reviews Enterprise deals", owner="alex romero  (CRO)",
+              due=date(2026, 12, 1), user=access.LOCAL, author="maria", now=MONDAY)
+    entries = owners(now, notes.all()[0])
+    assert [e.owner for e in entries][:3] == ["Alex Romero (CRO)", "Priya Nair (VP Customer Success)",
+                                               "Lena Park (VP Marketing)"]
+    alex = entries[0]
+    assert len(alex.nodes) == 10 and len(alex.red) == 7
+    assert [a.decision for a in alex.actions] == ["Dana reviews Enterprise deals"]  # matched across case and spaces
+    win = next(o for o in alex.nodes if o.node.id == "win_rate")
+    assert win.sentence.startswith("Enterprise deals owned by Dana Whitfield: Win rate (new) 5.9%")
+    # a red node above the causes gets its step of the red path
+    arr = next(o for e in entries for o in e.nodes if o.node.id == "arr")
+    assert arr.sentence.startswith("ARR: actual $158.37M against target $171.00M")
+    rows = owner_rows(entries, date(2026, 12, 7), red_only=True)
+    assert {r["status"] for r in rows if r["number"]} == {"red"}
+    first = rows[0]
+    assert first["owner"] == "Alex Romero (CRO)"
+    assert first["open actions"] == "Dana reviews Enterprise deals (Win rate (new), due 2026-12-01) — overdue"
+    assert sum(1 for r in rows if r["number"]) == sum(len(e.red) for e in entries) == 16
+
+
+def test_a_hostile_owner_is_neutralised_in_the_csv(demo, tmp_path):
+    raw = yaml.safe_load((ROOT / "data" / "trees" / "revops.yaml").read_text())
+    next(n for n in raw["nodes"] if n["id"] == "leads")["owner"] = HOSTILE
+    path = tmp_path / "revops.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    tree = load_tree(path)
+    now = take_snapshot(Engine(demo), tree, parse_period("2026-10"))
+    notes = Notes(demo)
+    notes.add(tree, "leads", decision="-1 from budget", owner=HOSTILE, due=None, user=access.LOCAL, author="m")
+    text = owners_csv(owners(now, notes.all()[0]))
+    table = list(csv.reader(io.StringIO(text)))
+    assert tuple(table[0]) == CSV_HEADER
+    hostile = [r for r in table if HOSTILE in r[0]]
+    assert hostile and all(r[0] == "'" + HOSTILE for r in hostile)
+    assert any(r[6].startswith("'-1 from budget") for r in hostile)
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in table for cell in row)
+
+
+def _page(data_dir: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("KPITREE_DATA_DIR", str(data_dir))
+    at = AppTest.from_file(str(ROOT / "views" / "6_Owners.py"), default_timeout=120)
+    at.query_params.update({"ws": "demo", "tree": "revops", "period": "2026-10"})
+    return at
+
+
+def test_owners_page(demo, monkeypatch):
+    tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
+    Notes(demo).add(tree, "leads", decision="Move $20k from Paid Search to Events", owner="Lena Park (VP Marketing)",
+                    due=date(2026, 12, 11), user=access.LOCAL, author="maria", now=MONDAY)
+    at = _page(demo.root.parent, monkeypatch).run()
+    assert not failures(at)
+    texts = [unescaped(m.value) for m in at.markdown]
+    assert texts[0] == "### Who to talk to · RevOps KPI tree · 2026-10"
+    heads = [t for t in texts if t.startswith("#### ")]
+    assert heads[:3] == ["#### Alex Romero (CRO)", "#### Priya Nair (VP Customer Success)",
+                         "#### Lena Park (VP Marketing)"]
+    assert "#### Sam Ortiz (SDR manager)" not in heads  # nothing red, no action: not on the Monday list
+    assert any(t.startswith("🔴 **Win rate (new)** — Enterprise deals owned by Dana Whitfield") for t in texts)
+    assert "**Open actions:** Move $20k from Paid Search to Events (Leads, due 2026-12-11)" in texts
+    assert any("7 of 10 numbers red" in unescaped(c.value) for c in at.caption)
+    at.toggle(key="ow_red_only").set_value(False).run()
+    heads = [unescaped(m.value) for m in at.markdown if m.value.startswith("#### ")]
+    assert "#### Sam Ortiz (SDR manager)" in heads

@@ -1,0 +1,110 @@
+"""Who to talk to: every owner with the numbers they own, which are red and why, and their open
+actions — the list a founder takes into the Monday meeting, also as CSV.
+
+Layout and calls into `kpitree.owners` only (built from a snapshot of now: the same figures as the
+tree page and the review). User text reaches Markdown only through `markdown_text`; the CSV goes
+through `kpitree.plain.csv_text` (`owners.owners_csv`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import streamlit as st
+
+import ui
+from kpitree.errors import KpiTreeError
+from kpitree.owners import actions_text, owners, owners_csv
+from kpitree.periods import parse_period, period_containing, trailing
+from kpitree.plain import markdown_text as md
+from kpitree.review import Notes
+from kpitree.snapshots import take_snapshot, tree_key
+
+st.set_page_config(page_title="Owners · KPI Tree", page_icon="🌳", layout="wide")
+S = st.session_state
+GRAINS = ["month", "quarter", "week", "year"]
+
+
+def pick_view():
+    """Workspace, tree and period, shared with the tree page (same sticky choices)."""
+    st.sidebar.title("KPI Tree")
+    ws = ui.choose_workspace()
+    if ws is None:
+        st.stop()
+    engine = ui.engine_for(ws)
+    paths = ui.tree_paths(ws)
+    if not paths:
+        st.info("This workspace has no tree yet: open the Tree page or the Builder first.")
+        st.stop()
+    labels = list(paths)
+    if "tree_pick" not in S:
+        wanted = ui.param("tree")
+        S["tree_pick"] = next((k for k in labels if paths[k].stem == wanted), labels[0])
+    if ui.kept_value("tree_pick") not in (None, *labels):
+        ui.set_sticky("tree_pick", labels[0])
+    label = st.sidebar.selectbox("Tree", labels, **ui.sticky("tree_pick"))
+    tree = ui.tree_for(paths[label])
+    st.query_params["tree"] = paths[label].stem
+    if "grain" not in S:
+        S["grain"] = ui.param("grain", "month") if ui.param("grain", "month") in GRAINS else "month"
+    grain = st.sidebar.radio("Grain", GRAINS, horizontal=True, **ui.sticky("grain"))
+    current = period_containing(engine.as_of, grain)
+    options = [p.key for p in reversed(trailing(current, 24 if grain != "week" else 26))]
+    latest = current if current.is_complete(engine.as_of) else current.previous()
+    if S.get("_period_grain") != grain:
+        S["_period_grain"] = grain
+        wanted = ui.param("period")
+        ui.set_sticky("period", wanted if wanted in options else latest.key)
+    period = st.sidebar.selectbox("Period", options, **ui.sticky("period"))
+    st.query_params["grain"] = grain
+    st.query_params["period"] = period
+    return ws, engine, tree, parse_period(period)
+
+
+STATUS_ICON = {"red": "🔴", "amber": "🟠", "green": "🟢", "no_target": "⚪", "no_data": "⚪"}
+
+
+def main() -> None:
+    try:
+        ws, engine, tree, period = pick_view()
+    except KpiTreeError as exc:
+        st.error(md(exc))
+        return
+    today = datetime.now(UTC).date()
+    evaluation = ui.evaluation(ws, tree, period)
+    explanation = ui.explanation(ws, tree, tree.root.id, period, "target", causes=True)
+    now = take_snapshot(engine, tree, period, evaluation=evaluation, explanation=explanation)
+    notes, problems = Notes(ws).for_tree(tree_key(tree))
+    entries = owners(now, notes)
+    st.markdown(f"### Who to talk to · {md(tree.name)} · {period.key}")
+    reds = sum(len(e.red) for e in entries)
+    st.caption(f"Workspace **{md(ws.name)}** · data as of {evaluation.as_of} · {len(entries)} owners · "
+               f"{reds} red numbers · {sum(len(e.actions) for e in entries)} open actions")
+    for p in problems:
+        st.warning(md(p), icon=":material/warning:")
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    red_only = left.toggle("Red numbers only", key="ow_red_only", value=True)
+    right.download_button("Download the list (CSV)", key="ow_csv", mime="text/csv", width="stretch",
+                          file_name=f"owners-{tree_key(tree)}-{period.key}.csv",
+                          data=owners_csv(entries, today, red_only=red_only))
+    for e in entries:
+        shown = [o for o in e.nodes if not red_only or o.node.status == "red"]
+        if red_only and not shown and not e.actions:
+            continue
+        with st.container(border=True):
+            st.markdown(f"#### {md(e.owner)}" + (" · owner still to assign" if e.to_assign else ""))
+            st.caption(f"{len(e.red)} of {len(e.nodes)} numbers red · {len(e.actions)} open action"
+                       + ("" if len(e.actions) == 1 else "s"))
+            for o in shown:
+                n = o.node
+                line = f"{STATUS_ICON.get(n.status, '⚪')} **{md(n.label)}**"
+                if o.sentence:
+                    line += f" — {md(o.sentence)}"
+                st.markdown(line)
+            if e.actions:
+                st.markdown("**Open actions:** " + md(actions_text(e, today)))
+    st.caption("Red first; each red number with the explanation's sentence (the cause where it sits, else its step "
+               "on the red path). Actions come from review notes (Review page).")
+
+
+main()
