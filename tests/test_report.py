@@ -289,3 +289,32 @@ def test_deals_only_workspace_reports_without_crashing(tmp_path):
     assert any("suggested" in w for w in said["warnings"])  # a first tree's targets are suggestions
     assert "~" in html and "suggested ~" in html
     assert values.read_bytes().count(b"\r\n") >= 3 and causes.read_text().startswith('"rank"')
+
+
+def test_report_buttons_prepare_and_offer_downloads(demo_ws, monkeypatch):
+    """The page's helper: one click builds the report; HTML and both CSVs are offered, the PDF where
+    Chromium is, and a missing Chromium is one sentence (no traceback)."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("KPITREE_CHROMIUM", "/nonexistent/chromium")  # the page's PDF route said missing
+    script = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+from kpitree.periods import parse_period
+from kpitree.suggest import tree_for_workspace
+from kpitree.tree import load_tree
+from kpitree.workspace import Workspace
+from ui_report import report_buttons
+ws = Workspace({str(demo_ws.root)!r})
+report_buttons(ws, load_tree(tree_for_workspace(ws)), parse_period("2026-10"), "month", "target")
+"""
+    at = AppTest.from_string(script, default_timeout=120)
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Prepare the report"]
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    labels = " ".join(e.proto.label for e in at.main if e.type == "download_button")
+    assert "Report (HTML)" in labels and "Node values (CSV)" in labels and "Causes (CSV)" in labels
+    assert "Report (PDF)" not in labels
+    assert any("needs Chromium" in c.value for c in at.caption)
