@@ -1,0 +1,102 @@
+"""One node analysed: its view, its children's parts, its segments and its rate finding.
+
+`_analyse` is memoised per session (the red path and the walk over the causes meet the same
+nodes). `_over` steps past nodes that cannot be judged (no data, no target) to the nearest
+descendants that can, so a workspace without subscriptions still walks from ARR to New ARR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import attribution as att
+from ..tree import Node
+from .cells import _Session
+from .children import _Children, _children
+from .finding import _rate_finding
+from .model import Finding
+from .segments import _SegmentAnalysis, _segments
+from .view import _NodeView, _view
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    view: _NodeView
+    children: _Children
+    segments: _SegmentAnalysis
+    also: Finding | None = None
+    unjudged: str = ""  # why the node has no gap, in words ("has no data in 2026-10: needs …")
+
+
+def _analyse(session: _Session, node: Node, versus: str) -> _Analysis:
+    if node.id not in session.analyses:
+        session.analyses[node.id] = _analyse_node(session, node, versus)
+    return session.analyses[node.id]
+
+
+def _analyse_node(session: _Session, node: Node, versus: str) -> _Analysis:
+    kids = [session.tree.node(c) for c in node.children]
+    session.fetch([node, *kids])
+    view = _view(session, node, versus)
+    segments = _segments(_view(session, node, versus, own=True), versus)
+    cell_dim = None
+    if node.formula:
+        exact = att.Formula.parse(node.formula).names
+        common = [d for d in session.data[exact[0]].dims
+                  if all(d in session.data[k].dims and not session.data[k].sets for k in exact)]
+        ranked = [d.dimension for d in segments.dimensions if d.dimension in common]
+        cell_dim = (ranked[0],) if ranked else None
+    children = _children(session, view, versus, cell_dim)
+    return _Analysis(view, children, segments, _rate_finding(session, node, versus, view, segments),
+                     _unjudged(session, view, versus))
+
+
+def _unjudged(session: _Session, view: _NodeView, versus: str) -> str:
+    """Why a node cannot be judged (no value, or nothing to compare it with); empty when it can."""
+    if view.value is None:
+        reason = session.engine.no_data_reason(view.node, session.period)
+        return f"has no data in {session.period.key}" + (f": {reason}" if reason else "")
+    if view.baseline is None:
+        if versus == "target":
+            return f"has no target for {session.period.key}"
+        return f"has no value in {session.reference.periods[0].key} to compare with"
+    return ""
+
+
+def _over(session: _Session, a: _Analysis, versus: str) -> list[tuple[tuple[str, ...], _Analysis]]:
+    """The nearest descendants that can be judged, past nodes that cannot, each with the ids of the
+    nodes stepped over on the way.
+
+    Below a node without a gap (no data, no target): its children, and below any that have no gap
+    either, theirs, and so on. Below a node with a gap: the same under each child without data only
+    (a child with data but no target is judged by its parent's attribution as before). A workspace
+    with deals but no subscriptions thus still walks from ARR down to New ARR and its levers.
+    """
+    out: list[tuple[tuple[str, ...], _Analysis]] = []
+    seen = {a.view.node.id}
+
+    def walk(x: _Analysis, via: tuple[str, ...]) -> None:
+        for cid in x.view.node.children:
+            if cid in seen:
+                continue
+            seen.add(cid)
+            kid = _analyse(session, session.tree.node(cid), versus)
+            if kid.view.gap is not None:
+                out.append((via, kid))
+            else:
+                walk(kid, (*via, cid))
+
+    if a.view.gap is None:
+        walk(a, ())
+        return out
+    for cid in a.view.node.children:
+        if cid not in seen and _view(session, session.tree.node(cid), versus).value is None:
+            seen.add(cid)
+            walk(_analyse(session, session.tree.node(cid), versus), (cid,))
+    return out
+
+
+def _worse(found: list[tuple[tuple[str, ...], _Analysis]]) -> list[tuple[tuple[str, ...], _Analysis]]:
+    """Of the nodes `_over` found, those off their own baseline in the bad direction, worst first."""
+    return sorted(((via, k) for via, k in found if (k.view.bands or 0.0) > 0), key=lambda x: -(x[1].view.bands or 0.0))
+

@@ -1,0 +1,651 @@
+"""The data: one SQL scan per source for a node and its children, as finest cells.
+
+A node and its children are read together: one scan per (table, join condition) — each node's
+filter moves into its aggregates' FILTER clause — grouped by the finest combination of the drill
+dimensions, for the current period and the candidate reference periods at once. Every split
+(totals, a dimension, a pair) is then a `bincount` over those cells (`NodeData.split`). Metrics
+whose components do not add up over cells (per-customer MRR movements, DISTINCT counts) use the
+catalogue's own query per dimension (grouping-set rows, marked `ALL`). Results are cached per
+workspace data version (`_RESULTS`). `reference_periods` says where, against a target, segment
+structure comes from.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from .. import attribution as att
+from ..cache import ResultCache
+from ..errors import QueryError
+from ..evaluate import Engine, target_for
+from ..metrics import (
+    Kind,
+    Metric,
+    MetricQuery,
+    Source,
+    customer_cells_sql,
+    dimension_sql,
+    filter_sql,
+    metric,
+    periods_cte,
+    source_filters,
+)
+from ..periods import Period
+from ..tree import Node, Tree
+from .model import ACCOUNT_DIMENSIONS, ALL, NAMED_EMPTY_MIN_FILL, NONE, PAIR_SEP, REFERENCE_PERIODS
+from .values import ValueFn
+
+if TYPE_CHECKING:
+    from .analysis import _Analysis
+
+_ADDITIVE = re.compile(r"^\s*(count\(\*\)|sum\()", re.IGNORECASE)
+_RESULTS = ResultCache(256)
+
+
+def _additive_agg(agg: str) -> bool:
+    """Sums and counts add up over segments; DISTINCT counts and max() do not."""
+    return bool(_ADDITIVE.match(agg)) and "distinct" not in agg.lower()
+
+
+def available_dimensions(engine: Engine, tree: Tree, node: Node) -> tuple[str, ...]:
+    """The node's drill dimensions every source table of its metric has a value of (or gets via
+    accounts); a column empty in every row is no dimension (see `Engine.dimensions`)."""
+    m = metric(node.metric)
+    wanted = list(tree.dimensions_for(node))
+    if m.table == "subscriptions" and "accounts" in engine.loaded:
+        wanted += [d for d in ACCOUNT_DIMENSIONS if d not in wanted]
+    return tuple(engine.dimensions(m, wanted))
+
+
+@dataclass
+class _Source:
+    """One scan request for a node: a source of its metric (cells), or the whole metric (batch)."""
+
+    node: str
+    role: str  # cur, ref or both
+    metric: Metric
+    index: int  # which source of the metric (cells mode)
+    filters: tuple
+    dims: tuple[str, ...]
+    periods: tuple[tuple[str, Period], ...]  # (label, period), label cur or ref
+    mode: str  # cells: finest cells of additive components; batch: catalogue query per dimension
+
+    @property
+    def src(self) -> Source:
+        return self.metric.sources[self.index]
+
+    def key(self) -> tuple:
+        if self.mode == "batch":
+            return ("batch", tuple(self.filters), self.dims, self.periods)
+        # rows of one table joined one way are read once, whatever each node filters: the filters
+        # move into each node's aggregates (FILTER (WHERE …)), see `_run_cells`
+        s = self.src
+        if s.customer_level:  # one customers relation per baseline and filter, see `_run_cells`
+            return ("customers", self.metric.baseline, self.where, self.dims, self.periods)
+        return ("cells", s.table, s.on, self.dims, self.periods)
+
+    where: tuple = ()  # the filters this source applies (cells mode): see `metrics.source_filters`
+
+
+_FILTERED = re.compile(r"^(?P<agg>.+?) FILTER \(WHERE (?P<cond>.+)\)$", re.DOTALL)
+
+
+def _with_filter(agg: str, cond: str) -> str:
+    """`sum(x) FILTER (WHERE c)` → `sum(x) FILTER (WHERE (c) AND (cond))`; a plain aggregate gets one."""
+    m = _FILTERED.match(agg.strip())
+    if m:
+        return f"{m['agg']} FILTER (WHERE ({m['cond']}) AND ({cond}))"
+    return f"{agg} FILTER (WHERE {cond})"
+
+
+def _cells_ok(m: Metric) -> bool:
+    """Finest cells work when every component adds up over segments and is plain SQL over the rows.
+
+    Not for per-customer (entity) sources, DISTINCT counts or max(), definitions with workspace
+    parameters (the catalogue binds them), or sources exempt from some filter or split column:
+    those take the catalogue's own query, one per dimension.
+    """
+    if m.parameters:
+        return False
+    return all((not s.customer_level or s.entity == "customers") and not s.exempt
+               and all(_additive_agg(a) for a in s.components.values()) for s in m.sources)
+
+
+def _compute_metrics(con: duckdb.DuckDBPyConnection, q: MetricQuery, names: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """The catalogue's own query for several metrics sharing periods, filter and split."""
+    from .. import metrics as catalogue
+
+    many = getattr(catalogue, "compute_many", None)
+    if many is not None:
+        return many(con, q, list(names))
+    return {n: catalogue.compute(con, MetricQuery(n, q.periods, q.as_of, q.dimension, q.filters, q.columns))
+            for n in names}
+
+
+def _period_totals(plan: _Plan, frames: dict[int, pd.DataFrame]) -> dict[str, dict[str, float]]:
+    """Per period key fetched (candidates and "cur"): the node's total components.
+
+    A source without rows in a period (no deal closed in a month that had open deals) adds zeros:
+    every component of the node's metrics is there for every period any source has.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for s in plan.sources:
+        df = frames.get(id(s))
+        if df is None:
+            return {}
+        if s.mode == "batch" and plan.dims:
+            df = df[np.logical_and.reduce([df[d] == ALL for d in plan.dims])]
+        comps = [c for c in df.columns if c != "pkey" and c not in plan.dims]
+        for key, row in df.groupby("pkey")[comps].sum().iterrows():
+            out.setdefault(str(key), {}).update({c: float(v) for c, v in row.items()})
+    every = (*plan.cur_metric.components, *plan.ref_metric.components)
+    for comps in out.values():
+        for c in every:
+            comps.setdefault(c, 0.0)
+    return out
+
+
+class _Session:
+    """One explain call's access to the workspace: one connection, a memo of node data."""
+
+    def __init__(self, engine: Engine, tree: Tree, period: Period, reference: Reference, hold: bool = True) -> None:
+        self.engine = engine
+        self.hold = hold
+        self.tree = tree
+        self.period = period
+        self.reference = reference
+        self.as_of = engine.as_of
+        self.running = not period.is_complete(self.as_of)
+        self.elapsed = period.elapsed_fraction(self.as_of)
+        self.data: dict[str, NodeData] = {}  # reference chosen for the batch (its parent and children)
+        self._own: dict[str, NodeData] = {}  # reference chosen by the node itself, for its segments
+        self._raw: dict[str, tuple[_Plan, dict[int, pd.DataFrame]]] = {}
+        self._totals: dict[str, dict[str, dict[str, float]]] = {}  # node → period key → components
+        self._stack = ExitStack()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self.analyses: dict[str, _Analysis] = {}  # node id → its analysis (versus is fixed per session)
+        self._partial: set[str] = set()  # nodes loaded without segments
+
+    def close(self) -> None:
+        self._stack.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The session's connection, opened on first use and held to the end; or, in the
+        background (`hold=False`), one per query, so the workspace's lock is never held long
+        while someone clicks."""
+        if not self.hold:
+            with self.engine.workspace.connect() as con:
+                yield con
+            return
+        if self._con is None:
+            self._con = self._stack.enter_context(self.engine.workspace.connect())
+        yield self._con
+
+    def _cached(self, key: tuple, run: Callable[[], Any]) -> Any:
+        return _RESULTS.get_or_run((str(self.engine.workspace.db_path), self.engine.version, *key), run)
+
+    def _execute(self, text: str, params: list[Any]) -> pd.DataFrame:
+        def run() -> pd.DataFrame:
+            try:
+                with self.connection() as con:
+                    return con.execute(text, params).df()
+            except duckdb.Error as exc:
+                raise QueryError(f"explain query failed: {str(exc).splitlines()[0]}") from None
+
+        return self._cached(("sql", text, tuple(params)), run)
+
+    def fetch(self, nodes: Sequence[Node]) -> None:
+        """Loads every node not yet loaded, sharing one scan per (table, join, filter) among them.
+
+        `nodes[0]` is the batch's parent: its closeness to target picks the reference period of
+        every node loaded here, so that its children's segments share one structure. Only the
+        parent and its formula's children need their segments; influence children are judged on
+        their totals, so where segments cost a catalogue query per dimension they are loaded
+        without (and again with segments if the walk goes on from them).
+        """
+        parent = nodes[0]
+        full = {parent.id, *(att.Formula.parse(parent.formula).names if parent.formula else ())}
+        todo = [n for n in dict.fromkeys(nodes) if n.id not in self.data or (n.id in self._partial and n.id in full)]
+        if not todo:
+            return
+        plans: dict[str, _Plan] = {}
+        groups: dict[tuple, list[_Source]] = {}
+        for node in todo:
+            try:
+                plan = self._plan(node, totals_only=node.id not in full)
+            except QueryError as exc:  # e.g. a filter on a column this workspace does not have
+                plan = _Plan(node, metric(node.metric), metric(node.metric), (), (), str(exc), False)
+            plans[node.id] = plan
+            for r in plan.sources:
+                groups.setdefault(r.key(), []).append(r)
+        frames: dict[int, pd.DataFrame] = {}
+        for members in groups.values():
+            try:
+                out = self._run_batch(members) if members[0].mode == "batch" else self._run_cells(members)
+            except QueryError as exc:
+                for r in members:
+                    plans[r.node].note = str(exc)
+                continue
+            for r in members:
+                frames[id(r)] = out[r.node, r.role, r.index]
+        for node in todo:
+            self._partial.discard(node.id)
+            if plans[node.id].partial:
+                self._partial.add(node.id)
+            self._own.pop(node.id, None)
+            self._raw[node.id] = (plans[node.id], frames)
+            self._totals[node.id] = _period_totals(plans[node.id], frames)
+        parent = nodes[0]
+        # a product formula is attributed within segments from the reference period: pick the one
+        # where its children were closest to their targets, so little is left between the two
+        exact = [self.tree.node(c) for c in att.Formula.parse(parent.formula).names] if parent.formula else []
+        chosen = self._choose(parent, judges=exact)
+        for node in todo:
+            self.data[node.id] = NodeData.build(node, plans[node.id], frames, self, chosen)
+
+    def own(self, node: Node) -> NodeData:
+        """The node's data with the reference it would choose itself (for its own segment drill-down)."""
+        if node.id not in self._own:
+            plan, frames = self._raw[node.id]
+            chosen = self._choose(node)
+            batch = self.data[node.id]
+            same = chosen == batch.ref_periods or not self.reference.choose
+            self._own[node.id] = batch if same else NodeData.build(node, plan, frames, self, chosen)
+        return self._own[node.id]
+
+    def _choose(self, parent: Node, judges: Sequence[Node] = ()) -> tuple[Period, ...]:
+        """The reference period(s): fixed, or every candidate in which each of `judges` (default: the
+        parent) was within its amber band of target; failing that, the one where they were closest
+        to their targets — mean |ln(value / target)| over them."""
+        ref = self.reference
+        if not ref.choose:
+            return ref.periods
+        judges = [j for j in judges if j.id in self._totals] or [parent]
+        best, best_gap = None, math.inf
+        on_plan: list[Period] = []
+        for p in ref.periods:  # most recent first; last year last
+            gaps, within = [], True
+            for j in judges:
+                target = target_for(j, p)
+                comps = self._totals.get(j.id, {}).get(p.key)
+                m = metric(j.metric)
+                value = float(ValueFn(m.value, m.components)(comps)) if comps is not None else None
+                if value is None or not math.isfinite(value) or not target or value / target <= 0:
+                    break
+                gaps.append(abs(math.log(value / target)))
+                amber = j.amber if j.amber is not None else self.engine.settings.amber_threshold
+                within &= gaps[-1] <= math.log1p(amber)
+            else:
+                if within:
+                    on_plan.append(p)
+                if gaps and sum(gaps) / len(gaps) < best_gap - 1e-12:
+                    best, best_gap = p, sum(gaps) / len(gaps)
+        if on_plan:
+            return tuple(on_plan)
+        return (best,) if best is not None else ref.periods[-1:]
+
+    def _plan(self, node: Node, totals_only: bool = False) -> _Plan:
+        m = metric(node.metric)
+        cur_m = metric(m.running) if self.running and m.running else m
+        plan = _Plan(node, cur_m, m, (), (), "", False)
+        lacking = self.engine.missing(node)
+        if lacking is not None:
+            plan.note = f"{node.label} {lacking.reason()}"
+            return plan
+        dims = available_dimensions(self.engine, self.tree, node)
+        cells = _cells_ok(cur_m) and _cells_ok(m)
+        if totals_only and not cells and dims:
+            dims, plan.partial = (), True  # a catalogue query per dimension, for segments nobody reads
+        plan.dims = dims
+        plan.covered = self.engine.covers(m, self.period)
+        ref = tuple(p for p in self.reference.periods if self.engine.covers(m, p))
+        plan.ref = ref
+        roles: list[tuple[str, Metric, tuple[tuple[str, Period], ...]]] = []
+        if cur_m is m and ref:
+            roles.append(("both", m, (*((p.key, p) for p in ref), ("cur", self.period))))
+        else:
+            roles.append(("cur", cur_m, (("cur", self.period),)))
+            if ref:
+                roles.append(("ref", m, tuple((p.key, p) for p in ref)))
+        for role, mm, periods in roles:
+            if not cells:
+                plan.sources.append(_Source(node.id, role, mm, -1, node.filter, dims, periods, "batch"))
+                continue
+            for i, _ in enumerate(mm.sources):
+                where = source_filters(mm, mm.sources[i], tuple(node.filter), self.engine.columns)
+                plan.sources.append(_Source(node.id, role, mm, i, node.filter, dims, periods, "cells", where))
+        return plan
+
+    def _run_cells(self, members: list[_Source]) -> dict[tuple[str, str, int], pd.DataFrame]:
+        """One SQL scan for all members (same table, join, filter, dimensions, periods), finest cells."""
+        first = members[0]
+        s = first.src
+        dims = first.dims
+        periods = [p for _, p in first.periods]
+        labels = {p.key: label for label, p in first.periods}
+        if s.customer_level:
+            return self._run_customer_cells(members, labels)
+        params: list[Any] = []
+
+        def condition(r: _Source, into: list[Any]) -> str:
+            q = MetricQuery(r.metric.name, tuple(periods), self.as_of, None, r.where, self.engine.columns)
+            return filter_sql(q, s.table, into)
+
+        aliases: list[tuple[_Source, str, str]] = []  # (member, component, alias)
+        comps_sql: list[str] = []
+        for r in members:
+            for c, agg in r.src.components.items():
+                alias = f"c{len(aliases)}"
+                aliases.append((r, c, alias))
+                if r.where:
+                    agg = _with_filter(agg, condition(r, params))
+                comps_sql.append(f"COALESCE({agg}, 0) AS {alias}")
+        dim_alias = [f"d{i}" for i in range(len(dims))]
+        q = MetricQuery(first.metric.name, tuple(periods), self.as_of, None, (), self.engine.columns)
+        exprs, joins = [], []
+        for d in dims:
+            e, j = dimension_sql(MetricQuery(q.metric, q.periods, q.as_of, d, (), q.columns), s.table)
+            exprs.append(e)
+            if j and j not in joins:
+                joins.append(j)
+        wheres = list(dict.fromkeys(r.where for r in members))
+        where = "TRUE"
+        if all(wheres):  # every node filters: read only rows some node keeps
+            where = " OR ".join(f"({condition(next(r for r in members if r.where == w), params)})" for w in wheres)
+        sel_dims = "".join(f"{e} AS {a}, " for e, a in zip(exprs, dim_alias, strict=True))
+        text = (f"WITH {periods_cte(periods, self.as_of)} "
+                f"SELECT P.pkey AS pkey, {sel_dims}{', '.join(comps_sql)} "
+                f"FROM P JOIN {s.table} AS t ON {s.on}{''.join(joins)} WHERE {where} "
+                f"GROUP BY {', '.join(['P.pkey', *exprs])}")
+        return _per_member(self._execute(text, params), members, aliases, labels)
+
+    def _run_customer_cells(self, members: list[_Source], labels: dict[str, str]
+                            ) -> dict[tuple[str, str, int], pd.DataFrame]:
+        """Finest cells of per-customer MRR movements: one scan for every member and dimension.
+
+        Members share baseline and filter (the batch key), so one customers relation serves all.
+        """
+        first = members[0]
+        dims = first.dims
+        q = MetricQuery(first.metric.name, tuple(p for _, p in first.periods), self.as_of, None, first.where,
+                        self.engine.columns)
+        # One alias per (member, component): nrr's `kept` is not grr's `kept` (same name, other SQL).
+        aliases = [(r, c, f"c{i}") for i, (r, c) in enumerate((r, c) for r in members for c in r.src.components)]
+        text, params = customer_cells_sql(q, first.metric, dims, [(a, r.src.components[c]) for r, c, a in aliases])
+        return _per_member(self._execute(text, params), members, aliases, labels)
+
+    def _compute(self, q: MetricQuery, names: Sequence[str]) -> dict[str, pd.DataFrame]:
+        with self.connection() as con:
+            return _compute_metrics(con, q, names)
+
+    def _run_batch(self, members: list[_Source]) -> dict[tuple[str, str, int], pd.DataFrame]:
+        """The catalogue's query, once for the totals and once per dimension, for all members' metrics.
+
+        Used where finest cells cannot be summed (per-customer MRR movements, DISTINCT counts):
+        each split is computed by the catalogue itself, as rows of grouping sets.
+        """
+        first = members[0]
+        dims = first.dims
+        periods = tuple(p for _, p in first.periods)
+        labels = {p.key: label for label, p in first.periods}
+        names = list(dict.fromkeys(r.metric.name for r in members))
+        parts: dict[str, list[pd.DataFrame]] = {n: [] for n in names}
+        for dim in (None, *dims):
+            q = MetricQuery(names[0], periods, self.as_of, dim, tuple(first.filters), self.engine.columns,
+                            getattr(self.engine, "params", ()))
+            result = self._cached(("batch", tuple(names), q), lambda q=q: self._compute(q, names))
+            for n in names:
+                df = result[n].drop(columns="value").rename(columns={"segment": "__segment"})
+                df = df.assign(**{d: (df["__segment"].astype(str) if d == dim else ALL) for d in dims})
+                parts[n].append(df.drop(columns="__segment"))
+        out: dict[tuple[str, str, int], pd.DataFrame] = {}
+        for r in members:
+            df = pd.concat(parts[r.metric.name], ignore_index=True)
+            df["pkey"] = df["pkey"].map(labels)
+            out[r.node, r.role, r.index] = df[["pkey", *dims, *r.metric.components]]
+        return out
+
+
+def _per_member(df: pd.DataFrame, members: list[_Source], aliases: list[tuple[_Source, str, str]],
+                labels: dict[str, str]) -> dict[tuple[str, str, int], pd.DataFrame]:
+    """Splits one cells query (columns pkey, d0…, aliases) into each member's frame: pkey as the
+    member's period label, dimensions by name, its components by name."""
+    dims = members[0].dims
+    base = df.rename(columns={f"d{i}": d for i, d in enumerate(dims)})
+    base["pkey"] = base["pkey"].map(labels)
+    out: dict[tuple[str, str, int], pd.DataFrame] = {}
+    for r in members:
+        cols = {alias: c for (m_, c, alias) in aliases if m_ is r}
+        out[r.node, r.role, r.index] = base[["pkey", *dims, *cols]].rename(columns=cols)
+    return out
+
+
+@dataclass
+class _Plan:
+    node: Node
+    cur_metric: Metric
+    ref_metric: Metric
+    dims: tuple[str, ...]
+    ref: tuple[Period, ...]
+    note: str
+    covered: bool
+    sources: list[_Source] = field(default_factory=list)
+    partial: bool = False  # loaded without its segments (see `_Session.fetch`)
+
+
+@dataclass
+class _Rows:
+    """A role's rows: integer codes per dimension (−1: rolled up) and component values."""
+
+    codes: dict[str, np.ndarray]
+    comps: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Split:
+    """A node's metric per segment of one dimension or a pair, current and reference side by side."""
+
+    dimension: str
+    segments: tuple[str, ...]
+    cur: dict[str, np.ndarray]  # components per segment
+    ref: dict[str, np.ndarray] | None
+    value: np.ndarray  # current value per segment (nan where undefined)
+    ref_value: np.ndarray  # reference value per segment (nan where undefined or absent)
+
+
+@dataclass
+class NodeData:
+    """A node's metric components per finest cell (or per grouping set), current and reference.
+
+    Dimension values are factorised once into integer codes shared by both sides, so that every
+    split (totals, a dimension, a pair) is a `bincount` over the cells.
+    """
+
+    node: Node
+    cur_metric: Metric
+    ref_metric: Metric
+    dims: tuple[str, ...]
+    sets: bool
+    labels: dict[str, np.ndarray]
+    cur: _Rows | None
+    ref: _Rows | None  # averaged over the reference periods
+    ref_periods: tuple[Period, ...]
+    note: str = ""
+    blank: frozenset[str] = frozenset()  # dimensions whose "(none)" is never named (NAMED_EMPTY_MIN_FILL)
+
+    @classmethod
+    def build(cls, node: Node, plan: _Plan, frames: dict[int, pd.DataFrame], session: _Session,
+              reference: tuple[Period, ...]) -> NodeData:
+        """The node's cells, with the reference side averaged over `reference` (those it has data for)."""
+        empty = cls(node, plan.cur_metric, plan.ref_metric, (), False, {}, None, None, (), plan.note)
+        ref_periods = tuple(p for p in reference if p in plan.ref)
+        ref_keys = {p.key for p in ref_periods}
+        if not plan.sources or any(id(s) not in frames for s in plan.sources):
+            return empty  # no data, or its query failed: the plan's note says why
+        sets = any(s.mode == "batch" for s in plan.sources)
+        dims = plan.dims
+        per_role: dict[str, list[pd.DataFrame]] = {"cur": [], "ref": []}
+        for s in plan.sources:
+            df = frames[id(s)]
+            if s.role in ("cur", "both"):
+                per_role["cur"].append(df[df["pkey"] == "cur"])
+            if s.role in ("ref", "both"):
+                per_role["ref"].append(df[df["pkey"].isin(ref_keys)])
+        cur_df = pd.concat(per_role["cur"], ignore_index=True) if plan.covered and per_role["cur"] else None
+        ref_df = pd.concat(per_role["ref"], ignore_index=True) if ref_periods and per_role["ref"] else None
+        labels: dict[str, np.ndarray] = {}
+        codes: dict[str, dict[str, np.ndarray]] = {"cur": {}, "ref": {}}
+        for d in dims:
+            parts = [f[d].astype(str).to_numpy() for f in (cur_df, ref_df) if f is not None]
+            both = np.concatenate(parts) if parts else np.array([], dtype=object)
+            rolled = both == ALL
+            code, uniq = pd.factorize(np.where(rolled, "", both))
+            code = np.where(rolled, -1, code)
+            # factorize numbered "" too if present; keep labels dense by re-factorising the real ones
+            real = np.unique(code[code >= 0])
+            remap = np.full(len(uniq) + 1, -1)
+            remap[real] = np.arange(len(real))
+            code = np.where(code >= 0, remap[np.maximum(code, 0)], -1)
+            labels[d] = np.asarray(uniq, dtype=object)[real]
+            n_cur = len(cur_df) if cur_df is not None else 0
+            codes["cur"][d], codes["ref"][d] = code[:n_cur], code[n_cur:]
+        comps_cur = list(plan.cur_metric.components)
+        comps_ref = list(plan.ref_metric.components)
+
+        def rows(df: pd.DataFrame | None, role: str, comps: list[str], scale: float) -> _Rows | None:
+            if df is None:
+                return None
+            values = {c: (df[c].fillna(0.0).to_numpy(dtype="float64") * scale if c in df else np.zeros(len(df)))
+                      for c in comps}
+            return _Rows(codes[role], values)
+
+        pace = 1.0
+        if session.running and plan.cur_metric.kind is Kind.FLOW and session.elapsed > 0:
+            pace = 1.0 / session.elapsed  # projected to the end of the period, as evaluate's pace
+        cur = rows(cur_df, "cur", comps_cur, pace)
+        ref = rows(ref_df, "ref", comps_ref, 1.0 / max(len(ref_periods), 1))
+        blank = frozenset(d for d in dims if session.engine.fill(plan.cur_metric.table, d) < NAMED_EMPTY_MIN_FILL)
+        return cls(node, plan.cur_metric, plan.ref_metric, dims, sets, labels, cur, ref, ref_periods, plan.note, blank)
+
+    def unnamed(self, dimension: str, segment: str) -> bool:
+        """The segment is rows without a value of a mostly empty dimension: never named as a cause."""
+        return any(v == NONE and d in self.blank
+                   for d, v in zip(dimension.split(PAIR_SEP), segment.split(PAIR_SEP), strict=False))
+
+    def _rows(self, role: str) -> _Rows | None:
+        return self.cur if role == "cur" else self.ref
+
+    def _metric(self, role: str) -> Metric:
+        return self.cur_metric if role == "cur" else self.ref_metric
+
+    def total(self, role: str) -> dict[str, float] | None:
+        rows = self._rows(role)
+        if rows is None:
+            return None
+        if self.sets and self.dims:
+            mask = np.logical_and.reduce([rows.codes[d] < 0 for d in self.dims])
+            return {c: float(v[mask].sum()) for c, v in rows.comps.items()}
+        return {c: float(v.sum()) for c, v in rows.comps.items()}
+
+    def value(self, role: str) -> float | None:
+        comps = self.total(role)
+        if comps is None:
+            return None
+        m = self._metric(role)
+        v = float(ValueFn(m.value, m.components)(comps))
+        return v if math.isfinite(v) else None
+
+    def _sums(self, dims: Sequence[str], role: str) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+        rows = self._rows(role)
+        sizes = [len(self.labels[d]) for d in dims]
+        size = int(np.prod(sizes)) if sizes else 1
+        if rows is None:
+            return None
+        if self.sets:
+            if len(dims) != 1:
+                return None
+            mask = rows.codes[dims[0]] >= 0
+            for d in self.dims:
+                if d != dims[0]:
+                    mask &= rows.codes[d] < 0
+        else:
+            mask = np.ones(len(next(iter(rows.comps.values()), [])), dtype=bool)
+        key = np.zeros(int(mask.sum()), dtype=np.int64)
+        for d, n in zip(dims, sizes, strict=True):
+            key = key * n + rows.codes[d][mask]
+        sums = {c: np.bincount(key, weights=v[mask], minlength=size) for c, v in rows.comps.items()}
+        present = np.bincount(key, minlength=size) > 0
+        return sums, present
+
+    def split(self, dims: Sequence[str]) -> Split | None:
+        """Components and values per segment of one dimension, or of a pair (finest cells only)."""
+        if not dims or any(d not in self.dims for d in dims) or self.cur is None:
+            return None
+        cur = self._sums(dims, "cur")
+        if cur is None:
+            return None
+        ref = self._sums(dims, "ref")
+        present = cur[1] | (ref[1] if ref is not None else False)
+        idx = np.flatnonzero(present)
+        sizes = [len(self.labels[d]) for d in dims]
+        names = []
+        for k in idx:
+            parts = []
+            for d, n in zip(reversed(dims), reversed(sizes), strict=True):
+                parts.append(str(self.labels[d][k % n]))
+                k //= n
+            names.append(PAIR_SEP.join(reversed(parts)))
+        c1 = {c: v[idx] for c, v in cur[0].items()}
+        c0 = {c: v[idx] for c, v in ref[0].items()} if ref is not None else None
+        v1 = ValueFn(self.cur_metric.value, self.cur_metric.components)(c1) if len(idx) else np.zeros(0)
+        if c0 is not None and len(idx):
+            v0 = ValueFn(self.ref_metric.value, self.ref_metric.components)(c0)
+            v0 = np.where(ref[1][idx], v0, np.nan)  # type: ignore[index]
+        else:
+            v0 = np.full(len(idx), np.nan)
+        v1 = np.where(cur[1][idx], v1, np.nan)
+        return Split(PAIR_SEP.join(dims), tuple(names), c1, c0, np.asarray(v1, dtype="float64"),
+                     np.asarray(v0, dtype="float64"))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Where baselines and segment structure come from: candidate periods, and how to use them."""
+
+    periods: tuple[Period, ...]  # most recent first
+    choose: bool  # pick the one where each batch's parent was closest to its target; else average all
+
+
+def reference_periods(period: Period, versus: str, reference: str | int | None = None) -> Reference:
+    """The periods that baselines and segment structure come from.
+
+    Against the previous period or last year: that period. Against a target, segments and the
+    cells of a product formula have no targets of their own, so they take their structure (shares,
+    rates) from reference periods. By default (`reference=None`) these are, for each node and its
+    children, the candidates (`REFERENCE_PERIODS` before, and the same period last year) in which
+    the node was within its amber band of target, averaged — or the single closest one when none
+    was: periods that went to plan have the mix the plan assumed, while the period just before
+    may already carry a problem that began months ago. `reference="last_year"` forces last year;
+    an integer k averages the k periods just before.
+    """
+    if versus == "previous":
+        return Reference((period.previous(),), False)
+    if versus == "last_year":
+        return Reference((period.same_last_year(),), False)
+    if reference == "last_year":
+        return Reference((period.same_last_year(),), False)
+    if isinstance(reference, int):
+        return Reference(tuple(period.shift(-i) for i in range(1, reference + 1)), False)
+    recent = tuple(period.shift(-i) for i in range(1, REFERENCE_PERIODS[period.grain] + 1))
+    return Reference(tuple(dict.fromkeys((*recent, period.same_last_year()))), True)
+

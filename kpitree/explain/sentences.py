@@ -1,0 +1,134 @@
+"""The sentences of the explanation: one per red-path step, the segment at the lever, and "how this was computed"."""
+
+from __future__ import annotations
+
+from ..format import fmt, fmt_share
+from .analysis import _Analysis
+from .cells import _Session
+from .model import NAMED_SHARE, PSEUDO, STATUS_PHRASE
+from .words import _child_name, _describe, _explains, _gap_word, _node_compare, _noun, _period_words, _segment_compare
+
+
+def _sentence(a: _Analysis, link: str, share: float | None, parent: _Analysis | None, versus: str) -> str:
+    v = a.view
+    node = v.node
+    against = "target" if versus == "target" else v.base_key
+    phrase = STATUS_PHRASE.get(v.status, v.status.replace("_", " "))
+    if link == "start" and v.value is None:
+        return f"{node.label} {a.unjudged}. Owner: {node.owner}."
+    if link == "start" and v.baseline is None:  # nothing to judge it against: say so, no "— (—; …)"
+        lacks = "has no target" if versus == "target" else f"has no value in {against} to compare with"
+        return f"{node.label} is {fmt(v.value, v.unit)} and {lacks}. Owner: {node.owner}."
+    if link == "start":
+        return f"{node.label}: {_node_compare(v, amount=True)}; {phrase}. Owner: {node.owner}."
+    if link == "over":
+        said = parent is not None and parent.unjudged == a.unjudged and parent.view.value is None
+        lacks = "has no data either, for the same reason" if said else a.unjudged
+        return f"{node.label} {lacks}; below it, each part is judged on its own. Owner: {node.owner}."
+    assert parent is not None
+    if link == "own":
+        pv = parent.view
+        lacks = "has no data" if pv.value is None else "has no target" if versus == "target" else "has no baseline"
+        return (f"{node.label}: {_node_compare(v)}; {phrase}, judged on its own, as {pv.node.label} {lacks}. "
+                f"Owner: {node.owner}.")
+    if link == "exact":
+        pv = parent.view
+        part = share * pv.gap if share is not None and pv.gap is not None else None
+        offset = sorted(((_child_name(c), c.contribution) for c in parent.children.parts
+                         if pv.gap is not None and c.contribution * pv.gap < 0
+                         and abs(c.contribution) >= 0.05 * abs(pv.gap)), key=lambda x: -abs(x[1]))
+        explains = _explains(share, part, pv.gap, pv.unit, f"{pv.node.label} {_gap_word(pv)}", offset)
+        return f"{node.label}: {_node_compare(v)}, {explains}. Owner: {node.owner}."
+    return (f"{node.label}: {_node_compare(v)}; {phrase}. It influences {parent.view.node.label} but is not a share "
+            f"of it. Owner: {node.owner}.")
+
+
+def _segment_sentence(a: _Analysis) -> str | None:
+    top = a.segments.top
+    if top is None:
+        return None
+    v = a.view
+    rank = next((d for d in a.segments.dimensions if d.dimension == top.dimension), None)
+    offset = sorted(((p.segment, p.contribution) for p in (rank.segments if rank is not None else ())
+                     if p.segment not in PSEUDO and v.gap is not None and p.contribution * v.gap < 0
+                     and abs(p.contribution) >= 0.05 * abs(v.gap)), key=lambda x: -abs(x[1]))
+    explains = _explains(top.share, top.contribution, v.gap, v.unit, f"{v.node.label} {_gap_word(v)}", offset)
+    who = _describe(top, _noun(v.data.cur_metric))
+    who = who[:1].upper() + who[1:]
+    basis = a.segments.basis
+    if top.mix is not None and top.rate is not None and abs(top.mix) > abs(top.rate) and top.weight is not None \
+            and top.base_weight is not None:
+        # mostly a shift of mix: the segment's weight moved, not its own rate
+        more = "larger" if top.weight > top.base_weight else "smaller"
+        then = "in the reference" if basis[0] == "share" else basis[1] if basis[0] == "reference" else f"in {basis[1]}"
+        return (f"{who}: a {more} share of the mix ({fmt_share(top.weight)} now against {fmt_share(top.base_weight)} "
+                f"{then}) at {fmt(top.value, v.unit, compact=True)}, {explains}. Owner: {v.node.owner}.")
+    return (f"{who}: {v.node.label} {_segment_compare(top.value, top.baseline, v.unit, basis)}, {explains}. "
+            f"Owner: {v.node.owner}.")
+
+
+def _how(start: _Analysis, session: _Session, versus: str) -> tuple[str, ...]:
+    """One sentence per method the explanation of `start` used, in the order a reader meets them."""
+    v = start.view
+    node = v.node
+    out: list[str] = []
+    if versus == "target":
+        out.append(f"Gap: {node.label}'s value minus its target for {session.period.key}; the status colours are "
+                   "always against the target.")
+    else:
+        out.append(f"Change: {node.label}'s value in {session.period.key} minus its value in {v.base_key}; the "
+                   "status colours stay against the target.")
+    method = start.children.method or ""
+    if node.formula and method:
+        out.append(f"Formula: {node.formula}. The children's parts add up exactly to the parent's "
+                   f"{'gap' if versus == 'target' else 'change'}, with a residual for what the formula does not give.")
+    if "additive" in method:
+        out.append("Deltas: for a sum, each child's part is its own difference from its baseline.")
+    if "lmdi" in method:
+        out.append("LMDI (log-mean Divisia index): for a product or a ratio, each factor's part is the parent's "
+                   "change weighted by how much that factor moved (its log ratio), so the parts add up exactly.")
+    if "shapley" in method:
+        out.append("Shapley values: where a factor is zero or the formula mixes sums and products, each child's "
+                   "part is its average effect over every order in which the children could have changed.")
+    if "within segments by" in method:
+        dim = method.rsplit("within segments by ", 1)[1]
+        refs = _period_words(tuple(p.key for p in session.data[node.id].ref_periods))
+        out.append(f"Within each {dim}: the formula is split {dim} by {dim} from the children's level {refs} to "
+                   f"now, so a change in the mix of {dim}s is not mistaken for a change of one factor (Simpson's "
+                   "paradox).")
+        if "(target → reference)" in method:
+            out.append(f"Target → reference: the step from the children's targets to their level {refs} is "
+                       "attributed over the totals and added to each child's part.")
+    if method == "undefined":
+        out.append("The formula could not split this change (a child has no value or baseline), so it all stays "
+                   "in the residual.")
+    residual = start.children.residual
+    if residual is not None and v.gap and abs(residual) >= 0.005 * abs(v.gap):
+        out.append("Residual: the part of the gap the formula over the children does not give — the parent measured "
+                   "apart from its children, or targets that do not fit the formula.")
+    if start.children.influences:
+        names = ", ".join(i.label for i in start.children.influences)
+        out.append(f"Influence links ({names}): they move {node.label} but do not add up to it, so each is judged "
+                   f"on its own against its baseline and gets no share of the {'gap' if versus == 'target' else 'change'}.")
+    if start.segments.dimensions:
+        kind, where = start.segments.basis
+        if kind == "share":
+            refs = _period_words(tuple(p.key for p in session.own(node).ref_periods))
+            out.append(f"Segments have no targets: the target is shared out over them by each segment's weight {refs} "
+                       "(periods that went to plan), and a segment's part is its value minus its target share.")
+        elif kind == "reference":
+            out.append(f"Segments have no targets: each is compared with its own level {where} (periods that went to "
+                       "plan); what separates that level from the target is no segment's doing and is reported as "
+                       f"{PSEUDO[0]!r}.")
+        else:
+            out.append(f"Segments: each is compared with its own value in {where}.")
+        if any(d.method == "mix_rate" for d in start.segments.dimensions):
+            out.append("Mix and rate: for a ratio, a segment's part is its own rate moving (rate) plus its share of "
+                       "the volume moving (mix); the two add up exactly.")
+        gap = "gap" if versus == "target" else "change"
+        out.append(f"Dimensions are ranked by how much of the {gap} a few segments explain and how surprising their "
+                   f"change is (Adtributor); a segment carrying {NAMED_SHARE:.0%} of the {gap} or more is named, and "
+                   "marked in the chart.")
+    return tuple(out)
+
+

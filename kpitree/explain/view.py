@@ -1,0 +1,72 @@
+"""One node as this explanation compares it: value, baseline (target or an earlier period), gap, status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..evaluate import status_of, target_for
+from ..tree import Node
+from .cells import NodeData, _Session
+
+
+@dataclass
+class _NodeView:
+    """A node's numbers as this explanation compares them."""
+
+    node: Node
+    data: NodeData
+    value: float | None
+    ref_value: float | None
+    target: float | None
+    baseline: float | None
+    status: str
+    unit: str
+    direction: str
+    amber: float
+    versus: str = "target"
+    base_key: str = "target"  # "target", or the period the baseline is the value of
+
+    @property
+    def against(self) -> str:
+        """The node's baseline in words, before its number: "target", or "" (the period follows)."""
+        return "target " if self.versus == "target" else ""
+
+    @property
+    def gap(self) -> float | None:
+        if self.value is None or self.baseline is None:
+            return None
+        return self.value - self.baseline
+
+    def adverse(self, amount: float) -> float:
+        """Positive when `amount` (a change of this node) is bad news."""
+        return -amount if self.direction == "higher" else amount
+
+    @property
+    def relative_gap(self) -> float | None:
+        if self.gap is None or not self.baseline:
+            return None
+        return self.gap / abs(self.baseline)
+
+    @property
+    def bands(self) -> float | None:
+        """Adverse relative gap in units of the amber band: ≥ 1 means beyond amber, i.e. red."""
+        rel = self.relative_gap
+        if rel is None:
+            return None
+        return self.adverse(rel) / max(self.amber, 1e-9)
+
+
+def _view(session: _Session, node: Node, versus: str, own: bool = False, data: NodeData | None = None) -> _NodeView:
+    if data is None:
+        data = session.own(node) if own else session.data[node.id]
+    value = data.value("cur")
+    ref_value = data.value("ref")
+    target = target_for(node, session.period)
+    amber = node.amber if node.amber is not None else session.engine.settings.amber_threshold
+    status = status_of(value, target, node.better, amber)
+    baseline = target if versus == "target" else ref_value
+    base_key = "target" if versus == "target" else (data.ref_periods or session.reference.periods)[0].key
+    return _NodeView(node, data, value, ref_value, target, baseline, status, node.shown_unit, node.better, amber,
+                     versus, base_key)
+
+
