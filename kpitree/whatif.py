@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .attribution import Formula
+from .bridge import opening_child
 from .errors import KpiTreeError
 from .evaluate import DEFAULT_AMBER, Engine, Evaluation, NodeResult, evaluate_tree, status_of
 from .format import fmt, fmt_share
@@ -292,6 +293,10 @@ def _solve_one(evaluation: Evaluation, tree: Tree, node_id: str, child_id: str, 
     if child_id not in formula.names:
         raise KpiTreeError(f"{child.label} is not in the formula of {node.label} ({node.formula}): "
                            "an influence link cannot be solved")
+    opening = opening_child(tree, node)
+    if opening is not None and opening.id == child_id:
+        raise KpiTreeError(f"{child.label} is {node.label} at the end of the period before: it is already "
+                           "history and cannot be changed — solve for one of the movements instead")
     parent = evaluation.node(node_id)
     goal_from = "given"
     if goal is None:
@@ -319,7 +324,9 @@ def needed_for_target(source: Source, tree: Tree, node_id: str, goal: float | No
     node = tree.node(node_id)
     if not node.formula:
         return []
-    return [_solve_one(evaluation, tree, node_id, c, goal) for c in Formula.parse(node.formula).names]
+    opening = opening_child(tree, node)  # last period's closing balance: nothing to change any more
+    return [_solve_one(evaluation, tree, node_id, c, goal) for c in Formula.parse(node.formula).names
+            if opening is None or c != opening.id]
 
 
 def solve_chain(source: Source, tree: Tree, node_id: str, lever_id: str, goal: float | None = None,

@@ -42,12 +42,14 @@ def tree():
 
 
 def evaluation(values: dict[str, float] | None = None) -> Evaluation:
-    values = {**VALUES, **(values or {})}
-    t = tree()
+    return evaluation_of(tree(), {**VALUES, **(values or {})}, TARGETS)
+
+
+def evaluation_of(t, values: dict[str, float], targets: dict[str, float]) -> Evaluation:
     nodes = []
     for n in t.walk():
         parent = t.parent_of(n.id)
-        nodes.append(NodeResult(n.id, n.label, n.metric, n.level_name, n.owner, values[n.id], TARGETS[n.id], "red",
+        nodes.append(NodeResult(n.id, n.label, n.metric, n.level_name, n.owner, values[n.id], targets[n.id], "red",
                                 None, n.shown_unit, n.better, n.review, parent=parent.id if parent else None,
                                 children=n.children, formula=n.formula))
     return Evaluation(parse_period("2026-10"), date(2026, 11, 20), nodes, True)
@@ -176,3 +178,30 @@ def test_slider_shows_values_as_people_read_them() -> None:
     assert (nb.high, nb.step, nb.scale, nb.format) == (6_250_000.0, 50_000.0, 1e-6, "$%.2fM")
     assert nb.widget()["value"] == pytest.approx(3.119583) and nb.text(nb.current) == "$3.12M"
     assert nb.value_of(nb.widget()["value"]) == pytest.approx(3_119_583.0)
+
+
+BRIDGE_TREE = """
+name: bridge
+grain: month
+nodes:
+  - {id: arr, label: ARR, level: north_star, metric: arr, owner: CEO, target: 1300,
+     formula: arr = arr_start * nrr + arr_new, children: [arr_start, nrr, arr_new]}
+  - {id: arr_start, label: ARR at start, level: driver, metric: arr_start, owner: CEO, target: 1000}
+  - {id: nrr, label: NRR, level: driver, metric: nrr, owner: CS, target: 1.05}
+  - {id: arr_new, label: New-logo ARR, level: driver, metric: arr_new, owner: CRO, target: 250}
+"""
+
+
+def test_the_opening_balance_is_history_not_a_lever() -> None:
+    # ARR 1,200 = 1,000 × 1.0 + 200 against 1,300: NRR would need 1.1 (1,000 × 1.1 + 200), new-logo ARR 300.
+    # ARR at start is last month's ARR: asking what it "needs" would ask to change the past.
+    t, problems = parse_yaml(BRIDGE_TREE, "bridge.yaml")
+    assert t is not None and not [p for p in problems if p.severity == "error"], problems
+    values = {"arr": 1200.0, "arr_start": 1000.0, "nrr": 1.0, "arr_new": 200.0}
+    ev = evaluation_of(t, values, {"arr": 1300.0, "arr_start": 1000.0, "nrr": 1.05, "arr_new": 250.0})
+    solutions = {s.child: s for s in needed_for_target(ev, t, "arr")}
+    assert set(solutions) == {"nrr", "arr_new"}
+    assert solutions["nrr"].needed == pytest.approx(1.1)
+    assert solutions["arr_new"].needed == pytest.approx(300.0)
+    with pytest.raises(KpiTreeError, match="history"):
+        back_solve(ev, t, "arr", "arr_start")
