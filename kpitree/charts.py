@@ -15,14 +15,17 @@ import pandas as pd
 
 from .evaluate import Evaluation, NodeResult
 from .explain import RELATIVE_AS_AMOUNT
-from .format import fmt, fmt_change
+from .format import fmt, fmt_change, fmt_maturing
 from .layout import LABEL_SIZE, LINE, OWNER_SIZE, VALUE_SIZE, Layout
 
 # Status colours: a light fill to keep text readable, a strong outline to carry the status.
-STATUS_FILL = {"green": "#e3f1e4", "amber": "#fdf0cf", "red": "#f9dcdc", "no_target": "#eeeeee", "no_data": "#f7f7f7"}
-STATUS_STROKE = {"green": "#2e7d32", "amber": "#c98a00", "red": "#c62828", "no_target": "#9e9e9e", "no_data": "#bdbdbd"}
+# "maturing" (a young cohort too early to judge) is neither good nor bad: a cool grey-blue.
+STATUS_FILL = {"green": "#e3f1e4", "amber": "#fdf0cf", "red": "#f9dcdc", "no_target": "#eeeeee", "no_data": "#f7f7f7",
+               "maturing": "#e7eef4"}
+STATUS_STROKE = {"green": "#2e7d32", "amber": "#c98a00", "red": "#c62828", "no_target": "#9e9e9e", "no_data": "#bdbdbd",
+                 "maturing": "#6f8ba0"}
 STATUS_WORD = {"green": "on target", "amber": "near target", "red": "off target", "no_target": "no target",
-               "no_data": "no data"}
+               "no_data": "no data", "maturing": "maturing"}
 INK = "#263238"
 MUTED = "#607d8b"
 ACCENT = "#1f5f8b"  # the one non-status colour for values
@@ -50,11 +53,15 @@ def change_text(value: float | None, baseline: float | None, unit: str) -> str:
 
 def box_value_line(n: NodeResult, versus: str = "target", baseline: float | None = None) -> str:
     """The number a box shows: `value / target` against the target ("~" marks a suggested target),
-    else `value (change)` against the chosen period's value."""
+    else `value (change)` against the chosen period's value. A maturing cohort shows, against its
+    target, the expected final value its colour was judged on ("≈24.8% / 24.4%", the legend says what
+    "≈" means; its value so far is in the tooltip), or, too early to tell, "1.1% so far / 24.4%"."""
     value = fmt(n.value, n.unit, compact=True)
     if n.value is None:
         return "no data"
     if versus == "target":
+        if n.maturing:
+            value = f"{value} so far" if n.expected_final is None else "≈" + fmt(n.expected_final, n.unit, compact=True)
         if n.target is None:
             return f"{value} · no target"
         return f"{value} / {'~' if n.target_basis else ''}{fmt(n.target, n.unit, compact=True)}"
@@ -72,6 +79,8 @@ def tree_frame(layout: Layout, evaluation: Evaluation, versus: str = "target",
         shown = fmt(n.value, n.unit, compact=True)
         if n.pace is not None:
             shown += f" (pace {fmt(n.pace, n.unit, compact=True)})"
+        if n.maturing:
+            shown += f" so far — {fmt_maturing(n.expected_final, n.unit, n.completion)}"
         base = (baselines or {}).get(n.id) if versus != "target" else n.target
         rows.append({
             "id": n.id, "label": n.label, "owner": n.owner, "status": n.status,
@@ -216,6 +225,8 @@ def legend_html(versus: str, baseline_key: str | None = None) -> str:
                + (f", {baseline_key}" if baseline_key else "") + "); colours still against target")
     parts = [swatch("red", "off target"), swatch("amber", "near: within the amber band (5 % unless set)"),
              swatch("green", "on target"), swatch("no_target", "no target / no data"),
+             swatch("maturing", "maturing: too early to tell"),
+             "“≈” a recent cohort still converting: its expected final value, which its colour is judged on",
              f"{line(False)} formula (parts add up)", f"{line(True)} influence",
              f'<span style="display:inline-block;width:24px;height:0;vertical-align:middle;'
              f'border-top:3px solid {STATUS_STROKE["red"]}"></span> red path', against]
@@ -322,19 +333,27 @@ def segment_chart(df: pd.DataFrame, unit: str, dimension: str, highlight: Sequen
     return alt.layer(bars, ticks).properties(height=alt.Step(26))
 
 
-def waterfall_chart(start_label: str, start: float, steps: Sequence[tuple[str, float]], end_label: str,
-                    unit: str) -> alt.Chart:
-    """Baseline → each child's contribution → actual (seed 002 / PRODUCT: waterfall = attribution)."""
-    rows = [{"step": start_label, "lo": 0.0, "hi": start, "kind": "total", "amount": start}]
-    level = start
+def waterfall_chart(start_label: str, start: float | None, steps: Sequence[tuple[str, float]], end_label: str,
+                    unit: str, direction: str = "higher") -> alt.Chart:
+    """Baseline → each child's contribution → actual (seed 002 / PRODUCT: waterfall = attribution).
+
+    A step is coloured by what it does to the number given its direction (`direction` of the node
+    whose value the bars add up to): green when it helps, red when it hurts — a fall in churn
+    helps, and is not drawn red because it is negative. Without a baseline (no target anywhere)
+    the steps are drawn from zero, without the two totals."""
+    rows = [] if start is None else [{"step": start_label, "lo": 0.0, "hi": start, "kind": "total", "amount": start}]
+    level = 0.0 if start is None else start
     for name, delta in steps:
+        helps = delta <= 0 if direction == "lower" else delta >= 0
         rows.append({"step": name, "lo": min(level, level + delta), "hi": max(level, level + delta),
-                     "kind": "up" if delta >= 0 else "down", "amount": delta})
+                     "kind": "helps" if helps else "hurts", "amount": delta})
         level += delta
-    rows.append({"step": end_label, "lo": 0.0, "hi": level, "kind": "total", "amount": level})
-    data = pd.DataFrame(rows)
+    if start is not None:
+        rows.append({"step": end_label, "lo": 0.0, "hi": level, "kind": "total", "amount": level})
+    data = pd.DataFrame(rows, columns=["step", "lo", "hi", "kind", "amount"])
     data["text"] = [fmt(a, unit, compact=True) if k == "total" else fmt_change(a, unit)
                     for a, k in zip(data["amount"], data["kind"], strict=True)]
+    data["effect"] = [{"total": "level", "helps": "helps", "hurts": "hurts"}[k] for k in data["kind"]]
     order = list(data["step"])
     fmt_axis = axis_format(unit, [*data["lo"], *data["hi"]])
     # every bar named (no label dropped for overlap) and its amount written on it
@@ -343,9 +362,10 @@ def waterfall_chart(start_label: str, start: float, steps: Sequence[tuple[str, f
                 axis=alt.Axis(labelAngle=-35, labelOverlap=False, labelLimit=140, labelFontSize=11)))
     bars = base.mark_bar(size=24).encode(
         y=alt.Y("lo:Q", title=None, axis=alt.Axis(format=fmt_axis)), y2="hi:Q",
-        color=alt.Color("kind:N", scale=alt.Scale(domain=["total", "up", "down"],
-                                                  range=[MUTED, ACCENT, "#c62828"]), legend=None),
-        tooltip=[alt.Tooltip("step:N"), alt.Tooltip("text:N", title="amount")],
+        color=alt.Color("kind:N", scale=alt.Scale(domain=["total", "helps", "hurts"],
+                                                  range=[MUTED, STATUS_STROKE["green"], STATUS_STROKE["red"]]),
+                        legend=None),
+        tooltip=[alt.Tooltip("step:N"), alt.Tooltip("text:N", title="amount"), alt.Tooltip("effect:N", title="effect")],
     )
     amounts = base.mark_text(dy=-7, fontSize=10, color=INK).encode(y="hi:Q", text="text:N")
     return alt.layer(bars, amounts).properties(height=260)

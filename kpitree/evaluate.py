@@ -4,6 +4,11 @@ Status rules (PRODUCT.md): a closed period compares value to target in the node'
 green at or better than target, amber within the threshold (default 5 %), red beyond. A running
 period uses pace: flows are pro-rated by elapsed time, stocks and ratios use their latest value.
 No target gives grey "no_target" (never silently green); no data gives "no_data".
+
+A cohort rate (lead → opportunity, MQL → SQL) of a period whose cohort is younger than the usual
+conversion lag is not final: it is *maturing*, and its status is judged on its expected final value
+(`metrics.Maturity`), or is "maturing" when there is too little history to expect one — never red
+only because the week's leads have had no time to convert.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from .errors import KpiTreeError, QueryError
 from .metrics import (
     CATALOGUE,
     Kind,
+    Maturity,
     Metric,
     MetricQuery,
     Missing,
     Profile,
     compute_many,
+    compute_maturity,
     metric,
     metric_params,
     missing_data,
@@ -38,6 +45,7 @@ from .tree import Node, Tree
 from .workspace import QUERY_TIMEOUT_SECONDS, QueryTimeout, Workspace
 
 GREEN, AMBER, RED, NO_TARGET, NO_DATA = "green", "amber", "red", "no_target", "no_data"
+MATURING = "maturing"  # a young cohort with too little history for an expected final value
 DEFAULT_AMBER = 0.05
 
 
@@ -79,17 +87,30 @@ class NodeResult:
     children: tuple[str, ...] = ()
     target_basis: str | None = None  # a suggested target's rule in words (Target.suggested)
     reason: str = ""  # without a value: what is missing and what to load (see `Engine.no_data_reason`)
+    # A cohort rate whose cohort is younger than its usual conversion lag: not final yet. Its status
+    # is judged on `expected_final` (None: too little history, status "maturing"); see `metrics.Maturity`.
+    maturing: bool = False
+    expected_final: float | None = None
+    completion: float | None = None  # share of the usual conversions that happened by the cohort's age
+    usual_lag: int | None = None  # days by which 90 % of earlier cohorts' conversions happened
 
     @property
     def compared(self) -> float | None:
-        """The number the status was decided on: pace while running (flows), else the value."""
+        """The value as it stands, or its pace while running (flows): what the period has done."""
         return self.pace if self.pace is not None else self.value
 
     @property
+    def judged(self) -> float | None:
+        """The number the status was decided on: the expected final value of a maturing cohort,
+        else `compared`."""
+        return self.expected_final if self.maturing and self.expected_final is not None else self.compared
+
+    @property
     def gap(self) -> float | None:
-        if self.compared is None or self.target is None:
+        """How far the judged number is from target (None for a maturing node without an expected value)."""
+        if self.judged is None or self.target is None or (self.maturing and self.expected_final is None):
             return None
-        return self.compared - self.target
+        return self.judged - self.target
 
 
 @dataclass
@@ -373,6 +394,22 @@ class Engine:
                 out[p.key] = None
         return out
 
+    def maturity(self, node: Node, period: Period) -> Maturity | None:
+        """How far the period's cohort of a cohort rate has come (`metrics.Maturity`); None for other
+        metrics, or when the day a row completes is not in the data (a lead's deal needs deals)."""
+        m = metric(node.metric)
+        if m.cohort is None or self.missing(node) is not None or not all(t in self.loaded for t in m.cohort.needs):
+            return None
+        q = MetricQuery(m.name, (period,), self.as_of, None, tuple(node.filter), self.columns, self.params)
+
+        def run() -> dict[str, Maturity]:
+            if self._in_session():
+                return compute_maturity(self._connection(), q)
+            with self.workspace.connect() as con:
+                return compute_maturity(con, q)
+
+        return _CACHE.get_or_run(("maturity", *self._key(q)), run).get(period.key)
+
     def no_data_reason(self, node: Node, period: Period) -> str:
         """Why the node has no value for the period, in words a user can act on: what to load, or
         which days the data covers. Empty when the data is there and the value is simply undefined
@@ -422,7 +459,14 @@ def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | st
             pace = value / elapsed
         target = target_for(node, period)
         compared = pace if pace is not None else value
-        status = status_of(compared, target, node.better, node.amber if node.amber is not None else amber_default)
+        amber = node.amber if node.amber is not None else amber_default
+        with engine.session():
+            grown = engine.maturity(node, period) if value is not None else None
+        maturing = grown is not None and grown.maturing
+        expected = grown.expected(value) if grown is not None else None
+        status = status_of(expected if expected is not None else compared, target, node.better, amber)
+        if maturing and expected is None and status not in (NO_TARGET, NO_DATA):
+            status = MATURING
         parent = tree.parent_of(node.id)
         results.append(NodeResult(
             id=node.id, label=node.label, metric=node.metric, level=node.level_name, owner=node.owner,
@@ -431,6 +475,9 @@ def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | st
             link="formula" if node.formula else "influence", formula=node.formula,
             parent=parent.id if parent else None, children=node.children, target_basis=node.target.suggested,
             reason=engine.no_data_reason(node, period) if value is None else "",
+            maturing=maturing, expected_final=expected,
+            completion=grown.completion if maturing and grown is not None else None,
+            usual_lag=grown.usual_lag if maturing and grown is not None else None,
         ))
     return Evaluation(period, as_of, results, complete)
 
@@ -459,6 +506,6 @@ def default_period(engine: Engine, grain: str = "month") -> Period:
 
 
 __all__ = [
-    "AMBER", "GREEN", "NO_DATA", "NO_TARGET", "RED", "Engine", "Evaluation", "NodeResult", "evaluate_tree",
+    "AMBER", "GREEN", "MATURING", "NO_DATA", "NO_TARGET", "RED", "Engine", "Evaluation", "NodeResult", "evaluate_tree",
     "parse_period", "status_of", "target_for", "trend",
 ]

@@ -98,3 +98,15 @@ def _nonzero(text: str) -> bool:
 def _unsigned_zero(text: str) -> str:
     """"-0.0%" → "0.0%": a value that rounds to zero carries no sign."""
     return text.lstrip("-") if text.startswith("-") and not _nonzero(text) else text
+
+
+def fmt_maturing(expected: float | None, unit: str, completion: float | None = None) -> str:
+    """What a maturing cohort rate says beside its value: "maturing — expected ≈ 24.8% (4% of the
+    usual conversions so far)"; without an expected value (too little history, or too few rows
+    old enough): "maturing — too early to tell"."""
+    if _missing(expected):
+        return "maturing — too early to tell"
+    text = f"maturing — expected ≈ {fmt(expected, unit, compact=True)}"
+    if not _missing(completion):
+        text += f" ({fmt_share(completion)} of the usual conversions so far)"
+    return text

@@ -65,6 +65,23 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Cohort:
+    """A rate over a cohort: its rows join on one day (`start`, the day the period is matched on)
+    and complete it on a later one (`done`): a lead created in P that became an opportunity.
+
+    Such a rate is not final while the cohort is young: a week's leads have not had the weeks a
+    lead takes to become an opportunity. `maturity_sql` learns from earlier cohorts how long
+    completion usually takes and how much of it has happened by each age (see there).
+    """
+
+    start: str  # SQL over t: the day a row joins the cohort
+    done: str  # SQL over t (and `joins`): the day the row completed; NULL while it has not
+    event: str  # the completing event in words ("became an opportunity")
+    joins: str = ""  # joins `done` needs (the deal a lead became)
+    needs: tuple[str, ...] = ()  # tables `done` reads beyond the metric's own: no maturity without them
+
+
+@dataclass(frozen=True)
 class Metric:
     name: str
     label: str
@@ -83,6 +100,7 @@ class Metric:
     # do not compound (win rate), compound for retention (a quarter keeps Π of its months), churn
     # for loss rates (1 − Π(1 − monthly)), sum for small per-period rates such as expansion
     rollup: str = "mean"
+    cohort: Cohort | None = None  # a cohort rate, not final while its cohort is young (see `Cohort`)
 
     @property
     def table(self) -> str:
@@ -298,18 +316,36 @@ _QUOTA = Source(
 _add(Metric("quota", "Quota", Kind.FLOW, "money", "higher",
             "Σ quota of P (quotas of other lengths pro-rated by overlapping days).",
             (_QUOTA,), "quota", additive=True))
+
+
+def _quota_ahead(day: str) -> Source:
+    """Σ quota of the month starting on `day` (SQL date), quotas pro-rated by overlapping days.
+
+    Pipeline coverage divides a stock (the pipeline on one day) by a flow (quota): over the quota
+    of P it was 67× for a week, 18× for a month and 4× for a quarter of the same pipeline against
+    one target. Over a fixed horizon (one month from the day the pipeline is taken) it means the
+    same at every grain, and at month grain it is the month's quota, as before.
+    """
+    end = sql.add_days(sql.add_months(day, 1), -1)
+    return Source("quotas", f"t.period_start <= {end} AND t.period_end >= {day}", {
+        "quota": "sum(t.quota * (" + sql.days_between(f"greatest(t.period_start, {day})", f"least(t.period_end, {end})")
+        + " + 1) / (" + sql.days_between("t.period_start", "t.period_end") + " + 1))",
+    })
+
+
 _add(Metric("pipeline_coverage", "Pipeline coverage", Kind.RATIO, "ratio", "higher",
-            "open_pipeline / Σ quota of P; for the running period, open pipeline now / "
-            "max(quota − won new_arr so far, 0).",
-            (_deals(OPEN_AT_START, pipeline="sum(t.amount)"), _QUOTA),
+            "open_pipeline / Σ quota of the month starting with P (quotas pro-rated by days): a fixed one-month "
+            "horizon at every grain, so a week, a month and a quarter of the same pipeline read alike against one "
+            "target. For the running period, open pipeline now / quota of the month starting today.",
+            (_deals(OPEN_AT_START, pipeline="sum(t.amount)"), _quota_ahead("P.p_start")),
             sql.safe_div("pipeline", "quota"), ratio=("pipeline", "quota"), running="pipeline_coverage_running"))
 _add(Metric("pipeline_coverage_running", "Pipeline coverage (running period)", Kind.RATIO, "ratio", "higher",
-            "Open pipeline now / max(quota of P − won new_arr so far in P, 0).",
+            "Open pipeline now / Σ quota of the month starting on the data's as-of day (the quota still ahead "
+            "over the same one-month horizon as pipeline_coverage).",
             (_deals("t.created_date <= P.p_cut AND (t.status = 'open' OR t.close_date BETWEEN P.p_start AND P.p_cut)",
-                    pipeline=_sum("t.amount", "t.status = 'open'"),
-                    won=_sum("t.amount", f"{WON} AND t.deal_type IN ('new', 'expansion') AND t.close_date >= P.p_start")),
-             _QUOTA),
-            sql.safe_div("pipeline", "greatest(quota - won, 0)"), ratio=("pipeline", "quota")))
+                    pipeline=_sum("t.amount", "t.status = 'open'")),
+             _quota_ahead("P.p_cut")),
+            sql.safe_div("pipeline", "quota"), ratio=("pipeline", "quota")))
 _VELOCITY = (
     _deals(OPEN_AT_START, open_deals="count(*)"),
     _deals(CLOSED_IN_P, won_amount=_sum("t.amount", WON), won=_count(WON), decided=_count(DECIDED),
@@ -337,20 +373,32 @@ _add(Metric("new_customers", "New customers", Kind.FLOW, "count", "higher",
 _LEADS_CREATED = "t.created_date BETWEEN P.p_start AND P.p_end"
 _add(Metric("leads", "Leads", Kind.FLOW, "count", "higher", "Leads created in P.",
             (Source("leads", _LEADS_CREATED, {"leads": "count(*)"}),), "leads", additive=True))
+# Cohort rates: a recent period's cohort has not had the time to convert (see `Cohort`).
+_MATURING = (" A cohort rate: while P's {rows} are younger than the usual time to {event} (the age by which "
+             "90 % of earlier cohorts' conversions happened), P is judged on its expected final value.")
+_LEAD_DEAL = " LEFT JOIN deals AS d ON d.deal_id = t.deal_id"
 _add(Metric("lead_to_opp_rate", "Lead → opportunity", Kind.RATIO, "percent", "higher",
-            "Of leads created in P, the share with a deal_id.",
+            "Of leads created in P, the share with a deal_id."
+            + _MATURING.format(rows="leads", event="become an opportunity (the deal's created_date)"),
             (Source("leads", _LEADS_CREATED, {"converted": _count("t.deal_id IS NOT NULL"), "leads": "count(*)"}),),
-            sql.safe_div("converted", "leads"), ratio=("converted", "leads")))
+            sql.safe_div("converted", "leads"), ratio=("converted", "leads"),
+            cohort=Cohort("t.created_date", "CASE WHEN t.deal_id IS NOT NULL THEN d.created_date END",
+                          "became an opportunity", _LEAD_DEAL, ("deals",))))
 _add(Metric("mql_to_sql_rate", "MQL → SQL", Kind.RATIO, "percent", "higher",
-            "Of leads with mql_date in P, the share with a sql_date.",
+            "Of leads with mql_date in P, the share with a sql_date."
+            + _MATURING.format(rows="MQLs", event="become an SQL"),
             (Source("leads", "t.mql_date BETWEEN P.p_start AND P.p_end",
                     {"sqls": _count("t.sql_date IS NOT NULL"), "mqls": "count(*)"}),),
-            sql.safe_div("sqls", "mqls"), ratio=("sqls", "mqls")))
+            sql.safe_div("sqls", "mqls"), ratio=("sqls", "mqls"),
+            cohort=Cohort("t.mql_date", "t.sql_date", "became an SQL")))
 _add(Metric("sql_to_won_rate", "SQL → won", Kind.RATIO, "percent", "higher",
-            "Of leads with sql_date in P, the share whose deal is won.",
+            "Of leads with sql_date in P, the share whose deal is won."
+            + _MATURING.format(rows="SQLs", event="be won (the deal's close_date)"),
             (Source("leads", "t.sql_date BETWEEN P.p_start AND P.p_end",
                     {"won": _count("t.deal_id IN (SELECT deal_id FROM deals WHERE status = 'won')"), "sqls": "count(*)"}),),
-            sql.safe_div("won", "sqls"), ratio=("won", "sqls"), needs=("deals",)))
+            sql.safe_div("won", "sqls"), ratio=("won", "sqls"), needs=("deals",),
+            cohort=Cohort("t.sql_date", "CASE WHEN d.status = 'won' THEN d.close_date END", "was won", _LEAD_DEAL,
+                          ("deals",))))
 _SPEND_ON, _SPEND = _spend_between("P.p_start", "P.p_end")
 _add(Metric("spend", "Spend", Kind.FLOW, "money", "lower",
             "Σ spend.amount in P (monthly spend pro-rated by days for weeks).",
@@ -1066,6 +1114,117 @@ def compute(con: duckdb.DuckDBPyConnection, q: MetricQuery) -> pd.DataFrame:
     return compute_many(con, q, [q.metric])[q.metric]
 
 
+# --- maturity of cohort rates ------------------------------------------------------------------
+#
+# A cohort rate of a recent period is low only because its cohort is young (the demo's latest
+# week: 1.1 % of its leads became opportunities so far, against 24.4 % for a mature month). How
+# long completion takes is learned from the data, per node (its filter applies):
+# - every completion seen gives a lag (done − start, in days); HORIZON_QUANTILE of them is the
+#   horizon by which practically every completion has happened;
+# - the reference cohorts are the rows that started between one horizon and a year plus a horizon
+#   before the as-of day: their completions are all in the data. F(a), the share of their
+#   completions that happened by age a, is the completion curve; its 90 % point is the usual lag;
+# - a period is *maturing* while its youngest row is younger than the usual lag.
+#
+# A maturing period is judged on its expected final value = value / completion share, where the
+# completion share is the mean of F(age) over the period's rows (each row at its own age: a week's
+# Monday leads are older than its Sunday ones). This is the chain-ladder estimate: if every row
+# completes with the same final probability p, the completions seen so far are p × Σ F(age), so
+# p = completions seen / Σ F(age). It is the same comparison as putting the value beside earlier
+# cohorts' value at the same age (value ≥ target × share ⇔ value / share ≥ target), but it is read
+# against the node's own target, which is set on final values, and says what the number will
+# become. Below MIN_HISTORY reference completions, or while the cohort counts for fewer than
+# MIN_EFFECTIVE rows' worth of completed time (Σ F(age): at a 4 % completion share, 836 leads count
+# as 36), the estimate is noise and the period is shown as maturing without one.
+
+HORIZON_QUANTILE = 0.99  # the lag by which practically every completion has happened
+USUAL_LAG_QUANTILE = 0.9  # "the usual conversion lag": 90 % of earlier cohorts' completions by then
+MIN_HISTORY = 20  # reference completions needed to learn the curve (below, its 90 % point is one or two lags)
+MIN_EFFECTIVE = 30.0  # Σ F(age) over the period's rows needed for an expected value (±8 pp at 25 %)
+HISTORY_DAYS = 365  # how far back reference cohorts go: the curve follows a changing sales process
+
+
+@dataclass(frozen=True)
+class Maturity:
+    """How far a period's cohort of a cohort rate has come (see the notes above)."""
+
+    maturing: bool  # the youngest row is younger than the usual lag
+    completion: float | None  # share of the usual completions that happened by the rows' ages
+    usual_lag: int | None  # days by which 90 % of earlier cohorts' completions happened
+    history: int  # reference completions the curve was learned from
+    effective: float  # Σ F(age) over the period's rows
+
+    def expected(self, value: float | None) -> float | None:
+        """The value the cohort is expected to end at; None when mature or too early to tell."""
+        if not self.maturing or value is None or self.completion is None or self.completion <= 0:
+            return None
+        if self.history < MIN_HISTORY or self.effective < MIN_EFFECTIVE:
+            return None
+        return min(value / self.completion, 1.0)  # a share of the cohort never passes 100 %
+
+
+def maturity_sql(q: MetricQuery) -> tuple[str, list[Any]]:
+    """SQL giving, per period of `q`, the maturity of its cohort (columns pkey, youngest, completion,
+    effective, usual_lag, history, seen_lag); `q.metric` must be a cohort rate (`Metric.cohort`).
+
+    All in one query over the metric's own table with the node's filters: the lags of every
+    completion, the reference cohorts' completion curve as a cumulative share per lag day, and
+    each period's rows grouped by age and matched to the curve with an ASOF join.
+    """
+    m = metric(q.metric)
+    if m.cohort is None:
+        raise QueryError(f"{m.label} is not a cohort rate")
+    c, src = m.cohort, m.sources[0]
+    params: list[Any] = []
+    where = filter_sql(_filters_for(q, src.table, src.exempt), src.table, params)
+    as_of = sql.date_literal(q.as_of)
+    start, done = f"CAST({c.start} AS DATE)", f"CAST({c.done} AS DATE)"
+    text = (
+        f"WITH {periods_cte(q.periods, q.as_of)}, "
+        f"r AS (SELECT {start} AS s, {done} AS d FROM {src.table} AS t{c.joins} "
+        f"WHERE {where} AND {start} <= {as_of}), "
+        f"lags AS (SELECT s, greatest({sql.days_between('s', 'd')}, 0) AS lag FROM r WHERE d <= {as_of}), "
+        f"h AS (SELECT quantile_disc(lag, {HORIZON_QUANTILE}) AS horizon, "
+        f"quantile_disc(lag, {USUAL_LAG_QUANTILE}) AS seen_lag FROM lags), "
+        f"ref AS (SELECT lags.lag FROM lags, h WHERE {sql.days_between('lags.s', as_of)} "
+        f"BETWEEN h.horizon AND h.horizon + {HISTORY_DAYS - 1}), "
+        f"curve AS (SELECT quantile_disc(lag, {USUAL_LAG_QUANTILE}) AS usual_lag, count(*) AS history FROM ref), "
+        "cdf AS (SELECT lag, CAST(sum(count(*)) OVER (ORDER BY lag) AS DOUBLE) / (SELECT count(*) FROM ref) AS share "
+        "FROM ref GROUP BY lag), "
+        f"ages AS (SELECT P.pkey, {sql.days_between('r.s', as_of)} AS age, count(*) AS k FROM P "
+        "JOIN r ON r.s BETWEEN P.p_start AND P.p_end GROUP BY P.pkey, age), "
+        "f AS (SELECT a.pkey, a.age, a.k, COALESCE(cdf.share, 0) AS share FROM ages AS a "
+        "ASOF LEFT JOIN cdf ON a.age >= cdf.lag) "
+        "SELECT P.pkey, min(f.age) AS youngest, sum(f.k * f.share) / sum(f.k) AS completion, "
+        "COALESCE(sum(f.k * f.share), 0) AS effective, any_value(curve.usual_lag) AS usual_lag, "
+        "any_value(curve.history) AS history, any_value(h.seen_lag) AS seen_lag "
+        "FROM P LEFT JOIN f ON f.pkey = P.pkey CROSS JOIN curve CROSS JOIN h GROUP BY P.pkey"
+    )
+    return text, params
+
+
+def compute_maturity(con: duckdb.DuckDBPyConnection, q: MetricQuery) -> dict[str, Maturity]:
+    """Period key → the maturity of its cohort for the cohort rate `q.metric` (see `maturity_sql`).
+
+    With too little history to learn the curve, a period is still maturing while its youngest row
+    is younger than the 90 % lag of the completions seen at all (a workspace with a few weeks of
+    leads), but has no expected value. With no completion seen at all, nothing is maturing.
+    """
+    text, params = maturity_sql(q)
+    try:
+        rows = con.execute(text, params).fetchall()
+    except duckdb.Error as exc:
+        raise QueryError(f"maturity of {metric(q.metric).label}: {str(exc).splitlines()[0]}") from None
+    out = {}
+    for pkey, youngest, completion, effective, usual_lag, history, seen_lag in rows:
+        history = int(history or 0)
+        lag = usual_lag if history >= MIN_HISTORY else seen_lag
+        maturing = youngest is not None and lag is not None and youngest < lag
+        out[pkey] = Maturity(maturing, None if completion is None or history < MIN_HISTORY else float(completion),
+                             None if lag is None else int(lag), history, float(effective or 0.0))
+    return out
+
+
 # --- documentation: what each definition means, for the Definitions page and the CLI ----------
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -1108,8 +1267,8 @@ FORMULAS: dict[str, str] = {
     "open_pipeline": "Σ amount | created_date ≤ start(P), open at start(P)",
     "open_deals": "#{created_date ≤ start(P), open at start(P)}",
     "quota": "Σ quota × overlap(days) / days of the quota's period",
-    "pipeline_coverage": "open_pipeline / quota",
-    "pipeline_coverage_running": "open pipeline now / max(quota − won new_arr so far, 0)",
+    "pipeline_coverage": "open_pipeline / Σ quota of [start(P), start(P) + 1 month)",
+    "pipeline_coverage_running": "open pipeline now / Σ quota of [today, today + 1 month)",
     "pipeline_velocity": "open_deals × avg_deal_size × win_rate / sales_cycle_days",
     "ps_attach_rate": "#{won new, services_amount > 0} / #{won new}", "renewals_due": "#{renewal, close_date ∈ P}",
     "new_customers": "#distinct account_id | won new, close_date ∈ P",

@@ -166,10 +166,25 @@ def test_segment_split_by_owner_and_channel(engine):
     assert by_channel.to_dict() == {"Organic": 12000.0, "Outbound": 30000.0, "Paid Search": 0.0}
 
 
-def test_running_pipeline_coverage_uses_remaining_quota(engine):
+def test_running_pipeline_coverage_uses_the_quota_of_the_month_ahead(engine):
     nov = parse_period("2026-11")
-    # Open now (as of Nov 20): D5 50000; won new ARR in Nov so far: none; Nov quota: Cy's 92000 × 30/92.
+    # Open now (as of Nov 20): D5 50000; the month ahead, Nov 20 – Dec 19, holds 30 of the 92 days of
+    # Cy's Q4 quota of 92000 (Ann's and Bob's are October's). A running week reads the same.
     assert value(engine, "pipeline_coverage_running", nov) == pytest.approx(50000 / (92000 * 30 / 92))
+    week = parse_period("2026-W47")  # Mon 16 – Sun 22 November
+    assert value(engine, "pipeline_coverage_running", week) == pytest.approx(50000 / (92000 * 30 / 92))
+
+
+def test_pipeline_coverage_takes_the_quota_of_the_month_from_the_start_of_p(engine):
+    # Week 41 starts Mon Oct 5: open then (created on or before it) are D1 12000, D2 8000, D3 30000,
+    # D4 6000 (created that day), D5 50000, D7 4000, D8 20000 = 130000; not D6 (closed Sep 30).
+    # The month ahead, Oct 5 – Nov 4, holds 27
+    # of October's 31 days of Ann's 30000 and Bob's 50000, and 31 of Q4's 92 days of Cy's 92000.
+    w41 = parse_period("2026-W41")
+    quota = (30000 + 50000) * 27 / 31 + 92000 * 31 / 92
+    assert value(engine, "pipeline_coverage", w41) == pytest.approx(130000 / quota)
+    # Q4 starts with October: the same horizon as the month's.
+    assert value(engine, "pipeline_coverage", parse_period("2026-Q4")) == pytest.approx(74000 / 111000)
 
 
 def test_several_periods_in_one_query(engine):
