@@ -491,28 +491,42 @@ class Comparison:
                 f"{counts['open']} still open.")
 
     def node_rows(self, only_changed: bool = False) -> list[dict[str, str]]:
-        """Rows for a table or CSV: one per node, status and value before and after, and what changed
-        (`before`/`after` are named by `headings`)."""
+        """Rows for a table or CSV: one per node, what changed first, then status and value before and
+        after (`before`/`after` are named by `headings`). `only_changed`: nodes whose status changed,
+        or whose target changed within one period (across two periods each has its own target)."""
+        same_period = self.before.period == self.after.period
         rows = []
         for n in self.nodes:
-            if only_changed and not n.status_changed and n.before_target == n.after_target:
+            if only_changed and not n.status_changed and not (same_period and n.before_target != n.after_target):
                 continue
-            rows.append({"node": n.label, "owner": n.owner, "status before": status_word(n.before_status),
-                         "status after": status_word(n.after_status), "value before": fmt(n.before_value, n.unit),
-                         "value after": fmt(n.after_value, n.unit),
+            rows.append({"node": n.label, "what changed": n.what if same_period else _status_only(n),
+                         "status before": status_word(n.before_status), "status after": status_word(n.after_status),
+                         "value before": fmt(n.before_value, n.unit), "value after": fmt(n.after_value, n.unit),
                          "change": fmt_change(n.change, n.unit) if n.change is not None else "—",
-                         "what changed": n.what})
+                         "owner": n.owner})
         return rows
 
     def headings(self) -> tuple[str, str]:
         """What "before" and "after" are: "Board call · 2026-10 · 2026-12-07 09:14 UTC by maria"."""
         return self.before.title, self.after.title
 
+    def cause_groups(self) -> list[tuple[str, list[CauseChange]]]:
+        """The causes as the page lists them: new, still open, resolved (empty groups left out)."""
+        groups = [("New causes", self.causes_in("new")), ("Still open", self.causes_in("open")),
+                  ("Resolved", self.causes_in("resolved"))]
+        return [(title, items) for title, items in groups if items]
+
     def cause_rows(self) -> list[dict[str, str]]:
         order = {"new": 0, "open": 1, "resolved": 2}
         return [{"cause": {"new": "new", "open": "still open", "resolved": "resolved"}[c.state], "lever": c.label,
                  "owner": c.owner, "where": c.where, "sentence": c.sentence}
                 for c in sorted(self.causes, key=lambda c: order[c.state])]
+
+
+def _status_only(n: NodeChange) -> str:
+    if n.before_status is None or n.after_status is None or not n.status_changed:
+        return n.what if n.before_status is None or n.after_status is None else "same status"
+    return f"{status_word(n.before_status)} → {status_word(n.after_status)}"
 
 
 def status_word(status: str | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -98,9 +99,47 @@ def test_owners_page(demo, monkeypatch):
     assert heads[:3] == ["#### Alex Romero (CRO)", "#### Priya Nair (VP Customer Success)",
                          "#### Lena Park (VP Marketing)"]
     assert "#### Sam Ortiz (SDR manager)" not in heads  # nothing red, no action: not on the Monday list
-    assert any(t.startswith("🔴 **Win rate (new)** — Enterprise deals owned by Dana Whitfield") for t in texts)
+    assert any(t.startswith(":red-badge[red] **Win rate (new)** — Enterprise deals owned by Dana Whitfield") for t in texts)
     assert "**Open actions:** Move $20k from Paid Search to Events (Leads, due 2026-12-11)" in texts
     assert any("7 of 10 numbers red" in unescaped(c.value) for c in at.caption)
     at.toggle(key="ow_red_only").set_value(False).run()
     heads = [unescaped(m.value) for m in at.markdown if m.value.startswith("#### ")]
     assert "#### Sam Ortiz (SDR manager)" in heads
+
+
+def test_review_and_owners_pages_in_chromium(demo, browser):
+    """Both pages in a real browser at 1280 px, after a note and a recorded review: no error box, nothing
+    cut off; screenshots kept (tests/artifacts/page_review_1280.png, page_owners_1280.png) to look at."""
+    from clipping import PAGE_CLIPPED
+    from conftest import ARTIFACTS, running_app
+
+    from kpitree.review import record_review
+
+    tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
+    engine = Engine(demo)
+    last_month = take_snapshot(engine, tree, parse_period("2026-09"))
+    record_review(demo, last_month, [n.id for n in tree.nodes], access.LOCAL, author="maria",
+                  now=datetime(2026, 11, 30, 9, 0, tzinfo=UTC))
+    Notes(demo).add(tree, "win_rate", decision="Dana reviews every Enterprise deal over $50k",
+                    owner="Alex Romero (CRO)", due=date(2026, 12, 14), user=access.LOCAL, author="maria",
+                    now=datetime(2026, 11, 30, 9, 5, tzinfo=UTC))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with running_app(demo.root.parent, KPITREE_WARM="0") as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 2400})
+        page = context.new_page()
+        try:
+            for name, marker in (("Review", "Since last review"), ("Owners", "Who to talk to")):
+                page.goto(f"{url}/{name}?ws=demo&tree=revops&period=2026-10")
+                page.get_by_text(marker).first.wait_for(timeout=90_000)
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and page.locator("[data-testid='stStatusWidget']").count():
+                    page.wait_for_timeout(200)
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(ARTIFACTS / f"page_{name.lower()}_1280.png"), full_page=True)
+                body = page.inner_text("body")
+                assert "Traceback" not in body and "unexpected problem" not in body, name
+                assert page.locator("[data-testid='stException']").count() == 0, name
+                assert not page.evaluate(PAGE_CLIPPED), name
+            assert "Alex Romero (CRO)" in page.inner_text("body")
+        finally:
+            context.close()

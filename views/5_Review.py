@@ -153,8 +153,7 @@ def review(ws, tree, now, who: str, can_write: bool) -> None:
             st.dataframe(rows, hide_index=True, width="stretch", key="rv_delta")
         else:
             st.caption("No node changed status or target since.")
-        if delta.causes:
-            st.dataframe(delta.cause_rows(), hide_index=True, width="stretch", key="rv_delta_causes")
+        causes_list(delta)
 
     st.markdown("#### Open actions")
     actions = open_actions(notes)
@@ -222,6 +221,20 @@ def review(ws, tree, now, who: str, can_write: bool) -> None:
         st.caption("Past reviews: " + md(", ".join(f"{s.when:%Y-%m-%d} ({s.created_by})" for s in past[:8])))
 
 
+def causes_list(result) -> None:
+    """The causes new, still open and resolved, each with its owner, where it sits and its sentence
+    (still open ones folded: the news is what came and went)."""
+    for title, items in result.cause_groups():
+        lines = "\n".join(f"- **{md(c.label)}** ({md(c.owner)})"
+                          + (f" · {md(c.where)}" if c.state == "open" and c.before_segment != c.after_segment else "")
+                          + f": {md(c.sentence)}" for c in items)
+        if title == "Still open":
+            with st.expander(f"{title} ({len(items)})"):
+                st.markdown(lines)
+        else:
+            st.markdown(f"**{title} ({len(items)})**\n{lines}")
+
+
 def snapshots(ws, tree, now, who: str, can_write: bool) -> None:
     key = tree_key(tree)
     saved, problems = list_snapshots(ws, tree=key)
@@ -254,7 +267,7 @@ def snapshots(ws, tree, now, who: str, can_write: bool) -> None:
     rows = result.node_rows(only_changed=only)
     st.dataframe(rows or [{"node": "no node changed status or target"}], hide_index=True, width="stretch",
                  key="rv_cmp_nodes")
-    st.dataframe(result.cause_rows(), hide_index=True, width="stretch", key="rv_cmp_causes")
+    causes_list(result)
     header = ["node", "owner", "status before", "status after", "value before", "value after", "change",
               "what changed"]
     st.download_button("Download the comparison (CSV)", key="rv_cmp_csv", mime="text/csv",

@@ -61,7 +61,8 @@ def pick_view():
     return ws, engine, tree, parse_period(period)
 
 
-STATUS_ICON = {"red": "🔴", "amber": "🟠", "green": "🟢", "no_target": "⚪", "no_data": "⚪"}
+STATUS_BADGE = {"red": ":red-badge[red]", "amber": ":orange-badge[amber]", "green": ":green-badge[green]",
+                "no_target": ":gray-badge[no target]", "no_data": ":gray-badge[no data]"}
 
 
 def main() -> None:
@@ -78,8 +79,9 @@ def main() -> None:
     entries = owners(now, notes)
     st.markdown(f"### Who to talk to · {md(tree.name)} · {period.key}")
     reds = sum(len(e.red) for e in entries)
+    actions = sum(len(e.actions) for e in entries)
     st.caption(f"Workspace **{md(ws.name)}** · data as of {evaluation.as_of} · {len(entries)} owners · "
-               f"{reds} red numbers · {sum(len(e.actions) for e in entries)} open actions")
+               f"{reds} red numbers · {actions} open action{'' if actions == 1 else 's'}")
     for p in problems:
         st.warning(md(p), icon=":material/warning:")
     left, right = st.columns([3, 1], vertical_alignment="bottom")
@@ -97,7 +99,7 @@ def main() -> None:
                        + ("" if len(e.actions) == 1 else "s"))
             for o in shown:
                 n = o.node
-                line = f"{STATUS_ICON.get(n.status, '⚪')} **{md(n.label)}**"
+                line = f"{STATUS_BADGE.get(n.status, '')} **{md(n.label)}**"
                 if o.sentence:
                     line += f" — {md(o.sentence)}"
                 st.markdown(line)
