@@ -188,13 +188,13 @@ def chain_targets(tree: Tree, since: Period | None = None, *, places: int = 0) -
 
 
 def _with_plan(target: Target, plan: Mapping[str, float], extra: list[tuple[str, float]], rule: str) -> Target:
-    """`target` with these per-period numbers (months in order, then quarters and years)."""
+    """`target` with these per-period numbers, in time order."""
     merged = dict(extra)
     merged.update(plan)
 
-    def order(key: str) -> tuple:
+    def order(key: str) -> tuple:  # in time; a quarter or year after the month it starts with
         p = parse_period(key)
-        return (p.grain is not Grain.MONTH, p.grain.value, p.start)
+        return (p.start, p.grain is not Grain.MONTH, p.grain.value)
 
     by_period = tuple(sorted(merged.items(), key=lambda kv: order(kv[0])))
     months = [v for k, v in by_period if parse_period(k).grain is Grain.MONTH]

@@ -13,6 +13,8 @@ Templates ship with the demo company's plan (an ARR target of $204M, owners such
 3. **Shape**: a left-out node's children move up to its nearest kept ancestor; when the north star
    itself is out, the highest node of the first branch that has data becomes the north star (ARR
    with subscriptions, bookings from deals alone, won deals or leads for a funnel without amounts).
+   ARR's exact children (ARR at start, NRR, new-logo ARR: all subscriptions) go with it, so deals
+   alone fall back to its influence child New ARR, the bookings, and the pipeline under them.
    A formula that lost a child is dropped (the link turns to influence) — or, when it was a plain
    sum left with one term, the parent *is* that term and the term takes its place.
 4. **Drill dimensions**: those the data fills, extra columns included (a manager, a region from a
@@ -41,6 +43,7 @@ from pathlib import Path
 
 import duckdb
 
+from .bridge import chain_targets
 from .errors import KpiTreeError, LoadError, QueryError, SpecError
 from .evaluate import Engine
 from .history import TreeStore, workspace_trees
@@ -413,9 +416,14 @@ def suggest_tree(source: Engine | Workspace, template: str | Path | Tree | None 
         engine.prefetch_nodes([n for n in base.nodes if missing[n.id] is None], months)
     except (QueryError, duckdb.Error):
         pass  # each node is then tried on its own below
+    # a term of an exact formula whose parent the data supports stays even at zero in every month (no
+    # customer ever reactivated): zero is its value, and leaving it out would cost the parent its identity
+    terms = {t for n in base.nodes if n.formula and missing[n.id] is None for t in formula_names(n.formula)}
     for n in base.walk():
         why = missing[n.id]
-        if why is None and _no_value(engine, n, months):
+        if why is None and _no_value(engine, n, months) and not (
+                n.id in terms and CATALOGUE[n.metric].kind is not Kind.RATIO
+                and any(v is not None for v in engine.values(n, months).values())):
             why = "no value in any month of your data"
         if why is None:
             keep.add(n.id)
@@ -439,6 +447,9 @@ def suggest_tree(source: Engine | Workspace, template: str | Path | Tree | None 
     draft = Tree(name=base.name, nodes=tuple(nodes), grain=base.grain, dimensions=dims,
                  description="", source=None)
     planned = plan_targets(engine, draft, baseline_end, through, HISTORY_MONTHS, min_months=MIN_MONTHS, mark=True)
+    # an exact north star over its opening balance (ARR at start) keeps its identity in the plan too:
+    # ARR's target is the bridge of its children's, so its gap splits over them with no residual
+    planned = chain_targets(planned, baseline_end)
     without = [n for n in planned.nodes if not n.target.is_set]
     notes.append(Note("targets", f"targets suggested from your own history up to {baseline_end.key} for "
                       f"{len(planned.nodes) - len(without)} of {len(planned.nodes)} numbers"

@@ -129,9 +129,12 @@ def check(tree, ws: Workspace) -> None:
             continue
         values = [v for v in engine.values(node, recent).values() if v]
         level = sum(values) / len(values) if values else None
+        # the MRR movements of these 80 customers are a churn or an upgrade or two a month: a plan from the
+        # same month last year may be a quarter of the last three months' mean, and still their own history
+        spread = 4 if node.metric in ("arr_churn", "arr_contraction", "arr_expansion", "arr_reactivation") else 3
         for key, target in [*t.by_period[-12:], ("value", t.value)]:
             if level and target and level > 0 and target > 0:
-                assert 1 / 3 <= target / level <= 3, (node.id, key, target, level)
+                assert 1 / spread <= target / level <= spread, (node.id, key, target, level)
 
 
 def test_deals_only_gets_new_business_bookings(tmp_path):
@@ -181,7 +184,14 @@ def test_subscriptions_only_gets_arr(tmp_path):
     assert not {"new_arr", "win_rate", "leads"} & {n.id for n in tree.nodes}
     assert tree.dimensions == ("plan",)  # segment is empty, plan is filled
     assert tree.root.owner == "CEO — to assign"
-    assert tree.node("arr").target.suggested.startswith("last month's level")
+    # ARR is exact over its opening balance: its suggested plan is the bridge of its children's
+    assert tree.root.formula == "arr = arr_start * nrr + arr_new + arr_reactivation"
+    assert tree.node("arr").target.suggested.startswith("the bridge of its children's targets (last month's level")
+    assert tree.node("arr_reactivation").target.is_set  # no customer came back: zero, a term kept in the formula
+    evaluation = evaluate_tree(ws, tree, "2026-09")
+    values = {n.id: n.target for n in evaluation.nodes}
+    assert abs(values["arr_start"] * values["nrr"] + values["arr_new"] + values["arr_reactivation"]
+               - values["arr"]) < 1.0
 
 
 def test_leads_only_gets_leads_and_no_rate_without_deal_ids(tmp_path):
