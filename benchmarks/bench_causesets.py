@@ -11,7 +11,8 @@ variance the caller hands in is what a caller can compute from that history: (1 
 
 Planted anomalies change the deal rate or the deal size of one element by a factor chosen so the
 element's expected change is 4-9 standard errors of its noise (below that no method can tell a
-cause from luck, and the case would measure the dice): a rep, a segment, a channel, a pair
+cause from luck, and the case would measure the dice), and only where that takes at most a
+doubling or a fall of at most 80 % (a business change, not a freak): a rep, a segment, a channel, a pair
 (segment × channel, rep × channel, rep × segment) or one leaf (a rep's deals in one segment from
 one channel, picked among the busier leaves). Cases: 1/6 have no cause, 5/12 one element,
 5/12 two elements at independent depths. A named element counts when its dimensions and values
@@ -46,7 +47,7 @@ REPS = ("Avery", "Blake", "Casey", "Devon", "Emery", "Finley", "Gray", "Kendall"
 SEGMENTS = ("SMB", "Mid-Market", "Enterprise")
 CHANNELS = ("Inbound", "Outbound", "Partner", "Events", "Referral", "Marketplace")
 SIZE = {"SMB": 9_000.0, "Mid-Market": 35_000.0, "Enterprise": 120_000.0}
-RATE = {"SMB": 2.2, "Mid-Market": 1.0, "Enterprise": 0.35}
+RATE = {"SMB": 4.0, "Mid-Market": 2.0, "Enterprise": 0.7}
 HISTORY = 6
 
 Where = tuple[tuple[str, str], ...]
@@ -74,7 +75,7 @@ def _month(rng: np.random.Generator, lam: np.ndarray, mu: np.ndarray, sigma: flo
     return np.bincount(leaf, weights=deals, minlength=len(lam))
 
 
-def make_case(seed: int) -> Case:
+def make_case(seed: int, scale: float = 1.0) -> Case:
     rng = np.random.default_rng(seed)
     grid = _grid()
     n = len(grid)
@@ -82,7 +83,7 @@ def make_case(seed: int) -> Case:
     rep_f = dict(zip(REPS, rng.lognormal(0.0, 0.4, len(REPS)), strict=True))
     ch_f = dict(zip(CHANNELS, rng.lognormal(0.0, 0.5, len(CHANNELS)), strict=True))
     lam = (grid["segment"].map(RATE) * grid["rep"].map(rep_f) * grid["channel"].map(ch_f)).to_numpy()
-    lam = lam * rng.lognormal(0.0, 0.3, n)  # leaf-level idiosyncrasy
+    lam = scale * lam * rng.lognormal(0.0, 0.3, n)  # leaf-level idiosyncrasy
     size = grid["segment"].map(SIZE).to_numpy()
     mu = np.log(size) - sigma**2 / 2  # lognormal with mean = the segment's typical size
     ones = np.ones(n)
@@ -93,40 +94,40 @@ def make_case(seed: int) -> Case:
     # × the mean squared deal size, plus the forecast's own error (a six-month mean).
     variance = (1 + 1 / HISTORY) * np.maximum(expected / size, 0.5) * msq
 
-    n_planted = int(rng.choice([0, 1, 1, 2, 2], p=[1 / 6, 5 / 24, 5 / 24, 5 / 24, 5 / 24]))
+    n_planted = int(rng.choice([0, 1, 2], p=[1 / 6, 5 / 12, 5 / 12]))
     planted: list[Where] = []
     lam_now, size_now = lam.copy(), ones.copy()
     used = np.zeros(n, dtype=bool)
-    tries = 0
-    while len(planted) < n_planted and tries < 50:
-        tries += 1
-        depth = int(rng.integers(1, 4))
+    depth = int(rng.integers(1, 4))
+    for attempt in range(400):
+        if len(planted) == n_planted:
+            break
+        if attempt % 40 == 39:  # this depth has no element big enough for a visible change
+            depth = int(rng.integers(1, 4))
         cub = [DIMS[i] for i in sorted(rng.choice(3, size=depth, replace=False))]
-        if depth == 3:  # a busy leaf, or the element is pure luck
-            busy = np.flatnonzero(lam * size >= np.quantile(lam * size, 0.6))
-            leaf = int(rng.choice(busy))
-        else:
-            leaf = int(rng.integers(n))
+        leaf = int(rng.integers(n))
         where = tuple((d, str(grid.at[leaf, d])) for d in cub)
         mask = np.logical_and.reduce([grid[d].to_numpy() == v for d, v in where])
         if (mask & used).any():
             continue
+        delta = rng.uniform(-0.7, -0.3) if rng.random() < 0.5 else rng.uniform(0.4, 1.0)
         mean_amt = float((lam * size)[mask].sum())
-        sd = float(np.sqrt(variance[mask].sum()))
-        k = rng.uniform(4.0, 9.0)
-        delta = k * sd / mean_amt
-        if rng.random() < 0.5 and delta < 0.8:
-            delta = -delta
+        if abs(delta) * mean_amt < 4.0 * np.sqrt(variance[mask].sum()):
+            continue  # under 4 standard errors nobody can tell this change from luck
         if rng.random() < 0.5:
-            lam_now[mask] *= 1 + delta
+            lam_now[mask] *= 1 + delta  # more or fewer deals
         else:
-            size_now[mask] *= 1 + delta
+            size_now[mask] *= 1 + delta  # bigger or smaller deals
         used |= mask
         planted.append(where)
+        depth = int(rng.integers(1, 4))
     actual = _month(rng, lam_now, mu, sigma, size_now)
     cells = grid.assign(actual=actual, expected=expected, variance=variance)
-    history = pd.concat([grid.assign(period=f"h{p}", actual=hist[p], expected=expected,
-                                     variance=variance) for p in range(HISTORY)], ignore_index=True)
+    # History as the caller would build it: each earlier month against the mean of the others.
+    others = (hist.sum(axis=0) - hist) / (HISTORY - 1)
+    h_var = (1 + 1 / (HISTORY - 1)) * np.maximum(others / size, 0.5) * msq
+    history = pd.concat([grid.assign(period=f"h{p}", actual=hist[p], expected=others[p],
+                                     variance=h_var[p]) for p in range(HISTORY)], ignore_index=True)
     return Case(seed, cells, history, planted)
 
 
@@ -159,31 +160,17 @@ def riskloc(cells: pd.DataFrame, dims: list[str], *, risk_threshold: float = 0.5
     threshold = ep[abnormal].sum() * pep_threshold
     df = df.assign(ep=ep, ab=abnormal.astype(int), w=weight, real=real, pred=pred, dev=dev)
     found: list[Where] = []
-    while df.loc[df["ab"] == 1, "ep"].sum() >= threshold and len(df):
+    while len(df) and df.loc[df["ab"] == 1, "ep"].sum() >= threshold:
         best = None
         for layer in range(1, len(dims) + 1):
             best_ep = threshold
             for cub in combinations(dims, layer):
-                g = df.groupby(list(cub))
-                agg = g[["ep", "ab"]].sum()
-                agg = agg[(agg["ab"] > 0) & (agg["ep"] > best_ep)].sort_values("ep", ascending=False)
-                for key, row in agg.iterrows():
-                    key = key if isinstance(key, tuple) else (key,)
-                    sel = df[np.logical_and.reduce([df[d].to_numpy() == k for d, k in zip(cub, key,
-                                                                                          strict=True)])]
-                    n_ab = sel.loc[sel["ab"] == 1, "w"].sum()
-                    n_no = sel.loc[sel["ab"] == 0, "w"].sum() + 1
-                    high = n_ab / (n_ab + n_no)
-                    nz = sel[(sel["real"] != 0) & (sel["pred"] != 0)]
-                    low = 0.0
-                    if len(nz):
-                        aa = nz["pred"] * nz["real"].sum() / nz["pred"].sum()
-                        d = (2 * (aa - nz["real"]) / (aa + nz["real"])).fillna(0.0)
-                        w2 = nz["dev"].abs().mean()
-                        low = d.abs().mean() / w2 if w2 else 0.0
-                    if high - low >= risk_threshold:
-                        best, best_ep = tuple(zip(cub, key, strict=True)), row["ep"]
-                        break
+                r = _risk_table(df, list(cub))
+                r = r[(r["ab"] > 0) & (r["ep"] > best_ep) & (r["risk"] >= risk_threshold)]
+                if len(r):  # the highest-EP element of this cuboid that is risky enough
+                    top = r["ep"].idxmax()
+                    key = top if isinstance(top, tuple) else (top,)
+                    best, best_ep = tuple(zip(cub, map(str, key), strict=True)), r.at[top, "ep"]
             if best is not None:
                 break
         if best is None:
@@ -192,6 +179,27 @@ def riskloc(cells: pd.DataFrame, dims: list[str], *, risk_threshold: float = 0.5
         keep = ~np.logical_and.reduce([df[d].to_numpy() == v for d, v in best])
         df = df[keep]
     return found
+
+
+def _risk_table(df: pd.DataFrame, cub: list[str]) -> pd.DataFrame:
+    """Per element of a cuboid: EP, abnormal count, and risk = high − low (vectorised)."""
+    nz = (df["real"] != 0) & (df["pred"] != 0)
+    t = df.assign(w_ab=df["w"] * df["ab"], w_no=df["w"] * (1 - df["ab"]),
+                  r_nz=df["real"].where(nz, 0.0), p_nz=df["pred"].where(nz, 0.0),
+                  adev=df["dev"].abs().where(nz, 0.0), nz=nz.astype(int))
+    g = t.groupby(cub)
+    agg = g[["ep", "ab", "w_ab", "w_no", "r_nz", "p_nz", "adev", "nz"]].sum()
+    high = agg["w_ab"] / (agg["w_ab"] + agg["w_no"] + 1)
+    # low risk: how well a proportional change of the element's forecast fits its leaves
+    ratio = (g["r_nz"].transform("sum") / g["p_nz"].transform("sum")).fillna(0.0)
+    aa = t["p_nz"] * ratio
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.nan_to_num(2 * (aa - t["r_nz"]) / (aa + t["r_nz"])).__abs__()
+    d_sum = pd.Series(np.where(nz, d, 0.0), index=t.index).groupby([t[c] for c in cub]).sum()
+    w1 = d_sum / agg["nz"].where(agg["nz"] > 0)
+    w2 = agg["adev"] / agg["nz"].where(agg["nz"] > 0)
+    low = (w1 / w2.where(w2 != 0)).fillna(0.0)
+    return agg.assign(risk=high - low)
 
 
 # --- Adtributor (Bhagwan et al. 2014): per dimension, by surprise ---------------------------------

@@ -34,8 +34,9 @@ import numpy as np
 import pandas as pd
 
 NESTED_SHARE = 0.95  # a child value "lives" in one parent value when ≥ 95 % of its amount is there
-FAMILY_ALPHA = 0.05  # chance, over all candidates of one call, of naming an element in pure noise
-HISTORY_PRIOR = 3.0  # pseudo-periods of "the stated variance is right" when learning from history
+FAMILY_ALPHA = 0.01  # chance, over all candidates of one call, of naming an element in pure noise
+HISTORY_PRIOR = 6.0  # pseudo-periods of the prior (depth-pooled, or "stated variance is right")
+PHI_FLOOR = 1.0  # history widens a stated variance, never narrows it (heavy tails fool it)
 PARENT_CARRIES = 0.5
 SKEW = 1.0  # skew of a leaf relative to a gamma amount with the same mean and variance  # a nested child must show ≥ this fraction of its change in its parent
 
@@ -145,8 +146,10 @@ def _lattice(codes: np.ndarray, max_depth: int) -> _Lattice:
 
 def _overdispersion(history: pd.DataFrame, leaves: pd.DataFrame, dims: list[str], lat: _Lattice,
                     actual: str, expected: str, variance: str) -> np.ndarray:
-    """Per element, how much more its gap usually moves than the stated variance says
-    (mean z² over earlier periods, shrunk towards 1 and never below 1). Leaves the current period
+    """Per element, how much more (or less) its gap usually moves than the stated variance says:
+    its mean z² over earlier periods, shrunk towards 1, never below PHI_FLOOR: one whale deal in a
+    past month makes a too-narrow-looking variance far more often than a too-wide one, so history
+    only widens. Leaves the current period
     does not have are ignored: they belong to no candidate."""
     n_elems = len(lat.alive)
     hist = history[dims + ["period", actual, expected, variance]].copy()
@@ -169,7 +172,7 @@ def _overdispersion(history: pd.DataFrame, leaves: pd.DataFrame, dims: list[str]
     floor = (float(var[var > 0].mean()) if (var > 0).any() else 1.0) * 1e-6
     z2 = np.where(seen, g**2 / np.maximum(v, floor), 0.0)
     phi = (HISTORY_PRIOR + z2.sum(axis=0)) / (HISTORY_PRIOR + seen.sum(axis=0))
-    return np.maximum(phi, 1.0)
+    return np.clip(phi, PHI_FLOOR, None)
 
 
 def _skewed_z2(s: np.ndarray, info: np.ndarray) -> np.ndarray:
@@ -254,7 +257,15 @@ def localise(cells: pd.DataFrame, dims: Sequence[str], *, actual: str = "actual"
             mine = lat.leaf_elem[:, j]
             parent_of[mine] = lat.leaf_elem[:, cub_index[up]]
 
-    bound = NormalDist().inv_cdf(1 - FAMILY_ALPHA / (2 * max(int(lat.alive.sum()), 1)))
+    # The family-wise error is shared equally between depths, then between a depth's candidates:
+    # 17 segments-or-reps-or-channels do not pay for the 144 leaves' multiple testing, which
+    # matches where causes usually live (a segment, a channel, a rep) without barring the leaves.
+    depth_of = np.array([len(c) for c in lat.cuboids])[lat.elem_cuboid]
+    per_depth = np.bincount(depth_of[lat.alive], minlength=max_depth + 1)
+    n_depths = int((per_depth > 0).sum())
+    tests = np.maximum(per_depth[depth_of], 1) * max(n_depths, 1)
+    bound2 = np.array([NormalDist().inv_cdf(1 - FAMILY_ALPHA / (2 * t)) for t in np.unique(tests)])
+    bound2 = (bound2**2)[np.searchsorted(np.unique(tests), tests)]
     alive = lat.alive.copy()
     chosen: list[int] = []
     resid = gap.copy()
@@ -263,7 +274,7 @@ def localise(cells: pd.DataFrame, dims: Sequence[str], *, actual: str = "actual"
         s = per_elem(resid * x / v)
         score = _skewed_z2(s / phi, E_xx / phi)
         r_gap = per_elem(resid)
-        ok = alive & (score >= bound**2)
+        ok = alive & (score >= bound2)
         has_parent = parent_of >= 0
         pg = np.where(has_parent, r_gap[np.maximum(parent_of, 0)], 0.0)
         carried = (np.sign(pg) == np.sign(r_gap)) & (np.abs(pg) >= PARENT_CARRIES * np.abs(r_gap))
