@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 
 import duckdb
@@ -39,7 +39,7 @@ from .metrics import (
     missing_data,
     read_profile,
 )
-from .periods import Grain, Period, latest_complete, parse_period, resolve_period, trailing
+from .periods import Grain, Period, latest_complete, parse_period, period_containing, resolve_period, trailing
 from .schema import TABLES
 from .tree import Node, Tree
 from .workspace import QUERY_TIMEOUT_SECONDS, QueryTimeout, Workspace
@@ -428,8 +428,35 @@ class Engine:
 
 
 def target_for(node: Node, period: Period) -> float | None:
+    """The node's target for the period (`Target.for_period` with the metric's kind and rollup).
+
+    A per-period rate that is not a mean — NRR and GRR compound, logo churn and expansion rate grow
+    with the period's length — given as one number is a monthly rate: a week's or a quarter's target
+    is made from it month by month like monthly targets are (a 1 % monthly churn target is 0.2 % for
+    a week and 3 % for a quarter), not the same 1 % against a week's 0.2 % churn (a false green) or a
+    quarter's 3 % (a false red). Targets given for the period itself or for its grain stand.
+    """
     m = CATALOGUE[node.metric]
-    return node.target.for_period(period, m.kind, m.rollup)
+    target = node.target
+    if m.kind is Kind.RATIO and m.rollup != "mean" and period.grain is not Grain.MONTH:
+        monthly = dict(target.per_grain).get("monthly", target.value)
+        given = dict(target.by_period)
+        if monthly is not None and period.key not in given and _GRAIN_FIELD[period.grain] not in dict(target.per_grain):
+            months = months_of(period)
+            filled = {p.key: given.get(p.key, monthly) for p in months}
+            target = replace(target, by_period=tuple(sorted({**given, **filled}.items())))
+    return target.for_period(period, m.kind, m.rollup)
+
+
+_GRAIN_FIELD = {Grain.WEEK: "weekly", Grain.MONTH: "monthly", Grain.QUARTER: "quarterly", Grain.YEAR: "annual"}
+
+
+def months_of(period: Period) -> list[Period]:
+    """The calendar months a period overlaps, in order."""
+    out = [period_containing(period.start, Grain.MONTH)]
+    while out[-1].end < period.end:
+        out.append(out[-1].shift(1))
+    return out
 
 
 def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | str | None = None,

@@ -1320,6 +1320,8 @@ BENCHMARKS: dict[str, Benchmark] = {
                                   "seed 002: user engagement targets"),
 }
 
+_MONTHLY_RATE = ("A rate over P that grows with P's length: a target given as one number is a monthly rate, and "
+                 "a week's or a quarter's target is made from it ({how}).")
 _NOTES: dict[str, str] = {
     "feature_adoption": "Filter {feature: X} applies to the numerator only: the population is every account "
                         "with an event in P. A split by feature gives each feature's adoption.",
@@ -1335,6 +1337,13 @@ _NOTES: dict[str, str] = {
                     "(left out, weights rescaled, when the account has not answered).",
     "at_risk_accounts": "Health as for health_score; the threshold is the parameter health_at_risk_below.",
     "upsell_eligible_accounts": "Health as for health_score; thresholds are the upsell_* parameters.",
+    "nrr": _MONTHLY_RATE.format(how="compounded: a quarter's target is the month's to the power 3"),
+    "grr": _MONTHLY_RATE.format(how="compounded: a quarter's target is the month's to the power 3"),
+    "logo_churn_rate": _MONTHLY_RATE.format(how="compounded: 1 % a month is 2.97 % a quarter, 0.23 % a week"),
+    "expansion_rate": _MONTHLY_RATE.format(how="added up by days: 1 % a month is 3 % a quarter"),
+    "pipeline_coverage": "The quota is that of the month starting with P whatever the grain, so one target judges "
+                         "a week, a month and a quarter alike (over P's own quota a week read 67× and a quarter 4× "
+                         "of the same pipeline).",
     "dau": "While P runs, the days so far. dau ≤ wau ≤ mau holds for weeks; for longer periods dau is a mean "
            "over all of P while wau and mau look at its end.",
 }

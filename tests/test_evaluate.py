@@ -164,3 +164,49 @@ def test_trend_starts_where_the_data_or_the_plan_does(ws, tree):
     assert frame["period"].tolist() == ["2026"]  # the fixture's leads are all of 2026; no yearly target
     monthly = trend(Engine(ws), tree, "arr", parse_period("2026-10"), 18)
     assert len(monthly) == 18  # a constant target covers every month: nothing dropped
+
+
+RATE_TREE = """
+name: rates
+nodes:
+  - id: churn
+    level: 1
+    metric: logo_churn_rate
+    owner: CS
+    target: 0.01
+    children: [nrr, expansion, win]
+  - id: nrr
+    level: 2
+    metric: nrr
+    owner: CS
+    target: {monthly: 1.01, weekly: 1.001}
+  - id: expansion
+    level: 2
+    metric: expansion_rate
+    owner: CS
+    target: {value: 0.02, by_period: {2026-10: 0.03}}
+  - id: win
+    level: 2
+    metric: win_rate
+    owner: CRO
+    target: 0.25
+"""
+
+
+def test_one_number_for_a_per_period_rate_is_a_monthly_rate():
+    """A 1 % monthly churn target keeps 0.99 of the customers a month: a quarter keeps 0.99³, so its
+    target is 1 − 0.99³ = 2.9701 %, and a week inside October (7 of its 31 days) 1 − 0.99^(7/31).
+    Targets given for the grain (NRR weekly) or the month (expansion's October) stand; a mean rate
+    (win rate) keeps its number at every grain."""
+    from kpitree.evaluate import target_for
+    from kpitree.periods import parse_period
+
+    t, _ = parse_yaml(RATE_TREE)
+    q4, w41, oct_ = parse_period("2026-Q4"), parse_period("2026-W41"), parse_period("2026-10")
+    assert target_for(t.node("churn"), oct_) == pytest.approx(0.01)
+    assert target_for(t.node("churn"), q4) == pytest.approx(1 - 0.99 ** 3)
+    assert target_for(t.node("churn"), w41) == pytest.approx(1 - 0.99 ** (7 / 31))
+    assert target_for(t.node("nrr"), q4) == pytest.approx(1.01 ** 3)
+    assert target_for(t.node("nrr"), w41) == pytest.approx(1.001)
+    assert target_for(t.node("expansion"), q4) == pytest.approx(0.03 + 0.02 + 0.02)  # rollup "sum"
+    assert target_for(t.node("win"), q4) == pytest.approx(0.25) and target_for(t.node("win"), w41) == 0.25
