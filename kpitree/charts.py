@@ -273,7 +273,9 @@ def trend_chart(df: pd.DataFrame, unit: str, title: str = "",
                 reference: tuple[str, float] | None = None) -> alt.LayerChart:
     """Value over the last periods with the target as a dashed line (seed 002: lines for trends);
     `reference` (period key, value) is what the view compares with when that is not the target (the
-    previous period, the same period last year): a dotted level and a ring on that period."""
+    previous period, the same period last year): a dotted level and a ring on that period. A
+    maturing cohort's period (an `expected` value, see `evaluate.trend`) gets a dotted stem from its
+    value so far up to a ring at its expected final value."""
     data = df.copy()
     data["value_text"] = [fmt(v, unit) for v in data["value"]]
     data["target_text"] = [fmt(v, unit) for v in data["target"]]
@@ -286,6 +288,16 @@ def trend_chart(df: pd.DataFrame, unit: str, title: str = "",
     )
     target = base.mark_line(strokeDash=[6, 4], color=MUTED).encode(y="target:Q")
     layers = [value, target]
+    if "expected" in data and data["expected"].notna().any():
+        # a maturing cohort's value so far dips: a dotted stem up to a ring at its expected final value
+        grown = data[data["expected"].notna()].copy()
+        grown["expected_text"] = [fmt(v, unit) for v in grown["expected"]]
+        stem = alt.Chart(grown).encode(x=alt.X("period:O"))
+        layers.append(stem.mark_rule(strokeDash=[2, 2], color=ACCENT).encode(y="value:Q", y2="expected:Q"))
+        layers.append(stem.mark_point(filled=False, size=70, color=ACCENT, strokeWidth=2).encode(
+            y="expected:Q", tooltip=[alt.Tooltip("period:O"), alt.Tooltip("value_text:N", title="so far"),
+                                     alt.Tooltip("expected_text:N", title="expected final (maturing)"),
+                                     alt.Tooltip("target_text:N", title="target")]))
     if reference is not None:
         key, level = reference
         ref = pd.DataFrame({"period": [key], "level": [level], "text": [f"{key}: {fmt(level, unit)}"]})

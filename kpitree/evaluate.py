@@ -397,10 +397,14 @@ class Engine:
     def maturity(self, node: Node, period: Period) -> Maturity | None:
         """How far the period's cohort of a cohort rate has come (`metrics.Maturity`); None for other
         metrics, or when the day a row completes is not in the data (a lead's deal needs deals)."""
+        return self.maturities(node, [period]).get(period.key)
+
+    def maturities(self, node: Node, periods: Sequence[Period]) -> dict[str, Maturity]:
+        """`maturity` of several periods from one query (empty when the node is no cohort rate)."""
         m = metric(node.metric)
         if m.cohort is None or self.missing(node) is not None or not all(t in self.loaded for t in m.cohort.needs):
-            return None
-        q = MetricQuery(m.name, (period,), self.as_of, None, tuple(node.filter), self.columns, self.params)
+            return {}
+        q = MetricQuery(m.name, tuple(periods), self.as_of, None, tuple(node.filter), self.columns, self.params)
 
         def run() -> dict[str, Maturity]:
             if self._in_session():
@@ -408,7 +412,7 @@ class Engine:
             with self.workspace.connect() as con:
                 return compute_maturity(con, q)
 
-        return _CACHE.get_or_run(("maturity", *self._key(q)), run).get(period.key)
+        return _CACHE.get_or_run(("maturity", *self._key(q)), run)
 
     def no_data_reason(self, node: Node, period: Period) -> str:
         """Why the node has no value for the period, in words a user can act on: what to load, or
@@ -510,16 +514,21 @@ def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | st
 
 
 def trend(engine: Engine, tree: Tree, node_id: str, period: Period, n: int = 18) -> pd.DataFrame:
-    """The node's value and target over the n periods ending with `period` (for the trend chart)."""
+    """The node's value and target over the n periods ending with `period` (for the trend chart), and
+    for a cohort rate the expected final value of its maturing periods (None elsewhere)."""
     node = tree.node(node_id)
     periods = trailing(period, n)
     with engine.session():
         values = engine.values(node, periods)
+        grown = engine.maturities(node, periods)
+    expected = {k: g.expected(values.get(k)) for k, g in grown.items()}
     frame = pd.DataFrame({
         "period": [p.key for p in periods],
         "start": [p.start for p in periods],
         "value": [values.get(p.key) for p in periods],
         "target": [target_for(node, p) for p in periods],
+        # a maturing cohort's expected final value (the latest periods of a lead → opportunity rate)
+        "expected": [expected.get(p.key) for p in periods],
     })
     # Periods before the data and the plan begin are no history: eighteen years of blanks before
     # a 2026-only workspace made the axis run from 2009. The last period always stays.

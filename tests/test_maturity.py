@@ -7,6 +7,7 @@ The cohorts below are built so that every figure can be checked by hand: two ear
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from conftest import make_workspace
 
@@ -241,3 +242,18 @@ def test_a_waterfall_without_a_baseline_draws_its_steps_from_zero():
     rows = spec["datasets"][spec["data"]["name"]]
     assert [(r["step"], r["lo"], r["hi"], r["kind"]) for r in rows] == [
         ("a", -30.0, 0.0, "hurts"), ("b", -30.0, -20.0, "helps")]
+
+
+def test_the_trend_shows_where_a_maturing_week_is_expected_to_end(engine):
+    from kpitree.charts import trend_chart
+    from kpitree.evaluate import trend
+
+    tree = _tree(0.24)
+    frame = trend(engine, tree, "sqls", parse_period("2026-W46"), 12).set_index("period")
+    assert frame.loc["2026-W46", "value"] == pytest.approx(0.15)
+    assert frame.loc["2026-W46", "expected"] == pytest.approx(0.25)
+    assert frame.loc["2026-W40", "value"] == pytest.approx(0.5) and pd.isna(frame.loc["2026-W40", "expected"])
+    spec = trend_chart(frame.reset_index(), "percent").to_dict()
+    assert [layer["mark"]["type"] for layer in spec["layer"]] == ["line", "line", "rule", "point"]
+    ring = spec["datasets"][spec["layer"][3]["data"]["name"]]
+    assert [(r["period"], r["expected_text"]) for r in ring] == [("2026-W46", "25.0%")]
