@@ -171,7 +171,11 @@ def _overdispersion(history: pd.DataFrame, leaves: pd.DataFrame, dims: list[str]
     seen = (np.bincount(flat, minlength=size) > 0).reshape(n_p, -1)
     floor = (float(var[var > 0].mean()) if (var > 0).any() else 1.0) * 1e-6
     z2 = np.where(seen, g**2 / np.maximum(v, floor), 0.0)
-    phi = (HISTORY_PRIOR + z2.sum(axis=0)) / (HISTORY_PRIOR + seen.sum(axis=0))
+    # "Usual" variation: the element's largest month is left out (one whale deal is what the
+    # skew-aware z already allows for; an element that moves every month still shows it).
+    n = seen.sum(axis=0)
+    trimmed = z2.sum(axis=0) - np.where(n >= 3, z2.max(axis=0), 0.0)
+    phi = (HISTORY_PRIOR + trimmed) / (HISTORY_PRIOR + n - (n >= 3))
     return np.clip(phi, PHI_FLOOR, None)
 
 
