@@ -9,7 +9,7 @@ DEMO_WS := workspaces/demo
 DEMO_FILES := $(wildcard data/demo/*.csv.gz)
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: run test lint bench demo-workspace chromium clean
+.PHONY: run test lint bench demo-workspace chromium engines clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,15 @@ run: $(VENV)/.run-deps demo-workspace
 chromium:
 	@command -v chromium > /dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium > /dev/null; }
 
-test: $(VENV)/.test-deps demo-workspace chromium
+# The engines the equality tests start themselves (tests/engine_fixtures.py): PostgreSQL's server
+# binaries and a Java runtime for Spark, from Debian's packages when absent.
+engines:
+	@ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq postgresql > /dev/null; }
+	@command -v java > /dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq openjdk-17-jre-headless > /dev/null; }
+
+test: $(VENV)/.test-deps demo-workspace chromium engines
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.test-deps

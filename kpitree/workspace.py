@@ -35,6 +35,7 @@ from typing import Any
 
 import duckdb
 
+from .engines import EngineSettings, Remote, remote_for
 from .errors import KpiTreeError, LoadError, QueryError
 from .health import PARAMETERS as HEALTH_PARAMETERS
 from .schema import TABLES
@@ -616,8 +617,33 @@ class Workspace:
         if re.fullmatch(r"[0-9a-f]{16}", key):
             (self.root / MAPPINGS_DIR / f"{key}.json").unlink(missing_ok=True)
 
+    # --- the engine that holds the data --------------------------------------------------------
+
+    def engine_settings(self) -> EngineSettings:
+        """Which engine holds this workspace's data (workspace.json's "engine"; DuckDB by default)."""
+        return EngineSettings.from_raw(self.settings().extra.get("engine"), str(self.root / SETTINGS_FILE))
+
+    @property
+    def remote(self) -> Remote | None:
+        """The remote engine (Postgres, Spark) the settings name; None for the workspace's own file.
+
+        Broken settings read as the workspace's own file here, as for the time limit: listing a
+        workspace need not fail, and the Engine reports the settings' error with its file and key."""
+        try:
+            found = self.engine_settings()
+        except KpiTreeError:
+            return None
+        return remote_for(found) if found.remote else None
+
+    def engine_label(self) -> str:
+        """Which engine answers for this workspace, in words without secrets (pages, CLI)."""
+        remote = self.remote
+        return remote.label if remote is not None else "DuckDB (the workspace's own file)"
+
     def loads(self, limit: int = 50) -> list[dict]:
         """The latest loads recorded in the workspace (file, table, rows, when), newest first."""
+        if self.remote is not None:
+            return []  # a remote engine's tables are loaded by its owners, not here
         if not self.db_path.exists():
             return []
         with self.connect() as con:
@@ -643,8 +669,18 @@ class Workspace:
     def connect(self) -> Iterator[Cursor]:
         """A sandboxed, read-only cursor of this thread's own (external access off, configuration
         locked, memory capped), closed on exit, every statement under the time limit (`Cursor`).
-        Threads read at once; a load of this workspace waits for them, and they for it."""
+        Threads read at once; a load of this workspace waits for them, and they for it.
+
+        On a remote engine, a cursor that translates each statement for the engine and returns its
+        results as DuckDB would (`engines.base.RemoteCursor`). The pinned version is not checked
+        per cursor there: reading it costs a count of every table, and a warehouse changes under
+        any reader anyway; results stay keyed on the version the Engine read when it started."""
         limit = self._query_timeout()
+        remote = self.remote
+        if remote is not None:
+            with remote.cursor(limit()) as cur:
+                yield cur
+            return
         with _lock_for(self.db_path).reading(self) as con:
             if self._pinned is not None and self.data_version() != self._pinned:
                 raise DataChanged(f"the data of workspace {self.name!r} was replaced by a load while this page was "
@@ -682,6 +718,9 @@ class Workspace:
 
     def tables(self) -> list[str]:
         """Canonical tables that hold data in this workspace."""
+        remote = self.remote
+        if remote is not None:
+            return list(remote.catalogue())
         if not self.db_path.exists():
             return []
         with self.connect() as con:
@@ -693,6 +732,9 @@ class Workspace:
 
     def columns(self) -> dict[str, list[str]]:
         """Column names per loaded table, canonical and extra."""
+        remote = self.remote
+        if remote is not None:
+            return {t: [c for c, _ in cols] for t, cols in remote.catalogue().items()}
         if not self.db_path.exists():
             return {}
         with self.connect() as con:
@@ -736,7 +778,11 @@ class Workspace:
         _atomic_write(self.root / SETTINGS_FILE, json.dumps(data, indent=2))
 
     def data_version(self) -> str:
-        """Changes whenever data is loaded: a cache key for computed results."""
+        """Changes whenever data is loaded: a cache key for computed results. On a remote engine:
+        the engine's kind and the row count and latest date of every table (`Remote.data_version`)."""
+        remote = self.remote
+        if remote is not None:
+            return remote.data_version()
         try:
             st = self.db_path.stat()
         except FileNotFoundError:
@@ -807,6 +853,7 @@ def check_settings(raw: dict[str, Any], where: str = SETTINGS_FILE) -> None:
             bound = f"above {low:g}" if open_low else f"from {low:g}"
             raise KpiTreeError(f"{where}: \"{key}\" must be a number {bound} to {high:g} ({what}), "
                                f"not {value!r}; fix it, or remove the key to use the default")
+    EngineSettings.from_raw(raw.get("engine"), where)
     as_of = raw.get("as_of")
     if as_of is not None:
         try:
