@@ -243,8 +243,7 @@ def test_a_node_beating_its_target_is_not_told_to_shrink(demo_data_dir, tmp_path
     assert "share of the gain" in table.columns and "share of gap" not in table.columns
     assert "in green, the segments named as explaining the gain" in page
     # the segments the sentence names lead the table
-    sentence = next(m.value for m in at.markdown if "of the New business ARR gain" in m.value
-                    or "New business ARR gain" in m.value)
+    sentence = next(unescaped(m.value) for m in at.markdown if "New business ARR gain" in unescaped(m.value))
     assert any(seg in sentence for seg in table.iloc[:3, 0]), (sentence, list(table.iloc[:, 0]))
 
 
@@ -318,3 +317,26 @@ def panel_charts(at: AppTest) -> list[tuple[str, list[bytes]]]:
     """The panel's charts (all but the tree) as sent: spec and datasets."""
     return [(e.proto.spec, [d.data.data for d in e.proto.datasets]) for e in at.main
             if e.type == "vega_lite_chart" and '"node"' not in e.proto.spec]
+
+
+def test_the_arr_panel_shows_its_bridge_as_a_waterfall(app):
+    """ARR (the default node): the share of its gap over its exact children, and the period's ARR bridge —
+    start, the five movements, end — drawn from `kpitree.bridge` with the catalogue's numbers."""
+    import json
+
+    from kpitree.bridge import arr_bridge
+    from kpitree.evaluate import Engine
+    from kpitree.workspace import Workspace
+
+    at = app.run()
+    assert not failures(at)
+    text = " ".join(headings(at))
+    bridge = arr_bridge(Engine(Workspace(ROOT / "workspaces" / "demo")), "2026-10")
+    assert "**ARR bridge 2026-10** — from $155.18M at its start to $158.37M at its end, +$3.19M net" in text
+    assert float(bridge.start) == pytest.approx(155.18e6, rel=1e-4) and bridge.unexplained == 0
+    captions = " ".join(unescaped(c.value) for c in at.caption)
+    assert "leading indicator" in captions or "Exact: ARR" in captions  # the node says how it is built
+    charts = [e for e in at.main if e.type == "vega_lite_chart" and "ARR at end" in e.proto.spec]
+    assert len(charts) == 1, "one bridge waterfall"
+    order = json.loads(charts[0].proto.spec)["layer"][0]["encoding"]["x"]["sort"]
+    assert order == ["ARR at start", "New", "Expansion", "Reactivation", "Contraction", "Churn", "ARR at end"]

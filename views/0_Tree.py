@@ -17,6 +17,7 @@ from pathlib import Path
 import streamlit as st
 
 import ui
+from kpitree.bridge import arr_bridge
 from kpitree.charts import (
     STATUS_STROKE,
     STATUS_WORD,
@@ -32,7 +33,7 @@ from kpitree.drill import drill_dimensions, segment_table
 from kpitree.errors import KpiTreeError, QueryError
 from kpitree.evaluate import trend
 from kpitree.explain import RELATIVE_AS_AMOUNT, segment_display, segment_frame
-from kpitree.format import fmt, fmt_change
+from kpitree.format import fmt, fmt_change, fmt_maturing
 from kpitree.periods import Grain, parse_period, period_containing, trailing
 from kpitree.plain import markdown_text as md
 from kpitree.suggest import missing_owners, suggested_targets, why_no_tree
@@ -316,8 +317,12 @@ def _panel(ws, engine, tree, evaluation, node_id, period, versus, baselines, res
         else:
             c[1].metric(f"{where} ({VERSUS[versus].removeprefix('the ')})", fmt(base, res.unit, compact=True))
         target = "" if versus == "target" else f" · target {fmt(res.target, res.unit, compact=True)}"
-        st.markdown(f"**{STATUS_WORD[res.status].capitalize()}** (status is against target{target}) · "
+        status = fmt_maturing(res.expected_final, res.unit, res.completion).capitalize() if res.maturing \
+            else STATUS_WORD[res.status].capitalize()
+        st.markdown(f"**{md(status)}** (status is against target{target}) · "
                     f"owner **{md(res.owner)}** · review {md(res.review)}")
+        if node.description:
+            st.caption(md(node.description))
         if res.value is None:
             st.info(f"**{md(res.label)} has no data in {period.key}**: "
                     + (f"{md(res.reason)}." if res.reason else "nothing to compute it from in this period."))
@@ -341,6 +346,8 @@ def _panel(ws, engine, tree, evaluation, node_id, period, versus, baselines, res
 
     lacking = engine.missing(node)  # tables or columns this workspace does not have
     _what_next(tree, evaluation, node, period)
+    if node.metric == "arr" and lacking is None:
+        _bridge(engine, node, evaluation.node(node.id), period, ui.view_key(ws, tree, node_id, period, versus))
     _children(tree, evaluation, node, result, versus, baselines, where, ui.view_key(ws, tree, node_id, period, versus))
     if lacking is not None:
         return  # no segments or usage views to draw: the box above says what to load
@@ -413,6 +420,25 @@ def _what_next(tree, evaluation, node, period) -> None:
                                "only: left unchanged.")
 
 
+def _bridge(engine, node, res, period, view: tuple) -> None:
+    """The ARR bridge of the period as a waterfall (seed 002): ARR at its start, each movement of the
+    subscriptions (new, expansion, reactivation, contraction, churn), ARR at its end — the catalogue's
+    identity, to the cent (`kpitree.bridge`)."""
+    try:
+        bridge = ui.cached_value((*view, "arr_bridge"), lambda: arr_bridge(engine, period, tuple(node.filter)))
+    except QueryError as exc:
+        st.info(f"ARR bridge: {md(exc)}.")
+        return
+    st.markdown(f"**ARR bridge {period.key}** — from {md(fmt(float(bridge.start), 'money', compact=True))} at its "
+                f"start to {md(fmt(float(bridge.end), 'money', compact=True))} at its end, "
+                f"{md(fmt_change(float(bridge.net_new), 'money'))} net")
+    ui.cached_chart((*view, "arr_bridge_chart"), lambda: waterfall_chart(
+        "ARR at start", float(bridge.start), bridge.steps(), "ARR at end", "money", direction=res.direction),
+        "arr_bridge")
+    st.caption("Each step is the subscriptions' movement over the period (12 × MRR): new logos, expansion and "
+               "reactivation add, contraction and churn take away; the steps add up to ARR at the end to the cent.")
+
+
 def _margin(res) -> str | None:
     """"$76,100 (+171%) better than target" when a node is at or better than its target, else None."""
     if res.target is None or res.compared is None:
@@ -455,8 +481,9 @@ def _children(tree, evaluation, node, result, versus, baselines, where, view: tu
              and not (c.link == "residual" and abs(c.contribution) <= 0.005 * abs(result.gap or 0))]
     if node.formula and steps:
         st.markdown(f"**{md(result.children_heading())}** (against {md(_against(result))})")
+        res = evaluation.node(node.id)
         ui.cached_chart((*view, "waterfall"), lambda: waterfall_chart(result.baseline_label, result.baseline, steps,
-                                                                      "actual", evaluation.node(node.id).unit),
+                                                                      "actual", res.unit, direction=res.direction),
                         "waterfall")
         note = result.children_note()
         if note:
