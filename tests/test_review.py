@@ -207,7 +207,7 @@ def test_review_page_notes_a_review_and_snapshots(demo, monkeypatch):
     assert at.markdown[0].value == "### Review · RevOps KPI tree · 2026-10"
     assert any("No review of this tree has been recorded yet" in unescaped(i.value) for i in at.info)
     due = next(d.value for d in at.dataframe if "due since" in d.value.columns)
-    assert len(due) == 23 and due.iloc[0]["status"] == "red"
+    assert len(due) == len(load_tree(TREE).nodes) and due.iloc[0]["status"] == "red"
 
     at.selectbox(key="rv_note_node").set_value("win_rate")
     at.text_input(key="rv_note_decision").input("Dana reviews every Enterprise deal over $50k")
@@ -230,7 +230,8 @@ def test_review_page_notes_a_review_and_snapshots(demo, monkeypatch):
     assert any("Snapshot saved: Board call (2026-10)" in unescaped(s.value) for s in at.success)
     # since last review (top of the page) and the comparison (snapshots tab): the same causes, still open
     folded = [e.label for e in at.expander]
-    assert folded.count("Still open (14)") == 2 and not any(m.value.startswith("**New causes") for m in at.markdown)
+    assert len(folded) == 2 and all(f.startswith("Still open (") for f in folded) and folded[0] == folded[1]
+    assert not any(m.value.startswith("**New causes") for m in at.markdown)
     saved = next(d.value for d in at.dataframe if "kind" in d.value.columns)
     assert list(saved["kind"]) == ["snapshot", "review"] and saved["name"][0] == "Board call"
 

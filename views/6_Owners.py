@@ -62,7 +62,8 @@ def pick_view():
 
 
 STATUS_BADGE = {"red": ":red-badge[red]", "amber": ":orange-badge[amber]", "green": ":green-badge[green]",
-                "no_target": ":gray-badge[no target]", "no_data": ":gray-badge[no data]"}
+                "no_target": ":gray-badge[no target]", "no_data": ":gray-badge[no data]",
+                "maturing": ":gray-badge[maturing]"}
 
 
 def main() -> None:
