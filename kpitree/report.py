@@ -380,6 +380,7 @@ def _warnings(report: Report, engine: Engine, tree: Tree, load_warnings: Sequenc
         if row.table in used and row.last is not None and row.last < min(report.period.end, report.as_of):
             out.append(f"The {row.table} data ends on {row.last}, before {report.period.key} does "
                        f"({report.period.end}).")
+    out.extend(_blanks(engine, used))
     if not report.evaluation.complete:
         root = report.evaluation.nodes[0]
         out.append(f"{report.period.key} is still running ({root.elapsed:.0%} elapsed on {report.as_of}): flows are "
@@ -392,6 +393,26 @@ def _warnings(report: Report, engine: Engine, tree: Tree, load_warnings: Sequenc
     if missing:
         out.append(f"{len(missing)} number(s) have no named owner yet: " + ", ".join(n.label for n in missing) + ".")
     return list(dict.fromkeys(out))
+
+
+BLANK_COLUMNS = {"amount": "a blank is unknown, not zero: sums and averages of amounts leave those rows out",
+                 "owner": "they count under (none) in splits by owner", "segment": "they count under (none) in "
+                 "splits by segment", "channel": "they count under (none) in splits by channel"}
+BLANK_NOTED = 0.01  # a column blank in at least this share of rows (and filled in some) is worth a warning
+
+
+def _blanks(engine: Engine, tables: set[str]) -> list[str]:
+    """Columns the numbers read that are blank in part of the rows (an export's gaps the load kept)."""
+    out = []
+    for table in sorted(tables):
+        rows = int(engine.profile.rows.get(table, 0))
+        for column, effect in BLANK_COLUMNS.items():
+            if not rows or not engine.profile.has(table, column):
+                continue
+            blank = rows - int(engine.profile.filled[table][column])
+            if blank >= BLANK_NOTED * rows:
+                out.append(f"{column} is blank in {blank:,} of {rows:,} {table} rows ({blank / rows:.0%}): {effect}.")
+    return out
 
 
 # --- CSV exports --------------------------------------------------------------------------------

@@ -289,6 +289,7 @@ def test_deals_only_workspace_reports_without_crashing(tmp_path):
     assert not p.errors and not p.stack
     assert html.count("<svg") == 1 + said["charts"]
     assert any("suggested" in w for w in said["warnings"])  # a first tree's targets are suggestions
+    assert any(w.startswith("amount is blank in 10 of 126 deals rows") for w in said["warnings"])  # the export's gaps
     assert "~" in html and "suggested ~" in html
     assert values.read_bytes().count(b"\r\n") >= 3 and causes.read_text().startswith('"rank"')
 
