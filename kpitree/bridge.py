@@ -178,16 +178,18 @@ def chain_targets(tree: Tree, since: Period | None = None, *, places: int = 0) -
                     longer[whole.key] = parent[key]
         keep_parent = [(k, v) for k, v in node.target.by_period if k not in parent and parse_period(k).grain
                        is not Grain.MONTH]
-        nodes[node.id] = dataclasses.replace(node, target=_with_plan(node.target, parent, keep_parent,
-                                                                     "the bridge of its children's targets"))
+        nodes[node.id] = dataclasses.replace(node, target=_with_plan(
+            node.target, parent, keep_parent, f"{Formula.parse(node.formula).expression} over the children's targets"))  # type: ignore[arg-type]
         start_plan = {k: v for k, v in start.items() if k in parent or k in dict(opening.target.by_period)}
         start_plan.update(longer)
+        own = f"up to {since.shift(1).key}: " if since is not None else "in its first month: "
         nodes[opening.id] = dataclasses.replace(opening, target=_with_plan(
-            opening.target, start_plan, [], f"{node.label}'s target at the end of the period before"))
+            opening.target, start_plan, [], f"{node.label}'s target for the period before; {own}", inside=True))
     return dataclasses.replace(tree, nodes=tuple(nodes[n.id] for n in tree.nodes))
 
 
-def _with_plan(target: Target, plan: Mapping[str, float], extra: list[tuple[str, float]], rule: str) -> Target:
+def _with_plan(target: Target, plan: Mapping[str, float], extra: list[tuple[str, float]], rule: str,
+               inside: bool = False) -> Target:
     """`target` with these per-period numbers, in time order."""
     merged = dict(extra)
     merged.update(plan)
@@ -199,8 +201,9 @@ def _with_plan(target: Target, plan: Mapping[str, float], extra: list[tuple[str,
     by_period = tuple(sorted(merged.items(), key=lambda kv: order(kv[0])))
     months = [v for k, v in by_period if parse_period(k).grain is Grain.MONTH]
     value = months[-1] if target.value is not None and months else target.value
-    suggested = f"{rule} ({target.suggested})" if target.suggested and not target.suggested.startswith("no target") \
-        else target.suggested
+    # a suggestion says its rule (`Target.suggested`): the bridge's, with the planned rule it rests on
+    own = target.suggested
+    suggested = (f"{rule}{own}" if inside else f"{rule} ({own})") if own and not own.startswith("no target") else own
     return dataclasses.replace(target, by_period=by_period, value=value, suggested=suggested)
 
 

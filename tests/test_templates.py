@@ -10,8 +10,13 @@ from kpitree.metrics import BENCHMARKS
 from kpitree.tree import load_tree, validate_file
 from kpitree.workspace import Workspace
 
-TEMPLATES = ["seed003_revenue", "seed001_north_star", "team_executive", "team_sales", "team_customer_success",
+TEMPLATES = ["revops", "seed003_revenue", "seed001_north_star", "team_executive", "team_sales", "team_customer_success",
              "team_product"]
+EXPORTS = ROOT / "tests" / "fixtures" / "exports"
+# A user's own exports, one table each: what every template must survive (evaluated and explained, no error)
+OWN_DATA = {"deals only (Pipedrive)": ["deals-8421437-7.csv"], "deals only (HubSpot)":
+            ["hubspot-crm-exports-all-deals-2026-11-02.csv"], "subscriptions only (Stripe)": ["subscriptions.csv"],
+            "subscriptions only (Stripe API)": ["stripe_subscriptions_api.csv"]}
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +73,60 @@ def test_every_offered_split_reads_columns_every_source_has(engine, name):
             for t in tables:
                 key = "customer_id" if t == "subscriptions" else "account_id"
                 assert dim in cols[t] or (key in cols[t] and dim in cols["accounts"]), (node.id, dim, t)
+
+
+@pytest.mark.parametrize("name", ["revops", "team_executive"])
+def test_the_north_star_is_exact_over_subscriptions_and_bookings_lead_it(name):
+    """Issue 15: ARR is a formula over its opening balance and the movements (all from subscriptions);
+    New ARR (bookings, from deals) hangs under it as an influence link that says what it leads."""
+    from kpitree.metrics import CATALOGUE
+
+    tree = load_tree(ROOT / "data" / "trees" / f"{name}.yaml")
+    arr = tree.root
+    assert arr.metric == "arr" and arr.formula and arr.formula.split("=")[1].strip().startswith("arr_start")
+    exact = {tree.node(c).metric for c in arr.children if c in arr.formula}
+    assert all(CATALOGUE[m].tables == ("subscriptions",) for m in exact), exact
+    assert "new_arr" in arr.children and "new_arr" not in arr.formula
+    assert "leading indicator of new-logo ARR" in tree.node("new_arr").description
+    assert tree.node("arr_new").description and tree.node("arr_start").description
+
+
+@pytest.fixture(scope="module")
+def own_data(tmp_path_factory) -> dict[str, Workspace]:
+    from kpitree.ingest import ingest
+
+    made = {}
+    for label, files in OWN_DATA.items():
+        ws = Workspace(tmp_path_factory.mktemp("own") / "ws", create=True)
+        ingest(ws, [EXPORTS / f for f in files])
+        made[label] = ws
+    return made
+
+
+@pytest.mark.parametrize("label", list(OWN_DATA))
+def test_every_template_evaluates_and_explains_on_one_table_of_own_data(own_data, label):
+    """A deals-only or subscriptions-only workspace: every template evaluates, every number without data says
+    what to load, and the north star's explanation (red path included) is given without an error."""
+    from kpitree.explain import explain_node
+    from kpitree.suggest import suggest_tree
+
+    engine = Engine(own_data[label])
+    period = "2026-10"
+    for name in TEMPLATES:
+        tree = load_tree(ROOT / "data" / "trees" / f"{name}.yaml")
+        result = evaluate_tree(engine, tree, period)
+        for n in result.nodes:
+            if n.status == "no_data" and engine.missing(tree.node(n.id)) is not None:
+                assert n.reason.startswith("needs ") and " — " in n.reason, (name, n.id, n.reason)
+        explained = explain_node(engine, tree, tree.root.id, period)
+        assert explained.red_path and explained.red_path[0].id == tree.root.id
+    # and the default template gives this workspace a tree of its own, on data it has
+    tree, _ = suggest_tree(engine)
+    if "deals" in label:
+        assert tree.root.metric in ("new_arr", "new_business_arr", "won_deals"), tree.root.metric
+    else:
+        assert tree.root.metric == "arr"
+    from kpitree.evaluate import default_period
+
+    values = evaluate_tree(engine, tree, default_period(engine))  # its latest complete month
+    assert values.nodes[0].value is not None and values.nodes[0].status != "no_data"
