@@ -343,3 +343,269 @@ def action_rows(notes: list[Note], today: date) -> list[dict[str, str]]:
                      "state": state, "written": f"{n.written_by}, {n.written_at[:16].replace('T', ' ')} UTC",
                      "note": n.note, "done": n.closing})
     return rows
+
+
+# --- command line: `python -m kpitree snapshot …` and `python -m kpitree review …` -------------------
+# (kpitree/cli.py hooks these in with `add_review_commands(sub)` and handles their errors like every
+# verb's: a KpiTreeError is one line on stderr and exit 2.) The command line acts as the server's own
+# operator, like `ingest`: it may write in any workspace it can reach on disk.
+
+
+def _view(args: Any) -> tuple[Any, Any, Tree, Any]:
+    """(workspace, engine, tree, period) from --workspace, --tree and --period."""
+    from .evaluate import Engine
+    from .periods import resolve_period
+    from .suggest import tree_for_workspace
+    from .tree import load_tree
+    from .workspace import Workspace
+
+    ws = Workspace(args.workspace)
+    tree = load_tree(args.tree or tree_for_workspace(ws))
+    engine = Engine(ws)
+    return ws, engine, tree, resolve_period(args.period, tree.grain, engine.as_of)
+
+
+def _now(args: Any) -> tuple[Any, Tree, Snapshot]:
+    from .snapshots import take_snapshot
+
+    ws, engine, tree, period = _view(args)
+    return ws, tree, take_snapshot(engine, tree, period, author=_by(args))
+
+
+def _by(args: Any) -> str:
+    from .history import default_user
+
+    return getattr(args, "by", None) or default_user()
+
+
+def _json(data: Any) -> None:
+    import json
+    import sys
+
+    json.dump(data, sys.stdout, indent=2, default=str, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def _comparison_json(c: Comparison) -> dict:
+    return {"before": c.before.title, "after": c.after.title, "summary": c.summary(), "notes": list(c.notes),
+            "status_changes": [{"id": n.id, "label": n.label, "before": n.before_status, "after": n.after_status,
+                                "before_value": n.before_value, "after_value": n.after_value,
+                                "before_target": n.before_target, "after_target": n.after_target}
+                               for n in c.status_changes],
+            "causes": [{"id": x.id, "label": x.label, "owner": x.owner, "state": x.state, "where": x.where,
+                        "sentence": x.sentence} for x in c.causes]}
+
+
+def _print_comparison(c: Comparison) -> None:
+    print(f"before: {c.before.title}\nafter:  {c.after.title}\n{c.summary()}")
+    for note in c.notes:
+        print(f"  note: {note}")
+    for row in c.node_rows(only_changed=True):
+        print(f"  {row['node']}: {row['what changed']} ({row['value before']} → {row['value after']}) — {row['owner']}")
+    for title, items in c.cause_groups():
+        print(f"{title}:")
+        for x in items:
+            print(f"  - {x.label} ({x.owner}): {x.sentence}")
+
+
+def cmd_snapshot(args: Any) -> int:
+    from .snapshots import as_saved, list_snapshots, load_snapshot, save_snapshot
+
+    if args.action == "save":
+        ws, _, now = _now(args)
+        saved = save_snapshot(ws, as_saved(now, args.name, _by(args)), access.LOCAL)
+        if args.format == "json":
+            _json({**saved.to_dict(), "file": saved.file})
+        else:
+            red = sum(1 for n in saved.nodes if n.status == "red")
+            print(f"saved snapshot {saved.id}: {saved.title} — {red} red, {len(saved.causes)} causes ({saved.file})")
+        return 0
+    if args.action == "list":
+        from .workspace import Workspace
+
+        ws = Workspace(args.workspace)
+        key = None
+        if args.tree:
+            key = Path(args.tree).stem
+        snaps, problems = list_snapshots(ws, tree=key)
+        if args.format == "json":
+            _json({"snapshots": [{"id": s.id, "name": s.name, "kind": s.kind, "tree": s.tree, "period": s.period,
+                                  "created_at": s.created_at, "created_by": s.created_by} for s in snaps],
+                   "problems": problems})
+        else:
+            for s in snaps:
+                print(f"{s.id}  [{s.kind}] {s.tree}: {s.title}")
+            for p in problems:
+                print(f"warning: {p}")
+            if not snaps:
+                print(f"no snapshot in workspace {ws.name!r} yet")
+        return 0
+    # compare: the later side is a saved snapshot, or the tree now (--tree/--period, default the earlier one's period)
+    from .workspace import Workspace
+
+    before = load_snapshot(Workspace(args.workspace), args.before)
+    if args.after == "now":
+        args.period = args.period or before.period
+        _, _, after = _now(args)
+    else:
+        after = load_snapshot(Workspace(args.workspace), args.after)
+    result = compare(before, after)
+    if args.format == "json":
+        _json(_comparison_json(result))
+    else:
+        _print_comparison(result)
+    return 0
+
+
+def cmd_review(args: Any) -> int:
+    from .owners import owners, owners_csv
+
+    today = date.fromisoformat(args.today) if getattr(args, "today", None) else datetime.now(UTC).date()
+    if args.action == "close":
+        from .workspace import Workspace
+
+        done = Notes(Workspace(args.workspace)).close(args.note_id, user=access.LOCAL, author=_by(args),
+                                                       closing=args.done or "")
+        if args.format == "json":
+            _json(done.to_dict())
+        else:
+            print(f"closed: {done.node_label}: {done.decision} (by {done.closed_by})")
+        return 0
+    ws, tree, now = _now(args)
+    key = tree_key(tree)
+    store = Notes(ws)
+    if args.action == "note":
+        every = cadences(tree)
+        if args.node not in every:
+            raise SnapshotError(f"The tree {tree.name!r} has no node {args.node!r} (nodes: {', '.join(every)}).")
+        due = date.fromisoformat(args.due) if args.due else next_due(today, every[args.node].every)
+        note = store.add(tree, args.node, decision=args.decision, owner=args.owner or tree.node(args.node).owner,
+                         due=due, note=args.note or "", user=access.LOCAL, author=_by(args))
+        if args.format == "json":
+            _json(note.to_dict())
+        else:
+            print(f"note {note.id} on {note.node_label}: {note.decision} — {note.owner}, due {note.due}")
+        return 0
+    notes, problems = store.for_tree(key)
+    if args.action == "owners":
+        entries = owners(now, notes)
+        text = owners_csv(entries, today, red_only=not args.all)
+        if args.csv:
+            Path(args.csv).write_text(text, encoding="utf-8")
+        if args.format == "json":
+            from .owners import owner_rows
+
+            _json({"period": now.period, "owners": owner_rows(entries, today, red_only=not args.all)})
+        elif not args.csv:
+            print(text, end="")
+        else:
+            print(f"wrote {args.csv}: {len(entries)} owners")
+        return 0
+    statuses = {n.id: n.status for n in now.nodes}
+    past = reviews(ws, key)
+    due = due_nodes(tree, statuses, notes, past, today)
+    if args.action == "record":
+        snap = record_review(ws, now, [d.node for d in due], access.LOCAL, author=_by(args))
+        if args.format == "json":
+            _json({"id": snap.id, "name": snap.name, "reviewed": list(snap.reviewed), "file": snap.file})
+        else:
+            print(f"recorded {snap.name} ({snap.id}): {len(snap.reviewed)} nodes reviewed, period {snap.period}")
+        return 0
+    delta = compare(past[0], now) if past else None
+    actions = open_actions(notes)
+    defaulted = sum(1 for c in cadences(tree).values() if not c.declared)
+    if args.format == "json":
+        _json({"tree": key, "period": now.period, "today": str(today),
+               "since_last_review": _comparison_json(delta) if delta else None,
+               "open_actions": [a.to_dict() for a in actions],
+               "due": [{"id": d.node, "label": d.label, "owner": d.owner, "status": d.status, "cadence": d.every,
+                        "cadence_declared": d.declared, "last_reviewed": str(d.last) if d.last else None,
+                        "due_on": str(d.due_on)} for d in due],
+               "problems": problems})
+        return 0
+    print(f"Review of {tree.name} — {now.period} (today {today})")
+    if delta is None:
+        print("Since last review: no review recorded yet (`review record` at the end of this one).")
+    else:
+        print("Since last review:")
+        _print_comparison(delta)
+    print(f"Open actions ({len(actions)}):")
+    for a in actions:
+        print(f"  {a.id}  {a.node_label}: {a.decision} — {a.owner}, due {a.due or '—'}"
+              + (" (overdue)" if a.overdue(today) else ""))
+    print(f"Due for review ({len(due)}):")
+    for d in due:
+        print(f"  [{d.status:>9}] {d.label} — {d.owner} ({d.every}{'' if d.declared else ', seed default'}; "
+              f"last {d.last or 'never'})")
+    if defaulted:
+        print(f"{defaulted} node(s) have no review cadence in the tree and use {SEED_SOURCE}.")
+    for p in problems:
+        print(f"warning: {p}")
+    return 0
+
+
+def add_review_commands(sub: Any) -> None:
+    """The `snapshot` and `review` verbs (see the section's comment)."""
+    import argparse
+
+    def common(p: argparse.ArgumentParser, view: bool = True) -> None:
+        p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+        p.add_argument("--workspace", required=True, help="workspace directory")
+        if view:
+            p.add_argument("--tree", help="tree YAML file (default: the workspace's active tree)")
+            p.add_argument("--period", help="period, e.g. 2026-10 (default: the latest complete one)")
+        p.add_argument("--by", help="who is writing (default: your user name)")
+
+    raw = argparse.RawDescriptionHelpFormatter
+    snap = sub.add_parser("snapshot", help="save, list and compare snapshots of a tree (values, statuses, causes)",
+                          description="Snapshots of a tree kept in the workspace.\n\nExamples:\n"
+                          "  python -m kpitree snapshot save --workspace ws/demo --period 2026-10 --name 'Board call'\n"
+                          "  python -m kpitree snapshot list --workspace ws/demo\n"
+                          "  python -m kpitree snapshot compare --workspace ws/demo 20261207-091400-1a2b3c now",
+                          formatter_class=raw)
+    ssub = snap.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = ssub.add_parser("save", help="freeze the tree as it stands for a period")
+    common(p)
+    p.add_argument("--name", required=True, help="the snapshot's name, e.g. 'Board call October'")
+    p = ssub.add_parser("list", help="the workspace's snapshots, newest first")
+    common(p, view=False)
+    p.add_argument("--tree", help="only this tree's (a tree file or its name)")
+    p = ssub.add_parser("compare", help="two snapshots (or one and now) side by side")
+    common(p)
+    p.add_argument("before", help="snapshot id (from `snapshot list`)")
+    p.add_argument("after", nargs="?", default="now", help="snapshot id, or now (default)")
+    snap.set_defaults(func=cmd_snapshot)
+
+    rev = sub.add_parser("review", help="the weekly review: due nodes, since last review, notes and actions, owners",
+                         description="Review mode.\n\nExamples:\n"
+                         "  python -m kpitree review show --workspace ws/demo\n"
+                         "  python -m kpitree review note --workspace ws/demo --node win_rate --decision '…'\n"
+                         "  python -m kpitree review close --workspace ws/demo NOTE_ID --done 'done on 3 Dec'\n"
+                         "  python -m kpitree review record --workspace ws/demo\n"
+                         "  python -m kpitree review owners --workspace ws/demo --csv monday.csv",
+                         formatter_class=raw)
+    rsub = rev.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = rsub.add_parser("show", help="since last review, open actions, nodes due by cadence")
+    common(p)
+    p.add_argument("--today", help="the review's date, YYYY-MM-DD (default today)")
+    p = rsub.add_parser("note", help="write a note on a node: decision, owner, due date")
+    common(p)
+    p.add_argument("--node", required=True, help="node id")
+    p.add_argument("--decision", required=True, help="what was decided")
+    p.add_argument("--owner", help="who does it (default: the node's owner)")
+    p.add_argument("--due", help="YYYY-MM-DD (default: the node's next review by its cadence)")
+    p.add_argument("--note", help="what was said (optional)")
+    p.add_argument("--today", help=argparse.SUPPRESS)
+    p = rsub.add_parser("close", help="close an action (a note's id from `review show`)")
+    common(p, view=False)
+    p.add_argument("note_id")
+    p.add_argument("--done", help="what was done (optional)")
+    p = rsub.add_parser("record", help="record that the review was held (the next one compares with it)")
+    common(p)
+    p.add_argument("--today", help=argparse.SUPPRESS)
+    p = rsub.add_parser("owners", help="who to talk to: owners, their red numbers and why, open actions (CSV)")
+    common(p)
+    p.add_argument("--all", action="store_true", help="every number, not only the red ones")
+    p.add_argument("--csv", metavar="FILE", help="write the list as CSV to FILE (spreadsheet-safe cells)")
+    p.add_argument("--today", help=argparse.SUPPRESS)
+    rev.set_defaults(func=cmd_review)
