@@ -273,12 +273,13 @@ def _section(engine: Engine, tree: Tree, evaluation: Evaluation, node_id: str, p
     drawn: list[Chart] = []
     table: tuple[tuple[str, ...], ...] = ()
     lacking = engine.missing(node)
-    if charts and lacking is None:
-        title = "Trend against target" if versus == "target" else f"Trend — dotted: {where}; dashed: target"
-        reference = None if versus == "target" or base is None else (where, base)
-        frame = trend(engine, tree, node_id, period, TREND_PERIODS)
-        drawn.append(Chart("trend", title, f"{res.label}, the last {len(frame)} periods to {period.key}: value "
-                           "(solid) and target (dashed).", _drawn(trend_chart(frame, res.unit, "", reference=reference))))
+    if charts and lacking is None:  # the page's order: ARR bridge, children waterfall, trend, segments
+        if node.metric == "arr":
+            bridge = _bridge_chart(engine, node, res, period)
+            if isinstance(bridge, Chart):
+                drawn.append(bridge)
+            elif bridge:
+                notes.append(bridge)
         steps = [(c.label, c.contribution) for c in result.children if c.contribution is not None
                  and not (c.link == "residual" and abs(c.contribution) <= 0.005 * abs(result.gap or 0))]
         if node.formula and steps:
@@ -286,7 +287,13 @@ def _section(engine: Engine, tree: Tree, evaluation: Evaluation, node_id: str, p
             caption = f"{result.children_heading()} (against {against})."
             note = result.children_note()
             drawn.append(Chart("waterfall", "Where the gap comes from", caption + (f" {note}" if note else ""),
-                               _drawn(waterfall_chart(result.baseline_label, result.baseline, steps, "actual", res.unit))))
+                               _drawn(waterfall_chart(result.baseline_label, result.baseline, steps, "actual", res.unit,
+                                                      direction=res.direction))))
+        title = "Trend against target" if versus == "target" else f"Trend — dotted: {where}; dashed: target"
+        reference = None if versus == "target" or base is None else (where, base)
+        frame = trend(engine, tree, node_id, period, TREND_PERIODS)
+        drawn.append(Chart("trend", title, f"{res.label}, the last {len(frame)} periods to {period.key}: value "
+                           "(solid) and target (dashed).", _drawn(trend_chart(frame, res.unit, "", reference=reference))))
         segments = _segment_chart(engine, tree, node, res, period, versus, result)
         if segments is not None:
             chart, table = segments
@@ -296,6 +303,21 @@ def _section(engine: Engine, tree: Tree, evaluation: Evaluation, node_id: str, p
     notes.extend(result.notes)
     return NodeSection(node_id, res.label, res.owner, res.status, figures(res, versus, base, where), tuple(sentences),
                        tuple(drawn), table, tuple(dict.fromkeys(notes)))
+
+
+def _bridge_chart(engine: Engine, node, res: NodeResult, period: Period) -> Chart | str:
+    """The period's ARR bridge as on the page's ARR panel (start → movements → end), or why there is none."""
+    from .bridge import arr_bridge
+
+    try:
+        bridge = arr_bridge(engine, period, tuple(node.filter))
+    except QueryError as exc:
+        return f"ARR bridge: {exc}."
+    caption = (f"From {fmt(float(bridge.start), 'money', compact=True)} at the start of {period.key} to "
+               f"{fmt(float(bridge.end), 'money', compact=True)} at its end, {fmt_change(float(bridge.net_new), 'money')} "
+               "net: new logos, expansion and reactivation add, contraction and churn take away (12 × MRR).")
+    return Chart("bridge", f"ARR bridge {period.key}", caption, _drawn(waterfall_chart(
+        "ARR at start", float(bridge.start), bridge.steps(), "ARR at end", "money", direction=res.direction)))
 
 
 def _segment_chart(engine: Engine, tree: Tree, node, res: NodeResult, period: Period, versus: str,

@@ -115,10 +115,11 @@ def test_demo_report_is_strict_html_with_one_svg_per_chart(demo):
     assert set(red) <= {s.id for s in report.sections}
     assert [s.id for s in report.sections][:len(report.explanation.red_path)] == [s.id for s in report.explanation.red_path]
     kinds = {s.id: [c.kind for c in s.charts] for s in report.sections}
-    for node_id, drawn in kinds.items():  # a waterfall exactly where the number has an exact formula (as the page)
-        formula = report.evaluation.node(node_id).formula
-        assert drawn == (["trend", "waterfall", "segments"] if formula else ["trend", "segments"]), (node_id, drawn)
-    assert kinds["new_arr"] == ["trend", "waterfall", "segments"]
+    for node_id, drawn in kinds.items():  # as on the page: the ARR bridge on ARR, a waterfall on an exact formula
+        n = report.evaluation.node(node_id)
+        assert drawn == ["bridge"] * (n.metric == "arr") + ["waterfall"] * bool(n.formula) + ["trend", "segments"], \
+            (node_id, drawn)
+    assert kinds["new_arr"] == ["waterfall", "trend", "segments"] and kinds["arr"][0] == "bridge"
     assert "Dana Whitfield" in html and "Maria Chen (CEO)" in html  # the planted cause and its owners
 
 
