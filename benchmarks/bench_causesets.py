@@ -249,6 +249,7 @@ METHODS = {
     "localise": ours,
     "localise (no history)": ours_no_history,
     "RiskLoc": lambda c: riskloc(c.cells, list(DIMS)),
+    "RiskLoc (first 3)": lambda c: riskloc(c.cells, list(DIMS))[:3],
     "Adtributor": lambda c: adtributor(c.cells, list(DIMS)),
 }
 
@@ -280,20 +281,27 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", type=int, default=60)
     ap.add_argument("--seed", type=int, default=1000, help="first seed (development used 1-199)")
+    ap.add_argument("--scales", default="1,10,100",
+                    help="deal volumes to run (1: about 500 deals a month over 144 leaves)")
     ap.add_argument("--show", default="", help="print the misses of this method")
     args = ap.parse_args(argv)
-    cases = [make_case(args.seed + i) for i in range(args.cases)]
-    n_clean = sum(not c.planted for c in cases)
-    n_el = sum(len(c.planted) for c in cases)
-    print(f"{len(cases)} cases (seeds {args.seed}-{args.seed + len(cases) - 1}): "
-          f"{n_clean} without a cause, {n_el} planted elements")
-    print(f"{'method':24} {'F1':>6} {'prec':>6} {'recall':>6}  tp  fp  fn  named-in-clean  ms/case")
-    for name, method in METHODS.items():
-        r = score(cases, method)
-        print(f"{name:24} {r['f1']:6.3f} {r['precision']:6.3f} {r['recall']:6.3f} {r['tp']:3d} "
-              f"{r['fp']:3d} {r['fn']:3d}  {r['clean_named']:3d}/{n_clean:<3d}        {r['cpu_ms']:7.1f}")
-        if name == args.show:
-            print("\n".join(r["misses"]))
+    for scale in (float(x) for x in args.scales.split(",")):
+        cases = [make_case(args.seed + i, scale) for i in range(args.cases)]
+        n_clean = sum(not c.planted for c in cases)
+        n_el = sum(len(c.planted) for c in cases)
+        depths = np.bincount([len(w) for c in cases for w in c.planted], minlength=4)[1:]
+        deals = float(np.mean([c.cells["expected"].sum() for c in cases])) / 1e6
+        print(f"\nscale {scale:g}: {len(cases)} cases (seeds {args.seed}-{args.seed + len(cases) - 1}), "
+              f"{n_clean} without a cause, {n_el} planted elements (depth 1/2/3: "
+              f"{'/'.join(map(str, depths))}), expected amount ≈ ${deals:.1f}M a month")
+        print(f"{'method':24} {'F1':>6} {'prec':>6} {'recall':>6}  tp  fp  fn  named-in-clean  ms/case (CPU)")
+        for name, method in METHODS.items():
+            r = score(cases, method)
+            print(f"{name:24} {r['f1']:6.3f} {r['precision']:6.3f} {r['recall']:6.3f} {r['tp']:3d} "
+                  f"{r['fp']:3d} {r['fn']:3d}  {r['clean_named']:3d}/{n_clean:<3d}        {r['cpu_ms']:7.1f}",
+                  flush=True)
+            if name == args.show:
+                print("\n".join(r["misses"]))
     return 0
 
 

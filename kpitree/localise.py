@@ -38,6 +38,7 @@ FAMILY_ALPHA = 0.01  # chance, over all candidates of one call, of naming an ele
 HISTORY_PRIOR = 6.0  # pseudo-periods of the prior (depth-pooled, or "stated variance is right")
 PHI_FLOOR = 1.0  # history widens a stated variance, never narrows it (heavy tails fool it)
 PARENT_CARRIES = 0.5
+DROP_SHAPE = 10.0  # deals' worth from which a drop is judged on the skewed law too
 SKEW = 1.0  # skew of a leaf relative to a gamma amount with the same mean and variance  # a nested child must show ≥ this fraction of its change in its parent
 
 
@@ -199,8 +200,9 @@ def _skewed_z2(s: np.ndarray, info: np.ndarray) -> np.ndarray:
     z = z * np.sqrt(np.minimum(shape, 1.0))  # below one deal's worth, evidence shrinks further
     z2 = np.where(np.isfinite(z), z**2, s**2 / info)
     # Downward, a gamma law calls an empty month impossible while a Poisson count of deals makes
-    # it merely unlikely (e^-λ); the plain z is the honest, conservative one there.
-    return np.where(s > 0, z2, s**2 / info)
+    # it merely unlikely (e^-λ): below DROP_SHAPE deals' worth the plain z is the honest,
+    # conservative one; above, the gamma's light lower tail holds and gives drops their due.
+    return np.where((s > 0) | (shape >= DROP_SHAPE), z2, s**2 / info)
 
 
 def localise(cells: pd.DataFrame, dims: Sequence[str], *, actual: str = "actual",
