@@ -15,7 +15,8 @@ from typing import Any
 
 from .access_cli import add_users_command
 from .errors import KpiTreeError, ProblemsError
-from .format import fmt
+from .format import fmt, fmt_maturing
+from .review import add_review_commands
 
 EXIT_BAD_INPUT = 2
 
@@ -155,6 +156,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if n.parent:
             depth[n.id] = depth[n.parent] + 1
         pace = f" (pace {fmt(n.pace, n.unit)})" if n.pace is not None else ""
+        if n.maturing:  # a young cohort's rate: judged on its expected final value
+            pace += f" ({fmt_maturing(n.expected_final, n.unit, n.completion)})"
         suggested = " (suggested)" if n.target is not None and n.target_basis else ""
         print(f"{'  ' * depth[n.id]}[{n.status:>9}] {n.label}: {fmt(n.value, n.unit)}{pace} "
               f"vs target {fmt(n.target, n.unit)}{suggested}, prev {fmt(n.previous, n.unit)} — {n.owner}")
@@ -362,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--causes-csv", metavar="FILE.csv", help="also write the red path and every cause as CSV")
     p.set_defaults(func=cmd_report)
     add_users_command(sub)
+    add_review_commands(sub)
     return parser
 
 
