@@ -23,11 +23,25 @@ def _view(workspace, tree, period, versus: str) -> tuple:
 
 
 def _prepare(workspace, tree, period, grain, versus, engine, load_warnings) -> dict:
-    """The report's files; the PDF only where Chromium is installed (else the sentence saying so)."""
+    """The report's files; the PDF only where Chromium is installed (else the sentence saying so).
+
+    The numbers and explanations come from the page's own caches (`ui`), so the report says exactly
+    what the page shows and the nodes the page (or its warm-up) explained are not explained again."""
+    import ui
     from kpitree.report import build_report
     from kpitree.report_render import PDF_MISSING, pdf_available
 
-    report = build_report(workspace, tree, period, grain, versus, engine=engine, load_warnings=load_warnings)
+    def explain(node_id: str, causes: bool):
+        found = ui.explanation(workspace, tree, node_id, period, versus, causes=causes)
+        if found is None:  # no explanation engine in this build: the report computes its own
+            from kpitree.explain import explain_node
+
+            found = explain_node(engine or ui.engine_for(workspace), tree, node_id, period, versus=versus,
+                                 causes=causes)
+        return found
+
+    report = build_report(workspace, tree, period, grain, versus, engine=engine or ui.engine_for(workspace),
+                          load_warnings=load_warnings, explain=explain)
     html = report.html()
     files = {"stem": report.file_stem(), "html": html.encode("utf-8"), "values": report.node_values_csv(),
              "causes": report.causes_csv(), "pdf": None, "pdf_problem": None, "seconds": report.seconds}

@@ -15,7 +15,7 @@ never disagree; nothing imports Streamlit.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -161,10 +161,13 @@ def resolve_tree(ws: Workspace, tree: Tree | str | Path | None) -> Tree:
 
 def build_report(workspace: Workspace | str | Path, tree: Tree | str | Path | None = None,
                  period: Period | str | None = None, grain: str | None = None, versus: str = "target", *,
-                 engine: Engine | None = None, load_warnings: Sequence[str] = (), charts: bool = True) -> Report:
+                 engine: Engine | None = None, load_warnings: Sequence[str] = (), charts: bool = True,
+                 explain: Callable[[str, bool], object] | None = None) -> Report:
     """Everything the report shows, computed once. `engine`: the page's cached engine (same numbers,
     no second read); `load_warnings`: the latest load's data-quality warnings when the caller still
-    has them (the Upload page's report; loads keep only their counts in the workspace)."""
+    has them (the Upload page's report; loads keep only their counts in the workspace); `explain`:
+    `(node_id, causes) → Explanation` from the page's cache (a fifth of a report's work is explaining
+    the red numbers, which the page has mostly done already)."""
     from .explain import VERSUS, explain_node
     from .layout import layout_tree
     from .warmup import baseline_period
@@ -179,7 +182,13 @@ def build_report(workspace: Workspace | str | Path, tree: Tree | str | Path | No
         period = resolve_period(period, grain if period else (grain or the_tree.grain), engine.as_of)
     evaluation = evaluate_tree(engine, the_tree, period)
     root = the_tree.root
-    result = explain_node(engine, the_tree, root.id, period, versus=versus, causes=True, evaluation=evaluation)
+    def explained(node_id: str, causes: bool):
+        if explain is not None:
+            return explain(node_id, causes)
+        return explain_node(engine, the_tree, node_id, period, versus=versus, causes=causes,
+                            evaluation=evaluation if causes else None)
+
+    result = explained(root.id, True)
     baselines = _baselines(engine, the_tree, evaluation, versus)
 
     spec = spec_of(tree_chart(layout_tree(the_tree, max_width=TREE_WIDTH), evaluation, versus=versus,
@@ -192,9 +201,8 @@ def build_report(workspace: Workspace | str | Path, tree: Tree | str | Path | No
 
         tree_svg = svg_of(_undimmed(drawn))
     for node_id in charted_nodes(evaluation, result):
-        explained = result if node_id == root.id else explain_node(engine, the_tree, node_id, period, versus=versus,
-                                                                    causes=False)
-        sections.append(_section(engine, the_tree, evaluation, node_id, period, versus, explained, baselines, charts))
+        why = result if node_id == root.id else explained(node_id, False)
+        sections.append(_section(engine, the_tree, evaluation, node_id, period, versus, why, baselines, charts))
     report = Report(
         workspace=ws.name, tree_name=the_tree.name, tree_file=Path(the_tree.source).name if the_tree.source else "",
         period=period, versus=versus, baseline_key=None if versus == "target" else baseline_period(period, versus).key,
