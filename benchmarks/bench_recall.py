@@ -303,7 +303,7 @@ def named_elements(result: Explanation) -> set[tuple[str, str, str]]:
     def add(node: str, part) -> None:
         if part is None:
             return
-        for p in (part, *getattr(part, "members", ())):
+        for p in getattr(part, "members", ()) or (part,):  # a set is its members
             out.add((node, p.dimension, p.segment))
 
     if result.red_path:
