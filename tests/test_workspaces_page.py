@@ -15,7 +15,7 @@ from kpitree.workspace import list_workspaces
 
 APP = str(ROOT / "app.py")
 WORKSPACES = str(ROOT / "views" / "4_Workspaces.py")
-ALL_PAGES = ["Tree", "Upload", "Builder", "Definitions", "Workspaces"]
+ALL_PAGES = ["Tree", "Upload", "Builder", "Definitions", "Workspaces", "Review", "Owners"]
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +116,7 @@ def test_a_wrong_password_is_refused_and_the_right_one_lets_in(team):
 
 def test_a_viewer_has_no_upload_or_builder_and_sees_only_their_workspaces(team):
     at = signed_in("vera")
-    assert not failures(at) and pages(at) == ["Tree", "Definitions", "Workspaces"]
+    assert not failures(at) and pages(at) == ["Tree", "Definitions", "Workspaces", "Review", "Owners"]
     for page in ("views/1_Upload.py", "views/2_Builder.py"):
         with pytest.raises(ValueError, match="Could not find a navigation page"):
             at.switch_page(page)
@@ -139,7 +139,7 @@ def test_the_pages_follow_the_role_in_the_sessions_workspace(team):
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["ws"] = "alpha"
     at = sign_in(at.run(), "vera", "vera-secret")
-    assert pages(at) == ["Tree", "Definitions", "Workspaces"]
+    assert pages(at) == ["Tree", "Definitions", "Workspaces", "Review", "Owners"]
 
 
 def test_an_owner_manages_members_and_deletes_only_what_they_own(team):
@@ -231,7 +231,7 @@ def test_an_identity_provider_user_enters_when_listed_and_only_then(team):
     assert pages(at) == ["Sign in"] and "Sign in with your identity provider" in [b.label for b in at.button]
     at.user = {"is_logged_in": True, "email": "Carol@acme.com", "email_verified": True}
     at.run()
-    assert not failures(at) and pages(at) == ["Tree", "Definitions", "Workspaces"]
+    assert not failures(at) and pages(at) == ["Tree", "Definitions", "Workspaces", "Review", "Owners"]
     at.switch_page("views/4_Workspaces.py").run()
     assert workspaces_listed(at) == ["beta"]
     at.run()
@@ -297,7 +297,7 @@ def test_in_the_browser_a_viewer_signs_in_and_gets_no_upload_and_a_new_tab_signs
         links = page.locator("[data-testid=stSidebarNavLink]")
         links.first.wait_for(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "browser_viewer_signed_in.png"), full_page=True)
-        assert [t.split("\n")[-1] for t in links.all_inner_texts()] == ["Tree", "Definitions", "Workspaces"]
+        assert [t.split("\n")[-1] for t in links.all_inner_texts()] == ["Tree", "Definitions", "Workspaces", "Review", "Owners"]
         page.goto(f"{url}/Upload")  # a new session: signed out, and no Upload page for it
         page.get_by_text("Sign in to KPI Tree").wait_for(timeout=60_000)
         assert page.get_by_text("Upload data").count() == 0
