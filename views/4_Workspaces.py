@@ -5,6 +5,10 @@ Each browser session works in the workspace it picked (the sidebar picker, kept 
 nothing here changes another session's choice. Deleting moves the workspace to the data
 directory's `.trash` folder, from where an administrator can restore it.
 
+An owner can also point a workspace at a SQL engine instead of its DuckDB file (PostgreSQL or
+Spark, `kpitree.engines`): the form checks the connection before saving, and says plainly what
+failed; the connection string itself stays in an environment variable, never in the workspace.
+
 With sign-in on (`kpitree.access`), the list holds only the workspaces the user is a member of;
 renaming, deleting and the members are for owners. Every action checks the user's role again
 when it runs, not only when the button is drawn: a role can change between the two.
@@ -12,6 +16,7 @@ when it runs, not only when the button is drawn: a role can change between the t
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +24,7 @@ import streamlit as st
 
 import ui
 from kpitree import access
+from kpitree.engines import EngineSettings, forget, remote_for
 from kpitree.errors import KpiTreeError
 from kpitree.plain import markdown_text
 from kpitree.workspace import Workspace, create_workspace, delete_workspace, list_workspaces, rename_workspace
@@ -74,19 +80,66 @@ def main() -> None:
         st.selectbox("Workspace", owned, key="ws_delete_name")
         st.text_input("Type its name to confirm", key="ws_delete_confirm")
         st.button("Delete", key="ws_delete", on_click=_delete)
+    engine_section(root, owned, here)
     if team:
         members_section(root, owned, here)
 
 
 def overview(ws: Workspace, current: bool, role: str | None = None) -> dict:
-    loads = ws.loads(limit=1)
-    counts = ws.row_counts()
     row = {"workspace": ws.name + (" (this session)" if current else "")}
     if role is not None:
         row["your role"] = role
-    return {**row, "tables": ", ".join(f"{t} {n:,}" for t, n in counts.items()) or "empty",
-            "last load": str(loads[0]["loaded_at"])[:16] if loads else "—",
+    try:
+        engine = ws.engine_settings()
+    except KpiTreeError:
+        engine = EngineSettings()  # broken settings: the Tree page names the file and the key
+    if engine.remote:
+        # Not counted here: listing workspaces must not connect to (or start) every engine
+        tables, last = f"in {engine.kind} (see below)", "—"
+    else:
+        loads = ws.loads(limit=1)
+        tables = ", ".join(f"{t} {n:,}" for t, n in ws.row_counts().items()) or "empty"
+        last = str(loads[0]["loaded_at"])[:16] if loads else "—"
+    return {**row, "engine": engine.kind, "tables": tables, "last load": last,
             "saved mappings": len(ws.mappings()), "saved stages": len(ws.stage_map())}
+
+
+ENGINE_KINDS = {"duckdb": "DuckDB file (loaded on the Upload page)", "postgres": "PostgreSQL",
+                "spark": "Apache Spark"}
+
+
+def engine_section(root: Path, owned: list[str], here: str | None) -> None:
+    """Where a workspace's data lives: its DuckDB file, or a Postgres schema or Spark tables."""
+    st.subheader("Data engine")
+    st.caption("Point a workspace at the tables your team already has. PostgreSQL: the name of an environment "
+               "variable holding the connection string (set where the app runs; it is never stored) and the "
+               "schema of the canonical tables or views. Spark: a master URL (local[*], spark://host:7077, "
+               "sc://host:15002 for Spark Connect) and a database, or one Parquet/Delta path per table.")
+    name = st.selectbox("Workspace", owned, key="eng_ws", index=owned.index(here) if here in owned else 0)
+    try:
+        current = Workspace(root / name).engine_settings()
+    except KpiTreeError as exc:
+        st.error(markdown_text(exc))
+        current = EngineSettings()
+    st.caption(markdown_text(f"Now: {ENGINE_KINDS[current.kind]}."))
+    kinds = list(ENGINE_KINDS)
+    kind = st.radio("Engine", kinds, index=kinds.index(current.kind), format_func=ENGINE_KINDS.get,
+                    horizontal=True, key=f"eng_kind_{name}")
+    if kind == "postgres":
+        left, right = st.columns(2)
+        left.text_input("Environment variable with the connection string", value=current.dsn_env,
+                        placeholder="KPITREE_PG_DSN", key=f"eng_dsn_env_{name}")
+        right.text_input("Schema", value=current.schema or "public", key=f"eng_schema_{name}")
+    elif kind == "spark":
+        left, right = st.columns(2)
+        left.text_input("Master URL", value=current.master or "local[*]", key=f"eng_master_{name}")
+        right.text_input("Database (or leave empty and give paths)", value=current.database,
+                         key=f"eng_database_{name}")
+        st.text_area("Table paths, one per line: table = path", key=f"eng_paths_{name}",
+                     value="\n".join(f"{t} = {p}" for t, p in current.paths),
+                     placeholder="deals = s3a://warehouse/deals/\nsubscriptions = /data/subscriptions.parquet")
+    st.button("Check the connection and save", key="eng_save", on_click=_save_engine, args=(name, kind),
+              type="primary")
 
 
 def members_section(root: Path, owned: list[str], here: str | None) -> None:
@@ -199,6 +252,60 @@ def _change_member(name: str | None, who: str | None, role: str | None) -> None:
         return
     st.session_state["ws_done"] = (f"{who} is now {role} of '{name}'." if role
                                    else f"{who} is no longer a member of '{name}'.")
+
+
+def _engine_raw(name: str, kind: str) -> dict:
+    """The form's fields as workspace.json's "engine" entry (checked by EngineSettings.from_raw)."""
+    get = st.session_state.get
+    if kind == "postgres":
+        return {"kind": kind, "dsn_env": (get(f"eng_dsn_env_{name}") or "").strip(),
+                "schema": (get(f"eng_schema_{name}") or "").strip() or "public"}
+    if kind == "spark":
+        paths = {}
+        for number, line in enumerate((get(f"eng_paths_{name}") or "").splitlines(), 1):
+            if not line.strip():
+                continue
+            table, sep, path = line.partition("=")
+            if not sep or not table.strip() or not path.strip():
+                raise KpiTreeError(f"table paths, line {number}: write it as table = path, e.g. deals = /data/deals/")
+            paths[table.strip()] = path.strip()
+        return {"kind": kind, "master": (get(f"eng_master_{name}") or "").strip() or "local[*]",
+                "database": (get(f"eng_database_{name}") or "").strip(), "paths": paths}
+    return {"kind": "duckdb"}
+
+
+def _save_engine(name: str, kind: str) -> None:
+    """Checks the engine answers and holds canonical tables, then saves; a plain message otherwise
+    (the driver's first line, with any password blanked; never a traceback)."""
+    if not _allowed(name, "rename"):
+        return
+    ws = Workspace(ui.data_dir() / name)
+    try:
+        engine = EngineSettings.from_raw(_engine_raw(name, kind), "the form")
+        started = time.perf_counter()
+        found = ""
+        if engine.remote:
+            remote = remote_for(engine)
+            try:
+                found = remote.check()
+            except KpiTreeError:
+                forget(engine)  # a fixed variable or server gets a fresh try next time
+                raise
+        settings = ws.settings()
+        old = ws.engine_settings()
+        if engine.remote:
+            settings.extra["engine"] = engine.to_raw()
+        else:
+            settings.extra.pop("engine", None)
+        ws.save_settings(settings)
+        if old != engine and old.remote:
+            forget(old)
+    except KpiTreeError as exc:
+        st.session_state["ws_error"] = f"Not saved: {exc}"
+        return
+    seconds = time.perf_counter() - started
+    st.session_state["ws_done"] = (f"'{name}' now reads {found} (checked in {seconds:.1f} s)." if engine.remote
+                                   else f"'{name}' reads its own DuckDB file again.")
 
 
 def _grant() -> None:

@@ -66,6 +66,9 @@ class EngineSettings:
         def text(key: str, pattern: re.Pattern[str], what: str) -> str:
             value = raw.get(key) or ""
             if not isinstance(value, str) or (value and not pattern.fullmatch(value)):
+                if key == "dsn_env":  # never echoed: a connection string pasted here holds a password
+                    raise KpiTreeError(f"{where}: engine \"dsn_env\" must be {what}; put the connection string "
+                                       "itself in that environment variable, where the app runs")
                 raise KpiTreeError(f"{where}: engine \"{key}\" must be {what}, not {value!r}")
             return value
 
