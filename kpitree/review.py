@@ -23,6 +23,7 @@ import threading
 from calendar import monthrange
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +73,13 @@ class Cadence:
 def cadences(tree: Tree) -> dict[str, Cadence]:
     """Each node's review cadence, and whether the tree file states it (the parsed tree cannot tell:
     it fills a missing `review` with "monthly", so the file itself is read again)."""
-    declared: set[str] = set()
+    declared: frozenset[str] = frozenset()
     if tree.source:
-        text, _ = read_tree_text(tree.source)
-        raw, _ = read_yaml(text, tree.source) if text is not None else (None, [])
-        items = raw.get("nodes") if isinstance(raw, dict) else None
-        for item in items if isinstance(items, list) else ():
-            if isinstance(item, dict) and item.get("review") in REVIEWS:
-                declared.add(str(item.get("id")))
+        try:
+            stamp = Path(tree.source).stat().st_mtime_ns
+        except OSError:
+            stamp = 0
+        declared = _declared(str(tree.source), stamp)
     names = {v: k for k, v in LEVELS.items()}
     out = {}
     for n in tree.nodes:
@@ -88,6 +88,17 @@ def cadences(tree: Tree) -> dict[str, Cadence]:
         else:
             out[n.id] = Cadence(n.id, SEED_CADENCE.get(names.get(n.level, ""), "weekly"), False)
     return out
+
+
+@lru_cache(maxsize=64)
+def _declared(source: str, stamp: int) -> frozenset[str]:
+    """Ids of the nodes whose `review` the tree file states (read once per file version: a page
+    asks on every rerun)."""
+    text, _ = read_tree_text(source)
+    raw, _ = read_yaml(text, source) if text is not None else (None, [])
+    items = raw.get("nodes") if isinstance(raw, dict) else None
+    return frozenset(str(item.get("id")) for item in (items if isinstance(items, list) else ())
+                     if isinstance(item, dict) and item.get("review") in REVIEWS)
 
 
 def next_due(last: date, every: str) -> date:
