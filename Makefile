@@ -9,7 +9,7 @@ DEMO_WS := workspaces/demo
 DEMO_FILES := $(wildcard data/demo/*.csv.gz)
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
-.PHONY: run test lint bench demo-workspace chromium engines clean
+.PHONY: run test lint bench demo-workspace chromium engines pdftools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,12 @@ engines:
 	@command -v java > /dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq openjdk-17-jre-headless > /dev/null; }
 
-test: $(VENV)/.test-deps demo-workspace chromium engines
+# pdftoppm, which tests/test_report.py renders the PDF report with.
+pdftools:
+	@command -v pdftoppm > /dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq poppler-utils > /dev/null; }
+
+test: $(VENV)/.test-deps demo-workspace chromium engines pdftools
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.test-deps
