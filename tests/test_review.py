@@ -257,3 +257,70 @@ def test_review_page_for_a_viewer_writes_nothing(demo, monkeypatch, tmp_path):
     assert _button(at, "Save note").disabled and _button(at, "Record this review").disabled
     assert _button(at, "Save snapshot").disabled
     assert not (demo.root / "snapshots").exists() and not (demo.root / "review").exists()
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    from kpitree.cli import main
+
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_snapshot_and_review_verbs(demo, capsys, tmp_path):
+    import csv
+    import io
+    import json
+
+    ws = str(demo.root)
+    code, out, _ = _cli(capsys, "snapshot", "save", "--workspace", ws, "--tree", str(TREE), "--period", "2026-10",
+                        "--name", "Board call", "--by", "maria", "--format", "json")
+    assert code == 0
+    saved = json.loads(out)
+    assert saved["name"] == "Board call" and saved["created_by"] == "maria" and saved["period"] == "2026-10"
+    code, out, _ = _cli(capsys, "snapshot", "list", "--workspace", ws, "--format", "json")
+    assert [s["id"] for s in json.loads(out)["snapshots"]] == [saved["id"]]
+    code, out, _ = _cli(capsys, "snapshot", "compare", "--workspace", ws, "--tree", str(TREE), saved["id"], "now",
+                        "--format", "json")
+    result = json.loads(out)
+    assert code == 0 and result["status_changes"] == [] and {c["state"] for c in result["causes"]} == {"open"}
+
+    code, out, _ = _cli(capsys, "review", "note", "--workspace", ws, "--tree", str(TREE), "--node", "leads",
+                        "--decision", "Move $20k from Paid Search to Events", "--owner", HOSTILE_OWNER, "--by", "maria",
+                        "--format", "json")
+    note = json.loads(out)
+    assert code == 0 and note["owner"] == HOSTILE_OWNER and note["due"]  # no --due: the node's next review
+    code, out, _ = _cli(capsys, "review", "show", "--workspace", ws, "--tree", str(TREE), "--period", "2026-10",
+                        "--format", "json")
+    shown = json.loads(out)
+    assert shown["since_last_review"] is None and [a["id"] for a in shown["open_actions"]] == [note["id"]]
+    due = {d["id"] for d in shown["due"]}
+    assert due == {n.id for n in load_tree(TREE).nodes} - {"leads"}  # the note just written counts as its review
+    assert _cli(capsys, "review", "record", "--workspace", ws, "--tree", str(TREE), "--period", "2026-10")[0] == 0
+    code, out, _ = _cli(capsys, "review", "show", "--workspace", ws, "--tree", str(TREE), "--period", "2026-10")
+    assert "Since last review:\nbefore: Review " in out and "0 nodes changed status" in out
+    assert "Due for review (0):" in out
+
+    target = tmp_path / "monday.csv"
+    code, out, _ = _cli(capsys, "review", "owners", "--workspace", ws, "--tree", str(TREE), "--period", "2026-10",
+                        "--csv", str(target))
+    table = list(csv.reader(io.StringIO(target.read_text())))
+    assert code == 0 and table[0][0] == "owner"
+    assert any(row[0] == "'" + HOSTILE_OWNER for row in table)  # an action's owner, neutralised
+    code, out, _ = _cli(capsys, "review", "close", "--workspace", ws, note["id"], "--done", "moved", "--by", "lena")
+    assert code == 0 and out.startswith("closed: Leads: Move $20k")
+
+    # failures are one line and exit 2, never a traceback
+    code, _, err = _cli(capsys, "review", "close", "--workspace", ws, note["id"])
+    assert code == 2 and err.startswith("error: That action was already closed by lena")
+    code, _, err = _cli(capsys, "snapshot", "compare", "--workspace", ws, "../../etc/passwd")
+    assert code == 2 and "pick one from the list" in err
+    code, _, err = _cli(capsys, "review", "note", "--workspace", ws, "--tree", str(TREE), "--node", "nope",
+                        "--decision", "x")
+    assert code == 2 and "has no node 'nope'" in err
+
+
+HOSTILE_OWNER = '=HYPERLINK("x")'
