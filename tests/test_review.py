@@ -324,3 +324,19 @@ def test_snapshot_and_review_verbs(demo, capsys, tmp_path):
 
 
 HOSTILE_OWNER = '=HYPERLINK("x")'
+
+
+def test_review_page_names_damaged_files(demo, monkeypatch):
+    from apptest_utils import failures, unescaped
+
+    (demo.root / "snapshots").mkdir()
+    (demo.root / "snapshots" / "20260101-000000-abcdef.json").write_text("{oops")
+    (demo.root / "review" / "notes").mkdir(parents=True)
+    (demo.root / "review" / "notes" / "20260102-000000-abcdef.json").write_text('{"id": 3}')
+    at = _page(demo.root.parent, monkeypatch).run()
+    assert not failures(at)
+    warnings = [unescaped(w.value) for w in at.warning]
+    assert any("snapshot file 20260101-000000-abcdef.json is not valid JSON" in w and "Move or delete" in w
+               for w in warnings)
+    assert any("review note file 20260102-000000-abcdef.json is damaged" in w for w in warnings)
+    assert any("No review of this tree has been recorded yet" in unescaped(i.value) for i in at.info)

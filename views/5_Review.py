@@ -115,11 +115,15 @@ def main() -> None:
         return
     who = author()
     can_write = ui.may(ws, "edit")
-    evaluation = ui.evaluation(ws, tree, period)
-    explanation = ui.explanation(ws, tree, tree.root.id, period, "target", causes=True)
-    now = take_snapshot(engine, tree, period, author=who, evaluation=evaluation, explanation=explanation)
+    try:
+        evaluation = ui.evaluation(ws, tree, period)
+        explanation = ui.explanation(ws, tree, tree.root.id, period, "target", causes=True)
+        now = take_snapshot(engine, tree, period, author=who, evaluation=evaluation, explanation=explanation)
+    except KpiTreeError as exc:  # e.g. a tree whose metrics this workspace's data cannot compute
+        st.error(f"**This tree cannot be evaluated for {period.key}**: {md(exc)}", icon=":material/error:")
+        return
     st.markdown(f"### Review · {md(tree.name)} · {period.key}")
-    st.caption(f"Workspace **{md(ws.name)}** · data as of {evaluation.as_of} · today {date.today()}")
+    st.caption(f"Workspace **{md(ws.name)}** · data as of {evaluation.as_of} · today {datetime.now(UTC).date()}")
     if not can_write:
         st.info("You can read this workspace's reviews and snapshots; writing notes, closing actions and saving "
                 "snapshots needs an editor or owner (ask one of its owners on the Workspaces page).")

@@ -73,9 +73,13 @@ def main() -> None:
         st.error(md(exc))
         return
     today = datetime.now(UTC).date()
-    evaluation = ui.evaluation(ws, tree, period)
-    explanation = ui.explanation(ws, tree, tree.root.id, period, "target", causes=True)
-    now = take_snapshot(engine, tree, period, evaluation=evaluation, explanation=explanation)
+    try:
+        evaluation = ui.evaluation(ws, tree, period)
+        explanation = ui.explanation(ws, tree, tree.root.id, period, "target", causes=True)
+        now = take_snapshot(engine, tree, period, evaluation=evaluation, explanation=explanation)
+    except KpiTreeError as exc:  # e.g. a tree whose metrics this workspace's data cannot compute
+        st.error(f"**This tree cannot be evaluated for {period.key}**: {md(exc)}", icon=":material/error:")
+        return
     notes, problems = Notes(ws).for_tree(tree_key(tree))
     entries = owners(now, notes)
     st.markdown(f"### Who to talk to · {md(tree.name)} · {period.key}")
