@@ -83,7 +83,7 @@ def render_html(report) -> str:
         f"report made {esc(report.generated_at.strftime('%Y-%m-%d %H:%M UTC'))}</p>",
         f'<p class="meta">{counts["red"]} red, {counts["amber"]} amber, {counts["green"]} green, '
         f'{counts["no_target"]} without target, {counts["no_data"]} without data.</p></header>',
-        '<nav><a href="#tree">Tree</a><a href="#red-path">Red path and causes</a><a href="#nodes">Red numbers</a>'
+        '<nav><a href="#tree">Tree</a><a href="#red-path">Red path and causes</a><a href="#nodes">Red numbers and causes</a>'
         '<a href="#data">Data and quality</a><a href="#values">Every number</a></nav>',
         '<section id="tree"><h2>The tree</h2>', legend_html(report.versus, report.baseline_key),
         f'<figure class="tree">{report.tree_svg}</figure></section>',
@@ -133,7 +133,7 @@ def _red_path(report, charted: set[str]) -> str:
 
 
 def _nodes(report) -> str:
-    out = ['<section id="nodes"><h2>The red numbers, one by one</h2>']
+    out = ['<section id="nodes"><h2>The red numbers and the causes, one by one</h2>']
     if not report.sections:
         out.append("<p>No number is off target in this period.</p>")
     for s in report.sections:

@@ -241,6 +241,13 @@ def test_user_text_is_escaped_in_html_and_neutralised_in_csv(demo_ws, tmp_path):
         "<table><thead><tr><th>segment</th></tr></thead><tbody><tr><td>&lt;b onmouseover=x&gt;</td></tr></tbody></table>")
 
 
+def test_unknown_tree_is_one_sentence(demo_ws):
+    from kpitree.errors import KpiTreeError
+
+    with pytest.raises(KpiTreeError, match=r"no tree 'nosuch': give a tree YAML file, a tree of workspace"):
+        build_report(demo_ws, "nosuch", "2026-10", charts=False)
+
+
 def test_versus_previous_period_is_said(demo_ws):
     report = build_report(demo_ws, period="2026-10", versus="previous", charts=False)
     html = report.html()
