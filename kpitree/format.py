@@ -101,12 +101,11 @@ def _unsigned_zero(text: str) -> str:
 
 
 def fmt_maturing(expected: float | None, unit: str, completion: float | None = None) -> str:
-    """What a maturing cohort rate says beside its value: "maturing — expected ≈ 24.8% (4% of the
-    usual conversions so far)"; without an expected value (too little history, or too few rows
-    old enough): "maturing — too early to tell"."""
-    if _missing(expected):
-        return "maturing — too early to tell"
-    text = f"maturing — expected ≈ {fmt(expected, unit, compact=True)}"
+    """What a maturing cohort rate says beside its value: "maturing — expected ≈ 23.8% (85% of the
+    usual conversions so far)"; without an expected value (too little history, or too few
+    conversions due yet): "maturing — too early to tell", with the share when known."""
+    text = "maturing — too early to tell" if _missing(expected) else \
+        f"maturing — expected ≈ {fmt(expected, unit, compact=True)}"
     if not _missing(completion):
         text += f" ({fmt_share(completion)} of the usual conversions so far)"
     return text

@@ -1133,14 +1133,22 @@ def compute(con: duckdb.DuckDBPyConnection, q: MetricQuery) -> pd.DataFrame:
 # p = completions seen / Σ F(age). It is the same comparison as putting the value beside earlier
 # cohorts' value at the same age (value ≥ target × share ⇔ value / share ≥ target), but it is read
 # against the node's own target, which is set on final values, and says what the number will
-# become. Below MIN_HISTORY reference completions, or while the cohort counts for fewer than
-# MIN_EFFECTIVE rows' worth of completed time (Σ F(age): at a 4 % completion share, 836 leads count
-# as 36), the estimate is noise and the period is shown as maturing without one.
+# become. Below MIN_HISTORY reference completions, below MIN_COMPLETION, or while the cohort counts
+# for fewer than MIN_EFFECTIVE rows' worth of completed time (Σ F(age)), the estimate is noise and
+# the period is shown as maturing without one ("too early to tell").
+#
+# Backtest on the demo (as-of days every 3 days, Feb–Sep 2026; the latest complete week and month
+# then, as the data stood that day, against their final value now): with a completion share ≥ 0.5
+# the expected value was within 5 % of the final one in all 68 maturing cases of lead → opportunity
+# and 58 of MQL → SQL (mean error 0.2–0.9 pp); below 0.5 it was off by 10–50 % on average (a week's
+# early conversions depend on its weekdays, which the pooled curve does not know), so a red or
+# green from it would be a guess.
 
 HORIZON_QUANTILE = 0.99  # the lag by which practically every completion has happened
 USUAL_LAG_QUANTILE = 0.9  # "the usual conversion lag": 90 % of earlier cohorts' completions by then
 MIN_HISTORY = 20  # reference completions needed to learn the curve (below, its 90 % point is one or two lags)
 MIN_EFFECTIVE = 30.0  # Σ F(age) over the period's rows needed for an expected value (±8 pp at 25 %)
+MIN_COMPLETION = 0.5  # completion share needed for an expected value (see the backtest above)
 HISTORY_DAYS = 365  # how far back reference cohorts go: the curve follows a changing sales process
 
 
@@ -1158,7 +1166,7 @@ class Maturity:
         """The value the cohort is expected to end at; None when mature or too early to tell."""
         if not self.maturing or value is None or self.completion is None or self.completion <= 0:
             return None
-        if self.history < MIN_HISTORY or self.effective < MIN_EFFECTIVE:
+        if self.history < MIN_HISTORY or self.effective < MIN_EFFECTIVE or self.completion < MIN_COMPLETION:
             return None
         return min(value / self.completion, 1.0)  # a share of the cohort never passes 100 %
 

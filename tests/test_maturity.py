@@ -14,7 +14,7 @@ from conftest import make_workspace
 from kpitree.charts import box_value_line, legend_html, tree_frame, waterfall_chart
 from kpitree.evaluate import GREEN, MATURING, RED, Engine, evaluate_tree
 from kpitree.layout import layout_tree
-from kpitree.metrics import MIN_EFFECTIVE, MIN_HISTORY, Maturity, metric
+from kpitree.metrics import MIN_COMPLETION, MIN_EFFECTIVE, MIN_HISTORY, Maturity, metric
 from kpitree.periods import parse_period
 from kpitree.tree import parse_yaml
 
@@ -143,6 +143,15 @@ def test_too_few_rows_old_enough_give_no_expected_value(tmp_path_factory):
     engine = _workspace(tmp_path_factory, "small", [*COHORTS[:2], ("C", "2026-11-15", 20, 3 * [3])])
     n = evaluate_tree(engine, _tree(0.24), parse_period("2026-W46")).node("sqls")
     assert n.maturing and n.completion == pytest.approx(0.6) and n.expected_final is None and n.status == MATURING
+
+
+def test_an_expected_value_needs_half_of_the_usual_conversions():
+    """Below half (the demo's backtest: 10–50 % off there), too early to tell; from half, value / share."""
+    assert MIN_COMPLETION == 0.5
+    assert Maturity(True, 0.49, 30, 100, 400.0).expected(0.1) is None
+    assert Maturity(True, 0.5, 30, 100, 400.0).expected(0.1) == pytest.approx(0.2)
+    assert Maturity(True, 0.5, 30, 100, 400.0).expected(0.7) == 1.0  # a share never passes 100 %
+    assert Maturity(False, 0.5, 30, 100, 400.0).expected(0.1) is None  # mature: the value stands
 
 
 def test_lead_to_opportunity_needs_the_deals_for_its_lags(tmp_path_factory):
