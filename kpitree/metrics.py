@@ -1139,7 +1139,7 @@ def compute(con: duckdb.DuckDBPyConnection, q: MetricQuery) -> pd.DataFrame:
 #
 # Backtest on the demo (as-of days every 3 days, Feb–Sep 2026; the latest complete week and month
 # then, as the data stood that day, against their final value now): with a completion share ≥ 0.5
-# the expected value was within 5 % of the final one in all 68 maturing cases of lead → opportunity
+# the expected value was within 5 % of the final one in all 57 maturing cases of lead → opportunity
 # and 58 of MQL → SQL (mean error 0.2–0.9 pp); below 0.5 it was off by 10–50 % on average (a week's
 # early conversions depend on its weekdays, which the pooled curve does not know), so a red or
 # green from it would be a guess.
