@@ -35,7 +35,7 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
@@ -973,6 +973,17 @@ def _canonical_columns(table: str, norm: dict[str, str]) -> dict[str, str]:
     return {c.name: norm[c.name] for c in TABLES[table].columns if c.name in norm}
 
 
+def _kept_warnings(warnings: Sequence[str]) -> str | None:
+    """A load's warnings as stored beside it: a JSON list, at most 50 of at most 500 characters each
+    (a file can raise thousands of one kind; the Upload page showed them all at the time)."""
+    if not warnings:
+        return None
+    kept = [w[:500] for w in warnings[:50]]
+    if len(warnings) > 50:
+        kept.append(f"… and {len(warnings) - 50} more warning(s)")
+    return json.dumps(kept, ensure_ascii=False)
+
+
 def _check_mapping(src: _Source, m: Mapping) -> list[str]:
     """Refuses a file that lacks a required column or names a used column twice; returns warnings."""
     if m.table:
@@ -1853,6 +1864,8 @@ def _swap_in(reader: duckdb.DuckDBPyConnection, workspace: Workspace, prepared: 
                 )
                 reader.execute(f"ALTER TABLE ws.main.{META_TABLE} ADD COLUMN IF NOT EXISTS source VARCHAR")
                 reader.execute(f"ALTER TABLE ws.main.{META_TABLE} ADD COLUMN IF NOT EXISTS content_hash VARCHAR")
+                # The load's quality warnings stay with it, so a report written weeks later still says them.
+                reader.execute(f"ALTER TABLE ws.main.{META_TABLE} ADD COLUMN IF NOT EXISTS warnings VARCHAR")
                 for name in by_table:
                     reader.execute(f"DROP TABLE IF EXISTS ws.main.{_q(name)}")
                     reader.execute(f"ALTER TABLE ws.main.{_q('__new_' + name)} RENAME TO {_q(name)}")
@@ -1860,9 +1873,10 @@ def _swap_in(reader: duckdb.DuckDBPyConnection, workspace: Workspace, prepared: 
                     if p.table in by_table and p in by_table[p.table]:
                         reader.execute(
                             f"INSERT INTO ws.main.{META_TABLE} (table_name, file, loaded_at, rows_loaded, "
-                            "rows_rejected, mode, source, content_hash) VALUES (?, ?, now()::TIMESTAMP, ?, ?, ?, ?, ?)",
+                            "rows_rejected, mode, source, content_hash, warnings) "
+                            "VALUES (?, ?, now()::TIMESTAMP, ?, ?, ?, ?, ?, ?)",
                             [p.table, p.report.file, p.report.rows_loaded, p.report.rows_rejected, mode,
-                             p.report.source, p.digest],
+                             p.report.source, p.digest, _kept_warnings(p.report.warnings)],
                         )
                 reader.execute("COMMIT")
             except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,18 @@ def test_canonical_file_loads_without_mapping(ws, tmp_path):
     report = ingest(ws, [path])
     assert report.files[0].table == "deals" and report.files[0].rows_loaded == 1
     assert rows(ws, "SELECT amount, close_date::VARCHAR, status FROM deals") == [(1200.5, "2026-02-01", "won")]
+
+
+def test_a_loads_warnings_are_kept_with_it(ws, tmp_path):
+    # D2 is won without a close date: the Upload page warns, and the warning is stored with the load
+    # so a report written later can still say it.
+    path = write(tmp_path, "deals.csv", f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,1200.50,new,SMB,Organic\n"
+                 "D2,A2,Bo,2026-01-06,,Won,won,300,new,SMB,Organic\n")
+    report = ingest(ws, [path])
+    warned = [w for w in report.files[0].warnings if "no close_date" in w]
+    assert warned
+    (load,) = ws.loads()
+    assert set(warned) <= set(json.loads(load["warnings"]))
 
 
 @pytest.mark.parametrize(
