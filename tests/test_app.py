@@ -340,3 +340,18 @@ def test_the_arr_panel_shows_its_bridge_as_a_waterfall(app):
     assert len(charts) == 1, "one bridge waterfall"
     order = json.loads(charts[0].proto.spec)["layer"][0]["encoding"]["x"]["sort"]
     assert order == ["ARR at start", "New", "Expansion", "Reactivation", "Contraction", "Churn", "ARR at end"]
+
+
+def test_a_pasted_link_opens_the_split_and_the_red_path_it_was_made_with(app):
+    """Issue 17: node, split and the red-path toggle travel in the URL and are read back on load."""
+    app.query_params.update({"node": "logo_churn_rate", "split": "channel", "path": "1"})
+    at = app.run()
+    assert not failures(at)
+    assert at.selectbox(key="node_pick").value == "logo_churn_rate"
+    assert at.radio(key="dim_logo_churn_rate").value == "channel"
+    assert any("Red path" in h for h in headings(at))  # the path is shown, as when the link was made
+    assert (at.query_params["split"], at.query_params["path"]) == ("channel", "1")
+    at.radio(key="dim_logo_churn_rate").set_value("segment").run()
+    assert at.query_params["split"] == "segment"  # the choice goes back into the URL
+    at.button(key="hide_path").click().run()
+    assert "path" not in at.query_params

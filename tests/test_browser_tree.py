@@ -160,3 +160,29 @@ def test_answer_beside_the_tree_in_view_after_load_click_and_red_path(wide, app_
     in_view(page, "Logo churn rate")
     page.screenshot(path=str(ARTIFACTS / "glance_open_1600.png"))
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+@pytest.mark.flaky(reruns=2)
+def test_the_arr_panel_draws_its_bridge(wide, app_url):
+    """The north star's panel in Chromium: its exact formula, the share of its gap over its children, and the
+    period's ARR bridge as a waterfall (start, five movements, end) — seven bars, every one named."""
+    page = wide
+    page.goto(app_url)
+    page.locator(BOX.format("ARR")).first.wait_for(timeout=60000)
+    wait_for_heading(page, "ARR")
+    page.get_by_text("ARR bridge 2026-10").first.wait_for(timeout=30000)
+    body = page.locator("[data-testid='stMain']").inner_text()
+    assert "Exact formula: arr = arr_start * nrr + arr_new + arr_reactivation" in body
+    assert "from $155.18M at its start to $158.37M at its end" in body
+    chart = page.locator("[data-testid='stVegaLiteChart']:has(path[aria-label*='step: ARR at end'])").first
+    chart.scroll_into_view_if_needed()
+    bars = chart.locator("path[aria-label*='step: ']")
+    steps = {bars.nth(i).get_attribute("aria-label").split("step: ")[1].split(";")[0] for i in range(bars.count())}
+    assert steps == {"ARR at start", "New", "Expansion", "Reactivation", "Contraction", "Churn", "ARR at end"}, steps
+    page.screenshot(path=str(ARTIFACTS / "arr_bridge_panel.png"), full_page=True)
+    chart.screenshot(path=str(ARTIFACTS / "arr_bridge_waterfall.png"))
+    assert page.locator("[data-testid='stException']").count() == 0
+    # the client's report of this view, from the sidebar
+    page.get_by_role("button", name="Prepare the report").click()
+    page.get_by_role("button", name="Report (HTML)").wait_for(timeout=60000)
+    assert page.locator("[data-testid='stException']").count() == 0

@@ -40,6 +40,7 @@ from kpitree.suggest import missing_owners, suggested_targets, why_no_tree
 from kpitree.usage import ACCOUNT_COLUMNS, activity_heatmap, cohort_retention, panel_charts
 from kpitree.warmup import baseline_period
 from kpitree.whatif import needed_for_target, slider_for, what_if
+from ui_report import report_buttons
 
 # px the tree is laid out for: its column on a 1280 px screen. Wider columns stretch the chart (boxes
 # get wider, text stays put), so nothing drawn for this width is cut off on a wider screen.
@@ -118,7 +119,7 @@ def main() -> None:
             return
         engine = ui.engine_for(ws)
         tree = pick_tree(ws)
-        _, period = pick_period(engine)
+        grain, period = pick_period(engine)
     except KpiTreeError as exc:
         st.error(md(exc))
         return
@@ -130,6 +131,9 @@ def main() -> None:
                                    "reference, segment tables and sentences. Colours stay against target.")
     st.query_params["versus"] = versus
     ui.page_style()
+    with st.sidebar:  # the client's report of this very view (tree, period, baseline), for every role
+        st.divider()
+        report_buttons(ws, tree, period, grain, versus, engine=engine)
 
     evaluation = ui.evaluation(ws, tree, period)
     root = evaluation.nodes[0]
@@ -163,9 +167,15 @@ def main() -> None:
         st.session_state["selected"] = clicked
         ui.request_scroll("answer")
     st.session_state["_last_click"] = clicked
+    if "show_path" not in st.session_state:  # "Follow the red path" is part of the view a link opens
+        st.session_state["show_path"] = ui.param("path") == "1"
     node_id = st.session_state["selected"]
     st.session_state["node_pick"] = node_id
     st.query_params["node"] = node_id
+    if st.session_state.get("show_path"):
+        st.query_params["path"] = "1"
+    else:
+        st.query_params.pop("path", None)
     st.session_state["_viewing_metric"] = tree.node(node_id).metric  # Definitions opens on it
     result = ui.explanation(ws, tree, node_id, period, versus)
 
@@ -530,11 +540,19 @@ def _segments(engine, tree, node, res, period, versus, result, view: tuple) -> t
         ranked = [d.dimension for d in result.dimensions if d.dimension in dims]
         dims = ranked + [d for d in dims if d not in ranked]
     if not dims:
+        st.query_params.pop("split", None)
         st.info(f"No split by segment: none of the drill dimensions ({md(', '.join(tree.dimensions_for(node)))}) "
                 "has a value in the rows this number reads. Load or map such a column (an owner, a segment, a "
                 "channel) to see who and where.")
         return None
-    dim = st.radio("Split by", dims, key=f"dim_{node.id}", horizontal=True, format_func=md)  # column names
+    key = f"dim_{node.id}"
+    wanted = ui.param("split")  # a pasted link opens on the split it was made with (issue 17)
+    if "_split_seeded" not in st.session_state:  # the URL seeds the first split drawn, once per session
+        st.session_state["_split_seeded"] = True
+        if key not in st.session_state and wanted in dims:
+            st.session_state[key] = wanted
+    dim = st.radio("Split by", dims, key=key, horizontal=True, format_func=md)  # column names
+    st.query_params["split"] = dim
     frame = ui.cached_value((*view, "segment_frame", dim), lambda: segment_frame(result, dim)) \
         if result is not None else None
     gain = result is not None and is_gain(result.direction, result.gap)
