@@ -2,6 +2,7 @@
 
 A workspace reads its own DuckDB file unless its settings (`workspace.json`) name an engine:
 
+    "engine": {"kind": "parquet", "paths": {"deals": "/data/deals/", "subscriptions": "/data/subs.parquet"}}
     "engine": {"kind": "postgres", "dsn_env": "KPITREE_PG_DSN", "schema": "analytics"}
     "engine": {"kind": "spark", "master": "local[*]", "database": "sales"}
     "engine": {"kind": "spark", "master": "sc://spark.internal:15002", "paths": {"deals": "s3a://…/deals"}}
@@ -24,7 +25,7 @@ from ..errors import KpiTreeError
 from ..schema import TABLES
 from .base import EngineUnavailable, Remote
 
-KINDS = ("duckdb", "postgres", "spark")
+KINDS = ("duckdb", "parquet", "postgres", "spark")
 _ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _MASTER_RE = re.compile(r"(local(\[(\*|[1-9][0-9]{0,3})\])?|(spark|sc|yarn|k8s)(://\S+)?)")
@@ -39,7 +40,7 @@ class EngineSettings:
     schema: str = ""  # postgres: the schema of the canonical tables or views (default public)
     master: str = ""  # spark: local[*], local[2], spark://host:7077, yarn, sc://host:15002 (Spark Connect)
     database: str = ""  # spark: the database of the canonical tables
-    paths: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # spark: table → Parquet/Delta path
+    paths: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # parquet, spark: table → files
 
     @property
     def remote(self) -> bool:
@@ -86,8 +87,10 @@ class EngineSettings:
         if kind == "postgres" and not dsn_env:
             raise KpiTreeError(f"{where}: a postgres engine needs \"dsn_env\", the name of the environment variable "
                                "holding its connection string (the string itself is never stored)")
-        if any(ch in v for v in paths_raw.values() for ch in "`\n\r"):
+        if any(ch in v for v in paths_raw.values() for ch in "`'\n\r"):
             raise KpiTreeError(f"{where}: engine \"paths\" must be plain paths")
+        if kind == "parquet" and not paths_raw:
+            raise KpiTreeError(f"{where}: a parquet engine needs \"paths\": each table's Parquet file or folder")
         return cls(kind=kind, dsn_env=dsn_env, schema=schema, master=master, database=database,
                    paths=tuple(sorted((k, v.strip()) for k, v in paths_raw.items())))
 
@@ -113,7 +116,11 @@ def remote_for(settings: EngineSettings) -> Remote:
     with _guard:
         found = _remotes.get(settings)
         if found is None:
-            if settings.kind == "postgres":
+            if settings.kind == "parquet":
+                from .parquet import ParquetRemote
+
+                found = ParquetRemote(dict(settings.paths))
+            elif settings.kind == "postgres":
                 from .postgres import PostgresRemote
 
                 found = PostgresRemote(settings.dsn_env, settings.schema or "public")

@@ -147,9 +147,11 @@ class RemoteCursor:
             local = _CATALOGUE_RE.sub(lambda m: f"_remote_{m.group(1).lower()}", query)
             self._result.execute(local, parameters) if parameters else self._result.execute(local)
             return self
-        text = translate(query, parameters, self._remote.dialect)
         started = time.perf_counter()
-        result = self._remote.run(text, self._timeout)
+        if self._remote.dialect == "duckdb":  # DuckDB over Parquet: the SQL as generated
+            result = self._remote.run(query, self._timeout, parameters)  # type: ignore[call-arg]
+        else:
+            result = self._remote.run(translate(query, parameters, self._remote.dialect), self._timeout)
         self._remote.stats.add(time.perf_counter() - started)
         self._result.register("_remote_result", result)
         self._result.execute("SELECT * FROM _remote_result")
