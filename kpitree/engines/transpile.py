@@ -156,6 +156,15 @@ def _postgres(node: exp.Expression) -> exp.Expression:
 
 
 def _spark(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.PercentileDisc) and node.args.get("expression") is not None \
+            and not isinstance(node.parent, exp.WithinGroup):
+        # DuckDB's quantile_disc(x, q): Spark takes only the ordered-set form
+        order = exp.Order(expressions=[exp.Ordered(this=node.this.copy())])
+        return exp.WithinGroup(this=exp.Anonymous(this="percentile_disc", expressions=[node.expression.copy()]),
+                               expression=order)
+    if isinstance(node, exp.PercentileCont) and node.args.get("expression") is not None \
+            and not isinstance(node.parent, exp.WithinGroup):
+        return exp.Anonymous(this="percentile", expressions=[node.this.copy(), node.expression.copy()])
     if isinstance(node, exp.WithinGroup) and isinstance(node.this, exp.PercentileCont):
         # exact, as DuckDB's (sqlglot would write Spark's approximate percentile)
         order = node.expression.expressions[0].this.copy()
