@@ -297,6 +297,13 @@ _add(Metric("sales_cycle_days", "Sales cycle", Kind.RATIO, "days", "lower",
 _add(Metric("opportunities_created", "Opportunities created", Kind.FLOW, "count", "higher",
             "Deals with created_date in P.",
             (_deals(CREATED_IN_P, opps="count(*)"),), "opps", additive=True))
+_add(Metric("opp_win_rate", "Opportunity → won", Kind.RATIO, "percent", "higher",
+            "Of deals created in P, the share won so far. A cohort rate: while P's deals are younger than the usual "
+            "time to be won (the age by which 90 % of earlier cohorts' wins happened), P is judged on its expected "
+            "final value.",
+            (_deals(CREATED_IN_P, won=_count(WON), opps="count(*)"),),
+            sql.safe_div("won", "opps"), ratio=("won", "opps"),
+            cohort=Cohort("t.created_date", f"CASE WHEN {WON} THEN t.close_date END", "was won")))
 _add(Metric("open_pipeline", "Open pipeline", Kind.STOCK, "money", "higher",
             "Σ amount of deals created on or before the start of P and still open at the start of P.",
             (_deals(OPEN_AT_START, amount="sum(t.amount)"),), "amount", additive=True))
@@ -1242,7 +1249,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "Retention": ("nrr", "grr", "nrr_12m", "grr_12m", "expansion_rate", "logo_churn_rate"),
     "Bookings and pipeline": ("new_business_arr", "expansion_arr", "new_arr", "renewal_arr", "won_deals",
                               "closed_deals", "win_rate", "avg_deal_size", "sales_cycle_days",
-                              "opportunities_created", "open_pipeline", "open_deals", "quota", "pipeline_coverage",
+                              "opportunities_created", "opp_win_rate", "open_pipeline", "open_deals", "quota", "pipeline_coverage",
                               "pipeline_coverage_running", "pipeline_velocity", "renewals_due", "new_customers"),
     "Acquisition and efficiency": ("leads", "lead_to_opp_rate", "mql_to_sql_rate", "sql_to_won_rate", "spend", "cac",
                                    "ltv", "ltv_cac", "cac_payback_months", "magic_number", "roas"),
@@ -1272,6 +1279,7 @@ FORMULAS: dict[str, str] = {
     "win_rate": "won_deals / closed_deals", "avg_deal_size": "Σ amount(won) / won deals with an amount",
     "sales_cycle_days": "Σ (close_date − created_date)(won) / won_deals",
     "opportunities_created": "#{created_date ∈ P}",
+    "opp_win_rate": "#{won} / #{created_date ∈ P}",
     "open_pipeline": "Σ amount | created_date ≤ start(P), open at start(P)",
     "open_deals": "#{created_date ≤ start(P), open at start(P)}",
     "quota": "Σ quota × overlap(days) / days of the quota's period",

@@ -166,9 +166,9 @@ def test_lead_to_opportunity_needs_the_deals_for_its_lags(tmp_path_factory):
 
 
 def test_the_catalogue_marks_cohort_rates():
-    marked = {n for n in ("lead_to_opp_rate", "mql_to_sql_rate", "sql_to_won_rate", "win_rate", "leads")
-              if metric(n).cohort is not None}
-    assert marked == {"lead_to_opp_rate", "mql_to_sql_rate", "sql_to_won_rate"}
+    marked = {n for n in ("lead_to_opp_rate", "mql_to_sql_rate", "sql_to_won_rate", "opp_win_rate", "win_rate",
+                          "leads") if metric(n).cohort is not None}
+    assert marked == {"lead_to_opp_rate", "mql_to_sql_rate", "sql_to_won_rate", "opp_win_rate"}
     assert "expected final value" in metric("lead_to_opp_rate").definition
 
 
@@ -266,3 +266,30 @@ def test_the_trend_shows_where_a_maturing_week_is_expected_to_end(engine):
     assert [layer["mark"]["type"] for layer in spec["layer"]] == ["line", "line", "rule", "point"]
     ring = spec["datasets"][spec["layer"][3]["data"]["name"]]
     assert [(r["period"], r["expected_text"]) for r in ring] == [("2026-W46", "25.0%")]
+
+
+def test_deals_created_in_a_week_are_judged_on_their_expected_win_rate(tmp_path_factory):
+    """The same cohorts as deals: created on the cohort day, won `lag` days later, the rest still
+    open — so, as for the leads, 9 / 60 won so far is 15 % and 0.15 / 0.6 = 25 % expected."""
+    from datetime import date, timedelta
+
+    lines = [DEAL_HEADER]
+    for prefix, day, size, lags in COHORTS:
+        start = date.fromisoformat(day)
+        for i in range(size):
+            if i < len(lags):
+                won = (start + timedelta(days=lags[i])).isoformat()
+                lines.append(f"{prefix}{i},A{i},Ann,{day},{won},Closed Won,won,1000,new,SMB,Organic")
+            else:
+                lines.append(f"{prefix}{i},A{i},Ann,{day},2027-03-01,Proposal,open,1000,new,SMB,Organic")
+    ws = make_workspace(tmp_path_factory.mktemp("deals"), deals="\n".join(lines) + "\n")
+    settings = ws.settings()
+    settings.as_of = AS_OF
+    ws.save_settings(settings)
+    tree, _ = parse_yaml("name: d\nnodes:\n  - {id: win, level: 1, metric: opp_win_rate, owner: CRO, target: 0.24}\n")
+    engine = Engine(ws)
+    n = evaluate_tree(engine, tree, parse_period("2026-W46")).node("win")
+    assert n.value == pytest.approx(0.15) and n.maturing and n.expected_final == pytest.approx(0.25)
+    assert n.status == GREEN
+    old = evaluate_tree(engine, tree, parse_period("2026-09")).node("win")
+    assert old.value == pytest.approx(0.5) and not old.maturing

@@ -96,6 +96,7 @@ def value(engine: Engine, name: str, period=OCT, filters=()) -> float:
         # D1 Sep 1 → Oct 10 = 39 days, D3 Aug 1 → Oct 31 = 91, D4 Oct 5 → Oct 25 = 20.
         ("sales_cycle_days", (39 + 91 + 20) / 3),
         ("opportunities_created", 3),  # D4, D5, D7
+        ("opp_win_rate", 1 / 3),  # of those, D4 won (D5 is open, D7 lost)
         # Open at Oct 1: D1, D2, D3, D7 (created Oct 1), D8 — not D6 (closed Sep 30).
         ("open_pipeline", 12000 + 8000 + 30000 + 4000 + 20000),
         ("open_deals", 5),
