@@ -122,6 +122,14 @@ def opening_child(tree: Tree, node: Node) -> Node | None:
     return None
 
 
+def _months_of(period: Period) -> list[Period]:
+    month, out = period_containing(period.start, Grain.MONTH), []
+    while month.start <= period.end:
+        out.append(month)
+        month = month.shift(1)
+    return out
+
+
 def _months(keys: list[str]) -> list[Period]:
     found = []
     for k in keys:
@@ -158,10 +166,12 @@ def chain_targets(tree: Tree, since: Period | None = None, *, places: int = 0) -
         months = _months(sorted({k for plan in by_child.values() for k in plan}))
         parent: dict[str, float] = {}
         start: dict[str, float] = dict(by_child[opening.id])
+        chained: set[str] = set()  # months whose opening balance is last month's parent target
         for m in months:
             prev = parent.get(m.previous().key)
             if prev is not None and (since is None or m.previous().start > since.end):
                 start[m.key] = prev
+                chained.add(m.key)
             values = {n: (start.get(m.key) if n == opening.id else by_child[n].get(m.key)) for n in formula.names}
             if any(v is None for v in values.values()) or not values[opening.id]:
                 continue  # an opening balance planned at nothing (the month the data starts): no bridge yet
@@ -185,7 +195,50 @@ def chain_targets(tree: Tree, since: Period | None = None, *, places: int = 0) -
         own = f"up to {since.shift(1).key}: " if since is not None else "in its first month: "
         nodes[opening.id] = dataclasses.replace(opening, target=_with_plan(
             opening.target, start_plan, [], f"{node.label}'s target for the period before; {own}", inside=True))
+        nodes.update(_implied_rates(nodes, nodes[node.id], formula, longer, chained))
     return dataclasses.replace(tree, nodes=tuple(nodes[n.id] for n in tree.nodes))
+
+
+def _implied_rates(nodes: Mapping[str, Node], parent: Node, formula: Formula, longer: Mapping[str, float],
+                   planned: set[str]) -> dict[str, Node]:
+    """Quarter and year targets of the formula's rate children (NRR) that the monthly plan implies.
+
+    A quarter's NRR target compounded from its months is not what the months' bridge gives for the
+    quarter (a logo won in its first month is "new" for the quarter, yet expands or churns in the
+    next two), so ARR's quarter target would not be the formula of its children's: a residual. The
+    rate each such child needs for the quarter — the formula solved for it, the other children at
+    their quarter targets, ARR at its own — is written as the child's target for that quarter.
+    Flows add up their months and the opening balance has its own keys, so only rates need this.
+    """
+    from .evaluate import target_for  # evaluate imports nothing from here; kept local to stay a leaf
+
+    rates = [n for n in formula.names if CATALOGUE[nodes[n].metric].kind.value == "ratio"]
+    out: dict[str, Node] = {}
+    for rate in rates:
+        implied: dict[str, float] = {}
+        for key in longer:
+            q = parse_period(key)
+            if not all(m.key in planned for m in _months_of(q)):
+                continue  # only a period the monthly bridge covers whole (history keeps its compounded rate)
+            goal = target_for(parent, q)
+            values = {n: target_for(nodes[n], q) for n in formula.names if n != rate}
+            if goal is None or any(v is None for v in values.values()):
+                continue
+            at0, at1 = float(formula({**values, rate: 0.0})), float(formula({**values, rate: 1.0}))
+            if at1 != at0:  # linear in the rate: f = at0 + rate × (at1 − at0)
+                implied[key] = round((goal - at0) / (at1 - at0), 6)
+        if implied:
+            child = nodes[rate]
+            kept = [(k, v) for k, v in child.target.by_period if k not in implied]
+            out[rate] = dataclasses.replace(child, target=dataclasses.replace(child.target, by_period=tuple(
+                sorted([*kept, *implied.items()], key=lambda kv: _order(kv[0])))))
+    return out
+
+
+def _order(key: str) -> tuple:
+    """Per-period targets in time order; a quarter or year after the month it starts with."""
+    p = parse_period(key)
+    return (p.start, p.grain is not Grain.MONTH, p.grain.value)
 
 
 def _with_plan(target: Target, plan: Mapping[str, float], extra: list[tuple[str, float]], rule: str,
@@ -194,11 +247,7 @@ def _with_plan(target: Target, plan: Mapping[str, float], extra: list[tuple[str,
     merged = dict(extra)
     merged.update(plan)
 
-    def order(key: str) -> tuple:  # in time; a quarter or year after the month it starts with
-        p = parse_period(key)
-        return (p.start, p.grain is not Grain.MONTH, p.grain.value)
-
-    by_period = tuple(sorted(merged.items(), key=lambda kv: order(kv[0])))
+    by_period = tuple(sorted(merged.items(), key=lambda kv: _order(kv[0])))
     months = [v for k, v in by_period if parse_period(k).grain is Grain.MONTH]
     value = months[-1] if target.value is not None and months else target.value
     # a suggestion says its rule (`Target.suggested`): the bridge's, with the planned rule it rests on

@@ -115,6 +115,12 @@ def test_shipped_north_star_is_exact_and_its_plan_keeps_the_identity(name, formu
         assert start[key] == plan[parse_period(key).previous().key]
     for key, before in (("2026-Q4", "2026-09"), ("2027", "2026-12")):  # a quarter or year opens at the level
         assert target_for(tree.node("arr_start"), parse_period(key)) == plan[before]  # of the month before it
+    # a quarter the monthly bridge covers is exact too: its rate (NRR) is the one the months imply, not their
+    # compounded monthly targets (a logo won in the quarter's first month expands or churns in the next two)
+    for key in ("2026-Q2", "2026-Q3"):
+        q = parse_period(key)
+        quarter = {n: target_for(tree.node(n), q) for n in f.names}
+        assert abs(f(quarter) - target_for(arr, q)) < 100.0, (key, f(quarter), target_for(arr, q))
 
 
 def test_chain_targets_bridges_a_hand_made_plan():
