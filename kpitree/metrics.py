@@ -383,7 +383,9 @@ _add(Metric("leads", "Leads", Kind.FLOW, "count", "higher", "Leads created in P.
 # Cohort rates: a recent period's cohort has not had the time to convert (see `Cohort`).
 _MATURING = (" A cohort rate: while P's {rows} are younger than the usual time to {event} (the age by which "
              "90 % of earlier cohorts' conversions happened), P is judged on its expected final value.")
-_LEAD_DEAL = " LEFT JOIN deals AS d ON d.deal_id = t.deal_id"
+# the deal a lead became: one row per deal id, so a duplicated id never counts a lead twice
+_LEAD_DEAL = (" LEFT JOIN (SELECT deal_id, min(created_date) AS created_date, min(close_date) FILTER "
+              "(WHERE status = 'won') AS won_date FROM deals GROUP BY deal_id) AS d ON d.deal_id = t.deal_id")
 _add(Metric("lead_to_opp_rate", "Lead → opportunity", Kind.RATIO, "percent", "higher",
             "Of leads created in P, the share with a deal_id."
             + _MATURING.format(rows="leads", event="become an opportunity (the deal's created_date)"),
@@ -404,8 +406,7 @@ _add(Metric("sql_to_won_rate", "SQL → won", Kind.RATIO, "percent", "higher",
             (Source("leads", "t.sql_date BETWEEN P.p_start AND P.p_end",
                     {"won": _count("t.deal_id IN (SELECT deal_id FROM deals WHERE status = 'won')"), "sqls": "count(*)"}),),
             sql.safe_div("won", "sqls"), ratio=("won", "sqls"), needs=("deals",),
-            cohort=Cohort("t.sql_date", "CASE WHEN d.status = 'won' THEN d.close_date END", "was won", _LEAD_DEAL,
-                          ("deals",))))
+            cohort=Cohort("t.sql_date", "d.won_date", "was won", _LEAD_DEAL, ("deals",))))
 _SPEND_ON, _SPEND = _spend_between("P.p_start", "P.p_end")
 _add(Metric("spend", "Spend", Kind.FLOW, "money", "lower",
             "Σ spend.amount in P (monthly spend pro-rated by days for weeks).",

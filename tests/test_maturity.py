@@ -293,3 +293,28 @@ def test_deals_created_in_a_week_are_judged_on_their_expected_win_rate(tmp_path_
     assert n.status == GREEN
     old = evaluate_tree(engine, tree, parse_period("2026-09")).node("win")
     assert old.value == pytest.approx(0.5) and not old.maturing
+
+
+def test_sqls_are_judged_on_their_expected_wins(tmp_path_factory):
+    """SQL → won: the SQLs of each cohort day, their deal won `lag` days later (its close_date), the
+    same counts as above: 15 % won so far, 25 % expected for the 5-day-old week."""
+    from datetime import date, timedelta
+
+    leads, deals = [LEAD_HEADER], [DEAL_HEADER]
+    for prefix, day, size, lags in COHORTS:
+        start = date.fromisoformat(day)
+        for i in range(size):
+            leads.append(f"{prefix}{i},{day},Organic,Sam,SMB,{day},{day},D{prefix}{i}")
+            if i < len(lags):
+                won = (start + timedelta(days=lags[i])).isoformat()
+                deals.append(f"D{prefix}{i},A{i},Ann,{day},{won},Closed Won,won,1000,new,SMB,Organic")
+            else:
+                deals.append(f"D{prefix}{i},A{i},Ann,{day},2027-03-01,Proposal,open,1000,new,SMB,Organic")
+    ws = make_workspace(tmp_path_factory.mktemp("sqls"), leads="\n".join(leads) + "\n", deals="\n".join(deals) + "\n")
+    settings = ws.settings()
+    settings.as_of = AS_OF
+    ws.save_settings(settings)
+    tree, _ = parse_yaml("name: s\nnodes:\n  - {id: won, level: 1, metric: sql_to_won_rate, owner: CRO, target: 0.24}\n")
+    n = evaluate_tree(Engine(ws), tree, parse_period("2026-W46")).node("won")
+    assert n.value == pytest.approx(0.15) and n.maturing and n.expected_final == pytest.approx(0.25)
+    assert n.status == GREEN
