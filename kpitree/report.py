@@ -14,6 +14,7 @@ never disagree; nothing imports Streamlit.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class DataRow:
     files: str
     loaded_at: str
     rejected: int
+    warnings: tuple[str, ...] = ()  # what the latest load warned about, as stored with it
 
 
 @dataclass
@@ -164,8 +166,8 @@ def build_report(workspace: Workspace | str | Path, tree: Tree | str | Path | No
                  engine: Engine | None = None, load_warnings: Sequence[str] = (), charts: bool = True,
                  explain: Callable[[str, bool], object] | None = None) -> Report:
     """Everything the report shows, computed once. `engine`: the page's cached engine (same numbers,
-    no second read); `load_warnings`: the latest load's data-quality warnings when the caller still
-    has them (the Upload page's report; loads keep only their counts in the workspace); `explain`:
+    no second read); `load_warnings`: warnings the caller has beyond those each load stored with it
+    (the Upload page's report of a load just made); `explain`:
     `(node_id, causes) → Explanation` from the page's cache (a fifth of a report's work is explaining
     the red numbers, which the page has mostly done already)."""
     from .explain import VERSUS, explain_node
@@ -386,8 +388,22 @@ def _data_rows(ws: Workspace, engine: Engine) -> list[DataRow]:
         out.append(DataRow(table, int(engine.profile.rows.get(table, 0)), first, last,
                            ", ".join(str(x["file"]) for x in loads),
                            str(loads[0]["loaded_at"])[:16] if loads else "",
-                           sum(int(x.get("rows_rejected") or 0) for x in loads)))
+                           sum(int(x.get("rows_rejected") or 0) for x in loads),
+                           tuple(w for x in loads for w in _stored_warnings(x))))
     return out
+
+
+def _stored_warnings(load: dict) -> list[str]:
+    """A load's warnings as the workspace keeps them (a JSON list; loads older than that keep none)."""
+    text = load.get("warnings")
+    if not text:
+        return []
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return []
+    file = load.get("file") or load.get("table_name")
+    return [f"{file}: {w}" for w in found if isinstance(w, str)] if isinstance(found, list) else []
 
 
 def _warnings(report: Report, engine: Engine, tree: Tree, load_warnings: Sequence[str]) -> list[str]:
@@ -398,6 +414,7 @@ def _warnings(report: Report, engine: Engine, tree: Tree, load_warnings: Sequenc
     from .suggest import missing_owners, suggested_targets
 
     out = [f"Latest load: {w}" for w in load_warnings]
+    out += [f"When loaded, {w}" for row in report.data for w in row.warnings]
     for row in report.data:
         if row.rejected:
             out.append(f"{row.rejected:,} row(s) of {row.files or row.table} were rejected when loaded into {row.table} "

@@ -298,6 +298,9 @@ def test_deals_only_workspace_reports_without_crashing(tmp_path):
     assert html.count("<svg") == 1 + said["charts"]
     assert any("suggested" in w for w in said["warnings"])  # a first tree's targets are suggestions
     assert any(w.startswith("amount is blank in 10 of 126 deals rows") for w in said["warnings"])  # the export's gaps
+    # what the load itself warned about, stored with it: the report needs no Upload page open
+    assert any(w.startswith("When loaded, sf_Opportunity.csv: 10 deal(s) have no value in 'Amount'")
+               for w in said["warnings"])
     assert "~" in html and "suggested ~" in html
     assert values.read_bytes().count(b"\r\n") >= 3 and causes.read_text().startswith('"rank"')
 
