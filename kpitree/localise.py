@@ -13,11 +13,17 @@ fraction δ_e of their expected amount". Its score is the drop in chi-square whe
 the current residual (a matched filter: (Σ r·x/v)² / Σ x²/v, a z² that pools evidence over the
 element's leaves). This makes the shallowest element win when a change is spread across its
 children (the parent pools all their evidence) and a child win when the change lives in one child
-only (the parent dilutes it). Candidates are accepted while their z clears a Bonferroni bound over
-the number of candidates, so pure noise names nothing; descendants and ancestors of a chosen element
-are pruned; a child of a nested dimension (a rep inside its segment) is only named when its parent
-shows the same change, so a reshuffle between the reps of one segment that cancels inside the
-segment is never a cause.
+only (the parent dilutes it). The z is skew-aware (a month of a few lognormal deals jumps up far
+more often than a normal law says; see `_skewed_z2`) and widened by the element's usual
+period-to-period variation when history is given. Candidates are accepted while their z clears a
+Bonferroni bound (1 % family-wise, shared between depths, then between a depth's candidates), so
+pure noise names nothing; descendants and ancestors of a chosen element are pruned; a child of a
+nested dimension (a rep inside its segment) is only named when its parent shows the same change,
+so a reshuffle between the reps of one segment that cancels inside the segment is never a cause.
+Elements of either sign come back (a cause and an unrelated gain that hides it in the total).
+Depth goes up to every dimension combined (up to four dimensions; three-way beyond).
+
+Measured (benchmarks/bench_causesets.py, held-out seeds): see that script's docstring.
 
 Parts are exact: each named element's part is the raw gap of its leaves not already claimed by an
 earlier element, so the parts plus the residual are the total gap to the cent.
@@ -35,7 +41,7 @@ import pandas as pd
 
 NESTED_SHARE = 0.95  # a child value "lives" in one parent value when ≥ 95 % of its amount is there
 FAMILY_ALPHA = 0.01  # chance, over all candidates of one call, of naming an element in pure noise
-HISTORY_PRIOR = 6.0  # pseudo-periods of the prior (depth-pooled, or "stated variance is right")
+HISTORY_PRIOR = 6.0  # pseudo-periods of the prior "the stated variance is right"
 PHI_FLOOR = 1.0  # history widens a stated variance, never narrows it (heavy tails fool it)
 PARENT_CARRIES = 0.5
 DROP_SHAPE = 10.0  # deals' worth from which a drop is judged on the skewed law too
@@ -48,7 +54,8 @@ class Element:
 
     `part` is the gap of this element's leaves not claimed by an earlier element; `low`/`high` is
     a 95 % interval of that part under the noise (history-inflated when history was given); `z` is
-    the element's own gap in standard errors."""
+    the element's own gap (actual − expected) in standard errors, the figure to quote; the gate
+    that named it is the skew-aware evidence of its proportional change (see the module)."""
 
     where: tuple[tuple[str, str], ...]
     actual: float
@@ -272,36 +279,55 @@ def localise(cells: pd.DataFrame, dims: Sequence[str], *, actual: str = "actual"
     tests = np.maximum(per_depth[depth_of], 1) * max(n_depths, 1)
     bound2 = np.array([NormalDist().inv_cdf(1 - FAMILY_ALPHA / (2 * t)) for t in np.unique(tests)])
     bound2 = (bound2**2)[np.searchsorted(np.unique(tests), tests)]
-    alive = lat.alive.copy()
-    chosen: list[int] = []
-    resid = gap.copy()
-    member = np.zeros((len(frame), 0), dtype=bool)
-    while len(chosen) < max_elements:
+    W = 1.0 / v
+    has_parent = parent_of >= 0
+
+    def inside_of(el: int) -> np.ndarray:
+        return lat.leaf_elem[:, lat.elem_cuboid[el]] == el
+
+    def related_of(el: int) -> np.ndarray:
+        """The element, its ancestors and its descendants: one cause, one level."""
+        bc = set(lat.cuboids[lat.elem_cuboid[el]])
+        cubs = [j for j, c in enumerate(lat.cuboids) if bc <= set(c) or set(c) <= bc]
+        out = np.zeros(n_elems, dtype=bool)
+        out[np.unique(lat.leaf_elem[inside_of(el)][:, cubs])] = True
+        return out
+
+    def refit(els: list[int]) -> np.ndarray:
+        """Residual after a joint weighted least-squares fit of each element's proportional change."""
+        if not els:
+            return gap.copy()
+        X = np.column_stack([inside_of(e) * x for e in els])
+        delta = np.linalg.lstsq(X.T @ (X * W[:, None]), X.T @ (gap * W), rcond=None)[0]
+        return gap - X @ delta
+
+    def pick(resid: np.ndarray, blocked: np.ndarray) -> int:
+        """The eligible element with the most evidence in this residual, or -1."""
         s = per_elem(resid * x / v)
         score = _skewed_z2(s / phi, E_xx / phi)
         r_gap = per_elem(resid)
-        ok = alive & (score >= bound2)
-        has_parent = parent_of >= 0
+        ok = lat.alive & ~blocked & (score >= bound2)
         pg = np.where(has_parent, r_gap[np.maximum(parent_of, 0)], 0.0)
         carried = (np.sign(pg) == np.sign(r_gap)) & (np.abs(pg) >= PARENT_CARRIES * np.abs(r_gap))
         ok &= ~has_parent | carried
-        if not ok.any():
+        return int(np.argmax(np.where(ok, score, -np.inf))) if ok.any() else -1
+
+    def blocked_by(els: list[int]) -> np.ndarray:
+        out = np.zeros(n_elems, dtype=bool)
+        for e in els:
+            out |= related_of(e)
+        return out
+
+    # Greedy forward selection on evidence, refitting the whole set after each pick.
+    chosen: list[int] = []
+    resid = gap
+    while len(chosen) < max_elements:
+        best = pick(resid, blocked_by(chosen))
+        if best < 0:
             break
-        best = int(np.argmax(np.where(ok, score, -np.inf)))
         chosen.append(best)
-        inside = (lat.leaf_elem == best).any(axis=1)
-        member = np.column_stack([member, inside])
-        # Prune the chosen element's descendants (every element of its leaves in a finer cuboid)
-        # and ancestors (every element of its leaves in a coarser cuboid): one cause, one level.
-        bc = set(lat.cuboids[lat.elem_cuboid[best]])
-        related = [j for j, c in enumerate(lat.cuboids) if bc <= set(c) or set(c) <= bc]
-        alive[np.unique(lat.leaf_elem[inside][:, related])] = False
-        # Joint weighted least-squares refit of every chosen element's proportional change.
-        X = member * x[:, None]
-        W = 1.0 / v
-        A = X.T @ (X * W[:, None])
-        delta = np.linalg.lstsq(A, X.T @ (gap * W), rcond=None)[0]
-        resid = gap - X @ delta
+        resid = refit(chosen)
+    member = np.column_stack([inside_of(e) for e in chosen]) if chosen else np.zeros((len(frame), 0), bool)
 
     elements: list[Element] = []
     claimed = np.zeros(len(frame), dtype=bool)
