@@ -20,8 +20,22 @@ equal a planted element's exactly (a segment named for a planted segment × chan
 
     python benchmarks/bench_causesets.py [--cases 60] [--seed 1000]
 
-Seeds: development used seeds 1-199 (--seed 1); reported figures use --seed 1000 (cases seeded
-1000, 1001, ...), never looked at while tuning.
+Seeds: development used seeds 1-80 (--seed 1); reported figures use --seed 1000 (cases seeded
+1000, 1001, ...), never looked at while tuning. `--scales` sets the deal volume: at scale 1 (about
+$12M a month, 0-5 deals a leaf) only depth-1 and depth-2 elements can carry a visible change, at
+scale 10 and 100 every depth is planted.
+
+RiskLoc here is written from the paper (deviation 2(f−v)/(f+v), cutoff from the sixth smallest and
+largest deviation, weights, high risk − low risk ≥ 0.5, explanatory-power threshold 2 %), without
+its optional element pruning. It does what the paper reports on low-noise data (scale 100) and
+names noise where leaves hold a few Poisson deals.
+
+Held-out figures (2026-12-07, seeds 1000-1059, element F1 / precision / recall, cases without a
+cause that named something):
+    scale 1:   localise 0.809 / 0.851 / 0.770, 0/10   RiskLoc 0.000 (722 false)  Adtributor 0.323
+    scale 10:  localise 0.884 / 0.953 / 0.824, 0/14   RiskLoc 0.036              Adtributor 0.197
+    scale 100: localise 0.992 / 1.000 / 0.985, 0/16   RiskLoc 0.619 / 0.968 / 0.455   Adtributor 0.154
+localise takes 10-13 ms of CPU a case with history, 5-7 ms without.
 """
 
 from __future__ import annotations
