@@ -3,6 +3,12 @@
 Metric SQL is meant to run unchanged on a distributed engine later (Trino, Spark, BigQuery,
 Snowflake, Postgres). Everything else in `metrics.py` is ANSI SQL with FILTER clauses; what is
 engine-specific is spelled here so that a port is one file.
+
+Everything here is written in DuckDB's dialect, the one SQL the catalogue is generated in. A
+workspace on another engine (PostgreSQL, Spark) gets the same statements translated by
+`kpitree.engines.transpile` (sqlglot, plus a few rewrites on the parsed tree: `max_by`, ASOF joins,
+`GROUP BY ALL`, exact percentiles), so a construct added here needs a translation only when
+sqlglot does not carry it over; `tests/test_engines_*.py` compare every metric on each engine.
 """
 
 from __future__ import annotations
