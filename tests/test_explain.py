@@ -169,18 +169,24 @@ def test_ratio_segments_split_into_mix_and_rate(engine: Engine) -> None:
     assert sum(s.contribution for s in by_owner.values()) == pytest.approx(r.gap)
 
 
-def test_red_path_reaches_the_rep(engine: Engine) -> None:
+def test_red_path_reaches_the_lever_and_four_deals_are_within_normal_variation(engine: Engine) -> None:
+    """The children attribution is exact (the whole −100 is win rate), so the path reaches the lever;
+    but Bob's 2 of 4 → 1 of 4 is no evidence of anything: his rate term −.125 against a binomial
+    noise of ½ · √(.5 · .5 / 4 + .5 · .5 / 4) = .177 is 0.71 standard errors. No segment is named."""
     r = explain_node(engine, make_tree(), "new_arr", "2026-10")
     assert [s.id for s in r.red_path] == ["new_arr", "nb", "win_rate"]
-    last = r.red_path[-1]
-    assert "Bob" in last.top_segment.segment.split(PAIR_SEP)
-    assert last.top_segment.share == pytest.approx(1.0)
     assert r.red_path[1].share == pytest.approx(1.0)
+    last = r.red_path[-1]
+    assert last.top_segment is None
+    win = explain_node(engine, make_tree(), "win_rate", "2026-10")
+    by_owner = {p.segment: p for p in next(d for d in win.dimensions if d.dimension == "owner").segments}
+    assert by_owner["Bob"].rate == pytest.approx(-0.125)
+    # per deal the spread is read from whichever month shows more of it (.5 · .5 in September), so
+    # the noise is ½ · √(.25 / 4 + .25 / 4) = .177: 0.71 standard errors
+    assert by_owner["Bob"].rate_z == pytest.approx(-0.125 / (0.5 * (0.25 / 4 + 0.25 / 4) ** 0.5), rel=1e-6)
     words = r.sentences()
-    # against a target, a segment's rate is compared with its level in the reference period (September)
-    assert words[-1].startswith("Enterprise deals owned by Bob: Win rate 25.0% against 50.0% in 2026-09 (−25.0 pp), "
-                                "explains 100% of the Win rate shortfall")
-    assert words[-1].endswith("Owner: Head of sales.")
+    assert words[-1] == ("Win rate: no segment stands out — each deal segment is within normal variation (its own "
+                         "noise and history), so the shortfall is spread across them. Owner: Head of sales.")
     assert "explains 100% of the New business ARR shortfall" in words[2]
 
 
@@ -194,7 +200,10 @@ def test_to_dict_has_the_documented_shape(engine: Engine) -> None:
     assert all({"dimension", "segment", "contribution", "share"} <= set(s) for s in d["segments"])
     for step in d["red_path"]:
         assert {"id", "owner", "status", "top_segment"} <= set(step)
-        assert {"dimension", "segment", "share"} <= set(step["top_segment"])
+    # the hand data's segments are a few deals each: within normal variation, nothing named (the named
+    # segment's keys — z, interval, members — are checked in tests/test_evidence.py)
+    assert d["red_path"][-1]["top_segment"] is None
+    assert "within normal variation" in d["red_path"][-1]["segment_sentence"]
     json.dumps(d)  # JSON-safe throughout
 
 
@@ -364,14 +373,19 @@ def test_demo_north_star_names_every_planted_problem(demo_data_dir) -> None:
         hits = [c for c in result.causes if metric_of[c.id] == problem["node"]
                 and _named(c, problem["dimension"], problem["segment"])]
         assert hits, (problem["id"], [(c.id, c.top_segment and c.top_segment.segment) for c in result.causes])
-    # the red path itself ends at the first problem, naming the rep
-    assert result.red_path[-1].id == "win_rate"
-    assert "Dana Whitfield" in result.red_path[-1].top_segment.segment
-    assert result.causes[0].id == "win_rate"
-    assert result.to_dict()["causes"][0]["path"] == ["arr", "new_arr", "new_business_arr", "win_rate"]
+    # ARR is an exact bridge (start × NRR + new-logo + reactivation): its first step is a share of the
+    # gap — the shortfall it started the month with — and the rep is a cause reached through bookings
+    assert [s.id for s in result.red_path[:2]] == ["arr", "arr_start"]
+    assert result.red_path[1].share > 0.5
+    win = next(c for c in result.causes if c.id == "win_rate")
+    assert "Dana Whitfield" in win.top_segment.segment
+    assert abs(win.top_segment.rate_z) >= 3  # binomial noise and her own history: far out of it
+    assert next(c for c in result.to_dict()["causes"] if c["id"] == "win_rate")["path"] == [
+        "arr", "new_arr", "new_business_arr", "win_rate"]
     assert "Also off track" in result.text() and "Net revenue retention → Gross revenue retention → Logo churn rate" in result.text()
 
 
+MIX_COPIES = 30
 MIX_DEALS = "deal_id,account_id,owner,created_date,close_date,stage,status,amount,deal_type,segment,channel\n" + "".join(
     f"{month[0]}{i},A{month[0]}{i},{owner},2026-0{month[1] - 1}-01,2026-{month[1]:02d}-{10 + i % 15:02d},Closed Won,won,"
     f"{amount},new,{segment},{channel}\n"
@@ -379,17 +393,19 @@ MIX_DEALS = "deal_id,account_id,owner,created_date,close_date,stage,status,amoun
     for i, (owner, segment, channel, amount) in enumerate(
         # September: per channel 2 Enterprise deals of 100 and 4 SMB of 10 and 4 Mid-Market of 30.
         # October: 1 Enterprise deal per channel (a mix shift, no deal got smaller) and the
-        # Mid-Market deals close at 20 instead of 30 (a rate effect of one segment).
-        [("Eve", "Enterprise", ch, 100) for ch in ("A", "B") for _ in range(2 if month[0] == "S" else 1)]
-        + [("Sam", "SMB", ch, 10) for ch in ("A", "B") for _ in range(4)]
-        + [("Max", "Mid-Market", ch, 30 if month[0] == "S" else 20) for ch in ("A", "B") for _ in range(4)]))
+        # Mid-Market deals close at 20 instead of 30 (a rate effect of one segment). Each line 30
+        # times over (MIX_COPIES): the averages are the same, and Enterprise's fall from 120 to 60
+        # deals is far out of Poisson noise, where 4 to 2 was not (see tests/test_evidence.py).
+        [("Eve", "Enterprise", ch, 100) for ch in ("A", "B") for _ in range(MIX_COPIES * (2 if month[0] == "S" else 1))]
+        + [("Sam", "SMB", ch, 10) for ch in ("A", "B") for _ in range(4 * MIX_COPIES)]
+        + [("Max", "Mid-Market", ch, 30 if month[0] == "S" else 20) for ch in ("A", "B") for _ in range(4 * MIX_COPIES)]))
 
 
 def test_a_mix_shift_is_not_mistaken_for_a_channel_rate_and_the_hidden_rate_is_found(tmp_path: Path) -> None:
     """Average deal size, September → October (hand-computed).
 
     Sep: 4 × 100 + 8 × 10 + 8 × 30 = 720 over 20 deals = 36. Oct: 2 × 100 + 80 + 8 × 20 = 440 over
-    18 = 24.44. Per channel the average also falls (36 → 24.44), but within channel × segment no
+    18 = 24.44 (each deal 30 times over: same averages and weights). Per channel the average also falls (36 → 24.44), but within channel × segment no
     Enterprise or SMB deal changed: the channels' rate effects vanish once conditioned on segment,
     so segment is the dimension, its top part is Enterprise's smaller share of the mix, and the
     finding beside it is Mid-Market's own rate (30 → 20, −33 %).

@@ -164,13 +164,19 @@ def test_shares_past_the_whole_are_amounts_with_what_offsets_them(engine: Engine
 
 def test_segments_named_are_exactly_the_segments_marked(engine: Engine) -> None:
     # Target 200 shared by September's weights: Bob 181.82, Ann 18.18; Bob 100 − 181.82 = −81.82 of a
-    # −80 gap (102 %), Ann +1.82 (−2 %): Bob is named, and only Bob is marked.
+    # −80 gap (102 %), Ann +1.82 (−2 %). But Bob's 100 is one won deal: a compound Poisson sum whose
+    # variance is 100² now, and 0.9091² × (100² + 100²) in his target share (two deals in September,
+    # scaled by 181.82 / 200): sd √26,529 = 162.9, so −81.82 is 0.5 standard errors — within normal
+    # variation. Nobody is named, nobody is marked, and the sentence says why.
     r = explain_node(engine, make_tree({"nb": 200}), "nb", "2026-10")
-    assert named_segments(r, "owner") == ["Bob"]
+    bob = next(p for p in next(d for d in r.dimensions if d.dimension == "owner").segments if p.segment == "Bob")
+    assert bob.sd == pytest.approx((100**2 + (200 / 220) ** 2 * 2 * 100**2) ** 0.5)
+    assert named_segments(r, "owner") == []
     frame = segment_frame(r, "owner")
-    assert frame.loc[frame["explains"], "segment"].tolist() == ["Bob"]
-    assert segment_sentence(r, "owner") == ("By owner: Bob (−$81.82) explains more than the whole of the New business "
-                                            "ARR gap (−$80; the other owners made up +$1.82).")
+    assert frame.loc[frame["explains"], "segment"].tolist() == []
+    assert segment_sentence(r, "owner") == ("By owner: within normal variation — no owner moved further than its own "
+                                            "noise and history allow (the largest part, Bob's 102%, is 0.5 standard "
+                                            "errors out).")
     table = segment_display(r, "owner")
     assert list(table.columns) == ["owner", "actual", "target share", "difference", "part of gap"]
     assert table.iloc[0].tolist() == ["Bob", "$100", "$182", "−$81.82", "−$81.82"]
@@ -196,8 +202,10 @@ def _red_levers(engine, tree) -> set[str]:
 def test_every_red_lever_is_in_the_red_path_or_also_off_track_or_said_why(demo, versus: str) -> None:
     engine, tree = demo
     red = _red_levers(engine, tree)
-    # the levers issue 14 found missing are red on the demo
-    assert {"demos", "mql_to_sql_rate", "expansion_rate"} <= red
+    # the levers issue 14 found missing are red on the demo — but MQL → SQL of a month whose MQLs are
+    # still converting is judged on its expected final value (amber), no longer a false red
+    assert {"demos", "expansion_rate"} <= red and "mql_to_sql_rate" not in red
+    assert evaluate_tree(engine, tree, "2026-10").node("mql_to_sql_rate").maturing
     r = explain_node(engine, tree, "arr", "2026-10", versus=versus)
     named = {s.id for s in r.red_path} | {c.id for c in r.causes}
     unlisted = {i for i, _ in r.unlisted}
@@ -234,8 +242,9 @@ def test_box_delta_and_segment_heading_follow_versus(engine: Engine) -> None:
     assert previous.delta() == "−$100 vs 2026-09"
     from kpitree.explain import segment_heading
 
-    assert segment_heading(previous, "owner") == ("By owner — 2026-10 against 2026-09; in red, those named as "
-                                                  "explaining the gap")
+    # Bob's −100 (one won deal instead of two) is within normal variation: no bar is marked, and the
+    # heading does not promise red ones
+    assert segment_heading(previous, "owner") == "By owner — 2026-10 against 2026-09"
     # against the target, New business ARR's owners share the target by their September weights
     assert segment_heading(target, "owner").startswith(
         "By owner — 2026-10 against the target shared out by each owner's weight in 2026-09")

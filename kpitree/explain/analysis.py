@@ -98,5 +98,6 @@ def _over(session: _Session, a: _Analysis, versus: str) -> list[tuple[tuple[str,
 
 def _worse(found: list[tuple[tuple[str, ...], _Analysis]]) -> list[tuple[tuple[str, ...], _Analysis]]:
     """Of the nodes `_over` found, those off their own baseline in the bad direction, worst first."""
-    return sorted(((via, k) for via, k in found if (k.view.bands or 0.0) > 0), key=lambda x: -(x[1].view.bands or 0.0))
+    return sorted(((via, k) for via, k in found if (k.view.bands or 0.0) > 0 and not k.view.maturing),
+                  key=lambda x: -(x[1].view.bands or 0.0))
 

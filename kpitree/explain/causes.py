@@ -41,14 +41,17 @@ def _branches(session: _Session, a: _Analysis, versus: str) -> list[tuple[str, s
         if _off_baseline(session, c):
             out.append((c.id, "exact", c.share, ()))
     for i in sorted(a.children.influences, key=lambda i: -(i.bands or 0.0)):
-        if i.bands is not None and i.bands > 0:
+        if i.bands is not None and i.bands > 0 and not i.maturing:
             out.append((i.id, "influence", None, ()))
     out.extend((k.view.node.id, "own", None, via) for via, k in _worse(_over(session, a, versus)))
     return out
 
 
 def _off_baseline(session: _Session, c: ChildPart) -> bool:
-    """The child itself moved beyond a quarter of its amber band in the bad direction."""
+    """The child itself moved beyond a quarter of its amber band in the bad direction (a maturing
+    cohort's rate has not moved: its cohort is young)."""
+    if c.maturing:
+        return False
     kid = session.tree.node(c.id)
     amber = kid.amber if kid.amber is not None else session.engine.settings.amber_threshold
     own = (c.value - c.baseline) / abs(c.baseline) if c.baseline else c.value - c.baseline  # type: ignore[operator]
@@ -156,7 +159,7 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
             visit(kid, (*path, *via, cid), weight * (part if part is not None else 1.0), root)
         if not exact and (len(path) > 1 or not out):  # the node itself, when nothing below carries its gap
             v = a.view
-            if v.gap is None or v.adverse(v.gap) <= 0:
+            if v.gap is None or v.adverse(v.gap) <= 0 or v.maturing:  # a young cohort is no cause on its own
                 return
             labels = tuple(session.tree.node(i).label for i in path)
             aside = aside_for(root, v.node)

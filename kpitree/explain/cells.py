@@ -27,6 +27,7 @@ from .. import attribution as att
 from ..cache import ResultCache
 from ..errors import QueryError
 from ..evaluate import Engine, target_for
+from ..localise import nested_dimensions
 from ..metrics import (
     Kind,
     Metric,
@@ -47,6 +48,7 @@ from .values import ValueFn
 if TYPE_CHECKING:
     from .analysis import _Analysis
 
+HISTORY_PERIODS = 6  # earlier periods (at least) read for how much each segment usually moves
 _ADDITIVE = re.compile(r"^\s*(count\(\*\)|sum\()", re.IGNORECASE)
 _RESULTS = ResultCache(256)
 
@@ -107,6 +109,29 @@ def _with_filter(agg: str, cond: str) -> str:
     return f"{agg} FILTER (WHERE {cond})"
 
 
+SQ = "__sq"  # suffix of a sum component's sum of squared terms
+
+
+def _squared(agg: str) -> str | None:
+    """`sum(x) [FILTER (…)]` → `sum((x) * (x)) [FILTER (…)]`: the variance of a sum of a Poisson
+    number of rows is the sum of their squares (a compound Poisson sum). None for a count, whose
+    variance is the count itself."""
+    text = agg.strip()
+    if not text.lower().startswith("sum("):
+        return None
+    depth, end = 0, -1
+    for i, ch in enumerate(text[3:], 3):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0:
+            end = i
+            break
+    if end < 0:
+        return None
+    inner, rest = text[4:end], text[end + 1:]
+    return f"sum(({inner}) * ({inner})){rest}"
+
+
 def _cells_ok(m: Metric) -> bool:
     """Finest cells work when every component adds up over segments and is plain SQL over the rows.
 
@@ -144,7 +169,7 @@ def _period_totals(plan: _Plan, frames: dict[int, pd.DataFrame]) -> dict[str, di
             return {}
         if s.mode == "batch" and plan.dims:
             df = df[np.logical_and.reduce([df[d] == ALL for d in plan.dims])]
-        comps = [c for c in df.columns if c != "pkey" and c not in plan.dims]
+        comps = [c for c in df.columns if c != "pkey" and c not in plan.dims and not c.endswith(SQ)]
         for key, row in df.groupby("pkey")[comps].sum().iterrows():
             out.setdefault(str(key), {}).update({c: float(v) for c, v in row.items()})
     every = (*plan.cur_metric.components, *plan.ref_metric.components)
@@ -308,7 +333,8 @@ class _Session:
             dims, plan.partial = (), True  # a catalogue query per dimension, for segments nobody reads
         plan.dims = dims
         plan.covered = self.engine.covers(m, self.period)
-        ref = tuple(p for p in self.reference.periods if self.engine.covers(m, p))
+        wanted = self.reference.periods if not cells else (*self.reference.periods, *self.reference.history)
+        ref = tuple(p for p in dict.fromkeys(wanted) if self.engine.covers(m, p))
         plan.ref = ref
         roles: list[tuple[str, Metric, tuple[tuple[str, Period], ...]]] = []
         if cur_m is m and ref:
@@ -347,9 +373,13 @@ class _Session:
             for c, agg in r.src.components.items():
                 alias = f"c{len(aliases)}"
                 aliases.append((r, c, alias))
-                if r.where:
-                    agg = _with_filter(agg, condition(r, params))
-                comps_sql.append(f"COALESCE({agg}, 0) AS {alias}")
+                squared = _squared(agg)  # a sum's noise: the sum of its squared terms (see `_Rows.var`)
+                for text, name in ((agg, alias), (squared, f"{alias}{SQ}")):
+                    if text is None:
+                        continue
+                    if r.where:  # each copy binds its own parameters, in the order they appear
+                        text = _with_filter(text, condition(r, params))
+                    comps_sql.append(f"COALESCE({text}, 0) AS {name}")
         dim_alias = [f"d{i}" for i in range(len(dims))]
         q = MetricQuery(first.metric.name, tuple(periods), self.as_of, None, (), self.engine.columns)
         exprs, joins = [], []
@@ -381,7 +411,9 @@ class _Session:
                         self.engine.columns)
         # One alias per (member, component): nrr's `kept` is not grr's `kept` (same name, other SQL).
         aliases = [(r, c, f"c{i}") for i, (r, c) in enumerate((r, c) for r in members for c in r.src.components)]
-        text, params = customer_cells_sql(q, first.metric, dims, [(a, r.src.components[c]) for r, c, a in aliases])
+        wanted = [(a, r.src.components[c]) for r, c, a in aliases]
+        wanted += [(f"{a}{SQ}", sq) for a, agg in list(wanted) if (sq := _squared(agg)) is not None]
+        text, params = customer_cells_sql(q, first.metric, dims, wanted)
         return _per_member(self._execute(text, params), members, aliases, labels)
 
     def _compute(self, q: MetricQuery, names: Sequence[str]) -> dict[str, pd.DataFrame]:
@@ -426,6 +458,7 @@ def _per_member(df: pd.DataFrame, members: list[_Source], aliases: list[tuple[_S
     out: dict[tuple[str, str, int], pd.DataFrame] = {}
     for r in members:
         cols = {alias: c for (m_, c, alias) in aliases if m_ is r}
+        cols.update({f"{alias}{SQ}": f"{c}{SQ}" for alias, c in list(cols.items()) if f"{alias}{SQ}" in base})
         out[r.node, r.role, r.index] = base[["pkey", *dims, *cols]].rename(columns=cols)
     return out
 
@@ -445,10 +478,14 @@ class _Plan:
 
 @dataclass
 class _Rows:
-    """A role's rows: integer codes per dimension (−1: rolled up) and component values."""
+    """A role's rows: integer codes per dimension (−1: rolled up), component values, and each
+    component's noise variance per cell (a count's is the count, a sum's the sum of its squared
+    terms: Poisson and compound Poisson); `period` indexes `NodeData.history` (history rows only)."""
 
     codes: dict[str, np.ndarray]
     comps: dict[str, np.ndarray]
+    var: dict[str, np.ndarray] = field(default_factory=dict)
+    period: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -461,6 +498,9 @@ class Split:
     ref: dict[str, np.ndarray] | None
     value: np.ndarray  # current value per segment (nan where undefined)
     ref_value: np.ndarray  # reference value per segment (nan where undefined or absent)
+    cur_var: dict[str, np.ndarray] = field(default_factory=dict)  # noise variance of each component
+    ref_var: dict[str, np.ndarray] = field(default_factory=dict)  # … of the reference average
+    history: dict[str, np.ndarray] | None = None  # components per earlier period (rows) and segment
 
 
 @dataclass
@@ -482,6 +522,43 @@ class NodeData:
     ref_periods: tuple[Period, ...]
     note: str = ""
     blank: frozenset[str] = frozenset()  # dimensions whose "(none)" is never named (NAMED_EMPTY_MIN_FILL)
+    hist: _Rows | None = None  # every earlier period fetched, one row per period and cell
+    history: tuple[Period, ...] = ()  # … those periods, oldest first
+    _nested: dict[str, str] | None = field(default=None, repr=False)
+    _parents: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+
+    def parents(self, child: str) -> dict[str, str]:
+        """For a nested dimension: each of its values → the parent value holding most of its rows."""
+        parent = self.nested().get(child)
+        if parent is None:
+            return {}
+        if child not in self._parents:
+            best: dict[str, tuple[float, str]] = {}
+            sp = self.split((child, parent))
+            if sp is not None:
+                weight = np.sum([np.abs(v) for v in sp.cur.values()], axis=0)
+                if sp.ref is not None:
+                    weight = weight + np.sum([np.abs(v) for v in sp.ref.values()], axis=0)
+                for name, w in zip(sp.segments, weight, strict=True):
+                    c, p = name.split(PAIR_SEP)
+                    if c not in best or w > best[c][0]:
+                        best[c] = (float(w), p)
+            self._parents[child] = {c: p for c, (_, p) in best.items()}
+        return self._parents[child]
+
+    def nested(self) -> dict[str, str]:
+        """Dimensions that live inside another one in this node's rows — each rep sells in one
+        segment, each CSM covers one segment's accounts — as child → parent (`localise.nested_dimensions`:
+        ≥ 95 % of every child value's rows, weighted by their components, in one parent value)."""
+        if self._nested is None:
+            self._nested = {}
+            rows = self.cur
+            if rows is not None and not self.sets and len(self.dims) > 1 and rows.comps:
+                weight = np.sum([np.abs(v) for v in rows.comps.values()], axis=0)
+                frame = pd.DataFrame({d: self.labels[d][rows.codes[d]] for d in self.dims})
+                frame["actual"], frame["expected"] = weight, 0.0
+                self._nested = nested_dimensions(frame, self.dims)
+        return self._nested
 
     @classmethod
     def build(cls, node: Node, plan: _Plan, frames: dict[int, pd.DataFrame], session: _Session,
@@ -494,19 +571,22 @@ class NodeData:
             return empty  # no data, or its query failed: the plan's note says why
         sets = any(s.mode == "batch" for s in plan.sources)
         dims = plan.dims
-        per_role: dict[str, list[pd.DataFrame]] = {"cur": [], "ref": []}
+        history = tuple(sorted(plan.ref, key=lambda p: p.start)) if not sets else ()
+        pool_keys = {p.key for p in plan.ref}  # every earlier period fetched: the reference is some of them
+        per_role: dict[str, list[pd.DataFrame]] = {"cur": [], "pool": []}
         for s in plan.sources:
             df = frames[id(s)]
             if s.role in ("cur", "both"):
                 per_role["cur"].append(df[df["pkey"] == "cur"])
             if s.role in ("ref", "both"):
-                per_role["ref"].append(df[df["pkey"].isin(ref_keys)])
+                per_role["pool"].append(df[df["pkey"].isin(pool_keys)])
         cur_df = pd.concat(per_role["cur"], ignore_index=True) if plan.covered and per_role["cur"] else None
-        ref_df = pd.concat(per_role["ref"], ignore_index=True) if ref_periods and per_role["ref"] else None
+        pool_df = pd.concat(per_role["pool"], ignore_index=True) if plan.ref and per_role["pool"] else None
+        ref_mask = pool_df["pkey"].isin(ref_keys).to_numpy() if pool_df is not None and ref_periods else None
         labels: dict[str, np.ndarray] = {}
-        codes: dict[str, dict[str, np.ndarray]] = {"cur": {}, "ref": {}}
+        codes: dict[str, dict[str, np.ndarray]] = {"cur": {}, "ref": {}, "hist": {}}
         for d in dims:
-            parts = [f[d].astype(str).to_numpy() for f in (cur_df, ref_df) if f is not None]
+            parts = [f[d].astype(str).to_numpy() for f in (cur_df, pool_df) if f is not None]
             both = np.concatenate(parts) if parts else np.array([], dtype=object)
             rolled = both == ALL
             code, uniq = pd.factorize(np.where(rolled, "", both))
@@ -518,24 +598,40 @@ class NodeData:
             code = np.where(code >= 0, remap[np.maximum(code, 0)], -1)
             labels[d] = np.asarray(uniq, dtype=object)[real]
             n_cur = len(cur_df) if cur_df is not None else 0
-            codes["cur"][d], codes["ref"][d] = code[:n_cur], code[n_cur:]
+            codes["cur"][d], pooled = code[:n_cur], code[n_cur:]
+            codes["hist"][d] = pooled
+            if ref_mask is not None:
+                codes["ref"][d] = pooled[ref_mask]
         comps_cur = list(plan.cur_metric.components)
         comps_ref = list(plan.ref_metric.components)
 
-        def rows(df: pd.DataFrame | None, role: str, comps: list[str], scale: float) -> _Rows | None:
+        def rows(df: pd.DataFrame | None, role: str, comps: list[str], scale: float,
+                 mask: np.ndarray | None = None) -> _Rows | None:
             if df is None:
                 return None
-            values = {c: (df[c].fillna(0.0).to_numpy(dtype="float64") * scale if c in df else np.zeros(len(df)))
-                      for c in comps}
-            return _Rows(codes[role], values)
+            noise = [] if sets else [f"{c}{SQ}" if f"{c}{SQ}" in df else c for c in comps]
+            wanted = list(dict.fromkeys([*comps, *noise]))
+            table = df.reindex(columns=wanted).to_numpy(dtype="float64", na_value=0.0)
+            if mask is not None:
+                table = table[mask]
+            at = {c: i for i, c in enumerate(wanted)}
+            values = {c: table[:, at[c]] * scale for c in comps}
+            var = {c: table[:, at[n]] * scale ** 2 for c, n in zip(comps, noise, strict=True)} if noise else {}
+            return _Rows(codes[role], values, var)
 
         pace = 1.0
         if session.running and plan.cur_metric.kind is Kind.FLOW and session.elapsed > 0:
             pace = 1.0 / session.elapsed  # projected to the end of the period, as evaluate's pace
         cur = rows(cur_df, "cur", comps_cur, pace)
-        ref = rows(ref_df, "ref", comps_ref, 1.0 / max(len(ref_periods), 1))
+        ref = rows(pool_df if ref_mask is not None else None, "ref", comps_ref, 1.0 / max(len(ref_periods), 1),
+                   ref_mask)
+        hist = rows(pool_df if history else None, "hist", comps_ref, 1.0)
+        if hist is not None and pool_df is not None:
+            order = {p.key: i for i, p in enumerate(history)}
+            hist.period = pool_df["pkey"].map(order).to_numpy(dtype=np.int64)
         blank = frozenset(d for d in dims if session.engine.fill(plan.cur_metric.table, d) < NAMED_EMPTY_MIN_FILL)
-        return cls(node, plan.cur_metric, plan.ref_metric, dims, sets, labels, cur, ref, ref_periods, plan.note, blank)
+        return cls(node, plan.cur_metric, plan.ref_metric, dims, sets, labels, cur, ref, ref_periods, plan.note, blank,
+                   hist, history if hist is not None else ())
 
     def unnamed(self, dimension: str, segment: str) -> bool:
         """The segment is rows without a value of a mostly empty dimension: never named as a cause."""
@@ -543,7 +639,7 @@ class NodeData:
                    for d, v in zip(dimension.split(PAIR_SEP), segment.split(PAIR_SEP), strict=False))
 
     def _rows(self, role: str) -> _Rows | None:
-        return self.cur if role == "cur" else self.ref
+        return self.cur if role == "cur" else self.ref if role == "ref" else self.hist
 
     def _metric(self, role: str) -> Metric:
         return self.cur_metric if role == "cur" else self.ref_metric
@@ -571,6 +667,17 @@ class NodeData:
         size = int(np.prod(sizes)) if sizes else 1
         if rows is None:
             return None
+        if role == "hist":  # one block of segments per earlier period
+            key = np.zeros(len(rows.period), dtype=np.int64) if rows.period is not None else None
+            if key is None:
+                return None
+            for d, n in zip(dims, sizes, strict=True):
+                key = key * n + rows.codes[d]
+            n_p = len(self.history)
+            key = rows.period * size + key
+            sums = {c: np.bincount(key, weights=v, minlength=n_p * size).reshape(n_p, size)
+                    for c, v in rows.comps.items()}
+            return sums, np.ones(size, dtype=bool)
         if self.sets:
             if len(dims) != 1:
                 return None
@@ -584,6 +691,7 @@ class NodeData:
         for d, n in zip(dims, sizes, strict=True):
             key = key * n + rows.codes[d][mask]
         sums = {c: np.bincount(key, weights=v[mask], minlength=size) for c, v in rows.comps.items()}
+        sums.update({f"{c}{SQ}": np.bincount(key, weights=v[mask], minlength=size) for c, v in rows.var.items()})
         present = np.bincount(key, minlength=size) > 0
         return sums, present
 
@@ -605,8 +713,12 @@ class NodeData:
                 parts.append(str(self.labels[d][k % n]))
                 k //= n
             names.append(PAIR_SEP.join(reversed(parts)))
-        c1 = {c: v[idx] for c, v in cur[0].items()}
-        c0 = {c: v[idx] for c, v in ref[0].items()} if ref is not None else None
+        c1 = {c: v[idx] for c, v in cur[0].items() if not c.endswith(SQ)}
+        c0 = {c: v[idx] for c, v in ref[0].items() if not c.endswith(SQ)} if ref is not None else None
+        var1 = {c[:-len(SQ)]: v[idx] for c, v in cur[0].items() if c.endswith(SQ)}
+        var0 = {c[:-len(SQ)]: v[idx] for c, v in ref[0].items() if c.endswith(SQ)} if ref is not None else {}
+        hist = self._sums(dims, "hist")
+        history = {c: v[:, idx] for c, v in hist[0].items()} if hist is not None else None
         v1 = ValueFn(self.cur_metric.value, self.cur_metric.components)(c1) if len(idx) else np.zeros(0)
         if c0 is not None and len(idx):
             v0 = ValueFn(self.ref_metric.value, self.ref_metric.components)(c0)
@@ -615,7 +727,7 @@ class NodeData:
             v0 = np.full(len(idx), np.nan)
         v1 = np.where(cur[1][idx], v1, np.nan)
         return Split(PAIR_SEP.join(dims), tuple(names), c1, c0, np.asarray(v1, dtype="float64"),
-                     np.asarray(v0, dtype="float64"))
+                     np.asarray(v0, dtype="float64"), var1, var0, history)
 
 
 @dataclass(frozen=True)
@@ -624,6 +736,7 @@ class Reference:
 
     periods: tuple[Period, ...]  # most recent first
     choose: bool  # pick the one where each batch's parent was closest to its target; else average all
+    history: tuple[Period, ...] = ()  # earlier periods whose cells say how much a segment usually moves
 
 
 def reference_periods(period: Period, versus: str, reference: str | int | None = None) -> Reference:
@@ -638,14 +751,15 @@ def reference_periods(period: Period, versus: str, reference: str | int | None =
     may already carry a problem that began months ago. `reference="last_year"` forces last year;
     an integer k averages the k periods just before.
     """
+    history = tuple(period.shift(-i) for i in range(1, max(REFERENCE_PERIODS[period.grain], HISTORY_PERIODS) + 1))
     if versus == "previous":
-        return Reference((period.previous(),), False)
+        return Reference((period.previous(),), False, history)
     if versus == "last_year":
-        return Reference((period.same_last_year(),), False)
+        return Reference((period.same_last_year(),), False, history)
     if reference == "last_year":
-        return Reference((period.same_last_year(),), False)
+        return Reference((period.same_last_year(),), False, history)
     if isinstance(reference, int):
-        return Reference(tuple(period.shift(-i) for i in range(1, reference + 1)), False)
+        return Reference(tuple(period.shift(-i) for i in range(1, reference + 1)), False, history)
     recent = tuple(period.shift(-i) for i in range(1, REFERENCE_PERIODS[period.grain] + 1))
-    return Reference(tuple(dict.fromkeys((*recent, period.same_last_year()))), True)
+    return Reference(tuple(dict.fromkeys((*recent, period.same_last_year()))), True, history)
 

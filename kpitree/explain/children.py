@@ -88,7 +88,7 @@ def _children(session: _Session, parent: _NodeView, versus: str, cell_dim: tuple
         v = views[n]
         c = parts_by[n]
         parts.append(ChildPart(n, v.node.label, v.node.owner, c, _share(c, gap), v.value, base[n], v.unit,
-                               v.status, "exact", tuple(cells[n])))
+                               v.status, "exact", tuple(cells[n]), v.maturing, v.expected_final))
     residual = None
     detail: tuple[tuple[str, float], ...] = ()
     if gap is not None:
@@ -118,7 +118,7 @@ def _share(part: float, gap: float | None) -> float | None:
 
 def _influence(v: _NodeView) -> Influence:
     return Influence(v.node.id, v.node.label, v.node.owner, v.status, v.value, v.baseline, v.gap, v.relative_gap,
-                     v.bands, v.unit)
+                     v.bands, v.unit, v.maturing, v.expected_final)
 
 
 def _within_segments(formula: att.Formula, views: Mapping[str, _NodeView], base: Mapping[str, float],

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from ..format import fmt_change
 from ..tree import Node
+from . import evidence as ev
 from .cells import NodeData, _Session
 from .model import ALSO_SHARE, PAIR_SEP, PSEUDO, Finding, SegmentPart
 from .segments import _conditioned, _refine, _segment_parts, _SegmentAnalysis
@@ -49,7 +50,7 @@ def _rate_finding(session: _Session, node: Node, versus: str, main: _NodeView,
                            "last_year", ly.key))
     best = None
     for view, mode, where in candidates:
-        best = _top_rate(view, mode, ranked, main)
+        best = _top_rate(view, mode, ranked, main, segments.dimensions[0].bound)
         if best is not None:
             label = where
             break
@@ -64,10 +65,12 @@ def _rate_finding(session: _Session, node: Node, versus: str, main: _NodeView,
     return Finding(best, label, sentence)
 
 
-def _top_rate(view: _NodeView, mode: str, ranked: Sequence[str], main: _NodeView) -> SegmentPart | None:
+def _top_rate(view: _NodeView, mode: str, ranked: Sequence[str], main: _NodeView,
+              bound: float = 0.0) -> SegmentPart | None:
     """The segment whose own (conditioned) rate moved most in the bad direction, over every single
     dimension (ties to the better-ranked one), by at least `ALSO_SHARE` of the node's gap and its
-    amber band; narrowed by a second dimension when one sub-segment carries most of it."""
+    amber band, and beyond its noise (`bound`); narrowed by a second dimension when one sub-segment
+    carries most of it."""
     gap = main.gap or 0.0
     best, best_own = None, 0.0
     for d in [*ranked, *(d for d in view.data.dims if d not in ranked)]:
@@ -76,7 +79,7 @@ def _top_rate(view: _NodeView, mode: str, ranked: Sequence[str], main: _NodeView
             continue
         for p in _conditioned(view, mode, d, res[1]):
             if p.segment in PSEUDO or p.rate is None or p.value is None or not p.baseline \
-                    or view.data.unnamed(p.dimension, p.segment):
+                    or view.data.unnamed(p.dimension, p.segment) or not ev.evident(p.rate_z, bound):
                 continue
             own = main.adverse(p.own_rate if p.own_rate is not None else p.rate)
             if own < ALSO_SHARE * abs(gap) or main.adverse(p.value / p.baseline - 1.0) < main.amber:
@@ -85,6 +88,6 @@ def _top_rate(view: _NodeView, mode: str, ranked: Sequence[str], main: _NodeView
                 best, best_own = p, own
     if best is None or view.gap is None:
         return best
-    return _refine(view, mode, best, view.gap, "rate")
+    return _refine(view, mode, best, view.gap, "rate", bound)
 
 

@@ -34,7 +34,8 @@ NONE = "(none)"  # the segment of rows without a value of the dimension (see `me
 # of the rows has one: in a mostly empty column, "(none)" is the export's gap, not a finding.
 NAMED_EMPTY_MIN_FILL = 0.5
 STATUS_PHRASE = {"green": "on target", "amber": "only near its target", "red": "off target",
-                 "no_target": "without a target", "no_data": "without data"}
+                 "no_target": "without a target", "no_data": "without data",
+                 "maturing": "maturing (its cohort is still too young to judge)"}
 METRIC_NOUNS = {"feature_adoption": "accounts", "health_score": "accounts", "at_risk_accounts": "accounts",
                 "upsell_eligible_accounts": "accounts", "dau": "users", "wau": "users", "mau": "users",
                 "dau_mau": "users", "time_in_product_minutes": "users", "journey_completion": "users",
@@ -60,12 +61,41 @@ class SegmentPart:
     base_weight: float | None = None  # … and in the baseline
     own_rate: float | None = None  # ratio metrics: the rate effect left within another dimension's segments
     within: str | None = None  # … that dimension (see `_conditioned`)
+    sd: float | None = None  # noise of `contribution`: its own data and its history (see `evidence`)
+    rate_sd: float | None = None  # ratio metrics: noise of the rate effect
+    members: tuple[SegmentPart, ...] = ()  # a cause set: its elements, each at its own depth
+    parent: str | None = None  # a nested dimension's segment: the segment of the dimension it lives in
+
+    @property
+    def z(self) -> float | None:
+        """The contribution in standard deviations of its noise (None without a noise model)."""
+        return self.contribution / self.sd if self.sd else None
+
+    @property
+    def rate_z(self) -> float | None:
+        """The (conditioned) rate effect in standard deviations of its noise."""
+        rate = self.own_rate if self.own_rate is not None else self.rate
+        return rate / self.rate_sd if rate is not None and self.rate_sd else None
+
+    def strength(self, basis: str) -> float | None:
+        """The z of what the ranking counts: the rate effect (basis "rate") or the whole part."""
+        return self.rate_z if basis == "rate" and self.rate is not None else self.z
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """A 95 % interval of the contribution under its noise."""
+        return (self.contribution - 1.96 * self.sd, self.contribution + 1.96 * self.sd) if self.sd else None
 
     def to_dict(self) -> dict:
-        return _clean({"dimension": self.dimension, "segment": self.segment, "contribution": self.contribution,
-                       "share": self.share, "value": self.value, "baseline": self.baseline, "mix": self.mix,
-                       "rate": self.rate, "weight": self.weight, "base_weight": self.base_weight,
-                       "own_rate": self.own_rate, "within": self.within, "surprise": self.surprise})
+        out = _clean({"dimension": self.dimension, "segment": self.segment, "contribution": self.contribution,
+                      "share": self.share, "value": self.value, "baseline": self.baseline, "mix": self.mix,
+                      "rate": self.rate, "weight": self.weight, "base_weight": self.base_weight,
+                      "own_rate": self.own_rate, "within": self.within, "surprise": self.surprise,
+                      "z": self.z, "rate_z": self.rate_z, "parent": self.parent})
+        out["interval"] = [_clean({"v": v})["v"] for v in self.interval] if self.interval else None
+        if self.members:
+            out["members"] = [m.to_dict() for m in self.members]
+        return out
 
 
 @dataclass(frozen=True)
@@ -82,11 +112,18 @@ class DimensionRank:
     chosen: tuple[str, ...]
     segments: tuple[SegmentPart, ...]  # best first
     unnamed: tuple[str, ...] = ()  # segments never named as a cause: "(none)" of a mostly empty column
+    bound: float = 0.0  # the |z| a segment's effect must reach to be named (see `evidence.z_bound`)
+
+    def evident(self, part: SegmentPart) -> bool:
+        """The segment's effect stands out of its noise (always, without a noise model)."""
+        z = part.strength(self.basis)
+        return z is None or abs(z) >= self.bound
 
     def to_dict(self) -> dict:
         return _clean({"dimension": self.dimension, "method": self.method, "basis": self.basis,
                        "explanatory_power": self.explanatory_power, "surprise": self.surprise,
                        "score": self.score, "succeeded": self.succeeded, "chosen": list(self.chosen),
+                       "bound": self.bound,
                        "segments": [s.to_dict() for s in self.segments]})
 
 
@@ -105,11 +142,14 @@ class ChildPart:
     status: str
     link: str = "exact"  # exact, or residual
     by_segment: tuple[tuple[str, float], ...] = ()  # (segment, part) of the within-segment attribution
+    maturing: bool = False  # a young cohort's rate: never followed on its own (see `view`)
+    expected_final: float | None = None
 
     def to_dict(self) -> dict:
         return _clean({"id": self.id, "label": self.label, "owner": self.owner, "link": self.link,
                        "contribution": self.contribution, "share": self.share, "value": self.value,
                        "baseline": self.baseline, "unit": self.unit, "status": self.status,
+                       "maturing": self.maturing, "expected_final": self.expected_final,
                        "by_segment": [{"segment": s, "contribution": c} for s, c in self.by_segment]})
 
 
@@ -127,11 +167,14 @@ class Influence:
     relative_gap: float | None
     bands: float | None  # adverse relative gap in units of the child's amber band (≥ 1: red)
     unit: str
+    maturing: bool = False  # a young cohort's rate: never followed on its own (see `view`)
+    expected_final: float | None = None
 
     def to_dict(self) -> dict:
         return _clean({"id": self.id, "label": self.label, "owner": self.owner, "link": "influence",
                        "status": self.status, "value": self.value, "baseline": self.baseline,
                        "change": self.change, "relative_gap": self.relative_gap, "bands": self.bands,
+                       "maturing": self.maturing, "expected_final": self.expected_final,
                        "unit": self.unit, "note": "influence link: the child's own change, not a share of the gap"})
 
 
@@ -165,7 +208,12 @@ class Step(_NodeFacts):
             top = _clean({"dimension": self.top_segment.dimension, "segment": self.top_segment.segment,
                           "share": self.top_segment.share, "contribution": self.top_segment.contribution,
                           "value": self.top_segment.value, "baseline": self.top_segment.baseline,
-                          "mix": self.top_segment.mix, "rate": self.top_segment.rate})
+                          "mix": self.top_segment.mix, "rate": self.top_segment.rate, "z": self.top_segment.z,
+                          "rate_z": self.top_segment.rate_z})
+            full = self.top_segment.to_dict()
+            top["interval"] = full["interval"]
+            if "members" in full:
+                top["members"] = full["members"]
         return _clean({"id": self.id, "label": self.label, "owner": self.owner, "status": self.status,
                        "value": self.value, "baseline": self.baseline, "unit": self.unit, "link": self.link,
                        "share": self.share, "bands": self.bands, "top_segment": top, "sentence": self.sentence,

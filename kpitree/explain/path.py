@@ -40,7 +40,8 @@ def _next_step(session: _Session, a: _Analysis, versus: str) -> Next | None:
     # red one furthest beyond its amber band; failing that (an amber parent, say), the one furthest
     # off in the bad direction
     candidates: list[tuple[str, str, float, tuple[str, ...]]] = [
-        (i.id, "influence", i.bands, ()) for i in a.children.influences if i.bands is not None and i.bands > 0]
+        (i.id, "influence", i.bands, ()) for i in a.children.influences
+        if i.bands is not None and i.bands > 0 and not i.maturing]
     candidates += [(k.view.node.id, "own", k.view.bands or 0.0, via) for via, k in _worse(_over(session, a, versus))]
     best_inf = max(candidates, key=lambda c: c[2], default=None)
     if best_inf is not None and best_inf[2] < 1 and best_exact is not None:
@@ -56,6 +57,8 @@ def _red_path(session: _Session, start: _Analysis, versus: str) -> list[tuple[_A
     """From `start` down the child that explains most of the gap to a lever; nodes without data on
     the way are steps of their own ("over"), saying what they lack."""
     path = [(start, "start", None, None)]
+    if start.view.maturing:  # a young cohort's gap is not final: no path starts from it
+        return path
     seen = {start.view.node.id}
     cur = start
     while True:

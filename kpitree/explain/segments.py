@@ -21,7 +21,10 @@ from .. import attribution as att
 from ..metrics import (
     Metric,
 )
+from . import evidence as ev
+from .cells import NodeData, Split
 from .model import PAIR_SEP, PAIR_WHEN_TOP_BELOW, PSEUDO, REFINE_SHARE, DimensionRank, SegmentPart
+from .sets import cause_set
 from .values import ValueFn
 from .view import _NodeView
 from .words import _period_words
@@ -33,6 +36,7 @@ class _SegmentAnalysis:
     top: SegmentPart | None
     note: str = ""
     basis: tuple[str, str] = ("target", "")  # what a segment's baseline is: see `segment_basis`
+    normal: bool = False  # segments were ranked, and none stood out of its noise: "within normal variation"
 
 
 def segment_basis(view: _NodeView) -> tuple[str, str]:
@@ -47,8 +51,10 @@ def segment_basis(view: _NodeView) -> tuple[str, str]:
     return "reference", _period_words(tuple(p.key for p in data.ref_periods))
 
 
-def _segment_parts(view: _NodeView, versus: str, dims: Sequence[str]) -> tuple[str, list[SegmentPart]] | None:
-    """Each segment's contribution to the node's gap along `dims` (a dimension or a pair)."""
+def _segment_parts(view: _NodeView, versus: str, dims: Sequence[str], *, evidence: bool = True
+                   ) -> tuple[str, list[SegmentPart]] | None:
+    """Each segment's contribution to the node's gap along `dims` (a dimension or a pair), with the
+    noise of each (`evidence=False`: the parts alone, for sums over them that need none)."""
     data = view.data
     sp = data.split(dims)
     if sp is None or view.value is None or view.baseline is None or not sp.segments:
@@ -66,6 +72,9 @@ def _segment_parts(view: _NodeView, versus: str, dims: Sequence[str]) -> tuple[s
     v1 = np.nan_to_num(sp.value)
     v0 = np.nan_to_num(sp.ref_value)
     mix = rate = w0 = w1 = None
+    sd = rate_sd = None
+    parents: list[str | None] = [None] * n
+    k = max(len(data.ref_periods), 1)  # a baseline averaged over k periods has 1/k of one period's noise
     if m.additive and same:
         if target_mode:
             weights = att.shares(v0) if np.abs(v0).sum() > 0 else att.shares(v1)
@@ -78,6 +87,7 @@ def _segment_parts(view: _NodeView, versus: str, dims: Sequence[str]) -> tuple[s
         method = "delta"
         surprise = att.js_surprise(att.shares(base), att.shares(v1))
         values, baselines = v1, base
+        sd = _additive_sd(data, sp, base, v0, k) if evidence else None
     elif m.ratio and same and _is_ratio(m, c1):
         num, den = m.ratio
         n1, d1, n0, d0 = c1[num], c1[den], c0[num], c0[den]
@@ -95,6 +105,18 @@ def _segment_parts(view: _NodeView, versus: str, dims: Sequence[str]) -> tuple[s
         mr = att.mix_rate(w0, r0, w1, r1)
         contrib, mix, rate, w0 = mr.contribution, mr.mix, mr.rate, mr.w0
         method = "mix_rate"
+        wbar = (mr.w0 + mr.w1) / 2
+        centred = (mr.r0 + mr.r1) / 2 - (mr.total0 + mr.total1) / 2
+        parent = data.nested().get(dims[0]) if len(dims) == 1 and d0.sum() > 0 else None
+        nested = _nested_terms(data, dims[0], parent, sp, mr) if parent is not None else None
+        if nested is not None:  # a child dimension: its mix is judged within its parent's segments
+            rate, mix, wbar, centred, parents = nested
+            contrib = rate + mix
+        rate_sd, mix_sd = _ratio_sd(data, sp, m, wbar, centred, k, d0.sum() > 0) if evidence else (None, None)
+        if rate_sd is not None or mix_sd is not None:
+            sd = np.sqrt(np.nan_to_num(rate_sd if rate_sd is not None else 0.0) ** 2
+                         + np.nan_to_num(mix_sd if mix_sd is not None else 0.0) ** 2)
+            sd = np.where(sd > 0, sd, np.nan)
         surprise = att.js_surprise(att.shares(n0), att.shares(n1)) + att.js_surprise(att.shares(d0), att.shares(d1))
         values, baselines = mr.r1, mr.r0
     elif same:
@@ -115,12 +137,132 @@ def _segment_parts(view: _NodeView, versus: str, dims: Sequence[str]) -> tuple[s
         parts.append(SegmentPart(sp.dimension, s, float(contrib[i]), float(contrib[i] / gap) if abs(gap) > tiny else None,
                                  _f(values[i]), _f(baselines[i]), _f(mix[i]) if mix is not None else None,
                                  _f(rate[i]) if rate is not None else None, float(surprise[i]),
-                                 _f(w1[i]) if w1 is not None else None, _f(w0[i]) if w0 is not None else None))
+                                 _f(w1[i]) if w1 is not None else None, _f(w0[i]) if w0 is not None else None,
+                                 sd=_f(sd[i]) if sd is not None else None,
+                                 rate_sd=_f(rate_sd[i]) if rate_sd is not None else None, parent=parents[i]))
     rest = gap - float(contrib.sum())
     if abs(rest) > 1e-9 * max(abs(gap), abs(view.value), 1.0):
         label = PSEUDO[0] if target_mode else PSEUDO[1]
         parts.append(SegmentPart(sp.dimension, label, rest, rest / gap if abs(gap) > tiny else None))
     return method, parts
+
+
+def _series(fn: ValueFn, history: dict[str, np.ndarray]) -> np.ndarray:
+    """A value per earlier period (rows) and segment (columns) from the split's history."""
+    shape = next(iter(history.values())).shape
+    flat = {c: v.ravel() for c, v in history.items()}
+    return np.asarray(fn(flat), dtype="float64").reshape(shape)
+
+
+def _additive_sd(data: NodeData, sp: Split, base: np.ndarray, v0: np.ndarray, k: int) -> np.ndarray | None:
+    """Noise of each segment's value − baseline for a sum: counting noise now and in the baseline
+    (a target share carries its reference's noise, scaled), widened by the segment's history."""
+    m = data.cur_metric
+    fn = ValueFn(m.value, m.components)
+    noise = None
+    if ev.poisson_ok(m) and sp.cur_var:
+        g1 = ev.gradient(fn, sp.cur, m.components)
+        var = sum((g1[c] ** 2 * sp.cur_var.get(c, 0.0) for c in m.components), np.zeros(len(sp.segments)))
+        if sp.ref is not None and sp.ref_var:
+            g0 = ev.gradient(fn, sp.ref, m.components)
+            var0 = sum((g0[c] ** 2 * sp.ref_var.get(c, 0.0) for c in m.components), np.zeros(len(sp.segments)))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = np.where(np.abs(v0) > 0, base / v0, 0.0)
+            var = var + scale ** 2 * var0
+        noise = np.sqrt(var)
+    hist = None
+    if sp.history is not None:
+        usual, count = ev.usual_sd(_series(fn, sp.history))
+        hist = (usual * math.sqrt(1.0 + 1.0 / k), count)
+    return ev.combine(noise, hist)
+
+
+def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: np.ndarray, k: int,
+              has_ref: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Noise of each segment's rate term w̄ (r1 − r0) and mix term (w1 − w0)(r̄ − R̄) of a ratio."""
+    num, den = m.ratio  # type: ignore[misc]
+    rate_noise = mix_noise = None
+    if ev.poisson_ok(m) and ev._is_count(m, den) and sp.cur_var:
+        n1, d1 = sp.cur[num], sp.cur[den]
+        var_r = np.nan_to_num(ev.ratio_var(n1, d1, sp.cur_var[num], sp.cur_var[den]))
+        var_w = np.nan_to_num(ev.share_var(d1, sp.cur_var[den]))
+        if has_ref and sp.ref is not None and sp.ref_var:
+            n0, d0 = sp.ref[num], sp.ref[den]
+            var_r0 = np.nan_to_num(ev.ratio_var(n0, d0, sp.ref_var[num], sp.ref_var[den]))
+            # Per row, the spread is read from whichever side shows more of it: three deals that all
+            # happen to be small say little about how much deal sizes vary, the reference's many say
+            # more (the null hypothesis is that nothing changed, spread included)
+            rows0 = d0 * k  # the reference is an average over k periods' rows
+            with np.errstate(divide="ignore", invalid="ignore"):
+                unit = np.fmax(var_r * d1, var_r0 * rows0)
+                var_r = np.where(d1 > 0, unit / d1, 0.0) + np.where(rows0 > 0, unit / rows0, 0.0)
+            var_w = var_w + np.nan_to_num(ev.share_var(d0, sp.ref_var[den]))
+        rate_noise = np.abs(wbar) * np.sqrt(var_r)
+        mix_noise = np.abs(centred) * np.sqrt(var_w)
+    rate_hist = mix_hist = None
+    if sp.history is not None:
+        hn, hd = sp.history[num], sp.history[den]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(hd > 0, hn / hd, np.nan)
+            total = hd.sum(axis=1, keepdims=True)
+            w = np.where(total > 0, hd / total, np.nan)
+        widen = math.sqrt(1.0 + 1.0 / k)
+        (usual_r, count), (usual_w, _) = ev.usual_sd(r), ev.usual_sd(w)
+        rate_hist = (np.abs(wbar) * usual_r * widen, count)
+        mix_hist = (np.abs(centred) * usual_w * widen, count)
+    return ev.combine(rate_noise, rate_hist), ev.combine(mix_noise, mix_hist)
+
+
+def _nested_terms(data: NodeData, child: str, parent: str, sp: Split, mr: att.MixRate
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str | None]] | None:
+    """Rate and mix of a child dimension (reps) judged within its parent (their segments).
+
+    R = Σ_g W_g R_g and R_g = Σ_i ω_i r_i: a rep's part is its rate W̄_g ω̄_i (r1 − r0), its mix
+    *within* its segment W̄_g (ω1 − ω0)(r̄_i − R̄_g), and its share ω̄_i of the segment's own mix. A
+    reshuffle among one segment's reps whose sizes are alike then weighs next to nothing, where the
+    flat mix (w1 − w0)(r̄_i − R̄) of one big-deal rep losing share to another is large and cancels
+    only in the sum. Exact: the parts still add up to R1 − R0.
+    """
+    pair = data.split((child, parent))
+    den = data.cur_metric.ratio[1]  # type: ignore[index]
+    if pair is None:
+        return None
+    weight: dict[str, tuple[float, str]] = {}
+    for name, a, b in zip(pair.segments, pair.cur[den], pair.ref[den] if pair.ref is not None else pair.cur[den],
+                          strict=True):
+        c, p = name.split(PAIR_SEP)
+        if c not in weight or a + b > weight[c][0]:
+            weight[c] = (a + b, p)
+    groups = [weight.get(s, (0.0, None))[1] for s in sp.segments]
+    n = len(sp.segments)
+    rate, mix, wbar, centred = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    w0, w1, r0, r1 = mr.w0, mr.w1, mr.r0, mr.r1
+    names = sorted({g for g in groups if g is not None})
+    idx = {g: np.array([i for i in range(n) if groups[i] == g]) for g in names}
+    gw0 = np.array([w0[idx[g]].sum() for g in names])
+    gw1 = np.array([w1[idx[g]].sum() for g in names])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gr0 = np.array([(w0[idx[g]] * r0[idx[g]]).sum() for g in names]) / gw0
+        gr1 = np.array([(w1[idx[g]] * r1[idx[g]]).sum() for g in names]) / gw1
+    top = att.mix_rate(gw0, gr0, gw1, gr1)
+    if any(g is None for g in groups):
+        return None
+    for j, g in enumerate(names):
+        i = idx[g]
+        big_w = (top.w0[j] + top.w1[j]) / 2
+        if top.w0[j] > 0 and top.w1[j] > 0:
+            inner = att.mix_rate(w0[i] / top.w0[j], r0[i], w1[i] / top.w1[j], r1[i])
+            rate[i] = big_w * inner.rate
+            mix[i] = big_w * inner.mix
+            share = (inner.w0 + inner.w1) / 2
+            centred[i] = (inner.r0 + inner.r1) / 2 - (inner.total0 + inner.total1) / 2
+        else:  # the segment appeared or vanished: all of it is its mix
+            share = (w0[i] + w1[i]) / max(float((w0[i] + w1[i]).sum()), 1e-300)
+            centred[i] = 0.0
+        share = share / max(float(share.sum()), 1e-300)
+        mix[i] += share * top.mix[j]
+        wbar[i] = big_w * share
+    return rate, mix, wbar, centred, list(groups)
 
 
 def _is_ratio(m: Metric, comps: Mapping[str, np.ndarray]) -> bool:
@@ -152,31 +294,49 @@ def _power(p: SegmentPart, basis: str, gap: float) -> float:
     return part / gap
 
 
-def _rank(view: _NodeView, method: str, parts: list[SegmentPart], gap: float, basis: str) -> DimensionRank:
+def _rank(view: _NodeView, method: str, parts: list[SegmentPart], gap: float, basis: str,
+          bound: float = 0.0) -> DimensionRank:
+    """One dimension judged Adtributor-style on the segments whose effect stands out of its noise:
+    a segment within normal variation explains nothing, however large its share."""
     real = [p for p in parts if p.segment not in PSEUDO]
     unnamed = tuple(p.segment for p in real if view.data.unnamed(p.dimension, p.segment))
-    power = np.array([0.0 if p.segment in unnamed else _power(p, basis, gap) for p in real])
+    power = np.array([0.0 if p.segment in unnamed or not ev.evident(p.strength(basis), bound)
+                      else _power(p, basis, gap) for p in real])
     surprise = np.array([p.surprise for p in real])
     cand = att.adtributor(power, surprise)
     chosen = tuple(real[i].segment for i in cand.chosen)
     ordered = sorted(parts, key=lambda p: -(p.share if p.share is not None else view.adverse(p.contribution)))
     return DimensionRank(parts[0].dimension if parts else "", method, basis, cand.explanatory_power, cand.surprise,
-                         cand.score, cand.succeeded, chosen, tuple(ordered), unnamed)
+                         cand.score, cand.succeeded, chosen, tuple(ordered), unnamed, bound)
+
+
+def _evidence(d: DimensionRank, gap: float) -> float:
+    """How strongly the dimension's chosen (else its best evident adverse) segments stand out: Σ z²."""
+    pool = [p for p in d.segments if p.segment in d.chosen] or [
+        p for p in d.segments if p.segment not in PSEUDO and p.segment not in d.unnamed and d.evident(p)
+        and _power(p, d.basis, gap) > 0]
+    return sum((p.strength(d.basis) or 0.0) ** 2 for p in pool)
 
 
 def _dimension_order(d: DimensionRank) -> tuple:
-    """Adtributor's verdict first, then succinctness (fewest segments), then surprise.
+    """Evidence first (a dimension with a segment beyond its noise), Adtributor's verdict, then
+    succinctness (fewest segments), then the evidence itself (Σ z² of the chosen), then surprise.
 
     Jensen–Shannon surprise is small for a large segment even when it changed a lot, so ranking on
     surprise alone prefers a small, correlated segment (an Enterprise-heavy channel) to the large
     one that holds the whole change (Enterprise): fewer segments explaining the change come first.
+    Between dimensions whose segments explain alike, the one whose change is further out of its noise
+    wins: five standard errors in Mid-Market beat one rep's two.
     """
-    if d.succeeded:
-        return (0, len(d.chosen), -d.surprise)
     gap = next((p.contribution / p.share for p in d.segments if p.share), 0.0)
-    top = max((_power(p, d.basis, gap) for p in d.segments if p.segment not in PSEUDO and p.segment not in d.unnamed),
-              default=0.0)
-    return (1, 0, -top)
+    evidence = _evidence(d, gap)
+    some = any(d.evident(p) and _power(p, d.basis, gap) > 0 for p in d.segments
+               if p.segment not in PSEUDO and p.segment not in d.unnamed)
+    if d.succeeded:
+        return (0, 0, len(d.chosen), -evidence, -d.surprise)
+    top = max((_power(p, d.basis, gap) for p in d.segments if p.segment not in PSEUDO and p.segment not in d.unnamed
+               and d.evident(p)), default=0.0)
+    return (0 if some else 1, 1, 0, -top, -evidence)
 
 
 def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
@@ -195,15 +355,16 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
     splits = {k: v for k, v in splits.items() if v is not None and v[1]}
     if not splits:
         return _SegmentAnalysis((), None, basis=segment_basis(view))
+    bound = ev.z_bound(sum(1 for _, parts in splits.values() for p in parts if p.segment not in PSEUDO))
     basis = "rate" if any(v[0] == "mix_rate" for v in splits.values()) else "contribution"
     if basis == "rate" and not data.sets:
         splits = {k: (v[0], _conditioned(view, versus, k[0], v[1])) if v[0] == "mix_rate" else v
                   for k, v in splits.items()}
 
     def ranked(items: dict) -> list[DimensionRank]:
-        out = [_rank(view, method, parts, gap, basis) for method, parts in items.values()]
+        out = [_rank(view, method, parts, gap, basis, bound) for method, parts in items.values()]
         if basis == "rate" and not any(r.succeeded for r in out):
-            out = [_rank(view, method, parts, gap, "contribution") for method, parts in items.values()]
+            out = [_rank(view, method, parts, gap, "contribution", bound) for method, parts in items.values()]
         return sorted(out, key=_dimension_order)
 
     ranks = ranked(splits)
@@ -214,8 +375,14 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
             if res is not None and res[1]:
                 splits[pair] = res
         ranks = ranked(splits)
-    return _SegmentAnalysis(tuple(ranks), _refine(view, versus, _top_segment(ranks, gap), gap, ranks[0].basis),
-                            basis=segment_basis(view))
+    found = cause_set(view, versus) if ranks[0].method == "delta" else None
+    if found is not None:  # a sum: the set of elements, each at its own depth (see `sets`)
+        top = found[0]
+    else:
+        top = _refine(view, versus, _top_segment(ranks, gap), gap, ranks[0].basis, bound)
+        top = _lift(view, versus, top, ranks, gap)
+    normal = top is None and any(p.sd is not None for r in ranks for p in r.segments)
+    return _SegmentAnalysis(tuple(ranks), top, basis=segment_basis(view), normal=normal)
 
 
 def _conditioned(view: _NodeView, versus: str, dim: str, parts: list[SegmentPart]) -> list[SegmentPart]:
@@ -235,7 +402,7 @@ def _conditioned(view: _NodeView, versus: str, dim: str, parts: list[SegmentPart
     for other in view.data.dims:
         if other == dim:
             continue
-        res = _segment_parts(view, versus, (dim, other))
+        res = _segment_parts(view, versus, (dim, other), evidence=False)
         if res is None or res[0] != "mix_rate":
             continue
         agg: dict[str, float] = {}
@@ -258,34 +425,62 @@ def _top_segment(ranks: Sequence[DimensionRank], gap: float) -> SegmentPart | No
         return None
     best = ranks[0]
     pool = [p for p in best.segments if p.segment in best.chosen] or [
-        p for p in best.segments if p.segment not in PSEUDO and p.segment not in best.unnamed]
+        p for p in best.segments if p.segment not in PSEUDO and p.segment not in best.unnamed and best.evident(p)
+        and _power(p, best.basis, gap) > 0]
     return max(pool, key=lambda p: _power(p, best.basis, gap)) if pool else None
 
 
-def _refine(view: _NodeView, versus: str, top: SegmentPart | None, gap: float, basis: str) -> SegmentPart | None:
+def _lift(view: _NodeView, versus: str, top: SegmentPart | None, ranks: Sequence[DimensionRank],
+          gap: float) -> SegmentPart | None:
+    """A cause is named at the level where it lives: a rep (a child of a nested dimension) gives way
+    to its segment when the segment carries at least as much of the gap, with at least as much
+    evidence — "Mid-Market, across all three reps" beats any one of them."""
+    if top is None or top.parent is None or PAIR_SEP in top.dimension:
+        return top
+    parent_dim = view.data.nested().get(top.dimension)
+    rank = next((r for r in ranks if r.dimension == parent_dim), None)
+    if rank is None:
+        return top
+    up = next((p for p in rank.segments if p.segment == top.parent), None)
+    basis = ranks[0].basis
+    if up is None or not rank.evident(up) or _power(up, basis, gap) < _power(top, basis, gap):
+        return top
+    mine, theirs = abs(top.strength(basis) or 0.0), abs(up.strength(rank.basis) or 0.0)
+    return up if theirs >= mine else top
+
+
+def _refine(view: _NodeView, versus: str, top: SegmentPart | None, gap: float, basis: str,
+            bound: float = 0.0) -> SegmentPart | None:
     """Narrows the top segment by a second dimension when one sub-segment carries most of it.
 
     "Enterprise" becomes "Enterprise × Dana Whitfield" when Dana's Enterprise deals hold at least
-    `REFINE_SHARE` of Enterprise's part: same explanation, and it names who to talk to.
+    `REFINE_SHARE` of Enterprise's part: same explanation, and it names who to talk to. The narrowing
+    is a question asked only once the segment stood out (`bound`), among its own sub-segments, so its
+    evidence bar counts those alone (hierarchical testing): a sub-segment beyond it, or, with no noise
+    model (`bound` 0), any.
     """
     if top is None or PAIR_SEP in top.dimension or view.data.sets:
         return top
     own = _power(top, basis, gap)
     if own <= 0:
         return top
-    best, best_power = top, 0.0
+    inside: list[SegmentPart] = []
     for other in view.data.dims:
         if other == top.dimension:
             continue
         res = _segment_parts(view, versus, (top.dimension, other))
         if res is None:
             continue
-        for p in res[1]:
-            if p.segment.split(PAIR_SEP)[0] != top.segment or view.data.unnamed(p.dimension, p.segment):
-                continue
-            pw = _power(p, basis, gap)
-            if pw >= REFINE_SHARE * own and pw > best_power:
-                best, best_power = p, pw
+        inside += [p for p in res[1] if p.segment.split(PAIR_SEP)[0] == top.segment
+                   and not view.data.unnamed(p.dimension, p.segment)]
+    sub_bound = ev.z_bound(len(inside)) if bound else 0.0
+    best, best_power = top, 0.0
+    for p in inside:
+        if not ev.evident(p.strength(basis), sub_bound):
+            continue
+        pw = _power(p, basis, gap)
+        if pw >= REFINE_SHARE * own and pw > best_power:
+            best, best_power = p, pw
     return best
 
 

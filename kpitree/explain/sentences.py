@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
-from ..format import fmt, fmt_share
+from ..format import fmt, fmt_change, fmt_share
 from .analysis import _Analysis
 from .cells import _Session
-from .model import NAMED_SHARE, PSEUDO, STATUS_PHRASE
-from .words import _child_name, _describe, _explains, _gap_word, _node_compare, _noun, _period_words, _segment_compare
+from .model import NAMED_SHARE, PAIR_SEP, PSEUDO, STATUS_PHRASE, SegmentPart
+from .words import (
+    _child_name,
+    _describe,
+    _explains,
+    _gap_word,
+    _node_compare,
+    _noun,
+    _period_words,
+    _plural,
+    _segment_compare,
+)
 
 
 def _sentence(a: _Analysis, link: str, share: float | None, parent: _Analysis | None, versus: str) -> str:
+    """The step's sentence; a maturing cohort rate says so, with the value it is expected to end at."""
+    said = _step_sentence(a, link, share, parent, versus)
+    v = a.view
+    if not v.maturing or " Owner: " not in said:
+        return said
+    expected = (f"; it is expected to end near {fmt(v.expected_final, v.unit)}" if v.expected_final is not None
+                else "; too early to expect a final value")
+    head, owner = said.rsplit(" Owner: ", 1)
+    return f"{head.rstrip('.')} — maturing: its cohort is still young{expected}, so it is no cause on its own. " \
+           f"Owner: {owner}"
+
+
+def _step_sentence(a: _Analysis, link: str, share: float | None, parent: _Analysis | None, versus: str) -> str:
     v = a.view
     node = v.node
     against = "target" if versus == "target" else v.base_key
@@ -45,15 +68,22 @@ def _sentence(a: _Analysis, link: str, share: float | None, parent: _Analysis | 
 
 def _segment_sentence(a: _Analysis) -> str | None:
     top = a.segments.top
+    v = a.view
+    if top is None and a.segments.normal and v.gap is not None and v.adverse(v.gap) > 0:
+        noun = _noun(v.data.cur_metric)
+        return (f"{v.node.label}: no segment stands out — each {_singular(noun)} segment "
+                f"is within normal variation (its own noise and history), so the {_gap_word(v)} is spread across "
+                f"them. Owner: {v.node.owner}.")
     if top is None:
         return None
-    v = a.view
+    if top.members:
+        return _set_sentence(a, top)
     rank = next((d for d in a.segments.dimensions if d.dimension == top.dimension), None)
     offset = sorted(((p.segment, p.contribution) for p in (rank.segments if rank is not None else ())
                      if p.segment not in PSEUDO and v.gap is not None and p.contribution * v.gap < 0
                      and abs(p.contribution) >= 0.05 * abs(v.gap)), key=lambda x: -abs(x[1]))
     explains = _explains(top.share, top.contribution, v.gap, v.unit, f"{v.node.label} {_gap_word(v)}", offset)
-    who = _describe(top, _noun(v.data.cur_metric))
+    who = _describe(top, _noun(v.data.cur_metric)) + _across(a, top)
     who = who[:1].upper() + who[1:]
     basis = a.segments.basis
     if top.mix is not None and top.rate is not None and abs(top.mix) > abs(top.rate) and top.weight is not None \
@@ -65,6 +95,53 @@ def _segment_sentence(a: _Analysis) -> str | None:
                 f"{then}) at {fmt(top.value, v.unit, compact=True)}, {explains}. Owner: {v.node.owner}.")
     return (f"{who}: {v.node.label} {_segment_compare(top.value, top.baseline, v.unit, basis)}, {explains}. "
             f"Owner: {v.node.owner}.")
+
+
+def _singular(noun: str) -> str:
+    """"activities" → "activity", "deals" → "deal"."""
+    if noun.endswith("ies"):
+        return noun[:-3] + "y"
+    return noun[:-1] if noun.endswith("s") else noun
+
+
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def _across(a: _Analysis, top: SegmentPart) -> str:
+    """", across all three owners": the segment's change is carried by every one of the reps (CSMs)
+    nested in it, so it is named at its own level rather than by any one of them."""
+    if PAIR_SEP in top.dimension or top.members:
+        return ""
+    data = a.view.data
+    for child, parent in data.nested().items():
+        if parent != top.dimension:
+            continue
+        kids = [c for c, p in data.parents(child).items() if p == top.segment]
+        rank = next((d for d in a.segments.dimensions if d.dimension == child), None)
+        if rank is None or len(kids) < 2:
+            continue
+        parts = {p.segment: p.contribution for p in rank.segments}
+        if all(parts.get(k, 0.0) * top.contribution > 0 for k in kids):
+            n = len(kids)
+            return f", across all {NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else n} {_plural(child)}"
+    return ""
+
+
+def _set_sentence(a: _Analysis, top: SegmentPart) -> str:
+    """A cause set in words: each element at its own depth, with its part of the gap and its evidence."""
+    v = a.view
+    noun = _noun(v.data.cur_metric)
+    items = []
+    for m in top.members:
+        said = _segment_compare(m.value, m.baseline, v.unit, a.segments.basis)
+        z = f"; {abs(m.z):.1f} standard errors" if m.z is not None else ""
+        items.append(f"{_describe(m, noun)} ({said}: {fmt_change(m.contribution, v.unit)}, "
+                     f"{fmt_share(m.share)} of the {_gap_word(v)}{z})")
+    listed = f"{', '.join(items[:-1])} and {items[-1]}"
+    count = NUMBER_WORDS[len(items)] if len(items) < len(NUMBER_WORDS) else str(len(items))
+    share = sum(m.share or 0.0 for m in top.members)
+    return (f"{count.capitalize()} places together explain {fmt_share(share)} of the {v.node.label} "
+            f"{_gap_word(v)}: {listed}. Owner: {v.node.owner}.")
 
 
 def _how(start: _Analysis, session: _Session, versus: str) -> tuple[str, ...]:

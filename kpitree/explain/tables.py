@@ -36,15 +36,17 @@ def named_segments(result: Explanation, dimension: str) -> list[str]:
     Named: every segment carrying at least `NAMED_SHARE` of the gap in its direction, and the segments
     the sentences single out — the node's top segment (or its part along this dimension, for a pair
     such as "Enterprise × Dana Whitfield") and, beside a mix shift, the segment whose own rate moved.
-    Never the "(none)" of a mostly empty column.
+    Never the "(none)" of a mostly empty column, nor a segment whose change is within its normal
+    variation (see `evidence`), however large its share.
     """
     rank = _rank_of(result, dimension)
     if rank is None or result.gap is None:
         return []
     parts = {p.segment: p for p in _shown_parts(rank) if p.segment not in rank.unnamed}
-    named = {s for s, p in parts.items() if p.share is not None and p.share >= NAMED_SHARE}
+    named = {s for s, p in parts.items() if p.share is not None and p.share >= NAMED_SHARE and rank.evident(p)}
     singled = [result.red_path[0].top_segment if result.red_path else None,
                result.finding.segment if result.finding is not None else None]
+    singled = [m for top in singled if top is not None for m in (top.members or (top,))]
     for top in singled:
         if top is None:
             continue
@@ -68,6 +70,13 @@ def segment_sentence(result: Explanation, dimension: str) -> str:
     parts = {p.segment: p for p in rank.segments}
     what = f"the {result.label} {result.gap_word}"
     if not named:
+        large = [p for p in _shown_parts(rank) if (p.share or 0.0) >= NAMED_SHARE and p.segment not in rank.unnamed]
+        if large:  # large enough to name, but not out of its noise
+            p = max(large, key=lambda p: p.share or 0.0)
+            z = abs(p.strength(rank.basis) or 0.0)
+            return (f"By {dimension}: within normal variation — no {dimension} moved further than its own noise "
+                    f"and history allow (the largest part, {p.segment}'s {fmt_share(p.share)}, is {z:.1f} standard "
+                    "errors out).")
         return f"By {dimension}: no {dimension} carries {NAMED_SHARE:.0%} of {what}; it is spread out."
     total = sum(parts[s].share or 0.0 for s in named)
     verb = "explain" if len(named) > 1 else "explains"

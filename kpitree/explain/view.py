@@ -1,10 +1,16 @@
-"""One node as this explanation compares it: value, baseline (target or an earlier period), gap, status."""
+"""One node as this explanation compares it: value, baseline (target or an earlier period), gap, status.
+
+A cohort rate whose latest cohort is still young (this week's leads have not had the weeks a lead
+takes to become an opportunity) is *maturing* (`evaluate.NodeResult.maturing`): its status is judged
+on its expected final value as the tree judges it, or is "maturing" when there is too little history
+to expect one; such a node never starts a red path or becomes a cause on its own (see `path`,
+`causes`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..evaluate import status_of, target_for
+from ..evaluate import MATURING, status_of, target_for
 from ..tree import Node
 from .cells import NodeData, _Session
 
@@ -25,6 +31,8 @@ class _NodeView:
     amber: float
     versus: str = "target"
     base_key: str = "target"  # "target", or the period the baseline is the value of
+    maturing: bool = False  # a young cohort: its value is not final (see the module's docstring)
+    expected_final: float | None = None  # … the value it is expected to end at (None: too early to tell)
 
     @property
     def against(self) -> str:
@@ -63,10 +71,15 @@ def _view(session: _Session, node: Node, versus: str, own: bool = False, data: N
     ref_value = data.value("ref")
     target = target_for(node, session.period)
     amber = node.amber if node.amber is not None else session.engine.settings.amber_threshold
-    status = status_of(value, target, node.better, amber)
+    grown = session.engine.maturity(node, session.period) if value is not None else None
+    maturing = grown is not None and grown.maturing
+    expected = grown.expected(value) if grown is not None else None
+    status = status_of(expected if expected is not None else value, target, node.better, amber)
+    if maturing and expected is None and value is not None and target is not None:
+        status = MATURING
     baseline = target if versus == "target" else ref_value
     base_key = "target" if versus == "target" else (data.ref_periods or session.reference.periods)[0].key
     return _NodeView(node, data, value, ref_value, target, baseline, status, node.shown_unit, node.better, amber,
-                     versus, base_key)
+                     versus, base_key, maturing, expected)
 
 

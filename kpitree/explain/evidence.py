@@ -1,0 +1,152 @@
+"""Evidence before size: how far each segment's effect stands out of the noise its own data implies.
+
+A segment that explains 90 % of a gap is no cause when its change is the wobble of three deals. So
+every candidate effect gets a standard deviation from two sources, and the larger one counts:
+
+- **Its own data.** Counts are Poisson (a count's variance is the count); a sum of amounts is a
+  compound Poisson sum (its variance is the sum of the squared amounts, which the cells query reads
+  beside each sum); a ratio's rate by the delta method — for a count denominator whose rows hold the
+  numerator's (won ⊂ decided, won amount ⊂ won deals) that is the binomial p(1−p)/n for a win rate
+  and the sample variance over n for an average deal size; a share of the mix is multinomial.
+- **Its own history.** How much the segment usually moves from one period to the next, over the
+  earlier periods the cells already hold: 1.4826 × the median absolute deviation of its
+  period-to-period differences / √2. Median-based so that a problem that began two months ago (one
+  step in the series) does not count as the segment's usual wobble. Five differences make a noisy
+  estimate (it is 2× too wide one time in ten), so it is pooled with the counting noise as with
+  `HISTORY_PRIOR` periods' worth of prior weight — the way `localise` shrinks its overdispersion —
+  and only ever widens it: a segment that wobbles more than its counts imply gets a wider band,
+  a quiet history never narrows the counting noise.
+
+A level carried over from period to period (a stock: ARR, customers) is no Poisson draw; only its
+history speaks for its noise. A denominator that is itself an amount (MRR retention) has no simple
+count model either: history only. Without either, an effect has no z and is judged by size alone,
+as before.
+
+The bar. An effect is evident when |z| ≥ `Z_MIN` (2: the usual two standard errors) and beyond the
+Bonferroni bound for the number of segments judged at once (family-wise 5 %), because one click
+compares a few dozen segments: at z ≥ 2 alone, pure noise over 40 owners names two of them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+from ..metrics import Kind, Metric
+
+Z_MIN = 2.0  # never evident below two standard errors
+FAMILY_ALPHA = 0.05  # chance, per node and click, of calling pure noise evident
+MIN_HISTORY = 4  # earlier periods needed (3 differences) before history says how much a segment moves
+MAD_SD = 1.4826  # median absolute deviation → standard deviation for a normal law
+HISTORY_PRIOR = 6.0  # pseudo-periods of weight the counting noise has against the history's estimate
+
+
+def z_bound(candidates: int) -> float:
+    """The |z| an effect must reach when `candidates` segments are judged at once."""
+    if candidates <= 1:
+        return Z_MIN
+    return max(Z_MIN, NormalDist().inv_cdf(1.0 - FAMILY_ALPHA / (2.0 * candidates)))
+
+
+def evident(z: float | None, bound: float) -> bool:
+    """Stands out of the noise (an effect without a z — no noise model — is judged on size alone)."""
+    return z is None or abs(z) >= bound
+
+
+def _is_count(m: Metric, comp: str) -> bool:
+    """The component counts rows (its variance is itself), rather than summing an amount."""
+    for s in m.sources:
+        agg = s.components.get(comp)
+        if agg is not None:
+            return agg.strip().lower().startswith("count(")
+    return False
+
+
+def poisson_ok(m: Metric) -> bool:
+    """Counting noise applies: a flow or rate of rows in the period, not a level carried over."""
+    return m.kind is not Kind.STOCK
+
+
+def usual_sd(series: np.ndarray) -> tuple[np.ndarray, int]:
+    """Per column (segment) of `series` (periods × segments, oldest first): its usual period-to-period
+    standard deviation, robust to one step (nan where fewer than `MIN_HISTORY` periods have values)."""
+    series = np.asarray(series, dtype="float64")
+    if series.ndim != 2 or series.shape[0] < MIN_HISTORY:
+        return np.full(series.shape[-1] if series.ndim == 2 else 0, np.nan), 0
+    diffs = np.diff(series, axis=0)
+    enough = np.isfinite(diffs).sum(axis=0) >= MIN_HISTORY - 1
+    mad = _nanmedian(np.abs(diffs - _nanmedian(diffs)))
+    return np.where(enough, MAD_SD * mad / math.sqrt(2.0), np.nan), diffs.shape[0]
+
+
+def _nanmedian(a: np.ndarray) -> np.ndarray:
+    """Median of each column, ignoring nan (nan for an empty column): sorted once, vectorised —
+    `np.nanmedian` loops in Python over columns and explain asks for thousands of them."""
+    s = np.sort(a, axis=0)  # nan sorts last
+    n = np.isfinite(a).sum(axis=0)
+    cols = np.arange(a.shape[1])
+    lo = s[np.maximum((n - 1) // 2, 0), cols]
+    hi = s[np.maximum(n // 2, 0), cols]
+    return np.where(n > 0, (lo + hi) / 2, np.nan)
+
+
+def combine(noise: np.ndarray | None, hist: tuple[np.ndarray, int] | None) -> np.ndarray | None:
+    """The counting noise widened by the history (pooled, see the module's docstring); either alone
+    where only one is known; None where neither is."""
+    if noise is None and hist is None:
+        return None
+    if hist is None:
+        out = np.asarray(noise, dtype="float64")
+    elif noise is None:
+        out = np.asarray(hist[0], dtype="float64")
+    else:
+        n = np.asarray(noise, dtype="float64")
+        h, k = np.asarray(hist[0], dtype="float64"), hist[1]
+        pooled = np.sqrt((HISTORY_PRIOR * n ** 2 + k * h ** 2) / (HISTORY_PRIOR + k))
+        out = np.where(np.isfinite(h), np.fmax(n, pooled), n)
+    return np.where(np.isfinite(out) & (out > 0), out, np.nan)
+
+
+def gradient(fn: Callable[[Mapping[str, np.ndarray]], np.ndarray], comps: Mapping[str, np.ndarray],
+             names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """∂value/∂component per segment, by a relative forward step (values are sums and ratios)."""
+    base = np.asarray(fn(comps), dtype="float64")
+    out = {}
+    for c in names:
+        x = np.asarray(comps[c], dtype="float64")
+        h = np.maximum(np.abs(x) * 1e-6, 1e-6)
+        moved = np.asarray(fn({**comps, c: x + h}), dtype="float64")
+        out[c] = np.nan_to_num((moved - base) / h)
+    return out
+
+
+@dataclass(frozen=True)
+class RatioNoise:
+    """Standard deviations of a ratio's rate and mix terms per segment (nan where unknown)."""
+
+    rate: np.ndarray | None
+    mix: np.ndarray | None
+
+
+def ratio_var(n: np.ndarray, d: np.ndarray, var_n: np.ndarray, var_d: np.ndarray) -> np.ndarray:
+    """Var(n / d) by the delta method for a count denominator whose rows hold the numerator's:
+    Cov(n, d) = n · Var(d) / d (= n for plain counts). Win rate: p(1−p)/d; deal size: s²/d."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = n / d
+        cov = n * var_d / d
+        v = (var_n - 2.0 * r * cov + r * r * var_d) / (d * d)
+    return np.where(d > 0, np.maximum(v, 0.0), np.nan)
+
+
+def share_var(d: np.ndarray, var_d: np.ndarray) -> np.ndarray:
+    """Var(d_s / Σd) per segment: multinomial w(1−w)/D for counts, in general
+    [(1−w)² Var d_s + w² Var(rest)] / D²."""
+    total, total_var = float(d.sum()), float(var_d.sum())
+    if total <= 0:
+        return np.full(len(d), np.nan)
+    w = d / total
+    return ((1.0 - w) ** 2 * var_d + w * w * np.maximum(total_var - var_d, 0.0)) / (total * total)

@@ -1,0 +1,129 @@
+"""Cause sets: for a sum, the one to three elements — at any depth of the drill dimensions combined —
+that together explain its gap beyond noise (`localise`), instead of one dimension's top segment.
+
+One dimension at a time names "Paid Search" when the gap is Paid Search *and* one rep's Enterprise
+deals; a pair of dimensions names their crossing. `localise` searches every element of the lattice
+(a rep; a segment × channel; one rep's deals in one segment from one channel), judges each by the
+evidence of its leaves — counting noise from the cells' sums of squares, widened by how much each
+element usually moves over the earlier periods the cells hold — names nothing in pure noise, names
+a nested child (a rep inside its segment) only when its parent shows the change too, and gives
+each element its exact part of the gap.
+
+The leaves are the finest cells of the node's drill dimensions. Each leaf's expected value is its
+baseline exactly as the segment tables have it: against a target, the target shared out by the
+leaf's weight in the reference periods; against another period, its value then.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from .. import attribution as att
+from ..localise import Localisation, localise
+from . import evidence as ev
+from .cells import NodeData
+from .model import PAIR_SEP, SegmentPart
+from .values import ValueFn
+from .view import _NodeView
+
+MAX_ELEMENTS = 3
+MIN_MEMBER_SHARE = 0.05  # an element explaining less of the gap than this is no cause worth a conversation
+
+
+def leaves(view: _NodeView, versus: str) -> pd.DataFrame | None:
+    """The node's finest cells as `localise` reads them: one row per leaf (dimension values as
+    strings), actual, expected, and the variance of actual − expected: counting noise now and in the
+    baseline, widened by the leaf's own history (see `evidence.combine`)."""
+    data = view.data
+    m = data.cur_metric
+    if data.sets or not data.dims or not m.additive or data.cur_metric is not data.ref_metric \
+            or view.value is None or view.baseline is None:
+        return None
+    sp = data.split(data.dims)
+    if sp is None or not sp.segments or not sp.cur_var:
+        return None
+    fn = ValueFn(m.value, m.components)
+    v1 = np.nan_to_num(sp.value)
+    v0 = np.nan_to_num(sp.ref_value)
+    if versus == "target":
+        weights = att.shares(v0) if np.abs(v0).sum() > 0 else att.shares(v1)
+        if not weights.any():
+            weights = np.full(len(v1), 1.0 / len(v1))
+        expected = view.baseline * weights
+    elif sp.ref is None:
+        return None
+    else:
+        expected = v0
+    grad = ev.gradient(fn, sp.cur, m.components)
+    variance = sum((grad[c] ** 2 * sp.cur_var.get(c, 0.0) for c in m.components), np.zeros(len(v1)))
+    if sp.ref is not None and sp.ref_var:
+        g0 = ev.gradient(fn, sp.ref, m.components)
+        var0 = sum((g0[c] ** 2 * sp.ref_var.get(c, 0.0) for c in m.components), np.zeros(len(v1)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(np.abs(v0) > 0, expected / v0, 0.0)
+        variance = variance + scale ** 2 * var0
+    if not ev.poisson_ok(m):  # a level carried over: only its history says how much it moves
+        variance = np.zeros(len(v1))
+    names = [s.split(PAIR_SEP) for s in sp.segments]
+    cells = pd.DataFrame(names, columns=list(data.dims))
+    cells["actual"], cells["expected"], cells["variance"] = v1, expected, variance
+    if sp.history is not None:
+        # Each leaf's usual wobble widens its counting noise, median-based so that a problem that began
+        # a period or two ago is not taken for it (a mean over the periods, as `localise`'s own history
+        # input does, would let last month's collapse hide this month's)
+        shape = next(iter(sp.history.values())).shape
+        per = np.asarray(fn({c: v.ravel() for c, v in sp.history.items()}), dtype="float64").reshape(shape)
+        usual, count = ev.usual_sd(per)
+        k = max(len(data.ref_periods), 1)
+        sd = ev.combine(np.sqrt(variance) if ev.poisson_ok(m) else None, (usual * np.sqrt(1.0 + 1.0 / k), count))
+        if sd is not None:
+            cells["variance"] = np.nan_to_num(sd) ** 2
+    if not (cells["variance"] > 0).any():
+        return None
+    return cells
+
+
+def _bound(data: NodeData, depth: int) -> float:
+    """The |z| an element at `depth` must show: Bonferroni over every element of that depth (a rep ×
+    channel is one of 8 × 6 = 48 such crossings, and of every other pair's), the family's 5 % shared
+    equally between the depths — as `localise` shares its own bound."""
+    sizes = [len(data.labels[d]) for d in data.dims]
+    count = sum(math.prod(c) for c in combinations(sizes, depth)) if depth <= len(sizes) else 1
+    return ev.z_bound(count * len(sizes))
+
+
+def cause_set(view: _NodeView, versus: str) -> tuple[SegmentPart | None, Localisation] | None:
+    """The named elements as one SegmentPart (a set when several), or (None, …) when nothing stands
+    out of the noise; None when the node is no sum over finest cells (ratios, catalogue batches)."""
+    cells = leaves(view, versus)
+    if cells is None:
+        return None
+    data: NodeData = view.data
+    result = localise(cells, list(data.dims), max_elements=MAX_ELEMENTS)
+    gap = view.gap or 0.0
+    members = []
+    for el in result.elements:
+        dims = PAIR_SEP.join(d for d, _ in el.where)
+        name = PAIR_SEP.join(v for _, v in el.where)
+        sd = (el.high - el.low) / 3.92 if el.high > el.low else None
+        members.append(SegmentPart(dims, name, el.part, el.part / gap if gap else None, el.actual, el.expected,
+                                   sd=sd))
+    # An element that went the other way (a channel that did better) offsets the gap: it is in the
+    # segment tables, but a cause is what made the gap. An element whose own part is within its noise
+    # (localise's matched filter can accept a weak second element next to a strong one) or too small
+    # to talk about is not named either.
+    members = [p for p in members if p.contribution * gap > 0 and abs(p.share or 0.0) >= MIN_MEMBER_SHARE
+               and ev.evident(p.z, _bound(data, p.dimension.count(PAIR_SEP) + 1))]
+    if not members:
+        return None, result
+    if len(members) == 1:
+        return members[0], result
+    # The set reads as its largest element (what a table, a chart or an older reader of
+    # `top_segment` shows), with every element, itself included, in `members`
+    members.sort(key=lambda p: -abs(p.contribution))
+    return replace(members[0], members=tuple(members)), result
