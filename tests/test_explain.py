@@ -373,10 +373,15 @@ def test_demo_north_star_names_every_planted_problem(demo_data_dir) -> None:
         hits = [c for c in result.causes if metric_of[c.id] == problem["node"]
                 and _named(c, problem["dimension"], problem["segment"])]
         assert hits, (problem["id"], [(c.id, c.top_segment and c.top_segment.segment) for c in result.causes])
-    # ARR is an exact bridge (start × NRR + new-logo + reactivation): its first step is a share of the
-    # gap — the shortfall it started the month with — and the rep is a cause reached through bookings
-    assert [s.id for s in result.red_path[:2]] == ["arr", "arr_start"]
-    assert result.red_path[1].share > 0.5
+    # ARR is an exact bridge (start × NRR + new-logo + reactivation). Of its −$10.12M gap, 74 % is the
+    # balance it started the month with, carried over from September: said, never followed nor a cause.
+    # The path follows what arose in October, through bookings to the rep.
+    assert [s.id for s in result.red_path] == ["arr", "new_arr", "new_business_arr", "win_rate"]
+    assert "74% of the shortfall was carried over from the period before" in result.red_path[0].sentence
+    assert "arr_start" not in {c.id for c in result.causes}
+    assert "carried over" in dict(result.unlisted)["arr_start"]
+    assert next(c for c in result.children if c.id == "arr_start").carried
+    assert "Dana Whitfield" in result.red_path[-1].top_segment.segment
     win = next(c for c in result.causes if c.id == "win_rate")
     assert "Dana Whitfield" in win.top_segment.segment
     assert abs(win.top_segment.rate_z) >= 3  # binomial noise and her own history: far out of it

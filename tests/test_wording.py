@@ -211,8 +211,10 @@ def test_every_red_lever_is_in_the_red_path_or_also_off_track_or_said_why(demo, 
     unlisted = {i for i, _ in r.unlisted}
     assert red == (named | unlisted) & red
     assert not named & unlisted
-    if versus == "target":  # against the target every red lever is off track: none is left to explain away
-        assert red <= named and not unlisted
+    if versus == "target":  # against the target every red lever is off track, but the opening balance: its
+        # shortfall was carried over from September, said so and not followed
+        assert red - {"arr_start"} <= named and unlisted == {"arr_start"}
+        assert "carried over" in dict(r.unlisted)["arr_start"]
     else:
         assert all("red against its target" in why for _, why in r.unlisted)
         # a cause found below an unreached red node is not called red when it is not

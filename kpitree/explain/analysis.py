@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import attribution as att
+from ..evaluate import RED
+from ..format import fmt
 from ..tree import Node
 from .cells import _Session
 from .children import _Children, _children
@@ -39,6 +41,11 @@ def _analyse_node(session: _Session, node: Node, versus: str) -> _Analysis:
     session.fetch([node, *kids])
     view = _view(session, node, versus)
     segments = _segments(_view(session, node, versus, own=True), versus)
+    if view.maturing and view.status != RED:
+        # a young cohort's gap is not final: judged on its expected final value, which is not red
+        expected = f", expected to end near {fmt(view.expected_final, view.unit)}" if view.expected_final is not None else ""
+        segments = _SegmentAnalysis((), None, f"{node.label} is maturing (its cohort is still young{expected}): "
+                                    "no segment is named for a gap that is not final", segments.basis)
     cell_dim = None
     if node.formula:
         exact = att.Formula.parse(node.formula).names

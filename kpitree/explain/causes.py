@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..bridge import opening_child
 from ..evaluate import Evaluation, status_of, target_for
 from ..metrics import (
     Kind,
@@ -50,7 +51,7 @@ def _branches(session: _Session, a: _Analysis, versus: str) -> list[tuple[str, s
 def _off_baseline(session: _Session, c: ChildPart) -> bool:
     """The child itself moved beyond a quarter of its amber band in the bad direction (a maturing
     cohort's rate has not moved: its cohort is young)."""
-    if c.maturing:
+    if c.maturing or c.carried:  # a young cohort has not moved yet; an opening balance moved last period
         return False
     kid = session.tree.node(c.id)
     amber = kid.amber if kid.amber is not None else session.engine.settings.amber_threshold
@@ -172,7 +173,7 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
     # red against its target but not reached by the walk: listed too, saying why the walk did not reach it
     statuses.prefetch([n for n in _subtree(session.tree, start.view.node) if n.id not in seen])
     for node in _subtree(session.tree, start.view.node):
-        if node.id in seen or statuses.status(node.id) != "red":
+        if node.id in seen or statuses.status(node.id) != "red" or _carried(session.tree, node):
             continue
         seen.add(node.id)
         visit(_analyse(session, node, versus), _path_between(session.tree, start.view.node, node), 0.0, node)
@@ -192,7 +193,10 @@ def _unlisted(session: _Session, start: _Analysis, versus: str, red_path: Sequen
         if node.id in listed or statuses.status(node.id) != "red":
             continue
         v = _analyse(session, node, versus).view
-        if v.gap is None:
+        if _carried(session.tree, node):
+            why = ("red against its target, but carried over: the balance the period started with, whose shortfall "
+                   "arose the period before — not part of what went wrong in this one")
+        elif v.gap is None:
             why = f"red against its target, with nothing {_period_words((v.base_key,))} to compare it with"
         elif v.adverse(v.gap) <= 0:
             why = (f"red against its target, but {_node_compare(v)}: no worse, so no part of this change"
@@ -201,6 +205,13 @@ def _unlisted(session: _Session, start: _Analysis, versus: str, red_path: Sequen
             why = "red, but below a part that is on its own baseline"
         out.append((node.id, f"{node.label}: {why}."))
     return out
+
+
+def _carried(tree: Tree, node: Node) -> bool:
+    """The node is its parent's opening balance (ARR at start under ARR): no cause of this period."""
+    parent = tree.parent_of(node.id)
+    opening = opening_child(tree, parent) if parent is not None else None
+    return opening is not None and opening.id == node.id
 
 
 def _concentrated(c: Cause) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import attribution as att
+from ..bridge import opening_child
 from .cells import _Session
 from .model import ChildPart, Influence
 from .view import _NodeView, _view
@@ -84,11 +85,13 @@ def _children(session: _Session, parent: _NodeView, versus: str, cell_dim: tuple
         parts_by.update(dict(res.parts))
         method = res.method
     parts = []
+    opening = opening_child(tree, node)
     for n in formula.names:
         v = views[n]
         c = parts_by[n]
         parts.append(ChildPart(n, v.node.label, v.node.owner, c, _share(c, gap), v.value, base[n], v.unit,
-                               v.status, "exact", tuple(cells[n]), v.maturing, v.expected_final))
+                               v.status, "exact", tuple(cells[n]), v.maturing, v.expected_final,
+                               opening is not None and n == opening.id))
     residual = None
     detail: tuple[tuple[str, float], ...] = ()
     if gap is not None:

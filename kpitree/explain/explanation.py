@@ -45,6 +45,8 @@ class Explanation:
     unlisted: tuple[tuple[str, str], ...] = ()  # red nodes below it that no path or cause names: (id, why)
     how: tuple[str, ...] = ()  # "how this was computed": one sentence per method used (see `how_computed`)
     finding: Finding | None = None  # beside a mix shift, the segment whose own rate moved (named in words)
+    maturing: bool = False  # a young cohort's rate: judged on `expected_final` (see `view`)
+    expected_final: float | None = None
 
     @property
     def adverse(self) -> bool:
@@ -68,6 +70,9 @@ class Explanation:
         kind = "target" if self.versus == "target" else "period"
         said = compare_words(self.value, self.baseline, self.unit, kind, self.baseline_label, amount=True)
         status = STATUS_PHRASE.get(self.status, self.status)
+        if self.maturing and self.expected_final is not None:
+            status = (f"maturing — its cohort is still young, expected to end near "
+                      f"{fmt(self.expected_final, self.unit)}: {status}")
         return f"{self.label}: {said}; {status}" + ("." if self.versus == "target" else " (status is against target).")
 
     def delta(self, *, ascii_sign: bool = False) -> str | None:
@@ -208,6 +213,7 @@ class Explanation:
             "unlisted": [{"id": i, "why": why} for i, why in self.unlisted],
             "reason": self.reason,
             "seconds": round(self.seconds, 4),
+            "maturing": self.maturing, "expected_final": self.expected_final,
         })
 
     def text(self) -> str:
@@ -222,6 +228,7 @@ class Explanation:
                     fmt_share(c.share) if self.shares_readable() else fmt_change(c.contribution, self.unit))
                 said = (f": {compare_words(c.value, c.baseline, c.unit, kind, self.baseline_label)}"
                         if c.link == "exact" else "")
+                said += " — carried over from the period before" if c.carried else ""
                 lines.append(f"  {cell:>8}  {_child_name(c).capitalize() if c.link == 'residual' else c.label}{said}")
             note = self.children_note()
             if note:

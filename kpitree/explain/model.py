@@ -144,9 +144,11 @@ class ChildPart:
     by_segment: tuple[tuple[str, float], ...] = ()  # (segment, part) of the within-segment attribution
     maturing: bool = False  # a young cohort's rate: never followed on its own (see `view`)
     expected_final: float | None = None
+    carried: bool = False  # the opening balance (ARR at start): the gap carried over from P−1, no cause of P's
 
     def to_dict(self) -> dict:
         return _clean({"id": self.id, "label": self.label, "owner": self.owner, "link": self.link,
+                       "carried": self.carried,
                        "contribution": self.contribution, "share": self.share, "value": self.value,
                        "baseline": self.baseline, "unit": self.unit, "status": self.status,
                        "maturing": self.maturing, "expected_final": self.expected_final,

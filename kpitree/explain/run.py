@@ -82,7 +82,8 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
         reason=engine.no_data_reason(node, period) if view.value is None else "",
         children_reference=tuple(p.key for p in session.data[node.id].ref_periods),
         notes=tuple(dict.fromkeys(notes)), seconds=time.perf_counter() - started, unlisted=tuple(unlisted),
-        how=_how(start, session, versus), finding=start.also,
+        how=_how(start, session, versus), finding=start.also, maturing=view.maturing,
+        expected_final=view.expected_final,
     )
 
 

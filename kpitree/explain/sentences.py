@@ -5,7 +5,8 @@ from __future__ import annotations
 from ..format import fmt, fmt_change, fmt_share
 from .analysis import _Analysis
 from .cells import _Session
-from .model import NAMED_SHARE, PAIR_SEP, PSEUDO, STATUS_PHRASE, SegmentPart
+from .model import NAMED_SHARE, PAIR_SEP, PSEUDO, STATUS_PHRASE, ChildPart, SegmentPart
+from .view import _NodeView
 from .words import (
     _child_name,
     _describe,
@@ -16,6 +17,7 @@ from .words import (
     _period_words,
     _plural,
     _segment_compare,
+    compare_words,
 )
 
 
@@ -32,6 +34,12 @@ def _sentence(a: _Analysis, link: str, share: float | None, parent: _Analysis | 
            f"Owner: {owner}"
 
 
+def _node_compare_child(c: ChildPart, v: _NodeView) -> str:
+    """A child's part compared with its baseline, the way its parent's comparison reads."""
+    kind = "target" if v.versus == "target" else "period"
+    return compare_words(c.value, c.baseline, c.unit, kind, v.base_key)
+
+
 def _step_sentence(a: _Analysis, link: str, share: float | None, parent: _Analysis | None, versus: str) -> str:
     v = a.view
     node = v.node
@@ -43,7 +51,13 @@ def _step_sentence(a: _Analysis, link: str, share: float | None, parent: _Analys
         lacks = "has no target" if versus == "target" else f"has no value in {against} to compare with"
         return f"{node.label} is {fmt(v.value, v.unit)} and {lacks}. Owner: {node.owner}."
     if link == "start":
-        return f"{node.label}: {_node_compare(v, amount=True)}; {phrase}. Owner: {node.owner}."
+        carried = next((c for c in a.children.parts if c.carried and c.share is not None and v.gap), None)
+        said = ""
+        if carried is not None and v.adverse(carried.contribution) > 0:
+            said = (f" {fmt_share(carried.share)} of the {_gap_word(v)} was carried over from the period before "
+                    f"({carried.label} {_node_compare_child(carried, v)}): it arose then, so the path follows "
+                    "what arose in this period.")
+        return f"{node.label}: {_node_compare(v, amount=True)}; {phrase}.{said} Owner: {node.owner}."
     if link == "over":
         said = parent is not None and parent.unjudged == a.unjudged and parent.view.value is None
         lacks = "has no data either, for the same reason" if said else a.unjudged
