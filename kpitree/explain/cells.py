@@ -444,6 +444,7 @@ class _Session:
         for r in members:
             df = pd.concat(parts[r.metric.name], ignore_index=True)
             df["pkey"] = df["pkey"].map(labels)
+            df = df.sort_values(["pkey", *dims], kind="stable", ignore_index=True)  # any order in, one order out
             out[r.node, r.role, r.index] = df[["pkey", *dims, *r.metric.components]]
         return out
 
@@ -453,6 +454,9 @@ def _per_member(df: pd.DataFrame, members: list[_Source], aliases: list[tuple[_S
     """Splits one cells query (columns pkey, d0…, aliases) into each member's frame: pkey as the
     member's period label, dimensions by name, its components by name."""
     dims = members[0].dims
+    # DuckDB returns the groups of a parallel aggregate in any order: sorted, the same data gives the
+    # same segment order, the same ties and the same sentences on every run
+    df = df.sort_values(["pkey", *(f"d{i}" for i in range(len(dims)))], kind="stable", ignore_index=True)
     base = df.rename(columns={f"d{i}": d for i, d in enumerate(dims)})
     base["pkey"] = base["pkey"].map(labels)
     out: dict[tuple[str, str, int], pd.DataFrame] = {}
