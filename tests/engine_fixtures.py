@@ -115,3 +115,22 @@ def same_structure(a: object, b: object, path: str = "") -> list[str]:
         # ($0.27 of $13M ARR) whose float noise (5e-8) differs between two runs of DuckDB itself.
         return [] if close(float(a), float(b)) or abs(a - b) < 1e-6 else [f"{path}: {a} vs {b}"]
     return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
+
+
+@contextmanager
+def spark_demo(root: Path) -> Iterator[Workspace]:
+    """The demo as Parquet files read by a Spark local[2] session; yields the workspace over them.
+
+    One session per test module (starting one takes seconds of JVM start-up); its time limit is
+    raised because a busy two-core machine makes Spark's per-statement overhead seconds long."""
+    from kpitree.engines import EngineSettings, forget
+    from kpitree.engines.load import to_parquet
+
+    paths = to_parquet(demo_db(), root / "parquet")
+    engine = {"kind": "spark", "master": "local[2]", "paths": {t: str(p) for t, p in paths.items()}}
+    ws = Workspace(root / "spark", create=True)
+    (ws.root / "workspace.json").write_text(json.dumps({"engine": engine, "query_timeout": 900}), encoding="utf-8")
+    try:
+        yield ws
+    finally:
+        forget(EngineSettings.from_raw(engine))

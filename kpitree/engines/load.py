@@ -8,6 +8,7 @@ Parquet file per table (`to_parquet`, which Spark and DuckDB read). The workspac
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import duckdb
@@ -18,6 +19,20 @@ from .postgres import IDENT
 PG_TYPES = {"VARCHAR": "text", "DATE": "date", "TIMESTAMP": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamptz",
             "DOUBLE": "double precision", "FLOAT": "real", "BIGINT": "bigint", "INTEGER": "integer",
             "SMALLINT": "smallint", "BOOLEAN": "boolean", "HUGEINT": "numeric"}
+
+
+def _open(db_file: str | Path) -> duckdb.DuckDBPyConnection:
+    """The workspace file, read only, with file access (to write the copies): the app's own read-only
+    instance of it (no file access) lingers a second after its last reader, and DuckDB refuses a
+    second configuration of one file meanwhile, so this waits for it a little."""
+    deadline = time.monotonic() + 10.0
+    while True:
+        try:
+            return duckdb.connect(str(db_file), read_only=True)
+        except duckdb.ConnectionException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
@@ -40,7 +55,7 @@ def to_postgres(db_file: str | Path, dsn: str, schema: str) -> dict[str, int]:
 
     if not IDENT.fullmatch(schema):
         raise ValueError(f"not a plain schema name: {schema!r}")
-    src = duckdb.connect(str(db_file), read_only=True)
+    src = _open(db_file)
     counts: dict[str, int] = {}
     try:
         with psycopg.connect(dsn, autocommit=True) as pg, tempfile.TemporaryDirectory() as tmp:
@@ -66,7 +81,7 @@ def to_parquet(db_file: str | Path, folder: str | Path) -> dict[str, Path]:
     """One Parquet file per canonical table of the workspace file under `folder`; table → path."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    src = duckdb.connect(str(db_file), read_only=True)
+    src = _open(db_file)
     paths = {}
     try:
         for table in _tables(src):

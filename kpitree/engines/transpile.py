@@ -16,6 +16,8 @@ carry over are rewritten here on the parsed tree, never by string replacement:
 - an `ASOF JOIN … ON x.k >= y.k` (DuckDB's; neither Postgres nor Spark has one) becomes a range
   join on `y.k <= x.k < the next y.k`, the next key taken with `lead()` over the right side;
 - `any_value` on Postgres 15 (which lacks it) becomes `min` (any value is a right answer);
+- on Spark, a number written with a decimal point is a DOUBLE (Spark would make it a DECIMAL and
+  cut divisions by it to six places), and DuckDB's `quantile_*` are the exact percentiles;
 - query parameters (`?`) are spliced in as typed literals, so every driver gets plain SQL.
 
 Parsing a large batch costs milliseconds; the parsed tree of each statement text is kept
@@ -156,6 +158,11 @@ def _postgres(node: exp.Expression) -> exp.Expression:
 
 
 def _spark(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Literal) and not node.is_string and any(ch in node.this for ch in ".eE") \
+            and not isinstance(node.parent, (exp.Cast, exp.DataType)):
+        # Spark reads 7.0 as DECIMAL(2,1), and an integer over it as a decimal cut to 6 places
+        # (touches per rep per week came out 1e-7 off); DuckDB's arithmetic on it is floating point
+        return exp.cast(node.copy(), "DOUBLE")
     if isinstance(node, exp.PercentileDisc) and node.args.get("expression") is not None \
             and not isinstance(node.parent, exp.WithinGroup):
         # DuckDB's quantile_disc(x, q): Spark takes only the ordered-set form
