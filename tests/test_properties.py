@@ -95,3 +95,75 @@ def test_segment_split_sums_to_total(rows):
         split = _values(con, name, "segment").groupby("pkey")["value"].sum()
         for k in total.index:
             assert split.get(k, 0.0) == pytest.approx(total[k], abs=1e-6)
+
+
+# --- explain: the named parts and the unexplained remainder are the gap ----------------------------
+
+deal_row = st.tuples(
+    st.integers(3, 10),  # month
+    st.sampled_from(["Ann", "Bob", "Cy", "Di"]),
+    st.sampled_from(["SMB", "Enterprise"]),
+    st.sampled_from(["Organic", "Paid", "Partner"]),
+    st.sampled_from(["won", "won", "lost"]),
+    st.floats(100, 50_000),
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(deal_row, min_size=20, max_size=160), st.floats(0.5, 1.5))
+def test_explained_parts_and_remainder_add_up_to_the_gap(rows, plan):
+    """Any deals, any target: along every dimension (and pair) the segments' parts plus the part no
+    segment owns are the gap; a named cause set's first element's part is exactly its own gap as
+    the segment tables have it (the elements' parts are disjoint pieces of the leaves' gaps)."""
+    import tempfile
+    from pathlib import Path
+
+    from kpitree.evaluate import Engine
+    from kpitree.explain import explain_node
+    from kpitree.ingest import load_frames
+    from kpitree.tree import parse_yaml
+    from kpitree.workspace import Workspace
+
+    frame = pd.DataFrame([{
+        "deal_id": f"D{i}", "account_id": f"A{i}", "owner": owner, "created_date": f"2026-{m:02d}-01",
+        "close_date": f"2026-{m:02d}-{10 + i % 15}", "stage": status, "status": status, "amount": round(amount, 2),
+        "deal_type": "new", "segment": segment, "channel": channel}
+        for i, (m, owner, segment, channel, status, amount) in enumerate(rows)])
+    october = frame[(frame["close_date"].str.startswith("2026-10")) & (frame["status"] == "won")]["amount"].sum()
+    target = round(max(october, 1000.0) * plan, 2)
+    months = ", ".join(f"2026-{m:02d}: {target}" for m in range(3, 11))
+    tree, problems = parse_yaml(f"""
+name: p
+grain: month
+dimensions: [owner, segment, channel]
+nodes:
+  - {{id: nb, label: NB, level: north_star, metric: new_business_arr, owner: X, target: {{by_period: {{{months}}}}},
+     formula: nb = closed * win_rate * asp, children: [closed, win_rate, asp]}}
+  - {{id: closed, label: Closed, level: lever, metric: closed_deals, owner: X, target: 10}}
+  - {{id: win_rate, label: Win rate, level: lever, metric: win_rate, owner: X, target: 0.5}}
+  - {{id: asp, label: Deal size, level: lever, metric: avg_deal_size, owner: X, target: 5000}}
+""", "p.yaml")
+    assert tree is not None, problems
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace(Path(tmp) / "ws", create=True)
+        load_frames(ws, {"deals": frame})
+        s = ws.settings()
+        s.as_of = "2026-11-20"
+        ws.save_settings(s)
+        engine = Engine(ws)
+        for node in ("nb", "win_rate"):
+            r = explain_node(engine, tree, node, "2026-10", causes=False)
+            if r.gap is None:
+                continue
+            scale = max(abs(r.gap), abs(r.value or 0.0), 1.0)
+            for d in r.dimensions:
+                assert sum(p.contribution for p in d.segments) == pytest.approx(r.gap, abs=1e-9 * scale), d.dimension
+            for step in r.red_path:
+                top = step.top_segment
+                if top is None or not top.members:
+                    continue
+                first = top.members[0]
+                rank = next((d for d in r.dimensions if d.dimension == first.dimension), None)
+                if rank is not None and step.id == r.node:
+                    table = next(p for p in rank.segments if p.segment == first.segment)
+                    assert first.contribution == pytest.approx(table.contribution, abs=1e-9 * scale)
