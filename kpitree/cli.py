@@ -145,12 +145,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     ws = Workspace(args.workspace)
     tree = load_tree(args.tree or _active_tree(ws))
+    started = time.perf_counter()
     result = evaluate_tree(ws, tree, args.period, args.grain)
+    seconds = time.perf_counter() - started
     if args.format == "json":
         _print_json(result.to_dict())
         return 0
     state = "complete" if result.complete else f"running, {result.nodes[0].elapsed:.0%} elapsed"
-    print(f"{tree.name} — {result.period.key} ({state}; data as of {result.as_of})")
+    print(f"{tree.name} — {result.period.key} ({state}; data as of {result.as_of}; "
+          f"{ws.engine_label()} answered in {seconds:.1f} s)")
     depth = {n.id: 0 for n in result.nodes}
     for n in result.nodes:
         if n.parent:

@@ -973,6 +973,9 @@ def _canonical_columns(table: str, norm: dict[str, str]) -> dict[str, str]:
     return {c.name: norm[c.name] for c in TABLES[table].columns if c.name in norm}
 
 
+ENGINE_NAMES = {"postgres": "PostgreSQL", "spark": "Spark", "parquet": "Parquet files"}
+
+
 def _kept_warnings(warnings: Sequence[str]) -> str | None:
     """A load's warnings as stored beside it: a JSON list, at most 50 of at most 500 characters each
     (a file can raise thousands of one kind; the Upload page showed them all at the time)."""
@@ -2121,6 +2124,11 @@ def ingest(
         raise LoadError(f"unknown mode {mode!r}: use 'replace' or 'append'")
     if not paths:
         raise LoadError("no files given")
+    engine = workspace.engine_settings()
+    if engine.remote:  # an upload here would fill a local file nothing reads
+        raise LoadError(f"workspace {workspace.name!r} reads its data from {ENGINE_NAMES.get(engine.kind, engine.kind)}: "
+                        "load the tables there, or remove the engine from the workspace's settings (Workspaces page) "
+                        "to load files")
     started = time.perf_counter()
     progress = on_progress or (lambda _f, _m: None)
     reader = _connect()

@@ -410,3 +410,14 @@ def test_the_loads_own_database_has_the_workspace_ceilings(ws, tmp_path, monkeyp
     limit = real(config={"memory_limit": f"{DB_MEMORY_LIMIT // (1 << 20)}MiB"}).execute(
         "SELECT current_setting('memory_limit')").fetchone()[0]
     assert {mem for mem, _ in seen} == {limit}
+
+
+def test_a_workspace_reading_a_remote_engine_refuses_uploads(ws, tmp_path):
+    # The workspace's numbers come from Postgres: a file loaded here would fill a local table nothing
+    # reads, so the load says where the data lives instead.
+    (ws.root / "workspace.json").write_text(json.dumps({"engine": {"kind": "postgres", "dsn_env": "KPITREE_PG_DSN"}}))
+    path = write(tmp_path, "deals.csv", f"{HEADER}\nD1,A1,Ann,2026-01-05,2026-02-01,Won,won,1200.50,new,SMB,Organic\n")
+    with pytest.raises(LoadError, match="reads its data from PostgreSQL"):
+        ingest(ws, [path])
+    (ws.root / "workspace.json").write_text("{}")
+    assert not ws.tables()  # nothing was written to the local file either
