@@ -28,6 +28,8 @@ def test_default_view_is_the_tree_on_the_latest_complete_month(app):
     chart = next(e for e in at.main if e.type == "vega_lite_chart" and e.key.startswith("tree_"))
     assert '"node"' in chart.proto.spec  # the box layer carries the click selection
     assert at.query_params["period"] == "2026-10"
+    # which engine answered, and how long it took (issue 18)
+    assert any("DuckDB (the workspace's own file) answered in " in unescaped(c.value) for c in at.caption)
 
 
 def test_select_box_and_chart_click_stay_in_sync(app):

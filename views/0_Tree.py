@@ -12,6 +12,7 @@ owners, names, URL parameters) reaches Markdown only through `markdown_text`.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -135,7 +136,13 @@ def main() -> None:
         st.divider()
         report_buttons(ws, tree, period, grain, versus, engine=engine)
 
+    started = time.perf_counter()
     evaluation = ui.evaluation(ws, tree, period)
+    took = time.perf_counter() - started
+    try:  # which engine answered, and how long it took (issue 18); a remote one without its settings says so
+        engine_words = f"{md(ws.engine_label())} answered in {took:.1f} s"
+    except KpiTreeError as exc:
+        engine_words = md(exc)
     root = evaluation.nodes[0]
     baselines = ({n.id: n.target for n in evaluation.nodes} if versus == "target"
                  else ui.baselines(ws, tree, period, versus))
@@ -145,7 +152,7 @@ def main() -> None:
     against = "" if versus == "target" else f" · comparing with {VERSUS[versus]} ({baseline_period(period, versus).key})"
     st.caption(f"Workspace **{md(ws.name)}** · data as of {evaluation.as_of} · period {state} · "
                f"{counts['red']} red, {counts['amber']} amber, {counts['green']} green, "
-               f"{counts['no_target']} without target, {counts['no_data']} without data{against}")
+               f"{counts['no_target']} without target, {counts['no_data']} without data{against} · {engine_words}")
     _suggestions(tree)
 
     ids = [n.id for n in evaluation.nodes]
