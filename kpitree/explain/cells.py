@@ -48,9 +48,10 @@ from .values import ValueFn
 if TYPE_CHECKING:
     from .analysis import _Analysis
 
+_CELL_DIM = re.compile(r"d\d+")  # a cells query's dimension columns (d0, d1, …)
 HISTORY_PERIODS = 6  # earlier periods (at least) read for how much each segment usually moves
 _ADDITIVE = re.compile(r"^\s*(count\(\*\)|sum\()", re.IGNORECASE)
-_RESULTS = ResultCache(256)
+_RESULTS = ResultCache(1024)  # query results and built node cells, per data version
 
 
 def _additive_agg(agg: str) -> bool:
@@ -170,8 +171,11 @@ def _period_totals(plan: _Plan, frames: dict[int, pd.DataFrame]) -> dict[str, di
         if s.mode == "batch" and plan.dims:
             df = df[np.logical_and.reduce([df[d] == ALL for d in plan.dims])]
         comps = [c for c in df.columns if c != "pkey" and c not in plan.dims and not c.endswith(SQ)]
-        for key, row in df.groupby("pkey")[comps].sum().iterrows():
-            out.setdefault(str(key), {}).update({c: float(v) for c, v in row.items()})
+        keys, at = np.unique(df["pkey"].astype(str).to_numpy(), return_inverse=True)
+        table = df[comps].to_numpy(dtype="float64", na_value=0.0) if comps else np.zeros((len(df), 0))
+        sums = [np.bincount(at, weights=table[:, j], minlength=len(keys)) for j in range(len(comps))]
+        for i, key in enumerate(keys):
+            out.setdefault(str(key), {}).update({c: float(sums[j][i]) for j, c in enumerate(comps)})
     every = (*plan.cur_metric.components, *plan.ref_metric.components)
     for comps in out.values():
         for c in every:
@@ -223,9 +227,13 @@ class _Session:
         def run() -> pd.DataFrame:
             try:
                 with self.connection() as con:
-                    return con.execute(text, params).df()
+                    df = con.execute(text, params).df()
             except duckdb.Error as exc:
                 raise QueryError(f"explain query failed: {str(exc).splitlines()[0]}") from None
+            # DuckDB returns a parallel aggregate's groups in any order: sorted (once, then cached), the
+            # same data gives the same segment order, the same ties and the same sentences on every run
+            keys = [c for c in df.columns if c == "pkey" or _CELL_DIM.fullmatch(c)]
+            return df.sort_values(keys, kind="stable", ignore_index=True) if keys else df
 
         return self._cached(("sql", text, tuple(params)), run)
 
@@ -276,7 +284,7 @@ class _Session:
         exact = [self.tree.node(c) for c in att.Formula.parse(parent.formula).names] if parent.formula else []
         chosen = self._choose(parent, judges=exact)
         for node in todo:
-            self.data[node.id] = NodeData.build(node, plans[node.id], frames, self, chosen)
+            self.data[node.id] = self.build(node, plans[node.id], frames, chosen)
 
     def own(self, node: Node) -> NodeData:
         """The node's data with the reference it would choose itself (for its own segment drill-down)."""
@@ -285,8 +293,27 @@ class _Session:
             chosen = self._choose(node)
             batch = self.data[node.id]
             same = chosen == batch.ref_periods or not self.reference.choose
-            self._own[node.id] = batch if same else NodeData.build(node, plan, frames, self, chosen)
+            self._own[node.id] = batch if same else self.build(node, plan, frames, chosen)
         return self._own[node.id]
+
+    def build(self, node: Node, plan: _Plan, frames: dict[int, pd.DataFrame], reference: tuple[Period, ...]
+              ) -> NodeData:
+        """`NodeData.build`, kept across clicks like the queries it reads: the same node, plan and
+        reference over the same data version give the same cells (a third of a warm click otherwise)."""
+        key = ("node", self.node_key(node), self.period.key, str(self.as_of), self.running, self.elapsed,
+               tuple(p.key for p in reference), tuple(s.key() + (s.role, s.index) for s in plan.sources), plan.note)
+        if any(id(s) not in frames for s in plan.sources):
+            return NodeData.build(node, plan, frames, self, reference)
+        return self._cached(key, lambda: NodeData.build(node, plan, frames, self, reference))
+
+    @staticmethod
+    def node_key(node: Node) -> Any:
+        """The node itself where it hashes (a frozen dataclass), else its repr."""
+        try:
+            hash(node)
+            return node
+        except TypeError:
+            return repr(node)
 
     def _choose(self, parent: Node, judges: Sequence[Node] = ()) -> tuple[Period, ...]:
         """The reference period(s): fixed, or every candidate in which each of `judges` (default: the
@@ -454,9 +481,6 @@ def _per_member(df: pd.DataFrame, members: list[_Source], aliases: list[tuple[_S
     """Splits one cells query (columns pkey, d0…, aliases) into each member's frame: pkey as the
     member's period label, dimensions by name, its components by name."""
     dims = members[0].dims
-    # DuckDB returns the groups of a parallel aggregate in any order: sorted, the same data gives the
-    # same segment order, the same ties and the same sentences on every run
-    df = df.sort_values(["pkey", *(f"d{i}" for i in range(len(dims)))], kind="stable", ignore_index=True)
     base = df.rename(columns={f"d{i}": d for i, d in enumerate(dims)})
     base["pkey"] = base["pkey"].map(labels)
     out: dict[tuple[str, str, int], pd.DataFrame] = {}
