@@ -16,7 +16,7 @@ from ..tree import Node
 from .cells import _Session
 from .children import _Children, _children
 from .finding import _rate_finding
-from .model import Finding
+from .model import PAIR_SEP, Finding
 from .segments import _SegmentAnalysis, _segments
 from .view import _NodeView, _view
 
@@ -53,6 +53,11 @@ def _analyse_node(session: _Session, node: Node, versus: str) -> _Analysis:
                   if all(d in session.data[k].dims and not session.data[k].sets for k in exact)]
         ranked = [d.dimension for d in segments.dimensions if d.dimension in common]
         cell_dim = (ranked[0],) if ranked else None
+        top = segments.top
+        if top is not None and all(d in common for d in top.dimension.split(PAIR_SEP)):
+            # where the node's own change was found (a rep, or one rep's Enterprise deals): within
+            # those cells a mix shift there is not mistaken for a change of a factor elsewhere
+            cell_dim = tuple(top.dimension.split(PAIR_SEP))
     children = _children(session, view, versus, cell_dim)
     return _Analysis(view, children, segments, _rate_finding(session, node, versus, view, segments),
                      _unjudged(session, view, versus))

@@ -17,7 +17,7 @@ import numpy as np
 from .. import attribution as att
 from ..bridge import opening_child
 from .cells import _Session
-from .model import ChildPart, Influence
+from .model import PAIR_SEP, ChildPart, Influence
 from .view import _NodeView, _view
 
 
@@ -31,7 +31,7 @@ class _Children:
     notes: tuple[str, ...]
 
 
-def _children(session: _Session, parent: _NodeView, versus: str, cell_dim: tuple[str] | None) -> _Children:
+def _children(session: _Session, parent: _NodeView, versus: str, cell_dim: tuple[str, ...] | None) -> _Children:
     """The parent's gap over its formula's children (+ residual), and its influence children.
 
     Product (and other non-additive) formulas are attributed within the segments of `cell_dim`,
@@ -75,7 +75,7 @@ def _children(session: _Session, parent: _NodeView, versus: str, cell_dim: tuple
             parts_by[n] = float(seg_parts[n].sum()) + rest[n]
             order = np.argsort(-np.abs(seg_parts[n]))[:5]
             cells[n] = [(segs[i], float(seg_parts[n][i])) for i in order]
-        method = f"{' + '.join(sorted(methods))}, within segments by {cell_dim[0]}"
+        method = f"{' + '.join(sorted(methods))}, within segments by {PAIR_SEP.join(cell_dim)}"
     else:
         res = att.attribute(formula, base, x1)
         if res.note:
