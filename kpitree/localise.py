@@ -83,7 +83,8 @@ def nested_dimensions(cells: pd.DataFrame, dims: Sequence[str], *, actual: str =
     """Map each dimension whose every value lives (≥ 95 % of its amount) in one value of another
     dimension to that parent; when several qualify, the finest parent (most values) is kept, so
     rep → team rather than rep → region. Amount-weighted so a stray small deal in another segment
-    does not break the hierarchy; a 1:1 relabelling (same number of values) is not nesting."""
+    does not break the hierarchy; a 1:1 relabelling (same number of values) is not nesting, nor is
+    a dimension with a single value (every dimension would live in it)."""
     dims = list(dims)
     if cells.empty or len(dims) < 2:
         return {}
@@ -96,7 +97,7 @@ def nested_dimensions(cells: pd.DataFrame, dims: Sequence[str], *, actual: str =
     for child in dims:
         best: str | None = None
         for parent in dims:
-            if parent == child or sizes[parent] >= sizes[child]:
+            if parent == child or sizes[parent] >= sizes[child] or sizes[parent] < 2:
                 continue
             joint = np.zeros((sizes[child], sizes[parent]))
             np.add.at(joint, (codes[child], codes[parent]), weight)
