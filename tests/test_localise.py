@@ -49,6 +49,12 @@ def names(loc: Localisation) -> set[tuple[tuple[str, str], ...]]:
 
 def test_nested_dimensions_found_from_the_data() -> None:
     assert nested_dimensions(grid(), DIMS) == {"rep": "segment"}
+    # one stray small deal of Ana's in Mid-Market does not break the hierarchy (≥ 95 % of amount)
+    stray = pd.DataFrame([("Ana", "Mid-Market", "Inbound", 500.0, 500.0, 1.0)], columns=[*DIMS, "expected",
+                                                                                          "variance", "actual"])
+    assert nested_dimensions(pd.concat([grid(), stray]), DIMS) == {"rep": "segment"}
+    # a dimension with one value is nobody's parent; channels live in every segment
+    assert nested_dimensions(grid().assign(region="EU"), [*DIMS, "region"]) == {"rep": "segment"}
 
 
 def test_pure_noise_names_nothing() -> None:
