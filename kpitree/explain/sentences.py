@@ -220,6 +220,19 @@ def _how(start: _Analysis, session: _Session, versus: str) -> tuple[str, ...]:
         out.append(f"Dimensions are ranked by how much of the {gap} a few segments explain and how surprising their "
                    f"change is (Adtributor); a segment carrying {NAMED_SHARE:.0%} of the {gap} or more is named, and "
                    "marked in the chart.")
+        bound = start.segments.dimensions[0].bound
+        if bound:
+            out.append(f"Evidence before size: each segment's change is compared with the noise of its own data (counts "
+                       "as Poisson, amounts by their spread, rates as binomial) and with how much it usually moves "
+                       f"from period to period; one less than {bound:.1f} standard errors out either way (two, raised for the number of "
+                       "segments compared at once) is within normal variation and never named, however large its "
+                       "share. A dimension nested in another (each rep selling in one segment) is judged within its "
+                       "parent, so a reshuffle among one segment's reps is not a cause.")
+        top = start.segments.top
+        if top is not None and top.members:
+            out.append("Cause set: for a sum, the one to three places — at any depth of the dimensions combined — that "
+                       "together stand out of the noise are named, each with its own part of the gap (localisation "
+                       "over every combination of the dimensions, as the multi-dimensional root-cause methods do).")
     return tuple(out)
 
 
