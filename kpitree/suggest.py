@@ -14,7 +14,8 @@ Templates ship with the demo company's plan (an ARR target of $204M, owners such
    itself is out, the highest node of the first branch that has data becomes the north star (ARR
    with subscriptions, bookings from deals alone, won deals or leads for a funnel without amounts).
    ARR's exact children (ARR at start, NRR, new-logo ARR: all subscriptions) go with it, so deals
-   alone fall back to its influence child New ARR, the bookings, and the pipeline under them.
+   alone fall back to the bookings that lead them: New business ARR and its pipeline (under new-logo
+   ARR), or — with expansion deals too, which sit under NRR — New ARR = new business + expansion.
    A formula that lost a child is dropped (the link turns to influence) — or, when it was a plain
    sum left with one term, the parent *is* that term and the term takes its place.
 4. **Drill dimensions**: those the data fills, extra columns included (a manager, a region from a
@@ -165,6 +166,48 @@ def _reshape(template: Tree, keep: set[str], notes: list[Note]) -> list[Node]:
         level = 1 if i == new_root.id else max(2, n.level - shift)
         nodes.append(dataclasses.replace(n, level=level, children=tuple(children[i])))
     return nodes
+
+
+# With the north star (ARR) out for lack of subscriptions, the bookings that lead its parts may sit in
+# different branches (new-business deals under new-logo ARR, expansion deals under NRR's expansion rate):
+# their sum, New ARR, is then the north star over both, as the bookings tree was before ARR became exact.
+BOOKINGS = ("new_arr", "New ARR", ("new_business_arr", "expansion_arr"))
+
+
+def _bookings_north_star(template: Tree, keep: set[str]) -> Tree:
+    """The template under a New ARR = new business + expansion root, when the root is out and those two
+    bookings are kept in different branches (and no New ARR node is); else the template itself.
+    `keep` gains the new root."""
+    metric, label, parts = BOOKINGS
+    if template.root.id in keep or any(n.metric == metric and n.id in keep for n in template.nodes):
+        return template
+    tops = []
+    for part in parts:
+        found = [n for n in template.walk() if n.metric == part and not n.filter and n.id in keep]
+        if not found:
+            return template
+        tops.append(found[0])
+    branches = {_branch_of(template, n.id) for n in tops}
+    if len(branches) < len(tops) or any(n.id == metric for n in template.nodes):
+        return template
+    first, level = tops[0], min(n.level for n in tops)  # the parts side by side under their sum
+    tops = [dataclasses.replace(n, level=level) for n in tops]
+    root = Node(id=metric, label=label, level=1, metric=metric, owner=first.owner, review=first.review,
+                children=tuple(n.id for n in tops), formula=f"{metric} = {' + '.join(n.id for n in tops)}",
+                description="Bookings of won new and expansion deals: the north star while the workspace has no "
+                            "subscriptions to compute ARR from.")
+    inside = {i for n in tops for i in _subtree(template, n.id)}
+    keep.add(metric)
+    moved = {n.id: n for n in tops}
+    return dataclasses.replace(template, nodes=(root, *(moved.get(n.id, n) for n in template.nodes if n.id in inside)))
+
+
+def _branch_of(tree: Tree, node_id: str) -> str:
+    """The root's child whose subtree holds the node."""
+    cur = tree.node(node_id)
+    while (parent := tree.parent_of(cur.id)) is not None and parent.id != tree.root.id:
+        cur = parent
+    return cur.id
 
 
 def _levels(nodes: list[Node]) -> list[Node]:
@@ -434,15 +477,16 @@ def suggest_tree(source: Engine | Workspace, template: str | Path | Tree | None 
         raise KpiTreeError(f"nothing in template {base.name!r} can be computed from this workspace's data "
                            f"({tables}): load deals, subscriptions or leads on the Upload page "
                            "(`python -m kpitree ingest`), or build a tree by hand in the Builder")
-    nodes = _reshape(base, keep, notes)
-    nodes = _fix_formulas(nodes, base, notes)
+    shaped = _bookings_north_star(base, keep)
+    nodes = _reshape(shaped, keep, notes)
+    nodes = _fix_formulas(nodes, shaped, notes)
     nodes = _north_star(_levels(nodes), notes)
     root = next(n for n in nodes if n.level == 1)
     if root.id != base.root.id or root.metric != base.root.metric:
         notes.insert(0, Note("north_star", f"north star: {root.label} (the template's {base.root.label} "
                              "needs data this workspace does not have)", root.id))
     nodes, dims = _dimensions(nodes, data, notes)
-    nodes = _owners(nodes, base, data, notes)
+    nodes = _owners(nodes, shaped, data, notes)
     nodes = [dataclasses.replace(n, target=Target(), amber=n.amber) for n in nodes]  # never the template's numbers
     draft = Tree(name=base.name, nodes=tuple(nodes), grain=base.grain, dimensions=dims,
                  description="", source=None)

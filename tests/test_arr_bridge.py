@@ -165,4 +165,8 @@ def test_explaining_the_demo_north_star_splits_its_gap_with_nothing_left_over(de
     first = result.red_path[1]
     assert first.link == "exact" and first.id in parts and first.share is not None  # a share of the gap, not influence
     status = {n.id: n.status for n in evaluate_tree(demo, tree, "2026-10").nodes}
-    assert status["arr"] == "red" and status["new_arr"] == "red"
+    assert status["arr"] == "red" and status["arr_new"] == "red" and status["new_business_arr"] == "red"
+    # the carried-over part is not followed: the path walks from the part that arose in the period, through the
+    # bookings that lead it, to the planted cause
+    assert [s.id for s in result.red_path][:4] == ["arr", "arr_new", "new_business_arr", "win_rate"]
+    assert "Dana Whitfield" in result.sentences()[-1]

@@ -120,14 +120,17 @@ def test_an_empty_workspace_says_to_load_data(subset_ws, templates):
 
 
 def test_deals_only_red_path_steps_over_arr_to_the_levers(subset_ws):
-    """ARR needs subscriptions; the path goes on from there to New ARR and down to its lever."""
+    """ARR needs subscriptions; the path steps over New-logo ARR (no data either) to the bookings under it,
+    New business ARR, judged on its own, and down to its lever."""
     tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
     result = explain_node(subset_ws(frozenset({"deals"})), tree, "arr")
     assert result.value is None and result.gap is None
     assert result.reason == "needs subscriptions — load your billing export (Stripe or a subscriptions CSV)"
     path = [s.id for s in result.red_path]
-    assert path[:2] == ["arr", "new_arr"] and len(path) >= 3
-    assert result.red_path[1].link == "own" and "judged on its own, as ARR has no data" in result.red_path[1].sentence
+    assert path[:3] == ["arr", "arr_new", "new_business_arr"] and len(path) >= 4
+    assert result.red_path[1].link == "over" and "New-logo ARR has no data either" in result.red_path[1].sentence
+    assert result.red_path[2].link == "own" and "judged on its own, as New-logo ARR has no data" in \
+        result.red_path[2].sentence
     # reached past ARR, not listed as "red below ARR, which is without data"
     assert result.causes and not any("without data" in c.aside for c in result.causes)
 
@@ -185,12 +188,12 @@ def test_without_amounts_the_tree_says_so_and_explains_through_the_rates(amountl
     _, bare = amountless
     tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
     evaluation = evaluate_tree(bare, tree)
-    for node_id in ("new_arr", "avg_deal_size", "pipeline_velocity"):
+    for node_id in ("new_business_arr", "avg_deal_size", "pipeline_velocity"):
         res = evaluation.node(node_id)
         assert res.status == NO_DATA and "amount of deals" in res.reason, node_id
     assert evaluation.node("win_rate").value is not None
     assert evaluation.node("closed_new_deals").value is not None
-    result = explain_node(bare, tree, "new_arr", evaluation.period)
+    result = explain_node(bare, tree, "new_business_arr", evaluation.period)
     assert result.red_path[-1].value is not None  # the path reaches a rate or a count that has data
 
 
@@ -213,7 +216,7 @@ def test_periods_with_open_deals_but_no_closes_explain(load_ws):
     tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
     ws = load_ws(deals=DEALS)
     for period in ("2026-02", "2026-04", "2026-05"):
-        for node in ("pipeline_velocity", "arr", "new_arr"):
+        for node in ("pipeline_velocity", "arr", "arr_new", "new_business_arr"):
             result = explain_node(ws, tree, node, period)
             json.dumps(result.to_dict())
 
@@ -268,7 +271,7 @@ def test_cli_evaluate_and_explain_on_a_deals_only_workspace(subset_ws, capsys):
     assert "ARR has no data in" in captured.out and "error" not in captured.err
     assert cli(["explain", "--workspace", str(ws.root), "--tree", tree, "--node", "arr", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["reason"].startswith("needs subscriptions") and data["red_path"][1]["id"] == "new_arr"
+    assert data["reason"].startswith("needs subscriptions") and [s["id"] for s in data["red_path"][1:3]] == ["arr_new", "new_business_arr"]
     assert cli(["explain", "--workspace", str(ws.root), "--tree", tree, "--node", "ghost"]) == 2
     assert "no node 'ghost' in tree" in capsys.readouterr().err
 
@@ -285,7 +288,7 @@ D3,Ann,Mid,2026-02-09,2026-04-10,won,1500,new
 
 def test_no_expansion_deal_is_no_data_on_the_panels_as_in_the_suggestion(load_ws):
     """Expansion ARR of a CRM that never tags a deal as expansion is "no data" with the reason the
-    suggested tree leaves it out for — the same words — and never $0; New ARR keeps its value."""
+    suggested tree leaves it out for — the same words — and never $0; New business ARR keeps its value."""
     from kpitree.suggest import suggest_tree
 
     ws = load_ws(deals=DEALS)  # every deal is new business: no expansion deal at all
@@ -296,7 +299,7 @@ def test_no_expansion_deal_is_no_data_on_the_panels_as_in_the_suggestion(load_ws
     assert res.status == NO_DATA and res.value is None
     assert res.reason.startswith("needs deals with deal_type = expansion — none of your deals has it "
                                  "(their deal_type: new); map the column of your deals file that holds deal_type")
-    assert evaluation.node("new_arr").value == pytest.approx(1500 + 3000)  # new or expansion: the new deals count
+    assert evaluation.node("new_business_arr").value == pytest.approx(1500 + 3000)  # the new deals won in April
     result = explain_node(engine, tree, "expansion_arr", "2026-04")
     assert result.reason == res.reason and result.value is None
     _, notes = suggest_tree(engine)

@@ -148,7 +148,8 @@ def test_deals_only_gets_new_business_bookings(tmp_path):
     assert left["expansion_arr"].endswith("left out — needs deals with deal_type = expansion — none of your deals "
                                           "has it (their deal_type: new); map the column of your deals file that "
                                           "holds deal_type on the Upload page, or load deals that include them")
-    assert any(n.kind == "merged" for n in notes)  # New ARR without expansion is new business alone
+    # the bookings that lead ARR's new-logo part are the north star; with no expansion deal nothing sums them
+    assert "new_arr" not in {n.id for n in tree.nodes} and tree.root.formula.startswith("new_business_arr = ")
     # a node left out for lack of data says so in the words its panel uses on the template's tree
     template = load_tree(ROOT / "data" / "trees" / "revops.yaml")
     panels = evaluate_tree(ws, template, "2026-10")
@@ -169,10 +170,15 @@ def test_deals_only_gets_new_business_bookings(tmp_path):
 
 
 def test_deals_with_expansion_keep_new_arr_and_its_formula(tmp_path):
+    """In the template the two bookings sit under the ARR parts they lead (new logos; NRR's expansion rate):
+    without subscriptions their sum, New ARR, is the north star over both, with their subtrees."""
     ws = workspace(tmp_path, deals=deals_frame(expansion=True))
-    tree, _ = suggest_tree(ws)
+    tree, notes = suggest_tree(ws)
     check(tree, ws)
     assert tree.root.id == "new_arr" and tree.root.formula == "new_arr = new_business_arr + expansion_arr"
+    assert {"closed_new_deals", "win_rate", "expansion_win_rate"} <= {n.id for n in tree.nodes}
+    assert tree.node("expansion_arr").level == 2 < tree.node("expansion_win_rate").level  # side by side with new business
+    assert notes[0].text == "north star: New ARR (the template's ARR needs data this workspace does not have)"
 
 
 def test_subscriptions_only_gets_arr(tmp_path):
