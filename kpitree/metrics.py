@@ -101,6 +101,9 @@ class Metric:
     # for loss rates (1 − Π(1 − monthly)), sum for small per-period rates such as expansion
     rollup: str = "mean"
     cohort: Cohort | None = None  # a cohort rate, not final while its cohort is young (see `Cohort`)
+    # a percent that is a part of its whole (win rate, churn): never above 100 %. NRR and the expansion
+    # rate are not: a what-if asking 106 % of them asks something normal, not the impossible.
+    share: bool = True
 
     @property
     def table(self) -> str:
@@ -230,7 +233,7 @@ for _name, (_label, _dir, _def, _agg) in _MOVES.items():
 _add(Metric("nrr", "Net revenue retention", Kind.RATIO, "percent", "higher",
             "Over customers with m0 > 0: Σ m1 / Σ m0.",
             (_customers(kept="sum(c.m1) FILTER (WHERE c.m0 > 0)", base="sum(c.m0) FILTER (WHERE c.m0 > 0)"),),
-            sql.safe_div("kept", "base"), ratio=("kept", "base"), rollup="compound"))
+            sql.safe_div("kept", "base"), ratio=("kept", "base"), rollup="compound", share=False))
 _add(Metric("grr", "Gross revenue retention", Kind.RATIO, "percent", "higher",
             "Over customers with m0 > 0: Σ min(m0, m1) / Σ m0.",
             (_customers(kept="sum(least(c.m0, c.m1)) FILTER (WHERE c.m0 > 0)",
@@ -239,7 +242,7 @@ _add(Metric("grr", "Gross revenue retention", Kind.RATIO, "percent", "higher",
 _add(Metric("nrr_12m", "NRR (12 months)", Kind.RATIO, "percent", "higher",
             "As nrr, with m0 taken 12 months before the end of P.",
             (_customers(kept="sum(c.m1) FILTER (WHERE c.m0 > 0)", base="sum(c.m0) FILTER (WHERE c.m0 > 0)"),),
-            sql.safe_div("kept", "base"), ratio=("kept", "base"), baseline="12m"))
+            sql.safe_div("kept", "base"), ratio=("kept", "base"), baseline="12m", share=False))
 _add(Metric("grr_12m", "GRR (12 months)", Kind.RATIO, "percent", "higher",
             "As grr, with m0 taken 12 months before the end of P.",
             (_customers(kept="sum(least(c.m0, c.m1)) FILTER (WHERE c.m0 > 0)",
@@ -249,7 +252,7 @@ _add(Metric("expansion_rate", "Expansion rate", Kind.RATIO, "percent", "higher",
             "Σ (m1 − m0) where m1 > m0 > 0, over Σ m0 of customers with m0 > 0; nrr = grr + expansion_rate.",
             (_customers(expanded="sum(c.m1 - c.m0) FILTER (WHERE c.m1 > c.m0 AND c.m0 > 0)",
                         base="sum(c.m0) FILTER (WHERE c.m0 > 0)"),),
-            sql.safe_div("expanded", "base"), ratio=("expanded", "base"), rollup="sum"))
+            sql.safe_div("expanded", "base"), ratio=("expanded", "base"), rollup="sum", share=False))
 _add(Metric("logo_churn_rate", "Logo churn rate", Kind.RATIO, "percent", "lower",
             "Customers with m0 > 0 and m1 = 0, over customers with m0 > 0.",
             (_customers(churned="count(*) FILTER (WHERE c.m0 > 0 AND c.m1 = 0)",

@@ -27,6 +27,7 @@ from .bridge import opening_child
 from .errors import KpiTreeError
 from .evaluate import DEFAULT_AMBER, Engine, Evaluation, NodeResult, evaluate_tree, status_of
 from .format import fmt, fmt_share
+from .metrics import metric
 from .periods import Period
 from .tree import Tree
 from .workspace import Workspace
@@ -263,11 +264,13 @@ def solve(formula: Formula, values: Mapping[str, float], child: str, needed: flo
     return x, "bisection", ""
 
 
-def _feasible(unit: str, value: float | None) -> tuple[bool, str]:
+def _feasible(unit: str, value: float | None, share: bool = True) -> tuple[bool, str]:
     if value is None:
         return False, "no solution"
-    if unit == "percent" and not 0 <= value <= 1:
+    if unit == "percent" and share and not 0 <= value <= 1:
         return False, "outside 0–100 %: not reachable through this child alone"
+    if unit == "percent" and value < 0:
+        return False, "negative: not reachable through this child alone"
     if unit in ("count", "money", "days", "hours") and value < 0:
         return False, "negative: not reachable through this child alone"
     return True, ""
@@ -311,7 +314,7 @@ def _solve_one(evaluation: Evaluation, tree: Tree, node_id: str, child_id: str, 
         raise KpiTreeError(f"{node.label}: nothing to solve from for {evaluation.period.key} — {why}")
     needed_formula = float(formula(values)) + (goal - parent_now)
     needed, method, note = solve(formula, values, child_id, needed_formula)  # type: ignore[arg-type]
-    ok, why = _feasible(child.shown_unit, needed)
+    ok, why = _feasible(child.shown_unit, needed, metric(child.metric).share)
     return Solution(node_id, child_id, child.label, child.shown_unit, float(goal), node.shown_unit, goal_from,
                     float(parent_now),
                     float(values[child_id]), needed, method, ok and not note, note or why)  # type: ignore[arg-type]

@@ -202,6 +202,7 @@ def test_the_opening_balance_is_history_not_a_lever() -> None:
     solutions = {s.child: s for s in needed_for_target(ev, t, "arr")}
     assert set(solutions) == {"nrr", "arr_new"}
     assert solutions["nrr"].needed == pytest.approx(1.1)
+    assert solutions["nrr"].feasible, solutions["nrr"].note  # 110 % NRR is normal; a 110 % win rate is not
     assert solutions["arr_new"].needed == pytest.approx(300.0)
     with pytest.raises(KpiTreeError, match="history"):
         back_solve(ev, t, "arr", "arr_start")
