@@ -402,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("KPITREE_DEBUG"):
             raise
         first = str(exc).splitlines()[0][:300] if str(exc) else ""
-        print(f"error: unexpected problem ({type(exc).__name__}: {first}). A load writes its tables in one "
-              "transaction, so the workspace holds either the old or the new data. Run again with KPITREE_DEBUG=1 "
+        said = "A load writes its tables in one transaction, so the workspace holds either the old or the new data. " \
+            if getattr(args, "command", None) == "ingest" else "Nothing was changed. "
+        print(f"error: unexpected problem ({type(exc).__name__}: {first}). {said}Run again with KPITREE_DEBUG=1 "
               "to see the details for a developer.", file=sys.stderr)
         return 1

@@ -101,6 +101,14 @@ def _declared(source: str, stamp: int) -> frozenset[str]:
                      if isinstance(item, dict) and item.get("review") in REVIEWS)
 
 
+def _due_date(text: str) -> date:
+    """A due date typed on the command line; day-first or US forms are ambiguous, so only ISO is read."""
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise SnapshotError(f"--due must be a date written YYYY-MM-DD, e.g. 2026-11-15; got {text!r}") from None
+
+
 def next_due(last: date, every: str) -> date:
     """The day a node reviewed on `last` is due again."""
     if every == "daily":
@@ -489,7 +497,7 @@ def cmd_review(args: Any) -> int:
         every = cadences(tree)
         if args.node not in every:
             raise SnapshotError(f"The tree {tree.name!r} has no node {args.node!r} (nodes: {', '.join(every)}).")
-        due = date.fromisoformat(args.due) if args.due else next_due(today, every[args.node].every)
+        due = _due_date(args.due) if args.due else next_due(today, every[args.node].every)
         note = store.add(tree, args.node, decision=args.decision, owner=args.owner or tree.node(args.node).owner,
                          due=due, note=args.note or "", user=access.LOCAL, author=_by(args))
         if args.format == "json":

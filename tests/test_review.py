@@ -293,6 +293,9 @@ def test_snapshot_and_review_verbs(demo, capsys, tmp_path):
                         "--format", "json")
     note = json.loads(out)
     assert code == 0 and note["owner"] == HOSTILE_OWNER and note["due"]  # no --due: the node's next review
+    code, _, err = _cli(capsys, "review", "note", "--workspace", ws, "--tree", str(TREE), "--node", "leads",
+                        "--decision", "y", "--due", "31/10/2025")  # day-first: one sentence, bad input, nothing written
+    assert code == 2 and err.strip() == "error: --due must be a date written YYYY-MM-DD, e.g. 2026-11-15; got '31/10/2025'"
     code, out, _ = _cli(capsys, "review", "show", "--workspace", ws, "--tree", str(TREE), "--period", "2026-10",
                         "--format", "json")
     shown = json.loads(out)
