@@ -83,16 +83,16 @@ def report_buttons(workspace, tree, period, grain: str | None = None, versus: st
                 return
         st.session_state[slot] = kept
     stem = kept["stem"]
-    cols = st.columns(4)
-    cols[0].download_button("Report (HTML)", kept["html"], file_name=f"{stem}.html", mime="text/html",
-                            key=f"{key}_html", icon=":material/download:", on_click="ignore",
-                            help="Opens offline in any browser; nothing is fetched")
+    # One under the other: the page puts this in the sidebar, where four columns left room for the icons only.
+    st.download_button("Report (HTML)", kept["html"], file_name=f"{stem}.html", mime="text/html",
+                       key=f"{key}_html", icon=":material/download:", on_click="ignore",
+                       help="Opens offline in any browser; nothing is fetched")
     if kept["pdf"] is not None:
-        cols[1].download_button("Report (PDF)", kept["pdf"], file_name=f"{stem}.pdf", mime="application/pdf",
-                                key=f"{key}_pdf", icon=":material/download:", on_click="ignore")
-    cols[2].download_button("Node values (CSV)", kept["values"], file_name=f"{stem}-values.csv", mime="text/csv",
-                            key=f"{key}_values", icon=":material/download:", on_click="ignore")
-    cols[3].download_button("Causes (CSV)", kept["causes"], file_name=f"{stem}-causes.csv", mime="text/csv",
-                            key=f"{key}_causes", icon=":material/download:", on_click="ignore")
+        st.download_button("Report (PDF)", kept["pdf"], file_name=f"{stem}.pdf", mime="application/pdf",
+                           key=f"{key}_pdf", icon=":material/download:", on_click="ignore")
+    st.download_button("Node values (CSV)", kept["values"], file_name=f"{stem}-values.csv", mime="text/csv",
+                       key=f"{key}_values", icon=":material/download:", on_click="ignore")
+    st.download_button("Causes (CSV)", kept["causes"], file_name=f"{stem}-causes.csv", mime="text/csv",
+                       key=f"{key}_causes", icon=":material/download:", on_click="ignore")
     if kept["pdf_problem"]:
         st.caption(md(kept["pdf_problem"]))
