@@ -12,6 +12,7 @@ given to somebody who owns no number still lists them (they have something to re
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date
 
@@ -86,16 +87,21 @@ def owner_rows(entries: list[OwnerEntry], today: date | None = None, red_only: b
     the table on the page and the CSV."""
     rows = []
     for e in entries:
-        acts = actions_text(e, today)
         shown = [o for o in e.nodes if not red_only or o.node.status == "red"]
+        # An action sits on the row of the number it is about; actions on numbers not listed here (another
+        # owner's number, or one on target when only red ones are listed) go on the owner's first row.
+        listed = {o.node.id for o in shown}
+        elsewhere = dataclasses.replace(e, actions=tuple(a for a in e.actions if a.node not in listed))
         if not shown and (not red_only or e.actions):
             rows.append({"owner": e.owner, "number": "", "status": "", "value": "", "target": "", "why": "",
-                         "open actions": acts})
+                         "open actions": actions_text(elsewhere, today)})
         for i, o in enumerate(shown):
             n = o.node
+            own = dataclasses.replace(e, actions=tuple(a for a in e.actions if a.node == n.id)
+                                      + (elsewhere.actions if i == 0 else ()))
             rows.append({"owner": e.owner, "number": n.label, "status": status_word(n.status),
                          "value": fmt(n.value, n.unit), "target": fmt(n.target, n.unit), "why": o.sentence,
-                         "open actions": acts if i == 0 else ""})
+                         "open actions": actions_text(own, today)})
     return rows
 
 
