@@ -113,6 +113,35 @@ def _with_filter(agg: str, cond: str) -> str:
 SQ = "__sq"  # suffix of a sum component's sum of squared terms
 
 
+CROSS = "__x"  # suffix of a ratio numerator's sum of products with its denominator, per row
+
+
+def _sum_parts(agg: str) -> tuple[str, str] | None:
+    """`sum(x) [FILTER (WHERE c)]` → (x, c or ""); None for anything else."""
+    m = _FILTERED.match(agg.strip())
+    body, cond = (m["agg"], m["cond"]) if m else (agg.strip(), "")
+    if not body.lower().startswith("sum(") or not body.endswith(")"):
+        return None
+    depth = 0
+    for i, ch in enumerate(body[3:], 3):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0:
+            return (body[4:i], cond) if i == len(body) - 1 else None
+    return None
+
+
+def _cross(num: str, den: str) -> str | None:
+    """Σ n_i · d_i over the rows both count in, for a ratio of two sums (NRR: kept / base per
+    customer): with Σ n² and Σ d², the delta method's Var(n / d) = Σ (n_i − r d_i)² / d²."""
+    a, b = _sum_parts(num), _sum_parts(den)
+    if a is None or b is None:
+        return None
+    conds = [c for c in (a[1], b[1]) if c]
+    where = f" FILTER (WHERE {' AND '.join(f'({c})' for c in conds)})" if conds else ""
+    return f"sum(({a[0]}) * ({b[0]})){where}"
+
+
 def _squared(agg: str) -> str | None:
     """`sum(x) [FILTER (…)]` → `sum((x) * (x)) [FILTER (…)]`: the variance of a sum of a Poisson
     number of rows is the sum of their squares (a compound Poisson sum). None for a count, whose
@@ -407,6 +436,10 @@ class _Session:
                     if r.where:  # each copy binds its own parameters, in the order they appear
                         text = _with_filter(text, condition(r, params))
                     comps_sql.append(f"COALESCE({text}, 0) AS {name}")
+            for alias, text in _crosses(r, aliases):
+                if r.where:
+                    text = _with_filter(text, condition(r, params))
+                comps_sql.append(f"COALESCE({text}, 0) AS {alias}")
         dim_alias = [f"d{i}" for i in range(len(dims))]
         q = MetricQuery(first.metric.name, tuple(periods), self.as_of, None, (), self.engine.columns)
         exprs, joins = [], []
@@ -440,6 +473,7 @@ class _Session:
         aliases = [(r, c, f"c{i}") for i, (r, c) in enumerate((r, c) for r in members for c in r.src.components)]
         wanted = [(a, r.src.components[c]) for r, c, a in aliases]
         wanted += [(f"{a}{SQ}", sq) for a, agg in list(wanted) if (sq := _squared(agg)) is not None]
+        wanted += [x for r in members for x in _crosses(r, aliases)]
         text, params = customer_cells_sql(q, first.metric, dims, wanted)
         return _per_member(self._execute(text, params), members, aliases, labels)
 
@@ -476,6 +510,17 @@ class _Session:
         return out
 
 
+def _crosses(r: _Source, aliases: list[tuple[_Source, str, str]]) -> list[tuple[str, str]]:
+    """(alias, aggregate) of the member's ratio cross product, when its numerator and denominator are
+    both sums of this source (see `_cross`)."""
+    ratio = r.metric.ratio
+    if not ratio or ratio[0] not in r.src.components or ratio[1] not in r.src.components:
+        return []
+    text = _cross(r.src.components[ratio[0]], r.src.components[ratio[1]])
+    alias = next((a for m_, c, a in aliases if m_ is r and c == ratio[0]), None)
+    return [(f"{alias}{CROSS}", text)] if text is not None and alias is not None else []
+
+
 def _per_member(df: pd.DataFrame, members: list[_Source], aliases: list[tuple[_Source, str, str]],
                 labels: dict[str, str]) -> dict[tuple[str, str, int], pd.DataFrame]:
     """Splits one cells query (columns pkey, d0…, aliases) into each member's frame: pkey as the
@@ -486,7 +531,8 @@ def _per_member(df: pd.DataFrame, members: list[_Source], aliases: list[tuple[_S
     out: dict[tuple[str, str, int], pd.DataFrame] = {}
     for r in members:
         cols = {alias: c for (m_, c, alias) in aliases if m_ is r}
-        cols.update({f"{alias}{SQ}": f"{c}{SQ}" for alias, c in list(cols.items()) if f"{alias}{SQ}" in base})
+        cols.update({f"{alias}{suffix}": f"{c}{suffix}" for alias, c in list(cols.items()) for suffix in (SQ, CROSS)
+                     if f"{alias}{suffix}" in base})
         out[r.node, r.role, r.index] = base[["pkey", *dims, *cols]].rename(columns=cols)
     return out
 
@@ -645,6 +691,10 @@ class NodeData:
             at = {c: i for i, c in enumerate(wanted)}
             values = {c: table[:, at[c]] * scale for c in comps}
             var = {c: table[:, at[n]] * scale ** 2 for c, n in zip(comps, noise, strict=True)} if noise else {}
+            for c in comps:
+                if not sets and f"{c}{CROSS}" in df:
+                    cross = df[f"{c}{CROSS}"].to_numpy(dtype="float64", na_value=0.0)
+                    var[f"{c}{CROSS}"] = (cross[mask] if mask is not None else cross) * scale ** 2
             return _Rows(codes[role], values, var)
 
         pace = 1.0

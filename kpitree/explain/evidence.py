@@ -19,8 +19,9 @@ every candidate effect gets a standard deviation from two sources, and the large
 
 A level carried over from period to period (a stock: ARR, customers) is no Poisson draw; only its
 history speaks for its noise. A denominator that is itself an amount (MRR retention) has no simple
-count model either: history only. Without either, an effect has no z and is judged by size alone,
-as before.
+count model; its rows (customers) do: Var(n / d) = Σ (n_i − r d_i)² / d², from the sums of squares and
+of products the cells query reads. Without a noise model or history, an effect has no z and is
+judged by size alone, as before.
 
 The bar. An effect is evident when |z| ≥ `Z_MIN` (2: the usual two standard errors) and beyond the
 Bonferroni bound for the number of segments judged at once (family-wise 5 %), because one click
@@ -132,12 +133,14 @@ class RatioNoise:
     mix: np.ndarray | None
 
 
-def ratio_var(n: np.ndarray, d: np.ndarray, var_n: np.ndarray, var_d: np.ndarray) -> np.ndarray:
-    """Var(n / d) by the delta method for a count denominator whose rows hold the numerator's:
-    Cov(n, d) = n · Var(d) / d (= n for plain counts). Win rate: p(1−p)/d; deal size: s²/d."""
+def ratio_var(n: np.ndarray, d: np.ndarray, var_n: np.ndarray, var_d: np.ndarray,
+              cov: np.ndarray | None = None) -> np.ndarray:
+    """Var(n / d) by the delta method. For a count denominator whose rows hold the numerator's,
+    Cov(n, d) = n · Var(d) / d (= n for plain counts): win rate p(1−p)/d, deal size s²/d. For two
+    sums, `cov` is Σ n_i d_i over the rows: Σ (n_i − r d_i)² / d² (NRR: the customers that moved)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         r = n / d
-        cov = n * var_d / d
+        cov = n * var_d / d if cov is None else cov
         v = (var_n - 2.0 * r * cov + r * r * var_d) / (d * d)
     return np.where(d > 0, np.maximum(v, 0.0), np.nan)
 

@@ -22,7 +22,7 @@ from ..metrics import (
     Metric,
 )
 from . import evidence as ev
-from .cells import NodeData, Split
+from .cells import CROSS, NodeData, Split
 from .model import PAIR_SEP, PAIR_WHEN_TOP_BELOW, PSEUDO, REFINE_SHARE, DimensionRank, SegmentPart
 from .sets import cause_set
 from .values import ValueFn
@@ -182,13 +182,18 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
     """Noise of each segment's rate term w̄ (r1 − r0) and mix term (w1 − w0)(r̄ − R̄) of a ratio."""
     num, den = m.ratio  # type: ignore[misc]
     rate_noise = mix_noise = None
-    if ev.poisson_ok(m) and ev._is_count(m, den) and sp.cur_var:
+    cross = f"{num}{CROSS}"
+    summed = not ev._is_count(m, den) and cross in sp.cur_var  # a ratio of two sums: Σ n·d read too
+    if ev.poisson_ok(m) and (ev._is_count(m, den) or summed) and sp.cur_var:
         n1, d1 = sp.cur[num], sp.cur[den]
-        var_r = np.nan_to_num(ev.ratio_var(n1, d1, sp.cur_var[num], sp.cur_var[den]))
+        if summed:
+            sp = replace(sp, cur_var={**sp.cur_var, "__cov": sp.cur_var[cross]},
+                         ref_var={**sp.ref_var, "__cov": sp.ref_var.get(cross, np.zeros(len(d1)))})
+        var_r = np.nan_to_num(ev.ratio_var(n1, d1, sp.cur_var[num], sp.cur_var[den], sp.cur_var.get("__cov")))
         var_w = np.nan_to_num(ev.share_var(d1, sp.cur_var[den]))
         if has_ref and sp.ref is not None and sp.ref_var:
             n0, d0 = sp.ref[num], sp.ref[den]
-            var_r0 = np.nan_to_num(ev.ratio_var(n0, d0, sp.ref_var[num], sp.ref_var[den]))
+            var_r0 = np.nan_to_num(ev.ratio_var(n0, d0, sp.ref_var[num], sp.ref_var[den], sp.ref_var.get("__cov")))
             # Per row, the spread is read from whichever side shows more of it: three deals that all
             # happen to be small say little about how much deal sizes vary, the reference's many say
             # more (the null hypothesis is that nothing changed, spread included)
@@ -362,9 +367,12 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
                   for k, v in splits.items()}
 
     def ranked(items: dict) -> list[DimensionRank]:
-        out = [_rank(view, method, parts, gap, basis, bound) for method, parts in items.values()]
+        # pairs are many more candidates than single dimensions: their bar counts them all
+        every = ev.z_bound(sum(1 for _, parts in items.values() for p in parts if p.segment not in PSEUDO))
+        bars = {k: bound if len(k) == 1 else every for k in items}
+        out = [_rank(view, method, parts, gap, basis, bars[k]) for k, (method, parts) in items.items()]
         if basis == "rate" and not any(r.succeeded for r in out):
-            out = [_rank(view, method, parts, gap, "contribution", bound) for method, parts in items.values()]
+            out = [_rank(view, method, parts, gap, "contribution", bars[k]) for k, (method, parts) in items.items()]
         return sorted(out, key=_dimension_order)
 
     ranks = ranked(splits)
