@@ -1423,6 +1423,7 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
         facts = dict(zip(fact_names, values[1 + len(votes) + len(money_votes):], strict=True))
         m = m.refine(m, facts) if m.refine else m
     report.rules.extend(m.rules)
+    report.warnings.extend(m.cautions)
     report.mapping = m.describe()
     used = m.used_columns
     extras: list[tuple[int, str]] = []  # unmapped columns, kept as text under a normalised name

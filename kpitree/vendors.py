@@ -203,6 +203,7 @@ class Mapping:
     side: str | None = None  # the side table this file provides (products, sales_teams, accounts)
     key: str | None = None  # row identity for duplicates/append when the table has none
     rules: tuple[str, ...] = ()  # the assumptions made, in words, for the report
+    cautions: tuple[str, ...] = ()  # what the data itself does to the numbers (warnings, kept with the load)
     facts: dict[str, str] = field(default_factory=dict)  # SQL aggregates over inputs, for `refine`
     refine: Callable[[Mapping, dict], Mapping] | None = None
     ignore: bool = False  # documentation that travels with the data (a data dictionary): not loaded
@@ -297,9 +298,9 @@ def _vendor_deals(source: str, label: str, h: Headers, spec: dict[str, tuple], f
 def _currency_refine(m: Mapping, facts: dict) -> Mapping:
     currencies = facts.get("currencies")
     if currencies and "," in currencies:
-        return replace(m, rules=m.rules + (
-            f"amounts are in several currencies ({currencies}) and are added as they are: "
-            "export amounts in one currency (company currency) for exact totals",))
+        return replace(m, cautions=m.cautions + (
+            f"amounts are in several currencies ({currencies}) and are added as they are, so totals such as ARR "
+            "mix them: export amounts in one currency (the company currency) for exact totals",))
     return m
 
 
