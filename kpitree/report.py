@@ -14,7 +14,6 @@ never disagree; nothing imports Streamlit.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from .charts import (
 from .errors import KpiTreeError, QueryError
 from .evaluate import Engine, Evaluation, NodeResult, evaluate_tree, trend
 from .format import fmt, fmt_change
+from .loads import latest_loads, stored_warnings
 from .periods import Period, resolve_period
 from .plain import csv_text
 from .tree import Tree, load_tree
@@ -376,11 +376,7 @@ def _segment_chart(engine: Engine, tree: Tree, node, res: NodeResult, period: Pe
 
 def _data_rows(ws: Workspace, engine: Engine) -> list[DataRow]:
     """Each loaded table with its rows, the days it covers and its latest load (files, rejected rows)."""
-    latest: dict[str, list[dict]] = {}
-    for load in ws.loads(200):  # newest first: the latest load of a table may be several files at once
-        rows = latest.setdefault(load["table_name"], [])
-        if not rows or load["loaded_at"] == rows[0]["loaded_at"]:
-            rows.append(load)
+    latest = latest_loads(ws)
     out = []
     for table in sorted(engine.loaded):
         first, last = engine.coverage(table)
@@ -389,21 +385,8 @@ def _data_rows(ws: Workspace, engine: Engine) -> list[DataRow]:
                            ", ".join(str(x["file"]) for x in loads),
                            str(loads[0]["loaded_at"])[:16] if loads else "",
                            sum(int(x.get("rows_rejected") or 0) for x in loads),
-                           tuple(w for x in loads for w in _stored_warnings(x))))
+                           tuple(w for x in loads for w in stored_warnings(x))))
     return out
-
-
-def _stored_warnings(load: dict) -> list[str]:
-    """A load's warnings as the workspace keeps them (a JSON list; loads older than that keep none)."""
-    text = load.get("warnings")
-    if not text:
-        return []
-    try:
-        found = json.loads(text)
-    except ValueError:
-        return []
-    file = load.get("file") or load.get("table_name")
-    return [f"{file}: {w}" for w in found if isinstance(w, str)] if isinstance(found, list) else []
 
 
 def _warnings(report: Report, engine: Engine, tree: Tree, load_warnings: Sequence[str]) -> list[str]:
