@@ -85,6 +85,7 @@ def demo_db() -> Path:
 # --- comparing results ---------------------------------------------------------------------------
 
 MONEY_UNITS = frozenset({"money", "money_per_day"})
+NOISE_FIELDS = frozenset({"interval", "z", "rate_z"})
 
 
 def close(a: float | None, b: float | None, unit: str = "") -> bool:
@@ -113,7 +114,13 @@ def same_structure(a: object, b: object, path: str = "") -> list[str]:
     if isinstance(a, numeric) and isinstance(b, numeric) and not isinstance(a, bool):
         # Within 1e-9 relative, or 1e-6 absolute: a residual is a difference of two sums of millions
         # ($0.27 of $13M ARR) whose float noise (5e-8) differs between two runs of DuckDB itself.
-        return [] if close(float(a), float(b)) or abs(a - b) < 1e-6 else [f"{path}: {a} vs {b}"]
+        if close(float(a), float(b)) or abs(a - b) < 1e-6:
+            return []
+        # The noise model (a segment's interval and z) subtracts sums of squared amounts (~1e14 on the demo:
+        # `explain.evidence.share_var`, the history's spread), which keeps about 7 of the 16 digits: two
+        # engines summing in another order agree there to 1e-6, not 1e-9 (z -16.0621892 vs -16.0621924).
+        noise = path.rsplit(".", 1)[-1].split("[")[0] in NOISE_FIELDS
+        return [] if noise and abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b)) else [f"{path}: {a} vs {b}"]
     return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
 
 
@@ -134,3 +141,7 @@ def spark_demo(root: Path) -> Iterator[Workspace]:
         yield ws
     finally:
         forget(EngineSettings.from_raw(engine))
+        from pyspark import SparkContext
+
+        if SparkContext._active_spark_context is not None:  # the JVM's memory back for the rest of the suite
+            SparkContext._active_spark_context.stop()

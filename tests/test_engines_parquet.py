@@ -57,6 +57,13 @@ def test_sql_reads_only_the_configured_files(engines):
                 con.execute(sql)
 
 
+@pytest.mark.parametrize("master", ["sc://spark.internal:15002/;token=abc123", "spark://ann:pw@host:7077"])
+def test_a_master_url_never_carries_a_credential(master):
+    with pytest.raises(KpiTreeError, match="must not hold a credential") as info:
+        EngineSettings.from_raw({"kind": "spark", "master": master})
+    assert "abc123" not in str(info.value) and "pw@" not in str(info.value)
+
+
 def test_a_missing_path_is_a_plain_message(tmp_path):
     raw = {"kind": "parquet", "paths": {"deals": str(tmp_path / "nowhere.parquet")}}
     ws = Workspace(tmp_path / "ws", create=True)

@@ -160,7 +160,7 @@ def _closed_port() -> int:
 
 
 @pytest.mark.parametrize("raw, message", [
-    ({"kind": "oracle"}, "must be one of duckdb, postgres, spark"),
+    ({"kind": "oracle"}, "must be one of duckdb, parquet, postgres, spark"),
     ({"kind": "postgres"}, "needs \"dsn_env\""),
     ({"kind": "postgres", "dsn_env": "postgresql://u:p@h/db"}, "the name of an environment variable"),
     ({"kind": "postgres", "dsn_env": "X", "schema": "a; drop"}, "a schema name"),

@@ -75,6 +75,10 @@ class EngineSettings:
 
         dsn_env = text("dsn_env", _ENV_RE, "the name of an environment variable, e.g. KPITREE_PG_DSN")
         schema = text("schema", _NAME_RE, "a schema name (letters, digits, _)")
+        given = raw.get("master")
+        if isinstance(given, str) and ("token=" in given.lower() or "@" in given):  # checked first: never echoed
+            raise KpiTreeError(f"{where}: engine \"master\" must not hold a credential (a token or user:password); "
+                               "give it to Spark Connect through the environment where the app runs instead")
         master = text("master", _MASTER_RE, "local[*], local[2], spark://host:7077, yarn or sc://host:15002")
         database = text("database", _NAME_RE, "a database name (letters, digits, _)")
         paths_raw = raw.get("paths") or {}
