@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from .attribution import Formula
@@ -186,21 +187,58 @@ def chain_targets(tree: Tree, since: Period | None = None, *, places: int = 0) -
                 whole = period_containing(nxt.start, grain)
                 if whole.start == nxt.start:  # this month ends the period before `whole`
                     longer[whole.key] = parent[key]
-        keep_parent = [(k, v) for k, v in node.target.by_period if k not in parent and parse_period(k).grain
-                       is not Grain.MONTH]
+        weeks = _week_levels(parent, start, chained)
+        keep_parent = [(k, v) for k, v in node.target.by_period if k not in parent and k not in weeks
+                       and parse_period(k).grain is not Grain.MONTH]
         nodes[node.id] = dataclasses.replace(node, target=_with_plan(
-            node.target, parent, keep_parent, f"{Formula.parse(node.formula).expression} over the children's targets"))  # type: ignore[arg-type]
+            node.target, {**parent, **{k: round(e, places) for k, (_, e) in weeks.items()}}, keep_parent,
+            f"{Formula.parse(node.formula).expression} over the children's targets"))  # type: ignore[arg-type]
         start_plan = {k: v for k, v in start.items() if k in parent or k in dict(opening.target.by_period)}
         start_plan.update(longer)
+        start_plan.update({k: round(b, places) for k, (b, _) in weeks.items()})
         own = f"up to {since.shift(1).key}: " if since is not None else "in its first month: "
         nodes[opening.id] = dataclasses.replace(opening, target=_with_plan(
             opening.target, start_plan, [], f"{node.label}'s target for the period before; {own}", inside=True))
-        nodes.update(_implied_rates(nodes, nodes[node.id], formula, longer, chained))
+        whole = [k for k in longer if all(m.key in chained for m in _months_of(parse_period(k)))]
+        nodes.update(_implied_rates(nodes, nodes[node.id], formula, [*whole, *weeks]))
     return dataclasses.replace(tree, nodes=tuple(nodes[n.id] for n in tree.nodes))
 
 
-def _implied_rates(nodes: Mapping[str, Node], parent: Node, formula: Formula, longer: Mapping[str, float],
-                   planned: set[str]) -> dict[str, Node]:
+def _week_levels(parent: Mapping[str, float], start: Mapping[str, float], chained: set[str]
+                 ) -> dict[str, tuple[float, float]]:
+    """Week → (level at the end of the week before, level at its end) along the monthly bridge.
+
+    A week's stock target is otherwise its month's end level, a whole month of movements ahead of the
+    week's own seven days. Within a planned month the level moves in a straight line from the month's
+    opening target to its closing one (flows are pro-rated by days the same way), so a week's bridge
+    adds up: opening + its days' movements = its end. A week that starts in one month and ends in
+    the next is kept only when the later month opens where the earlier closed (a chained month).
+    """
+    def level(day) -> float | None:
+        m = period_containing(day, Grain.MONTH)
+        if m.key not in parent or m.key not in start:
+            return None
+        done = ((day - m.start).days + 1) / m.days
+        return start[m.key] + (parent[m.key] - start[m.key]) * done
+
+    out: dict[str, tuple[float, float]] = {}
+    months = sorted((parse_period(k) for k in parent), key=lambda p: p.start)
+    if not months:
+        return out
+    week = period_containing(months[0].start, Grain.WEEK)
+    while week.start <= months[-1].end:
+        before, end = week.start - timedelta(days=1), week.end
+        b, e = level(before), level(end)
+        joined = period_containing(before, Grain.MONTH) == period_containing(end, Grain.MONTH) or \
+            period_containing(end, Grain.MONTH).key in chained
+        if b is not None and e is not None and joined:
+            out[week.key] = (b, e)
+        week = week.shift(1)
+    return out
+
+
+def _implied_rates(nodes: Mapping[str, Node], parent: Node, formula: Formula, periods: list[str]
+                   ) -> dict[str, Node]:
     """Quarter and year targets of the formula's rate children (NRR) that the monthly plan implies.
 
     A quarter's NRR target compounded from its months is not what the months' bridge gives for the
@@ -208,7 +246,8 @@ def _implied_rates(nodes: Mapping[str, Node], parent: Node, formula: Formula, lo
     next two), so ARR's quarter target would not be the formula of its children's: a residual. The
     rate each such child needs for the quarter — the formula solved for it, the other children at
     their quarter targets, ARR at its own — is written as the child's target for that quarter.
-    Flows add up their months and the opening balance has its own keys, so only rates need this.
+    Flows add up their months and the opening balance has its own keys, so only rates need this;
+    weeks likewise, along the straight line `_week_levels` draws through each month.
     """
     from .evaluate import target_for  # evaluate imports nothing from here; kept local to stay a leaf
 
@@ -216,17 +255,15 @@ def _implied_rates(nodes: Mapping[str, Node], parent: Node, formula: Formula, lo
     out: dict[str, Node] = {}
     for rate in rates:
         implied: dict[str, float] = {}
-        for key in longer:
+        for key in periods:  # only periods the monthly bridge covers whole (history keeps its compounded rate)
             q = parse_period(key)
-            if not all(m.key in planned for m in _months_of(q)):
-                continue  # only a period the monthly bridge covers whole (history keeps its compounded rate)
             goal = target_for(parent, q)
             values = {n: target_for(nodes[n], q) for n in formula.names if n != rate}
             if goal is None or any(v is None for v in values.values()):
                 continue
             at0, at1 = float(formula({**values, rate: 0.0})), float(formula({**values, rate: 1.0}))
             if at1 != at0:  # linear in the rate: f = at0 + rate × (at1 − at0)
-                implied[key] = round((goal - at0) / (at1 - at0), 6)
+                implied[key] = round((goal - at0) / (at1 - at0), 10)
         if implied:
             child = nodes[rate]
             kept = [(k, v) for k, v in child.target.by_period if k not in implied]

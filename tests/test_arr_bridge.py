@@ -143,8 +143,13 @@ nodes:
     tree, problems = parse_yaml(text, "t")
     assert not [p for p in problems if p.severity == "error"], problems
     chained = chain_targets(tree)
-    arr = dict(chained.node("arr").target.by_period)
-    start = dict(chained.node("arr_start").target.by_period)
+    plan = dict(chained.node("arr").target.by_period)
+    opening = dict(chained.node("arr_start").target.by_period)
+    arr = {k: v for k, v in plan.items() if len(k) == 7}
+    start = {k: v for k, v in opening.items() if "W" not in k}
+    # weeks run along the months' straight line: 2026-W06 (Feb 2–8) opens at Feb 1's level and ends at Feb 8's
+    assert (opening["2026-W06"], plan["2026-W06"]) == (round(1085 + 95 * 1 / 28), round(1085 + 95 * 8 / 28))
+    assert "2026-W01" not in plan  # it starts in December, before the plan
     assert arr == {"2026-01": 1085.0, "2026-02": 1180.0, "2026-03": 1276.0}  # by hand: 1000 + 100 + 10 - 5 - 20, …
     assert start["2026-01"] == 1000 and start["2026-02"] == 1085.0 and start["2026-03"] == 1180.0
     assert start["2026-Q2"] == 1276.0  # the quarter after the plan opens at its last level
@@ -170,3 +175,16 @@ def test_explaining_the_demo_north_star_splits_its_gap_with_nothing_left_over(de
     # bookings that lead it, to the planted cause
     assert [s.id for s in result.red_path][:4] == ["arr", "arr_new", "new_business_arr", "win_rate"]
     assert "Dana Whitfield" in result.sentences()[-1]
+
+
+@pytest.mark.parametrize("name", ["revops", "team_executive"])
+@pytest.mark.parametrize("period", ["2026-10", "2026-Q3", "2026-Q1", "2026-W46", "2026-W44", "2026-W06"])
+def test_the_north_star_s_gap_has_no_residual_at_any_grain(demo, name, period):
+    """Month, quarter and week (one that spans two months, 2026-W44): ARR's target is the formula of its
+    children's for that period, so against target its gap splits over them with less than $1 left over."""
+    from kpitree.explain import explain_node
+
+    tree = load_tree(ROOT / "data" / "trees" / f"{name}.yaml")
+    result = explain_node(demo, tree, "arr", period)
+    residual = next(c.contribution for c in result.children if c.id == "residual")
+    assert result.gap is not None and abs(result.gap) > 1e5 and abs(residual) < 1.0, (period, residual, result.gap)

@@ -186,3 +186,6 @@ def test_the_arr_panel_draws_its_bridge(wide, app_url):
     page.get_by_role("button", name="Prepare the report").click()
     page.get_by_role("button", name="Report (HTML)").wait_for(timeout=60000)
     assert page.locator("[data-testid='stException']").count() == 0
+    for name in ("Report (HTML)", "Report (PDF)", "Node values (CSV)", "Causes (CSV)"):  # labels shown, not cut
+        box = page.get_by_role("button", name=name).first.bounding_box()
+        assert box and box["width"] >= 120, (name, box)
