@@ -359,3 +359,21 @@ def test_a_pasted_link_opens_the_split_and_the_red_path_it_was_made_with(app):
     assert at.query_params["split"] == "segment"  # the choice goes back into the URL
     at.button(key="hide_path").click().run()
     assert "path" not in at.query_params
+
+
+def test_the_tree_page_says_when_the_latest_loads_warned(tmp_path, monkeypatch):
+    """A load that added amounts in several currencies as they are changes every number on the page:
+    the page says so beside its data caption, each warning as written (user text through markdown_text)."""
+    from kpitree.ingest import ingest
+    from kpitree.workspace import Workspace
+
+    ws = Workspace(tmp_path / "mixed", create=True)
+    ingest(ws, [ROOT / "tests" / "fixtures" / "messy" / "deals_currencies.csv"])
+    monkeypatch.setenv("KPITREE_DATA_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["ws"] = "mixed"
+    at.run()
+    assert not failures(at)
+    expander = next(e for e in at.expander if "warning(s) that change these numbers" in e.label)
+    text = " ".join(unescaped(m.value) for m in expander.markdown)
+    assert "'amount' mixes currencies — USD (first on line 2), EUR (first on line 3)" in text

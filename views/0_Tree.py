@@ -35,6 +35,7 @@ from kpitree.errors import KpiTreeError, QueryError
 from kpitree.evaluate import trend
 from kpitree.explain import RELATIVE_AS_AMOUNT, segment_display, segment_frame
 from kpitree.format import fmt, fmt_change, fmt_maturing
+from kpitree.loads import latest_warnings
 from kpitree.periods import Grain, parse_period, period_containing, trailing
 from kpitree.plain import markdown_text as md
 from kpitree.suggest import missing_owners, suggested_targets, why_no_tree
@@ -134,7 +135,7 @@ def main() -> None:
     ui.page_style()
     with st.sidebar:  # the client's report of this very view (tree, period, baseline), for every role
         st.divider()
-        report_buttons(ws, tree, period, grain, versus, engine=engine)
+        report_buttons(ws, tree, period, grain, versus, engine=engine, load_warnings=_load_warnings(ws, shown=False))
 
     started = time.perf_counter()
     evaluation = ui.evaluation(ws, tree, period)
@@ -153,6 +154,7 @@ def main() -> None:
     st.caption(f"Workspace **{md(ws.name)}** · data as of {evaluation.as_of} · period {state} · "
                f"{counts['red']} red, {counts['amber']} amber, {counts['green']} green, "
                f"{counts['no_target']} without target, {counts['no_data']} without data{against} · {engine_words}")
+    _load_warnings(ws)
     _suggestions(tree)
 
     ids = [n.id for n in evaluation.nodes]
@@ -205,6 +207,22 @@ def main() -> None:
         _panel(ws, engine, tree, evaluation, node_id, period, versus, baselines, result)
         ui.scroll_into_view()
     ui.warm_up(ws, tree, evaluation, period, versus)
+
+
+def _load_warnings(ws, shown: bool = True) -> list[str]:
+    """The warnings of the data's latest loads (amounts in several currencies added as they are, …): they
+    change the numbers on this page, so the page says so beside its data caption (once per data version)."""
+    try:
+        found = ui.cached_value(("load_warnings", str(ws.root), ui.version_of(ws)), lambda: latest_warnings(ws))
+    except KpiTreeError:
+        return []
+    if found and shown:
+        with st.expander(f"The latest loads raised {len(found)} warning(s) that change these numbers",
+                         icon=":material/warning:"):
+            for text in found:
+                st.markdown(f"- {md(text)}")
+            st.caption("Fix the files and load them again on the Upload page; the report carries these warnings too.")
+    return found
 
 
 def _suggestions(tree) -> None:
