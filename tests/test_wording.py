@@ -164,18 +164,19 @@ def test_shares_past_the_whole_are_amounts_with_what_offsets_them(engine: Engine
 
 def test_segments_named_are_exactly_the_segments_marked(engine: Engine) -> None:
     # Target 200 shared by September's weights: Bob 181.82, Ann 18.18; Bob 100 − 181.82 = −81.82 of a
-    # −80 gap (102 %), Ann +1.82 (−2 %). But Bob's 100 is one won deal: a compound Poisson sum whose
-    # variance is 100² now, and 0.9091² × (100² + 100²) in his target share (two deals in September,
-    # scaled by 181.82 / 200): sd √26,529 = 162.9, so −81.82 is 0.5 standard errors — within normal
-    # variation. Nobody is named, nobody is marked, and the sentence says why.
+    # −80 gap (102 %), Ann +1.82 (−2 %). But Bob's 100 is one won deal: a compound Poisson sum. Under
+    # "nothing changed" October's variance is his target share's own, 0.9091² × (100² + 100²) = 16,529
+    # (two deals of 100 in September, scaled by 181.82 / 200) — more than the 100² of the one deal he
+    # closed — and the share carries that much again: sd √33,058 = 181.8, so −81.82 is 0.45 (said "0.4")
+    # errors — within normal variation. Nobody is named, nobody is marked, and the sentence says why.
     r = explain_node(engine, make_tree({"nb": 200}), "nb", "2026-10")
     bob = next(p for p in next(d for d in r.dimensions if d.dimension == "owner").segments if p.segment == "Bob")
-    assert bob.sd == pytest.approx((100**2 + (200 / 220) ** 2 * 2 * 100**2) ** 0.5)
+    assert bob.sd == pytest.approx((2 * (200 / 220) ** 2 * 2 * 100**2) ** 0.5)
     assert named_segments(r, "owner") == []
     frame = segment_frame(r, "owner")
     assert frame.loc[frame["explains"], "segment"].tolist() == []
     assert segment_sentence(r, "owner") == ("By owner: within normal variation — no owner moved further than its own "
-                                            "noise and history allow (the largest part, Bob's 102%, is 0.5 standard "
+                                            "noise and history allow (the largest part, Bob's 102%, is 0.4 standard "
                                             "errors out).")
     table = segment_display(r, "owner")
     assert list(table.columns) == ["owner", "actual", "target share", "difference", "part of gap"]

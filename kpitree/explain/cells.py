@@ -116,6 +116,14 @@ SQ = "__sq"  # suffix of a sum component's sum of squared terms
 CROSS = "__x"  # suffix of a ratio numerator's sum of products with its denominator, per row
 
 
+def _significant(x: np.ndarray, digits: int = 12) -> np.ndarray:
+    """`x` rounded to `digits` significant digits (nan and zero kept)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = np.where(np.isfinite(x) & (x != 0), np.floor(np.log10(np.abs(x))), 0.0)
+        scale = 10.0 ** (digits - 1 - mag)
+        return np.where(np.isfinite(x), np.round(x * scale) / scale, x)
+
+
 def _sum_parts(agg: str) -> tuple[str, str] | None:
     """`sum(x) [FILTER (WHERE c)]` → (x, c or ""); None for anything else."""
     m = _FILTERED.match(agg.strip())
@@ -262,7 +270,13 @@ class _Session:
             # DuckDB returns a parallel aggregate's groups in any order: sorted (once, then cached), the
             # same data gives the same segment order, the same ties and the same sentences on every run
             keys = [c for c in df.columns if c == "pkey" or _CELL_DIM.fullmatch(c)]
-            return df.sort_values(keys, kind="stable", ignore_index=True) if keys else df
+            df = df.sort_values(keys, kind="stable", ignore_index=True) if keys else df
+            # … and a parallel sum's last bits differ from run to run: twelve significant digits are
+            # more than any amount or count needs, and make the same data give the same numbers
+            for c in df.columns:
+                if c not in keys and pd.api.types.is_float_dtype(df[c]):
+                    df[c] = _significant(df[c].to_numpy(dtype="float64"))
+            return df
 
         return self._cached(("sql", text, tuple(params)), run)
 

@@ -95,6 +95,27 @@ def _nanmedian(a: np.ndarray) -> np.ndarray:
     return np.where(n > 0, (lo + hi) / 2, np.nan)
 
 
+def column_mean(a: np.ndarray) -> np.ndarray:
+    """Mean of each column over its finite values (nan for none), without numpy's empty-slice warning."""
+    ok = np.isfinite(a)
+    n = ok.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 0, np.where(ok, a, 0.0).sum(axis=0) / n, np.nan)
+
+
+def level_floor(usual: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """A level's usual wobble, at least the typical one relative to its size: a stock segment whose
+    history happens to be flat (no customer moved for months) would otherwise make any move look
+    like infinite evidence. The floor is the median, over the segments, of wobble / level."""
+    level = np.abs(np.asarray(level, dtype="float64"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.asarray(usual, dtype="float64") / level
+    ok = np.isfinite(rel) & (rel > 0)
+    if not ok.any():
+        return usual
+    return np.fmax(usual, float(np.median(rel[ok])) * level)
+
+
 def combine(noise: np.ndarray | None, hist: tuple[np.ndarray, int] | None) -> np.ndarray | None:
     """The counting noise widened by the history (pooled, see the module's docstring); either alone
     where only one is known; None where neither is."""

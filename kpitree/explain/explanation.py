@@ -131,6 +131,11 @@ class Explanation:
         """The heading over the waterfall, in plain words (the method is in `how_computed`)."""
         if not self.children or self.gap is None:
             return ""
+        res = next((c for c in self.children if c.link == "residual"), None)
+        if self.shares_readable() and res is not None and res.share is not None and abs(res.share) > 0.01:
+            # never claim the formula covers the gap when a material part of it is outside the formula
+            return (f"Share of the {self.gap_word} — with the residual ({fmt_share(res.share)}, what the formula over "
+                    "the children does not give), the parts add up to the whole")
         if self.shares_readable():
             return f"Share of the {self.gap_word} — the parts add up exactly to the whole"
         return (f"Parts of the {fmt_change(self.gap, self.unit)} {self.gap_word}, as amounts — some parts offset "

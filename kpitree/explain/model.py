@@ -115,7 +115,8 @@ class DimensionRank:
     bound: float = 0.0  # the |z| a segment's effect must reach to be named (see `evidence.z_bound`)
 
     def evident(self, part: SegmentPart) -> bool:
-        """The segment's effect stands out of its noise (always, without a noise model)."""
+        """The segment's effect stands out of its noise (always, without a noise model: a catalogue
+        batch has no cells to judge noise from)."""
         z = part.strength(self.basis)
         return z is None or abs(z) >= self.bound
 

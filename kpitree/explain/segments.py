@@ -128,6 +128,13 @@ def _segment_parts(view: _NodeView, versus: str, dims: Sequence[str], *, evidenc
         method = "component_path"
         surprise = sum((att.js_surprise(att.shares(c0[c]), att.shares(c1[c])) for c in comps), zeros)
         values, baselines = v1, v0
+        if evidence and sp.history is not None:
+            # a formula over counts (pipeline velocity): its segment's own value against how much that
+            # value usually moves; the part of the gap carries the same evidence
+            usual, _count = ev.usual_sd(_series(ValueFn(m.value, m.components), sp.history))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = np.abs(np.asarray(sp.value) - np.asarray(sp.ref_value)) / (usual * math.sqrt(1.0 + 1.0 / k))
+                sd = np.where(np.isfinite(z) & (z > 0), np.abs(np.asarray(contrib, dtype="float64")) / z, np.nan)
     else:  # a running-period variant against a closed-period reference: plain deltas, not exact
         contrib, method, surprise, values, baselines = v1 - v0, "delta", zeros, v1, v0
     contrib = np.nan_to_num(np.asarray(contrib, dtype="float64"))
@@ -168,11 +175,16 @@ def _additive_sd(data: NodeData, sp: Split, base: np.ndarray, v0: np.ndarray, k:
             var0 = sum((g0[c] ** 2 * sp.ref_var.get(c, 0.0) for c in m.components), np.zeros(len(sp.segments)))
             with np.errstate(divide="ignore", invalid="ignore"):
                 scale = np.where(np.abs(v0) > 0, base / v0, 0.0)
-            var = var + scale ** 2 * var0
+            # under "nothing changed" this period's noise is the baseline's own, per period: a segment
+            # expected to close one deal that closed none has a Poisson sd of 1, not of 0
+            var = np.fmax(var, scale ** 2 * var0 * k) + scale ** 2 * var0
         noise = np.sqrt(var)
     hist = None
     if sp.history is not None:
-        usual, count = ev.usual_sd(_series(fn, sp.history))
+        series = _series(fn, sp.history)
+        usual, count = ev.usual_sd(series)
+        if not ev.poisson_ok(m):  # a level: no counting noise to stand in for a flat history
+            usual = ev.level_floor(usual, ev.column_mean(series))
         hist = (usual * math.sqrt(1.0 + 1.0 / k), count)
     return ev.combine(noise, hist)
 
@@ -305,8 +317,8 @@ def _rank(view: _NodeView, method: str, parts: list[SegmentPart], gap: float, ba
     a segment within normal variation explains nothing, however large its share."""
     real = [p for p in parts if p.segment not in PSEUDO]
     unnamed = tuple(p.segment for p in real if view.data.unnamed(p.dimension, p.segment))
-    power = np.array([0.0 if p.segment in unnamed or not ev.evident(p.strength(basis), bound)
-                      else _power(p, basis, gap) for p in real])
+    judge = DimensionRank("", method, basis, 0.0, 0.0, 0.0, False, (), (), (), bound)
+    power = np.array([0.0 if p.segment in unnamed or not judge.evident(p) else _power(p, basis, gap) for p in real])
     surprise = np.array([p.surprise for p in real])
     cand = att.adtributor(power, surprise)
     chosen = tuple(real[i].segment for i in cand.chosen)

@@ -16,9 +16,7 @@ leaf's weight in the reference periods; against another period, its value then.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
-from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -66,7 +64,8 @@ def leaves(view: _NodeView, versus: str) -> pd.DataFrame | None:
         var0 = sum((g0[c] ** 2 * sp.ref_var.get(c, 0.0) for c in m.components), np.zeros(len(v1)))
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(np.abs(v0) > 0, expected / v0, 0.0)
-        variance = variance + scale ** 2 * var0
+        k = max(len(data.ref_periods), 1)  # under the null, now's noise is the baseline's per period
+        variance = np.fmax(variance, scale ** 2 * var0 * k) + scale ** 2 * var0
     if not ev.poisson_ok(m):  # a level carried over: only its history says how much it moves
         variance = np.zeros(len(v1))
     names = [s.split(PAIR_SEP) for s in sp.segments]
@@ -79,6 +78,8 @@ def leaves(view: _NodeView, versus: str) -> pd.DataFrame | None:
         shape = next(iter(sp.history.values())).shape
         per = np.asarray(fn({c: v.ravel() for c, v in sp.history.items()}), dtype="float64").reshape(shape)
         usual, count = ev.usual_sd(per)
+        if not ev.poisson_ok(m):  # a level: no counting noise to stand in for a flat history
+            usual = ev.level_floor(usual, ev.column_mean(per))
         k = max(len(data.ref_periods), 1)
         sd = ev.combine(np.sqrt(variance) if ev.poisson_ok(m) else None, (usual * np.sqrt(1.0 + 1.0 / k), count))
         if sd is not None:
@@ -86,15 +87,6 @@ def leaves(view: _NodeView, versus: str) -> pd.DataFrame | None:
     if not (cells["variance"] > 0).any():
         return None
     return cells
-
-
-def _bound(data: NodeData, depth: int) -> float:
-    """The |z| an element at `depth` must show: Bonferroni over every element of that depth (a rep ×
-    channel is one of 8 × 6 = 48 such crossings, and of every other pair's), the family's 5 % shared
-    equally between the depths — as `localise` shares its own bound."""
-    sizes = [len(data.labels[d]) for d in data.dims]
-    count = sum(math.prod(c) for c in combinations(sizes, depth)) if depth <= len(sizes) else 1
-    return ev.z_bound(count * len(sizes))
 
 
 def cause_set(view: _NodeView, versus: str) -> tuple[SegmentPart | None, Localisation] | None:
@@ -118,7 +110,7 @@ def cause_set(view: _NodeView, versus: str) -> tuple[SegmentPart | None, Localis
     # (localise's matched filter can accept a weak second element next to a strong one) or too small
     # to talk about is not named either.
     members = [p for p in members if p.contribution * gap > 0 and abs(p.share or 0.0) >= MIN_MEMBER_SHARE
-               and ev.evident(p.z, _bound(data, p.dimension.count(PAIR_SEP) + 1))]
+               and ev.evident(p.z, ev.Z_MIN)]
     if not members:
         return None, result
     if len(members) == 1:
