@@ -346,13 +346,17 @@ def segment_chart(df: pd.DataFrame, unit: str, dimension: str, highlight: Sequen
 
 
 def waterfall_chart(start_label: str, start: float | None, steps: Sequence[tuple[str, float]], end_label: str,
-                    unit: str, direction: str = "higher") -> alt.Chart:
+                    unit: str, direction: str = "higher", zero: bool = True) -> alt.Chart:
     """Baseline → each child's contribution → actual (seed 002 / PRODUCT: waterfall = attribution).
 
     A step is coloured by what it does to the number given its direction (`direction` of the node
     whose value the bars add up to): green when it helps, red when it hurts — a fall in churn
     helps, and is not drawn red because it is negative. Without a baseline (no target anywhere)
-    the steps are drawn from zero, without the two totals."""
+    the steps are drawn from zero, without the two totals.
+
+    `zero=False` for a bridge whose movements are small against its level (ARR $155M → ±$3M moves):
+    the axis starts just below the lowest level the bars reach, so the movements are visible; the
+    two totals are then drawn from that floor, and the axis's first label says where it starts."""
     rows = [] if start is None else [{"step": start_label, "lo": 0.0, "hi": start, "kind": "total", "amount": start}]
     level = 0.0 if start is None else start
     for name, delta in steps:
@@ -363,6 +367,14 @@ def waterfall_chart(start_label: str, start: float | None, steps: Sequence[tuple
     if start is not None:
         rows.append({"step": end_label, "lo": 0.0, "hi": level, "kind": "total", "amount": level})
     data = pd.DataFrame(rows, columns=["step", "lo", "hi", "kind", "amount"])
+    scale = alt.Scale()
+    if not zero and start is not None and len(data) > 2:
+        moves = data[data["kind"] != "total"]
+        low, high = float(min(moves["lo"].min(), level, start)), float(max(moves["hi"].max(), level, start))
+        span = max(high - low, abs(high) * 0.01, 1e-9)
+        floor = low - span * 0.5
+        data.loc[data["kind"] == "total", "lo"] = floor
+        scale = alt.Scale(zero=False, domain=[floor, high + span * 0.15], nice=False)
     data["text"] = [fmt(a, unit, compact=True) if k == "total" else fmt_change(a, unit)
                     for a, k in zip(data["amount"], data["kind"], strict=True)]
     data["effect"] = [{"total": "level", "helps": "helps", "hurts": "hurts"}[k] for k in data["kind"]]
@@ -373,7 +385,7 @@ def waterfall_chart(start_label: str, start: float | None, steps: Sequence[tuple
         x=alt.X("step:N", sort=order, title=None,
                 axis=alt.Axis(labelAngle=-35, labelOverlap=False, labelLimit=140, labelFontSize=11)))
     bars = base.mark_bar(size=24).encode(
-        y=alt.Y("lo:Q", title=None, axis=alt.Axis(format=fmt_axis)), y2="hi:Q",
+        y=alt.Y("lo:Q", title=None, axis=alt.Axis(format=fmt_axis), scale=scale), y2="hi:Q",
         color=alt.Color("kind:N", scale=alt.Scale(domain=["total", "helps", "hurts"],
                                                   range=[MUTED, STATUS_STROKE["green"], STATUS_STROKE["red"]]),
                         legend=None),

@@ -325,9 +325,10 @@ def _bridge_chart(engine: Engine, node, res: NodeResult, period: Period) -> Char
         return f"ARR bridge: {exc}."
     caption = (f"From {fmt(float(bridge.start), 'money', compact=True)} at the start of {period.key} to "
                f"{fmt(float(bridge.end), 'money', compact=True)} at its end, {fmt_change(float(bridge.net_new), 'money')} "
-               "net: new logos, expansion and reactivation add, contraction and churn take away (12 × MRR).")
+               "net: new logos, expansion and reactivation add, contraction and churn take away (12 × MRR). The axis starts near the lowest level, not at $0.")
     return Chart("bridge", f"ARR bridge {period.key}", caption, _drawn(waterfall_chart(
-        "ARR at start", float(bridge.start), bridge.steps(), "ARR at end", "money", direction=res.direction)))
+        "ARR at start", float(bridge.start), bridge.steps(), "ARR at end", "money", direction=res.direction,
+        zero=False)))
 
 
 def _segment_chart(engine: Engine, tree: Tree, node, res: NodeResult, period: Period, versus: str,

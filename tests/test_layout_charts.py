@@ -84,8 +84,9 @@ def test_tree_chart_spec():
     # Exact formula links are solid, influence links dashed.
     edges = spec["datasets"][spec["layer"][0]["data"]["name"]]
     links = {(e["parent"], e["child"]): e["link"] for e in edges}
-    assert links[("new_arr", "new_business_arr")] == "formula"
-    assert links[("arr", "new_arr")] == "influence"
+    assert links[("arr", "arr_new")] == "formula"  # ARR's bridge is exact
+    assert links[("new_business_arr", "win_rate")] == "formula"
+    assert links[("arr_new", "new_business_arr")] == "influence"  # bookings lead the new-logo part
     assert links[("new_business_arr", "pipeline_coverage")] == "influence"
     tooltip_titles = [t["title"] for t in spec["layer"][2]["encoding"]["tooltip"]]
     assert tooltip_titles[0] == "label" and "owner" in tooltip_titles
@@ -118,6 +119,15 @@ def test_other_charts_are_valid_specs():
     assert spec["layer"][0]["encoding"]["x"]["axis"]["labelOverlap"] is False
     assert [layer["mark"]["type"] for layer in spec["layer"]] == ["bar", "text"]
     assert [r["text"] for r in rows] == ["$100", "−$30", "+$10", "$80"]
+    # a bridge: $155M moved by a few $M. From a floor below the lowest level (155 − 3 = 152; the moves
+    # span 152–157, so the floor is 152 − 2.5), not from $0, where the moves would be slivers.
+    spec = waterfall_chart("ARR at start", 155.0, [("New", 2.0), ("Churn", -5.0)], "ARR at end", "money",
+                           zero=False).to_dict()
+    rows = spec["datasets"][spec["data"]["name"]]
+    assert [(r["step"], r["lo"], r["hi"]) for r in rows] == [
+        ("ARR at start", 149.5, 155.0), ("New", 155.0, 157.0), ("Churn", 152.0, 157.0), ("ARR at end", 149.5, 152.0)]
+    scale = spec["layer"][0]["encoding"]["y"]["scale"]
+    assert scale["zero"] is False and scale["domain"] == [149.5, 157.75]
 
 
 def test_count_and_small_axes_never_read_as_milli():
@@ -205,14 +215,14 @@ def test_with_path_emphasises_the_path_and_dims_the_rest():
     evaluation = evaluation_for(tree)
     spec = tree_chart(layout_tree(tree, max_width=440), evaluation).to_dict()
     path = path_ids(evaluation, "new_business_arr", ["new_business_arr", "win_rate"])
-    assert path == ["arr", "new_arr", "new_business_arr", "win_rate"]
+    assert path == ["arr", "arr_new", "new_business_arr", "win_rate"]
     drawn = with_path(spec, path)
     boxes = drawn["datasets"][drawn["layer"][2]["data"]["name"]]
     assert {b["id"] for b in boxes if b["on_path"]} == set(path)
     assert all(b["dim"] != b["on_path"] for b in boxes)
     edges = drawn["datasets"][drawn["layer"][0]["data"]["name"]]
     on = {(e["parent"], e["child"]) for e in edges if e["on_path"]}
-    assert on == {("arr", "new_arr"), ("new_arr", "new_business_arr"), ("new_business_arr", "win_rate")}
+    assert on == {("arr", "arr_new"), ("arr_new", "new_business_arr"), ("new_business_arr", "win_rate")}
     assert drawn["layer"][1]["transform"] == [{"filter": "datum.on_path"}]  # the red path layer
     # the cached spec is untouched; no path, nothing dimmed
     assert not any(b["on_path"] or b["dim"] for b in spec["datasets"][spec["layer"][2]["data"]["name"]])

@@ -468,10 +468,11 @@ def _bridge(engine, node, res, period, view: tuple) -> None:
                 f"start to {md(fmt(float(bridge.end), 'money', compact=True))} at its end, "
                 f"{md(fmt_change(float(bridge.net_new), 'money'))} net")
     ui.cached_chart((*view, "arr_bridge_chart"), lambda: waterfall_chart(
-        "ARR at start", float(bridge.start), bridge.steps(), "ARR at end", "money", direction=res.direction),
+        "ARR at start", float(bridge.start), bridge.steps(), "ARR at end", "money", direction=res.direction, zero=False),
         "arr_bridge")
     st.caption("Each step is the subscriptions' movement over the period (12 × MRR): new logos, expansion and "
-               "reactivation add, contraction and churn take away; the steps add up to ARR at the end to the cent.")
+               "reactivation add, contraction and churn take away; the steps add up to ARR at the end to the cent. "
+               "The axis starts near the lowest level, not at $0, so that the movements show.")
 
 
 def _margin(res) -> str | None:
