@@ -67,10 +67,10 @@ def test_every_panel_and_the_red_path(data_dir, monkeypatch, ws):
     at.button(key="red_path").click().run()
     assert not failures(at), failures(at)
     page = texts(at)
-    if ws == "deals":  # ARR needs subscriptions: the path says so and goes on to New ARR
+    if ws == "deals":  # ARR needs subscriptions: the path says so and goes on to New business ARR
         assert "Red path — ARR cannot be judged here" in page
         assert f"ARR has no data in {evaluation.period.key}: {NEEDS['deals']}" in page
-        assert "judged on its own, as ARR has no data" in page
+        assert "judged on its own, as New-logo ARR has no data" in page  # ARR and its exact part New-logo ARR
         assert any(b.key == "open_lever" for b in at.button)
     else:
         assert "Red path" in page or "did not fall short" in page

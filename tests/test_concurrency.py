@@ -292,7 +292,7 @@ def test_a_load_gets_in_while_threads_read(load_ws, tmp_path: Path):
 
 # --- a node's panel, as the Tree page computes it ---------------------------------------------------
 
-PANEL_NODES = ["arr", "new_arr", "nrr", "win_rate", "leads", "reports_adoption"]  # every kind of panel
+PANEL_NODES = ["arr", "new_business_arr", "nrr", "win_rate", "leads", "reports_adoption"]  # every kind of panel
 
 
 def panel(engine: Engine, tree, node_id: str, period, versus: str = "target") -> dict:

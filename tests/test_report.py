@@ -119,7 +119,7 @@ def test_demo_report_is_strict_html_with_one_svg_per_chart(demo):
         n = report.evaluation.node(node_id)
         assert drawn == ["bridge"] * (n.metric == "arr") + ["waterfall"] * bool(n.formula) + ["trend", "segments"], \
             (node_id, drawn)
-    assert kinds["new_arr"] == ["waterfall", "trend", "segments"] and kinds["arr"][0] == "bridge"
+    assert kinds["new_business_arr"] == ["waterfall", "trend", "segments"] and kinds["arr"][0] == "bridge"
     assert "Dana Whitfield" in html and "Maria Chen (CEO)" in html  # the planted cause and its owners
 
 
@@ -208,13 +208,13 @@ def test_demo_pdf_is_the_page_printed(demo, tmp_path):
 
 def test_user_text_is_escaped_in_html_and_neutralised_in_csv(demo_ws, tmp_path):
     tree = yaml.safe_load((ROOT / "data" / "trees" / "revops.yaml").read_text())
-    keep = {"arr", "new_arr", "nrr"}
+    keep = {"arr", "arr_new", "nrr"}
     nodes = [n for n in tree["nodes"] if n["id"] in keep]
     for n in nodes:
         if n["id"] == "arr":
             n["label"] = '=HYPERLINK("x")'
             n["owner"] = "<script>alert(1)</script>"
-            n["children"] = ["new_arr", "nrr"]
+            n["children"] = ["arr_new", "nrr"]
             n.pop("formula", None)
         else:
             n["children"] = []
