@@ -11,6 +11,7 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
+from .bridge import chain_targets
 from .demo import generate, write_demo
 from .evaluate import Engine
 from .ingest import ingest
@@ -37,6 +38,8 @@ def write_demo_with_tree(out: Path, *, seed: int = 7, scale: float = 1.0, compre
         baseline_end = period_containing(first, Grain.MONTH).previous()
         through = period_containing(data.as_of, Grain.MONTH).shift(2)
         tree = plan_targets(engine, load_tree(template), baseline_end, through)
+        # ARR's bridge over its opening balance keeps its identity in the plan (see kpitree.bridge)
+        tree = chain_targets(tree, baseline_end)
     tree_path = out / "tree.yaml"
     save_tree(tree, tree_path)
     return {
