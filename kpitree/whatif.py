@@ -264,6 +264,9 @@ def solve(formula: Formula, values: Mapping[str, float], child: str, needed: flo
     return x, "bisection", ""
 
 
+FAR_BEYOND = 10  # a child asked to grow past this many times its value is not a lever, it is arithmetic
+
+
 def _feasible(unit: str, value: float | None, share: bool = True) -> tuple[bool, str]:
     if value is None:
         return False, "no solution"
@@ -315,6 +318,10 @@ def _solve_one(evaluation: Evaluation, tree: Tree, node_id: str, child_id: str, 
     needed_formula = float(formula(values)) + (goal - parent_now)
     needed, method, note = solve(formula, values, child_id, needed_formula)  # type: ignore[arg-type]
     ok, why = _feasible(child.shown_unit, needed, metric(child.metric).share)
+    current = float(values[child_id])  # type: ignore[arg-type]
+    if ok and needed is not None and current > 0 and needed > FAR_BEYOND * current:
+        # e.g. reactivation ARR $63k → $10M: arithmetic, not a plan anyone can act on
+        ok, why = False, f"more than {FAR_BEYOND} times its current value: not reachable through this child alone"
     return Solution(node_id, child_id, child.label, child.shown_unit, float(goal), node.shown_unit, goal_from,
                     float(parent_now),
                     float(values[child_id]), needed, method, ok and not note, note or why)  # type: ignore[arg-type]

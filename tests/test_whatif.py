@@ -206,3 +206,22 @@ def test_the_opening_balance_is_history_not_a_lever() -> None:
     assert solutions["arr_new"].needed == pytest.approx(300.0)
     with pytest.raises(KpiTreeError, match="history"):
         back_solve(ev, t, "arr", "arr_start")
+
+
+def test_a_child_asked_to_grow_tenfold_is_not_a_plan() -> None:
+    # Closing the −50 gap of ARR through reactivation alone: 5 → 55, eleven times its value.
+    t, _ = parse_yaml("""
+name: far
+grain: month
+nodes:
+  - {id: arr, label: ARR, level: north_star, metric: arr, owner: CEO, target: 1250,
+     formula: arr = arr_new + arr_reactivation, children: [arr_new, arr_reactivation]}
+  - {id: arr_new, label: New-logo ARR, level: driver, metric: arr_new, owner: CRO, target: 1200}
+  - {id: arr_reactivation, label: Reactivation ARR, level: driver, metric: arr_reactivation, owner: CS, target: 50}
+""", "far.yaml")
+    ev = evaluation_of(t, {"arr": 1200.0, "arr_new": 1195.0, "arr_reactivation": 5.0},
+                       {"arr": 1250.0, "arr_new": 1200.0, "arr_reactivation": 50.0})
+    found = {s.child: s for s in needed_for_target(ev, t, "arr")}
+    assert found["arr_reactivation"].needed == pytest.approx(55.0) and not found["arr_reactivation"].feasible
+    assert "10 times" in found["arr_reactivation"].note
+    assert found["arr_new"].needed == pytest.approx(1245.0) and found["arr_new"].feasible
