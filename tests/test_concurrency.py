@@ -390,6 +390,49 @@ def test_sessions_clicking_panels_at_once_match_a_serial_run(demo):
         assert _lock_for(ws.db_path).readers == 0
 
 
+
+def test_a_cached_node_data_is_never_read_half_built(demo, monkeypatch):
+    """A node's cells are cached and shared by every session's thread; their lazily found nested
+    dimensions (reps inside segments) must not be seen empty by a thread arriving while another is
+    still finding them: the reps would then be attributed without their segments (win rate's
+    Dana Whitfield at −0.028209 instead of −0.028239 on the demo)."""
+    import dataclasses
+
+    from kpitree.explain import cells
+
+    ws, tree, views = demo
+    period = views[2]
+    clear_all()
+    session = cells._Session(Engine(ws), tree, period, cells.reference_periods(period, "target"))
+    try:
+        node = tree.node("win_rate")
+        session.fetch([node])
+        data = session.own(node)
+    finally:
+        session.close()
+    expected = data.nested()
+    assert expected, "the demo's win rate has reps nested in segments"
+    kid = next(iter(expected))
+    parents = data.parents(kid)
+    fresh = dataclasses.replace(data, _nested=None, _parents={})  # as just built and cached
+    found = cells.nested_dimensions
+
+    def slow(*args, **kwargs):  # the first thread is still at work when the others arrive
+        time.sleep(0.2)
+        return found(*args, **kwargs)
+
+    monkeypatch.setattr(cells, "nested_dimensions", slow)
+    start = threading.Barrier(8)
+    got: list = []
+
+    def read():
+        start.wait()
+        got.append((fresh.nested(), fresh.parents(kid)))
+
+    run_threads([read] * 8)
+    assert got == [(expected, parents)] * 8
+
+
 LOAD_TREE = """
 name: loads
 nodes:

@@ -620,7 +620,8 @@ class NodeData:
         parent = self.nested().get(child)
         if parent is None:
             return {}
-        if child not in self._parents:
+        found = self._parents.get(child)
+        if found is None:  # computed whole, then published (see `nested`)
             best: dict[str, tuple[float, str]] = {}
             sp = self.split((child, parent))
             if sp is not None:
@@ -631,22 +632,28 @@ class NodeData:
                     c, p = name.split(PAIR_SEP)
                     if c not in best or w > best[c][0]:
                         best[c] = (float(w), p)
-            self._parents[child] = {c: p for c, (_, p) in best.items()}
-        return self._parents[child]
+            found = self._parents[child] = {c: p for c, (_, p) in best.items()}
+        return found
 
     def nested(self) -> dict[str, str]:
         """Dimensions that live inside another one in this node's rows — each rep sells in one
         segment, each CSM covers one segment's accounts — as child → parent (`localise.nested_dimensions`:
-        ≥ 95 % of every child value's rows, weighted by their components, in one parent value)."""
-        if self._nested is None:
-            self._nested = {}
+        ≥ 95 % of every child value's rows, weighted by their components, in one parent value).
+
+        Built into a local and published in one assignment: a NodeData is cached (`_Session.build`) and
+        read by every session's thread at once, and one that saw a half-built answer (an empty dict set
+        before the work) would attribute the reps without their segments — other numbers than serial."""
+        found = self._nested
+        if found is None:
+            found = {}
             rows = self.cur
             if rows is not None and not self.sets and len(self.dims) > 1 and rows.comps:
                 weight = np.sum([np.abs(v) for v in rows.comps.values()], axis=0)
                 frame = pd.DataFrame({d: self.labels[d][rows.codes[d]] for d in self.dims})
                 frame["actual"], frame["expected"] = weight, 0.0
-                self._nested = nested_dimensions(frame, self.dims)
-        return self._nested
+                found = nested_dimensions(frame, self.dims)
+            self._nested = found
+        return found
 
     @classmethod
     def build(cls, node: Node, plan: _Plan, frames: dict[int, pd.DataFrame], session: _Session,
