@@ -21,7 +21,7 @@ from kpitree.charts import spec_of, tree_chart, with_path, with_selection
 from kpitree.errors import KpiTreeError
 from kpitree.evaluate import Engine, evaluate_tree
 from kpitree.history import workspace_trees
-from kpitree.periods import parse_period
+from kpitree.periods import Period, parse_period, period_containing, trailing
 from kpitree.plain import markdown_text
 from kpitree.tree import Tree, load_tree
 from kpitree.workspace import Workspace, list_workspaces, validate_name
@@ -450,3 +450,43 @@ function go(tries) {{
 }}
 setTimeout(() => go(40), 60); // run {n}
 </script>""", height=1)
+
+
+GRAINS = ("month", "quarter", "week", "year")
+
+
+def pick_tree_view(grains: tuple[str, ...] = GRAINS) -> tuple[Workspace, Engine, Tree, Period]:
+    """Workspace, tree and period for the Review and Owners pages: the tree page's sticky choices and URL
+    keys, so moving between the pages keeps what was chosen."""
+    st.sidebar.title("KPI Tree")
+    ws = choose_workspace()
+    if ws is None:
+        st.stop()
+    engine = engine_for(ws)
+    paths = tree_paths(ws)
+    if not paths:
+        st.info("This workspace has no tree yet: open the Tree page or the Builder first.")
+        st.stop()
+    labels = list(paths)
+    if "tree_pick" not in st.session_state:
+        wanted = param("tree")
+        st.session_state["tree_pick"] = next((k for k in labels if paths[k].stem == wanted), labels[0])
+    if kept_value("tree_pick") not in (None, *labels):
+        set_sticky("tree_pick", labels[0])
+    label = st.sidebar.selectbox("Tree", labels, **sticky("tree_pick"))
+    tree = tree_for(paths[label])
+    st.query_params["tree"] = paths[label].stem
+    if "grain" not in st.session_state:
+        st.session_state["grain"] = param("grain", "month") if param("grain", "month") in grains else "month"
+    grain = st.sidebar.radio("Grain", list(grains), horizontal=True, **sticky("grain"))
+    current = period_containing(engine.as_of, grain)
+    options = [p.key for p in reversed(trailing(current, 24 if grain != "week" else 26))]
+    latest = current if current.is_complete(engine.as_of) else current.previous()
+    if st.session_state.get("_period_grain") != grain:
+        st.session_state["_period_grain"] = grain
+        wanted = param("period")
+        set_sticky("period", wanted if wanted in options else latest.key)
+    period = st.sidebar.selectbox("Period", options, **sticky("period"))
+    st.query_params["grain"] = grain
+    st.query_params["period"] = period
+    return ws, engine, tree, parse_period(period)

@@ -15,7 +15,6 @@ import streamlit as st
 import ui
 from kpitree.errors import KpiTreeError
 from kpitree.history import default_user
-from kpitree.periods import parse_period, period_containing, trailing
 from kpitree.plain import csv_text
 from kpitree.plain import markdown_text as md
 from kpitree.review import (
@@ -41,43 +40,6 @@ from kpitree.snapshots import (
 
 st.set_page_config(page_title="Review · KPI Tree", page_icon="🌳", layout="wide")
 S = st.session_state
-GRAINS = ["month", "quarter", "week", "year"]
-
-
-def pick_view():
-    """Workspace, tree and period, shared with the tree page (same sticky choices)."""
-    st.sidebar.title("KPI Tree")
-    ws = ui.choose_workspace()
-    if ws is None:
-        st.stop()
-    engine = ui.engine_for(ws)
-    paths = ui.tree_paths(ws)
-    if not paths:
-        st.info("This workspace has no tree yet: open the Tree page or the Builder first.")
-        st.stop()
-    labels = list(paths)
-    if "tree_pick" not in S:
-        wanted = ui.param("tree")
-        S["tree_pick"] = next((k for k in labels if paths[k].stem == wanted), labels[0])
-    if ui.kept_value("tree_pick") not in (None, *labels):
-        ui.set_sticky("tree_pick", labels[0])
-    label = st.sidebar.selectbox("Tree", labels, **ui.sticky("tree_pick"))
-    tree = ui.tree_for(paths[label])
-    st.query_params["tree"] = paths[label].stem
-    if "grain" not in S:
-        S["grain"] = ui.param("grain", "month") if ui.param("grain", "month") in GRAINS else "month"
-    grain = st.sidebar.radio("Grain", GRAINS, horizontal=True, **ui.sticky("grain"))
-    current = period_containing(engine.as_of, grain)
-    options = [p.key for p in reversed(trailing(current, 24 if grain != "week" else 26))]
-    latest = current if current.is_complete(engine.as_of) else current.previous()
-    if S.get("_period_grain") != grain:
-        S["_period_grain"] = grain
-        wanted = ui.param("period")
-        ui.set_sticky("period", wanted if wanted in options else latest.key)
-    period = st.sidebar.selectbox("Period", options, **ui.sticky("period"))
-    st.query_params["grain"] = grain
-    st.query_params["period"] = period
-    return ws, engine, tree, parse_period(period)
 
 
 def author() -> str:
@@ -109,7 +71,7 @@ def act(what, ok: str) -> None:
 
 def main() -> None:
     try:
-        ws, engine, tree, period = pick_view()
+        ws, engine, tree, period = ui.pick_tree_view()
     except KpiTreeError as exc:
         st.error(md(exc))
         return
