@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,16 @@ def make_workspace(root: Path, **tables: str) -> Workspace:
     src.mkdir(exist_ok=True)
     ingest(ws, [_write(src, name, text) for name, text in tables.items()])
     return ws
+
+
+@pytest.fixture
+def demo_copy(tmp_path: Path) -> Workspace:
+    """A private copy of the demo workspace (built by `make demo-workspace`), free to write snapshots and notes to."""
+    source = ROOT / "workspaces" / "demo"
+    if not (source / "kpitree.duckdb").exists():
+        pytest.fail("the demo workspace is missing: run `make demo-workspace`")
+    shutil.copytree(source, tmp_path / "data" / "demo")
+    return Workspace(tmp_path / "data" / "demo")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -29,12 +28,8 @@ MONDAY = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Workspace:
-    source = ROOT / "workspaces" / "demo"
-    if not (source / "kpitree.duckdb").exists():
-        pytest.fail("the demo workspace is missing: run `make demo-workspace`")
-    shutil.copytree(source, tmp_path / "data" / "demo")
-    return Workspace(tmp_path / "data" / "demo")
+def demo(demo_copy: Workspace) -> Workspace:
+    return demo_copy
 
 
 def test_owners_red_first_with_sentences_and_actions(demo):

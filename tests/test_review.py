@@ -4,7 +4,6 @@ in their workspace, closing actions, and "since last review"."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -36,12 +35,8 @@ MONDAY = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Workspace:
-    source = ROOT / "workspaces" / "demo"
-    if not (source / "kpitree.duckdb").exists():
-        pytest.fail("the demo workspace is missing: run `make demo-workspace`")
-    shutil.copytree(source, tmp_path / "data" / "demo")
-    return Workspace(tmp_path / "data" / "demo")
+def demo(demo_copy: Workspace) -> Workspace:
+    return demo_copy
 
 
 def test_cadence_from_the_tree_or_the_seed_default_by_level(tmp_path):

@@ -30,14 +30,10 @@ PERIOD = parse_period("2026-10")
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Workspace:
-    """A private copy of the demo workspace (built by `make demo-workspace`) and of its revops tree."""
-    source = ROOT / "workspaces" / "demo"
-    if not (source / "kpitree.duckdb").exists():
-        pytest.fail("the demo workspace is missing: run `make demo-workspace`")
-    shutil.copytree(source, tmp_path / "data" / "demo")
+def demo(tmp_path: Path, demo_copy: Workspace) -> Workspace:
+    """A private copy of the demo workspace and of its revops tree."""
     shutil.copy(ROOT / "data" / "trees" / "revops.yaml", tmp_path / "revops.yaml")
-    return Workspace(tmp_path / "data" / "demo")
+    return demo_copy
 
 
 def set_target(tree_file: Path, node: str, period: str, value: float) -> None:
