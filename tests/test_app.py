@@ -64,8 +64,11 @@ def test_segment_split_switches_dimension(app):
     at.selectbox(key="node_pick").set_value("win_rate").run()
     radio = at.radio(key="dim_win_rate")
     assert set(radio.options) == {"owner", "segment", "channel"}  # best first when explanations are on
+    radio.set_value("channel").run()
+    assert any(c.value.startswith("**By channel** —") for c in at.caption)  # the heading names the split shown
     radio.set_value("segment").run()
     assert not failures(at)
+    assert any(c.value.startswith("**By segment** —") for c in at.caption)
     table = at.table[-1].value  # the segment table is the last table on the page
     assert set(table["segment"]) == {"SMB", "Mid-Market", "Enterprise"}
 

@@ -148,7 +148,7 @@ def test_four_tabs_opening_one_uncached_view_at_once(browser, tmp_path):
                 box.click(timeout=30000, no_wait_after=True)
             for t, tab in enumerate(tabs):
                 _heading(tab, "Logo churn rate", f"tab {t + 1}, after the click")
-                tab.get_by_text("By segment").first.wait_for(timeout=60000)
+                tab.get_by_text("Split by").first.wait_for(timeout=60000)
                 tab.screenshot(path=str(ARTIFACTS / f"browser_four_tabs_{t + 1}.png"), full_page=True)
             _clean(tabs, "after the click")
         finally:

@@ -31,10 +31,10 @@ def test_click_north_star_then_red_child(page, app_url):
     box.click()
     wait_for_heading(page, "New business ARR")
     # The heading shows first; the segment section follows once the rerun reaches it.
-    page.get_by_text("By segment").first.wait_for(timeout=30000)
+    page.get_by_text("Split by").first.wait_for(timeout=30000)
     body = page.locator("[data-testid='stMain']").inner_text()
     assert "Alex Romero (CRO)" in body
-    assert "By segment" in body
+    assert "Split by" in body
     # The segment chart of the selected node is drawn (owner split first for deals).
     assert page.locator("[data-testid='stVegaLiteChart']").count() >= 3
     page.screenshot(path=str(ARTIFACTS / "tree_new_business_arr.png"), full_page=True)
@@ -57,7 +57,7 @@ def test_red_path_lists_every_cause_and_opens_one(page, app_url):
     page.screenshot(path=str(ARTIFACTS / "red_path_causes.png"), full_page=True)
     page.get_by_role("button", name="Open: Logo churn rate").click()
     wait_for_heading(page, "Logo churn rate", timeout=30)
-    page.get_by_text("By segment").first.wait_for(timeout=30000)
+    page.get_by_text("Split by").first.wait_for(timeout=30000)
     body = page.locator("[data-testid='stMain']").inner_text()
     assert "Priya Nair (VP Customer Success)" in body and "SMB" in body
     assert page.locator("[data-testid='stException']").count() == 0
