@@ -525,3 +525,22 @@ def test_the_walk_reads_a_given_evaluation_and_says_the_same(demo_data_dir, vers
     assert alone[1] or alone[2]  # the walk had red nodes to look at
     other = evaluate_tree(engine, tree, "2026-09")  # another period's evaluation is not used for this one
     assert said(explain_node(engine, tree, "arr", "2026-10", versus=versus, evaluation=other)) == alone
+
+
+def test_a_ratio_beside_the_path_that_only_shifted_mix_names_no_segment(demo_data_dir) -> None:
+    """On the demo, fewer of Dana Whitfield's big deals close (her win rate fell: the red path's lever),
+    so her share of the won deals falls and the average deal size with it. Beside the path that mix
+    shift is no cause of the average deal size — its cause is the win rate upstream — so that cause
+    names no segment and says why; its rate finding (Mid-Market deals closing smaller) stays."""
+    from kpitree.tree import load_tree
+    from kpitree.workspace import Workspace
+
+    tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
+    result = explain_node(Engine(Workspace(demo_data_dir / "demo")), tree, "arr", "2026-10")
+    metric_of = {n.id: n.metric for n in tree.nodes}
+    size = next(c for c in result.causes if metric_of[c.id] == "avg_deal_size")
+    assert size.top_segment is None
+    assert "mostly a shift of mix between segments" in size.sentence and "Dana Whitfield" in size.sentence
+    assert size.also is not None and size.also.segment.segment == "Mid-Market"
+    win = next(c for c in result.causes if c.id == result.red_path[-1].id)
+    assert win.top_segment is not None  # the path's own lever keeps its segment

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from ..bridge import opening_child
 from ..evaluate import Evaluation, status_of, target_for
+from ..format import fmt_share
 from ..metrics import (
     Kind,
     metric,
@@ -19,10 +20,10 @@ from ..metrics import (
 from ..tree import Node, Tree
 from .analysis import _analyse, _Analysis, _over, _worse
 from .cells import _Session
-from .model import BRANCH_SHARE, CONCENTRATED_SHARE, ON_TARGET_BANDS, STATUS_PHRASE, Cause, ChildPart
+from .model import BRANCH_SHARE, CONCENTRATED_SHARE, ON_TARGET_BANDS, STATUS_PHRASE, Cause, ChildPart, SegmentPart
 from .sentences import _segment_sentence, _sentence
 from .view import _view
-from .words import _node_compare, _period_words
+from .words import _describe, _node_compare, _noun, _period_words
 
 
 def _branches(session: _Session, a: _Analysis, versus: str) -> list[tuple[str, str, float | None, tuple[str, ...]]]:
@@ -164,9 +165,11 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
                 return
             labels = tuple(session.tree.node(i).label for i in path)
             aside = aside_for(root, v.node)
+            top, said = a.segments.top, _segment_sentence(a)
+            if red_path and v.node.id != red_path[-1] and _mix_shift(top):
+                top, said = None, _mix_sentence(a, top)  # type: ignore[arg-type]
             out.append(Cause(v.node.id, v.node.label, v.node.owner, v.status, v.value, v.baseline, v.unit, path,
-                             weight, a.segments.top,
-                             _segment_sentence(a) or _sentence(a, "start", None, None, versus), a.also, not aside,
+                             weight, top, said or _sentence(a, "start", None, None, versus), a.also, not aside,
                              labels, aside))
 
     visit(start, (start.view.node.id,), 1.0, None)
@@ -181,6 +184,26 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
     # every cause is listed: a reached one carries a material part of the gap, an unreached one is red
     out.sort(key=lambda c: (c.id != lever, not _concentrated(c), c.status != "red", not c.reached, -c.weight))
     return out
+
+
+def _mix_shift(top: SegmentPart | None) -> bool:
+    """A ratio's top segment whose part is mostly a shift of mix: its share of the denominator moved
+    (fewer of Dana's deals among those won), not its own rate. Beside the red path such a segment is
+    no cause of this node: what moved is a volume upstream (a win rate, a lead count) that the walk
+    judges where it lives, and a rep's or a channel's share of a few dozen won deals reshuffles from
+    month to month far more than its counting noise says."""
+    return (top is not None and not top.members and top.mix is not None and top.rate is not None
+            and abs(top.mix) > abs(top.rate))
+
+
+def _mix_sentence(a: _Analysis, top: SegmentPart) -> str:
+    """The cause's words when its largest segment is a shift of mix: the node's change, and that no
+    segment's own rate moved enough to name."""
+    v = a.view
+    who = _describe(top, _noun(v.data.cur_metric))
+    return (f"{v.node.label}: {_node_compare(v)}, mostly a shift of mix between segments (the largest: {who}, "
+            f"{fmt_share(top.base_weight)} → {fmt_share(top.weight)} of the total), not a change in any segment's "
+            f"own {v.node.label}: its cause is in the volumes upstream. Owner: {v.node.owner}.")
 
 
 def _unlisted(session: _Session, start: _Analysis, versus: str, red_path: Sequence[str],

@@ -16,6 +16,7 @@ leaf's weight in the reference periods; against another period, its value then.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -86,7 +87,26 @@ def leaves(view: _NodeView, versus: str) -> pd.DataFrame | None:
             cells["variance"] = np.nan_to_num(sd) ** 2
     if not (cells["variance"] > 0).any():
         return None
+    cells.attrs["total_sd"] = _total_sd(view, cells["variance"].to_numpy(float),
+                                        per if sp.history is not None else None, max(len(data.ref_periods), 1))
     return cells
+
+
+def _total_sd(view: _NodeView, variance: np.ndarray, per: np.ndarray | None, k: int) -> float:
+    """Noise of the node's own gap. A sum's leaves are judged one by one, but when the total itself is
+    within normal variation the leaves that "explain" it are the usual churn of a business, not a
+    cause: at a four-way depth some leaf always jumps (one customer's churn in a month like any other,
+    a stock a rounding away from its target). The leaves' noise summed (counting noise widened by each
+    leaf's history); for a level carried over (a stock), whose leaves' histories are mostly flat
+    between a customer's rare jumps, at least how much the total itself usually moves. A flow's total
+    history is not used: its month-to-month swing holds the seasonality a target already follows."""
+    sd = math.sqrt(float(np.nansum(variance)))
+    if per is not None and not ev.poisson_ok(view.data.cur_metric):
+        total = np.where(np.isfinite(per).any(axis=1, keepdims=True), np.nansum(per, axis=1, keepdims=True), np.nan)
+        usual, _count = ev.usual_sd(total)
+        if np.isfinite(usual[0]):
+            sd = max(sd, float(usual[0]) * math.sqrt(1.0 + 1.0 / k))
+    return sd
 
 
 def cause_set(view: _NodeView, versus: str) -> tuple[SegmentPart | None, Localisation] | None:
@@ -98,6 +118,9 @@ def cause_set(view: _NodeView, versus: str) -> tuple[SegmentPart | None, Localis
     data: NodeData = view.data
     result = localise(cells, list(data.dims), max_elements=MAX_ELEMENTS)
     gap = view.gap or 0.0
+    total_sd = cells.attrs.get("total_sd")
+    if total_sd and abs(gap) < ev.Z_MIN * total_sd:  # the total is within its normal variation
+        return None, result
     members = []
     for el in result.elements:
         dims = PAIR_SEP.join(d for d, _ in el.where)
