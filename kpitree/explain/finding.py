@@ -33,7 +33,12 @@ def _rate_finding(session: _Session, node: Node, versus: str, main: _NodeView,
     top = segments.top
     if not segments.dimensions or segments.dimensions[0].method != "mix_rate" or main.gap is None:
         return None
-    if top is not None and top.mix is not None and top.rate is not None and abs(top.rate) >= abs(top.mix):
+    if top is None:
+        # no segment stands out of its noise: "also" beside "within normal variation" would name, on
+        # a second look at the same cells, what the first judged noise (a rep's sales cycle when an
+        # upstream lead drop ages the deals that close)
+        return None
+    if top.mix is not None and top.rate is not None and abs(top.rate) >= abs(top.mix):
         return None  # the top segment already is a rate finding
     if main.adverse(main.gap) <= 0 or main.data.sets:
         return None
