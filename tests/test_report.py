@@ -23,8 +23,6 @@ from kpitree.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 RED_FILL, GREEN_FILL = (0xF9, 0xDC, 0xDC), (0xE3, 0xF1, 0xE4)  # charts.STATUS_FILL
 
@@ -148,9 +146,10 @@ def test_demo_report_states_period_baseline_data_date_and_target_sources(demo):
     assert report.seconds > 0
 
 
-def test_demo_report_renders_in_chromium_showing_the_tree(demo, tmp_path):
+def test_demo_report_renders_in_chromium_showing_the_tree(demo, tmp_path, browser):
+    # the suite's one Chromium (conftest `browser`): a second sync Playwright in the same process
+    # refuses to start once the first is running
     from PIL import Image
-    from playwright.sync_api import sync_playwright
 
     _, html = demo
     page_file = tmp_path / "report.html"
@@ -158,26 +157,25 @@ def test_demo_report_renders_in_chromium_showing_the_tree(demo, tmp_path):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "report_demo.png"
     fetched: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 1400}, java_script_enabled=False)
-            page.route("**/*", lambda route: (fetched.append(route.request.url), route.continue_()
-                                              if route.request.url.startswith("file:") else route.abort()))
-            page.goto(page_file.as_uri())
-            tree = page.locator("figure.tree svg")
-            box = tree.bounding_box()
-            assert box is not None and box["width"] > 600 and box["height"] > 300, box
-            labels = tree.locator("text").all_text_contents()
-            assert "ARR" in labels and any("Win rate" in t for t in labels), labels[:10]
-            tree.screenshot(path=str(ARTIFACTS / "report_demo_tree.png"))
-            page.screenshot(path=str(shot), full_page=True)
-            charts = page.locator("section.node figure svg")
-            assert charts.count() >= 10
-            first = charts.first.bounding_box()
-            assert first is not None and first["width"] > 300 and first["height"] > 100
-        finally:
-            browser.close()
+    context = browser.new_context(viewport={"width": 1100, "height": 1400}, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.route("**/*", lambda route: (fetched.append(route.request.url), route.continue_()
+                                          if route.request.url.startswith("file:") else route.abort()))
+        page.goto(page_file.as_uri())
+        tree = page.locator("figure.tree svg")
+        box = tree.bounding_box()
+        assert box is not None and box["width"] > 600 and box["height"] > 300, box
+        labels = tree.locator("text").all_text_contents()
+        assert "ARR" in labels and any("Win rate" in t for t in labels), labels[:10]
+        tree.screenshot(path=str(ARTIFACTS / "report_demo_tree.png"))
+        page.screenshot(path=str(shot), full_page=True)
+        charts = page.locator("section.node figure svg")
+        assert charts.count() >= 10
+        first = charts.first.bounding_box()
+        assert first is not None and first["width"] > 300 and first["height"] > 100
+    finally:
+        context.close()
     assert fetched == [page_file.as_uri()], fetched  # the page alone: no font, image or script fetched
     img = Image.open(ARTIFACTS / "report_demo_tree.png").convert("RGB")
     colours = {c for _, c in img.getcolors(maxcolors=1 << 20)}
