@@ -117,7 +117,13 @@ _DB_CONFIG = {
 
 
 class QueryTimeout(QueryError):
-    """A query ran past the workspace's time limit and was stopped (`Cursor.execute`)."""
+    """A query ran past the workspace's time limit and was stopped (`Cursor.execute`, remote engines)."""
+
+    @classmethod
+    def stopped(cls, where: str, seconds: float) -> QueryTimeout:
+        """The one sentence every engine says when its time limit stops a query on `where`."""
+        return cls(f"a query on {where} took longer than {seconds:g} s and was stopped: choose a shorter period or "
+                   f"fewer segments, or raise \"query_timeout\" (seconds) in the workspace's {SETTINGS_FILE}")
 
 
 class DataChanged(KpiTreeError):
@@ -213,10 +219,7 @@ class Cursor:
                 self._con.execute(query, parameters)
         except duckdb.InterruptException:
             if _WATCHDOG.stop(token):
-                raise QueryTimeout(
-                    f"a query on workspace {self._workspace.name!r} took longer than {seconds:g} s and was stopped: "
-                    "choose a shorter period or fewer segments, or raise \"query_timeout\" (seconds) in the "
-                    f"workspace's {SETTINGS_FILE}") from None
+                raise QueryTimeout.stopped(f"workspace {self._workspace.name!r}", seconds) from None
             raise
         except duckdb.OutOfMemoryException:
             _WATCHDOG.stop(token)

@@ -105,9 +105,7 @@ class ParquetRemote(Remote):
             if fired.is_set():
                 from ..workspace import QueryTimeout
 
-                raise QueryTimeout(f"a query on {self.label} took longer than {timeout:g} s and was stopped: choose "
-                                   "a shorter period or fewer segments, or raise \"query_timeout\" (seconds) in the "
-                                   "workspace's workspace.json") from None
+                raise QueryTimeout.stopped(self.label, timeout) from None
             raise QueryError(f"DuckDB refused a query over the Parquet files: {str(exc).splitlines()[0]}") from None
         finally:
             timer.cancel()

@@ -139,9 +139,7 @@ class PostgresRemote(Remote):
             from ..workspace import QueryTimeout
 
             ok = True
-            raise QueryTimeout(f"a query on {self.label} took longer than {timeout:g} s and was stopped: choose a "
-                               "shorter period or fewer segments, or raise \"query_timeout\" (seconds) in the "
-                               "workspace's workspace.json") from None
+            raise QueryTimeout.stopped(self.label, timeout) from None
         except psycopg.OperationalError as exc:
             raise EngineUnavailable(f"PostgreSQL stopped answering: {self._scrub(str(exc))}") from None
         except psycopg.Error as exc:

@@ -152,9 +152,7 @@ class SparkRemote(Remote):
             if stopped.is_set():
                 from ..workspace import QueryTimeout
 
-                raise QueryTimeout(f"a query on {self.label} took longer than {timeout:g} s and was stopped: choose "
-                                   "a shorter period or fewer segments, or raise \"query_timeout\" (seconds) in the "
-                                   "workspace's workspace.json") from None
+                raise QueryTimeout.stopped(self.label, timeout) from None
             raise QueryError(f"Spark refused a query: {_first_line(exc)}") from None
         finally:
             timer.cancel()
