@@ -35,14 +35,20 @@ def make_workspace(root: Path, **tables: str) -> Workspace:
     return ws
 
 
-@pytest.fixture
-def demo_copy(tmp_path: Path) -> Workspace:
-    """A private copy of the demo workspace (built by `make demo-workspace`), free to write snapshots and notes to."""
+def copy_demo(root: Path) -> Workspace:
+    """`root`/demo: a copy of the shipped demo workspace (built by `make demo-workspace`); tests never
+    touch the real one."""
     source = ROOT / "workspaces" / "demo"
     if not (source / "kpitree.duckdb").exists():
-        pytest.fail("the demo workspace is missing: run `make demo-workspace`")
-    shutil.copytree(source, tmp_path / "data" / "demo")
-    return Workspace(tmp_path / "data" / "demo")
+        pytest.fail("the demo workspace is missing: run the tests through `make test`, which creates it")
+    shutil.copytree(source, root / "demo")
+    return Workspace(root / "demo")
+
+
+@pytest.fixture
+def demo_copy(tmp_path: Path) -> Workspace:
+    """A private copy of the demo workspace, free to write snapshots and notes to."""
+    return copy_demo(tmp_path / "data")
 
 
 @pytest.fixture
@@ -69,13 +75,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def demo_data_dir(tmp_path_factory) -> Path:
     """A data directory holding a copy of the shipped demo workspace (tests never touch the real one)."""
-    import shutil
-
-    source = ROOT / "workspaces" / "demo"
-    if not (source / "kpitree.duckdb").exists():
-        pytest.fail("the demo workspace is missing: run the tests through `make test`, which creates it")
     root = tmp_path_factory.mktemp("data")
-    shutil.copytree(source, root / "demo")
+    copy_demo(root)
     return root
 
 

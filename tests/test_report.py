@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import copy_demo
 
 from kpitree.report import build_report, check_out
 from kpitree.report_html import _table
@@ -78,12 +79,7 @@ def sections(html: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def demo_ws(tmp_path_factory) -> Workspace:
-    source = ROOT / "workspaces" / "demo"
-    if not (source / "kpitree.duckdb").exists():
-        pytest.fail("the demo workspace is missing: run the tests through `make test`, which creates it")
-    root = tmp_path_factory.mktemp("report")
-    shutil.copytree(source, root / "demo")
-    return Workspace(root / "demo")
+    return copy_demo(tmp_path_factory.mktemp("report"))
 
 
 @pytest.fixture(scope="module")
