@@ -109,6 +109,18 @@ class WhatIf:
         return "\n".join(lines)
 
 
+def _status_after(r: NodeResult, tree: Tree, value: float | None, how: str) -> str:
+    """The node's status in the what-if. A number the what-if did not move keeps the status evaluate
+    gave it: re-judging it here would drop what evaluate knows and the what-if does not (a maturing
+    cohort judged on its expected final value, or "maturing" without one, would turn red; the
+    workspace's amber threshold). A moved number is judged against its target again."""
+    if how == "unchanged":
+        return r.status
+    node = tree.node(r.id)
+    amber = node.amber if node.amber is not None else DEFAULT_AMBER
+    return status_of(value, r.target, r.direction, amber)
+
+
 def what_if(source: Source, tree: Tree, overrides: Mapping[str, float], period: str | Period | None = None,
             grain: str | None = None) -> WhatIf:
     """The tree recomputed upward through exact formulas after setting the given node values.
@@ -150,10 +162,8 @@ def what_if(source: Source, tree: Tree, overrides: Mapping[str, float], period: 
         how[node.id] = "formula"
     changes = []
     for r in evaluation.nodes:
-        node = tree.node(r.id)
-        amber = node.amber if node.amber is not None else DEFAULT_AMBER
         changes.append(NodeChange(r.id, r.label, r.unit, before[r.id], after[r.id], r.target, r.status,
-                                  status_of(after[r.id], r.target, r.direction, amber), how[r.id]))
+                                  _status_after(r, tree, after[r.id], how[r.id]), how[r.id]))
     if stopped:
         notes.append("influence links carry no arithmetic: their parents are left unchanged")
     return WhatIf(evaluation.period.key, tuple((k, float(v)) for k, v in overrides.items()), tuple(changes),

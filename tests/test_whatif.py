@@ -225,3 +225,33 @@ nodes:
     assert found["arr_reactivation"].needed == pytest.approx(55.0) and not found["arr_reactivation"].feasible
     assert "10 times" in found["arr_reactivation"].note
     assert found["arr_new"].needed == pytest.approx(1245.0) and found["arr_new"].feasible
+
+
+FUNNEL_TREE = """
+name: funnel
+grain: week
+nodes:
+  - {id: opps, label: Opportunities, level: north_star, metric: opportunities_created, owner: CRO, target: 40,
+     formula: opps = leads * lead_to_opp, children: [leads, lead_to_opp]}
+  - {id: leads, label: Leads, level: driver, metric: leads, owner: Marketing, target: 200}
+  - {id: lead_to_opp, label: Lead → opportunity, level: driver, metric: lead_to_opp_rate, owner: SDRs, target: 0.2}
+"""
+
+
+def test_a_maturing_cohort_rate_stays_maturing_when_another_lever_moves() -> None:
+    # This week's leads are younger than the usual lag to an opportunity: 10 % so far against a 20 % target is
+    # "maturing" (too little history for an expected value), not red. Moving leads 150 → 200 recomputes
+    # opportunities (15 → 20) but leaves the rate as it was: it must stay maturing, as evaluate judged it.
+    t, problems = parse_yaml(FUNNEL_TREE, "funnel.yaml")
+    assert t is not None and not [p for p in problems if p.severity == "error"], problems
+    ev = evaluation_of(t, {"opps": 15.0, "leads": 150.0, "lead_to_opp": 0.1},
+                       {"opps": 40.0, "leads": 200.0, "lead_to_opp": 0.2})
+    rate = ev.node("lead_to_opp")
+    rate.status, rate.maturing, rate.completion = "maturing", True, 0.3
+    ev.node("leads").status = "amber"  # a workspace at a 30 % amber threshold: evaluate's word, kept while unmoved
+    w = what_if(ev, t, {"leads": 200.0})
+    assert w.node("opps").after == pytest.approx(20.0) and w.node("opps").how == "formula"
+    assert w.node("lead_to_opp").how == "unchanged"
+    assert (w.node("lead_to_opp").status_before, w.node("lead_to_opp").status_after) == ("maturing", "maturing")
+    assert w.node("leads").status_after == "green"  # moved onto its target: judged again
+    assert w.node("opps").status_after == "red"  # 20 against 40
