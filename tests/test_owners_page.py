@@ -16,7 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 from kpitree import access
 from kpitree.evaluate import Engine
-from kpitree.owners import CSV_HEADER, owner_rows, owners, owners_csv
+from kpitree.format import fmt
+from kpitree.owners import CSV_HEADER, carried_over, owner_rows, owners, owners_csv
 from kpitree.periods import parse_period
 from kpitree.review import Notes
 from kpitree.snapshots import take_snapshot
@@ -38,10 +39,10 @@ def test_owners_red_first_with_sentences_and_actions(demo):
     notes = Notes(demo)
     notes.add(tree, "win_rate", decision="Dana reviews Enterprise deals", owner="alex romero  (CRO)",
               due=date(2026, 12, 1), user=access.LOCAL, author="maria", now=MONDAY)
-    entries = owners(now, notes.all()[0])
+    entries = owners(now, notes.all()[0], tree)
     reds = [len(e.red) for e in entries]
     assert reds == sorted(reds, reverse=True) and entries[0].owner == "Alex Romero (CRO)"  # most red first
-    assert sum(reds) == sum(1 for n in now.nodes if n.status == "red")
+    assert sum(reds) == sum(1 for n in now.nodes if n.status == "red") - 1  # ARR at start is carried over
     alex = entries[0]
     assert {o.node.id for o in alex.nodes} == {n.id for n in tree.nodes if n.owner == "Alex Romero (CRO)"}
     assert [a.decision for a in alex.actions] == ["Dana reviews Enterprise deals"]  # matched across case and spaces
@@ -55,12 +56,40 @@ def test_owners_red_first_with_sentences_and_actions(demo):
     green = [o for e in entries for o in e.nodes if o.node.status == "green"]
     assert green and not any(o.sentence for o in green)
     rows = owner_rows(entries, date(2026, 12, 7), red_only=True)
-    assert {r["status"] for r in rows if r["number"]} == {"red"}
+    assert {r["status"] for r in rows if r["number"]} == {"red", "red, carried over"}
     assert rows[0]["owner"] == "Alex Romero (CRO)"
     acted = [r for r in rows if r["open actions"]]  # on the row of the number the action is about
     assert [(r["number"], r["open actions"]) for r in acted] == [
         ("Win rate (new)", "Dana reviews Enterprise deals (Win rate (new), due 2026-12-01) — overdue")]
-    assert sum(1 for r in rows if r["number"]) == sum(reds)
+    assert sum(1 for r in rows if r["number"]) == sum(reds) + 1  # and the opening balance, marked
+
+
+def test_the_opening_balance_is_carried_over_not_a_red_number_to_act_on(demo):
+    """ARR at start is September's closing ARR: red against its target, but nothing done in October moves
+    it. It is listed for its owner, marked, with one sentence saying so — not counted or ranked as red."""
+    tree = load_tree(ROOT / "data" / "trees" / "revops.yaml")
+    now = take_snapshot(Engine(demo), tree, parse_period("2026-10"))
+    start = now.node("arr_start")
+    assert start is not None and start.status == "red" and start.value is not None and start.target is not None
+    assert not now.sentence_for("arr_start")  # the explanation gives it no cause
+    entries = owners(now, [], tree)
+    maria = next(e for e in entries if e.owner == "Maria Chen (CEO)")
+    assert [o.node.id for o in maria.red] == ["arr"] and [o.node.id for o in maria.carried] == ["arr_start"]
+    carried = maria.carried[0]
+    assert carried.sentence == carried_over(tree, start, "2026-10") == (
+        f"Carried over from 2026-09's closing ARR: {fmt(start.value, 'money', compact=True)} against "
+        f"{fmt(start.target, 'money', compact=True)}; it is not a lever this period — the gap was made by the "
+        "end of 2026-09.")
+    assert carried.sentence.startswith("Carried over from 2026-09's closing ARR: $155.18M against $162.85M;")
+    assert [o.node.id for o in maria.nodes].index("arr_start") > [o.node.id for o in maria.nodes].index("arr")
+    rows = [r for r in owner_rows(entries, red_only=True) if r["owner"] == "Maria Chen (CEO)"]
+    assert [(r["number"], r["status"]) for r in rows] == [("ARR", "red"), ("ARR at start", "red, carried over")]
+    assert rows[1]["why"] == carried.sentence
+    # every other node is no opening balance
+    assert [n.id for n in now.nodes if carried_over(tree, n, "2026-10") is not None] == ["arr_start"]
+    assert carried_over(tree, start, "2026-Q4").startswith("Carried over from 2026-Q3's closing ARR")
+    # without the tree nothing is recognised: ARR at start counts as red (the CLI before it passes the tree)
+    assert "arr_start" in [o.node.id for e in owners(now, []) for o in e.red]
 
 
 def test_a_hostile_owner_is_neutralised_in_the_csv(demo, tmp_path):
@@ -105,6 +134,14 @@ def test_owners_page(demo, monkeypatch):
     assert "**Open actions:** Move $20k from Paid Search to Events (Leads, due 2026-12-11)" in texts
     alex = [n for n in tree.nodes if n.owner == "Alex Romero (CRO)"]
     assert any(f"of {len(alex)} numbers red" in unescaped(c.value) for c in at.caption)
+    start = now.node("arr_start")
+    assert f":red-badge[red] :gray-badge[carried over] **ARR at start** — {carried_over(tree, start, '2026-10')}" \
+        in texts
+    maria = [n for n in tree.nodes if n.owner == "Maria Chen (CEO)"]
+    assert any(c.startswith(f"1 of {len(maria)} numbers red · 1 carried over, not a lever this period")
+               for c in (unescaped(c.value) for c in at.caption))
+    reds = sum(1 for n in now.nodes if n.status == "red") - 1
+    assert any(f"{reds} red numbers to act on (and 1 carried over)" in unescaped(c.value) for c in at.caption)
     at.toggle(key="ow_red_only").set_value(False).run()
     heads = [unescaped(m.value) for m in at.markdown if m.value.startswith("#### ")]
     assert {h[5:] for h in heads} == {n.owner for n in tree.nodes}  # everybody, red or not

@@ -25,6 +25,7 @@ st.set_page_config(page_title="Owners · KPI Tree", page_icon="🌳", layout="wi
 STATUS_BADGE = {"red": ":red-badge[red]", "amber": ":orange-badge[amber]", "green": ":green-badge[green]",
                 "no_target": ":gray-badge[no target]", "no_data": ":gray-badge[no data]",
                 "maturing": ":gray-badge[maturing]"}
+CARRIED_BADGE = ":gray-badge[carried over]"
 
 
 def main() -> None:
@@ -42,12 +43,14 @@ def main() -> None:
         st.error(f"**This tree cannot be evaluated for {period.key}**: {md(exc)}", icon=":material/error:")
         return
     notes, problems = Notes(ws).for_tree(tree_key(tree))
-    entries = owners(now, notes)
+    entries = owners(now, notes, tree)
     st.markdown(f"### Who to talk to · {md(tree.name)} · {period.key}")
     reds = sum(len(e.red) for e in entries)
+    carried = sum(len(e.carried) for e in entries)
     actions = sum(len(e.actions) for e in entries)
     st.caption(f"Workspace **{md(ws.name)}** · data as of {evaluation.as_of} · {len(entries)} owners · "
-               f"{reds} red numbers · {actions} open action{'' if actions == 1 else 's'}")
+               f"{reds} red numbers to act on" + (f" (and {carried} carried over)" if carried else "")
+               + f" · {actions} open action{'' if actions == 1 else 's'}")
     for p in problems:
         st.warning(md(p), icon=":material/warning:")
     left, right = st.columns([3, 1], vertical_alignment="bottom")
@@ -61,18 +64,22 @@ def main() -> None:
             continue
         with st.container(border=True):
             st.markdown(f"#### {md(e.owner)}" + (" · owner still to assign" if e.to_assign else ""))
-            st.caption(f"{len(e.red)} of {len(e.nodes)} numbers red · {len(e.actions)} open action"
-                       + ("" if len(e.actions) == 1 else "s"))
+            st.caption(f"{len(e.red)} of {len(e.nodes)} numbers red"
+                       + (f" · {len(e.carried)} carried over, not a lever this period" if e.carried else "")
+                       + f" · {len(e.actions)} open action" + ("" if len(e.actions) == 1 else "s"))
             for o in shown:
                 n = o.node
-                line = f"{STATUS_BADGE.get(n.status, '')} **{md(n.label)}**"
+                line = f"{STATUS_BADGE.get(n.status, '')}" + (f" {CARRIED_BADGE}" if o.carried else "") \
+                    + f" **{md(n.label)}**"
                 if o.sentence:
                     line += f" — {md(o.sentence)}"
                 st.markdown(line)
             if e.actions:
                 st.markdown("**Open actions:** " + md(actions_text(e, today)))
     st.caption("Red first; each red number with the explanation's sentence (the cause where it sits, else its step "
-               "on the red path). Actions come from review notes (Review page).")
+               "on the red path). An opening balance (ARR at start) is last period's closing value: listed, marked "
+               "carried over, but not counted among the red numbers to act on. Actions come from review notes "
+               "(Review page).")
 
 
 main()
