@@ -162,8 +162,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if n.maturing:  # a young cohort's rate: judged on its expected final value
             pace += f" ({fmt_maturing(n.expected_final, n.unit, n.completion)})"
         suggested = " (suggested)" if n.target is not None and n.target_basis else ""
+        # a running period's stock is judged against where the plan is by now, not the period's end
+        against = (f"target by now {fmt(n.target_by_now, n.unit)} ({result.period.key} target "
+                   f"{fmt(n.target, n.unit)}{suggested})" if n.target_by_now is not None
+                   else f"target {fmt(n.target, n.unit)}{suggested}")
         print(f"{'  ' * depth[n.id]}[{n.status:>9}] {n.label}: {fmt(n.value, n.unit)}{pace} "
-              f"vs target {fmt(n.target, n.unit)}{suggested}, prev {fmt(n.previous, n.unit)} — {n.owner}")
+              f"vs {against}, prev {fmt(n.previous, n.unit)} — {n.owner}")
+        if n.by_now_basis:  # how the target by now was made
+            print(f"{'  ' * depth[n.id]}{' ' * 12}{n.by_now_basis}")
         if n.reason:  # what is missing and what to load
             print(f"{'  ' * depth[n.id]}{' ' * 12}{n.reason}")
     return 0

@@ -5,6 +5,15 @@ green at or better than target, amber within the threshold (default 5 %), red be
 period uses pace: flows are pro-rated by elapsed time, stocks and ratios use their latest value.
 No target gives grey "no_target" (never silently green); no data gives "no_data".
 
+A running period's stock (ARR, customers) is a level today, while its target is the level planned for
+the period's last day: it is judged against the *target by now* (`target_by_now`), the level on the
+plan's path from the opening level (the previous period's close, else its target) through the monthly
+targets inside the period to the period's target. Rates that build up over the period (NRR and GRR
+compound, logo churn and the expansion rate add up; `Metric.rollup`) are period-to-date while it runs
+and are judged against the part of their target planned by now. Rates that are means (win rate,
+conversion, deal size) stand as they are: half a quarter's win rate is no smaller than a whole one's.
+Stocks taken at the period's start (ARR at start, open pipeline) are whole on its first day.
+
 A cohort rate (lead → opportunity, MQL → SQL) of a period whose cohort is younger than the usual
 conversion lag is not final: it is *maturing*, and its status is judged on its expected final value
 (`metrics.Maturity`), or is "maturing" when there is too little history to expect one — never red
@@ -24,6 +33,7 @@ import pandas as pd
 
 from .cache import ResultCache
 from .errors import KpiTreeError, QueryError
+from .format import fmt
 from .metrics import (
     CATALOGUE,
     Kind,
@@ -39,8 +49,9 @@ from .metrics import (
     missing_data,
     read_profile,
 )
-from .periods import Grain, Period, latest_complete, parse_period, period_containing, resolve_period, trailing
+from .periods import Grain, Period, latest_complete, parse_period, resolve_period, trailing
 from .schema import TABLES
+from .targets import path_level, rate_by_now, rate_scale
 from .tree import Node, Tree
 from .workspace import QUERY_TIMEOUT_SECONDS, QueryTimeout, Workspace
 
@@ -93,6 +104,16 @@ class NodeResult:
     expected_final: float | None = None
     completion: float | None = None  # share of the usual conversions that happened by the cohort's age
     usual_lag: int | None = None  # days by which 90 % of earlier cohorts' conversions happened
+    # A running period's stock or building-up rate is judged against where the plan says it should be
+    # on the as-of day, not against the period's end target (`target`); `by_now_basis` says how that
+    # number was made, in words. None for closed periods, flows and rates that are means.
+    target_by_now: float | None = None
+    by_now_basis: str = ""
+
+    @property
+    def judged_target(self) -> float | None:
+        """The target the status was decided against: the target by now while a stock runs, else `target`."""
+        return self.target_by_now if self.target_by_now is not None else self.target
 
     @property
     def compared(self) -> float | None:
@@ -107,10 +128,12 @@ class NodeResult:
 
     @property
     def gap(self) -> float | None:
-        """How far the judged number is from target (None for a maturing node without an expected value)."""
-        if self.judged is None or self.target is None or (self.maturing and self.expected_final is None):
+        """How far the judged number is from the target it is judged against (`judged_target`; None for a
+        maturing node without an expected value)."""
+        target = self.judged_target
+        if self.judged is None or target is None or (self.maturing and self.expected_final is None):
             return None
-        return self.judged - self.target
+        return self.judged - target
 
 
 @dataclass
@@ -446,7 +469,7 @@ def target_for(node: Node, period: Period) -> float | None:
         monthly = dict(target.per_grain).get("monthly", target.value)
         given = dict(target.by_period)
         if monthly is not None and period.key not in given and _GRAIN_FIELD[period.grain] not in dict(target.per_grain):
-            months = months_of(period)
+            months = period.months()
             filled = {p.key: given.get(p.key, monthly) for p in months}
             target = replace(target, by_period=tuple(sorted({**given, **filled}.items())))
     return target.for_period(period, m.kind, m.rollup)
@@ -455,12 +478,94 @@ def target_for(node: Node, period: Period) -> float | None:
 _GRAIN_FIELD = {Grain.WEEK: "weekly", Grain.MONTH: "monthly", Grain.QUARTER: "quarterly", Grain.YEAR: "annual"}
 
 
-def months_of(period: Period) -> list[Period]:
-    """The calendar months a period overlaps, in order."""
-    out = [period_containing(period.start, Grain.MONTH)]
-    while out[-1].end < period.end:
-        out.append(out[-1].shift(1))
-    return out
+# Stocks taken at the start of the period (the opening balance, the pipeline open on its first day):
+# whole from the period's first day, so a running period judges them against the period's target.
+# Every other stock is a level at the end of P (at the as-of day while P runs). A new stock metric
+# must be placed here or not (tests/test_running_stock.py lists them).
+OPENING_STOCKS = frozenset({"mrr_start", "arr_start", "open_pipeline", "open_deals"})
+
+
+@dataclass(frozen=True)
+class ByNow:
+    """A running period's target by now and how it was made, in words."""
+
+    value: float
+    basis: str
+
+
+def target_by_now(node: Node, period: Period, as_of: date, opening: float | None) -> ByNow | None:
+    """Where the plan says the node should be at the end of day `as_of` in the running `period`; None
+    when the period is not running or the node is judged against its period target (flows, which are
+    paced instead; mean rates; stocks taken at the period's start; no target).
+
+    A stock: on the path from `opening` (the level at the end of the previous period; None: its target
+    is used, and said; without either, the path starts at the first monthly target) through the node's own monthly targets inside the period to the period's target,
+    straight between two points, so on 20 November the year's ARR is judged two thirds of the way from
+    October's target to November's. A rate that builds up over the period (`Metric.rollup` compound,
+    churn or sum): the part of the period's target planned by now — the monthly targets' shape when
+    every month of the period has one, else elapsed days (see `targets.rate_by_now`).
+    """
+    if not period.start <= as_of < period.end:
+        return None
+    m = CATALOGUE[node.metric]
+    target = target_for(node, period)
+    if target is None:
+        return None
+    unit = node.shown_unit
+    days, done = period.days, period.elapsed_days(as_of)
+    if m.kind is Kind.STOCK and m.name not in OPENING_STOCKS:
+        prev = period.previous()
+        start_word = f"the {prev.key} close"
+        if opening is None:
+            opening = target_for(node, prev)
+            start_word = f"the {prev.key} target (no {prev.key} value)"
+        given = dict(node.target.by_period)
+        points, words = ([(0, opening)], [start_word]) if opening is not None else ([], [])
+        for month in period.months():
+            if month.end < period.end and month.key in given:
+                points.append(((month.end - period.start).days + 1, given[month.key]))
+                words.append(f"the {month.key} target")
+        points.append((days, target))
+        words.append(f"the {period.key} target")
+        if done < points[0][0] or len(points) < 2:
+            return None  # nothing to start from before the as-of day: the period's target stands
+        level, i = path_level(points, done)
+        (d0, v0), (d1, v1) = points[i], points[i + 1]
+        return ByNow(level, f"{fmt(level, unit, compact=True)} planned by {as_of.isoformat()}: {words[i]} "
+                            f"{fmt(v0, unit, compact=True)} → {words[i + 1]} {fmt(v1, unit, compact=True)}, "
+                            f"{done - d0} of {d1 - d0} days in")
+    if m.kind is Kind.RATIO and m.rollup != "mean":
+        share, how = done / days, "by elapsed days"
+        monthly = [(mo, _monthly_rate(node, mo)) for mo in period.months()]
+        scaled = [(mo, rate_scale(x, m.rollup) if x is not None else None) for mo, x in monthly]
+        if all(x is not None for _, x in scaled):
+            def covered(mo: Period, last: date) -> float:
+                return max(0, (min(mo.end, last) - max(mo.start, period.start)).days + 1) / mo.days
+            whole = sum(covered(mo, period.end) * x for mo, x in scaled)  # type: ignore[operator]
+            # months all of one sign (retention below 100 % decays: its logs are negative); a plan
+            # that gains in some months and loses in others has no share-of-the-year shape
+            if whole != 0 and (all(x >= 0 for _, x in scaled) or all(x <= 0 for _, x in scaled)):  # type: ignore[operator]
+                share = sum(covered(mo, as_of) * x for mo, x in scaled) / whole  # type: ignore[operator]
+                how = "by the monthly targets"
+        planned = rate_by_now(target, m.rollup, share)
+        if planned is None:
+            return None
+        verb = "compounds to" if m.rollup == "compound" else "adds up to"
+        return ByNow(planned, f"{fmt(planned, unit, compact=True)} planned by {as_of.isoformat()}: what the "
+                              f"{period.key} target {fmt(target, unit, compact=True)} {verb} over {share:.0%} of "
+                              f"its course ({how}; {done} of {days} days in)")
+    return None
+
+
+def _monthly_rate(node: Node, month: Period) -> float | None:
+    """A building-up rate's own target for a calendar month: given for the month, or as the monthly
+    rate (`monthly`, or the one number); None when the plan says nothing about the month itself."""
+    t = node.target
+    given = dict(t.by_period).get(month.key)
+    if given is not None:
+        return given
+    monthly = dict(t.per_grain).get("monthly")
+    return monthly if monthly is not None else t.value
 
 
 def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | str | None = None,
@@ -489,13 +594,15 @@ def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | st
         if not complete and m.kind is Kind.FLOW and value is not None and elapsed > 0:
             pace = value / elapsed
         target = target_for(node, period)
+        by_now = None if complete else target_by_now(node, period, as_of, vals.get(prev.key))
         compared = pace if pace is not None else value
         amber = node.amber if node.amber is not None else amber_default
         with engine.session():
             grown = engine.maturity(node, period) if value is not None else None
         maturing = grown is not None and grown.maturing
         expected = grown.expected(value) if grown is not None else None
-        status = status_of(expected if expected is not None else compared, target, node.better, amber)
+        status = status_of(expected if expected is not None else compared,
+                           by_now.value if by_now is not None else target, node.better, amber)
         if maturing and expected is None and status not in (NO_TARGET, NO_DATA):
             status = MATURING
         parent = tree.parent_of(node.id)
@@ -509,6 +616,8 @@ def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | st
             maturing=maturing, expected_final=expected,
             completion=grown.completion if maturing and grown is not None else None,
             usual_lag=grown.usual_lag if maturing and grown is not None else None,
+            target_by_now=by_now.value if by_now is not None else None,
+            by_now_basis=by_now.basis if by_now is not None else "",
         ))
     return Evaluation(period, as_of, results, complete)
 
@@ -542,6 +651,6 @@ def default_period(engine: Engine, grain: str = "month") -> Period:
 
 
 __all__ = [
-    "AMBER", "GREEN", "MATURING", "NO_DATA", "NO_TARGET", "RED", "Engine", "Evaluation", "NodeResult", "evaluate_tree",
-    "parse_period", "status_of", "target_for", "trend",
+    "AMBER", "GREEN", "MATURING", "NO_DATA", "NO_TARGET", "OPENING_STOCKS", "RED", "ByNow", "Engine", "Evaluation",
+    "NodeResult", "evaluate_tree", "parse_period", "status_of", "target_by_now", "target_for", "trend",
 ]

@@ -90,6 +90,18 @@ class Period:
             return 1.0
         return ((as_of - self.start).days + 1) / self.days
 
+    def elapsed_days(self, as_of: date) -> int:
+        """Whole days of the period that have passed by the end of day `as_of` (0..days): the x of a
+        running period's planned path, in the same days as `elapsed_fraction`."""
+        return max(0, min((as_of - self.start).days + 1, self.days))
+
+    def months(self) -> list[Period]:
+        """The calendar months the period overlaps, in order (a week may straddle two)."""
+        out = [period_containing(self.start, Grain.MONTH)]
+        while out[-1].end < self.end:
+            out.append(out[-1].shift(1))
+        return out
+
     def is_complete(self, as_of: date) -> bool:
         return as_of >= self.end
 

@@ -17,7 +17,7 @@ import csv
 import dataclasses
 import io
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -381,3 +381,55 @@ def spread_node(engine, tree: Tree, node_id: str, total: float, year: int, metho
     shape = last_year_values(engine, tree, node_id, year) if engine is not None else None
     spread = spread_annual(total, year, kind, method, shape)
     return set_period_targets(tree, node_id, spread.months), spread
+
+
+# --- a running period's target by now ----------------------------------------------------------------
+#
+# A period's target is where the plan wants the number at the period's end. Early in a running year,
+# ARR (a level on the as-of day) set against December's level is red by most of the year's planned
+# growth though it may be exactly on plan. So a running period's stock is judged against the level
+# planned for the as-of day: a path from the opening level through the monthly targets inside the
+# period to the period's target, straight between two points (`path_level`). A rate that builds up
+# over the period — retention compounds month by month, churn and expansion add up — is likewise
+# period-to-date while it runs (NRR from the period's start to today), and is judged against the part
+# of its target planned by now (`rate_by_now`). Flows use pace instead; other rates stand as they are.
+
+
+def path_level(points: Sequence[tuple[int, float]], day: int) -> tuple[float, int]:
+    """The level planned for `day` (days since the opening) on a path of (day, level) points in day
+    order, straight between two points; and the index of the point the segment used starts at."""
+    if not points:
+        raise ValueError("a path needs at least one point")
+    if day <= points[0][0]:
+        return points[0][1], 0
+    for i, ((d0, v0), (d1, v1)) in enumerate(zip(points[:-1], points[1:], strict=True)):
+        if day <= d1:
+            return v0 + (v1 - v0) * (day - d0) / (d1 - d0), i
+    return points[-1][1], len(points) - 1
+
+
+def rate_scale(value: float, rollup: str) -> float | None:
+    """A rate on the scale on which its months add up (`Metric.rollup`): compound → log x, churn →
+    −log(1 − x), sum → x; None for a value the scale cannot take (a retention ≤ 0, a churn ≥ 100 %)."""
+    if rollup == "compound":
+        return math.log(value) if value > 0 else None
+    if rollup == "churn":
+        return -math.log1p(-value) if value < 1 else None
+    if rollup == "sum":
+        return value
+    raise ValueError(f"rollup {rollup!r} does not build up over a period")
+
+
+def rate_by_now(target: float, rollup: str, share: float) -> float | None:
+    """The part of a building-up rate's period target planned by now, when `share` (0..1) of it is
+    (on the `rate_scale` where months add up): a 102.9 % NRR year is 101.4 % halfway, a 12 % churn
+    year 6.2 %."""
+    scaled = rate_scale(target, rollup)
+    if scaled is None:
+        return None
+    part = scaled * share
+    if rollup == "compound":
+        return math.exp(part)
+    if rollup == "churn":
+        return -math.expm1(-part)
+    return part

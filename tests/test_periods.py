@@ -57,3 +57,15 @@ def test_elapsed_and_latest_complete():
 def test_keys_are_normalised_and_surrounding_space_ignored():
     assert [parse_period(t).key for t in ("2026-1", " 2026-11 ", "2026-q3", "2026-w5", "2026-10\n")] == [
         "2026-01", "2026-11", "2026-Q3", "2026-W05", "2026-10"]
+
+
+def test_elapsed_days_and_months():
+    """The x of a running period's planned path (`evaluate.target_by_now`), in the days of `elapsed_fraction`."""
+    year = parse_period("2026")
+    assert year.elapsed_days(date(2026, 1, 1)) == 1
+    assert year.elapsed_days(date(2026, 11, 15)) == 319  # 304 days to 31 October, then 15
+    assert year.elapsed_days(date(2025, 12, 31)) == 0 and year.elapsed_days(date(2027, 3, 1)) == 365
+    assert year.elapsed_days(date(2026, 11, 15)) / year.days == pytest.approx(year.elapsed_fraction(date(2026, 11, 15)))
+    assert [m.key for m in parse_period("2026-Q4").months()] == ["2026-10", "2026-11", "2026-12"]
+    assert [m.key for m in parse_period("2026-W44").months()] == ["2026-10", "2026-11"]  # 26 Oct – 1 Nov
+    assert [m.key for m in parse_period("2026-02").months()] == ["2026-02"]
