@@ -2,21 +2,36 @@
 
 Used to give the demo tree a believable plan, and by anyone who wants a first set of targets
 from their own data ("keep growing like the last year did") before they type real ones.
+
+Every month of history is the catalogue's own value (`Engine.values`), so a plan means what the
+evaluated number means. One month is not: the month the subscriptions start in. The ARR bridge's
+pieces read each customer's MRR at the start of the month (m0: ARR at start, and new-logo ARR is
+"m0 = 0 and never any MRR before"); before the data's first day m0 is unknown, not zero, so that
+month's new-logo ARR is the whole book the export starts with and its opening balance is 0. A plan
+resting on it asked a year later for the whole book again as new logos. Such months are no history
+for these metrics (`_opening_known`).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
+from datetime import date
 
 import numpy as np
 
 from .evaluate import Engine
-from .metrics import CATALOGUE, Kind
+from .metrics import CATALOGUE, Kind, Metric
 from .periods import Period, parse_period, trailing
 from .tree import Node, Target, Tree
 
 MAX_MONTHLY_GROWTH = 0.06
+# A customer-level aggregate that reads the MRR at the baseline date (m0, the month ends before P of a
+# 3-month baseline, or whether the customer had MRR before): the opening balance and the bridge's moves.
+_READS_OPENING = re.compile(r"\bc\.(?:m0|me\d+|had_before)\b")
+# How many months before P's own the baseline date falls in: m0 is the end of P−1, of P−12 for "12m".
+_BASELINE_MONTHS = {"previous": 0, "3m": 2, "12m": 11}
 
 
 def _nice(value: float, unit: str) -> float:
@@ -39,6 +54,17 @@ def _growth(values: list[float]) -> float:
     return float(min(max(math.expm1(slope), 0.0), MAX_MONTHLY_GROWTH))
 
 
+def _opening_known(m: Metric, p: Period, first_day: date | None) -> bool:
+    """Whether `p`'s value of `m` is the catalogue's definition: False when `m` reads customers' MRR
+    at a baseline date before the subscriptions' first day (there it is unknown, and the catalogue's
+    m0 = 0 makes every customer of the book new)."""
+    if first_day is None or not any(s.customer_level and s.entity == "customers"
+                                    and any(_READS_OPENING.search(a) for a in s.components.values())
+                                    for s in m.sources):
+        return True
+    return p.shift(-_BASELINE_MONTHS.get(m.baseline, 0)).start > first_day
+
+
 def _pct(rate: float) -> str:
     """A growth rate the way the rule is read out: "+2.1 %"."""
     return f"{rate * 100:+.1f} %"
@@ -53,7 +79,9 @@ def plan_targets(engine: Engine, tree: Tree, baseline_end: Period, through: Peri
     a year earlier exists, the trailing `window`-month mean grown at the fitted monthly growth.
     Stocks: the last known level grown at the fitted monthly growth. Ratios: the trailing mean,
     which rates do not compound. Nothing after
-    `baseline_end` feeds a target, so problems that start later show up against the plan.
+    `baseline_end` feeds a target, so problems that start later show up against the plan. The
+    month the subscriptions start in is no history for what reads the opening balance (new-logo
+    ARR, ARR at start, NRR: see the module's doc).
 
     `min_months`: the fewest months with a value in the trailing window a target may rest on; a
     node with fewer keeps no number at all (never a made-up one). `mark=True` marks every target
@@ -78,6 +106,7 @@ def _plan_node(engine: Engine, node: Node, months: list[Period], baseline_end: P
     values = engine.values(node, months)
     known = {p.key: values[p.key] for p in months if p <= baseline_end and values.get(p.key) is not None}
     first_day = engine.coverage(m.table)[0]
+    known = {k: v for k, v in known.items() if _opening_known(m, parse_period(k), first_day)}
     if mark and m.kind is Kind.FLOW and first_day is not None:
         # a suggestion never rests on the month the data starts in: a part-month undercounts a flow
         known = {k: v for k, v in known.items() if parse_period(k).start >= first_day}
