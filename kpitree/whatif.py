@@ -113,12 +113,13 @@ def _status_after(r: NodeResult, tree: Tree, value: float | None, how: str) -> s
     """The node's status in the what-if. A number the what-if did not move keeps the status evaluate
     gave it: re-judging it here would drop what evaluate knows and the what-if does not (a maturing
     cohort judged on its expected final value, or "maturing" without one, would turn red; the
-    workspace's amber threshold). A moved number is judged against its target again."""
+    workspace's amber threshold). A moved number is judged again against the target evaluate judged
+    it against (`judged_target`: the target by now while a period runs)."""
     if how == "unchanged":
         return r.status
     node = tree.node(r.id)
     amber = node.amber if node.amber is not None else DEFAULT_AMBER
-    return status_of(value, r.target, r.direction, amber)
+    return status_of(value, r.judged_target, r.direction, amber)
 
 
 def what_if(source: Source, tree: Tree, overrides: Mapping[str, float], period: str | Period | None = None,

@@ -255,3 +255,12 @@ def test_a_maturing_cohort_rate_stays_maturing_when_another_lever_moves() -> Non
     assert (w.node("lead_to_opp").status_before, w.node("lead_to_opp").status_after) == ("maturing", "maturing")
     assert w.node("leads").status_after == "green"  # moved onto its target: judged again
     assert w.node("opps").status_after == "red"  # 20 against 40
+
+
+def test_a_moved_number_of_a_running_period_is_judged_against_its_target_by_now() -> None:
+    # Halfway through the month New ARR is judged against 180, the plan's level by now, not the month's 250.
+    # Win rate .375 → .5 takes it to 190: green against 180 (it would be red against 250).
+    ev = evaluation()
+    ev.node("new_arr").target_by_now = 180.0
+    w = what_if(ev, tree(), {"win_rate": 0.5})
+    assert w.node("new_arr").after == pytest.approx(190.0) and w.node("new_arr").status_after == "green"
