@@ -390,8 +390,7 @@ def _salesforce(h: Headers, sides: set[str]) -> Mapping:
                                   "CurrencyIsoCode")),
     }
     inputs = _inputs(h, spec)
-    rules = ["footer rows ('Grand Totals', 'Confidential Information', 'Copyright') are dropped",
-             "type 'Existing Customer - Replacement' / '- Downgrade' is read as renewal (inference)"]
+    rules = ["type 'Existing Customer - Replacement' / '- Downgrade' is read as renewal (inference)"]
     if "opp_id" in inputs:
         deal_id = Field("{opp_id}", "opp_id")
     else:

@@ -95,7 +95,9 @@ def test_hubspot_day_first_dates_and_closed_flags(ws):
 
 def test_salesforce_report_with_footer(ws):
     f = ingest(ws, [SALESFORCE]).files[0]
-    assert (f.source, f.rows_read, f.rows_loaded, f.footer_rows, f.rejected) == ("salesforce", 6, 6, 3, [])
+    # the three footer lines are read and skipped on purpose (read = loaded + rejected + skipped)
+    assert (f.source, f.rows_read, f.rows_loaded, f.footer_rows, f.rows_skipped, f.rejected) == (
+        "salesforce", 9, 6, 3, 3, [])
     assert value(ws, "new_business_arr", "2026-09") == 30000
     assert value(ws, "expansion_arr", "2026-09") == 12000  # '$12,000.00', 'Existing Customer - Upgrade'
     assert value(ws, "win_rate", "2026-09") == pytest.approx(2 / 3)

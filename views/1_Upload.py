@@ -432,8 +432,6 @@ def show_report(ws: Workspace, report: LoadReport) -> None:
             facts = []
             if f.skipped:
                 facts.append("skipped on purpose: " + ", ".join(f"{n} {r}" for r, n in f.skipped.items()))
-            if f.footer_rows:
-                facts.append(f"footer rows dropped: {f.footer_rows}")
             if f.nulls:
                 facts.append("empty values in key columns: " + ", ".join(f"{c} {n}" for c, n in f.nulls.items()))
             if f.duplicate_ids:
