@@ -318,3 +318,106 @@ def test_sqls_are_judged_on_their_expected_wins(tmp_path_factory):
     n = evaluate_tree(Engine(ws), tree, parse_period("2026-W46")).node("won")
     assert n.value == pytest.approx(0.15) and n.maturing and n.expected_final == pytest.approx(0.25)
     assert n.status == GREEN
+
+
+# --- journeys and first value are cohorts too -------------------------------------------------------
+#
+# Journey a → b (14-day window): cohorts A (1 Sep) and B (1 Oct) of 60 users each, 18 finishing on day 2
+# and 12 on day 10 (final 50 %, F(2) = 0.6, usual lag 10 days); the latest cohort C (15 November, 5 days
+# old on the as-of day): 60 users, 9 finished on day 2 so far (15 %).
+# First value: customers A (1 Sep) and B (1 Oct), 60 each, 36 with a first event on day 2 and 24 on day
+# 10 (mean 5.2 days); C (15 November): 60 customers, 36 with a first event on day 3, 24 without one yet.
+
+JOURNEY_TREE = """
+name: product
+nodes:
+  - id: journey
+    level: 1
+    metric: journey_completion
+    filter: {feature: [a, b]}
+    owner: PM
+    target: 0.24
+    children: [ttfv]
+  - id: ttfv
+    level: 2
+    metric: time_to_first_value_days
+    owner: PM
+    target: 5.5
+"""
+
+
+def _product_files() -> dict[str, str]:
+    from datetime import date, timedelta
+
+    events, subs = ["user_id,account_id,timestamp,feature"], ["customer_id,start_date,end_date,mrr,plan,segment,channel"]
+    for name, day, finished in (("A", "2026-09-01", 18 * [2] + 12 * [10]), ("B", "2026-10-01", 18 * [2] + 12 * [10]),
+                                ("C", "2026-11-15", 9 * [2])):
+        start = date.fromisoformat(day)
+        for i in range(60):
+            events.append(f"J{name}{i},,{start}T10:00:00,a")
+            if i < len(finished):
+                events.append(f"J{name}{i},,{start + timedelta(days=finished[i])}T11:00:00,b")
+    for name, day, lags in (("A", "2026-09-01", 36 * [2] + 24 * [10]), ("B", "2026-10-01", 36 * [2] + 24 * [10]),
+                            ("C", "2026-11-15", 36 * [3])):
+        start = date.fromisoformat(day)
+        for i in range(60):
+            subs.append(f"{name}{i},{start},,100,Pro,SMB,Organic")
+            if i < len(lags):
+                events.append(f"U{name}{i},{name}{i},{start + timedelta(days=lags[i])}T09:00:00,x")
+    return {"events": "\n".join(events) + "\n", "subscriptions": "\n".join(subs) + "\n"}
+
+
+@pytest.fixture(scope="module")
+def product(tmp_path_factory):
+    ws = make_workspace(tmp_path_factory.mktemp("product"), **_product_files())
+    settings = ws.settings()
+    settings.as_of = AS_OF
+    ws.save_settings(settings)
+    tree, problems = parse_yaml(JOURNEY_TREE)
+    assert not [p for p in problems if p.severity == "error"]
+    return Engine(ws), tree
+
+
+def test_the_catalogue_marks_journeys_and_first_value_as_cohorts():
+    assert metric("journey_completion").cohort is not None and metric("journey_completion").cohort.measure == "share"
+    assert metric("time_to_first_value_days").cohort.measure == "mean_lag"
+    assert "expected final value" in metric("journey_completion").definition
+    assert "expected final mean" in metric("time_to_first_value_days").definition
+
+
+def test_a_young_journey_cohort_is_judged_on_its_expected_completion(product):
+    """Lags seen 2 and 10 days: horizon 10, reference cohorts A and B (36 of 60 by day 2: F(5) = 0.6,
+    usual lag 10). C is 5 days old: completion 0.6, effective 36, expected 15 % / 0.6 = 25 % ≥ 24 %."""
+    engine, tree = product
+    n = evaluate_tree(engine, tree, parse_period("2026-W46")).node("journey")
+    assert n.value == pytest.approx(9 / 60)
+    assert n.maturing and n.usual_lag == 10 and n.completion == pytest.approx(0.6)
+    assert n.expected_final == pytest.approx(0.25) and n.status == GREEN  # 15 % alone would be red
+    old = evaluate_tree(engine, tree, parse_period("2026-09")).node("journey")
+    assert old.value == pytest.approx(0.5) and not old.maturing and old.status == GREEN
+
+
+def test_a_young_first_value_cohort_is_not_green_for_leaving_the_slow_out(product):
+    """C's 36 customers with an event took 3 days (value 3.0, green against 5.5 as it stands). By the
+    reference curve (36 of 60 first events by day 2, the rest on day 10) 60 % of them should have one
+    at age 5: p = 36 / 36 = 1, so each of the 24 without one gets it with chance 1 × 0.4 / (1 − 0.6) = 1,
+    on day 10 (the reference lags beyond 5): expected (36 × 3 + 24 × 10) / 60 = 5.8 days, red against
+    5.5 (amber up to 5.775)."""
+    engine, tree = product
+    n = evaluate_tree(engine, tree, parse_period("2026-W46")).node("ttfv")
+    assert n.value == pytest.approx(3.0)
+    assert n.maturing and n.usual_lag == 10 and n.completion == pytest.approx(0.6)
+    assert n.expected_final == pytest.approx(5.8) and n.status == RED
+    grown = engine.maturity(tree.node("ttfv"), parse_period("2026-W46"))
+    assert (grown.done, grown.pending, grown.pending_lag) == (36, pytest.approx(24.0), pytest.approx(240.0))
+    old = evaluate_tree(engine, tree, parse_period("2026-09")).node("ttfv")
+    assert old.value == pytest.approx(5.2) and not old.maturing and old.status == GREEN
+
+
+def test_the_expected_mean_time_weighs_open_rows_by_their_chance():
+    """p below 1: 30 of 60 done where 36 were expected (p = 30 / 36); an open row at F = 0.6 completes
+    with chance (5/6 × 0.4) / (1 − 5/6 × 0.6) = 2/3 — the SQL's `pending` — and the value follows."""
+    grown = Maturity(True, 0.6, 10, 120, 36.0, "mean_lag", 30, 30 * 2 / 3, 30 * 2 / 3 * 10)
+    assert grown.expected(2.0) == pytest.approx((2 * 30 + 200) / 50)  # 5.2 days
+    assert Maturity(True, 0.4, 10, 120, 36.0, "mean_lag", 30, 20.0, 200.0).expected(2.0) is None  # too early
+    assert Maturity(True, 0.6, 10, 120, 36.0, "share", 30, 20.0, 200.0).expected(0.1) == pytest.approx(0.1 / 0.6)
