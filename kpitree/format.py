@@ -79,15 +79,27 @@ def fmt_share(value: float | None, *, signed: bool = False) -> str:
     return (MINUS if value < 0 else "+" if signed else "") + text
 
 
+SMALL_CHANGE = 0.0095
+"""Below this a relative change as a whole percent would read 0% or 1%: it keeps one decimal."""
+NOISE = 1e-9  # a ratio of two equal sums computed apart can be off by float noise: that is no change
+
+
 def fmt_relative(value: float | None, baseline: float | None, unit: str) -> str:
     """How far `value` is from `baseline`, as people say it: "−2.4 pp" for percents, "−42%" otherwise
-    (the amount when the baseline is zero or of the other sign, where a percentage means nothing)."""
+    (the amount when the baseline is zero or of the other sign, where a percentage means nothing).
+    A change under 1% keeps a decimal ("−0.5%"; "<0.1%" below 0.05%), never "0%" for one that is not nothing."""
     if _missing(value) or _missing(baseline):
         return "—"
     assert value is not None and baseline is not None
     if unit == "percent" or not baseline or (value < 0 < baseline) or (baseline < 0 < value):
         return fmt_change(value - baseline, unit)
-    return fmt_share(value / baseline - 1, signed=True)
+    change = value / baseline - 1
+    size = abs(change)
+    if NOISE < size < SMALL_CHANGE:
+        # Beside an amount ("(−$51k, 0%)" in the trial) a 0% says the gap is nothing: one decimal instead.
+        text = f"{size:.1%}"
+        return (MINUS if change < 0 else "+") + text if _nonzero(text) else "<0.1%"
+    return fmt_share(change, signed=True)
 
 
 def _nonzero(text: str) -> bool:

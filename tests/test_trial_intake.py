@@ -58,3 +58,26 @@ def test_a_short_row_in_the_middle_of_the_data_is_still_rejected(ws, tmp_path):
 def test_a_short_last_row_without_a_blank_line_before_it_is_rejected(ws, tmp_path):
     f = ingest(ws, [_write(tmp_path / "report.csv", [SF_HEADER, *SF_ROWS, "Acme Analytics Inc."])]).files[0]
     assert [r.line for r in f.rejected] == [5] and f.rows_skipped == 0
+
+
+@pytest.mark.parametrize("value, baseline, said", [
+    # ARR $10.40M against $10.45M: −51,000 / 10,451,000 = −0.488% (the trial printed "(−$51k, 0%)")
+    (10_400_000, 10_451_000, "−0.5%"),
+    (9_323_822, 9_330_000, "−0.1%"),  # −6,178 / 9,330,000 = −0.066%
+    (10_004, 10_000, "<0.1%"),  # +0.04%: too small for a decimal, still not "0%"
+    (10_060, 10_000, "+0.6%"),
+    (10_096, 10_000, "+1%"),  # 0.96% is a whole percent again
+    (10_000, 10_000, "0%"),  # no change is 0%, without a sign
+    (-10_000, -10_030, "−0.3%"),  # a negative level 0.3% above (less negative than) its baseline
+])
+def test_a_small_relative_change_is_never_printed_0_percent(value, baseline, said):
+    from kpitree.format import fmt_relative
+
+    assert fmt_relative(value, baseline, "money") == said
+
+
+def test_the_gap_sentence_of_the_trial_says_the_half_percent():
+    from kpitree.explain.words import compare_words
+
+    assert compare_words(10_400_000, 10_451_000, "money", "target", amount=True) == \
+        "actual $10.40M against target $10.45M (−$51k, −0.5%)"
