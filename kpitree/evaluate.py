@@ -623,14 +623,17 @@ def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | st
 
 
 def trend(engine: Engine, tree: Tree, node_id: str, period: Period, n: int = 18) -> pd.DataFrame:
-    """The node's value and target over the n periods ending with `period` (for the trend chart), and
-    for a cohort rate the expected final value of its maturing periods (None elsewhere)."""
+    """The node's value and target over the n periods ending with `period` (for the trend chart), for
+    a cohort rate the expected final value of its maturing periods, and for a running period's stock or
+    building-up rate its target by now (`target_by_now`; None elsewhere)."""
     node = tree.node(node_id)
     periods = trailing(period, n)
     with engine.session():
-        values = engine.values(node, periods)
+        values = engine.values(node, [period.previous(), *periods] if n < 2 else periods)
         grown = engine.maturities(node, periods)
     expected = {k: g.expected(values.get(k)) for k, g in grown.items()}
+    by_now = {p.key: target_by_now(node, p, engine.as_of, values.get(p.previous().key)) for p in periods
+              if not p.is_complete(engine.as_of)}
     frame = pd.DataFrame({
         "period": [p.key for p in periods],
         "start": [p.start for p in periods],
@@ -638,6 +641,8 @@ def trend(engine: Engine, tree: Tree, node_id: str, period: Period, n: int = 18)
         "target": [target_for(node, p) for p in periods],
         # a maturing cohort's expected final value (the latest periods of a lead → opportunity rate)
         "expected": [expected.get(p.key) for p in periods],
+        # where the plan is on the as-of day, beside the period's end target (a running stock)
+        "target_by_now": [b.value if (b := by_now.get(p.key)) is not None else None for p in periods],
     })
     # Periods before the data and the plan begin are no history: eighteen years of blanks before
     # a 2026-only workspace made the axis run from 2009. The last period always stays.

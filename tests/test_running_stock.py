@@ -252,3 +252,15 @@ def test_cli_shows_the_target_by_now(ws, tmp_path):
                                      check=True).stdout)
     arr = next(n for n in data["nodes"] if n["id"] == "arr")
     assert arr["target"] == 7000.0 and arr["target_by_now"] == pytest.approx(6140.0) and arr["status"] == "green"
+
+
+def test_trend_carries_the_running_periods_target_by_now(ws):
+    from kpitree.evaluate import Engine, trend
+
+    tree = _parse(_tree("{by_period: {2026-10: 6000, 2026-11: 7000}}"))
+    frame = trend(Engine(ws), tree, "arr", parse_period("2026-11"), 3).set_index("period")
+    assert frame.loc["2026-11", "target"] == 7000.0
+    assert frame.loc["2026-11", "target_by_now"] == pytest.approx(6140.0)  # 5,280 → 7,000, 15 of 30 days
+    assert frame["target_by_now"].drop("2026-11").isna().all()  # closed months: their target stands
+    alone = trend(Engine(ws), tree, "arr", parse_period("2026-11"), 1)  # the opening is read all the same
+    assert alone["target_by_now"].tolist() == [pytest.approx(6140.0)]
