@@ -245,3 +245,74 @@ def test_a_gap_within_the_totals_own_noise_is_pinned_on_no_leaf(tmp_path: Path) 
     assert r.adverse
     assert r.red_path[0].top_segment is None
     assert "within normal variation" in r.red_path[0].segment_sentence
+
+
+def test_a_loss_hidden_by_another_segments_gain_is_named(tmp_path: Path) -> None:
+    """Average deal size, 36 won deals a month in each of three segments (Enterprise $100k, Mid-Market
+    $30k, SMB $5k: $45k on average, the target). In October every Mid-Market deal closes at half its
+    size (−$5k on the average) and Enterprise's grow by 15 % (+$5k): the average is on target, yet a
+    segment's deals closing at half their size is a loss with an owner, hidden only by a gain that may
+    not last. The answer names Mid-Market's own rate, never Enterprise's gain as a cause."""
+    rng = np.random.default_rng(21)
+    sizes = {"Enterprise": 100_000, "Mid-Market": 30_000, "SMB": 5_000}
+    rows = []
+    for month in MONTHS:
+        last = month == MONTHS[-1]
+        for segment, size in sizes.items():
+            factor = {"Enterprise": 1.15, "Mid-Market": 0.5}.get(segment, 1.0) if last else 1.0
+            rows += [(month, f"{segment} rep", segment, "Direct", a)
+                     for a in size * factor * rng.lognormal(-0.045, 0.3, 36)]
+    engine = workspace(tmp_path, deals(rows))
+    r = explain_node(engine, one_node("avg_deal_size", 45_000, "segment"), "n", "2026-10")
+    assert abs(r.gap) < 0.1 * 45_000 and r.status != "red"  # the total shows next to nothing
+    top = r.red_path[0].top_segment
+    assert top is not None and top.segment == "Mid-Market"
+    assert top.rate < 0 and abs(top.rate_z) >= z_bound(3)
+    assert all(c.top_segment is None or c.top_segment.segment != "Enterprise" for c in r.causes)
+    assert "hidden in the total" in r.red_path[0].segment_sentence
+
+
+def test_a_whale_in_a_two_deal_cell_is_held_to_the_spread_its_size_implies() -> None:
+    """Deal sizes spread in proportion to their size. Two segments of 50 deals show a coefficient of
+    variation of 0.5 (variance 0.25 × mean²); a cell of two deals averaging $335k where its reference
+    averaged $65k reported a spread of √10: its floor is 0.25 × 335² (judged at the larger mean).
+    Segments with their own many rows keep their own spread."""
+    from kpitree.explain.evidence import spread_floor
+
+    unit = np.array([25.0, 100.0, 10.0])
+    out = spread_floor(unit, rows=np.array([50.0, 50.0, 2.0]), r0=np.array([10.0, 20.0, 65.0]),
+                       r1=np.array([10.0, 20.0, 335.0]))
+    assert out == pytest.approx([25.0, 100.0, 0.25 * 335.0 ** 2])
+    few = spread_floor(unit, rows=np.array([3.0, 3.0, 2.0]), r0=np.ones(3), r1=np.ones(3))
+    assert list(few) == list(unit)  # no segment with enough rows to say what is typical: unchanged
+
+
+def test_an_elements_own_history_widens_the_noise_its_leaves_imply() -> None:
+    """Two leaves of one channel. When they rise and fall together with the season, the channel's own
+    total swings by twice a leaf's swing and its noise widens beyond the leaves' counting noise; when
+    one leaf's rise is the other's fall (the channel's total flat), the channel is as quiet as counted."""
+    from kpitree.explain.sets import _element_sd
+
+    swing = np.array([0.0, 30.0, -10.0, 25.0, -20.0, 35.0, 5.0])
+    cells = pd.DataFrame({"channel": ["Outbound", "Outbound"], "owner": ["A", "B"]})
+    cells.attrs["history"] = np.column_stack([100 + swing, 100 + swing])
+    together = _element_sd(cells, (("channel", "Outbound"),), 10.0, 6)
+    cells.attrs["history"] = np.column_stack([100 + swing, 100 - swing])
+    opposed = _element_sd(cells, (("channel", "Outbound"),), 10.0, 6)
+    assert together > 20.0
+    assert opposed == pytest.approx(10.0)
+    one = _element_sd(cells, (("channel", "Outbound"), ("owner", "A")), 10.0, 6)
+    assert 10.0 < one < together  # a single leaf: its own swing only
+
+
+def test_a_rate_of_one_row_against_one_row_is_no_evidence() -> None:
+    """Upsell win rate 0 of 1 this month against 1 of 1 in the reference: p(1 − p) is zero on both
+    sides, so without a floor the change read as infinite standard errors and was named as a cause.
+    Under "nothing changed" both sides share one rate, p̃ = (hits + 1) / (rows + 2): 2 of 4 → 0.25.
+    A segment with many rows keeps its own larger variance (0.3 ≥ 31/102 · 71/102)."""
+    from kpitree.explain.evidence import binomial_floor
+
+    out = binomial_floor(np.array([0.0, 0.3]), hits=np.array([1.0, 30.0]), rows=np.array([2.0, 100.0]))
+    assert out == pytest.approx([0.25, 0.3])
+    assert binomial_floor(np.array([0.0]), np.array([30.0]), np.array([100.0]))[0] == pytest.approx(
+        (31 / 102) * (71 / 102))

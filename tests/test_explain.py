@@ -527,11 +527,12 @@ def test_the_walk_reads_a_given_evaluation_and_says_the_same(demo_data_dir, vers
     assert said(explain_node(engine, tree, "arr", "2026-10", versus=versus, evaluation=other)) == alone
 
 
-def test_a_ratio_beside_the_path_that_only_shifted_mix_names_no_segment(demo_data_dir) -> None:
+def test_a_ratio_beside_the_path_names_its_own_rate_not_a_reps_share_of_the_mix(demo_data_dir) -> None:
     """On the demo, fewer of Dana Whitfield's big deals close (her win rate fell: the red path's lever),
-    so her share of the won deals falls and the average deal size with it. Beside the path that mix
-    shift is no cause of the average deal size — its cause is the win rate upstream — so that cause
-    names no segment and says why; its rate finding (Mid-Market deals closing smaller) stays."""
+    so her share of the won deals falls and the average deal size with it; and Mid-Market deals close
+    smaller (the demo's planted discount). Her share's fall is mostly Enterprise's share falling, and a
+    rep carrying part of her segment's mix shift carries that shift's noise too: it is no cause of the
+    average deal size (its cause is the win rate upstream). The cause names Mid-Market's own rate."""
     from kpitree.tree import load_tree
     from kpitree.workspace import Workspace
 
@@ -539,8 +540,9 @@ def test_a_ratio_beside_the_path_that_only_shifted_mix_names_no_segment(demo_dat
     result = explain_node(Engine(Workspace(demo_data_dir / "demo")), tree, "arr", "2026-10")
     metric_of = {n.id: n.metric for n in tree.nodes}
     size = next(c for c in result.causes if metric_of[c.id] == "avg_deal_size")
-    assert size.top_segment is None
-    assert "mostly a shift of mix between segments" in size.sentence and "Dana Whitfield" in size.sentence
-    assert size.also is not None and size.also.segment.segment == "Mid-Market"
+    assert size.top_segment is not None and size.top_segment.segment == "Mid-Market"
+    assert size.top_segment.value < size.top_segment.baseline  # its deals closed smaller
+    assert abs(size.top_segment.rate) > abs(size.top_segment.mix)  # its own rate, not its share
+    assert "Dana Whitfield" not in size.sentence
     win = next(c for c in result.causes if c.id == result.red_path[-1].id)
     assert win.top_segment is not None  # the path's own lever keeps its segment

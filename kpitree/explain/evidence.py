@@ -43,6 +43,7 @@ Z_MIN = 2.0  # never evident below two standard errors
 FAMILY_ALPHA = 0.05  # chance, per node and click, of calling pure noise evident
 MIN_HISTORY = 4  # earlier periods needed (3 differences) before history says how much a segment moves
 MAD_SD = 1.4826  # median absolute deviation → standard deviation for a normal law
+MIN_SPREAD_ROWS = 10.0  # rows a segment needs before its own spread speaks for the typical one
 HISTORY_PRIOR = 6.0  # pseudo-periods of weight the counting noise has against the history's estimate
 
 
@@ -164,6 +165,45 @@ def ratio_var(n: np.ndarray, d: np.ndarray, var_n: np.ndarray, var_d: np.ndarray
         cov = n * var_d / d if cov is None else cov
         v = (var_n - 2.0 * r * cov + r * r * var_d) / (d * d)
     return np.where(d > 0, np.maximum(v, 0.0), np.nan)
+
+
+def spread_floor(unit: np.ndarray, rows: np.ndarray, r0: np.ndarray, r1: np.ndarray,
+                 min_rows: float = MIN_SPREAD_ROWS) -> np.ndarray:
+    """An average amount's per-row variance, at least the segments' typical relative spread times
+    the larger of its two means squared.
+
+    Deal sizes spread in proportion to their size (lognormal, σ 0.5-1 in real books): a cell of
+    two deals cannot say how much its deals vary, and one $335k deal where three $65k ones were
+    read as nine standard errors. The typical coefficient of variation is the median row's (segments
+    with at least `min_rows` rows, weighted by their rows: a few bespoke deals do not set the spread
+    of three hundred standard ones); judged at the larger mean, a cell whose average jumped is held to
+    the spread its new level implies (the null hypothesis keeps the spread relative, not absolute).
+    """
+    unit = np.asarray(unit, dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = np.fmax(np.abs(np.nan_to_num(r0)), np.abs(np.nan_to_num(r1)))
+        mean = (np.abs(np.nan_to_num(r0)) + np.abs(np.nan_to_num(r1))) / 2
+        cv2 = unit / (mean * mean)
+    rows = np.asarray(rows, dtype="float64")
+    ok = np.isfinite(cv2) & (cv2 > 0) & (rows >= min_rows)
+    if not ok.any():
+        return unit
+    order = np.argsort(cv2[ok])
+    weight = np.cumsum(rows[ok][order])
+    typical = float(cv2[ok][order][np.searchsorted(weight, weight[-1] / 2)])  # the median row's segment
+    return np.fmax(unit, typical * level * level)
+
+
+def binomial_floor(unit: np.ndarray, hits: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """A rate of rows among rows (won among decided): its per-row variance at least p̃(1 − p̃), with
+    p̃ = (hits + 1) / (rows + 2) over both sides together. At 0 of 1 against 1 of 1 the observed
+    p(1 − p) is zero on both sides and any change read as infinite evidence ("Upsell win rate 0 %
+    against 100 %" named as a cause); under "nothing changed" both sides share one rate, and a
+    handful of rows cannot pin it to 0 or 1 (Laplace's rule of succession)."""
+    hits = np.asarray(hits, dtype="float64")
+    rows = np.asarray(rows, dtype="float64")
+    p = (np.nan_to_num(hits) + 1.0) / (np.nan_to_num(rows) + 2.0)
+    return np.fmax(np.asarray(unit, dtype="float64"), p * (1.0 - p))
 
 
 def share_var(d: np.ndarray, var_d: np.ndarray) -> np.ndarray:

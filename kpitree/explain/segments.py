@@ -109,10 +109,12 @@ def _segment_parts(view: _NodeView, versus: str, dims: Sequence[str], *, evidenc
         centred = (mr.r0 + mr.r1) / 2 - (mr.total0 + mr.total1) / 2
         parent = data.nested().get(dims[0]) if len(dims) == 1 and d0.sum() > 0 else None
         nested = _nested_terms(data, dims[0], parent, sp, mr) if parent is not None else None
+        inherited = None
         if nested is not None:  # a child dimension: its mix is judged within its parent's segments
-            rate, mix, wbar, centred, parents = nested
+            rate, mix, wbar, centred, parents, inherited = nested
             contrib = rate + mix
-        rate_sd, mix_sd = _ratio_sd(data, sp, m, wbar, centred, k, d0.sum() > 0) if evidence else (None, None)
+        rate_sd, mix_sd = (_ratio_sd(data, sp, m, wbar, centred, k, d0.sum() > 0, inherited) if evidence
+                           else (None, None))
         if rate_sd is not None or mix_sd is not None:
             sd = np.sqrt(np.nan_to_num(rate_sd if rate_sd is not None else 0.0) ** 2
                          + np.nan_to_num(mix_sd if mix_sd is not None else 0.0) ** 2)
@@ -190,8 +192,11 @@ def _additive_sd(data: NodeData, sp: Split, base: np.ndarray, v0: np.ndarray, k:
 
 
 def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: np.ndarray, k: int,
-              has_ref: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Noise of each segment's rate term w̄ (r1 − r0) and mix term (w1 − w0)(r̄ − R̄) of a ratio."""
+              has_ref: bool, inherited: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Noise of each segment's rate term w̄ (r1 − r0) and mix term (w1 − w0)(r̄ − R̄) of a ratio.
+
+    `inherited`: for a dimension nested in another, the counting noise of the part of its parent
+    segment's mix each child carries (see `_nested_terms`); it adds to the child's own mix noise."""
     num, den = m.ratio  # type: ignore[misc]
     rate_noise = mix_noise = None
     cross = f"{num}{CROSS}"
@@ -203,6 +208,8 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
                          ref_var={**sp.ref_var, "__cov": sp.ref_var.get(cross, np.zeros(len(d1)))})
         var_r = np.nan_to_num(ev.ratio_var(n1, d1, sp.cur_var[num], sp.cur_var[den], sp.cur_var.get("__cov")))
         var_w = np.nan_to_num(ev.share_var(d1, sp.cur_var[den]))
+        amounts = ev._is_count(m, den) and not ev._is_count(m, num)  # an average amount per row
+        binomial = ev._is_count(m, den) and ev._is_count(m, num)  # a rate of rows among rows (win rate)
         if has_ref and sp.ref is not None and sp.ref_var:
             n0, d0 = sp.ref[num], sp.ref[den]
             var_r0 = np.nan_to_num(ev.ratio_var(n0, d0, sp.ref_var[num], sp.ref_var[den], sp.ref_var.get("__cov")))
@@ -212,10 +219,19 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
             rows0 = d0 * k  # the reference is an average over k periods' rows
             with np.errstate(divide="ignore", invalid="ignore"):
                 unit = np.fmax(var_r * d1, var_r0 * rows0)
+                if amounts:
+                    unit = ev.spread_floor(unit, d1 + rows0, n0 / d0, n1 / d1)
+                if binomial:
+                    unit = ev.binomial_floor(unit, n1 + n0 * k, d1 + rows0)
                 var_r = np.where(d1 > 0, unit / d1, 0.0) + np.where(rows0 > 0, unit / rows0, 0.0)
             var_w = var_w + np.nan_to_num(ev.share_var(d0, sp.ref_var[den]))
+        elif binomial:  # this period alone: 0 of 1 is no certainty either
+            with np.errstate(divide="ignore", invalid="ignore"):
+                var_r = np.where(d1 > 0, ev.binomial_floor(var_r * d1, n1, d1) / d1, 0.0)
         rate_noise = np.abs(wbar) * np.sqrt(var_r)
         mix_noise = np.abs(centred) * np.sqrt(var_w)
+        if inherited is not None:
+            mix_noise = np.sqrt(mix_noise ** 2 + np.nan_to_num(inherited) ** 2)
     rate_hist = mix_hist = None
     if sp.history is not None:
         hn, hd = sp.history[num], sp.history[den]
@@ -231,7 +247,7 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
 
 
 def _nested_terms(data: NodeData, child: str, parent: str, sp: Split, mr: att.MixRate
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str | None]] | None:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str | None], np.ndarray] | None:
     """Rate and mix of a child dimension (reps) judged within its parent (their segments).
 
     R = Σ_g W_g R_g and R_g = Σ_i ω_i r_i: a rep's part is its rate W̄_g ω̄_i (r1 − r0), its mix
@@ -239,6 +255,11 @@ def _nested_terms(data: NodeData, child: str, parent: str, sp: Split, mr: att.Mi
     reshuffle among one segment's reps whose sizes are alike then weighs next to nothing, where the
     flat mix (w1 − w0)(r̄_i − R̄) of one big-deal rep losing share to another is large and cancels
     only in the sum. Exact: the parts still add up to R1 − R0.
+
+    The last array is the counting noise of the share of its segment's mix each child carries: a
+    segment's share of the volume moving is judged by the segment's counts, and a rep who carries
+    40 % of it inherits 40 % of that noise too — without it a rep looked six standard errors out
+    for a segment-level mix shift that was itself within normal variation.
     """
     pair = data.split((child, parent))
     den = data.cur_metric.ratio[1]  # type: ignore[index]
@@ -252,7 +273,7 @@ def _nested_terms(data: NodeData, child: str, parent: str, sp: Split, mr: att.Mi
             weight[c] = (a + b, p)
     groups = [weight.get(s, (0.0, None))[1] for s in sp.segments]
     n = len(sp.segments)
-    rate, mix, wbar, centred = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    rate, mix, wbar, centred, inherited = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     w0, w1, r0, r1 = mr.w0, mr.w1, mr.r0, mr.r1
     names = sorted({g for g in groups if g is not None})
     idx = {g: np.array([i for i in range(n) if groups[i] == g]) for g in names}
@@ -264,6 +285,7 @@ def _nested_terms(data: NodeData, child: str, parent: str, sp: Split, mr: att.Mi
     top = att.mix_rate(gw0, gr0, gw1, gr1)
     if any(g is None for g in groups):
         return None
+    group_mix_sd = _group_mix_sd(data, parent, names)
     for j, g in enumerate(names):
         i = idx[g]
         big_w = (top.w0[j] + top.w1[j]) / 2
@@ -278,8 +300,36 @@ def _nested_terms(data: NodeData, child: str, parent: str, sp: Split, mr: att.Mi
             centred[i] = 0.0
         share = share / max(float(share.sum()), 1e-300)
         mix[i] += share * top.mix[j]
+        inherited[i] = share * group_mix_sd[j]
         wbar[i] = big_w * share
-    return rate, mix, wbar, centred, list(groups)
+    return rate, mix, wbar, centred, list(groups), inherited
+
+
+def _group_mix_sd(data: NodeData, parent: str, names: list[str]) -> np.ndarray:
+    """The noise of each parent segment's own mix term, judged as the parent dimension's split is
+    (counting noise widened by how much the segment's share usually moves), in `names` order; zero
+    where the parent's split is not there."""
+    out = np.zeros(len(names))
+    sp = data.split((parent,))
+    m = data.cur_metric
+    if sp is None or sp.ref is None or not sp.segments:
+        return out
+    num, den = m.ratio  # type: ignore[misc]
+    n1, d1, n0, d0 = sp.cur[num], sp.cur[den], sp.ref[num], sp.ref[den]
+    if d1.sum() <= 0 or d0.sum() <= 0:
+        return out
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mr = att.mix_rate(d0 / d0.sum(), n0 / d0, d1 / d1.sum(), n1 / d1)
+    wbar = (mr.w0 + mr.w1) / 2
+    centred = (mr.r0 + mr.r1) / 2 - (mr.total0 + mr.total1) / 2
+    _rate_sd, mix_sd = _ratio_sd(data, sp, m, wbar, np.nan_to_num(centred), max(len(data.ref_periods), 1), True)
+    if mix_sd is None:
+        return out
+    where = {s: i for i, s in enumerate(sp.segments)}
+    for j, g in enumerate(names):
+        if g in where:
+            out[j] = float(np.nan_to_num(mix_sd[where[g]]))
+    return out
 
 
 def _is_ratio(m: Metric, comps: Mapping[str, np.ndarray]) -> bool:
@@ -401,6 +451,8 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
     else:
         top = _refine(view, versus, _top_segment(ranks, gap), gap, ranks[0].basis, bound)
         top = _lift(view, versus, top, ranks, gap)
+        if top is None or view.adverse(gap) <= 0:  # nothing to explain, or a gain: a loss under it first
+            top = _hidden(view, ranks, gap) or top
     normal = top is None and any(p.sd is not None for r in ranks for p in r.segments)
     return _SegmentAnalysis(tuple(ranks), top, basis=segment_basis(view), normal=normal)
 
@@ -448,6 +500,29 @@ def _top_segment(ranks: Sequence[DimensionRank], gap: float) -> SegmentPart | No
         p for p in best.segments if p.segment not in PSEUDO and p.segment not in best.unnamed and best.evident(p)
         and _power(p, best.basis, gap) > 0]
     return max(pool, key=lambda p: _power(p, best.basis, gap)) if pool else None
+
+
+def _hidden(view: _NodeView, ranks: Sequence[DimensionRank], gap: float) -> SegmentPart | None:
+    """A loss the total does not show: one segment's own change beyond its noise, adverse and larger
+    than the node's whole adverse gap, because other segments made it up (Mid-Market's deals closing
+    at half their size while Enterprise's grew, the average on target). The total is no reason to
+    stay silent about it: the loss is real and has an owner; the gain that hid it may not last.
+    Single dimensions only (a pair's cells are too many to search without a gap to explain)."""
+    best, best_z = None, 0.0
+    room = max(view.adverse(gap), 0.0)
+    for r in ranks:
+        if PAIR_SEP in r.dimension:
+            continue
+        for p in r.segments:
+            if p.segment in PSEUDO or p.segment in r.unnamed or not r.evident(p):
+                continue
+            z = p.strength(r.basis)
+            part = (p.own_rate if p.own_rate is not None else p.rate) if r.basis == "rate" and p.rate is not None \
+                else p.contribution
+            if z is None or view.adverse(part) <= room or abs(z) <= best_z:
+                continue
+            best, best_z = p, abs(z)
+    return best
 
 
 def _lift(view: _NodeView, versus: str, top: SegmentPart | None, ranks: Sequence[DimensionRank],

@@ -93,9 +93,10 @@ def _segment_sentence(a: _Analysis) -> str | None:
     if top.members:
         return _set_sentence(a, top)
     rank = next((d for d in a.segments.dimensions if d.dimension == top.dimension), None)
+    against = top.contribution if v.gap is not None and top.contribution * v.gap <= 0 else v.gap  # a hidden loss
     offset = sorted(((p.segment, p.contribution) for p in (rank.segments if rank is not None else ())
-                     if p.segment not in PSEUDO and v.gap is not None and p.contribution * v.gap < 0
-                     and abs(p.contribution) >= 0.05 * abs(v.gap)), key=lambda x: -abs(x[1]))
+                     if p.segment not in PSEUDO and against is not None and p.contribution * against < 0
+                     and abs(p.contribution) >= 0.05 * abs(against)), key=lambda x: -abs(x[1]))
     explains = _explains(top.share, top.contribution, v.gap, v.unit, f"{v.node.label} {_gap_word(v)}", offset)
     who = _describe(top, _noun(v.data.cur_metric)) + _across(a, top)
     who = who[:1].upper() + who[1:]

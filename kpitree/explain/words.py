@@ -77,6 +77,12 @@ def _explains(share: float | None, part: float | None, gap: float | None, unit: 
     """"explains 64% of the X shortfall"; past the whole of it, amounts read better than a share:
     "−7.2 pp on its own, more than the whole −3.0 pp X shortfall (the others made up +4.2 pp; the
     largest offset: Marcus Chen +1.1 pp)" — `offset` names the parts that went the other way."""
+    if part is not None and gap is not None and part * gap <= 0 and part != 0:
+        # a loss the total does not show (see `segments._hidden`): what hid it, not a negative share
+        named = " and ".join(f"{name} {fmt_change(c, unit)}" for name, c in offset[:2])
+        largest = f"; the largest: {named}" if named else ""
+        return (f"{fmt_change(part, unit)} on its own, hidden in the total by gains elsewhere (the others made up "
+                f"{fmt_change(gap - part, unit)}{largest})")
     if share is not None and share > 1.05 and part is not None and gap is not None:
         named = " and ".join(f"{name} {fmt_change(c, unit)}" for name, c in offset[:2])
         largest = f"; the largest offset{'s' if len(offset[:2]) > 1 else ''}: {named}" if named else ""
