@@ -55,8 +55,8 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
                      "churn_date", "churned_at", "end", "ended", "until"),
         "mrr": ("mrr", "mrr_amount", "monthly_recurring_revenue", "monthly_amount", "monthly_value", "monthly_price",
                 "monthly_fee", "monthlycharges", "monthly_charges"),
-        "plan": ("plan", "plan_name", "price_plan", "package", "product", "tier"),
-        "segment": ("segment", "customer_segment", "market_segment"),
+        "plan": ("plan", "plan_name", "price_plan", "plan_id", "package", "product", "tier"),
+        "segment": ("segment", "customer_segment", "market_segment", "cf_segment"),
         "channel": ("channel", "acquisition_channel", "lead_source", "utm_source", "origin", "source"),
     },
     "leads": {
@@ -210,13 +210,42 @@ def _stem_names(table: str) -> set[str]:
     return {table, single, f"{table}_export", f"{single}_export", f"export_{table}"}
 
 
-def fit_table(table: str, headers: list[str], sample: list[list[str]] | None = None,
-              file_name: str = "") -> TableFit:
-    """The best reading of the headers as `table`: which header is which column, and how sure that is."""
+_PREFIXED = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\.([A-Za-z][A-Za-z0-9_ ]*)\s*")
+
+
+def attribute(header: str) -> str | None:
+    """`subscriptions.customer_id` → `customer_id`: the column of an `object.attribute` header, or None.
+
+    Billing and BI exports (Chargebee, Looker, dbt) name columns after their object; the attribute
+    alone is what a person would call the column, so it is matched when the full name is not."""
+    m = _PREFIXED.fullmatch(header)
+    return normalise_header(m.group(2)) if m else None
+
+
+def _prefix(headers: list[str]) -> str | None:
+    """The object most headers are prefixed with (`subscriptions` of `subscriptions.mrr`, …), or None."""
+    objects = [normalise_header(m.group(1)) for h in headers if (m := _PREFIXED.fullmatch(h))]
+    top = max(set(objects), key=objects.count, default=None)
+    return top if top and objects.count(top) * 2 >= len(headers) else None
+
+
+def _header_keys(headers: list[str]) -> dict[str, str]:
+    """Normalised name → header: full names first, then the attribute of an `object.attribute` header."""
     by_key: dict[str, str] = {}
     for h in headers:
         by_key.setdefault(normalise_header(h), h)
         by_key.setdefault(normalise_header(h).replace("_", ""), h)
+    for h in headers:
+        if (a := attribute(h)) is not None:
+            by_key.setdefault(a, h)
+            by_key.setdefault(a.replace("_", ""), h)
+    return by_key
+
+
+def fit_table(table: str, headers: list[str], sample: list[list[str]] | None = None,
+              file_name: str = "") -> TableFit:
+    """The best reading of the headers as `table`: which header is which column, and how sure that is."""
+    by_key = _header_keys(headers)
     values = _column_values(headers, sample or [])
     t = TABLES[table]
     synonyms = SYNONYMS.get(table, {})
@@ -235,7 +264,7 @@ def fit_table(table: str, headers: list[str], sample: list[list[str]] | None = N
             header = by_key.get(normalise_header(name)) or by_key.get(normalise_header(name).replace("_", ""))
             if header is None or header in taken:
                 continue
-            exact = normalise_header(header) == col.name
+            exact = col.name in (normalise_header(header), attribute(header))
             # A canonical name is the user's own statement; a synonym must also look like the data.
             if not exact and not _values_fit(col.type, values.get(header, [])):
                 continue
@@ -269,6 +298,10 @@ def fit_table(table: str, headers: list[str], sample: list[list[str]] | None = N
     if _stem(file_name) in _stem_names(table):
         score += 3.0
         evidence.append(f"file name {file_name.split(':')[-1]!r}")
+    prefix = _prefix(headers)
+    if prefix and prefix in _stem_names(table):
+        score += 3.0
+        evidence.append(f"columns named {prefix}.…")
     # A key alone (`account_id`) says little: a churn log or a ticket list has one too.
     confident = confident and len(columns) >= 2
     return TableFit(table, score, columns, missing, tuple(evidence), fill, derive, tuple(rules), confident)
@@ -368,7 +401,7 @@ def suggest_mapping(headers: list[str], table: str, sample: list[list[str]] | No
     """
     fit = fit_table(table, headers, sample)
     taken = set(fit.columns.values())
-    by_key = {normalise_header(h): h for h in headers}
+    by_key = {**{a: h for h in headers if (a := attribute(h)) is not None}, **{normalise_header(h): h for h in headers}}
     out: dict[str, str | None] = {}
     for col in TABLES[table].columns:
         found = fit.columns.get(col.name)

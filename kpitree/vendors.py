@@ -10,6 +10,7 @@ turns a mapping into SQL; nothing here touches data. Layouts known by their head
   file naming owners and their managers; OpportunityHistory, Contact and CampaignMember are
   recognised and not needed;
 - Stripe subscriptions export (Dashboard labels or API field names) → `subscriptions`;
+- Chargebee subscriptions export (`subscriptions.customer_id`, `subscriptions.mrr` … headers) → `subscriptions`;
 - the "CRM Sales Opportunities" sample (`sales_pipeline.csv` → `deals`, `accounts.csv` →
   `accounts`, with `products.csv` and `sales_teams.csv` as side files joined into deals).
 
@@ -189,7 +190,7 @@ SIDE_COLUMNS: dict[str, dict[str, str]] = {
 class Mapping:
     """How one file layout becomes rows of a canonical table (or of a side table)."""
 
-    source: str  # canonical, snapshots, saved, hubspot, salesforce, pipedrive, stripe, crm_sample
+    source: str  # canonical, snapshots, saved, hubspot, salesforce, pipedrive, stripe, chargebee, crm_sample
     label: str
     table: str  # canonical table; "" for a side file
     inputs: dict[str, Input]
@@ -728,6 +729,91 @@ def _stripe(h: Headers, sides: set[str]) -> Mapping:
                    facts=facts, refine=cents_rule)
 
 
+# --- Chargebee --------------------------------------------------------------------------------
+
+# Chargebee's data export (Settings > Import & Export Data) names each column `<object>.<attribute>`
+# after its API: `subscriptions.customer_id`, `subscriptions.mrr`, `customers.company`, custom fields
+# `customers.cf_<name>`. Statuses: future, in_trial, active, non_renewing, paused, cancelled.
+_CB_PREFIXES = ("subscriptions", "subscription")
+
+
+def _cb(*names: str, objects: tuple[str, ...] = _CB_PREFIXES) -> tuple[str, ...]:
+    """`mrr` → `subscriptions.mrr`, `subscription.mrr` (the export's `object.attribute` headers)."""
+    return tuple(f"{o}.{n}" for n in names for o in objects)
+
+
+_CB_CUSTOM = ("customers", "customer", *_CB_PREFIXES)
+
+
+def _is_chargebee(h: Headers) -> bool:
+    return (h.has(*_cb("customer_id")) and h.has(*_cb("status"))
+            and h.has(*_cb("mrr", "plan_amount", "plan_unit_price")))
+
+
+def _chargebee(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "sub_id": (Kind.TEXT, _cb("id")),
+        "customer": (Kind.TEXT, (*_cb("customer_id"), "customers.id"), {"required": True}),
+        "started": (Kind.DATE, _cb("started_at")),
+        "activated": (Kind.DATE, _cb("activated_at")),
+        "created": (Kind.DATE, _cb("created_at")),
+        "trial_end": (Kind.DATE, _cb("trial_end")),
+        "cancelled_at": (Kind.DATE, _cb("cancelled_at")),
+        "status": (Kind.TEXT, _cb("status")),
+        "mrr": (Kind.NUMBER, _cb("mrr")),
+        "plan_amount": (Kind.NUMBER, _cb("plan_amount")),
+        "unit_price": (Kind.NUMBER, _cb("plan_unit_price")),
+        "quantity": (Kind.NUMBER, _cb("plan_quantity")),
+        "period": (Kind.NUMBER, _cb("billing_period")),
+        "period_unit": (Kind.ENUM, _cb("billing_period_unit"),
+                        {"synonyms": tuple(INTERVAL_SYNONYMS.items()), "allowed": ("day", "week", "month", "year")}),
+        "currency": (Kind.TEXT, _cb("currency_code")),
+        "plan": (Kind.TEXT, _cb("plan_id", "item_price_id", "plan_name")),
+        "segment": (Kind.TEXT, _cb("cf_segment", "cf_customer_segment", "cf_market_segment",
+                                   objects=_CB_CUSTOM)),
+        "channel": (Kind.TEXT, _cb("cf_channel", "cf_acquisition_channel", "cf_lead_source", "cf_source",
+                                   objects=_CB_CUSTOM)),
+    }
+    inputs = _inputs(h, spec)
+    status = "lower(trim({status.text}))"
+    per_month = ("(CASE {period_unit} WHEN 'month' THEN 1.0 WHEN 'year' THEN 1.0 / 12 "
+                 "WHEN 'week' THEN 52.0 / 12 WHEN 'day' THEN 365.0 / 12 END)")
+    billed = "COALESCE({plan_amount}, {unit_price} * COALESCE({quantity}, 1))"
+    start = "COALESCE({started}, {activated}, {created})"
+    fields = {
+        "customer_id": Field("{customer}", "customer"),
+        # A trial pays nothing: MRR starts when the trial ends.
+        "start_date": Field(f"CASE WHEN {{trial_end}} > {start} THEN {{trial_end}} ELSE {start} END",
+                            next((n for n in ("started", "activated", "created") if n in inputs), None)),
+        "end_date": Field("{cancelled_at}", "cancelled_at"),
+        "mrr": Field(f"COALESCE({{mrr}}, {billed} * {per_month} / COALESCE(NULLIF({{period}}, 0), 1))",
+                     "mrr" if "mrr" in inputs else "plan_amount" if "plan_amount" in inputs else "unit_price"),
+        "plan": Field("{plan}", "plan"),
+        "segment": Field("{segment}", "segment"),
+        "channel": Field("{channel}", "channel"),
+        "subscription_id": Field("{sub_id}", "sub_id"),
+    }
+    # A column the export does not have is left out, not loaded as a column of blanks.
+    fields = {k: f for k, f in fields.items() if k in ("customer_id", "start_date", "mrr") or f.input in inputs}
+    rules = [
+        ("mrr: Chargebee's 'subscriptions.mrr'" + (", else the plan amount per month" if "plan_amount" in inputs
+                                                    or "unit_price" in inputs else "")
+         + " (read as currency units, as the export writes them: 2808.00 is 2,808.00)")
+        if "mrr" in inputs else
+        "mrr = plan amount per month: yearly ÷ 12, weekly × 52/12, daily × 365/12, divided by the billing period",
+        "start_date: 'subscriptions.started_at' (else activated_at, else created_at); a subscription in trial "
+        "starts counting when its trial ends",
+        "end_date: 'subscriptions.cancelled_at' (a non-renewing subscription ends on its scheduled cancellation)",
+        "subscriptions with status future have not started and are left out",
+    ]
+    skip = ((f"{status} = 'future'", "not started yet (status future)"),
+            ("{=end_date} <= {=start_date} AND {trial_end} IS NOT NULL", "cancelled during its trial: never paid"))
+    facts = {"currencies": "string_agg(DISTINCT upper({currency.text}), ', ')"} if "currency" in inputs else {}
+    return Mapping("chargebee", "Chargebee subscriptions export", "subscriptions", inputs, fields, skip=skip,
+                   rules=tuple(rules), key="subscription_id", facts=facts,
+                   refine=_currency_refine if facts else None)
+
+
 # --- "CRM Sales Opportunities" sample layout -------------------------------------------------
 
 _SECTOR_FIXES = "CASE lower(trim({sector.text})) WHEN 'technolgy' THEN 'technology' ELSE lower(trim({sector.text})) END"
@@ -869,6 +955,7 @@ VENDORS: tuple[tuple[str, Callable[[Headers], bool], Callable[[Headers, set[str]
     ("crm_teams", _is_crm_teams, _crm_teams),
     ("crm_metadata", _is_crm_metadata, _crm_metadata),
     ("stripe", _is_stripe, _stripe),
+    ("chargebee", _is_chargebee, _chargebee),
     ("pipedrive", _is_pipedrive, _pipedrive),
     ("hubspot", _is_hubspot, _hubspot),
     ("sf_history", _is_sf_history, _recognised("Salesforce OpportunityHistory export",

@@ -81,3 +81,58 @@ def test_the_gap_sentence_of_the_trial_says_the_half_percent():
 
     assert compare_words(10_400_000, 10_451_000, "money", "target", amount=True) == \
         "actual $10.40M against target $10.45M (−$51k, −0.5%)"
+
+
+# --- a Chargebee subscriptions export ----------------------------------------------------------------------
+
+# The trial's file: Chargebee's `object.attribute` headers, ';' separated, decimal commas, day-first dates.
+CHARGEBEE = """\
+subscriptions.id;subscriptions.customer_id;customers.company;subscriptions.plan_id;subscriptions.status;\
+subscriptions.currency_code;subscriptions.mrr;subscriptions.created_at;subscriptions.started_at;\
+subscriptions.cancelled_at;customers.cf_segment
+AzZ00000;cus_B0000;Cust 0;mid-market-eur;active;EUR;2.808,00;01/11/2023 00:00;01/11/2023 00:00;;Mid-Market
+AzZ00013;cus_B0013;Cust 13;smb-eur;cancelled;EUR;1.104,00;14/07/2024 00:00;14/07/2024 00:00;14/11/2026 00:00;SMB
+AzZ00016;cus_B0016;Cust 16;enterprise-eur;active;EUR;€9.752,00;11/10/2024 00:00;11/10/2024 00:00;;Enterprise
+AzZ00099;cus_B0099;Cust 99;smb-eur;future;EUR;500,00;01/12/2026 00:00;;;SMB
+"""
+
+
+def _chargebee(tmp_path: Path) -> Path:
+    path = tmp_path / "Subscriptions_export_chargebee.csv"
+    path.write_text(CHARGEBEE, encoding="utf-8")
+    return path
+
+
+def test_a_chargebee_export_is_recognised_and_reads_right(ws, tmp_path):
+    from kpitree.ingest import detect_files
+
+    path = _chargebee(tmp_path)
+    found = detect_files(ws, [path])[0]
+    assert (found.source, found.table, found.needs_mapping) == ("chargebee", "subscriptions", False)
+    f = ingest(ws, [path]).files[0]
+    assert (f.table, f.source, f.rows_loaded, f.rows_rejected, f.rows_skipped) == (
+        "subscriptions", "chargebee", 3, 0, 1)  # the 'future' one has not started
+    with ws.connect() as con:
+        got = con.execute("SELECT customer_id, start_date::VARCHAR, end_date::VARCHAR, mrr, plan, segment, "
+                          "subscription_id FROM subscriptions ORDER BY 1").fetchall()
+    assert got == [  # '2.808,00' is 2808.00; 14/11/2026 is the 14th of November
+        ("cus_B0000", "2023-11-01", None, 2808.0, "mid-market-eur", "Mid-Market", "AzZ00000"),
+        ("cus_B0013", "2024-07-14", "2026-11-14", 1104.0, "smb-eur", "SMB", "AzZ00013"),
+        ("cus_B0016", "2024-10-11", None, 9752.0, "enterprise-eur", "Enterprise", "AzZ00016")]
+    # the status is read (it ends and leaves out subscriptions), not left over as a column to split by
+    assert "subscriptions_status" not in f.extra_columns
+
+
+def test_object_prefixed_headers_are_suggested_as_their_columns():
+    """The mapping screen of a file no layout knows, in `object.attribute` form: it suggested 'accounts' and
+    pre-filled nothing once switched to subscriptions."""
+    from kpitree.detect import suggest_mapping, suggest_table
+
+    headers = ["subscriptions.customer_id", "customers.company", "subscriptions.plan_id", "subscriptions.mrr",
+               "subscriptions.started_at", "subscriptions.cancelled_at", "customers.cf_segment"]
+    sample = [["cus_1", "Cust 1", "smb", "120.00", "2026-01-05", "", "SMB"]]
+    assert suggest_table(headers, sample, "export.csv") == "subscriptions"
+    assert suggest_mapping(headers, "subscriptions", sample) == {
+        "customer_id": "subscriptions.customer_id", "start_date": "subscriptions.started_at",
+        "end_date": "subscriptions.cancelled_at", "mrr": "subscriptions.mrr", "plan": "subscriptions.plan_id",
+        "segment": "customers.cf_segment", "channel": None}
