@@ -64,8 +64,22 @@ def box_value_line(n: NodeResult, versus: str = "target", baseline: float | None
             value = f"{value} so far" if n.expected_final is None else "≈" + fmt(n.expected_final, n.unit, compact=True)
         if n.target is None:
             return f"{value} · no target"
+        if n.target_by_now is not None:  # a running period's stock: where the plan is by today
+            return f"{value} / {fmt(n.target_by_now, n.unit, compact=True)} by now"
         return f"{value} / {'~' if n.target_basis else ''}{fmt(n.target, n.unit, compact=True)}"
     return f"{value} ({change_text(n.compared, baseline, n.unit)})"
+
+
+def _target_text(n: NodeResult) -> str:
+    """The tooltip's target: the period's, its source when suggested, and in a running period the
+    target by now a stock is judged against, with how it was made."""
+    if n.target_basis:
+        text = n.target_basis if n.target is None else f"{fmt(n.target, n.unit, compact=True)} — suggested: {n.target_basis}"
+    else:
+        text = fmt(n.target, n.unit, compact=True)
+    if n.target_by_now is not None:
+        text = f"{fmt(n.target_by_now, n.unit, compact=True)} by now ({n.by_now_basis}); period target {text}"
+    return text
 
 
 def tree_frame(layout: Layout, evaluation: Evaluation, versus: str = "target",
@@ -81,13 +95,12 @@ def tree_frame(layout: Layout, evaluation: Evaluation, versus: str = "target",
             shown += f" (pace {fmt(n.pace, n.unit, compact=True)})"
         if n.maturing:
             shown += f" so far — {fmt_maturing(n.expected_final, n.unit, n.completion)}"
-        base = (baselines or {}).get(n.id) if versus != "target" else n.target
+        base = (baselines or {}).get(n.id) if versus != "target" else n.judged_target
         rows.append({
             "id": n.id, "label": n.label, "owner": n.owner, "status": n.status,
             "label_text": "\n".join(b.lines) if b.lines else n.label, "owner_text": b.owner if b.lines else n.owner,
             "status_text": STATUS_WORD[n.status], "value_text": shown,
-            "target_text": (n.target_basis if n.target is None else f"{fmt(n.target, n.unit, compact=True)} — "
-                            f"suggested: {n.target_basis}") if n.target_basis else fmt(n.target, n.unit, compact=True),
+            "target_text": _target_text(n),
             "line2": box_value_line(n, versus, base),
             "baseline_text": fmt(base, n.unit, compact=True) if versus != "target" else "",
             "previous_text": fmt(n.previous, n.unit, compact=True), "level": n.level,

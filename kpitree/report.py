@@ -263,6 +263,8 @@ def figures(n: NodeResult, versus: str, baseline: float | None, baseline_key: st
         parts.append(f"so far {fmt(n.value, n.unit)}")
     mark = "~" if n.target is not None and n.target_basis else ""
     parts.append(f"target {mark}{fmt(n.target, n.unit)} ({target_source(n)})")
+    if n.target_by_now is not None:
+        parts.append(f"target by now {fmt(n.target_by_now, n.unit)} ({n.by_now_basis})")
     if versus != "target":
         parts.append(f"{baseline_key} {fmt(baseline, n.unit)}")
     parts.append(f"previous {fmt(n.previous, n.unit)}")

@@ -337,7 +337,7 @@ def _against(result) -> str:
 def _panel(ws, engine, tree, evaluation, node_id, period, versus, baselines, result) -> None:
     node = tree.node(node_id)
     res = evaluation.node(node_id)
-    base = baselines.get(node_id) if versus != "target" else res.target
+    base = baselines.get(node_id) if versus != "target" else res.judged_target
     where = "target" if versus == "target" else baseline_period(period, versus).key
     with st.container(key="answer"):
         st.markdown(f"#### {md(res.label)}")
@@ -346,7 +346,10 @@ def _panel(ws, engine, tree, evaluation, node_id, period, versus, baselines, res
             if res.compared is not None and base is not None else None
         c[0].metric("Pace to period end" if res.pace is not None else "Actual", fmt(res.compared, res.unit, compact=True),
                     delta=delta, delta_color="normal" if res.direction == "higher" else "inverse")
-        if versus == "target":
+        if versus == "target" and res.target_by_now is not None:  # a running period's stock
+            c[1].metric("Target by now", fmt(res.target_by_now, res.unit, compact=True),
+                        help=md(f"{res.by_now_basis}. Period target {fmt(res.target, res.unit)}."))
+        elif versus == "target":
             c[1].metric("Target (suggested)" if res.target_basis and res.target is not None else "Target",
                         fmt(res.target, res.unit, compact=True), help=md(res.target_basis) if res.target_basis else None)
         else:

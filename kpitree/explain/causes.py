@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..bridge import opening_child
-from ..evaluate import Evaluation, status_of, target_for
+from ..evaluate import Evaluation, status_of
 from ..format import fmt_share
 from ..metrics import (
     Kind,
@@ -22,7 +22,7 @@ from .analysis import _analyse, _Analysis, _over, _worse
 from .cells import _Session
 from .model import BRANCH_SHARE, CONCENTRATED_SHARE, ON_TARGET_BANDS, STATUS_PHRASE, Cause, ChildPart, SegmentPart
 from .sentences import _segment_sentence, _sentence
-from .view import _view
+from .view import _view, judged_target
 from .words import _describe, _node_compare, _noun, _period_words
 
 
@@ -113,7 +113,7 @@ class _TreeStatus:
                 and elapsed > 0:
             compared = value / elapsed
         amber = node.amber if node.amber is not None else engine.settings.amber_threshold
-        return status_of(compared, target_for(node, period), node.better, amber)
+        return status_of(compared, judged_target(engine, node, period), node.better, amber)
 
 
 def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence[str],

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..evaluate import MATURING, status_of, target_for
+from ..evaluate import MATURING, Engine, status_of, target_by_now, target_for
+from ..periods import Period
 from ..tree import Node
 from .cells import NodeData, _Session
 
@@ -64,12 +65,24 @@ class _NodeView:
         return self.adverse(rel) / max(self.amber, 1e-9)
 
 
+def judged_target(engine: Engine, node: Node, period: Period) -> float | None:
+    """The target the node is judged against, as `evaluate` judges it: in a running period, a stock
+    (or a rate that builds up) against where the plan is by now, else the period's target. The
+    explanation explains the same gap the tree colours, not the gap to the period's end."""
+    target = target_for(node, period)
+    if target is None or period.is_complete(engine.as_of):
+        return target
+    opening = engine.values(node, [period.previous()]).get(period.previous().key)
+    by_now = target_by_now(node, period, engine.as_of, opening)
+    return by_now.value if by_now is not None else target
+
+
 def _view(session: _Session, node: Node, versus: str, own: bool = False, data: NodeData | None = None) -> _NodeView:
     if data is None:
         data = session.own(node) if own else session.data[node.id]
     value = data.value("cur")
     ref_value = data.value("ref")
-    target = target_for(node, session.period)
+    target = judged_target(session.engine, node, session.period)
     amber = node.amber if node.amber is not None else session.engine.settings.amber_threshold
     grown = session.engine.maturity(node, session.period) if value is not None else None
     maturing = grown is not None and grown.maturing
