@@ -413,3 +413,54 @@ def suggest_mapping(headers: list[str], table: str, sample: list[list[str]] | No
                 taken.add(found)
         out[col.name] = found
     return out
+
+
+# --- columns that are no segment -----------------------------------------------------------------
+
+# A lifecycle column says where a row is in its life (a subscription goes from active to cancelled,
+# a deal from open to won): splitting a number by it compares a thing with itself later, so every
+# gap it shows is the lifecycle, not a segment. Names after `normalise_header` and the object prefix.
+_LIFECYCLE_NAME = re.compile(
+    r"(^|_)(status|stage|lifecycle|lifecyclestage|lifecycle_stage|outcome)$|^stage_|"
+    r"^(is_?|has_?been_?)?(won|lost|closed|deleted|archived|active|inactive|churned|cancell?ed|converted|"
+    r"expired|open)(_flag)?$", re.IGNORECASE)
+# `state` is a lifecycle only with lifecycle values: it is just as often a region (a US state).
+_LIFECYCLE_VALUES = frozenset({
+    "active", "inactive", "cancelled", "canceled", "churned", "paused", "in_trial", "in trial", "trialing",
+    "trial", "non_renewing", "non-renewing", "future", "open", "closed", "won", "lost", "closed won",
+    "closed lost", "pending", "expired", "past_due", "past due", "unpaid", "incomplete", "incomplete_expired",
+    "deleted", "archived", "draft", "ended", "terminated", "suspended", "renewed", "new", "converted",
+})
+# A period label: one value per period, so a split by it is the time axis again.
+_PERIOD_NAME = re.compile(
+    r"(^|_)(fiscal_?(period|quarter|year|month|week)?|period|quarter|month|year|week|fy|fq)$|^(fiscal|fy)_|"
+    r"^(close|closed|created|create|start|end|billing|booking|invoice|signup)_?(month|quarter|year|week|period)"
+    r"(_?(label|name))?$",
+    re.IGNORECASE)
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
+_PERIOD_VALUE = re.compile(
+    rf"(fy\s?)?\d{{2,4}}([-/ ]?(q[1-4]|h[12]|m?\d{{1,2}}|w\d{{1,2}}))?|(q[1-4]|h[12])[-/ ]?(fy\s?)?\d{{2,4}}|"
+    rf"(fy\s?)?\d{{2,4}}[-/ ]?(q[1-4]|h[12])|({_MONTHS})[a-z]*\.?[-/ ]?'?\d{{2,4}}|\d{{2,4}}[-/ ]({_MONTHS})[a-z]*",
+    re.IGNORECASE)
+
+
+def not_a_segment(column: str, values: Iterable[str] | None = None) -> str | None:
+    """Why an extra column must not be offered as a drill dimension (a lifecycle status or stage, a
+    period label), or None.
+
+    Judged by the column's name (`status`, `subscriptions.status`, `is_won`, `fiscal_period`,
+    `close_month` …) or, where the name says nothing, by its values: all of them lifecycle words
+    (active / cancelled / in_trial …) or all period labels (Q3-2025, FY26, Oct 2026)."""
+    name = attribute(column) or normalise_header(column)
+    if name.startswith("subscriptions_") or name.startswith("customers_"):
+        name = name.split("_", 1)[1]  # `subscriptions.status` stored as the extra column `subscriptions_status`
+    found = [v.strip().lower() for v in (values or ()) if v and v.strip()]
+    if _LIFECYCLE_NAME.search(name) or (name.endswith("state") and found and set(found) <= _LIFECYCLE_VALUES):
+        return "a lifecycle status (a row moves from one value to the next), not a segment"
+    if _PERIOD_NAME.search(name):
+        return "a period label (one value per period), not a segment"
+    if found and set(found) <= _LIFECYCLE_VALUES and len(set(found)) >= 2:
+        return "a lifecycle status (a row moves from one value to the next), not a segment"
+    if found and all(_PERIOD_VALUE.fullmatch(v) for v in found):
+        return "a period label (one value per period), not a segment"
+    return None

@@ -45,12 +45,14 @@ from pathlib import Path
 import duckdb
 
 from .bridge import chain_targets
+from .detect import not_a_segment
 from .errors import KpiTreeError, LoadError, QueryError, SpecError
 from .evaluate import Engine
 from .history import TreeStore, workspace_trees
 from .metrics import CATALOGUE, Kind, Metric, Profile, picks
 from .periods import Grain, Period, latest_complete, trailing
 from .plan import plan_targets
+from .schema import TABLES
 from .tree import MAX_LABEL, TO_ASSIGN, Node, Target, Tree, formula_expression, formula_names, load_tree
 from .workspace import Workspace
 
@@ -293,14 +295,31 @@ def _north_star(nodes: list[Node], notes: list[Note]) -> list[Node]:
 # --- drill dimensions -------------------------------------------------------------------------
 
 
+def not_segments(data: Profile, table: str) -> dict[str, str]:
+    """The extra columns of `table` that `Profile.dimensions` would offer but that are no segment: a
+    lifecycle status or a period label (`detect.not_a_segment`), with why. The trial's unmapped
+    `subscriptions.status` became the first 'Split by' of ARR, and 'cancelled' explained its gap."""
+    spec = TABLES.get(table)
+    canonical = spec.dimensions if spec is not None else ()
+    out = {}
+    for column in data.dimensions(table) if data.loaded(table) else []:
+        why = None if column in canonical else not_a_segment(column, data.distinct(table, column))
+        if why:
+            out[column] = why
+    return out
+
+
 def _node_dimensions(m: Metric, data: Profile) -> list[str]:
     """Dimensions every raw table of the metric can split by: `Profile.splits`, the rule the node
-    panel (`Engine.dimensions`) applies too, so a suggested tree names only what the panel offers."""
-    account_dims = data.dimensions("accounts") if data.loaded("accounts") else []
+    panel (`Engine.dimensions`) applies too, so a suggested tree names only what the panel offers —
+    less the lifecycle and period columns (`not_segments`), which are never a segment."""
+    account_dims = [d for d in data.dimensions("accounts") if d not in not_segments(data, "accounts")] \
+        if data.loaded("accounts") else []
     common: list[str] | None = None
     for table in dict.fromkeys(s.table for s in m.sources):
+        left_out = not_segments(data, table)
         candidates = dict.fromkeys([*data.dimensions(table), *account_dims])
-        dims = [d for d in candidates if data.splits(table, d)]
+        dims = [d for d in candidates if d not in left_out and data.splits(table, d)]
         common = dims if common is None else [d for d in common if d in dims]
     return sorted(common or [], key=lambda d: (DIM_ORDER.index(d) if d in DIM_ORDER else len(DIM_ORDER), d))
 
@@ -325,6 +344,13 @@ def _dimensions(nodes: list[Node], data: Profile, notes: list[Note]) -> tuple[li
     text = f"drill dimensions from your data: {', '.join(everything) or 'none'}"
     if empty:
         text += f" ({', '.join(empty)}: empty or a single value in your data, left out)"
+    tables = {s.table for n in nodes for s in CATALOGUE[n.metric].sources} | {"accounts"}
+    no_segment = {c: why for t in sorted(tables) for c, why in not_segments(data, t).items()}
+    if no_segment:
+        grouped: dict[str, list[str]] = {}
+        for column, why in no_segment.items():
+            grouped.setdefault(why, []).append(column)
+        text += "; not offered as splits: " + "; ".join(f"{', '.join(cs)}: {why}" for why, cs in grouped.items())
     notes.append(Note("dimensions", text))
     return out, tuple(everything)
 

@@ -136,3 +136,79 @@ def test_object_prefixed_headers_are_suggested_as_their_columns():
         "customer_id": "subscriptions.customer_id", "start_date": "subscriptions.started_at",
         "end_date": "subscriptions.cancelled_at", "mrr": "subscriptions.mrr", "plan": "subscriptions.plan_id",
         "segment": "customers.cf_segment", "channel": None}
+
+
+# --- lifecycle and period columns are no drill dimension ---------------------------------------------------
+
+
+def _workspace_with_extras(tmp_path: Path) -> Workspace:
+    """Deals and subscriptions whose unmapped columns are a lifecycle status, a flag, period labels, and
+    two real segments (a region, a billing state)."""
+    import random
+    from datetime import date, timedelta
+
+    import pandas as pd
+
+    from kpitree.ingest import load_frames
+
+    rng = random.Random(11)
+    start = date(2025, 7, 1)
+    deals, subs = [], []
+    for i in range(300):
+        created = start + timedelta(days=rng.randrange(480))
+        close = created + timedelta(days=rng.randrange(10, 60))
+        status = rng.choice(["won", "lost", "open"])
+        quarter = f"Q{(close.month - 1) // 3 + 1}-{close.year}"
+        deals.append({"deal_id": f"D{i}", "account_id": f"A{i % 60}", "owner": rng.choice(["Ann", "Bob", "Cy"]),
+                      "created_date": created.isoformat(), "close_date": close.isoformat(), "status": status,
+                      "amount": rng.choice([1000, 2000, 3000]), "deal_type": "new",
+                      "segment": rng.choice(["SMB", "Enterprise"]), "fiscal_period": quarter,
+                      "close_month": close.strftime("%b %Y"), "is_won": str(status == "won").lower(),
+                      "region": rng.choice(["EMEA", "NA"])})
+    for i in range(120):
+        begin = start + timedelta(days=rng.randrange(400))
+        end = begin + timedelta(days=rng.randrange(60, 300)) if i % 3 == 0 else None
+        subs.append({"customer_id": f"C{i}", "start_date": begin.isoformat(),
+                     "end_date": end.isoformat() if end else None, "mrr": rng.choice([100, 200, 400]),
+                     "plan": rng.choice(["Basic", "Pro"]), "segment": rng.choice(["SMB", "Enterprise"]),
+                     "status": "cancelled" if end else "active", "billing_state": rng.choice(["CA", "NY", "TX"]),
+                     "fiscal_quarter": f"FY{begin.year % 100}-Q{(begin.month - 1) // 3 + 1}"})
+    ws = Workspace(tmp_path / "ws", create=True)
+    load_frames(ws, {"deals": pd.DataFrame(deals), "subscriptions": pd.DataFrame(subs)})
+    return ws
+
+
+def test_a_suggested_tree_never_splits_by_a_status_or_a_period_label(tmp_path):
+    from kpitree.suggest import suggest_tree
+
+    ws = _workspace_with_extras(tmp_path)
+    tree, notes = suggest_tree(ws)
+    offered = set(tree.dimensions) | {d for n in tree.nodes for d in tree.dimensions_for(n)}
+    assert not offered & {"status", "is_won", "fiscal_period", "close_month", "fiscal_quarter"}, offered
+    assert {"segment", "region", "billing_state"} <= offered  # real segments among the extra columns stay
+    said = next(n.text for n in notes if n.kind == "dimensions")
+    assert "is_won, status: a lifecycle status" in said
+    assert "fiscal_period, close_month, fiscal_quarter: a period label" in said
+
+
+@pytest.mark.parametrize("column, values, why", [
+    ("subscriptions_status", ("active", "cancelled"), "lifecycle"),
+    ("Stage", None, "lifecycle"),
+    ("IsClosed", ("true", "false"), "lifecycle"),
+    ("deleted", None, "lifecycle"),
+    ("state", ("active", "paused"), "lifecycle"),  # a subscription's state
+    ("lifecycle", ("trial", "paying"), "lifecycle"),
+    ("fiscal_period", ("Q3-2025", "Q4-2025"), "period"),
+    ("Fiscal Quarter", None, "period"),
+    ("close_month", ("Oct 2026",), "period"),
+    ("cohort", ("FY25", "FY26"), "period"),  # the name says nothing, the values do
+    ("state", ("CA", "NY"), None),  # a US state is a region
+    ("region", ("EMEA", "NA"), None),
+    ("billing_period_unit", ("month", "year"), None),  # how a customer pays: a segment
+    ("forecast_category", ("Pipeline", "Commit"), None),
+])
+def test_not_a_segment(column, values, why):
+    from kpitree.detect import not_a_segment
+
+    got = not_a_segment(column, values)
+    assert (got.split()[1] if got else None) == why
