@@ -994,6 +994,12 @@ def vendor_mapping(vendor: str, headers: list[str], sides: set[str] = frozenset(
 # --- canonical and saved mappings ------------------------------------------------------------
 
 
+# A mapping's `columns` entry `omit:<header>` → `<header>` leaves that file column out of the load: not
+# loaded, not kept as an extra text column (which a drill dimension could be made of). Stored in the
+# saved mapping like any other entry, so the choice is remembered with it.
+OMIT = "omit:"
+
+
 def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "canonical",
                       label: str | None = None, fill: dict[str, str] | None = None,
                       derive: dict[str, str] | None = None, rules: tuple[str, ...] = ()) -> Mapping:
@@ -1007,6 +1013,8 @@ def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "can
     t = TABLES[table]
     fill = {k: str(v) for k, v in (fill or {}).items() if k in t.column_names and str(v).strip()}
     derive = {k: v for k, v in (derive or {}).items() if (table, k, v) in DERIVATIONS}
+    taken = {h for k, h in columns.items() if not k.startswith(OMIT)}
+    columns = {k: h for k, h in columns.items() if not (k.startswith(OMIT) and h in taken)}  # mapped wins
     inputs: dict[str, Input] = {}
     fields: dict[str, Field] = {}
     for col in t.columns:
@@ -1070,9 +1078,26 @@ def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "can
         fields["period_end"] = Field("{@period_end:period}", "period")
         checks = (Check("{=period_start} IS NULL AND {period.text} IS NOT NULL", "period",
                         "'period ' || {period.text} || ' is not 2026-10, 2026-Q4, 2026 or a date'"),)
+    dropped = left_out(columns)
+    for i, header in enumerate(dropped):
+        # Read as an input no field uses: neither loaded nor kept as an extra column (so never a split).
+        inputs[f"left_out_{i}"] = Input((header,))
+    if dropped:
+        rules.append(f"left out on purpose (not loaded): {', '.join(dropped)}")
     ordered = {c: fields[c] for c in t.column_names if c in fields} | fields
     return Mapping(source, label or f"canonical {table}", table, inputs, ordered, file_status=file_status,
                    stage_input=stage, rules=tuple(rules), checks=checks, joins=joins)
+
+
+def left_out(columns: dict[str, str]) -> list[str]:
+    """The file columns a mapping leaves out on purpose: its `omit:<header>` entries (`OMIT`)."""
+    return [h for k, h in columns.items() if k.startswith(OMIT) and h]
+
+
+def leave_out(columns: dict[str, str], headers: Iterable[str]) -> dict[str, str]:
+    """`columns` with `headers` left out on purpose (their `omit:` entries replaced)."""
+    kept = {k: v for k, v in columns.items() if not k.startswith(OMIT)}
+    return kept | {OMIT + h: h for h in headers}
 
 
 # (table, column, how): the derivations a mapping may ask for when the file lacks the column.

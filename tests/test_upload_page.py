@@ -256,3 +256,34 @@ def test_file_cells_and_headers_never_render_as_markdown(data_dir):
     assert named  # the headers are named …
     for value in named:  # … but never as a live link or image
         assert "](http" not in value and "![" not in value and "**note**" not in value, value
+
+
+def test_the_mapping_screen_leaves_a_status_column_out_and_remembers_it(data_dir):
+    """Trial finding: an unmapped 'status' (active/cancelled) was kept as a column and became the first
+    'Split by'. The mapping screen offers to leave columns out, a status is left out unless kept, and the
+    choice is saved with the mapping."""
+    ws = create_workspace(data_dir, "acme")
+    body = (b"Cust,Began,Stopped,Monthly,Status,Region\nC1,2026-01-05,,100,active,EMEA\n"
+            b"C2,2026-02-05,2026-05-01,200,cancelled,NA\n")
+    at = upload(page(UPLOAD, "acme"), ("subs.csv", body))
+    assert not at.exception and at.dataframe[0].value.loc[0, "problem"] == "needs a mapping"
+    key = next(k for k in (b.key for b in at.button) if k and k.startswith("save_map_")).removeprefix("save_map_")
+    at.selectbox(key=f"map_table_{key}").set_value("subscriptions").run()
+    for column, header in (("customer_id", "Cust"), ("start_date", "Began"), ("end_date", "Stopped"),
+                           ("mrr", "Monthly")):
+        at.selectbox(key=f"map_{key}_subscriptions_{column}").set_value(header)
+    at.run()
+    left_out = at.multiselect(key=f"map_{key}_subscriptions_omit")
+    assert left_out.value == ["Status"] and "Region" in left_out.options  # a lifecycle status: out by default
+    assert any("Status is a lifecycle status" in unescaped(c.value) for c in at.caption)
+    at.button(key=f"save_map_{key}").click().run()
+    assert not at.exception
+    assert ws.mappings()[key]["columns"]["omit:Status"] == "Status"
+    at.button(key="load").click().run()
+    assert not at.exception
+    with ws.connect() as con:
+        columns = {r[0] for r in con.execute("DESCRIBE subscriptions").fetchall()}
+    assert "region" in columns and "status" not in columns
+    listed = next(d.value for d in at.dataframe if "from the file's" in d.value.columns and "(left out)"
+                  in set(d.value["column"]))
+    assert list(listed.loc[listed["column"] == "(left out)", "from the file's"]) == ["Status"]

@@ -16,11 +16,12 @@ import streamlit as st
 
 import ui
 from kpitree import access
-from kpitree.detect import suggest_mapping, suggest_table
+from kpitree.detect import not_a_segment, suggest_mapping, suggest_table
 from kpitree.errors import KpiTreeError
 from kpitree.ingest import LoadReport, detect_files, ingest, load_lock, preview_mapping, rejects_csv
 from kpitree.plain import markdown_text as md
 from kpitree.schema import TABLES
+from kpitree.vendors import OMIT, leave_out, left_out
 from kpitree.workspace import Workspace, create_workspace, safe_file_name
 
 st.set_page_config(page_title="Upload · KPI Tree", page_icon="🌳", layout="wide")
@@ -264,6 +265,22 @@ def column_choices(headers: list[str], table: str, defaults: dict[str, str | Non
     return columns
 
 
+def omit_choices(headers: list[str], columns: dict[str, str], defaults: list[str], key: str,
+                 why: dict[str, str] | None = None) -> dict[str, str]:
+    """`columns` plus the file columns the user leaves out: not loaded, and so never a drill dimension
+    (an unmapped column is otherwise kept as extra text, and one with a few values becomes a split)."""
+    free = [h for h in headers if h not in columns.values()]
+    picked = st.multiselect("Leave these columns out (not loaded, never offered as a split)", free,
+                            default=[h for h in defaults if h in free], key=f"{key}_omit",
+                            help="Columns neither mapped nor left out are kept as extra text columns; one with a few "
+                                 "values is offered as a drill dimension. A status or a period label is no segment.")
+    flagged = {h: w for h, w in (why or {}).items() if h in picked}
+    if flagged:
+        st.caption(md("Left out because " + "; ".join(f"{h} is {w}" for h, w in flagged.items())
+                      + " — remove it from the list to keep it."))
+    return leave_out(columns, picked)
+
+
 def fill_choices(table: str, defaults: dict[str, str], key: str) -> dict[str, str]:
     """Constants and defaults: a won-deals file's status, the deal type a blank one counts as."""
     fill: dict[str, str] = {}
@@ -296,6 +313,11 @@ def mapping_form(ws: Workspace, staged: list[Path], d) -> None:
     saved = ws.load_mapping(key) or {}
     defaults = saved.get("columns") if saved.get("table") == table else suggest_mapping(d.headers, table, d.sample)
     columns = column_choices(d.headers, table, defaults or {}, f"map_{key}")
+    # Lifecycle and period columns are left out unless the user keeps them (a saved choice is kept as saved).
+    values = {h: [r[i] for r in d.sample if i < len(r)] for i, h in enumerate(d.headers)}
+    why = {h: w for h in d.headers if h not in columns.values() and (w := not_a_segment(h, values[h]))}
+    omitted = left_out(saved.get("columns") or {}) if saved.get("table") == table else list(why)
+    columns = omit_choices(d.headers, columns, omitted, f"map_{key}_{table}", why)
     fill = fill_choices(table, saved.get("fill") or {} if saved.get("table") == table else {}, f"map_{key}")
     path = source_path(staged, d.file)
     preview = preview_mapping(path, table, columns, member=d.file if ":" in d.file else None,
@@ -336,7 +358,9 @@ def saved_mappings(ws: Workspace) -> None:
             table = m.get("table", "?")
             st.markdown(f"**{md(m.get('file') or 'a file')}** → {md(table)} · {len(m.get('headers', []))} columns · "
                         f"saved {md(m.get('saved_at', '?'))}")
-            rows = [{"column": c, "from the file's": h} for c, h in (m.get("columns") or {}).items()]
+            rows = [{"column": c, "from the file's": h} for c, h in (m.get("columns") or {}).items()
+                    if not c.startswith(OMIT)]
+            rows += [{"column": "(left out)", "from the file's": h} for h in left_out(m.get("columns") or {})]
             rows += [{"column": c, "from the file's": f"constant / default {v!r}"} for c, v in
                      (m.get("fill") or {}).items()]
             st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"saved_map_{key}")
@@ -344,6 +368,7 @@ def saved_mappings(ws: Workspace) -> None:
             if edit.toggle("Edit", key=f"saved_edit_{key}") and table in TABLES:
                 headers = list(m.get("headers") or [])
                 columns = column_choices(headers, table, m.get("columns") or {}, f"saved_{key}")
+                columns = omit_choices(headers, columns, left_out(m.get("columns") or {}), f"saved_{key}_{table}")
                 fill = fill_choices(table, m.get("fill") or {}, f"saved_{key}")
                 if st.button("Save changes", key=f"saved_save_{key}"):
                     ws.save_mapping(key, headers, table, columns, fill=fill, file=m.get("file"))
