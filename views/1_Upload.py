@@ -54,7 +54,7 @@ def main() -> None:
                    "to make you an editor (Workspaces page).")
         return
     st.caption(f"Into workspace **{md(ws.name)}** — only this browser session's choice; other workspaces are untouched. "
-               "HubSpot, Salesforce, Pipedrive and Stripe exports and the 'CRM Sales Opportunities' files are "
+               "HubSpot, Salesforce, Pipedrive, Stripe and Chargebee exports and the 'CRM Sales Opportunities' files are "
                "recognised by their headers; anything else is mapped once and remembered.")
     mode = st.radio("If a table already has data", list(MODES), format_func=MODES.get, key="upload_mode")
     files = st.file_uploader("CRM and billing exports (CSV, TSV, semicolon CSV, Parquet, .gz, .zip of CSVs)", type=FILE_TYPES,
