@@ -270,6 +270,8 @@ def test_a_loss_hidden_by_another_segments_gain_is_named(tmp_path: Path) -> None
     assert top.rate < 0 and abs(top.rate_z) >= z_bound(3)
     assert all(c.top_segment is None or c.top_segment.segment != "Enterprise" for c in r.causes)
     assert "hidden in the total" in r.red_path[0].segment_sentence
+    assert named_segments(r, "segment") == ["Mid-Market"]  # the chart marks what the words name
+    assert "Mid-Market" in r.segment_sentence("segment") and "hidden" in r.segment_sentence("segment")
 
 
 def test_a_whale_in_a_two_deal_cell_is_held_to_the_spread_its_size_implies() -> None:

@@ -47,12 +47,15 @@ def named_segments(result: Explanation, dimension: str) -> list[str]:
     singled = [result.red_path[0].top_segment if result.red_path else None,
                result.finding.segment if result.finding is not None else None]
     singled = [m for top in singled if top is not None for m in (top.members or (top,))]
+    if any(top.contribution * result.gap < 0 for top in singled):
+        named = set()  # a loss hidden by gains (`segments._hidden`): the words name the loss, not the gains
     for top in singled:
         if top is None:
             continue
+        hidden = top.contribution * result.gap < 0
         for d, seg in zip(top.dimension.split(PAIR_SEP), top.segment.split(PAIR_SEP), strict=False):
             p = parts.get(seg)
-            if d == dimension and p is not None and (p.share or 0.0) > 0:
+            if d == dimension and p is not None and ((p.share or 0.0) > 0 or hidden):
                 named.add(seg)
         pair = parts.get(top.segment) if top.dimension == dimension else None
         if pair is not None and (pair.share or 0.0) > 0:  # a table of the pair itself
@@ -80,6 +83,11 @@ def segment_sentence(result: Explanation, dimension: str) -> str:
         return f"By {dimension}: no {dimension} carries {NAMED_SHARE:.0%} of {what}; it is spread out."
     total = sum(parts[s].share or 0.0 for s in named)
     verb = "explain" if len(named) > 1 else "explains"
+    if any(parts[s].contribution * result.gap < 0 for s in named):  # a loss the total does not show
+        items = [f"{s} ({fmt_change(parts[s].contribution, result.unit)})" for s in named]
+        listed = items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+        return (f"By {dimension}: {listed} lost beyond its normal variation, hidden in {what} "
+                f"({fmt_change(result.gap, result.unit)}) by the other {_plural(dimension)}' gains.")
     if total > 1.005 or any((parts[s].share or 0.0) > 1.005 for s in named):
         # past the whole gap, shares stop reading as parts of it: amounts, and what offset them
         items = [f"{s} ({fmt_change(parts[s].contribution, result.unit)})" for s in named]
