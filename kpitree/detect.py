@@ -438,9 +438,9 @@ _PERIOD_NAME = re.compile(
     r"(_?(label|name))?$",
     re.IGNORECASE)
 _MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
-_PERIOD_VALUE = re.compile(
-    rf"(fy\s?)?\d{{2,4}}([-/ ]?(q[1-4]|h[12]|m?\d{{1,2}}|w\d{{1,2}}))?|(q[1-4]|h[12])[-/ ]?(fy\s?)?\d{{2,4}}|"
-    rf"(fy\s?)?\d{{2,4}}[-/ ]?(q[1-4]|h[12])|({_MONTHS})[a-z]*\.?[-/ ]?'?\d{{2,4}}|\d{{2,4}}[-/ ]({_MONTHS})[a-z]*",
+_PERIOD_VALUE = re.compile(  # numbers alone need a 4-digit year: "11-50" is a size band, not a period
+    rf"(fy\s?\d{{2,4}}|\d{{4}})([-/ ]?(q[1-4]|h[12]|p\d{{1,2}}|w\d{{1,2}}))?|(q[1-4]|h[12])[-/ ]?(fy\s?)?'?\d{{2,4}}|"
+    rf"({_MONTHS})[a-z]*\.?[-/ ]?'?\d{{2,4}}|\d{{4}}[-/ ]({_MONTHS})[a-z]*",
     re.IGNORECASE)
 
 

@@ -206,6 +206,7 @@ def test_a_suggested_tree_never_splits_by_a_status_or_a_period_label(tmp_path):
     ("region", ("EMEA", "NA"), None),
     ("billing_period_unit", ("month", "year"), None),  # how a customer pays: a segment
     ("forecast_category", ("Pipeline", "Commit"), None),
+    ("employees", ("11-50", "10-20"), None),  # a size band, though it looks like numbers with a dash
 ])
 def test_not_a_segment(column, values, why):
     from kpitree.detect import not_a_segment
