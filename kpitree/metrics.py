@@ -30,6 +30,7 @@ import pandas as pd
 
 from . import dialect as sql
 from . import health
+from .detect import not_a_segment
 from .errors import QueryError
 from .health import Parameter
 from .periods import Period, period_containing
@@ -1621,7 +1622,7 @@ class Profile:
         """The column's values, or None when they are not known (too many, not text, not read)."""
         return self.values.get(table, {}).get(column)
 
-    def dimensions(self, table: str) -> list[str]:
+    def dimensions(self, table: str, *, lifecycle: bool = False) -> list[str]:
         """The table's own columns a number can be split by here: THE rule for drill dimensions,
         shared by the node panel (`Engine.dimensions`) and suggested trees (`suggest`).
 
@@ -1633,7 +1634,10 @@ class Profile:
           and that is not mostly one value per row (at most one value per two filled rows), unless
           its name is a well-known split (manager, region, industry: KNOWN_SPLITS) on a small sample.
 
-        Canonical columns that are not dimensions (status, stage, dates, amounts) are never offered.
+        Canonical columns that are not dimensions (status, stage, dates, amounts) are never offered,
+        nor an extra column holding a lifecycle status or a period label (`detect.not_a_segment`: a
+        customer moves from active to cancelled, so splitting ARR by it is no segment); `lifecycle=True`
+        lists those too, for the note that says why they were left out.
         """
         spec = TABLES.get(table)
         canonical = spec.dimensions if spec is not None else ()
@@ -1650,6 +1654,8 @@ class Profile:
             if column in known_columns or values is None or not 2 <= len(values) <= MAX_DIM_VALUES:
                 continue
             if row_identifying(column) or quantity_values(values):
+                continue
+            if not lifecycle and not_a_segment(column, values):
                 continue
             if len(values) <= filled / 2 or column.lower() in KNOWN_SPLITS:
                 out.append(column)

@@ -302,7 +302,7 @@ def not_segments(data: Profile, table: str) -> dict[str, str]:
     spec = TABLES.get(table)
     canonical = spec.dimensions if spec is not None else ()
     out = {}
-    for column in data.dimensions(table) if data.loaded(table) else []:
+    for column in data.dimensions(table, lifecycle=True) if data.loaded(table) else []:
         why = None if column in canonical else not_a_segment(column, data.distinct(table, column))
         if why:
             out[column] = why

@@ -213,3 +213,15 @@ def test_not_a_segment(column, values, why):
 
     got = not_a_segment(column, values)
     assert (got.split()[1] if got else None) == why
+
+
+def test_the_panel_and_builder_never_offer_a_status_or_a_period_label(tmp_path):
+    """The node panel and the Builder read `Engine.dimensions` (`Profile.dimensions`), not the
+    suggested tree: a tree saved before the fix, naming `status`, is not split by it either."""
+    from kpitree.evaluate import Engine
+
+    engine = Engine(_workspace_with_extras(tmp_path))
+    wanted = ["status", "is_won", "fiscal_period", "close_month", "fiscal_quarter", "region", "segment"]
+    offered = set(engine.dimensions("new_business_arr", wanted)) | set(engine.dimensions("arr", wanted))
+    assert not offered & {"status", "is_won", "fiscal_period", "close_month", "fiscal_quarter"}, offered
+    assert "region" in offered or "segment" in offered
