@@ -439,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hard", action="store_true",
                         help="the suite that punishes tuning: wider deal sizes, nested reps, two causes, "
                              "a cancelled cause, no cause (scale 1 unless --scale is given)")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="with --hard: also explain each planted node itself and count the planted causes "
+                             "whose own evidence clears the engine's bar (what any method could name)")
     args = parser.parse_args(argv)
     if args.hard:
         return main_hard(args)
@@ -483,6 +486,22 @@ def main(argv: list[str] | None = None) -> int:
 _ANCESTORS = _ancestors()
 
 
+def planted_evidence(sc: Scenario, root: Path, targets: Tree) -> list[tuple[bool, float | None]]:
+    """For each planted cause: does the planted segment, explained at the planted node itself, stand
+    out of its own noise by the engine's bar (and its |z|)? A cause below the bar is one no method
+    can name without naming noise as often: the suite's ceiling at this family-wise error."""
+    engine = load(root, f"ev_{sc.seed}_{sc.cause}", sc.tables)
+    out = []
+    for node, dim, seg in sc.planted:
+        r = explain_node(engine, targets, node, PERIOD, versus="target")
+        rank = next((d for d in r.dimensions if d.dimension == dim), None)
+        part = next((p for p in rank.segments if p.segment == seg), None) if rank is not None else None
+        z = part.strength(rank.basis) if part is not None else None
+        worse = part is not None and (part.contribution < 0 if r.direction == "higher" else part.contribution > 0)
+        out.append((z is not None and worse and abs(z) >= rank.bound, z))
+    return out
+
+
 def main_hard(args: argparse.Namespace) -> int:
     """The hard suite: recall and precision of named (node, dimension, segment) causes."""
     scale = 1.0 if args.scale is None else args.scale
@@ -490,6 +509,7 @@ def main_hard(args: argparse.Namespace) -> int:
     tp = fn = fp = 0
     lines: list[str] = []
     by_cause: dict[str, list[int]] = {c: [0, 0, 0] for c in HARD_CAUSES}  # found, planted, wrongly named
+    detectable, faint = [0, 0], []  # (planted causes clearing the bar, of them found), those that do not
     n = 0
     with tempfile.TemporaryDirectory() as tmp:
         seed = args.first_seed
@@ -513,6 +533,12 @@ def main_hard(args: argparse.Namespace) -> int:
                 stats[1] += len(sc.planted)
                 stats[2] += len(wrong)
                 ok = len(found) == len(sc.planted) and not wrong
+                if args.ceiling:
+                    for p, (clear, z) in zip(sc.planted, planted_evidence(sc, Path(tmp), targets), strict=True):
+                        detectable[0] += clear
+                        detectable[1] += clear and p in found
+                        if not clear:
+                            faint.append(f"{p[0]}:{p[1]}={p[2]} |z| {abs(z) if z is not None else float('nan'):.2f}")
                 shown = "; ".join(f"{a}:{b}={c}" for a, b, c in sorted(named)) or "nothing"
                 line = f"{'ok  ' if ok else 'MISS'} {sc.name:<70} named {shown} ({out.seconds * 1000:.0f} ms)"
                 print(line, flush=True)
@@ -527,6 +553,10 @@ def main_hard(args: argparse.Namespace) -> int:
           f"(target ≥ 90 %)")
     print("by cause (found/planted, wrongly named): " + ", ".join(
         f"{c} {v[0]}/{v[1]} +{v[2]}" for c, v in by_cause.items() if v[1] or v[2] or c == "none"))
+    if args.ceiling:
+        print(f"planted causes whose own evidence clears the bar at their node: {detectable[0]}/{tp + fn}; "
+              f"recall among them {detectable[1]}/{detectable[0]} = {detectable[1] / max(detectable[0], 1):.1%}")
+        print("below the bar: " + ("; ".join(faint) or "none"))
     if lines:
         print("\nfailures:\n" + "\n".join(lines))
     return 0
