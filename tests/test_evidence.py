@@ -318,3 +318,20 @@ def test_a_rate_of_one_row_against_one_row_is_no_evidence() -> None:
     assert out == pytest.approx([0.25, 0.3])
     assert binomial_floor(np.array([0.0]), np.array([30.0]), np.array([100.0]))[0] == pytest.approx(
         (31 / 102) * (71 / 102))
+
+
+def test_fishers_exact_test_by_hand() -> None:
+    """0 of 2 won now against 2 of 2 before: four deals, two won; drawing the current two from them,
+    P(no win) = C(2,0)·C(2,2)/C(4,2) = 1/6, so the one-sided mid-p is 1/12 (z = Φ⁻¹(1/12) = −1.383);
+    the mirror case is +1.383; 0 of 1 against 1 of 1 (the trial's "0 % against 100 %") has mid-p 1/4,
+    z −0.674: no evidence. Above `max_rows` the normal law is left to judge (nan)."""
+    from statistics import NormalDist
+
+    from kpitree.explain.evidence import exact_z
+
+    z = exact_z(np.array([0.0, 2.0, 0.0, 5.0]), np.array([2.0, 2.0, 1.0, 500.0]),
+                np.array([2.0, 0.0, 1.0, 50.0]), np.array([2.0, 2.0, 1.0, 500.0]))
+    assert z[0] == pytest.approx(NormalDist().inv_cdf(1 / 12)) == pytest.approx(-1.383, abs=1e-3)
+    assert z[1] == pytest.approx(-z[0])
+    assert z[2] == pytest.approx(NormalDist().inv_cdf(0.25))
+    assert np.isnan(z[3])

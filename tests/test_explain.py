@@ -171,8 +171,8 @@ def test_ratio_segments_split_into_mix_and_rate(engine: Engine) -> None:
 
 def test_red_path_reaches_the_lever_and_four_deals_are_within_normal_variation(engine: Engine) -> None:
     """The children attribution is exact (the whole −100 is win rate), so the path reaches the lever;
-    but Bob's 2 of 4 → 1 of 4 is no evidence of anything: his rate term −.125 against a binomial
-    noise of ½ · √(.5 · .5 / 4 + .5 · .5 / 4) = .177 is 0.71 standard errors. No segment is named."""
+    but Bob's 2 of 4 → 1 of 4 is no evidence of anything: his rate term −.125 is 0.57 standard errors
+    by Fisher's exact test. No segment is named."""
     r = explain_node(engine, make_tree(), "new_arr", "2026-10")
     assert [s.id for s in r.red_path] == ["new_arr", "nb", "win_rate"]
     assert r.red_path[1].share == pytest.approx(1.0)
@@ -181,9 +181,11 @@ def test_red_path_reaches_the_lever_and_four_deals_are_within_normal_variation(e
     win = explain_node(engine, make_tree(), "win_rate", "2026-10")
     by_owner = {p.segment: p for p in next(d for d in win.dimensions if d.dimension == "owner").segments}
     assert by_owner["Bob"].rate == pytest.approx(-0.125)
-    # per deal the spread is read from whichever month shows more of it (.5 · .5 in September), so
-    # the noise is ½ · √(.25 / 4 + .25 / 4) = .177: 0.71 standard errors
-    assert by_owner["Bob"].rate_z == pytest.approx(-0.125 / (0.5 * (0.25 / 4 + 0.25 / 4) ** 0.5), rel=1e-6)
+    # four deals a side are judged by Fisher's exact test: of 8 deals 3 won, Bob's 4 drawn now;
+    # P(0 won) = C(3,0)·C(5,4)/C(8,4) = 5/70, P(1 won) = C(3,1)·C(5,3)/70 = 30/70, so the one-sided
+    # mid-p is 5/70 + 15/70 = 2/7: z = Φ⁻¹(2/7) = −0.566 (the normal law's ½ · √(.25/4 + .25/4) read −0.71)
+    from statistics import NormalDist
+    assert by_owner["Bob"].rate_z == pytest.approx(NormalDist().inv_cdf(2 / 7), rel=1e-6)
     words = r.sentences()
     assert words[-1] == ("Win rate: no segment stands out — each deal segment is within normal variation (its own "
                          "noise and history), so the shortfall is spread across them. Owner: Head of sales.")

@@ -229,6 +229,12 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
             with np.errstate(divide="ignore", invalid="ignore"):
                 var_r = np.where(d1 > 0, ev.binomial_floor(var_r * d1, n1, d1) / d1, 0.0)
         rate_noise = np.abs(wbar) * np.sqrt(var_r)
+        if binomial and has_ref and sp.ref is not None:
+            # a few rows: the exact test's evidence, as the sd that gives it (see `evidence.exact_z`)
+            z = ev.exact_z(n1, d1, sp.ref[num] * k, sp.ref[den] * k)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                exact = np.abs(wbar * (n1 / d1 - sp.ref[num] / sp.ref[den])) / np.abs(z)
+            rate_noise = np.where(np.isfinite(exact) & (exact > 0), exact, rate_noise)
         mix_noise = np.abs(centred) * np.sqrt(var_w)
         if inherited is not None:
             mix_noise = np.sqrt(mix_noise ** 2 + np.nan_to_num(inherited) ** 2)

@@ -224,7 +224,8 @@ def _how(start: _Analysis, session: _Session, versus: str) -> tuple[str, ...]:
         bound = start.segments.dimensions[0].bound
         if bound:
             out.append(f"Evidence before size: each segment's change is compared with the noise of its own data (counts "
-                       "as Poisson, amounts by their spread, rates as binomial) and with how much it usually moves "
+                       "as Poisson, amounts by their spread, rates as binomial, by the exact test for a few hundred rows) "
+                       "and with how much it usually moves "
                        f"from period to period; one less than {bound:.1f} standard errors out either way (two, raised for the number of "
                        "segments compared at once) is within normal variation and never named, however large its "
                        "share. A dimension nested in another (each rep selling in one segment) is judged within its "
