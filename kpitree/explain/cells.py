@@ -115,6 +115,31 @@ SQ = "__sq"  # suffix of a sum component's sum of squared terms
 
 CROSS = "__x"  # suffix of a ratio numerator's sum of products with its denominator, per row
 
+# An average amount per row (won amount / won deals): per cell, the sum of ln(amount), of its square
+# and the count of positive amounts, for the log-scale test of a proportional change (`evidence.log_z`)
+LOG, LOG2, LOGN = "__ln", "__ln2", "__lnn"
+LOG_SUFFIXES = (LOG, LOG2, LOGN)
+
+
+def _logs(r: _Source, aliases: list[tuple[_Source, str, str]]) -> list[tuple[str, str]]:
+    """(alias, aggregate) of the log sums of a ratio whose numerator sums an amount over the rows its
+    denominator counts (an average deal size); none for any other metric."""
+    ratio = r.metric.ratio
+    if not ratio or ratio[0] not in r.src.components or ratio[1] not in r.src.components:
+        return []
+    num, den = r.src.components[ratio[0]], r.src.components[ratio[1]]
+    parts = _sum_parts(num)
+    if parts is None or not den.strip().lower().startswith("count("):
+        return []
+    x, cond = parts
+    alias = next((a for m_, c, a in aliases if m_ is r and c == ratio[0]), None)
+    if alias is None:
+        return []
+    where = f"({x}) > 0" + (f" AND ({cond})" if cond else "")
+    return [(f"{alias}{LOG}", f"sum(ln({x})) FILTER (WHERE {where})"),
+            (f"{alias}{LOG2}", f"sum(ln({x}) * ln({x})) FILTER (WHERE {where})"),
+            (f"{alias}{LOGN}", f"count(*) FILTER (WHERE {where})")]
+
 
 def _significant(x: np.ndarray, digits: int = 12) -> np.ndarray:
     """`x` rounded to `digits` significant digits (nan and zero kept)."""
@@ -450,7 +475,7 @@ class _Session:
                     if r.where:  # each copy binds its own parameters, in the order they appear
                         text = _with_filter(text, condition(r, params))
                     comps_sql.append(f"COALESCE({text}, 0) AS {name}")
-            for alias, text in _crosses(r, aliases):
+            for alias, text in [*_crosses(r, aliases), *_logs(r, aliases)]:
                 if r.where:
                     text = _with_filter(text, condition(r, params))
                 comps_sql.append(f"COALESCE({text}, 0) AS {alias}")
@@ -545,8 +570,8 @@ def _per_member(df: pd.DataFrame, members: list[_Source], aliases: list[tuple[_S
     out: dict[tuple[str, str, int], pd.DataFrame] = {}
     for r in members:
         cols = {alias: c for (m_, c, alias) in aliases if m_ is r}
-        cols.update({f"{alias}{suffix}": f"{c}{suffix}" for alias, c in list(cols.items()) for suffix in (SQ, CROSS)
-                     if f"{alias}{suffix}" in base})
+        cols.update({f"{alias}{suffix}": f"{c}{suffix}" for alias, c in list(cols.items())
+                     for suffix in (SQ, CROSS, *LOG_SUFFIXES) if f"{alias}{suffix}" in base})
         out[r.node, r.role, r.index] = base[["pkey", *dims, *cols]].rename(columns=cols)
     return out
 
@@ -716,6 +741,10 @@ class NodeData:
                 if not sets and f"{c}{CROSS}" in df:
                     cross = df[f"{c}{CROSS}"].to_numpy(dtype="float64", na_value=0.0)
                     var[f"{c}{CROSS}"] = (cross[mask] if mask is not None else cross) * scale ** 2
+                for suffix in LOG_SUFFIXES if not sets else ():
+                    if f"{c}{suffix}" in df:  # sums like the components: scaled as they are, not squared
+                        col = df[f"{c}{suffix}"].to_numpy(dtype="float64", na_value=0.0)
+                        var[f"{c}{suffix}"] = (col[mask] if mask is not None else col) * scale
             return _Rows(codes[role], values, var)
 
         pace = 1.0
@@ -775,7 +804,8 @@ class NodeData:
             n_p = len(self.history)
             key = rows.period * size + key
             sums = {c: np.bincount(key, weights=v, minlength=n_p * size).reshape(n_p, size)
-                    for c, v in rows.comps.items()}
+                    for c, v in [*rows.comps.items(),
+                                 *((c, v) for c, v in rows.var.items() if c.endswith(LOG_SUFFIXES))]}
             return sums, np.ones(size, dtype=bool)
         if self.sets:
             if len(dims) != 1:

@@ -248,6 +248,44 @@ def exact_z(hits: np.ndarray, rows: np.ndarray, ref_hits: np.ndarray, ref_rows: 
     return out
 
 
+def log_z(cur: tuple[np.ndarray, np.ndarray, np.ndarray], ref: tuple[np.ndarray, np.ndarray, np.ndarray],
+          min_rows: float = MIN_SPREAD_ROWS, history: tuple[np.ndarray, np.ndarray] | None = None,
+          k: int = 1) -> np.ndarray:
+    """Per segment, the two-sample z of mean ln(amount) now against the reference, from (Σ ln x,
+    Σ (ln x)², n) on each side, the spread pooled (the null: one distribution), Student's t turned into
+    a z (Fisher's approximation), widened by `history` (Σ ln x and n per earlier period and segment)
+    as every other effect is by its own (`combine`); nan where a side has fewer than `min_rows`
+    amounts — three deals cannot say what their spread is, and the raw amounts' noise judges them.
+
+    Deal sizes are lognormal-like: a discount takes a share off every deal, which the log scale sees
+    whole, while the mean of the raw amounts drowns it in one whale's noise. One whale, the other
+    way, moves the raw mean and barely the log one, so the log test never names it."""
+    (l1, q1, n1), (l0, q0, n0) = ([np.asarray(a, dtype="float64") for a in side] for side in (cur, ref))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m1, m0 = l1 / n1, l0 / n0
+        ss = np.maximum(q1 - n1 * m1 * m1, 0.0) + np.maximum(q0 - n0 * m0 * m0, 0.0)
+        s2 = ss / (n1 + n0 - 2.0)
+        # a cell of a few deals cannot say how much sizes spread: at least the typical segment's
+        # (weighted by rows, those with MIN_SPREAD_ROWS or more), as `spread_floor` does on raw amounts
+        rows = n1 + n0
+        ok = np.isfinite(s2) & (s2 > 0) & (rows >= MIN_SPREAD_ROWS)
+        if ok.any():
+            order = np.argsort(s2[ok])
+            weight = np.cumsum(rows[ok][order])
+            s2 = np.fmax(s2, float(s2[ok][order][np.searchsorted(weight, weight[-1] / 2)]))
+        t = (m1 - m0) / np.sqrt(s2 * (1.0 / n1 + 1.0 / n0))
+        df = np.maximum(n1 + n0 - 2.0, 1.0)
+        z = t * (1.0 - 1.0 / (4.0 * df)) / np.sqrt(1.0 + t * t / (2.0 * df))  # Student's t as a z
+        if history is not None:  # widened by how much the segment's mean ln(amount) usually moves
+            hl, hn = (np.asarray(a, dtype="float64") for a in history)
+            usual, count = usual_sd(np.where(hn > 0, hl / hn, np.nan))
+            counted = np.abs(m1 - m0) / np.abs(z)
+            sd = combine(np.where(np.isfinite(counted) & (counted > 0), counted, np.nan),
+                         (usual * math.sqrt(1.0 + 1.0 / max(k, 1)), count))
+            z = np.where(np.isfinite(sd) & (sd > 0), (m1 - m0) / sd, z) if sd is not None else z
+    return np.where((n1 >= min_rows) & (n0 >= min_rows) & np.isfinite(z), z, np.nan)
+
+
 def share_var(d: np.ndarray, var_d: np.ndarray) -> np.ndarray:
     """Var(d_s / Σd) per segment: multinomial w(1−w)/D for counts, in general
     [(1−w)² Var d_s + w² Var(rest)] / D²."""

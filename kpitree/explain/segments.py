@@ -22,7 +22,7 @@ from ..metrics import (
     Metric,
 )
 from . import evidence as ev
-from .cells import CROSS, NodeData, Split
+from .cells import CROSS, LOG_SUFFIXES, NodeData, Split
 from .model import PAIR_SEP, PAIR_WHEN_TOP_BELOW, PSEUDO, REFINE_SHARE, DimensionRank, SegmentPart
 from .sets import cause_set
 from .values import ValueFn
@@ -198,7 +198,7 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
     `inherited`: for a dimension nested in another, the counting noise of the part of its parent
     segment's mix each child carries (see `_nested_terms`); it adds to the child's own mix noise."""
     num, den = m.ratio  # type: ignore[misc]
-    rate_noise = mix_noise = None
+    rate_noise = mix_noise = log_sd = None
     cross = f"{num}{CROSS}"
     summed = not ev._is_count(m, den) and cross in sp.cur_var  # a ratio of two sums: Σ n·d read too
     if ev.poisson_ok(m) and (ev._is_count(m, den) or summed) and sp.cur_var:
@@ -229,6 +229,17 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
             with np.errstate(divide="ignore", invalid="ignore"):
                 var_r = np.where(d1 > 0, ev.binomial_floor(var_r * d1, n1, d1) / d1, 0.0)
         rate_noise = np.abs(wbar) * np.sqrt(var_r)
+        logs = [f"{num}{suffix}" for suffix in LOG_SUFFIXES]
+        if amounts and has_ref and sp.ref is not None and all(c in sp.cur_var and c in sp.ref_var for c in logs):
+            # an average amount: the log scale's evidence where it is the stronger, same direction
+            hist = sp.history
+            z = ev.log_z(tuple(sp.cur_var[c] for c in logs), tuple(sp.ref_var[c] * k for c in logs),
+                         history=(hist[logs[0]], hist[logs[2]]) if hist is not None and logs[0] in hist
+                         and logs[2] in hist else None, k=k)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                change = n1 / d1 - sp.ref[num] / sp.ref[den]
+                by_log = np.abs(wbar * change) / np.abs(z)
+            log_sd = np.where(np.isfinite(by_log) & (by_log > 0) & (np.sign(z) == np.sign(change)), by_log, np.nan)
         if binomial and has_ref and sp.ref is not None:
             # a few rows: the exact test's evidence, as the sd that gives it (see `evidence.exact_z`)
             z = ev.exact_z(n1, d1, sp.ref[num] * k, sp.ref[den] * k)
@@ -249,7 +260,10 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
         (usual_r, count), (usual_w, _) = ev.usual_sd(r), ev.usual_sd(w)
         rate_hist = (np.abs(wbar) * usual_r * widen, count)
         mix_hist = (np.abs(centred) * usual_w * widen, count)
-    return ev.combine(rate_noise, rate_hist), ev.combine(mix_noise, mix_hist)
+    rate_sd = ev.combine(rate_noise, rate_hist)
+    if log_sd is not None and rate_sd is not None:  # the log scale's, history included, where it is stronger
+        rate_sd = np.where(np.isfinite(log_sd) & (log_sd < rate_sd), log_sd, rate_sd)
+    return rate_sd, ev.combine(mix_noise, mix_hist)
 
 
 def _nested_terms(data: NodeData, child: str, parent: str, sp: Split, mr: att.MixRate
@@ -434,12 +448,15 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
         splits = {k: (v[0], _conditioned(view, versus, k[0], v[1])) if v[0] == "mix_rate" else v
                   for k, v in splits.items()}
 
+    by_rate: list[DimensionRank] = []
+
     def ranked(items: dict) -> list[DimensionRank]:
         # pairs are many more candidates than single dimensions: their bar counts them all
         every = ev.z_bound(sum(1 for _, parts in items.values() for p in parts if p.segment not in PSEUDO))
         bars = {k: bound if len(k) == 1 else every for k in items}
         out = [_rank(view, method, parts, gap, basis, bars[k]) for k, (method, parts) in items.items()]
         if basis == "rate" and not any(r.succeeded for r in out):
+            by_rate[:] = sorted((r for r in out if PAIR_SEP not in r.dimension), key=_dimension_order)
             out = [_rank(view, method, parts, gap, "contribution", bars[k]) for k, (method, parts) in items.items()]
         return sorted(out, key=_dimension_order)
 
@@ -457,10 +474,22 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
     else:
         top = _refine(view, versus, _top_segment(ranks, gap), gap, ranks[0].basis, bound)
         top = _lift(view, versus, top, ranks, gap)
+        if top is None and by_rate and _rate_found(by_rate[0], gap):
+            # nothing stood out on rate and mix together (the mix is noise, or upstream's doing), but a
+            # segment's own rate did: the node's own cause (a segment's deals closing smaller)
+            top = _top_segment(by_rate, gap)
         if top is None or view.adverse(gap) <= 0:  # nothing to explain, or a gain: a loss under it first
             top = _hidden(view, ranks, gap) or top
     normal = top is None and any(p.sd is not None for r in ranks for p in r.segments)
     return _SegmentAnalysis(tuple(ranks), top, basis=segment_basis(view), normal=normal)
+
+
+def _rate_found(r: DimensionRank, gap: float) -> bool:
+    """A segment's own rate stands out of its noise and carries a material part of the gap, though
+    Adtributor's set did not reach its share (the rest of the gap is mix, whose cause is upstream):
+    the rate finding is this node's own cause, and judging on rate and mix together would bury it."""
+    return any(p.segment not in PSEUDO and p.segment not in r.unnamed and r.evident(p)
+               and _power(p, r.basis, gap) >= att.EEP_THRESHOLD for p in r.segments)
 
 
 def _conditioned(view: _NodeView, versus: str, dim: str, parts: list[SegmentPart]) -> list[SegmentPart]:
