@@ -291,3 +291,15 @@ def test_a_dimension_reads_as_a_plural_noun() -> None:
 
     assert [_plural(d) for d in ("owner", "country", "billing_period", "day", "status")] == [
         "owners", "countries", "billing periods", "days", "status"]
+
+
+def test_a_part_past_the_whole_gap_reads_as_an_amount() -> None:
+    """The trial's noise-only ARR (−$6,178 against target): 'Mid-Market's 1202%' of the gap said
+    nothing; past the whole gap a segment's part is its amount, within it its share."""
+    from kpitree.explain.model import SegmentPart
+    from kpitree.explain.tables import _part
+
+    big = SegmentPart("segment", "Mid-Market", -74_250.0, 12.02, 4.08e6, 4.15e6)
+    small = SegmentPart("segment", "SMB", -3_000.0, 0.4, 1.8e6, 1.84e6)
+    assert _part(big, "money") == "−$74k"
+    assert _part(small, "money") == "40%"

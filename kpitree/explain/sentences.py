@@ -54,7 +54,10 @@ def _step_sentence(a: _Analysis, link: str, share: float | None, parent: _Analys
         carried = next((c for c in a.children.parts if c.carried and c.share is not None and v.gap), None)
         said = ""
         if carried is not None and v.adverse(carried.contribution) > 0:
-            said = (f" {fmt_share(carried.share)} of the {_gap_word(v)} was carried over from the period before "
+            # past the whole gap (others offset it) a share stops reading as a part: the amount instead
+            part = (f"{fmt_share(carried.share)} of the {_gap_word(v)}" if carried.share <= 1.05 else
+                    f"{fmt_change(carried.contribution, v.unit)}, more than the whole {_gap_word(v)},")
+            said = (f" {part} was carried over from the period before "
                     f"({carried.label} {_node_compare_child(carried, v)}): it arose then, so the path follows "
                     "what arose in this period.")
         return f"{node.label}: {_node_compare(v, amount=True)}; {phrase}.{said} Owner: {node.owner}."

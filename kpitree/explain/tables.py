@@ -78,7 +78,7 @@ def segment_sentence(result: Explanation, dimension: str) -> str:
             p = max(large, key=lambda p: p.share or 0.0)
             z = abs(p.strength(rank.basis) or 0.0)
             return (f"By {dimension}: within normal variation — no {dimension} moved further than its own noise "
-                    f"and history allow (the largest part, {p.segment}'s {fmt_share(p.share)}, is {z:.1f} standard "
+                    f"and history allow (the largest part, {p.segment}'s {_part(p, result.unit)}, is {z:.1f} standard "
                     "errors out).")
         return f"By {dimension}: no {dimension} carries {NAMED_SHARE:.0%} of {what}; it is spread out."
     total = sum(parts[s].share or 0.0 for s in named)
@@ -99,6 +99,12 @@ def segment_sentence(result: Explanation, dimension: str) -> str:
     items = [f"{s} ({fmt_share(parts[s].share)})" for s in named]
     listed = items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
     return f"By {dimension}: {listed} {verb} {fmt_share(total)} of {what}."
+
+
+def _part(p: SegmentPart, unit: str) -> str:
+    """A segment's part of the gap as a share, or as an amount once it is past the whole gap (a share
+    of 1202 % of a gap that others offset says nothing)."""
+    return fmt_share(p.share) if p.share is not None and p.share <= 1.05 else fmt_change(p.contribution, unit)
 
 
 def segment_frame(result: Explanation, dimension: str) -> pd.DataFrame | None:
