@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 
 import duckdb
@@ -76,6 +76,26 @@ def status_of(value: float | None, target: float | None, direction: str, amber: 
     return AMBER if value >= target - band else RED
 
 
+def judge(value: float | None, target: float | None, direction: str, amber: float = DEFAULT_AMBER,
+          grown: Maturity | None = None, pace: float | None = None) -> tuple[str, float | None]:
+    """(status, expected final value) of a node's number against the target it is judged against.
+
+    The one rule evaluate and the what-if use: a running flow is judged on its pace, a maturing cohort
+    on its expected final value (`Maturity.expected`), and a maturing cohort with too little history
+    to expect one is MATURING — never red for a cohort that has not had the time to convert.
+    """
+    compared = pace if pace is not None else value
+    expected = grown.expected(value) if grown is not None else None
+    status = status_of(expected if expected is not None else compared, target, direction, amber)
+    if grown is not None and grown.maturing and expected is None and status not in (NO_TARGET, NO_DATA):
+        status = MATURING
+    return status, expected
+
+
+# judging inputs kept on a NodeResult for `status_at`, not part of what an evaluation reports
+_NOT_REPORTED = ("amber", "grown")
+
+
 @dataclass
 class NodeResult:
     id: str
@@ -109,11 +129,18 @@ class NodeResult:
     # number was made, in words. None for closed periods, flows and rates that are means.
     target_by_now: float | None = None
     by_now_basis: str = ""
+    amber: float = DEFAULT_AMBER  # the threshold it was judged with: the node's, else the workspace's
+    grown: Maturity | None = field(default=None, repr=False, compare=False)  # a cohort rate's maturity
 
     @property
     def judged_target(self) -> float | None:
         """The target the status was decided against: the target by now while a stock runs, else `target`."""
         return self.target_by_now if self.target_by_now is not None else self.target
+
+    def status_at(self, value: float | None) -> str:
+        """The status this node would have at `value` (read as `compared`: a running flow's pace), by
+        evaluate's own rule (`judge`) against the same target, threshold and maturity — for a what-if."""
+        return judge(value, self.judged_target, self.direction, self.amber, self.grown)[0]
 
     @property
     def compared(self) -> float | None:
@@ -155,7 +182,7 @@ class Evaluation:
             "grain": self.period.grain.value,
             "as_of": self.as_of.isoformat(),
             "complete": self.complete,
-            "nodes": [_clean(asdict(n)) for n in self.nodes],
+            "nodes": [_clean({k: v for k, v in asdict(n).items() if k not in _NOT_REPORTED}) for n in self.nodes],
         }
 
 
@@ -595,16 +622,12 @@ def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | st
             pace = value / elapsed
         target = target_for(node, period)
         by_now = None if complete else target_by_now(node, period, as_of, vals.get(prev.key))
-        compared = pace if pace is not None else value
         amber = node.amber if node.amber is not None else amber_default
         with engine.session():
             grown = engine.maturity(node, period) if value is not None else None
         maturing = grown is not None and grown.maturing
-        expected = grown.expected(value) if grown is not None else None
-        status = status_of(expected if expected is not None else compared,
-                           by_now.value if by_now is not None else target, node.better, amber)
-        if maturing and expected is None and status not in (NO_TARGET, NO_DATA):
-            status = MATURING
+        status, expected = judge(value, by_now.value if by_now is not None else target, node.better, amber, grown,
+                                 pace)
         parent = tree.parent_of(node.id)
         results.append(NodeResult(
             id=node.id, label=node.label, metric=node.metric, level=node.level_name, owner=node.owner,
@@ -617,7 +640,7 @@ def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | st
             completion=grown.completion if maturing and grown is not None else None,
             usual_lag=grown.usual_lag if maturing and grown is not None else None,
             target_by_now=by_now.value if by_now is not None else None,
-            by_now_basis=by_now.basis if by_now is not None else "",
+            by_now_basis=by_now.basis if by_now is not None else "", amber=amber, grown=grown,
         ))
     return Evaluation(period, as_of, results, complete)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from .attribution import Formula
 from .bridge import opening_child
 from .errors import KpiTreeError
-from .evaluate import DEFAULT_AMBER, Engine, Evaluation, NodeResult, evaluate_tree, status_of
+from .evaluate import Engine, Evaluation, NodeResult, evaluate_tree
 from .format import fmt, fmt_share
 from .metrics import metric
 from .periods import Period
@@ -109,17 +109,12 @@ class WhatIf:
         return "\n".join(lines)
 
 
-def _status_after(r: NodeResult, tree: Tree, value: float | None, how: str) -> str:
+def _status_after(r: NodeResult, value: float | None, how: str) -> str:
     """The node's status in the what-if. A number the what-if did not move keeps the status evaluate
-    gave it: re-judging it here would drop what evaluate knows and the what-if does not (a maturing
-    cohort judged on its expected final value, or "maturing" without one, would turn red; the
-    workspace's amber threshold). A moved number is judged again against the target evaluate judged
-    it against (`judged_target`: the target by now while a period runs)."""
-    if how == "unchanged":
-        return r.status
-    node = tree.node(r.id)
-    amber = node.amber if node.amber is not None else DEFAULT_AMBER
-    return status_of(value, r.judged_target, r.direction, amber)
+    gave it; a moved one is judged by evaluate's own rule (`NodeResult.status_at`: the target it was
+    judged against — the target by now while a period runs —, its amber threshold, and a maturing
+    cohort on its expected final value, or "maturing" without one, never red)."""
+    return r.status if how == "unchanged" else r.status_at(value)
 
 
 def what_if(source: Source, tree: Tree, overrides: Mapping[str, float], period: str | Period | None = None,
@@ -164,7 +159,7 @@ def what_if(source: Source, tree: Tree, overrides: Mapping[str, float], period: 
     changes = []
     for r in evaluation.nodes:
         changes.append(NodeChange(r.id, r.label, r.unit, before[r.id], after[r.id], r.target, r.status,
-                                  _status_after(r, tree, after[r.id], how[r.id]), how[r.id]))
+                                  _status_after(r, after[r.id], how[r.id]), how[r.id]))
     if stopped:
         notes.append("influence links carry no arithmetic: their parents are left unchanged")
     return WhatIf(evaluation.period.key, tuple((k, float(v)) for k, v in overrides.items()), tuple(changes),

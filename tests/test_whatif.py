@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from kpitree.attribution import Formula
 from kpitree.errors import KpiTreeError
-from kpitree.evaluate import Evaluation, NodeResult
+from kpitree.evaluate import Evaluation, NodeResult, judge
+from kpitree.metrics import Maturity
 from kpitree.periods import parse_period
 from kpitree.tree import parse_yaml
 from kpitree.whatif import back_solve, needed_for_target, solve, solve_chain, what_if
@@ -264,3 +265,37 @@ def test_a_moved_number_of_a_running_period_is_judged_against_its_target_by_now(
     ev.node("new_arr").target_by_now = 180.0
     w = what_if(ev, tree(), {"win_rate": 0.5})
     assert w.node("new_arr").after == pytest.approx(190.0) and w.node("new_arr").status_after == "green"
+
+
+def _funnel(grown, amber: float = 0.05):
+    t, problems = parse_yaml(FUNNEL_TREE, "funnel.yaml")
+    assert t is not None and not [p for p in problems if p.severity == "error"], problems
+    ev = evaluation_of(t, {"opps": 15.0, "leads": 150.0, "lead_to_opp": 0.1},
+                       {"opps": 40.0, "leads": 200.0, "lead_to_opp": 0.2})
+    for n in ev.nodes:
+        n.amber = amber
+    rate = ev.node("lead_to_opp")
+    rate.grown, rate.maturing = grown, grown is not None
+    rate.status, rate.expected_final = judge(rate.value, rate.target, rate.direction, amber, grown)
+    return t, ev
+
+
+def test_a_moved_maturing_cohort_rate_is_judged_by_evaluates_rule() -> None:
+    # Half of the usual conversions have happened by this cohort's age: 10 % so far is expected to end at 20 %,
+    # on target. Moving it to 12 % so far: expected 24 %, green — judged on 12 % it would be red against 20 %.
+    t, ev = _funnel(Maturity(True, 0.5, 30, 100, 400.0))
+    assert ev.node("lead_to_opp").status == "green" and ev.node("lead_to_opp").expected_final == pytest.approx(0.2)
+    w = what_if(ev, t, {"lead_to_opp": 0.12})
+    assert (w.node("lead_to_opp").status_before, w.node("lead_to_opp").status_after) == ("green", "green")
+    # too little history to expect a final value: still "maturing" after the move, never red
+    t, ev = _funnel(Maturity(True, 0.3, 30, 5, 10.0))
+    w = what_if(ev, t, {"lead_to_opp": 0.12})
+    assert (w.node("lead_to_opp").status_before, w.node("lead_to_opp").status_after) == ("maturing", "maturing")
+    assert w.node("opps").status_after == "red"  # 150 × .12 = 18 against 40: the parent is not a cohort
+
+
+def test_a_moved_number_keeps_the_workspaces_amber_threshold() -> None:
+    # A workspace at 30 %: leads 150 → 160 against 200 is amber (within 60), not red as at the default 5 %.
+    t, ev = _funnel(None, amber=0.3)
+    w = what_if(ev, t, {"leads": 160.0})
+    assert w.node("leads").status_after == "amber"
