@@ -507,7 +507,7 @@ def cmd_review(args: Any) -> int:
         return 0
     notes, problems = store.for_tree(key)
     if args.action == "owners":
-        entries = owners(now, notes)
+        entries = owners(now, notes, tree)
         text = owners_csv(entries, today, red_only=not args.all)
         if args.csv:
             Path(args.csv).write_text(text, encoding="utf-8")

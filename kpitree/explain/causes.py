@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..bridge import opening_child
-from ..evaluate import Evaluation, status_of
+from ..evaluate import Evaluation, judge
 from ..format import fmt_share
 from ..metrics import (
     Kind,
@@ -113,7 +113,9 @@ class _TreeStatus:
                 and elapsed > 0:
             compared = value / elapsed
         amber = node.amber if node.amber is not None else engine.settings.amber_threshold
-        return status_of(compared, judged_target(engine, node, period), node.better, amber)
+        grown = engine.maturity(node, period) if value is not None else None
+        pace = compared if compared is not value else None
+        return judge(value, judged_target(engine, node, period), node.better, amber, grown, pace)[0]
 
 
 def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence[str],

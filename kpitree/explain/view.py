@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..evaluate import MATURING, Engine, status_of, target_by_now, target_for
+from ..evaluate import Engine, judge, target_by_now, target_for
 from ..periods import Period
 from ..tree import Node
 from .cells import NodeData, _Session
@@ -86,10 +86,7 @@ def _view(session: _Session, node: Node, versus: str, own: bool = False, data: N
     amber = node.amber if node.amber is not None else session.engine.settings.amber_threshold
     grown = session.engine.maturity(node, session.period) if value is not None else None
     maturing = grown is not None and grown.maturing
-    expected = grown.expected(value) if grown is not None else None
-    status = status_of(expected if expected is not None else value, target, node.better, amber)
-    if maturing and expected is None and value is not None and target is not None:
-        status = MATURING
+    status, expected = judge(value, target, node.better, amber, grown)  # evaluate's one rule
     baseline = target if versus == "target" else ref_value
     base_key = "target" if versus == "target" else (data.ref_periods or session.reference.periods)[0].key
     return _NodeView(node, data, value, ref_value, target, baseline, status, node.shown_unit, node.better, amber,
