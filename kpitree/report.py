@@ -36,6 +36,7 @@ from .errors import KpiTreeError, QueryError
 from .evaluate import Engine, Evaluation, NodeResult, evaluate_tree, trend
 from .format import fmt, fmt_change
 from .loads import latest_loads, stored_warnings
+from .owners import carried_over
 from .periods import Period, resolve_period
 from .plain import csv_text
 from .tree import Tree, load_tree
@@ -281,6 +282,9 @@ def _section(engine: Engine, tree: Tree, evaluation: Evaluation, node_id: str, p
     base = res.target if versus == "target" else baselines.get(node_id)
     sentences = list(result.summary()) if res.value is not None else \
         [f"{res.label} has no data in {period.key}" + (f": {res.reason}." if res.reason else ".")]
+    carried = carried_over(tree, res, period.key)  # an opening balance: made last period, no lever now
+    if carried:
+        sentences = [carried, *sentences[1:]]
     notes: list[str] = []
     drawn: list[Chart] = []
     table: tuple[tuple[str, ...], ...] = ()

@@ -140,6 +140,9 @@ def test_demo_report_states_period_baseline_data_date_and_target_sources(demo):
     rows = {d.table: d for d in report.data}
     assert rows["deals"].rows > 10_000 and rows["deals"].first is not None and rows["deals"].files
     assert report.seconds > 0
+    # ARR at start's section says it was carried over (no cause to chase this period), as Owners does
+    start = next(s for s in report.sections if s.id == "arr_start")
+    assert start.sentences[0].startswith("Carried over from 2026-09's closing ARR")
 
 
 def test_demo_report_renders_in_chromium_showing_the_tree(demo, tmp_path, browser):
