@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from engine_fixtures import ROOT, close, demo_db, same_structure, spark_demo
 
+from kpitree.engines.spark import LOCAL_CONFIG
 from kpitree.errors import QueryError
 from kpitree.evaluate import Engine, evaluate_tree
 from kpitree.explain import explain_node
@@ -36,6 +37,10 @@ def test_the_workspace_reads_spark(engines):
     assert remote.workspace.engine_label() == "Spark (local[2], 10 table path(s))"
     assert remote.version.startswith("spark:") and "deals=18513@" in remote.version
     assert remote.as_of == local.as_of and remote.profile.rows == local.profile.rows
+    # The test JVM has flags of its own (engine_fixtures); the workspace's session runs the app's SQL settings.
+    conf = remote.workspace.remote.session().conf
+    assert {k: conf.get(k) for k in LOCAL_CONFIG if k.startswith("spark.sql.")} == \
+        {k: v for k, v in LOCAL_CONFIG.items() if k.startswith("spark.sql.")} != {}
 
 
 def test_every_catalogue_metric_is_equal(engines):

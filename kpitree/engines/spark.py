@@ -31,6 +31,11 @@ _TYPES = {"StringType": "VARCHAR", "VarcharType": "VARCHAR", "CharType": "VARCHA
           "FloatType": "FLOAT", "DecimalType": "DOUBLE", "LongType": "BIGINT", "IntegerType": "INTEGER",
           "ShortType": "SMALLINT", "ByteType": "SMALLINT", "BooleanType": "BOOLEAN"}
 _context_lock = threading.Lock()
+# The Spark context's settings when Spark runs in this process (a `local[…]` master). The session
+# of a workspace (`newSession`) starts from the context's settings, so they hold there too.
+LOCAL_CONFIG = {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "4",
+                "spark.ui.showConsoleProgress": "false", "spark.sql.adaptive.enabled": "true",
+                "spark.driver.extraJavaOptions": "-Dlog4j2.level=ERROR"}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -76,11 +81,8 @@ class SparkRemote(Remote):
                 builder = SparkSession.builder.appName("kpitree")
                 builder = builder.remote(self.master) if remote else builder.master(self.master)
                 if not remote:
-                    builder = (builder.config("spark.ui.enabled", "false")
-                               .config("spark.sql.shuffle.partitions", "4")
-                               .config("spark.ui.showConsoleProgress", "false")
-                               .config("spark.sql.adaptive.enabled", "true")
-                               .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR"))
+                    for key, value in LOCAL_CONFIG.items():
+                        builder = builder.config(key, value)
                 shared = builder.getOrCreate()
             if not remote:
                 shared.sparkContext.setLogLevel("FATAL")  # failures reach the user as a QueryError instead
