@@ -431,6 +431,13 @@ _LIFECYCLE_VALUES = frozenset({
     "closed lost", "pending", "expired", "past_due", "past due", "unpaid", "incomplete", "incomplete_expired",
     "deleted", "archived", "draft", "ended", "terminated", "suspended", "renewed", "new", "converted",
 })
+# An outcome's reason (why a deal was lost or won, why a customer churned) exists only for the rows
+# that reached that outcome: a split by it puts every other row in "(none)" and reads the outcome
+# itself as a segment ("No budget deals: pipeline velocity $0/day against $0/day").
+_OUTCOME_REASON = re.compile(
+    r"(^|_)(lost|loss|won|win|close|closed|closing|churn|churned|cancel|cancell?ation|cancelled|canceled|"
+    r"disqualif(y|ied|ication)|rejection|rejected|decline|declined)_?(reason|reasons|cause|detail|details|"
+    r"code|category)$|(^|_)reason_?(lost|won|for_(loss|losing|churn|cancell?ation))$", re.IGNORECASE)
 # A period label: one value per period, so a split by it is the time axis again.
 _PERIOD_NAME = re.compile(
     r"(^|_)(fiscal_?(period|quarter|year|month|week)?|period|quarter|month|year|week|fy|fq)$|^(fiscal|fy)_|"
@@ -457,6 +464,8 @@ def not_a_segment(column: str, values: Iterable[str] | None = None) -> str | Non
     found = [v.strip().lower() for v in (values or ()) if v and v.strip()]
     if _LIFECYCLE_NAME.search(name) or (name.endswith("state") and found and set(found) <= _LIFECYCLE_VALUES):
         return "a lifecycle status (a row moves from one value to the next), not a segment"
+    if _OUTCOME_REASON.search(name):
+        return "the reason for an outcome (only the rows that had it hold a value), not a segment"
     if _PERIOD_NAME.search(name):
         return "a period label (one value per period), not a segment"
     if found and set(found) <= _LIFECYCLE_VALUES and len(set(found)) >= 2:
