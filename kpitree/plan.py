@@ -10,6 +10,12 @@ pieces read each customer's MRR at the start of the month (m0: ARR at start, and
 month's new-logo ARR is the whole book the export starts with and its opening balance is 0. A plan
 resting on it asked a year later for the whole book again as new logos. Such months are no history
 for these metrics (`_opening_known`).
+
+Nor are the months before a flow's or a rate's first representative month (`_representative`): an
+export that starts on a day holds only the rows dated from it, so a number dated by a later date
+(deals closed in a month, of an export holding the deals created since its first day) ramps up over
+the first months. The trial's Pipedrive export had 9 and 49 closed deals in its first two months
+against 80–100 afterwards, and the year-on-year rule read a flat business as +34 %.
 """
 
 from __future__ import annotations
@@ -65,6 +71,42 @@ def _opening_known(m: Metric, p: Period, first_day: date | None) -> bool:
     return p.shift(-_BASELINE_MONTHS.get(m.baseline, 0)).start > first_day
 
 
+def _representative(series: dict[str, float]) -> str | None:
+    """The first month (key) of a chronological volume series that is representative of the data:
+    the first whose volume is at least half the median month. None when nothing is cut.
+
+    Why the series' own volume and not the table's row count: the ramp is in the date a number is
+    dated by (close dates lag the created dates the export was cut on), so a table counted by its
+    created date looks whole while its closed deals are not. Why half the median: a month of a
+    steady business rarely falls below half its typical month, while one the export covers partly
+    (a mid-month start, or a sales cycle's worth of closes missing) does. Only leading months are
+    cut: a low month later on is history (a slow December), not a partial export. A series with a
+    negative month (a net change) is no volume and is left whole."""
+    values = list(series.values())
+    if len(values) < 3 or min(values) < 0:
+        return None
+    floor = float(np.median(values)) / 2
+    first = next((k for k, v in series.items() if v >= floor), None)
+    return first if first != next(iter(series)) else None
+
+
+def _volumes(engine: Engine, node: Node, m: Metric, months: list[Period], values: dict[str, float | None],
+             upto: Period) -> dict[str, float]:
+    """The monthly volume (closed months up to `upto`) the node's value rests on: a flow's own value,
+    a rate's denominator (the rows it is read over: a rate of a month holding few deals is no more
+    representative). The rate's components come from the query `Engine.values` ran (cached)."""
+    closed = tuple(p for p in months if p.is_complete(engine.as_of))
+    keep = {p.key for p in closed if p <= upto}
+    if m.kind is Kind.FLOW:
+        return {p.key: float(v) for p in closed if p.key in keep and (v := values.get(p.key)) is not None}
+    if m.kind is Kind.RATIO and m.ratio is not None and closed:
+        df = engine.query(m.name, closed, filters=node.filter)
+        if m.ratio[1] in df.columns:
+            return {str(k): float(v) for k, v in zip(df["pkey"], df[m.ratio[1]], strict=True)
+                    if str(k) in keep and v is not None and not (isinstance(v, float) and math.isnan(v))}
+    return {}
+
+
 def _pct(rate: float) -> str:
     """A growth rate the way the rule is read out: "+2.1 %"."""
     return f"{rate * 100:+.1f} %"
@@ -81,7 +123,8 @@ def plan_targets(engine: Engine, tree: Tree, baseline_end: Period, through: Peri
     which rates do not compound. Nothing after
     `baseline_end` feeds a target, so problems that start later show up against the plan. The
     month the subscriptions start in is no history for what reads the opening balance (new-logo
-    ARR, ARR at start, NRR: see the module's doc).
+    ARR, ARR at start, NRR: see the module's doc), nor are, for flows and rates, the months before
+    the first representative one (`_representative`).
 
     `min_months`: the fewest months with a value in the trailing window a target may rest on; a
     node with fewer keeps no number at all (never a made-up one). `mark=True` marks every target
@@ -110,6 +153,10 @@ def _plan_node(engine: Engine, node: Node, months: list[Period], baseline_end: P
     if mark and m.kind is Kind.FLOW and first_day is not None:
         # a suggestion never rests on the month the data starts in: a part-month undercounts a flow
         known = {k: v for k, v in known.items() if parse_period(k).start >= first_day}
+    volumes = _volumes(engine, node, m, months, values, baseline_end) if m.kind is not Kind.STOCK else {}
+    start = _representative(dict(sorted(volumes.items())))
+    if start is not None:
+        known = {k: v for k, v in known.items() if k >= start}
     recent_keys = [p.key for p in trailing(baseline_end, window) if p.key in known]
     if not known or len(recent_keys) < min_months:
         if not mark:
