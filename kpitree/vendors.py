@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from .errors import LoadError
 from .schema import TABLES, ColumnType
 
 # --- value vocabularies ----------------------------------------------------------------------
@@ -1012,6 +1013,9 @@ def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "can
     """
     t = TABLES[table]
     fill = {k: str(v) for k, v in (fill or {}).items() if k in t.column_names and str(v).strip()}
+    layout = _layout(columns)
+    if layout is not None:
+        return _overlay(table, layout[0], layout[1], columns, fill, source=source, label=label, rules=rules)
     derive = {k: v for k, v in (derive or {}).items() if (table, k, v) in DERIVATIONS}
     taken = {h for k, h in columns.items() if not k.startswith(OMIT)}
     columns = {k: h for k, h in columns.items() if not (k.startswith(OMIT) and h in taken)}  # mapped wins
@@ -1025,18 +1029,7 @@ def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "can
             inputs["mrr"] = Input((header,), Kind.NUMBER)
             fields["mrr"] = Field("{mrr} / 12", "mrr")
             continue
-        kind = Kind.of(col.type)
-        opts: dict = {}
-        if col.name == "deal_type":
-            opts = {"synonyms": tuple(DEAL_TYPE_SYNONYMS.items())}
-            kind = Kind.ENUM
-        elif col.name == "type" and table == "activities":
-            opts = {"synonyms": tuple(ACTIVITY_SYNONYMS.items())}
-            kind = Kind.ENUM
-        elif col.name == "status" and table == "deals":
-            opts = {"synonyms": tuple(STATUS_SYNONYMS.items())}
-            kind = Kind.ENUM
-        inputs[col.name] = Input((header,), kind, **opts)
+        inputs[col.name] = _column_input(table, col.name, header)
         if not (col.name == "status" and table == "deals"):
             fields[col.name] = Field(f"{{{col.name}}}", col.name)
     file_status = "{status}" if "status" in inputs and table == "deals" else None
@@ -1087,6 +1080,214 @@ def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "can
     ordered = {c: fields[c] for c in t.column_names if c in fields} | fields
     return Mapping(source, label or f"canonical {table}", table, inputs, ordered, file_status=file_status,
                    stage_input=stage, rules=tuple(rules), checks=checks, joins=joins)
+
+
+def _column_input(table: str, name: str, header: str) -> Input:
+    """The input reading canonical column `name` of `table` from one file column, with its synonyms."""
+    kind = Kind.of(TABLES[table].column(name).type)
+    opts: dict = {}
+    if name == "deal_type":
+        opts = {"synonyms": tuple(DEAL_TYPE_SYNONYMS.items())}
+        kind = Kind.ENUM
+    elif name == "type" and table == "activities":
+        opts = {"synonyms": tuple(ACTIVITY_SYNONYMS.items())}
+        kind = Kind.ENUM
+    elif name == "status" and table == "deals":
+        opts = {"synonyms": tuple(STATUS_SYNONYMS.items())}
+        kind = Kind.ENUM
+    return Input((header,), kind, **opts)
+
+
+# --- a recognised layout, as the user changed it ---------------------------------------------
+#
+# "Change the mapping" on a recognised export starts from what the layout reads, and a mapping saved
+# from there is that layout with the user's changes, not a generic one: a Pipedrive deal's close date
+# (won time, lost time or expected date, by its status), its deleted deals left out, HubSpot's first
+# associated company stay as they were unless the user picks another column. The saved `columns` hold
+# it in entries whose values are file headers, as every mapping entry is (a saved mapping names only
+# columns of the file): `layout:<vendor>:<i>` → every header of the file (the layout is rebuilt from
+# them), `derived:<column>` → a header it reads, for a column made by the layout and kept as made.
+LAYOUT = "layout:"
+DERIVED = "derived:"
+
+
+def layout_entries(vendor: str, headers: list[str]) -> dict[str, str]:
+    """The `columns` entries that make a saved mapping start from `vendor`'s layout of these headers."""
+    return {f"{LAYOUT}{vendor}:{i}": h for i, h in enumerate(headers)}
+
+
+def _layout(columns: dict[str, str]) -> tuple[str, list[str]] | None:
+    """(vendor, headers) of a mapping's `layout:` entries, or None."""
+    found = [(k[len(LAYOUT):].rpartition(":"), h) for k, h in columns.items() if k.startswith(LAYOUT)]
+    if not found:
+        return None
+    vendor = found[0][0][0]
+    if vendor not in {name for name, _, _ in VENDORS}:
+        raise LoadError(f"the mapping starts from an export layout this version does not know ({vendor!r}): "
+                        "delete it under 'Saved mappings' and map the file again")
+    return vendor, [h for _, h in found]
+
+
+def _single(m: Mapping, name: str | None) -> str | None:
+    """The one file column an input reads (None for several, or none)."""
+    i = m.inputs.get(name) if name else None
+    return i.columns[0] if i is not None and len(i.columns) == 1 else None
+
+
+def _status_column(m: Mapping) -> str | None:
+    """The one file column a deals layout reads its open/won/lost from, if it is one column."""
+    refs = set(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.text)?\}", m.file_status or ""))
+    return _single(m, next(iter(refs))) if len(refs) == 1 else None
+
+
+@dataclass(frozen=True)
+class FormDefaults:
+    """What a mapping screen starts from: canonical column → file header, the columns the layout makes
+    in a way no one column shows (column → how, in words), and constants/defaults."""
+
+    columns: dict[str, str]
+    derived: dict[str, str]
+    fill: dict[str, str]
+
+
+def layout_defaults(vendor: str, headers: list[str]) -> FormDefaults:
+    """The mapping screen's start for a recognised export: exactly what `vendor`'s layout reads.
+
+    A column read from one file column shows that column (HubSpot's account_id: 'Associated Company',
+    first of its semicolon-joined IDs, as the layout reads it); one made from several (Pipedrive's
+    close_date from won, lost or expected date by the deal's status; HubSpot's status from its won/lost
+    flags) is shown as derived and kept as made (a `derived:` entry) unless the user picks a column; a
+    constant (no deal type column: every deal new) is the screen's default for blanks."""
+    m = vendor_mapping(vendor, headers)
+    columns = layout_entries(vendor, headers)
+    derived: dict[str, str] = {}
+    fill: dict[str, str] = {}
+    names = TABLES[m.table].column_names if m.table else ()
+    for name in names:
+        f = m.fields.get(name)
+        if name == "status" and m.table == "deals" and f is None:
+            header = _status_column(m)
+            if header:
+                columns[name] = header
+            elif m.file_status:
+                derived[name] = m.describe().get(name, "derived")
+            continue
+        refs = _sql_refs(f.sql) if f is not None else set()
+        if f is None or (refs and not refs & set(m.inputs)):
+            continue  # the layout would read a column this file does not have: nothing to show or keep
+        header = _single(m, f.input) if not f.note else None
+        constant = re.fullmatch(r"'([^']*)'", f.sql)
+        if header:
+            columns[name] = header
+        elif constant:
+            fill[name] = constant.group(1)
+        else:
+            derived[name] = next((r.split(": ", 1)[1] for r in m.rules if r.startswith(f"{name}: ")),
+                                 f.note or m.describe().get(name, "derived"))
+    for name in derived:
+        read = sorted(set(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.text)?\}",
+                                     m.file_status if name == "status" and name not in m.fields
+                                     else m.fields[name].sql)) & set(m.inputs))
+        columns[DERIVED + name] = m.inputs[read[0]].columns[0] if read else headers[0]
+    return FormDefaults(columns, derived, fill)
+
+
+def form_start(headers: list[str], table: str, saved: dict | None = None) -> FormDefaults | None:
+    """Where the mapping screen of a file starts for `table`: the saved mapping if it is for `table`,
+    else what the recognised layout reads (`layout_defaults`); None for a file of no known layout."""
+    if saved and saved.get("table") == table:
+        columns = dict(saved.get("columns") or {})
+        try:
+            layout = _layout(columns)
+            made = layout_defaults(*layout).derived if layout else {}
+        except LoadError:  # a layout this version does not know: the load says so; the screen shows the rest
+            made = {}
+        derived = {k[len(DERIVED):]: made.get(k[len(DERIVED):], "as the recognised layout makes it")
+                   for k in columns if k.startswith(DERIVED)}
+        return FormDefaults(columns, derived, dict(saved.get("fill") or {}))
+    vendor = detect_vendor(headers)
+    if vendor and vendor_mapping(vendor, headers).table == table:
+        return layout_defaults(vendor, headers)
+    return None
+
+
+def mapped_headers(columns: dict[str, str]) -> set[str]:
+    """The file columns a mapping's entries map to a column (not its `layout:` or `omit:` entries)."""
+    return {h for k, h in columns.items() if h and not k.startswith((LAYOUT, OMIT))}
+
+
+def _sql_refs(sql: str) -> set[str]:
+    return set(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.text)?\}", sql or ""))
+
+
+def _overlay(table: str, vendor: str, headers: list[str], columns: dict[str, str], fill: dict[str, str], *,
+             source: str, label: str | None, rules: tuple[str, ...]) -> Mapping:
+    """`vendor`'s layout of `headers` with the user's choices in `columns` (see `LAYOUT`): a column
+    mapped to what the layout reads keeps the layout's field; one mapped elsewhere reads that column;
+    a `derived:` one keeps the layout's field; any other is not loaded (or is `fill`'s constant).
+    Inputs no field reads any more are dropped, so a column the user moved away from is kept as extra
+    text like any unmapped one."""
+    vm = vendor_mapping(vendor, headers)
+    if vm.table != table:
+        raise LoadError(f"the mapping starts from the {vm.label} layout, which makes {vm.table or 'a side file'}, "
+                        f"not {table}: delete it under 'Saved mappings' and map the file again")
+    t = TABLES[table]
+    inputs = dict(vm.inputs)
+    fields: dict[str, Field] = {}
+    changed: list[str] = []
+    file_status, stage_input = vm.file_status, vm.stage_input
+    for col in t.columns:
+        name, chosen, vf = col.name, columns.get(col.name), vm.fields.get(col.name)
+        lit = "'" + fill[name].replace("'", "''") + "'" if name in fill else None
+        if name == "status" and table == "deals":
+            own = _status_column(vm)
+            if chosen and chosen != own:
+                inputs["mapped_status"] = _column_input(table, name, chosen)
+                file_status = "{mapped_status}"
+                changed.append(f"status ← {chosen}")
+            elif not chosen and DERIVED + name not in columns:
+                file_status = None
+            if file_status and lit:
+                file_status = f"COALESCE({file_status}, {lit})"
+            elif not file_status and lit and not stage_input:
+                file_status = lit
+            continue
+        if chosen and vf is not None and not vf.note and _single(vm, vf.input) == chosen:
+            field_ = vf
+        elif chosen:
+            inputs[f"mapped_{name}"] = _column_input(table, name, chosen)
+            field_ = Field(f"{{mapped_{name}}}", f"mapped_{name}")
+            changed.append(f"{name} ← {chosen}")
+            if name == "stage" and table == "deals":
+                stage_input = f"mapped_{name}"
+        elif DERIVED + name in columns and vf is not None:
+            field_ = vf
+        else:
+            if lit:
+                fields[name] = Field(lit, note=f"constant {fill[name]!r}")
+            elif vf is not None:
+                changed.append(f"{name} not loaded")
+            if name == "stage" and table == "deals":
+                stage_input = None
+            continue
+        if lit and field_.input:
+            field_ = replace(field_, sql=f"COALESCE({field_.sql}, {lit})")
+        fields[name] = field_
+    fields |= {k: f for k, f in vm.fields.items() if k not in t.column_names}  # the layout's own extras
+    sqls = [f.sql for f in fields.values()] + [file_status or ""] + [c.sql for c in vm.checks] + \
+        [n.sql for n in vm.notes] + [sql for sql, _ in vm.skip] + list(vm.facts.values()) + [j.on for j in vm.joins]
+    used = set().union(*map(_sql_refs, sqls)) | {stage_input} | {c.input for c in vm.checks}
+    inputs = {k: i for k, i in inputs.items() if k in used}
+    read = {c for i in inputs.values() for c in i.columns}
+    for i, header in enumerate(h for h in left_out(columns) if h not in read):
+        inputs[f"left_out_{i}"] = Input((header,))
+        changed.append(f"{header} left out")
+    kept = tuple(r for r in vm.rules if not any(r.startswith(f"{c.split(' ')[0]}: ") for c in changed))
+    note = (f"{vm.label}, with your changes: {'; '.join(changed)}",) if changed else (f"{vm.label} as recognised",)
+    ordered = {c: fields[c] for c in t.column_names if c in fields} | fields
+    return replace(vm, source=source, label=label or f"{vm.label} (your mapping)", inputs=inputs, fields=ordered,
+                   file_status=file_status, stage_input=stage_input if stage_input in inputs else None,
+                   rules=(*note, *kept, *rules))
 
 
 def left_out(columns: dict[str, str]) -> list[str]:

@@ -287,3 +287,45 @@ def test_the_mapping_screen_leaves_a_status_column_out_and_remembers_it(data_dir
     listed = next(d.value for d in at.dataframe if "from the file's" in d.value.columns and "(left out)"
                   in set(d.value["column"]))
     assert list(listed.loc[listed["column"] == "(left out)", "from the file's"]) == ["Status"]
+
+
+PIPEDRIVE_TRIAL = ROOT / "tests" / "fixtures" / "trial" / "pipedrive_deals_export.csv"
+HUBSPOT_TRIAL = ROOT / "tests" / "fixtures" / "trial" / "hubspot-deals-export-2026-12-06.csv"
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    (PIPEDRIVE_TRIAL, {"created_date": "Deal - Deal created", "account_id": "Organization - Name",
+                       "status": "Deal - Status", "close_date": "(derived, as detected)", "channel": "—"}),
+    (HUBSPOT_TRIAL, {"created_date": "Create Date", "account_id": "Associated Company",
+                     "channel": "Original Source Type", "close_date": "Close Date", "status": "—"}),
+], ids=["pipedrive", "hubspot"])
+def test_change_the_mapping_opens_on_what_detection_read(data_dir, path, expected):
+    """Trial finding: 'Change the mapping' opened on a generic guess (Pipedrive: created_date, close_date and
+    account_id blank, 'missing required column', Save disabled). It opens on the layout's own reading, a
+    user who only leaves a column out saves it, and the load reads the file as detection did."""
+    from kpitree.vendors import header_key
+
+    ws = create_workspace(data_dir, "acme")
+    at = upload(page(UPLOAD, "acme"), (path.name, path.read_bytes()))
+    assert not at.exception
+    at.button(key=f"edit_btn::{path.name}").click().run()
+    assert not at.exception
+    key = header_key(at.dataframe[1].value.columns.tolist())
+    for column, header in expected.items():
+        assert at.selectbox(key=f"map_{key}_deals_{column}").value == header, column
+    save = at.button(key=f"save_map_{key}")
+    assert not save.disabled and not [w for w in at.warning if "With this mapping" in w.value]
+    leave = at.multiselect(key=f"map_{key}_deals_omit")
+    leave.set_value([*leave.value, "Deal - Label" if path == PIPEDRIVE_TRIAL else "Pipeline"]).run()
+    at.button(key=f"save_map_{key}").click().run()
+    saved = ws.mappings()[key]["columns"]
+    assert ("omit:Deal - Label" in saved and "derived:close_date" in saved if path == PIPEDRIVE_TRIAL
+            else "omit:Pipeline" in saved and saved["channel"] == "Original Source Type")
+    at.button(key="load").click().run()
+    assert not at.exception
+    with ws.connect() as con:
+        rows = con.execute("SELECT count(*), count(close_date), count(account_id), count(created_date) "
+                           "FROM deals").fetchone()
+        cols = {r[0] for r in con.execute("DESCRIBE deals").fetchall()}
+    assert rows == ((43,) * 4 if path == PIPEDRIVE_TRIAL else (40,) * 4)
+    assert ("deal_label" if path == PIPEDRIVE_TRIAL else "pipeline") not in cols

@@ -311,3 +311,94 @@ def test_cli_stage_map_dry_run_and_reappend(tmp_path):
     run = _kpitree("ingest", "--workspace", str(w), str(HUBSPOT), "--stage-map", str(bad))
     assert run.returncode == 2
     assert "bad-stages.csv, line 3, column 'status': 'maybe' is not open, won or lost" in run.stderr
+
+
+# --- "Change the mapping" starts from what detection read (trial finding) ----------------------
+
+TRIAL = Path(__file__).resolve().parent / "fixtures" / "trial"
+PIPEDRIVE_TRIAL = TRIAL / "pipedrive_deals_export.csv"
+HUBSPOT_TRIAL = TRIAL / "hubspot-deals-export-2026-12-06.csv"
+
+
+def _headers(path: Path) -> list[str]:
+    return detect_files(None, [path])[0].headers
+
+
+def _shown(columns: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in columns.items() if not k.startswith("layout:")}
+
+
+def test_mapping_screen_starts_from_the_pipedrive_layout():
+    """The trial's screen came up with created_date, close_date and account_id blank ('missing required
+    column created_date', Save disabled). It starts from the layout: every column it reads, the close
+    date shown as derived (won time, lost time or expected date by status) and kept, deal type 'new'."""
+    from kpitree.vendors import form_start
+
+    start = form_start(_headers(PIPEDRIVE_TRIAL), "deals")
+    assert start is not None and _shown(start.columns) == {
+        "deal_id": "Deal - ID", "account_id": "Organization - Name", "owner": "Deal - Owner",
+        "created_date": "Deal - Deal created", "stage": "Deal - Stage", "status": "Deal - Status",
+        "amount": "Deal - Value", "derived:close_date": "Deal - Expected close date"}
+    assert list(start.derived) == ["close_date"] and "won time for won deals" in start.derived["close_date"]
+    assert start.fill == {"deal_type": "new"}
+    assert form_start(_headers(PIPEDRIVE_TRIAL), "subscriptions") is None  # another table: no layout to start from
+
+
+def test_mapping_screen_starts_from_the_hubspot_layout():
+    """The trial's screen left account_id ('Associated Company') and channel ('Original Source Type') blank."""
+    from kpitree.vendors import form_start
+
+    start = form_start(_headers(HUBSPOT_TRIAL), "deals")
+    assert start is not None and _shown(start.columns) == {
+        "deal_id": "Record ID", "account_id": "Associated Company", "owner": "Deal owner",
+        "created_date": "Create Date", "close_date": "Close Date", "stage": "Deal Stage", "amount": "Amount",
+        "deal_type": "Deal Type", "segment": "Segment", "channel": "Original Source Type"}
+    assert start.derived == {} and start.fill == {}
+    # the generic guess the screen used to start from lacked both
+    guess = suggest_mapping(_headers(HUBSPOT_TRIAL), "deals")
+    assert guess["account_id"] is None and guess["channel"] is None
+
+
+def _deals_of(ws: Workspace) -> list[tuple]:
+    with ws.connect() as con:
+        return con.execute("SELECT deal_id, account_id, created_date, close_date, status, amount, deal_type, "
+                           "stage, channel FROM deals ORDER BY deal_id").fetchall()
+
+
+@pytest.mark.parametrize("path", [PIPEDRIVE_TRIAL, HUBSPOT_TRIAL], ids=["pipedrive", "hubspot"])
+def test_a_mapping_saved_unchanged_from_the_screen_loads_as_the_layout_does(tmp_path, path):
+    from kpitree.vendors import form_start
+
+    detected = Workspace(tmp_path / "detected", create=True)
+    ingest(detected, [path])
+    saved = Workspace(tmp_path / "saved", create=True)
+    headers = _headers(path)
+    start = form_start(headers, "deals")
+    saved.save_mapping(header_key(headers), headers, "deals", start.columns, fill=start.fill, file=path.name)
+    assert detect_files(saved, [path])[0].label == "saved mapping → deals"
+    report = ingest(saved, [path])
+    assert report.tables["deals"] == len(_deals_of(detected)) > 0
+    assert _deals_of(saved) == _deals_of(detected)
+
+
+def test_a_pipedrive_mapping_changed_on_the_screen_keeps_what_it_did_not_change(tmp_path):
+    """Mapping account_id to the person and leaving the label out: the close date stays derived, the
+    deleted deal stays out, and the organisation, no longer mapped, is kept as an extra column."""
+    from kpitree.vendors import form_start, leave_out
+
+    headers = _headers(PIPEDRIVE_TRIAL)
+    start = form_start(headers, "deals")
+    columns = leave_out(start.columns | {"account_id": "Person - Name"}, ["Deal - Label"])
+    ws = Workspace(tmp_path / "ws", create=True)
+    ws.save_mapping(header_key(headers), headers, "deals", columns, fill=start.fill, file=PIPEDRIVE_TRIAL.name)
+    ingest(ws, [PIPEDRIVE_TRIAL])
+    with ws.connect() as con:
+        got = {r[0]: r[1:] for r in con.execute(
+            "SELECT deal_id, account_id, close_date, status, organization_name FROM deals").fetchall()}
+        cols = {r[0] for r in con.execute("DESCRIBE deals").fetchall()}
+    assert "9999" not in got and len(got) == 43  # the deleted deal is left out, as the layout does
+    # deal 1002 lost on 2025-06-24 (its lost time); 1040 won on 2025-07-28; open 2206 expects 2026-12-29
+    assert str(got["1002"][1]) == "2025-06-24" and got["1002"][2] == "lost"
+    assert str(got["1040"][1]) == "2025-07-28" and str(got["2206"][1]) == "2026-12-29"
+    assert got["1002"][0] == "Person 656" and got["1002"][3] == "Org 487"
+    assert "deal_label" not in cols

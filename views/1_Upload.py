@@ -21,7 +21,7 @@ from kpitree.errors import KpiTreeError
 from kpitree.ingest import LoadReport, detect_files, ingest, load_lock, preview_mapping, rejects_csv
 from kpitree.plain import markdown_text as md
 from kpitree.schema import TABLES
-from kpitree.vendors import OMIT, leave_out, left_out
+from kpitree.vendors import DERIVED, LAYOUT, OMIT, FormDefaults, form_start, leave_out, left_out, mapped_headers
 from kpitree.workspace import Workspace, create_workspace, safe_file_name
 
 st.set_page_config(page_title="Upload · KPI Tree", page_icon="🌳", layout="wide")
@@ -248,20 +248,37 @@ FILL_OPTIONS = {
 }
 
 
-def column_choices(headers: list[str], table: str, defaults: dict[str, str | None], key: str) -> dict[str, str]:
-    """One select per canonical column of `table` (the file's headers or none), three to a row."""
-    options = ["—", *headers]
-    columns: dict[str, str] = {}
+AS_DETECTED = "(derived, as detected)"
+
+
+def column_choices(headers: list[str], table: str, defaults: dict[str, str | None], key: str,
+                   derived: dict[str, str] | None = None) -> dict[str, str]:
+    """One select per canonical column of `table` (the file's headers or none), three to a row.
+
+    A column the recognised layout makes from several (`derived`: column → how) starts on
+    AS_DETECTED and stays made that way unless the user picks a column; the layout's own entries
+    (`layout:`) are carried through, so the saved mapping is the layout with the user's changes."""
+    derived = derived or {}
+    columns: dict[str, str] = {k: h for k, h in defaults.items() if h and k.startswith(LAYOUT)}
     cols = st.columns(3)
     for i, col in enumerate(TABLES[table].columns):
         label = f"{col.name} ({col.type.value}{', required' if col.required else ''})"
         if col.name == "status" and table == "deals":
             label = "status (open/won/lost; or leave empty and map stage, or set it below)"
-        default = defaults.get(col.name)
+        made = col.name in derived and DERIVED + col.name in defaults
+        options = [AS_DETECTED, "—", *headers] if made else ["—", *headers]
+        default = AS_DETECTED if made else defaults.get(col.name)
         choice = cols[i % 3].selectbox(label, options, index=options.index(default) if default in options else 0,
-                                       key=f"{key}_{table}_{col.name}")
-        if choice != "—":
+                                       key=f"{key}_{table}_{col.name}",
+                                       help=f"As detected: {derived[col.name]}" if made else None)
+        if choice == AS_DETECTED:
+            columns[DERIVED + col.name] = str(defaults[DERIVED + col.name])
+        elif choice != "—":
             columns[col.name] = choice
+    made = [c for c in derived if DERIVED + c in columns]
+    if made:
+        st.caption(md("Derived as detected (kept unless you pick a column): "
+                      + "; ".join(f"{c}: {derived[c]}" for c in made)))
     return columns
 
 
@@ -269,7 +286,7 @@ def omit_choices(headers: list[str], columns: dict[str, str], defaults: list[str
                  why: dict[str, str] | None = None) -> dict[str, str]:
     """`columns` plus the file columns the user leaves out: not loaded, and so never a drill dimension
     (an unmapped column is otherwise kept as extra text, and one with a few values becomes a split)."""
-    free = [h for h in headers if h not in columns.values()]
+    free = [h for h in headers if h not in mapped_headers(columns)]
     picked = st.multiselect("Leave these columns out (not loaded, never offered as a split)", free,
                             default=[h for h in defaults if h in free], key=f"{key}_omit",
                             help="Columns neither mapped nor left out are kept as extra text columns; one with a few "
@@ -311,14 +328,14 @@ def mapping_form(ws: Workspace, staged: list[Path], d) -> None:
     first = d.chosen if d.chosen in TABLES else d.table or d.closest or suggest_table(d.headers, d.sample, d.file)
     table = st.selectbox("Canonical table", tables, index=tables.index(first), key=f"map_table_{key}")
     saved = ws.load_mapping(key) or {}
-    defaults = saved.get("columns") if saved.get("table") == table else suggest_mapping(d.headers, table, d.sample)
-    columns = column_choices(d.headers, table, defaults or {}, f"map_{key}")
+    start = form_defaults(d, table, saved)
+    columns = column_choices(d.headers, table, start.columns, f"map_{key}", start.derived)
     # Lifecycle and period columns are left out unless the user keeps them (a saved choice is kept as saved).
     values = {h: [r[i] for r in d.sample if i < len(r)] for i, h in enumerate(d.headers)}
-    why = {h: w for h in d.headers if h not in columns.values() and (w := not_a_segment(h, values[h]))}
+    why = {h: w for h in d.headers if h not in mapped_headers(columns) and (w := not_a_segment(h, values[h]))}
     omitted = left_out(saved.get("columns") or {}) if saved.get("table") == table else list(why)
     columns = omit_choices(d.headers, columns, omitted, f"map_{key}_{table}", why)
-    fill = fill_choices(table, saved.get("fill") or {} if saved.get("table") == table else {}, f"map_{key}")
+    fill = fill_choices(table, start.fill, f"map_{key}")
     path = source_path(staged, d.file)
     preview = preview_mapping(path, table, columns, member=d.file if ":" in d.file else None,
                               stage_map=ws.stage_map(), fill=fill)
@@ -340,6 +357,18 @@ def mapping_form(ws: Workspace, staged: list[Path], d) -> None:
                      args=(f"edit::{d.file}", False))
 
 
+def form_defaults(d, table: str, saved: dict) -> FormDefaults:
+    """Where the mapping screen starts: the saved mapping, else exactly what detection reads (a
+    recognised layout's columns, derived ones marked; a matched-by-name file's matched columns), else
+    a guess from the headers (a file that needs a mapping)."""
+    start = form_start(d.headers, table, saved)
+    if start is not None:
+        return start
+    if d.table == table and not d.needs_mapping and d.mapping:
+        return FormDefaults({c: h for c, h in d.mapping.items() if h in d.headers}, {}, {})
+    return FormDefaults({c: h for c, h in suggest_mapping(d.headers, table, d.sample).items() if h}, {}, {})
+
+
 def _save_mapping(ws: Workspace, key: str, headers: list[str], table: str, columns: dict[str, str],
                   fill: dict[str, str], file: str) -> None:
     ws.save_mapping(key, headers, table, columns, fill=fill, file=file)
@@ -358,8 +387,11 @@ def saved_mappings(ws: Workspace) -> None:
             table = m.get("table", "?")
             st.markdown(f"**{md(m.get('file') or 'a file')}** → {md(table)} · {len(m.get('headers', []))} columns · "
                         f"saved {md(m.get('saved_at', '?'))}")
+            start = form_start(list(m.get("headers") or []), table, m) if table in TABLES else None
+            derived = start.derived if start else {}
             rows = [{"column": c, "from the file's": h} for c, h in (m.get("columns") or {}).items()
-                    if not c.startswith(OMIT)]
+                    if not c.startswith((OMIT, LAYOUT, DERIVED))]
+            rows += [{"column": c, "from the file's": f"derived, as detected: {how}"} for c, how in derived.items()]
             rows += [{"column": "(left out)", "from the file's": h} for h in left_out(m.get("columns") or {})]
             rows += [{"column": c, "from the file's": f"constant / default {v!r}"} for c, v in
                      (m.get("fill") or {}).items()]
@@ -367,7 +399,7 @@ def saved_mappings(ws: Workspace) -> None:
             edit, delete = st.columns(2)
             if edit.toggle("Edit", key=f"saved_edit_{key}") and table in TABLES:
                 headers = list(m.get("headers") or [])
-                columns = column_choices(headers, table, m.get("columns") or {}, f"saved_{key}")
+                columns = column_choices(headers, table, m.get("columns") or {}, f"saved_{key}", derived)
                 columns = omit_choices(headers, columns, left_out(m.get("columns") or {}), f"saved_{key}_{table}")
                 fill = fill_choices(table, m.get("fill") or {}, f"saved_{key}")
                 if st.button("Save changes", key=f"saved_save_{key}"):
