@@ -8,6 +8,7 @@ equal to the level the business ran at before (so the reference periods are the 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -383,3 +384,26 @@ nodes:
     assert abs(parts["Mid-Market"].rate_z) >= z_bound(3) and abs(parts["Enterprise"].rate_z) < 2
     cause = next(c for c in r.causes if c.id == "n")
     assert cause.top_segment is not None and cause.top_segment.segment == "Mid-Market"
+
+
+def test_size_alone_is_no_evidence_beside_segments_judged_by_evidence() -> None:
+    """Trial 2: "Warm deals owned by Jonas Weber: Pipeline velocity $0/day against $1,795/day" was named
+    from a pair split whose thin cells had no history, while every single dimension was judged by its
+    noise and none stood out. A split without any noise model next to splits with one gets z 0; a
+    segment without one inside a split whose others have one is not evident; a split of a node where
+    nothing has a noise model (a catalogue batch) is still judged by size."""
+    from kpitree.explain.model import DimensionRank, SegmentPart
+    from kpitree.explain.segments import _sized_by_evidence
+
+    judged = SegmentPart("owner", "Ann", -100.0, 0.5, 1.0, 2.0, sd=80.0)
+    bare = SegmentPart("owner × label", "Jonas Weber × Warm", -2297.0, 1.2, 0.0, 1795.0)
+    out = _sized_by_evidence({("owner",): ("component_path", [judged]),
+                              ("owner", "label"): ("component_path", [bare])})
+    assert out[("owner", "label")][1][0].z == pytest.approx(0.0)
+    assert out[("owner",)][1][0] is judged
+    alone = {("owner", "label"): ("component_path", [bare])}
+    assert _sized_by_evidence(alone) is alone  # nothing has a noise model: size still speaks
+    rank = DimensionRank("owner", "mix_rate", "contribution", 0.0, 0.0, 0.0, False, (),
+                         (judged, replace(bare, dimension="owner", segment="Bo")), (), 2.5)
+    assert not rank.evident(rank.segments[1])  # no z beside a segment that has one
+    assert DimensionRank("owner", "batch", "contribution", 0.0, 0.0, 0.0, False, (), (bare,), (), 2.5).evident(bare)

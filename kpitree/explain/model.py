@@ -116,9 +116,13 @@ class DimensionRank:
 
     def evident(self, part: SegmentPart) -> bool:
         """The segment's effect stands out of its noise (always, without a noise model: a catalogue
-        batch has no cells to judge noise from)."""
+        batch has no cells to judge noise from). A segment without one beside segments that have
+        one (a pair cell too thin for a history: "Warm deals owned by Jonas Weber") is not: size
+        alone is no evidence where evidence is what the others are judged by."""
         z = part.strength(self.basis)
-        return z is None or abs(z) >= self.bound
+        if z is None:
+            return not any(p.strength(self.basis) is not None for p in self.segments if p.segment not in PSEUDO)
+        return abs(z) >= self.bound
 
     def to_dict(self) -> dict:
         return _clean({"dimension": self.dimension, "method": self.method, "basis": self.basis,

@@ -137,6 +137,14 @@ def _segment_parts(view: _NodeView, versus: str, dims: Sequence[str], *, evidenc
             with np.errstate(divide="ignore", invalid="ignore"):
                 z = np.abs(np.asarray(sp.value) - np.asarray(sp.ref_value)) / (usual * math.sqrt(1.0 + 1.0 / k))
                 sd = np.where(np.isfinite(z) & (z > 0), np.abs(np.asarray(contrib, dtype="float64")) / z, np.nan)
+        if evidence:
+            # a segment whose own value did not move ($0/day then and now) is no cause of anything, whatever
+            # part the component path gives it: as far within its noise as a number can say (z 0), never
+            # judged by size alone
+            v_now, v_then = np.asarray(sp.value, dtype="float64"), np.asarray(sp.ref_value, dtype="float64")
+            still = np.isfinite(v_now) & np.isfinite(v_then) & np.isclose(v_now, v_then, rtol=1e-9, atol=1e-12)
+            if still.any():
+                sd = np.where(still, np.finfo("float64").max, sd if sd is not None else np.nan)
     else:  # a running-period variant against a closed-period reference: plain deltas, not exact
         contrib, method, surprise, values, baselines = v1 - v0, "delta", zeros, v1, v0
     contrib = np.nan_to_num(np.asarray(contrib, dtype="float64"))
@@ -387,7 +395,7 @@ def _rank(view: _NodeView, method: str, parts: list[SegmentPart], gap: float, ba
     a segment within normal variation explains nothing, however large its share."""
     real = [p for p in parts if p.segment not in PSEUDO]
     unnamed = tuple(p.segment for p in real if view.data.unnamed(p.dimension, p.segment))
-    judge = DimensionRank("", method, basis, 0.0, 0.0, 0.0, False, (), (), (), bound)
+    judge = DimensionRank("", method, basis, 0.0, 0.0, 0.0, False, (), tuple(parts), (), bound)
     power = np.array([0.0 if p.segment in unnamed or not judge.evident(p) else _power(p, basis, gap) for p in real])
     surprise = np.array([p.surprise for p in real])
     cand = att.adtributor(power, surprise)
@@ -467,6 +475,7 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
             res = _segment_parts(view, versus, pair)
             if res is not None and res[1]:
                 splits[pair] = res
+        splits = _sized_by_evidence(splits)
         ranks = ranked(splits)
     found = cause_set(view, versus) if ranks[0].method == "delta" else None
     if found is not None:  # a sum: the set of elements, each at its own depth (see `sets`)
@@ -482,6 +491,18 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
             top = _hidden(view, ranks, gap) or top
     normal = top is None and any(p.sd is not None for r in ranks for p in r.segments)
     return _SegmentAnalysis(tuple(ranks), top, basis=segment_basis(view), normal=normal)
+
+
+def _sized_by_evidence(splits: dict) -> dict:
+    """Where some splits have a noise model (the single dimensions' histories), a split with none at
+    all (pairs of a formula metric, whose thin cells have no history) is not judged by size alone:
+    its segments get z 0. "Warm deals owned by Jonas Weber: $0/day against $1,795/day in one month"
+    was named while every single dimension was within its noise."""
+    if not any(p.sd is not None for _, parts in splits.values() for p in parts):
+        return splits
+    huge = float(np.finfo("float64").max)
+    return {k: (method, [p if p.segment in PSEUDO or p.sd is not None else replace(p, sd=huge) for p in parts])
+            if all(p.sd is None for p in parts) else (method, parts) for k, (method, parts) in splits.items()}
 
 
 def _rate_found(r: DimensionRank, gap: float) -> bool:
