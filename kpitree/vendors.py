@@ -1225,8 +1225,8 @@ def _overlay(table: str, vendor: str, headers: list[str], columns: dict[str, str
     """`vendor`'s layout of `headers` with the user's choices in `columns` (see `LAYOUT`): a column
     mapped to what the layout reads keeps the layout's field; one mapped elsewhere reads that column;
     a `derived:` one keeps the layout's field; any other is not loaded (or is `fill`'s constant).
-    Inputs no field reads any more are dropped, so a column the user moved away from is kept as extra
-    text like any unmapped one."""
+    An input only the fields the user changed read is dropped, so a column the user moved away from is
+    kept as extra text like any unmapped one."""
     vm = vendor_mapping(vendor, headers)
     if vm.table != table:
         raise LoadError(f"the mapping starts from the {vm.label} layout, which makes {vm.table or 'a side file'}, "
@@ -1277,7 +1277,11 @@ def _overlay(table: str, vendor: str, headers: list[str], columns: dict[str, str
     sqls = [f.sql for f in fields.values()] + [file_status or ""] + [c.sql for c in vm.checks] + \
         [n.sql for n in vm.notes] + [sql for sql, _ in vm.skip] + list(vm.facts.values()) + [j.on for j in vm.joins]
     used = set().union(*map(_sql_refs, sqls)) | {stage_input} | {c.input for c in vm.checks}
-    inputs = {k: i for k, i in inputs.items() if k in used}
+    # Only what a field the user changed read is let go; an input the layout reads and loads nowhere
+    # (Salesforce's Opportunity Name) stays read, as it was, so it does not turn into an extra column.
+    was = set().union(*(_sql_refs(f.sql) for f in vm.fields.values())) | _sql_refs(vm.file_status or "") | \
+        {vm.stage_input}
+    inputs = {k: i for k, i in inputs.items() if k in used or (k in vm.inputs and k not in was)}
     read = {c for i in inputs.values() for c in i.columns}
     for i, header in enumerate(h for h in left_out(columns) if h not in read):
         inputs[f"left_out_{i}"] = Input((header,))

@@ -359,26 +359,31 @@ def test_mapping_screen_starts_from_the_hubspot_layout():
     assert guess["account_id"] is None and guess["channel"] is None
 
 
-def _deals_of(ws: Workspace) -> list[tuple]:
-    with ws.connect() as con:
-        return con.execute("SELECT deal_id, account_id, created_date, close_date, status, amount, deal_type, "
-                           "stage, channel FROM deals ORDER BY deal_id").fetchall()
+OWN = Path(__file__).resolve().parent / "fixtures" / "own_data"
+LAYOUT_FILES = [PIPEDRIVE_TRIAL, HUBSPOT_TRIAL, *sorted(EXPORTS.glob("*.csv")),
+                *(OWN / n for n in ("sf_Opportunity.csv", "sf_Campaign.csv", "sf_Lead.csv", "sf_Account.csv"))]
 
 
-@pytest.mark.parametrize("path", [PIPEDRIVE_TRIAL, HUBSPOT_TRIAL], ids=["pipedrive", "hubspot"])
+@pytest.mark.parametrize("path", LAYOUT_FILES, ids=[p.name for p in LAYOUT_FILES])
 def test_a_mapping_saved_unchanged_from_the_screen_loads_as_the_layout_does(tmp_path, path):
+    """Every recognised layout among the fixtures: saving the screen as it opens changes no loaded value,
+    column or row (derived columns, constants, skipped rows, columns the layout reads and loads nowhere)."""
     from kpitree.vendors import form_start
 
+    d = detect_files(None, [path])[0]
+    assert detect_vendor(d.headers) and d.table
     detected = Workspace(tmp_path / "detected", create=True)
-    ingest(detected, [path])
+    ingest(detected, [path], table=d.table)
     saved = Workspace(tmp_path / "saved", create=True)
-    headers = _headers(path)
-    start = form_start(headers, "deals")
-    saved.save_mapping(header_key(headers), headers, "deals", start.columns, fill=start.fill, file=path.name)
-    assert detect_files(saved, [path])[0].label == "saved mapping → deals"
-    report = ingest(saved, [path])
-    assert report.tables["deals"] == len(_deals_of(detected)) > 0
-    assert _deals_of(saved) == _deals_of(detected)
+    start = form_start(d.headers, d.table)
+    saved.save_mapping(header_key(d.headers), d.headers, d.table, start.columns, fill=start.fill, file=path.name)
+    assert detect_files(saved, [path])[0].label == f"saved mapping → {d.table}"
+    report = ingest(saved, [path], table=d.table)
+    with detected.connect() as a, saved.connect() as b:
+        query = f'SELECT * FROM "{d.table}" ORDER BY ALL'
+        assert report.tables[d.table] == len(a.execute(query).fetchall()) > 0
+        assert a.execute(f'DESCRIBE "{d.table}"').fetchall() == b.execute(f'DESCRIBE "{d.table}"').fetchall()
+        assert a.execute(query).fetchall() == b.execute(query).fetchall()
 
 
 def test_a_pipedrive_mapping_changed_on_the_screen_keeps_what_it_did_not_change(tmp_path):
