@@ -321,6 +321,13 @@ def test_change_the_mapping_opens_on_what_detection_read(data_dir, path, expecte
     saved = ws.mappings()[key]["columns"]
     assert ("omit:Deal - Label" in saved and "derived:close_date" in saved if path == PIPEDRIVE_TRIAL
             else "omit:Pipeline" in saved and saved["channel"] == "Original Source Type")
+    listed = next(d.value for d in at.dataframe if "from the file's" in d.value.columns
+                  and "(left out)" in set(d.value["column"]))  # the saved mappings' list
+    assert not [c for c in listed["column"] if c.startswith(("layout:", "derived:"))]
+    made = set(listed.loc[listed["column"] == "close_date", "from the file's"])
+    assert (made == {"derived, as detected: won time for won deals, lost time for lost deals ('Deal closed on' if "
+                     "those are missing), expected close date for open deals"} if path == PIPEDRIVE_TRIAL
+            else made == {"Close Date"})
     at.button(key="load").click().run()
     assert not at.exception
     with ws.connect() as con:
