@@ -79,8 +79,10 @@ def _representative(series: dict[str, float]) -> str | None:
     dated by (close dates lag the created dates the export was cut on), so a table counted by its
     created date looks whole while its closed deals are not. Why half the median: a month of a
     steady business rarely falls below half its typical month, while one the export covers partly
-    (a mid-month start, or a sales cycle's worth of closes missing) does. Only leading months are
-    cut: a low month later on is history (a slow December), not a partial export. A series with a
+    (a mid-month start, or a sales cycle's worth of closes missing) does; a business growing at the
+    plan's cap (6 %/month) for 24 months starts just above half its median month, so growth is not
+    cut. Only leading months are cut: a low month later on is history (a slow December), not a
+    partial export. A series with a
     negative month (a net change) is no volume and is left whole."""
     values = list(series.values())
     if len(values) < 3 or min(values) < 0:
@@ -153,7 +155,7 @@ def _plan_node(engine: Engine, node: Node, months: list[Period], baseline_end: P
     if mark and m.kind is Kind.FLOW and first_day is not None:
         # a suggestion never rests on the month the data starts in: a part-month undercounts a flow
         known = {k: v for k, v in known.items() if parse_period(k).start >= first_day}
-    volumes = _volumes(engine, node, m, months, values, baseline_end) if m.kind is not Kind.STOCK else {}
+    volumes = _volumes(engine, node, m, months, values, baseline_end) if known and m.kind is not Kind.STOCK else {}
     start = _representative(dict(sorted(volumes.items())))
     if start is not None:
         known = {k: v for k, v in known.items() if k >= start}
