@@ -61,6 +61,9 @@ from .normalise import (
 from .plain import csv_text
 from .schema import TABLES, ColumnType
 from .vendors import (
+    DERIVED,
+    LAYOUT,
+    OMIT,
     SIDE_COLUMNS,
     SNAPSHOT_COLUMNS,
     STAGE_DEFAULTS,
@@ -2351,7 +2354,8 @@ def read_mapping(path: str | Path) -> dict:
     known = set(TABLES[raw["table"]].column_names) | {"lead_link"}
     if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
         raise LoadError(f"{path.name}: 'columns' maps canonical column → the file's header, e.g. {example}")
-    unknown = sorted(set(columns) - known) + sorted(set(raw.get("fill") or {}) - known)
+    saved = tuple(c for c in columns if c.startswith((OMIT, LAYOUT, DERIVED)))  # the Upload page's own entries
+    unknown = sorted(set(columns) - known - set(saved)) + sorted(set(raw.get("fill") or {}) - known)
     if unknown:
         raise LoadError(f"{path.name}: {', '.join(map(repr, unknown))} is not a column of {raw['table']!r} "
                         f"(its columns: {', '.join(TABLES[raw['table']].column_names)})")
