@@ -203,8 +203,8 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
               has_ref: bool, inherited: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Noise of each segment's rate term w̄ (r1 − r0) and mix term (w1 − w0)(r̄ − R̄) of a ratio.
 
-    `inherited`: for a dimension nested in another, the counting noise of the part of its parent
-    segment's mix each child carries (see `_nested_terms`); it adds to the child's own mix noise."""
+    `inherited`: for a dimension nested in another, the noise of the part of its parent segment's
+    mix each child carries (see `_nested_terms`); it adds to the child's own mix noise."""
     num, den = m.ratio  # type: ignore[misc]
     rate_noise = mix_noise = log_sd = None
     cross = f"{num}{CROSS}"
@@ -284,10 +284,10 @@ def _nested_terms(data: NodeData, child: str, parent: str, sp: Split, mr: att.Mi
     flat mix (w1 − w0)(r̄_i − R̄) of one big-deal rep losing share to another is large and cancels
     only in the sum. Exact: the parts still add up to R1 − R0.
 
-    The last array is the counting noise of the share of its segment's mix each child carries: a
-    segment's share of the volume moving is judged by the segment's counts, and a rep who carries
-    40 % of it inherits 40 % of that noise too — without it a rep looked six standard errors out
-    for a segment-level mix shift that was itself within normal variation.
+    The last array is the noise of the share of its segment's mix each child carries: a segment's
+    share of the volume moving is judged as the parent dimension judges it (its counts, widened by
+    its history), and a rep who carries 40 % of it inherits 40 % of that noise too — without it a
+    rep looked three standard errors out for a segment-level mix shift within normal variation.
     """
     pair = data.split((child, parent))
     den = data.cur_metric.ratio[1]  # type: ignore[index]
