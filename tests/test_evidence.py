@@ -248,21 +248,27 @@ def test_a_gap_within_the_totals_own_noise_is_pinned_on_no_leaf(tmp_path: Path) 
     assert "within normal variation" in r.red_path[0].segment_sentence
 
 
+def three_segments(seed: int, october: dict[str, float], *, sigma: float, per_month: int) -> list[tuple]:
+    """Won deals of Enterprise ($100k), Mid-Market ($30k) and SMB ($5k), `per_month` a month each,
+    lognormal sizes of spread `sigma` around those means; in October each segment's sizes × `october`."""
+    rng = np.random.default_rng(seed)
+    sizes = {"Enterprise": 100_000, "Mid-Market": 30_000, "SMB": 5_000}
+    rows = []
+    for month in MONTHS:
+        for segment, size in sizes.items():
+            factor = october.get(segment, 1.0) if month == MONTHS[-1] else 1.0
+            rows += [(month, f"{segment} rep", segment, "Direct", a)
+                     for a in size * factor * rng.lognormal(-sigma * sigma / 2, sigma, per_month)]
+    return rows
+
+
 def test_a_loss_hidden_by_another_segments_gain_is_named(tmp_path: Path) -> None:
     """Average deal size, 36 won deals a month in each of three segments (Enterprise $100k, Mid-Market
     $30k, SMB $5k: $45k on average, the target). In October every Mid-Market deal closes at half its
     size (−$5k on the average) and Enterprise's grow by 15 % (+$5k): the average is on target, yet a
     segment's deals closing at half their size is a loss with an owner, hidden only by a gain that may
     not last. The answer names Mid-Market's own rate, never Enterprise's gain as a cause."""
-    rng = np.random.default_rng(21)
-    sizes = {"Enterprise": 100_000, "Mid-Market": 30_000, "SMB": 5_000}
-    rows = []
-    for month in MONTHS:
-        last = month == MONTHS[-1]
-        for segment, size in sizes.items():
-            factor = {"Enterprise": 1.15, "Mid-Market": 0.5}.get(segment, 1.0) if last else 1.0
-            rows += [(month, f"{segment} rep", segment, "Direct", a)
-                     for a in size * factor * rng.lognormal(-0.045, 0.3, 36)]
+    rows = three_segments(21, {"Enterprise": 1.15, "Mid-Market": 0.5}, sigma=0.3, per_month=36)
     engine = workspace(tmp_path, deals(rows))
     r = explain_node(engine, one_node("avg_deal_size", 45_000, "segment"), "n", "2026-10")
     assert abs(r.gap) < 0.1 * 45_000 and r.status != "red"  # the total shows next to nothing
@@ -359,15 +365,7 @@ def test_a_discount_on_heavy_tailed_deals_is_named_on_the_log_scale(tmp_path: Pa
     size: on the raw amounts that is 2.3 standard errors (under the bar of 2.39 for three segments),
     on the log scale, where a discount takes the same share off every deal, 3.3. Mid-Market is
     named; the other segments, whose deals did not change, are not."""
-    rng = np.random.default_rng(5)
-    sizes = {"Enterprise": 100_000, "Mid-Market": 30_000, "SMB": 5_000}
-    rows = []
-    for month in MONTHS:
-        last = month == MONTHS[-1]
-        for segment, size in sizes.items():
-            factor = 0.6 if last and segment == "Mid-Market" else 1.0
-            rows += [(month, f"{segment} rep", segment, "Direct", a)
-                     for a in size * factor * rng.lognormal(-0.5, 1.0, 80)]
+    rows = three_segments(5, {"Mid-Market": 0.6}, sigma=1.0, per_month=80)
     engine = workspace(tmp_path, deals(rows))
     by_period = ", ".join(f"{m}: 45000" for m in MONTHS)
     tree, problems = parse_yaml(f"""
