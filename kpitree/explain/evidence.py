@@ -187,14 +187,20 @@ def spread_floor(unit: np.ndarray, rows: np.ndarray, r0: np.ndarray, r1: np.ndar
         level = np.fmax(np.abs(np.nan_to_num(r0)), np.abs(np.nan_to_num(r1)))
         mean = (np.abs(np.nan_to_num(r0)) + np.abs(np.nan_to_num(r1))) / 2
         cv2 = unit / (mean * mean)
-    rows = np.asarray(rows, dtype="float64")
-    ok = np.isfinite(cv2) & (cv2 > 0) & (rows >= min_rows)
+    typical = typical_spread(cv2, rows, min_rows)
+    return unit if typical is None else np.fmax(unit, typical * level * level)
+
+
+def typical_spread(spread: np.ndarray, rows: np.ndarray, min_rows: float = MIN_SPREAD_ROWS) -> float | None:
+    """The spread of the median row: over segments with at least `min_rows` rows and a positive
+    spread, weighted by their rows (None when there is no such segment)."""
+    spread, rows = np.asarray(spread, dtype="float64"), np.asarray(rows, dtype="float64")
+    ok = np.isfinite(spread) & (spread > 0) & (rows >= min_rows)
     if not ok.any():
-        return unit
-    order = np.argsort(cv2[ok])
+        return None
+    order = np.argsort(spread[ok])
     weight = np.cumsum(rows[ok][order])
-    typical = float(cv2[ok][order][np.searchsorted(weight, weight[-1] / 2)])  # the median row's segment
-    return np.fmax(unit, typical * level * level)
+    return float(spread[ok][order][np.searchsorted(weight, weight[-1] / 2)])
 
 
 def binomial_floor(unit: np.ndarray, hits: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -267,12 +273,9 @@ def log_z(cur: tuple[np.ndarray, np.ndarray, np.ndarray], ref: tuple[np.ndarray,
         s2 = ss / (n1 + n0 - 2.0)
         # a cell of a few deals cannot say how much sizes spread: at least the typical segment's
         # (weighted by rows, those with MIN_SPREAD_ROWS or more), as `spread_floor` does on raw amounts
-        rows = n1 + n0
-        ok = np.isfinite(s2) & (s2 > 0) & (rows >= MIN_SPREAD_ROWS)
-        if ok.any():
-            order = np.argsort(s2[ok])
-            weight = np.cumsum(rows[ok][order])
-            s2 = np.fmax(s2, float(s2[ok][order][np.searchsorted(weight, weight[-1] / 2)]))
+        typical = typical_spread(s2, n1 + n0)
+        if typical is not None:
+            s2 = np.fmax(s2, typical)
         t = (m1 - m0) / np.sqrt(s2 * (1.0 / n1 + 1.0 / n0))
         df = np.maximum(n1 + n0 - 2.0, 1.0)
         z = t * (1.0 - 1.0 / (4.0 * df)) / np.sqrt(1.0 + t * t / (2.0 * df))  # Student's t as a z
