@@ -2,12 +2,13 @@
 
 Status rules (PRODUCT.md): a closed period compares value to target in the node's direction —
 green at or better than target, amber within the threshold (default 5 %), red beyond. A running
-period uses pace: flows are pro-rated by elapsed time, stocks and ratios use their latest value.
+period uses pace: flows are pro-rated by the share of the period's plan done by now (its months'
+targets, else elapsed time; `flow_share`), stocks and ratios use their latest value.
 No target gives grey "no_target" (never silently green); no data gives "no_data".
 
 A running period's stock (ARR, customers) is a level today, while its target is the level planned for
 the period's last day: it is judged against the *target by now* (`target_by_now`), the level on the
-plan's path from the opening level (the previous period's close, else its target) through the monthly
+plan's path from the opening level (the previous period's target, else its close) through the monthly
 targets inside the period to the period's target. Rates that build up over the period (NRR and GRR
 compound, logo churn and the expansion rate add up; `Metric.rollup`) are period-to-date while it runs
 and are judged against the part of their target planned by now. Rates that are means (win rate,
@@ -31,6 +32,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 
+from .attribution import Formula
 from .cache import ResultCache
 from .errors import KpiTreeError, QueryError
 from .format import fmt
@@ -520,15 +522,21 @@ class ByNow:
     basis: str
 
 
-def target_by_now(node: Node, period: Period, as_of: date, opening: float | None) -> ByNow | None:
+def target_by_now(node: Node, period: Period, as_of: date, opening: float | None,
+                  tree: Tree | None = None) -> ByNow | None:
     """Where the plan says the node should be at the end of day `as_of` in the running `period`; None
     when the period is not running or the node is judged against its period target (flows, which are
     paced instead; mean rates; stocks taken at the period's start; no target).
 
-    A stock: on the path from `opening` (the level at the end of the previous period; None: its target
-    is used, and said; without either, the path starts at the first monthly target) through the node's own monthly targets inside the period to the period's target,
+    A stock: on the plan's own path from the previous period's target (without one, from `opening`, the
+    level at the end of the previous period, and said; without either, the path starts at the first
+    monthly target) through the node's own monthly targets inside the period to the period's target,
     straight between two points, so on 20 November the year's ARR is judged two thirds of the way from
-    October's target to November's. A rate that builds up over the period (`Metric.rollup` compound,
+    October's target to November's. The plan's path, not the actual close: a stock that closed October
+    $10M short of plan is still short on 1 November, not on plan again because the month restarted.
+    A stock that is an exact formula of its children (ARR = ARR at start × NRR + new-logo ARR +
+    reactivation ARR, given `tree`) is that formula over their targets by now (`part_by_now`), so the
+    tree's gap and the explanation's parts of it add up in a running period as in a closed one. A rate that builds up over the period (`Metric.rollup` compound,
     churn or sum): the part of the period's target planned by now — the monthly targets' shape when
     every month of the period has one, else elapsed days (see `targets.rate_by_now`).
     """
@@ -541,11 +549,16 @@ def target_by_now(node: Node, period: Period, as_of: date, opening: float | None
     unit = node.shown_unit
     days, done = period.days, period.elapsed_days(as_of)
     if m.kind is Kind.STOCK and m.name not in OPENING_STOCKS:
+        composed = _formula_by_now(node, period, as_of, tree) if tree is not None and node.formula else None
+        if composed is not None:
+            return composed
         prev = period.previous()
-        start_word = f"the {prev.key} close"
-        if opening is None:
-            opening = target_for(node, prev)
-            start_word = f"the {prev.key} target (no {prev.key} value)"
+        start_word = f"the {prev.key} target"
+        planned = target_for(node, prev)
+        if planned is not None:
+            opening = planned
+        else:
+            start_word = f"the {prev.key} close"  # the plan has no point there: the level it started from
         given = dict(node.target.by_period)
         points, words = ([(0, opening)], [start_word]) if opening is not None else ([], [])
         for month in period.months():
@@ -562,18 +575,9 @@ def target_by_now(node: Node, period: Period, as_of: date, opening: float | None
                             f"{fmt(v0, unit, compact=True)} → {words[i + 1]} {fmt(v1, unit, compact=True)}, "
                             f"{done - d0} of {d1 - d0} days in")
     if m.kind is Kind.RATIO and m.rollup != "mean":
-        share, how = done / days, "by elapsed days"
-        monthly = [(mo, _monthly_rate(node, mo)) for mo in period.months()]
-        scaled = [(mo, rate_scale(x, m.rollup) if x is not None else None) for mo, x in monthly]
-        if all(x is not None for _, x in scaled):
-            def covered(mo: Period, last: date) -> float:
-                return max(0, (min(mo.end, last) - max(mo.start, period.start)).days + 1) / mo.days
-            whole = sum(covered(mo, period.end) * x for mo, x in scaled)  # type: ignore[operator]
-            # months all of one sign (retention below 100 % decays: its logs are negative); a plan
-            # that gains in some months and loses in others has no share-of-the-year shape
-            if whole != 0 and (all(x >= 0 for _, x in scaled) or all(x <= 0 for _, x in scaled)):  # type: ignore[operator]
-                share = sum(covered(mo, as_of) * x for mo, x in scaled) / whole  # type: ignore[operator]
-                how = "by the monthly targets"
+        share, how = _planned_share(period, as_of, [
+            (mo, rate_scale(x, m.rollup) if x is not None else None)
+            for mo, x in ((mo, _monthly_rate(node, mo)) for mo in period.months())])
         planned = rate_by_now(target, m.rollup, share)
         if planned is None:
             return None
@@ -582,6 +586,71 @@ def target_by_now(node: Node, period: Period, as_of: date, opening: float | None
                               f"{period.key} target {fmt(target, unit, compact=True)} {verb} over {share:.0%} of "
                               f"its course ({how}; {done} of {days} days in)")
     return None
+
+
+def _planned_share(period: Period, as_of: date, monthly: Sequence[tuple[Period, float | None]]
+                   ) -> tuple[float, str]:
+    """The share of a running period's plan done by the end of day `as_of`, and how it was read: the
+    shape of the months' own planned amounts (`monthly`, on a scale where months add up) when every
+    month of the period has one, else elapsed days. A plan that expects $12M of new ARR in September
+    and $5M in October is not a straight line through the year."""
+    share, how = period.elapsed_fraction(as_of), "by elapsed days"
+    if monthly and all(x is not None for _, x in monthly):
+        def covered(mo: Period, last: date) -> float:
+            return max(0, (min(mo.end, last) - max(mo.start, period.start)).days + 1) / mo.days
+        whole = sum(covered(mo, period.end) * x for mo, x in monthly)  # type: ignore[operator]
+        # months all of one sign (retention below 100 % decays: its logs are negative); a plan
+        # that gains in some months and loses in others has no share-of-the-year shape
+        if whole != 0 and (all(x >= 0 for _, x in monthly) or all(x <= 0 for _, x in monthly)):  # type: ignore[operator]
+            share = sum(covered(mo, as_of) * x for mo, x in monthly) / whole  # type: ignore[operator]
+            how = "by the monthly targets"
+    return share, how
+
+
+def flow_share(node: Node, period: Period, as_of: date) -> tuple[float, str]:
+    """The share of a running period's flow target planned by `as_of` (`_planned_share` over the
+    months' given targets): a flow's pace is its value over this share, its target by now the
+    period's target times it."""
+    given = dict(node.target.by_period)
+    months = period.months()
+    monthly = [(mo, given.get(mo.key)) for mo in months] if len(months) > 1 else []
+    return _planned_share(period, as_of, monthly)
+
+
+def part_by_now(node: Node, period: Period, as_of: date, tree: Tree | None = None) -> float | None:
+    """A node's target as it stands on the as-of day of a running period, whatever its kind: a flow's
+    period target times the share planned by now (`flow_share`), a stock's or building-up rate's
+    `target_by_now`, else (a mean rate, a stock taken at the start) the period's target."""
+    target = target_for(node, period)
+    if target is None or not period.start <= as_of < period.end:
+        return target
+    if CATALOGUE[node.metric].kind is Kind.FLOW:
+        return target * flow_share(node, period, as_of)[0]
+    by_now = target_by_now(node, period, as_of, None, tree)
+    return by_now.value if by_now is not None else target
+
+
+def _formula_by_now(node: Node, period: Period, as_of: date, tree: Tree) -> ByNow | None:
+    """A stock that is an exact formula of its children: the formula over their targets by now (None
+    when a child has no target or the formula cannot be read)."""
+    try:
+        formula = Formula.parse(node.formula or "")
+    except (SyntaxError, ValueError):
+        return None
+    parts: dict[str, float] = {}
+    for name in formula.names:
+        try:
+            child = tree.node(name)
+        except KeyError:
+            return None
+        planned = part_by_now(child, period, as_of, tree)
+        if planned is None:
+            return None
+        parts[name] = planned
+    level = float(formula(parts))
+    said = ", ".join(f"{tree.node(n).label} {fmt(v, tree.node(n).shown_unit, compact=True)}" for n, v in parts.items())
+    return ByNow(level, f"{fmt(level, node.shown_unit, compact=True)} planned by {as_of.isoformat()}: "
+                        f"{formula.expression} over its parts' targets by now ({said})")
 
 
 def _monthly_rate(node: Node, month: Period) -> float | None:
@@ -619,9 +688,10 @@ def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | st
         value = vals.get(period.key)
         pace = None
         if not complete and m.kind is Kind.FLOW and value is not None and elapsed > 0:
-            pace = value / elapsed
+            share = flow_share(node, period, as_of)[0]
+            pace = value / share if share > 0 else value / elapsed
         target = target_for(node, period)
-        by_now = None if complete else target_by_now(node, period, as_of, vals.get(prev.key))
+        by_now = None if complete else target_by_now(node, period, as_of, vals.get(prev.key), tree)
         amber = node.amber if node.amber is not None else amber_default
         with engine.session():
             grown = engine.maturity(node, period) if value is not None else None
@@ -655,7 +725,7 @@ def trend(engine: Engine, tree: Tree, node_id: str, period: Period, n: int = 18)
         values = engine.values(node, [period.previous(), *periods] if n < 2 else periods)
         grown = engine.maturities(node, periods)
     expected = {k: g.expected(values.get(k)) for k, g in grown.items()}
-    by_now = {p.key: target_by_now(node, p, engine.as_of, values.get(p.previous().key)) for p in periods
+    by_now = {p.key: target_by_now(node, p, engine.as_of, values.get(p.previous().key), tree) for p in periods
               if not p.is_complete(engine.as_of)}
     frame = pd.DataFrame({
         "period": [p.key for p in periods],
@@ -680,5 +750,6 @@ def default_period(engine: Engine, grain: str = "month") -> Period:
 
 __all__ = [
     "AMBER", "GREEN", "MATURING", "NO_DATA", "NO_TARGET", "OPENING_STOCKS", "RED", "ByNow", "Engine", "Evaluation",
-    "NodeResult", "evaluate_tree", "parse_period", "status_of", "target_by_now", "target_for", "trend",
+    "NodeResult", "evaluate_tree", "flow_share", "parse_period", "part_by_now", "status_of", "target_by_now",
+    "target_for", "trend",
 ]

@@ -137,11 +137,13 @@ def test_stock_paced_through_the_months_targets():
     assert early is not None and early.value == pytest.approx(600 + 300 * 31 / 90)
 
 
-def test_stock_without_an_opening_value_starts_at_the_previous_target():
+def test_stock_starts_at_the_previous_target_whatever_it_closed_at():
     tree = _parse(_tree("{by_period: {2025: 3000, 2026: 9000}}"))
-    got = target_by_now(tree.node("arr"), parse_period("2026"), date(2026, 11, 15), None)
-    assert got is not None and got.value == pytest.approx(3000 + 6000 * 319 / 365)  # 8,243.84
-    assert "the 2025 target (no 2025 value)" in got.basis
+    # the plan's own path: 3,000 planned for the end of 2025, whether it closed at 2,000 or at nothing
+    for close in (None, 2000.0):
+        got = target_by_now(tree.node("arr"), parse_period("2026"), date(2026, 11, 15), close)
+        assert got is not None and got.value == pytest.approx(3000 + 6000 * 319 / 365)  # 8,243.84
+        assert "the 2025 target $3,000 → the 2026 target $9,000, 319 of 365 days in" in got.basis
     # nothing to start from at all: the period's target stands
     bare = _parse(_tree("{by_period: {2026: 9000}}"))
     assert target_by_now(bare.node("arr"), parse_period("2026"), date(2026, 11, 15), None) is None
@@ -230,7 +232,7 @@ def test_running_year_through_month_targets_and_from_the_previous_target(ws):
     opening = _parse(_tree("{by_period: {2025: 3000, 2026: 9000}}"))
     arr = evaluate_tree(ws, opening, "2026").node("arr")
     assert arr.previous is None and arr.target_by_now == pytest.approx(3000 + 6000 * 319 / 365)
-    assert arr.status == RED and "the 2025 target (no 2025 value)" in arr.by_now_basis
+    assert arr.status == RED and "the 2025 target $3,000 → the 2026 target" in arr.by_now_basis
 
 
 def test_closed_period_is_unchanged(ws):
@@ -260,7 +262,100 @@ def test_trend_carries_the_running_periods_target_by_now(ws):
     tree = _parse(_tree("{by_period: {2026-10: 6000, 2026-11: 7000}}"))
     frame = trend(Engine(ws), tree, "arr", parse_period("2026-11"), 3).set_index("period")
     assert frame.loc["2026-11", "target"] == 7000.0
-    assert frame.loc["2026-11", "target_by_now"] == pytest.approx(6140.0)  # 5,280 → 7,000, 15 of 30 days
+    # the plan's path from October's 6,000 (not the 5,280 it closed at) to November's 7,000: 15 of 30 days
+    assert frame.loc["2026-11", "target_by_now"] == pytest.approx(6500.0)
     assert frame["target_by_now"].drop("2026-11").isna().all()  # closed months: their target stands
-    alone = trend(Engine(ws), tree, "arr", parse_period("2026-11"), 1)  # the opening is read all the same
-    assert alone["target_by_now"].tolist() == [pytest.approx(6140.0)]
+    alone = trend(Engine(ws), tree, "arr", parse_period("2026-11"), 1)
+    assert alone["target_by_now"].tolist() == [pytest.approx(6500.0)]
+
+
+# --- flows by the plan's shape, and a stock that is the formula of its parts ---------------------------
+
+_BRIDGE = """
+name: bridge
+nodes:
+  - id: arr
+    level: 1
+    metric: arr
+    owner: CEO
+    formula: arr = arr_start * nrr + arr_new + arr_reactivation
+    target: {by_period: {2026-10: 6000, 2026-11: 7000, 2026-Q4: 7600}}
+    children: [arr_start, nrr, arr_new, arr_reactivation]
+  - id: arr_start
+    level: 2
+    metric: arr_start
+    owner: CEO
+    target: {by_period: {2026-11: 6000}}
+  - id: nrr
+    level: 2
+    metric: nrr
+    owner: CS
+    target: {by_period: {2026-11: 1.01}}
+  - id: arr_new
+    level: 2
+    metric: arr_new
+    owner: CRO
+    target: {by_period: {2026-10: 100, 2026-11: 900, 2026-12: 1000, 2026-Q4: 2000}}
+  - id: arr_reactivation
+    level: 2
+    metric: arr_reactivation
+    owner: CS
+    target: {by_period: {2026-11: 40}}
+"""
+
+
+def test_a_flow_s_share_of_its_period_follows_its_months_targets():
+    from kpitree.evaluate import flow_share
+
+    new = _parse(_BRIDGE).node("arr_new")
+    # 15 November: October's 100 and half of November's 900 of the quarter's 2,000 planned = 550 / 2,000
+    share, how = flow_share(new, parse_period("2026-Q4"), date(2026, 11, 15))
+    assert share == pytest.approx(550 / 2000) and how == "by the monthly targets"
+    # a month has no months inside to shape it: elapsed days
+    assert flow_share(new, parse_period("2026-11"), date(2026, 11, 15)) == (pytest.approx(0.5), "by elapsed days")
+    # December's target missing: no shape, elapsed days (46 of 92)
+    other = _parse(_BRIDGE.replace("2026-12: 1000, ", "")).node("arr_new")
+    assert flow_share(other, parse_period("2026-Q4"), date(2026, 11, 15))[0] == pytest.approx(46 / 92)
+
+
+def test_a_stock_that_is_a_formula_is_planned_by_now_as_the_formula_of_its_parts():
+    tree = _parse(_BRIDGE)
+    got = target_by_now(tree.node("arr"), parse_period("2026-11"), date(2026, 11, 15), 5280.0, tree)
+    # the plan holds: 6,000 × 1.01 + 900 + 40 = 7,000; by the 15th: ARR at start whole, NRR 1.01 ** 0.5,
+    # half of new-logo (450) and of reactivation ARR (20)
+    assert got is not None and got.value == pytest.approx(6000 * 1.01 ** 0.5 + 450 + 20)  # 6,499.93
+    assert "over its parts' targets by now" in got.basis
+    # without the tree its parts are unknown: the plan's path, October's 6,000 → November's 7,000
+    alone = target_by_now(tree.node("arr"), parse_period("2026-11"), date(2026, 11, 15), 5280.0)
+    assert alone is not None and alone.value == pytest.approx(6500.0)
+
+
+def test_running_month_explains_the_stock_s_gap_over_its_parts_so_far(ws):
+    from kpitree.explain import explain_node
+
+    tree = _parse(_BRIDGE)
+    ev = evaluate_tree(ws, tree, "2026-11")
+    arr, new = ev.node("arr"), ev.node("arr_new")
+    # ARR 6,360 on the 15th against 6,499.93 by now: −2.2 %, amber
+    assert arr.value == 6360.0 and arr.target_by_now == pytest.approx(6000 * 1.01 ** 0.5 + 470)
+    assert arr.status == AMBER
+    # new-logo ARR so far: C7's 12 × 90 = 1,080, at pace 2,160 against 900
+    assert new.value == pytest.approx(1080.0) and new.pace == pytest.approx(2160.0) and new.status == GREEN
+    result = explain_node(ws, tree, "arr", "2026-11")
+    parts = {c.id: c for c in result.children}
+    assert result.gap == pytest.approx(6360.0 - (6000 * 1.01 ** 0.5 + 470))
+    assert abs(parts["residual"].contribution) < 1e-6  # ARR today is the formula of its parts so far
+    # the flow enters as far as it has come, against the half of its target planned by now
+    assert parts["arr_new"].value == pytest.approx(1080.0) and parts["arr_new"].baseline == pytest.approx(450.0)
+    assert parts["arr_new"].contribution == pytest.approx(630.0)
+    assert parts["arr_reactivation"].contribution == pytest.approx(-20.0)
+    assert result.sentences()[0].startswith("arr: actual $6,360 against target by now $6,500 (−$140, −2%)")
+    assert any("as far as they have come" in n for n in result.notes)
+
+
+def test_a_running_quarter_paces_a_flow_by_its_months_targets(ws):
+    ev = evaluate_tree(ws, _parse(_BRIDGE), "2026-Q4")
+    new = ev.node("arr_new")
+    # new logos so far in Q4: C5 70, C8 10 (its first row never counted), C7 90 → 12 × 170 = 2,040; the plan
+    # had 550 of 2,000 by 15 November, so the pace is 2,040 / 0.275, not 2,040 / (46 / 92)
+    assert new.value == pytest.approx(2040.0) and new.pace == pytest.approx(2040.0 / 0.275)

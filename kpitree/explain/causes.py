@@ -11,12 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..bridge import opening_child
-from ..evaluate import Evaluation, judge
+from ..evaluate import Evaluation, flow_share, judge
 from ..format import fmt_share
-from ..metrics import (
-    Kind,
-    metric,
-)
+from ..metrics import Kind, metric
 from ..tree import Node, Tree
 from .analysis import _analyse, _Analysis, _over, _worse
 from .cells import _Session
@@ -107,15 +104,14 @@ class _TreeStatus:
             return loaded
         engine, period = self.session.engine, self.session.period
         value = engine.values(node, [period.previous(), period]).get(period.key)
-        elapsed = period.elapsed_fraction(engine.as_of)
-        compared = value
-        if not period.is_complete(engine.as_of) and metric(node.metric).kind is Kind.FLOW and value is not None \
-                and elapsed > 0:
-            compared = value / elapsed
+        pace = None
+        if not period.is_complete(engine.as_of) and metric(node.metric).kind is Kind.FLOW and value is not None:
+            share = flow_share(node, period, engine.as_of)[0]
+            pace = value / share if share > 0 else None
         amber = node.amber if node.amber is not None else engine.settings.amber_threshold
         grown = engine.maturity(node, period) if value is not None else None
-        pace = compared if compared is not value else None
-        return judge(value, judged_target(engine, node, period), node.better, amber, grown, pace)[0]
+        return judge(value, judged_target(engine, self.session.tree, node, period), node.better, amber, grown,
+                     pace)[0]
 
 
 def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence[str],

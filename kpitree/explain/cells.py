@@ -26,7 +26,7 @@ import pandas as pd
 from .. import attribution as att
 from ..cache import ResultCache
 from ..errors import QueryError
-from ..evaluate import Engine, target_for
+from ..evaluate import Engine, flow_share, target_for
 from ..localise import nested_dimensions
 from ..metrics import (
     Kind,
@@ -748,8 +748,9 @@ class NodeData:
             return _Rows(codes[role], values, var)
 
         pace = 1.0
-        if session.running and plan.cur_metric.kind is Kind.FLOW and session.elapsed > 0:
-            pace = 1.0 / session.elapsed  # projected to the end of the period, as evaluate's pace
+        if session.running and plan.cur_metric.kind is Kind.FLOW:
+            share = flow_share(node, session.period, session.as_of)[0]
+            pace = 1.0 / share if share > 0 else 1.0  # projected to the end of the period, as evaluate's pace
         cur = rows(cur_df, "cur", comps_cur, pace)
         ref = rows(pool_df if ref_mask is not None else None, "ref", comps_ref, 1.0 / max(len(ref_periods), 1),
                    ref_mask)

@@ -9,13 +9,15 @@ children get their own status and change, never a share.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import attribution as att
 from ..bridge import opening_child
+from ..evaluate import flow_share
+from ..metrics import Kind, metric
 from .cells import _Session
 from .model import PAIR_SEP, ChildPart, Influence
 from .view import _NodeView, _view
@@ -52,6 +54,12 @@ def _children(session: _Session, parent: _NodeView, versus: str, cell_dim: tuple
     notes: list[str] = []
     x1: dict[str, float] = {}
     base: dict[str, float] = {}
+    scale = _to_date(session, parent, formula.names, versus)
+    if scale:
+        said = ", ".join(views[n].node.label for n in scale)
+        notes.append(f"{session.period.key} is still running: {said} enter{'s' if len(scale) == 1 else ''} "
+                     f"{node.label}'s formula as far as {'it has' if len(scale) == 1 else 'they have'} come, "
+                     "against the part of the target planned by now (the same verdict as at pace)")
     for n in formula.names:
         v = views[n]
         b = v.baseline
@@ -62,13 +70,13 @@ def _children(session: _Session, parent: _NodeView, versus: str, cell_dim: tuple
             if parent.gap is not None:  # else there is no change to attribute anyway
                 notes.append(f"{v.node.label} has no value or baseline: the formula's change stays in the residual")
             return _undefined(parent, influences, notes)
-        x1[n], base[n] = v.value, b
+        x1[n], base[n] = v.value * scale.get(n, 1.0), b * scale.get(n, 1.0)
     gap = parent.gap
     parts_by: dict[str, float] = {n: 0.0 for n in formula.names}
     cells: dict[str, list[tuple[str, float]]] = {n: [] for n in formula.names}
     joint = None
     if formula.kind != "additive" and cell_dim is not None:
-        joint = _within_segments(formula, views, base, cell_dim)
+        joint = _within_segments(formula, views, base, cell_dim, scale)
     if joint is not None:
         seg_parts, rest, segs, methods = joint
         for n in formula.names:
@@ -89,7 +97,7 @@ def _children(session: _Session, parent: _NodeView, versus: str, cell_dim: tuple
     for n in formula.names:
         v = views[n]
         c = parts_by[n]
-        parts.append(ChildPart(n, v.node.label, v.node.owner, c, _share(c, gap), v.value, base[n], v.unit,
+        parts.append(ChildPart(n, v.node.label, v.node.owner, c, _share(c, gap), x1[n], base[n], v.unit,
                                v.status, "exact", tuple(cells[n]), v.maturing, v.expected_final,
                                opening is not None and n == opening.id))
     residual = None
@@ -101,6 +109,25 @@ def _children(session: _Session, parent: _NodeView, versus: str, cell_dim: tuple
         parts.append(ChildPart("residual", "Residual (not in formula)", node.owner, residual, _share(residual, gap),
                                None, None, parent.unit, "", "residual"))
     return _Children(method, tuple(parts), influences, residual, detail, tuple(notes))
+
+
+def _to_date(session: _Session, parent: _NodeView, names: Sequence[str], versus: str) -> dict[str, float]:
+    """Per flow child of a running stock's formula, the share of its period planned by now.
+
+    A running flow is judged on its pace (projected to the period's end) against its whole target,
+    but a stock today holds the flows so far: ARR on 20 November = ARR at start × NRR so far + the
+    new-logo ARR won so far. In the stock's formula the flow enters as far as it has come, against
+    the part of its target planned by now (`evaluate.flow_share`, the share the pace divides by), so
+    the parts add up to the gap the tree colours; the flow's own verdict is the same either way."""
+    period, as_of = session.period, session.engine.as_of
+    if versus != "target" or period.is_complete(as_of) or metric(parent.node.metric).kind is not Kind.STOCK:
+        return {}
+    out = {}
+    for n in names:
+        child = session.tree.node(n)
+        if metric(child.metric).kind is Kind.FLOW:
+            out[n] = flow_share(child, period, as_of)[0]
+    return out
 
 
 def _undefined(parent: _NodeView, influences: tuple[Influence, ...], notes: list[str]) -> _Children:
@@ -125,7 +152,7 @@ def _influence(v: _NodeView) -> Influence:
 
 
 def _within_segments(formula: att.Formula, views: Mapping[str, _NodeView], base: Mapping[str, float],
-                     dims: tuple[str, ...]
+                     dims: tuple[str, ...], scale: Mapping[str, float] | None = None
                      ) -> tuple[dict[str, np.ndarray], dict[str, float], list[str], dict[str, int]] | None:
     """Attribution of reference → actual inside each segment of `dims`, plus baseline → reference.
 
@@ -160,6 +187,8 @@ def _within_segments(formula: att.Formula, views: Mapping[str, _NodeView], base:
         tot1, tot0 = views[n].value, views[n].ref_value
         if tot1 is None or tot0 is None:
             return None
+        k = (scale or {}).get(n, 1.0)  # a running flow in a stock's formula: so far (see `_to_date`)
+        a1, a0, tot1, tot0 = a1 * k, a0 * k, tot1 * k, tot0 * k
         if views[n].data.cur_metric.additive:  # a segment absent from a sum adds zero
             x1[n], x0[n] = np.nan_to_num(a1), np.nan_to_num(a0)
         else:  # a rate with no denominator: borrow it (another factor is zero there anyway)

@@ -20,7 +20,7 @@ class Explanation:
     period: str
     grain: str
     versus: str
-    baseline_label: str  # "target", or the baseline period's key
+    baseline_label: str  # "target", "target by now" (a running stock or rate), or the baseline period's key
     value: float | None
     baseline: float | None
     gap: float | None
@@ -80,8 +80,7 @@ class Explanation:
         2026-09" (None without one). `ascii_sign` for `st.metric`, which reads the sign for its colour."""
         if self.gap is None:
             return None
-        against = "target" if self.versus == "target" else self.baseline_label
-        return f"{fmt_change(self.gap, self.unit, ascii_sign=ascii_sign)} vs {against}"
+        return f"{fmt_change(self.gap, self.unit, ascii_sign=ascii_sign)} vs {self.baseline_label}"
 
     def how_computed(self) -> list[str]:
         """"How this was computed": one sentence per term the explanation used (deltas, LMDI, Shapley,

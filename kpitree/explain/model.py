@@ -19,6 +19,7 @@ REFERENCE_PERIODS = {Grain.WEEK: 8, Grain.MONTH: 6, Grain.QUARTER: 4, Grain.YEAR
 ACCOUNT_DIMENSIONS = ("csm", "industry")  # customer metrics are also split by the account's CSM and industry
 PAIR_WHEN_TOP_BELOW = 0.5  # look at pairs of dimensions when no single segment explains half the change
 REFINE_SHARE = 0.75  # a sub-segment holding this share of the top segment's part names it more precisely
+BY_NOW = "target by now"  # the baseline of a running stock or building-up rate: planned by the as-of day
 EXACT_FIRST_SHARE = 0.25  # follow an exact child before a red influence if it explains at least this share
 ON_TARGET_BANDS = 0.25  # a child within a quarter of its amber band of its baseline is on target: not followed
 TOP_SEGMENTS = 5  # segments per dimension in the flat `segments` list

@@ -13,7 +13,7 @@ from .analysis import _analyse
 from .causes import _causes, _TreeStatus, _unlisted
 from .cells import _Session, reference_periods
 from .explanation import Explanation
-from .model import TOP_SEGMENTS, VERSUS, Cause, SegmentPart, Step
+from .model import BY_NOW, TOP_SEGMENTS, VERSUS, Cause, SegmentPart, Step
 from .path import _red_path
 from .sentences import _how, _segment_sentence, _sentence
 
@@ -70,8 +70,10 @@ def explain_node(workspace: Workspace | Engine, tree: Tree, node_id: str, period
     elif view.baseline is None:
         notes.append("no target set for this node" if versus == "target" else f"no data for the baseline of {node.label}")
     if session.running:
-        notes.append(f"{period.key} is still running ({session.elapsed:.0%} elapsed): flows are compared at pace")
-    baseline_label = "target" if versus == "target" else session.reference.periods[0].key
+        notes.append(f"{period.key} is still running ({session.elapsed:.0%} elapsed): flows are compared at pace, "
+                     "stocks and rates that build up with the target planned by now")
+    baseline_label = (view.base_key if view.base_key == BY_NOW else "target") if versus == "target" \
+        else session.reference.periods[0].key
     return Explanation(
         node=node.id, label=node.label, owner=node.owner, period=period.key, grain=period.grain.value, versus=versus,
         baseline_label=baseline_label, value=view.value, baseline=view.baseline, gap=view.gap, status=view.status,

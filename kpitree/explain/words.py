@@ -10,7 +10,7 @@ from ..metrics import (
     Metric,
 )
 from ..periods import parse_period
-from .model import METRIC_NOUNS, NONE, NOUNS, PAIR_SEP, ChildPart, SegmentPart
+from .model import BY_NOW, METRIC_NOUNS, NONE, NOUNS, PAIR_SEP, ChildPart, SegmentPart
 from .view import _NodeView
 
 
@@ -109,10 +109,11 @@ def _period_words(keys: Sequence[str]) -> str:
 
 
 def baseline_words(number: str, kind: str, where: str = "") -> str:
-    """A baseline in words after "against": "target $7.39M", "$7.27M in 2026-09", "a target share of
-    991", "31.9% in 2026-05" — a comparison, never an arrow that reads as a change over time."""
+    """A baseline in words after "against": "target $7.39M", "target by now $173.36M", "$7.27M in
+    2026-09", "a target share of 991", "31.9% in 2026-05" — a comparison, never an arrow that reads as
+    a change over time."""
     if kind == "target":
-        return f"target {number}"
+        return f"{BY_NOW} {number}" if where == BY_NOW else f"target {number}"
     if kind == "share":
         return f"a target share of {number}"
     if kind == "period":
@@ -135,12 +136,13 @@ def relative_words(value: float | None, baseline: float | None, unit: str) -> st
 
 
 def compare_words(value: float | None, baseline: float | None, unit: str, kind: str, where: str = "", *,
-                  amount: bool = False) -> str:
+                  amount: bool = False, actual: str = "actual") -> str:
     """"actual $4.27M against target $7.39M (−42%)"; "$4.27M against $7.27M in 2026-09 (−41%)".
 
     Money is compact; percents differ in points, other numbers in per cent (`amount` adds the
-    difference itself: "(−$12.63M, −7%)")."""
-    actual = "actual " if kind == "target" else ""
+    difference itself: "(−$12.63M, −7%)"); `actual` names the value against a target ("pace" for a
+    running flow's projection)."""
+    actual = f"{actual} " if kind == "target" else ""
     money = unit in ("money", "money_per_day")
     if money and value is not None and baseline is not None and value != baseline \
             and fmt(value, unit, compact=True) == fmt(baseline, unit, compact=True):
@@ -156,7 +158,8 @@ def compare_words(value: float | None, baseline: float | None, unit: str, kind: 
 
 def _node_compare(v: _NodeView, *, amount: bool = False) -> str:
     kind = "target" if v.versus == "target" else "period"
-    return compare_words(v.value, v.baseline, v.unit, kind, v.base_key, amount=amount)
+    return compare_words(v.value, v.baseline, v.unit, kind, v.base_key, amount=amount,
+                         actual="pace" if v.paced else "actual")
 
 
 def _segment_compare(value: float | None, baseline: float | None, unit: str, basis: tuple[str, str]) -> str:
