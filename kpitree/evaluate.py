@@ -23,6 +23,7 @@ only because the week's leads have had no time to convert.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -648,9 +649,14 @@ def _formula_by_now(node: Node, period: Period, as_of: date, tree: Tree) -> ByNo
             return None
         parts[name] = planned
     level = float(formula(parts))
-    said = ", ".join(f"{tree.node(n).label} {fmt(v, tree.node(n).shown_unit, compact=True)}" for n, v in parts.items())
-    return ByNow(level, f"{fmt(level, node.shown_unit, compact=True)} planned by {as_of.isoformat()}: "
-                        f"{formula.expression} over its parts' targets by now ({said})")
+
+    def named(found: re.Match) -> str:
+        child = tree.node(found.group(0)) if found.group(0) in parts else None
+        return f"{child.label} {fmt(parts[child.id], child.shown_unit, compact=True)}" if child else found.group(0)
+
+    said = re.sub(r"[A-Za-z_]\w*", named, formula.expression).replace("*", "×")
+    return ByNow(level, f"{fmt(level, node.shown_unit, compact=True)} planned by {as_of.isoformat()}: the formula "
+                        f"over its parts' targets by now, {said}")
 
 
 def _monthly_rate(node: Node, month: Period) -> float | None:
