@@ -403,8 +403,11 @@ def _warnings(report: Report, engine: Engine, tree: Tree, load_warnings: Sequenc
     from .metrics import metric
     from .suggest import missing_owners, suggested_targets
 
-    out = [f"Latest load: {w}" for w in load_warnings]
-    out += [f"When loaded, {w}" for row in report.data for w in row.warnings]
+    # The page hands in its latest loads' warnings, which are the ones stored with those loads: each
+    # is said once, with the stored ones' words; only a warning the loads did not store is "Latest load".
+    stored = list(dict.fromkeys(w for row in report.data for w in row.warnings))
+    out = [f"Latest load: {w}" for w in dict.fromkeys(load_warnings) if w not in stored]
+    out += [f"When loaded, {w}" for w in stored]
     for row in report.data:
         if row.rejected:
             out.append(f"{row.rejected:,} row(s) of {row.files or row.table} were rejected when loaded into {row.table} "

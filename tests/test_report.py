@@ -329,3 +329,29 @@ report_buttons(ws, load_tree(tree_for_workspace(ws)), parse_period("2026-10"), "
     assert "Report (HTML)" in labels and "Node values (CSV)" in labels and "Causes (CSV)" in labels
     assert "Report (PDF)" not in labels
     assert any("needs Chromium" in c.value for c in at.caption)
+
+
+def test_each_load_warning_is_printed_once(tmp_path):
+    """The Tree page hands the report its latest loads' warnings, which are the ones stored with those
+    loads: the trial's report printed each twice ("Latest load: …" and "When loaded, …"). Each is said
+    once; a warning the caller has and no load stored still reaches the report, once."""
+    from kpitree.loads import latest_warnings
+    from kpitree.report_html import esc, render_html
+
+    ws = tmp_path / "own"
+    run = cli("ingest", "--workspace", str(ws), str(ROOT / "tests" / "fixtures" / "own_data" / "sf_Opportunity.csv"))
+    assert run.returncode == 0, run.stderr
+    stored = latest_warnings(Workspace(ws))
+    amount = "sf_Opportunity.csv: 10 deal(s) have no value in 'Amount'"
+    assert any(w.startswith(amount) for w in stored)  # what the page passes in
+    extra = "deals.csv: amounts in 2 currencies were added as they are"
+    report = build_report(ws, charts=False, load_warnings=[*stored, extra, stored[0]])
+    said = [w for w in report.warnings if amount in w]
+    assert said == [next(f"When loaded, {w}" for w in stored if w.startswith(amount))]
+    assert report.warnings.count(f"Latest load: {extra}") == 1
+    assert len(report.warnings) == len(set(report.warnings))
+    html = render_html(report)
+    warned = html.split("<h3>Quality warnings</h3>", 1)[1].split("</ul>", 1)[0]
+    for w in stored:
+        assert warned.count(esc(w)) == 1, w
+    assert warned.count(esc(extra)) == 1
