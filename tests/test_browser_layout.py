@@ -4,9 +4,8 @@ HTML; for the tree chart, no label Vega had to shorten with "…" and every labe
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from browser_wait import settle as drawn
 from clipping import TREE_PAGE_CLIPPED
 from conftest import ARTIFACTS, ROOT
 
@@ -15,16 +14,15 @@ WIDTHS = [1280, 1600, 1920]
 
 
 
-def settle(page, timeout: float = 60.0) -> None:
-    """Until the run is over: the tree and the panel drawn, Streamlit's running indicator gone."""
-    page.locator(".st-key-answer h4").first.wait_for(timeout=timeout * 1000)
+def settle(page, heading: str | None = None, timeout: float = 90.0) -> None:
+    """Until the view is whole: the panel (of `heading` when given) and the tree shown, the run over and
+    every chart drawn (`browser_wait.settle`)."""
+    h4 = page.locator(".st-key-answer h4")
+    if heading is not None:
+        h4 = h4.filter(has_text=heading)
+    h4.first.wait_for(timeout=timeout * 1000)
     page.locator("[data-testid='stVegaLiteChart'] g.mark-rect path").first.wait_for(timeout=timeout * 1000)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if page.locator("[data-testid='stStatusWidget']").count() == 0:
-            break
-        page.wait_for_timeout(200)
-    page.wait_for_timeout(800)  # the charts' own rendering after the last delta
+    drawn(page, timeout=timeout)
 
 
 @pytest.mark.flaky(reruns=1)
@@ -47,11 +45,13 @@ def test_nothing_is_cut_off_on_any_template(browser, app_url, width):
                 settle(page)
                 found += page.evaluate(TREE_PAGE_CLIPPED)
                 page.screenshot(path=str(ARTIFACTS / f"layout_{stem}_red_path_{width}.png"))
-                page.locator(".st-key-red_path_box button").first.click()
-                settle(page)
+                first_cause = page.locator(".st-key-red_path_box button").first
+                lever = first_cause.inner_text().strip().removeprefix("Open: ")
+                first_cause.click()
+                settle(page, heading=lever)  # that lever's panel, not the one before the click
                 found += page.evaluate(TREE_PAGE_CLIPPED)
                 page.goto(f"{app_url}/?ws=demo&tree={stem}&node=reports_adoption")  # usage charts in the panel
-                settle(page)
+                settle(page, heading="Adoption — reports")
                 found += page.evaluate(TREE_PAGE_CLIPPED)
             if found:
                 problems[stem] = found
@@ -95,7 +95,7 @@ def test_builder_preview_keeps_its_text_in_its_boxes(browser, app_url, width):
         page.goto(f"{app_url}/Builder?ws=demo")
         page.get_by_text("Live preview").first.wait_for(timeout=90000)
         page.locator("[data-testid='stVegaLiteChart'] g.mark-rect path").first.wait_for(timeout=90000)
-        page.wait_for_timeout(1500)
+        drawn(page)
         boxes, problems = page.evaluate(PREVIEW)
         page.screenshot(path=str(ARTIFACTS / f"builder_preview_{width}.png"))
     finally:

@@ -4,9 +4,8 @@ is kept (tests/artifacts/page_<name>_<width>.png) for a person to look at."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from browser_wait import settle as drawn
 from clipping import PAGE_CLIPPED
 from conftest import ARTIFACTS
 
@@ -16,12 +15,10 @@ WIDTHS = [1280, 1920]
 
 
 
-def settle(page, text: str, timeout: float = 60.0) -> None:
+def settle(page, text: str, timeout: float = 90.0) -> None:
+    """Until the page's marker is shown, its run is over and its charts are drawn."""
     page.get_by_text(text).first.wait_for(timeout=timeout * 1000)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and page.locator("[data-testid='stStatusWidget']").count():
-        page.wait_for_timeout(200)
-    page.wait_for_timeout(800)
+    drawn(page, timeout=timeout)
 
 
 @pytest.mark.flaky(reruns=1)
