@@ -117,9 +117,31 @@ def running_app(data_dir: Path, **env: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def app_url(demo_data_dir) -> Iterator[str]:
-    """The app over a copy of the demo workspace, for the whole session."""
-    with running_app(demo_data_dir) as url:
+    """The app over a copy of the demo workspace, for the whole session: the one server every browser
+    test talks to (a server start and its first, cold run cost seconds each on a 2-core machine). A test
+    that writes gets a workspace of its own in the same data directory (`own_workspace`); every cache
+    and the Engine are per workspace path, so a new workspace is as uncached as a new server.
+    $USER names who saves a tree version (the Builder test checks it)."""
+    with running_app(demo_data_dir, USER="browser-test") as url:
         yield url
+
+
+@pytest.fixture
+def own_workspace(demo_data_dir) -> Callable[..., str]:
+    """`own_workspace("switch")` → the name of a new copy of the demo workspace in the session app's data
+    directory ("switch-1", then "switch-2" on a retry: never one an earlier attempt left half-written)."""
+    source = ROOT / "workspaces" / "demo"
+
+    def make(stem: str, ignore: Callable | None = None) -> str:
+        if not (source / "kpitree.duckdb").exists():
+            pytest.fail("the demo workspace is missing: run the tests through `make test`, which creates it")
+        n = 1
+        while (demo_data_dir / f"{stem}-{n}").exists():
+            n += 1
+        shutil.copytree(source, demo_data_dir / f"{stem}-{n}", ignore=ignore)
+        return f"{stem}-{n}"
+
+    return make
 
 
 @pytest.fixture(scope="session")

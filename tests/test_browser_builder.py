@@ -6,7 +6,8 @@ import re
 import shutil
 
 import pytest
-from conftest import ARTIFACTS, ROOT, running_app
+from browser_wait import wait_idle
+from conftest import ARTIFACTS
 from playwright.sync_api import expect
 
 from kpitree.history import TreeStore
@@ -34,21 +35,17 @@ nodes:
 """
 
 
-@pytest.fixture(scope="module")
-def builder_app(tmp_path_factory):
-    """The app over its own copy of the demo workspace holding one active tree, `acme` (the shared one stays clean)."""
-    source = ROOT / "workspaces" / "demo"
-    if not (source / "kpitree.duckdb").exists():
-        pytest.fail("the demo workspace is missing: run the tests through `make test`, which creates it")
-    root = tmp_path_factory.mktemp("builder_data")
-    shutil.copytree(source, root / "demo", ignore=shutil.ignore_patterns("trees"))
-    TreeStore(root / "demo" / "trees").publish(parse_yaml(TREE, None)[0], "acme", "fixture")
-    with running_app(root, USER="browser-test") as url:
-        yield url, root
+@pytest.fixture
+def builder_app(app_url, own_workspace, demo_data_dir):
+    """The session's app, and a fresh copy of the demo workspace of this test's own holding one active tree,
+    `acme` (the shared demo stays clean; a retry starts from a new copy, not from a half-made save)."""
+    ws = own_workspace("builder", ignore=shutil.ignore_patterns("trees"))
+    TreeStore(demo_data_dir / ws / "trees").publish(parse_yaml(TREE, None)[0], "acme", "fixture")
+    return app_url, demo_data_dir / ws, ws
 
 
-def leads_status(page, url: str) -> str:
-    page.goto(f"{url}/?ws=demo&tree=acme&period=2026-10")
+def leads_status(page, url: str, ws: str) -> str:
+    page.goto(f"{url}/?ws={ws}&tree=acme&period=2026-10")
     box = page.locator(BOX.format("Leads")).first
     box.wait_for(timeout=60000)
     return box.get_attribute("aria-label")
@@ -56,10 +53,10 @@ def leads_status(page, url: str) -> str:
 
 @pytest.mark.flaky(reruns=2)  # a real browser on a shared 2-core machine: retry, but never loosen the checks
 def test_edit_target_save_activate_and_see_the_colour_change(page, builder_app):
-    url, root = builder_app
-    assert re.search(r"status[^:;]*: on target", leads_status(page, url))
+    url, root, ws = builder_app
+    assert re.search(r"status[^:;]*: on target", leads_status(page, url, ws))
 
-    page.goto(f"{url}/Builder?ws=demo")
+    page.goto(f"{url}/Builder?ws={ws}")
     page.get_by_text("Live preview").first.wait_for(timeout=60000)
     # The active workspace tree opens by default; pick the Leads node.
     page.locator("[data-testid='stSelectbox']").filter(has_text="Node").first.click()
@@ -69,19 +66,19 @@ def test_edit_target_save_activate_and_see_the_colour_change(page, builder_app):
     monthly.fill("1000000000")
     monthly.press("Enter")
     # Let the rerun the edit starts finish before clicking: the tree was valid before the edit too.
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30000)
+    wait_idle(page, timeout=60)
     page.get_by_text("Valid: every metric has an owner").wait_for(timeout=30000)
     page.get_by_role("button", name="Save & make active").click()
     page.get_by_text("published and made active").wait_for(timeout=30000)
     page.screenshot(path=str(ARTIFACTS / "builder_saved.png"), full_page=True)
     assert page.locator("[data-testid='stException']").count() == 0
 
-    store = TreeStore(root / "demo" / "trees")
+    store = TreeStore(root / "trees")
     assert store.active() == "acme"
     assert [v.who for v in store.versions("acme")] == ["fixture", "browser-test"]
     assert "leads: target" in store.versions("acme")[-1].summary
 
-    label = leads_status(page, url)
+    label = leads_status(page, url, ws)
     assert re.search(r"status[^:;]*: off target", label), label
     page.screenshot(path=str(ARTIFACTS / "builder_tree_red.png"), full_page=True)
 
@@ -95,12 +92,12 @@ HOSTILE = {
 
 @pytest.mark.flaky(reruns=2)
 def test_broken_tree_files_never_stop_the_pages_and_the_builder_opens_the_viewed_tree(page, builder_app):
-    url, root = builder_app
-    trees = root / "demo" / "trees"
+    url, root, ws = builder_app
+    trees = root / "trees"
     for name, text in HOSTILE.items():
         (trees / name).write_text(text, encoding="utf-8")
     try:
-        assert re.search(r"status[^:;]*: ", leads_status(page, url))  # the tree page skips the broken files
+        assert re.search(r"status[^:;]*: ", leads_status(page, url, ws))  # the tree page skips the broken files
         assert page.locator("[data-testid='stException']").count() == 0
         page.get_by_role("link", name="Builder").first.click()  # same session: the tree being viewed is acme
         page.get_by_text("Live preview").first.wait_for(timeout=60000)
