@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -334,6 +335,26 @@ def param(name: str, default: str | None = None) -> str | None:
     return st.session_state[key]
 
 
+ACRONYMS = frozenset({"ae", "arr", "crm", "csm", "id", "mrr", "nps", "sdr", "sku", "utm", "vat"})
+PAIR = " × "  # how the explanation names a pair of dimensions (`explain.model.PAIR_SEP`)
+
+
+def dimension_label(dimension: str, capital: bool = True) -> str:
+    """A split's column name as a reader says it: `deal_pipeline` → "Deal pipeline", `owner × segment` →
+    "Owner × segment", `csm` → "CSM" (`capital=False` for the middle of a sentence: "By deal pipeline").
+
+    Only what the user reads changes: widgets keep the column name as their value, so the URL's
+    `?split=` and every query still use it.
+    """
+    parts = []
+    for part in dimension.split(PAIR):
+        spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", part.strip())  # leadSource → lead Source
+        words = [w for w in re.split(r"[\s_.-]+", spaced) if w]
+        parts.append(" ".join(w.upper() if w.lower() in ACRONYMS else w.lower() for w in words) or part)
+    text = PAIR.join(parts)
+    return text[:1].upper() + text[1:] if capital else text
+
+
 def sticky(key: str) -> dict:
     """Keyword arguments for a widget whose value should outlive pages.
 
@@ -393,8 +414,41 @@ def choose_workspace(sidebar: bool = True) -> Workspace | None:
     name = where.selectbox("Workspace", names, index=None, placeholder="Pick a workspace", **sticky("ws"))
     if name is None:
         return None
+    scope_view(name)
     st.query_params["ws"] = name
     return open_workspace(name)
+
+
+# What a view of one workspace is made of: its period, tree, selected node, red path, splits and what-if
+# sliders. Grain and baseline ("Compare with") are ways of reading any workspace and stay.
+VIEW_KEYS = ("period", "_period_grain", "tree_pick", "selected", "node_pick", "show_path")
+VIEW_PREFIXES = ("dim_", "whatif_")  # a split per node, a what-if slider per period and node
+VIEW_PARAMS = ("period", "tree", "node", "split", "path")
+
+
+def scope_view(name: str) -> None:
+    """Forgets the view chosen in another workspace when this session moves to workspace `name`.
+
+    A period, node or split means something in the workspace it was chosen in: the demo's 2026-10
+    is not another workspace's latest complete month, so each workspace opens on its own (its
+    latest complete period, its active tree, the north star). The URL seeds the first view of a
+    session only: a pasted link's `?period=` still opens its workspace on that period.
+    """
+    seen = st.session_state.get("_view_ws")
+    st.session_state["_view_ws"] = name
+    if seen is None or seen == name:
+        return
+    kept = {_kept(k) for k in VIEW_KEYS}
+    for key in list(st.session_state):
+        if key in VIEW_KEYS or key in kept or str(key).startswith(VIEW_PREFIXES):
+            del st.session_state[key]
+    for p in VIEW_PARAMS:  # read once per session (`param`): the link's values are the first view's
+        st.session_state[f"_qp_{p}"] = None
+        st.query_params.pop(p, None)
+    st.session_state["_split_seeded"] = True
+    # the tree chart keeps the last box clicked in the other workspace: a fresh chart, no stale click
+    st.session_state["_tree_generation"] = st.session_state.get("_tree_generation", 0) + 1
+    st.session_state["_last_click"] = None
 
 
 # --- page layout: the panel beside the tree, and actions that bring their result into view -------

@@ -44,7 +44,7 @@ def test_select_box_and_chart_click_stay_in_sync(app):
     assert "#### Logo churn rate" in headings(at)
     assert any("Priya Nair" in h for h in headings(at))
     # The segment split of the selected node is offered by its table's dimensions.
-    assert at.radio(key="dim_logo_churn_rate").options == ["segment", "channel"]
+    assert at.radio(key="dim_logo_churn_rate").options == ["Segment", "Channel"]  # labels; values stay columns
 
 
 def test_a_click_on_the_box_the_chart_held_counts_after_the_selectbox_moved_on(app):
@@ -63,8 +63,10 @@ def test_segment_split_switches_dimension(app):
     at = app.run()
     at.selectbox(key="node_pick").set_value("win_rate").run()
     radio = at.radio(key="dim_win_rate")
-    assert set(radio.options) == {"owner", "segment", "channel"}  # best first when explanations are on
+    assert set(radio.options) == {"Owner", "Segment", "Channel"}  # best first when explanations are on
+    assert radio.value in ("owner", "segment", "channel")  # the widget's value is the column name
     radio.set_value("channel").run()
+    assert at.query_params["split"] == "channel"
     assert any(c.value.startswith("**By channel** —") for c in at.caption)  # the heading names the split shown
     radio.set_value("segment").run()
     assert not failures(at)

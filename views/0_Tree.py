@@ -551,14 +551,15 @@ def _segment_baseline(result, period, versus, dim: str, marked: bool = True, gai
     coloured bars only when some are drawn."""
     colour = (f"; in {'green' if gain else 'red'}, the segments named as explaining the "
               f"{'gain' if gain else 'gap' if versus == 'target' else 'change'}") if marked else ""
+    by = md(ui.dimension_label(dim, capital=False))
     if versus != "target":
-        return f"**By {md(dim)}** — {period.key} against {md(result.baseline_label)}{colour}"
+        return f"**By {by}** — {period.key} against {md(result.baseline_label)}{colour}"
     refs = sorted(result.reference)
     when = refs[0] if len(refs) == 1 else f"the average of {', '.join(refs)}" if refs else "a recent period"
     method = next((d.method for d in result.dimensions if d.dimension == dim), "")
     against = (f"the target shared out by each segment's weight in {when}" if method == "delta"
                else f"each segment's level in {when}")
-    return (f"**By {md(dim)}** — {period.key} against {against} (periods that went to plan; segments have no "
+    return (f"**By {by}** — {period.key} against {against} (periods that went to plan; segments have no "
             f"targets of their own){colour}")
 
 
@@ -580,7 +581,8 @@ def _segments(engine, tree, node, res, period, versus, result, view: tuple) -> t
         st.session_state["_split_seeded"] = True
         if key not in st.session_state and wanted in dims:
             st.session_state[key] = wanted
-    dim = st.radio("Split by", dims, key=key, horizontal=True, format_func=md)  # column names
+    # readable labels ("Deal pipeline"); the value, the widget state and ?split= stay the column name
+    dim = st.radio("Split by", dims, key=key, horizontal=True, format_func=lambda d: md(ui.dimension_label(d)))
     st.query_params["split"] = dim
     frame = ui.cached_value((*view, "segment_frame", dim), lambda: segment_frame(result, dim)) \
         if result is not None else None
@@ -597,7 +599,7 @@ def _segments(engine, tree, node, res, period, versus, result, view: tuple) -> t
         baseline = baseline_period(period, versus)
         table = segment_table(engine, node, period, baseline, dim)
         worst = [s for s, a in zip(table["segment"], table["adverse"], strict=True) if a > 0][:1]
-        st.caption(f"**By {md(dim)}** — {period.key} against {baseline.key}"
+        st.caption(f"**By {md(ui.dimension_label(dim, capital=False))}** — {period.key} against {baseline.key}"
                    + (" (segments have no targets: compared with the previous period)" if versus == "target" else ""))
         money = res.unit in ("money", "money_per_day")
         shown = {dim: list(table["segment"]), period.key: [fmt(v, res.unit, compact=money) for v in table["current"]],
