@@ -33,9 +33,9 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "owner": ("owner", "deal_owner", "opportunity_owner", "owner_name", "owner_id", "ownerid", "sales_rep",
                   "sales_agent", "rep", "sr_id", "sales_rep_id", "rep_id", "assigned_to", "sdr_id", "user"),
         "created_date": ("created_date", "createddate", "create_date", "created_at", "creation_date", "date_created",
-                         "engage_date", "created", "opened"),
+                         "created_time", "created_on", "creation_time", "engage_date", "created", "opened"),
         "close_date": ("close_date", "closedate", "closed_date", "closed_at", "date_closed", "won_date", "won_at",
-                       "closed_won_date", "closed", "close", "expected_close_date"),
+                       "closed_won_date", "closing_date", "closed", "close", "expected_close_date"),
         "stage": ("stage", "stagename", "deal_stage", "pipeline_stage", "stage_name", "phase"),
         "status": ("status", "deal_status", "outcome", "result", "won_lost", "state"),
         "amount": ("amount", "deal_value", "deal_amount", "amount_usd", "arr", "acv", "close_value", "arr_amount",
@@ -47,11 +47,12 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "services_amount": ("services_amount", "professional_services", "ps_amount"),
     },
     "subscriptions": {
-        "customer_id": ("customer_id", "customerid", "subscriber_id", "account_id", "accountid", "customer",
-                        "account", "company", "client"),
+        "customer_id": ("customer_id", "customerid", "subscriber_id", "account_id", "accountid", "account_code",
+                        "customer_code", "customer", "account", "company", "client"),
         "start_date": ("start_date", "subscription_start", "started_at", "start_at", "signup_date", "signed_up_at",
                        "activated_at", "subscribed_at", "start", "started", "since"),
-        "end_date": ("end_date", "ended_at", "canceled_at", "cancelled_at", "cancel_date", "cancellation_date",
+        "end_date": ("end_date", "ended_at", "expires_at", "expired_at", "expiration_date", "expiry_date",
+                     "canceled_at", "cancelled_at", "cancel_date", "cancellation_date",
                      "churn_date", "churned_at", "end", "ended", "until"),
         "mrr": ("mrr", "mrr_amount", "monthly_recurring_revenue", "monthly_amount", "monthly_value", "monthly_price",
                 "monthly_fee", "monthlycharges", "monthly_charges"),
@@ -451,13 +452,33 @@ _PERIOD_VALUE = re.compile(  # numbers alone need a 4-digit year: "11-50" is a s
     re.IGNORECASE)
 
 
+# A yes/no flag: a split by it names its rows "False automatic customers" and "True …" — a property
+# of each row, not a group anyone owns or acts on. Values after lower-casing; names that are flags.
+_BOOLEAN_VALUES = frozenset({"true", "false", "yes", "no", "y", "n", "t", "f", "0", "1", "0.0", "1.0", "on", "off",
+                             "checked", "unchecked", "ja", "nein", "oui", "non", "si", "sí", "wahr", "falsch"})
+_FLAG_NAME = re.compile(r"^(is|has|can|should|allow|allows|enable|enabled|auto)_|(_flag|_yn|_bool)$|"
+                        r"^auto_?renew(al|s)?$|^opt_?(in|out)$", re.IGNORECASE)
+# Free text a person types per row (a next step, a description, notes): every value is its own, so a
+# split by it is one bar per sentence, and a few repeated phrases make no segment either.
+_FREE_TEXT_NAME = re.compile(
+    r"(^|_)(next_?steps?|descriptions?|desc|notes?|comments?|remarks?|summary|subject|memo|message|body|"
+    r"free_?text|annotations?|observations?|feedback)$", re.IGNORECASE)
+
+
+def _sentences(found: list[str]) -> bool:
+    """Most values are phrases of five words or more: typed text, not category labels."""
+    distinct = set(found)
+    return len(distinct) >= 2 and sum(len(v.split()) >= 5 for v in distinct) * 2 >= len(distinct)
+
+
 def not_a_segment(column: str, values: Iterable[str] | None = None) -> str | None:
     """Why an extra column must not be offered as a drill dimension (a lifecycle status or stage, a
-    period label), or None.
+    period label, a yes/no flag, free text), or None.
 
     Judged by the column's name (`status`, `subscriptions.status`, `is_won`, `fiscal_period`,
-    `close_month` …) or, where the name says nothing, by its values: all of them lifecycle words
-    (active / cancelled / in_trial …) or all period labels (Q3-2025, FY26, Oct 2026)."""
+    `close_month`, `auto_renew`, `next_step`, `description` …) or, where the name says nothing, by its
+    values: all of them lifecycle words (active / cancelled / in_trial …), all period labels (Q3-2025,
+    FY26, Oct 2026), all true / false (yes / no), or mostly sentences."""
     name = attribute(column) or normalise_header(column)
     if name.startswith("subscriptions_") or name.startswith("customers_"):
         name = name.split("_", 1)[1]  # `subscriptions.status` stored as the extra column `subscriptions_status`
@@ -472,4 +493,8 @@ def not_a_segment(column: str, values: Iterable[str] | None = None) -> str | Non
         return "a lifecycle status (a row moves from one value to the next), not a segment"
     if found and all(_PERIOD_VALUE.fullmatch(v) for v in found):
         return "a period label (one value per period), not a segment"
+    if (found and set(found) <= _BOOLEAN_VALUES) or (_FLAG_NAME.search(name) and not found):
+        return "a yes/no flag (true / false for each row), not a segment"
+    if _FREE_TEXT_NAME.search(name) or (found and _sentences(found)):
+        return "free text typed per row (next steps, descriptions, notes), not a segment"
     return None

@@ -29,6 +29,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import threading
@@ -218,10 +219,26 @@ class MissingColumns(LoadError):
 class UnrecognisedFile(LoadError):
     """No saved mapping, vendor layout or canonical table fits the header: the file needs a mapping."""
 
-    def __init__(self, file: str, headers: list[str], message: str) -> None:
-        super().__init__(message)
+    def __init__(self, file: str, headers: list[str], message: str, page_hint: str = "", cli_hint: str = "") -> None:
+        super().__init__(f"{message} {cli_hint}".strip())
         self.file = file
         self.headers = headers
+        self.reason = message
+        self.page_hint = page_hint
+
+    def on_page(self) -> str:
+        """The message as the Upload page says it: its own controls ('Load as'), not command-line flags."""
+        return f"{self.reason} {self.page_hint}".strip()
+
+
+def _unrecognised_hints(name: str) -> tuple[str, str]:
+    """What to do about a file no layout or table fits: on the Upload page, and on the command line."""
+    page = ("Choose its table with 'Load as' and map its columns once (the mapping is saved and reused), or skip "
+            "the file.")
+    arg = shlex.quote(name)
+    cli = (f"Name its table with --as {arg}=TABLE, give its mapping with --map {arg}=MAPPING.json (the JSON the "
+           f"Upload page saves), or leave it out with --skip {arg}.")
+    return page, cli
 
 
 def rejects_csv(report: LoadReport) -> str:
@@ -918,8 +935,7 @@ def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, side
     if fit is not None and fit.complete and fit.confident:
         return _fit_mapping(fit)
     shown = f"{', '.join(headers[:12])}{' …' if len(headers) > 12 else ''}"
-    how = ("Choose its table with 'Load as' and map its columns once (the mapping is saved and reused), or skip the "
-           "file; on the command line: --as FILE=TABLE, --map FILE=MAPPING.json or --skip FILE")
+    hints = _unrecognised_hints(src.name)
     if fit is not None and fit.missing:
         found = "; ".join(fit.evidence[:6])
         lacks = ", ".join(repr(c) for c in fit.missing)
@@ -928,14 +944,14 @@ def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, side
             extra = (" It has no date column at all: a snapshot with one row per customer cannot show MRR over "
                      "time — export subscriptions with start and end dates, or one row per customer and month.")
         raise UnrecognisedFile(src.name, headers, f"{src.name}: looks like {fit.table!r} ({found}) but lacks "
-                                                  f"required column(s) {lacks}.{extra} {how}.")
+                                                  f"required column(s) {lacks}.{extra}", *hints)
     if fit is not None:
         weak = "only one of its columns matched" if len(fit.columns) < 2 else "only by generic column names"
         raise UnrecognisedFile(src.name, headers, f"{src.name}: might be {fit.table!r} ({'; '.join(fit.evidence[:6])})"
-                                                  f", but {weak} — confirm the table or skip the file. {how}.")
+                                                  f", but {weak} — confirm the table or skip the file.", *hints)
     hint = "; ".join(f"{t.name}: {', '.join(t.required)}" for t in TABLES.values())
     raise UnrecognisedFile(src.name, headers, f"{src.name}: cannot tell which table this file is from its header "
-                                              f"({shown}). {how} — {hint}")
+                                              f"({shown}) — the tables and their required columns: {hint}.", *hints)
 
 
 def _with_evidence(m: Mapping, vendor: str) -> Mapping:
@@ -988,6 +1004,21 @@ def _kept_warnings(warnings: Sequence[str]) -> str | None:
     return json.dumps(kept, ensure_ascii=False)
 
 
+_STAGE_NAMES = frozenset({"stage", "stagename", "deal_stage", "dealstage", "pipeline_stage", "stage_name", "phase",
+                          "sales_stage", "opportunity_stage", "deal_phase"})
+
+
+def _unmapped_stage(headers: list[str], m: Mapping) -> str | None:
+    """A column of the file that holds a deal stage and that the mapping does not read, if any: the
+    message then names it instead of saying the file has no stage."""
+    used = {c.strip().lower() for k, i in m.inputs.items() if not k.startswith("left_out_") for c in i.columns}
+    for h in headers:
+        key = normalise_header(h)
+        if h.strip().lower() not in used and (key in _STAGE_NAMES or key.endswith("_stage")):
+            return h
+    return None
+
+
 def _check_mapping(src: _Source, m: Mapping) -> list[str]:
     """Refuses a file that lacks a required column or names a used column twice; returns warnings."""
     if m.table:
@@ -997,7 +1028,10 @@ def _check_mapping(src: _Source, m: Mapping) -> list[str]:
             if col == "status" and m.table == "deals":
                 flags = set(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.text)?\}", m.file_status or ""))
                 if not (flags & set(m.inputs) or m.stage_input or "status" in m.fields):
-                    missing.append("'status' (or a 'stage' to read it from)")
+                    stage = _unmapped_stage(src.headers, m)
+                    missing.append(f"'status': map the file's {stage!r} column as stage (open, won or lost is "
+                                   "read from it by the stage map)" if stage else
+                                   "'status' (or a 'stage' to read it from)")
                 continue
             f = m.fields.get(col)
             refs = set(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.text)?\}", f.sql)) if f else set()
@@ -1012,7 +1046,7 @@ def _check_mapping(src: _Source, m: Mapping) -> list[str]:
     seen: dict[str, list[int]] = {}
     for i, h in enumerate(src.headers):
         seen.setdefault(h.strip().lower(), []).append(i + 1)
-    used = {c.strip().lower() for c in m.used_columns}
+    used = {c.strip().lower() for k, i in m.inputs.items() if not k.startswith("left_out_") for c in i.columns}
     for h, positions in seen.items():
         if len(positions) < 2:
             continue
@@ -2418,7 +2452,7 @@ def detect_files(workspace: Workspace | None, paths: list[str | Path], *, table:
             try:
                 m = _resolve(src, d.chosen, workspace, sides)
             except UnrecognisedFile as exc:
-                d.problem, d.needs_mapping = str(exc), True
+                d.problem, d.needs_mapping = exc.on_page(), True
                 fit = best_fit(src.headers, _sample(src, 50), src.name)
                 if fit is not None:
                     d.evidence, d.missing, d.closest = list(fit.evidence), list(fit.missing), fit.table

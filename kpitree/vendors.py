@@ -4,13 +4,15 @@ A `Mapping` says, for one file layout, which of the file's columns are read as w
 and how each output column is computed from them (`Field`, a small SQL template). `ingest`
 turns a mapping into SQL; nothing here touches data. Layouts known by their headers:
 
-- HubSpot deals export, Salesforce opportunities report, Pipedrive deals export → `deals`;
+- HubSpot deals export, Zoho CRM deals export, Salesforce opportunities report, Pipedrive deals
+  export → `deals`;
 - Salesforce object exports with API field names (Data Loader, Workbench, `sf data export`):
   Opportunity → `deals`, Lead → `leads`, Account → `accounts`, Campaign → `spend`, User as a side
   file naming owners and their managers; OpportunityHistory, Contact and CampaignMember are
   recognised and not needed;
 - Stripe subscriptions export (Dashboard labels or API field names) → `subscriptions`;
 - Chargebee subscriptions export (`subscriptions.customer_id`, `subscriptions.mrr` … headers) → `subscriptions`;
+- Recurly subscriptions export (`account_code`, `plan_code`, `unit_amount`, `expires_at` …) → `subscriptions`;
 - the "CRM Sales Opportunities" sample (`sales_pipeline.csv` → `deals`, `accounts.csv` →
   `accounts`, with `products.csv` and `sales_teams.csv` as side files joined into deals).
 
@@ -70,7 +72,11 @@ STAGE_DEFAULTS: dict[str, str] = {
         "perception analysis", "proposal/price quote", "negotiation/review",
         "lead in", "qualified", "contact made", "demo scheduled", "proposal made", "negotiations started",
         "engaging",
+        # Zoho CRM's default Deals stages (the open ones; "Closed Won" / "Closed Lost" are above).
+        "identify decision makers",
     )},
+    # Zoho CRM's third closing stage: lost, to a competitor (written with and without the hyphen).
+    **{s: "lost" for s in ("closed-lost to competition", "closed lost to competition", "closed - lost to competition")},
     **{k: v for k, v in STATUS_SYNONYMS.items()},
 }
 # Stripe's zero-decimal currencies: amounts are already whole units (Stripe docs, "Zero-decimal currencies").
@@ -191,7 +197,7 @@ SIDE_COLUMNS: dict[str, dict[str, str]] = {
 class Mapping:
     """How one file layout becomes rows of a canonical table (or of a side table)."""
 
-    source: str  # canonical, snapshots, saved, hubspot, salesforce, pipedrive, stripe, chargebee, crm_sample
+    source: str  # canonical, snapshots, saved, hubspot, zoho, salesforce, pipedrive, stripe, chargebee, recurly, crm_sample
     label: str
     table: str  # canonical table; "" for a side file
     inputs: dict[str, Input]
@@ -286,12 +292,14 @@ def _vendor_deals(source: str, label: str, h: Headers, spec: dict[str, tuple], f
                   rules: list[str], file_status: str | None = None, stage_input: str | None = "stage",
                   **extra) -> Mapping:
     inputs = _inputs(h, spec)
+    # Rules about one column start with its name: a mapping that reads that column another way
+    # (`_overlay`) drops them, so the report never says "no deal type column" over a mapped one.
     if "deal_type" not in inputs:
         fields = {**fields, "deal_type": Field("'new'", note="constant 'new'")}
-        rules = [*rules, "the export has no deal type column: every deal is counted as new business"]
+        rules = [*rules, "deal_type: the export has no deal type column: every deal is counted as new business"]
     elif fields.get("deal_type", Field("")).sql == "{deal_type}":
         fields = {**fields, "deal_type": Field("COALESCE({deal_type}, 'new')", "deal_type")}
-        rules = [*rules, f"a blank or unrecognised {inputs['deal_type'].label!r} counts as new business"]
+        rules = [*rules, f"deal_type: a blank or unrecognised {inputs['deal_type'].label!r} counts as new business"]
     m = Mapping(source, label, "deals", inputs, fields, file_status=file_status,
                 stage_input=stage_input if stage_input in inputs else None, rules=tuple(rules), **extra)
     return replace(m, notes=m.notes + _deal_notes(m))
@@ -310,7 +318,10 @@ def _currency_refine(m: Mapping, facts: dict) -> Mapping:
 
 
 def _is_hubspot(h: Headers) -> bool:
-    return h.has("Record ID", "hs_object_id") and h.has("Deal Name", "Deal Stage", "dealname", "dealstage")
+    """HubSpot only when HubSpot's own headers are there: 'Record ID' and 'Deal Name' are also Zoho's
+    (and anyone's), so the deal stage under HubSpot's name ('Deal Stage', `dealstage`) or its won flag
+    must be present too."""
+    return h.has("Record ID", "hs_object_id") and h.has("Deal Stage", "dealstage", "Is Closed Won", "hs_is_closed_won")
 
 
 def _hubspot(h: Headers, sides: set[str]) -> Mapping:
@@ -357,6 +368,68 @@ def _hubspot(h: Headers, sides: set[str]) -> Mapping:
         rules.append("status: HubSpot's own 'Is Closed Won' / 'Is closed lost' flags where filled, else the stage map")
     m = _vendor_deals("hubspot", "HubSpot deals export", h, spec, fields, rules, file_status=flags)
     if "currency" in m.inputs and "Amount in company currency" not in m.inputs.get("amount", Input(())).columns:
+        m = replace(m, facts={"currencies": "string_agg(DISTINCT upper({currency.text}), ', ')"},
+                    refine=_currency_refine)
+    return m
+
+
+# --- Zoho CRM ----------------------------------------------------------------------------------
+
+# Zoho CRM's Deals export (Modules > Deals > Export, or a Deals report) writes its field labels:
+# Record Id, Deal Owner, Deal Name, Amount, Closing Date, Account Name, Stage, Type (New Business /
+# Existing Business), Probability (%), Expected Revenue, Next Step, Lead Source, Campaign Source,
+# Contact Name, Created Time, Modified Time, Description, Reason For Loss, Currency, Exchange Rate;
+# API exports write the same fields as `Deal_Name`, `Closing_Date`, `Created_Time` (normalised alike).
+# No status column: open / won / lost is the stage's, by Zoho's default stages (Closed Won, Closed
+# Lost, Closed-Lost to Competition; the rest open).
+
+
+def _is_zoho(h: Headers) -> bool:
+    """'Closing Date' and 'Deal Name' with a 'Stage' are Zoho's labels (HubSpot writes 'Close Date' and
+    'Deal Stage', Salesforce 'Opportunity Name')."""
+    return (h.has("Closing Date", "Closing_Date") and h.has("Deal Name", "Deal_Name") and h.has("Stage")
+            and not h.has("Opportunity Name", "Deal Stage", "dealstage"))
+
+
+def _zoho(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "deal_id": (Kind.TEXT, ("Record Id", "Deal Id", "Id", "zcrm_id")),
+        "deal_name": (Kind.TEXT, ("Deal Name", "Deal_Name")),
+        "account": (Kind.TEXT, ("Account Name", "Account_Name", "Account Name.id", "Account Id")),
+        "owner": (Kind.TEXT, ("Deal Owner", "Owner", "Deal_Owner")),
+        "created": (Kind.DATE, ("Created Time", "Created_Time", "Created Date"), {"required": True}),
+        "closed": (Kind.DATE, ("Closing Date", "Closing_Date")),
+        "stage": (Kind.TEXT, ("Stage",)),
+        "amount": (Kind.NUMBER, ("Amount",)),
+        "deal_type": (Kind.ENUM, ("Type", "Deal Type"), _DEAL_TYPE),
+        "channel": (Kind.TEXT, ("Lead Source", "Lead_Source")),
+        "segment": (Kind.TEXT, _SEGMENT),
+        "currency": (Kind.TEXT, ("Currency",)),
+    }
+    inputs = _inputs(h, spec)
+    rules = ["status: from the Stage by Zoho's default stages (Closed Won → won; Closed Lost and Closed-Lost to "
+             "Competition → lost; every other stage open); custom stages go through the stage map",
+             "close_date: the Closing Date (for an open deal, the expected one)",
+             "type 'Existing Business' is read as expansion, 'New Business' as new"]
+    if "deal_id" in inputs:
+        deal_id = Field("{deal_id}", "deal_id")
+    else:
+        deal_id = Field("concat_ws(' / ', {account}, {deal_name})", "deal_name")
+        rules.append("no 'Record Id' column: a deal is identified by 'Account Name / Deal Name'")
+    fields = {
+        "deal_id": deal_id,
+        "account_id": Field("{account}", "account"),
+        "owner": Field("{owner}", "owner"),
+        "created_date": Field("{created}", "created"),
+        "close_date": Field("{closed}", "closed"),
+        "stage": Field("{stage}", "stage"),
+        "amount": Field("{amount}", "amount"),
+        "deal_type": Field("{deal_type}", "deal_type"),
+        "segment": Field("{segment}", "segment"),
+        "channel": Field("{channel}", "channel"),
+    }
+    m = _vendor_deals("zoho", "Zoho CRM deals export", h, spec, fields, rules)
+    if "currency" in m.inputs:
         m = replace(m, facts={"currencies": "string_agg(DISTINCT upper({currency.text}), ', ')"},
                     refine=_currency_refine)
     return m
@@ -815,6 +888,102 @@ def _chargebee(h: Headers, sides: set[str]) -> Mapping:
                    refine=_currency_refine if facts else None)
 
 
+# --- Recurly ----------------------------------------------------------------------------------
+
+# Recurly's Subscriptions export (docs.recurly.com, "Subscriptions - export"): uuid, account_code,
+# plan_code, plan_name, state (active, canceled, expired, future, paused, in trial), quantity,
+# unit_amount, currency, activated_at, canceled_at, expires_at, current_period_started_at,
+# current_period_ends_at, trial_started_at, trial_ends_at, then `custom_field_<api name>` columns.
+# A canceled subscription keeps running (and paying) until the end of its term: `expires_at` is when
+# it stops, `canceled_at` only when the customer asked.
+
+
+def _is_recurly(h: Headers) -> bool:
+    return (h.has("account_code") and h.has("plan_code")
+            and h.has("unit_amount", "unit_amount_in_cents", "subscription_unit_amount")
+            and h.has("state", "subscription_state") and h.has("activated_at", "subscription_activated_at"))
+
+
+# Recurly plan intervals are in months or days (a blank unit reads as months).
+_RECURLY_MONTHS = ("(CASE WHEN lower({interval_unit.text}) LIKE 'day%' THEN 12.0 / 365 ELSE 1.0 END "
+                   "* COALESCE(NULLIF({interval_length}, 0), 1))")
+# Without interval columns, a plan code or name that says how often it bills (inference, stated).
+_RECURLY_NAMED = ("(CASE WHEN regexp_matches(lower(concat_ws(' ', {plan_code.text}, {plan_name.text})), "
+                  "'annual|yearly|year|12[ -]?month') THEN 12.0 WHEN regexp_matches(lower(concat_ws(' ', "
+                  "{plan_code.text}, {plan_name.text})), 'quarter') THEN 3.0 ELSE 1.0 END)")
+
+
+def _recurly(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "sub_id": (Kind.TEXT, ("uuid", "subscription_uuid", "subscription_id")),
+        "customer": (Kind.TEXT, ("account_code",), {"required": True}),
+        "activated": (Kind.DATE, ("activated_at", "subscription_activated_at")),
+        "created": (Kind.DATE, ("created_at", "subscription_created_at")),
+        "trial_end": (Kind.DATE, ("trial_ends_at",)),
+        "canceled_at": (Kind.DATE, ("canceled_at", "subscription_canceled_at")),
+        "expires_at": (Kind.DATE, ("expires_at", "subscription_expires_at")),
+        "period_end": (Kind.DATE, ("current_period_ends_at",)),
+        "state": (Kind.TEXT, ("state", "subscription_state")),
+        "unit_amount": (Kind.NUMBER, ("unit_amount", "subscription_unit_amount")),
+        "unit_cents": (Kind.NUMBER, ("unit_amount_in_cents",)),
+        "quantity": (Kind.NUMBER, ("quantity", "subscription_quantity")),
+        "interval_length": (Kind.NUMBER, ("plan_interval_length", "interval_length", "billing_interval_length")),
+        "interval_unit": (Kind.TEXT, ("plan_interval_unit", "interval_unit", "billing_interval_unit")),
+        "currency": (Kind.TEXT, ("currency",)),
+        "plan_name": (Kind.TEXT, ("plan_name",)),
+        "plan_code": (Kind.TEXT, ("plan_code",)),
+        "segment": (Kind.TEXT, ("custom_field_segment", "custom_field_customer_segment", "custom_field_market_segment",
+                                "segment")),
+        "channel": (Kind.TEXT, ("custom_field_channel", "custom_field_lead_source", "custom_field_acquisition_channel",
+                                "custom_field_source", "channel")),
+    }
+    inputs = _inputs(h, spec)
+    state = "lower(trim({state.text}))"
+    start = "COALESCE({activated}, {created})"
+    unit = "COALESCE({unit_amount}, {unit_cents} / 100.0)"
+    if "interval_unit" in inputs:
+        months = _RECURLY_MONTHS
+        per = "divided by the plan's billing interval in months (interval length and unit)"
+    else:
+        months = _RECURLY_NAMED
+        per = ("the export has no plan interval, so a plan whose code or name says annual / yearly is divided by "
+               "12, quarterly by 3, and every other plan read as monthly")
+    fields = {
+        "customer_id": Field("{customer}", "customer"),
+        # A trial pays nothing: MRR starts when the trial ends.
+        "start_date": Field(f"CASE WHEN {{trial_end}} > {start} THEN {{trial_end}} ELSE {start} END",
+                            "activated" if "activated" in inputs else "created"),
+        # A canceled subscription runs to the end of its term: expires_at, not canceled_at.
+        "end_date": Field(f"COALESCE({{expires_at}}, CASE WHEN {state} = 'expired' "
+                          "THEN COALESCE({canceled_at}, {period_end}) END)", "expires_at"),
+        "mrr": Field(f"{unit} * COALESCE({{quantity}}, 1) / {months}",
+                     "unit_amount" if "unit_amount" in inputs else "unit_cents"),
+        "plan": Field("COALESCE({plan_name}, {plan_code})", "plan_name" if "plan_name" in inputs else "plan_code"),
+        "segment": Field("{segment}", "segment"),
+        "channel": Field("{channel}", "channel"),
+        "subscription_id": Field("{sub_id}", "sub_id"),
+    }
+    fields = {k: f for k, f in fields.items() if k in ("customer_id", "start_date", "mrr", "end_date")
+              or f.input in inputs}
+    rules = [
+        f"mrr = unit_amount × quantity, {per}"
+        + (" (unit_amount_in_cents ÷ 100)" if "unit_cents" in inputs and "unit_amount" not in inputs else ""),
+        "start_date: activated_at (else created_at); a subscription in trial starts counting when its trial ends",
+        "end_date: expires_at — a canceled subscription keeps running until its term expires (canceled_at is only "
+        "when the customer asked); an expired one without expires_at ends at canceled_at",
+        "subscriptions in state future (not started) or failed (never created) are left out",
+    ]
+    skip = ((f"{state} IN ('future', 'failed')", "not started (state future or failed)"),
+            ("{=end_date} <= {=start_date} AND {trial_end} IS NOT NULL", "canceled during its trial: never paid"))
+    notes = (Note("{=start_date} > current_date",
+                  "{n} subscription(s) start after today (scheduled, not yet paying): they count from their start "
+                  "date (first on line {line})"),)
+    facts = {"currencies": "string_agg(DISTINCT upper({currency.text}), ', ')"} if "currency" in inputs else {}
+    return Mapping("recurly", "Recurly subscriptions export", "subscriptions", inputs, fields, skip=skip,
+                   rules=tuple(rules), notes=notes, key="subscription_id", facts=facts,
+                   refine=_currency_refine if facts else None)
+
+
 # --- "CRM Sales Opportunities" sample layout -------------------------------------------------
 
 _SECTOR_FIXES = "CASE lower(trim({sector.text})) WHEN 'technolgy' THEN 'technology' ELSE lower(trim({sector.text})) END"
@@ -957,8 +1126,10 @@ VENDORS: tuple[tuple[str, Callable[[Headers], bool], Callable[[Headers, set[str]
     ("crm_metadata", _is_crm_metadata, _crm_metadata),
     ("stripe", _is_stripe, _stripe),
     ("chargebee", _is_chargebee, _chargebee),
+    ("recurly", _is_recurly, _recurly),
     ("pipedrive", _is_pipedrive, _pipedrive),
     ("hubspot", _is_hubspot, _hubspot),
+    ("zoho", _is_zoho, _zoho),
     ("sf_history", _is_sf_history, _recognised("Salesforce OpportunityHistory export",
                                                "the current stage and amount are in the Opportunity export")),
     ("salesforce", _is_salesforce, _salesforce),
@@ -1272,6 +1443,8 @@ def _overlay(table: str, vendor: str, headers: list[str], columns: dict[str, str
             continue
         if lit and field_.input:
             field_ = replace(field_, sql=f"COALESCE({field_.sql}, {lit})")
+            if chosen:
+                changed.append(f"a blank {chosen!r} is read as {fill[name]!r}")
         fields[name] = field_
     fields |= {k: f for k, f in vm.fields.items() if k not in t.column_names}  # the layout's own extras
     sqls = [f.sql for f in fields.values()] + [file_status or ""] + [c.sql for c in vm.checks] + \

@@ -163,7 +163,9 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def test_command_line_as_skip_map_and_combine(tmp_path):
     ws = str(tmp_path / "w")
     run = cli("ingest", "--workspace", ws, *map(str, BILLING), str(OWN / "telco_churn.csv"))
-    assert run.returncode == 2 and "telco_churn.csv" in run.stderr and "--skip FILE" in run.stderr
+    assert run.returncode == 2 and "telco_churn.csv" in run.stderr and "--skip telco_churn.csv" in run.stderr
+    # The command line names its own flags, not the Upload page's 'Load as' box.
+    assert "--as telco_churn.csv=TABLE" in run.stderr and "Load as" not in run.stderr
     run = cli("ingest", "--workspace", ws, *map(str, BILLING), str(OWN / "telco_churn.csv"), "--skip",
               "telco_churn.csv", "--format", "json")
     assert run.returncode == 0, run.stderr
