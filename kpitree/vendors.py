@@ -955,9 +955,11 @@ def _recurly(h: Headers, sides: set[str]) -> Mapping:
                             "activated" if "activated" in inputs else "created"),
         # A canceled subscription runs to the end of its term: expires_at, not canceled_at.
         "end_date": Field(f"COALESCE({{expires_at}}, CASE WHEN {state} = 'expired' "
-                          "THEN COALESCE({canceled_at}, {period_end}) END)", "expires_at"),
+                          "THEN COALESCE({canceled_at}, {period_end}) END)", "expires_at",
+                          note="expires_at (an expired subscription without it: canceled_at)"),
         "mrr": Field(f"{unit} * COALESCE({{quantity}}, 1) / {months}",
-                     "unit_amount" if "unit_amount" in inputs else "unit_cents"),
+                     "unit_amount" if "unit_amount" in inputs else "unit_cents",
+                     note="unit_amount × quantity, per month of the plan's interval"),
         "plan": Field("COALESCE({plan_name}, {plan_code})", "plan_name" if "plan_name" in inputs else "plan_code"),
         "segment": Field("{segment}", "segment"),
         "channel": Field("{channel}", "channel"),

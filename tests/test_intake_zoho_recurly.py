@@ -229,3 +229,23 @@ def test_the_command_line_loads_both_exports_and_names_its_own_flags(tmp_path):
     assert run.returncode == 2 and "--as odd.csv=TABLE" in run.stderr and "Load as" not in run.stderr
     page = detect_files(None, [odd])[0]
     assert "'Load as'" in page.problem and "--as" not in page.problem
+
+
+def test_the_mapping_screen_starts_from_the_recurly_layout_and_keeps_its_derivations():
+    """Saved unchanged, the screen's start reads MRR and the end date exactly as the layout does."""
+    from kpitree.vendors import layout_defaults, vendor_mapping
+
+    start = layout_defaults("recurly", RECURLY_HEADERS)
+    assert start.columns["customer_id"] == "account_code" and set(start.derived) == {"end_date", "mrr"}
+    saved = canonical_mapping("subscriptions", start.columns, source="saved", label="saved")
+    layout = vendor_mapping("recurly", RECURLY_HEADERS)
+    assert saved.fields["mrr"].sql == layout.fields["mrr"].sql
+    assert saved.fields["end_date"].sql == layout.fields["end_date"].sql
+
+
+def test_a_file_nobody_described_ends_a_subscription_when_it_expires():
+    from kpitree.detect import fit_table
+
+    fit = fit_table("subscriptions", ["account_code", "start_date", "canceled_at", "expires_at", "mrr"],
+                    [["acme", "2026-01-01", "2026-05-02", "2026-06-01", "100"]])
+    assert fit.columns["customer_id"] == "account_code" and fit.columns["end_date"] == "expires_at"
