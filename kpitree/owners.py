@@ -14,20 +14,33 @@ the page, the CSV and a test all read the same figures.
 
 An action's owner is matched to a node's owner as written, ignoring case and spacing; an action
 given to somebody who owns no number still lists them (they have something to report on).
+
+An owner written "Reps (per owner)" (what a suggested tree gives a rep-level lever: also "Deal owners
+(per owner)", "Sales managers: A, B +2 (per manager)") is no person: every value of the data's `owner`
+(`manager`, …) column owns their part of the number. `people_parts` splits such a number by that
+column for the period (the same query as the tree page's Split by), and `owners` lists each person
+found in the data with their own figure — a rate judged against the number's target by the node's own
+rule (a win-rate target is every rep's), an amount shown as their share of the team's (a team's
+target says nothing about one person's part) — instead of one pseudo-person.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from .bridge import opening_child
-from .format import fmt
+from .errors import KpiTreeError
+from .evaluate import NO_TARGET
+from .format import fmt, fmt_share
+from .metrics import Kind, metric
 from .periods import parse_period
 from .plain import csv_text
 from .review import Note, open_actions
-from .snapshots import NodeState, Snapshot, status_word
+from .snapshots import CauseState, NodeState, Snapshot, status_word
 from .tree import Tree, owner_missing
 
 CSV_HEADER = ("owner", "number", "status", "value", "target", "why", "open actions")
@@ -38,8 +51,9 @@ RANK = {"red": 0, "amber": 1, "no_data": 2, "no_target": 3, "green": 4}
 @dataclass(frozen=True)
 class OwnedNode:
     node: NodeState
-    sentence: str  # why it is off ("" when on target)
+    sentence: str  # why it is off ("" when on target); a person's part always says its figures
     carried: bool = False  # an opening balance: last period's closing value, no lever of this one
+    part_of: str = ""  # a person's part of a number owned per person: the tree's owner ("Reps (per owner)")
 
     @property
     def to_act_on(self) -> bool:
@@ -71,6 +85,150 @@ class OwnerEntry:
     def to_assign(self) -> bool:
         return owner_missing(self.owner)
 
+    @property
+    def part_of(self) -> list[str]:
+        """The per-person owners ("Reps (per owner)") whose numbers this person owns a part of."""
+        return list(dict.fromkeys(o.part_of for o in self.nodes if o.part_of))
+
+
+# --- numbers owned per person ("Reps (per owner)") ------------------------------------------------
+
+_PER = re.compile(r"\(\s*per\s+([^()]+?)\s*\)\s*$", re.IGNORECASE)
+_COLUMN_OF = {"rep": "owner", "reps": "owner", "person": "owner"}
+# what a ratio's denominator counts, for "on 14 decided deals"
+_COUNTS = {"decided": "decided deals", "won": "won deals", "priced": "won deals with an amount",
+           "opps": "deals created", "base": "customers at the start", "customers": "customers"}
+
+
+def per_dimension(owner: str) -> str | None:
+    """The data column whose every value owns a part of a number, from how the tree names its owner:
+    "Reps (per owner)" → "owner", "Sales managers: Ana, Ben +2 (per manager)" → "manager"; None for a
+    person or a role ("CEO — to assign", "Marcus Chen (AE lead)")."""
+    found = _PER.search(owner or "")
+    if found is None:
+        return None
+    column = "_".join(found.group(1).split()).casefold()
+    return _COLUMN_OF.get(column, column)
+
+
+@dataclass(frozen=True)
+class PersonPart:
+    """One person's part of a number owned per person, in the period."""
+
+    person: str
+    value: float | None
+    target: float | None  # the number's own target for a rate (every rep's); None for an amount
+    status: str
+    volume: float | None = None  # a ratio's denominator: the deals (customers, …) the rate is over
+    counted: str = ""  # what the volume counts: "decided deals"
+    rate: bool = True  # a rate or mean (judged against the number's target); False: an amount (a share)
+    share: float | None = None  # an amount's part of the team's total
+
+
+@dataclass(frozen=True)
+class PeopleSplit:
+    """A number owned per person, split by its column: each person's part, or why it cannot be."""
+
+    node: str
+    dimension: str
+    parts: tuple[PersonPart, ...] = ()
+    why_not: str = ""  # no parts: what is missing, in a sentence
+
+
+def people_parts(engine: Any, tree: Tree, evaluation: Any) -> dict[str, PeopleSplit]:
+    """Per node owned per person (`per_dimension`), the people found in the data for the evaluation's
+    period with their part: the node's metric split by that column, with the node's filter.
+
+    A rate is judged against the node's own target by the node's rule (`NodeResult.status_at`: the
+    threshold, a running stock's target by now, a maturing cohort alike) — a 28 % win-rate target is
+    every rep's. An amount (a flow, a stock) has no per-person target here: the team's is not split
+    by anything the tree says, so the part is shown as a share of the team's total, status "no target".
+    Rows without a value in the column (`(none)`) are nobody's part and are left out.
+    """
+    out: dict[str, PeopleSplit] = {}
+    period = evaluation.period
+    for node in tree.nodes:
+        dim = per_dimension(node.owner)
+        if dim is None:
+            continue
+        res = evaluation.node(node.id)
+        why = _why_no_parts(engine, node, res, dim)
+        if why:
+            out[node.id] = PeopleSplit(node.id, dim, why_not=why)
+            continue
+        m = metric(node.metric)
+        name = m.running if m.running and not period.is_complete(engine.as_of) else m.name
+        try:
+            df = engine.query(name, [period], dimension=dim, filters=node.filter)
+        except KpiTreeError as exc:
+            out[node.id] = PeopleSplit(node.id, dim, why_not=f"{node.label} cannot be split by {dim}: {exc}")
+            continue
+        period_rows = df[df.pkey == period.key]
+        rate = m.kind == Kind.RATIO
+        total = None if rate else float(period_rows["value"].sum())  # the team's, rows without an owner too
+        rows = period_rows[period_rows.segment != "(none)"]
+        parts = []
+        for _, r in rows.iterrows():
+            value = None if r["value"] is None or r["value"] != r["value"] else float(r["value"])
+            if value is None:
+                continue  # in the data, but nothing of this number (a rep with no decided deal)
+            if rate:
+                volume = float(r[m.ratio[1]]) if m.ratio and m.ratio[1] in r else None
+                parts.append(PersonPart(str(r["segment"]), value, res.judged_target, res.status_at(value), volume,
+                                        _counted(m)))
+            else:
+                share = value / total if total else None
+                parts.append(PersonPart(str(r["segment"]), value, None, NO_TARGET, share=share, rate=False))
+        if not parts:
+            out[node.id] = PeopleSplit(node.id, dim, why_not=f"no {dim} has a {node.label} in {period.key}")
+            continue
+        parts.sort(key=lambda p: (RANK.get(p.status, 5), p.person.casefold()))
+        out[node.id] = PeopleSplit(node.id, dim, tuple(parts))
+    return out
+
+
+def _why_no_parts(engine: Any, node: Any, res: Any, dim: str) -> str:
+    if res.value is None:
+        return f"{node.label} has no data" + (f" ({res.reason})" if res.reason else "")
+    if dim not in engine.dimensions(node, [dim]):
+        return (f"the rows {node.label} reads have no {dim} with a value, so nobody's part can be told "
+                f"(load or map a {dim} column)")
+    return ""
+
+
+def _counted(m: Any) -> str:
+    """What a ratio's denominator counts ("decided deals"), for "on 14 decided deals"."""
+    return _COUNTS.get(m.ratio[1], m.ratio[1].replace("_", " ")) if m.ratio else ""
+
+
+def part_sentence(node: NodeState, part: PersonPart, dimension: str, causes: tuple[CauseState, ...] = ()) -> str:
+    """A person's part in one sentence: "7.1% against 27.8% on 14 decided deals (the team: 26.6%)",
+    or for an amount "$269.9k, 26% of the team's $1.05M (no target per owner)"; then the explanation's
+    own sentence when it names this person as where the gap sits."""
+    team = fmt(node.value, node.unit, compact=True)
+    said = fmt(part.value, node.unit, compact=True)
+    if part.rate:
+        counted = re.sub(r"s\b", "", part.counted, count=1) if part.volume == 1 else part.counted  # 1 won deal
+        on = f" on {part.volume:,.0f} {counted}" if part.volume is not None and counted else ""
+        against = f" against {fmt(part.target, node.unit, compact=True)}" if part.target is not None else \
+            " (no target)"
+        text = f"{said}{against}{on} (the team: {team})."
+    else:
+        share = f", {fmt_share(part.share)} of the team's {team}" if part.share is not None else ""
+        text = f"{said}{share} (the team's target is not split per {dimension.replace('_', ' ')})."
+    named = [c.sentence for c in causes if c.id == node.id and _names(c.segment, dimension, part.person)]
+    return " ".join([text, *named])
+
+
+def _names(segment: str | None, dimension: str, person: str) -> bool:
+    """Whether a cause's segment ("owner: Dana Whitfield", "owner × segment: Dana Whitfield × SMB") is
+    this person's."""
+    if not segment or ": " not in segment:
+        return False
+    dims, _, values = segment.partition(": ")
+    pairs = zip(dims.split(" × "), values.split(" × "), strict=False)
+    return any(d == dimension and _key(v) == _key(person) for d, v in pairs)
+
 
 def _key(name: str) -> str:
     return " ".join(name.split()).casefold()
@@ -99,22 +257,39 @@ def carried_over(tree: Tree, node: NodeState, period: str) -> str | None:
     return f"Carried over from {before}'s closing {parent.label}: {said}; it is not a lever this period{gap}."
 
 
-def owners(snapshot: Snapshot, notes: list[Note], tree: Tree | None = None) -> list[OwnerEntry]:
+def owners(snapshot: Snapshot, notes: list[Note], tree: Tree | None = None,
+           people: dict[str, PeopleSplit] | None = None) -> list[OwnerEntry]:
     """Every owner of a node in `snapshot` (and of an open action in `notes`), most red numbers first.
 
     `tree` (the snapshot's tree) tells which nodes are opening balances (`carried_over`); without it
-    none is recognised and an opening balance counts as any red number.
+    none is recognised and an opening balance counts as any red number. `people` (`people_parts` of the
+    same period) lists each person who owns a part of a number owned per person ("Reps (per owner)")
+    with their part, instead of the pseudo-person; without it (a saved snapshot), or where a number
+    cannot be split, the number stays under the name the tree gives, saying why.
     """
     by_owner: dict[str, list[OwnedNode]] = {}
     names: dict[str, str] = {}
     for n in snapshot.nodes:
         key = _key(n.owner) or "(no owner)"
-        names.setdefault(key, n.owner.strip() or "(no owner)")
         carried = carried_over(tree, n, snapshot.period) if tree is not None else None
+        split = (people or {}).get(n.id)
+        if carried is None and split is not None and split.parts:
+            for part in split.parts:
+                person = _key(part.person)
+                names.setdefault(person, part.person)
+                own = dataclasses.replace(n, owner=part.person, value=part.value, target=part.target,
+                                          status=part.status, previous=None)
+                by_owner.setdefault(person, []).append(
+                    OwnedNode(own, part_sentence(n, part, split.dimension, snapshot.causes), part_of=n.owner.strip()))
+            continue
+        names.setdefault(key, n.owner.strip() or "(no owner)")
         if carried is not None:
             by_owner.setdefault(key, []).append(OwnedNode(n, carried, carried=True))
             continue
         sentence = snapshot.sentence_for(n.id) if n.status in OFF else ""
+        if split is not None:  # owned per person, but nobody's part can be told
+            sentence = " ".join(x for x in (sentence, f"Every {split.dimension.replace('_', ' ')} owns their "
+                                                      f"part, but {split.why_not}.") if x)
         by_owner.setdefault(key, []).append(OwnedNode(n, sentence))
     actions: dict[str, list[Note]] = {}
     for a in open_actions([x for x in notes if x.tree == snapshot.tree]):

@@ -205,3 +205,159 @@ def test_an_action_sits_on_the_row_of_its_number():
         ("New-logo ARR", "Shift budget (Leads, due 2026-12-14)"),  # not listed here: on the owner's first row
         ("Win rate", "Coach Dana (Win rate, due 2026-12-14)"),
     ]
+
+
+# --- numbers owned per person ("Reps (per owner)", trial 3) ----------------------------------------
+
+# October 2026, new deals closed: Ana 3 won (10k, 20k, 30k) + 1 lost; Ben 1 won (40k) + 4 lost; Cy 1 won
+# (20k) + 1 lost; one won deal (5k) without an owner. An open deal created in November makes October complete.
+PER_PERSON_DEALS = """deal_id,owner,created_date,close_date,status,amount,deal_type,segment
+D01,Ana Silva,2026-09-01,2026-10-03,won,10000,new,SMB
+D02,Ana Silva,2026-09-02,2026-10-04,won,20000,new,SMB
+D03,Ana Silva,2026-09-03,2026-10-05,won,30000,new,Enterprise
+D04,Ana Silva,2026-09-04,2026-10-06,lost,,new,SMB
+D05,Ben Okoro,2026-09-05,2026-10-07,won,40000,new,Enterprise
+D06,Ben Okoro,2026-09-06,2026-10-08,lost,,new,SMB
+D07,Ben Okoro,2026-09-07,2026-10-09,lost,,new,SMB
+D08,Ben Okoro,2026-09-08,2026-10-10,lost,,new,Enterprise
+D09,Ben Okoro,2026-09-09,2026-10-11,lost,,new,SMB
+D10,Cy Tan,2026-09-10,2026-10-12,won,20000,new,SMB
+D11,Cy Tan,2026-09-11,2026-10-13,lost,,new,Enterprise
+D12,,2026-09-12,2026-10-14,won,5000,new,SMB
+D13,Ana Silva,2026-11-05,,open,15000,new,SMB
+"""
+PER_PERSON_TREE = {
+    "name": "Per person", "grain": "month", "dimensions": ["owner", "segment"],
+    "nodes": [
+        {"id": "new_business_arr", "label": "New business ARR", "level": "north_star", "metric": "new_business_arr",
+         "owner": "Deal owners (per owner)", "review": "weekly", "target": 150000, "children": ["win_rate"]},
+        {"id": "win_rate", "label": "Win rate (new)", "level": "lever", "metric": "win_rate",
+         "filter": {"deal_type": "new"}, "owner": "Reps (per owner)", "review": "weekly", "target": 0.45},
+    ]}
+
+
+@pytest.fixture
+def per_person(load_ws, tmp_path) -> tuple[Workspace, object]:
+    ws = load_ws(deals=PER_PERSON_DEALS)
+    path = ws.trees_dir / "per_person.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(PER_PERSON_TREE, sort_keys=False))
+    return ws, load_tree(path)
+
+
+@pytest.mark.parametrize(("owner", "column"), [
+    ("Reps (per owner)", "owner"), ("Deal owners (per owner)", "owner"), ("CSMs (per owner)", "owner"),
+    ("Sales managers: Ana Silva, Ben Okoro +2 (per manager)", "manager"), ("CSMs: A, B (per csm)", "csm"),
+    ("Reps (per rep)", "owner"), ("Regional leads (per sales region)", "sales_region"),
+    ("Marcus Chen (AE lead)", None), ("CEO — to assign", None), ("Omar Haddad (PM, analytics)", None), ("", None),
+])
+def test_an_owner_per_column_is_recognised(owner, column):
+    from kpitree.owners import per_dimension
+
+    assert per_dimension(owner) == column
+
+
+def test_each_rep_found_in_the_data_owns_their_part(per_person):
+    """Hand-checked: Ana 3/4 = 75 % (green against 45 %), Cy 1/2 = 50 % (green), Ben 1/5 = 20 % (red: the
+    amber band is 45 % − 2.25 pp); the team 6/12 = 50 %. New business ARR $125k is the team's; its target
+    is not split, so each part is a share: Ana $60k = 48 %, Ben $40k = 32 %, Cy $20k = 16 % (the 5k
+    deal without an owner is nobody's part)."""
+    from kpitree.owners import people_parts
+
+    ws, tree = per_person
+    engine = Engine(ws)
+    period = parse_period("2026-10")
+    now = take_snapshot(engine, tree, period)
+    from kpitree.evaluate import evaluate_tree
+
+    split = people_parts(engine, tree, evaluate_tree(engine, tree, period))
+    win = split["win_rate"]
+    assert win.dimension == "owner" and not win.why_not
+    assert [(p.person, p.value, p.target, p.status, p.volume) for p in win.parts] == [
+        ("Ben Okoro", 0.2, 0.45, "red", 5.0), ("Ana Silva", 0.75, 0.45, "green", 4.0),
+        ("Cy Tan", 0.5, 0.45, "green", 2.0)]
+    arr = split["new_business_arr"]
+    assert [(p.person, p.value, p.target, p.status) for p in arr.parts] == [
+        ("Ana Silva", 60000.0, None, "no_target"), ("Ben Okoro", 40000.0, None, "no_target"),
+        ("Cy Tan", 20000.0, None, "no_target")]
+    assert [round(p.share, 3) for p in arr.parts] == [0.48, 0.32, 0.16]
+    assert now.node("win_rate").value == 0.5 and now.node("new_business_arr").value == 125000
+
+    entries = owners(now, [], tree, split)
+    assert [e.owner for e in entries] == ["Ben Okoro", "Ana Silva", "Cy Tan"]  # the red part first; no pseudo-person
+    ben = entries[0]
+    assert [len(ben.red), ben.part_of] == [1, ["Reps (per owner)", "Deal owners (per owner)"]]  # red first
+    win_ben = next(o for o in ben.nodes if o.node.id == "win_rate")
+    assert win_ben.sentence == "20.0% against 45.0% on 5 decided deals (the team: 50.0%)."
+    cy = entries[2]
+    assert next(o for o in cy.nodes if o.node.id == "new_business_arr").sentence == (
+        "$20k, 16% of the team's $125k (the team's target is not split per owner).")
+    rows = owner_rows(entries, red_only=True)
+    assert [(r["owner"], r["number"], r["status"], r["value"], r["target"]) for r in rows] == [
+        ("Ben Okoro", "Win rate (new)", "red", fmt(0.2, "percent"), fmt(0.45, "percent"))]
+    # without the split (a saved snapshot), the tree's own words stay
+    assert {e.owner for e in owners(now, [], tree)} == {"Reps (per owner)", "Deal owners (per owner)"}
+
+
+def test_a_rep_with_one_deal_reads_in_the_singular_and_a_cause_naming_them_is_theirs():
+    from kpitree.owners import PersonPart, part_sentence
+    from kpitree.snapshots import CauseState, NodeState
+
+    node = NodeState("win_rate", "Win rate (new)", "Reps (per owner)", "lever", "percent", "weekly", "red", 0.25,
+                     0.3)
+    part = PersonPart("Dana Whitfield", 0.0, 0.3, "red", 1.0, "decided deals")
+    cause = CauseState("win_rate", "Win rate (new)", "Reps (per owner)", "red", "Dana's deals explain 70%.",
+                       segment="owner × segment: Dana  whitfield × Enterprise")
+    other = CauseState("win_rate", "Win rate (new)", "Reps (per owner)", "red", "Not Dana.",
+                       segment="owner: Ben Okoro")
+    assert part_sentence(node, part, "owner", (cause, other)) == (
+        "0.0% against 30.0% on 1 decided deal (the team: 25.0%). Dana's deals explain 70%.")
+
+
+def test_a_number_owned_per_column_the_data_lacks_stays_with_its_group_and_says_why(per_person):
+    from kpitree.evaluate import evaluate_tree
+    from kpitree.owners import people_parts
+
+    ws, tree = per_person
+    node = tree.node("win_rate")
+    tree = dataclasses_replace_owner(tree, "win_rate", "Sales managers: A, B (per manager)")
+    engine = Engine(ws)
+    period = parse_period("2026-10")
+    split = people_parts(engine, tree, evaluate_tree(engine, tree, period))
+    assert split["win_rate"].parts == () and "no manager with a value" in split["win_rate"].why_not
+    entries = owners(take_snapshot(engine, tree, period), [], tree, split)
+    group = next(e for e in entries if e.owner == "Sales managers: A, B (per manager)")
+    assert [o.node.id for o in group.nodes] == [node.id]
+    assert "Every manager owns their part, but the rows Win rate (new) reads have no manager" in group.nodes[0].sentence
+
+
+def dataclasses_replace_owner(tree, node_id: str, owner: str):
+    """The tree with one node's owner changed (a tree YAML a user wrote by hand)."""
+    data = yaml.safe_load(Path(tree.source).read_text())
+    for n in data["nodes"]:
+        if n["id"] == node_id:
+            n["owner"] = owner
+    path = Path(tree.source).with_name("changed.yaml")
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_tree(path)
+
+
+def test_owners_page_names_the_reps_not_the_pseudo_person(per_person, monkeypatch):
+    ws, _ = per_person
+    monkeypatch.setenv("KPITREE_DATA_DIR", str(ws.root.parent))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update({"ws": ws.name, "tree": "per_person", "period": "2026-10"})
+    at.run()
+    at.switch_page("views/6_Owners.py").run()
+    assert not failures(at)
+    texts = [unescaped(m.value) for m in at.markdown]
+    heads = [t[5:] for t in texts if t.startswith("#### ")]
+    assert heads == ["Ben Okoro"]  # red numbers only: the one rep with a red part
+    assert ":red-badge[red] **Win rate (new)** (their part) — 20.0% against 45.0% on 5 decided deals (the team: " \
+           "50.0%)." in texts
+    assert not any("per owner" in h for h in heads)
+    assert any("their own part of the numbers owned by Reps (per owner), Deal owners (per owner)" in unescaped(c.value)
+               for c in at.caption)
+    at.toggle(key="ow_red_only").set_value(False).run()
+    heads = [unescaped(m.value)[5:] for m in at.markdown if m.value.startswith("#### ")]
+    assert heads == ["Ben Okoro", "Ana Silva", "Cy Tan"]

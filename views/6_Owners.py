@@ -14,7 +14,7 @@ import streamlit as st
 
 import ui
 from kpitree.errors import KpiTreeError
-from kpitree.owners import actions_text, owners, owners_csv
+from kpitree.owners import actions_text, owners, owners_csv, people_parts
 from kpitree.plain import markdown_text as md
 from kpitree.review import Notes
 from kpitree.snapshots import take_snapshot, tree_key
@@ -39,11 +39,12 @@ def main() -> None:
         evaluation = ui.evaluation(ws, tree, period)
         explanation = ui.explanation(ws, tree, tree.root.id, period, "target", causes=True)
         now = take_snapshot(engine, tree, period, evaluation=evaluation, explanation=explanation)
+        people = people_parts(engine, tree, evaluation)  # "Reps (per owner)": each rep in the data, their part
     except KpiTreeError as exc:  # e.g. a tree whose metrics this workspace's data cannot compute
         st.error(f"**This tree cannot be evaluated for {period.key}**: {md(exc)}", icon=":material/error:")
         return
     notes, problems = Notes(ws).for_tree(tree_key(tree))
-    entries = owners(now, notes, tree)
+    entries = owners(now, notes, tree, people)
     st.markdown(f"### Who to talk to · {md(tree.name)} · {period.key}")
     reds = sum(len(e.red) for e in entries)
     carried = sum(len(e.carried) for e in entries)
@@ -66,11 +67,12 @@ def main() -> None:
             st.markdown(f"#### {md(e.owner)}" + (" · owner still to assign" if e.to_assign else ""))
             st.caption(f"{len(e.red)} of {len(e.nodes)} numbers red"
                        + (f" · {len(e.carried)} carried over, not a lever this period" if e.carried else "")
+                       + (" · their own part of the numbers owned by " + md(", ".join(e.part_of)) if e.part_of else "")
                        + f" · {len(e.actions)} open action" + ("" if len(e.actions) == 1 else "s"))
             for o in shown:
                 n = o.node
                 line = f"{STATUS_BADGE.get(n.status, '')}" + (f" {CARRIED_BADGE}" if o.carried else "") \
-                    + f" **{md(n.label)}**"
+                    + f" **{md(n.label)}**" + (" (their part)" if o.part_of else "")
                 if o.sentence:
                     line += f" — {md(o.sentence)}"
                 st.markdown(line)
@@ -78,8 +80,10 @@ def main() -> None:
                 st.markdown("**Open actions:** " + md(actions_text(e, today)))
     st.caption("Red first; each red number with the explanation's sentence (the cause where it sits, else its step "
                "on the red path). An opening balance (ARR at start) is last period's closing value: listed, marked "
-               "carried over, but not counted among the red numbers to act on. Actions come from review notes "
-               "(Review page).")
+               "carried over, but not counted among the red numbers to act on. A number the tree gives to “Reps (per "
+               "owner)” is every rep's: each person the data names for the period is listed with their own part (a "
+               "rate against the number's target, an amount as a share of the team's). Actions come from review "
+               "notes (Review page).")
 
 
 main()
