@@ -130,13 +130,14 @@ def _segment_parts(view: _NodeView, versus: str, dims: Sequence[str], *, evidenc
         method = "component_path"
         surprise = sum((att.js_surprise(att.shares(c0[c]), att.shares(c1[c])) for c in comps), zeros)
         values, baselines = v1, v0
-        if evidence and sp.history is not None:
-            # a formula over counts (pipeline velocity): its segment's own value against how much that
-            # value usually moves; the part of the gap carries the same evidence
-            usual, _count = ev.usual_sd(_series(ValueFn(m.value, m.components), sp.history))
+        if evidence:
+            # a formula over counts (pipeline velocity): its segment's own value against the noise of its
+            # components and how much that value usually moves; the part of the gap carries the same evidence
+            value_sd = _formula_sd(sp, m, k)
             with np.errstate(divide="ignore", invalid="ignore"):
-                z = np.abs(np.asarray(sp.value) - np.asarray(sp.ref_value)) / (usual * math.sqrt(1.0 + 1.0 / k))
-                sd = np.where(np.isfinite(z) & (z > 0), np.abs(np.asarray(contrib, dtype="float64")) / z, np.nan)
+                z = np.abs(np.asarray(sp.value) - np.asarray(sp.ref_value)) / value_sd if value_sd is not None else None
+                sd = (np.where(np.isfinite(z) & (z > 0), np.abs(np.asarray(contrib, dtype="float64")) / z, np.nan)
+                      if z is not None else None)
         if evidence:
             # a segment whose own value did not move ($0/day then and now) is no cause of anything, whatever
             # part the component path gives it: as far within its noise as a number can say (z 0), never
@@ -199,6 +200,27 @@ def _additive_sd(data: NodeData, sp: Split, base: np.ndarray, v0: np.ndarray, k:
     return ev.combine(noise, hist)
 
 
+def _formula_sd(sp: Split, m: Metric, k: int) -> np.ndarray | None:
+    """Noise of each segment's value now − reference for a formula over sums and counts (pipeline
+    velocity): its components' counting noise carried through the formula (delta method), now and in
+    the reference, widened by the value's history. History alone let a pair cell of a deal or two a
+    month, whose value sat still for months, read seven standard errors for one deal that slipped."""
+    fn = ValueFn(m.value, m.components)
+    noise = None
+    if ev.poisson_ok(m) and sp.cur_var and sp.ref is not None and sp.ref_var:
+        g1, g0 = ev.gradient(fn, sp.cur, m.components), ev.gradient(fn, sp.ref, m.components)
+        zeros = np.zeros(len(sp.segments))
+        var1 = sum((g1[c] ** 2 * sp.cur_var.get(c, 0.0) for c in m.components), zeros)
+        var0 = sum((g0[c] ** 2 * sp.ref_var.get(c, 0.0) for c in m.components), zeros)
+        # under "nothing changed" this period's noise is at least one reference period's
+        noise = np.sqrt(np.fmax(var1, var0 * k) + var0)
+    hist = None
+    if sp.history is not None:
+        usual, count = ev.usual_sd(_series(fn, sp.history))
+        hist = (usual * math.sqrt(1.0 + 1.0 / k), count)
+    return ev.combine(noise, hist)
+
+
 def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: np.ndarray, k: int,
               has_ref: bool, inherited: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Noise of each segment's rate term w̄ (r1 − r0) and mix term (w1 − w0)(r̄ − R̄) of a ratio.
@@ -231,12 +253,25 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
                     unit = ev.spread_floor(unit, d1 + rows0, n0 / d0, n1 / d1)
                 if binomial:
                     unit = ev.binomial_floor(unit, n1 + n0 * k, d1 + rows0)
+                if summed:  # each side's rows around the common rate too (see `ratio_var`)
+                    common = (n1 + n0 * k) / (d1 + rows0)
+                    unit = np.fmax(unit, np.fmax(
+                        np.nan_to_num(ev.ratio_var(n1, d1, sp.cur_var[num], sp.cur_var[den], sp.cur_var["__cov"],
+                                                   common)) * d1,
+                        np.nan_to_num(ev.ratio_var(n0, d0, sp.ref_var[num], sp.ref_var[den], sp.ref_var["__cov"],
+                                                   common)) * rows0))
                 var_r = np.where(d1 > 0, unit / d1, 0.0) + np.where(rows0 > 0, unit / rows0, 0.0)
             var_w = var_w + np.nan_to_num(ev.share_var(d0, sp.ref_var[den]))
         elif binomial:  # this period alone: 0 of 1 is no certainty either
             with np.errstate(divide="ignore", invalid="ignore"):
                 var_r = np.where(d1 > 0, ev.binomial_floor(var_r * d1, n1, d1) / d1, 0.0)
         rate_noise = np.abs(wbar) * np.sqrt(var_r)
+        if amounts and has_ref and sp.ref is not None:
+            # an average of a few amounts against another: Student's t, not the normal law (`student_z`)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                effect = np.abs(wbar * (n1 / d1 - sp.ref[num] / sp.ref[den]))
+                z = ev.student_z(effect / rate_noise, d1 + sp.ref[den] * k - 2.0)
+                rate_noise = np.where(np.isfinite(z) & (z > 0), effect / z, rate_noise)
         logs = [f"{num}{suffix}" for suffix in LOG_SUFFIXES]
         if amounts and has_ref and sp.ref is not None and all(c in sp.cur_var and c in sp.ref_var for c in logs):
             # an average amount: the log scale's evidence where it is the stronger, same direction
