@@ -75,7 +75,12 @@ def _children(session: _Session, parent: _NodeView, versus: str, cell_dim: tuple
     parts_by: dict[str, float] = {n: 0.0 for n in formula.names}
     cells: dict[str, list[tuple[str, float]]] = {n: [] for n in formula.names}
     joint = None
-    if formula.kind != "additive" and cell_dim is not None:
+    opening = opening_child(tree, node)
+    # A stock over its opening balance (ARR = ARR at start × NRR + …) is split over the totals: the
+    # carried-over part is the opening balance's own shortfall, whatever columns the data has. Within
+    # the segments of the best dimension it changed with them (an auto_renew column turned ARR at start,
+    # $350k below target, into a +$161k part) and moved NRR's mix into the opening balance.
+    if formula.kind != "additive" and cell_dim is not None and opening is None:
         joint = _within_segments(formula, views, base, cell_dim, scale)
     if joint is not None:
         seg_parts, rest, segs, methods = joint
@@ -93,7 +98,6 @@ def _children(session: _Session, parent: _NodeView, versus: str, cell_dim: tuple
         parts_by.update(dict(res.parts))
         method = res.method
     parts = []
-    opening = opening_child(tree, node)
     for n in formula.names:
         v = views[n]
         c = parts_by[n]
