@@ -192,3 +192,20 @@ def test_the_north_star_s_gap_has_no_residual_at_any_grain(demo, name, period):
     result = explain_node(demo, tree, "arr", period)
     residual = next(c.contribution for c in result.children if c.id == "residual")
     assert result.gap is not None and abs(result.gap) > 1e5 and abs(residual) < 1.0, (period, residual, result.gap)
+
+
+def test_the_north_star_s_parts_do_not_depend_on_the_drill_dimensions(demo):
+    """Trial 3: with an extra `auto_renew` column ARR at start, $350k below its target, was a +$161k part
+    (split within auto_renew's segments); without it, −$369k. The opening balance's part is its own
+    shortfall over the totals, whatever columns a file has."""
+    import dataclasses
+
+    from kpitree.explain import explain_node
+
+    tree = load_tree(ROOT / "data" / "demo" / "tree.yaml")
+    parts = []
+    for dims in (("owner", "segment", "channel"), ("channel",), ("segment", "owner")):
+        result = explain_node(demo, dataclasses.replace(tree, dimensions=dims), "arr", "2026-10")
+        parts.append({c.id: round(c.contribution, 2) for c in result.children})
+    assert parts[0] == parts[1] == parts[2]
+    assert parts[0]["arr_start"] < 0  # ARR at start below its target: a part of the shortfall, never an offset
