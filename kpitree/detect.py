@@ -493,7 +493,10 @@ def not_a_segment(column: str, values: Iterable[str] | None = None) -> str | Non
         return "a lifecycle status (a row moves from one value to the next), not a segment"
     if found and all(_PERIOD_VALUE.fullmatch(v) for v in found):
         return "a period label (one value per period), not a segment"
-    if (found and set(found) <= _BOOLEAN_VALUES) or (_FLAG_NAME.search(name) and not found):
+    # 0 / 1 alone is as often a count (seats, quantity) as a flag: a flag then only by its name.
+    worded = bool(set(found) - {"0", "1", "0.0", "1.0"})
+    if (found and set(found) <= _BOOLEAN_VALUES and (worded or _FLAG_NAME.search(name))) or \
+            (_FLAG_NAME.search(name) and not found):
         return "a yes/no flag (true / false for each row), not a segment"
     if _FREE_TEXT_NAME.search(name) or (found and _sentences(found)):
         return "free text typed per row (next steps, descriptions, notes), not a segment"

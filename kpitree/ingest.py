@@ -111,7 +111,7 @@ BINARY_MAGIC = {
 # Dates that record something that happened (a future value is suspicious, not impossible).
 FACT_DATES = {
     "deals": ("created_date",), "leads": ("created_date",), "activities": ("date",), "tickets": ("opened_at",),
-    "events": ("timestamp",), "nps": ("date",),
+    "events": ("timestamp",), "nps": ("date",), "subscriptions": ("start_date",),
 }
 Progress = Callable[[float, str], None]
 
@@ -920,7 +920,8 @@ def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, side
         return _fit_mapping(fit_table(forced, headers, _sample(src, 50), src.name))
     vendor = detect_vendor(headers)
     if vendor:
-        return _with_evidence(vendor_mapping(vendor, headers, sides), vendor)
+        m = _with_evidence(vendor_mapping(vendor, headers, sides), vendor)
+        return _unless_incomplete(src, m)
     reason = not_data(headers)
     if reason:
         return Mapping("not_data", f"not data: {reason}", "", {}, {}, ignore=True,
@@ -952,6 +953,27 @@ def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, side
     hint = "; ".join(f"{t.name}: {', '.join(t.required)}" for t in TABLES.values())
     raise UnrecognisedFile(src.name, headers, f"{src.name}: cannot tell which table this file is from its header "
                                               f"({shown}) — the tables and their required columns: {hint}.", *hints)
+
+
+def _unless_incomplete(src: _Source, m: Mapping) -> Mapping:
+    """A vendor layout, unless the file lacks a column the layout needs and its columns fit a table
+    by name completely: the file then is not that vendor's export (a column of the same name is no
+    signature), and it loads as what it is, saying why. Otherwise the layout stands, and the check
+    that follows says what the file lacks."""
+    if not m.table or m.ignore:
+        return m
+    try:
+        _check_mapping(src, m)
+        return m
+    except MissingColumns as exc:
+        fit = best_fit(src.headers, _sample(src, 50), src.name)
+        if fit is None or not (fit.complete and fit.confident):
+            return m
+        lacks = str(exc).split("missing required column(s) ", 1)[-1].split(" for table", 1)[0]
+        out = _fit_mapping(fit)
+        return replace(out, evidence=(f"not read as a {m.label}: it lacks {lacks}", *out.evidence))
+    except LoadError:
+        return m
 
 
 def _with_evidence(m: Mapping, vendor: str) -> Mapping:

@@ -977,12 +977,9 @@ def _recurly(h: Headers, sides: set[str]) -> Mapping:
     ]
     skip = ((f"{state} IN ('future', 'failed')", "not started (state future or failed)"),
             ("{=end_date} <= {=start_date} AND {trial_end} IS NOT NULL", "canceled during its trial: never paid"))
-    notes = (Note("{=start_date} > current_date",
-                  "{n} subscription(s) start after today (scheduled, not yet paying): they count from their start "
-                  "date (first on line {line})"),)
     facts = {"currencies": "string_agg(DISTINCT upper({currency.text}), ', ')"} if "currency" in inputs else {}
     return Mapping("recurly", "Recurly subscriptions export", "subscriptions", inputs, fields, skip=skip,
-                   rules=tuple(rules), notes=notes, key="subscription_id", facts=facts,
+                   rules=tuple(rules), key="subscription_id", facts=facts,
                    refine=_currency_refine if facts else None)
 
 

@@ -205,6 +205,8 @@ def test_recurly_plan_interval_columns_and_cents(ws, tmp_path):
     ("custom_field_segment", ["SMB", "Enterprise"], False),
     ("campaign_source", ["G2 Listing", "Trade Show", "Cold Call"], False),
     ("deal_kind", ["Existing Customer - Upgrade", "New Customer"], False),
+    ("is_partner", ["0", "1"], True),
+    ("seats", ["1", "0", "1"], False),  # 0 / 1 alone is a count unless the name says flag
 ])
 def test_flags_and_free_text_are_never_a_split(column, values, flagged):
     assert bool(not_a_segment(column, values)) is flagged
@@ -249,3 +251,24 @@ def test_a_file_nobody_described_ends_a_subscription_when_it_expires():
     fit = fit_table("subscriptions", ["account_code", "start_date", "canceled_at", "expires_at", "mrr"],
                     [["acme", "2026-01-01", "2026-05-02", "2026-06-01", "100"]])
     assert fit.columns["customer_id"] == "account_code" and fit.columns["end_date"] == "expires_at"
+
+
+def test_a_file_with_a_vendors_column_names_but_not_its_layout_loads_as_what_it_is(ws, tmp_path):
+    """'Record ID' and 'Deal Stage' are HubSpot's names, but HubSpot's export always has 'Create Date':
+    a file without it whose columns fit deals by name loads as deals, saying why it is not HubSpot's."""
+    path = tmp_path / "crm.csv"
+    path.write_text("Record ID,Deal Name,Deal Stage,Amount,creation_date\n"
+                    "7,Acme,Closed Won,\"1,000\",2026-10-01\n", encoding="utf-8")
+    f = ingest(ws, [path]).files[0]
+    assert f.rows_loaded == 1 and "HubSpot" not in f.label
+    assert any("not read as a HubSpot deals export" in e and "'created_date'" in e for e in f.evidence)
+    assert rows(ws, "SELECT deal_id, created_date, status, amount FROM deals") == [
+        ("7", date(2026, 10, 1), "won", 1000.0)]
+
+
+def test_a_subscription_that_starts_after_today_is_said_in_the_report(ws, tmp_path):
+    """Scheduled starts (Recurly's future-dated activations in the trial) move the as-of date: said."""
+    path = tmp_path / "subscriptions.csv"
+    path.write_text("customer_id,start_date,mrr\nacme,2026-01-01,100\nbirch,2099-01-01,50\n", encoding="utf-8")
+    f = ingest(ws, [path]).files[0]
+    assert any(w.startswith("1 row(s) have a start_date after today (first on line 3)") for w in f.warnings)
