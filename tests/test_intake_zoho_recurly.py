@@ -272,3 +272,12 @@ def test_a_subscription_that_starts_after_today_is_said_in_the_report(ws, tmp_pa
     path.write_text("customer_id,start_date,mrr\nacme,2026-01-01,100\nbirch,2099-01-01,50\n", encoding="utf-8")
     f = ingest(ws, [path]).files[0]
     assert any(w.startswith("1 row(s) have a start_date after today (first on line 3)") for w in f.warnings)
+
+
+def test_a_sales_stage_column_is_a_stage_for_a_file_nobody_described():
+    from kpitree.detect import fit_table
+
+    fit = fit_table("deals", ["Opportunity Number", "Sales Stage", "Created On", "Closing Date", "Value"],
+                    [["1", "Closed Won", "2026-10-01", "2026-11-02", "100"]])
+    assert fit.complete and fit.columns["stage"] == "Sales Stage"
+    assert fit.columns["created_date"] == "Created On" and fit.columns["close_date"] == "Closing Date"
