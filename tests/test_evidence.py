@@ -482,3 +482,26 @@ def test_a_formula_s_thin_cell_carries_its_components_counting_noise() -> None:
     assert sd is not None and abs(2 * 5000 * 0.5 / 30 - 2000.0) / sd[0] < 2.0
     alone = _formula_sd(replace(sp, cur_var={}, ref_var={}), m, 1)  # history alone, as before
     assert alone is not None and abs(2 * 5000 * 0.5 / 30 - 2000.0) / alone[0] > 10
+
+
+def test_a_column_that_follows_the_segment_names_nothing_more_precisely(tmp_path: Path) -> None:
+    """Trial 3 (Recurly): each plan is sold in one segment, and the cause was named "SMB Starter (Monthly)
+    customers" — the pair holds exactly SMB's numbers. A sub-segment with the same rows as the segment it
+    would narrow is no refinement: the discount in Mid-Market is named as Mid-Market."""
+    rows = [(month, owner, segment, f"{segment} plan", amount)
+            for month, owner, segment, _channel, amount in three_segments(5, {"Mid-Market": 0.6}, sigma=1.0,
+                                                                            per_month=80)]
+    engine = workspace(tmp_path, deals(rows))
+    by_period = ", ".join(f"{m}: 45000" for m in MONTHS)
+    tree, problems = parse_yaml(f"""
+name: evidence
+grain: month
+dimensions: [segment, channel]
+nodes:
+  - {{id: n, label: Number, level: north_star, metric: avg_deal_size, owner: Owner,
+      target: {{by_period: {{{by_period}}}}}, thresholds: {{amber: 0.3}}}}
+""", "evidence.yaml")
+    assert tree is not None, problems
+    top = next(c for c in explain_node(engine, tree, "n", "2026-10").causes if c.id == "n").top_segment
+    assert top is not None and top.dimension in ("segment", "channel") and "×" not in top.segment
+    assert top.segment in ("Mid-Market", "Mid-Market plan")

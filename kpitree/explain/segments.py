@@ -635,6 +635,17 @@ def _lift(view: _NodeView, versus: str, top: SegmentPart | None, ranks: Sequence
     return up if theirs >= mine else top
 
 
+def _same_rows(sub: SegmentPart, whole: SegmentPart) -> bool:
+    """The sub-segment holds the same numbers as the segment it narrows, now and in the baseline: the
+    second dimension follows the first (each plan sold in one segment) and names nothing more precisely
+    ("SMB Starter (Monthly) customers" for SMB, whose customers are all on Starter (Monthly))."""
+    pairs = ((sub.value, whole.value), (sub.baseline, whole.baseline), (sub.weight, whole.weight),
+             (sub.base_weight, whole.base_weight), (sub.contribution, whole.contribution))
+    return all((a is None and b is None) or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9,
+                                                                                             abs_tol=1e-12))
+               for a, b in pairs)
+
+
 def _refine(view: _NodeView, versus: str, top: SegmentPart | None, gap: float, basis: str,
             bound: float = 0.0) -> SegmentPart | None:
     """Narrows the top segment by a second dimension when one sub-segment carries most of it.
@@ -662,7 +673,7 @@ def _refine(view: _NodeView, versus: str, top: SegmentPart | None, gap: float, b
     sub_bound = ev.z_bound(len(inside)) if bound else 0.0
     best, best_power = top, 0.0
     for p in inside:
-        if not ev.evident(p.strength(basis), sub_bound):
+        if not ev.evident(p.strength(basis), sub_bound) or _same_rows(p, top):
             continue
         pw = _power(p, basis, gap)
         if pw >= REFINE_SHARE * own and pw > best_power:
