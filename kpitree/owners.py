@@ -20,8 +20,8 @@ An owner written "Reps (per owner)" (what a suggested tree gives a rep-level lev
 (`manager`, …) column owns their part of the number. `people_parts` splits such a number by that
 column for the period (the same query as the tree page's Split by), and `owners` lists each person
 found in the data with their own figure — a rate judged against the number's target by the node's own
-rule (a win-rate target is every rep's), an amount shown as their share of the team's (a team's
-target says nothing about one person's part) — instead of one pseudo-person.
+rule (a win-rate target is every rep's), an amount shown as their share of the team's with the team's
+colour (a team's target says nothing about one person's part) — instead of one pseudo-person.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class PersonPart:
     person: str
     value: float | None
     target: float | None  # the number's own target for a rate (every rep's); None for an amount
-    status: str
+    status: str  # a rate's own; an amount's part carries the team's
     volume: float | None = None  # a ratio's denominator: the deals (customers, …) the rate is over
     counted: str = ""  # what the volume counts: "decided deals"
     rate: bool = True  # a rate or mean (judged against the number's target); False: an amount (a share)
@@ -142,7 +142,8 @@ def people_parts(engine: Any, tree: Tree, evaluation: Any) -> dict[str, PeopleSp
     A rate is judged against the node's own target by the node's rule (`NodeResult.status_at`: the
     threshold, a running stock's target by now, a maturing cohort alike) — a 28 % win-rate target is
     every rep's. An amount (a flow, a stock) has no per-person target here: the team's is not split
-    by anything the tree says, so the part is shown as a share of the team's total, status "no target".
+    by anything the tree says, so the part is shown as a share of the team's total and carries the team's
+    status — a red total is every contributor's to discuss, and never drops off the red list.
     Rows without a value in the column (`(none)`) are nobody's part and are left out.
     """
     out: dict[str, PeopleSplit] = {}
@@ -176,9 +177,9 @@ def people_parts(engine: Any, tree: Tree, evaluation: Any) -> dict[str, PeopleSp
                 volume = float(r[m.ratio[1]]) if m.ratio and m.ratio[1] in r else None
                 parts.append(PersonPart(str(r["segment"]), value, res.judged_target, res.status_at(value), volume,
                                         _counted(m)))
-            else:
+            else:  # everybody's part of the team's amount carries the team's colour: a red total is theirs to discuss
                 share = value / total if total else None
-                parts.append(PersonPart(str(r["segment"]), value, None, NO_TARGET, share=share, rate=False))
+                parts.append(PersonPart(str(r["segment"]), value, None, res.status, share=share, rate=False))
         if not parts:
             out[node.id] = PeopleSplit(node.id, dim, why_not=f"no {dim} has a {node.label} in {period.key}")
             continue
@@ -215,7 +216,9 @@ def part_sentence(node: NodeState, part: PersonPart, dimension: str, causes: tup
         text = f"{said}{against}{on} (the team: {team})."
     else:
         share = f", {fmt_share(part.share)} of the team's {team}" if part.share is not None else ""
-        text = f"{said}{share} (the team's target is not split per {dimension.replace('_', ' ')})."
+        against = f" against {fmt(node.target, node.unit, compact=True)}" if node.target is not None else ""
+        team_status = f"the team's number is {status_word(node.status)}{against}; " if node.status != NO_TARGET else ""
+        text = f"{said}{share} ({team_status}its target is not split per {dimension.replace('_', ' ')})."
     named = [c.sentence for c in causes if c.id == node.id and _names(c.segment, dimension, part.person)]
     return " ".join([text, *named])
 

@@ -230,7 +230,8 @@ PER_PERSON_TREE = {
     "name": "Per person", "grain": "month", "dimensions": ["owner", "segment"],
     "nodes": [
         {"id": "new_business_arr", "label": "New business ARR", "level": "north_star", "metric": "new_business_arr",
-         "owner": "Deal owners (per owner)", "review": "weekly", "target": 150000, "children": ["win_rate"]},
+         "owner": "Deal owners (per owner)", "review": "weekly", "target": {"by_period": {"2026-10": 150000}},
+         "children": ["win_rate"]},
         {"id": "win_rate", "label": "Win rate (new)", "level": "lever", "metric": "win_rate",
          "filter": {"deal_type": "new"}, "owner": "Reps (per owner)", "review": "weekly", "target": 0.45},
     ]}
@@ -259,9 +260,9 @@ def test_an_owner_per_column_is_recognised(owner, column):
 
 def test_each_rep_found_in_the_data_owns_their_part(per_person):
     """Hand-checked: Ana 3/4 = 75 % (green against 45 %), Cy 1/2 = 50 % (green), Ben 1/5 = 20 % (red: the
-    amber band is 45 % − 2.25 pp); the team 6/12 = 50 %. New business ARR $125k is the team's; its target
-    is not split, so each part is a share: Ana $60k = 48 %, Ben $40k = 32 %, Cy $20k = 16 % (the 5k
-    deal without an owner is nobody's part)."""
+    amber band is 45 % − 2.25 pp); the team 6/12 = 50 %. New business ARR $125k is the team's, red against
+    $150k; its target is not split, so each part is a share in the team's colour: Ana $60k = 48 %, Ben $40k
+    = 32 %, Cy $20k = 16 % of $125k (the 5k deal without an owner is nobody's part)."""
     from kpitree.owners import people_parts
 
     ws, tree = per_person
@@ -278,23 +279,24 @@ def test_each_rep_found_in_the_data_owns_their_part(per_person):
         ("Cy Tan", 0.5, 0.45, "green", 2.0)]
     arr = split["new_business_arr"]
     assert [(p.person, p.value, p.target, p.status) for p in arr.parts] == [
-        ("Ana Silva", 60000.0, None, "no_target"), ("Ben Okoro", 40000.0, None, "no_target"),
-        ("Cy Tan", 20000.0, None, "no_target")]
+        ("Ana Silva", 60000.0, None, "red"), ("Ben Okoro", 40000.0, None, "red"), ("Cy Tan", 20000.0, None, "red")]
     assert [round(p.share, 3) for p in arr.parts] == [0.48, 0.32, 0.16]
     assert now.node("win_rate").value == 0.5 and now.node("new_business_arr").value == 125000
 
     entries = owners(now, [], tree, split)
     assert [e.owner for e in entries] == ["Ben Okoro", "Ana Silva", "Cy Tan"]  # the red part first; no pseudo-person
     ben = entries[0]
-    assert [len(ben.red), ben.part_of] == [1, ["Reps (per owner)", "Deal owners (per owner)"]]  # red first
+    assert [len(ben.red), ben.part_of] == [2, ["Deal owners (per owner)", "Reps (per owner)"]]
     win_ben = next(o for o in ben.nodes if o.node.id == "win_rate")
     assert win_ben.sentence == "20.0% against 45.0% on 5 decided deals (the team: 50.0%)."
     cy = entries[2]
     assert next(o for o in cy.nodes if o.node.id == "new_business_arr").sentence == (
-        "$20k, 16% of the team's $125k (the team's target is not split per owner).")
+        "$20k, 16% of the team's $125k (the team's number is red against $150k; its target is not split per owner).")
     rows = owner_rows(entries, red_only=True)
     assert [(r["owner"], r["number"], r["status"], r["value"], r["target"]) for r in rows] == [
-        ("Ben Okoro", "Win rate (new)", "red", fmt(0.2, "percent"), fmt(0.45, "percent"))]
+        ("Ben Okoro", "New business ARR", "red", "$40,000", "—"),
+        ("Ben Okoro", "Win rate (new)", "red", fmt(0.2, "percent"), fmt(0.45, "percent")),
+        ("Ana Silva", "New business ARR", "red", "$60,000", "—"), ("Cy Tan", "New business ARR", "red", "$20,000", "—")]
     # without the split (a saved snapshot), the tree's own words stay
     assert {e.owner for e in owners(now, [], tree)} == {"Reps (per owner)", "Deal owners (per owner)"}
 
@@ -320,7 +322,7 @@ def test_a_number_owned_per_column_the_data_lacks_stays_with_its_group_and_says_
 
     ws, tree = per_person
     node = tree.node("win_rate")
-    tree = dataclasses_replace_owner(tree, "win_rate", "Sales managers: A, B (per manager)")
+    tree = _with_owner(tree, "win_rate", "Sales managers: A, B (per manager)")
     engine = Engine(ws)
     period = parse_period("2026-10")
     split = people_parts(engine, tree, evaluate_tree(engine, tree, period))
@@ -331,7 +333,7 @@ def test_a_number_owned_per_column_the_data_lacks_stays_with_its_group_and_says_
     assert "Every manager owns their part, but the rows Win rate (new) reads have no manager" in group.nodes[0].sentence
 
 
-def dataclasses_replace_owner(tree, node_id: str, owner: str):
+def _with_owner(tree, node_id: str, owner: str):
     """The tree with one node's owner changed (a tree YAML a user wrote by hand)."""
     data = yaml.safe_load(Path(tree.source).read_text())
     for n in data["nodes"]:
@@ -352,12 +354,16 @@ def test_owners_page_names_the_reps_not_the_pseudo_person(per_person, monkeypatc
     assert not failures(at)
     texts = [unescaped(m.value) for m in at.markdown]
     heads = [t[5:] for t in texts if t.startswith("#### ")]
-    assert heads == ["Ben Okoro"]  # red numbers only: the one rep with a red part
+    assert heads == ["Ben Okoro", "Ana Silva", "Cy Tan"]  # each has a part of the red New business ARR
     assert ":red-badge[red] **Win rate (new)** (their part) — 20.0% against 45.0% on 5 decided deals (the team: " \
            "50.0%)." in texts
     assert not any("per owner" in h for h in heads)
-    assert any("their own part of the numbers owned by Reps (per owner), Deal owners (per owner)" in unescaped(c.value)
+    # New business ARR ($125k against $150k) is the tree's one red number: 3 parts of it and Ben's win rate are red
+    assert any("3 owners · 1 red numbers to act on · 4 people's own parts red · 0 open actions" in unescaped(c.value)
+               for c in at.caption)
+    assert any("their own part of the numbers owned by Deal owners (per owner), Reps (per owner)" in unescaped(c.value)
                for c in at.caption)
     at.toggle(key="ow_red_only").set_value(False).run()
-    heads = [unescaped(m.value)[5:] for m in at.markdown if m.value.startswith("#### ")]
-    assert heads == ["Ben Okoro", "Ana Silva", "Cy Tan"]
+    texts = [unescaped(m.value) for m in at.markdown]
+    assert ":green-badge[green] **Win rate (new)** (their part) — 75.0% against 45.0% on 4 decided deals (the team: " \
+           "50.0%)." in texts

@@ -46,11 +46,15 @@ def main() -> None:
     notes, problems = Notes(ws).for_tree(tree_key(tree))
     entries = owners(now, notes, tree, people)
     st.markdown(f"### Who to talk to · {md(tree.name)} · {period.key}")
-    reds = sum(len(e.red) for e in entries)
-    carried = sum(len(e.carried) for e in entries)
+    # the tree's red numbers (a number owned per person counts once, however many people's parts are red)
+    carried_ids = {o.node.id for e in entries for o in e.carried}
+    reds = len({n.id for n in now.nodes if n.status == "red"} - carried_ids)
+    parts = sum(1 for e in entries for o in e.red if o.part_of)
+    carried = len(carried_ids)
     actions = sum(len(e.actions) for e in entries)
     st.caption(f"Workspace **{md(ws.name)}** · data as of {evaluation.as_of} · {len(entries)} owners · "
                f"{reds} red numbers to act on" + (f" (and {carried} carried over)" if carried else "")
+               + (f" · {parts} people's own parts red" if parts else "")
                + f" · {actions} open action{'' if actions == 1 else 's'}")
     for p in problems:
         st.warning(md(p), icon=":material/warning:")
@@ -82,7 +86,7 @@ def main() -> None:
                "on the red path). An opening balance (ARR at start) is last period's closing value: listed, marked "
                "carried over, but not counted among the red numbers to act on. A number the tree gives to “Reps (per "
                "owner)” is every rep's: each person the data names for the period is listed with their own part (a "
-               "rate against the number's target, an amount as a share of the team's). Actions come from review "
+               "rate against the number's target; an amount as a share of the team's, in the team's colour). Actions come from review "
                "notes (Review page).")
 
 
