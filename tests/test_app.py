@@ -132,7 +132,7 @@ def test_red_path_reaches_the_cause_in_three_clicks(app):
     assert not failures(at)
     assert at.selectbox(key="node_pick").value == "win_rate"
     assert "#### Win rate (new)" in headings(at)
-    assert at.radio(key="dim_win_rate").options[0] in ("owner", "segment")
+    assert at.radio(key="dim_win_rate").options[0] in ("Owner", "Segment")  # labels of the columns
     at.button(key="open_cause_logo_churn_rate").click().run()
     assert at.selectbox(key="node_pick").value == "logo_churn_rate"
 
