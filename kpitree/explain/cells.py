@@ -616,6 +616,15 @@ class Split:
     history: dict[str, np.ndarray] | None = None  # components per earlier period (rows) and segment
 
 
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two code columns over the same rows group them alike: as many distinct pairs as values of each."""
+    if len(a) == 0:
+        return False
+    pairs = a.astype(np.int64) * (int(b.max()) + 2) + (b.astype(np.int64) + 1)
+    n = len(np.unique(pairs))
+    return n == len(np.unique(a)) == len(np.unique(b))
+
+
 @dataclass
 class NodeData:
     """A node's metric components per finest cell (or per grouping set), current and reference.
@@ -639,6 +648,33 @@ class NodeData:
     history: tuple[Period, ...] = ()  # … those periods, oldest first
     _nested: dict[str, str] | None = field(default=None, repr=False)
     _parents: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    _twins: dict[str, str] | None = field(default=None, repr=False)
+
+    def twins(self) -> dict[str, str]:
+        """Dimensions that split this node's rows exactly as an earlier one does — each value of one is
+        one value of the other: `created_by` and `modified_by` beside `owner`, `plan_code` beside `plan`
+        beside `segment` in real exports — as twin → the earlier one. A twin says nothing its first
+        does not, yet each split judged raises the bar every segment must clear (`evidence.z_bound`) and
+        the same answer was listed three times. Published in one assignment, as `nested`."""
+        found = self._twins
+        if found is None:
+            found = {}
+            roles = [r for r in (self.cur, self.ref, self.hist) if r is not None]
+            if not self.sets and len(self.dims) > 1 and roles:
+                codes = {d: np.concatenate([r.codes[d] for r in roles]) for d in self.dims}
+                for i, d in enumerate(self.dims):
+                    first = next((f for f in self.dims[:i] if f not in found and _same_partition(codes[f], codes[d])),
+                                 None)
+                    if first is not None:
+                        found[d] = first
+            self._twins = found
+        return found
+
+    @property
+    def distinct(self) -> tuple[str, ...]:
+        """The drill dimensions without their twins (see `twins`): the splits the explanation judges."""
+        twins = self.twins()
+        return tuple(d for d in self.dims if d not in twins)
 
     def parents(self, child: str) -> dict[str, str]:
         """For a nested dimension: each of its values → the parent value holding most of its rows."""

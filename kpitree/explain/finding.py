@@ -78,7 +78,7 @@ def _top_rate(view: _NodeView, mode: str, ranked: Sequence[str], main: _NodeView
     carries most of it."""
     gap = main.gap or 0.0
     best, best_own = None, 0.0
-    for d in [*ranked, *(d for d in view.data.dims if d not in ranked)]:
+    for d in [*ranked, *(d for d in view.data.distinct if d not in ranked)]:
         res = _segment_parts(view, mode, (d,))
         if res is None or res[0] != "mix_rate":
             continue

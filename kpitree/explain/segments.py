@@ -481,7 +481,7 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
     if gap is None or not data.dims:
         note = "" if data.dims or gap is None else "none of the tree's drill dimensions has a value in this metric's rows"
         return _SegmentAnalysis((), None, note, segment_basis(view))
-    splits = {(d,): _segment_parts(view, versus, (d,)) for d in data.dims}
+    splits = {(d,): _segment_parts(view, versus, (d,)) for d in data.distinct}
     splits = {k: v for k, v in splits.items() if v is not None and v[1]}
     if not splits:
         return _SegmentAnalysis((), None, basis=segment_basis(view))
@@ -506,7 +506,7 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
     ranks = ranked(splits)
     best_share = max((p.share or 0.0 for p in ranks[0].segments), default=0.0)
     if (best_share < PAIR_WHEN_TOP_BELOW or not ranks[0].succeeded) and not data.sets:
-        for pair in att.pairs_of(data.dims):
+        for pair in att.pairs_of(data.distinct):
             res = _segment_parts(view, versus, pair)
             if res is not None and res[1]:
                 splits[pair] = res
@@ -525,7 +525,17 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
         if top is None or view.adverse(gap) <= 0:  # nothing to explain, or a gain: a loss under it first
             top = _hidden(view, ranks, gap) or top
     normal = top is None and any(p.sd is not None for r in ranks for p in r.segments)
-    return _SegmentAnalysis(tuple(ranks), top, basis=segment_basis(view), normal=normal)
+    return _SegmentAnalysis(tuple(ranks), top, _twins_note(data), basis=segment_basis(view), normal=normal)
+
+
+def _twins_note(data: NodeData) -> str:
+    """Which columns were judged as another one because they split the rows exactly alike (`NodeData.twins`)."""
+    by_first: dict[str, list[str]] = {}
+    for twin, first in data.twins().items():
+        by_first.setdefault(first, []).append(twin)
+    said = [f"{' and '.join(twins)} split{'s' if len(twins) == 1 else ''} the rows exactly as {first} does: "
+            f"judged once, as {first}" for first, twins in by_first.items()]
+    return "; ".join(said)
 
 
 def _sized_by_evidence(splits: dict) -> dict:
@@ -562,7 +572,7 @@ def _conditioned(view: _NodeView, versus: str, dim: str, parts: list[SegmentPart
     best: dict[str, float] | None = None
     best_total = abs(sum(p.rate or 0.0 for p in parts if p.segment not in PSEUDO))
     within = None
-    for other in view.data.dims:
+    for other in view.data.distinct:
         if other == dim:
             continue
         res = _segment_parts(view, versus, (dim, other), evidence=False)
@@ -662,7 +672,7 @@ def _refine(view: _NodeView, versus: str, top: SegmentPart | None, gap: float, b
     if own <= 0:
         return top
     inside: list[SegmentPart] = []
-    for other in view.data.dims:
+    for other in view.data.distinct:
         if other == top.dimension:
             continue
         res = _segment_parts(view, versus, (top.dimension, other))

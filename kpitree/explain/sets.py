@@ -43,7 +43,8 @@ def leaves(view: _NodeView, versus: str) -> pd.DataFrame | None:
     if data.sets or not data.dims or not m.additive or data.cur_metric is not data.ref_metric \
             or view.value is None or view.baseline is None:
         return None
-    sp = data.split(data.dims)
+    dims = data.distinct
+    sp = data.split(dims)
     if sp is None or not sp.segments or not sp.cur_var:
         return None
     fn = ValueFn(m.value, m.components)
@@ -70,7 +71,7 @@ def leaves(view: _NodeView, versus: str) -> pd.DataFrame | None:
     if not ev.poisson_ok(m):  # a level carried over: only its history says how much it moves
         variance = np.zeros(len(v1))
     names = [s.split(PAIR_SEP) for s in sp.segments]
-    cells = pd.DataFrame(names, columns=list(data.dims))
+    cells = pd.DataFrame(names, columns=list(dims))
     cells["actual"], cells["expected"], cells["variance"] = v1, expected, variance
     if sp.history is not None:
         # Each leaf's usual wobble widens its counting noise, median-based so that a problem that began
@@ -137,7 +138,7 @@ def cause_set(view: _NodeView, versus: str) -> tuple[SegmentPart | None, Localis
     if cells is None:
         return None
     data: NodeData = view.data
-    result = localise(cells, list(data.dims), max_elements=MAX_ELEMENTS)
+    result = localise(cells, list(data.distinct), max_elements=MAX_ELEMENTS)
     gap = view.gap or 0.0
     total_sd = cells.attrs.get("total_sd")
     if total_sd and abs(gap) < ev.Z_MIN * total_sd:  # the total is within its normal variation
