@@ -793,7 +793,9 @@ class Workspace:
         return f"{st.st_mtime_ns}-{st.st_size}"
 
     def as_of(self) -> date | None:
-        """The last day the data covers: the settings' override, else the data's latest date."""
+        """The last day the data covers: the settings' override, else the data's latest date that has
+        happened — never after today: a subscription scheduled to start next week (Recurly exports them)
+        is no fact yet, and "data as of" a day still to come made every period look further along."""
         override = self.settings().as_of
         if override:
             return date.fromisoformat(override)
@@ -809,15 +811,17 @@ class Workspace:
             if name == "deals":
                 # Open deals carry expected close dates in the future; they are not data.
                 parts.append(
-                    "SELECT max(greatest(created_date, CASE WHEN status <> 'open' THEN close_date END)) FROM deals"
+                    "SELECT max(greatest(CASE WHEN created_date <= current_date THEN created_date END, "
+                    "CASE WHEN status <> 'open' AND close_date <= current_date THEN close_date END)) FROM deals"
                 )
             elif name == "subscriptions":
                 # A billing export is a snapshot: a cancellation that already happened is as recent a fact
                 # as a new subscription (an end date still ahead is only scheduled)
-                parts.append("SELECT max(greatest(start_date, CASE WHEN end_date <= current_date THEN end_date END)) "
-                             "FROM subscriptions")
+                parts.append("SELECT max(greatest(CASE WHEN start_date <= current_date THEN start_date END, "
+                             "CASE WHEN end_date <= current_date THEN end_date END)) FROM subscriptions")
             else:
-                parts.append(f'SELECT max(CAST("{col}" AS DATE)) FROM "{name}"')
+                parts.append(f'SELECT max(CASE WHEN CAST("{col}" AS DATE) <= current_date THEN CAST("{col}" AS DATE) END) '
+                             f'FROM "{name}"')
         if not parts:
             return None
         with self.connect() as con:
