@@ -27,9 +27,11 @@ colour (a team's target says nothing about one person's part) — instead of one
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from datetime import date
+from statistics import NormalDist
 from typing import Any
 
 from .bridge import opening_child
@@ -45,7 +47,10 @@ from .tree import Tree, owner_missing
 
 CSV_HEADER = ("owner", "number", "status", "value", "target", "why", "open actions")
 OFF = ("red", "amber")
-RANK = {"red": 0, "amber": 1, "no_data": 2, "no_target": 3, "green": 4}
+TOO_FEW = "too_few"  # a person's rate off its target on too few rows to tell from chance (`_evident`)
+Z_MIN = 2.0  # standard errors a person's rate must be off its target by to carry the rule's red or amber
+MIN_MEAN_ROWS = 5  # rows a person's mean (deal size, cycle days) needs before it is judged at all
+RANK = {"red": 0, "amber": 1, TOO_FEW: 2, "no_data": 2, "no_target": 3, "green": 4}
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,20 @@ _COLUMN_OF = {"rep": "owner", "reps": "owner", "person": "owner"}
 # what a ratio's denominator counts, for "on 14 decided deals"
 _COUNTS = {"decided": "decided deals", "won": "won deals", "priced": "won deals with an amount",
            "opps": "deals created", "base": "customers at the start", "customers": "customers"}
+
+
+def _stands_out(hits: float, rows: float, target: float, higher: bool) -> bool:
+    """A person's rate of rows among rows (won of decided) is off its target beyond chance: the one-sided
+    binomial mid-p of doing this badly at the target rate is under 2.3 % (two standard errors). 0 of 1
+    upsell against a 36 % target happens 64 % of the time: no red mark for it."""
+    n, x = int(round(rows)), int(round(hits))
+    if n <= 0 or not 0.0 < target < 1.0 or not 0 <= x <= n:
+        return True  # nothing to weigh: the rule's verdict stands
+    log_pmf = [math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * math.log(target)
+               + (n - k) * math.log1p(-target) for k in range(n + 1)]
+    pmf = [math.exp(v) for v in log_pmf]
+    worse = sum(pmf[:x]) if higher else sum(pmf[x + 1:])
+    return worse + pmf[x] / 2 < NormalDist().cdf(-Z_MIN)
 
 
 def per_dimension(owner: str) -> str | None:
@@ -175,8 +194,10 @@ def people_parts(engine: Any, tree: Tree, evaluation: Any) -> dict[str, PeopleSp
                 continue  # in the data, but nothing of this number (a rep with no decided deal)
             if rate:
                 volume = float(r[m.ratio[1]]) if m.ratio and m.ratio[1] in r else None
-                parts.append(PersonPart(str(r["segment"]), value, res.judged_target, res.status_at(value), volume,
-                                        _counted(m)))
+                status = res.status_at(value)
+                if status in OFF and not _evident(m, r, value, volume, res):
+                    status = TOO_FEW  # 0 of 1 upsell is no red mark on a person (see `_evident`)
+                parts.append(PersonPart(str(r["segment"]), value, res.judged_target, status, volume, _counted(m)))
             else:  # everybody's part of the team's amount carries the team's colour: a red total is theirs to discuss
                 share = value / total if total else None
                 parts.append(PersonPart(str(r["segment"]), value, None, res.status, share=share, rate=False))
@@ -186,6 +207,23 @@ def people_parts(engine: Any, tree: Tree, evaluation: Any) -> dict[str, PeopleSp
         parts.sort(key=lambda p: (RANK.get(p.status, 5), p.person.casefold()))
         out[node.id] = PeopleSplit(node.id, dim, tuple(parts))
     return out
+
+
+def _evident(m: Any, row: Any, value: float, volume: float | None, res: Any) -> bool:
+    """A person's off-target rate stands out of the noise of its own rows: a rate of rows among rows by the
+    binomial test against the target (`_stands_out`); a mean of amounts or days needs `MIN_MEAN_ROWS` rows."""
+    target = res.judged_target
+    if target is None or volume is None:
+        return True
+    num = m.ratio[0] if m.ratio else None
+    counts = num is not None and all(_is_count(m, c) for c in m.ratio)
+    if counts and num in row:
+        return _stands_out(float(row[num]), volume, target, res.direction == "higher")
+    return volume >= MIN_MEAN_ROWS
+
+
+def _is_count(m: Any, comp: str) -> bool:
+    return any(s.components.get(comp, "").strip().lower().startswith("count(") for s in m.sources)
 
 
 def _why_no_parts(engine: Any, node: Any, res: Any, dim: str) -> str:
@@ -214,6 +252,8 @@ def part_sentence(node: NodeState, part: PersonPart, dimension: str, causes: tup
         against = f" against {fmt(part.target, node.unit, compact=True)}" if part.target is not None else \
             " (no target)"
         text = f"{said}{against}{on} (the team: {team})."
+        if part.status == TOO_FEW:
+            text += " Too few to tell from chance: not a red mark on its own."
     else:
         share = f", {fmt_share(part.share)} of the team's {team}" if part.share is not None else ""
         against = f" against {fmt(node.target, node.unit, compact=True)}" if node.target is not None else ""

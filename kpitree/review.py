@@ -507,7 +507,12 @@ def cmd_review(args: Any) -> int:
         return 0
     notes, problems = store.for_tree(key)
     if args.action == "owners":
-        entries = owners(now, notes, tree)
+        from .evaluate import evaluate_tree
+        from .owners import people_parts
+
+        _, engine, _, period = _view(args)
+        # "Reps (per owner)": each person the data names for the period with their own part, as on the page
+        entries = owners(now, notes, tree, people_parts(engine, tree, evaluate_tree(engine, tree, period)))
         text = owners_csv(entries, today, red_only=not args.all)
         if args.csv:
             Path(args.csv).write_text(text, encoding="utf-8")

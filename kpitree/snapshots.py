@@ -530,7 +530,8 @@ def _status_only(n: NodeChange) -> str:
 
 
 def status_word(status: str | None) -> str:
-    return {"no_target": "no target", "no_data": "no data", None: "—"}.get(status, status or "—")
+    return {"no_target": "no target", "no_data": "no data", "too_few": "too few to tell", None: "—"}.get(
+        status, status or "—")
 
 
 def compare(before: Snapshot, after: Snapshot) -> Comparison:

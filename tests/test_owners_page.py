@@ -259,8 +259,9 @@ def test_an_owner_per_column_is_recognised(owner, column):
 
 
 def test_each_rep_found_in_the_data_owns_their_part(per_person):
-    """Hand-checked: Ana 3/4 = 75 % (green against 45 %), Cy 1/2 = 50 % (green), Ben 1/5 = 20 % (red: the
-    amber band is 45 % − 2.25 pp); the team 6/12 = 50 %. New business ARR $125k is the team's, red against
+    """Hand-checked: Ana 3/4 = 75 % (green against 45 %), Cy 1/2 = 50 % (green), Ben 1/5 = 20 % (below the
+    amber band of 45 % − 2.25 pp, but at a 45 % win rate 1 or fewer of 5 happens by chance: mid-p 0.55⁵ +
+    ½ · 5 · 0.45 · 0.55⁴ = 15 %, so too few to tell, not red); the team 6/12 = 50 %. New business ARR $125k is the team's, red against
     $150k; its target is not split, so each part is a share in the team's colour: Ana $60k = 48 %, Ben $40k
     = 32 %, Cy $20k = 16 % of $125k (the 5k deal without an owner is nobody's part)."""
     from kpitree.owners import people_parts
@@ -275,7 +276,7 @@ def test_each_rep_found_in_the_data_owns_their_part(per_person):
     win = split["win_rate"]
     assert win.dimension == "owner" and not win.why_not
     assert [(p.person, p.value, p.target, p.status, p.volume) for p in win.parts] == [
-        ("Ben Okoro", 0.2, 0.45, "red", 5.0), ("Ana Silva", 0.75, 0.45, "green", 4.0),
+        ("Ben Okoro", 0.2, 0.45, "too_few", 5.0), ("Ana Silva", 0.75, 0.45, "green", 4.0),
         ("Cy Tan", 0.5, 0.45, "green", 2.0)]
     arr = split["new_business_arr"]
     assert [(p.person, p.value, p.target, p.status) for p in arr.parts] == [
@@ -284,19 +285,19 @@ def test_each_rep_found_in_the_data_owns_their_part(per_person):
     assert now.node("win_rate").value == 0.5 and now.node("new_business_arr").value == 125000
 
     entries = owners(now, [], tree, split)
-    assert [e.owner for e in entries] == ["Ben Okoro", "Ana Silva", "Cy Tan"]  # the red part first; no pseudo-person
-    ben = entries[0]
-    assert [len(ben.red), ben.part_of] == [2, ["Deal owners (per owner)", "Reps (per owner)"]]
+    assert [e.owner for e in entries] == ["Ana Silva", "Ben Okoro", "Cy Tan"]  # one red part each; no pseudo-person
+    ben = entries[1]
+    assert [len(ben.red), ben.part_of] == [1, ["Deal owners (per owner)", "Reps (per owner)"]]
     win_ben = next(o for o in ben.nodes if o.node.id == "win_rate")
-    assert win_ben.sentence == "20.0% against 45.0% on 5 decided deals (the team: 50.0%)."
+    assert win_ben.sentence == ("20.0% against 45.0% on 5 decided deals (the team: 50.0%). Too few to tell from "
+                                "chance: not a red mark on its own.")
     cy = entries[2]
     assert next(o for o in cy.nodes if o.node.id == "new_business_arr").sentence == (
         "$20k, 16% of the team's $125k (the team's number is red against $150k; its target is not split per owner).")
     rows = owner_rows(entries, red_only=True)
     assert [(r["owner"], r["number"], r["status"], r["value"], r["target"]) for r in rows] == [
-        ("Ben Okoro", "New business ARR", "red", "$40,000", "—"),
-        ("Ben Okoro", "Win rate (new)", "red", fmt(0.2, "percent"), fmt(0.45, "percent")),
-        ("Ana Silva", "New business ARR", "red", "$60,000", "—"), ("Cy Tan", "New business ARR", "red", "$20,000", "—")]
+        ("Ana Silva", "New business ARR", "red", "$60,000", "—"), ("Ben Okoro", "New business ARR", "red", "$40,000", "—"),
+        ("Cy Tan", "New business ARR", "red", "$20,000", "—")]
     # without the split (a saved snapshot), the tree's own words stay
     assert {e.owner for e in owners(now, [], tree)} == {"Reps (per owner)", "Deal owners (per owner)"}
 
@@ -354,12 +355,12 @@ def test_owners_page_names_the_reps_not_the_pseudo_person(per_person, monkeypatc
     assert not failures(at)
     texts = [unescaped(m.value) for m in at.markdown]
     heads = [t[5:] for t in texts if t.startswith("#### ")]
-    assert heads == ["Ben Okoro", "Ana Silva", "Cy Tan"]  # each has a part of the red New business ARR
-    assert ":red-badge[red] **Win rate (new)** (their part) — 20.0% against 45.0% on 5 decided deals (the team: " \
-           "50.0%)." in texts
+    assert heads == ["Ana Silva", "Ben Okoro", "Cy Tan"]  # each has a part of the red New business ARR
+    assert not any("Win rate (new)" in t for t in texts)  # Ben's 1 of 5 is too few to tell: not on the red list
     assert not any("per owner" in h for h in heads)
-    # New business ARR ($125k against $150k) is the tree's one red number: 3 parts of it and Ben's win rate are red
-    assert any("3 owners · 1 red numbers to act on · 4 people's own parts red · 0 open actions" in unescaped(c.value)
+    # New business ARR ($125k against $150k) is the tree's one red number: its 3 parts are red (Ben's 1 of 5 won is
+    # too few to tell)
+    assert any("3 owners · 1 red numbers to act on · 3 people's own parts red · 0 open actions" in unescaped(c.value)
                for c in at.caption)
     assert any("their own part of the numbers owned by Deal owners (per owner), Reps (per owner)" in unescaped(c.value)
                for c in at.caption)
@@ -367,3 +368,33 @@ def test_owners_page_names_the_reps_not_the_pseudo_person(per_person, monkeypatc
     texts = [unescaped(m.value) for m in at.markdown]
     assert ":green-badge[green] **Win rate (new)** (their part) — 75.0% against 45.0% on 4 decided deals (the team: " \
            "50.0%)." in texts
+    assert ":gray-badge[too few to tell] **Win rate (new)** (their part) — 20.0% against 45.0% on 5 decided deals " \
+           "(the team: 50.0%). Too few to tell from chance: not a red mark on its own." in texts
+
+
+def test_a_person_s_rate_is_red_only_beyond_chance():
+    """One-sided binomial mid-p against the target rate, red or amber kept below 2.3 % (two standard errors).
+    0 of 19 won against 33 %: 0.67¹⁹ / 2 = 0.025 % → red stays. 0 of 1 upsell against 36 %: 0.64 / 2 = 32 %
+    → too few to tell. Churn (lower is better) 3 of 10 against 5 %: P(X > 3) + ½ P(X = 3) = 0.0010 + 0.0052
+    = 0.6 % → stays."""
+    from kpitree.owners import _stands_out
+
+    assert _stands_out(0, 19, 0.33, higher=True)
+    assert not _stands_out(0, 1, 0.36, higher=True)
+    assert _stands_out(3, 10, 0.05, higher=False)
+    assert not _stands_out(1, 10, 0.05, higher=False)  # 1 of 10 churned against 5 %: 40 % + ½ · 31 %
+
+
+def test_review_owners_on_the_command_line_names_the_reps_too(per_person):
+    """`review owners` lists what the page lists: each rep's part, not "Reps (per owner)" as a person."""
+    import subprocess
+    import sys
+
+    ws, tree = per_person
+    out = subprocess.run([sys.executable, "-m", "kpitree", "review", "owners", "--workspace", str(ws.root),
+                          "--tree", str(tree.source), "--period", "2026-10", "--all"],
+                         capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    owners_listed = {line.split('","')[0].strip('"') for line in out.splitlines()[1:]}
+    assert {"Ana Silva", "Ben Okoro", "Cy Tan"} <= owners_listed
+    assert not any("per owner" in o for o in owners_listed)
+    assert '"Ben Okoro","Win rate (new)","too few to tell"' in out

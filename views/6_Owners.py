@@ -24,7 +24,7 @@ st.set_page_config(page_title="Owners · KPI Tree", page_icon="🌳", layout="wi
 
 STATUS_BADGE = {"red": ":red-badge[red]", "amber": ":orange-badge[amber]", "green": ":green-badge[green]",
                 "no_target": ":gray-badge[no target]", "no_data": ":gray-badge[no data]",
-                "maturing": ":gray-badge[maturing]"}
+                "maturing": ":gray-badge[maturing]", "too_few": ":gray-badge[too few to tell]"}
 CARRIED_BADGE = ":gray-badge[carried over]"
 
 
