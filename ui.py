@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -21,6 +20,7 @@ from kpitree import access
 from kpitree.charts import spec_of, tree_chart, with_path, with_selection
 from kpitree.errors import KpiTreeError
 from kpitree.evaluate import Engine, evaluate_tree
+from kpitree.format import dimension_label as dimension_label  # the pages name splits with it
 from kpitree.history import workspace_trees
 from kpitree.periods import Period, parse_period, period_containing, trailing
 from kpitree.plain import markdown_text
@@ -333,26 +333,6 @@ def param(name: str, default: str | None = None) -> str | None:
     if key not in st.session_state:
         st.session_state[key] = st.query_params.get(name, default)
     return st.session_state[key]
-
-
-ACRONYMS = frozenset({"ae", "arr", "crm", "csm", "id", "mrr", "nps", "sdr", "sku", "utm", "vat"})
-PAIR = " × "  # how the explanation names a pair of dimensions (`explain.model.PAIR_SEP`)
-
-
-def dimension_label(dimension: str, capital: bool = True) -> str:
-    """A split's column name as a reader says it: `deal_pipeline` → "Deal pipeline", `owner × segment` →
-    "Owner × segment", `csm` → "CSM" (`capital=False` for the middle of a sentence: "By deal pipeline").
-
-    Only what the user reads changes: widgets keep the column name as their value, so the URL's
-    `?split=` and every query still use it.
-    """
-    parts = []
-    for part in dimension.split(PAIR):
-        spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", part.strip())  # leadSource → lead Source
-        words = [w for w in re.split(r"[\s_.-]+", spaced) if w]
-        parts.append(" ".join(w.upper() if w.lower() in ACRONYMS else w.lower() for w in words) or part)
-    text = PAIR.join(parts)
-    return text[:1].upper() + text[1:] if capital else text
 
 
 def sticky(key: str) -> dict:

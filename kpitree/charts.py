@@ -15,7 +15,7 @@ import pandas as pd
 
 from .evaluate import Evaluation, NodeResult
 from .explain import RELATIVE_AS_AMOUNT
-from .format import fmt, fmt_change, fmt_maturing
+from .format import dimension_label, fmt, fmt_change, fmt_maturing
 from .layout import LABEL_SIZE, LINE, OWNER_SIZE, VALUE_SIZE, Layout
 
 # Status colours: a light fill to keep text readable, a strong outline to carry the status.
@@ -340,7 +340,7 @@ def segment_chart(df: pd.DataFrame, unit: str, dimension: str, highlight: Sequen
     fmt_axis = axis_format(unit, [*data["current"], *data["baseline"]])
     # a segment that fell to zero has no bar to colour: its name and baseline tick carry the colour too
     marked = json.dumps([s for s in order if s in highlight])
-    y = alt.Y("segment:N", sort=order, title=dimension,
+    y = alt.Y("segment:N", sort=order, title=dimension_label(dimension),
               axis=alt.Axis(labelColor=alt.ExprRef(f"indexof({marked}, datum.value) >= 0 ? "
                                                    f"'{highlight_color}' : '{MUTED}'"),
                             labelFontWeight=alt.ExprRef(f"indexof({marked}, datum.value) >= 0 ? 'bold' : 'normal'")))

@@ -8,6 +8,7 @@ and so is a share that rounds to zero ("0%", not "−0%").
 from __future__ import annotations
 
 import math
+import re
 
 MINUS = "−"
 
@@ -121,3 +122,23 @@ def fmt_maturing(expected: float | None, unit: str, completion: float | None = N
     if not _missing(completion):
         text += f" ({fmt_share(completion)} of the usual conversions so far)"
     return text
+
+
+ACRONYMS = frozenset({"ae", "arr", "crm", "csm", "id", "mrr", "nps", "sdr", "sku", "utm", "vat"})
+PAIR = " × "  # how the explanation names a pair of dimensions (`explain.model.PAIR_SEP`)
+
+
+def dimension_label(dimension: str, capital: bool = True) -> str:
+    """A split's column name as a reader says it: `deal_pipeline` → "Deal pipeline", `owner × segment` →
+    "Owner × segment", `csm` → "CSM" (`capital=False` for the middle of a sentence: "By deal pipeline").
+
+    Only what the user reads changes: widgets keep the column name as their value, so the URL's
+    `?split=` and every query still use it.
+    """
+    parts = []
+    for part in dimension.split(PAIR):
+        spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", part.strip())  # leadSource → lead Source
+        words = [w for w in re.split(r"[\s_.-]+", spaced) if w]
+        parts.append(" ".join(w.upper() if w.lower() in ACRONYMS else w.lower() for w in words) or part)
+    text = PAIR.join(parts)
+    return text[:1].upper() + text[1:] if capital else text

@@ -72,7 +72,7 @@ def test_segment_split_switches_dimension(app):
     assert not failures(at)
     assert any(c.value.startswith("**By segment** —") for c in at.caption)
     table = at.table[-1].value  # the segment table is the last table on the page
-    assert set(table["segment"]) == {"SMB", "Mid-Market", "Enterprise"}
+    assert set(table["Segment"]) == {"SMB", "Mid-Market", "Enterprise"}
 
 
 def test_deep_link_opens_the_exact_view(app):
@@ -188,9 +188,9 @@ def test_segment_chart_compares_with_the_explanations_baseline(app):
     at.selectbox(key="node_pick").set_value("leads").run()
     text = " ".join(headings(at))
     assert "Paid Search" in text  # the sentences name the segment the table puts first
-    table = next(d.value for d in at.table if d.value.columns[0] == "channel")
+    table = next(d.value for d in at.table if d.value.columns[0] == "Channel")  # the split, as a reader names it
     first = table.iloc[0]
-    assert (first["channel"], first["actual"], first["target share"]) == ("Paid Search", "351", "991")
+    assert (first["Channel"], first["actual"], first["target share"]) == ("Paid Search", "351", "991")
     assert any("the target shared out by each segment's weight" in c.value for c in at.caption)
 
 

@@ -126,10 +126,10 @@ def test_versus_previous_in_every_figure(engine: Engine) -> None:
                             "(status is against target).")
     assert r.red_path[1].sentence.startswith("Win rate: 37.5% against 50.0% in 2026-09 (−12.5 pp)")
     assert "target" not in r.red_path[1].sentence
-    assert segment_columns(r, "owner") == {"segment": "owner", "current": "2026-10", "baseline": "2026-09",
+    assert segment_columns(r, "owner") == {"segment": "Owner", "current": "2026-10", "baseline": "2026-09",
                                            "change": "difference", "share": "share of gap"}
     table = segment_display(r, "owner")
-    assert list(table.columns) == ["owner", "2026-10", "2026-09", "difference", "share of gap"]
+    assert list(table.columns) == ["Owner", "2026-10", "2026-09", "difference", "share of gap"]
     assert table.iloc[0].tolist() == ["Bob", "$100", "$200", "−$100", "100%"]
     assert all("2026-09" in h or "target" in h for h in r.how_computed()[:1])
 
@@ -179,7 +179,7 @@ def test_segments_named_are_exactly_the_segments_marked(engine: Engine) -> None:
                                             "noise and history allow (the largest part, Bob's 102%, is 0.4 standard "
                                             "errors out).")
     table = segment_display(r, "owner")
-    assert list(table.columns) == ["owner", "actual", "target share", "difference", "part of gap"]
+    assert list(table.columns) == ["Owner", "actual", "target share", "difference", "part of gap"]
     assert table.iloc[0].tolist() == ["Bob", "$100", "$182", "−$81.82", "−$81.82"]
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ..format import fmt, fmt_change, fmt_share
+from ..format import dimension_label, fmt, fmt_change, fmt_share
 from .model import NAMED_SHARE, PAIR_SEP, PSEUDO, DimensionRank, SegmentPart
 from .words import _period_words, _plural
 
@@ -154,7 +154,7 @@ def segment_columns(result: Explanation, dimension: str) -> dict[str, str]:
         refs = sorted(result.reference)
         current = "actual"
         baseline = (refs[0] if len(refs) == 1 else f"avg {refs[0]}…{refs[-1]}") if refs else "reference"
-    return {"segment": dimension, "current": current, "baseline": baseline, "change": "difference",
+    return {"segment": dimension_label(dimension), "current": current, "baseline": baseline, "change": "difference",
             "share": f"share of {'the gain' if result.gap_word == 'gain' else 'gap'}"}
 
 
