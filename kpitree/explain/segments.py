@@ -229,6 +229,7 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
     mix each child carries (see `_nested_terms`); it adds to the child's own mix noise."""
     num, den = m.ratio  # type: ignore[misc]
     rate_noise = mix_noise = log_sd = None
+    run_effect = None  # a rate of rows among rows with a reference: its rate effect, for `_run_sd`
     cross = f"{num}{CROSS}"
     summed = not ev._is_count(m, den) and cross in sp.cur_var  # a ratio of two sums: Σ n·d read too
     if ev.poisson_ok(m) and (ev._is_count(m, den) or summed) and sp.cur_var:
@@ -287,7 +288,8 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
             # a few rows: the exact test's evidence, as the sd that gives it (see `evidence.exact_z`)
             z = ev.exact_z(n1, d1, sp.ref[num] * k, sp.ref[den] * k)
             with np.errstate(divide="ignore", invalid="ignore"):
-                exact = np.abs(wbar * (n1 / d1 - sp.ref[num] / sp.ref[den])) / np.abs(z)
+                run_effect = np.abs(wbar * (n1 / d1 - sp.ref[num] / sp.ref[den]))
+                exact = run_effect / np.abs(z)
             rate_noise = np.where(np.isfinite(exact) & (exact > 0), exact, rate_noise)
         mix_noise = np.abs(centred) * np.sqrt(var_w)
         if inherited is not None:
@@ -304,9 +306,34 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
         rate_hist = (np.abs(wbar) * usual_r * widen, count)
         mix_hist = (np.abs(centred) * usual_w * widen, count)
     rate_sd = ev.combine(rate_noise, rate_hist)
+    if run_effect is not None and sp.history is not None and rate_sd is not None:
+        run_sd = _run_sd(sp, num, den, run_effect)
+        rate_sd = np.where(np.isfinite(run_sd) & (run_sd > 0) & (run_sd < rate_sd), run_sd, rate_sd)
     if log_sd is not None and rate_sd is not None:  # the log scale's, history included, where it is stronger
         rate_sd = np.where(np.isfinite(log_sd) & (log_sd < rate_sd), log_sd, rate_sd)
     return rate_sd, ev.combine(mix_noise, mix_hist)
+
+
+def _run_sd(sp: Split, num: str, den: str, effect: np.ndarray) -> np.ndarray:
+    """The rate effect's sd as a change that began a period or two ago gives it (`evidence.sustained`):
+    this period and the run's pooled against the segment's own periods before the run, widened by how
+    much the segment moved in those periods only — the step itself is no wobble. nan where no run."""
+    hn, hd = sp.history[num], sp.history[den]  # type: ignore[index]
+    cur_n, cur_d = sp.cur[num], sp.cur[den]
+    run = ev.sustained(cur_n, cur_d, hn, hd)
+    out = np.full(len(cur_d), np.nan)
+    periods = hn.shape[0]
+    for length in sorted({int(x) for x in run.length[np.isfinite(run.z)]}):
+        seg = np.isfinite(run.z) & (run.length == length)
+        before = periods - length
+        with np.errstate(divide="ignore", invalid="ignore"):
+            usual, count = ev.usual_sd(np.where(hd[:before] > 0, hn[:before] / hd[:before], np.nan))
+            pooled = (cur_n + hn[before:].sum(axis=0)) / (cur_d + hd[before:].sum(axis=0))
+            delta = np.abs(pooled - run.base)
+            sd = ev.combine(delta / np.abs(run.z), (usual * math.sqrt(1.0 / (length + 1) + 1.0 / before), count))
+            z = delta / sd if sd is not None else np.full(len(cur_d), np.nan)
+            out = np.where(seg & np.isfinite(z) & (z > 0), effect / z, out)
+    return out
 
 
 def _nested_terms(data: NodeData, child: str, parent: str, sp: Split, mr: att.MixRate
