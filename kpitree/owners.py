@@ -19,9 +19,16 @@ An owner written "Reps (per owner)" (what a suggested tree gives a rep-level lev
 (per owner)", "Sales managers: A, B +2 (per manager)") is no person: every value of the data's `owner`
 (`manager`, …) column owns their part of the number. `people_parts` splits such a number by that
 column for the period (the same query as the tree page's Split by), and `owners` lists each person
-found in the data with their own figure — a rate judged against the number's target by the node's own
-rule (a win-rate target is every rep's), an amount shown as their share of the team's with the team's
-colour (a team's target says nothing about one person's part) — instead of one pseudo-person.
+found in the data with their own figure — a rate of rows among rows judged against the number's target by
+the node's own rule (a win-rate target is every rep's), an amount shown as their share of the team's with
+the team's colour (a team's target says nothing about one person's part) — instead of one pseudo-person.
+
+A mean (average deal size, sales cycle: an amount or days over a count of rows) is not a rate: it depends
+on what one sells. The team's $2.27M average deal size mixes Enterprise and SMB deals, so an SMB rep's
+$191k is no shortfall (trial 4). A person's mean is compared with the team's value in the group they sell
+in — the segment (channel, region, …) holding at least 95 % of their rows over the last six periods —
+by the node's threshold and direction; where no such group exists, or they are the only one selling in
+it, their figure is shown without a status (`NOT_JUDGED`), never against the team's target.
 """
 
 from __future__ import annotations
@@ -36,10 +43,10 @@ from typing import Any
 
 from .bridge import opening_child
 from .errors import KpiTreeError
-from .evaluate import NO_TARGET
-from .format import fmt, fmt_share
+from .evaluate import NO_TARGET, status_of
+from .format import dimension_label, fmt, fmt_share
 from .metrics import Kind, metric
-from .periods import parse_period
+from .periods import Period, parse_period
 from .plain import csv_text
 from .review import Note, open_actions
 from .snapshots import CauseState, NodeState, Snapshot, status_word
@@ -50,7 +57,11 @@ OFF = ("red", "amber")
 TOO_FEW = "too_few"  # a person's rate off its target on too few rows to tell from chance (`_evident`)
 Z_MIN = 2.0  # standard errors a person's rate must be off its target by to carry the rule's red or amber
 MIN_MEAN_ROWS = 5  # rows a person's mean (deal size, cycle days) needs before it is judged at all
-RANK = {"red": 0, "amber": 1, TOO_FEW: 2, "no_data": 2, "no_target": 3, "green": 4}
+NOT_JUDGED = "not_judged"  # a person's mean with no group of peers to compare it with (`_home_groups`)
+NESTED_SHARE = 0.95  # a person sells in one group when it holds at least this share of their rows
+HOME_PERIODS = 6  # periods (this one and those before) over which where a person sells is decided
+MAX_GROUP_VALUES = 12  # a candidate group dimension with more values is no segmentation to compare within
+RANK = {"red": 0, "amber": 1, TOO_FEW: 2, "no_data": 2, "no_target": 3, NOT_JUDGED: 3, "green": 4}
 
 
 @dataclass(frozen=True)
@@ -136,12 +147,15 @@ class PersonPart:
 
     person: str
     value: float | None
-    target: float | None  # the number's own target for a rate (every rep's); None for an amount
+    target: float | None  # a rate's: the number's own (every rep's); a mean's: its group's value; an amount: None
     status: str  # a rate's own; an amount's part carries the team's
     volume: float | None = None  # a ratio's denominator: the deals (customers, …) the rate is over
     counted: str = ""  # what the volume counts: "decided deals"
     rate: bool = True  # a rate or mean (judged against the number's target); False: an amount (a share)
     share: float | None = None  # an amount's part of the team's total
+    group: str = ""  # a mean compared within the group the person sells in: "SMB"
+    group_by: str = ""  # that group's column as a reader says it: "segment"
+    unjudged: str = ""  # a mean shown without a status: why, in a clause
 
 
 @dataclass(frozen=True)
@@ -188,11 +202,14 @@ def people_parts(engine: Any, tree: Tree, evaluation: Any) -> dict[str, PeopleSp
         total = None if rate else float(period_rows["value"].sum())  # the team's, rows without an owner too
         rows = period_rows[period_rows.segment != "(none)"]
         parts = []
+        homes = _home_groups(engine, tree, node, name, dim, period) if rate and is_mean(m) else None
         for _, r in rows.iterrows():
             value = None if r["value"] is None or r["value"] != r["value"] else float(r["value"])
             if value is None:
                 continue  # in the data, but nothing of this number (a rep with no decided deal)
-            if rate:
+            if homes is not None:
+                parts.append(_mean_part(m, res, str(r["segment"]), value, r, homes))
+            elif rate:
                 volume = float(r[m.ratio[1]]) if m.ratio and m.ratio[1] in r else None
                 status = res.status_at(value)
                 if status in OFF and not _evident(m, r, value, volume, res):
@@ -207,6 +224,114 @@ def people_parts(engine: Any, tree: Tree, evaluation: Any) -> dict[str, PeopleSp
         parts.sort(key=lambda p: (RANK.get(p.status, 5), p.person.casefold()))
         out[node.id] = PeopleSplit(node.id, dim, tuple(parts))
     return out
+
+
+def is_mean(m: Any) -> bool:
+    """A ratio whose denominator counts rows and whose numerator does not (an amount, days): a mean per row,
+    which depends on which rows one has — average deal size, sales cycle. Win rate (rows among rows) and
+    NRR (an amount over an amount) are not."""
+    return bool(m.kind == Kind.RATIO and m.ratio and _is_count(m, m.ratio[1]) and not _is_count(m, m.ratio[0]))
+
+
+@dataclass(frozen=True)
+class HomeGroups:
+    """Where each person sells, for comparing their mean with their peers'.
+
+    `dimension` is the group column ("segment"; "" when none nests the people); `home` maps a person to the
+    group holding ≥ `NESTED_SHARE` of their rows over `HOME_PERIODS` periods; `value` and `rows` are each
+    group's team value and denominator in the period; `spread` the standard deviation of one row's value in
+    a group, from how far its people's means stray from the group's period by period (`_spread`)."""
+
+    dimension: str = ""
+    home: dict[str, str] = dataclasses.field(default_factory=dict)
+    value: dict[str, float] = dataclasses.field(default_factory=dict)
+    rows: dict[str, float] = dataclasses.field(default_factory=dict)
+    spread: dict[str, float] = dataclasses.field(default_factory=dict)  # a group's one-row standard deviation
+
+
+def _home_groups(engine: Any, tree: Tree, node: Any, name: str, dim: str, period: Period) -> HomeGroups:
+    """The group dimension the people of `dim` sell in (`HomeGroups`): of the node's drill dimensions (and
+    `segment`), the one in which most people hold ≥ 95 % of their rows over the last six periods — reps
+    nested in segments. Read with the catalogue's own queries: the metric split by the group, and split by
+    person within each group value (a filter), so the figures are the tree page's."""
+    m = metric(name)
+    den = m.ratio[1] if m.ratio else None
+    periods = [period]
+    for _ in range(HOME_PERIODS - 1):
+        periods.insert(0, periods[0].previous())
+    wanted = [d for d in dict.fromkeys(("segment", *tree.dimensions_for(node), "region", "team", "channel")) if d != dim]
+    best = HomeGroups()
+    for group in engine.dimensions(node, wanted):
+        try:
+            by_group = engine.query(name, [period], dimension=group, filters=node.filter)
+            values = [str(v) for v in engine.query(name, periods, dimension=group, filters=node.filter)
+                      .segment.unique() if str(v) != "(none)"]
+            if not 2 <= len(values) <= MAX_GROUP_VALUES or den is None:
+                continue
+            history = engine.query(name, periods, dimension=group, filters=node.filter)
+            rows_in: dict[str, dict[str, float]] = {}
+            spread: dict[str, float] = {}
+            for value in values:
+                within = engine.query(name, periods, dimension=dim, filters=(*node.filter, (group, (value,))))
+                for person, n in within.groupby("segment")[den].sum().items():
+                    if str(person) != "(none)" and n > 0:
+                        rows_in.setdefault(str(person), {})[value] = float(n)
+                sd = _spread(within[within.segment != "(none)"], history[history.segment == value], den)
+                if sd is not None:
+                    spread[value] = sd
+        except KpiTreeError:
+            continue  # a group this metric's rows cannot be filtered by (an account attribute): not a candidate
+        home = {p: max(counts, key=counts.get) for p, counts in rows_in.items()
+                if max(counts.values()) >= NESTED_SHARE * sum(counts.values())}
+        if len(home) > len(best.home):
+            now = by_group[(by_group.pkey == period.key) & (by_group.segment != "(none)")]
+            best = HomeGroups(group, home,
+                              {str(s): float(v) for s, v in zip(now.segment, now["value"], strict=True) if v == v},
+                              {str(s): float(n) for s, n in zip(now.segment, now[den], strict=True) if n == n},
+                              spread)
+    return best
+
+
+def _spread(cells: Any, group: Any, den: str) -> float | None:
+    """The standard deviation of one row's value (one deal's amount, cycle days) in a group, from its
+    people's means period by period: a mean of n rows strays from its group's by about σ/√n, so
+    σ² ≈ Σ n·(person's mean − group's mean)² / (cells − periods). Real differences between people
+    widen it, so a person flagged against it stands out of them too. None with fewer than 3 cells to spare."""
+    means = {str(k): float(v) for k, v in zip(group.pkey, group["value"], strict=True) if v == v}
+    total, cells_n, periods = 0.0, 0, set()
+    for key, value, n in zip(cells.pkey, cells["value"], cells[den], strict=True):
+        if value != value or not n or str(key) not in means:
+            continue
+        total += float(n) * (float(value) - means[str(key)]) ** 2
+        cells_n += 1
+        periods.add(str(key))
+    free = cells_n - len(periods)
+    return math.sqrt(total / free) if free >= 3 else None
+
+
+def _mean_part(m: Any, res: Any, person: str, value: float, row: Any, homes: HomeGroups) -> PersonPart:
+    """A person's mean against their group's value (`_home_groups`), by the node's threshold and direction —
+    red or amber only beyond two standard errors of the difference (σ·√(1/n − 1/N): the person's n rows
+    are part of the group's N) and on `MIN_MEAN_ROWS` rows, else too few to tell; without a group of peers
+    to compare with, shown without a status and saying why."""
+    volume = float(row[m.ratio[1]]) if m.ratio and m.ratio[1] in row else None
+    base = PersonPart(person, value, None, NOT_JUDGED, volume, _counted(m))
+    if not homes.dimension:
+        return dataclasses.replace(base, unjudged="no segment the people each sell in alone was found")
+    group = homes.home.get(person)
+    said = dimension_label(homes.dimension, capital=False)
+    if group is None:
+        return dataclasses.replace(base, unjudged=f"they sell in more than one {said}")
+    bench, rows = homes.value.get(group), homes.rows.get(group, 0.0)
+    if bench is None or volume is None or rows - volume <= 0:
+        return dataclasses.replace(base, group=group, group_by=said,
+                                   unjudged=f"nobody else's {_counted(m) or 'rows'} in {group} to compare with")
+    status = status_of(value, bench, res.direction, res.amber)
+    sd = homes.spread.get(group)
+    noise = sd * math.sqrt(max(1 / volume - 1 / rows, 0.0)) if sd is not None and volume > 0 else None
+    if status in OFF and (volume < MIN_MEAN_ROWS or (noise is not None and abs(value - bench) < Z_MIN * noise)):
+        status = TOO_FEW  # within what its own deals' spread makes of a mean of so few
+    return dataclasses.replace(base, target=bench, status=status, group=group, group_by=said)
 
 
 def _evident(m: Any, row: Any, value: float, volume: float | None, res: Any) -> bool:
@@ -252,6 +377,12 @@ def part_sentence(node: NodeState, part: PersonPart, dimension: str, causes: tup
         against = f" against {fmt(part.target, node.unit, compact=True)}" if part.target is not None else \
             " (no target)"
         text = f"{said}{against}{on} (the team: {team})."
+        if part.group and part.target is not None:  # a mean, against its own group's
+            text = (f"{said}{on}, against {fmt(part.target, node.unit, compact=True)} for {part.group} as a whole "
+                    f"(an average is compared within the {part.group_by} one sells in: the team's {team} mixes them).")
+        elif part.status == NOT_JUDGED:
+            text = (f"{said}{on} (the team: {team}). Not judged: an average depends on where one sells, "
+                    f"and {part.unjudged}, so the team's target is not theirs.")
         if part.status == TOO_FEW:
             text += " Too few to tell from chance: not a red mark on its own."
     else:
@@ -374,7 +505,8 @@ def owner_rows(entries: list[OwnerEntry], today: date | None = None, red_only: b
             n = o.node
             own = dataclasses.replace(e, actions=tuple(a for a in e.actions if a.node == n.id)
                                       + (elsewhere.actions if i == 0 else ()))
-            status = status_word(n.status) + (", carried over" if o.carried else "")
+            status = ("not judged" if n.status == NOT_JUDGED else status_word(n.status)) \
+                + (", carried over" if o.carried else "")
             rows.append({"owner": e.owner, "number": n.label, "status": status,
                          "value": fmt(n.value, n.unit), "target": fmt(n.target, n.unit), "why": o.sentence,
                          "open actions": actions_text(own, today)})

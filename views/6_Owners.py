@@ -24,7 +24,8 @@ st.set_page_config(page_title="Owners · KPI Tree", page_icon="🌳", layout="wi
 
 STATUS_BADGE = {"red": ":red-badge[red]", "amber": ":orange-badge[amber]", "green": ":green-badge[green]",
                 "no_target": ":gray-badge[no target]", "no_data": ":gray-badge[no data]",
-                "maturing": ":gray-badge[maturing]", "too_few": ":gray-badge[too few to tell]"}
+                "maturing": ":gray-badge[maturing]", "too_few": ":gray-badge[too few to tell]",
+                "not_judged": ":gray-badge[not judged]"}
 CARRIED_BADGE = ":gray-badge[carried over]"
 
 
@@ -85,8 +86,10 @@ def main() -> None:
     st.caption("Red first; each red number with the explanation's sentence (the cause where it sits, else its step "
                "on the red path). An opening balance (ARR at start) is last period's closing value: listed, marked "
                "carried over, but not counted among the red numbers to act on. A number the tree gives to “Reps (per "
-               "owner)” is every rep's: each person the data names for the period is listed with their own part (a "
-               "rate against the number's target; an amount as a share of the team's, in the team's colour). Actions come from review "
+               "owner)” is every rep's: each person the data names for the period is listed with their own part — a "
+               "rate (won of decided) against the number's target; an average (deal size, cycle days) against the "
+               "segment they sell in, since the team's target mixes segments (not judged when they sell in several "
+               "or alone); an amount as a share of the team's, in the team's colour. Actions come from review "
                "notes (Review page).")
 
 
