@@ -48,6 +48,7 @@ from .bridge import chain_targets
 from .detect import not_a_segment
 from .errors import KpiTreeError, LoadError, QueryError, SpecError
 from .evaluate import Engine
+from .format import fmt
 from .history import TreeStore, workspace_trees
 from .metrics import CATALOGUE, Kind, Metric, Profile, picks
 from .periods import Grain, Period, latest_complete, trailing
@@ -662,6 +663,88 @@ def suggested_targets(tree: Tree) -> list[Node]:
     """Nodes whose target is still a suggestion (or says why there is none), in tree order."""
     return [n for n in tree.walk() if n.target.suggested]
 
+
+
+# --- suggested targets planned again from the data as it is now -----------------------------------
+
+
+@dataclass(frozen=True)
+class TargetChange:
+    """A suggested target whose plan moved with the data: its figure for the last complete month."""
+
+    id: str
+    label: str
+    unit: str
+    before: float | None
+    after: float | None
+
+
+@dataclass(frozen=True)
+class Resuggested:
+    """What `resuggest_targets` did: the tree with its suggested targets planned again, and what moved."""
+
+    tree: Tree
+    month: str  # the last complete month, whose figures `changes` compare
+    replanned: int  # targets that were suggestions, planned again
+    kept: int  # targets a person set (no `Target.suggested`), left exactly as they were
+    changes: tuple[TargetChange, ...] = ()
+    moved: int = 0  # suggested targets whose plan changed in any month (`changes` only lists the month's)
+
+    @property
+    def stale(self) -> bool:
+        return self.moved > 0
+
+
+def resuggest_targets(source: Engine | Workspace, tree: Tree) -> Resuggested:
+    """The tree with every suggested target (`Target.suggested`: planned from the history, never typed)
+    planned again from the data as it is now, by the rule that suggested it (`plan.plan_targets`, then an
+    opening balance's bridge, `chain_targets`); a target a person set, and a custom measure's, stay.
+
+    Why: a tree's targets are suggested once, from the data of its first load. After a file is re-mapped
+    and reloaded (a stage read as won, trial 4) the data changes and the suggestions do not: win rate
+    stayed planned at 100 % against 27 % actual. This plans them again; the caller saves the tree.
+    """
+    engine = source if isinstance(source, Engine) else Engine(source)
+    baseline_end, through, _ = plan_window(engine.as_of)
+    todo = [n for n in tree.nodes if n.target.suggested and n.metric in CATALOGUE]
+    kept = sum(1 for n in tree.nodes if n.target.is_set and not n.target.suggested)
+    if not todo:
+        return Resuggested(tree, baseline_end.key, 0, kept)
+    only = dataclasses.replace(tree, nodes=tuple(todo))
+    planned = {n.id: n.target for n in plan_targets(engine, only, baseline_end, through, HISTORY_MONTHS,
+                                                     min_months=MIN_MONTHS, mark=True).nodes}
+    merged = dataclasses.replace(tree, nodes=tuple(dataclasses.replace(n, target=planned[n.id])
+                                                   if n.id in planned else n for n in tree.nodes))
+    chained = {n.id: n for n in chain_targets(merged, baseline_end).nodes}
+    nodes = tuple(chained[n.id] if n.id in planned else n for n in tree.nodes)  # a person's target stays
+    changes, moved = [], 0
+    for old, new in zip(tree.nodes, nodes, strict=True):
+        if old.id not in planned or old.target == new.target:
+            continue
+        moved += 1
+        before, after = (dict(x.target.by_period).get(baseline_end.key, x.target.value) for x in (old, new))
+        if before != after:
+            changes.append(TargetChange(old.id, old.label, old.shown_unit, before, after))
+    return Resuggested(dataclasses.replace(tree, nodes=nodes), baseline_end.key, len(planned), kept,
+                       tuple(changes), moved)
+
+
+def resuggest_summary(done: Resuggested, limit: int = 4) -> str:
+    """One sentence on what re-suggesting changed: "3 of 12 suggested targets change with the data (for
+    2026-11: Win rate 100.0% → 27.0%, …); 2 targets set by hand stay as they are."."""
+    def said(v: float | None, unit: str) -> str:
+        return "no target" if v is None else fmt(v, unit, compact=True)
+
+    kept = (f"; {done.kept} target{'s' if done.kept != 1 else ''} set by hand stay as they are" if done.kept
+            else "")
+    if not done.replanned:
+        return f"No target of this tree is a suggestion from the data{kept}."
+    if not done.stale:
+        return f"The {done.replanned} suggested targets already match the data as it is now{kept}."
+    shown = "; ".join(f"{c.label} {said(c.before, c.unit)} → {said(c.after, c.unit)}" for c in done.changes[:limit])
+    more = f"; {len(done.changes) - limit} more" if len(done.changes) > limit else ""
+    month = f" (for {done.month}: {shown}{more})" if shown else ""
+    return (f"{done.moved} of {done.replanned} suggested targets change with the data as it is now{month}{kept}.")
 
 # --- the shipped demo -------------------------------------------------------------------------
 
