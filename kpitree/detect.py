@@ -424,6 +424,8 @@ def suggest_mapping(headers: list[str], table: str, sample: list[list[str]] | No
 # gap it shows is the lifecycle, not a segment. Names after `normalise_header` and the object prefix.
 _LIFECYCLE_NAME = re.compile(
     r"(^|_)(status|stage|lifecycle|lifecyclestage|lifecycle_stage|outcome)$|^stage_|"
+    # a status's label, id or type under any vendor's naming (Close's status_label / status_type / status_id)
+    r"(^|_)(status|stage|deal_?stage|pipeline_?stage)_?(label|name|id|type|code|key|text|display)$|"
     r"^(is_?|has_?been_?)?(won|lost|closed|deleted|archived|active|inactive|churned|cancell?ed|converted|"
     r"expired|open)(_flag)?$", re.IGNORECASE)
 # `state` is a lifecycle only with lifecycle values: it is just as often a region (a US state).

@@ -62,12 +62,14 @@ from .normalise import (
 from .plain import csv_text
 from .schema import TABLES, ColumnType
 from .vendors import (
+    CENTS_HEADER,
     DERIVED,
     LAYOUT,
     OMIT,
     SIDE_COLUMNS,
     SNAPSHOT_COLUMNS,
     STAGE_DEFAULTS,
+    UNITS,
     VENDOR_SIDES,
     Headers,
     Input,
@@ -76,6 +78,7 @@ from .vendors import (
     canonical_mapping,
     detect_vendor,
     header_key,
+    money_columns,
     normalise_header,
     snapshot_mapping,
     vendor_mapping,
@@ -1005,7 +1008,7 @@ def _saved(saved: dict, norm: dict[str, str], file: str, *, source: str, label: 
                             f"(it has: {', '.join(list(norm.values())[:20])})")
         columns[k] = norm[normalise_header(str(v))]
     return canonical_mapping(table, columns, source=source, label=label, fill=saved.get("fill"),
-                             derive=saved.get("derive"))
+                             derive=saved.get("derive"), units=saved.get("units"))
 
 
 def _canonical_columns(table: str, norm: dict[str, str]) -> dict[str, str]:
@@ -1738,6 +1741,7 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     report.rejected = rejected[:MAX_REJECT_DETAILS]
     report.rows_rejected = len(structural) + rejected_count + dup_count
     report.duplicate_ids = dup_count
+    _refuse_guessed_duplicates(src, m, key, key_label, dup_count, rows_raw)
     report.rows_loaded = report.rows_read - report.rows_rejected - report.rows_skipped
     if report.rows_loaded <= 0:
         first_bad = report.rejected[0] if report.rejected else None
@@ -1855,6 +1859,25 @@ def _dimension_merges(reader: duckdb.DuckDBPyConnection, checked: str, rows: str
     return out
 
 
+# Share of rows whose id repeats beyond which a table guessed from column names is the wrong table.
+GUESS_DUPLICATES = 0.02
+
+
+def _refuse_guessed_duplicates(src: _Source, m: Mapping, key: str | None, key_label: str | None, dups: int,
+                               rows: int) -> None:
+    """A table guessed from column names (no layout, no mapping) under which many rows repeat the key is
+    the wrong table: a Close opportunities file read as leads lost 240 rows as 'duplicate lead_id' (a
+    lead has many opportunities). It is refused, naming the file and what to do, not loaded short."""
+    if m.source != "guessed" or not key or not rows or dups < max(2, GUESS_DUPLICATES * rows):
+        return
+    raise LoadError(
+        f"{src.name}: read as {m.table!r} from its column names (a guess), but {dups:,} of {rows:,} rows repeat "
+        f"a {key} in {key_label!r}, which {m.table} has once per row — the file is probably another table "
+        f"(one row per something else). Nothing was loaded from it. Choose its table (command line: --as "
+        f"{src.name}=TABLE, or --map {src.name}=MAPPING.json; Upload page: 'Load as' and the mapping), or leave "
+        f"it out (--skip {src.name}).")
+
+
 def _quality(reader: duckdb.DuckDBPyConnection, m: Mapping, temp: str, checked: str, loaded: str,
              report: FileReport, line_of: Callable[[int], int | None]) -> None:
     """Nulls, date range, notes and warnings that change what the metrics will say."""
@@ -1915,6 +1938,62 @@ def _quality(reader: duckdb.DuckDBPyConnection, m: Mapping, temp: str, checked: 
         n = reader.execute(f"SELECT count(*) FROM {temp} WHERE end_date < start_date").fetchone()[0]
         if n:
             report.warnings.append(f"{n} subscription(s) end before they start and never count")
+    report.warnings.extend(_cents_warnings(reader, m, table.name, temp))
+
+
+# A typical amount above these looks like cents read as units (a median deal of $1M, a median MRR of
+# $100k are rare, and with every amount a multiple of 100 rarer still).
+CENTS_SUSPECT = {("deals", "amount"): 1_000_000, ("subscriptions", "mrr"): 100_000}
+
+
+def _cents_warnings(reader: duckdb.DuckDBPyConnection, m: Mapping, table: str, temp: str) -> list[str]:
+    """Money read as units that looks like cents: a header that says cents, or every amount a multiple of
+    100 with a typical amount beyond belief. A warning, not a division: a company of $1M deals exists, and
+    the user says which it is (the mapping's unit)."""
+    out = []
+    for name in money_columns(table):
+        f = m.fields.get(name)
+        if f is None or re.search(r"/\s*100(\.0)?\b", f.sql):
+            continue  # not loaded, or already divided (a layout's cents, a mapping's unit)
+        src = m.inputs.get(f.input) if f.input else None
+        header = src.columns[0] if src is not None else name
+        col = _q(name)
+        n, whole, median = reader.execute(
+            f"SELECT count({col}), count({col}) FILTER (WHERE {col} = round({col})), median({col}) FROM {temp} "
+            f"WHERE {col} > 0").fetchone()
+        if not n:
+            continue
+        twin = _formatted_twin(reader, temp, header, col)
+        fix = (f"if {header!r} is in cents, say so in the mapping (units: {name} = cents; on the command line "
+               f'"units": {{"{name}": "cents"}} in the --map file) and load it again')
+        if CENTS_HEADER.search(header) and m.source in ("given", "saved"):
+            out.append(f"{name} comes from {header!r}, whose name says cents, but is read as whole currency units "
+                       f"(the mapping says units): check it")
+        elif CENTS_HEADER.search(header):
+            out.append(f"{name} comes from {header!r}, whose name says cents, and is read as whole currency units: "
+                       + fix)
+        elif twin:
+            out.append(f"{name} looks 100 times too large: {header!r} is 100 × the amount the file's {twin!r} shows "
+                       f"(cents) — {fix}")
+        elif whole == n and median is not None and median > CENTS_SUSPECT.get((table, name), float("inf")):
+            out.append(f"{name} looks 100 times too large: every value of {header!r} is a whole number and the "
+                       f"median is {median:,.0f} — amounts exported in cents? {fix}")
+    return out
+
+
+def _formatted_twin(reader: duckdb.DuckDBPyConnection, temp: str, header: str, col: str) -> str | None:
+    """The file's display copy of a money column (Close's `value_formatted` "$31,300" beside `value`
+    3130000), when the column is 100 × what it shows in most rows: the column is in cents."""
+    cols = {r[0] for r in reader.execute(f"DESCRIBE {temp}").fetchall()}
+    base = normalise_header(header)
+    twin = next((c for c in (f"{base}_formatted", f"formatted_{base}", f"{base}_display") if c in cols), None)
+    if twin is None:
+        return None
+    shown = f"TRY_CAST(nullif(regexp_replace({_q(twin)}, '[^0-9.\\-]', '', 'g'), '') AS DOUBLE)"
+    n, hits = reader.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE abs({col} - 100 * {shown}) <= 100) FROM {temp} "
+        f"WHERE {col} > 0 AND {shown} > 0").fetchone()
+    return twin if n and hits >= 0.9 * n else None
 
 
 # --- step 4: swap -----------------------------------------------------------------------------
@@ -2415,8 +2494,15 @@ def read_mapping(path: str | Path) -> dict:
     if unknown:
         raise LoadError(f"{path.name}: {', '.join(map(repr, unknown))} is not a column of {raw['table']!r} "
                         f"(its columns: {', '.join(TABLES[raw['table']].column_names)})")
+    units = raw.get("units") or {}
+    money = money_columns(raw["table"])
+    if not isinstance(units, dict) or any(k not in money or str(v).lower() not in UNITS for k, v in units.items()):
+        which = ", ".join(money) or f"none in {raw['table']!r}"
+        first = (money or ("amount",))[0]
+        raise LoadError(f"{path.name}: 'units' says whether a money column ({which}) is in cents or units, "
+                        f'e.g. "units": {{"{first}": "cents"}}')
     return {"table": raw["table"], "columns": columns, "fill": dict(raw.get("fill") or {}),
-            "derive": dict(raw.get("derive") or {})}
+            "derive": dict(raw.get("derive") or {}), "units": {k: str(v).lower() for k, v in units.items()}}
 
 
 # --- what the upload page asks before and instead of a load -------------------------------------

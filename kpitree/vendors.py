@@ -13,6 +13,8 @@ turns a mapping into SQL; nothing here touches data. Layouts known by their head
 - Stripe subscriptions export (Dashboard labels or API field names) → `subscriptions`;
 - Chargebee subscriptions export (`subscriptions.customer_id`, `subscriptions.mrr` … headers) → `subscriptions`;
 - Recurly subscriptions export (`account_code`, `plan_code`, `unit_amount`, `expires_at` …) → `subscriptions`;
+- Chargify / Maxio subscriptions export (`state`, `product_price_in_cents`, `current_period_ends_at` …) →
+  `subscriptions`; Close opportunities export (`status_type`, `value` in cents, `value_period` …) → `deals`;
 - the "CRM Sales Opportunities" sample (`sales_pipeline.csv` → `deals`, `accounts.csv` →
   `accounts`, with `products.csv` and `sales_teams.csv` as side files joined into deals).
 
@@ -197,7 +199,7 @@ SIDE_COLUMNS: dict[str, dict[str, str]] = {
 class Mapping:
     """How one file layout becomes rows of a canonical table (or of a side table)."""
 
-    source: str  # canonical, snapshots, saved, hubspot, zoho, salesforce, pipedrive, stripe, chargebee, recurly, crm_sample
+    source: str  # canonical, snapshots, saved, hubspot, zoho, close, chargify, salesforce, pipedrive, stripe, chargebee, recurly, crm_sample
     label: str
     table: str  # canonical table; "" for a side file
     inputs: dict[str, Input]
@@ -308,10 +310,29 @@ def _vendor_deals(source: str, label: str, h: Headers, spec: dict[str, tuple], f
 def _currency_refine(m: Mapping, facts: dict) -> Mapping:
     currencies = facts.get("currencies")
     if currencies and "," in currencies:
+        counts = _currency_counts(facts.get("currency_counts"))
+        said = ", ".join(f"{c} {n:,} row(s)" for c, n in counts) if counts else currencies
         return replace(m, cautions=m.cautions + (
-            f"amounts are in several currencies ({currencies}) and are added as they are, so totals such as ARR "
-            "mix them: export amounts in one currency (the company currency) for exact totals",))
+            f"amounts are in several currencies ({said}) and are added as they are, with no exchange rate, so "
+            "totals such as ARR mix them: export amounts in one currency (the company currency) for exact totals",))
     return m
+
+
+def _currency_counts(text: str | None) -> list[tuple[str, int]]:
+    """`{EUR=60, USD=1946}` (DuckDB's histogram as text) → [('USD', 1946), ('EUR', 60)], most rows first."""
+    pairs = re.findall(r"([^{}=,\s][^{}=,]*)=(\d+)", text or "")
+    return sorted(((c.strip(), int(n)) for c, n in pairs), key=lambda p: (-p[1], p[0]))
+
+
+_CURRENCY_FACTS = {"currencies": "string_agg(DISTINCT upper({currency.text}), ', ')",
+                   "currency_counts": "CAST(histogram(upper({currency.text})) AS VARCHAR)"}
+
+
+def _with_currencies(m: Mapping) -> Mapping:
+    """A layout with a currency column says, with row counts, when its amounts mix currencies (no FX here)."""
+    if "currency" not in m.inputs:
+        return m
+    return replace(m, facts={**m.facts, **_CURRENCY_FACTS}, refine=_currency_refine)
 
 
 # --- HubSpot ---------------------------------------------------------------------------------
@@ -983,6 +1004,176 @@ def _recurly(h: Headers, sides: set[str]) -> Mapping:
                    refine=_currency_refine if facts else None)
 
 
+# --- Close ------------------------------------------------------------------------------------
+
+# Close's opportunities export (developer.close.com, Opportunity object; the app's CSV export writes the
+# same field names): id, lead_id, lead_name, status_id, status_label, status_type (active / won / lost),
+# value (an integer in CENTS: 50000 is "$500", as value_formatted shows), value_period (one_time /
+# monthly / annual), value_currency, confidence, date_won (for an active opportunity the expected close
+# date), date_lost, date_created, date_updated, user_id, user_name, note, then custom fields as
+# `custom.<Field Name>`. One opportunity per row; a lead (the company) has many.
+
+
+def _is_close(h: Headers) -> bool:
+    return (h.has("status_type") and h.has("value_period") and h.has("lead_id", "lead_name")
+            and h.has("date_won") and h.has("value"))
+
+
+_CLOSE_SEGMENT = tuple(f"custom.{s}" for s in _SEGMENT) + _SEGMENT
+_CLOSE_CHANNEL = ("custom.Lead Source", "custom.Source", "custom.Channel", "custom.Acquisition Channel",
+                  "Lead Source", "Channel", "Source")
+
+
+def _close(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "deal_id": (Kind.TEXT, ("id", "opportunity_id"), {"required": True}),
+        "account": (Kind.TEXT, ("lead_id", "lead_name")),
+        "owner": (Kind.TEXT, ("user_name",)),  # user_id is an id, not a person anyone reads
+        "created": (Kind.DATE, ("date_created",), {"required": True}),
+        "won": (Kind.DATE, ("date_won",)),
+        "lost": (Kind.DATE, ("date_lost",)),
+        "updated": (Kind.DATE, ("date_updated",)),
+        "status": (Kind.TEXT, ("status_type",), {"required": True}),
+        "stage": (Kind.TEXT, ("status_label",)),
+        "status_id": (Kind.TEXT, ("status_id",)),  # read, not loaded: the label's id, a lifecycle, never a split
+        "value": (Kind.NUMBER, ("value",)),
+        "period": (Kind.TEXT, ("value_period",)),
+        "currency": (Kind.TEXT, ("value_currency",)),
+        "deal_type": (Kind.ENUM, ("custom.Opportunity Type", "custom.Deal Type", "custom.Type", "Opportunity Type"),
+                      _DEAL_TYPE),
+        "segment": (Kind.TEXT, _CLOSE_SEGMENT),
+        "channel": (Kind.TEXT, _CLOSE_CHANNEL),
+    }
+    status = "lower(trim({status.text}))"
+    period = "lower(trim({period.text}))"
+    # Cents → units, then a year of it: a monthly value × 12; annual and one-time as they are. A value of
+    # 0 is Close's empty value field, not a free deal.
+    amount = (f"NULLIF({{value}}, 0) / 100.0 * (CASE WHEN {period} IN ('monthly', 'month') THEN 12 "
+              f"WHEN {period} IN ('quarterly', 'quarter') THEN 4 ELSE 1 END)")
+    fields = {
+        "deal_id": Field("{deal_id}", "deal_id"),
+        "account_id": Field("{account}", "account"),
+        "owner": Field("{owner}", "owner"),
+        "created_date": Field("{created}", "created"),
+        "stage": Field("{stage}", "stage"),
+        "amount": Field(amount, "value", note="value ÷ 100 (cents), × 12 when value_period is monthly"),
+        "deal_type": Field("{deal_type}", "deal_type"),
+        "segment": Field("{segment}", "segment"),
+        "channel": Field("{channel}", "channel"),
+    }
+    rules = ["status: Close's status_type (active → open, won, lost); status_label is the stage, shown, never a split",
+             "close_date: date_won for won opportunities, date_lost for lost ones (date_updated when that is "
+             "blank), the expected date_won for active ones",
+             "amount: value is in cents (÷ 100); a monthly value_period is annualised (× 12), annual and one_time "
+             "values are taken as they are; a value of 0 is Close's empty value field and loads as no amount"]
+    m = _vendor_deals("close", "Close opportunities export", h, spec, fields, rules,
+                      file_status=f"CASE {status} WHEN 'active' THEN 'open' WHEN 'won' THEN 'won' "
+                                  "WHEN 'lost' THEN 'lost' END")
+    fields = dict(m.fields)
+    fields["close_date"] = Field("CASE {=status} WHEN 'won' THEN COALESCE({won}, {updated}) "
+                                 "WHEN 'lost' THEN COALESCE({lost}, {updated}) ELSE {won} END", "won",
+                                 note="date_won (won) / date_lost (lost), by status_type")
+    m = replace(m, fields=fields)
+    return _with_currencies(m)
+
+
+# --- Chargify / Maxio Advanced Billing ---------------------------------------------------------
+
+# Chargify's Subscriptions export (help.chargify.com "Exporting Data"; Maxio Advanced Billing keeps it):
+# id, state, customer_id, customer_reference, customer_organization, product_name, product_handle,
+# product_price_in_cents, total_revenue_in_cents, balance_in_cents, created_at, activated_at,
+# current_period_ends_at, canceled_at, expires_at, cancel_at_end_of_period, cancellation_message …,
+# timestamps written "2016-06-03 12:43:50 -0400" (the local date is kept). States (Chargify
+# "Subscription States"): live trialing / active / past_due / soft_failure …, end of life canceled /
+# unpaid / expired / trial_ended. `activated_at` is when it first went active (at signup or at trial
+# end); `canceled_at` is set when it is canceled, by request or by dunning; `expires_at` when it
+# expires (ceases billing); "cancel at end of period" keeps it running to current_period_ends_at.
+
+
+def _is_chargify(h: Headers) -> bool:
+    return (h.has("state") and h.has("product_price_in_cents", "product_handle")
+            and h.has("customer_id", "customer_reference") and h.has("current_period_ends_at", "activated_at")
+            and not h.has("account_code"))
+
+
+# Without an interval column: a product whose name or handle says how often it bills (inference, stated).
+_CHARGIFY_NAMED = ("(CASE WHEN regexp_matches(lower(concat_ws(' ', {product_handle.text}, {product_name.text})), "
+                   "'annual|yearly|year|12[ -]?month') THEN 12.0 WHEN regexp_matches(lower(concat_ws(' ', "
+                   "{product_handle.text}, {product_name.text})), 'quarter') THEN 3.0 ELSE 1.0 END)")
+_CHARGIFY_INTERVAL = ("(CASE WHEN lower({interval_unit.text}) LIKE 'day%' THEN 12.0 / 365 ELSE 1.0 END "
+                      "* COALESCE(NULLIF({interval}, 0), 1))")
+
+
+def _chargify(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "sub_id": (Kind.TEXT, ("id", "subscription_id")),
+        "customer": (Kind.TEXT, ("customer_id", "customer_reference"), {"required": True}),
+        "activated": (Kind.DATE, ("activated_at",)),
+        "created": (Kind.DATE, ("created_at",)),
+        "canceled_at": (Kind.DATE, ("canceled_at", "cancelled_at")),
+        "expires_at": (Kind.DATE, ("expires_at",)),
+        "period_end": (Kind.DATE, ("current_period_ends_at",)),
+        "at_period_end": (Kind.BOOL, ("cancel_at_end_of_period",)),
+        "state": (Kind.TEXT, ("state",)),
+        "price_cents": (Kind.NUMBER, ("product_price_in_cents",),
+                        {"required": not h.has("product_price", "product_price_in_dollars")}),
+        "price": (Kind.NUMBER, ("product_price", "product_price_in_dollars")),
+        "interval": (Kind.NUMBER, ("product_interval", "interval")),
+        "interval_unit": (Kind.TEXT, ("product_interval_unit", "interval_unit")),
+        "currency": (Kind.TEXT, ("currency", "product_currency")),
+        "product_name": (Kind.TEXT, ("product_name",)),
+        "product_handle": (Kind.TEXT, ("product_handle",)),
+        "segment": (Kind.TEXT, _SEGMENT),
+        "channel": (Kind.TEXT, ("Lead Source", "Channel", "Source", "Acquisition Channel")),
+    }
+    inputs = _inputs(h, spec)
+    state = "lower(trim({state.text}))"
+    start = "COALESCE({activated}, {created})" if "activated" not in inputs else "{activated}"
+    price = "COALESCE({price_cents} / 100.0, {price})"
+    if "interval" in inputs:
+        months, per = _CHARGIFY_INTERVAL, "divided by the product's interval in months"
+    else:
+        months = _CHARGIFY_NAMED
+        per = ("the export has no product interval, so a product whose name or handle says annual / yearly is "
+               "divided by 12, quarterly by 3, and every other product read as monthly")
+    at_end = "COALESCE({at_period_end}, false)"
+    end = (f"CASE WHEN {state} IN ('canceled', 'cancelled', 'unpaid') THEN CASE WHEN {at_end} "
+           "THEN COALESCE({period_end}, {canceled_at}, {expires_at}) ELSE COALESCE({canceled_at}, {expires_at}, "
+           f"{{period_end}}) END WHEN {state} = 'expired' THEN COALESCE({{expires_at}}, {{canceled_at}}, "
+           f"{{period_end}}) WHEN {at_end} THEN COALESCE({{period_end}}, {{expires_at}}) ELSE {{expires_at}} END")
+    fields = {
+        "customer_id": Field("{customer}", "customer"),
+        "start_date": Field(start, "activated" if "activated" in inputs else "created"),
+        "end_date": Field(end, "canceled_at", note="canceled_at (canceled), expires_at (expired), "
+                                                    "current_period_ends_at (cancel at end of period)"),
+        "mrr": Field(f"{price} / {months}", "price_cents" if "price_cents" in inputs else "price",
+                     note="product_price_in_cents ÷ 100, per month of the product's interval"),
+        "plan": Field("COALESCE({product_name}, {product_handle})",
+                      "product_name" if "product_name" in inputs else "product_handle"),
+        "segment": Field("{segment}", "segment"),
+        "channel": Field("{channel}", "channel"),
+        "subscription_id": Field("{sub_id}", "sub_id"),
+    }
+    fields = {k: f for k, f in fields.items() if k in ("customer_id", "start_date", "mrr", "end_date")
+              or f.input in inputs}
+    rules = [
+        f"mrr = product_price_in_cents ÷ 100 (the export writes cents: 556800 is 5,568.00), {per}; "
+        "components and usage are not in this export",
+        "start_date: activated_at (when it first went active, at signup or when its trial ended)",
+        "end_date: a canceled (or unpaid) subscription ends at canceled_at — at current_period_ends_at when it "
+        "was canceled at the end of its period; an expired one at expires_at; a live one set to cancel at the "
+        "end of its period at current_period_ends_at",
+        "subscriptions never activated (in trial, trial ended unpaid, pending) are left out",
+    ]
+    skip = []
+    if "activated" in inputs:
+        skip.append(("{activated} IS NULL", "never activated (in trial, or its trial ended unpaid)"))
+    skip.append((f"{state} IN ('pending', 'failed_to_create', 'trialing')", "not started (pending or in trial)"))
+    m = Mapping("chargify", "Chargify (Maxio) subscriptions export", "subscriptions", inputs, fields,
+                skip=tuple(skip), rules=tuple(rules), key="subscription_id")
+    return _with_currencies(m)
+
+
 # --- "CRM Sales Opportunities" sample layout -------------------------------------------------
 
 _SECTOR_FIXES = "CASE lower(trim({sector.text})) WHEN 'technolgy' THEN 'technology' ELSE lower(trim({sector.text})) END"
@@ -1126,9 +1317,11 @@ VENDORS: tuple[tuple[str, Callable[[Headers], bool], Callable[[Headers, set[str]
     ("stripe", _is_stripe, _stripe),
     ("chargebee", _is_chargebee, _chargebee),
     ("recurly", _is_recurly, _recurly),
+    ("chargify", _is_chargify, _chargify),
     ("pipedrive", _is_pipedrive, _pipedrive),
     ("hubspot", _is_hubspot, _hubspot),
     ("zoho", _is_zoho, _zoho),
+    ("close", _is_close, _close),
     ("sf_history", _is_sf_history, _recognised("Salesforce OpportunityHistory export",
                                                "the current stage and amount are in the Opportunity export")),
     ("salesforce", _is_salesforce, _salesforce),
@@ -1171,15 +1364,27 @@ def vendor_mapping(vendor: str, headers: list[str], sides: set[str] = frozenset(
 OMIT = "omit:"
 
 
+# Money written in cents (`product_price_in_cents`, `amount_cents`, `value (cents)`): a header that says so.
+CENTS_HEADER = re.compile(r"(^|[^a-z])(in_?)?cents?([^a-z]|$)", re.IGNORECASE)
+UNITS = ("cents", "units")  # a mapping's `units` entry: {column: "cents" | "units"} for money columns
+
+
+def money_columns(table: str) -> tuple[str, ...]:
+    """The columns of `table` that hold money (a `units` entry may say they are in cents)."""
+    return tuple(c.name for c in TABLES[table].columns if c.type is ColumnType.MONEY)
+
+
 def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "canonical",
                       label: str | None = None, fill: dict[str, str] | None = None,
-                      derive: dict[str, str] | None = None, rules: tuple[str, ...] = ()) -> Mapping:
+                      derive: dict[str, str] | None = None, rules: tuple[str, ...] = (),
+                      units: dict[str, str] | None = None) -> Mapping:
     """Canonical column → file header, for files that use canonical names, a guess or a user's saved choice.
 
     `fill` gives a column a constant where the file has no such column, and a default for its blank
     cells where it has (a file of won deals: status 'won'; a blank deal type: 'new'). `derive` names
     how a column missing from the file is computed from another (`DERIVATIONS`); `columns` may then
-    carry the extra inputs a derivation reads (`lead_link`).
+    carry the extra inputs a derivation reads (`lead_link`). `units` says a money column is in cents
+    (divided by 100) or in units; without it, a header that says cents (`price_in_cents`) is read as cents.
     """
     t = TABLES[table]
     fill = {k: str(v) for k, v in (fill or {}).items() if k in t.column_names and str(v).strip()}
@@ -1233,6 +1438,7 @@ def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "can
             fields["created_date"] = Field("{close_date}", "close_date", note="the close date")
     if stage:
         rules.append("no status column: open/won/lost comes from the stage map")
+    rules += _cents(table, columns, fields, units or {})
     if table == "spend" and "month" in fields:
         fields["month"] = Field("CAST(date_trunc('month', {month}) AS DATE)", "month")
     if table == "quotas" and "period" in inputs:
@@ -1250,6 +1456,25 @@ def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "can
     ordered = {c: fields[c] for c in t.column_names if c in fields} | fields
     return Mapping(source, label or f"canonical {table}", table, inputs, ordered, file_status=file_status,
                    stage_input=stage, rules=tuple(rules), checks=checks, joins=joins)
+
+
+def _cents(table: str, columns: dict[str, str], fields: dict[str, Field], units: dict[str, str]) -> list[str]:
+    """Money columns in cents become units (÷ 100) in `fields`; the rules that say which and why."""
+    out = []
+    for name in money_columns(table):
+        f, header = fields.get(name), columns.get(name)
+        if f is None or not header or f.input is None:
+            continue
+        unit = str(units.get(name) or "").strip().lower()
+        if unit not in UNITS:
+            unit = "cents" if CENTS_HEADER.search(header) else ""
+            why = f"its header {header!r} says cents"
+        else:
+            why = "the mapping says so"
+        if unit == "cents":
+            fields[name] = replace(f, sql=f"({f.sql}) / 100.0")
+            out.append(f"{name}: {header!r} is in cents ({why}): divided by 100 (3300 = 33.00)")
+    return out
 
 
 def _column_input(table: str, name: str, header: str) -> Input:
