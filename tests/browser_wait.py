@@ -12,6 +12,9 @@ long everywhere else.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 IDLE = "() => document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState === 'notRunning'"
 
 _SETTLED = """(quiet) => {
@@ -45,3 +48,17 @@ def settle(page, timeout: float = 90.0, quiet_ms: int = 300) -> None:
 def wait_idle(page, timeout: float = 90.0) -> None:
     """Until Streamlit has no script run going for this page."""
     page.wait_for_function(IDLE, polling=100, timeout=timeout * 1000)
+
+
+@contextmanager
+def windows(browser, widths, height: int = 1000) -> Iterator[dict]:
+    """One browser window (context) per width, closed after: {width: page}. A test that checks the same
+    views at several widths starts each step in every window before waiting on any, so the windows' runs
+    overlap on the server and their drawing overlaps in Chromium, as several users' do (a 2-core
+    machine otherwise idles on one window's round trip at a time)."""
+    contexts = {w: browser.new_context(viewport={"width": w, "height": height}) for w in widths}
+    try:
+        yield {w: c.new_page() for w, c in contexts.items()}
+    finally:
+        for c in contexts.values():
+            c.close()

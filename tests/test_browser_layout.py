@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 from browser_wait import settle as drawn
+from browser_wait import windows
 from clipping import TREE_PAGE_CLIPPED
 from conftest import ARTIFACTS, ROOT
 
 TEMPLATES = sorted(p.stem for p in (ROOT / "data" / "trees").glob("*.yaml"))
 WIDTHS = [1280, 1600, 1920]
-
 
 
 def settle(page, heading: str | None = None, timeout: float = 90.0) -> None:
@@ -26,39 +26,48 @@ def settle(page, heading: str | None = None, timeout: float = 90.0) -> None:
 
 
 @pytest.mark.flaky(reruns=1)
-@pytest.mark.parametrize("width", WIDTHS)
-def test_nothing_is_cut_off_on_any_template(browser, app_url, width):
+def test_nothing_is_cut_off_on_any_template(browser, app_url):
     """Every template, the north star's panel (children table, trend, segment table) and, on the RevOps
-    tree, the red path with its "Open" buttons, a lever's panel and a panel with usage charts."""
-    context = browser.new_context(viewport={"width": width, "height": 1000})
-    page = context.new_page()
+    tree, the red path with its "Open" buttons, a lever's panel and a panel with usage charts — at each
+    width in a window of its own, each step started in all three windows before any is checked."""
     problems: dict[str, list[str]] = {}
-    try:
-        for stem in TEMPLATES:
-            page.goto(f"{app_url}/?ws=demo&tree={stem}")
-            settle(page)
+
+    def check(pages: dict, step: str, heading: str | None = None) -> None:
+        for width, page in pages.items():
+            settle(page, heading)
             found = page.evaluate(TREE_PAGE_CLIPPED)
-            if stem == "revops":
+            if found:
+                problems[f"{step} at {width} px"] = found
+            assert page.locator("[data-testid='stException']").count() == 0, f"{step} at {width} px"
+
+    with windows(browser, WIDTHS) as pages:
+        for stem in TEMPLATES:
+            for page in pages.values():
+                page.goto(f"{app_url}/?ws=demo&tree={stem}", wait_until="commit")
+            check(pages, stem)
+            if stem != "revops":
+                continue
+            for width, page in pages.items():
                 page.screenshot(path=str(ARTIFACTS / f"layout_{stem}_{width}.png"))
+                page.bring_to_front()
                 page.get_by_role("button", name="Follow the red path").click()
-                page.get_by_text("Also off track").first.wait_for(timeout=30000)
-                settle(page)
-                found += page.evaluate(TREE_PAGE_CLIPPED)
+            for page in pages.values():
+                page.get_by_text("Also off track").first.wait_for(timeout=60000)
+            check(pages, f"{stem}, red path")
+            levers = set()
+            for width, page in pages.items():
                 page.screenshot(path=str(ARTIFACTS / f"layout_{stem}_red_path_{width}.png"))
                 first_cause = page.locator(".st-key-red_path_box button").first
-                lever = first_cause.inner_text().strip().removeprefix("Open: ")
+                levers.add(first_cause.inner_text().strip().removeprefix("Open: "))
+                page.bring_to_front()
                 first_cause.click()
-                settle(page, heading=lever)  # that lever's panel, not the one before the click
-                found += page.evaluate(TREE_PAGE_CLIPPED)
-                page.goto(f"{app_url}/?ws=demo&tree={stem}&node=reports_adoption")  # usage charts in the panel
-                settle(page, heading="Adoption — reports")
-                found += page.evaluate(TREE_PAGE_CLIPPED)
-            if found:
-                problems[stem] = found
-            assert page.locator("[data-testid='stException']").count() == 0, stem
-        page.screenshot(path=str(ARTIFACTS / f"layout_{TEMPLATES[-1]}_{width}.png"))
-    finally:
-        context.close()
+            assert len(levers) == 1, levers  # the same red path at every width
+            check(pages, f"{stem}, lever's panel", heading=levers.pop())  # that lever's, not the one before
+            for page in pages.values():  # usage charts in the panel
+                page.goto(f"{app_url}/?ws=demo&tree={stem}&node=reports_adoption", wait_until="commit")
+            check(pages, f"{stem}, usage charts", heading="Adoption — reports")
+        for width, page in pages.items():
+            page.screenshot(path=str(ARTIFACTS / f"layout_{TEMPLATES[-1]}_{width}.png"))
     assert not problems, problems
 
 
@@ -84,21 +93,20 @@ PREVIEW = """() => {
 
 
 @pytest.mark.flaky(reruns=1)
-@pytest.mark.parametrize("width", [1280, 1600])
-def test_builder_preview_keeps_its_text_in_its_boxes(browser, app_url, width):
+def test_builder_preview_keeps_its_text_in_its_boxes(browser, app_url):
     """The Builder's live preview is laid out wider than its column on a 1280 px screen: its text
     shrinks with the boxes instead of running out of them over the links (checked in Chromium on
-    the drawn SVG)."""
-    context = browser.new_context(viewport={"width": width, "height": 1000})
-    page = context.new_page()
-    try:
-        page.goto(f"{app_url}/Builder?ws=demo")
-        page.get_by_text("Live preview").first.wait_for(timeout=90000)
-        page.locator("[data-testid='stVegaLiteChart'] g.mark-rect path").first.wait_for(timeout=90000)
-        drawn(page)
-        boxes, problems = page.evaluate(PREVIEW)
-        page.screenshot(path=str(ARTIFACTS / f"builder_preview_{width}.png"))
-    finally:
-        context.close()
-    assert boxes >= 10
-    assert not problems, problems
+    the drawn SVG, at 1280 and 1600 px)."""
+    found: dict[int, tuple[int, list[str]]] = {}
+    with windows(browser, [1280, 1600]) as pages:
+        for page in pages.values():
+            page.goto(f"{app_url}/Builder?ws=demo", wait_until="commit")
+        for width, page in pages.items():
+            page.get_by_text("Live preview").first.wait_for(timeout=90000)
+            page.locator("[data-testid='stVegaLiteChart'] g.mark-rect path").first.wait_for(timeout=90000)
+            drawn(page)
+            found[width] = page.evaluate(PREVIEW)
+            page.screenshot(path=str(ARTIFACTS / f"builder_preview_{width}.png"))
+    for width, (boxes, problems) in found.items():
+        assert boxes >= 10, (width, boxes)
+        assert not problems, (width, problems)

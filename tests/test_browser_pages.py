@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 from browser_wait import settle as drawn
+from browser_wait import windows
 from clipping import PAGE_CLIPPED
 from conftest import ARTIFACTS
 
 PAGES = {"Upload": "Upload data", "Builder": "Live preview", "Definitions": "Metric definitions",
          "Workspaces": "Workspaces"}
 WIDTHS = [1280, 1920]
-
 
 
 def settle(page, text: str, timeout: float = 90.0) -> None:
@@ -22,21 +22,20 @@ def settle(page, text: str, timeout: float = 90.0) -> None:
 
 
 @pytest.mark.flaky(reruns=1)
-@pytest.mark.parametrize("width", WIDTHS)
-def test_every_page_opens_whole_at_each_width(browser, app_url, width):
-    context = browser.new_context(viewport={"width": width, "height": 1000})
-    page = context.new_page()
+def test_every_page_opens_whole_at_each_width(browser, app_url):
+    """Each page opens in a window per width at once (their runs overlap on the server, as two users'
+    would), then each window is checked."""
     problems: dict[str, list[str]] = {}
-    try:
+    with windows(browser, WIDTHS) as pages:
         for name, marker in PAGES.items():
-            page.goto(f"{app_url}/{name}?ws=demo")
-            settle(page, marker)
-            page.screenshot(path=str(ARTIFACTS / f"page_{name.lower()}_{width}.png"), full_page=True)
-            body = page.inner_text("body")
-            assert "unexpected problem" not in body and "Traceback" not in body, name
-            found = page.evaluate(PAGE_CLIPPED)
-            if found:
-                problems[name] = found
-    finally:
-        context.close()
+            for page in pages.values():
+                page.goto(f"{app_url}/{name}?ws=demo", wait_until="commit")
+            for width, page in pages.items():
+                settle(page, marker)
+                page.screenshot(path=str(ARTIFACTS / f"page_{name.lower()}_{width}.png"), full_page=True)
+                body = page.inner_text("body")
+                assert "unexpected problem" not in body and "Traceback" not in body, (name, width)
+                found = page.evaluate(PAGE_CLIPPED)
+                if found:
+                    problems[f"{name} at {width} px"] = found
     assert not problems, problems
