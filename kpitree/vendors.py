@@ -1035,7 +1035,9 @@ def _close(h: Headers, sides: set[str]) -> Mapping:
         "updated": (Kind.DATE, ("date_updated",)),
         "status": (Kind.TEXT, ("status_type",), {"required": True}),
         "stage": (Kind.TEXT, ("status_label",)),
-        "status_id": (Kind.TEXT, ("status_id",)),  # read, not loaded: the label's id, a lifecycle, never a split
+        # read, not loaded: the label's id (a lifecycle) and value's display copy ("$31,300") — never a split
+        "status_id": (Kind.TEXT, ("status_id",)),
+        "value_formatted": (Kind.TEXT, ("value_formatted",)),
         "value": (Kind.NUMBER, ("value",)),
         "period": (Kind.TEXT, ("value_period",)),
         "currency": (Kind.TEXT, ("value_currency",)),

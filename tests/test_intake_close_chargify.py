@@ -159,7 +159,7 @@ def test_a_close_opportunities_export_loads_as_worked_out_by_hand(ws, tmp_path):
     # the lifecycle columns are read (status_type) or the stage (status_label), never kept as a split
     with ws.connect() as con:
         cols = {r[0] for r in con.execute("DESCRIBE deals").fetchall()}
-    assert not cols & {"status_label", "status_type", "value_period", "value", "status_id"}
+    assert not cols & {"status_label", "status_type", "value_period", "value", "status_id", "value_formatted"}
 
 
 @pytest.mark.parametrize("column", ["status_label", "status_type", "status_id", "Deal Stage Name", "stage_label",
@@ -278,3 +278,18 @@ def test_the_command_line_loads_both_exports_with_no_mapping(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "→ deals (Close opportunities export): 6 read, 6 loaded, 0 rejected" in run.stdout
     assert "→ subscriptions (Chargify (Maxio) subscriptions export): 7 read, 6 loaded, 0 rejected" in run.stdout
+
+
+@pytest.mark.parametrize("vendor, headers, table", [("close", CLOSE_HEADERS, "deals"),
+                                                    ("chargify", CHARGIFY_HEADERS, "subscriptions")])
+def test_the_mapping_screen_starts_from_the_layout_and_saved_unchanged_reads_the_same(vendor, headers, table):
+    """Cents, the annualised value and the dates by status stay as the layout makes them ('derived')."""
+    from kpitree.vendors import layout_defaults, vendor_mapping
+
+    start = layout_defaults(vendor, headers)
+    made = {"close": {"amount", "close_date"}, "chargify": {"mrr", "end_date"}}[vendor]
+    assert made <= set(start.derived)
+    saved = canonical_mapping(table, start.columns, source="saved", label="saved")
+    layout = vendor_mapping(vendor, headers)
+    assert {k: f.sql for k, f in saved.fields.items()} == {k: f.sql for k, f in layout.fields.items()}
+    assert saved.file_status == layout.file_status
