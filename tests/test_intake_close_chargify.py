@@ -293,3 +293,34 @@ def test_the_mapping_screen_starts_from_the_layout_and_saved_unchanged_reads_the
     layout = vendor_mapping(vendor, headers)
     assert {k: f.sql for k, f in saved.fields.items()} == {k: f.sql for k, f in layout.fields.items()}
     assert saved.file_status == layout.file_status
+
+
+# --- the trial's own files (a slice): equal to the control conversion done by hand -----------------------
+
+TRIAL4 = Path(__file__).parent / "fixtures" / "trial4"  # rows of trial 4's exports (synthetic data, make_data.py)
+
+
+def test_the_trials_files_load_equal_to_the_control_conversion(ws):
+    """The trial's control: value ÷ 100, × 12 when monthly, close date won/lost by status, 0 as blank;
+    Chargify price ÷ 100, end at canceled_at else expires_at (the export has no cancel-at-end flag)."""
+    import csv
+
+    deals = TRIAL4 / "close_opportunities_export_2026-12-06.csv"
+    subs = TRIAL4 / "subscriptions_export_2026-12-06.csv"
+    report = ingest(ws, [deals, subs])
+    assert [(f.label, f.rows_rejected) for f in report.files] == [
+        ("Close opportunities export", 0), ("Chargify (Maxio) subscriptions export", 0)]
+    want = []
+    for r in csv.DictReader(deals.open(encoding="utf-8-sig", newline="")):
+        v = int(r["value"]) / 100 * (12 if r["value_period"] == "monthly" else 1)
+        status = {"active": "open"}.get(r["status_type"], r["status_type"])
+        close = (r["date_won"] or r["date_lost"])[:10] or None
+        want.append((r["id"], status, close, round(v, 2) if v else None))
+    got = rows(ws, "SELECT deal_id, status, CAST(close_date AS VARCHAR), round(amount, 2) FROM deals")
+    assert sorted(got) == sorted(want) and len(got) == 91
+    assert any(w.startswith("amounts are in several currencies (USD ") for w in report.files[0].warnings)
+    want = [(r["customer_id"], r["activated_at"][:10], (r["canceled_at"] or r["expires_at"])[:10] or None,
+             int(r["product_price_in_cents"]) / 100) for r in csv.DictReader(subs.open(newline=""))]
+    got = rows(ws, "SELECT customer_id, CAST(CAST(start_date AS DATE) AS VARCHAR), "
+                   "CAST(CAST(end_date AS DATE) AS VARCHAR), round(mrr, 2) FROM subscriptions")
+    assert sorted(got) == sorted(want) and len(got) == 60
