@@ -1922,9 +1922,13 @@ def _quality(reader: duckdb.DuckDBPyConnection, m: Mapping, temp: str, checked: 
             report.warnings.append(f"{n} row(s) have a {col} after today (first on line {line}): they move the data's "
                                    "as-of date, and with it the running period")
     if table.name == "deals":
-        n = reader.execute(f"SELECT count(*) FROM {temp} WHERE status <> 'open' AND close_date IS NULL").fetchone()[0]
+        n, won, lost, lost_all = reader.execute(
+            f"SELECT count(*) FILTER (WHERE status <> 'open' AND close_date IS NULL), count(*) FILTER (WHERE status "
+            f"= 'won' AND close_date IS NULL), count(*) FILTER (WHERE status = 'lost' AND close_date IS NULL), "
+            f"count(*) FILTER (WHERE status = 'lost') FROM {temp}").fetchone()
         if n:
-            report.warnings.append(f"{n} won/lost deal(s) have no close_date and are left out of bookings metrics")
+            report.warnings.append(f"{n} won/lost deal(s) have no close_date and are left out of bookings metrics"
+                                   + _one_sided_close(m, won, lost, lost_all))
         n, line = first_line("status <> 'open' AND close_date > current_date + 1")
         if n:
             report.warnings.append(f"{n} won/lost deal(s) close after today (first on line {line})")
@@ -1939,6 +1943,18 @@ def _quality(reader: duckdb.DuckDBPyConnection, m: Mapping, temp: str, checked: 
         if n:
             report.warnings.append(f"{n} subscription(s) end before they start and never count")
     report.warnings.extend(_cents_warnings(reader, m, table.name, temp))
+
+
+def _one_sided_close(m: Mapping, won: int, lost: int, lost_all: int) -> str:
+    """Most lost deals without a close date while won ones have theirs: the close date is a won date (Close's
+    date_won), so rates over closed deals count the wins alone (the trial's win rate read 100 %)."""
+    if not lost or won * 10 > lost or lost * 2 < lost_all:
+        return ""
+    f = m.fields.get("close_date")
+    src = m.inputs.get(f.input) if f is not None and f.input else None
+    read = f" ({src.columns[0]!r})" if src is not None else ""
+    return (f" — {lost} of the {lost_all} lost deals have none{read}, so win rates count the won deals alone: map "
+            "close_date to the date each deal closed, won or lost (a lost date column where there is one)")
 
 
 # A typical amount above these looks like cents read as units (a median deal of $1M, a median MRR of

@@ -324,3 +324,16 @@ def test_the_trials_files_load_equal_to_the_control_conversion(ws):
     got = rows(ws, "SELECT customer_id, CAST(CAST(start_date AS DATE) AS VARCHAR), "
                    "CAST(CAST(end_date AS DATE) AS VARCHAR), round(mrr, 2) FROM subscriptions")
     assert sorted(got) == sorted(want) and len(got) == 60
+
+
+def test_a_close_date_only_won_deals_have_is_said_to_overstate_win_rates(ws, tmp_path):
+    """The trial's own mapping read close_date from date_won: 1,344 lost deals had none, win rate 100 %."""
+    path = close_file(tmp_path / "opps.csv")
+    columns = {"deal_id": "id", "created_date": "date_created", "close_date": "date_won", "status": "status_type",
+               "amount": "value"}
+    f = ingest(ws, [path], mappings={"opps.csv": {"table": "deals", "columns": columns,
+                                                  "units": {"amount": "cents"}}}).files[0]
+    said = [w for w in f.warnings if "no close_date" in w]
+    assert said == ["2 won/lost deal(s) have no close_date and are left out of bookings metrics — 2 of the 2 lost "
+                    "deals have none ('date_won'), so win rates count the won deals alone: map close_date to the "
+                    "date each deal closed, won or lost (a lost date column where there is one)"]
