@@ -489,6 +489,25 @@ setTimeout(() => go(40), 60); // run {n}
 GRAINS = ("month", "quarter", "week", "year")
 
 
+def _grain_in_view(grains: tuple[str, ...]) -> str:
+    """The grain the session is looking at when no grain was chosen by hand: the URL's, else the grain of
+    the period in view (the URL's, else the one kept from the tree page), else month.
+
+    Why: the tree page opened on `?grain=quarter&period=2026-Q4` keeps the period but not the grain
+    (only a click on the radio keeps it), and a page link drops the URL: Owners then opened on 2026-11
+    while Review, a page later, opened on 2026-Q4 (trial 4). The kept period says which grain it was."""
+    for candidate in (param("grain"), param("period"), kept_value("period"), st.session_state.get("grain")):
+        if candidate in grains:
+            return str(candidate)
+        try:
+            found = parse_period(str(candidate)).grain.value if candidate else None
+        except (KpiTreeError, ValueError):
+            found = None
+        if found in grains:
+            return str(found)
+    return "month" if "month" in grains else grains[0]
+
+
 def pick_tree_view(grains: tuple[str, ...] = GRAINS) -> tuple[Workspace, Engine, Tree, Period]:
     """Workspace, tree and period for the Review and Owners pages: the tree page's sticky choices and URL
     keys, so moving between the pages keeps what was chosen."""
@@ -510,8 +529,8 @@ def pick_tree_view(grains: tuple[str, ...] = GRAINS) -> tuple[Workspace, Engine,
     label = st.sidebar.selectbox("Tree", labels, **sticky("tree_pick"))
     tree = tree_for(paths[label])
     st.query_params["tree"] = paths[label].stem
-    if "grain" not in st.session_state:
-        st.session_state["grain"] = param("grain", "month") if param("grain", "month") in grains else "month"
+    if kept_value("grain") not in grains:
+        set_sticky("grain", _grain_in_view(grains))
     grain = st.sidebar.radio("Grain", list(grains), horizontal=True, **sticky("grain"))
     current = period_containing(engine.as_of, grain)
     options = [p.key for p in reversed(trailing(current, 24 if grain != "week" else 26))]

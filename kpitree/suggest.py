@@ -746,6 +746,40 @@ def resuggest_summary(done: Resuggested, limit: int = 4) -> str:
     month = f" (for {done.month}: {shown}{more})" if shown else ""
     return (f"{done.moved} of {done.replanned} suggested targets change with the data as it is now{month}{kept}.")
 
+
+@dataclass(frozen=True)
+class ActiveResuggestion:
+    """The workspace's active tree with its suggested targets planned again (`resuggest_targets`)."""
+
+    name: str
+    done: Resuggested
+    draft: bool  # the tree has unsaved Builder edits (a draft): publishing here would replace them
+
+
+def resuggest_active(ws: Workspace, engine: Engine | None = None) -> ActiveResuggestion | None:
+    """`resuggest_targets` for the workspace's active published tree; None when it has none (the first
+    load suggests one) or it cannot be read (the Builder lists a broken file with its problem)."""
+    store = TreeStore(ws.trees_dir)
+    name = store.active()
+    if name is None or not store.published_path(name).exists():
+        return None
+    try:
+        tree = load_tree(store.published_path(name))
+    except KpiTreeError:
+        return None
+    done = resuggest_targets(engine or Engine(ws), tree)
+    return ActiveResuggestion(name, done, store.draft_path(name).exists())
+
+
+def publish_resuggested(ws: Workspace, found: ActiveResuggestion, who: str) -> int:
+    """Publishes the active tree with its re-suggested targets as a new version (its history keeps the
+    earlier one, restorable); the version's number. Refuses when the tree has a draft: publishing would
+    drop the Builder edits saved in it."""
+    if found.draft:
+        raise KpiTreeError(f"tree {found.name!r} has a draft with edits not published yet: open it in the Builder "
+                           "and press Re-suggest targets on its Targets tab, then save")
+    return TreeStore(ws.trees_dir).publish(found.done.tree, found.name, who, action="re-suggest targets").number
+
 # --- the shipped demo -------------------------------------------------------------------------
 
 _DEMO_LOCK = threading.Lock()

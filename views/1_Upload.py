@@ -18,9 +18,11 @@ import ui
 from kpitree import access
 from kpitree.detect import not_a_segment, suggest_mapping, suggest_table
 from kpitree.errors import KpiTreeError
+from kpitree.history import default_user
 from kpitree.ingest import LoadReport, detect_files, ingest, load_lock, preview_mapping, rejects_csv
 from kpitree.plain import markdown_text as md
 from kpitree.schema import TABLES
+from kpitree.suggest import publish_resuggested, resuggest_active, resuggest_summary
 from kpitree.vendors import DERIVED, LAYOUT, OMIT, FormDefaults, form_start, leave_out, left_out, mapped_headers
 from kpitree.workspace import Workspace, create_workspace, safe_file_name
 
@@ -74,6 +76,7 @@ def main() -> None:
             run_load(ws, staged, mode, chosen)
     report = st.session_state.get("upload_report")
     if report is not None and st.session_state.get("upload_report_ws") == ws.name:
+        stale_targets(ws)
         show_report(ws, report)
         if st.session_state.get("upload_stage_saved"):
             if st.button("Load the same files again with the saved stage map", key="reload"):
@@ -387,6 +390,9 @@ def saved_mappings(ws: Workspace) -> None:
             table = m.get("table", "?")
             st.markdown(f"**{md(m.get('file') or 'a file')}** → {md(table)} · {len(m.get('headers', []))} columns · "
                         f"saved {md(m.get('saved_at', '?'))}")
+            if st.session_state.get("_mapping_saved") == key:
+                st.success("Saved: the next load of files with these headers reads them this way — load the files "
+                           "again (above) to apply it to the data already in the workspace.", icon=":material/check:")
             start = form_start(list(m.get("headers") or []), table, m) if table in TABLES else None
             derived = start.derived if start else {}
             rows = [{"column": c, "from the file's": h} for c, h in (m.get("columns") or {}).items()
@@ -402,14 +408,29 @@ def saved_mappings(ws: Workspace) -> None:
                 columns = column_choices(headers, table, m.get("columns") or {}, f"saved_{key}", derived)
                 columns = omit_choices(headers, columns, left_out(m.get("columns") or {}), f"saved_{key}_{table}")
                 fill = fill_choices(table, m.get("fill") or {}, f"saved_{key}")
-                if st.button("Save changes", key=f"saved_save_{key}"):
-                    ws.save_mapping(key, headers, table, columns, fill=fill, file=m.get("file"))
-                    st.session_state.pop("detect_version", None)
-                    st.success("Saved: the next load of files with these headers reads them this way.")
+                st.button("Save changes", key=f"saved_save_{key}", on_click=_save_changes,
+                          args=(ws, key, headers, table, columns, fill, m.get("file")))
             if delete.button("Delete", key=f"saved_delete_{key}"):
                 ws.delete_mapping(key)
                 st.session_state.pop("detect_version", None)
                 st.rerun()
+
+
+def _save_changes(ws: Workspace, key: str, headers: list[str], table: str, columns: dict[str, str],
+                  fill: dict[str, str], file: str | None) -> None:
+    """Saves an edited mapping before the page is drawn, so its table above the form shows what was saved
+    and the confirmation sits beside it (drawn after the form, it showed below the fold, next to a table
+    still listing the old mapping: trial 4 saw no confirmation)."""
+    try:
+        ws.save_mapping(key, headers, table, columns, fill=fill, file=file)
+    except (KpiTreeError, OSError) as exc:
+        st.session_state["_mapping_saved"] = None
+        st.toast(f"Not saved: {md(exc)}", icon=":material/error:")
+        return
+    st.session_state.pop("detect_version", None)
+    st.session_state[f"saved_edit_{key}"] = False  # the form closes; the table shows the saved mapping
+    st.session_state["_mapping_saved"] = key
+    st.toast(f"Mapping of {md(file or 'a file')} saved", icon=":material/check:")
 
 
 def source_path(staged: list[Path], shown: str) -> Path:
@@ -447,6 +468,63 @@ def run_load(ws: Workspace, staged: list[Path], mode: str, chosen: dict, reappen
         return
     if made is not None:
         (st.success if made.tree is not None else st.info)(md(made.message))
+    elif report.tables:  # the workspace had its tree: were its suggested targets planned from other data?
+        try:
+            found = resuggest_active(ws, ui.engine_for(ws))
+        except KpiTreeError as exc:
+            st.info(md(f"Whether the tree's suggested targets still fit the new data could not be checked: {exc}"))
+            return
+        if found is not None and found.done.stale:
+            st.session_state["upload_stale"] = (ws.name, found.name)
+
+
+def stale_targets(ws: Workspace) -> None:
+    """After a load that moved the data under the active tree's suggested targets: say so, and offer to plan
+    them again from the data as it is now (targets typed by a person stay)."""
+    done_message = st.session_state.pop("_resuggested", None)
+    if done_message is not None:
+        getattr(st, done_message[0])(done_message[1])
+    kept = st.session_state.get("upload_stale")
+    if not kept or kept[0] != ws.name:
+        return
+    try:
+        found = resuggest_active(ws, ui.engine_for(ws))
+    except KpiTreeError as exc:
+        st.info(md(f"Whether the tree's suggested targets still fit the new data could not be checked: {exc}"))
+        return
+    if found is None or not found.done.stale:
+        st.session_state.pop("upload_stale", None)
+        return
+    with st.container(border=True):
+        st.warning(f"**The suggested targets of tree {md(found.name)} were computed from the earlier data.** "
+                   + md(resuggest_summary(found.done)), icon=":material/update:")
+        if found.draft:
+            st.info(f"Tree {md(found.name)} has a draft with edits not published yet: open it in the **Builder** and "
+                    "press *Re-suggest targets from the current data* on its Targets tab, then save.")
+            return
+        left, right = st.columns(2)
+        left.button("Re-suggest targets from the current data", key="upload_resuggest", type="primary",
+                    on_click=_resuggest, args=(ws,), width="stretch", disabled=not ui.may(ws, "save_tree"),
+                    help="Publishes a new version of the tree (its history keeps this one, restorable in the Builder).")
+        right.button("Keep the targets as they are", key="upload_keep_targets", width="stretch",
+                     on_click=lambda: st.session_state.pop("upload_stale", None))
+
+
+def _resuggest(ws: Workspace) -> None:
+    user = ui.current_user()
+    who = user.name if user is not None and not user.local else (st.session_state.get("b_who") or default_user())
+    try:
+        found = resuggest_active(ws, ui.engine_for(ws))
+        if found is None:
+            raise KpiTreeError("the workspace has no active tree any more")
+        number = publish_resuggested(ws, found, who)
+    except KpiTreeError as exc:
+        st.session_state["_resuggested"] = ("error", md(f"Targets not re-suggested: {exc}"))
+        return
+    st.session_state.pop("upload_stale", None)
+    st.session_state["_resuggested"] = (
+        "success", md(f"Tree {found.name} v{number} published with its suggested targets planned from the data as "
+                      f"it is now: {resuggest_summary(found.done)}") + " The tree page uses them now.")
 
 
 def show_report(ws: Workspace, report: LoadReport) -> None:
