@@ -23,7 +23,15 @@ from kpitree.layout import layout_tree
 from kpitree.metrics import CATALOGUE
 from kpitree.plain import markdown_text as md
 from kpitree.schema import TABLES
-from kpitree.suggest import is_demo, suggest_tree, summary, template_choices
+from kpitree.suggest import (
+    is_demo,
+    resuggest_summary,
+    resuggest_targets,
+    suggest_tree,
+    suggested_targets,
+    summary,
+    template_choices,
+)
 from kpitree.tree import (
     DIRECTIONS,
     LEVELS,
@@ -438,6 +446,22 @@ def import_targets_csv() -> None:
     S["b_tree"] = t
     sync_form()
     flash("success", md(f"Imported targets from {upload.name}."))
+
+
+def resuggest(engine) -> None:
+    """Plans the editor's suggested targets again from the workspace's data as it is now (a person's stay)."""
+    try:
+        done = resuggest_targets(engine, tree())
+    except KpiTreeError as exc:
+        flash("error", md(f"Targets not re-suggested: {exc}"))
+        return
+    S["b_tree"] = done.tree
+    sync_form()
+    said = md(resuggest_summary(done))
+    if done.stale:
+        flash("success", said + " **Save & make active** to keep them (the history keeps the earlier version).")
+    else:
+        flash("info", said)
 
 
 def spread(engine) -> None:
@@ -863,6 +887,13 @@ def targets_grid(t: Tree) -> None:
 
 def targets_tab(t: Tree, engine) -> None:
     st.caption("The grid of every node's targets is below, across the page.")
+    if engine is not None:
+        planned = suggested_targets(t)
+        st.button("Re-suggest targets from the current data", key="b_resuggest", on_click=resuggest, args=(engine,),
+                  disabled=not planned, width="stretch",
+                  help=(f"{len(planned)} of {len(t.nodes)} targets are suggestions from the data's history: plan them "
+                        "again from the data loaded now (after a corrected reload). Targets you typed stay."
+                        if planned else "No target of this tree is a suggestion from the data: every one was typed."))
     nid = S["b_node"]
     st.markdown(f"**Per-period targets of {md(t.node(nid).label)}** (2026-10, 2026-Q4, 2026-W41, 2026)")
     periods = pd.DataFrame(tg.period_rows(t, nid), columns=["period", "target"])
