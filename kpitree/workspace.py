@@ -592,8 +592,10 @@ class Workspace:
         return json.loads(path.read_text(encoding="utf-8"))
 
     def save_mapping(self, key: str, headers: list[str], table: str, columns: dict[str, str],
-                     fill: dict[str, str] | None = None, file: str | None = None) -> Path:
-        """Saves `canonical column → file header` (and constants/defaults) for this header set.
+                     fill: dict[str, str] | None = None, file: str | None = None,
+                     units: dict[str, str] | None = None) -> Path:
+        """Saves `canonical column → file header` (and constants/defaults, and each money column's unit:
+        "cents" or "units") for this header set.
 
         Every later load of a file with the same headers, in any order or case, reads it this way.
         """
@@ -604,8 +606,13 @@ class Workspace:
             raise KpiTreeError(f"mapping names columns the file does not have: {', '.join(unknown)}")
         path = self.root / MAPPINGS_DIR / f"{key}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
+        bad = sorted(f"{c}: {u}" for c, u in (units or {}).items() if u not in ("cents", "units"))
+        if bad:
+            raise KpiTreeError(f"a money column's unit is 'cents' or 'units', not {', '.join(bad)}")
         data = {"table": table, "columns": columns, "headers": headers, "fill": dict(fill or {}),
                 "file": file, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if units:
+            data["units"] = dict(units)
         _atomic_write(path, json.dumps(data, indent=2))
         return path
 
