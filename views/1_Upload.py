@@ -390,9 +390,6 @@ def saved_mappings(ws: Workspace) -> None:
             table = m.get("table", "?")
             st.markdown(f"**{md(m.get('file') or 'a file')}** → {md(table)} · {len(m.get('headers', []))} columns · "
                         f"saved {md(m.get('saved_at', '?'))}")
-            if st.session_state.get("_mapping_saved") == key:
-                st.success("Saved: the next load of files with these headers reads them this way — load the files "
-                           "again (above) to apply it to the data already in the workspace.", icon=":material/check:")
             start = form_start(list(m.get("headers") or []), table, m) if table in TABLES else None
             derived = start.derived if start else {}
             rows = [{"column": c, "from the file's": h} for c, h in (m.get("columns") or {}).items()
@@ -402,6 +399,9 @@ def saved_mappings(ws: Workspace) -> None:
             rows += [{"column": c, "from the file's": f"constant / default {v!r}"} for c, v in
                      (m.get("fill") or {}).items()]
             st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"saved_map_{key}")
+            if st.session_state.get("_mapping_saved") == key:  # under the saved mapping, where the form closed
+                st.success("Saved: the next load of files with these headers reads them this way — load the files "
+                           "again (above) to apply it to the data already in the workspace.", icon=":material/check:")
             edit, delete = st.columns(2)
             if edit.toggle("Edit", key=f"saved_edit_{key}") and table in TABLES:
                 headers = list(m.get("headers") or [])
@@ -523,8 +523,8 @@ def _resuggest(ws: Workspace) -> None:
         return
     st.session_state.pop("upload_stale", None)
     st.session_state["_resuggested"] = (
-        "success", md(f"Tree {found.name} v{number} published with its suggested targets planned from the data as "
-                      f"it is now: {resuggest_summary(found.done)}") + " The tree page uses them now.")
+        "success", md(f"Tree {found.name} v{number} published with its suggested targets planned again. "
+                      f"{resuggest_summary(found.done)}") + " The tree page uses them now.")
 
 
 def show_report(ws: Workspace, report: LoadReport) -> None:
