@@ -87,3 +87,36 @@ def test_a_reload_that_moves_suggested_targets_offers_to_resuggest_them(data_dir
     assert dict(load_tree(store.published_path(name)).node("win_rate").target.by_period)["2026-11"] == 0.25
     assert store.versions(name)[-1].action == "re-suggest targets"
     assert not any("earlier data" in w for w in shown(at, "warning"))  # done: no longer offered
+
+
+def test_a_money_columns_unit_is_chosen_saved_listed_and_loaded(data_dir):
+    """A won-deals file whose `value` is in cents: the saved mapping's editor offers its unit; saved as cents,
+    the listing says so and a load reads 3130000 as $31,300."""
+    from kpitree.vendors import header_key
+    from kpitree.workspace import Workspace
+
+    ws = create_workspace(data_dir, "acme")
+    headers = ["mql_id", "seller_id", "created", "won_date", "value"]
+    key = header_key(headers)
+    ws.save_mapping(key, headers, "deals", {"deal_id": "mql_id", "created_date": "created", "close_date": "won_date",
+                                            "amount": "value"},
+                    fill={"status": "won"}, file="won.csv")
+    at = page("acme")
+    at.toggle(key=f"saved_edit_{key}").set_value(True).run()
+    radio = at.radio(key=f"saved_{key}_unit_amount")
+    assert radio.value == "units" and radio.label == "amount (from value) is in"  # the header does not say cents
+    assert not [r for r in at.radio if r.key == f"saved_{key}_unit_services_amount"]  # not mapped: not offered
+    radio.set_value("cents").run()
+    at.button(key=f"saved_save_{key}").click().run()
+    assert not at.exception
+    assert ws.mappings()[key]["units"] == {"amount": "cents"}
+    listed = next(d.value for d in at.dataframe if "from the file's" in d.value.columns)
+    assert dict(zip(listed["column"], listed["from the file's"], strict=False))["amount"] == "value (in cents)"
+    csv = "mql_id,seller_id,created,won_date,value\nM1,S1,2026-09-01,2026-10-03,3130000\nM2,S2,2026-09-02,2026-10-09,550\n"
+    at.file_uploader(key="upload_files").set_value([("won.csv", csv.encode(), "text/csv")])
+    at.run()
+    at.button(key="load").click().run()
+    assert not at.exception
+    with Workspace(data_dir / "acme").connect() as con:
+        assert con.execute("SELECT deal_id, amount FROM deals ORDER BY deal_id").fetchall() == [
+            ("M1", 31300.0), ("M2", 5.5)]

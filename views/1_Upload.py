@@ -23,7 +23,18 @@ from kpitree.ingest import LoadReport, detect_files, ingest, load_lock, preview_
 from kpitree.plain import markdown_text as md
 from kpitree.schema import TABLES
 from kpitree.suggest import publish_resuggested, resuggest_active, resuggest_summary
-from kpitree.vendors import DERIVED, LAYOUT, OMIT, FormDefaults, form_start, leave_out, left_out, mapped_headers
+from kpitree.vendors import (
+    CENTS_HEADER,
+    DERIVED,
+    LAYOUT,
+    OMIT,
+    FormDefaults,
+    form_start,
+    leave_out,
+    left_out,
+    mapped_headers,
+    money_columns,
+)
 from kpitree.workspace import Workspace, create_workspace, safe_file_name
 
 st.set_page_config(page_title="Upload · KPI Tree", page_icon="🌳", layout="wide")
@@ -301,6 +312,29 @@ def omit_choices(headers: list[str], columns: dict[str, str], defaults: list[str
     return leave_out(columns, picked)
 
 
+UNIT_WORDS = {"units": "currency units (33.00 is 33.00)", "cents": "cents (3300 is 33.00)"}
+
+
+def unit_choices(table: str, columns: dict[str, str], saved: dict[str, str], key: str) -> dict[str, str]:
+    """Each money column read from one file column: in currency units or in cents (divided by 100 when loaded).
+
+    Starts on the saved mapping's unit, else cents when the header says so (`price_in_cents`), else units.
+    Why: an export in cents (Close's `value`, 3130000 for $31,300) read as units made every amount 100× and
+    an average deal of $1.26M (trial 4); a column made from several by a layout keeps the layout's rule."""
+    money = [c for c in money_columns(table) if columns.get(c)]
+    if not money:
+        return {}
+    units: dict[str, str] = {}
+    cols = st.columns(min(len(money), 3))
+    for i, col in enumerate(money):
+        header = columns[col]
+        start = saved.get(col) or ("cents" if CENTS_HEADER.search(header) else "units")
+        units[col] = cols[i % 3].radio(f"{col} (from {md(header)}) is in", list(UNIT_WORDS), format_func=UNIT_WORDS.get,
+                                       index=list(UNIT_WORDS).index(start) if start in UNIT_WORDS else 0,
+                                       horizontal=True, key=f"{key}_unit_{col}")
+    return units
+
+
 def fill_choices(table: str, defaults: dict[str, str], key: str) -> dict[str, str]:
     """Constants and defaults: a won-deals file's status, the deal type a blank one counts as."""
     fill: dict[str, str] = {}
@@ -339,13 +373,16 @@ def mapping_form(ws: Workspace, staged: list[Path], d) -> None:
     omitted = left_out(saved.get("columns") or {}) if saved.get("table") == table else list(why)
     columns = omit_choices(d.headers, columns, omitted, f"map_{key}_{table}", why)
     fill = fill_choices(table, start.fill, f"map_{key}")
+    units = unit_choices(table, columns, saved.get("units") or {} if saved.get("table") == table else {}, f"map_{key}")
     path = source_path(staged, d.file)
     preview = preview_mapping(path, table, columns, member=d.file if ":" in d.file else None,
                               stage_map=ws.stage_map(), fill=fill)
     if preview.error:
         st.warning(f"With this mapping: {md(preview.error)}")
     else:
+        cents = [c for c, u in units.items() if u == "cents"]
         st.caption(f"Preview: the first {len(preview.rows)} rows as they would load"
+                   + (f" (amounts as the file writes them: {', '.join(cents)} will be divided by 100)" if cents else "")
                    + (f"; {len(preview.rejected)} of {preview.rows_read} sample rows would be rejected"
                       if preview.rejected else ""))
         st.dataframe(pd.DataFrame(preview.rows), hide_index=True, key=f"preview_{key}")
@@ -354,7 +391,7 @@ def mapping_form(ws: Workspace, staged: list[Path], d) -> None:
                          key=f"preview_rejects_{key}")
     left, right = st.columns(2)
     left.button("Save this mapping", key=f"save_map_{key}", disabled=bool(preview.error), type="primary",
-                on_click=_save_mapping, args=(ws, key, d.headers, table, columns, fill, d.file))
+                on_click=_save_mapping, args=(ws, key, d.headers, table, columns, fill, d.file, units))
     if st.session_state.get(f"edit::{d.file}"):
         right.button("Keep the detected mapping", key=f"cancel_map_{key}", on_click=_set,
                      args=(f"edit::{d.file}", False))
@@ -373,8 +410,8 @@ def form_defaults(d, table: str, saved: dict) -> FormDefaults:
 
 
 def _save_mapping(ws: Workspace, key: str, headers: list[str], table: str, columns: dict[str, str],
-                  fill: dict[str, str], file: str) -> None:
-    ws.save_mapping(key, headers, table, columns, fill=fill, file=file)
+                  fill: dict[str, str], file: str, units: dict[str, str] | None = None) -> None:
+    ws.save_mapping(key, headers, table, columns, fill=fill, file=file, units=units or None)
     st.session_state[f"choose::{file}"] = AUTO  # the saved mapping now decides
     st.session_state.pop(f"edit::{file}", None)
     st.session_state.pop("detect_version", None)
@@ -392,8 +429,9 @@ def saved_mappings(ws: Workspace) -> None:
                         f"saved {md(m.get('saved_at', '?'))}")
             start = form_start(list(m.get("headers") or []), table, m) if table in TABLES else None
             derived = start.derived if start else {}
-            rows = [{"column": c, "from the file's": h} for c, h in (m.get("columns") or {}).items()
-                    if not c.startswith((OMIT, LAYOUT, DERIVED))]
+            unit = m.get("units") or {}
+            rows = [{"column": c, "from the file's": h + (" (in cents)" if unit.get(c) == "cents" else "")}
+                    for c, h in (m.get("columns") or {}).items() if not c.startswith((OMIT, LAYOUT, DERIVED))]
             rows += [{"column": c, "from the file's": f"derived, as detected: {how}"} for c, how in derived.items()]
             rows += [{"column": "(left out)", "from the file's": h} for h in left_out(m.get("columns") or {})]
             rows += [{"column": c, "from the file's": f"constant / default {v!r}"} for c, v in
@@ -408,8 +446,9 @@ def saved_mappings(ws: Workspace) -> None:
                 columns = column_choices(headers, table, m.get("columns") or {}, f"saved_{key}", derived)
                 columns = omit_choices(headers, columns, left_out(m.get("columns") or {}), f"saved_{key}_{table}")
                 fill = fill_choices(table, m.get("fill") or {}, f"saved_{key}")
+                units = unit_choices(table, columns, m.get("units") or {}, f"saved_{key}")
                 st.button("Save changes", key=f"saved_save_{key}", on_click=_save_changes,
-                          args=(ws, key, headers, table, columns, fill, m.get("file")))
+                          args=(ws, key, headers, table, columns, fill, m.get("file"), units))
             if delete.button("Delete", key=f"saved_delete_{key}"):
                 ws.delete_mapping(key)
                 st.session_state.pop("detect_version", None)
@@ -417,12 +456,12 @@ def saved_mappings(ws: Workspace) -> None:
 
 
 def _save_changes(ws: Workspace, key: str, headers: list[str], table: str, columns: dict[str, str],
-                  fill: dict[str, str], file: str | None) -> None:
+                  fill: dict[str, str], file: str | None, units: dict[str, str] | None = None) -> None:
     """Saves an edited mapping before the page is drawn, so its table above the form shows what was saved
     and the confirmation sits beside it (drawn after the form, it showed below the fold, next to a table
     still listing the old mapping: trial 4 saw no confirmation)."""
     try:
-        ws.save_mapping(key, headers, table, columns, fill=fill, file=file)
+        ws.save_mapping(key, headers, table, columns, fill=fill, file=file, units=units or None)
     except (KpiTreeError, OSError) as exc:
         st.session_state["_mapping_saved"] = None
         st.toast(f"Not saved: {md(exc)}", icon=":material/error:")
