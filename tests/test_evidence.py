@@ -555,3 +555,38 @@ def test_a_change_that_began_two_periods_ago_is_judged_as_one_change() -> None:
     assert run.length[0] == 2 and run.z[0] < -6 and run.base[0] == pytest.approx(131 / 326)
     assert np.isnan(run.z[1])  # September and October were normal: no run, only this month
     assert np.isnan(run.z[2])  # normal now
+
+
+def test_a_period_within_its_own_noise_of_the_target_went_to_plan() -> None:
+    """Trial 4 (Close + Chargify): a 2.4 % logo churn target with a 10 % amber band is a 0.24 pp band, while
+    600 customers' churn moves sqrt(0.024 · 0.976 / 600) = 0.62 pp from chance alone; one month in six was
+    "on plan", and Mid-Market's 15 churned of 204 against that one month's 4 of 176 read 2.2 standard
+    errors. The total's own noise: a win rate of 30 of 100 has sd sqrt(0.3 · 0.7 / 100) = 0.0458, a sum of
+    amounts 3, 4 has sd 5, a level carried over (ARR) none."""
+    from kpitree.explain.cells import SQ, _total_sd
+    from kpitree.metrics import metric
+
+    assert _total_sd(metric("win_rate"), {"won": 30.0, "decided": 100.0}) == pytest.approx((0.3 * 0.7 / 100) ** 0.5)
+    assert _total_sd(metric("new_business_arr"), {"amount": 7.0, f"amount{SQ}": 25.0}) == pytest.approx(5.0)
+    assert _total_sd(metric("arr"), {"mrr": 100.0}) is None
+
+
+def test_a_discount_that_began_two_months_ago_is_judged_as_one_change() -> None:
+    """`sustained_log`: a segment's deals at e^10 (sd 0.5 on the log scale, 20 a month) for six months, then
+    two months and this one at 60 % (ln 0.6 = −0.51 lower, each month about 3 standard errors out). The
+    run pooled against the six months before: far out. A segment whose earlier months were normal has no
+    run, nor has one whose earlier months went the other way."""
+    from kpitree.explain.evidence import sustained_log
+
+    rng = np.random.default_rng(3)
+
+    def month(mean: float) -> tuple[float, float, float]:
+        logs = rng.normal(mean, 0.5, 20)
+        return float(logs.sum()), float((logs ** 2).sum()), 20.0
+
+    normal, low, high = 10.0, 10.0 + np.log(0.6), 10.0 - np.log(0.6)
+    plans = [[normal] * 6 + [low, low], [normal] * 8, [normal] * 6 + [high, high]]
+    hist = [np.array([[month(p[t])[i] for p in plans] for t in range(8)]) for i in range(3)]
+    now = [np.array(v) for v in zip(*(month(low) for _ in plans), strict=True)]
+    z = sustained_log(tuple(now), tuple(hist))
+    assert z[0] < -5 and np.isnan(z[1]) and np.isnan(z[2])

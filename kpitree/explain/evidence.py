@@ -314,9 +314,39 @@ def sustained(hits: np.ndarray, rows: np.ndarray, hist_hits: np.ndarray, hist_ro
     return Run(best, length, base)
 
 
+def sustained_log(cur: tuple[np.ndarray, np.ndarray, np.ndarray], hist: tuple[np.ndarray, np.ndarray, np.ndarray],
+                  max_run: int = MAX_RUN, each: float = RUN_EACH_Z) -> np.ndarray:
+    """`sustained` for an average amount, on the log scale (`log_z`): this period and a run of one or two
+    before it, each of them `each` standard errors out the same way, pooled against the periods before
+    the run and widened by how much the segment moved in those only. `cur`: (Σ ln x, Σ (ln x)², n) per
+    segment now; `hist`: the same per earlier period (rows, oldest first). The signed z, nan without a
+    run. A discount that began two months ago sat in the reference months that were on plan in total."""
+    n = len(cur[2])
+    best = np.full(n, np.nan)
+    periods = hist[0].shape[0] if hist[0].ndim == 2 else 0
+    for run in range(1, max_run + 1):
+        before = periods - run
+        if before < MIN_HISTORY:
+            break
+        base = tuple(h[:before].sum(axis=0) for h in hist)
+        now = log_z(cur, base)  # type: ignore[arg-type]
+        ok = np.isfinite(now) & (np.abs(now) >= each)
+        for t in range(before, periods):
+            zt = log_z(tuple(h[t] for h in hist), base, min_rows=2.0)  # type: ignore[arg-type]
+            ok &= np.isfinite(zt) & (np.sign(zt) == np.sign(now)) & (np.abs(zt) >= each)
+        if not ok.any():
+            continue
+        pooled = tuple(c + h[before:].sum(axis=0) for c, h in zip(cur, hist, strict=True))
+        z = log_z(pooled, base, history=(hist[0][:before], hist[2][:before]),  # type: ignore[arg-type]
+                  widen=math.sqrt(1.0 / (run + 1) + 1.0 / before))
+        better = ok & np.isfinite(z) & (np.abs(z) > np.abs(np.nan_to_num(best)))
+        best = np.where(better, z, best)
+    return best
+
+
 def log_z(cur: tuple[np.ndarray, np.ndarray, np.ndarray], ref: tuple[np.ndarray, np.ndarray, np.ndarray],
           min_rows: float = MIN_SPREAD_ROWS, history: tuple[np.ndarray, np.ndarray] | None = None,
-          k: int = 1) -> np.ndarray:
+          k: int = 1, widen: float | None = None) -> np.ndarray:
     """Per segment, the two-sample z of mean ln(amount) now against the reference, from (Σ ln x,
     Σ (ln x)², n) on each side, the spread pooled (the null: one distribution), Student's t turned into
     a z (Fisher's approximation), widened by `history` (Σ ln x and n per earlier period and segment)
@@ -342,8 +372,8 @@ def log_z(cur: tuple[np.ndarray, np.ndarray, np.ndarray], ref: tuple[np.ndarray,
             hl, hn = (np.asarray(a, dtype="float64") for a in history)
             usual, count = usual_sd(np.where(hn > 0, hl / hn, np.nan))
             counted = np.abs(m1 - m0) / np.abs(z)
-            sd = combine(np.where(np.isfinite(counted) & (counted > 0), counted, np.nan),
-                         (usual * math.sqrt(1.0 + 1.0 / max(k, 1)), count))
+            spread = math.sqrt(1.0 + 1.0 / max(k, 1)) if widen is None else widen
+            sd = combine(np.where(np.isfinite(counted) & (counted > 0), counted, np.nan), (usual * spread, count))
             z = np.where(np.isfinite(sd) & (sd > 0), (m1 - m0) / sd, z) if sd is not None else z
     return np.where((n1 >= min_rows) & (n0 >= min_rows) & np.isfinite(z), z, np.nan)
 

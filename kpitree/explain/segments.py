@@ -23,7 +23,7 @@ from ..metrics import (
 )
 from . import evidence as ev
 from .cells import CROSS, LOG_SUFFIXES, NodeData, Split
-from .model import PAIR_SEP, PAIR_WHEN_TOP_BELOW, PSEUDO, REFINE_SHARE, DimensionRank, SegmentPart
+from .model import NAMED_SHARE, PAIR_SEP, PAIR_WHEN_TOP_BELOW, PSEUDO, REFINE_SHARE, DimensionRank, SegmentPart
 from .sets import cause_set
 from .values import ValueFn
 from .view import _NodeView
@@ -284,6 +284,13 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
                 change = n1 / d1 - sp.ref[num] / sp.ref[den]
                 by_log = np.abs(wbar * change) / np.abs(z)
             log_sd = np.where(np.isfinite(by_log) & (by_log > 0) & (np.sign(z) == np.sign(change)), by_log, np.nan)
+            if hist is not None and all(c in hist for c in logs):
+                # a change that began a period or two ago, against the periods before it (`sustained_log`)
+                run = ev.sustained_log(tuple(sp.cur_var[c] for c in logs), tuple(hist[c] for c in logs))
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    by_run = np.abs(wbar * change) / np.abs(run)
+                by_run = np.where(np.isfinite(by_run) & (by_run > 0) & (np.sign(run) == np.sign(change)), by_run, np.nan)
+                log_sd = np.fmin(log_sd, by_run)
         if binomial and has_ref and sp.ref is not None:
             # a few rows: the exact test's evidence, as the sd that gives it (see `evidence.exact_z`)
             z = ev.exact_z(n1, d1, sp.ref[num] * k, sp.ref[den] * k)
@@ -551,7 +558,14 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
             top = _top_segment(by_rate, gap)
         if top is None or view.adverse(gap) <= 0:  # nothing to explain, or a gain: a loss under it first
             top = _hidden(view, ranks, gap) or top
-    normal = top is None and any(p.sd is not None for r in ranks for p in r.segments)
+    # "within normal variation" only where it is true of every split: a stock's cause set (no counting
+    # noise) can find nothing while a dimension's own segment stands out by its history (Mid-Market, 3.1
+    # standard errors) and that dimension's line names it — the words must not say both. A flow's cause set
+    # judges the total's own noise first: a gap inside it is within normal variation, whatever one leaf did.
+    judged_by_set = found is not None and ev.poisson_ok(data.cur_metric)
+    standing = not judged_by_set and any(r.evident(p) and (p.share or 0.0) >= NAMED_SHARE for r in ranks
+                                         for p in r.segments if p.segment not in PSEUDO and p.segment not in r.unnamed)
+    normal = top is None and not standing and any(p.sd is not None for r in ranks for p in r.segments)
     return _SegmentAnalysis(tuple(ranks), top, _twins_note(data), basis=segment_basis(view), normal=normal)
 
 
