@@ -23,6 +23,7 @@ only because the week's leads have had no time to convert.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -631,23 +632,32 @@ def part_by_now(node: Node, period: Period, as_of: date, tree: Tree | None = Non
     return by_now.value if by_now is not None else target
 
 
+PLAN_FITS = 1e-4  # a plan whose children's targets give its own within this share keeps its formula
+
+
 def _formula_by_now(node: Node, period: Period, as_of: date, tree: Tree) -> ByNow | None:
     """A stock that is an exact formula of its children: the formula over their targets by now (None
-    when a child has no target or the formula cannot be read)."""
+    when a child has no target, the formula cannot be read, or the plan does not keep the formula at the
+    period's end — a quarter whose children's targets give $17.11M where its own says $16.68M would be
+    planned past its own end; there the plan's path stands)."""
     try:
         formula = Formula.parse(node.formula or "")
     except (SyntaxError, ValueError):
         return None
     parts: dict[str, float] = {}
+    ends: dict[str, float] = {}
     for name in formula.names:
         try:
             child = tree.node(name)
         except KeyError:
             return None
-        planned = part_by_now(child, period, as_of, tree)
-        if planned is None:
+        planned, end = part_by_now(child, period, as_of, tree), target_for(child, period)
+        if planned is None or end is None:
             return None
-        parts[name] = planned
+        parts[name], ends[name] = planned, end
+    target = target_for(node, period)
+    if target is None or not math.isclose(float(formula(ends)), target, rel_tol=PLAN_FITS, abs_tol=1.0):
+        return None
     level = float(formula(parts))
 
     def named(found: re.Match) -> str:
