@@ -359,3 +359,13 @@ def test_a_running_quarter_paces_a_flow_by_its_months_targets(ws):
     # new logos so far in Q4: C5 70, C8 10 (its first row never counted), C7 90 → 12 × 170 = 2,040; the plan
     # had 550 of 2,000 by 15 November, so the pace is 2,040 / 0.275, not 2,040 / (46 / 92)
     assert new.value == pytest.approx(2040.0) and new.pace == pytest.approx(2040.0 / 0.275)
+
+
+def test_a_plan_that_breaks_its_own_formula_keeps_the_path():
+    """ARR's November target 7,100 where its parts' targets give 6,000 × 1.01 + 900 + 40 = 7,000: the
+    formula would plan past the month's own end, so the plan's path stands: October's 6,000 → November's
+    7,100, 15 of 30 days in = 6,550."""
+    tree = _parse(_BRIDGE.replace("2026-11: 7000", "2026-11: 7100"))
+    got = target_by_now(tree.node("arr"), parse_period("2026-11"), date(2026, 11, 15), 5280.0, tree)
+    assert got is not None and got.value == pytest.approx(6550.0)
+    assert "the 2026-10 target $6,000 → the 2026-11 target $7,100" in got.basis
