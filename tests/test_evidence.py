@@ -63,6 +63,22 @@ nodes:
     return tree
 
 
+def deal_size_node(target: float, dims: str) -> object:
+    """Average deal size against `target` every month with a wide amber band (30 %): every earlier month
+    went to plan and is the reference."""
+    by_period = ", ".join(f"{m}: {target}" for m in MONTHS)
+    tree, problems = parse_yaml(f"""
+name: evidence
+grain: month
+dimensions: [{dims}]
+nodes:
+  - {{id: n, label: Number, level: north_star, metric: avg_deal_size, owner: Owner,
+      target: {{by_period: {{{by_period}}}}}, thresholds: {{amber: 0.3}}}}
+""", "evidence.yaml")
+    assert tree is not None, problems
+    return tree
+
+
 def test_rep_mix_that_cancels_inside_its_segment_is_not_named(tmp_path: Path) -> None:
     """Average deal size, three reps in each of three segments, 12 won deals per rep a month.
 
@@ -367,16 +383,7 @@ def test_a_discount_on_heavy_tailed_deals_is_named_on_the_log_scale(tmp_path: Pa
     named; the other segments, whose deals did not change, are not."""
     rows = three_segments(5, {"Mid-Market": 0.6}, sigma=1.0, per_month=80)
     engine = workspace(tmp_path, deals(rows))
-    by_period = ", ".join(f"{m}: 45000" for m in MONTHS)
-    tree, problems = parse_yaml(f"""
-name: evidence
-grain: month
-dimensions: [segment]
-nodes:
-  - {{id: n, label: Number, level: north_star, metric: avg_deal_size, owner: Owner,
-      target: {{by_period: {{{by_period}}}}}, thresholds: {{amber: 0.3}}}}
-""", "evidence.yaml")  # a wide amber band: every earlier month went to plan and is the reference
-    assert tree is not None, problems
+    tree = deal_size_node(45000, "segment")
     r = explain_node(engine, tree, "n", "2026-10")
     parts = {p.segment: p for p in next(d for d in r.dimensions if d.dimension == "segment").segments}
     assert abs(parts["Mid-Market"].rate_z) >= z_bound(3) and abs(parts["Enterprise"].rate_z) < 2
@@ -430,16 +437,7 @@ def test_five_small_deals_against_one_large_one_are_no_evidence(tmp_path: Path) 
     rows.append(("2026-09", "Cy", "Enterprise", "Webinar", 95800.0))  # the one Webinar deal before October
     rows += [("2026-10", "Cy", "SMB", "Webinar", float(a)) for a in (5200, 6100, 6400, 6600, 6600)]
     engine = workspace(tmp_path, deals(rows))
-    by_period = ", ".join(f"{m}: 21500" for m in MONTHS)
-    tree, problems = parse_yaml(f"""
-name: evidence
-grain: month
-dimensions: [channel]
-nodes:
-  - {{id: n, label: Number, level: north_star, metric: avg_deal_size, owner: Owner,
-      target: {{by_period: {{{by_period}}}}}, thresholds: {{amber: 0.3}}}}
-""", "evidence.yaml")
-    assert tree is not None, problems
+    tree = deal_size_node(21500, "channel")
     r = explain_node(engine, tree, "n", "2026-10")
     webinar = next(p for d in r.dimensions if d.dimension == "channel" for p in d.segments if p.segment == "Webinar")
     assert webinar.rate_z is not None and abs(webinar.rate_z) < 2.5
@@ -492,16 +490,7 @@ def test_a_column_that_follows_the_segment_names_nothing_more_precisely(tmp_path
             for month, owner, segment, _channel, amount in three_segments(5, {"Mid-Market": 0.6}, sigma=1.0,
                                                                             per_month=80)]
     engine = workspace(tmp_path, deals(rows))
-    by_period = ", ".join(f"{m}: 45000" for m in MONTHS)
-    tree, problems = parse_yaml(f"""
-name: evidence
-grain: month
-dimensions: [segment, channel]
-nodes:
-  - {{id: n, label: Number, level: north_star, metric: avg_deal_size, owner: Owner,
-      target: {{by_period: {{{by_period}}}}}, thresholds: {{amber: 0.3}}}}
-""", "evidence.yaml")
-    assert tree is not None, problems
+    tree = deal_size_node(45000, "segment, channel")
     top = next(c for c in explain_node(engine, tree, "n", "2026-10").causes if c.id == "n").top_segment
     assert top is not None and top.dimension in ("segment", "channel") and "×" not in top.segment
     assert top.segment in ("Mid-Market", "Mid-Market plan")
@@ -516,16 +505,7 @@ def test_columns_that_split_the_rows_alike_are_judged_once(tmp_path: Path) -> No
             for month, owner, segment, _channel, amount in three_segments(5, {"Mid-Market": 0.6}, sigma=1.0,
                                                                             per_month=80)]
     engine = workspace(tmp_path, deals(rows))
-    by_period = ", ".join(f"{m}: 45000" for m in MONTHS)
-    tree, problems = parse_yaml(f"""
-name: evidence
-grain: month
-dimensions: [owner, segment, channel]
-nodes:
-  - {{id: n, label: Number, level: north_star, metric: avg_deal_size, owner: Owner,
-      target: {{by_period: {{{by_period}}}}}, thresholds: {{amber: 0.3}}}}
-""", "evidence.yaml")
-    assert tree is not None, problems
+    tree = deal_size_node(45000, "owner, segment, channel")
     r = explain_node(engine, tree, "n", "2026-10")
     assert [d.dimension for d in r.dimensions] == ["owner"]
     assert r.dimensions[0].bound == pytest.approx(z_bound(3))  # three reps, not nine segments
