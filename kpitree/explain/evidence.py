@@ -19,6 +19,11 @@ every candidate effect gets a standard deviation from two sources, and the large
   and only ever widens it: a segment that wobbles more than its counts imply gets a wider band,
   a quiet history never narrows the counting noise.
 
+- **A change that began earlier.** The reference months are those the node went to plan in, so a
+  segment whose trouble began a month or two ago while the total stayed on plan (one rep among twenty)
+  carries its bad months in its reference. This period and such a run, each month of it out the same
+  way, are pooled against the segment's own months before the run (`sustained`, `sustained_log`).
+
 A level carried over from period to period (a stock: ARR, customers) is no Poisson draw; only its
 history speaks for its noise. A denominator that is itself an amount (MRR retention) has no simple
 count model; its rows (customers) do: Var(n / d) = Σ (n_i − r d_i)² / d², from the sums of squares and
