@@ -711,8 +711,11 @@ def resuggest_targets(source: Engine | Workspace, tree: Tree) -> Resuggested:
     if not todo:
         return Resuggested(tree, baseline_end.key, 0, kept)
     only = dataclasses.replace(tree, nodes=tuple(todo))
-    planned = {n.id: n.target for n in plan_targets(engine, only, baseline_end, through, HISTORY_MONTHS,
-                                                     min_months=MIN_MONTHS, mark=True).nodes}
+    try:
+        planned = {n.id: n.target for n in plan_targets(engine, only, baseline_end, through, HISTORY_MONTHS,
+                                                         min_months=MIN_MONTHS, mark=True).nodes}
+    except duckdb.Error as exc:  # a node this data cannot compute: said, never a traceback
+        raise KpiTreeError(f"the targets could not be planned from this workspace's data ({exc})") from exc
     merged = dataclasses.replace(tree, nodes=tuple(dataclasses.replace(n, target=planned[n.id])
                                                    if n.id in planned else n for n in tree.nodes))
     chained = {n.id: n for n in chain_targets(merged, baseline_end).nodes}
