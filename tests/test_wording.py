@@ -127,7 +127,8 @@ def test_versus_previous_in_every_figure(engine: Engine) -> None:
     assert r.red_path[1].sentence.startswith("Win rate: 37.5% against 50.0% in 2026-09 (−12.5 pp)")
     assert "target" not in r.red_path[1].sentence
     assert segment_columns(r, "owner") == {"segment": "Owner", "current": "2026-10", "baseline": "2026-09",
-                                           "change": "difference", "share": "share of gap"}
+                                           "change": "difference", "mix": "share of the mix",
+                                           "share": "share of gap"}
     table = segment_display(r, "owner")
     assert list(table.columns) == ["Owner", "2026-10", "2026-09", "difference", "share of gap"]
     assert table.iloc[0].tolist() == ["Bob", "$100", "$200", "−$100", "100%"]
@@ -303,3 +304,16 @@ def test_a_part_past_the_whole_gap_reads_as_an_amount() -> None:
     small = SegmentPart("segment", "SMB", -3_000.0, 0.4, 1.8e6, 1.84e6)
     assert _part(big, "money") == "−$74k"
     assert _part(small, "money") == "40%"
+
+
+def test_a_ratio_s_table_says_each_segment_s_share_of_the_mix(engine: Engine) -> None:
+    """A ratio's segment moves it by its rate and by its weight: a row reading "$56k against $56k, $0"
+    while it carries 27 % of the gap (trial 4) is a segment whose share of the deals changed. The win
+    rate's table shows each owner's share of the decided deals now and then."""
+    r = explain_node(engine, make_tree(), "nb", "2026-10", versus="previous")
+    win = explain_node(engine, make_tree(), r.red_path[1].id, "2026-10", versus="previous")  # Win rate
+    table = segment_display(win, "owner")
+    # by hand (DEALS): Bob won 1 of 4 decided deals in October against 2 of 4 in September, Ann 2 of 4
+    # both months: each holds half the decided deals, then and now
+    assert table is not None and list(table.columns)[-1] == "share of the mix"
+    assert table.iloc[0].tolist() == ["Bob", "25.0%", "50.0%", "−25.0 pp", "100%", "50% (was 50%)"]

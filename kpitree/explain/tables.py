@@ -127,7 +127,9 @@ def segment_frame(result: Explanation, dimension: str) -> pd.DataFrame | None:
         "baseline": [p.baseline for p in parts],
         "contribution": [p.contribution for p in parts],
         "share": [p.share for p in parts],
-    }, columns=["segment", "current", "baseline", "contribution", "share"])
+        "weight": [p.weight for p in parts],
+        "base_weight": [p.base_weight for p in parts],
+    }, columns=["segment", "current", "baseline", "contribution", "share", "weight", "base_weight"])
     frame["current"] = frame["current"].astype("float64")
     frame["baseline"] = frame["baseline"].astype("float64")
     frame["change"] = frame["current"] - frame["baseline"]
@@ -155,6 +157,7 @@ def segment_columns(result: Explanation, dimension: str) -> dict[str, str]:
         current = "actual"
         baseline = (refs[0] if len(refs) == 1 else f"avg {refs[0]}…{refs[-1]}") if refs else "reference"
     return {"segment": dimension_label(dimension), "current": current, "baseline": baseline, "change": "difference",
+            "mix": "share of the mix",
             "share": f"share of {'the gain' if result.gap_word == 'gain' else 'gap'}"}
 
 
@@ -190,10 +193,21 @@ def segment_display(result: Explanation, dimension: str) -> pd.DataFrame | None:
     share = [fmt_share(v) if readable or v is None or v != v else fmt_change(c, unit)
              for v, c in zip(frame["share"], frame["contribution"], strict=True)]
     share_name = names["share"] if readable else names["share"].replace("share of", "part of")
-    return pd.DataFrame({
+    shown = pd.DataFrame({
         names["segment"]: frame["segment"],
         names["current"]: [fmt(v, unit, compact=money) for v in frame["current"]],
         names["baseline"]: [fmt(v, unit, compact=money) for v in frame["baseline"]],
         names["change"]: [fmt_change(v, unit) for v in frame["change"]],
         share_name: share,
     })
+    if frame["weight"].notna().any():
+        # a ratio's segment moves it by its rate and by its weight: "$56k against $56k, $0" carrying 27 % of
+        # the gap is a segment whose share of the deals changed, and the table says so
+        shown[names["mix"]] = [_weights(w, b) for w, b in zip(frame["weight"], frame["base_weight"], strict=True)]
+    return shown
+
+
+def _weights(now: float | None, then: float | None) -> str:
+    if now is None or now != now:
+        return ""
+    return fmt_share(now) if then is None or then != then else f"{fmt_share(now)} (was {fmt_share(then)})"
