@@ -237,6 +237,30 @@ def _active_tree(ws: Any) -> Path:
     return tree_for_workspace(ws)
 
 
+def _resuggest(ws: Any, args: argparse.Namespace) -> int:
+    """`suggest --targets`: the Builder's "Re-suggest targets from the current data", on the command line."""
+    from .history import default_user
+    from .suggest import publish_resuggested, resuggest_active
+
+    found = resuggest_active(ws)
+    if found is None:
+        raise KpiTreeError(f"workspace {ws.name!r} has no active published tree to re-plan: run "
+                           "`python -m kpitree suggest --workspace W --activate` first")
+    version = publish_resuggested(ws, found, default_user())
+    done = found.done
+    if args.format == "json":
+        _print_json({"workspace": ws.name, "tree": found.name, "version": version, "replanned": done.replanned,
+                     "kept": done.kept, "month": done.month,
+                     "changes": [{"id": c.id, "label": c.label, "before": c.before, "after": c.after}
+                                 for c in done.changes]})
+        return 0
+    print(f"{found.name} v{version}: {done.replanned} suggested target(s) planned again from the data as it is now, "
+          f"{done.kept} set by hand kept")
+    for c in done.changes:
+        print(f"  {c.label} ({done.month}): {fmt(c.before, c.unit)} → {fmt(c.after, c.unit)}")
+    return 0
+
+
 def cmd_suggest(args: argparse.Namespace) -> int:
     from .history import TreeStore, default_user
     from .suggest import suggest_tree, template_path
@@ -244,6 +268,8 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     from .workspace import Workspace
 
     ws = Workspace(args.workspace)
+    if args.targets:
+        return _resuggest(ws, args)
     path = template_path(args.template)
     tree, notes = suggest_tree(ws, path)
     saved, active = None, None
@@ -337,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="TREE.yaml", help="write the suggested tree to this file")
     p.add_argument("--activate", action="store_true",
                    help="publish it in the workspace as its active tree (the tree page opens it)")
+    p.add_argument("--targets", action="store_true",
+                   help="instead: plan the active tree's suggested targets again from the data as it is now (after "
+                        "a corrected reload); targets set by hand stay; published as a new version")
     p.set_defaults(func=cmd_suggest)
 
     p = add("evaluate", "every node's value, target, status, previous value and owner",
