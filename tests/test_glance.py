@@ -74,7 +74,7 @@ def test_compare_with_previous_sets_every_delta_on_the_page(app, demo_data_dir):
                       if "Trend" in json.dumps(spec.get("title", "")))
     assert "2026-09" in json.dumps(trend_spec["title"]) and "rule" in [
         layer["mark"]["type"] for layer in trend_spec["layer"]]
-    segments = next(t.value for t in at.table if t.value.columns[0] in ("owner", "segment", "channel"))
+    segments = next(t.value for t in at.table if t.value.columns[0] in ("Owner", "Segment", "Channel"))
     assert "2026-09" in segments.columns and "target share" not in segments.columns
     text = page_text(at)
     assert "comparing with the previous period (2026-09)" in text
