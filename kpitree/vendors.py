@@ -389,8 +389,7 @@ def _hubspot(h: Headers, sides: set[str]) -> Mapping:
         rules.append("status: HubSpot's own 'Is Closed Won' / 'Is closed lost' flags where filled, else the stage map")
     m = _vendor_deals("hubspot", "HubSpot deals export", h, spec, fields, rules, file_status=flags)
     if "currency" in m.inputs and "Amount in company currency" not in m.inputs.get("amount", Input(())).columns:
-        m = replace(m, facts={"currencies": "string_agg(DISTINCT upper({currency.text}), ', ')"},
-                    refine=_currency_refine)
+        m = _with_currencies(m)
     return m
 
 
@@ -450,10 +449,7 @@ def _zoho(h: Headers, sides: set[str]) -> Mapping:
         "channel": Field("{channel}", "channel"),
     }
     m = _vendor_deals("zoho", "Zoho CRM deals export", h, spec, fields, rules)
-    if "currency" in m.inputs:
-        m = replace(m, facts={"currencies": "string_agg(DISTINCT upper({currency.text}), ', ')"},
-                    refine=_currency_refine)
-    return m
+    return _with_currencies(m)
 
 
 # --- Salesforce ------------------------------------------------------------------------------
@@ -514,8 +510,7 @@ def _salesforce(h: Headers, sides: set[str]) -> Mapping:
     label = "Salesforce Opportunity export (API field names)" if api else "Salesforce opportunities report"
     m = _vendor_deals("salesforce", label, h, spec, fields, rules, file_status=flags, joins=joins)
     if "currency" in m.inputs and not any("converted" in c.lower() for c in m.inputs.get("amount", Input(())).columns):
-        m = replace(m, facts={"currencies": "string_agg(DISTINCT upper({currency.text}), ', ')"},
-                    refine=_currency_refine)
+        m = _with_currencies(m)
     return m
 
 
@@ -725,9 +720,7 @@ def _pipedrive(h: Headers, sides: set[str]) -> Mapping:
                     "WHEN 'lost' THEN COALESCE({lost_time}, {closed_on}) ELSE {expected} END", "closed_on")
     fields = dict(m.fields)
     fields["close_date"] = closing
-    return replace(m, fields=fields, skip=((f"{status} = 'deleted'", "deleted in Pipedrive"),),
-                   **({"facts": {"currencies": "string_agg(DISTINCT upper({currency.text}), ', ')"},
-                       "refine": _currency_refine} if "currency" in m.inputs else {}))
+    return _with_currencies(replace(m, fields=fields, skip=((f"{status} = 'deleted'", "deleted in Pipedrive"),)))
 
 
 # --- Stripe ----------------------------------------------------------------------------------
@@ -903,10 +896,8 @@ def _chargebee(h: Headers, sides: set[str]) -> Mapping:
     ]
     skip = ((f"{status} = 'future'", "not started yet (status future)"),
             ("{=end_date} <= {=start_date} AND {trial_end} IS NOT NULL", "cancelled during its trial: never paid"))
-    facts = {"currencies": "string_agg(DISTINCT upper({currency.text}), ', ')"} if "currency" in inputs else {}
-    return Mapping("chargebee", "Chargebee subscriptions export", "subscriptions", inputs, fields, skip=skip,
-                   rules=tuple(rules), key="subscription_id", facts=facts,
-                   refine=_currency_refine if facts else None)
+    return _with_currencies(Mapping("chargebee", "Chargebee subscriptions export", "subscriptions", inputs, fields,
+                                    skip=skip, rules=tuple(rules), key="subscription_id"))
 
 
 # --- Recurly ----------------------------------------------------------------------------------
@@ -998,10 +989,8 @@ def _recurly(h: Headers, sides: set[str]) -> Mapping:
     ]
     skip = ((f"{state} IN ('future', 'failed')", "not started (state future or failed)"),
             ("{=end_date} <= {=start_date} AND {trial_end} IS NOT NULL", "canceled during its trial: never paid"))
-    facts = {"currencies": "string_agg(DISTINCT upper({currency.text}), ', ')"} if "currency" in inputs else {}
-    return Mapping("recurly", "Recurly subscriptions export", "subscriptions", inputs, fields, skip=skip,
-                   rules=tuple(rules), key="subscription_id", facts=facts,
-                   refine=_currency_refine if facts else None)
+    return _with_currencies(Mapping("recurly", "Recurly subscriptions export", "subscriptions", inputs, fields,
+                                    skip=skip, rules=tuple(rules), key="subscription_id"))
 
 
 # --- Close ------------------------------------------------------------------------------------
