@@ -26,6 +26,18 @@ def _write(tmp: Path, name: str, text: str) -> Path:
     return path
 
 
+def rows(ws: Workspace, sql: str) -> list[tuple]:
+    """Every row `sql` reads in the workspace."""
+    with ws.connect() as con:
+        return con.execute(sql).fetchall()
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    """An empty workspace (a test module's own `ws` fixture, where it has one, wins)."""
+    return Workspace(tmp_path / "ws", create=True)
+
+
 def make_workspace(root: Path, **tables: str) -> Workspace:
     """A workspace under `root` holding exactly the given inline CSV tables."""
     ws = Workspace(root / "ws", create=True)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import rows
 
 from kpitree.errors import LoadError
 from kpitree.ingest import ingest
@@ -21,14 +22,6 @@ def write(tmp: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
     return path
 
 
-def rows(ws: Workspace, sql: str) -> list[tuple]:
-    with ws.connect() as con:
-        return con.execute(sql).fetchall()
-
-
-@pytest.fixture
-def ws(tmp_path) -> Workspace:
-    return Workspace(tmp_path / "ws", create=True)
 
 
 def test_canonical_file_loads_without_mapping(ws, tmp_path):

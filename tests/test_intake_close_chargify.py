@@ -20,13 +20,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, rows
 
 from kpitree.detect import not_a_segment
 from kpitree.errors import LoadError
 from kpitree.ingest import ingest, read_mapping
 from kpitree.vendors import canonical_mapping, detect_vendor
-from kpitree.workspace import Workspace
 
 CLOSE_HEADERS = ["id", "organization_id", "lead_id", "lead_name", "status_id", "status_label", "status_type",
                  "pipeline_name", "value", "value_period", "value_currency", "value_formatted", "confidence",
@@ -107,14 +106,6 @@ def chargify_file(path: Path) -> Path:
     return path
 
 
-def rows(ws: Workspace, sql: str) -> list[tuple]:
-    with ws.connect() as con:
-        return con.execute(sql).fetchall()
-
-
-@pytest.fixture
-def ws(tmp_path) -> Workspace:
-    return Workspace(tmp_path / "ws", create=True)
 
 
 # --- Close ---------------------------------------------------------------------------------------------

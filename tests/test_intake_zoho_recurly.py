@@ -17,13 +17,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, rows
 
 from kpitree.detect import not_a_segment
 from kpitree.errors import LoadError
 from kpitree.ingest import detect_files, ingest
 from kpitree.vendors import canonical_mapping, detect_vendor, layout_entries
-from kpitree.workspace import Workspace
 
 ZOHO_HEADERS = ["Record Id", "Deal Owner", "Deal Name", "Amount", "Closing Date", "Account Name", "Stage", "Type",
                 "Probability (%)", "Expected Revenue", "Next Step", "Lead Source", "Campaign Source", "Contact Name",
@@ -93,14 +92,6 @@ def recurly_file(path: Path) -> Path:
     return path
 
 
-def rows(ws: Workspace, sql: str) -> list[tuple]:
-    with ws.connect() as con:
-        return con.execute(sql).fetchall()
-
-
-@pytest.fixture
-def ws(tmp_path) -> Workspace:
-    return Workspace(tmp_path / "ws", create=True)
 
 
 # --- Zoho ----------------------------------------------------------------------------------------------

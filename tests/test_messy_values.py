@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import rows
 
 from kpitree.evaluate import Engine
 from kpitree.ingest import LoadReport, ingest
@@ -24,10 +25,6 @@ def load(tmp_path: Path, *files: Path) -> tuple[Workspace, LoadReport]:
     ws = Workspace(tmp_path / "ws", create=True)
     return ws, ingest(ws, list(files))
 
-
-def rows(ws: Workspace, sql: str) -> list[tuple]:
-    with ws.connect() as con:
-        return con.execute(sql).fetchall()
 
 
 def notes(report: LoadReport) -> list[str]:

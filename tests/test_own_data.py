@@ -10,11 +10,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, rows
 
 from kpitree.errors import LoadError
 from kpitree.ingest import detect_files, ingest
-from kpitree.workspace import Workspace
 
 OWN = ROOT / "tests" / "fixtures" / "own_data"
 SALESFORCE = sorted(OWN.glob("sf_*.csv"))
@@ -23,14 +22,6 @@ BILLING = [OWN / f for f in ("billing_subscriptions.csv", "churn_events.csv", "t
 OLIST = [OWN / "olist_closed_deals_dataset.csv", OWN / "olist_marketing_qualified_leads_dataset.csv"]
 
 
-@pytest.fixture
-def ws(tmp_path) -> Workspace:
-    return Workspace(tmp_path / "ws", create=True)
-
-
-def rows(ws: Workspace, sql: str) -> list[tuple]:
-    with ws.connect() as con:
-        return con.execute(sql).fetchall()
 
 
 # What a person would say each file is (EXPECTED.md): a table, or why it is not loaded.

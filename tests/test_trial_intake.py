@@ -27,10 +27,6 @@ SF_FOOTER = ["", "", 'Grand Totals (3 records),,,,,"$107,000.00"', "",
              "Acme Analytics Inc."]
 
 
-@pytest.fixture
-def ws(tmp_path) -> Workspace:
-    return Workspace(tmp_path / "ws", create=True)
-
 
 def _write(path: Path, lines: list[str]) -> Path:
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode())

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, rows
 
 from kpitree.detect import suggest_mapping
 from kpitree.evaluate import Engine, evaluate_tree
@@ -34,19 +34,11 @@ CRM = EXPORTS / "crm_sales_opportunities"
 CRM_FILES = [CRM / n for n in ("sales_pipeline.csv", "accounts.csv", "products.csv", "sales_teams.csv")]
 
 
-@pytest.fixture
-def ws(tmp_path) -> Workspace:
-    return Workspace(tmp_path / "ws", create=True)
-
 
 def value(ws: Workspace, metric: str, period: str) -> float | None:
     df = Engine(ws).query(metric, [parse_period(period)])
     return None if df.empty else float(df["value"].iloc[0])
 
-
-def rows(ws: Workspace, sql: str) -> list[tuple]:
-    with ws.connect() as con:
-        return con.execute(sql).fetchall()
 
 
 def headers(path: Path) -> list[str]:
