@@ -50,14 +50,15 @@ def workspace(root: Path, frame: pd.DataFrame) -> Engine:
     return Engine(ws)
 
 
-def one_node(metric: str, target: float, dims: str) -> object:
+def one_node(metric: str, target: float, dims: str, amber: float | None = None) -> object:
     by_period = ", ".join(f"{m}: {target}" for m in MONTHS)
+    band = f", thresholds: {{amber: {amber}}}" if amber is not None else ""
     tree, problems = parse_yaml(f"""
 name: evidence
 grain: month
 dimensions: [{dims}]
 nodes:
-  - {{id: n, label: Number, level: north_star, metric: {metric}, owner: Owner, target: {{by_period: {{{by_period}}}}}}}
+  - {{id: n, label: Number, level: north_star, metric: {metric}, owner: Owner, target: {{by_period: {{{by_period}}}}}{band}}}
 """, "evidence.yaml")
     assert tree is not None, problems
     return tree
@@ -66,17 +67,7 @@ nodes:
 def deal_size_node(target: float, dims: str) -> object:
     """Average deal size against `target` every month with a wide amber band (30 %): every earlier month
     went to plan and is the reference."""
-    by_period = ", ".join(f"{m}: {target}" for m in MONTHS)
-    tree, problems = parse_yaml(f"""
-name: evidence
-grain: month
-dimensions: [{dims}]
-nodes:
-  - {{id: n, label: Number, level: north_star, metric: avg_deal_size, owner: Owner,
-      target: {{by_period: {{{by_period}}}}}, thresholds: {{amber: 0.3}}}}
-""", "evidence.yaml")
-    assert tree is not None, problems
-    return tree
+    return one_node("avg_deal_size", target, dims, amber=0.3)
 
 
 def test_rep_mix_that_cancels_inside_its_segment_is_not_named(tmp_path: Path) -> None:
