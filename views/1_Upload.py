@@ -513,8 +513,8 @@ def run_load(ws: Workspace, staged: list[Path], mode: str, chosen: dict, reappen
         except KpiTreeError as exc:
             st.info(md(f"Whether the tree's suggested targets still fit the new data could not be checked: {exc}"))
             return
-        if found is not None and found.done.stale:
-            st.session_state["upload_stale"] = (ws.name, found.name)
+        if found is not None and found.done.stale:  # kept with the flag: planned once per load, not per rerun
+            st.session_state["upload_stale"] = (ws.name, found)
 
 
 def stale_targets(ws: Workspace) -> None:
@@ -526,14 +526,7 @@ def stale_targets(ws: Workspace) -> None:
     kept = st.session_state.get("upload_stale")
     if not kept or kept[0] != ws.name:
         return
-    try:
-        found = resuggest_active(ws, ui.engine_for(ws))
-    except KpiTreeError as exc:
-        st.info(md(f"Whether the tree's suggested targets still fit the new data could not be checked: {exc}"))
-        return
-    if found is None or not found.done.stale:
-        st.session_state.pop("upload_stale", None)
-        return
+    found = kept[1]  # what the load found (`run_load`); pressing Re-suggest plans again from the data as it is
     with st.container(border=True):
         st.warning(f"**The suggested targets of tree {md(found.name)} were computed from the earlier data.** "
                    + md(resuggest_summary(found.done)), icon=":material/update:")
