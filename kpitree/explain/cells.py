@@ -238,8 +238,8 @@ def _total_sd(m: Metric, comps: dict[str, float]) -> float | None:
         v = ev.ratio_var(values[num], values[den], np.array([var[num]]), np.array([var[den]]))
         out = float(v[0]) if v.size else math.nan
     else:
-        grad = ev.gradient(ValueFn(m.value, m.components), values, names)
-        out = float(sum(grad[c][0] ** 2 * var[c] for c in names))
+        out = float(ev.delta_var(ValueFn(m.value, m.components), values, {c: np.array([v]) for c, v in var.items()},
+                                 names)[0])
     return math.sqrt(out) if math.isfinite(out) and out > 0 else None
 
 

@@ -157,6 +157,15 @@ def gradient(fn: Callable[[Mapping[str, np.ndarray]], np.ndarray], comps: Mappin
     return out
 
 
+def delta_var(fn: Callable[[Mapping[str, np.ndarray]], np.ndarray], comps: Mapping[str, np.ndarray],
+              var: Mapping[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
+    """Var(fn(components)) per segment by the delta method: Σ (∂fn/∂c)² Var c, the components taken as
+    independent (a component without a noise variance adds none)."""
+    grad = gradient(fn, comps, names)
+    return sum((grad[c] ** 2 * np.asarray(var.get(c, 0.0), dtype="float64") for c in names),
+               np.zeros(np.shape(next(iter(comps.values())))))
+
+
 @dataclass(frozen=True)
 class RatioNoise:
     """Standard deviations of a ratio's rate and mix terms per segment (nan where unknown)."""

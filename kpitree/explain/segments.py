@@ -179,11 +179,9 @@ def _additive_sd(data: NodeData, sp: Split, base: np.ndarray, v0: np.ndarray, k:
     fn = ValueFn(m.value, m.components)
     noise = None
     if ev.poisson_ok(m) and sp.cur_var:
-        g1 = ev.gradient(fn, sp.cur, m.components)
-        var = sum((g1[c] ** 2 * sp.cur_var.get(c, 0.0) for c in m.components), np.zeros(len(sp.segments)))
+        var = ev.delta_var(fn, sp.cur, sp.cur_var, m.components)
         if sp.ref is not None and sp.ref_var:
-            g0 = ev.gradient(fn, sp.ref, m.components)
-            var0 = sum((g0[c] ** 2 * sp.ref_var.get(c, 0.0) for c in m.components), np.zeros(len(sp.segments)))
+            var0 = ev.delta_var(fn, sp.ref, sp.ref_var, m.components)
             with np.errstate(divide="ignore", invalid="ignore"):
                 scale = np.where(np.abs(v0) > 0, base / v0, 0.0)
             # under "nothing changed" this period's noise is the baseline's own, per period: a segment
@@ -208,10 +206,8 @@ def _formula_sd(sp: Split, m: Metric, k: int) -> np.ndarray | None:
     fn = ValueFn(m.value, m.components)
     noise = None
     if ev.poisson_ok(m) and sp.cur_var and sp.ref is not None and sp.ref_var:
-        g1, g0 = ev.gradient(fn, sp.cur, m.components), ev.gradient(fn, sp.ref, m.components)
-        zeros = np.zeros(len(sp.segments))
-        var1 = sum((g1[c] ** 2 * sp.cur_var.get(c, 0.0) for c in m.components), zeros)
-        var0 = sum((g0[c] ** 2 * sp.ref_var.get(c, 0.0) for c in m.components), zeros)
+        var1 = ev.delta_var(fn, sp.cur, sp.cur_var, m.components)
+        var0 = ev.delta_var(fn, sp.ref, sp.ref_var, m.components)
         # under "nothing changed" this period's noise is at least one reference period's
         noise = np.sqrt(np.fmax(var1, var0 * k) + var0)
     hist = None

@@ -59,11 +59,9 @@ def leaves(view: _NodeView, versus: str) -> pd.DataFrame | None:
         return None
     else:
         expected = v0
-    grad = ev.gradient(fn, sp.cur, m.components)
-    variance = sum((grad[c] ** 2 * sp.cur_var.get(c, 0.0) for c in m.components), np.zeros(len(v1)))
+    variance = ev.delta_var(fn, sp.cur, sp.cur_var, m.components)
     if sp.ref is not None and sp.ref_var:
-        g0 = ev.gradient(fn, sp.ref, m.components)
-        var0 = sum((g0[c] ** 2 * sp.ref_var.get(c, 0.0) for c in m.components), np.zeros(len(v1)))
+        var0 = ev.delta_var(fn, sp.ref, sp.ref_var, m.components)
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(np.abs(v0) > 0, expected / v0, 0.0)
         k = max(len(data.ref_periods), 1)  # under the null, now's noise is the baseline's per period
