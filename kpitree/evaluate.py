@@ -619,6 +619,16 @@ def flow_share(node: Node, period: Period, as_of: date) -> tuple[float, str]:
     return _planned_share(period, as_of, monthly)
 
 
+def pace_of(node: Node, period: Period, as_of: date, value: float | None) -> float | None:
+    """A running flow's value projected to the period's end: over the share of its plan done by now
+    (`flow_share`; elapsed days where the plan has done nothing yet); None for a closed period or another kind."""
+    elapsed = period.elapsed_fraction(as_of)
+    if value is None or period.is_complete(as_of) or CATALOGUE[node.metric].kind is not Kind.FLOW or elapsed <= 0:
+        return None
+    share = flow_share(node, period, as_of)[0]
+    return value / share if share > 0 else value / elapsed
+
+
 def part_by_now(node: Node, period: Period, as_of: date, tree: Tree | None = None) -> float | None:
     """A node's target as it stands on the as-of day of a running period, whatever its kind: a flow's
     period target times the share planned by now (`flow_share`), a stock's or building-up rate's
@@ -699,13 +709,9 @@ def evaluate_tree(workspace: Workspace | Engine, tree: Tree, period: Period | st
         engine.prefetch_nodes(list(tree.nodes), [prev, period])
         engine.coverage(CATALOGUE[tree.root.metric].table)  # all tables' coverage, same connection
     for node in tree.walk():
-        m = CATALOGUE[node.metric]
         vals = engine.values(node, [prev, period])
         value = vals.get(period.key)
-        pace = None
-        if not complete and m.kind is Kind.FLOW and value is not None and elapsed > 0:
-            share = flow_share(node, period, as_of)[0]
-            pace = value / share if share > 0 else value / elapsed
+        pace = pace_of(node, period, as_of, value)
         target = target_for(node, period)
         by_now = None if complete else target_by_now(node, period, as_of, vals.get(prev.key), tree)
         amber = node.amber if node.amber is not None else amber_default
@@ -766,6 +772,6 @@ def default_period(engine: Engine, grain: str = "month") -> Period:
 
 __all__ = [
     "AMBER", "GREEN", "MATURING", "NO_DATA", "NO_TARGET", "OPENING_STOCKS", "RED", "ByNow", "Engine", "Evaluation",
-    "NodeResult", "evaluate_tree", "flow_share", "parse_period", "part_by_now", "status_of", "target_by_now",
-    "target_for", "trend",
+    "NodeResult", "evaluate_tree", "flow_share", "pace_of", "parse_period", "part_by_now", "status_of",
+    "target_by_now", "target_for", "trend",
 ]

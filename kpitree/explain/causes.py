@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..bridge import opening_child
-from ..evaluate import Evaluation, flow_share, judge
+from ..evaluate import Evaluation, judge, pace_of
 from ..format import fmt_share
-from ..metrics import Kind, metric
 from ..tree import Node, Tree
 from .analysis import _analyse, _Analysis, _over, _worse
 from .cells import _Session
@@ -104,10 +103,7 @@ class _TreeStatus:
             return loaded
         engine, period = self.session.engine, self.session.period
         value = engine.values(node, [period.previous(), period]).get(period.key)
-        pace = None
-        if not period.is_complete(engine.as_of) and metric(node.metric).kind is Kind.FLOW and value is not None:
-            share = flow_share(node, period, engine.as_of)[0]
-            pace = value / share if share > 0 else None
+        pace = pace_of(node, period, engine.as_of, value)  # evaluate's own
         amber = node.amber if node.amber is not None else engine.settings.amber_threshold
         grown = engine.maturity(node, period) if value is not None else None
         return judge(value, judged_target(engine, self.session.tree, node, period), node.better, amber, grown,

@@ -76,7 +76,9 @@ def judged_target(engine: Engine, tree: Tree, node: Node, period: Period) -> flo
     target = target_for(node, period)
     if target is None or period.is_complete(engine.as_of):
         return target
-    opening = engine.values(node, [period.previous()]).get(period.previous().key)
+    prev = period.previous()
+    # the previous close only counts where the plan has no point there (`target_by_now`): no query otherwise
+    opening = engine.values(node, [prev]).get(prev.key) if target_for(node, prev) is None else None
     by_now = target_by_now(node, period, engine.as_of, opening, tree)
     return by_now.value if by_now is not None else target
 
