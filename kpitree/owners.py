@@ -44,6 +44,7 @@ from typing import Any
 from .bridge import opening_child
 from .errors import KpiTreeError
 from .evaluate import NO_TARGET, status_of
+from .explain.evidence import _is_count  # the one test of a component that counts rows
 from .format import dimension_label, fmt, fmt_share
 from .metrics import Kind, metric
 from .periods import Period, parse_period
@@ -345,10 +346,6 @@ def _evident(m: Any, row: Any, value: float, volume: float | None, res: Any) -> 
     if counts and num in row:
         return _stands_out(float(row[num]), volume, target, res.direction == "higher")
     return volume >= MIN_MEAN_ROWS
-
-
-def _is_count(m: Any, comp: str) -> bool:
-    return any(s.components.get(comp, "").strip().lower().startswith("count(") for s in m.sources)
 
 
 def _why_no_parts(engine: Any, node: Any, res: Any, dim: str) -> str:
