@@ -295,6 +295,28 @@ class Run:
     base: np.ndarray
 
 
+def _best_run(periods: int, n: int, max_run: int, each: float,
+              test: Callable[[int], tuple[np.ndarray, list[np.ndarray], Callable[[], np.ndarray]]]
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Per segment, the strongest run and its length (nan / 0 without one). For each run length with
+    `MIN_HISTORY` periods before it, `test(run)` gives now's z and each run period's z against the periods
+    before the run, and how to get the pooled z; a run counts when every one is `each` out the same way."""
+    best, length = np.full(n, np.nan), np.zeros(n, dtype=np.int64)
+    for run in range(1, max_run + 1):
+        if periods - run < MIN_HISTORY:
+            break
+        now, earlier, pooled = test(run)
+        ok = np.isfinite(now) & (np.abs(now) >= each)
+        for zt in earlier:
+            ok &= np.isfinite(zt) & (np.sign(zt) == np.sign(now)) & (np.abs(zt) >= each)
+        if not ok.any():
+            continue
+        z = pooled()
+        better = ok & np.isfinite(z) & (np.abs(z) > np.abs(np.nan_to_num(best)))
+        best, length = np.where(better, z, best), np.where(better, run, length)
+    return best, length
+
+
 def sustained(hits: np.ndarray, rows: np.ndarray, hist_hits: np.ndarray, hist_rows: np.ndarray,
               max_run: int = MAX_RUN, each: float = RUN_EACH_Z) -> Run:
     """A rate that changed one or two periods ago and stayed changed, judged as one change.
@@ -306,25 +328,21 @@ def sustained(hits: np.ndarray, rows: np.ndarray, hist_hits: np.ndarray, hist_ro
     period of it stands `each` standard errors out the same way as now (a period or two picked for
     being bad by chance rarely are), and the segment's history before it must have `MIN_HISTORY`
     periods. `hist_*`: periods (rows, oldest first) × segments."""
-    n = len(hits)
-    best, length, base = np.full(n, np.nan), np.zeros(n, dtype=np.int64), np.full(n, np.nan)
     periods = hist_hits.shape[0] if hist_hits.ndim == 2 else 0
+
+    def test(run: int) -> tuple[np.ndarray, list[np.ndarray], Callable[[], np.ndarray]]:
+        before = periods - run
+        bx, bn = hist_hits[:before].sum(axis=0), hist_rows[:before].sum(axis=0)
+        earlier = [rate_z(hist_hits[t], hist_rows[t], bx, bn) for t in range(before, periods)]
+        return rate_z(hits, rows, bx, bn), earlier, lambda: rate_z(
+            hits + hist_hits[before:].sum(axis=0), rows + hist_rows[before:].sum(axis=0), bx, bn)
+
+    best, length = _best_run(periods, len(hits), max_run, each, test)
+    base = np.full(len(hits), np.nan)
     for run in range(1, max_run + 1):
-        if periods - run < MIN_HISTORY:
-            break
-        bx, bn = hist_hits[:periods - run].sum(axis=0), hist_rows[:periods - run].sum(axis=0)
-        now = rate_z(hits, rows, bx, bn)
-        ok = np.isfinite(now) & (np.abs(now) >= each)
-        for t in range(periods - run, periods):
-            zt = rate_z(hist_hits[t], hist_rows[t], bx, bn)
-            ok &= np.isfinite(zt) & (np.sign(zt) == np.sign(now)) & (np.abs(zt) >= each)
-        if not ok.any():
-            continue
-        z = rate_z(hits + hist_hits[periods - run:].sum(axis=0), rows + hist_rows[periods - run:].sum(axis=0), bx, bn)
-        better = ok & np.isfinite(z) & (np.abs(z) > np.abs(np.nan_to_num(best)))
-        best, length = np.where(better, z, best), np.where(better, run, length)
         with np.errstate(divide="ignore", invalid="ignore"):
-            base = np.where(better, bx / bn, base)
+            rate = hist_hits[:periods - run].sum(axis=0) / hist_rows[:periods - run].sum(axis=0)
+        base = np.where(length == run, rate, base)
     return Run(best, length, base)
 
 
@@ -335,27 +353,19 @@ def sustained_log(cur: tuple[np.ndarray, np.ndarray, np.ndarray], hist: tuple[np
     the run and widened by how much the segment moved in those only. `cur`: (Σ ln x, Σ (ln x)², n) per
     segment now; `hist`: the same per earlier period (rows, oldest first). The signed z, nan without a
     run. A discount that began two months ago sat in the reference months that were on plan in total."""
-    n = len(cur[2])
-    best = np.full(n, np.nan)
     periods = hist[0].shape[0] if hist[0].ndim == 2 else 0
-    for run in range(1, max_run + 1):
+
+    def test(run: int) -> tuple[np.ndarray, list[np.ndarray], Callable[[], np.ndarray]]:
         before = periods - run
-        if before < MIN_HISTORY:
-            break
         base = tuple(h[:before].sum(axis=0) for h in hist)
-        now = log_z(cur, base)  # type: ignore[arg-type]
-        ok = np.isfinite(now) & (np.abs(now) >= each)
-        for t in range(before, periods):
-            zt = log_z(tuple(h[t] for h in hist), base, min_rows=2.0)  # type: ignore[arg-type]
-            ok &= np.isfinite(zt) & (np.sign(zt) == np.sign(now)) & (np.abs(zt) >= each)
-        if not ok.any():
-            continue
+        earlier = [log_z(tuple(h[t] for h in hist), base, min_rows=2.0)  # type: ignore[arg-type]
+                   for t in range(before, periods)]
         pooled = tuple(c + h[before:].sum(axis=0) for c, h in zip(cur, hist, strict=True))
-        z = log_z(pooled, base, history=(hist[0][:before], hist[2][:before]),  # type: ignore[arg-type]
-                  widen=math.sqrt(1.0 / (run + 1) + 1.0 / before))
-        better = ok & np.isfinite(z) & (np.abs(z) > np.abs(np.nan_to_num(best)))
-        best = np.where(better, z, best)
-    return best
+        return log_z(cur, base), earlier, lambda: log_z(  # type: ignore[arg-type]
+            pooled, base, history=(hist[0][:before], hist[2][:before]),  # type: ignore[arg-type]
+            widen=math.sqrt(1.0 / (run + 1) + 1.0 / before))
+
+    return _best_run(periods, len(cur[2]), max_run, each, test)[0]
 
 
 def log_z(cur: tuple[np.ndarray, np.ndarray, np.ndarray], ref: tuple[np.ndarray, np.ndarray, np.ndarray],
