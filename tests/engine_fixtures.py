@@ -129,8 +129,11 @@ def same_structure(a: object, b: object, path: str = "") -> list[str]:
 # its CPU is the C2 compiler optimising Catalyst code that runs a few times: stopping at C1 took
 # test_engines_spark.py from 213-221 to 166 CPU-s (whole process tree, busy 2-core machine, runs
 # interleaved with the old flags), and its peak memory from 1.59 to 1.30 GB with the serial
-# collector. The app keeps the JVM's defaults, which pay off over a long session.
-SPARK_TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+# collector. The app keeps the JVM's defaults, which pay off over a long session. Stopping at C1 also
+# shrinks the JVM's default code cache (48 MB instead of 240): C1 compiles every hot method, the cache
+# filled ("CodeCache is full. Compiler has been disabled", then "Out of space in CodeCache for
+# adapters") and Spark refused every later query in one CI run of two; the cache is reserved back.
+SPARK_TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m"
 
 
 def _start_spark_for_tests(master: str) -> None:
