@@ -335,6 +335,39 @@ def _with_currencies(m: Mapping) -> Mapping:
     return replace(m, facts={**m.facts, **_CURRENCY_FACTS}, refine=_currency_refine)
 
 
+# --- what billing layouts share ------------------------------------------------------------------
+
+
+def _trial_skip(word: str = "canceled") -> tuple[str, str]:
+    """Rows that ended before their trial did never paid (the layout's trial-end input is `trial_end`)."""
+    return ("{=end_date} <= {=start_date} AND {trial_end} IS NOT NULL", f"{word} during its trial: never paid")
+
+
+def _subscriptions(source: str, label: str, inputs: dict[str, Input], fields: dict[str, Field], rules: list[str],
+                   skip: Iterable[tuple[str, str]],
+                   always: tuple[str, ...] = ("customer_id", "start_date", "mrr", "end_date")) -> Mapping:
+    """A billing export's subscriptions, as every billing layout makes them: a column the export does not have
+    is left out (not loaded as a column of blanks), rows are keyed by subscription id, and amounts in several
+    currencies are said with their row counts."""
+    fields = {k: f for k, f in fields.items() if k in always or f.input in inputs}
+    return _with_currencies(Mapping(source, label, "subscriptions", inputs, fields, skip=tuple(skip),
+                                    rules=tuple(rules), key="subscription_id"))
+
+
+def _months_named(code: str, name: str) -> str:
+    """Months one bill covers, where the export has no interval: a plan whose code or name says annual / yearly
+    is 12, quarterly 3, any other 1 (inference, stated in each layout's rules)."""
+    text = f"lower(concat_ws(' ', {{{code}.text}}, {{{name}.text}}))"
+    return (f"(CASE WHEN regexp_matches({text}, 'annual|yearly|year|12[ -]?month') THEN 12.0 "
+            f"WHEN regexp_matches({text}, 'quarter') THEN 3.0 ELSE 1.0 END)")
+
+
+def _months_of(length: str, unit: str) -> str:
+    """Months one bill covers, from an interval length in months or days (a blank unit reads as months)."""
+    return (f"(CASE WHEN lower({{{unit}.text}}) LIKE 'day%' THEN 12.0 / 365 ELSE 1.0 END "
+            f"* COALESCE(NULLIF({{{length}}}, 0), 1))")
+
+
 # --- HubSpot ---------------------------------------------------------------------------------
 
 
@@ -881,8 +914,6 @@ def _chargebee(h: Headers, sides: set[str]) -> Mapping:
         "channel": Field("{channel}", "channel"),
         "subscription_id": Field("{sub_id}", "sub_id"),
     }
-    # A column the export does not have is left out, not loaded as a column of blanks.
-    fields = {k: f for k, f in fields.items() if k in ("customer_id", "start_date", "mrr") or f.input in inputs}
     rules = [
         ("mrr: Chargebee's 'subscriptions.mrr'" + (", else the plan amount per month" if "plan_amount" in inputs
                                                     or "unit_price" in inputs else "")
@@ -894,10 +925,9 @@ def _chargebee(h: Headers, sides: set[str]) -> Mapping:
         "end_date: 'subscriptions.cancelled_at' (a non-renewing subscription ends on its scheduled cancellation)",
         "subscriptions with status future have not started and are left out",
     ]
-    skip = ((f"{status} = 'future'", "not started yet (status future)"),
-            ("{=end_date} <= {=start_date} AND {trial_end} IS NOT NULL", "cancelled during its trial: never paid"))
-    return _with_currencies(Mapping("chargebee", "Chargebee subscriptions export", "subscriptions", inputs, fields,
-                                    skip=skip, rules=tuple(rules), key="subscription_id"))
+    skip = ((f"{status} = 'future'", "not started yet (status future)"), _trial_skip("cancelled"))
+    return _subscriptions("chargebee", "Chargebee subscriptions export", inputs, fields, rules, skip,
+                          always=("customer_id", "start_date", "mrr"))
 
 
 # --- Recurly ----------------------------------------------------------------------------------
@@ -914,15 +944,6 @@ def _is_recurly(h: Headers) -> bool:
     return (h.has("account_code") and h.has("plan_code")
             and h.has("unit_amount", "unit_amount_in_cents", "subscription_unit_amount")
             and h.has("state", "subscription_state") and h.has("activated_at", "subscription_activated_at"))
-
-
-# Recurly plan intervals are in months or days (a blank unit reads as months).
-_RECURLY_MONTHS = ("(CASE WHEN lower({interval_unit.text}) LIKE 'day%' THEN 12.0 / 365 ELSE 1.0 END "
-                   "* COALESCE(NULLIF({interval_length}, 0), 1))")
-# Without interval columns, a plan code or name that says how often it bills (inference, stated).
-_RECURLY_NAMED = ("(CASE WHEN regexp_matches(lower(concat_ws(' ', {plan_code.text}, {plan_name.text})), "
-                  "'annual|yearly|year|12[ -]?month') THEN 12.0 WHEN regexp_matches(lower(concat_ws(' ', "
-                  "{plan_code.text}, {plan_name.text})), 'quarter') THEN 3.0 ELSE 1.0 END)")
 
 
 def _recurly(h: Headers, sides: set[str]) -> Mapping:
@@ -954,10 +975,10 @@ def _recurly(h: Headers, sides: set[str]) -> Mapping:
     start = "COALESCE({activated}, {created})"
     unit = "COALESCE({unit_amount}, {unit_cents} / 100.0)"
     if "interval_unit" in inputs:
-        months = _RECURLY_MONTHS
+        months = _months_of("interval_length", "interval_unit")  # Recurly plan intervals: months or days
         per = "divided by the plan's billing interval in months (interval length and unit)"
     else:
-        months = _RECURLY_NAMED
+        months = _months_named("plan_code", "plan_name")
         per = ("the export has no plan interval, so a plan whose code or name says annual / yearly is divided by "
                "12, quarterly by 3, and every other plan read as monthly")
     fields = {
@@ -977,8 +998,6 @@ def _recurly(h: Headers, sides: set[str]) -> Mapping:
         "channel": Field("{channel}", "channel"),
         "subscription_id": Field("{sub_id}", "sub_id"),
     }
-    fields = {k: f for k, f in fields.items() if k in ("customer_id", "start_date", "mrr", "end_date")
-              or f.input in inputs}
     rules = [
         f"mrr = unit_amount × quantity, {per}"
         + (" (unit_amount_in_cents ÷ 100)" if "unit_cents" in inputs and "unit_amount" not in inputs else ""),
@@ -987,10 +1006,8 @@ def _recurly(h: Headers, sides: set[str]) -> Mapping:
         "when the customer asked); an expired one without expires_at ends at canceled_at",
         "subscriptions in state future (not started) or failed (never created) are left out",
     ]
-    skip = ((f"{state} IN ('future', 'failed')", "not started (state future or failed)"),
-            ("{=end_date} <= {=start_date} AND {trial_end} IS NOT NULL", "canceled during its trial: never paid"))
-    return _with_currencies(Mapping("recurly", "Recurly subscriptions export", "subscriptions", inputs, fields,
-                                    skip=skip, rules=tuple(rules), key="subscription_id"))
+    skip = ((f"{state} IN ('future', 'failed')", "not started (state future or failed)"), _trial_skip())
+    return _subscriptions("recurly", "Recurly subscriptions export", inputs, fields, rules, skip)
 
 
 # --- Close ------------------------------------------------------------------------------------
@@ -1087,14 +1104,6 @@ def _is_chargify(h: Headers) -> bool:
             and not h.has("account_code"))
 
 
-# Without an interval column: a product whose name or handle says how often it bills (inference, stated).
-_CHARGIFY_NAMED = ("(CASE WHEN regexp_matches(lower(concat_ws(' ', {product_handle.text}, {product_name.text})), "
-                   "'annual|yearly|year|12[ -]?month') THEN 12.0 WHEN regexp_matches(lower(concat_ws(' ', "
-                   "{product_handle.text}, {product_name.text})), 'quarter') THEN 3.0 ELSE 1.0 END)")
-_CHARGIFY_INTERVAL = ("(CASE WHEN lower({interval_unit.text}) LIKE 'day%' THEN 12.0 / 365 ELSE 1.0 END "
-                      "* COALESCE(NULLIF({interval}, 0), 1))")
-
-
 def _chargify(h: Headers, sides: set[str]) -> Mapping:
     spec = {
         "sub_id": (Kind.TEXT, ("id", "subscription_id")),
@@ -1122,9 +1131,9 @@ def _chargify(h: Headers, sides: set[str]) -> Mapping:
     start = "COALESCE({activated}, {created})" if "activated" not in inputs else "{activated}"
     price = "COALESCE({price_cents} / 100.0, {price})"
     if "interval" in inputs:
-        months, per = _CHARGIFY_INTERVAL, "divided by the product's interval in months"
+        months, per = _months_of("interval", "interval_unit"), "divided by the product's interval in months"
     else:
-        months = _CHARGIFY_NAMED
+        months = _months_named("product_handle", "product_name")
         per = ("the export has no product interval, so a product whose name or handle says annual / yearly is "
                "divided by 12, quarterly by 3, and every other product read as monthly")
     at_end = "COALESCE({at_period_end}, false)"
@@ -1145,8 +1154,6 @@ def _chargify(h: Headers, sides: set[str]) -> Mapping:
         "channel": Field("{channel}", "channel"),
         "subscription_id": Field("{sub_id}", "sub_id"),
     }
-    fields = {k: f for k, f in fields.items() if k in ("customer_id", "start_date", "mrr", "end_date")
-              or f.input in inputs}
     rules = [
         f"mrr = product_price_in_cents ÷ 100 (the export writes cents: 556800 is 5,568.00), {per}; "
         "components and usage are not in this export",
@@ -1160,9 +1167,7 @@ def _chargify(h: Headers, sides: set[str]) -> Mapping:
     if "activated" in inputs:
         skip.append(("{activated} IS NULL", "never activated (in trial, or its trial ended unpaid)"))
     skip.append((f"{state} IN ('pending', 'failed_to_create', 'trialing')", "not started (pending or in trial)"))
-    m = Mapping("chargify", "Chargify (Maxio) subscriptions export", "subscriptions", inputs, fields,
-                skip=tuple(skip), rules=tuple(rules), key="subscription_id")
-    return _with_currencies(m)
+    return _subscriptions("chargify", "Chargify (Maxio) subscriptions export", inputs, fields, rules, skip)
 
 
 # --- "CRM Sales Opportunities" sample layout -------------------------------------------------
