@@ -14,6 +14,14 @@ target?"), and `needed_for_target` solves each exact child in turn.
 
 `source` is an `Evaluation` (what the app already has on screen, so a slider costs no query) or a
 workspace / engine, which is evaluated for the period first.
+
+A running period is solved on one basis, *so far*: every number as it stands on the as-of day (a flow's
+value to date, not its pace; a building-up rate period-to-date; a stock's level today) against the target
+by now (`part_by_now`'s rule: a flow's target times the share of its plan done, a stock's or building-up
+rate's `target_by_now`, a mean rate's target). That is the gap the tree colours and the explanation splits
+over the children, and every number in it is one the data or the plan holds — solving for the period's end
+would need a projection of ARR and NRR the app makes nowhere else. Mixing the two (flows at pace, NRR to
+date, the opening balance, against the period's end target) answered a question nobody asked.
 """
 
 from __future__ import annotations
@@ -25,9 +33,9 @@ from dataclasses import dataclass
 from .attribution import Formula
 from .bridge import opening_child
 from .errors import KpiTreeError
-from .evaluate import Engine, Evaluation, NodeResult, evaluate_tree
+from .evaluate import Engine, Evaluation, NodeResult, evaluate_tree, flow_share
 from .format import fmt, fmt_share
-from .metrics import metric
+from .metrics import Kind, metric
 from .periods import Period
 from .tree import Tree
 from .workspace import Workspace
@@ -43,8 +51,63 @@ def _evaluation(source: Source, tree: Tree, period: str | Period | None, grain: 
 
 
 def _value(r: NodeResult) -> float | None:
-    """The number a node is judged on: pace for a running flow, else its value."""
-    return r.compared
+    """The number a node is solved and moved on: its value as it stands — a closed period's value, a
+    running period's value so far (a flow's to date, not its pace: see the module's docstring)."""
+    return r.value
+
+
+def running(evaluation: Evaluation) -> bool:
+    """The evaluation's period is still running on its as-of day: solved on the so-far basis."""
+    return not evaluation.complete and evaluation.period.start <= evaluation.as_of < evaluation.period.end
+
+
+def pace_share(evaluation: Evaluation, tree: Tree, node_id: str) -> float | None:
+    """The share a running flow's pace divides its value by (`evaluate.pace_of`: the share of its plan done
+    by now, elapsed days where the plan has done nothing yet); None for a closed period or another kind."""
+    node = tree.node(node_id)
+    if not running(evaluation) or metric(node.metric).kind is not Kind.FLOW:
+        return None
+    share = flow_share(node, evaluation.period, evaluation.as_of)[0]
+    return share if share > 0 else evaluation.period.elapsed_fraction(evaluation.as_of)
+
+
+def goal_of(evaluation: Evaluation, tree: Tree, node_id: str) -> float | None:
+    """The target a node's number is solved for: its target in a closed period; in a running one the target
+    by now on the so-far basis — a flow's target times `pace_share` (its pace against the whole target,
+    the same verdict), a stock's or building-up rate's `target_by_now`, a mean rate's target."""
+    r = evaluation.node(node_id)
+    share = pace_share(evaluation, tree, node_id)
+    if share is not None and r.target is not None:
+        return r.target * share
+    return r.judged_target if running(evaluation) else r.target
+
+
+def basis_words(evaluation: Evaluation, tree: Tree, node_id: str) -> str:
+    """What a running period's "what it takes" is solved on, in words ("" for a closed period): the
+    node's number so far against its target by now, the gap the tree colours, and how that reaches the
+    period's own target — so nobody reads a number to date as the period's whole, or the other way round."""
+    if not running(evaluation):
+        return ""
+    r = evaluation.node(node_id)
+    goal, unit, day = goal_of(evaluation, tree, node_id), r.unit, evaluation.as_of.isoformat()
+    last = evaluation.period.end.isoformat()  # inclusive
+    head = (f"Solved on the numbers so far ({evaluation.period.key} is running, data as of {day}): "
+            f"{r.label} {fmt(r.value, unit, compact=True)} so far against its target by now "
+            f"{fmt(goal, unit, compact=True)} — the gap the tree colours. ")
+    kinds = {metric(tree.node(c).metric).kind for c in Formula.parse(tree.node(node_id).formula).names} \
+        if tree.node(node_id).formula else set()
+    parts = ("Flows count what has happened so far, not their pace; rates are period-to-date. "
+             if Kind.FLOW in kinds else "Rates are period-to-date. " if kinds else "")
+    rest = (f"Closing it now and keeping to plan for the rest of the period reaches the {evaluation.period.key} "
+            f"target of {fmt(r.target, unit, compact=True)} by {last}." if r.target is not None else "")
+    return head + parts + rest
+
+
+def _status_at(evaluation: Evaluation, tree: Tree, r: NodeResult, value: float | None) -> str:
+    """`NodeResult.status_at` for a number on the so-far basis: a running flow's value to date is judged
+    by its pace (value over `pace_share`), as evaluate judged it."""
+    share = pace_share(evaluation, tree, r.id)
+    return r.status_at(value / share if share and value is not None else value)
 
 
 # --- what-if -----------------------------------------------------------------------------------
@@ -59,7 +122,7 @@ class NodeChange:
     unit: str
     before: float | None
     after: float | None
-    target: float | None
+    target: float | None  # what it is judged against: in a running period its target by now (`goal_of`)
     status_before: str
     status_after: str
     how: str  # override, formula, unchanged
@@ -85,6 +148,8 @@ class WhatIf:
     nodes: tuple[NodeChange, ...]  # tree order, root first
     stopped: tuple[tuple[str, str], ...]  # (changed child, parent) where an influence link stops the change
     notes: tuple[str, ...] = ()
+    so_far: str = ""  # a running period's as-of day: every number is so far, against the target by now
+
 
     def node(self, node_id: str) -> NodeChange:
         for n in self.nodes:
@@ -94,10 +159,12 @@ class WhatIf:
 
     def to_dict(self) -> dict:
         return {"period": self.period, "overrides": dict(self.overrides), "nodes": [n.to_dict() for n in self.nodes],
-                "stopped": [{"child": c, "parent": p} for c, p in self.stopped], "notes": list(self.notes)}
+                "stopped": [{"child": c, "parent": p} for c, p in self.stopped], "notes": list(self.notes),
+                "so_far": self.so_far or None}
 
     def text(self) -> str:
-        lines = [f"What if, {self.period}: " + ", ".join(f"{k} = {v:g}" for k, v in self.overrides)]
+        when = f" so far (to {self.so_far}, against the targets by now)" if self.so_far else ""
+        lines = [f"What if, {self.period}{when}: " + ", ".join(f"{k} = {v:g}" for k, v in self.overrides)]
         for n in self.nodes:
             if n.how == "unchanged":
                 continue
@@ -109,20 +176,22 @@ class WhatIf:
         return "\n".join(lines)
 
 
-def _status_after(r: NodeResult, value: float | None, how: str) -> str:
+def _status_after(evaluation: Evaluation, tree: Tree, r: NodeResult, value: float | None, how: str) -> str:
     """The node's status in the what-if. A number the what-if did not move keeps the status evaluate
     gave it; a moved one is judged by evaluate's own rule (`NodeResult.status_at`: the target it was
-    judged against — the target by now while a period runs —, its amber threshold, and a maturing
-    cohort on its expected final value, or "maturing" without one, never red)."""
-    return r.status if how == "unchanged" else r.status_at(value)
+    judged against — the target by now while a period runs, a running flow on its pace —, its amber
+    threshold, and a maturing cohort on its expected final value, or "maturing" without one, never red)."""
+    return r.status if how == "unchanged" else _status_at(evaluation, tree, r, value)
 
 
 def what_if(source: Source, tree: Tree, overrides: Mapping[str, float], period: str | Period | None = None,
             grain: str | None = None) -> WhatIf:
     """The tree recomputed upward through exact formulas after setting the given node values.
 
-    Raises KeyError for an unknown node id. An overridden parent keeps the override even if its
-    children changed too (the override is what the user asked to see).
+    Values are on the evaluation's basis: a running period's numbers so far (a flow's value to date, not
+    its pace), so that ARR today moves by what new-logo ARR so far moves. Raises KeyError for an unknown
+    node id. An overridden parent keeps the override even if its children changed too (the override is
+    what the user asked to see).
     """
     for node_id in overrides:
         tree.node(node_id)
@@ -158,12 +227,14 @@ def what_if(source: Source, tree: Tree, overrides: Mapping[str, float], period: 
         how[node.id] = "formula"
     changes = []
     for r in evaluation.nodes:
-        changes.append(NodeChange(r.id, r.label, r.unit, before[r.id], after[r.id], r.target, r.status,
-                                  _status_after(r, after[r.id], how[r.id]), how[r.id]))
+        changes.append(NodeChange(r.id, r.label, r.unit, before[r.id], after[r.id],
+                                  goal_of(evaluation, tree, r.id), r.status,
+                                  _status_after(evaluation, tree, r, after[r.id], how[r.id]), how[r.id]))
     if stopped:
         notes.append("influence links carry no arithmetic: their parents are left unchanged")
     return WhatIf(evaluation.period.key, tuple((k, float(v)) for k, v in overrides.items()), tuple(changes),
-                  tuple(dict.fromkeys(stopped)), tuple(dict.fromkeys(notes)))
+                  tuple(dict.fromkeys(stopped)), tuple(dict.fromkeys(notes)),
+                  evaluation.as_of.isoformat() if running(evaluation) else "")
 
 
 # --- back-solving -------------------------------------------------------------------------------
@@ -179,13 +250,14 @@ class Solution:
     unit: str
     goal: float
     goal_unit: str
-    goal_from: str  # target, or given
+    goal_from: str  # target, target by now (a running period, solved so far), or given
     parent_now: float
     current: float
     needed: float | None
     method: str  # additive, product, bisection, none
     feasible: bool
     note: str = ""
+    so_far: str = ""  # a running period's as-of day: current, needed and goal are so far / by that day
 
     @property
     def change(self) -> float | None:
@@ -201,14 +273,18 @@ class Solution:
         return {"node": self.node, "child": self.child, "label": self.label, "unit": self.unit, "goal": self.goal,
                 "goal_unit": self.goal_unit, "goal_from": self.goal_from, "parent_now": self.parent_now, "current": self.current,
                 "needed": self.needed, "change": self.change, "relative_change": self.relative_change,
-                "method": self.method, "feasible": self.feasible, "note": self.note}
+                "method": self.method, "feasible": self.feasible, "note": self.note, "so_far": self.so_far or None}
 
     def sentence(self) -> str:
+        """"New-logo ARR: $3.42M → $14.84M (+334%) for $173.36M" — in a running period "New-logo ARR so far:
+        … for $173.36M by 2026-11-20", so nobody reads a number to date as the period's whole."""
+        label = f"{self.label} so far" if self.so_far else self.label
         if self.needed is None:
-            return f"{self.label}: no value reaches the goal ({self.note})"
+            return f"{label}: no value reaches the goal ({self.note})"
         rel = f" ({fmt_share(self.relative_change, signed=True)})" if self.relative_change is not None else ""
-        return (f"{self.label}: {fmt(self.current, self.unit)} → {fmt(self.needed, self.unit)}{rel} "
-                f"for {fmt(self.goal, self.goal_unit, compact=True)}" + ("" if self.feasible else f" — {self.note}"))
+        by = f" by {self.so_far}" if self.so_far else ""
+        return (f"{label}: {fmt(self.current, self.unit)} → {fmt(self.needed, self.unit)}{rel} "
+                f"for {fmt(self.goal, self.goal_unit, compact=True)}{by}" + ("" if self.feasible else f" — {self.note}"))
 
 
 def solve(formula: Formula, values: Mapping[str, float], child: str, needed: float) -> tuple[float | None, str, str]:
@@ -287,7 +363,8 @@ def _feasible(unit: str, value: float | None, share: bool = True) -> tuple[bool,
 
 def back_solve(source: Source, tree: Tree, node_id: str, child_id: str, goal: float | None = None,
                period: str | Period | None = None, grain: str | None = None) -> Solution:
-    """The value `child_id` needs, the other children held, for `node_id` to reach `goal` (default: target).
+    """The value `child_id` needs, the other children held, for `node_id` to reach `goal` (default: target;
+    in a running period the target by now, every number so far — see the module's docstring).
 
     The parent moves by its formula's change, so the parent's own measured value (not only the
     formula's) reaches the goal. Raises KpiTreeError when the child is not in the node's formula.
@@ -311,8 +388,9 @@ def _solve_one(evaluation: Evaluation, tree: Tree, node_id: str, child_id: str, 
                            "history and cannot be changed — solve for one of the movements instead")
     parent = evaluation.node(node_id)
     goal_from = "given"
+    so_far = evaluation.as_of.isoformat() if running(evaluation) else ""
     if goal is None:
-        goal, goal_from = parent.target, "target"
+        goal, goal_from = goal_of(evaluation, tree, node_id), "target by now" if so_far else "target"
     if goal is None:
         raise KpiTreeError(f"{node.label} has no target for {evaluation.period.key}: give a goal")
     values = {c: _value(evaluation.node(c)) for c in formula.names}
@@ -329,8 +407,8 @@ def _solve_one(evaluation: Evaluation, tree: Tree, node_id: str, child_id: str, 
         # e.g. reactivation ARR $63k → $10M: arithmetic, not a plan anyone can act on
         ok, why = False, f"more than {FAR_BEYOND} times its current value: not reachable through this child alone"
     return Solution(node_id, child_id, child.label, child.shown_unit, float(goal), node.shown_unit, goal_from,
-                    float(parent_now),
-                    float(values[child_id]), needed, method, ok and not note, note or why)  # type: ignore[arg-type]
+                    float(parent_now), float(values[child_id]), needed, method, ok and not note,  # type: ignore[arg-type]
+                    note or why, so_far)
 
 
 def needed_for_target(source: Source, tree: Tree, node_id: str, goal: float | None = None,
@@ -366,7 +444,8 @@ def solve_chain(source: Source, tree: Tree, node_id: str, lever_id: str, goal: f
 
 @dataclass(frozen=True)
 class Slider:
-    """A what-if slider for one node: its range, in the node's own unit, and what hits the target."""
+    """A what-if slider for one node: its range, in the node's own unit, and what hits the target (in a
+    running period on the so-far basis: `so_far` is the as-of day)."""
 
     node: str
     label: str
@@ -377,6 +456,7 @@ class Slider:
     high: float
     step: float
     needed: Solution | None  # this node's value for its formula parent's target, the others held
+    so_far: str = ""
 
     @property
     def scale(self) -> float:
@@ -444,18 +524,20 @@ def slider_for(source: Source, tree: Tree, node_id: str, period: str | Period | 
         needed: Solution | None = _solve_one(evaluation, tree, parent.id, node_id, None)
     except KpiTreeError:  # no target above, or a missing value: the slider still shows consequences
         needed = None
-    points = [abs(v) for v in (current, r.target, needed.needed if needed else None) if v is not None]
+    goal = goal_of(evaluation, tree, node_id)
+    points = [abs(v) for v in (current, goal, needed.needed if needed else None) if v is not None]
     if r.unit == "percent":  # shares up to 100 %; retention-like rates above it get room to move
         low, high, step = 0.0, 1.0 if max(points) <= 1 else math.ceil(2 * max(points) * 10) / 10, 0.001
     else:
         top = 2 * max(points) or 1.0
-        low = -top if min(v for v in (current, r.target) if v is not None) < 0 else 0.0
+        low = -top if min(v for v in (current, goal) if v is not None) < 0 else 0.0
         high = top
         step = _nice_step((high - low) / 200)
         if r.unit == "count":  # people send 48 proposals, not 47.9
             step = max(step, 1.0)
         low, high = math.floor(low / step) * step, math.ceil(high / step) * step
-    return Slider(node_id, r.label, r.unit, parent.id, current, low, high, step, needed)
+    return Slider(node_id, r.label, r.unit, parent.id, current, low, high, step, needed,
+                  evaluation.as_of.isoformat() if running(evaluation) else "")
 
 
 def _nice_step(raw: float) -> float:
@@ -478,5 +560,5 @@ def _path(tree: Tree, top: str, bottom: str) -> list[str]:
     return chain[::-1]
 
 
-__all__ = ["NodeChange", "Slider", "Solution", "WhatIf", "back_solve", "needed_for_target", "slider_for", "solve",
-           "solve_chain", "what_if"]
+__all__ = ["NodeChange", "Slider", "Solution", "WhatIf", "back_solve", "basis_words", "goal_of", "needed_for_target",
+           "pace_share", "running", "slider_for", "solve", "solve_chain", "what_if"]

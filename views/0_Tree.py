@@ -41,7 +41,7 @@ from kpitree.plain import markdown_text as md
 from kpitree.suggest import missing_owners, suggested_targets, why_no_tree
 from kpitree.usage import ACCOUNT_COLUMNS, activity_heatmap, cohort_retention, panel_charts
 from kpitree.warmup import baseline_period
-from kpitree.whatif import needed_for_target, slider_for, what_if
+from kpitree.whatif import basis_words, goal_of, needed_for_target, running, slider_for, what_if
 from ui_report import report_buttons
 
 # px the tree is laid out for: its column on a 1280 px screen. Wider columns stretch the chart (boxes
@@ -417,7 +417,9 @@ def _slider_scale(unit: str, high: float) -> tuple[float, str]:
 
 
 def _what_next(tree, evaluation, node, period) -> None:
-    """Back-solving (what each formula child alone would need) and a what-if slider on this node."""
+    """Back-solving (what each formula child alone would need) and a what-if slider on this node. A running
+    period is solved on one basis, the numbers so far against the targets by now (`kpitree.whatif`), and
+    the expander says so."""
     try:
         solutions = needed_for_target(evaluation, tree, node.id) if node.formula and evaluation.node(node.id).target else []
     except KpiTreeError:  # a child without a value this period: nothing to solve from
@@ -426,36 +428,55 @@ def _what_next(tree, evaluation, node, period) -> None:
     if not solutions and slider is None:
         return
     res = evaluation.node(node.id)
+    so_far = evaluation.as_of.isoformat() if running(evaluation) else ""
     with st.expander("What it takes — targets solved backwards, and what if", expanded=True):
-        margin = _margin(res)
+        margin = _margin(evaluation, tree, node.id)
         if solutions and margin is not None:  # solving backwards would only propose cuts
-            st.markdown(f"**{md(node.label)} is on target**: {md(fmt(res.compared, res.unit))} against "
-                        f"{md(fmt(res.target, res.unit))}, {md(margin)} — nothing to close.")
+            against = "its target by now " if so_far else ""
+            st.markdown(f"**{md(node.label)} is on target**: {md(fmt(res.value, res.unit))}{' so far' if so_far else ''} "
+                        f"against {against}{md(fmt(goal_of(evaluation, tree, node.id), res.unit))}, {md(margin)} — "
+                        "nothing to close.")
         elif solutions:
-            st.markdown(f"**To reach the {md(node.label)} target**, each child alone, the others as they are:")
+            if so_far:
+                st.markdown(f"**To be on the {md(node.label)} plan by {so_far}**, each child alone, the others as "
+                            "they are:")
+            else:
+                st.markdown(f"**To reach the {md(node.label)} target**, each child alone, the others as they are:")
             for sol in solutions:
                 st.markdown(f"- {md(sol.sentence())}")
+        if solutions and so_far:
+            st.caption(md(basis_words(evaluation, tree, node.id)))
         if slider is not None:
-            scale, shown = _slider_scale(slider.unit, max(abs(slider.high), abs(slider.low)))
-            value = st.slider(f"What if {md(slider.label)} were…", min_value=slider.low * scale,
-                              max_value=slider.high * scale, value=slider.current * scale,
-                              step=slider.step * scale, format=shown,
-                              key=f"whatif_{period.key}_{node.id}") / scale
-            parent_margin = _margin(evaluation.node(slider.parent))
-            if parent_margin is not None:
-                st.caption(f"{md(tree.node(slider.parent).label)} is on target ({md(parent_margin)}): this number "
-                           "need not move for it.")
-            elif slider.needed is not None:
-                st.caption(f"Needed for the {md(tree.node(slider.parent).label)} target: {md(slider.needed.sentence())}")
-            if abs(value - slider.current) > slider.step * 1e-6:
-                result = what_if(evaluation, tree, {node.id: value})
-                rows = [{"node": n.label, "before": fmt(n.before, n.unit), "after": fmt(n.after, n.unit),
-                         "status": f"{STATUS_WORD[n.status_before]} → {STATUS_WORD[n.status_after]}"}
-                        for n in result.nodes if n.how != "unchanged"]
-                st.table(rows, hide_index=True)
-                for child, parent in result.stopped:
-                    st.caption(f"{md(tree.node(parent).label)} is linked to {md(tree.node(child).label)} by influence "
-                               "only: left unchanged.")
+            _what_if_slider(tree, evaluation, node, period, slider, so_far)
+
+
+def _what_if_slider(tree, evaluation, node, period, slider, so_far: str) -> None:
+    """The what-if slider on this node and the tree it recomputes (numbers so far in a running period)."""
+    scale, shown = _slider_scale(slider.unit, max(abs(slider.high), abs(slider.low)))
+    value = st.slider(f"What if {md(slider.label)}{' so far' if so_far else ''} were…", min_value=slider.low * scale,
+                      max_value=slider.high * scale, value=slider.current * scale,
+                      step=slider.step * scale, format=shown,
+                      key=f"whatif_{period.key}_{node.id}") / scale
+    parent = md(tree.node(slider.parent).label)
+    parent_margin = _margin(evaluation, tree, slider.parent)
+    if parent_margin is not None:
+        st.caption(f"{parent} is on target{' so far' if so_far else ''} ({md(parent_margin)}): this number need not "
+                   "move for it.")
+    elif slider.needed is not None:
+        goal = f"to be on the {parent} plan by {so_far}" if so_far else f"for the {parent} target"
+        st.caption(f"Needed {goal}: {md(slider.needed.sentence())}")
+    if abs(value - slider.current) > slider.step * 1e-6:
+        result = what_if(evaluation, tree, {node.id: value})
+        rows = [{"node": n.label, "before": fmt(n.before, n.unit), "after": fmt(n.after, n.unit),
+                 "status": f"{STATUS_WORD[n.status_before]} → {STATUS_WORD[n.status_after]}"}
+                for n in result.nodes if n.how != "unchanged"]
+        st.table(rows, hide_index=True)
+        if so_far:
+            st.caption(f"Numbers so far (to {so_far}), each judged against its target by now, as the tree colours "
+                       "it; a flow's status is that of its pace.")
+        for child, parent_id in result.stopped:
+            st.caption(f"{md(tree.node(parent_id).label)} is linked to {md(tree.node(child).label)} by influence "
+                       "only: left unchanged.")
 
 
 def _bridge(engine, node, res, period, view: tuple) -> None:
@@ -478,18 +499,21 @@ def _bridge(engine, node, res, period, view: tuple) -> None:
                "The axis starts near the lowest level, not at $0, so that the movements show.")
 
 
-def _margin(res) -> str | None:
-    """"$76,100 (+171%) better than target" when a node is at or better than its target, else None."""
-    if res.target is None or res.compared is None:
+def _margin(evaluation, tree, node_id: str) -> str | None:
+    """"$76,100 (+171%) better than target" when a node is at or better than the target it is solved for
+    (`whatif.goal_of`: in a running period its target by now, on its number so far), else None."""
+    res = evaluation.node(node_id)
+    goal = goal_of(evaluation, tree, node_id)
+    if goal is None or res.value is None:
         return None
-    better = res.compared - res.target if res.direction == "higher" else res.target - res.compared
+    better = res.value - goal if res.direction == "higher" else goal - res.value
     if better < 0:
         return None
     if better == 0:
         return "exactly on it"
-    rel = f" ({better / abs(res.target):.0%})" if res.target and res.unit != "percent" \
-        and abs(better / res.target) <= RELATIVE_AS_AMOUNT else ""  # past it, the amount says it
-    return f"{fmt_change(better, res.unit).lstrip('+')}{rel} better than target"
+    rel = f" ({better / abs(goal):.0%})" if goal and res.unit != "percent" \
+        and abs(better / goal) <= RELATIVE_AS_AMOUNT else ""  # past it, the amount says it
+    return f"{fmt_change(better, res.unit).lstrip('+')}{rel} better than {'its target by now' if running(evaluation) else 'target'}"
 
 
 def _usage(engine, node, period, top_segment, view: tuple) -> None:
