@@ -529,9 +529,15 @@ def _status_only(n: NodeChange) -> str:
     return f"{status_word(n.before_status)} → {status_word(n.after_status)}"
 
 
+STATUS_WORDS = {"no_target": "no target", "no_data": "no data", "too_few": "too few to tell",
+                "not_judged": "not judged", None: "—"}
+
+
 def status_word(status: str | None) -> str:
-    return {"no_target": "no target", "no_data": "no data", "too_few": "too few to tell", None: "—"}.get(
-        status, status or "—")
+    """A status as the Review and Owners pages and their CSVs write it: "no target", "not judged" (a person's
+    mean with no peers to compare it with, `owners.NOT_JUDGED`), "too few to tell"; red, amber, green and
+    maturing as they are. Every status a snapshot can hold is a word here, never "not_judged"."""
+    return STATUS_WORDS.get(status, status.replace("_", " ") if status else "—")
 
 
 def compare(before: Snapshot, after: Snapshot) -> Comparison:

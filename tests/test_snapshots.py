@@ -153,3 +153,27 @@ def test_snapshots_stay_in_their_workspace(demo, tmp_path):
 def test_a_name_is_needed(demo, tmp_path):
     with pytest.raises(SnapshotError, match="Give the snapshot a name"):
         take_snapshot(Engine(demo), load_tree(tmp_path / "revops.yaml"), PERIOD, name="  ", author="m")
+
+
+def test_every_status_is_a_word():
+    """Every status the tree (evaluate) and the owners' list give a number is written in words on the Review
+    page, the Owners page and their CSVs — "not judged" (a person's mean with no peers), never "not_judged"."""
+    import dataclasses
+
+    from kpitree import evaluate, owners
+    from kpitree.snapshots import NodeState, Snapshot, status_word
+
+    statuses = {evaluate.GREEN, evaluate.AMBER, evaluate.RED, evaluate.NO_TARGET, evaluate.NO_DATA,
+                evaluate.MATURING, owners.TOO_FEW, owners.NOT_JUDGED}
+    words = {s: status_word(s) for s in statuses}
+    assert words[owners.NOT_JUDGED] == "not judged" and words[owners.TOO_FEW] == "too few to tell"
+    assert words[evaluate.NO_TARGET] == "no target" and words[evaluate.RED] == "red" and status_word(None) == "—"
+    assert not [w for w in words.values() if "_" in w], words
+    # a person's number not judged in one snapshot, red in the next: the comparison says it in words
+    node = NodeState("win_rate:Ann", "Win rate — Ann", "Ann", "lever", "percent", "weekly", owners.NOT_JUDGED,
+                     0.2, None)
+    before = Snapshot("20261101-000000-aaaaaa", "Before", "snapshot", "2026-11-01T00:00:00+00:00", "t", "ws", "t",
+                      "T", "2026-10", "month", "2026-10-31", (node,))
+    after = dataclasses.replace(before, id="20261108-000000-bbbbbb", nodes=(dataclasses.replace(node, status="red"),))
+    row = compare(before, after).node_rows()[0]
+    assert (row["status before"], row["status after"]) == ("not judged", "red")

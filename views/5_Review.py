@@ -34,6 +34,7 @@ from kpitree.snapshots import (
     compare,
     list_snapshots,
     save_snapshot,
+    status_word,
     take_snapshot,
     tree_key,
 )
@@ -147,7 +148,7 @@ def review(ws, tree, now, who: str, can_write: bool) -> None:
         st.caption(f"{len(defaulted)} of {len(every)} nodes have no review cadence in the tree: they use "
                    f"{SEED_SOURCE}. Set `review:` on a node in the Builder to change it.")
     if due:
-        st.dataframe([{"node": d.label, "owner": d.owner, "status": d.status.replace("_", " "),
+        st.dataframe([{"node": d.label, "owner": d.owner, "status": status_word(d.status),
                        "cadence": d.every + ("" if d.declared else " (seed default)"),
                        "last reviewed": str(d.last) if d.last else "never",
                        "due since": str(d.due_on)} for d in due],

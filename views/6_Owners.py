@@ -17,15 +17,15 @@ from kpitree.errors import KpiTreeError
 from kpitree.owners import actions_text, owners, owners_csv, people_parts
 from kpitree.plain import markdown_text as md
 from kpitree.review import Notes
-from kpitree.snapshots import take_snapshot, tree_key
+from kpitree.snapshots import status_word, take_snapshot, tree_key
 
 st.set_page_config(page_title="Owners · KPI Tree", page_icon="🌳", layout="wide")
 
 
-STATUS_BADGE = {"red": ":red-badge[red]", "amber": ":orange-badge[amber]", "green": ":green-badge[green]",
-                "no_target": ":gray-badge[no target]", "no_data": ":gray-badge[no data]",
-                "maturing": ":gray-badge[maturing]", "too_few": ":gray-badge[too few to tell]",
-                "not_judged": ":gray-badge[not judged]"}
+# the words are `status_word`'s, the ones the list's CSV and the Review page write
+STATUS_BADGE = {s: f":{colour}-badge[{status_word(s)}]" for s, colour in (
+    ("red", "red"), ("amber", "orange"), ("green", "green"), ("no_target", "gray"), ("no_data", "gray"),
+    ("maturing", "gray"), ("too_few", "gray"), ("not_judged", "gray"))}
 CARRIED_BADGE = ":gray-badge[carried over]"
 
 
