@@ -30,7 +30,7 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
                     "opportunity_number", "id", "deal", "opportunity", "mql_id"),
         "account_id": ("account_id", "accountid", "company_id", "customer_id", "account", "account_name", "company",
                        "customer", "organization", "organisation", "client", "seller_id"),
-        "owner": ("owner", "deal_owner", "opportunity_owner", "owner_name", "owner_id", "ownerid", "sales_rep",
+        "owner": ("owner", "deal_owner", "opportunity_owner", "sales_owner", "owner_name", "owner_id", "ownerid", "sales_rep",
                   "sales_agent", "rep", "sr_id", "sales_rep_id", "rep_id", "assigned_to", "sdr_id", "user"),
         "created_date": ("created_date", "createddate", "create_date", "created_at", "creation_date", "date_created",
                          "created_time", "created_on", "creation_time", "engage_date", "created", "opened"),

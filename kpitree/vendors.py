@@ -15,6 +15,9 @@ turns a mapping into SQL; nothing here touches data. Layouts known by their head
 - Recurly subscriptions export (`account_code`, `plan_code`, `unit_amount`, `expires_at` …) → `subscriptions`;
 - Chargify / Maxio subscriptions export (`state`, `product_price_in_cents`, `current_period_ends_at` …) →
   `subscriptions`; Close opportunities export (`status_type`, `value` in cents, `value_period` …) → `deals`;
+- Freshsales (Freshworks CRM) deals export (`Sales owner`, `Deal stage`, `Base currency amount` …) → `deals`;
+- Paddle Billing subscriptions written out from its API (`billing_cycle.interval`, `first_billed_at`,
+  `items[0].price.unit_price.amount` in the currency's lowest unit …) → `subscriptions`;
 - the "CRM Sales Opportunities" sample (`sales_pipeline.csv` → `deals`, `accounts.csv` →
   `accounts`, with `products.csv` and `sales_teams.csv` as side files joined into deals).
 
@@ -199,7 +202,7 @@ SIDE_COLUMNS: dict[str, dict[str, str]] = {
 class Mapping:
     """How one file layout becomes rows of a canonical table (or of a side table)."""
 
-    source: str  # canonical, snapshots, saved, hubspot, zoho, close, chargify, salesforce, pipedrive, stripe, chargebee, recurly, crm_sample
+    source: str  # canonical, snapshots, saved, hubspot, zoho, freshsales, close, chargify, paddle, salesforce, pipedrive, stripe, chargebee, recurly, crm_sample
     label: str
     table: str  # canonical table; "" for a side file
     inputs: dict[str, Input]
@@ -483,6 +486,81 @@ def _zoho(h: Headers, sides: set[str]) -> Mapping:
     }
     m = _vendor_deals("zoho", "Zoho CRM deals export", h, spec, fields, rules)
     return _with_currencies(m)
+
+
+# --- Freshsales (Freshworks CRM) ---------------------------------------------------------------
+
+# Freshsales' Deals export (Deals > Export, CSV) writes its field labels: Id, Name, Deal value, Currency,
+# Base currency amount (the value in the account's base currency), Deal stage, Deal pipeline, Expected
+# close date, Closed date, Sales owner, Account name, Type, Source, Campaign, Probability (%), Lost reason,
+# Territory, Created at, Updated at, Age, then custom fields by label. Dates follow the account's date
+# format (often day-first: 19-10-2021, 19-10-2021 07:48:37). Integrations (Zapier, webhooks) write the same
+# fields as `deal_name`, `deal_amount`, `deal_base_currency_amount`, `deal_deal_stage_name`, `deal_owner_name`,
+# `deal_expected_close`, `deal_closed_date`, `deal_created_at`. No status column: every stage has a forecast
+# type (open / won / lost) the export does not write, so the stage's name decides (the default closed
+# stages are 'Won' and 'Lost'; custom ones go through the stage map).
+
+
+def _is_freshsales(h: Headers) -> bool:
+    """'Sales owner' beside a 'Deal stage' is Freshsales' pair of labels (HubSpot writes 'Deal owner', Zoho
+    'Deal Owner' beside 'Stage'); the integration names carry Freshsales' doubled `deal_deal_` prefix."""
+    labels = h.has("Sales owner") and h.has("Deal stage") and h.has(
+        "Deal value", "Base currency amount", "Expected close date", "Closed date")
+    api = h.has("deal_deal_stage_name") and h.has("deal_owner_name", "deal_amount", "deal_expected_close")
+    return (labels or api) and not h.has("Record ID", "hs_object_id", "Opportunity Name")
+
+
+def _freshsales(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "deal_id": (Kind.TEXT, ("Id", "Deal ID", "deal_id")),
+        "deal_name": (Kind.TEXT, ("Name", "Deal name", "deal_name")),
+        "account": (Kind.TEXT, ("Account name", "Account", "Sales account", "deal_sales_account_name")),
+        "owner": (Kind.TEXT, ("Sales owner", "Owner", "deal_owner_name")),
+        "created": (Kind.DATE, ("Created at", "Created date", "deal_created_at"), {"required": True}),
+        "closed": (Kind.DATE, ("Closed date", "deal_closed_date")),
+        "expected": (Kind.DATE, ("Expected close date", "Expected close", "deal_expected_close")),
+        "stage": (Kind.TEXT, ("Deal stage", "deal_deal_stage_name", "Stage")),
+        "amount": (Kind.NUMBER, ("Base currency amount", "Deal value in base currency", "deal_base_currency_amount",
+                                 "Deal value", "Amount", "deal_amount")),
+        "deal_type": (Kind.ENUM, ("Type", "Deal type", "deal_deal_type_name"), _DEAL_TYPE),
+        "channel": (Kind.TEXT, ("Source", "Lead source", "deal_source_name")),
+        "segment": (Kind.TEXT, (*_SEGMENT, "cf_segment")),
+        "currency": (Kind.TEXT, ("Currency", "deal_currency_name")),
+    }
+    inputs = _inputs(h, spec)
+    in_base = bool(inputs.get("amount")) and "base" in inputs["amount"].columns[0].lower()
+    rules = ["status: from the Deal stage by name (Freshsales' default closed stages Won → won, Lost → lost; "
+             "every other stage open); custom closed stages go through the stage map",
+             "close_date: the Closed date of won and lost deals (the Expected close date where it is blank), the "
+             "Expected close date of open ones",
+             "type 'Existing Business' is read as expansion, 'New Business' as new"]
+    if in_base:
+        rules.append(f"amount: {inputs['amount'].columns[0]!r}, the deal value in the account's base currency "
+                     "(one currency, so totals add up)")
+    if "deal_id" in inputs:
+        deal_id = Field("{deal_id}", "deal_id")
+    else:
+        deal_id = Field("concat_ws(' / ', {account}, {deal_name})", "deal_name")
+        rules.append("no 'Id' column: a deal is identified by 'Account name / Name'")
+    fields = {
+        "deal_id": deal_id,
+        "account_id": Field("{account}", "account"),
+        "owner": Field("{owner}", "owner"),
+        "created_date": Field("{created}", "created"),
+        "stage": Field("{stage}", "stage"),
+        "amount": Field("{amount}", "amount"),
+        "deal_type": Field("{deal_type}", "deal_type"),
+        "segment": Field("{segment}", "segment"),
+        "channel": Field("{channel}", "channel"),
+    }
+    m = _vendor_deals("freshsales", "Freshsales (Freshworks CRM) deals export", h, spec, fields, rules)
+    fields = dict(m.fields)
+    fields["close_date"] = Field("CASE WHEN {=status} IN ('won', 'lost') THEN COALESCE({closed}, {expected}) "
+                                 "ELSE COALESCE({expected}, {closed}) END",
+                                 "closed" if "closed" in inputs else "expected",
+                                 note="Closed date (won / lost), Expected close date (open)")
+    m = replace(m, fields=fields)
+    return m if in_base else _with_currencies(m)
 
 
 # --- Salesforce ------------------------------------------------------------------------------
@@ -1170,6 +1248,129 @@ def _chargify(h: Headers, sides: set[str]) -> Mapping:
     return _subscriptions("chargify", "Chargify (Maxio) subscriptions export", inputs, fields, rules, skip)
 
 
+# --- Paddle Billing ---------------------------------------------------------------------------
+
+# Paddle Billing has no subscriptions report (its reports are transactions, adjustments, products and
+# discounts): a subscriptions file is the API's subscription list written out as CSV by a script or a
+# pipeline (pandas json_normalize, Fivetran, ingestr, Sling), with the entity's fields (developer.paddle.com
+# "Subscriptions"): id (sub_…), status (active, canceled, past_due, paused, trialing), customer_id (ctm_…),
+# address_id, business_id, currency_code, created_at, updated_at, started_at, first_billed_at, next_billed_at,
+# paused_at, canceled_at, collection_mode, billing_cycle {interval: day / week / month / year, frequency},
+# current_billing_period {starts_at, ends_at}, scheduled_change {action: cancel / pause / resume,
+# effective_at, resume_at}, items [{status, quantity, price {id, description, name, unit_price {amount,
+# currency_code}}}], custom_data. Nested fields come dotted (`billing_cycle.interval`,
+# `items[0].price.unit_price.amount`) or joined by underscores (`billing_cycle_interval`); both normalise
+# alike. Amounts are strings in the currency's lowest unit ("4900" is 49.00 USD; JPY and KRW have none
+# smaller, so "5000" is ¥5,000). Timestamps are RFC 3339 (2024-10-12T07:20:50.52Z).
+_PADDLE_ITEM = re.compile(r"^items_(\d+)_(?:price_)?unit_price_amount$")
+
+
+def _is_paddle(h: Headers) -> bool:
+    return (h.has("customer_id") and h.has("status")
+            and h.has("billing_cycle.interval", "billing_cycle_interval", "price.billing_cycle.interval")
+            and h.has("first_billed_at", "next_billed_at", "current_billing_period.ends_at", "scheduled_change.action"))
+
+
+def _paddle_items(h: Headers) -> list[tuple[str, str, str | None, str | None]]:
+    """(index, amount header, quantity header, item status header) of every item the file writes out; a file
+    of one item per row may write its price without an index (`price.unit_price.amount`)."""
+    found = sorted((int(m.group(1)), header) for key, header in h.by_key.items() if (m := _PADDLE_ITEM.match(key)))
+    out = [(str(i), amount, next(iter(h.find(f"items_{i}_quantity")), None),
+            next(iter(h.find(f"items_{i}_status")), None)) for i, amount in found]
+    if not out:
+        amount = h.find("price.unit_price.amount", "items.price.unit_price.amount", "unit_price.amount",
+                        "unit_price_amount")
+        if amount:
+            out.append(("0", amount[0], next(iter(h.find("quantity", "items.quantity")), None),
+                        next(iter(h.find("items.status", "item_status")), None)))
+    return out
+
+
+def _paddle(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "sub_id": (Kind.TEXT, ("id", "subscription_id")),
+        "customer": (Kind.TEXT, ("customer_id",), {"required": True}),
+        "status": (Kind.TEXT, ("status",)),
+        "created": (Kind.DATE, ("created_at",)),
+        "started": (Kind.DATE, ("started_at",)),
+        "first_billed": (Kind.DATE, ("first_billed_at",)),
+        "paused_at": (Kind.DATE, ("paused_at",)),
+        "canceled_at": (Kind.DATE, ("canceled_at",)),
+        "period_end": (Kind.DATE, ("current_billing_period.ends_at",)),
+        "change": (Kind.TEXT, ("scheduled_change.action",)),
+        "change_at": (Kind.DATE, ("scheduled_change.effective_at",)),
+        "interval": (Kind.ENUM, ("billing_cycle.interval", "price.billing_cycle.interval"),
+                     {"required": True, "synonyms": tuple(INTERVAL_SYNONYMS.items()),
+                      "allowed": ("day", "week", "month", "year")}),
+        "frequency": (Kind.NUMBER, ("billing_cycle.frequency", "price.billing_cycle.frequency")),
+        "currency": (Kind.TEXT, ("currency_code", "items[0].price.unit_price.currency_code")),
+        "plan": (Kind.TEXT, ("items[0].price.name", "items[0].price.description", "items[0].product.name",
+                             "items[0].price.id", "price.name", "price.description", "price.id")),
+        "segment": (Kind.TEXT, ("custom_data.segment", "custom_data.customer_segment", "custom_data.market_segment",
+                                "segment")),
+        "channel": (Kind.TEXT, ("custom_data.channel", "custom_data.acquisition_channel", "custom_data.lead_source",
+                                "custom_data.source", "channel")),
+    }
+    inputs = _inputs(h, spec)
+    items = _paddle_items(h)
+    if not items:
+        raise LoadError("this Paddle subscriptions file has no price amount ('items[0].price.unit_price.amount'): "
+                        "export the subscriptions with their items, or map the file by hand")
+    parts = []
+    for i, amount, quantity, item_status in items:
+        inputs[f"amount_{i}"] = Input((amount,), Kind.NUMBER)
+        part = f"{{amount_{i}}} * " + (f"COALESCE({{quantity_{i}}}, 1)" if quantity else "1")
+        if quantity:
+            inputs[f"quantity_{i}"] = Input((quantity,), Kind.NUMBER)
+        if item_status:  # an item taken off the subscription bills nothing
+            inputs[f"item_status_{i}"] = Input((item_status,))
+            part = f"CASE WHEN lower(trim({{item_status_{i}.text}})) = 'inactive' THEN 0 ELSE {part} END"
+        parts.append(f"COALESCE({part}, 0)")
+    status = "lower(trim({status.text}))"
+    zero_decimal = ", ".join(f"'{c}'" for c in ZERO_DECIMAL_CURRENCIES)
+    minor = (f"(CASE WHEN lower({{currency.text}}) IN ({zero_decimal}) THEN 1 ELSE 100 END)"
+             if "currency" in inputs else "100")
+    months = ("(CASE {interval} WHEN 'month' THEN 1.0 WHEN 'year' THEN 12.0 WHEN 'week' THEN 12.0 / 52 "
+              "WHEN 'day' THEN 12.0 / 365 END * COALESCE(NULLIF({frequency}, 0), 1))")
+    billed = " + ".join(parts)
+    start = "COALESCE({first_billed}, {started}, {created})"
+    end = (f"CASE WHEN {status} = 'canceled' THEN COALESCE({{canceled_at}}, {{period_end}}) "
+           f"WHEN {status} = 'paused' THEN COALESCE({{paused_at}}, {{period_end}}) "
+           "WHEN lower(trim({change.text})) IN ('cancel', 'pause') THEN {change_at} END")
+    fields = {
+        "customer_id": Field("{customer}", "customer"),
+        "start_date": Field(start, "first_billed" if "first_billed" in inputs else "started",
+                            note="first_billed_at (else started_at)"),
+        "end_date": Field(end, "canceled_at", note="canceled_at (canceled), paused_at (paused), "
+                                                    "scheduled_change.effective_at (a cancel or pause scheduled)"),
+        "mrr": Field(f"({billed}) / {minor} / {months}", f"amount_{items[0][0]}",
+                     note="unit_price.amount (lowest currency unit) ÷ 100 × quantity, per month of the billing cycle"),
+        "plan": Field("{plan}", "plan"),
+        "segment": Field("{segment}", "segment"),
+        "channel": Field("{channel}", "channel"),
+        "subscription_id": Field("{sub_id}", "sub_id"),
+    }
+    rules = [
+        "mrr = unit_price.amount × quantity" + (f", summed over the {len(items)} items written out" if len(items) > 1
+                                                else "")
+        + ", in the currency's lowest unit (÷ 100: '4900' is 49.00; JPY and KRW as they are), per month of the "
+        "billing cycle (year ÷ 12, week × 52/12, day × 365/12, divided by its frequency); discounts and one-off "
+        "charges are not in the subscription, so MRR is at the price",
+        "start_date: first_billed_at (when it first paid: a trial does not count), else started_at",
+        "end_date: a canceled subscription ends at canceled_at; a paused one bills nothing from paused_at and "
+        "counts as ended there (resumed, it is active again in the next export); a cancel or pause scheduled "
+        "for the end of the period ends it at scheduled_change.effective_at",
+        "past_due subscriptions still count (Paddle is retrying their payment)",
+    ]
+    skip = []
+    if "first_billed" in inputs:
+        skip.append(("{first_billed} IS NULL AND " + f"{status} IN ('trialing', 'canceled')",
+                     "never billed (in trial, or canceled in its trial)"))
+    else:
+        skip.append((f"{status} = 'trialing'", "in trial: not paying yet"))
+    return _subscriptions("paddle", "Paddle Billing subscriptions export", inputs, fields, rules, skip)
+
+
 # --- "CRM Sales Opportunities" sample layout -------------------------------------------------
 
 _SECTOR_FIXES = "CASE lower(trim({sector.text})) WHEN 'technolgy' THEN 'technology' ELSE lower(trim({sector.text})) END"
@@ -1310,6 +1511,7 @@ VENDORS: tuple[tuple[str, Callable[[Headers], bool], Callable[[Headers, set[str]
     ("crm_products", _is_crm_products, _crm_products),
     ("crm_teams", _is_crm_teams, _crm_teams),
     ("crm_metadata", _is_crm_metadata, _crm_metadata),
+    ("paddle", _is_paddle, _paddle),
     ("stripe", _is_stripe, _stripe),
     ("chargebee", _is_chargebee, _chargebee),
     ("recurly", _is_recurly, _recurly),
@@ -1317,6 +1519,7 @@ VENDORS: tuple[tuple[str, Callable[[Headers], bool], Callable[[Headers, set[str]
     ("pipedrive", _is_pipedrive, _pipedrive),
     ("hubspot", _is_hubspot, _hubspot),
     ("zoho", _is_zoho, _zoho),
+    ("freshsales", _is_freshsales, _freshsales),
     ("close", _is_close, _close),
     ("sf_history", _is_sf_history, _recognised("Salesforce OpportunityHistory export",
                                                "the current stage and amount are in the Opportunity export")),
