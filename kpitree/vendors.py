@@ -776,9 +776,9 @@ def _sf_campaign(h: Headers, sides: set[str]) -> Mapping:
                           "Type (else its name)",))
 
 
-def _recognised(label: str, why: str) -> Callable[[Headers, set[str]], Mapping]:
+def _recognised(label: str, why: str, source: str = "salesforce") -> Callable[[Headers, set[str]], Mapping]:
     def build(h: Headers, sides: set[str]) -> Mapping:
-        return Mapping("salesforce", f"{label} (recognised, not needed: {why})", "", {}, {}, ignore=True)
+        return Mapping(source, f"{label} (recognised, not needed: {why})", "", {}, {}, ignore=True)
     return build
 
 
@@ -1271,6 +1271,12 @@ def _is_paddle(h: Headers) -> bool:
             and h.has("first_billed_at", "next_billed_at", "current_billing_period.ends_at", "scheduled_change.action"))
 
 
+def _is_paddle_transactions(h: Headers) -> bool:
+    """Paddle's transactions report (or its API's transaction list): one row per bill, linked to its subscription."""
+    return (h.has("subscription_id") and h.has("customer_id") and h.has("billed_at")
+            and h.has("invoice_number", "origin") and not h.has("billing_cycle.interval", "billing_cycle_interval"))
+
+
 def _paddle_items(h: Headers) -> list[tuple[str, str, str | None, str | None]]:
     """(index, amount header, quantity header, item status header) of every item the file writes out; a file
     of one item per row may write its price without an index (`price.unit_price.amount`)."""
@@ -1512,6 +1518,9 @@ VENDORS: tuple[tuple[str, Callable[[Headers], bool], Callable[[Headers, set[str]
     ("crm_teams", _is_crm_teams, _crm_teams),
     ("crm_metadata", _is_crm_metadata, _crm_metadata),
     ("paddle", _is_paddle, _paddle),
+    ("paddle_transactions", _is_paddle_transactions, _recognised(
+        "Paddle transactions", "MRR, new and churned ARR come from the subscriptions: export Paddle's subscription "
+        "list with its items (billing_cycle, items[0].price.unit_price.amount) and load that", source="paddle")),
     ("stripe", _is_stripe, _stripe),
     ("chargebee", _is_chargebee, _chargebee),
     ("recurly", _is_recurly, _recurly),

@@ -213,3 +213,16 @@ def test_a_mapping_preview_reads_cents_as_the_load_will(tmp_path):
     fill = {"status": "open"}
     assert preview_mapping(path, "deals", columns, fill=fill).rows[0]["amount"] == 31300
     assert preview_mapping(path, "deals", columns, fill=fill, units={"amount": "cents"}).rows[0]["amount"] == 313
+
+
+def test_a_paddle_transactions_report_beside_it_is_recognised_and_left_out(ws, tmp_path):
+    """Bills are not subscriptions: the report is named, left out, and says which export carries MRR."""
+    txns = tmp_path / "transactions_report.csv"
+    txns.write_text("id,status,invoice_number,customer_id,customer_email,subscription_id,origin,currency_code,"
+                    "created_at,billed_at,grand_total\n"
+                    "txn_1,completed,8291-10001,ctm_1,a@example.com,sub_1,subscription_recurring,USD,"
+                    "2026-11-15T10:00:00Z,2026-11-15T10:00:00Z,9800\n")
+    report = ingest(ws, [txns, paddle_file(tmp_path / "paddle_subscriptions.csv")])
+    left = report.files[0] if report.files[0].file.startswith("transactions") else report.files[1]
+    assert left.role == "ignored" and "Paddle transactions (recognised, not needed" in left.label
+    assert ws.row_counts() == {"subscriptions": 7}
