@@ -1905,7 +1905,9 @@ def _quality(reader: duckdb.DuckDBPyConnection, m: Mapping, temp: str, checked: 
     if table is None:
         return
     watched = (*table.key, *table.dimensions, "close_date", "account_id", "end_date")
-    important = [c.name for c in table.columns if not c.required and c.name in watched]
+    # A column the file does not have is said once, as "not in the file", not also as empty in every row.
+    important = [c.name for c in table.columns if not c.required and c.name in watched
+                 and c.name not in report.missing_optional_columns]
     if important:
         counts = reader.execute(
             "SELECT " + ", ".join(f"count(*) FILTER (WHERE {_q(c)} IS NULL)" for c in important) + f" FROM {temp}"

@@ -172,6 +172,8 @@ def test_a_paddle_subscriptions_export_loads_as_worked_out_by_hand(ws, tmp_path)
                for w in f.warnings)
     assert rows(ws, "SELECT DISTINCT plan, segment FROM subscriptions WHERE customer_id = 'ctm_1'") == [
         ("Pro monthly", "Mid-Market")]
+    # the export has no channel: said once as not in the file, not also as 7 empty values
+    assert "channel" in f.missing_optional_columns and f.nulls == {"end_date": 4}
 
 
 def test_a_paddle_file_without_prices_says_what_to_export(ws, tmp_path):
