@@ -12,7 +12,6 @@ as on a freshly started server (without a second server start).
 from __future__ import annotations
 
 import re
-import time
 
 from browser_wait import IDLE
 from conftest import ARTIFACTS
@@ -66,6 +65,9 @@ def _heading_of_tree(page):
 
 
 def test_two_tabs_switching_grain_and_period_fast_show_no_exception(browser, app_url, own_workspace):
+    """A hang fails here without a stopwatch: a click waits at most 10 s, every switch must reach the page
+    within the spare rounds, and `_settle` waits on Streamlit's own run state (`browser_wait.IDLE`) for the
+    tabs' last runs to end and the tree to be drawn. How long 20 switches take measures the machine's load."""
     ws = own_workspace("switch")  # nothing cached for it, the warm-up starts with the first view
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1400, "height": 1200})
@@ -75,7 +77,6 @@ def test_two_tabs_switching_grain_and_period_fast_show_no_exception(browser, app
             tab.goto(f"{app_url}/?ws={ws}")
         for t, tab in enumerate(tabs):
             _tree_drawn(tab, f"tab {t + 1}, first view")
-        started = time.monotonic()
         done = [0, 0]
         last = ["month", "month"]
         for i in range(SWITCHES * 3):  # a few spare rounds for clicks that met a redraw
@@ -91,7 +92,6 @@ def test_two_tabs_switching_grain_and_period_fast_show_no_exception(browser, app
                 tab.screenshot(path=str(ARTIFACTS / f"browser_switch_stuck_tab{t + 1}.png"), full_page=True)
             shown = [tab.locator("body").inner_text()[:1500] for tab in tabs]
             raise AssertionError(f"switches that reached the page: {done}; the tabs show: {shown}")
-        switching = time.monotonic() - started
         for t, tab in enumerate(tabs):
             _settle(tab, last[t], f"tab {t + 1}, after switching")
             tab.screenshot(path=str(ARTIFACTS / f"browser_switch_tab{t + 1}.png"), full_page=True)
@@ -103,7 +103,6 @@ def test_two_tabs_switching_grain_and_period_fast_show_no_exception(browser, app
             # the last switch reached the server: the tree is of the last grain picked
             heading = _heading_of_tree(tab).inner_text()
             assert re.search(rf" · {KEY[last[t]]}$", heading.strip()), (last[t], heading)
-        assert switching < 120, f"{2 * SWITCHES} switches took {switching:.0f} s"
     finally:
         context.close()
 

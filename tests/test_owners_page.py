@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -150,6 +149,7 @@ def test_owners_page(demo, monkeypatch):
 def test_review_and_owners_pages_in_chromium(demo, browser):
     """Both pages in a real browser at 1280 px, after a note and a recorded review: no error box, nothing
     cut off; screenshots kept (tests/artifacts/page_review_1280.png, page_owners_1280.png) to look at."""
+    from browser_wait import settle
     from clipping import PAGE_CLIPPED
     from conftest import ARTIFACTS, running_app
 
@@ -171,10 +171,7 @@ def test_review_and_owners_pages_in_chromium(demo, browser):
             for name, marker in (("Review", "Since last review"), ("Owners", "Who to talk to")):
                 page.goto(f"{url}/{name}?ws=demo&tree=revops&period=2026-10")
                 page.get_by_text(marker).first.wait_for(timeout=90_000)
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline and page.locator("[data-testid='stStatusWidget']").count():
-                    page.wait_for_timeout(200)
-                page.wait_for_timeout(1500)
+                settle(page)  # the run over and the page still for a moment: no fixed sleep (tests/browser_wait.py)
                 page.screenshot(path=str(ARTIFACTS / f"page_{name.lower()}_1280.png"), full_page=True)
                 body = page.inner_text("body")
                 assert "Traceback" not in body and "unexpected problem" not in body, name
