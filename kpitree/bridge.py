@@ -17,8 +17,10 @@ shortfall being the opening balance's part.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -123,85 +125,158 @@ def opening_child(tree: Tree, node: Node) -> Node | None:
     return None
 
 
-def _months_of(period: Period) -> list[Period]:
-    month, out = period_containing(period.start, Grain.MONTH), []
-    while month.start <= period.end:
-        out.append(month)
-        month = month.shift(1)
-    return out
-
-
-def _months(keys: list[str]) -> list[Period]:
-    found = []
+def _months(keys: Iterable[str]) -> list[Period]:
+    found = set()
     for k in keys:
         try:
             p = parse_period(k)
         except ValueError:
             continue
         if p.grain is Grain.MONTH:
-            found.append(p)
+            found.add(p)
     return sorted(found, key=lambda p: p.start)
 
 
-def chain_targets(tree: Tree, since: Period | None = None, *, places: int = 0) -> Tree:
-    """The tree with every opening-balance formula's plan made consistent (see the module's doc).
+def _kind(node: Node) -> str | None:
+    """The node's metric kind ("flow", "stock", "ratio"); None for a metric the catalogue does not know."""
+    m = CATALOGUE.get(node.metric)
+    return m.kind.value if m is not None else None
 
-    For each month m (in order) where every formula child has a target: parent(m) =
-    formula(children(m)), rounded to `places` decimals, and, from the second month after `since`
-    on (every month but the first when None), opening(m) = parent(m−1). Up to the month after
-    `since` — history the plan was fitted on, and the month that starts from its last level — the
-    opening balance keeps its own planned target, so the plan starts from where the business stood
-    and the past is not a sum of two years of planned movements drifting from what happened. Quarters and years of the opening balance
-    get their own keys (the parent's target at the end of the month before them), since a stock's
-    longer-period target is otherwise its last month's. Targets with no monthly plan, and a
-    suggestion's rule (`Target.suggested`), are kept; the parent's rule says it follows its children.
+
+def _formula_order(tree: Tree) -> list[Node]:
+    """The tree's formula nodes whose every term is a node, each after the formula nodes it is made of."""
+    ids = {n.id for n in tree.nodes}
+    formulas: dict[str, Formula] = {}
+    for n in tree.nodes:
+        if not n.formula:
+            continue
+        try:
+            f = Formula.parse(n.formula)
+        except (SyntaxError, ValueError):
+            continue
+        if f.names and set(f.names) <= ids and n.id not in f.names:
+            formulas[n.id] = f
+    out: list[str] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 done: a cycle (refused by validation) is cut, never looped
+
+    def visit(nid: str) -> None:
+        stack = [(nid, iter(formulas[nid].names))]
+        state[nid] = 1
+        while stack:
+            cur, names = stack[-1]
+            nxt = next((c for c in names if c in formulas and c not in state), None)
+            if nxt is None:
+                stack.pop()
+                state[cur] = 2
+                out.append(cur)
+            else:
+                state[nxt] = 1
+                stack.append((nxt, iter(formulas[nxt].names)))
+
+    for nid in formulas:
+        if nid not in state:
+            visit(nid)
+    return [tree.node(i) for i in out]
+
+
+def _anchor(month: Period, since: Period | None) -> bool:
+    """Whether an opening balance keeps its own planned target in `month` instead of last month's
+    closing target: each January of the history up to `since` (the last month the plan was fitted
+    on). Why Januaries: the history's plan restarts from where the business stood once a year, not
+    from two years of planned movements drifting from what happened; and a chain whole from a
+    January holds for each of its quarters and its year. After `since` nothing restarts: the
+    planned months open where the plan closed the month before (the last month of history too)."""
+    return since is not None and month.start.month == 1 and month.start <= since.start
+
+
+def _rounded(value: float, node: Node, places: int) -> float:
+    """A derived target: money to `places` decimals (whole dollars), anything else to 10 (a rate)."""
+    return round(value, places if node.shown_unit == "money" else 10)
+
+
+def chain_targets(tree: Tree, since: Period | None = None, *, places: int = 0) -> Tree:
+    """The tree with every formula node's plan made consistent with its formula, in every month and
+    at every longer grain.
+
+    Months (children before parents): parent(m) = formula(children(m)), money rounded to `places`
+    decimals — so New business ARR's target is its closed deals × win rate × deal size targets, and
+    against target its gap splits over them with no residual. A formula over the parent's own opening
+    balance (ARR over ARR at start, MRR over MRR at start) is chained: opening(m) = parent(m − 1)
+    in every month but the first one with a bridge and each January up to `since` (`_anchor`; every
+    month but the first when None), so a stock opens each month where the plan closed the last. A
+    month whose formula cannot be computed (a child without a target, an opening balance planned at
+    nothing: the month the data starts) keeps the parent's own planned target.
+
+    Quarters, years (and the weeks a stock's bridge plans, `_week_levels`): `_fit_longer` gives the
+    rate children the targets the months imply, so each longer period's targets fit the formula too.
+    Targets with no monthly plan, and a suggestion's rule (`Target.suggested`), are kept; a derived
+    parent's rule says it follows its children.
     """
     nodes = {n.id: n for n in tree.nodes}
-    for node in tree.nodes:
-        opening = opening_child(tree, node)
-        if opening is None:
-            continue
-        formula = Formula.parse(node.formula)  # type: ignore[arg-type]
-        kids = {n: nodes[n] for n in formula.names}
-        by_child = {n: dict(k.target.by_period) for n, k in kids.items()}
-        months = _months(sorted({k for plan in by_child.values() for k in plan}))
-        parent: dict[str, float] = {}
-        start: dict[str, float] = dict(by_child[opening.id])
-        chained: set[str] = set()  # months whose opening balance is last month's parent target
-        for m in months:
+    order = _formula_order(tree)
+    for node in order:
+        nodes.update(_chain_months(tree, nodes, nodes[node.id], since, places))
+    for node in order:  # a rate made of its children (NRR = GRR + expansion rate, CAC) takes theirs first
+        if _kind(node) == "ratio":
+            nodes.update(_fit_longer(nodes, nodes[node.id], follow=True))
+    for node in reversed(order):  # then parents first: a parent fixes its rates, which fix theirs
+        nodes.update(_fit_longer(nodes, nodes[node.id], follow=False))
+    return dataclasses.replace(tree, nodes=tuple(nodes[n.id] for n in tree.nodes))
+
+
+def _chain_months(tree: Tree, nodes: Mapping[str, Node], node: Node, since: Period | None,
+                  places: int) -> dict[str, Node]:
+    """The node (and its opening balance) with monthly targets from the formula (see `chain_targets`)."""
+    formula = Formula.parse(node.formula)  # type: ignore[arg-type]
+    found = opening_child(tree, node)
+    opening = nodes[found.id] if found is not None else None
+    by_child = {n: dict(nodes[n].target.by_period) for n in formula.names}
+    months = _months({k for plan in by_child.values() for k in plan})
+    parent: dict[str, float] = {}
+    start: dict[str, float] = dict(by_child[opening.id]) if opening is not None else {}
+    chained: set[str] = set()  # months whose opening balance is last month's parent target
+    anchors: list[str] = []
+    for m in months:
+        if opening is not None:
             prev = parent.get(m.previous().key)
-            if prev is not None and (since is None or m.previous().start > since.end):
+            if prev is not None and not _anchor(m, since):
                 start[m.key] = prev
                 chained.add(m.key)
-            values = {n: (start.get(m.key) if n == opening.id else by_child[n].get(m.key)) for n in formula.names}
-            if any(v is None for v in values.values()) or not values[opening.id]:
-                continue  # an opening balance planned at nothing (the month the data starts): no bridge yet
-            parent[m.key] = round(float(formula(values)), places)  # type: ignore[arg-type]
-        if not parent:
-            continue
-        longer: dict[str, float] = {}
-        for key in parent:
-            p = parse_period(key)
-            nxt = p.shift(1)
+        values = {n: (start.get(m.key) if opening is not None and n == opening.id else by_child[n].get(m.key))
+                  for n in formula.names}
+        if any(v is None for v in values.values()) or (opening is not None and not values[opening.id]):
+            continue  # an opening balance planned at nothing (the month the data starts): no bridge yet
+        value = float(formula(values))  # type: ignore[arg-type]
+        if not math.isfinite(value):
+            continue  # a ratio over a child planned at zero: the parent keeps its own target
+        parent[m.key] = _rounded(value, node, places)
+        if opening is not None and m.key not in chained:
+            anchors.append(m.key)
+    if not parent:
+        return {}
+    out: dict[str, Node] = {}
+    weeks = _week_levels(parent, start, chained) if opening is not None else {}
+    keep = [(k, v) for k, v in node.target.by_period if k not in parent and k not in weeks]
+    out[node.id] = dataclasses.replace(node, target=_with_plan(
+        node.target, {**parent, **{k: _rounded(e, node, places) for k, (_, e) in weeks.items()}}, keep,
+        f"{formula.expression} over the children's targets"))
+    if opening is not None:
+        plan = {k: v for k, v in start.items() if k in parent or k in by_child[opening.id]}
+        for m in _months(plan):  # an opening balance's quarter or year opens with its first month
             for grain in (Grain.QUARTER, Grain.YEAR):
-                whole = period_containing(nxt.start, grain)
-                if whole.start == nxt.start:  # this month ends the period before `whole`
-                    longer[whole.key] = parent[key]
-        weeks = _week_levels(parent, start, chained)
-        keep_parent = [(k, v) for k, v in node.target.by_period if k not in parent and k not in weeks
-                       and parse_period(k).grain is not Grain.MONTH]
-        nodes[node.id] = dataclasses.replace(node, target=_with_plan(
-            node.target, {**parent, **{k: round(e, places) for k, (_, e) in weeks.items()}}, keep_parent,
-            f"{Formula.parse(node.formula).expression} over the children's targets"))  # type: ignore[arg-type]
-        start_plan = {k: v for k, v in start.items() if k in parent or k in dict(opening.target.by_period)}
-        start_plan.update(longer)
-        start_plan.update({k: round(b, places) for k, (b, _) in weeks.items()})
-        own = f"up to {since.shift(1).key}: " if since is not None else "in its first month: "
-        nodes[opening.id] = dataclasses.replace(opening, target=_with_plan(
-            opening.target, start_plan, [], f"{node.label}'s target for the period before; {own}", inside=True))
-        whole = [k for k in longer if all(m.key in chained for m in _months_of(parse_period(k)))]
-        nodes.update(_implied_rates(nodes, nodes[node.id], formula, [*whole, *weeks]))
-    return dataclasses.replace(tree, nodes=tuple(nodes[n.id] for n in tree.nodes))
+                whole = period_containing(m.start, grain)
+                if whole.start == m.start:
+                    plan[whole.key] = plan[m.key]
+        last = _months(parent)[-1]
+        for grain in (Grain.QUARTER, Grain.YEAR):  # the period after the plan opens at its last level
+            whole = period_containing(last.shift(1).start, grain)
+            if whole.start == last.shift(1).start and whole.key not in plan:
+                plan[whole.key] = parent[last.key]
+        plan.update({k: _rounded(b, opening, places) for k, (b, _) in weeks.items()})
+        own = f"where the plan restarts from the history ({', '.join(anchors)}): " if anchors else ""
+        out[opening.id] = dataclasses.replace(opening, target=_with_plan(
+            opening.target, plan, [], f"{node.label}'s target for the period before; {own}", inside=True))
+    return out
 
 
 def _week_levels(parent: Mapping[str, float], start: Mapping[str, float], chained: set[str]
@@ -222,7 +297,7 @@ def _week_levels(parent: Mapping[str, float], start: Mapping[str, float], chaine
         return start[m.key] + (parent[m.key] - start[m.key]) * done
 
     out: dict[str, tuple[float, float]] = {}
-    months = sorted((parse_period(k) for k in parent), key=lambda p: p.start)
+    months = _months(parent)
     if not months:
         return out
     week = period_containing(months[0].start, Grain.WEEK)
@@ -237,39 +312,159 @@ def _week_levels(parent: Mapping[str, float], start: Mapping[str, float], chaine
     return out
 
 
-def _implied_rates(nodes: Mapping[str, Node], parent: Node, formula: Formula, periods: list[str]
-                   ) -> dict[str, Node]:
-    """Quarter and year targets of the formula's rate children (NRR) that the monthly plan implies.
+def _longer_periods(nodes: Mapping[str, Node], node: Node, formula: Formula) -> list[Period]:
+    """The quarters and years whose every month has targets that fit the node's formula, the weeks
+    that straddle two such months, and the weeks the node has a target of its own for (a stock's
+    bridge, or a rate its parent fixed). A week inside one month needs nothing else: its flows are
+    the month's pro-rated and its rates the month's, so a product or a ratio of them still fits."""
+    own = dict(node.target.by_period)
+    plans = {n: dict(nodes[n].target.by_period) for n in formula.names}
+    tolerance = 0.51 if node.shown_unit == "money" else 1e-9  # a derived target is rounded (`_rounded`)
+    months = set()
+    for m in _months(own):  # months whose targets fit the formula: not the one a plan could not bridge
+        values = {n: plan.get(m.key) for n, plan in plans.items()}
+        if all(v is not None for v in values.values()) and math.isclose(
+                float(formula(values)), own[m.key], rel_tol=1e-9, abs_tol=tolerance):  # type: ignore[arg-type]
+            months.add(m.key)
+    found: dict[str, Period] = {}
+    for key in months:
+        m = parse_period(key)
+        for grain in (Grain.QUARTER, Grain.YEAR):
+            whole = period_containing(m.start, grain)
+            if all(p.key in months for p in whole.months()):
+                found[whole.key] = whole
+        week = period_containing(m.end, Grain.WEEK)  # the week that ends in the next month: pro-rated flows
+        if week.end > m.end and m.shift(1).key in months:  # and mean rates no longer multiply to its bookings
+            found[week.key] = week
+    for key in own:
+        p = parse_period(key)
+        if p.grain is Grain.WEEK:
+            found[key] = p
+    return sorted(found.values(), key=lambda p: (p.start, p.grain.value))
 
-    A quarter's NRR target compounded from its months is not what the months' bridge gives for the
-    quarter (a logo won in its first month is "new" for the quarter, yet expands or churns in the
-    next two), so ARR's quarter target would not be the formula of its children's: a residual. The
-    rate each such child needs for the quarter — the formula solved for it, the other children at
-    their quarter targets, ARR at its own — is written as the child's target for that quarter.
-    Flows add up their months and the opening balance has its own keys, so only rates need this;
-    weeks likewise, along the straight line `_week_levels` draws through each month.
+
+def _fit_longer(nodes: Mapping[str, Node], node: Node, *, follow: bool) -> dict[str, Node]:
+    """Quarter, year and week targets that fit the node's formula, written as per-period keys.
+
+    A longer period's targets made from monthly ones do not fit a formula by themselves: a quarter's
+    win rate is its months' mean while closed deals add up, so closed × rate × size is not the sum
+    of the months' bookings; a quarter's NRR compounded from its months is not what the months'
+    bridge gives (a logo won in its first month is "new" for the quarter, yet expands or churns in
+    the next two). `follow=True` (children first): a rate made of its children takes the formula of
+    theirs. `follow=False`: where the parent's target does not fit,
+    the rate terms get the targets that make it fit — in a product that starts with a flow
+    (bookings = closed deals × win rate × deal size), each rate the ratio of the flows its months
+    imply (won deals over closed deals, bookings over won deals: how the catalogue reads a quarter's
+    rate); in a sum, its rate terms scaled alike (GRR and the expansion rate under NRR: no rate turns
+    negative); otherwise the last rate term the formula is linear in is solved for (NRR under ARR). Flows add up their months and an opening balance has its own keys, so
+    only rates need this; a formula without a rate term keeps its residual (none for sums of flows).
     """
     from .evaluate import target_for  # evaluate imports nothing from here; kept local to stay a leaf
 
-    rates = [n for n in formula.names if CATALOGUE[nodes[n].metric].kind.value == "ratio"]
-    out: dict[str, Node] = {}
-    for rate in rates:
-        implied: dict[str, float] = {}
-        for key in periods:  # only periods the monthly bridge covers whole (history keeps its compounded rate)
-            q = parse_period(key)
-            goal = target_for(parent, q)
-            values = {n: target_for(nodes[n], q) for n in formula.names if n != rate}
-            if goal is None or any(v is None for v in values.values()):
-                continue
-            at0, at1 = float(formula({**values, rate: 0.0})), float(formula({**values, rate: 1.0}))
-            if at1 != at0:  # linear in the rate: f = at0 + rate × (at1 − at0)
-                implied[key] = round((goal - at0) / (at1 - at0), 10)
-        if implied:
-            child = nodes[rate]
-            kept = [(k, v) for k, v in child.target.by_period if k not in implied]
-            out[rate] = dataclasses.replace(child, target=dataclasses.replace(child.target, by_period=tuple(
-                sorted([*kept, *implied.items()], key=lambda kv: _order(kv[0])))))
-    return out
+    formula = Formula.parse(node.formula)  # type: ignore[arg-type]
+    if _kind(node) is None or any(_kind(nodes[n]) is None for n in formula.names):
+        return {}
+    written: dict[str, dict[str, float]] = {}
+    current = dict(nodes)
+
+    def write(nid: str, key: str, value: float) -> None:
+        written.setdefault(nid, {})[key] = round(value, 10)
+        child = current[nid]
+        plan = {**dict(child.target.by_period), key: round(value, 10)}
+        said, note = child.target.suggested, f"; longer periods: what {node.label}'s monthly plan implies"
+        if nid == node.id:
+            note = "; longer periods: the formula over its children's"
+        if said and not said.startswith("no target") and "; longer periods: " not in said:
+            said += note  # a suggestion says its rule: a quarter's win rate is no longer its months' mean
+        current[nid] = dataclasses.replace(child, target=dataclasses.replace(
+            child.target, by_period=tuple(sorted(plan.items(), key=lambda kv: _order(kv[0]))), suggested=said))
+
+    for period in _longer_periods(nodes, node, formula):
+        goal = target_for(current[node.id], period)
+        values = {n: target_for(current[n], period) for n in formula.names}
+        if goal is None or any(v is None for v in values.values()):
+            continue
+        got = float(formula(values))  # type: ignore[arg-type]
+        if not math.isfinite(got) or math.isclose(got, goal, rel_tol=1e-12, abs_tol=1e-9):
+            continue
+        if follow:
+            write(node.id, period.key, got)
+            continue
+        for nid, value in _rates_that_fit(current, node, formula, period, goal, values).items():
+            write(nid, period.key, value)
+    return {nid: current[nid] for nid in written}
+
+
+def _rates_that_fit(nodes: Mapping[str, Node], node: Node, formula: Formula, period: Period, goal: float,
+                    values: Mapping[str, float]) -> dict[str, float]:
+    """Targets of the formula's rate terms for `period` that make it give `goal` (see `_fit_longer`)."""
+    rates = [n for n in formula.names if _kind(nodes[n]) == "ratio"]
+    if not rates:
+        return {}
+    factors = _factors(formula)
+    if factors is not None:
+        factors.sort(key=lambda n: _kind(nodes[n]) != "flow")  # the flow first, the rates as written
+    if (factors is not None and _kind(node) == "flow" and formula.constant
+            and [_kind(nodes[n]) for n in factors] == ["flow"] + ["ratio"] * (len(factors) - 1)):
+        weighted = _weighted_rates(nodes, node, factors, formula.constant, period)
+        if weighted is not None:
+            return weighted
+    if formula.kind == "additive" and len(rates) > 1:
+        coefficients = dict(formula.coefficients)
+        part = sum(coefficients[n] * values[n] for n in rates)
+        if part:  # every rate term scaled alike: NRR's shortfall is GRR's and expansion's in their proportion
+            k = (goal - float(formula({**values, **dict.fromkeys(rates, 0.0)}))) / part  # type: ignore[arg-type]
+            return {n: values[n] * k for n in rates}
+    for rate in reversed(rates):
+        at = [float(formula({**values, rate: x})) for x in (0.0, 1.0, 2.0)]  # type: ignore[arg-type]
+        slope = at[1] - at[0]
+        if not all(map(math.isfinite, at)) or slope == 0 or not math.isclose(at[2] - at[1], slope, rel_tol=1e-9):
+            continue  # not linear in this rate (a ratio over it): try another
+        return {rate: (goal - at[0]) / slope}
+    return {}
+
+
+def _factors(formula: Formula) -> list[str] | None:
+    """The names of a product of names (and numbers), in the order written; None for any other formula
+    (a name twice, a division, a sum)."""
+    def walk(node: ast.AST) -> list[str] | None:
+        if isinstance(node, ast.Name):
+            return [node.id]
+        if isinstance(node, ast.Constant):
+            return []
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+            left, right = walk(node.left), walk(node.right)
+            return None if left is None or right is None else left + right
+        return None
+
+    found = walk(ast.parse(formula.expression, mode="eval").body)
+    if not found or len(set(found)) != len(found):
+        return None
+    return found
+
+
+def _weighted_rates(nodes: Mapping[str, Node], node: Node, names: list[str], constant: float, period: Period
+                    ) -> dict[str, float] | None:
+    """parent = c × flow × rate₁ × … × rateₖ over a period: each rate the ratio of the running products
+    its months imply, weighted by the share of each month the period covers — rate₁ = Σ f·flow·rate₁ /
+    Σ f·flow, …, the last over the parent's own months. The product of these is the parent's target
+    (Σ f × its months), exactly."""
+    plans = {n: dict(nodes[n].target.by_period) for n in (node.id, *names)}
+    sums = [0.0] * len(names)  # Σ f × (flow × rate₁ × … × rateᵢ)
+    for month in period.months():
+        if month.key not in plans[node.id]:
+            return None
+        f = ((min(month.end, period.end) - max(month.start, period.start)).days + 1) / month.days
+        running = 1.0
+        for i, n in enumerate(names):
+            v = plans[n].get(month.key)
+            if v is None:
+                return None
+            running *= v
+            sums[i] += f * (running if i < len(names) - 1 else plans[node.id][month.key] / constant)
+    if any(s == 0 for s in sums[:-1]):
+        return None
+    return {n: sums[i] / sums[i - 1] for i, n in enumerate(names) if i > 0}
 
 
 def _order(key: str) -> tuple:

@@ -131,14 +131,14 @@ name: t
 grain: month
 nodes:
 - {{id: arr, label: ARR, level: north_star, metric: arr, owner: A, formula: "{BRIDGE_FORMULA}",
-   target: {{by_period: {{2026-01: 1, 2026-02: 1, 2026-03: 1}}}},
+   target: {{by_period: {{2025-12: 1, 2026-01: 1, 2026-02: 1, 2026-03: 1}}}},
    children: [arr_start, arr_new, arr_expansion, arr_reactivation, arr_contraction, arr_churn]}}
-- {{id: arr_start, label: S, level: driver, metric: arr_start, owner: A, target: {{by_period: {{2026-01: 1000, 2026-02: 5, 2026-03: 5}}}}}}
-- {{id: arr_new, label: N, level: driver, metric: arr_new, owner: A, target: {{by_period: {{2026-01: 100, 2026-02: 110, 2026-03: 120}}}}}}
-- {{id: arr_expansion, label: E, level: driver, metric: arr_expansion, owner: A, target: {{by_period: {{2026-01: 10, 2026-02: 10, 2026-03: 10}}}}}}
-- {{id: arr_reactivation, label: R, level: driver, metric: arr_reactivation, owner: A, target: {{by_period: {{2026-01: 0, 2026-02: 0, 2026-03: 1}}}}}}
-- {{id: arr_contraction, label: C, level: driver, metric: arr_contraction, owner: A, target: {{by_period: {{2026-01: 5, 2026-02: 5, 2026-03: 5}}}}}}
-- {{id: arr_churn, label: X, level: driver, metric: arr_churn, owner: A, target: {{by_period: {{2026-01: 20, 2026-02: 20, 2026-03: 30}}}}}}
+- {{id: arr_start, label: S, level: driver, metric: arr_start, owner: A, target: {{by_period: {{2025-12: 950, 2026-01: 1000, 2026-02: 5, 2026-03: 5}}}}}}
+- {{id: arr_new, label: N, level: driver, metric: arr_new, owner: A, target: {{by_period: {{2025-12: 90, 2026-01: 100, 2026-02: 110, 2026-03: 120}}}}}}
+- {{id: arr_expansion, label: E, level: driver, metric: arr_expansion, owner: A, target: {{by_period: {{2025-12: 10, 2026-01: 10, 2026-02: 10, 2026-03: 10}}}}}}
+- {{id: arr_reactivation, label: R, level: driver, metric: arr_reactivation, owner: A, target: {{by_period: {{2025-12: 0, 2026-01: 0, 2026-02: 0, 2026-03: 1}}}}}}
+- {{id: arr_contraction, label: C, level: driver, metric: arr_contraction, owner: A, target: {{by_period: {{2025-12: 5, 2026-01: 5, 2026-02: 5, 2026-03: 5}}}}}}
+- {{id: arr_churn, label: X, level: driver, metric: arr_churn, owner: A, target: {{by_period: {{2025-12: 20, 2026-01: 20, 2026-02: 20, 2026-03: 30}}}}}}
 """
     tree, problems = parse_yaml(text, "t")
     assert not [p for p in problems if p.severity == "error"], problems
@@ -147,15 +147,23 @@ nodes:
     opening = dict(chained.node("arr_start").target.by_period)
     arr = {k: v for k, v in plan.items() if len(k) == 7}
     start = {k: v for k, v in opening.items() if "W" not in k}
+    # by hand: Dec 950 + 90 + 10 − 5 − 20 = 1025; Jan opens there: 1025 + 100 + 10 − 5 − 20 = 1110; Feb 1205;
+    # Mar 1205 + 120 + 10 + 1 − 5 − 30 = 1301 (the opening balance's own 1000, 5, 5 are not used)
+    assert arr == {"2025-12": 1025.0, "2026-01": 1110.0, "2026-02": 1205.0, "2026-03": 1301.0}
+    assert (start["2025-12"], start["2026-01"], start["2026-02"], start["2026-03"]) == (950, 1025, 1110, 1205)
+    # a quarter or year opens with its first month; the quarter after the plan at the plan's last level
+    assert (start["2026-Q1"], start["2026"], start["2026-Q2"]) == (1025, 1025, 1301)
     # weeks run along the months' straight line: 2026-W06 (Feb 2–8) opens at Feb 1's level and ends at Feb 8's
-    assert (opening["2026-W06"], plan["2026-W06"]) == (round(1085 + 95 * 1 / 28), round(1085 + 95 * 8 / 28))
-    assert "2026-W01" not in plan  # it starts in December, before the plan
-    assert arr == {"2026-01": 1085.0, "2026-02": 1180.0, "2026-03": 1276.0}  # by hand: 1000 + 100 + 10 - 5 - 20, …
-    assert start["2026-01"] == 1000 and start["2026-02"] == 1085.0 and start["2026-03"] == 1180.0
-    assert start["2026-Q2"] == 1276.0  # the quarter after the plan opens at its last level
-    # since a month: up to the month after it, the opening balance keeps its own plan
-    kept = dict(chain_targets(tree, parse_period("2026-01")).node("arr_start").target.by_period)
-    assert kept["2026-02"] == 5 and kept["2026-03"] == 5 + 110 + 10 + 0 - 5 - 20
+    assert (opening["2026-W06"], plan["2026-W06"]) == (round(1110 + 95 * 1 / 28), round(1110 + 95 * 8 / 28))
+    assert plan["2026-W01"] == round(1025 + 85 * 4 / 31)  # Dec 29 – Jan 4 spans two months: Jan opens where Dec closed
+    assert "2025-W48" not in plan  # Nov 24–30: before the plan
+    # since a month: each January up to it restarts from the opening balance's own plan (the history is not
+    # two years of planned movements away from what happened); every other month opens where the last closed
+    kept = dict(chain_targets(tree, parse_period("2026-02")).node("arr_start").target.by_period)
+    assert (kept["2025-12"], kept["2026-01"], kept["2026-02"], kept["2026-03"]) == (950, 1000, 1085, 1180)
+    assert kept["2026-Q1"] == 1000  # the quarter opens with its first month's own plan
+    # a January after the last month of history opens where December closed: the planned months never restart
+    assert dict(chain_targets(tree, parse_period("2025-12")).node("arr_start").target.by_period)["2026-01"] == 1025
 
 
 def test_explaining_the_demo_north_star_splits_its_gap_with_nothing_left_over(demo):

@@ -193,7 +193,8 @@ def test_subscriptions_only_gets_arr(tmp_path):
     # ARR is exact over its opening balance: its suggested plan is the bridge of its children's
     assert tree.root.formula == "arr = arr_start * nrr + arr_new + arr_reactivation"
     assert tree.node("arr").target.suggested.startswith("arr_start * nrr + arr_new + arr_reactivation over the children's targets (last")
-    assert tree.node("arr_start").target.suggested.startswith("ARR's target for the period before; up to 2026-1")
+    assert tree.node("arr_start").target.suggested.startswith(
+        "ARR's target for the period before; where the plan restarts from the history (")
     assert tree.node("arr_reactivation").target.is_set  # no customer came back: zero, a term kept in the formula
     evaluation = evaluate_tree(ws, tree, "2026-09")
     values = {n.id: n.target for n in evaluation.nodes}
