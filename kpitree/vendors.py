@@ -1267,7 +1267,7 @@ _PADDLE_ITEM = re.compile(r"^items_(\d+)_(?:price_)?unit_price_amount$")
 
 def _is_paddle(h: Headers) -> bool:
     return (h.has("customer_id") and h.has("status")
-            and h.has("billing_cycle.interval", "billing_cycle_interval", "price.billing_cycle.interval")
+            and h.has("billing_cycle.interval", "price.billing_cycle.interval", "billing_cycle")
             and h.has("first_billed_at", "next_billed_at", "current_billing_period.ends_at", "scheduled_change.action"))
 
 
@@ -1318,13 +1318,13 @@ def _paddle(h: Headers, sides: set[str]) -> Mapping:
                                 "custom_data.source", "channel")),
     }
     inputs = _inputs(h, spec)
-    items = _paddle_items(h)
-    if not items:
-        raise LoadError("this Paddle subscriptions file has no price amount ('items[0].price.unit_price.amount'): "
-                        "export the subscriptions with their items, or map the file by hand")
+    # No item written out column by column (a script that kept `items` as one nested cell): no amount to read,
+    # and the load says the file lacks the mrr this layout makes.
+    items = _paddle_items(h) or [("0", None, None, None)]
     parts = []
     for i, amount, quantity, item_status in items:
-        inputs[f"amount_{i}"] = Input((amount,), Kind.NUMBER)
+        if amount:
+            inputs[f"amount_{i}"] = Input((amount,), Kind.NUMBER)
         part = f"{{amount_{i}}} * " + (f"COALESCE({{quantity_{i}}}, 1)" if quantity else "1")
         if quantity:
             inputs[f"quantity_{i}"] = Input((quantity,), Kind.NUMBER)
@@ -1349,7 +1349,7 @@ def _paddle(h: Headers, sides: set[str]) -> Mapping:
                             note="first_billed_at (else started_at)"),
         "end_date": Field(end, "canceled_at", note="canceled_at (canceled), paused_at (paused), "
                                                     "scheduled_change.effective_at (a cancel or pause scheduled)"),
-        "mrr": Field(f"({billed}) / {minor} / {months}", f"amount_{items[0][0]}",
+        "mrr": Field(f"({billed}) / {minor} / {months}" if items[0][1] else "{amount_0}", f"amount_{items[0][0]}",
                      note="unit_price.amount (lowest currency unit) ÷ 100 × quantity, per month of the billing cycle"),
         "plan": Field("{plan}", "plan"),
         "segment": Field("{segment}", "segment"),

@@ -176,12 +176,16 @@ def test_a_paddle_subscriptions_export_loads_as_worked_out_by_hand(ws, tmp_path)
     assert "channel" in f.missing_optional_columns and f.nulls == {"end_date": 4}
 
 
-def test_a_paddle_file_without_prices_says_what_to_export(ws, tmp_path):
+def test_a_paddle_file_without_prices_says_what_it_lacks(ws, tmp_path):
+    """A script that kept `items` and `billing_cycle` as nested cells wrote no price column: the file is still
+    named as Paddle's, and the load says it lacks the MRR, writing nothing."""
     path = tmp_path / "subs.csv"
-    path.write_text("id,status,customer_id,billing_cycle.interval,first_billed_at\nsub_1,active,ctm_1,month,"
-                    "2026-01-01T00:00:00Z\n")
+    path.write_text("id,status,customer_id,billing_cycle,first_billed_at,items\nsub_1,active,ctm_1,"
+                    "\"{'interval': 'month', 'frequency': 1}\",2026-01-01T00:00:00Z,"
+                    "\"[{'price': {'unit_price': {'amount': '4900'}}}]\"\n")
     from kpitree.errors import LoadError
-    with pytest.raises(LoadError, match="no price amount"):
+    with pytest.raises(LoadError, match=r"looks like a Paddle Billing subscriptions export but has missing required "
+                                        r"column\(s\) 'mrr'"):
         ingest(ws, [path])
     assert ws.row_counts() == {}
 
