@@ -357,7 +357,7 @@ def test_owners_page_names_the_reps_not_the_pseudo_person(per_person, monkeypatc
     assert not any("per owner" in h for h in heads)
     # New business ARR ($125k against $150k) is the tree's one red number: its 3 parts are red (Ben's 1 of 5 won is
     # too few to tell)
-    assert any("3 owners · 1 red numbers to act on · 3 people's own parts red · 0 open actions" in unescaped(c.value)
+    assert any("3 owners · 1 red number to act on · 3 people's own parts red · 0 open actions" in unescaped(c.value)
                for c in at.caption)
     assert any("their own part of the numbers owned by Deal owners (per owner), Reps (per owner)" in unescaped(c.value)
                for c in at.caption)
@@ -367,6 +367,32 @@ def test_owners_page_names_the_reps_not_the_pseudo_person(per_person, monkeypatc
            "50.0%)." in texts
     assert ":gray-badge[too few to tell] **Win rate (new)** (their part) — 20.0% against 45.0% on 5 decided deals " \
            "(the team: 50.0%). Too few to tell from chance: not a red mark on its own." in texts
+
+
+def test_one_red_part_is_counted_in_the_singular(load_ws, monkeypatch):
+    """Ana wins 3 of 4, Ben 0 of 8: the team's win rate 3/12 = 25 % is red against 45 %, and so is New business
+    ARR ($60k against $150k, Maria's). Ben's own 0 of 8 is red beyond chance (0.55⁸ / 2 = 0.4 %), Ana's 75 % green:
+    one person's part is red — "1 person's own part red", never "1 people's own parts red"."""
+    deals = ["deal_id,owner,created_date,close_date,status,amount,deal_type,segment",
+             *(line for line in PER_PERSON_DEALS.splitlines()[1:5]),
+             *(f"B{i},Ben Okoro,2026-09-0{i},2026-10-1{i},lost,,new,SMB" for i in range(1, 9))]
+    ws = load_ws(deals="\n".join(deals) + "\n")
+    tree = yaml.safe_load(yaml.safe_dump(PER_PERSON_TREE))
+    tree["nodes"][0]["owner"] = "Maria Chen (CRO)"
+    path = ws.trees_dir / "per_person.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(tree, sort_keys=False))
+    monkeypatch.setenv("KPITREE_DATA_DIR", str(ws.root.parent))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update({"ws": ws.name, "tree": "per_person", "period": "2026-10"})
+    at.run()
+    at.switch_page("views/6_Owners.py").run()
+    assert not failures(at)
+    captions = [unescaped(c.value) for c in at.caption]
+    assert any("· 2 red numbers to act on · 1 person's own part red · 0 open actions" in c for c in captions), \
+        captions
+    assert any(c.startswith("1 of 1 number red") for c in captions), captions  # Maria's one number, or Ben's part
+    assert not any("1 people's" in c or "1 red numbers" in c or "of 1 numbers" in c for c in captions)
 
 
 def test_a_person_s_rate_is_red_only_beyond_chance():

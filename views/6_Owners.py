@@ -29,6 +29,11 @@ STATUS_BADGE = {s: f":{colour}-badge[{status_word(s)}]" for s, colour in (
 CARRIED_BADGE = ":gray-badge[carried over]"
 
 
+def _count(n: int, one: str, many: str) -> str:
+    """"1 red number", "3 red numbers": a count and its noun in the number it takes."""
+    return f"{n} {one if n == 1 else many}"
+
+
 def main() -> None:
     try:
         ws, engine, tree, period = ui.pick_tree_view()
@@ -53,10 +58,11 @@ def main() -> None:
     parts = sum(1 for e in entries for o in e.red if o.part_of)
     carried = len(carried_ids)
     actions = sum(len(e.actions) for e in entries)
-    st.caption(f"Workspace **{md(ws.name)}** · data as of {evaluation.as_of} · {len(entries)} owners · "
-               f"{reds} red numbers to act on" + (f" (and {carried} carried over)" if carried else "")
-               + (f" · {parts} people's own parts red" if parts else "")
-               + f" · {actions} open action{'' if actions == 1 else 's'}")
+    own_parts = _count(parts, "person's own part", "people's own parts")
+    st.caption(f"Workspace **{md(ws.name)}** · data as of {evaluation.as_of} · {_count(len(entries), 'owner', 'owners')} · "
+               f"{_count(reds, 'red number', 'red numbers')} to act on" + (f" (and {carried} carried over)" if carried else "")
+               + (f" · {own_parts} red" if parts else "")
+               + f" · {_count(actions, 'open action', 'open actions')}")
     for p in problems:
         st.warning(md(p), icon=":material/warning:")
     left, right = st.columns([3, 1], vertical_alignment="bottom")
@@ -70,7 +76,7 @@ def main() -> None:
             continue
         with st.container(border=True):
             st.markdown(f"#### {md(e.owner)}" + (" · owner still to assign" if e.to_assign else ""))
-            st.caption(f"{len(e.red)} of {len(e.nodes)} numbers red"
+            st.caption(f"{len(e.red)} of {_count(len(e.nodes), 'number', 'numbers')} red"
                        + (f" · {len(e.carried)} carried over, not a lever this period" if e.carried else "")
                        + (" · their own part of the numbers owned by " + md(", ".join(e.part_of)) if e.part_of else "")
                        + f" · {len(e.actions)} open action" + ("" if len(e.actions) == 1 else "s"))
