@@ -163,35 +163,57 @@ def app(demo_data_dir, monkeypatch):
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
 
 
-def test_the_tree_page_solves_a_running_arr_so_far(app):
-    """The demo on 2026-11-20: ARR $161,943,211.32 so far against $173,364,858.62 by now — a gap of
-    $11,421,647.30. New-logo ARR so far $3,421,282.32 + that gap = $14,842,929.62 (not the period end's
-    $18.89M from its pace). On the slider at $14.84M: ARR 161,943,211.32 + (14,840,000 − 3,421,282.32) =
-    $173,361,929, 0.002 % short of the plan by now: amber."""
+def test_the_tree_page_solves_a_running_arr_so_far(app, demo_data_dir):
+    """The demo on 2026-11-20 (with the plan as shipped when this was written): ARR $161,943,211.32 so far
+    against $173,364,858.62 by now — a gap of $11,421,647.30. New-logo ARR so far $3,421,282.32 + that gap =
+    $14,842,929.62 (not the $18.89M its pace needed for the period end's $175.70M). The plan's figures are
+    read from the evaluation (another plan moves them); the arithmetic is checked here: needed = so far + gap,
+    and the slider moves ARR by exactly what it moves new-logo ARR so far."""
     from apptest_utils import failures, unescaped
+    from conftest import ROOT
+
+    from kpitree.charts import STATUS_WORD
+    from kpitree.evaluate import evaluate_tree, status_of
+    from kpitree.format import fmt, fmt_share
+    from kpitree.tree import load_tree
+    from kpitree.workspace import Workspace
+
+    ev = evaluate_tree(Workspace(demo_data_dir / "demo"), load_tree(ROOT / "data" / "trees" / "revops.yaml"),
+                       "2026-11")
+    arr, new = ev.node("arr"), ev.node("arr_new")
+    assert arr.value == pytest.approx(161_943_211.32, abs=0.01) and new.value == pytest.approx(3_421_282.32, abs=0.01)
+    assert new.pace == pytest.approx(new.value * 1.5)  # 20 of 30 days: the pace the old answer mixed in
+    gap = arr.target_by_now - arr.value
+    needed = new.value + gap
 
     at = app.run()
     at.selectbox(key="period").set_value("2026-11").run()
     assert not failures(at)
     text = " ".join(unescaped(m.value) for m in at.markdown)
     assert "To be on the ARR plan by 2026-11-20" in text
-    assert "New-logo ARR so far: $3,421,282 → $14,842,930 (+334%) for $173.36M by 2026-11-20" in text
-    assert "$18,890,730" not in text and "for $175.70M" not in text
+    said = (f"New-logo ARR so far: {fmt(new.value, 'money')} → {fmt(needed, 'money')} "
+            f"({fmt_share(needed / new.value - 1, signed=True)}) for {fmt(arr.target_by_now, 'money', compact=True)} "
+            "by 2026-11-20")
+    assert said in text, text
+    assert f"for {fmt(arr.target, 'money', compact=True)}" not in text  # never the period end's target
     captions = " ".join(unescaped(c.value) for c in at.caption)
-    assert "Solved on the numbers so far (2026-11 is running, data as of 2026-11-20): ARR $161.94M so far against " \
-           "its target by now $173.36M" in captions
-    assert "reaches the 2026-11 target of $175.70M by 2026-11-30" in captions
+    assert (f"Solved on the numbers so far (2026-11 is running, data as of 2026-11-20): ARR $161.94M so far against "
+            f"its target by now {fmt(arr.target_by_now, 'money', compact=True)}") in captions
+    assert f"reaches the 2026-11 target of {fmt(arr.target, 'money', compact=True)} by 2026-11-30" in captions
 
     at.selectbox(key="node_pick").set_value("arr_new").run()
     slider = at.slider(key="whatif_2026-11_arr_new")
     assert slider.value == pytest.approx(3.421282, abs=1e-6)  # $M so far, not the pace $5.13M
     assert "What if New-logo ARR so far were" in unescaped(slider.label)
-    assert "Needed to be on the ARR plan by 2026-11-20: New-logo ARR so far: $3,421,282 → $14,842,930" in " ".join(
-        unescaped(c.value) for c in at.caption)
-    slider.set_value(14.84).run()
+    assert (f"Needed to be on the ARR plan by 2026-11-20: New-logo ARR so far: {fmt(new.value, 'money')} → "
+            f"{fmt(needed, 'money')}") in " ".join(unescaped(c.value) for c in at.caption)
+    moved = round(needed / 1e6, 2)
+    slider.set_value(moved).run()
     assert not failures(at)
     table = next(d.value for d in at.table if "after" in d.value.columns)
     rows = {r["node"]: r for r in table.to_dict("records")}
-    assert rows["ARR"]["before"] == "$161,943,211" and rows["ARR"]["after"] == "$173,361,929"
-    assert rows["ARR"]["status"] == "off target → near target"
+    after = arr.value + (moved * 1e6 - new.value)  # ARR today moves one for one with new-logo ARR so far
+    assert rows["ARR"]["before"] == fmt(arr.value, "money") and rows["ARR"]["after"] == fmt(after, "money")
+    assert rows["ARR"]["status"] == (f"{STATUS_WORD[arr.status]} → "
+                                     f"{STATUS_WORD[status_of(after, arr.target_by_now, 'higher', arr.amber)]}")
     assert any("Numbers so far (to 2026-11-20)" in unescaped(c.value) for c in at.caption)
