@@ -287,7 +287,7 @@ _add(Metric("new_arr", "New ARR", Kind.FLOW, "money", "higher",
             "amount", additive=True))
 _add(Metric("won_deals", "Won deals", Kind.FLOW, "count", "higher", "Won deals closed in P.",
             (_deals(CLOSED_IN_P, won=_count(WON)),), "won", additive=True))
-_add(Metric("closed_deals", "Closed deals", Kind.FLOW, "count", "higher",
+_add(Metric("closed_deals", "Decided deals (won + lost)", Kind.FLOW, "count", "higher",
             "Won + lost deals closed in P; won deals = closed_deals × win_rate.",
             (_deals(CLOSED_IN_P, decided=_count(DECIDED)),), "decided", additive=True))
 _add(Metric("win_rate", "Win rate", Kind.RATIO, "percent", "higher",
