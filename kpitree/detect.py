@@ -455,6 +455,12 @@ _PERIOD_VALUE = re.compile(  # numbers alone need a 4-digit year: "11-50" is a s
     re.IGNORECASE)
 
 
+# How often something bills (Zuora's BillingPeriod, a plan's interval): a customer's plan, not a period label,
+# though the column is named like one (`billing_period`).
+_FREQUENCY_VALUES = frozenset({
+    "month", "monthly", "quarter", "quarterly", "annual", "annually", "year", "yearly", "semi-annual",
+    "semi_annual", "semiannual", "semi-annually", "week", "weekly", "day", "daily", "two years", "three years",
+    "biennial", "eighteen months", "specific months", "specific weeks", "subscription term"})
 # A yes/no flag: a split by it names its rows "False automatic customers" and "True …" — a property
 # of each row, not a group anyone owns or acts on. Values after lower-casing; names that are flags.
 _BOOLEAN_VALUES = frozenset({"true", "false", "yes", "no", "y", "n", "t", "f", "0", "1", "0.0", "1.0", "on", "off",
@@ -490,7 +496,7 @@ def not_a_segment(column: str, values: Iterable[str] | None = None) -> str | Non
         return "a lifecycle status (a row moves from one value to the next), not a segment"
     if _OUTCOME_REASON.search(name):
         return "the reason for an outcome (only the rows that had it hold a value), not a segment"
-    if _PERIOD_NAME.search(name):
+    if _PERIOD_NAME.search(name) and not (found and set(found) <= _FREQUENCY_VALUES):
         return "a period label (one value per period), not a segment"
     if found and set(found) <= _LIFECYCLE_VALUES and len(set(found)) >= 2:
         return "a lifecycle status (a row moves from one value to the next), not a segment"

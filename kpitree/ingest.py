@@ -1449,12 +1449,13 @@ def _number_formats(m: Mapping, names: list[str], row: tuple, european: bool,
 
 
 def _money_notes(reader: duckdb.DuckDBPyConnection, checked: str, inp: Input, t: str, money: _Money,
-                 line_of: Callable[[int], int | None], report: FileReport) -> None:
-    """Warnings with line numbers for a number column whose values are not all read one certain way."""
+                 line_of: Callable[[int], int | None], report: FileReport, currencies_said: bool = False) -> None:
+    """Warnings with line numbers for a number column whose values are not all read one certain way
+    (its symbols' currencies only where the file's currency column has not said them already)."""
     label = inp.label
     form = money.form
     rows = "__skip IS NULL"
-    if len({currency_code(c) for c in money.currencies}) > 1:
+    if len({currency_code(c) for c in money.currencies}) > 1 and not currencies_said:
         found = reader.execute(
             f"SELECT cur, min(__rn) FROM (SELECT {_currency_expr(t)} AS cur, __rn FROM {checked} WHERE {rows}) "
             "WHERE cur IS NOT NULL GROUP BY 1").fetchall()
@@ -1727,8 +1728,10 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
                                   ).fetchall()
 
     line_of = lines.row_mapper(structural_lines)
+    # A layout with a currency column has said the currencies already, with row counts (one warning, not three).
+    said = any(c.startswith("amounts are in several currencies") for c in m.cautions)
     for name, fmt in formats.items():
-        _money_notes(reader, checked, m.inputs[name], _q("t_" + name), fmt, line_of, report)
+        _money_notes(reader, checked, m.inputs[name], _q("t_" + name), fmt, line_of, report, currencies_said=said)
     rejected = list(structural)
     for rn, column, why, value in value_rejects:
         rejected.append(RejectedRow(line_of(rn), column, why, value))
@@ -1921,8 +1924,8 @@ def _quality(reader: duckdb.DuckDBPyConnection, m: Mapping, temp: str, checked: 
     for col in FACT_DATES.get(table.name, ()):
         n, line = first_line(f"CAST({_q(col)} AS DATE) > DATE '{today.isoformat()}'")
         if n:
-            report.warnings.append(f"{n} row(s) have a {col} after today (first on line {line}): they move the data's "
-                                   "as-of date, and with it the running period")
+            report.warnings.append(f"{n} row(s) have a {col} after today (first on line {line}): they count from that "
+                                   "day on, and do not move the data's as-of date (the latest day that has happened)")
     if table.name == "deals":
         n, won, lost, lost_all = reader.execute(
             f"SELECT count(*) FILTER (WHERE status <> 'open' AND close_date IS NULL), count(*) FILTER (WHERE status "

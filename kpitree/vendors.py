@@ -16,6 +16,9 @@ turns a mapping into SQL; nothing here touches data. Layouts known by their head
 - Chargify / Maxio subscriptions export (`state`, `product_price_in_cents`, `current_period_ends_at` …) →
   `subscriptions`; Close opportunities export (`status_type`, `value` in cents, `value_period` …) → `deals`;
 - Freshsales (Freshworks CRM) deals export (`Sales owner`, `Deal stage`, `Base currency amount` …) → `deals`;
+- Dynamics 365 Sales opportunities export (`(Do Not Modify) Opportunity`, `Est. Revenue`, `Actual Close Date` …)
+  → `deals`; Zuora rate plan charges data source (`RatePlanCharge.MRR`, `RatePlanCharge.EffectiveStartDate` …,
+  one row per charge segment) → `subscriptions`;
 - Paddle Billing subscriptions written out from its API (`billing_cycle.interval`, `first_billed_at`,
   `items[0].price.unit_price.amount` in the currency's lowest unit …) → `subscriptions`;
 - the "CRM Sales Opportunities" sample (`sales_pipeline.csv` → `deals`, `accounts.csv` →
@@ -202,7 +205,7 @@ SIDE_COLUMNS: dict[str, dict[str, str]] = {
 class Mapping:
     """How one file layout becomes rows of a canonical table (or of a side table)."""
 
-    source: str  # canonical, snapshots, saved, hubspot, zoho, freshsales, close, chargify, paddle, salesforce, pipedrive, stripe, chargebee, recurly, crm_sample
+    source: str  # canonical, snapshots, saved, hubspot, zoho, freshsales, dynamics, close, chargify, paddle, zuora, salesforce, pipedrive, stripe, chargebee, recurly, crm_sample
     label: str
     table: str  # canonical table; "" for a side file
     inputs: dict[str, Input]
@@ -561,6 +564,86 @@ def _freshsales(h: Headers, sides: set[str]) -> Mapping:
                                  note="Closed date (won / lost), Expected close date (open)")
     m = replace(m, fields=fields)
     return m if in_base else _with_currencies(m)
+
+
+# --- Microsoft Dynamics 365 Sales ----------------------------------------------------------------
+
+# Dynamics 365's "Export to Excel" of an Opportunities view (saved as CSV, or opened and re-saved by Excel in the
+# user's locale: `;` and 9.300,00 $) writes the view's column labels after three hidden `(Do Not Modify)`
+# columns: (Do Not Modify) Opportunity (the record's GUID), (Do Not Modify) Row Checksum, (Do Not Modify)
+# Modified On, then e.g. Topic, Potential Customer, Status (Open / Won / Lost), Status Reason (In Progress,
+# On Hold, Won, Canceled, Out-Sold …), Pipeline Phase (1-Qualify … 4-Close), Probability, Est. Revenue,
+# Actual Revenue (set when the opportunity is closed as won), Currency (its name: US Dollar, Euro), Est. Close
+# Date, Actual Close Date, Owner, Created On, Rating, and related-entity columns as 'Segment (Potential
+# Customer) (Account)'. Dates follow the user's locale (19/12/2024 11:11).
+
+
+def _is_dynamics(h: Headers) -> bool:
+    return (h.has("(Do Not Modify) Opportunity") or
+            (h.has("Topic") and h.has("Est. Revenue", "Estimated Revenue") and h.has("Est. Close Date",
+                                                                                   "Estimated Close Date")))
+
+
+def _dynamics(h: Headers, sides: set[str]) -> Mapping:
+    segment = [x for x in h.headers if normalise_header(x).startswith("segment")]
+    spec = {
+        "deal_id": (Kind.TEXT, ("(Do Not Modify) Opportunity", "Opportunity", "Opportunity ID")),
+        "topic": (Kind.TEXT, ("Topic",)),
+        "account": (Kind.TEXT, ("Potential Customer", "Account", "Account Name")),
+        "owner": (Kind.TEXT, ("Owner",)),
+        "created": (Kind.DATE, ("Created On",), {"required": True}),
+        "status": (Kind.TEXT, ("Status",), {"required": True}),
+        "stage": (Kind.TEXT, ("Pipeline Phase", "Sales Stage", "Process Stage")),
+        # read, not loaded: the reason a record reached its status, the export's own bookkeeping
+        "status_reason": (Kind.TEXT, ("Status Reason",)),
+        "checksum": (Kind.TEXT, ("(Do Not Modify) Row Checksum",)),
+        "modified": (Kind.TEXT, ("(Do Not Modify) Modified On",)),
+        "est_revenue": (Kind.NUMBER, ("Est. Revenue", "Estimated Revenue")),
+        "actual_revenue": (Kind.NUMBER, ("Actual Revenue",)),
+        "est_close": (Kind.DATE, ("Est. Close Date", "Estimated Close Date")),
+        "actual_close": (Kind.DATE, ("Actual Close Date",)),
+        "deal_type": (Kind.ENUM, ("Opportunity Type", "Type", "Deal Type"), _DEAL_TYPE),
+        "segment": (Kind.TEXT, (*segment, *_SEGMENT)),
+        "channel": (Kind.TEXT, ("Lead Source", "Source Campaign", "Source")),
+        "currency": (Kind.TEXT, ("Currency",)),
+    }
+    inputs = _inputs(h, spec)
+    status = "lower(trim({status.text}))"
+    rules = ["status: Dynamics' own Status (Open, Won, Lost); Status Reason and Pipeline Phase are where a record "
+             "is in its life, shown, never a split",
+             "close_date: the Actual Close Date of won and lost opportunities (the Est. Close Date where it is "
+             "blank), the Est. Close Date of open ones",
+             "amount: the Actual Revenue of a won opportunity (its Est. Revenue where blank), the Est. Revenue of "
+             "the others"]
+    if "deal_id" in inputs:
+        deal_id = Field("{deal_id}", "deal_id")
+    else:
+        deal_id = Field("concat_ws(' / ', {account}, {topic})", "topic")
+        rules.append("no '(Do Not Modify) Opportunity' column: an opportunity is identified by "
+                     "'Potential Customer / Topic'")
+    fields = {
+        "deal_id": deal_id,
+        "account_id": Field("{account}", "account"),
+        "owner": Field("{owner}", "owner"),
+        "created_date": Field("{created}", "created"),
+        "stage": Field("{stage}", "stage"),
+        "deal_type": Field("{deal_type}", "deal_type"),
+        "segment": Field("{segment}", "segment"),
+        "channel": Field("{channel}", "channel"),
+    }
+    fields = {k: f for k, f in fields.items() if f.input is None or f.input in inputs}  # absent: not loaded
+    m = _vendor_deals("dynamics", "Dynamics 365 Sales opportunities export", h, spec, fields, rules,
+                      file_status=f"CASE {status} WHEN 'open' THEN 'open' WHEN 'won' THEN 'won' "
+                                  "WHEN 'lost' THEN 'lost' END")
+    fields = dict(m.fields)
+    fields["close_date"] = Field("CASE WHEN {=status} IN ('won', 'lost') THEN COALESCE({actual_close}, {est_close}) "
+                                 "ELSE {est_close} END", "actual_close" if "actual_close" in inputs else "est_close",
+                                 note="Actual Close Date (won / lost), Est. Close Date (open)")
+    fields["amount"] = Field("CASE WHEN {=status} = 'won' THEN COALESCE({actual_revenue}, {est_revenue}) "
+                             "ELSE {est_revenue} END", "est_revenue" if "est_revenue" in inputs else "actual_revenue",
+                             note="Actual Revenue (won), Est. Revenue (open, lost)")
+    m = replace(m, fields=fields)
+    return _with_currencies(m)
 
 
 # --- Salesforce ------------------------------------------------------------------------------
@@ -1377,6 +1460,88 @@ def _paddle(h: Headers, sides: set[str]) -> Mapping:
     return _subscriptions("paddle", "Paddle Billing subscriptions export", inputs, fields, rules, skip)
 
 
+# --- Zuora ------------------------------------------------------------------------------------
+
+# Zuora's Data Source exports (Reporting > Data Sources, "Rate Plan Charge") name each column `Object.Field`
+# (Account.AccountNumber, Account.Currency, Subscription.Name, Subscription.Status, Subscription.TermEndDate,
+# Subscription.CancelledDate, RatePlan.Name, RatePlanCharge.ChargeNumber, RatePlanCharge.Segment,
+# RatePlanCharge.ChargeType, RatePlanCharge.BillingPeriod, RatePlanCharge.EffectiveStartDate,
+# RatePlanCharge.EffectiveEndDate, RatePlanCharge.MRR …). One row per charge SEGMENT: an amendment (an
+# upsell, a price change) ends the charge's current segment and starts the next, numbered 1, 2, … in
+# RatePlanCharge.Segment — a version counter, not a customer segment. A segment counts from its effective
+# start to its effective end; RatePlanCharge.MRR is already monthly. Subscription statuses: Draft, Pending
+# Activation, Pending Acceptance, Active, Suspended, Cancelled, Expired.
+
+
+def _is_zuora(h: Headers) -> bool:
+    return (h.has("RatePlanCharge.MRR", "RatePlanCharge.EffectiveStartDate")
+            and h.has("Account.AccountNumber", "Subscription.Name", "Subscription.Status"))
+
+
+def _zuora(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "customer": (Kind.TEXT, ("Account.AccountNumber", "Account.Id", "Account.Name"), {"required": True}),
+        "sub_name": (Kind.TEXT, ("Subscription.Name", "Subscription.Id")),
+        "status": (Kind.TEXT, ("Subscription.Status",)),
+        "sub_start": (Kind.DATE, ("Subscription.SubscriptionStartDate", "Subscription.ContractEffectiveDate")),
+        "term_end": (Kind.DATE, ("Subscription.TermEndDate",)),
+        "term_start": (Kind.TEXT, ("Subscription.TermStartDate",)),  # read, not loaded: the current term's start
+        "cancelled": (Kind.DATE, ("Subscription.CancelledDate",)),
+        "auto_renew": (Kind.BOOL, ("Subscription.AutoRenew",)),
+        "charge": (Kind.TEXT, ("RatePlanCharge.ChargeNumber", "RatePlanCharge.Id")),
+        "charge_segment": (Kind.TEXT, ("RatePlanCharge.Segment",)),
+        "charge_type": (Kind.TEXT, ("RatePlanCharge.ChargeType",)),
+        "billing_period": (Kind.TEXT, ("RatePlanCharge.BillingPeriod",)),
+        "eff_start": (Kind.DATE, ("RatePlanCharge.EffectiveStartDate",)),
+        "eff_end": (Kind.DATE, ("RatePlanCharge.EffectiveEndDate",)),
+        "mrr": (Kind.NUMBER, ("RatePlanCharge.MRR",), {"required": True}),
+        "tcv": (Kind.NUMBER, ("RatePlanCharge.TCV",)),
+        "plan": (Kind.TEXT, ("RatePlan.Name", "ProductRatePlan.Name", "Product.Name")),
+        "currency": (Kind.TEXT, ("Account.Currency", "RatePlanCharge.Currency", "Subscription.Currency")),
+        "segment": (Kind.TEXT, ("Account.Segment__c", "Account.Segment", "Account.CustomerSegment__c",
+                                "Subscription.Segment__c")),
+        "channel": (Kind.TEXT, ("Account.Channel__c", "Account.LeadSource__c", "Account.Source__c")),
+    }
+    inputs = _inputs(h, spec)
+    status = "lower(trim({status.text}))"
+    # An active, auto-renewing subscription's last segment "ends" at its term end only to renew: it does not end.
+    end = (f"CASE WHEN {status} = 'active' AND {{auto_renew}} AND {{eff_end}} >= {{term_end}} THEN NULL "
+           f"ELSE COALESCE({{eff_end}}, CASE WHEN {status} = 'cancelled' THEN {{cancelled}} "
+           f"WHEN {status} = 'expired' THEN {{term_end}} END) END")
+    key = "concat_ws('#', {charge}, {charge_segment})" if "charge" in inputs else \
+        "concat_ws('#', {sub_name}, {plan}, {eff_start.text})"
+    fields = {
+        "customer_id": Field("{customer}", "customer"),
+        "start_date": Field("COALESCE({eff_start}, {sub_start})", "eff_start" if "eff_start" in inputs else "sub_start"),
+        "end_date": Field(end, "eff_end" if "eff_end" in inputs else "cancelled",
+                          note="RatePlanCharge.EffectiveEndDate (none for an active auto-renewing one at its term end)"),
+        "mrr": Field("{mrr}", "mrr"),
+        "plan": Field("{plan}", "plan"),
+        "segment": Field("{segment}", "segment"),
+        "channel": Field("{channel}", "channel"),
+        "subscription_id": Field(key, "charge" if "charge" in inputs else "sub_name",
+                                 note="ChargeNumber # its segment number (one row per charge segment)"),
+    }
+    rules = [
+        "each row is one segment of a rate plan charge, counting from RatePlanCharge.EffectiveStartDate to its "
+        "EffectiveEndDate; an amendment ends one segment and starts the next, so a customer's segments never "
+        "overlap and an upsell shows as expansion",
+        "mrr: RatePlanCharge.MRR (already monthly; read in the account's currency)",
+        "end_date: EffectiveEndDate (else CancelledDate for a cancelled subscription, TermEndDate for an expired "
+        "one); an active auto-renewing subscription's last segment does not end at its term end, it renews",
+        "RatePlanCharge.Segment is the charge's version number (1, 2, …), never a customer segment: the segment "
+        "is the account's (Account.Segment__c)",
+        "charges that are not recurring (one-time, usage) and subscriptions not yet active (draft, pending) are "
+        "left out",
+    ]
+    skip = [(f"{status} IN ('draft', 'pending activation', 'pending acceptance', 'pendingactivation', "
+             "'pendingacceptance')", "not active yet (draft or pending)")]
+    if "charge_type" in inputs:
+        skip.append(("lower(trim({charge_type.text})) IN ('onetime', 'one-time', 'one time', 'usage')",
+                     "not a recurring charge (one-time or usage)"))
+    return _subscriptions("zuora", "Zuora rate plan charges export", inputs, fields, rules, skip)
+
+
 # --- "CRM Sales Opportunities" sample layout -------------------------------------------------
 
 _SECTOR_FIXES = "CASE lower(trim({sector.text})) WHEN 'technolgy' THEN 'technology' ELSE lower(trim({sector.text})) END"
@@ -1518,6 +1683,7 @@ VENDORS: tuple[tuple[str, Callable[[Headers], bool], Callable[[Headers, set[str]
     ("crm_teams", _is_crm_teams, _crm_teams),
     ("crm_metadata", _is_crm_metadata, _crm_metadata),
     ("paddle", _is_paddle, _paddle),
+    ("zuora", _is_zuora, _zuora),
     ("paddle_transactions", _is_paddle_transactions, _recognised(
         "Paddle transactions", "MRR, new and churned ARR come from the subscriptions: export Paddle's subscription "
         "list with its items (billing_cycle, items[0].price.unit_price.amount) and load that", source="paddle")),
@@ -1529,6 +1695,7 @@ VENDORS: tuple[tuple[str, Callable[[Headers], bool], Callable[[Headers, set[str]
     ("hubspot", _is_hubspot, _hubspot),
     ("zoho", _is_zoho, _zoho),
     ("freshsales", _is_freshsales, _freshsales),
+    ("dynamics", _is_dynamics, _dynamics),
     ("close", _is_close, _close),
     ("sf_history", _is_sf_history, _recognised("Salesforce OpportunityHistory export",
                                                "the current stage and amount are in the Opportunity export")),
@@ -1544,6 +1711,11 @@ VENDORS: tuple[tuple[str, Callable[[Headers], bool], Callable[[Headers, set[str]
 # Layouts that are side files: joined into other files' rows, so they are read first.
 VENDOR_SIDES = {"crm_products": "products", "crm_teams": "sales_teams", "crm_accounts": "accounts",
                 "sf_user": "users", "sf_account": "accounts"}
+
+
+# The exports recognised by their headers, as a user names them (the Upload page and the README list these).
+EXPORT_NAMES = ("HubSpot", "Salesforce", "Pipedrive", "Zoho CRM", "Close", "Freshsales", "Dynamics 365 Sales",
+                "Stripe", "Chargebee", "Recurly", "Chargify/Maxio", "Paddle", "Zuora")
 
 
 def detect_vendor(headers: list[str]) -> str | None:

@@ -26,6 +26,7 @@ from kpitree.suggest import publish_resuggested, resuggest_active, resuggest_sum
 from kpitree.vendors import (
     CENTS_HEADER,
     DERIVED,
+    EXPORT_NAMES,
     LAYOUT,
     OMIT,
     FormDefaults,
@@ -39,7 +40,9 @@ from kpitree.workspace import Workspace, create_workspace, safe_file_name
 
 st.set_page_config(page_title="Upload · KPI Tree", page_icon="🌳", layout="wide")
 
-FILE_TYPES = ["csv", "tsv", "txt", "gz", "zip", "parquet"]
+# Excel workbooks are let through to be named and refused with what to do ("save it as 'CSV UTF-8'"): turned
+# away by the uploader itself, the user read only "application/vnd.openxmlformats-… files are not allowed".
+FILE_TYPES = ["csv", "tsv", "txt", "gz", "zip", "parquet", "xlsx", "xls"]
 MODES = {
     "replace": "Replace — each table these files fill is swapped for their rows (loading twice changes nothing)",
     "append": "Append — add rows; a row whose id is already there replaces it; the same file is never added twice",
@@ -67,8 +70,8 @@ def main() -> None:
                    "to make you an editor (Workspaces page).")
         return
     st.caption(f"Into workspace **{md(ws.name)}** — only this browser session's choice; other workspaces are untouched. "
-               "HubSpot, Salesforce, Pipedrive, Stripe and Chargebee exports and the 'CRM Sales Opportunities' files are "
-               "recognised by their headers; anything else is mapped once and remembered.")
+               f"{', '.join(EXPORT_NAMES[:-1])} and {EXPORT_NAMES[-1]} exports and the 'CRM Sales Opportunities' files "
+               "are recognised by their headers; anything else is mapped once and remembered.")
     mode = st.radio("If a table already has data", list(MODES), format_func=MODES.get, key="upload_mode")
     files = st.file_uploader("CRM and billing exports (CSV, TSV, semicolon CSV, Parquet, .gz, .zip of CSVs)", type=FILE_TYPES,
                              accept_multiple_files=True, key="upload_files")
@@ -376,13 +379,13 @@ def mapping_form(ws: Workspace, staged: list[Path], d) -> None:
     units = unit_choices(table, columns, saved.get("units") or {} if saved.get("table") == table else {}, f"map_{key}")
     path = source_path(staged, d.file)
     preview = preview_mapping(path, table, columns, member=d.file if ":" in d.file else None,
-                              stage_map=ws.stage_map(), fill=fill)
+                              stage_map=ws.stage_map(), fill=fill, units=units)
     if preview.error:
         st.warning(f"With this mapping: {md(preview.error)}")
     else:
         cents = [c for c, u in units.items() if u == "cents"]
         st.caption(f"Preview: the first {len(preview.rows)} rows as they would load"
-                   + (f" (amounts as the file writes them: {', '.join(cents)} will be divided by 100)" if cents else "")
+                   + (f" ({', '.join(cents)} divided by 100: the file writes cents)" if cents else "")
                    + (f"; {len(preview.rejected)} of {preview.rows_read} sample rows would be rejected"
                       if preview.rejected else ""))
         st.dataframe(pd.DataFrame(preview.rows), hide_index=True, key=f"preview_{key}")
