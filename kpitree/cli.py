@@ -371,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("evaluate", "every node's value, target, status, previous value and owner",
             "python -m kpitree evaluate --workspace ws/demo --tree data/trees/revops.yaml --period 2026-10")
     p.add_argument("--workspace", required=True)
-    p.add_argument("--tree", help="tree YAML file (default: the workspace's active tree)")
+    p.add_argument("--tree", help="tree YAML file, or the name of a workspace tree or template "
+                                  "(default: the workspace's active tree)")
     p.add_argument("--period", help="2026-10, 2026-Q3, 2026-W41 or 2026 (default: latest complete period)")
     p.add_argument("--grain", choices=("week", "month", "quarter", "year"), help="grain when --period is omitted")
     p.set_defaults(func=cmd_evaluate)
@@ -379,7 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("explain", "why a node is off: children attribution, ranked segments, red path",
             "python -m kpitree explain --workspace ws/demo --tree data/trees/revops.yaml --node arr --period 2026-10")
     p.add_argument("--workspace", required=True)
-    p.add_argument("--tree", help="tree YAML file (default: the workspace's active tree)")
+    p.add_argument("--tree", help="tree YAML file, or the name of a workspace tree or template "
+                                  "(default: the workspace's active tree)")
     p.add_argument("--node", required=True, help="node id")
     p.add_argument("--period", help="period (default: latest complete period)")
     p.add_argument("--grain", choices=("week", "month", "quarter", "year"))
@@ -407,10 +409,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# verbs whose --tree is a filter by name, not a tree to open: a deleted tree's snapshots are still listed
+_TREE_IS_A_FILTER = {("snapshot", "list")}
+
+
+def _tree_file(args: argparse.Namespace) -> None:
+    """--tree of every verb that opens a tree: a YAML file, or the name of a workspace tree or a template
+    ("revops"), as the README says — looked up once, here, by `report.resolve_tree` (the lookup `report` and
+    the pages' ?tree= use) and rewritten to its file, so that no verb reads "revops" as a path. `validate`
+    takes its own file and has no workspace."""
+    given = getattr(args, "tree", None)
+    if not given or not getattr(args, "workspace", None) \
+            or (args.command, getattr(args, "action", None)) in _TREE_IS_A_FILTER:
+        return
+    if Path(given).suffix.lower() in (".yaml", ".yml") or "/" in given or "\\" in given:
+        return  # a file: the verb reads it, and says "cannot read tree file" when it is not there
+    from .report import resolve_tree
+    from .workspace import Workspace
+
+    tree = resolve_tree(Workspace(args.workspace), given)
+    if tree.source:
+        args.tree = str(tree.source)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _tree_file(args)
         return args.func(args)
     except ProblemsError as exc:
         print(f"error: {exc}", file=sys.stderr)
