@@ -1482,6 +1482,7 @@ def _zuora(h: Headers, sides: set[str]) -> Mapping:
     spec = {
         "customer": (Kind.TEXT, ("Account.AccountNumber", "Account.Id", "Account.Name"), {"required": True}),
         "sub_name": (Kind.TEXT, ("Subscription.Name", "Subscription.Id")),
+        "version": (Kind.NUMBER, ("Subscription.Version",)),
         "status": (Kind.TEXT, ("Subscription.Status",)),
         "sub_start": (Kind.DATE, ("Subscription.SubscriptionStartDate", "Subscription.ContractEffectiveDate")),
         "term_end": (Kind.DATE, ("Subscription.TermEndDate",)),
@@ -1539,6 +1540,12 @@ def _zuora(h: Headers, sides: set[str]) -> Mapping:
     if "charge_type" in inputs:
         skip.append(("lower(trim({charge_type.text})) IN ('onetime', 'one-time', 'one time', 'usage')",
                      "not a recurring charge (one-time or usage)"))
+    if "version" in inputs and "sub_name" in inputs:
+        # An amendment makes a new version of the subscription, with every charge again: the earlier versions'
+        # rows would count the same charge twice (and keep an end date the amendment changed).
+        skip.insert(0, ("{version} < max({version}) OVER (PARTITION BY {sub_name.text})",
+                        "an earlier version of an amended subscription (its latest version is in the file)"))
+        rules.append("Subscription.Version: only each subscription's latest version is read")
     return _subscriptions("zuora", "Zuora rate plan charges export", inputs, fields, rules, skip)
 
 

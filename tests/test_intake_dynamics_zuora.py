@@ -163,3 +163,26 @@ def test_the_mapping_screen_starts_from_the_layouts_and_saved_unchanged_reads_th
         saved = canonical_mapping(table, start.columns, source="saved", label="saved")
         layout = vendor_mapping(vendor, headers)
         assert {k: f.sql for k, f in saved.fields.items()} == {k: f.sql for k, f in layout.fields.items()}
+
+
+def test_only_the_latest_version_of_an_amended_subscription_counts(ws, tmp_path):
+    """A data source export with Subscription.Version repeats every charge in each version: an amendment that
+    cancelled S7 in September wrote version 2 beside version 1's open-ended row, which would count it on."""
+    path = tmp_path / "charges.csv"
+    head = ["Account.AccountNumber", "Account.Currency", "Subscription.Name", "Subscription.Version",
+            "Subscription.Status", "Subscription.TermEndDate", "Subscription.CancelledDate", "Subscription.AutoRenew",
+            "RatePlanCharge.ChargeNumber", "RatePlanCharge.Segment", "RatePlanCharge.EffectiveStartDate",
+            "RatePlanCharge.EffectiveEndDate", "RatePlanCharge.MRR"]
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(head)
+        w.writerow(["A7", "USD", "S7", "1", "Expired", "2027-01-01", "", "true", "C7", "1", "2026-01-01", "2027-01-01",
+                    "100"])
+        w.writerow(["A7", "USD", "S7", "2", "Cancelled", "2027-01-01", "2026-09-01", "true", "C7", "1", "2026-01-01",
+                    "2026-09-01", "100"])
+        w.writerow(["A8", "USD", "S8", "1", "Active", "2027-03-01", "", "true", "C8", "1", "2026-03-01", "2027-03-01",
+                    "40"])
+    f = ingest(ws, [path]).files[0]
+    assert f.skipped == {"an earlier version of an amended subscription (its latest version is in the file)": 1}
+    assert sorted(rows(ws, "SELECT customer_id, CAST(CAST(end_date AS DATE) AS VARCHAR), mrr FROM subscriptions")) == [
+        ("A7", "2026-09-01", 100.0), ("A8", None, 40.0)]
