@@ -399,3 +399,17 @@ def test_a_pipedrive_mapping_changed_on_the_screen_keeps_what_it_did_not_change(
     assert str(got["1040"][1]) == "2025-07-28" and str(got["2206"][1]) == "2026-12-29"
     assert got["1002"][0] == "Person 656" and got["1002"][3] == "Org 487"
     assert "deal_label" not in cols
+
+
+def test_the_readme_and_the_upload_page_name_every_recognised_export():
+    """The Upload page lists `EXPORT_NAMES`; the README must name the same exports (trial D found the page
+    listing five vendors where the README listed nine)."""
+    from kpitree.vendors import EXPORT_NAMES, VENDORS
+
+    readme = (ROOT / "README.md").read_text()
+    upload_list = readme.split("**Upload** (", 1)[1].split("are recognised", 1)[0]
+    assert [n for n in EXPORT_NAMES if n not in upload_list] == []
+    # every export layout of VENDORS is one of the names (its source word in the name, lower-cased)
+    sources = {name.split("_")[0] for name, _, _ in VENDORS} - {"crm", "sf"}
+    names = " ".join(EXPORT_NAMES).lower().replace("/", " ")
+    assert sorted(s for s in sources if s not in names) == []
