@@ -1432,7 +1432,7 @@ def _paddle(h: Headers, sides: set[str]) -> Mapping:
                             note="first_billed_at (else started_at)"),
         "end_date": Field(end, "canceled_at", note="canceled_at (canceled), paused_at (paused), "
                                                     "scheduled_change.effective_at (a cancel or pause scheduled)"),
-        "mrr": Field(f"({billed}) / {minor} / {months}" if items[0][1] else "{amount_0}", f"amount_{items[0][0]}",
+        "mrr": Field(f"({billed}) / {{minor}} / {months}" if items[0][1] else "{amount_0}", f"amount_{items[0][0]}",
                      note="unit_price.amount (lowest currency unit) ÷ 100 × quantity, per month of the billing cycle"),
         "plan": Field("{plan}", "plan"),
         "segment": Field("{segment}", "segment"),
@@ -1457,7 +1457,24 @@ def _paddle(h: Headers, sides: set[str]) -> Mapping:
                      "never billed (in trial, or canceled in its trial)"))
     else:
         skip.append((f"{status} = 'trialing'", "in trial: not paying yet"))
-    return _subscriptions("paddle", "Paddle Billing subscriptions export", inputs, fields, rules, skip)
+    m = _subscriptions("paddle", "Paddle Billing subscriptions export", inputs, fields, rules, skip)
+    amounts = [f"{{amount_{i}.text}}" for i, amount, _, _ in items if amount]
+    if not amounts:
+        return m
+
+    def units(m: Mapping, facts: dict) -> Mapping:
+        """Paddle writes amounts as whole numbers of the lowest unit; a pipeline that turned them into currency
+        units (49.00) wrote decimals, and dividing those by 100 would make MRR a hundred times too small."""
+        decimals = bool(facts.get("decimal_amounts"))
+        divisor = "1" if decimals else minor
+        out = {k: (replace(f, sql=f.sql.replace("{minor}", divisor)) if k == "mrr" else f) for k, f in m.fields.items()}
+        said = ("amounts carry decimals (49.00), so the file holds currency units, not Paddle's lowest unit: read as "
+                "they are, not divided by 100",) if decimals else ()
+        m = replace(m, fields=out, rules=m.rules + said)
+        return _currency_refine(m, facts) if "currency" in m.inputs else m
+
+    decimal = " OR ".join(f"contains({a}, '.')" for a in amounts)
+    return replace(m, facts={**m.facts, "decimal_amounts": f"bool_or({decimal})"}, refine=units)
 
 
 # --- Zuora ------------------------------------------------------------------------------------

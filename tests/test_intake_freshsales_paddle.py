@@ -232,3 +232,19 @@ def test_a_paddle_transactions_report_beside_it_is_recognised_and_left_out(ws, t
     left = report.files[0] if report.files[0].file.startswith("transactions") else report.files[1]
     assert left.role == "ignored" and "Paddle transactions (recognised, not needed" in left.label
     assert ws.row_counts() == {"subscriptions": 7}
+
+
+def test_paddle_amounts_a_pipeline_turned_into_currency_units_are_not_divided_again(ws, tmp_path):
+    """'49.00' is no lowest-unit amount (Paddle writes '4900'): read as written, and said."""
+    path = paddle_file(tmp_path / "subs.csv")
+    with path.open(newline="") as f:
+        table = list(csv.reader(f))
+    col = PADDLE_HEADERS.index("items[0].price.unit_price.amount")
+    for r in table[1:]:
+        r[col] = f"{int(r[col]) / 100:.2f}" if r[col] else ""
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(table)
+    f = ingest(ws, [path]).files[0]
+    assert any(r.startswith("amounts carry decimals (49.00)") for r in f.rules)
+    # ctm_1: 49.00 × 2 a month, as before; the JPY row now reads 150.00, as the file wrote it
+    assert rows(ws, "SELECT round(mrr, 2) FROM subscriptions WHERE customer_id = 'ctm_1'") == [(98.0,)]
