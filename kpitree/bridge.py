@@ -205,7 +205,8 @@ def chain_targets(tree: Tree, since: Period | None = None, *, places: int = 0) -
     in every month but the first one with a bridge and each January up to `since` (`_anchor`; every
     month but the first when None), so a stock opens each month where the plan closed the last. A
     month whose formula cannot be computed (a child without a target, an opening balance planned at
-    nothing: the month the data starts) keeps the parent's own planned target.
+    nothing: the month the data starts) keeps the parent's own planned target; a parent whose target
+    is a goal with no monthly plan (a benchmark, one typed number) keeps it whole.
 
     Quarters, years (and the weeks a stock's bridge plans, `_week_levels`): `_fit_longer` gives the
     rate children the targets the months imply, so each longer period's targets fit the formula too.
@@ -227,6 +228,8 @@ def chain_targets(tree: Tree, since: Period | None = None, *, places: int = 0) -
 def _chain_months(tree: Tree, nodes: Mapping[str, Node], node: Node, since: Period | None,
                   places: int) -> dict[str, Node]:
     """The node (and its opening balance) with monthly targets from the formula (see `chain_targets`)."""
+    if node.target.is_set and not _months(k for k, _ in node.target.by_period):
+        return {}  # a goal typed as one number (LTV/CAC at least 3:1), not a monthly plan: it stands
     formula = Formula.parse(node.formula)  # type: ignore[arg-type]
     found = opening_child(tree, node)
     opening = nodes[found.id] if found is not None else None

@@ -473,3 +473,33 @@ def test_write_demo_round_trip(small: DemoData, tmp_path: Path, compress: bool) 
     if compress:  # the same data gives byte-identical archives
         again = write_demo(small, tmp_path / "again", compress=True)
         assert again[1].read_bytes() == paths[1].read_bytes()
+
+
+# --- the plan the templates carry ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["revops", "team_executive"])
+def test_the_templates_carry_the_plan_the_demo_makes(demo_data_dir, tmp_path: Path, name: str) -> None:
+    """`python -m kpitree.demo_setup` writes the templates' targets from the shipped demo files: what they
+    carry is what `demo_plan` makes from the data `make run` loads (no plan left behind by an older rule)."""
+    from kpitree.demo_setup import ROOT, demo_plan, with_targets_of
+    from kpitree.evaluate import Engine
+    from kpitree.tree import load_tree, save_tree
+    from kpitree.workspace import Workspace
+
+    shipped = load_tree(ROOT / "data" / "trees" / f"{name}.yaml")
+    scenario = json.loads((ROOT / "data" / "demo" / "scenario.json").read_text())
+    planned = with_targets_of(shipped, demo_plan(Engine(Workspace(demo_data_dir / "demo")), shipped, scenario))
+    save_tree(planned, tmp_path / "t.yaml")  # through YAML, as the file holds it
+    again = load_tree(tmp_path / "t.yaml")
+    assert {n.id: n.target for n in again.nodes} == {n.id: n.target for n in shipped.nodes}
+    arr = again.node("arr").target
+    # the plan keeps ARR's bridge: October's target opens where September's closed
+    assert dict(again.node("arr_start").target.by_period)["2026-10"] == dict(arr.by_period)["2026-09"]
+
+
+def test_retargeting_without_demo_files_says_what_to_do(tmp_path: Path, capsys) -> None:
+    from kpitree.demo_setup import main
+
+    assert main(["--demo-dir", str(tmp_path)]) == 2
+    assert "no scenario.json in" in capsys.readouterr().err

@@ -93,7 +93,7 @@ nodes:
 - {id: arr_start, label: ARR at start, level: driver, metric: arr_start, owner: A,
    target: {by_period: {2025-11: 2000, 2025-12: 2100, 2026-01: 2200, 2026-02: 2300, 2026-03: 2400}}}
 - {id: nrr, label: NRR, level: driver, metric: nrr, owner: A, formula: "nrr = grr + expansion_rate",
-   children: [grr, expansion_rate], target: {value: 1.0}}
+   children: [grr, expansion_rate], target: {by_period: {2025-11: 1}}}
 - {id: arr_new, label: New, level: driver, metric: arr_new, owner: A,
    target: {by_period: {2025-11: 100, 2025-12: 100, 2026-01: 100, 2026-02: 100, 2026-03: 100}}}
 - {id: grr, label: GRR, level: core, metric: grr, owner: A,
@@ -134,10 +134,14 @@ def test_arr_over_nrr_over_grr_and_expansion_is_chained_in_every_month_and_quart
 
 
 def test_a_rate_made_of_flows_takes_their_ratio_for_a_quarter():
-    cac = _node("cac", "cac", None, "cac = spend / new_customers", ("spend", "new_customers"), level=1)
-    tree = _tree(cac, _node("spend", "spend", dict(zip(MONTHS, (1000, 2000, 3000), strict=True))),
-                 _node("new_customers", "new_customers", dict(zip(MONTHS, (10, 10, 40), strict=True))))
+    cac = _node("cac", "cac", None, "cac = spend / new_customers", ("spend", "new_customers"), level=2)
+    goal = Node(id="ltv_cac", label="LTV / CAC", level=1, metric="ltv_cac", owner="A", formula="ltv_cac = ltv / cac",
+                children=("ltv", "cac"), target=Target(value=3.0, day90=3.0, month12=3.0))
+    tree = _tree(goal, _node("ltv", "ltv", dict(zip(MONTHS, (900, 900, 900), strict=True))), cac,
+                 _node("spend", "spend", dict(zip(MONTHS, (1000, 2000, 3000), strict=True)), level=3),
+                 _node("new_customers", "new_customers", dict(zip(MONTHS, (10, 10, 40), strict=True)), level=3))
     chained = chain_targets(tree)
+    assert chained.node("ltv_cac").target == goal.target  # a benchmark typed as one number stands
     assert _monthly(chained, "cac") == {
         "2026-01": 100, "2026-02": 200, "2026-03": 75}
     assert _plan(chained, "cac")["2026-Q1"] == 100  # $6,000 over 60 customers, not the months' mean $125
