@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "data" / "trees" / "revops.yaml"
 DEMO_DIR = ROOT / "data" / "demo"
 # The templates whose targets are the demo's plan (the others keep their own numbers).
-PLANNED_TEMPLATES = (ROOT / "data" / "trees" / "revops.yaml", ROOT / "data" / "trees" / "team_executive.yaml")
+PLANNED_TEMPLATES = tuple(ROOT / "data" / "trees" / f"{name}.yaml"
+                          for name in ("revops", "team_executive", "team_customer_success"))
 
 
 def demo_plan(engine: Engine, template: Path | Tree, scenario: Mapping) -> Tree:
