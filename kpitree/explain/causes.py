@@ -144,7 +144,7 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
         return why if node.id == root.id else f"found under {root.label}, itself {why}"
 
     def visit(a: _Analysis, path: tuple[str, ...], weight: float, root: Node | None) -> None:
-        exact = False
+        exact, before = False, len(out)
         for cid, link, part, via in _branches(session, a, versus):
             if cid in seen:
                 continue
@@ -156,6 +156,10 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
         if not exact and (len(path) > 1 or not out):  # the node itself, when nothing below carries its gap
             v = a.view
             if v.gap is None or v.adverse(v.gap) <= 0 or v.maturing:  # a young cohort is no cause on its own
+                return
+            if a.segments.top is None and any(c.top_segment is not None for c in out[before:]):
+                # an influence below already names where it sits (GRR's churned Enterprise customers, found
+                # by logo churn): "GRR: no segment stands out" beside it read as a contradiction
                 return
             labels = tuple(session.tree.node(i).label for i in path)
             aside = aside_for(root, v.node)
