@@ -112,11 +112,12 @@ def test_rep_mix_that_cancels_inside_its_segment_is_not_named(tmp_path: Path) ->
 
 
 def test_three_deals_moving_half_are_noise_where_three_hundred_moving_a_tenth_are_named(tmp_path: Path) -> None:
-    """Average deal size of two segments. "Big" closes 300 deals a month of a standard product
+    """Average deal size of three segments. "Big" closes 300 deals a month of a standard product
     (lognormal sizes, σ = 0.3) and in October they are 10 % smaller; "Tiny" closes 3 bespoke deals
     (σ = 0.9, sizes vary threefold) and they are 50 % smaller. Tiny's mean of three deals swings by
     about 60 % from month to month (1.1 / √3): −50 % is its usual wobble. Big's mean of 300 moves by
-    under 2 % (0.31 / √300): −10 % is five of those."""
+    under 2 % (0.31 / √300): −10 % is five of those. ("Mid", 60 deals that did not change, keeps Big
+    from being nearly all of the node, which would localise nothing.)"""
     rng = np.random.default_rng(7)
     rows = []
     for month in MONTHS:
@@ -125,6 +126,7 @@ def test_three_deals_moving_half_are_noise_where_three_hundred_moving_a_tenth_ar
                  * rng.lognormal(-0.045, 0.3, 300)]
         rows += [(month, "Bo", "Tiny", "Direct", a) for a in 10_000 * (0.5 if last else 1.0)
                  * rng.lognormal(-0.405, 0.9, 3)]
+        rows += [(month, "Cy", "Mid", "Direct", a) for a in 10_000 * rng.lognormal(-0.045, 0.3, 60)]
     engine = workspace(tmp_path, deals(rows))
     r = explain_node(engine, one_node("avg_deal_size", 10_000, "segment"), "n", "2026-10")
     parts = {p.segment: p for p in next(d for d in r.dimensions if d.dimension == "segment").segments}
@@ -561,3 +563,155 @@ def test_a_discount_that_began_two_months_ago_is_judged_as_one_change() -> None:
     now = [np.array(v) for v in zip(*(month(low) for _ in plans), strict=True)]
     z = sustained_log(tuple(now), tuple(hist))
     assert z[0] < -5 and np.isnan(z[1]) and np.isnan(z[2])
+
+
+def nine_reps(seed: int, october: dict[str, float], counts: dict[str, int] | None = None,
+              per_month: int = 20, sigma: float = 0.5) -> list[tuple]:
+    """Won deals of three reps in each of Enterprise ($100k), Mid-Market ($30k) and SMB ($5k),
+    `per_month` a month each, lognormal sizes of spread `sigma`; in October a rep's (or a whole
+    segment's) sizes × `october` and its count `counts`."""
+    rng = np.random.default_rng(seed)
+    sizes = {"Enterprise": 100_000, "Mid-Market": 30_000, "SMB": 5_000}
+    reps = {"Enterprise": ["Kendall", "Liu", "Moss"], "Mid-Market": ["Nair", "Ortiz", "Park"],
+            "SMB": ["Quinn", "Reyes", "Sato"]}
+    rows = []
+    for month in MONTHS:
+        last = month == MONTHS[-1]
+        for segment, names in reps.items():
+            for rep in names:
+                factor = october.get(rep, october.get(segment, 1.0)) if last else 1.0
+                n = (counts or {}).get(rep, (counts or {}).get(segment, per_month)) if last else per_month
+                rows += [(month, rep, segment, "Direct", a)
+                         for a in sizes[segment] * factor * rng.lognormal(-sigma * sigma / 2, sigma, n)]
+    return rows
+
+
+def test_one_rep_whose_segments_rest_is_noise_is_named_not_the_segment(tmp_path: Path) -> None:
+    """Average deal size, three reps in each of three segments, 20 won deals each a month (σ = 0.5).
+    In October Kendall's Enterprise deals close at 60 % of their size and her two colleagues' at 92 %
+    — a drift of one standard error of their own noise. Kendall then holds about two thirds of
+    Enterprise's fall, under the three quarters that names a sub-segment by size, but the rest of
+    Enterprise is within its noise and Kendall stands further out than the segment: the cause lives
+    with her. When the whole segment's deals shrink alike ("across all three"), no rep is named
+    (`test_rep_mix_that_cancels_inside_its_segment_is_not_named`)."""
+    rows = nine_reps(8, {"Kendall": 0.6, "Liu": 0.92, "Moss": 0.92})
+    engine = workspace(tmp_path, deals(rows))
+    r = explain_node(engine, deal_size_node(45_000, "owner, segment"), "n", "2026-10")
+    segments = {p.segment: p for p in next(d for d in r.dimensions if d.dimension == "segment").segments}
+    owners = {p.segment: p for p in next(d for d in r.dimensions if d.dimension == "owner").segments}
+    kendall, enterprise = owners["Kendall"], segments["Enterprise"]
+    assert 0.5 < kendall.rate / enterprise.rate < 0.75  # not enough to narrow by size alone
+    top = r.red_path[0].top_segment
+    assert top is not None and "Kendall" in top.segment.split(" × "), top
+    assert "Kendall" in r.red_path[0].segment_sentence
+
+
+def test_a_hidden_loss_is_judged_on_its_own_rate_when_its_mix_offsets_it(tmp_path: Path) -> None:
+    """Average deal size, target $45k: in October every Mid-Market deal closes at half its size and
+    only 18 of them close instead of 36. Mid-Market's rate effect (about −$4.4k) is far out of its
+    noise, but its smaller share of the deals, each below the average, adds back about +$3k of mix:
+    the average is on target and Mid-Market's whole part is within noise. The loss is named on its
+    own rate, hidden in the total."""
+    rows = three_segments(31, {"Mid-Market": 0.5}, sigma=0.3, per_month=36)
+    mm_october = [i for i, row in enumerate(rows) if row[0] == MONTHS[-1] and row[2] == "Mid-Market"]
+    dropped = set(mm_october[18:])
+    rows = [row for i, row in enumerate(rows) if i not in dropped]
+    engine = workspace(tmp_path, deals(rows))
+    r = explain_node(engine, one_node("avg_deal_size", 45_000, "segment"), "n", "2026-10")
+    assert r.status != "red"
+    segments = next(d for d in r.dimensions if d.dimension == "segment")
+    mm = next(p for p in segments.segments if p.segment == "Mid-Market")
+    assert mm.mix > 0 > mm.rate and abs(mm.z) < 2 and abs(mm.rate_z) >= z_bound(3)
+    top = r.red_path[0].top_segment
+    assert top is not None and top.segment == "Mid-Market"
+    assert "hidden in the total" in r.red_path[0].segment_sentence
+
+
+def test_a_channel_that_only_carries_anothers_mix_is_not_named(tmp_path: Path) -> None:
+    """Average deal size by segment and channel: Partner sells mostly Enterprise ($100k; 160 deals a
+    month against 40 SMB), Direct mostly SMB ($5k). In October half as many Enterprise deals close, in
+    both channels, and no deal is any smaller. Partner's average falls a fifth, 4.8 standard errors —
+    all of it the smaller share of Enterprise deals inside Partner. No Partner deal changed: within
+    the segments Partner's part is within its noise, the channel is not chosen, and the answer names
+    Enterprise's share of the mix."""
+    rng = np.random.default_rng(12)
+    mix = {("Enterprise", "Partner"): 160, ("Enterprise", "Direct"): 40, ("SMB", "Partner"): 40,
+           ("SMB", "Direct"): 160}
+    sizes = {"Enterprise": 100_000, "SMB": 5_000}
+    rows = []
+    for month in MONTHS:
+        for (segment, channel), n in mix.items():
+            n = n // 2 if month == MONTHS[-1] and segment == "Enterprise" else n
+            rows += [(month, f"{segment} rep", segment, channel, a)
+                     for a in sizes[segment] * rng.lognormal(-0.045, 0.3, n)]
+    engine = workspace(tmp_path, deals(rows))
+    r = explain_node(engine, one_node("avg_deal_size", 52_500, "segment, channel"), "n", "2026-10")
+    assert r.status == "red"
+    channels = next(d for d in r.dimensions if d.dimension == "channel")
+    partner = next(p for p in channels.segments if p.segment == "Partner")
+    assert partner.value < 0.85 * partner.baseline  # Partner's own average did fall
+    assert abs(partner.z) > channels.bound > abs(partner.strength("contribution"))
+    assert channels.chosen == ()
+    top = r.red_path[0].top_segment
+    assert top is not None and "Enterprise" in top.segment.split(" × ")  # the segment whose volume fell
+
+
+def test_a_segment_that_is_nearly_the_whole_node_is_never_named(tmp_path: Path) -> None:
+    """Won amount by segment and channel, where 97 % of the deals come Direct (a column like a billing
+    currency: USD for nearly every customer). October closes 30 % less in Enterprise. "Direct (97 %)
+    explains 97 %" would localise nothing: the channel line says Direct is nearly all of the node, and
+    the answer names Enterprise — never narrowed to "Enterprise Direct", which is nearly all of it."""
+    rows = three_segments(41, {"Enterprise": 0.7}, sigma=0.3, per_month=200)
+    rows = [(m, o, s, "Partner" if i % 33 == 0 else "Direct", a) for i, (m, o, s, _c, a) in enumerate(rows)]
+    engine = workspace(tmp_path, deals(rows))
+    target = 200 * (100_000 + 30_000 + 5_000)
+    r = explain_node(engine, one_node("new_business_arr", target, "segment, channel"), "n", "2026-10")
+    channels = next(d for d in r.dimensions if d.dimension == "channel")
+    assert "Direct" in channels.unnamed and channels.chosen == ()
+    assert named_segments(r, "channel") == []
+    assert "Direct is nearly all of Number" in r.segment_sentence("channel")
+    top = r.red_path[0].top_segment
+    assert top is not None and (top.dimension, top.segment) == ("segment", "Enterprise")
+
+
+def test_a_parent_that_names_nothing_is_not_listed_beside_the_influence_that_names_the_cause(
+        tmp_path: Path) -> None:
+    """Total = Mid-Market won amount + SMB won amount; the Mid-Market amount has its win rate as an
+    influence. Six reps decide 40 Mid-Market deals a month each at 40 %; in October Kendall wins two in
+    a hundred. The won amounts (lognormal, σ = 1.2) are too noisy to name Kendall, her win rate is
+    not: the causes list the win rate, owned by Kendall, and not also the Mid-Market amount saying no
+    segment stands out (a trial read "GRR: no segment stands out" beside churn naming Enterprise)."""
+    rng = np.random.default_rng(1)
+    rows, won = [], []
+    for month in MONTHS:
+        for rep in ("Kendall", "Liu", "Moss", "Nair", "Ortiz", "Park"):
+            p = 0.05 if (month == MONTHS[-1] and rep == "Kendall") else 0.4
+            for _ in range(40):
+                rows.append((month, rep, "Mid-Market", "Direct", float(20_000 * rng.lognormal(-0.72, 1.2))))
+                won.append(rng.random() < p)
+            rows.append((month, rep, "SMB", "Direct", 1000.0))
+            won.append(True)
+    frame = deals(rows)
+    frame.loc[~np.array(won), ["stage", "status"]] = ["Closed Lost", "lost"]
+
+    def plan(value: float) -> str:
+        return "{by_period: {" + ", ".join(f"{m}: {value}" for m in MONTHS) + "}}"
+
+    tree, problems = parse_yaml(f"""
+name: evidence
+grain: month
+dimensions: [owner]
+nodes:
+  - {{id: t, label: Total, level: north_star, metric: new_business_arr, owner: CEO, formula: t = n + s,
+     children: [n, s], target: {plan(1_926_000)}}}
+  - {{id: n, label: Mid-Market won amount, level: driver, metric: new_business_arr, filter: {{segment: Mid-Market}},
+     owner: CRO, target: {plan(1_920_000)}, children: [w]}}
+  - {{id: s, label: SMB won amount, level: driver, metric: new_business_arr, filter: {{segment: SMB}}, owner: CRO,
+     target: {plan(6_000)}}}
+  - {{id: w, label: Win rate, level: lever, metric: win_rate, filter: {{segment: Mid-Market}}, owner: CRO,
+     target: {plan(0.4)}}}
+""", "influence.yaml")
+    assert tree is not None, problems
+    r = explain_node(workspace(tmp_path, frame), tree, "t", "2026-10")
+    assert [s.id for s in r.red_path] == ["t", "n", "w"]
+    assert [(c.id, c.top_segment and c.top_segment.segment) for c in r.causes] == [("w", "Kendall")]

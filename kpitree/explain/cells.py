@@ -50,7 +50,8 @@ if TYPE_CHECKING:
     from .analysis import _Analysis
 
 _CELL_DIM = re.compile(r"d\d+")  # a cells query's dimension columns (d0, d1, …)
-HISTORY_PERIODS = 6  # earlier periods (at least) read for how much each segment usually moves
+WOBBLE_PERIODS = 6  # recent earlier periods (at least) that say how much each segment usually moves
+HISTORY_PERIODS = 12  # earlier periods read for a change that began a period or two ago (`evidence.sustained`)
 _ADDITIVE = re.compile(r"^\s*(count\(\*\)|sum\()", re.IGNORECASE)
 _RESULTS = ResultCache(1024)  # query results and built node cells, per data version
 
@@ -650,6 +651,7 @@ class Split:
     cur_var: dict[str, np.ndarray] = field(default_factory=dict)  # noise variance of each component
     ref_var: dict[str, np.ndarray] = field(default_factory=dict)  # … of the reference average
     history: dict[str, np.ndarray] | None = None  # components per earlier period (rows) and segment
+    run_history: dict[str, np.ndarray] | None = None  # … over every earlier period read (`HISTORY_PERIODS`)
 
 
 def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
@@ -682,6 +684,8 @@ class NodeData:
     blank: frozenset[str] = frozenset()  # dimensions whose "(none)" is never named (NAMED_EMPTY_MIN_FILL)
     hist: _Rows | None = None  # every earlier period fetched, one row per period and cell
     history: tuple[Period, ...] = ()  # … those periods, oldest first
+    wobble_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # rows of `history`
+    # that say how much a segment usually moves (`_wobble_rows`)
     _nested: dict[str, str] | None = field(default=None, repr=False)
     _parents: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     _twins: dict[str, str] | None = field(default=None, repr=False)
@@ -831,8 +835,9 @@ class NodeData:
             order = {p.key: i for i, p in enumerate(history)}
             hist.period = pool_df["pkey"].map(order).to_numpy(dtype=np.int64)
         blank = frozenset(d for d in dims if session.engine.fill(plan.cur_metric.table, d) < NAMED_EMPTY_MIN_FILL)
+        history = history if hist is not None else ()
         return cls(node, plan.cur_metric, plan.ref_metric, dims, sets, labels, cur, ref, ref_periods, plan.note, blank,
-                   hist, history if hist is not None else ())
+                   hist, history, _wobble_rows(history, session.period, session.reference.periods))
 
     def unnamed(self, dimension: str, segment: str) -> bool:
         """The segment is rows without a value of a mostly empty dimension: never named as a cause."""
@@ -920,7 +925,8 @@ class NodeData:
         var1 = {c[:-len(SQ)]: v[idx] for c, v in cur[0].items() if c.endswith(SQ)}
         var0 = {c[:-len(SQ)]: v[idx] for c, v in ref[0].items() if c.endswith(SQ)} if ref is not None else {}
         hist = self._sums(dims, "hist")
-        history = {c: v[:, idx] for c, v in hist[0].items()} if hist is not None else None
+        run_history = {c: v[:, idx] for c, v in hist[0].items()} if hist is not None else None
+        history = {c: v[self.wobble_rows] for c, v in run_history.items()} if run_history is not None else None
         v1 = ValueFn(self.cur_metric.value, self.cur_metric.components)(c1) if len(idx) else np.zeros(0)
         if c0 is not None and len(idx):
             v0 = ValueFn(self.ref_metric.value, self.ref_metric.components)(c0)
@@ -929,7 +935,21 @@ class NodeData:
             v0 = np.full(len(idx), np.nan)
         v1 = np.where(cur[1][idx], v1, np.nan)
         return Split(PAIR_SEP.join(dims), tuple(names), c1, c0, np.asarray(v1, dtype="float64"),
-                     np.asarray(v0, dtype="float64"), var1, var0, history)
+                     np.asarray(v0, dtype="float64"), var1, var0, history, run_history)
+
+
+def _wobble_rows(history: tuple[Period, ...], period: Period, candidates: tuple[Period, ...]) -> np.ndarray:
+    """The rows of `history` that say how much a segment usually moves: the recent `WOBBLE_PERIODS` (at
+    least the reference candidates' span) and the candidates themselves (the same period last year).
+
+    The older periods are read for the run tests only, which compare a change with the months before
+    it. As the usual wobble they cost more than they gave: a rep's swings of a year ago (15 of 19 won,
+    then 5 of 10) widened her noise until 1 of 18 won against her usual half was within it, and a
+    year of tiny cells' wobble, each only ever widening its counting noise, hid a planted rep's lost
+    Enterprise deals in a cause set."""
+    recent = {period.shift(-i) for i in range(1, max(REFERENCE_PERIODS[period.grain], WOBBLE_PERIODS) + 1)}
+    keep = recent | set(candidates)
+    return np.array([i for i, p in enumerate(history) if p in keep], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -938,7 +958,7 @@ class Reference:
 
     periods: tuple[Period, ...]  # most recent first
     choose: bool  # pick the one where each batch's parent was closest to its target; else average all
-    history: tuple[Period, ...] = ()  # earlier periods whose cells say how much a segment usually moves
+    history: tuple[Period, ...] = ()  # earlier periods read for how much a segment moves, and since when
 
 
 def reference_periods(period: Period, versus: str, reference: str | int | None = None) -> Reference:

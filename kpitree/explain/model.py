@@ -19,6 +19,7 @@ REFERENCE_PERIODS = {Grain.WEEK: 8, Grain.MONTH: 6, Grain.QUARTER: 4, Grain.YEAR
 ACCOUNT_DIMENSIONS = ("csm", "industry")  # customer metrics are also split by the account's CSM and industry
 PAIR_WHEN_TOP_BELOW = 0.5  # look at pairs of dimensions when no single segment explains half the change
 REFINE_SHARE = 0.75  # a sub-segment holding this share of the top segment's part names it more precisely
+ALMOST_ALL = 0.9  # a segment this share of the whole (or a sub-segment of its segment) localises nothing
 BY_NOW = "target by now"  # the baseline of a running stock or building-up rate: planned by the as-of day
 EXACT_FIRST_SHARE = 0.25  # follow an exact child before a red influence if it explains at least this share
 ON_TARGET_BANDS = 0.25  # a child within a quarter of its amber band of its baseline is on target: not followed
@@ -78,9 +79,21 @@ class SegmentPart:
         rate = self.own_rate if self.own_rate is not None else self.rate
         return rate / self.rate_sd if rate is not None and self.rate_sd else None
 
+    @property
+    def own_part(self) -> float:
+        """The contribution less the part of its rate effect that is another dimension's mix inside the
+        segment (`within`, see `_conditioned`): when fewer Enterprise deals close, Partner's average
+        deal size falls with no Partner deal any smaller, and that is Enterprise's volume, not Partner's."""
+        if self.within is not None and self.own_rate is not None and self.rate is not None:
+            return self.contribution - self.rate + self.own_rate
+        return self.contribution
+
     def strength(self, basis: str) -> float | None:
-        """The z of what the ranking counts: the rate effect (basis "rate") or the whole part."""
-        return self.rate_z if basis == "rate" and self.rate is not None else self.z
+        """The z of what the ranking counts: the (conditioned) rate effect (basis "rate") or the whole
+        part, less any other dimension's mix inside it (`own_part`)."""
+        if basis == "rate" and self.rate is not None:
+            return self.rate_z
+        return self.own_part / self.sd if self.sd else None
 
     @property
     def interval(self) -> tuple[float, float] | None:

@@ -23,7 +23,16 @@ from ..metrics import (
 )
 from . import evidence as ev
 from .cells import CROSS, LOG_SUFFIXES, NodeData, Split
-from .model import NAMED_SHARE, PAIR_SEP, PAIR_WHEN_TOP_BELOW, PSEUDO, REFINE_SHARE, DimensionRank, SegmentPart
+from .model import (
+    ALMOST_ALL,
+    NAMED_SHARE,
+    PAIR_SEP,
+    PAIR_WHEN_TOP_BELOW,
+    PSEUDO,
+    REFINE_SHARE,
+    DimensionRank,
+    SegmentPart,
+)
 from .sets import cause_set
 from .values import ValueFn
 from .view import _NodeView
@@ -280,9 +289,10 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
                 change = n1 / d1 - sp.ref[num] / sp.ref[den]
                 by_log = np.abs(wbar * change) / np.abs(z)
             log_sd = np.where(np.isfinite(by_log) & (by_log > 0) & (np.sign(z) == np.sign(change)), by_log, np.nan)
-            if hist is not None and all(c in hist for c in logs):
+            long = sp.run_history
+            if long is not None and all(c in long for c in logs):
                 # a change that began a period or two ago, against the periods before it (`sustained_log`)
-                run = ev.sustained_log(tuple(sp.cur_var[c] for c in logs), tuple(hist[c] for c in logs))
+                run = ev.sustained_log(tuple(sp.cur_var[c] for c in logs), tuple(long[c] for c in logs))
                 with np.errstate(divide="ignore", invalid="ignore"):
                     by_run = np.abs(wbar * change) / np.abs(run)
                 by_run = np.where(np.isfinite(by_run) & (by_run > 0) & (np.sign(run) == np.sign(change)), by_run, np.nan)
@@ -309,7 +319,7 @@ def _ratio_sd(data: NodeData, sp: Split, m: Metric, wbar: np.ndarray, centred: n
         rate_hist = (np.abs(wbar) * usual_r * widen, count)
         mix_hist = (np.abs(centred) * usual_w * widen, count)
     rate_sd = ev.combine(rate_noise, rate_hist)
-    if run_effect is not None and sp.history is not None and rate_sd is not None:
+    if run_effect is not None and sp.run_history is not None and rate_sd is not None:
         run_sd = _run_sd(sp, num, den, run_effect)
         rate_sd = np.where(np.isfinite(run_sd) & (run_sd > 0) & (run_sd < rate_sd), run_sd, rate_sd)
     if log_sd is not None and rate_sd is not None:  # the log scale's, history included, where it is stronger
@@ -321,7 +331,7 @@ def _run_sd(sp: Split, num: str, den: str, effect: np.ndarray) -> np.ndarray:
     """The rate effect's sd as a change that began a period or two ago gives it (`evidence.sustained`):
     this period and the run's pooled against the segment's own periods before the run, widened by how
     much the segment moved in those periods only — the step itself is no wobble. nan where no run."""
-    hn, hd = sp.history[num], sp.history[den]  # type: ignore[index]
+    hn, hd = sp.run_history[num], sp.run_history[den]  # type: ignore[index]
     cur_n, cur_d = sp.cur[num], sp.cur[den]
     run = ev.sustained(cur_n, cur_d, hn, hd)
     out = np.full(len(cur_d), np.nan)
@@ -450,8 +460,22 @@ def _power(p: SegmentPart, basis: str, gap: float) -> float:
     if basis == "rate" and p.rate is not None:
         part = p.own_rate if p.own_rate is not None else p.rate
     else:
-        part = p.contribution
+        part = p.own_part
     return part / gap
+
+
+def _almost_all(p: SegmentPart, real: Sequence[SegmentPart]) -> bool:
+    """The segment is nearly the whole node, now and in the baseline: "USD (99 %) explains 99 %" of
+    an ARR gap localises nothing. Its share of the denominator for a ratio, of the value for a sum."""
+    if p.weight is not None and p.base_weight is not None:
+        now, then = p.weight, p.base_weight
+    else:
+        t1 = sum(abs(q.value or 0.0) for q in real)
+        t0 = sum(abs(q.baseline or 0.0) for q in real)
+        if not t1 or not t0:
+            return False
+        now, then = abs(p.value or 0.0) / t1, abs(p.baseline or 0.0) / t0
+    return min(now, then) >= ALMOST_ALL
 
 
 def _rank(view: _NodeView, method: str, parts: list[SegmentPart], gap: float, basis: str,
@@ -459,7 +483,7 @@ def _rank(view: _NodeView, method: str, parts: list[SegmentPart], gap: float, ba
     """One dimension judged Adtributor-style on the segments whose effect stands out of its noise:
     a segment within normal variation explains nothing, however large its share."""
     real = [p for p in parts if p.segment not in PSEUDO]
-    unnamed = tuple(p.segment for p in real if view.data.unnamed(p.dimension, p.segment))
+    unnamed = tuple(p.segment for p in real if view.data.unnamed(p.dimension, p.segment) or _almost_all(p, real))
     judge = DimensionRank("", method, basis, 0.0, 0.0, 0.0, False, (), tuple(parts), (), bound)
     power = np.array([0.0 if p.segment in unnamed or not judge.evident(p) else _power(p, basis, gap) for p in real])
     surprise = np.array([p.surprise for p in real])
@@ -553,7 +577,7 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
             # segment's own rate did: the node's own cause (a segment's deals closing smaller)
             top = _top_segment(by_rate, gap)
         if top is None or view.adverse(gap) <= 0:  # nothing to explain, or a gain: a loss under it first
-            top = _hidden(view, ranks, gap) or top
+            top = _hidden(view, [*by_rate, *ranks], gap) or top
     # "within normal variation" only where it is true of every split: a stock's cause set (no counting
     # noise) can find nothing while a dimension's own segment stands out by its history (Mid-Market, 3.1
     # standard errors) and that dimension's line names it — the words must not say both. A flow's cause set
@@ -645,7 +669,10 @@ def _hidden(view: _NodeView, ranks: Sequence[DimensionRank], gap: float) -> Segm
     than the node's whole adverse gap, because other segments made it up (Mid-Market's deals closing
     at half their size while Enterprise's grew, the average on target). The total is no reason to
     stay silent about it: the loss is real and has an owner; the gain that hid it may not last.
-    Single dimensions only (a pair's cells are too many to search without a gap to explain)."""
+    Single dimensions only (a pair's cells are too many to search without a gap to explain). A ratio's
+    segments are judged on their own rate too (`ranks` holds the rate-basis ranking first): Mid-Market's
+    deals at half their size stood 7 standard errors out on rate while its growing share of the deals
+    (the mix) offset half of it, leaving the whole part within noise."""
     best, best_z = None, 0.0
     room = max(view.adverse(gap), 0.0)
     for r in ranks:
@@ -655,8 +682,7 @@ def _hidden(view: _NodeView, ranks: Sequence[DimensionRank], gap: float) -> Segm
             if p.segment in PSEUDO or p.segment in r.unnamed or not r.evident(p):
                 continue
             z = p.strength(r.basis)
-            part = (p.own_rate if p.own_rate is not None else p.rate) if r.basis == "rate" and p.rate is not None \
-                else p.contribution
+            part = _power(p, r.basis, 1.0)
             if z is None or view.adverse(part) <= room or abs(z) <= best_z:
                 continue
             best, best_z = p, abs(z)
@@ -693,6 +719,19 @@ def _same_rows(sub: SegmentPart, whole: SegmentPart) -> bool:
                for a, b in pairs)
 
 
+def _nearly_all_of(sub: SegmentPart, whole: SegmentPart) -> bool:
+    """The sub-segment is nearly all of the segment it narrows, now and in the baseline (its share of
+    the denominator for a ratio, of the value for a sum): "Enterprise Annual USD customers" said no
+    more than "Enterprise Annual", whose customers nearly all pay in dollars."""
+    if sub.weight is not None and whole.weight and sub.base_weight is not None and whole.base_weight:
+        now, then = sub.weight / whole.weight, sub.base_weight / whole.base_weight
+    elif sub.value is not None and whole.value and sub.baseline is not None and whole.baseline:
+        now, then = sub.value / whole.value, sub.baseline / whole.baseline
+    else:
+        return False
+    return min(now, then) >= ALMOST_ALL
+
+
 def _refine(view: _NodeView, versus: str, top: SegmentPart | None, gap: float, basis: str,
             bound: float = 0.0) -> SegmentPart | None:
     """Narrows the top segment by a second dimension when one sub-segment carries most of it.
@@ -720,11 +759,36 @@ def _refine(view: _NodeView, versus: str, top: SegmentPart | None, gap: float, b
     sub_bound = ev.z_bound(len(inside)) if bound else 0.0
     best, best_power = top, 0.0
     for p in inside:
-        if not ev.evident(p.strength(basis), sub_bound) or _same_rows(p, top):
+        if not ev.evident(p.strength(basis), sub_bound) or _same_rows(p, top) or _nearly_all_of(p, top):
             continue
         pw = _power(p, basis, gap)
-        if pw >= REFINE_SHARE * own and pw > best_power:
+        if pw > best_power and (pw >= REFINE_SHARE * own or _rest_is_noise(p, top, basis, gap)):
             best, best_power = p, pw
     return best
+
+
+def _effect(p: SegmentPart, basis: str) -> tuple[float, float | None]:
+    """The part the ranking counts and its standard deviation (None without a noise model)."""
+    if basis == "rate" and p.rate is not None:
+        return p.rate, p.rate_sd
+    return p.contribution, p.sd
+
+
+def _rest_is_noise(sub: SegmentPart, top: SegmentPart, basis: str, gap: float) -> bool:
+    """The segment without this sub-segment is within its noise, and the sub-segment stands out at
+    least as far as the whole segment: the cause lives in the sub-segment even when it holds only half
+    of the segment's part. One rep of three whose win rate fell from 28 % to 4 % carried 55 % of
+    Enterprise's fall at 4.9 standard errors; the other two reps' 45 % was 1.5 standard errors of
+    their own noise, and "Enterprise" named the segment for one person's problem. The rest's noise is
+    the segment's less the sub-segment's (independent rows): counting rows twice would hide it."""
+    (whole, sd_whole), (part, sd_part) = _effect(top, basis), _effect(sub, basis)
+    z_whole, z_part = top.strength(basis), sub.strength(basis)
+    if not sd_whole or not sd_part or z_whole is None or z_part is None or abs(z_part) < abs(z_whole):
+        return False
+    rest = whole - part
+    if (rest >= 0) != (gap >= 0) and rest != 0:  # the rest of the segment went the other way: no cause there
+        return True
+    sd_rest = math.sqrt(sd_whole ** 2 - sd_part ** 2) if sd_whole > sd_part else sd_whole
+    return abs(rest) < ev.Z_MIN * sd_rest
 
 

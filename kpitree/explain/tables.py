@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..format import dimension_label, fmt, fmt_change, fmt_share
-from .model import NAMED_SHARE, PAIR_SEP, PSEUDO, DimensionRank, SegmentPart
+from .model import NAMED_SHARE, NONE, PAIR_SEP, PSEUDO, DimensionRank, SegmentPart
 from .words import _period_words, _plural
 
 if TYPE_CHECKING:
@@ -80,6 +80,10 @@ def segment_sentence(result: Explanation, dimension: str) -> str:
             return (f"By {dimension}: within normal variation — no {dimension} moved further than its own noise "
                     f"and history allow (the largest part, {p.segment}'s {_part(p, result.unit)}, is {z:.1f} standard "
                     "errors out).")
+        whole = [p for p in rank.segments if p.segment in rank.unnamed and p.segment != NONE]
+        if whole:  # one segment is nearly all of the node (`segments._almost_all`)
+            return (f"By {dimension}: {whole[0].segment} is nearly all of {result.label}, so this split cannot say "
+                    "where the gap sits.")
         return f"By {dimension}: no {dimension} carries {NAMED_SHARE:.0%} of {what}; it is spread out."
     total = sum(parts[s].share or 0.0 for s in named)
     verb = "explain" if len(named) > 1 else "explains"
