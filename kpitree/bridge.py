@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -194,7 +194,8 @@ def _rounded(value: float, node: Node, places: int) -> float:
     return round(value, places if node.shown_unit == "money" else 10)
 
 
-def chain_targets(tree: Tree, since: Period | None = None, *, places: int = 0) -> Tree:
+def chain_targets(tree: Tree, since: Period | None = None, *, places: int = 0,
+                  keep: Collection[str] = ()) -> Tree:
     """The tree with every formula node's plan made consistent with its formula, in every month and
     at every longer grain.
 
@@ -212,29 +213,38 @@ def chain_targets(tree: Tree, since: Period | None = None, *, places: int = 0) -
     rate children the targets the months imply, so each longer period's targets fit the formula too.
     Targets with no monthly plan, and a suggestion's rule (`Target.suggested`), are kept; a derived
     parent's rule says it follows its children.
+
+    `keep`: nodes whose targets a person set (re-suggesting the others, `suggest.resuggest_targets`).
+    They are never rewritten; a kept parent is not derived, its children still follow it (its opening
+    balance opens at its targets, its rates fit its quarters), and a month where the person's number
+    is not the formula of the suggestions keeps that residual: the plan disagrees, and says so.
     """
     nodes = {n.id: n for n in tree.nodes}
+    kept = frozenset(keep)
     order = _formula_order(tree)
     for node in order:
-        nodes.update(_chain_months(tree, nodes, nodes[node.id], since, places))
+        nodes.update(_chain_months(tree, nodes, nodes[node.id], since, places, kept))
     for node in order:  # a rate made of its children (NRR = GRR + expansion rate, CAC) takes theirs first
-        if _kind(node) == "ratio":
-            nodes.update(_fit_longer(nodes, nodes[node.id], follow=True))
+        if _kind(node) == "ratio" and node.id not in kept:
+            nodes.update(_fit_longer(nodes, nodes[node.id], follow=True, kept=kept))
     for node in reversed(order):  # then parents first: a parent fixes its rates, which fix theirs
-        nodes.update(_fit_longer(nodes, nodes[node.id], follow=False))
+        nodes.update(_fit_longer(nodes, nodes[node.id], follow=False, kept=kept))
     return dataclasses.replace(tree, nodes=tuple(nodes[n.id] for n in tree.nodes))
 
 
 def _chain_months(tree: Tree, nodes: Mapping[str, Node], node: Node, since: Period | None,
-                  places: int) -> dict[str, Node]:
+                  places: int, kept: frozenset[str] = frozenset()) -> dict[str, Node]:
     """The node (and its opening balance) with monthly targets from the formula (see `chain_targets`)."""
     if node.target.is_set and not _months(k for k, _ in node.target.by_period):
         return {}  # a goal typed as one number (LTV/CAC at least 3:1), not a monthly plan: it stands
     formula = Formula.parse(node.formula)  # type: ignore[arg-type]
     found = opening_child(tree, node)
-    opening = nodes[found.id] if found is not None else None
+    opening = nodes[found.id] if found is not None and found.id not in kept else None
+    own = dict(node.target.by_period) if node.id in kept else None  # a person's plan: followed, not derived
+    if own is not None and opening is None:
+        return {}
     by_child = {n: dict(nodes[n].target.by_period) for n in formula.names}
-    months = _months({k for plan in by_child.values() for k in plan})
+    months = _months({k for plan in by_child.values() for k in plan} | set(own or ()))
     parent: dict[str, float] = {}
     start: dict[str, float] = dict(by_child[opening.id]) if opening is not None else {}
     chained: set[str] = set()  # months whose opening balance is last month's parent target
@@ -247,22 +257,28 @@ def _chain_months(tree: Tree, nodes: Mapping[str, Node], node: Node, since: Peri
                 chained.add(m.key)
         values = {n: (start.get(m.key) if opening is not None and n == opening.id else by_child[n].get(m.key))
                   for n in formula.names}
-        if any(v is None for v in values.values()) or (opening is not None and not values[opening.id]):
+        if own is not None:
+            if own.get(m.key) is not None:
+                parent[m.key] = own[m.key]
+        elif any(v is None for v in values.values()) or (opening is not None and not values[opening.id]):
             continue  # an opening balance planned at nothing (the month the data starts): no bridge yet
-        value = float(formula(values))  # type: ignore[arg-type]
-        if not math.isfinite(value):
-            continue  # a ratio over a child planned at zero: the parent keeps its own target
-        parent[m.key] = _rounded(value, node, places)
-        if opening is not None and m.key not in chained:
+        else:
+            value = float(formula(values))  # type: ignore[arg-type]
+            if not math.isfinite(value):
+                continue  # a ratio over a child planned at zero: the parent keeps its own target
+            parent[m.key] = _rounded(value, node, places)
+        if opening is not None and m.key in parent and m.key not in chained:
             anchors.append(m.key)
     if not parent:
         return {}
     out: dict[str, Node] = {}
-    weeks = _week_levels(parent, start, chained) if opening is not None else {}
-    keep = [(k, v) for k, v in node.target.by_period if k not in parent and k not in weeks]
-    out[node.id] = dataclasses.replace(node, target=_with_plan(
-        node.target, {**parent, **{k: _rounded(e, node, places) for k, (_, e) in weeks.items()}}, keep,
-        f"{formula.expression} over the children's targets"))
+    # weeks run along the plan's monthly line, drawn only where the parent is the plan's own
+    weeks = _week_levels(parent, start, chained) if opening is not None and own is None else {}
+    if own is None:
+        rest = [(k, v) for k, v in node.target.by_period if k not in parent and k not in weeks]
+        out[node.id] = dataclasses.replace(node, target=_with_plan(
+            node.target, {**parent, **{k: _rounded(e, node, places) for k, (_, e) in weeks.items()}}, rest,
+            f"{formula.expression} over the children's targets"))
     if opening is not None:
         plan = {k: v for k, v in start.items() if k in parent or k in by_child[opening.id]}
         for m in _months(plan):  # an opening balance's quarter or year opens with its first month
@@ -346,7 +362,8 @@ def _longer_periods(nodes: Mapping[str, Node], node: Node, formula: Formula) -> 
     return sorted(found.values(), key=lambda p: (p.start, p.grain.value))
 
 
-def _fit_longer(nodes: Mapping[str, Node], node: Node, *, follow: bool) -> dict[str, Node]:
+def _fit_longer(nodes: Mapping[str, Node], node: Node, *, follow: bool,
+                kept: frozenset[str] = frozenset()) -> dict[str, Node]:
     """Quarter, year and week targets that fit the node's formula, written as per-period keys.
 
     A longer period's targets made from monthly ones do not fit a formula by themselves: a quarter's
@@ -393,21 +410,22 @@ def _fit_longer(nodes: Mapping[str, Node], node: Node, *, follow: bool) -> dict[
         if follow:
             write(node.id, period.key, got)
             continue
-        for nid, value in _rates_that_fit(current, node, formula, period, goal, values).items():
+        for nid, value in _rates_that_fit(current, node, formula, period, goal, values, kept).items():
             write(nid, period.key, value)
     return {nid: current[nid] for nid in written}
 
 
 def _rates_that_fit(nodes: Mapping[str, Node], node: Node, formula: Formula, period: Period, goal: float,
-                    values: Mapping[str, float]) -> dict[str, float]:
-    """Targets of the formula's rate terms for `period` that make it give `goal` (see `_fit_longer`)."""
-    rates = [n for n in formula.names if _kind(nodes[n]) == "ratio"]
+                    values: Mapping[str, float], kept: frozenset[str] = frozenset()) -> dict[str, float]:
+    """Targets of the formula's rate terms for `period` that make it give `goal` (see `_fit_longer`);
+    a rate a person set (`kept`) is never rewritten."""
+    rates = [n for n in formula.names if _kind(nodes[n]) == "ratio" and n not in kept]
     if not rates:
         return {}
     factors = _factors(formula)
     if factors is not None:
         factors.sort(key=lambda n: _kind(nodes[n]) != "flow")  # the flow first, the rates as written
-    if (factors is not None and _kind(node) == "flow" and formula.constant
+    if (factors is not None and _kind(node) == "flow" and formula.constant and len(rates) == len(factors) - 1
             and [_kind(nodes[n]) for n in factors] == ["flow"] + ["ratio"] * (len(factors) - 1)):
         weighted = _weighted_rates(nodes, node, factors, formula.constant, period)
         if weighted is not None:

@@ -718,7 +718,10 @@ def resuggest_targets(source: Engine | Workspace, tree: Tree) -> Resuggested:
         raise KpiTreeError(f"the targets could not be planned from this workspace's data ({exc})") from exc
     merged = dataclasses.replace(tree, nodes=tuple(dataclasses.replace(n, target=planned[n.id])
                                                    if n.id in planned else n for n in tree.nodes))
-    chained = {n.id: n for n in chain_targets(merged, baseline_end).nodes}
+    # a person's target is never rewritten, and what is re-suggested around it follows it (ARR typed by hand:
+    # ARR at start opens at it)
+    chained = {n.id: n for n in chain_targets(merged, baseline_end,
+                                              keep={n.id for n in tree.nodes if n.id not in planned}).nodes}
     nodes = tuple(chained[n.id] if n.id in planned else n for n in tree.nodes)  # a person's target stays
     changes, moved = [], 0
     for old, new in zip(tree.nodes, nodes, strict=True):

@@ -287,3 +287,27 @@ def test_the_demo_plan_has_no_residual_for_any_formula_node(demo, template):
             assert abs(residual) <= 1.0 + 1e-9 * abs(result.gap), (node.id, key, residual)
     assert math.isclose(target_for(tree.node("arr_start"), parse_period("2026-Q4")),
                         target_for(tree.node("arr"), parse_period("2026-09")))
+
+
+def test_a_person_s_targets_are_kept_and_what_is_suggested_around_them_follows_them():
+    """Re-suggesting targets around an ARR plan typed by hand: ARR stays as typed, ARR at start opens at
+    the person's ARR of the month before, and NRR's quarter fits the person's quarter where the months do."""
+    def tree(arr: tuple[float, ...]) -> Tree:
+        return _tree(
+            _node("arr", "arr", dict(zip(MONTHS, arr, strict=True)), "arr = arr_start * nrr + arr_new",
+                  ("arr_start", "nrr", "arr_new"), level=1),
+            _node("arr_start", "arr_start", dict(zip(MONTHS, (1000, 5, 5), strict=True))),
+            _node("nrr", "nrr", dict.fromkeys(MONTHS, 0.9)), _node("arr_new", "arr_new", dict.fromkeys(MONTHS, 100)))
+
+    typed = tree((1200, 1300, 1400))
+    chained = chain_targets(typed, keep={"arr"})
+    assert chained.node("arr").target == typed.node("arr").target  # never rewritten
+    start = _plan(chained, "arr_start")
+    assert (start["2026-01"], start["2026-02"], start["2026-03"]) == (1000, 1200, 1300)  # opens at the typed ARR
+    # January: 1000 × 0.9 + 100 = 1000 against the typed 1200 — the person's plan disagrees, and the residual says so
+    assert _fits(chained, "arr", "2026-01") == -200
+    assert "2026-Q1" not in _plan(chained, "nrr")  # its months do not fit: no quarter rate is made up to hide it
+    steady = chain_targets(tree((1000, 1000, 1000)), keep={"arr"})
+    # by hand: the quarter opens at 1000 and closes at 1000 with 300 of new logos: NRR (1000 − 300) / 1000 = 70 %
+    assert _plan(steady, "nrr")["2026-Q1"] == pytest.approx(0.7, abs=1e-10)
+    assert "2026-Q1" not in _plan(chain_targets(tree((1000, 1000, 1000)), keep={"arr", "nrr"}), "nrr")  # typed too
