@@ -715,3 +715,27 @@ nodes:
     r = explain_node(workspace(tmp_path, frame), tree, "t", "2026-10")
     assert [s.id for s in r.red_path] == ["t", "n", "w"]
     assert [(c.id, c.top_segment and c.top_segment.segment) for c in r.causes] == [("w", "Kendall")]
+
+
+def test_a_within_segments_split_that_turns_a_child_against_its_own_move_gives_way_to_the_totals() -> None:
+    """The Freshsales trial's New business ARR, 2026-11: 61 decided deals against a target of 58, a
+    win rate of 29.5 % against 41.4 %, deals of $40,800 against $32,500 — $734k against $780k. Over the
+    totals (LMDI, by hand: L = (734k − 780k) / ln(734/780) ≈ $757k) the win rate is L·ln(0.295/0.414) ≈
+    −$256k and the deal count +$38k. Attributed within the owners against a reference month far from
+    the plan, the deal count read −$80k (173 % of the gap) and the win rate +$21k: each turned against
+    its own move by more than a tenth of the gap, so the totals are used. A within-segments split that
+    only moves a part toward zero (Simpson's paradox: a deal size that fell by mix) is kept."""
+    from kpitree import attribution as att
+    from kpitree.explain.children import _contradicts
+
+    formula = att.Formula.parse("n = c * w * s")
+    base = {"c": 58.0, "w": 0.414, "s": 32_500.0}
+    x1 = {"c": 61.0, "w": 0.295, "s": 40_800.0}
+    gap = float(formula(x1)) - float(formula(base))
+    totals = dict(att.attribute(formula, base, x1).parts)
+    assert totals["w"] == pytest.approx(-256_000, rel=0.02) and totals["c"] == pytest.approx(38_000, rel=0.05)
+    zero = {"c": 0.0, "w": 0.0, "s": 0.0}
+    turned = ({"c": np.array([-79_769.0]), "w": np.array([21_039.0]), "s": np.array([12_735.0])}, zero)
+    assert _contradicts(formula, base, x1, turned, gap)
+    by_mix = ({"c": np.array([30_000.0]), "w": np.array([-150_000.0]), "s": np.array([74_000.0])}, zero)
+    assert not _contradicts(formula, base, x1, by_mix, gap)

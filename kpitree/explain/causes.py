@@ -144,9 +144,10 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
         return why if node.id == root.id else f"found under {root.label}, itself {why}"
 
     def visit(a: _Analysis, path: tuple[str, ...], weight: float, root: Node | None) -> None:
-        exact, before = False, len(out)
+        exact, before, named_below = False, len(out), False
         for cid, link, part, via in _branches(session, a, versus):
-            if cid in seen:
+            if cid in seen:  # reached already (a red node listed on its own first): named there, or not
+                named_below |= any(c.id == cid and c.top_segment is not None for c in out)
                 continue
             seen.add(cid)
             seen.update(via)
@@ -157,7 +158,7 @@ def _causes(session: _Session, start: _Analysis, versus: str, red_path: Sequence
             v = a.view
             if v.gap is None or v.adverse(v.gap) <= 0 or v.maturing:  # a young cohort is no cause on its own
                 return
-            if a.segments.top is None and any(c.top_segment is not None for c in out[before:]):
+            if a.segments.top is None and (named_below or any(c.top_segment is not None for c in out[before:])):
                 # an influence below already names where it sits (GRR's churned Enterprise customers, found
                 # by logo churn): "GRR: no segment stands out" beside it read as a contradiction
                 return
