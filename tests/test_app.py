@@ -142,19 +142,19 @@ def test_what_it_takes_and_what_if_on_a_lever(app):
     at = app.run()
     at.selectbox(key="node_pick").set_value("new_business_arr").run()
     text = " ".join(headings(at))
-    assert "To reach the New business ARR target" in text and "Win rate (new): 20.8% → 36.1%" in text
+    assert "To reach the New business ARR target" in text and "Win rate (new): 20.8% → 47.1%" in text
     at.selectbox(key="node_pick").set_value("win_rate").run()
     slider = at.slider(key="whatif_2026-10_win_rate")
     assert slider.value == pytest.approx(20.8333, abs=1e-3)  # percent on the slider
-    assert "Needed for the New business ARR target: Win rate (new): 20.8% → 36.1%" in " ".join(
+    assert "Needed for the New business ARR target: Win rate (new): 20.8% → 47.1%" in " ".join(
         unescaped(c.value) for c in at.caption)
-    slider.set_value(36.1).run()
+    slider.set_value(47.1).run()
     assert not failures(at)
     table = next(d.value for d in at.table if "after" in d.value.columns)
     rows = {r["node"]: r for r in table.to_dict("records")}
-    assert rows["Win rate (new)"]["after"] == "36.1%"
-    # 3,119,583.12 × 36.1 / 20.8333 = 5,405,613.6: just short of the 5.41M target
-    assert rows["New business ARR"]["after"] == "$5,405,614"
+    assert rows["Win rate (new)"]["after"] == "47.1%"
+    # 3,119,583.12 × 47.1 / 20.8333 = 7,052,753.5: just short of the $7.06M target (688 × 23.2 % × $44,200)
+    assert rows["New business ARR"]["after"] == "$7,052,754"
     assert rows["New business ARR"]["status"].startswith("off target →")
     # bookings lead new-logo ARR but are no part of it: the billing side (and ARR) is left as it is
     assert "New-logo ARR" not in rows and "ARR" not in rows

@@ -155,9 +155,9 @@ def test_slider_ranges_follow_the_unit_and_the_needed_value(demo_data_dir):
     ev = evaluate_tree(Workspace(demo_data_dir / "demo"), tree, "2026-10")
     rate = slider_for(ev, tree, "win_rate")
     assert (rate.low, rate.high, rate.step, rate.parent) == (0.0, 1.0, 0.001, "new_business_arr")
-    assert rate.needed.needed == pytest.approx(0.3613, abs=1e-4)
-    size = slider_for(ev, tree, "avg_deal_size")  # now 24.0k, target 44.2k, needed 41.6k: up to 2 × 44.2k
-    assert (size.low, size.high, size.step) == (0, 88500, 500)
+    assert rate.needed.needed == pytest.approx(0.4712, abs=1e-4)  # $7.06M / (624 deals × $24.0k)
+    size = slider_for(ev, tree, "avg_deal_size")  # now 24.0k, target 44.2k, needed 54.3k: up to 2 × 54.3k
+    assert (size.low, size.high, size.step) == (0, 109000, 1000)
     assert size.low <= size.current <= size.high and size.high >= size.needed.needed
     assert slider_for(ev, tree, "leads") is None  # an influence child: moving it changes nothing above
     assert slider_for(ev, tree, "arr") is None  # the root
