@@ -551,3 +551,35 @@ def test_a_ratio_beside_the_path_names_its_own_rate_not_a_reps_share_of_the_mix(
     assert "Dana Whitfield" not in size.sentence
     win = next(c for c in result.causes if c.id == result.red_path[-1].id)
     assert win.top_segment is not None  # the path's own lever keeps its segment
+
+
+def test_a_gap_carried_over_whole_names_no_segment_of_the_level(demo_data_dir) -> None:
+    """The demo's ARR in 2026-10 with what arose in October on plan: new-logo ARR, reactivation and NRR
+    targets set to their actuals, ARR's target the bridge over them and the opening target. The whole
+    gap is then the opening balance's, carried over from September. The red path says so and stops;
+    no segment of ARR's level against the target's shares is named as the cause (a trial read
+    "Acmesaas_US customers … explains 102 %" right after "it arose then")."""
+    import yaml
+
+    from kpitree.tree import load_tree
+    from kpitree.workspace import Workspace
+
+    engine = Engine(Workspace(demo_data_dir / "demo"))
+    doc = yaml.safe_load((ROOT / "data" / "trees" / "revops.yaml").read_text())
+    values = {n: evaluate_tree(engine, load_tree(ROOT / "data" / "trees" / "revops.yaml"), "2026-10").node(n).value
+              for n in ("arr_new", "arr_reactivation", "nrr")}
+    nodes = {n["id"]: n for n in doc["nodes"]}
+    for n, v in values.items():
+        nodes[n]["target"]["by_period"]["2026-10"] = v
+    start = nodes["arr_start"]["target"]["by_period"]["2026-10"]
+    nodes["arr"]["target"]["by_period"]["2026-10"] = start * values["nrr"] + values["arr_new"] + values["arr_reactivation"]
+    tree, problems = parse_yaml(yaml.safe_dump(doc, sort_keys=False), "carried.yaml")
+    assert tree is not None, [p for p in problems if p.severity == "error"]
+    r = explain_node(engine, tree, "arr", "2026-10")
+    assert r.adverse and r.status != "green"
+    carried = next(c for c in r.children if c.id == "arr_start")
+    assert carried.carried and carried.share == pytest.approx(1.0, abs=1e-6)
+    assert [s.id for s in r.red_path] == ["arr"] and r.red_path[0].top_segment is None
+    assert "carried over from the period before" in r.red_path[0].sentence
+    assert all(c.id != "arr" or c.top_segment is None for c in r.causes)
+    assert any("carried over from 2026-09" in n for n in r.to_dict()["notes"])

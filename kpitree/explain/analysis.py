@@ -7,7 +7,7 @@ descendants that can, so a workspace without subscriptions still walks from ARR 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import attribution as att
 from ..evaluate import RED
@@ -59,6 +59,16 @@ def _analyse_node(session: _Session, node: Node, versus: str) -> _Analysis:
             # those cells a mix shift there is not mistaken for a change of a factor elsewhere
             cell_dim = tuple(top.dimension.split(PAIR_SEP))
     children = _children(session, view, versus, cell_dim)
+    carried = next((c for c in children.parts if c.carried), None)
+    if carried is not None and segments.top is not None and view.gap is not None and view.adverse(view.gap) > 0 \
+            and view.adverse(carried.contribution) >= view.adverse(view.gap):
+        # A level whose whole gap was carried over (ARR opened the month below plan, and what arose this
+        # month was on plan or better): its segments against the target's shares are last months'
+        # doing, and naming one read as a cause beside "it arose then, so the path follows what arose in
+        # this period" ("Acmesaas_US customers explains 102 %" in a trial)
+        segments = replace(segments, top=None, note=(
+            f"the whole {node.label} gap was carried over from {session.period.previous().key}, where it arose: "
+            "no segment of this period is named for it"))
     return _Analysis(view, children, segments, _rate_finding(session, node, versus, view, segments),
                      _unjudged(session, view, versus))
 
