@@ -474,6 +474,18 @@ _FREE_TEXT_NAME = re.compile(
     r"free_?text|annotations?|observations?|feedback)$", re.IGNORECASE)
 
 
+# A person the row is about or written to (Copper's Primary Contact, a deal's contact): one person per row or
+# two, so a split by it names people ("Jane Roe deals"), not a group anyone owns; an owner is a canonical column.
+_PERSON_NAME = re.compile(
+    r"(^|_)(primary_|main_|key_|billing_|point_of_)?(contact|contacts|contact_person|contact_name|contact_email|"
+    r"recipient|signatory|signer|champion|decision_maker|buyer_name)$|^(customer|contact|buyer|billing)_?"
+    r"(e_?mail|phone|mobile)$", re.IGNORECASE)
+# Free tags (Copper's and HubSpot's Tags, labels, keywords): a row carries several, one or none, typed as anyone
+# liked, so a split by them counts a row under one arbitrary tag and the rest under "(none)".
+_TAGS_NAME = re.compile(r"^((deal|opportunity|opp|account|company|contact|lead|customer|record)_)?"
+                        r"(tags?|labels|keywords?|hashtags?)$", re.IGNORECASE)
+
+
 def _sentences(found: list[str]) -> bool:
     """Most values are phrases of five words or more: typed text, not category labels."""
     distinct = set(found)
@@ -482,10 +494,10 @@ def _sentences(found: list[str]) -> bool:
 
 def not_a_segment(column: str, values: Iterable[str] | None = None) -> str | None:
     """Why an extra column must not be offered as a drill dimension (a lifecycle status or stage, a
-    period label, a yes/no flag, free text), or None.
+    period label, a yes/no flag, free text, a contact person, free tags), or None.
 
     Judged by the column's name (`status`, `subscriptions.status`, `is_won`, `fiscal_period`,
-    `close_month`, `auto_renew`, `next_step`, `description` …) or, where the name says nothing, by its
+    `close_month`, `auto_renew`, `next_step`, `description`, `primary_contact`, `tags` …) or, where the name says nothing, by its
     values: all of them lifecycle words (active / cancelled / in_trial …), all period labels (Q3-2025,
     FY26, Oct 2026), all true / false (yes / no), or mostly sentences."""
     name = attribute(column) or normalise_header(column)
@@ -509,4 +521,8 @@ def not_a_segment(column: str, values: Iterable[str] | None = None) -> str | Non
         return "a yes/no flag (true / false for each row), not a segment"
     if _FREE_TEXT_NAME.search(name) or (found and _sentences(found)):
         return "free text typed per row (next steps, descriptions, notes), not a segment"
+    if _PERSON_NAME.search(name):
+        return "a person each row names (a contact), not a segment"
+    if _TAGS_NAME.search(name):
+        return "free tags (a row has several, one or none), not a segment"
     return None

@@ -21,6 +21,8 @@ turns a mapping into SQL; nothing here touches data. Layouts known by their head
   one row per charge segment) → `subscriptions`;
 - Paddle Billing subscriptions written out from its API (`billing_cycle.interval`, `first_billed_at`,
   `items[0].price.unit_price.amount` in the currency's lowest unit …) → `subscriptions`;
+- Braintree subscriptions export (`Plan ID`, `Price` per billing cycle, `First Billing Date`, `Paid Through Date` …)
+  → `subscriptions`; Copper CRM opportunities export (`Copper ID`, Status Open / Won / Lost / Abandoned …) → `deals`;
 - the "CRM Sales Opportunities" sample (`sales_pipeline.csv` → `deals`, `accounts.csv` →
   `accounts`, with `products.csv` and `sales_teams.csv` as side files joined into deals).
 
@@ -205,7 +207,7 @@ SIDE_COLUMNS: dict[str, dict[str, str]] = {
 class Mapping:
     """How one file layout becomes rows of a canonical table (or of a side table)."""
 
-    source: str  # canonical, snapshots, saved, hubspot, zoho, freshsales, dynamics, close, chargify, paddle, zuora, salesforce, pipedrive, stripe, chargebee, recurly, crm_sample
+    source: str  # canonical, snapshots, saved, hubspot, zoho, freshsales, dynamics, close, copper, chargify, paddle, zuora, braintree, salesforce, pipedrive, stripe, chargebee, recurly, crm_sample
     label: str
     table: str  # canonical table; "" for a side file
     inputs: dict[str, Input]
@@ -1566,6 +1568,208 @@ def _zuora(h: Headers, sides: set[str]) -> Mapping:
     return _subscriptions("zuora", "Zuora rate plan charges export", inputs, fields, rules, skip)
 
 
+# --- Braintree ----------------------------------------------------------------------------------
+
+# Braintree's subscription search (Control Panel > Subscriptions, search, Download), and scripts that write the
+# API's Subscription object out, give one row per subscription (developer.paypal.com/braintree, Subscription and
+# RecurringBillingSubscriptionTimeline): Subscription ID, Plan ID, Status (Active, Canceled, Expired, Past Due,
+# Pending), Price, Currency ISO Code, Billing Day of Month, First Billing Date (when billing starts: after any
+# trial; in the future for a Pending one), Next Billing Date, Paid Through Date (the billing period end at the
+# last successful payment; blank if it never paid), Billing Period Start Date / End Date (the current cycle),
+# Days Past Due, Number Of Billing Cycles, Current Billing Cycle, Balance, Failure Count, Merchant Account ID,
+# Customer ID, Created At, Updated At. Price is PER BILLING CYCLE: the plan's billingFrequency is "the billing
+# interval of the plan in months" (1 to 24), and the subscription export does not write it — a yearly plan's
+# Price is a year's. Braintree cancels at once (no cancel-at-period-end) and writes no cancellation date.
+
+
+def _is_braintree(h: Headers) -> bool:
+    """'Plan ID' and 'Price' beside Braintree's own timeline dates ('Paid Through Date', 'First Billing Date',
+    'Billing Day of Month'): no other billing export writes those names."""
+    return (h.has("Subscription ID", "subscription_id", "id") and h.has("Plan ID", "plan_id")
+            and h.has("Price") and h.has("Paid Through Date", "First Billing Date", "Billing Day of Month")
+            and h.has("Status"))
+
+
+def _braintree(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "sub_id": (Kind.TEXT, ("Subscription ID", "subscription_id", "id")),
+        "customer": (Kind.TEXT, ("Customer ID", "customer_id", "customer.id")),
+        "email": (Kind.TEXT, ("Customer Email", "customer_email", "customer.email")),
+        "status": (Kind.TEXT, ("Status",)),
+        "price": (Kind.NUMBER, ("Price",), {"required": True}),
+        "frequency": (Kind.NUMBER, ("Billing Frequency", "Plan Billing Frequency", "plan.billing_frequency",
+                                    "billingFrequency", "Billing Frequency (months)")),
+        "first_billing": (Kind.DATE, ("First Billing Date",)),
+        "created": (Kind.DATE, ("Created At", "Created", "Creation Date")),
+        "paid_through": (Kind.DATE, ("Paid Through Date",)),
+        "period_start": (Kind.DATE, ("Billing Period Start Date",)),
+        "period_end": (Kind.DATE, ("Billing Period End Date",)),
+        "updated": (Kind.DATE, ("Updated At", "Updated")),
+        "currency": (Kind.TEXT, ("Currency ISO Code", "Currency Code", "Currency", "currency_iso_code")),
+        "plan": (Kind.TEXT, ("Plan ID", "plan_id")),
+        "plan_name": (Kind.TEXT, ("Plan Name", "plan_name", "plan.name")),
+        "segment": (Kind.TEXT, _SEGMENT),
+        "channel": (Kind.TEXT, ("Channel", "Source", "Lead Source", "Acquisition Channel")),
+        # read, not loaded: the billing machinery's own bookkeeping, one value per row or per cycle — never a split
+        "billing_day": (Kind.TEXT, ("Billing Day of Month",)),
+        "next_billing": (Kind.TEXT, ("Next Billing Date",)),
+        "days_past_due": (Kind.TEXT, ("Days Past Due",)),
+        "cycles": (Kind.TEXT, ("Number Of Billing Cycles",)),
+        "current_cycle": (Kind.TEXT, ("Current Billing Cycle",)),
+        "balance": (Kind.TEXT, ("Balance",)),
+        "failures": (Kind.TEXT, ("Failure Count",)),
+        "next_amount": (Kind.TEXT, ("Next Bill Amount", "Next Billing Period Amount")),
+        "token": (Kind.TEXT, ("Payment Method Token",)),
+        "never_expires": (Kind.TEXT, ("Never Expires",)),
+        "trial": (Kind.TEXT, ("Trial Period",)),
+        "trial_duration": (Kind.TEXT, ("Trial Duration",)),
+        "trial_unit": (Kind.TEXT, ("Trial Duration Unit",)),
+    }
+    inputs = _inputs(h, spec)
+    status = "lower(trim({status.text}))"
+    ended = f"{status} IN ('canceled', 'cancelled', 'expired')"
+    # Months one bill covers: the plan's billing frequency where the file has it; else the current billing
+    # period's length (Braintree's own dates: 10/29 → 11/28 is 1, 1/20/2026 → 1/20/2027 is 12); else the
+    # plan's name (annual / yearly → 12, quarterly → 3); else 1.
+    dated = "period_start" in inputs and "period_end" in inputs
+    period = ("(CASE WHEN round((date_diff('day', {period_start}, {period_end}) + 1) / 30.44) BETWEEN 1 AND 24 "
+              "THEN round((date_diff('day', {period_start}, {period_end}) + 1) / 30.44) END)") if dated else "NULL"
+    named = _months_named("plan", "plan_name")
+    months = f"COALESCE(CASE WHEN {{frequency}} BETWEEN 1 AND 24 THEN {{frequency}} END, {period}, {named})"
+    how = []
+    if "frequency" in inputs:
+        how.append(f"the plan's billing frequency in months ({inputs['frequency'].columns[0]!r})")
+    if dated:
+        how.append("the length of the current billing period (Billing Period Start Date to End Date: a month, "
+                   "a quarter, a year)")
+    how.append("the plan's name (a Plan ID that says annual / yearly is 12 months, quarterly 3, any other 1)")
+    rules = [
+        "mrr = Price ÷ the months one bill covers: Braintree's Price is per billing cycle (a yearly plan's Price is "
+        "a year's), and its subscription export does not write the plan's billing frequency; the months come "
+        "from " + ", else ".join(how) + "; add-ons and discounts are not in this export, so MRR is at the Price",
+        "start_date: First Billing Date (when it first bills: a trial does not count), else Created At",
+        "end_date: a Canceled or Expired subscription ends at its Paid Through Date (Braintree cancels at once and "
+        "writes no cancellation date: it stopped paying after the period it paid for); Active and Past Due ones "
+        "run on (Braintree is retrying a Past Due one's payment)",
+        "Pending subscriptions (not started), $0 ones (a free trial or free plan: no revenue) and Canceled or "
+        "Expired ones that never paid (no Paid Through Date) are left out",
+    ]
+    if "customer" in inputs:
+        customer = Field("{customer}", "customer")
+    elif "email" in inputs:
+        customer = Field("lower(trim({email.text}))", "email")
+        rules.append("no 'Customer ID' column: a customer is identified by its Customer Email")
+    else:
+        customer = Field("{sub_id}", "sub_id", note="the Subscription ID (no customer column)")
+        rules.append("no 'Customer ID' column: each subscription counts as its own customer")
+    end = (f"CASE WHEN {ended} THEN COALESCE({{paid_through}}, {{period_end}}, {{updated}}) END"
+           if "paid_through" not in inputs else f"CASE WHEN {ended} THEN {{paid_through}} END")
+    fields = {
+        "customer_id": customer,
+        "start_date": Field("COALESCE({first_billing}, {created})",
+                            "first_billing" if "first_billing" in inputs else "created",
+                            note="First Billing Date (else Created At)"),
+        "end_date": Field(end, "paid_through" if "paid_through" in inputs else "status",
+                          note="Paid Through Date, for Canceled and Expired subscriptions"),
+        "mrr": Field(f"{{price}} / {months}", "price", note="Price ÷ months per billing cycle"),
+        "plan": Field("COALESCE({plan_name}, {plan})", "plan_name" if "plan_name" in inputs else "plan"),
+        "segment": Field("{segment}", "segment"),
+        "channel": Field("{channel}", "channel"),
+        "subscription_id": Field("{sub_id}", "sub_id"),
+    }
+    skip = [(f"{status} = 'pending'", "not started yet (status Pending)"),
+            ("{price} = 0", "a $0 subscription (a free trial or free plan): no recurring revenue")]
+    if "paid_through" in inputs:
+        skip.append((f"{ended} AND {{paid_through}} IS NULL", "canceled or expired before it ever paid"))
+    notes = []
+    if dated:
+        # Where the plan's name and Braintree's own billing period disagree (a plan called 'annual' billed monthly),
+        # the period wins; the rows are said, so a plan named the wrong way is seen, not silently read.
+        notes.append(Note(f"{period} IS NOT NULL AND {named} <> 1 AND {period} <> {named}",
+                          "{n} subscription(s) on a plan whose name says annual or quarterly bill over a different "
+                          "period by their Billing Period dates (first on line {line}): their MRR follows the "
+                          "billing period — check those plans"))
+        notes.append(Note(f"{{price}} <> 0 AND NOT ({ended}) AND {period} IS NULL AND "
+                          + ("{frequency} IS NULL" if "frequency" in inputs else "true"),
+                          "{n} subscription(s) have no billing period dates: the months one bill covers were "
+                          "guessed from the Plan ID (annual / yearly 12, quarterly 3, else 1) (first on line {line})"))
+    else:
+        notes.append(Note(f"{{price}} <> 0 AND {named} = 1" + (" AND {frequency} IS NULL" if "frequency" in inputs
+                                                                else ""),
+                          "{n} subscription(s) are read as billed monthly only because their Plan ID says nothing "
+                          "else (the file has no billing period dates nor billing frequency): if a plan bills yearly, "
+                          "its MRR is 12 times too high (first on line {line})"))
+    m = _subscriptions("braintree", "Braintree subscriptions export", inputs, fields, rules, skip)
+    return replace(m, notes=tuple(notes))
+
+
+# --- Copper CRM ---------------------------------------------------------------------------------
+
+# Copper's opportunities export (Opportunities list > Export, CSV) writes its field labels: Copper ID, Name,
+# Company, Primary Contact, Pipeline, Stage, Status, Value, Currency, Close Date, Owner, Loss Reason, Priority,
+# Win Probability, Source, Date Created, Date Modified, Tags, then custom fields by label. The API's names
+# (developer.copper.com Opportunity: id, name, company_name, primary_contact_id, pipeline_id, pipeline_stage_id,
+# status, monetary_value, monetary_unit, close_date, assignee_id, loss_reason_id, customer_source_id,
+# win_probability, date_created, tags) normalise alike where they are labels. Status is one of Open, Won, Lost
+# and Abandoned — closed without a sale and without a loss recorded: a deal that went nowhere.
+
+
+def _is_copper(h: Headers) -> bool:
+    """'Copper ID' names it; without it, Copper's own set: a Status beside 'Primary Contact', 'Win Probability'
+    and a 'Pipeline' (no other CRM export writes the three together)."""
+    return h.has("Copper ID") or (h.has("Status") and h.has("Primary Contact", "primary_contact_id")
+                                  and h.has("Win Probability", "win_probability")
+                                  and h.has("Pipeline", "pipeline_id") and h.has("Close Date"))
+
+
+def _copper(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "deal_id": (Kind.TEXT, ("Copper ID", "ID", "Opportunity ID"), {"required": True}),
+        "account": (Kind.TEXT, ("Company", "Company Name", "company_name")),
+        "owner": (Kind.TEXT, ("Owner", "Assignee", "Assigned To")),
+        "created": (Kind.DATE, ("Date Created", "Created", "Created At"), {"required": True}),
+        "closed": (Kind.DATE, ("Close Date",)),
+        "stage": (Kind.TEXT, ("Stage", "Pipeline Stage")),
+        "status": (Kind.TEXT, ("Status",), {"required": True}),
+        "amount": (Kind.NUMBER, ("Value", "monetary_value", "Amount")),
+        "deal_type": (Kind.ENUM, ("Type", "Opportunity Type", "Deal Type"), _DEAL_TYPE),
+        "channel": (Kind.TEXT, ("Source", "Customer Source", "customer_source", "Lead Source")),
+        "segment": (Kind.TEXT, _SEGMENT),
+        "currency": (Kind.TEXT, ("Currency", "monetary_unit")),
+        # read, not loaded: a person, free tags, a typed probability, the last edit — one per row, never a split
+        "contact": (Kind.TEXT, ("Primary Contact", "primary_contact_id")),
+        "tags": (Kind.TEXT, ("Tags",)),
+        "probability": (Kind.TEXT, ("Win Probability", "win_probability")),
+        "modified": (Kind.TEXT, ("Date Modified", "date_modified")),
+    }
+    status = "lower(trim({status.text}))"
+    fields = {
+        "deal_id": Field("{deal_id}", "deal_id"),
+        "account_id": Field("{account}", "account"),
+        "owner": Field("{owner}", "owner"),
+        "created_date": Field("{created}", "created"),
+        "close_date": Field("{closed}", "closed"),
+        "stage": Field("{stage}", "stage"),
+        "amount": Field("{amount}", "amount"),
+        "deal_type": Field("{deal_type}", "deal_type"),
+        "segment": Field("{segment}", "segment"),
+        "channel": Field("{channel}", "channel"),
+    }
+    rules = ["status: Copper's own Status (Open, Won, Lost); Abandoned — closed without a sale — is read as lost, "
+             "so win rates count it as a loss and a created-date count keeps it",
+             "close_date: the Close Date (for an open opportunity, the expected one)",
+             "channel: Source (Copper's customer source)",
+             "Primary Contact, Tags, Win Probability and Date Modified are read, not loaded: a person, free tags, a "
+             "typed guess and the last edit are no segment"]
+    m = _vendor_deals("copper", "Copper CRM opportunities export", h, spec, fields, rules,
+                      file_status=f"CASE {status} WHEN 'open' THEN 'open' WHEN 'won' THEN 'won' WHEN 'lost' "
+                                  "THEN 'lost' WHEN 'abandoned' THEN 'lost' END")
+    abandoned = Note(f"{status} = 'abandoned'",
+                     "{n} opportunity(ies) have Status 'Abandoned' (closed without a sale): counted as lost, so win "
+                     "rates count them as losses (first on line {line})")
+    return _with_currencies(replace(m, notes=(abandoned, *m.notes)))
+
+
 # --- "CRM Sales Opportunities" sample layout -------------------------------------------------
 
 _SECTOR_FIXES = "CASE lower(trim({sector.text})) WHEN 'technolgy' THEN 'technology' ELSE lower(trim({sector.text})) END"
@@ -1715,7 +1919,9 @@ VENDORS: tuple[tuple[str, Callable[[Headers], bool], Callable[[Headers, set[str]
     ("chargebee", _is_chargebee, _chargebee),
     ("recurly", _is_recurly, _recurly),
     ("chargify", _is_chargify, _chargify),
+    ("braintree", _is_braintree, _braintree),
     ("pipedrive", _is_pipedrive, _pipedrive),
+    ("copper", _is_copper, _copper),
     ("hubspot", _is_hubspot, _hubspot),
     ("zoho", _is_zoho, _zoho),
     ("freshsales", _is_freshsales, _freshsales),
@@ -1738,8 +1944,8 @@ VENDOR_SIDES = {"crm_products": "products", "crm_teams": "sales_teams", "crm_acc
 
 
 # The exports recognised by their headers, as a user names them (the Upload page and the README list these).
-EXPORT_NAMES = ("HubSpot", "Salesforce", "Pipedrive", "Zoho CRM", "Close", "Freshsales", "Dynamics 365 Sales",
-                "Stripe", "Chargebee", "Recurly", "Chargify/Maxio", "Paddle", "Zuora")
+EXPORT_NAMES = ("HubSpot", "Salesforce", "Pipedrive", "Zoho CRM", "Close", "Freshsales", "Dynamics 365 Sales", "Copper",
+                "Stripe", "Chargebee", "Recurly", "Chargify/Maxio", "Paddle", "Zuora", "Braintree")
 
 
 def detect_vendor(headers: list[str]) -> str | None:

@@ -22,8 +22,6 @@ from .cells import _Session
 from .model import PAIR_SEP, ChildPart, Influence
 from .view import _NodeView, _view
 
-CONTRADICTION_SHARE = 0.1  # a child's part turned against its own move by this share of the gap, each way
-
 
 @dataclass(frozen=True)
 class _Children:
@@ -84,8 +82,6 @@ def _children(session: _Session, parent: _NodeView, versus: str, cell_dim: tuple
     # $350k below target, into a +$161k part) and moved NRR's mix into the opening balance.
     if formula.kind != "additive" and cell_dim is not None and opening is None:
         joint = _within_segments(formula, views, base, cell_dim, scale)
-        if joint is not None and _contradicts(formula, base, x1, joint, gap):
-            joint = None
     if joint is not None:
         seg_parts, rest, segs, methods = joint
         for n in formula.names:
@@ -117,29 +113,6 @@ def _children(session: _Session, parent: _NodeView, versus: str, cell_dim: tuple
         parts.append(ChildPart("residual", "Residual (not in formula)", node.owner, residual, _share(residual, gap),
                                None, None, parent.unit, "", "residual"))
     return _Children(method, tuple(parts), influences, residual, detail, tuple(notes))
-
-
-def _contradicts(formula: att.Formula, base: Mapping[str, float], x1: Mapping[str, float], joint: tuple,
-                 gap: float | None) -> bool:
-    """The attribution within segments turns a child's part against its own move over the totals, each
-    way by a material part of the gap (`CONTRADICTION_SHARE`). Within segments is there for Simpson's
-    paradox — a deal size that fell only because the mix moved comes out near zero, not reversed —
-    but when the reference period is far from the targets, the target → reference leg over the totals
-    and the reference → actual leg within segments can pull a child opposite ways: 61 deals against a
-    target of 58 read as −$80k (173 % of the gap) and a win rate of 29.5 % against 41.4 % as +$21k. The
-    totals then say what a reader can check."""
-    if not gap:
-        return False
-    totals = att.attribute(formula, base, x1)
-    if totals.method == "undefined":
-        return False
-    seg_parts, rest = joint[0], joint[1]
-    bar = CONTRADICTION_SHARE * abs(gap)
-    for n, whole in totals.parts:
-        within = float(seg_parts[n].sum()) + rest[n]
-        if whole * within < 0 and abs(whole) >= bar and abs(within) >= bar:
-            return True
-    return False
 
 
 def _to_date(session: _Session, parent: _NodeView, names: Sequence[str], versus: str) -> dict[str, float]:
