@@ -717,25 +717,48 @@ nodes:
     assert [(c.id, c.top_segment and c.top_segment.segment) for c in r.causes] == [("w", "Kendall")]
 
 
-def test_a_within_segments_split_that_turns_a_child_against_its_own_move_gives_way_to_the_totals() -> None:
-    """The Freshsales trial's New business ARR, 2026-11: 61 decided deals against a target of 58, a
-    win rate of 29.5 % against 41.4 %, deals of $40,800 against $32,500 — $734k against $780k. Over the
-    totals (LMDI, by hand: L = (734k − 780k) / ln(734/780) ≈ $757k) the win rate is L·ln(0.295/0.414) ≈
-    −$256k and the deal count +$38k. Attributed within the owners against a reference month far from
-    the plan, the deal count read −$80k (173 % of the gap) and the win rate +$21k: each turned against
-    its own move by more than a tenth of the gap, so the totals are used. A within-segments split that
-    only moves a part toward zero (Simpson's paradox: a deal size that fell by mix) is kept."""
-    from kpitree import attribution as att
-    from kpitree.explain.children import _contradicts
+def test_a_red_child_whose_part_within_the_segments_is_favourable_is_still_followed(tmp_path: Path) -> None:
+    """New business ARR = decided deals × win rate × deal size, split within the owners. Every month
+    Ann decides 20 deals of $100k and Bo 20 of $5k, each winning half: $1.05M (the target: 40 × 50 %
+    × $52,500). In October Ann decides only 10 and wins 7, Bo decides 80 and wins 16: $780k. Within
+    the owners the win rate's part is favourable (Ann's rate rose, and her deals are the big ones: by
+    hand +$284k − $59k) and the deal count's adverse (Ann's fewer deals: −$584k + $89k), while over
+    the totals 90 deals beat the target of 40 and the win rate fell to 25.6 % against 50 %. No child
+    carries an adverse part while off its own target, so the red path follows the child furthest off
+    its target — the win rate — to Bo's deals, instead of stopping or wandering."""
+    rng = np.random.default_rng(4)
+    rows, won = [], []
+    for month in MONTHS:
+        last = month == MONTHS[-1]
+        for rep, size, n, wins in (("Ann", 100_000, 10 if last else 20, 7 if last else 10),
+                                   ("Bo", 5_000, 80 if last else 20, 16 if last else 10)):
+            flags = [True] * wins + [False] * (n - wins)
+            rng.shuffle(flags)
+            rows += [(month, rep, "Mid-Market", "Direct", float(size)) for _ in range(n)]
+            won += flags
+    frame = deals(rows)
+    frame.loc[~np.array(won), ["stage", "status"]] = ["Closed Lost", "lost"]
 
-    formula = att.Formula.parse("n = c * w * s")
-    base = {"c": 58.0, "w": 0.414, "s": 32_500.0}
-    x1 = {"c": 61.0, "w": 0.295, "s": 40_800.0}
-    gap = float(formula(x1)) - float(formula(base))
-    totals = dict(att.attribute(formula, base, x1).parts)
-    assert totals["w"] == pytest.approx(-256_000, rel=0.02) and totals["c"] == pytest.approx(38_000, rel=0.05)
-    zero = {"c": 0.0, "w": 0.0, "s": 0.0}
-    turned = ({"c": np.array([-79_769.0]), "w": np.array([21_039.0]), "s": np.array([12_735.0])}, zero)
-    assert _contradicts(formula, base, x1, turned, gap)
-    by_mix = ({"c": np.array([30_000.0]), "w": np.array([-150_000.0]), "s": np.array([74_000.0])}, zero)
-    assert not _contradicts(formula, base, x1, by_mix, gap)
+    def plan(value: float) -> str:
+        return "{by_period: {" + ", ".join(f"{m}: {value}" for m in MONTHS) + "}}"
+
+    tree, problems = parse_yaml(f"""
+name: evidence
+grain: month
+dimensions: [owner]
+nodes:
+  - {{id: n, label: New business ARR, level: north_star, metric: new_business_arr, owner: CRO, formula: n = c * w * s,
+     children: [c, w, s], target: {plan(1_050_000)}}}
+  - {{id: c, label: Decided deals, level: driver, metric: closed_deals, owner: CRO, target: {plan(40)}}}
+  - {{id: w, label: Win rate, level: lever, metric: win_rate, owner: CRO, target: {plan(0.5)}}}
+  - {{id: s, label: Deal size, level: lever, metric: avg_deal_size, owner: CRO, target: {plan(52_500)}}}
+""", "within.yaml")
+    assert tree is not None, problems
+    r = explain_node(workspace(tmp_path, frame), tree, "n", "2026-10")
+    parts = {c.id: c for c in r.children}
+    assert parts["w"].contribution > 0 > parts["c"].contribution  # within the owners
+    assert parts["c"].value > parts["c"].baseline and parts["w"].value < parts["w"].baseline
+    assert [s.id for s in r.red_path] == ["n", "w"]
+    assert "furthest off its target" in r.red_path[1].sentence
+    top = r.red_path[1].top_segment
+    assert top is not None and "Bo" in top.segment.split(" × ")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .analysis import _analyse, _Analysis, _over, _worse
 from .causes import _off_baseline
 from .cells import _Session
-from .model import EXACT_FIRST_SHARE
+from .model import EXACT_FIRST_SHARE, ChildPart
 
 Next = tuple[str, str, float | None, float | None, tuple[str, ...]]  # id, link, share, bands, stepped over
 
@@ -42,6 +42,13 @@ def _next_step(session: _Session, a: _Analysis, versus: str) -> Next | None:
     candidates: list[tuple[str, str, float, tuple[str, ...]]] = [
         (i.id, "influence", i.bands, ()) for i in a.children.influences
         if i.bands is not None and i.bands > 0 and not i.maturing]
+    if best_exact is None:
+        # no exact child carries an adverse part while off its own target — a product split within the
+        # segments of the dimension where the change sits can give a red win rate a favourable part (the
+        # others' rates rose) — so its red children are judged as influences are: how far off they are
+        candidates += [(c.id, "exact", bands, ()) for c in a.children.parts
+                       if c.link == "exact" and c.value is not None and c.baseline is not None
+                       and _off_baseline(session, c) and (bands := _bands(session, c)) is not None]
     candidates += [(k.view.node.id, "own", k.view.bands or 0.0, via) for via, k in _worse(_over(session, a, versus))]
     best_inf = max(candidates, key=lambda c: c[2], default=None)
     if best_inf is not None and best_inf[2] < 1 and best_exact is not None:
@@ -49,8 +56,19 @@ def _next_step(session: _Session, a: _Analysis, versus: str) -> Next | None:
     if best_exact is not None and (best_exact.share >= EXACT_FIRST_SHARE or best_inf is None):  # type: ignore[operator]
         return best_exact.id, "exact", best_exact.share, None, ()
     if best_inf is not None:
-        return best_inf[0], best_inf[1], None, best_inf[2], best_inf[3]
+        share = next((c.share for c in a.children.parts if c.id == best_inf[0]), None) if best_inf[1] == "exact" else None
+        return best_inf[0], best_inf[1], share, best_inf[2], best_inf[3]
     return None
+
+
+def _bands(session: _Session, c: ChildPart) -> float | None:
+    """How many amber bands a child is off its baseline in the bad direction (the influences' measure)."""
+    if c.value is None or c.baseline is None or not c.baseline:
+        return None
+    kid = session.tree.node(c.id)
+    amber = kid.amber if kid.amber is not None else session.engine.settings.amber_threshold
+    own = (c.value - c.baseline) / abs(c.baseline)
+    return (-own if kid.better == "higher" else own) / amber if amber else None
 
 
 def _red_path(session: _Session, start: _Analysis, versus: str) -> list[tuple[_Analysis, str, float | None, float | None]]:

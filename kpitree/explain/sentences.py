@@ -71,6 +71,15 @@ def _step_sentence(a: _Analysis, link: str, share: float | None, parent: _Analys
         lacks = "has no data" if pv.value is None else "has no target" if versus == "target" else "has no baseline"
         return (f"{node.label}: {_node_compare(v)}; {phrase}, judged on its own, as {pv.node.label} {lacks}. "
                 f"Owner: {node.owner}.")
+    if link == "exact" and (share is None or share <= 0):
+        # followed for being off its own target, not for its part (see `path._next_step`)
+        pv = parent.view
+        part = f" (its part of the gap, within the {parent.children.method.rsplit(' by ', 1)[-1]} segments, is " \
+            f"{fmt_change(share * pv.gap, pv.unit)}: others in them made up for it)" \
+            if share is not None and pv.gap is not None and parent.children.method and " by " in parent.children.method \
+            else ""
+        return (f"{node.label}: {_node_compare(v)}; {phrase}, the part of {pv.node.label} furthest off its target"
+                f"{part}. Owner: {node.owner}.")
     if link == "exact":
         pv = parent.view
         part = share * pv.gap if share is not None and pv.gap is not None else None
