@@ -762,3 +762,19 @@ nodes:
     assert "furthest off its target" in r.red_path[1].sentence
     top = r.red_path[1].top_segment
     assert top is not None and "Bo" in top.segment.split(" × ")
+
+
+def test_a_segment_is_named_as_the_user_wrote_it_and_two_reps_are_both(tmp_path: Path) -> None:
+    """The words never re-case the user's own text ("acmesaas_US", not "Acmesaas_US"), and a change
+    carried by the two reps of a segment reads "across both owners", not "across all two"."""
+    rng = np.random.default_rng(9)
+    rows = []
+    for month in MONTHS:
+        last = month == MONTHS[-1]
+        for segment, size, reps in (("acmesaas_US", 30_000, ("Ann", "Bo")), ("other", 5_000, ("Cy", "Di"))):
+            for rep in reps:
+                factor = 0.5 if last and segment == "acmesaas_US" else 1.0
+                rows += [(month, rep, segment, "Direct", a) for a in size * factor * rng.lognormal(-0.045, 0.3, 40)]
+    engine = workspace(tmp_path, deals(rows))
+    r = explain_node(engine, deal_size_node(17_500, "owner, segment"), "n", "2026-10")
+    assert r.red_path[0].segment_sentence.startswith("acmesaas_US deals, across both owners:")

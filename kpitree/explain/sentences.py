@@ -111,7 +111,8 @@ def _segment_sentence(a: _Analysis) -> str | None:
                      and abs(p.contribution) >= 0.05 * abs(against)), key=lambda x: -abs(x[1]))
     explains = _explains(top.share, top.contribution, v.gap, v.unit, f"{v.node.label} {_gap_word(v)}", offset)
     who = _describe(top, _noun(v.data.cur_metric)) + _across(a, top)
-    who = who[:1].upper() + who[1:]
+    if not any(who.startswith(v) for v in top.segment.split(PAIR_SEP)):  # never re-case the user's own text
+        who = who[:1].upper() + who[1:]
     basis = a.segments.basis
     if top.mix is not None and top.rate is not None and abs(top.mix) > abs(top.rate) and top.weight is not None \
             and top.base_weight is not None:
@@ -150,6 +151,8 @@ def _across(a: _Analysis, top: SegmentPart) -> str:
         parts = {p.segment: p.contribution for p in rank.segments}
         if all(parts.get(k, 0.0) * top.contribution > 0 for k in kids):
             n = len(kids)
+            if n == 2:
+                return f", across both {_plural(child)}"
             return f", across all {NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else n} {_plural(child)}"
     return ""
 
