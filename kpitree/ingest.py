@@ -92,6 +92,12 @@ __all__ = [
 
 # Limits: a file beyond them is refused with a message, never half-read.
 MAX_REJECT_DETAILS = 10_000  # rejected rows listed per file (all are counted)
+MAX_REJECT_REASONS = 3  # the commonest reasons rows were rejected, said per file
+# A reason that rejects this share of a file's rows (or more), or this many rows, is said as a warning of its own,
+# before the row-by-row list: 141 Copper opportunities with Status 'Abandoned' were 8 % of a file, rejected one by one.
+REJECT_REASON_SHARE = 0.01
+REJECT_REASON_ROWS = 25
+PREVIEW_CHECK_ROWS = 50_000  # a mapping preview checks this many rows, so its reject counts are the file's
 MAX_COLUMNS = 1000
 MAX_LINE_BYTES = 1 << 20  # one CSV row
 MAX_UNPACKED_BYTES = 4 << 30  # all members of one archive together, or one .gz
@@ -158,6 +164,8 @@ class FileReport:
     delimiter: str = ","
     role: str = "table"  # table, side (joined into others' rows), ignored (recognised, not loaded) or skipped
     evidence: list[str] = field(default_factory=list)  # why it was read as this table (headers matched)
+    # The commonest reasons rows were rejected: (column, reason, rows, first line), most rows first.
+    reject_reasons: list[tuple[str | None, str, int, int | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -1491,6 +1499,25 @@ def _money_notes(reader: duckdb.DuckDBPyConnection, checked: str, inp: Input, t:
             f"read {way} {why}: {example} = {shown} — check them")
 
 
+def _reject_reasons_said(report: FileReport) -> str | None:
+    """The reasons that reject many rows, in one sentence with the share of the file they take ("8.1 % of the
+    rows (141 of 1,750) are rejected for one reason: …"), or None when rejects are a few scattered rows."""
+    if not report.rows_read:
+        return None
+    big = [(col, why, n, line) for col, why, n, line in report.reject_reasons
+           if n >= REJECT_REASON_ROWS or n / report.rows_read >= REJECT_REASON_SHARE]
+    if not big:
+        return None
+    total = sum(n for _, _, n, _ in big)
+    parts = [f"column {col!r}: {why} — {n:,} row(s), first on line {line}" if col else
+             f"{why} — {n:,} row(s), first on line {line}" for col, why, n, line in big]
+    share = 100 * total / report.rows_read
+    reasons = "one reason" if len(big) == 1 else f"{len(big)} reasons"
+    return (f"{share:.1f} % of the rows ({total:,} of {report.rows_read:,}) are rejected for {reasons}: "
+            + "; ".join(parts) + " — if they belong in the data, map that value (for a status, load the column as "
+            "the stage: the stage map decides open / won / lost per value) or correct the file, then load again")
+
+
 def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index: int, work: Path,
              stage_map: dict[str, str], sides_present: set[str], limit: int | None = None,
              step: Callable[[float, str], None] | None = None) -> _Prepared:
@@ -1744,6 +1771,14 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     report.rejected = rejected[:MAX_REJECT_DETAILS]
     report.rows_rejected = len(structural) + rejected_count + dup_count
     report.duplicate_ids = dup_count
+    if rejected_count:
+        groups = reader.execute(
+            f"SELECT __why[1], __why[2], count(*), min(__rn) FROM {checked} WHERE __skip IS NULL AND __why IS NOT NULL "
+            f"GROUP BY 1, 2 ORDER BY 3 DESC, 4 LIMIT {MAX_REJECT_REASONS}").fetchall()
+        report.reject_reasons = [(col, why, int(n), line_of(rn)) for col, why, n, rn in groups]
+        said = _reject_reasons_said(report)
+        if said:
+            report.warnings.append(said)
     _refuse_guessed_duplicates(src, m, key, key_label, dup_count, rows_raw)
     report.rows_loaded = report.rows_read - report.rows_rejected - report.rows_skipped
     if report.rows_loaded <= 0:
@@ -2636,12 +2671,28 @@ def _sample(src: _Source, n: int) -> list[list[str]]:
 
 @dataclass
 class MappingPreview:
-    """A proposed mapping tried on the first rows: the values as they would load, and the problems."""
+    """A proposed mapping tried on the file (its first `PREVIEW_CHECK_ROWS` rows): the first rows as they would
+    load, and every problem — the rejected rows and, before any load, how many go and why (`summary`)."""
 
     rows: list[dict]
     rejected: list[RejectedRow]
     rows_read: int
     error: str | None = None
+    rows_rejected: int = 0
+    reasons: list[tuple[str | None, str, int, int | None]] = field(default_factory=list)
+    partial: bool = False  # only the first PREVIEW_CHECK_ROWS rows were checked
+
+    @property
+    def summary(self) -> str | None:
+        """'8.1 % of rows (141 of 1,750) would be rejected: column 'Status': Abandoned is not one of …'."""
+        if not self.rows_rejected or not self.rows_read:
+            return None
+        share = 100 * self.rows_rejected / self.rows_read
+        of = f"{self.rows_rejected:,} of the first {self.rows_read:,}" if self.partial else \
+            f"{self.rows_rejected:,} of {self.rows_read:,}"
+        why = "; ".join(f"column {col!r}: {reason} ({n:,} row(s), first on line {line})" if col else
+                        f"{reason} ({n:,} row(s), first on line {line})" for col, reason, n, line in self.reasons)
+        return f"{share:.1f} % of rows ({of}) would be rejected with this mapping" + (f": {why}" if why else "")
 
 
 def preview_mapping(path: str | Path, table: str, columns: dict[str, str], *, rows: int = 20,
@@ -2661,15 +2712,17 @@ def preview_mapping(path: str | Path, table: str, columns: dict[str, str], *, ro
             sources = _open(Path(path), work)
             src = next((x for x in sources if x.name == member), sources[0])
             try:
-                p = _prepare(reader, src, m, 0, work, stage_map or {}, set(), limit=rows)
+                p = _prepare(reader, src, m, 0, work, stage_map or {}, set(), limit=max(rows, PREVIEW_CHECK_ROWS))
             except LoadError as exc:
                 return MappingPreview([], [], 0, str(exc))
             except duckdb.Error as exc:  # odd values our SQL did not expect: said, never a traceback on the page
                 return MappingPreview([], [], 0, f"{src.name}: these rows could not be read with this mapping "
                                                  f"({str(exc).splitlines()[0][:200]})")
             df = reader.execute(f"SELECT * FROM {p.temp} LIMIT {int(rows)}").fetchdf()
-            return MappingPreview(df.astype(object).where(df.notna(), None).to_dict("records"), p.report.rejected,
-                                  p.report.rows_read)
+            r = p.report
+            return MappingPreview(df.astype(object).where(df.notna(), None).to_dict("records"), r.rejected,
+                                  r.rows_read, rows_rejected=r.rows_rejected, reasons=list(r.reject_reasons),
+                                  partial=r.rows_read >= PREVIEW_CHECK_ROWS)
     finally:
         reader.close()
 

@@ -50,6 +50,8 @@ STATUS_SYNONYMS = {
     "won": "won", "closed won": "won", "closedwon": "won", "closed-won": "won", "win": "won",
     "lost": "lost", "closed lost": "lost", "closedlost": "lost", "closed-lost": "lost",
     "open": "open", "in progress": "open", "active": "open", "pending": "open",
+    # Copper's fourth status: closed without a sale (and without a loss recorded) — a deal that went nowhere.
+    "abandoned": "lost",
 }
 DEAL_TYPE_SYNONYMS = {
     "new": "new", "new business": "new", "newbusiness": "new", "new customer": "new",

@@ -414,3 +414,63 @@ def test_a_workspace_reading_a_remote_engine_refuses_uploads(ws, tmp_path):
         ingest(ws, [path])
     (ws.root / "workspace.json").write_text("{}")
     assert not ws.tables()  # nothing was written to the local file either
+
+
+def _statuses(tmp_path: Path, on_hold: int, total: int) -> Path:
+    """Deals with a Status column: `on_hold` of `total` say 'On Hold', a value no status map knows."""
+    lines = ["Opp,Opened,Status,Value"]
+    lines += [f"O{i},2026-09-{1 + i % 28:02d},{'On Hold' if i < on_hold else ('Won' if i % 2 else 'Lost')},{100 + i}"
+              for i in range(total)]
+    return write(tmp_path, "opps.csv", "\n".join(lines) + "\n")
+
+
+def test_a_preview_says_before_the_load_how_many_rows_go_and_why(tmp_path):
+    """Trial E: the preview said '1 of 20 sample rows would be rejected' while 141 of 1,750 (8 %) went at load."""
+    from kpitree.ingest import preview_mapping
+
+    path = _statuses(tmp_path, 80, 1000)
+    p = preview_mapping(path, "deals", {"deal_id": "Opp", "created_date": "Opened", "status": "Status",
+                                        "amount": "Value"})
+    assert p.error is None and len(p.rows) == 20  # the first rows are shown; every row is checked
+    assert (p.rows_read, p.rows_rejected, p.partial) == (1000, 80, False)
+    assert p.reasons == [("Status", "On Hold is not one of open, won, lost", 80, 2)]
+    assert p.summary == ("8.0 % of rows (80 of 1,000) would be rejected with this mapping: column 'Status': "
+                         "On Hold is not one of open, won, lost (80 row(s), first on line 2)")
+    clean = preview_mapping(path, "deals", {"deal_id": "Opp", "created_date": "Opened", "amount": "Value"},
+                            fill={"status": "open"})
+    assert clean.rows_rejected == 0 and clean.summary is None
+
+
+def test_a_reason_that_rejects_many_rows_is_said_once_with_its_share(ws, tmp_path):
+    from kpitree.vendors import header_key
+
+    path = _statuses(tmp_path, 80, 1000)
+    ws.save_mapping(header_key(["Opp", "Opened", "Status", "Value"]), ["Opp", "Opened", "Status", "Value"], "deals",
+                    {"deal_id": "Opp", "created_date": "Opened", "status": "Status", "amount": "Value"})
+    f = ingest(ws, [path]).files[0]
+    assert (f.rows_loaded, f.rows_rejected) == (920, 80)
+    said = [w for w in f.warnings if "are rejected for one reason" in w]
+    assert said == ["8.0 % of the rows (80 of 1,000) are rejected for one reason: column 'Status': On Hold is not "
+                    "one of open, won, lost — 80 row(s), first on line 2 — if they belong in the data, map that "
+                    "value (for a status, load the column as the stage: the stage map decides open / won / lost per "
+                    "value) or correct the file, then load again"]
+
+
+def test_a_few_scattered_rejects_are_not_said_as_a_reason(ws, tmp_path):
+    path = _statuses(tmp_path, 2, 1000)
+    from kpitree.vendors import header_key
+
+    ws.save_mapping(header_key(["Opp", "Opened", "Status", "Value"]), ["Opp", "Opened", "Status", "Value"], "deals",
+                    {"deal_id": "Opp", "created_date": "Opened", "status": "Status", "amount": "Value"})
+    f = ingest(ws, [path]).files[0]
+    assert f.rows_rejected == 2 and f.reject_reasons == [("Status", "On Hold is not one of open, won, lost", 2, 2)]
+    assert not [w for w in f.warnings if "rejected for" in w]
+
+
+def test_abandoned_is_a_lost_status(tmp_path):
+    """Copper's fourth status, mapped by hand from the mapping screen: a loss, not a rejected row."""
+    from kpitree.ingest import preview_mapping
+
+    path = write(tmp_path, "opps.csv", "Opp,Opened,Status\nO1,2026-09-01,Abandoned\nO2,2026-09-02,Won\n")
+    p = preview_mapping(path, "deals", {"deal_id": "Opp", "created_date": "Opened", "status": "Status"})
+    assert [r["status"] for r in p.rows] == ["lost", "won"] and p.rows_rejected == 0
