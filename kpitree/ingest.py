@@ -2542,7 +2542,7 @@ def read_mapping(path: str | Path) -> dict:
     if not isinstance(raw, dict) or raw.get("table") not in TABLES:
         raise LoadError(f"{path.name}: a mapping names its table ({', '.join(TABLES)}), e.g. {example}")
     columns = raw.get("columns") or {}
-    known = set(TABLES[raw["table"]].column_names) | {"lead_link"}
+    known = set(TABLES[raw["table"]].column_names) | {"lead_link", "billing_months"}
     if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
         raise LoadError(f"{path.name}: 'columns' maps canonical column → the file's header, e.g. {example}")
     saved = tuple(c for c in columns if c.startswith((OMIT, LAYOUT, DERIVED)))  # the Upload page's own entries

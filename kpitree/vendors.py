@@ -2006,6 +2006,7 @@ def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "can
     derive = {k: v for k, v in (derive or {}).items() if (table, k, v) in DERIVATIONS}
     taken = {h for k, h in columns.items() if not k.startswith(OMIT)}
     columns = {k: h for k, h in columns.items() if not (k.startswith(OMIT) and h in taken)}  # mapped wins
+    rules = list(rules)
     inputs: dict[str, Input] = {}
     fields: dict[str, Field] = {}
     for col in t.columns:
@@ -2016,12 +2017,22 @@ def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "can
             inputs["mrr"] = Input((header,), Kind.NUMBER)
             fields["mrr"] = Field("{mrr} / 12", "mrr")
             continue
+        if derive.get(col.name) == "per_cycle":
+            # What one bill charges (a billing export's Price): ÷ the months a bill covers, per row.
+            inputs["mrr"] = Input((header,), Kind.NUMBER)
+            if columns.get("billing_months"):
+                inputs["billing_months"] = Input((columns["billing_months"],))
+            fields["mrr"] = Field(f"{{mrr}} / {_CYCLE_MONTHS}", "mrr", note=f"{header} ÷ months per billing cycle")
+            rules.append(f"mrr: {header!r} is what one bill charges, divided by the months a bill covers: "
+                         + (f"{columns['billing_months']!r} (a number of months, or month / quarter / year), else "
+                            if columns.get("billing_months") else "")
+                         + "the plan's name (annual / yearly 12, quarterly 3, semi-annual 6, any other 1)")
+            continue
         inputs[col.name] = _column_input(table, col.name, header)
         if not (col.name == "status" and table == "deals"):
             fields[col.name] = Field(f"{{{col.name}}}", col.name)
     file_status = "{status}" if "status" in inputs and table == "deals" else None
     stage = "stage" if table == "deals" and "stage" in inputs and "status" not in inputs else None
-    rules = list(rules)
     checks: tuple[Check, ...] = ()
     joins: tuple[Join, ...] = ()
     for name, value in fill.items():
@@ -2066,8 +2077,18 @@ def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "can
     if dropped:
         rules.append(f"left out on purpose (not loaded): {', '.join(dropped)}")
     ordered = {c: fields[c] for c in t.column_names if c in fields} | fields
+    notes: tuple[Note, ...] = ()
+    if table == "subscriptions" and "plan" in inputs and fields.get("mrr", Field("")).sql == "{mrr}":
+        # Trial E mapped Braintree's Price (a year's, for yearly plans) as MRR: ARR came out 11 times too high
+        # and nothing said so. A plan called annual with a monthly amount is fine; the rows are said, to check.
+        notes = (Note("regexp_matches(lower({plan.text}), 'annual|yearly|year')",
+                      f"{{n}} subscription(s) are on a plan whose name says annual or yearly (first on line {{line}}): "
+                      f"their {columns['mrr']!r} is read as a MONTHLY amount — if it is what one bill charges (a "
+                      "year's price, as billing exports write it), ARR comes out 12 times too high: load it as a "
+                      "price per billing cycle (a mapping that derives mrr per_cycle), or load the "
+                      "billing tool's own export, which is read per billing cycle"),)
     return Mapping(source, label or f"canonical {table}", table, inputs, ordered, file_status=file_status,
-                   stage_input=stage, rules=tuple(rules), checks=checks, joins=joins)
+                   stage_input=stage, rules=tuple(rules), checks=checks, joins=joins, notes=notes)
 
 
 def _cents(table: str, columns: dict[str, str], fields: dict[str, Field], units: dict[str, str]) -> list[str]:
@@ -2315,7 +2336,20 @@ def leave_out(columns: dict[str, str], headers: Iterable[str]) -> dict[str, str]
 
 
 # (table, column, how): the derivations a mapping may ask for when the file lacks the column.
-DERIVATIONS = {("subscriptions", "mrr", "arr"), ("deals", "created_date", "lead"), ("deals", "created_date", "close")}
+DERIVATIONS = {("subscriptions", "mrr", "arr"), ("subscriptions", "mrr", "per_cycle"), ("deals", "created_date", "lead"),
+               ("deals", "created_date", "close")}
+# Months one bill covers, for a price per billing cycle (`per_cycle`): the `billing_months` column's number or interval
+# word where the mapping names one, else the plan's name; 1 where nothing says.
+_CYCLE_WORDS = ("CASE WHEN lower(trim({billing_months.text})) IN ('day', 'daily', 'days') THEN 12.0 / 365 "
+                "WHEN lower(trim({billing_months.text})) IN ('week', 'weekly', 'weeks') THEN 12.0 / 52 "
+                "WHEN regexp_matches(lower({billing_months.text}), 'semi|half|biannual') THEN 6.0 "
+                "WHEN regexp_matches(lower({billing_months.text}), 'quarter') THEN 3.0 "
+                "WHEN regexp_matches(lower({billing_months.text}), 'year|annual') THEN 12.0 "
+                "WHEN regexp_matches(lower({billing_months.text}), 'month') THEN 1.0 END")
+_CYCLE_MONTHS = (f"COALESCE(NULLIF(TRY_CAST(trim({{billing_months.text}}) AS DOUBLE), 0), {_CYCLE_WORDS}, "
+                 "CASE WHEN regexp_matches(lower({plan.text}), 'semi|half[ -]?year|biannual') THEN 6.0 "
+                 "WHEN regexp_matches(lower({plan.text}), 'annual|yearly|year|12[ -]?month') THEN 12.0 "
+                 "WHEN regexp_matches(lower({plan.text}), 'quarter') THEN 3.0 ELSE 1.0 END)")
 
 
 def snapshot_mapping(columns: dict[str, str]) -> Mapping:

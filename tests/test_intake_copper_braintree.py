@@ -238,3 +238,38 @@ def test_a_contact_person_or_free_tags_are_never_a_split(column):
                                     "campaign_tag", "Merchant Account ID"])
 def test_owners_regions_and_categories_stay_splits(column):
     assert not_a_segment(column, ["A", "B"]) is None
+
+
+# --- a price per billing cycle mapped by hand -------------------------------------------------------------
+
+SUBS = ("customer,plan,price,every,started,ended\n"
+        "c1,pro-annual,4800,,2026-01-05,\n"
+        "c2,growth-monthly,199,,2026-02-01,\n"
+        "c3,team,600,quarter,2026-03-01,\n"
+        "c4,custom,1200,12,2026-03-01,2026-09-01\n")
+
+
+def test_a_price_per_billing_cycle_mapped_by_hand_is_divided_by_its_months(ws, tmp_path):
+    path = tmp_path / "subs.csv"
+    path.write_text(SUBS, encoding="utf-8")
+    mapping = {"table": "subscriptions", "derive": {"mrr": "per_cycle"},
+               "columns": {"customer_id": "customer", "plan": "plan", "mrr": "price", "billing_months": "every",
+                           "start_date": "started", "end_date": "ended"}}
+    f = ingest(ws, [path], mappings={path.name: mapping}).files[0]
+    got = rows(ws, "SELECT customer_id, round(mrr, 2) FROM subscriptions ORDER BY 1")
+    # a year's 4,800 → 400; 199 a month; 600 a quarter → 200; 1,200 every 12 months → 100
+    assert got == [("c1", 400.0), ("c2", 199.0), ("c3", 200.0), ("c4", 100.0)]
+    assert any("divided by the months a bill covers" in r for r in f.rules)
+    assert not [w for w in f.warnings if "12 times too high" in w]
+
+
+def test_a_plan_named_annual_with_its_amount_read_as_monthly_is_said(ws, tmp_path):
+    """Trial E mapped Braintree's Price as MRR by hand: ARR 11 times too high, and nothing warned."""
+    path = tmp_path / "subs.csv"
+    path.write_text(SUBS, encoding="utf-8")
+    mapping = {"table": "subscriptions", "columns": {"customer_id": "customer", "plan": "plan", "mrr": "price",
+                                                     "start_date": "started", "end_date": "ended"}}
+    f = ingest(ws, [path], mappings={path.name: mapping}).files[0]
+    said = [w for w in f.warnings if "12 times too high" in w]
+    assert len(said) == 1 and said[0].startswith("1 subscription(s) are on a plan whose name says annual or yearly "
+                                                 "(first on line 2): their 'price' is read as a MONTHLY amount")
