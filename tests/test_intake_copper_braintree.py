@@ -273,3 +273,26 @@ def test_a_plan_named_annual_with_its_amount_read_as_monthly_is_said(ws, tmp_pat
     said = [w for w in f.warnings if "12 times too high" in w]
     assert len(said) == 1 and said[0].startswith("1 subscription(s) are on a plan whose name says annual or yearly "
                                                  "(first on line 2): their 'price' is read as a MONTHLY amount")
+
+
+@pytest.mark.parametrize("make", [braintree_file, copper_file], ids=["braintree", "copper"])
+def test_a_mapping_saved_unchanged_from_the_screen_loads_as_the_layout_does(tmp_path, make):
+    """Saving the mapping screen as it opens on these layouts changes no loaded value, column or row (Braintree's
+    MRR per billing cycle and end date, Copper's Abandoned as lost stay as the layout makes them)."""
+    from kpitree.ingest import detect_files
+    from kpitree.vendors import header_key
+    from kpitree.workspace import Workspace
+
+    path = make(tmp_path / "export.csv")
+    d = detect_files(None, [path])[0]
+    detected = Workspace(tmp_path / "detected", create=True)
+    ingest(detected, [path], table=d.table)
+    saved = Workspace(tmp_path / "saved", create=True)
+    start = form_start(d.headers, d.table)
+    saved.save_mapping(header_key(d.headers), d.headers, d.table, start.columns, fill=start.fill, file=path.name)
+    assert detect_files(saved, [path])[0].label == f"saved mapping → {d.table}"
+    ingest(saved, [path], table=d.table)
+    with detected.connect() as a, saved.connect() as b:
+        query = f'SELECT * FROM "{d.table}" ORDER BY ALL'
+        assert a.execute(f'DESCRIBE "{d.table}"').fetchall() == b.execute(f'DESCRIBE "{d.table}"').fetchall()
+        assert a.execute(query).fetchall() == b.execute(query).fetchall() != []
