@@ -1612,6 +1612,7 @@ def _braintree(h: Headers, sides: set[str]) -> Mapping:
         "plan_name": (Kind.TEXT, ("Plan Name", "plan_name", "plan.name")),
         "segment": (Kind.TEXT, _SEGMENT),
         "channel": (Kind.TEXT, ("Channel", "Source", "Lead Source", "Acquisition Channel")),
+        "merchant": (Kind.TEXT, ("Merchant Account ID", "merchant_account_id", "Merchant Account")),
         # read, not loaded: the billing machinery's own bookkeeping, one value per row or per cycle — never a split
         "billing_day": (Kind.TEXT, ("Billing Day of Month",)),
         "next_billing": (Kind.TEXT, ("Next Billing Date",)),
@@ -1678,6 +1679,9 @@ def _braintree(h: Headers, sides: set[str]) -> Mapping:
         "segment": Field("{segment}", "segment"),
         "channel": Field("{channel}", "channel"),
         "subscription_id": Field("{sub_id}", "sub_id"),
+        # A merchant account is how a Braintree business splits its billing (by currency, region or brand): a
+        # split of its own, under a name that does not end in `_id` (an id column is never offered as a split).
+        "merchant_account": Field("{merchant}", "merchant"),
     }
     skip = [(f"{status} = 'pending'", "not started yet (status Pending)"),
             ("{price} = 0", "a $0 subscription (a free trial or free plan): no recurring revenue")]

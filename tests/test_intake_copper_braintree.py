@@ -154,8 +154,11 @@ def test_a_braintree_export_loads_mrr_per_month_of_its_billing_cycle(ws, tmp_pat
     assert "1 subscription(s) on a plan whose name says annual or quarterly bill over a different period" in warnings
     said = " ".join(f.rules)
     assert "Price is per billing cycle" in said and "Paid Through Date" in said
-    # Braintree's bookkeeping is read, not kept as splits; the merchant account (a region) stays a dimension
-    assert f.extra_columns == ["merchant_account_id"]
+    # Braintree's bookkeeping is read, not kept as splits; the merchant account (a region) is a split
+    assert f.extra_columns == []
+    assert rows(ws, "SELECT merchant_account, count(*) FROM subscriptions GROUP BY 1 ORDER BY 1") == [
+        ("acme_EMEA", 1), ("acme_US", 6)]
+    assert Engine(ws).profile.dimensions("subscriptions") == ["plan", "merchant_account"]
 
 
 def test_braintree_without_period_dates_says_plans_are_read_from_their_name(ws, tmp_path):
