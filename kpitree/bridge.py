@@ -10,9 +10,11 @@ up to the end to the cent; it redefines nothing.
 
 It also keeps a tree's plan consistent with that identity (`chain_targets`): a node whose exact
 formula uses its own opening balance (ARR over ARR at start) gets, month by month, the opening
-target = its own target of the month before and its target = the formula of its children's
-targets — so against target the gap splits over the children with no residual, the carried-over
-shortfall being the opening balance's part.
+target = where the month opens and its target = the formula of its children's targets — so against
+target the gap splits over the children with no residual, the carried-over shortfall being the
+opening balance's part. Where a month opens is known for the months the data has closed or is in
+(`known_openings`: last month's actual close), and is the plan's close of the month before after
+that.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import math
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +33,7 @@ from .errors import QueryError
 from .evaluate import Engine
 from .metrics import CATALOGUE
 from .periods import Grain, Period, parse_period, period_containing
+from .plan import opening_known
 from .tree import Node, Target, Tree
 
 CENT = Decimal("0.01")
@@ -179,6 +183,42 @@ def _formula_order(tree: Tree) -> list[Node]:
     return [tree.node(i) for i in out]
 
 
+def known_openings(engine: Engine, tree: Tree, through: Period) -> dict[str, dict[str, float]]:
+    """Opening-balance node id → {month: its actual value}, for the months up to `through` whose opening
+    the data knows: ARR at start of a month is ARR's actual close of the month before.
+
+    What a suggestion passes `chain_targets` as `actual`, with `through` the month the data's as-of
+    day is in. Why every closed month opens at its actual: a suggested target is "last month's level
+    and the planned movements"; chained over the planned path instead, a business growing faster than
+    the plan's capped growth carried a made-up shortfall from January into every month (trial E: ARR
+    red all year while growing 5–10 %/month, Aug $30.4M against $36.2M, "carried over from the period
+    before"). A month's shortfall is shown in the month it arose, not again in each month after.
+    Why the running month too: its opening is already known (last month closed) and nothing this
+    month can move it, so a target that opens elsewhere only re-shows last month's gap as this
+    month's; and its ARR target is then last month's actual close plus this month's planned
+    movements, which is what the running month is judged on (pacing, `evaluate.target_by_now`). The
+    months after it are the plan ahead: their opening is not known, so they open at the plan's close.
+    Months whose opening the data does not know (the month the subscriptions start in,
+    `plan.opening_known`) are left out: they keep the plan's rule.
+    """
+    months = [m for m in _months(k for n in tree.nodes for k, _ in n.target.by_period) if m <= through]
+    out: dict[str, dict[str, float]] = {}
+    if not months:
+        return out
+    for node in tree.nodes:
+        found = opening_child(tree, node)
+        if found is None or found.metric not in CATALOGUE:
+            continue
+        metric = CATALOGUE[found.metric]
+        first_day = engine.coverage(metric.table)[0]
+        values = engine.values(found, months)
+        known = {m.key: float(v) for m in months if (v := values.get(m.key)) is not None and math.isfinite(v)
+                 and opening_known(metric, m, first_day)}
+        if known:
+            out[found.id] = known
+    return out
+
+
 def _anchor(month: Period, since: Period | None) -> bool:
     """Whether an opening balance keeps its own planned target in `month` instead of last month's
     closing target: each January of the history up to `since` (the last month the plan was fitted
@@ -195,7 +235,7 @@ def _rounded(value: float, node: Node, places: int) -> float:
 
 
 def chain_targets(tree: Tree, since: Period | None = None, *, places: int = 0,
-                  keep: Collection[str] = ()) -> Tree:
+                  keep: Collection[str] = (), actual: Mapping[str, Mapping[str, float]] | None = None) -> Tree:
     """The tree with every formula node's plan made consistent with its formula, in every month and
     at every longer grain.
 
@@ -216,14 +256,14 @@ def chain_targets(tree: Tree, since: Period | None = None, *, places: int = 0,
 
     `keep`: nodes whose targets a person set (re-suggesting the others, `suggest.resuggest_targets`).
     They are never rewritten; a kept parent is not derived, its children still follow it (its opening
-    balance opens at its targets, its rates fit its quarters), and a month where the person's number
+    balance opens at its targets where no actual is given, its rates fit its quarters), and a month where the person's number
     is not the formula of the suggestions keeps that residual: the plan disagrees, and says so.
     """
     nodes = {n.id: n for n in tree.nodes}
     kept = frozenset(keep)
     order = _formula_order(tree)
     for node in order:
-        nodes.update(_chain_months(tree, nodes, nodes[node.id], since, places, kept))
+        nodes.update(_chain_months(tree, nodes, nodes[node.id], since, places, kept, actual or {}))
     for node in order:  # a rate made of its children (NRR = GRR + expansion rate, CAC) takes theirs first
         if _kind(node) == "ratio" and node.id not in kept:
             nodes.update(_fit_longer(nodes, nodes[node.id], follow=True, kept=kept))
@@ -233,7 +273,8 @@ def chain_targets(tree: Tree, since: Period | None = None, *, places: int = 0,
 
 
 def _chain_months(tree: Tree, nodes: Mapping[str, Node], node: Node, since: Period | None,
-                  places: int, kept: frozenset[str] = frozenset()) -> dict[str, Node]:
+                  places: int, kept: frozenset[str] = frozenset(),
+                  actual: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Node]:
     """The node (and its opening balance) with monthly targets from the formula (see `chain_targets`)."""
     if node.target.is_set and not _months(k for k, _ in node.target.by_period):
         return {}  # a goal typed as one number (LTV/CAC at least 3:1), not a monthly plan: it stands
@@ -247,12 +288,15 @@ def _chain_months(tree: Tree, nodes: Mapping[str, Node], node: Node, since: Peri
     months = _months({k for plan in by_child.values() for k in plan} | set(own or ()))
     parent: dict[str, float] = {}
     start: dict[str, float] = dict(by_child[opening.id]) if opening is not None else {}
+    known = dict((actual or {}).get(opening.id, {})) if opening is not None else {}
     chained: set[str] = set()  # months whose opening balance is last month's parent target
     anchors: list[str] = []
     for m in months:
         if opening is not None:
             prev = parent.get(m.previous().key)
-            if prev is not None and not _anchor(m, since):
+            if m.key in known:  # the month opens where the business actually closed the month before
+                start[m.key] = known[m.key]
+            elif prev is not None and not _anchor(m, since):
                 start[m.key] = prev
                 chained.add(m.key)
         values = {n: (start.get(m.key) if opening is not None and n == opening.id else by_child[n].get(m.key))
@@ -267,18 +311,31 @@ def _chain_months(tree: Tree, nodes: Mapping[str, Node], node: Node, since: Peri
             if not math.isfinite(value):
                 continue  # a ratio over a child planned at zero: the parent keeps its own target
             parent[m.key] = _rounded(value, node, places)
-        if opening is not None and m.key in parent and m.key not in chained:
+        if opening is not None and m.key in parent and m.key not in chained and m.key not in known:
             anchors.append(m.key)
     if not parent:
         return {}
     out: dict[str, Node] = {}
     # weeks run along the plan's monthly line, drawn only where the parent is the plan's own
-    weeks = _week_levels(parent, start, chained) if opening is not None and own is None else {}
+    weeks = _week_levels(parent, start, chained, known) if opening is not None and own is None else {}
+    actuals = sorted(k for k in known if k in parent)
+    opens = ""
+    if opening is not None and actuals:
+        opens = (f"; it opens at last month's actual {node.label} through {actuals[-1]}"
+                 + (", at last month's target after" if any(k > actuals[-1] for k in chained) else ""))
+    closes = _period_closes(formula, opening.id, by_child, parent, known, node, places) \
+        if opening is not None and own is None and known else {}
     if own is None:
-        rest = [(k, v) for k, v in node.target.by_period if k not in parent and k not in weeks]
+        rest = [(k, v) for k, v in node.target.by_period if k not in parent and k not in weeks and k not in closes]
+        rule, planned = f"{_in_words(formula, nodes)} over their targets{opens}", node.target.suggested
+        if rest and planned and not planned.startswith("no target"):  # the months no formula could make
+            kept_months = _months(k for k, _ in rest)
+            where = f"{kept_months[0].key} to {kept_months[-1].key}" if len(kept_months) > 1 else \
+                "".join(m.key for m in kept_months)
+            rule += f" ({where}, where a term has no target: {planned})" if where else f" ({planned})"
         out[node.id] = dataclasses.replace(node, target=_with_plan(
-            node.target, {**parent, **{k: _rounded(e, node, places) for k, (_, e) in weeks.items()}}, rest,
-            f"{formula.expression} over the children's targets"))
+            node.target, {**parent, **closes, **{k: _rounded(e, node, places) for k, (_, e) in weeks.items()}},
+            rest, rule, keep_own=False))
     if opening is not None:
         plan = {k: v for k, v in start.items() if k in parent or k in by_child[opening.id]}
         for m in _months(plan):  # an opening balance's quarter or year opens with its first month
@@ -292,24 +349,85 @@ def _chain_months(tree: Tree, nodes: Mapping[str, Node], node: Node, since: Peri
             if whole.start == last.shift(1).start and whole.key not in plan:
                 plan[whole.key] = parent[last.key]
         plan.update({k: _rounded(b, opening, places) for k, (b, _) in weeks.items()})
-        own = f"where the plan restarts from the history ({', '.join(anchors)}): " if anchors else ""
         out[opening.id] = dataclasses.replace(opening, target=_with_plan(
-            opening.target, plan, [], f"{node.label}'s target for the period before; {own}", inside=True))
+            opening.target, plan, [], _opening_rule(node, actuals, sorted(chained), anchors),
+            inside=True, keep_own=bool(anchors)))
     return out
 
 
-def _week_levels(parent: Mapping[str, float], start: Mapping[str, float], chained: set[str]
-                 ) -> dict[str, tuple[float, float]]:
+def _period_closes(formula: Formula, opening: str, by_child: Mapping[str, Mapping[str, float]],
+                   parent: Mapping[str, float], known: Mapping[str, float], node: Node, places: int
+                   ) -> dict[str, float]:
+    """Quarter or year key → the stock's target for it, where its months open at their actual (`known`):
+    the period opens at the actual close before it and its months chain on the plan to its end.
+
+    Why not the last month's target (a stock's quarter otherwise): that one opens at the actual close of
+    the month before it, so the quarter's target would hold the first two months' actual movements, and
+    the quarter's NRR that fits it would absorb them (trial E: a year's NRR target of 57 % over months
+    planned at 98–99 %). Opened at its own actual opening and chained within, the quarter is judged like
+    a month: where it started plus its planned movements."""
+    out: dict[str, float] = {}
+    for key in sorted(known):
+        first = parse_period(key)
+        for grain in (Grain.QUARTER, Grain.YEAR):
+            whole = period_containing(first.start, grain)
+            months = whole.months()
+            if whole.start != first.start or not any(m.key in known for m in months[1:]):
+                continue  # a period that starts elsewhere, or chained already: its last month's target is it
+            level: float | None = known[key]
+            for m in months:
+                values = {n: (level if n == opening else by_child[n].get(m.key)) for n in formula.names}
+                if m.key not in parent or any(v is None for v in values.values()):
+                    level = None
+                    break
+                level = float(formula(values))  # type: ignore[arg-type]
+                if not math.isfinite(level):
+                    level = None
+                    break
+                level = _rounded(level, node, places)
+            if level is not None:
+                out[whole.key] = level
+    return out
+
+
+def _opening_rule(node: Node, actuals: list[str], chained: list[str], anchors: list[str]) -> str:
+    """An opening balance's suggested rule in words: where each of its months opens."""
+    parts = []
+    if actuals:
+        parts.append(f"{node.label}'s actual close of the month before through {actuals[-1]} (a known "
+                     "number: no target missed earlier is carried over)")
+    if chained:
+        if actuals and any(k > actuals[-1] for k in chained):
+            parts.append(f"after that, {node.label}'s target for the month before (the plan ahead)")
+        elif not actuals:
+            parts.append(f"{node.label}'s target for the period before")
+    text = "; ".join(parts) or f"{node.label}'s target for the period before"
+    if anchors:
+        text += f"; where the plan restarts from the history ({', '.join(anchors)}): "
+    return text
+
+
+def _in_words(formula: Formula, nodes: Mapping[str, Node]) -> str:
+    """A formula's right-hand side with its terms' labels ("ARR at start × NRR + New-logo ARR")."""
+    text = re.sub(r"\b[A-Za-z_][A-Za-z0-9_]*\b",
+                  lambda m: nodes[m.group(0)].label if m.group(0) in nodes else m.group(0), formula.expression)
+    return text.replace(" * ", " × ").replace("*", " × ")
+
+
+def _week_levels(parent: Mapping[str, float], start: Mapping[str, float], chained: set[str],
+                 known: Collection[str] = ()) -> dict[str, tuple[float, float]]:
     """Week → (level at the end of the week before, level at its end) along the monthly bridge.
 
     A week's stock target is otherwise its month's end level, a whole month of movements ahead of the
     week's own seven days. Within a planned month the level moves in a straight line from the month's
     opening target to its closing one (flows are pro-rated by days the same way), so a week's bridge
     adds up: opening + its days' movements = its end. A week that starts in one month and ends in
-    the next is kept only when the later month opens where the earlier closed (a chained month).
+    the next is kept when the later month opens where the earlier closed (a chained month); one whose
+    later month opens at its actual (`known`) runs along that month's line drawn back over its first
+    days, so the week opens near where the business stood, not at the plan's close it left behind.
     """
-    def level(day) -> float | None:
-        m = period_containing(day, Grain.MONTH)
+    def level(day, month: Period | None = None) -> float | None:
+        m = month or period_containing(day, Grain.MONTH)
         if m.key not in parent or m.key not in start:
             return None
         done = ((day - m.start).days + 1) / m.days
@@ -322,9 +440,11 @@ def _week_levels(parent: Mapping[str, float], start: Mapping[str, float], chaine
     week = period_containing(months[0].start, Grain.WEEK)
     while week.start <= months[-1].end:
         before, end = week.start - timedelta(days=1), week.end
+        later = period_containing(end, Grain.MONTH)
         b, e = level(before), level(end)
-        joined = period_containing(before, Grain.MONTH) == period_containing(end, Grain.MONTH) or \
-            period_containing(end, Grain.MONTH).key in chained
+        joined = period_containing(before, Grain.MONTH) == later or later.key in chained
+        if not joined and later.key in known and week.start <= later.start:
+            b, joined = level(before, later), True
         if b is not None and e is not None and joined:
             out[week.key] = (b, e)
         week = week.shift(1)
@@ -495,8 +615,10 @@ def _order(key: str) -> tuple:
 
 
 def _with_plan(target: Target, plan: Mapping[str, float], extra: list[tuple[str, float]], rule: str,
-               inside: bool = False) -> Target:
-    """`target` with these per-period numbers, in time order."""
+               inside: bool = False, keep_own: bool = True) -> Target:
+    """`target` with these per-period numbers, in time order. The suggestion's rule is `rule`, followed
+    by (`inside`) or with in brackets the planned rule it rests on; `keep_own=False`: by `rule` alone,
+    when no number of the plan rests on the planned one any more."""
     merged = dict(extra)
     merged.update(plan)
 
@@ -505,7 +627,10 @@ def _with_plan(target: Target, plan: Mapping[str, float], extra: list[tuple[str,
     value = months[-1] if target.value is not None and months else target.value
     # a suggestion says its rule (`Target.suggested`): the bridge's, with the planned rule it rests on
     own = target.suggested
-    suggested = (f"{rule}{own}" if inside else f"{rule} ({own})") if own and not own.startswith("no target") else own
+    if own and not own.startswith("no target"):
+        suggested = (f"{rule}{own}" if inside else f"{rule} ({own})") if keep_own else rule
+    else:
+        suggested = own
     return dataclasses.replace(target, by_period=by_period, value=value, suggested=suggested)
 
 

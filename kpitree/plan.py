@@ -9,7 +9,7 @@ pieces read each customer's MRR at the start of the month (m0: ARR at start, and
 "m0 = 0 and never any MRR before"); before the data's first day m0 is unknown, not zero, so that
 month's new-logo ARR is the whole book the export starts with and its opening balance is 0. A plan
 resting on it asked a year later for the whole book again as new logos. Such months are no history
-for these metrics (`_opening_known`).
+for these metrics (`opening_known`).
 
 Nor are the months before a flow's or a rate's first representative month (`_representative`): an
 export that starts on a day holds only the rows dated from it, so a number dated by a later date
@@ -60,7 +60,7 @@ def _growth(values: list[float]) -> float:
     return float(min(max(math.expm1(slope), 0.0), MAX_MONTHLY_GROWTH))
 
 
-def _opening_known(m: Metric, p: Period, first_day: date | None) -> bool:
+def opening_known(m: Metric, p: Period, first_day: date | None) -> bool:
     """Whether `p`'s value of `m` is the catalogue's definition: False when `m` reads customers' MRR
     at a baseline date before the subscriptions' first day (there it is unknown, and the catalogue's
     m0 = 0 makes every customer of the book new)."""
@@ -151,7 +151,7 @@ def _plan_node(engine: Engine, node: Node, months: list[Period], baseline_end: P
     values = engine.values(node, months)
     known = {p.key: values[p.key] for p in months if p <= baseline_end and values.get(p.key) is not None}
     first_day = engine.coverage(m.table)[0]
-    known = {k: v for k, v in known.items() if _opening_known(m, parse_period(k), first_day)}
+    known = {k: v for k, v in known.items() if opening_known(m, parse_period(k), first_day)}
     if mark and m.kind is Kind.FLOW and first_day is not None:
         # a suggestion never rests on the month the data starts in: a part-month undercounts a flow
         known = {k: v for k, v in known.items() if parse_period(k).start >= first_day}

@@ -44,14 +44,14 @@ from pathlib import Path
 
 import duckdb
 
-from .bridge import chain_targets
+from .bridge import chain_targets, known_openings
 from .detect import not_a_segment
 from .errors import KpiTreeError, LoadError, QueryError, SpecError
 from .evaluate import Engine
 from .format import fmt
 from .history import TreeStore, workspace_trees
 from .metrics import CATALOGUE, Kind, Metric, Profile, picks
-from .periods import Grain, Period, latest_complete, trailing
+from .periods import Grain, Period, latest_complete, period_containing, trailing
 from .plan import plan_targets
 from .schema import TABLES
 from .tree import MAX_LABEL, TO_ASSIGN, Node, Target, Tree, formula_expression, formula_names, load_tree
@@ -462,6 +462,15 @@ def template_path(template: str | Path | None) -> Path:
     raise KpiTreeError(f"no template {str(template)!r}: use one of {shipped}, or a tree YAML file")
 
 
+def _openings(engine: Engine, tree: Tree) -> dict[str, dict[str, float]]:
+    """The actual opening balances (ARR at start) of the months up to the one the data's as-of day is in:
+    where a suggested plan's months open (`bridge.known_openings` says why the running month too)."""
+    try:
+        return known_openings(engine, tree, period_containing(engine.as_of, Grain.MONTH))
+    except (QueryError, duckdb.Error) as exc:  # said as what it is, never a traceback
+        raise KpiTreeError(f"the targets could not be planned from this workspace's data ({exc})") from exc
+
+
 def plan_window(as_of: date) -> tuple[Period, Period, list[Period]]:
     """(last complete month, last month planned, every month a suggestion reads or plans)."""
     baseline_end = latest_complete(as_of, Grain.MONTH)
@@ -519,8 +528,9 @@ def suggest_tree(source: Engine | Workspace, template: str | Path | Tree | None 
                  description="", source=None)
     planned = plan_targets(engine, draft, baseline_end, through, HISTORY_MONTHS, min_months=MIN_MONTHS, mark=True)
     # an exact north star over its opening balance (ARR at start) keeps its identity in the plan too:
-    # ARR's target is the bridge of its children's, so its gap splits over them with no residual
-    planned = chain_targets(planned, baseline_end)
+    # ARR's target is the bridge of its children's, so its gap splits over them with no residual; every
+    # month the data has closed or is in opens at last month's actual close (`known_openings`)
+    planned = chain_targets(planned, baseline_end, actual=_openings(engine, planned))
     without = [n for n in planned.nodes if not n.target.is_set]
     notes.append(Note("targets", f"targets suggested from your own history up to {baseline_end.key} for "
                       f"{len(planned.nodes) - len(without)} of {len(planned.nodes)} numbers"
@@ -720,7 +730,7 @@ def resuggest_targets(source: Engine | Workspace, tree: Tree) -> Resuggested:
                                                    if n.id in planned else n for n in tree.nodes))
     # a person's target is never rewritten, and what is re-suggested around it follows it (ARR typed by hand:
     # ARR at start opens at it)
-    chained = {n.id: n for n in chain_targets(merged, baseline_end,
+    chained = {n.id: n for n in chain_targets(merged, baseline_end, actual=_openings(engine, merged),
                                               keep={n.id for n in tree.nodes if n.id not in planned}).nodes}
     nodes = tuple(chained[n.id] if n.id in planned else n for n in tree.nodes)  # a person's target stays
     changes, moved = [], 0

@@ -3,7 +3,8 @@
 By hand: a product (bookings = closed deals × win rate × deal size), a rate that is a sum (NRR = GRR +
 expansion rate) under ARR's bridge over its opening balance, a rate that is a ratio of flows (CAC). A
 property test: random plans, chained, fit each formula node in each month, quarter and year they cover,
-and a stock opens where it closed the month before except where the history restarts. End to end: the
+and a stock opens at its actual where the month's opening is known, else where it closed the month
+before except where the history restarts. End to end: the
 explanation of a suggested tree (a Close + Chargify export) and of the demo's plan has no residual.
 """
 
@@ -133,6 +134,33 @@ def test_arr_over_nrr_over_grr_and_expansion_is_chained_in_every_month_and_quart
     assert abs(_fits(restarted, "arr", "2026-Q1")) < 1e-4  # the quarter's chain is whole from its first month
 
 
+def test_months_the_data_has_closed_open_at_their_actual_and_the_plan_ahead_chains():
+    """A suggestion's history and running month open at last month's actual close (`actual`); the months
+    after chain on the plan; a quarter opens at its own actual opening and chains within."""
+    tree, _ = parse_yaml(NRR_TREE, "t")
+    actual = {"arr_start": {"2025-12": 2050.0, "2026-01": 1500.0, "2026-02": 1600.0}}
+    chained = chain_targets(tree, parse_period("2026-01"), places=2, actual=actual)
+    start, arr = _plan(chained, "arr_start"), _monthly(chained, "arr")
+    # by hand, NRR 0.9 and $100 of new logos each month: Nov opens at its own plan (2000: no actual) → 1900;
+    # Dec opens at the actual 2050 (not November's 1900) → 1945; Jan 1500 → 1450; Feb 1600 → 1540 (the running
+    # month: its opening is known); Mar is ahead: it opens at February's target 1540 → 1486
+    assert arr == {"2025-11": 1900, "2025-12": 1945, "2026-01": 1450, "2026-02": 1540, "2026-03": 1486}
+    assert [start[k] for k in ("2025-12", "2026-01", "2026-02", "2026-03")] == [2050, 1500, 1600, 1540]
+    # the quarter opens at January's actual 1500 and chains its months on the plan: 1450, 1405, 1364.5 — not
+    # March's 1486, which holds February's actual movements; its NRR (1364.5 − 300) / 1500 = 70.97 %
+    assert start["2026-Q1"] == 1500 and _plan(chained, "arr")["2026-Q1"] == 1364.5
+    assert _plan(chained, "nrr")["2026-Q1"] == pytest.approx((1364.5 - 300) / 1500, abs=1e-10)
+    for nid in ("arr", "nrr"):
+        for key in ("2025-12", "2026-01", "2026-02", "2026-03", "2026-Q1", "2026-W05", "2026-W09", "2026-W01"):
+            assert abs(_fits(chained, nid, key)) < 1e-4, (nid, key)
+    # the week that runs from January into the re-opened February opens on February's line drawn back over
+    # its six January days (Mon 26 Jan – Sun 1 Feb): 1600 + (1540 − 1600) × −6/28, near where February opened
+    week = parse_period("2026-W05")
+    assert _plan(chained, "arr_start")[week.key] == pytest.approx(1600 + (1540 - 1600) * -6 / 28, abs=0.01)
+    said = chained.node("arr_start").target.suggested
+    assert said is None  # the test tree's targets are not suggestions: no rule to say
+
+
 def test_a_rate_made_of_flows_takes_their_ratio_for_a_quarter():
     cac = _node("cac", "cac", None, "cac = spend / new_customers", ("spend", "new_customers"), level=2)
     goal = Node(id="ltv_cac", label="LTV / CAC", level=1, metric="ltv_cac", owner="A", formula="ltv_cac = ltv / cac",
@@ -179,11 +207,14 @@ month_row = st.tuples(st.floats(1e3, 1e8), st.floats(0, 1e6), st.floats(0.5, 1.0
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(first=st.sampled_from(["2024-11", "2025-01", "2025-06", "2025-12"]),
-       values=st.lists(month_row, min_size=2, max_size=26), since=st.one_of(st.none(), st.integers(0, 25)))
-def test_chained_targets_fit_every_formula_node_in_every_period(first, values, since):
+       values=st.lists(month_row, min_size=2, max_size=26), since=st.one_of(st.none(), st.integers(0, 25)),
+       known=st.integers(0, 26), drift=st.floats(0.5, 1.5))
+def test_chained_targets_fit_every_formula_node_in_every_period(first, values, since, known, drift):
     tree = _random_tree(first, values)
     last = parse_period(first).shift(since) if since is not None else None
-    chained = chain_targets(tree, last)
+    # the first `known` months open at an actual close (a suggestion's closed and running months), off the plan
+    actual = {parse_period(first).shift(i).key: row[0] * drift for i, row in enumerate(values[:known])}
+    chained = chain_targets(tree, last, actual={"arr_start": actual})
     checked = 0
     for node in chained.nodes:
         if not node.formula:
@@ -202,7 +233,9 @@ def test_chained_targets_fit_every_formula_node_in_every_period(first, values, s
     for key in _monthly(chained, "arr"):
         m = parse_period(key)
         restarts = m.start.month == 1 and last is not None and m <= last
-        if m.previous().key in arr and not restarts:  # a stock opens where the plan closed the month before
+        if key in actual:  # a month whose opening is known opens at it: nothing carried over
+            assert opening[key] == actual[key], key
+        elif m.previous().key in arr and not restarts:  # a stock opens where the plan closed the month before
             assert opening[key] == arr[m.previous().key], key
     assert opening_child(chained, chained.node("arr")).id == "arr_start"
 
@@ -226,18 +259,36 @@ def close_chargify(tmp_path_factory):
     return engine, tree
 
 
-def test_a_suggested_tree_s_stock_opens_where_it_closed_across_the_planned_months(close_chargify):
+def test_a_suggested_tree_s_stock_opens_at_the_actual_close_then_where_the_plan_closed(close_chargify):
+    """Every month the data has closed, and the running one, opens at last month's actual ARR (nothing carried
+    over: trial E's ARR was red all year on a business growing 5–10 %/month, its targets compounding from
+    January); the months after the as-of day open where the plan closed the month before."""
     from kpitree.suggest import plan_window
 
     engine, tree = close_chargify
     assert tree.root.id == "arr" and opening_child(tree, tree.root) is not None
     baseline_end, through, _ = plan_window(engine.as_of)
+    running = period_containing(engine.as_of, Grain.MONTH)
+    assert running == baseline_end.shift(1)
     arr, opening = _plan(tree, "arr"), _plan(tree, "arr_start")
-    month = baseline_end.shift(1)
+    history = [m for m in (running.shift(-i) for i in range(12)) if m.key in opening and m.previous().key in arr]
+    assert len(history) >= 6
+    for m in history:
+        real = engine.values(tree.node("arr_start"), [m])[m.key]
+        assert opening[m.key] == pytest.approx(real, abs=0.005), m.key  # the actual close, not last month's target
+        assert abs(_fits(tree, "arr", m.key)) <= 0.5, m.key
+    assert engine.values(tree.node("arr"), [baseline_end])[baseline_end.key] != arr[baseline_end.key]
+    month = running.shift(1)
     assert month.key in opening and through.key in arr
-    while month <= through:  # the trial: December's ARR at start was $16.20M against November's ARR $16.35M
+    while month <= through:  # the plan ahead: the trial's December opened at $16.20M against November's $16.35M
         assert opening[month.key] == arr[month.previous().key], month.key
         month = month.shift(1)
+    said = tree.node("arr_start").target.suggested
+    assert said.startswith(f"ARR's actual close of the month before through {running.key} (a known number")
+    assert "after that, ARR's target for the month before (the plan ahead)" in said
+    assert tree.node("arr").target.suggested.startswith(
+        "ARR at start × Net revenue retention + New-logo ARR + Reactivation ARR over their targets; it opens at "
+        f"last month's actual ARR through {running.key}, at last month's target after")
 
 
 def test_a_suggested_tree_s_explanation_has_no_residual_at_any_grain(close_chargify):

@@ -163,7 +163,9 @@ def test_deals_only_gets_new_business_bookings(tmp_path):
     assert tree.node("win_rate").owner == "Reps (per owner)"
     assert tree.root.owner == "Head of Sales — to assign"
     assert tree.root in missing_owners(tree)
-    assert tree.root.target.suggested.startswith("same month last year") or "trailing" in tree.root.target.suggested
+    # the bookings are their children's product every month: the rule says so, not the bookings' own trend
+    assert tree.root.target.suggested == ("Decided new deals (won + lost) × Win rate (new) × Average deal size (new) "
+                                          "over their targets")
     evaluation = evaluate_tree(ws, tree, "2026-10")
     assert {n.status for n in evaluation.nodes} - {"no_data"}  # numbers, not an empty tree
     assert evaluation.nodes[0].target_basis == tree.root.target.suggested
@@ -192,14 +194,21 @@ def test_subscriptions_only_gets_arr(tmp_path):
     assert tree.root.owner == "CEO — to assign"
     # ARR is exact over its opening balance: its suggested plan is the bridge of its children's
     assert tree.root.formula == "arr = arr_start * nrr + arr_new + arr_reactivation"
-    assert tree.node("arr").target.suggested.startswith("arr_start * nrr + arr_new + arr_reactivation over the children's targets (last")
-    assert tree.node("arr_start").target.suggested.startswith(
-        "ARR's target for the period before; where the plan restarts from the history (")
+    # every month the data has closed or is in opens at last month's actual ARR, and the rule says so
+    running = Engine(ws).as_of.strftime("%Y-%m")
+    assert tree.node("arr").target.suggested.startswith(
+        "ARR at start × Net revenue retention + New-logo ARR + Reactivation ARR over their targets; it opens at "
+        f"last month's actual ARR through {running}, at last month's target after (")
+    assert tree.node("arr_start").target.suggested == (
+        f"ARR's actual close of the month before through {running} (a known number: no target missed earlier is "
+        "carried over); after that, ARR's target for the month before (the plan ahead)")
     assert tree.node("arr_reactivation").target.is_set  # no customer came back: zero, a term kept in the formula
     evaluation = evaluate_tree(ws, tree, "2026-09")
     values = {n.id: n.target for n in evaluation.nodes}
     assert abs(values["arr_start"] * values["nrr"] + values["arr_new"] + values["arr_reactivation"]
                - values["arr"]) < 1.0
+    # a closed month opens at its actual: nothing is carried over from a target missed in a month before
+    assert values["arr_start"] == pytest.approx(evaluation.node("arr_start").value, abs=0.005)
 
 
 def test_leads_only_gets_leads_and_no_rate_without_deal_ids(tmp_path):
