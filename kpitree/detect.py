@@ -306,7 +306,27 @@ def fit_table(table: str, headers: list[str], sample: list[list[str]] | None = N
         evidence.append(f"columns named {prefix}.…")
     # A key alone (`account_id`) says little: a churn log or a ticket list has one too.
     confident = confident and len(columns) >= 2
+    if table == "subscriptions" and _billing_file(by_key):
+        score += 3.0
+        evidence.append("the file names subscriptions (a subscription id, or a plan beside a price)")
+    if table == "accounts" and _billing_file(by_key):
+        # Its customer id and created date fit accounts, and loaded as accounts it gives no ARR at all (trial E's
+        # Braintree subscriptions, "2 used, 19 kept as extra text", nothing asked): the user decides.
+        confident = False
+        evidence.append("the file names subscriptions (a subscription id, or a plan beside a price): not read as "
+                        "accounts without asking")
     return TableFit(table, score, columns, missing, tuple(evidence), fill, derive, tuple(rules), confident)
+
+
+_SUBSCRIPTION_IDS = {"subscription_id", "subscriptionid", "subscription", "sub_id"}
+_PLANS = {"plan", "plan_id", "plan_name", "plan_code", "price_id", "price_plan"}
+_PRICES = {"price", "plan_price", "unit_price", "unit_amount", "plan_amount", "recurring_amount", "billing_amount"}
+
+
+def _billing_file(by_key: dict[str, str]) -> bool:
+    """The headers name subscriptions: a subscription id, or a plan beside its price."""
+    keys = set(by_key)
+    return bool(keys & _SUBSCRIPTION_IDS) or bool(keys & _PLANS and keys & _PRICES)
 
 
 def _deal_rules(columns: dict[str, str], by_key: dict[str, str], fill: dict[str, str], derive: dict[str, str],

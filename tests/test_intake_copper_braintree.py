@@ -299,3 +299,19 @@ def test_a_mapping_saved_unchanged_from_the_screen_loads_as_the_layout_does(tmp_
         query = f'SELECT * FROM "{d.table}" ORDER BY ALL'
         assert a.execute(f'DESCRIBE "{d.table}"').fetchall() == b.execute(f'DESCRIBE "{d.table}"').fetchall()
         assert a.execute(query).fetchall() == b.execute(query).fetchall() != []
+
+
+def test_an_unrecognised_billing_export_is_not_loaded_as_accounts():
+    """Trial E's Braintree file was read as accounts (Customer ID, Created At), '19 kept as extra text', with no
+    question asked, and gave no ARR. A file that names subscriptions is not an accounts list without asking."""
+    from kpitree.detect import best_fit, fit_table
+
+    headers = ["Subscription ID", "Plan ID", "Status", "Price", "Currency ISO Code", "Customer ID", "Created At"]
+    sample = [["a1", "pro-annual", "Active", "4800.00", "USD", "100", "1/2/2025 9:00"]]
+    accounts = fit_table("accounts", headers, sample)
+    assert accounts.complete and not accounts.confident
+    fit = best_fit(headers, sample)
+    assert fit is None or not (fit.complete and fit.confident)
+    # a plain customer list stays an accounts list
+    plain = fit_table("accounts", ["Customer ID", "Name", "Segment", "Created At"], [["1", "Acme", "SMB", "2025-01-02"]])
+    assert plain.complete and plain.confident
