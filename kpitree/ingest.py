@@ -2697,14 +2697,16 @@ class MappingPreview:
 
 def preview_mapping(path: str | Path, table: str, columns: dict[str, str], *, rows: int = 20,
                     stage_map: dict[str, str] | None = None, member: str | None = None,
-                    fill: dict[str, str] | None = None, units: dict[str, str] | None = None) -> MappingPreview:
-    """Runs `canonical column → header` (and `fill`'s constants, `units`' cents) over the first rows, as a load
-    would read them: a money column the mapping says is in cents previews divided by 100, as it will load.
+                    fill: dict[str, str] | None = None, units: dict[str, str] | None = None,
+                    derive: dict[str, str] | None = None) -> MappingPreview:
+    """Runs `canonical column → header` (and `fill`'s constants, `units`' cents, `derive`'s derivations) over the
+    file's first `PREVIEW_CHECK_ROWS` rows, as a load would read them: a money column the mapping says is in cents
+    previews divided by 100, as it will load; the first `rows` are returned, and every reject is counted.
 
     `member` picks one file of an archive by the name `detect_files` reported (`export.zip:deals.csv`).
     """
     m = canonical_mapping(table, {k: v for k, v in columns.items() if v}, source="saved", label="proposed mapping",
-                          fill=fill, units=units)
+                          fill=fill, units=units, derive=derive)
     reader = _connect(threads=1)
     try:
         with tempfile.TemporaryDirectory(prefix="kpitree-preview-") as tmp:

@@ -593,9 +593,10 @@ class Workspace:
 
     def save_mapping(self, key: str, headers: list[str], table: str, columns: dict[str, str],
                      fill: dict[str, str] | None = None, file: str | None = None,
-                     units: dict[str, str] | None = None) -> Path:
-        """Saves `canonical column → file header` (and constants/defaults, and each money column's unit:
-        "cents" or "units") for this header set.
+                     units: dict[str, str] | None = None, derive: dict[str, str] | None = None) -> Path:
+        """Saves `canonical column → file header` (and constants/defaults, each money column's unit:
+        "cents" or "units", and how a column is derived: `{"mrr": "per_cycle"}` for a price per billing
+        cycle, `{"mrr": "arr"}` for a yearly amount) for this header set.
 
         Every later load of a file with the same headers, in any order or case, reads it this way.
         """
@@ -613,6 +614,8 @@ class Workspace:
                 "file": file, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
         if units:
             data["units"] = dict(units)
+        if derive:
+            data["derive"] = {str(k): str(v) for k, v in derive.items()}
         _atomic_write(path, json.dumps(data, indent=2))
         return path
 

@@ -120,3 +120,80 @@ def test_a_money_columns_unit_is_chosen_saved_listed_and_loaded(data_dir):
     with Workspace(data_dir / "acme").connect() as con:
         assert con.execute("SELECT deal_id, amount FROM deals ORDER BY deal_id").fetchall() == [
             ("M1", 31300.0), ("M2", 5.5)]
+
+
+def _mapping_key(at: AppTest) -> str:
+    return next(k for k in (b.key for b in at.button) if k and k.startswith("save_map_")).removeprefix("save_map_")
+
+
+def test_the_mapping_screen_says_before_the_load_how_many_rows_go_and_why(data_dir):
+    """Trial E: the preview said '1 of 20 sample rows would be rejected'; at load 141 of 1,750 opportunities (8 %)
+    went, Status 'Abandoned'. Every row is checked before the save, and the share and reason are said at Save and
+    again at the Load button."""
+    create_workspace(data_dir, "acme")
+    lines = ["Opp #,Opened,Status,Value"]
+    lines += [f"O{i},2026-09-{1 + i:02d},{'On Hold' if i % 6 == 5 else 'Won'},{100 * (i + 1)}" for i in range(30)]
+    at = page("acme")
+    at.file_uploader(key="upload_files").set_value([("opps.csv", ("\n".join(lines) + "\n").encode(), "text/csv")])
+    at.run()
+    key = _mapping_key(at)
+    at.selectbox(key=f"map_table_{key}").set_value("deals").run()
+    at.selectbox(key=f"map_{key}_deals_deal_id").set_value("Opp #")
+    at.selectbox(key=f"map_{key}_deals_created_date").set_value("Opened")
+    at.selectbox(key=f"map_{key}_deals_status").set_value("Status")
+    at.run()
+    assert not at.exception
+    said = ("16.7 % of rows (5 of 30) would be rejected with this mapping: column 'Status': On Hold is not one of "
+            "open, won, lost (5 row(s), first on line 7)")
+    assert said in shown(at, "warning")
+    caption = next(c for c in shown(at, "caption") if c.startswith("Preview:"))
+    assert "5 of 30 rows would be rejected" in caption and "sample" not in caption
+    at.button(key=f"save_map_{key}").click().run()
+    assert not at.exception
+    assert f"opps.csv: {said}" in shown(at, "warning")  # beside the Load button
+    at.button(key="load").click().run()
+    assert not at.exception and at.metric[3].value == "5"
+
+
+def test_a_price_per_billing_cycle_is_chosen_on_the_mapping_screen_saved_and_loaded(data_dir):
+    """Trial E mapped Braintree's Price (a year's for yearly plans) as MRR: ARR 11 times too high, and the screen had
+    no way to say the amount is per billing cycle."""
+    from kpitree.workspace import Workspace
+
+    ws = create_workspace(data_dir, "acme")
+    body = ("Customer,Plan,Price,Billing every,Start date\nc1,pro-annual,4800,,2026-01-05\n"
+            "c2,growth-monthly,199,,2026-02-01\nc3,team,600,3,2026-03-01\n")
+    at = page("acme")
+    at.file_uploader(key="upload_files").set_value([("subs.csv", body.encode(), "text/csv")])
+    at.run()
+    key = _mapping_key(at)
+    at.selectbox(key=f"map_table_{key}").set_value("subscriptions").run()
+    at.selectbox(key=f"map_{key}_subscriptions_customer_id").set_value("Customer")
+    at.selectbox(key=f"map_{key}_subscriptions_start_date").set_value("Start date")
+    at.selectbox(key=f"map_{key}_subscriptions_plan").set_value("Plan")
+    at.selectbox(key=f"map_{key}_subscriptions_mrr").set_value("Price")
+    at.run()
+    radio = at.radio(key=f"map_{key}_per_mrr")
+    assert radio.value == "" and radio.label == "mrr (from Price) is an amount"
+    radio.set_value("per_cycle").run()
+    at.selectbox(key=f"map_{key}_billing_months").set_value("Billing every").run()
+    assert not at.exception
+    preview = next(d.value for d in at.dataframe if "mrr" in d.value.columns)
+    assert list(preview["mrr"]) == [400.0, 199.0, 200.0]  # 4,800 a year, 199 a month, 600 a quarter
+    at.button(key=f"save_map_{key}").click().run()
+    saved = ws.mappings()[key]
+    assert saved["derive"] == {"mrr": "per_cycle"} and saved["columns"]["billing_months"] == "Billing every"
+    said = [v for d in at.dataframe if "from the file's" in d.value.columns for v in d.value["from the file's"]]
+    assert "Price ÷ months per billing cycle" in said  # what the file is read as, above the Load button
+    assert "Price (per billing cycle (divided by the months each bill covers))" in said  # the saved mapping
+    at.button(key="load").click().run()
+    assert not at.exception
+    with Workspace(data_dir / "acme").connect() as con:
+        assert con.execute("SELECT customer_id, round(mrr, 2) FROM subscriptions ORDER BY 1").fetchall() == [
+            ("c1", 400.0), ("c2", 199.0), ("c3", 200.0)]
+    # Edited later under 'Saved mappings', the choice is kept
+    at.toggle(key=f"saved_edit_{key}").set_value(True).run()
+    assert at.radio(key=f"saved_{key}_per_mrr").value == "per_cycle"
+    at.button(key=f"saved_save_{key}").click().run()
+    assert ws.mappings()[key]["derive"] == {"mrr": "per_cycle"}
+    assert ws.mappings()[key]["columns"]["billing_months"] == "Billing every"

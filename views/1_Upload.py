@@ -77,6 +77,7 @@ def main() -> None:
                              accept_multiple_files=True, key="upload_files")
     if not files:
         st.session_state.pop("upload_report", None)
+        st.session_state.pop(REJECTS, None)
         saved_mappings(ws)
         stage_map_editor(ws)
         return
@@ -85,6 +86,10 @@ def main() -> None:
     detections = detected(ws, staged, chosen)
     ready = show_detections(ws, staged, detections)
     if ready:
+        loading = {d.file for d in detections if d.role != "skipped"}
+        for file, said in (st.session_state.get(REJECTS) or {}).items():
+            if said and file in loading:  # the mapping's preview said so: said again where the load is decided
+                st.warning(f"{md(file)}: {md(said)}", icon=":material/warning:")
         label = f"Load {len(staged)} file{'s' if len(staged) > 1 else ''} into '{md(ws.name)}' ({mode})"
         if st.button(label, type="primary", key="load"):
             run_load(ws, staged, mode, chosen)
@@ -259,6 +264,12 @@ def _set(key: str, value) -> None:
     st.session_state[key] = value
 
 
+def _keep_detected(file: str) -> None:
+    """Back to the detected mapping: what the edited mapping's preview said it would reject no longer holds."""
+    st.session_state[f"edit::{file}"] = False
+    (st.session_state.get(REJECTS) or {}).pop(file, None)
+
+
 FILL_OPTIONS = {
     ("deals", "status"): ("", "won", "lost", "open"),
     ("deals", "deal_type"): ("new", "expansion", "renewal", ""),
@@ -356,6 +367,39 @@ def fill_choices(table: str, defaults: dict[str, str], key: str) -> dict[str, st
     return fill
 
 
+PER_WORDS = {"": "per month (as it is)", "arr": "per year (divided by 12)",
+             "per_cycle": "per billing cycle (divided by the months each bill covers)"}
+PLAN_NAME = "the plan's name (annual / yearly 12, quarterly 3, else 1)"
+REJECTS = "upload_rejects"  # file → what its mapping's preview said it would reject (shown again at the Load button)
+
+
+def period_choices(table: str, columns: dict[str, str], headers: list[str], saved: dict, key: str
+                   ) -> tuple[dict[str, str], dict[str, str]]:
+    """(derive, columns): what period the mrr column's amounts cover, and for a price per billing cycle the column
+    saying how many months each bill covers (none: the plan's name decides).
+
+    Why: a billing export's price is what one bill charges — a yearly plan's is a year's. Trial E mapped Braintree's
+    Price as MRR and every ARR was 11 times too high, with no way on this screen to say "per billing cycle"."""
+    header = columns.get("mrr")
+    if table != "subscriptions" or not header or any(k.startswith(LAYOUT) for k in columns):
+        return {}, columns
+    mine = saved.get("table") == table
+    start = str((saved.get("derive") or {}).get("mrr") or "") if mine else ""
+    left, right = st.columns(2)
+    per = left.radio(f"mrr (from {md(header)}) is an amount", list(PER_WORDS), format_func=PER_WORDS.get,
+                     index=list(PER_WORDS).index(start) if start in PER_WORDS else 0, key=f"{key}_per_mrr",
+                     help="A billing export's price is what one bill charges: a yearly plan's is a year's")
+    if per != "per_cycle":
+        return ({"mrr": per} if per else {}), columns
+    options = [PLAN_NAME, *(h for h in headers if h != header and h not in mapped_headers(columns))]
+    was = (saved.get("columns") or {}).get("billing_months") if mine else None
+    months = right.selectbox("The months each bill covers, from", options,
+                             index=options.index(was) if was in options else 0, key=f"{key}_billing_months",
+                             help="A column holding a number of months (12) or an interval (month, quarter, year); "
+                                  "else the plan's name")
+    return {"mrr": per}, ({**columns, "billing_months": months} if months != PLAN_NAME else columns)
+
+
 def mapping_form(ws: Workspace, staged: list[Path], d) -> None:
     """Column → canonical field for a file, with guesses, constants, a preview, and a save."""
     key = d.header_key
@@ -377,27 +421,34 @@ def mapping_form(ws: Workspace, staged: list[Path], d) -> None:
     columns = omit_choices(d.headers, columns, omitted, f"map_{key}_{table}", why)
     fill = fill_choices(table, start.fill, f"map_{key}")
     units = unit_choices(table, columns, saved.get("units") or {} if saved.get("table") == table else {}, f"map_{key}")
+    derive, columns = period_choices(table, columns, d.headers, saved, f"map_{key}")
     path = source_path(staged, d.file)
     preview = preview_mapping(path, table, columns, member=d.file if ":" in d.file else None,
-                              stage_map=ws.stage_map(), fill=fill, units=units)
+                              stage_map=ws.stage_map(), fill=fill, units=units, derive=derive)
+    st.session_state.setdefault(REJECTS, {})[d.file] = None if preview.error else preview.summary
     if preview.error:
         st.warning(f"With this mapping: {md(preview.error)}")
     else:
         cents = [c for c, u in units.items() if u == "cents"]
+        checked = f"the first {preview.rows_read:,}" if preview.partial else f"{preview.rows_read:,}"
         st.caption(f"Preview: the first {len(preview.rows)} rows as they would load"
                    + (f" ({', '.join(cents)} divided by 100: the file writes cents)" if cents else "")
-                   + (f"; {len(preview.rejected)} of {preview.rows_read} sample rows would be rejected"
-                      if preview.rejected else ""))
+                   + (f"; {preview.rows_rejected:,} of {checked} rows would be rejected (the first "
+                      f"{min(len(preview.rejected), 20)} below)" if preview.rows_rejected else
+                      f"; all {checked} rows were checked: none would be rejected"))
         st.dataframe(pd.DataFrame(preview.rows), hide_index=True, key=f"preview_{key}")
         if preview.rejected:
             st.dataframe(pd.DataFrame([r.__dict__ for r in preview.rejected[:20]]), hide_index=True,
                          key=f"preview_rejects_{key}")
+    if preview.summary and not preview.error:
+        # Said before the save and the load, not after (trial E: 141 of 1,750 opportunities, 8 %, went at load
+        # while the preview said "1 of 20 sample rows").
+        st.warning(md(preview.summary), icon=":material/warning:")
     left, right = st.columns(2)
     left.button("Save this mapping", key=f"save_map_{key}", disabled=bool(preview.error), type="primary",
-                on_click=_save_mapping, args=(ws, key, d.headers, table, columns, fill, d.file, units))
+                on_click=_save_mapping, args=(ws, key, d.headers, table, columns, fill, d.file, units, derive))
     if st.session_state.get(f"edit::{d.file}"):
-        right.button("Keep the detected mapping", key=f"cancel_map_{key}", on_click=_set,
-                     args=(f"edit::{d.file}", False))
+        right.button("Keep the detected mapping", key=f"cancel_map_{key}", on_click=_keep_detected, args=(d.file,))
 
 
 def form_defaults(d, table: str, saved: dict) -> FormDefaults:
@@ -413,8 +464,9 @@ def form_defaults(d, table: str, saved: dict) -> FormDefaults:
 
 
 def _save_mapping(ws: Workspace, key: str, headers: list[str], table: str, columns: dict[str, str],
-                  fill: dict[str, str], file: str, units: dict[str, str] | None = None) -> None:
-    ws.save_mapping(key, headers, table, columns, fill=fill, file=file, units=units or None)
+                  fill: dict[str, str], file: str, units: dict[str, str] | None = None,
+                  derive: dict[str, str] | None = None) -> None:
+    ws.save_mapping(key, headers, table, columns, fill=fill, file=file, units=units or None, derive=derive or None)
     st.session_state[f"choose::{file}"] = AUTO  # the saved mapping now decides
     st.session_state.pop(f"edit::{file}", None)
     st.session_state.pop("detect_version", None)
@@ -433,7 +485,9 @@ def saved_mappings(ws: Workspace) -> None:
             start = form_start(list(m.get("headers") or []), table, m) if table in TABLES else None
             derived = start.derived if start else {}
             unit = m.get("units") or {}
-            rows = [{"column": c, "from the file's": h + (" (in cents)" if unit.get(c) == "cents" else "")}
+            per = (m.get("derive") or {}).get("mrr")
+            rows = [{"column": c, "from the file's": h + (" (in cents)" if unit.get(c) == "cents" else "")
+                     + (f" ({PER_WORDS[per]})" if c == "mrr" and per in PER_WORDS else "")}
                     for c, h in (m.get("columns") or {}).items() if not c.startswith((OMIT, LAYOUT, DERIVED))]
             rows += [{"column": c, "from the file's": f"derived, as detected: {how}"} for c, how in derived.items()]
             rows += [{"column": "(left out)", "from the file's": h} for h in left_out(m.get("columns") or {})]
@@ -450,8 +504,9 @@ def saved_mappings(ws: Workspace) -> None:
                 columns = omit_choices(headers, columns, left_out(m.get("columns") or {}), f"saved_{key}_{table}")
                 fill = fill_choices(table, m.get("fill") or {}, f"saved_{key}")
                 units = unit_choices(table, columns, m.get("units") or {}, f"saved_{key}")
+                derive, columns = period_choices(table, columns, headers, m, f"saved_{key}")
                 st.button("Save changes", key=f"saved_save_{key}", on_click=_save_changes,
-                          args=(ws, key, headers, table, columns, fill, m.get("file"), units))
+                          args=(ws, key, headers, table, columns, fill, m.get("file"), units, derive))
             if delete.button("Delete", key=f"saved_delete_{key}"):
                 ws.delete_mapping(key)
                 st.session_state.pop("detect_version", None)
@@ -459,12 +514,14 @@ def saved_mappings(ws: Workspace) -> None:
 
 
 def _save_changes(ws: Workspace, key: str, headers: list[str], table: str, columns: dict[str, str],
-                  fill: dict[str, str], file: str | None, units: dict[str, str] | None = None) -> None:
+                  fill: dict[str, str], file: str | None, units: dict[str, str] | None = None,
+                  derive: dict[str, str] | None = None) -> None:
     """Saves an edited mapping before the page is drawn, so its table above the form shows what was saved
     and the confirmation sits beside it (drawn after the form, it showed below the fold, next to a table
     still listing the old mapping: trial 4 saw no confirmation)."""
     try:
-        ws.save_mapping(key, headers, table, columns, fill=fill, file=file, units=units or None)
+        ws.save_mapping(key, headers, table, columns, fill=fill, file=file, units=units or None,
+                        derive=derive or None)
     except (KpiTreeError, OSError) as exc:
         st.session_state["_mapping_saved"] = None
         st.toast(f"Not saved: {md(exc)}", icon=":material/error:")
