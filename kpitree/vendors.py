@@ -1599,8 +1599,10 @@ def _braintree(h: Headers, sides: set[str]) -> Mapping:
         "email": (Kind.TEXT, ("Customer Email", "customer_email", "customer.email")),
         "status": (Kind.TEXT, ("Status",)),
         "price": (Kind.NUMBER, ("Price",), {"required": True}),
-        "frequency": (Kind.NUMBER, ("Billing Frequency", "Plan Billing Frequency", "plan.billing_frequency",
-                                    "billingFrequency", "Billing Frequency (months)")),
+        # the plan's billing frequency, as a script or a custom report writes it: months (12) or a word (Yearly)
+        "frequency": (Kind.TEXT, ("Billing Frequency", "Plan Billing Frequency", "plan.billing_frequency",
+                                  "billingFrequency", "Billing Frequency (months)", "Billing Period", "Billing Cycle",
+                                  "Plan Billing Period", "Billing Interval")),
         "first_billing": (Kind.DATE, ("First Billing Date",)),
         "created": (Kind.DATE, ("Created At", "Created", "Creation Date")),
         "paid_through": (Kind.DATE, ("Paid Through Date",)),
@@ -1638,7 +1640,8 @@ def _braintree(h: Headers, sides: set[str]) -> Mapping:
     period = ("(CASE WHEN round((date_diff('day', {period_start}, {period_end}) + 1) / 30.44) BETWEEN 1 AND 24 "
               "THEN round((date_diff('day', {period_start}, {period_end}) + 1) / 30.44) END)") if dated else "NULL"
     named = _months_named("plan", "plan_name")
-    months = f"COALESCE(CASE WHEN {{frequency}} BETWEEN 1 AND 24 THEN {{frequency}} END, {period}, {named})"
+    given = _CYCLE_GIVEN.replace("{billing_months.text}", "{frequency.text}")
+    months = f"COALESCE({given}, {period}, {named})"
     how = []
     if "frequency" in inputs:
         how.append(f"the plan's billing frequency in months ({inputs['frequency'].columns[0]!r})")
@@ -1696,11 +1699,11 @@ def _braintree(h: Headers, sides: set[str]) -> Mapping:
                           "period by their Billing Period dates (first on line {line}): their MRR follows the "
                           "billing period — check those plans"))
         notes.append(Note(f"{{price}} <> 0 AND NOT ({ended}) AND {period} IS NULL AND "
-                          + ("{frequency} IS NULL" if "frequency" in inputs else "true"),
+                          + (f"{given} IS NULL" if "frequency" in inputs else "true"),
                           "{n} subscription(s) have no billing period dates: the months one bill covers were "
                           "guessed from the Plan ID (annual / yearly 12, quarterly 3, else 1) (first on line {line})"))
     else:
-        notes.append(Note(f"{{price}} <> 0 AND {named} = 1" + (" AND {frequency} IS NULL" if "frequency" in inputs
+        notes.append(Note(f"{{price}} <> 0 AND {named} = 1" + (f" AND {given} IS NULL" if "frequency" in inputs
                                                                 else ""),
                           "{n} subscription(s) are read as billed monthly only because their Plan ID says nothing "
                           "else (the file has no billing period dates nor billing frequency): if a plan bills yearly, "
@@ -2343,14 +2346,19 @@ def leave_out(columns: dict[str, str], headers: Iterable[str]) -> dict[str, str]
 DERIVATIONS = {("subscriptions", "mrr", "arr"), ("subscriptions", "mrr", "per_cycle"), ("deals", "created_date", "lead"),
                ("deals", "created_date", "close")}
 # Months one bill covers, for a price per billing cycle (`per_cycle`): the `billing_months` column's number or interval
-# word where the mapping names one, else the plan's name; 1 where nothing says.
-_CYCLE_WORDS = ("CASE WHEN lower(trim({billing_months.text})) IN ('day', 'daily', 'days') THEN 12.0 / 365 "
-                "WHEN lower(trim({billing_months.text})) IN ('week', 'weekly', 'weeks') THEN 12.0 / 52 "
-                "WHEN regexp_matches(lower({billing_months.text}), 'semi|half|biannual') THEN 6.0 "
-                "WHEN regexp_matches(lower({billing_months.text}), 'quarter') THEN 3.0 "
-                "WHEN regexp_matches(lower({billing_months.text}), 'year|annual') THEN 12.0 "
-                "WHEN regexp_matches(lower({billing_months.text}), 'month') THEN 1.0 END")
-_CYCLE_MONTHS = (f"COALESCE(NULLIF(TRY_CAST(trim({{billing_months.text}}) AS DOUBLE), 0), {_CYCLE_WORDS}, "
+# where the mapping names one ("12", "3 months", "1 year", "Yearly", "Quarterly"), else the plan's name; 1 where
+# nothing says. A cell's number counts in its unit (months unless it says days, weeks, quarters or years).
+_CYCLE_TEXT = "lower(trim({billing_months.text}))"
+_CYCLE_NUMBER = f"TRY_CAST(NULLIF(regexp_extract({_CYCLE_TEXT}, '[0-9]+([.][0-9]+)?'), '') AS DOUBLE)"
+_CYCLE_UNIT = (f"(CASE WHEN regexp_matches({_CYCLE_TEXT}, 'day') THEN 12.0 / 365 "
+               f"WHEN regexp_matches({_CYCLE_TEXT}, 'week') THEN 12.0 / 52 "
+               f"WHEN regexp_matches({_CYCLE_TEXT}, 'semi|half|biannual') THEN 6.0 "
+               f"WHEN regexp_matches({_CYCLE_TEXT}, 'quarter') THEN 3.0 "
+               f"WHEN regexp_matches({_CYCLE_TEXT}, 'year|annual') THEN 12.0 "
+               f"WHEN regexp_matches({_CYCLE_TEXT}, 'month') THEN 1.0 END)")
+_CYCLE_GIVEN = (f"(CASE WHEN {_CYCLE_NUMBER} > 0 AND {_CYCLE_NUMBER} * COALESCE({_CYCLE_UNIT}, 1.0) <= 24 "
+                f"THEN {_CYCLE_NUMBER} * COALESCE({_CYCLE_UNIT}, 1.0) WHEN {_CYCLE_NUMBER} IS NULL THEN {_CYCLE_UNIT} END)")
+_CYCLE_MONTHS = (f"COALESCE({_CYCLE_GIVEN}, "
                  "CASE WHEN regexp_matches(lower({plan.text}), 'semi|half[ -]?year|biannual') THEN 6.0 "
                  "WHEN regexp_matches(lower({plan.text}), 'annual|yearly|year|12[ -]?month') THEN 12.0 "
                  "WHEN regexp_matches(lower({plan.text}), 'quarter') THEN 3.0 ELSE 1.0 END)")

@@ -186,6 +186,20 @@ def test_braintree_with_a_billing_frequency_column_uses_it(ws, tmp_path):
     assert got == [("s1", 100.0, None), ("s2", 100.0, None), ("s3", 50.0, date(2025, 7, 5))]
 
 
+def test_braintree_with_a_billing_period_in_words_uses_it(ws, tmp_path):
+    path = tmp_path / "subs.csv"
+    lines = ["Subscription ID,Plan ID,Status,Price,Billing Period,First Billing Date,Paid Through Date,Customer ID",
+             "s1,gold,Active,1200.00,Yearly,1/5/2026,1/5/2027,c1",
+             "s2,gold,Active,300.00,Quarterly,1/5/2026,4/5/2026,c2",
+             "s3,gold,Active,100.00,1 month,1/5/2026,12/5/2026,c3",
+             "s4,gold-annual,Active,2400.00,,1/5/2026,1/5/2027,c4"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    f = ingest(ws, [path]).files[0]
+    assert f.source == "braintree"
+    got = dict(rows(ws, "SELECT subscription_id, round(mrr, 2) FROM subscriptions"))
+    assert got == {"s1": 100.0, "s2": 100.0, "s3": 100.0, "s4": 200.0}  # s4: no period given, its name says annual
+
+
 def test_the_mapping_screen_starts_from_the_braintree_layout():
     start = form_start(BT_HEADERS, "subscriptions")
     assert start is not None
