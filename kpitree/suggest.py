@@ -171,6 +171,45 @@ def _reshape(template: Tree, keep: set[str], notes: list[Note]) -> list[Node]:
     return nodes
 
 
+OPPORTUNITIES = ("opportunities", "Opportunities created", "opportunities_created")
+
+
+def _with_opportunities(template: Tree, engine: Engine) -> Tree:
+    """The template with Opportunities created under its decided new deals (an influence, like leads),
+    when the deals have a created date and the template counts no opportunities of its own.
+
+    Why: without a leads table nothing in the suggested tree counts the pipeline that is created, yet
+    the deals export dates every deal's creation: a planted 56 % drop of Partner opportunities (trial E,
+    November: 11 against 25–28 a month) was on no node, so no panel, review or explanation could show
+    it. The count runs a sales cycle ahead of the deals decided, so it influences them (no formula), and
+    keeps their filter (new business). Left out, quietly, when the data cannot count it: it is no node
+    of the template to report missing."""
+    nid, label, metric = OPPORTUNITIES
+    if any(n.metric == metric for n in template.nodes) or nid in {n.id for n in template.nodes}:
+        return template
+    decided = next((n for n in template.walk() if n.metric == "closed_deals"), None)
+    if decided is None:
+        return template
+    siblings = [template.node(c) for c in decided.children]
+    node = Node(id=nid, label=label, level=min((c.level for c in siblings), default=decided.level + 1),
+                metric=metric, owner=decided.owner, review=decided.review, filter=decided.filter,
+                dimensions=("channel", "segment", "owner"),
+                description="New deals created in the period: the pipeline the decided deals come from a sales "
+                            "cycle later (an influence on them, not a share). Suggested from the deals' created "
+                            "dates.")
+    try:
+        if engine.missing(node) is not None:
+            return template
+    except QueryError:
+        return template
+    nodes = []
+    for n in template.nodes:
+        nodes.append(dataclasses.replace(n, children=(nid, *n.children)) if n.id == decided.id else n)
+        if n.id == decided.id:
+            nodes.append(node)
+    return dataclasses.replace(template, nodes=tuple(nodes))
+
+
 # With the north star (ARR) out for lack of subscriptions, the bookings that lead its parts may sit in
 # different branches (new-business deals under new-logo ARR, expansion deals under NRR's expansion rate):
 # their sum, New ARR, is then the north star over both, as the bookings tree was before ARR became exact.
@@ -486,6 +525,7 @@ def suggest_tree(source: Engine | Workspace, template: str | Path | Tree | None 
     engine = source if isinstance(source, Engine) else Engine(source)
     base = template if isinstance(template, Tree) else load_tree(template_path(template))
     as_of = engine.as_of  # a workspace without data says so here
+    base = _with_opportunities(base, engine)
     data = engine.profile
     notes: list[Note] = []
     baseline_end, through, months = plan_window(as_of)

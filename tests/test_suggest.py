@@ -171,6 +171,38 @@ def test_deals_only_gets_new_business_bookings(tmp_path):
     assert evaluation.nodes[0].target_basis == tree.root.target.suggested
 
 
+def test_deals_with_created_dates_get_opportunities_created_under_the_decided_deals(tmp_path):
+    """No leads table: the pipeline created is still counted, from the deals' created dates (trial E's
+    56 % drop of Partner opportunities was on no node). An influence on the decided new deals, like leads;
+    with leads too it sits beside them."""
+    frame = deals_frame()
+    ws = workspace(tmp_path, deals=frame)
+    tree, notes = suggest_tree(ws)
+    check(tree, ws)
+    node = tree.node("opportunities")
+    assert (node.label, node.metric, node.formula, dict(node.filter)) == (
+        "Opportunities created", "opportunities_created", None, {"deal_type": ("new",)})
+    assert tree.parent_of("opportunities").id == "closed_new_deals"
+    assert node.target.is_set and node.target.suggested
+    assert not [x for x in notes if x.node == "opportunities" and x.kind == "left_out"]
+    # its value is the new deals created in the month, by hand from the frame
+    created = pd.to_datetime(frame["created_date"])
+    by_hand = int(((created.dt.strftime("%Y-%m") == "2026-09") & (frame["deal_type"] == "new")).sum())
+    assert by_hand > 0 and evaluate_tree(ws, tree, "2026-09").node("opportunities").value == by_hand
+    both = workspace(tmp_path / "leads", deals=frame, leads=leads_frame())
+    tree, _ = suggest_tree(both)
+    check(tree, both)
+    assert {"opportunities", "leads"} <= set(tree.node("closed_new_deals").children)
+    assert [n.id for n in tree.nodes if n.metric == "opportunities_created"] == ["opportunities"]  # added once
+
+
+def test_a_template_that_counts_opportunities_gets_no_second_node(tmp_path):
+    ws = workspace(tmp_path, deals=deals_frame())
+    tree, _ = suggest_tree(ws, "team_sales")
+    check(tree, ws)
+    assert [n.id for n in tree.nodes if n.metric == "opportunities_created"] == ["opportunities"]
+
+
 def test_deals_with_expansion_keep_new_arr_and_its_formula(tmp_path):
     """In the template the two bookings sit under the ARR parts they lead (new logos; NRR's expansion rate):
     without subscriptions their sum, New ARR, is the north star over both, with their subtrees."""
