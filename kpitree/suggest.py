@@ -570,12 +570,17 @@ def suggest_tree(source: Engine | Workspace, template: str | Path | Tree | None 
     # an exact north star over its opening balance (ARR at start) keeps its identity in the plan too:
     # ARR's target is the bridge of its children's, so its gap splits over them with no residual; every
     # month the data has closed or is in opens at last month's actual close (`known_openings`)
-    planned = chain_targets(planned, baseline_end, actual=_openings(engine, planned))
+    openings = _openings(engine, planned)
+    planned = chain_targets(planned, baseline_end, actual=openings)
     without = [n for n in planned.nodes if not n.target.is_set]
+    opened = [(planned.node(i).label, max(known)) for i, known in openings.items() if known]
     notes.append(Note("targets", f"targets suggested from your own history up to {baseline_end.key} for "
                       f"{len(planned.nodes) - len(without)} of {len(planned.nodes)} numbers"
                       + (f"; no target for {', '.join(n.label for n in without)} (too little history)"
-                         if without else "")))
+                         if without else "")
+                      + "".join(f"; {label} is the actual in each month up to {last} (last month's close), so a "
+                                "month is judged on what happened in it, not on a shortfall carried over from before"
+                                for label, last in opened)))
     description = (f"Suggested on {date.today().isoformat()} from template {base.name!r} for the data of workspace "
                    f"{engine.workspace.name!r} (as of {as_of.isoformat()}). Targets are suggestions from its own "
                    f"history; owners ending in '{TO_ASSIGN}' are still to name." + _left_out_text(notes))

@@ -362,3 +362,18 @@ def test_a_person_s_targets_are_kept_and_what_is_suggested_around_them_follows_t
     # by hand: the quarter opens at 1000 and closes at 1000 with 300 of new logos: NRR (1000 − 300) / 1000 = 70 %
     assert _plan(steady, "nrr")["2026-Q1"] == pytest.approx(0.7, abs=1e-10)
     assert "2026-Q1" not in _plan(chain_targets(tree((1000, 1000, 1000)), keep={"arr", "nrr"}), "nrr")  # typed too
+
+
+def test_a_person_s_arr_is_kept_and_the_suggested_opening_is_the_actual_where_it_is_known():
+    """Re-suggesting around a typed ARR (`resuggest_targets` passes the actual openings): ARR stays as typed;
+    ARR at start is the actual close where the data knows it, the typed ARR of the month before after."""
+    tree = _tree(
+        _node("arr", "arr", dict(zip(MONTHS, (1200, 1300, 1400), strict=True)), "arr = arr_start * nrr + arr_new",
+              ("arr_start", "nrr", "arr_new"), level=1),
+        _node("arr_start", "arr_start", dict(zip(MONTHS, (1000, 5, 5), strict=True))),
+        _node("nrr", "nrr", dict.fromkeys(MONTHS, 0.9)), _node("arr_new", "arr_new", dict.fromkeys(MONTHS, 100)))
+    chained = chain_targets(tree, keep={"arr"}, actual={"arr_start": {"2026-01": 1100.0, "2026-02": 1150.0}})
+    assert chained.node("arr").target == tree.node("arr").target  # never rewritten
+    start = _plan(chained, "arr_start")
+    assert (start["2026-01"], start["2026-02"], start["2026-03"]) == (1100, 1150, 1300)
+    assert _fits(chained, "arr", "2026-02") == 1150 * 0.9 + 100 - 1300  # the typed plan disagrees: said

@@ -241,6 +241,8 @@ def test_subscriptions_only_gets_arr(tmp_path):
                - values["arr"]) < 1.0
     # a closed month opens at its actual: nothing is carried over from a target missed in a month before
     assert values["arr_start"] == pytest.approx(evaluation.node("arr_start").value, abs=0.005)
+    said = next(x.text for x in notes if x.kind == "targets")
+    assert f"; ARR at start is the actual in each month up to {running} (last month's close), so a month is " in said
 
 
 def test_leads_only_gets_leads_and_no_rate_without_deal_ids(tmp_path):
