@@ -583,3 +583,24 @@ def test_a_gap_carried_over_whole_names_no_segment_of_the_level(demo_data_dir) -
     assert "carried over from the period before" in r.red_path[0].sentence
     assert all(c.id != "arr" or c.top_segment is None for c in r.causes)
     assert any("carried over from 2026-09" in n for n in r.to_dict()["notes"])
+
+
+def test_an_opening_balance_at_its_target_is_not_said_to_carry_anything(demo_data_dir) -> None:
+    """A suggested plan opens each closed month at last month's actual ARR: ARR at start is then on its
+    target, and the text does not call it "carried over from the period before" (it read "0 % —
+    carried over")."""
+    import yaml
+
+    from kpitree.tree import load_tree
+    from kpitree.workspace import Workspace
+
+    engine = Engine(Workspace(demo_data_dir / "demo"))
+    path = ROOT / "data" / "trees" / "revops.yaml"
+    start = evaluate_tree(engine, load_tree(path), "2026-10").node("arr_start").value
+    doc = yaml.safe_load(path.read_text())
+    next(n for n in doc["nodes"] if n["id"] == "arr_start")["target"]["by_period"]["2026-10"] = start
+    tree, problems = parse_yaml(yaml.safe_dump(doc, sort_keys=False), "opening.yaml")
+    assert tree is not None, [p for p in problems if p.severity == "error"]
+    r = explain_node(engine, tree, "arr", "2026-10")
+    assert next(c for c in r.children if c.id == "arr_start").carried
+    assert "carried over" not in r.text() and "carried over" not in r.red_path[0].sentence

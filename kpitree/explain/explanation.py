@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..format import fmt, fmt_change, fmt_share
@@ -232,7 +233,10 @@ class Explanation:
                     fmt_share(c.share) if self.shares_readable() else fmt_change(c.contribution, self.unit))
                 said = (f": {compare_words(c.value, c.baseline, c.unit, kind, self.baseline_label)}"
                         if c.link == "exact" else "")
-                said += " — carried over from the period before" if c.carried else ""
+                # an opening balance at its target (a suggested plan opens at last month's actual) carries nothing
+                said += " — carried over from the period before" if c.carried and not (
+                    c.value is not None and c.baseline is not None
+                    and math.isclose(c.value, c.baseline, rel_tol=1e-6, abs_tol=0.5)) else ""
                 lines.append(f"  {cell:>8}  {_child_name(c).capitalize() if c.link == 'residual' else c.label}{said}")
             note = self.children_note()
             if note:
