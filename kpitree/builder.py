@@ -20,6 +20,8 @@ from .tree import LEVELS, MAX_LABEL, Node, Target, Tree, WorkspaceColumns, formu
 
 _ID_CLEAN = re.compile(r"[^a-z0-9_]+")
 MAX_LEVEL = max(LEVELS.values())
+NEW_LABEL = "New metric"  # what "Add child" calls a node until it is given a metric or a label
+_NEW_ID = re.compile(r"new_metric(_\d+)?")
 
 
 class BuilderError(KpiTreeError):
@@ -84,7 +86,7 @@ def add_node(
     tree: Tree,
     parent_id: str,
     *,
-    label: str = "New metric",
+    label: str = NEW_LABEL,
     node_id: str | None = None,
     metric: str | CustomMeasure = "",
     level: int | None = None,
@@ -222,6 +224,26 @@ def edit_node(tree: Tree, node_id: str, **changes) -> Tree:
             )
         out.append(n)
     return _replace(tree, out)
+
+
+def named(tree: Tree, node_id: str, label: str, id_base: str | None = None) -> tuple[Tree, str]:
+    """(the tree with the node labelled `label`, the node's id now).
+
+    A node still carrying the id "Add child" made up for it (`new_metric`, `new_metric_2`) takes an
+    id from `id_base` (else the label) as well: trial E's user named a new node "Opportunities
+    created" and found it still saved as `new_metric`, with nothing saying the id was a stand-in.
+    An id that was typed or came from a file is never changed here (formulas and links use it)."""
+    node = _get(tree, node_id)
+    if not _NEW_ID.fullmatch(node.id) or not (id_base or label).strip():
+        return edit_node(tree, node_id, label=label), node_id
+    others = _replace(tree, [n for n in tree.nodes if n.id != node_id])
+    new = new_id(others, id_base or label)
+    return edit_node(tree, node_id, label=label, id=new), new
+
+
+def is_new(node: Node) -> bool:
+    """The node still has the label "Add child" gave it: picking a metric names it after the metric."""
+    return node.label == NEW_LABEL
 
 
 def edit_tree(tree: Tree, **changes) -> Tree:

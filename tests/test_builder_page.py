@@ -169,8 +169,9 @@ def test_formula_units_and_empty_id(data_dir):
     at.number_input(key="b_t_value").set_value(1).run()
     at.button(key="b_add").click().run()
     at.selectbox(key="b_metric").set_value("nrr").run()
+    assert at.selectbox(key="b_node").value == "nrr"  # a node just added is named after its metric
     at.selectbox(key="b_node").set_value("revenue").run()
-    at.text_input(key="b_formula").set_value("revenue = new_metric + 1000").run()
+    at.text_input(key="b_formula").set_value("revenue = nrr + 1000").run()
     ok(at)
     assert "formula adds money and percent" not in texts(at)
     assert "formula gives percent but the node's unit is money" in texts(at)

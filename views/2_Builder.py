@@ -9,6 +9,8 @@ tree with errors can be saved as a draft but not made the active tree. Layout an
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import streamlit as st
 
@@ -92,6 +94,24 @@ TARGET_COLUMNS = {
 
 def tree() -> Tree:
     return S["b_tree"]
+
+
+_SHOWN_ID = re.compile(r"\(([a-z][a-z0-9_]*)\)\s*$")
+
+
+def selected() -> str | None:
+    """The id of the node being edited.
+
+    The Node picker's value travels between browser and server as its shown text ("⛔ New metric
+    (new_metric)"), which holds the label and the problem mark. When an edit changes that text while
+    the browser still holds the old one (a Label typed, then the Owner at once), Streamlit hands the
+    old text back instead of an id: its trailing "(id)" still names the node (trial E: the Owner
+    edit failed with "no node ' ⛔ New metric (new_metric)' in the tree")."""
+    value, t = S.get("b_node"), S.get("b_tree")
+    if t is None or not isinstance(value, str) or value in {n.id for n in t.nodes}:
+        return value
+    found = _SHOWN_ID.search(value)
+    return found.group(1) if found and found.group(1) in {n.id for n in t.nodes} else value
 
 
 def flash(kind: str, message: str) -> None:
@@ -249,7 +269,7 @@ def import_pasted() -> None:
 def sync_form() -> None:
     """Writes the selected node's fields into the form widgets (after a selection or structural change)."""
     t = S.get("b_tree")
-    nid = S.get("b_node")
+    nid = selected()
     if t is None or nid is None or nid not in {n.id for n in t.nodes}:
         return
     n = t.node(nid)
@@ -269,7 +289,10 @@ def sync_form() -> None:
             "b_description": n.description,
             "b_parent": parent.id if parent else NO_PARENT,
             "b_mode": "custom" if n.custom is not None else "catalogue",
-            "b_metric": n.metric if n.metric in METRICS else S.get("b_metric", "arr"),
+            # a node without a catalogue metric shows an empty box, not the last node's metric (trial E:
+            # "New business ARR" shown while validation said "unknown metric ''"); a custom one keeps
+            # the metric to switch back to
+            "b_metric": n.metric if n.metric in METRICS else S.get("b_metric") if n.custom is not None else None,
         }
     )
     for field, value in tg.target_fields(n.target).items():
@@ -287,7 +310,7 @@ def sync_form() -> None:
 
 
 def edit(field: str) -> None:
-    t, nid, value = tree(), S["b_node"], S[f"b_{field}"]
+    t, nid, value = tree(), selected(), S[f"b_{field}"]
     try:
         if field == "id":
             new_id = str(value).strip()
@@ -297,7 +320,13 @@ def edit(field: str) -> None:
             S["b_node"] = new_id
         elif field == "level":
             t = b.edit_node(t, nid, level=LEVELS[value])
-        elif field in ("label", "owner", "review", "description"):
+        elif field == "label":
+            # a node still called new_metric takes its id from the label it is given
+            t, renamed = b.named(t, nid, str(value).strip())
+            if renamed != nid:
+                S["b_node"] = renamed
+                field = "id"
+        elif field in ("owner", "review", "description"):
             t = b.edit_node(t, nid, **{field: str(value).strip() if field != "description" else value})
         elif field in ("unit", "direction"):
             t = b.edit_node(t, nid, **{field: None if value == DEFAULT else value})
@@ -308,7 +337,14 @@ def edit(field: str) -> None:
         elif field == "formula":
             t = b.edit_node(t, nid, formula=str(value).strip() or None)
         elif field == "metric":
+            if value is None:  # the box was cleared: the node keeps its metric
+                sync_form()
+                return
+            fresh = b.is_new(t.node(nid))
             t = b.edit_node(t, nid, metric=value)
+            if fresh and value in METRICS:  # a node just added is named after the metric picked for it
+                t, renamed = b.named(t, nid, METRICS[value][0], value)
+                S["b_node"], field = renamed, "id"
         elif field == "mode":
             current = t.node(nid).custom
             measure = current or (
@@ -333,11 +369,11 @@ def custom_from_form() -> CustomMeasure:
 
 
 def edit_custom() -> None:
-    S["b_tree"] = b.edit_node(tree(), S["b_node"], metric=custom_from_form())
+    S["b_tree"] = b.edit_node(tree(), selected(), metric=custom_from_form())
 
 
 def edit_target(field: str) -> None:
-    t, nid = tree(), S["b_node"]
+    t, nid = tree(), selected()
     target = tg.with_fields(t.node(nid).target, **{field: S[f"b_t_{field}"]})
     S["b_tree"] = b.set_target(t, nid, target)
 
@@ -347,16 +383,17 @@ def select_node() -> None:
 
 
 def add_child() -> None:
-    parent = S["b_node"]
-    t = b.add_node(tree(), parent, label="New metric")
+    parent = selected()
+    t = b.add_node(tree(), parent, label=b.NEW_LABEL)
     S["b_tree"] = t
     S["b_node"] = t.node(parent).children[-1]
     sync_form()
-    flash("info", f"Added {md(S['b_node'])} under its parent: give it a metric, an owner and a target.")
+    flash("info", f"Added {md(S['b_node'])} under its parent: give it a metric (it takes the metric's name), "
+                  "an owner and a target.")
 
 
 def remove() -> None:
-    t, nid = tree(), S["b_node"]
+    t, nid = tree(), selected()
     parent = t.parent_of(nid)
     try:
         S["b_tree"] = b.remove_node(t, nid, keep_children=bool(S.get("b_keep_children")))
@@ -372,7 +409,7 @@ def remove() -> None:
 
 
 def reorder(delta: int) -> None:
-    S["b_tree"] = b.reorder(tree(), S["b_node"], delta)
+    S["b_tree"] = b.reorder(tree(), selected(), delta)
 
 
 def refused(store: TreeStore) -> bool:
@@ -467,7 +504,7 @@ def resuggest(engine) -> None:
 def spread(engine) -> None:
     try:
         t, result = tg.spread_node(
-            engine, tree(), S["b_node"], float(S["b_spread_total"]), int(S["b_spread_year"]), S["b_spread_method"]
+            engine, tree(), selected(), float(S["b_spread_total"]), int(S["b_spread_year"]), S["b_spread_method"]
         )
     except (KpiTreeError, ValueError) as exc:
         flash("error", md(str(exc)))
@@ -638,7 +675,7 @@ def main() -> None:
         open_source(store, ws)
     if "b_tree" not in S:  # the source could not be opened (its problem is shown): start blank
         load(b.blank_tree("New tree"), "new_tree", "a blank tree")
-    if S.get("_b_form_for") != S.get("b_node"):
+    if S.get("_b_form_for") != selected():
         sync_form()
 
     t = tree()
@@ -706,7 +743,7 @@ def main() -> None:
 
 def node_form(t: Tree, by_node: dict, engine=None) -> None:
     ids = [n.id for n in t.nodes]
-    if S.get("b_node") not in ids:
+    if selected() not in ids:
         S["b_node"] = ids[0]
         sync_form()
 
@@ -718,7 +755,14 @@ def node_form(t: Tree, by_node: dict, engine=None) -> None:
             depth, p = depth + 1, t.parent_of(p.id)
         return f"{'  ' * depth}{mark}{t.node(nid).label} ({nid})"
 
+    # The picker's value travels as its shown text, which an edit can change (the label, the ⛔ mark):
+    # when it did, the selection is set again before the widget is drawn, so the browser is sent the
+    # new text; otherwise the browser's old text matches no option and the picker jumps to the north star.
+    shown = label_of(selected())
+    if S.get("_b_node_shown") != shown or S.get("b_node") != selected():
+        S["b_node"] = selected()
     st.selectbox("Node", ids, key="b_node", format_func=label_of, on_change=select_node)
+    S["_b_node_shown"] = label_of(S["b_node"])
     n = t.node(S["b_node"])
     # two by two: four buttons in a row of the editor's column were cut to "Add …" at 1280 px
     c = st.columns(2) + st.columns(2)
@@ -768,9 +812,14 @@ def node_form(t: Tree, by_node: dict, engine=None) -> None:
             on_change=edit,
             args=("metric",),
             format_func=lambda m: f"{METRICS[m][0]} ({m})",
+            placeholder="Choose the metric this node measures",
         )
-        label, definition, unit = METRICS.get(S["b_metric"], ("", "", ""))
-        st.caption(f"**{label}** — {definition} Unit: {unit}; kind: {CATALOGUE[S['b_metric']].kind.value}.")
+        if S["b_metric"] in METRICS:
+            label, definition, unit = METRICS[S["b_metric"]]
+            st.caption(f"**{label}** — {definition} Unit: {unit}; kind: {CATALOGUE[S['b_metric']].kind.value}.")
+        else:
+            st.caption(f"{len(METRICS)} metrics: type in the box to find one (the list shows the first dozen "
+                       "until you type).")
     else:
         custom_form()
 
@@ -894,7 +943,7 @@ def targets_tab(t: Tree, engine) -> None:
                   help=(f"{len(planned)} of {len(t.nodes)} targets are suggestions from the data's history: plan them "
                         "again from the data loaded now (after a corrected reload). Targets you typed stay."
                         if planned else "No target of this tree is a suggestion from the data: every one was typed."))
-    nid = S["b_node"]
+    nid = selected()
     st.markdown(f"**Per-period targets of {md(t.node(nid).label)}** (2026-10, 2026-Q4, 2026-W41, 2026)")
     periods = pd.DataFrame(tg.period_rows(t, nid), columns=["period", "target"])
     pkey = f"b_periods_{nid}_" + str(abs(hash(tuple(map(tuple, periods.astype(str).values.tolist())))))
@@ -1003,7 +1052,7 @@ def preview(t: Tree, engine) -> None:
         str(getattr(engine, "workspace", None) and engine.workspace.root), version, dump_tree(t), t, engine
     )
     st.markdown(f"**Live preview** · {period} · " + ", ".join(f"{counts[s]} {w}" for s, w in STATUS_WORD.items()))
-    st.vega_lite_chart(with_selection(spec, S.get("b_node")), key="b_preview", width="stretch")
+    st.vega_lite_chart(with_selection(spec, selected()), key="b_preview", width="stretch")
 
 
 def problems_panel(t: Tree, problems: list) -> None:
