@@ -64,6 +64,18 @@ nodes:
     return tree
 
 
+def decided(rows: list[tuple[str, str, str, str, float]], won: list[bool]) -> pd.DataFrame:
+    """`deals`, with the rows whose flag is False lost instead of won."""
+    frame = deals(rows)
+    frame.loc[~np.array(won), ["stage", "status"]] = ["Closed Lost", "lost"]
+    return frame
+
+
+def monthly(value: float) -> str:
+    """A YAML target of `value` in every month of `MONTHS`."""
+    return "{by_period: {" + ", ".join(f"{m}: {value}" for m in MONTHS) + "}}"
+
+
 def deal_size_node(target: float, dims: str) -> object:
     """Average deal size against `target` every month with a wide amber band (30 %): every earlier month
     went to plan and is the reference."""
@@ -691,11 +703,7 @@ def test_a_parent_that_names_nothing_is_not_listed_beside_the_influence_that_nam
                 won.append(rng.random() < p)
             rows.append((month, rep, "SMB", "Direct", 1000.0))
             won.append(True)
-    frame = deals(rows)
-    frame.loc[~np.array(won), ["stage", "status"]] = ["Closed Lost", "lost"]
-
-    def plan(value: float) -> str:
-        return "{by_period: {" + ", ".join(f"{m}: {value}" for m in MONTHS) + "}}"
+    frame = decided(rows, won)
 
     tree, problems = parse_yaml(f"""
 name: evidence
@@ -703,13 +711,13 @@ grain: month
 dimensions: [owner]
 nodes:
   - {{id: t, label: Total, level: north_star, metric: new_business_arr, owner: CEO, formula: t = n + s,
-     children: [n, s], target: {plan(1_926_000)}}}
+     children: [n, s], target: {monthly(1_926_000)}}}
   - {{id: n, label: Mid-Market won amount, level: driver, metric: new_business_arr, filter: {{segment: Mid-Market}},
-     owner: CRO, target: {plan(1_920_000)}, children: [w]}}
+     owner: CRO, target: {monthly(1_920_000)}, children: [w]}}
   - {{id: s, label: SMB won amount, level: driver, metric: new_business_arr, filter: {{segment: SMB}}, owner: CRO,
-     target: {plan(6_000)}}}
+     target: {monthly(6_000)}}}
   - {{id: w, label: Win rate, level: lever, metric: win_rate, filter: {{segment: Mid-Market}}, owner: CRO,
-     target: {plan(0.4)}}}
+     target: {monthly(0.4)}}}
 """, "influence.yaml")
     assert tree is not None, problems
     r = explain_node(workspace(tmp_path, frame), tree, "t", "2026-10")
@@ -736,11 +744,7 @@ def test_a_red_child_whose_part_within_the_segments_is_favourable_is_still_follo
             rng.shuffle(flags)
             rows += [(month, rep, "Mid-Market", "Direct", float(size)) for _ in range(n)]
             won += flags
-    frame = deals(rows)
-    frame.loc[~np.array(won), ["stage", "status"]] = ["Closed Lost", "lost"]
-
-    def plan(value: float) -> str:
-        return "{by_period: {" + ", ".join(f"{m}: {value}" for m in MONTHS) + "}}"
+    frame = decided(rows, won)
 
     tree, problems = parse_yaml(f"""
 name: evidence
@@ -748,10 +752,10 @@ grain: month
 dimensions: [owner]
 nodes:
   - {{id: n, label: New business ARR, level: north_star, metric: new_business_arr, owner: CRO, formula: n = c * w * s,
-     children: [c, w, s], target: {plan(1_050_000)}}}
-  - {{id: c, label: Decided deals, level: driver, metric: closed_deals, owner: CRO, target: {plan(40)}}}
-  - {{id: w, label: Win rate, level: lever, metric: win_rate, owner: CRO, target: {plan(0.5)}}}
-  - {{id: s, label: Deal size, level: lever, metric: avg_deal_size, owner: CRO, target: {plan(52_500)}}}
+     children: [c, w, s], target: {monthly(1_050_000)}}}
+  - {{id: c, label: Decided deals, level: driver, metric: closed_deals, owner: CRO, target: {monthly(40)}}}
+  - {{id: w, label: Win rate, level: lever, metric: win_rate, owner: CRO, target: {monthly(0.5)}}}
+  - {{id: s, label: Deal size, level: lever, metric: avg_deal_size, owner: CRO, target: {monthly(52_500)}}}
 """, "within.yaml")
     assert tree is not None, problems
     r = explain_node(workspace(tmp_path, frame), tree, "n", "2026-10")
