@@ -54,6 +54,13 @@ from .snapshots import CauseState, NodeState, Snapshot, status_word
 from .tree import Tree, owner_missing
 
 CSV_HEADER = ("owner", "number", "status", "value", "target", "why", "open actions")
+SUGGESTED = "~"  # before a target suggested from the workspace's history, not typed by a person (the tree's boxes)
+# Decimals a number written to a CSV keeps, by unit: what a person would type. Sums of floats come out
+# as 1025437.9199999998 (trial E's values CSV); money is kept to the cent, a rate (a fraction) to a
+# hundredth of a percentage point, durations to a hundredth.
+CSV_DECIMALS = {"money": 2, "money_per_day": 2, "count": 2, "score": 2, "percent": 4, "ratio": 4, "days": 2,
+                "hours": 2, "months": 2, "minutes": 2}
+OTHER_DECIMALS = 4  # a unit not listed (a custom measure's own)
 OFF = ("red", "amber")
 TOO_FEW = "too_few"  # a person's rate off its target on too few rows to tell from chance (`_evident`)
 Z_MIN = 2.0  # standard errors a person's rate must be off its target by to carry the rule's red or amber
@@ -71,6 +78,7 @@ class OwnedNode:
     sentence: str  # why it is off ("" when on target); a person's part always says its figures
     carried: bool = False  # an opening balance: last period's closing value, no lever of this one
     part_of: str = ""  # a person's part of a number owned per person: the tree's owner ("Reps (per owner)")
+    suggested: bool = False  # its target was suggested from the data's history, not typed (a part's: its number's)
 
     @property
     def to_act_on(self) -> bool:
@@ -401,6 +409,43 @@ def _names(segment: str | None, dimension: str, person: str) -> bool:
     return any(d == dimension and _key(v) == _key(person) for d, v in pairs)
 
 
+def csv_number(value: object, unit: str | None) -> object:
+    """A number as a person would type it in a CSV: rounded to its unit's decimals (`CSV_DECIMALS`), a
+    whole number without ".0". Anything else is returned as it is, for `plain.csv_text` to write."""
+    if not isinstance(value, float) or not math.isfinite(value):
+        return value
+    rounded = round(value, CSV_DECIMALS.get(unit or "", OTHER_DECIMALS))
+    if rounded == 0:
+        return 0  # not "-0.0"
+    return int(rounded) if rounded.is_integer() and abs(rounded) < 2**53 else rounded
+
+
+def target_text(node: NodeState, suggested: bool, *, compact: bool = False) -> str:
+    """The target marked as the tree's boxes mark it: "~$41,719,444" when it was suggested from the
+    data's history, not typed by a person (trial E: the Owners CSV showed it bare)."""
+    text = fmt(node.target, node.unit, compact=compact)
+    return SUGGESTED + text if suggested and node.target is not None else text
+
+
+def figures_text(o: OwnedNode) -> str:
+    """"$38.71M / ~$41.72M": the number against its target, as its box on the tree page reads."""
+    n = o.node
+    if n.value is None:
+        return "no data"
+    return fmt(n.value, n.unit, compact=True) + (" · no target" if n.target is None
+                                                 else " / " + target_text(n, o.suggested, compact=True))
+
+
+def is_suggested(tree: Tree | None, node_id: str) -> bool:
+    """The node's target in `tree` was suggested from the workspace's history (`Target.suggested`)."""
+    if tree is None:
+        return False
+    try:
+        return bool(tree.node(node_id).target.suggested)
+    except KeyError:
+        return False
+
+
 def _key(name: str) -> str:
     return " ".join(name.split()).casefold()
 
@@ -443,6 +488,7 @@ def owners(snapshot: Snapshot, notes: list[Note], tree: Tree | None = None,
     for n in snapshot.nodes:
         key = _key(n.owner) or "(no owner)"
         carried = carried_over(tree, n, snapshot.period) if tree is not None else None
+        suggested = is_suggested(tree, n.id)
         split = (people or {}).get(n.id)
         if carried is None and split is not None and split.parts:
             for part in split.parts:
@@ -451,17 +497,18 @@ def owners(snapshot: Snapshot, notes: list[Note], tree: Tree | None = None,
                 own = dataclasses.replace(n, owner=part.person, value=part.value, target=part.target,
                                           status=part.status, previous=None)
                 by_owner.setdefault(person, []).append(
-                    OwnedNode(own, part_sentence(n, part, split.dimension, snapshot.causes), part_of=n.owner.strip()))
+                    OwnedNode(own, part_sentence(n, part, split.dimension, snapshot.causes), part_of=n.owner.strip(),
+                              suggested=suggested))
             continue
         names.setdefault(key, n.owner.strip() or "(no owner)")
         if carried is not None:
-            by_owner.setdefault(key, []).append(OwnedNode(n, carried, carried=True))
+            by_owner.setdefault(key, []).append(OwnedNode(n, carried, carried=True, suggested=suggested))
             continue
         sentence = snapshot.sentence_for(n.id) if n.status in OFF else ""
         if split is not None:  # owned per person, but nobody's part can be told
             sentence = " ".join(x for x in (sentence, f"Every {split.dimension.replace('_', ' ')} owns their "
                                                       f"part, but {split.why_not}.") if x)
-        by_owner.setdefault(key, []).append(OwnedNode(n, sentence))
+        by_owner.setdefault(key, []).append(OwnedNode(n, sentence, suggested=suggested))
     actions: dict[str, list[Note]] = {}
     for a in open_actions([x for x in notes if x.tree == snapshot.tree]):
         key = _key(a.owner)
@@ -505,7 +552,7 @@ def owner_rows(entries: list[OwnerEntry], today: date | None = None, red_only: b
             status = ("not judged" if n.status == NOT_JUDGED else status_word(n.status)) \
                 + (", carried over" if o.carried else "")
             rows.append({"owner": e.owner, "number": n.label, "status": status,
-                         "value": fmt(n.value, n.unit), "target": fmt(n.target, n.unit), "why": o.sentence,
+                         "value": fmt(n.value, n.unit), "target": target_text(n, o.suggested), "why": o.sentence,
                          "open actions": actions_text(own, today)})
     return rows
 

@@ -36,7 +36,7 @@ from .errors import KpiTreeError, QueryError
 from .evaluate import Engine, Evaluation, NodeResult, evaluate_tree, trend
 from .format import fmt, fmt_change
 from .loads import latest_loads, stored_warnings
-from .owners import carried_over
+from .owners import carried_over, csv_number
 from .periods import Period, resolve_period
 from .plain import csv_text
 from .tree import Tree, load_tree
@@ -464,12 +464,15 @@ CAUSE_COLUMNS = ("rank", "kind", "id", "label", "owner", "status", "path", "dime
 
 
 def node_values_csv(report: Report) -> str:
-    """Every node's numbers; user text neutralised for spreadsheets (`plain.csv_text`)."""
+    """Every node's numbers, each as a person would type it in its unit (`owners.csv_number`: cents, not
+    1025437.9199999998); user text neutralised for spreadsheets (`plain.csv_text`)."""
     rows = []
     for n in report.evaluation.nodes:
         base = report.baselines.get(n.id)
-        rows.append((n.id, n.label, n.level, n.owner, n.status, n.value, n.pace, n.target, target_source(n),
-                     n.previous, base, n.unit, report.period.key, report.as_of.isoformat(), n.reason))
+        value, pace, target, previous, base = (csv_number(x, n.unit) for x in (n.value, n.pace, n.target,
+                                                                                n.previous, base))
+        rows.append((n.id, n.label, n.level, n.owner, n.status, value, pace, target, target_source(n),
+                     previous, base, n.unit, report.period.key, report.as_of.isoformat(), n.reason))
     return csv_text(NODE_COLUMNS, rows)
 
 
@@ -484,7 +487,7 @@ def causes_csv(report: Report) -> str:
             top = step.top_segment
             said = " ".join(x for x in (step.sentence, step.segment_sentence) if x)
             rows.append((rank, "red path", step.id, step.label, step.owner, step.status, "", top.dimension if top else "",
-                         top.segment if top else "", top.share if top else None, said))
+                         top.segment if top else "", csv_number(top.share, "percent") if top else None, said))
         lever = result.red_path[-1].id if result.red_path else None
         for c in result.causes:
             if c.id == lever and not c.also:
@@ -493,7 +496,8 @@ def causes_csv(report: Report) -> str:
             top = c.top_segment
             rows.append((rank, "cause" if c.reached else "red on its own", c.id, c.label, c.owner, c.status,
                          " → ".join(c.path_labels), top.dimension if top else "", top.segment if top else "",
-                         top.share if top else None, " ".join(c.sentences()) + (f" ({c.aside})" if c.aside else "")))
+                         csv_number(top.share, "percent") if top else None,
+                         " ".join(c.sentences()) + (f" ({c.aside})" if c.aside else "")))
     return csv_text(CAUSE_COLUMNS, rows)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -130,13 +131,15 @@ def test_owners_page(demo, monkeypatch):
     listed = {n.owner for n in now.nodes if n.status == "red"} | {"Lena Park (VP Marketing)"}  # red, or an action
     assert heads[0] == "#### Alex Romero (CRO)" and {h[5:] for h in heads} == listed
     assert len(listed) < len({n.owner for n in tree.nodes})  # somebody has nothing red: not on the Monday list
-    assert any(t.startswith(":red-badge[red] **Win rate (new)** — ") and "Dana Whitfield" in t for t in texts)
+    # each number against its target, as its box on the tree page reads, before the sentence
+    assert any(re.match(r":red-badge\[red\] \*\*Win rate \(new\)\*\* · [\d.]+% / [\d.]+% — ", t)
+               and "Dana Whitfield" in t for t in texts)
     assert "**Open actions:** Move $20k from Paid Search to Events (Leads, due 2026-12-11)" in texts
     alex = [n for n in tree.nodes if n.owner == "Alex Romero (CRO)"]
     assert any(f"of {len(alex)} numbers red" in unescaped(c.value) for c in at.caption)
     start = now.node("arr_start")
-    assert f":red-badge[red] :gray-badge[carried over] **ARR at start** — {carried_over(tree, start, '2026-10')}" \
-        in texts
+    assert any(t.startswith(":red-badge[red] :gray-badge[carried over] **ARR at start** · $")
+               and t.endswith(f" — {carried_over(tree, start, '2026-10')}") for t in texts)
     maria = [n for n in tree.nodes if n.owner == "Maria Chen (CEO)"]
     assert any(c.startswith(f"1 of {len(maria)} numbers red · 1 carried over, not a lever this period")
                for c in (unescaped(c.value) for c in at.caption))
@@ -422,3 +425,58 @@ def test_review_owners_on_the_command_line_names_the_reps_too(per_person):
     assert {"Ana Silva", "Ben Okoro", "Cy Tan"} <= owners_listed
     assert not any("per owner" in o for o in owners_listed)
     assert '"Ben Okoro","Win rate (new)","too few to tell"' in out
+
+
+SUGGESTED_TREE = """
+name: Suggested
+nodes:
+  - id: new_business_arr
+    label: New business ARR
+    level: north_star
+    metric: new_business_arr
+    owner: Maria Chen (CEO)
+    review: weekly
+    target:
+      by_period: {"2026-09": 250000}
+      suggested: "last month's level, +6.0 %/month"
+    children: [win_rate]
+  - id: win_rate
+    label: Win rate
+    level: driver
+    metric: win_rate
+    owner: Alex Romero (CRO)
+    review: weekly
+    target: 0.9
+"""
+SUGGESTED_DEALS = """
+deal_id,account_id,owner,created_date,close_date,status,amount,deal_type
+D1,A1,Ann,2026-08-01,2026-09-03,won,100000,new
+D2,A2,Ann,2026-08-02,2026-09-10,won,82057.10,new
+D3,A3,Bob,2026-08-03,2026-09-12,lost,5000,new
+"""
+
+
+def test_a_suggested_target_is_marked_as_the_tree_marks_it(load_ws, monkeypatch):
+    """Trial E: the tree's box read "$38.71M / ~$41.72M" (suggested from the data's history) while the Owners
+    page and its CSV showed the same target bare ("$41,719,444"). Hand-checked: New business ARR 2026-09 =
+    $100,000 + $82,057.10 = $182,057 against a suggested $250,000; win rate 2 of 3 = 66.7 % against a typed 90 %."""
+    ws = load_ws(deals=SUGGESTED_DEALS)
+    path = ws.trees_dir / "suggested.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(SUGGESTED_TREE)
+    tree = load_tree(path)
+    entries = owners(take_snapshot(Engine(ws), tree, parse_period("2026-09")), [], tree)
+    rows = {r["number"]: r for r in csv.DictReader(io.StringIO(owners_csv(entries, date(2026, 12, 7))))}
+    assert (rows["New business ARR"]["value"], rows["New business ARR"]["target"]) == ("$182,057", "~$250,000")
+    assert (rows["Win rate"]["value"], rows["Win rate"]["target"]) == ("66.7%", "90.0%")  # typed: no mark
+    monkeypatch.setenv("KPITREE_DATA_DIR", str(ws.root.parent))
+    at = AppTest.from_file(str(ROOT / "views" / "6_Owners.py"), default_timeout=120)
+    at.query_params.update({"ws": ws.name, "tree": "suggested", "period": "2026-09"})
+    at.run()
+    at.toggle(key="ow_red_only").set_value(False).run()
+    assert not failures(at)
+    texts = [unescaped(m.value) for m in at.markdown]
+    assert any("**New business ARR** · $182k / ~$250k" in t for t in texts), texts
+    assert any("**Win rate** · 66.7% / 90.0%" in t for t in texts), texts
+    assert any("A target marked ~ was suggested from the workspace's own history" in unescaped(c.value)
+               for c in at.caption)

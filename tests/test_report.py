@@ -7,6 +7,8 @@ coloured tree) and on paper (the PDF's first page as PNG, through pdftoppm).
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import shutil
 import subprocess
@@ -16,8 +18,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_demo
+from conftest import copy_demo, make_workspace
 
+from kpitree.owners import csv_number
 from kpitree.report import build_report, check_out
 from kpitree.report_html import _table
 from kpitree.workspace import Workspace
@@ -355,3 +358,57 @@ def test_each_load_warning_is_printed_once(tmp_path):
     for w in stored:
         assert warned.count(esc(w)) == 1, w
     assert warned.count(esc(extra)) == 1
+
+
+ROUNDED_DEALS = """
+deal_id,account_id,owner,created_date,close_date,status,amount,deal_type
+D1,A1,Ann,2026-08-01,2026-09-03,won,12958.42,new
+D2,A2,Ann,2026-08-02,2026-09-10,won,76421.60,new
+D3,A3,Bob,2026-08-03,2026-09-12,won,68975.94,new
+D4,A4,Bob,2026-08-04,2026-09-20,won,23701.14,new
+D5,A5,Bob,2026-08-05,2026-09-21,lost,5000,new
+D6,A6,Ann,2026-08-06,2026-09-22,lost,7000,new
+"""
+ROUNDED_TREE = """
+name: Rounded
+nodes:
+  - id: new_business_arr
+    label: New business ARR
+    level: north_star
+    metric: new_business_arr
+    owner: Ann
+    review: weekly
+    target:
+      by_period: {"2026-09": 200000.5}
+    children: [win_rate]
+  - id: win_rate
+    label: Win rate
+    level: driver
+    metric: win_rate
+    owner: Bob
+    review: weekly
+    target: 0.7
+"""
+
+
+def test_the_values_csv_writes_numbers_as_a_person_types_them(tmp_path):
+    """Trial E: "1025437.9199999998" in the values CSV. Hand-checked: 12,958.42 + 76,421.60 + 68,975.94 +
+    23,701.14 = $182,057.10 (Python's float sum of the four reads 182057.10000000003); 4 won of 6 decided =
+    66.67 %; whole numbers without ".0"."""
+    ws = make_workspace(tmp_path, deals=ROUNDED_DEALS)
+    path = tmp_path / "rounded.yaml"
+    path.write_text(ROUNDED_TREE)
+    report = build_report(ws, path, "2026-09", charts=False)
+    assert report.evaluation.node("new_business_arr").value == pytest.approx(182057.10, abs=1e-6)
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(report.node_values_csv()))}
+    assert (rows["new_business_arr"]["value"], rows["new_business_arr"]["target"]) == ("182057.1", "200000.5")
+    assert (rows["win_rate"]["value"], rows["win_rate"]["target"]) == ("0.6667", "0.7")
+    assert rows["win_rate"]["unit"] == "percent" and rows["new_business_arr"]["unit"] == "money"
+    # the rule, unit by unit: cents for money, a hundredth of a percentage point for a rate
+    assert csv_number(1025437.9199999998, "money") == 1025437.92 and csv_number(881234.9700000001, "money") == 881234.97
+    assert repr(csv_number(38713824.0, "money")) == "38713824" and csv_number(0.44303797, "percent") == 0.443
+    assert csv_number(-0.0000001, "money") == 0 and csv_number(12.345678, "days") == 12.35
+    assert csv_number(None, "money") is None and csv_number("n/a", "money") == "n/a"
+    for line in report.causes_csv().splitlines()[1:]:
+        share = next(csv.reader([line]))[9]
+        assert share == "" or len(share.split(".")[-1]) <= 4, share

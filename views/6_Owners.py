@@ -14,7 +14,7 @@ import streamlit as st
 
 import ui
 from kpitree.errors import KpiTreeError
-from kpitree.owners import actions_text, owners, owners_csv, people_parts
+from kpitree.owners import actions_text, figures_text, owners, owners_csv, people_parts
 from kpitree.plain import markdown_text as md
 from kpitree.review import Notes
 from kpitree.snapshots import status_word, take_snapshot, tree_key
@@ -83,7 +83,7 @@ def main() -> None:
             for o in shown:
                 n = o.node
                 line = f"{STATUS_BADGE.get(n.status, '')}" + (f" {CARRIED_BADGE}" if o.carried else "") \
-                    + f" **{md(n.label)}**" + (" (their part)" if o.part_of else "")
+                    + f" **{md(n.label)}**" + (" (their part)" if o.part_of else f" · {md(figures_text(o))}")
                 if o.sentence:
                     line += f" — {md(o.sentence)}"
                 st.markdown(line)
@@ -95,8 +95,9 @@ def main() -> None:
                "owner)” is every rep's: each person the data names for the period is listed with their own part — a "
                "rate (won of decided) against the number's target; an average (deal size, cycle days) against the "
                "segment they sell in, since the team's target mixes segments (not judged when they sell in several "
-               "or alone); an amount as a share of the team's, in the team's colour. Actions come from review "
-               "notes (Review page).")
+               "or alone); an amount as a share of the team's, in the team's colour. A target marked ~ was suggested "
+               "from the workspace's own history, not typed by a person (as on the tree page). Actions come from "
+               "review notes (Review page).")
 
 
 main()
