@@ -280,8 +280,21 @@ def validate(tree: Tree, columns: WorkspaceColumns | None = None) -> list[Proble
     try:
         hash(tree)
     except TypeError:  # a filter value that is a list or mapping: fine to check, not to memoise
-        return validate_tree(tree, columns)
-    return list(_validate_cached(tree, frozen))
+        return _in_editor_words(tree, validate_tree(tree, columns))
+    return _in_editor_words(tree, _validate_cached(tree, frozen))
+
+
+NO_METRIC = "no metric yet: pick one under Catalogue metric (type to find it), or switch to Custom measure"
+
+
+def _in_editor_words(tree: Tree, problems: Iterable[Problem]) -> list[Problem]:
+    """The problems as the editor says them: a node just added has no metric yet, which the file check
+    calls "unknown metric '' (known: …)" followed by all 80 metric names (trial E: a wall of red under a
+    node the user had not finished making)."""
+    empty = {n.id for n in tree.nodes if not n.metric and n.custom is None}
+    return [dataclasses.replace(p, message=NO_METRIC)
+            if p.node in empty and p.key == "metric" and p.message.startswith("unknown metric ''") else p
+            for p in problems]
 
 
 @functools.lru_cache(maxsize=64)

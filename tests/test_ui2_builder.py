@@ -82,6 +82,8 @@ def test_a_new_child_shows_no_metric_until_one_is_picked_then_takes_its_name(bui
     assert at.session_state["b_node"] == "new_metric"
     assert at.selectbox(key="b_metric").value is None  # not "ARR", the metric of the node above
     assert any("type in the box to find one" in c.value for c in at.caption)
+    said = " ".join(unescaped(e.value) for e in at.error)  # not "unknown metric '' (known: …all 80 names…)"
+    assert "no metric yet: pick one under Catalogue metric" in said and "known:" not in said
     at.selectbox(key="b_metric").set_value("won_deals").run()
     assert not failures(at)
     node = at.session_state["b_tree"].node("won_deals")
