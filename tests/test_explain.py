@@ -604,3 +604,26 @@ def test_an_opening_balance_at_its_target_is_not_said_to_carry_anything(demo_dat
     r = explain_node(engine, tree, "arr", "2026-10")
     assert next(c for c in r.children if c.id == "arr_start").carried
     assert "carried over" not in r.text() and "carried over" not in r.red_path[0].sentence
+
+
+def test_a_level_within_its_own_normal_variation_names_no_segment(demo_data_dir) -> None:
+    """The demo's ARR in 2026-10 against a target only 0.05 % above it (−$79k of $158M): a gap ARR makes
+    every month. No segment of the level is named for it, in any dimension's line (a trial's control
+    month read "Pro yearly × visa (−$980) explains more than the whole of the ARR gap")."""
+    import yaml
+
+    from kpitree.tree import load_tree
+    from kpitree.workspace import Workspace
+
+    engine = Engine(Workspace(demo_data_dir / "demo"))
+    path = ROOT / "data" / "trees" / "revops.yaml"
+    actual = evaluate_tree(engine, load_tree(path), "2026-10").node("arr").value
+    doc = yaml.safe_load(path.read_text())
+    next(n for n in doc["nodes"] if n["id"] == "arr")["target"]["by_period"]["2026-10"] = round(actual * 1.0005, 2)
+    tree, problems = parse_yaml(yaml.safe_dump(doc, sort_keys=False), "quiet.yaml")
+    assert tree is not None, [p for p in problems if p.severity == "error"]
+    r = explain_node(engine, tree, "arr", "2026-10")
+    assert r.adverse and r.red_path[0].top_segment is None
+    for d in r.dimensions:
+        assert "within ARR's own normal variation" in r.segment_sentence(d.dimension), d.dimension
+        assert d.chosen == ()

@@ -61,7 +61,7 @@ def _analyse_node(session: _Session, node: Node, versus: str) -> _Analysis:
     children = _children(session, view, versus, cell_dim)
     carried = next((c for c in children.parts if c.carried), None)
     if carried is not None and segments.top is not None and view.gap is not None and view.adverse(view.gap) > 0 \
-            and view.adverse(carried.contribution) >= view.adverse(view.gap):
+            and view.adverse(carried.contribution) >= (1.0 - 1e-6) * view.adverse(view.gap):
         # A level whose whole gap was carried over (ARR opened the month below plan, and what arose this
         # month was on plan or better): its segments against the target's shares are last months'
         # doing, and naming one read as a cause beside "it arose then, so the path follows what arose in

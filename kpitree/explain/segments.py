@@ -582,7 +582,12 @@ def _segments(view: _NodeView, versus: str) -> _SegmentAnalysis:
     # noise) can find nothing while a dimension's own segment stands out by its history (Mid-Market, 3.1
     # standard errors) and that dimension's line names it — the words must not say both. A flow's cause set
     # judges the total's own noise first: a gap inside it is within normal variation, whatever one leaf did.
-    judged_by_set = found is not None and ev.poisson_ok(data.cur_metric)
+    # A level (a stock) whose whole gap is within the total's own normal variation is no place to name
+    # a segment either: a trial's control month read "Pro yearly × visa (−$980) explains more than the
+    # whole of the ARR gap" — one customer of a flat cell, in a gap the total makes every month.
+    judged_by_set = found is not None and (ev.poisson_ok(data.cur_metric) or found[2])
+    if found is not None and found[2] and not ev.poisson_ok(data.cur_metric):
+        ranks = [replace(r, bound=math.inf, chosen=()) for r in ranks]  # each line says the total is quiet
     standing = not judged_by_set and any(r.evident(p) and (p.share or 0.0) >= NAMED_SHARE for r in ranks
                                          for p in r.segments if p.segment not in PSEUDO and p.segment not in r.unnamed)
     normal = top is None and not standing and any(p.sd is not None for r in ranks for p in r.segments)

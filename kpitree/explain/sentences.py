@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..format import fmt, fmt_change, fmt_share
 from .analysis import _Analysis
 from .cells import _Session
@@ -53,7 +55,9 @@ def _step_sentence(a: _Analysis, link: str, share: float | None, parent: _Analys
     if link == "start":
         carried = next((c for c in a.children.parts if c.carried and c.share is not None and v.gap), None)
         said = ""
-        if carried is not None and v.adverse(carried.contribution) > 0:
+        if carried is not None and v.adverse(carried.contribution) > 0 and not (
+                carried.value is not None and carried.baseline is not None
+                and math.isclose(carried.value, carried.baseline, rel_tol=1e-6, abs_tol=0.5)):
             # past the whole gap (others offset it) a share stops reading as a part: the amount instead
             part = (f"{fmt_share(carried.share)} of the {_gap_word(v)}" if carried.share <= 1.05 else
                     f"{fmt_change(carried.contribution, v.unit)}, more than the whole {_gap_word(v)},")

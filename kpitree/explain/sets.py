@@ -149,9 +149,10 @@ def _total_sd(view: _NodeView, variance: np.ndarray, per: np.ndarray | None, k: 
     return sd
 
 
-def cause_set(view: _NodeView, versus: str) -> tuple[SegmentPart | None, Localisation] | None:
+def cause_set(view: _NodeView, versus: str) -> tuple[SegmentPart | None, Localisation, bool] | None:
     """The named elements as one SegmentPart (a set when several), or (None, …) when nothing stands
-    out of the noise; None when the node is no sum over finest cells (ratios, catalogue batches)."""
+    out of the noise; None when the node is no sum over finest cells (ratios, catalogue batches). The
+    flag: the node's whole gap is within the total's own normal variation."""
     cells = leaves(view, versus)
     if cells is None:
         return None
@@ -160,7 +161,7 @@ def cause_set(view: _NodeView, versus: str) -> tuple[SegmentPart | None, Localis
     gap = view.gap or 0.0
     total_sd = cells.attrs.get("total_sd")
     if total_sd and abs(gap) < ev.Z_MIN * total_sd:  # the total is within its normal variation
-        return None, result
+        return None, result, True
     members = []
     claimed = np.zeros(len(cells), dtype=bool)
     named: list[tuple[tuple[str, str], ...]] = []
@@ -190,10 +191,10 @@ def cause_set(view: _NodeView, versus: str) -> tuple[SegmentPart | None, Localis
     members = [p for p in members if p.contribution * gap > 0 and abs(p.share or 0.0) >= MIN_MEMBER_SHARE
                and ev.evident(p.z, ev.Z_MIN)]
     if not members:
-        return None, result
+        return None, result, False
     if len(members) == 1:
-        return members[0], result
+        return members[0], result, False
     # The set reads as its largest element (what a table, a chart or an older reader of
     # `top_segment` shows), with every element, itself included, in `members`
     members.sort(key=lambda p: -abs(p.contribution))
-    return replace(members[0], members=tuple(members)), result
+    return replace(members[0], members=tuple(members)), result, False

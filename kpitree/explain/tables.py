@@ -6,6 +6,7 @@ gap, or when the sentences single it out.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -72,6 +73,9 @@ def segment_sentence(result: Explanation, dimension: str) -> str:
     named = named_segments(result, dimension)
     parts = {p.segment: p for p in rank.segments}
     what = f"the {result.label} {result.gap_word}"
+    if not named and math.isinf(rank.bound):  # a level whose whole gap is within its own normal variation
+        return (f"By {dimension}: the whole {result.label} {result.gap_word} is within {result.label}'s own normal "
+                f"variation, so no {dimension} is named for it.")
     if not named:
         large = [p for p in _shown_parts(rank) if (p.share or 0.0) >= NAMED_SHARE and p.segment not in rank.unnamed]
         if large:  # large enough to name, but not out of its noise
