@@ -191,7 +191,7 @@ def test_segment_chart_compares_with_the_explanations_baseline(app):
     table = next(d.value for d in at.table if d.value.columns[0] == "Channel")  # the split, as a reader names it
     first = table.iloc[0]
     assert (first["Channel"], first["actual"], first["target share"]) == ("Paid Search", "351", "991")
-    assert any("the target shared out by each segment's weight" in c.value for c in at.caption)
+    assert any("against each channel's share of the target: its share" in c.value for c in at.caption)
 
 
 def test_flipping_periods_keeps_one_warm_up_per_workspace(app, monkeypatch):

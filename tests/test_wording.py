@@ -251,7 +251,8 @@ def test_box_delta_and_segment_heading_follow_versus(engine: Engine) -> None:
     assert segment_heading(previous, "owner") == "By owner — 2026-10 against 2026-09"
     # against the target, New business ARR's owners share the target by their September weights
     assert segment_heading(target, "owner").startswith(
-        "By owner — 2026-10 against the target shared out by each owner's weight in 2026-09")
+        "By owner — 2026-10 against each owner's share of the target: its share in 2026-09, a month that went to plan")
+    assert segment_heading(target, "owner", label="Owner").startswith("By Owner — 2026-10 against each Owner's share")
 
 
 def test_drill_table_columns_are_named_for_what_they_are(engine: Engine) -> None:

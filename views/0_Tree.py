@@ -33,7 +33,7 @@ from kpitree.charts_usage import activity_dots_chart, cohort_chart
 from kpitree.drill import drill_dimensions, segment_table
 from kpitree.errors import KpiTreeError, QueryError
 from kpitree.evaluate import trend
-from kpitree.explain import RELATIVE_AS_AMOUNT, segment_display, segment_frame
+from kpitree.explain import RELATIVE_AS_AMOUNT, segment_display, segment_frame, segment_heading
 from kpitree.format import fmt, fmt_change, fmt_maturing
 from kpitree.history import default_user
 from kpitree.loads import latest_warnings
@@ -633,23 +633,6 @@ def _children(tree, evaluation, node, result, versus, baselines, where, view: tu
         st.caption("Without data: " + md("; ".join(lacking)) + ".")
 
 
-def _segment_baseline(result, period, versus, dim: str, marked: bool = True, gain: bool = False) -> str:
-    """What the segment chart compares with, in words (the explanation's own baseline); names the
-    coloured bars only when some are drawn."""
-    colour = (f"; in {'green' if gain else 'red'}, the segments named as explaining the "
-              f"{'gain' if gain else 'gap' if versus == 'target' else 'change'}") if marked else ""
-    by = md(ui.dimension_label(dim, capital=False))
-    if versus != "target":
-        return f"**By {by}** — {period.key} against {md(result.baseline_label)}{colour}"
-    refs = sorted(result.reference)
-    when = refs[0] if len(refs) == 1 else f"the average of {', '.join(refs)}" if refs else "a recent period"
-    method = next((d.method for d in result.dimensions if d.dimension == dim), "")
-    against = (f"the target shared out by each segment's weight in {when}" if method == "delta"
-               else f"each segment's level in {when}")
-    return (f"**By {by}** — {period.key} against {against} (periods that went to plan; segments have no "
-            f"targets of their own){colour}")
-
-
 def _segments(engine, tree, node, res, period, versus, result, view: tuple) -> tuple[str, str] | None:
     """The segment chart and table, best dimension first; returns (dimension, segment) that hurts most."""
     dims = drill_dimensions(engine, tree, node)
@@ -678,7 +661,8 @@ def _segments(engine, tree, node, res, period, versus, result, view: tuple) -> t
         # the explanation's own comparison: the chart agrees with the sentences above, and a segment is
         # coloured exactly when the explanation names it (`explains`)
         table, worst = frame, [s for s, e in zip(frame["segment"], frame["explains"], strict=True) if e]
-        st.caption(_segment_baseline(result, period, versus, dim, marked=bool(worst), gain=gain))
+        by = md(ui.dimension_label(dim, capital=False))
+        st.caption(segment_heading(result, dim, label=by).replace(f"By {by} — ", f"**By {by}** — ", 1))
         # the same rows, formatted and named for what they are
         shown = ui.cached_value((*view, "segment_display", dim), lambda: segment_display(result, dim))
     else:

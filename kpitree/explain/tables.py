@@ -169,22 +169,25 @@ def segment_columns(result: Explanation, dimension: str) -> dict[str, str]:
             "share": f"share of {'the gain' if result.gap_word == 'gain' else 'gap'}"}
 
 
-def segment_heading(result: Explanation, dimension: str) -> str:
+def segment_heading(result: Explanation, dimension: str, label: str | None = None) -> str:
     """What a segment chart compares with, in words, the same baseline as the sentences: "By owner —
-    2026-10 against 2026-09", or against a target "… against the target shared out by each owner's
-    weight in 2026-05 (periods that went to plan; segments have no targets of their own)"; with the
-    marked bars named when some are."""
+    2026-10 against 2026-09", or against a target "By owner — 2026-10 against each owner's share of the
+    target: its share in 2026-09, a month that went to plan"; with the marked bars named when some are.
+    `label`: the dimension as the page shows it (default: its name). Segments have no targets of their
+    own, and a trial read the old "target shared out by each segment's weight in the average of …
+    (periods that went to plan; segments have no targets of their own)" twice without following it."""
+    by = label or dimension
     marked = "; in red, those named as explaining the gap" if result.gap_word == "gap" else \
         "; in green, those named as explaining the gain"
     marked = marked if named_segments(result, dimension) else ""
     if result.versus != "target":
-        return f"By {dimension} — {result.period} against {result.baseline_label}{marked}"
+        return f"By {by} — {result.period} against {result.baseline_label}{marked}"
     rank = _rank_of(result, dimension)
     refs = _period_words(result.reference)
-    against = (f"the target shared out by each {dimension}'s weight {refs}" if rank is not None and rank.method == "delta"
-               else f"each {dimension}'s own level {refs}")
-    return (f"By {dimension} — {result.period} against {against} (periods that went to plan; segments have no "
-            f"targets of their own){marked}")
+    went = "a month that went to plan" if len(result.reference) == 1 else "months that went to plan"
+    if rank is not None and rank.method == "delta":
+        return f"By {by} — {result.period} against each {by}'s share of the target: its share {refs}, {went}{marked}"
+    return f"By {by} — {result.period} against each {by}'s usual level: {refs}, {went}{marked}"
 
 
 def segment_display(result: Explanation, dimension: str) -> pd.DataFrame | None:
