@@ -505,6 +505,14 @@ _PERSON_NAME = re.compile(
 _TAGS_NAME = re.compile(r"^((deal|opportunity|opp|account|company|contact|lead|customer|record)_)?"
                         r"(tags?|labels|keywords?|hashtags?)$", re.IGNORECASE)
 
+# How a customer pays (the card's brand, last four digits, expiry, the payment method): a detail of each
+# payment, not a group anyone owns or acts on — trial F's explanation named "Pro yearly × visa" as a cause.
+_PAYMENT_NAME = re.compile(
+    r"(^|_)(card|cc|credit_?card)_?(brand|type|last_?(four|4|digits)|last4|exp(iry|iration)?_?(month|year|date)?|"
+    r"country|funding|fingerprint|issuer|network|holder(_name)?)$|"
+    r"(^|_)payment_?(method|methods|method_?type|type|processor|provider|gateway|instrument|card|source)$|"
+    r"(^|_)(pm|paypal)_?(type|email)$", re.IGNORECASE)
+
 
 def _sentences(found: list[str]) -> bool:
     """Most values are phrases of five words or more: typed text, not category labels."""
@@ -514,7 +522,7 @@ def _sentences(found: list[str]) -> bool:
 
 def not_a_segment(column: str, values: Iterable[str] | None = None) -> str | None:
     """Why an extra column must not be offered as a drill dimension (a lifecycle status or stage, a
-    period label, a yes/no flag, free text, a contact person, free tags), or None.
+    period label, a yes/no flag, free text, a contact person, free tags, a payment detail), or None.
 
     Judged by the column's name (`status`, `subscriptions.status`, `is_won`, `fiscal_period`,
     `close_month`, `auto_renew`, `next_step`, `description`, `primary_contact`, `tags` …) or, where the name says nothing, by its
@@ -545,4 +553,6 @@ def not_a_segment(column: str, values: Iterable[str] | None = None) -> str | Non
         return "a person each row names (a contact), not a segment"
     if _TAGS_NAME.search(name):
         return "free tags (a row has several, one or none), not a segment"
+    if _PAYMENT_NAME.search(name):
+        return "a payment detail (how each customer pays: card brand, last four digits, method), not a segment"
     return None

@@ -23,6 +23,7 @@ turns a mapping into SQL; nothing here touches data. Layouts known by their head
   `items[0].price.unit_price.amount` in the currency's lowest unit …) → `subscriptions`;
 - Braintree subscriptions export (`Plan ID`, `Price` per billing cycle, `First Billing Date`, `Paid Through Date` …)
   → `subscriptions`; Copper CRM opportunities export (`Copper ID`, Status Open / Won / Lost / Abandoned …) → `deals`;
+- Insightly opportunities export (`OPPORTUNITY_STATE`, `BID_AMOUNT` by `BID_TYPE` …) → `deals`;
 - the "CRM Sales Opportunities" sample (`sales_pipeline.csv` → `deals`, `accounts.csv` →
   `accounts`, with `products.csv` and `sales_teams.csv` as side files joined into deals).
 
@@ -209,7 +210,7 @@ SIDE_COLUMNS: dict[str, dict[str, str]] = {
 class Mapping:
     """How one file layout becomes rows of a canonical table (or of a side table)."""
 
-    source: str  # canonical, snapshots, saved, hubspot, zoho, freshsales, dynamics, close, copper, chargify, paddle, zuora, braintree, salesforce, pipedrive, stripe, chargebee, recurly, crm_sample
+    source: str  # canonical, snapshots, saved, hubspot, zoho, freshsales, dynamics, close, copper, insightly, chargify, paddle, zuora, braintree, salesforce, pipedrive, stripe, chargebee, recurly, crm_sample
     label: str
     table: str  # canonical table; "" for a side file
     inputs: dict[str, Input]
@@ -1779,6 +1780,85 @@ def _copper(h: Headers, sides: set[str]) -> Mapping:
     return _with_currencies(replace(m, notes=(abandoned, *m.notes)))
 
 
+# --- Insightly ----------------------------------------------------------------------------------
+
+# Insightly's opportunities export (Opportunities > Export, CSV; the API's field names, upper case): OPPORTUNITY_ID,
+# OPPORTUNITY_NAME, OPPORTUNITY_STATE (OPEN, WON, LOST, ABANDONED, SUSPENDED), BID_AMOUNT, BID_CURRENCY, BID_TYPE
+# (Fixed Bid, Per Hour, Per Day, Per Month, Per Year), BID_DURATION (how many hours / days / months the bid runs),
+# FORECAST_CLOSE_DATE, ACTUAL_CLOSE_DATE, PROBABILITY, RESPONSIBLE_USER / OWNER_USER (names, or ids written
+# RESPONSIBLE_USER_ID / OWNER_USER_ID), PIPELINE, STAGE, CATEGORY, DATE_CREATED_UTC, DATE_UPDATED_UTC,
+# ORGANISATION_ID, then custom fields (`Industry__c`). Its OPPORTUNITY_ID and STAGE also satisfy the Salesforce
+# report test, so it is recognised before Salesforce.
+
+
+def _is_insightly(h: Headers) -> bool:
+    """OPPORTUNITY_STATE beside BID_AMOUNT: no other CRM export writes the two."""
+    return h.has("OPPORTUNITY_STATE") and h.has("BID_AMOUNT") and h.has("OPPORTUNITY_ID")
+
+
+def _insightly(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "deal_id": (Kind.TEXT, ("OPPORTUNITY_ID",), {"required": True}),
+        "account": (Kind.TEXT, ("ORGANISATION_ID", "ORGANIZATION_ID")),
+        "owner": (Kind.TEXT, ("RESPONSIBLE_USER", "OWNER_USER", "RESPONSIBLE_USER_ID", "OWNER_USER_ID")),
+        "created": (Kind.DATE, ("DATE_CREATED_UTC", "DATE_CREATED"), {"required": True}),
+        "actual_close": (Kind.DATE, ("ACTUAL_CLOSE_DATE",)),
+        "forecast_close": (Kind.DATE, ("FORECAST_CLOSE_DATE",)),
+        "stage": (Kind.TEXT, ("STAGE", "STAGE_ID")),
+        "status": (Kind.TEXT, ("OPPORTUNITY_STATE",), {"required": True}),
+        "bid": (Kind.NUMBER, ("BID_AMOUNT",)),
+        "bid_type": (Kind.TEXT, ("BID_TYPE",)),
+        "bid_duration": (Kind.NUMBER, ("BID_DURATION",)),
+        "currency": (Kind.TEXT, ("BID_CURRENCY",)),
+        "deal_type": (Kind.ENUM, ("CATEGORY", "CATEGORY_ID"), _DEAL_TYPE),
+        "segment": (Kind.TEXT, _SEGMENT),
+        # read, not loaded: a name, a typed probability, the last edit and activity — one per row, never a split
+        "opp_name": (Kind.TEXT, ("OPPORTUNITY_NAME",)),
+        "probability": (Kind.TEXT, ("PROBABILITY",)),
+        "updated": (Kind.TEXT, ("DATE_UPDATED_UTC",)),
+        "activity": (Kind.TEXT, ("LAST_ACTIVITY_DATE_UTC",)),
+    }
+    state = "upper(trim({status.text}))"
+    bid_type = "lower(trim({bid_type.text}))"
+    duration = "COALESCE(NULLIF({bid_duration}, 0), 1)" if h.has("BID_DURATION") else "1"
+    # A year of the bid: per month × 12; per year and fixed as they are; per hour / per day × the bid's duration.
+    amount = (f"{{bid}} * (CASE WHEN {bid_type} = 'per month' THEN 12 "
+              f"WHEN {bid_type} IN ('per hour', 'per day') THEN {duration} ELSE 1 END)") if h.has("BID_TYPE") \
+        else "{bid}"
+    fields = {
+        "deal_id": Field("{deal_id}", "deal_id"),
+        "account_id": Field("{account}", "account"),
+        "owner": Field("{owner}", "owner"),
+        "created_date": Field("{created}", "created"),
+        "stage": Field("{stage}", "stage"),
+        "amount": Field(amount, "bid", note="BID_AMOUNT by BID_TYPE: Per Month × 12, Per Hour / Per Day × "
+                                            "BID_DURATION, Fixed Bid and Per Year as they are"),
+        "deal_type": Field("{deal_type}", "deal_type"),
+        "segment": Field("{segment}", "segment"),
+    }
+    hourly = ("× BID_DURATION (the hours or days bid; a blank duration leaves the bid as it is)"
+              if h.has("BID_DURATION") else "left as the bid (the export has no BID_DURATION)")
+    rules = ["status: Insightly's OPPORTUNITY_STATE (OPEN, WON, LOST); ABANDONED is read as lost (closed without a "
+             "sale), SUSPENDED as open (on hold, it can still be won: it stays in the pipeline, out of win rates)",
+             "close_date: ACTUAL_CLOSE_DATE, else (an open opportunity) the FORECAST_CLOSE_DATE",
+             f"amount: BID_AMOUNT as a year's value by BID_TYPE: Per Month × 12, Per Year and Fixed Bid as they are, "
+             f"Per Hour / Per Day {hourly}",
+             "deal_type: CATEGORY (New Business, Upsell, Renewal …)",
+             "OPPORTUNITY_NAME, PROBABILITY, BID_TYPE, BID_DURATION and the update / activity dates are read, not "
+             "loaded: names, typed guesses and edit times are no segment; PIPELINE is kept as a split"]
+    m = _vendor_deals("insightly", "Insightly opportunities export", h, spec, fields, rules,
+                      file_status=f"CASE {state} WHEN 'OPEN' THEN 'open' WHEN 'WON' THEN 'won' WHEN 'LOST' THEN "
+                                  "'lost' WHEN 'ABANDONED' THEN 'lost' WHEN 'SUSPENDED' THEN 'open' END")
+    fields = dict(m.fields)
+    fields["close_date"] = Field("COALESCE({actual_close}, CASE WHEN {=status} = 'open' THEN {forecast_close} END)",
+                                 "actual_close", note="ACTUAL_CLOSE_DATE, else FORECAST_CLOSE_DATE for open ones")
+    ordered = {c: fields[c] for c in TABLES["deals"].column_names if c in fields} | fields
+    abandoned = Note(f"{state} IN ('ABANDONED', 'SUSPENDED')",
+                     "{n} opportunity(ies) are ABANDONED (read as lost) or SUSPENDED (read as open) "
+                     "(first on line {line})")
+    return _with_currencies(replace(m, fields=ordered, notes=(abandoned, *m.notes)))
+
+
 # --- "CRM Sales Opportunities" sample layout -------------------------------------------------
 
 _SECTOR_FIXES = "CASE lower(trim({sector.text})) WHEN 'technolgy' THEN 'technology' ELSE lower(trim({sector.text})) END"
@@ -1931,6 +2011,7 @@ VENDORS: tuple[tuple[str, Callable[[Headers], bool], Callable[[Headers, set[str]
     ("braintree", _is_braintree, _braintree),
     ("pipedrive", _is_pipedrive, _pipedrive),
     ("copper", _is_copper, _copper),
+    ("insightly", _is_insightly, _insightly),
     ("hubspot", _is_hubspot, _hubspot),
     ("zoho", _is_zoho, _zoho),
     ("freshsales", _is_freshsales, _freshsales),
@@ -1953,7 +2034,7 @@ VENDOR_SIDES = {"crm_products": "products", "crm_teams": "sales_teams", "crm_acc
 
 
 # The exports recognised by their headers, as a user names them (the Upload page and the README list these).
-EXPORT_NAMES = ("HubSpot", "Salesforce", "Pipedrive", "Zoho CRM", "Close", "Freshsales", "Dynamics 365 Sales", "Copper",
+EXPORT_NAMES = ("HubSpot", "Salesforce", "Pipedrive", "Zoho CRM", "Close", "Freshsales", "Dynamics 365 Sales", "Copper", "Insightly",
                 "Stripe", "Chargebee", "Recurly", "Chargify/Maxio", "Paddle", "Zuora", "Braintree")
 
 

@@ -1,0 +1,100 @@
+"""Insightly opportunities and Lemon Squeezy subscriptions exports load as worked out by hand (trial F, /tmp/trialF).
+
+Trial F's Insightly file was read as a Salesforce report and refused ("missing required column 'created_date'"
+beside DATE_CREATED_UTC); mapped by hand, OPPORTUNITY_STATE was left out as a lifecycle status and 1,134 of
+1,136 deals read as open, and BID_TYPE 'Per Month' bids were added as they are (new business ARR $40,984 where a
+year of the bids is $78,340). Its Lemon Squeezy subscriptions loaded as 203 deals. Every expected value below was
+worked out by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from conftest import rows
+
+from kpitree.detect import not_a_segment
+from kpitree.evaluate import Engine
+from kpitree.ingest import ingest
+from kpitree.periods import parse_period
+from kpitree.vendors import EXPORT_NAMES, detect_vendor, form_start
+
+INS_HEADERS = ["OPPORTUNITY_ID", "OPPORTUNITY_NAME", "OPPORTUNITY_STATE", "BID_AMOUNT", "BID_CURRENCY", "BID_TYPE",
+               "BID_DURATION", "FORECAST_CLOSE_DATE", "ACTUAL_CLOSE_DATE", "PROBABILITY", "RESPONSIBLE_USER",
+               "OWNER_USER", "PIPELINE", "STAGE", "CATEGORY", "DATE_CREATED_UTC", "DATE_UPDATED_UTC",
+               "ORGANISATION_ID", "LAST_ACTIVITY_DATE_UTC", "Industry__c"]
+# id, state, bid, bid type, duration, forecast close, actual close, responsible, owner, stage, category
+INS_ROWS = [
+    ("1", "WON", "1000", "Per Month", "12", "2026-11-03", "2026-11-05", "Ana", "Tom", "Closed", "New Business"),
+    ("2", "WON", "5000", "Fixed Bid", "", "2026-11-10", "2026-11-10", "", "Tom", "Closed", "Upsell"),
+    ("3", "WON", "150", "Per Hour", "80", "2026-11-12", "2026-11-12", "Ana", "Ana", "Closed", "New Business"),
+    ("4", "WON", "9000", "Per Year", "1", "2026-11-20", "2026-11-20", "Mei", "Mei", "Closed", "New Business"),
+    ("5", "LOST", "2000", "Fixed Bid", "", "2026-11-15", "2026-11-16", "Mei", "Mei", "Closed", "Renewal"),
+    ("6", "ABANDONED", "700", "Per Month", "6", "2026-11-18", "2026-11-21", "Ana", "Ana", "Closed", "New Business"),
+    ("7", "SUSPENDED", "400", "Per Month", "12", "2027-01-15", "", "Mei", "Mei", "Pilot", "New Business"),
+    ("8", "OPEN", "300", "Per Day", "", "2026-12-20", "", "Ana", "Ana", "Qualify", "New Business"),
+]
+
+
+def insightly_file(path: Path) -> Path:
+    lines = [",".join(INS_HEADERS)]
+    for oid, state, bid, kind, dur, fc, ac, resp, owner, stage, cat in INS_ROWS:
+        lines.append(",".join([oid, f"Deal {oid}", state, bid, "USD", kind, dur, fc, ac, "50", resp, owner,
+                               "Sales Pipeline", stage, cat, "2026-09-01T09:38:01Z", "2026-11-30T10:00:00Z", "900",
+                               "2026-11-29T09:41:44Z", "SaaS"]))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def value(ws, metric: str, period: str) -> float | None:
+    df = Engine(ws).query(metric, [parse_period(period)])
+    return None if df.empty else float(df["value"].iloc[0])
+
+
+def test_insightly_is_recognised_as_itself_not_as_salesforce():
+    assert detect_vendor(INS_HEADERS) == "insightly"
+    assert "Insightly" in EXPORT_NAMES
+    # the mapping screen starts with OPPORTUNITY_STATE as the status, so it is never offered to leave out
+    start = form_start(INS_HEADERS, "deals")
+    assert start is not None
+    assert start.columns["status"] == "OPPORTUNITY_STATE" and start.columns["deal_id"] == "OPPORTUNITY_ID"
+    assert start.columns["created_date"] == "DATE_CREATED_UTC"
+    assert start.derived["owner"] == "RESPONSIBLE_USER / OWNER_USER"  # the responsible user, else the owner
+    assert "amount" in start.derived and "close_date" in start.derived
+
+
+def test_insightly_states_and_bids_load_as_a_year_of_value(ws, tmp_path):
+    f = ingest(ws, [insightly_file(tmp_path / "insightly_opportunities.csv")]).files[0]
+    assert (f.table, f.label, f.rows_loaded) == ("deals", "Insightly opportunities export", 8)
+    got = rows(ws, "SELECT deal_id, status, round(amount, 2), CAST(close_date AS DATE), owner, deal_type "
+                   "FROM deals ORDER BY CAST(deal_id AS INT)")
+    assert got == [
+        ("1", "won", 12000.0, date(2026, 11, 5), "Ana", "new"),  # 1,000 per month × 12
+        ("2", "won", 5000.0, date(2026, 11, 10), "Tom", "expansion"),  # no responsible user: the owner
+        ("3", "won", 12000.0, date(2026, 11, 12), "Ana", "new"),  # 150 per hour × 80 hours
+        ("4", "won", 9000.0, date(2026, 11, 20), "Mei", "new"),
+        ("5", "lost", 2000.0, date(2026, 11, 16), "Mei", "renewal"),
+        ("6", "lost", 8400.0, date(2026, 11, 21), "Ana", "new"),  # ABANDONED is lost
+        ("7", "open", 4800.0, date(2027, 1, 15), "Mei", "new"),  # SUSPENDED is open, forecast close
+        ("8", "open", 300.0, date(2026, 12, 20), "Ana", "new"),  # per day with no duration: the bid
+    ]
+    assert value(ws, "win_rate", "2026-11") == pytest.approx(4 / 6)
+    assert value(ws, "new_business_arr", "2026-11") == pytest.approx(12000 + 12000 + 9000)
+    assert value(ws, "new_arr", "2026-11") == pytest.approx(12000 + 12000 + 9000 + 5000)  # with the upsell
+    assert "ABANDONED" in " ".join(f.warnings)
+    said = " ".join(f.rules)
+    assert "SUSPENDED as open" in said and "Per Month × 12" in said
+    assert f.extra_columns == ["pipeline", "industry_c"]
+
+
+def test_payment_details_are_never_a_split():
+    """Trial F's control month named 'Pro yearly × visa' as explaining the whole ARR gap: a card is how a customer
+    pays, not a group anyone owns."""
+    for column, values in [("card_brand", ["visa", "mastercard", "amex"]), ("card_last_four", ["1535", "8178"]),
+                           ("payment_method", ["card", "paypal"]), ("subscriptions_card_brand", ["visa"]),
+                           ("Payment Method Type", ["card"]), ("card_exp_month", ["4", "11"])]:
+        assert not_a_segment(column, values) is not None, column
+    assert not_a_segment("plan", ["Pro yearly", "Team monthly"]) is None
+    assert not_a_segment("pipeline", ["Sales Pipeline", "Partner Pipeline"]) is None
