@@ -8,6 +8,7 @@ nodes against their targets the way the tree page does, querying only what it mu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from ..bridge import opening_child
@@ -50,10 +51,20 @@ def _off_baseline(session: _Session, c: ChildPart) -> bool:
     cohort's rate has not moved: its cohort is young)."""
     if c.maturing or c.carried:  # a young cohort has not moved yet; an opening balance moved last period
         return False
+    bands = _bands(session, c)
+    return bands is not None and bands >= ON_TARGET_BANDS
+
+
+def _bands(session: _Session, c: ChildPart) -> float | None:
+    """How many amber bands the child is off its baseline in the bad direction (negative: the good one);
+    relative to the baseline, or its raw difference where the baseline is zero."""
+    if c.value is None or c.baseline is None:
+        return None
     kid = session.tree.node(c.id)
     amber = kid.amber if kid.amber is not None else session.engine.settings.amber_threshold
-    own = (c.value - c.baseline) / abs(c.baseline) if c.baseline else c.value - c.baseline  # type: ignore[operator]
-    return (-own if kid.better == "higher" else own) >= ON_TARGET_BANDS * amber
+    own = (c.value - c.baseline) / abs(c.baseline) if c.baseline else c.value - c.baseline
+    signed = -own if kid.better == "higher" else own
+    return signed / amber if amber else math.copysign(math.inf, signed) if signed else 0.0
 
 
 class _TreeStatus:

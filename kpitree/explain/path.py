@@ -8,9 +8,9 @@ amber band. An exact child explaining `EXACT_FIRST_SHARE` of the gap is followed
 from __future__ import annotations
 
 from .analysis import _analyse, _Analysis, _over, _worse
-from .causes import _off_baseline
+from .causes import _bands, _off_baseline
 from .cells import _Session
-from .model import EXACT_FIRST_SHARE, ChildPart
+from .model import EXACT_FIRST_SHARE
 
 Next = tuple[str, str, float | None, float | None, tuple[str, ...]]  # id, link, share, bands, stepped over
 
@@ -47,8 +47,7 @@ def _next_step(session: _Session, a: _Analysis, versus: str) -> Next | None:
         # segments of the dimension where the change sits can give a red win rate a favourable part (the
         # others' rates rose) — so its red children are judged as influences are: how far off they are
         candidates += [(c.id, "exact", bands, ()) for c in a.children.parts
-                       if c.link == "exact" and c.value is not None and c.baseline is not None
-                       and _off_baseline(session, c) and (bands := _bands(session, c)) is not None]
+                       if c.link == "exact" and _off_baseline(session, c) and (bands := _bands(session, c)) is not None]
     candidates += [(k.view.node.id, "own", k.view.bands or 0.0, via) for via, k in _worse(_over(session, a, versus))]
     best_inf = max(candidates, key=lambda c: c[2], default=None)
     if best_inf is not None and best_inf[2] < 1 and best_exact is not None:
@@ -59,16 +58,6 @@ def _next_step(session: _Session, a: _Analysis, versus: str) -> Next | None:
         share = next((c.share for c in a.children.parts if c.id == best_inf[0]), None) if best_inf[1] == "exact" else None
         return best_inf[0], best_inf[1], share, best_inf[2], best_inf[3]
     return None
-
-
-def _bands(session: _Session, c: ChildPart) -> float | None:
-    """How many amber bands a child is off its baseline in the bad direction (the influences' measure)."""
-    if c.value is None or c.baseline is None or not c.baseline:
-        return None
-    kid = session.tree.node(c.id)
-    amber = kid.amber if kid.amber is not None else session.engine.settings.amber_threshold
-    own = (c.value - c.baseline) / abs(c.baseline)
-    return (-own if kid.better == "higher" else own) / amber if amber else None
 
 
 def _red_path(session: _Session, start: _Analysis, versus: str) -> list[tuple[_Analysis, str, float | None, float | None]]:
