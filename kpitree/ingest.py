@@ -925,6 +925,8 @@ def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, side
         if vendor:
             m = vendor_mapping(vendor, headers, sides)
             if m.table == forced:
+                if m.refuse:
+                    raise LoadError(f"{src.name}: {m.label}: {m.refuse}")
                 return _with_evidence(m, vendor)
         if forced == "subscriptions" and snapshot:
             return snapshot_mapping({c: norm[c] for c in norm})
@@ -932,6 +934,8 @@ def _resolve(src: _Source, forced: str | None, workspace: Workspace | None, side
     vendor = detect_vendor(headers)
     if vendor:
         m = _with_evidence(vendor_mapping(vendor, headers, sides), vendor)
+        if m.refuse:
+            raise LoadError(f"{src.name}: {m.label}: {m.refuse}")
         return _unless_incomplete(src, m)
     reason = not_data(headers)
     if reason:

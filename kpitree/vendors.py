@@ -21,6 +21,8 @@ turns a mapping into SQL; nothing here touches data. Layouts known by their head
   one row per charge segment) → `subscriptions`;
 - Paddle Billing subscriptions written out from its API (`billing_cycle.interval`, `first_billed_at`,
   `items[0].price.unit_price.amount` in the currency's lowest unit …) → `subscriptions`;
+- Lemon Squeezy subscriptions export (`variant_id`, `renews_at`, `ends_at` …; no price: its variants export beside
+  it gives price and interval by `variant_id`, or an `mrr` column) → `subscriptions`;
 - Braintree subscriptions export (`Plan ID`, `Price` per billing cycle, `First Billing Date`, `Paid Through Date` …)
   → `subscriptions`; Copper CRM opportunities export (`Copper ID`, Status Open / Won / Lost / Abandoned …) → `deals`;
 - Insightly opportunities export (`OPPORTUNITY_STATE`, `BID_AMOUNT` by `BID_TYPE` …) → `deals`;
@@ -203,6 +205,9 @@ SIDE_COLUMNS: dict[str, dict[str, str]] = {
     "leads": {"lead_id": "VARCHAR", "created_date": "DATE", "channel": "VARCHAR"},
     # A Salesforce User export: OwnerId → the owner's name, and the manager above each owner.
     "users": {"user_id": "VARCHAR", "user_name": "VARCHAR", "manager_id": "VARCHAR"},
+    # A Lemon Squeezy variants export: the price (cents) and billing interval its subscriptions carry no copy of.
+    "variants": {"variant_id": "VARCHAR", "price_cents": "DOUBLE", "interval": "VARCHAR", "interval_count": "DOUBLE",
+                 "variant_name": "VARCHAR"},
 }
 
 
@@ -229,6 +234,7 @@ class Mapping:
     refine: Callable[[Mapping, dict], Mapping] | None = None
     ignore: bool = False  # documentation that travels with the data (a data dictionary): not loaded
     evidence: tuple[str, ...] = ()  # why the file was read this way (headers matched), for the user
+    refuse: str | None = None  # why this layout cannot load the file as it is, and what to do (the load says so)
 
     @property
     def used_columns(self) -> set[str]:
@@ -1780,6 +1786,120 @@ def _copper(h: Headers, sides: set[str]) -> Mapping:
     return _with_currencies(replace(m, notes=(abandoned, *m.notes)))
 
 
+# --- Lemon Squeezy --------------------------------------------------------------------------------
+
+# Lemon Squeezy's subscriptions (Dashboard > Subscriptions > Export, or the API's Subscription object written out):
+# id, store_id, customer_id, order_id, order_item_id, product_id, variant_id, product_name, variant_name, user_name,
+# user_email, status (on_trial, active, paused, past_due, unpaid, cancelled, expired), status_formatted, card_brand,
+# card_last_four, pause, cancelled, trial_ends_at, billing_anchor, renews_at, ends_at (set once it is cancelled or
+# expired: when it stops), created_at, updated_at, test_mode. It carries no price: that is the variant's (the
+# Variant object: id, product_id, name, price in cents, interval day / week / month / year, interval_count), so a
+# variants export loaded beside it is joined by variant_id; an `mrr` column added to the file wins.
+
+
+def _is_lemon_squeezy(h: Headers) -> bool:
+    return (h.has("variant_id", "variant_name") and h.has("renews_at") and h.has("ends_at") and h.has("status")
+            and h.has("customer_id") and h.has("billing_anchor", "status_formatted", "order_item_id", "card_brand"))
+
+
+def _is_lemon_squeezy_variants(h: Headers) -> bool:
+    return (h.has("id") and h.has("product_id") and h.has("price") and h.has("interval") and h.has("interval_count")
+            and not h.has("customer_id"))
+
+
+def _ls_months(interval: str, count: str) -> str:
+    """Months one bill of a variant covers: its interval (day / week / month / year) × interval_count."""
+    unit = f"lower(trim(CAST({interval} AS VARCHAR)))"
+    return (f"(CASE WHEN {unit} LIKE 'year%' THEN 12.0 WHEN {unit} LIKE 'week%' THEN 12.0 / 52 "
+            f"WHEN {unit} LIKE 'day%' THEN 12.0 / 365 ELSE 1.0 END * COALESCE(NULLIF({count}, 0), 1))")
+
+
+def _lemon_squeezy_variants(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "variant": (Kind.TEXT, ("id", "variant_id"), {"required": True}),
+        "name": (Kind.TEXT, ("name", "variant_name")),
+        "price": (Kind.NUMBER, ("price",), {"required": True}),
+        "interval": (Kind.TEXT, ("interval",)),
+        "interval_count": (Kind.NUMBER, ("interval_count",)),
+    }
+    fields = {"variant_id": Field("{variant}", "variant"), "price_cents": Field("{price}", "price"),
+              "interval": Field("{interval}", "interval"), "interval_count": Field("{interval_count}", "interval_count"),
+              "variant_name": Field("{name}", "name")}
+    return Mapping("lemon_squeezy", "Lemon Squeezy variants (side file)", "", _inputs(h, spec), fields,
+                   side="variants", key="variant_id",
+                   rules=("joined into Lemon Squeezy subscriptions by variant_id: price (cents) per interval",))
+
+
+def _lemon_squeezy(h: Headers, sides: set[str]) -> Mapping:
+    spec = {
+        "sub_id": (Kind.TEXT, ("id", "subscription_id")),
+        "customer": (Kind.TEXT, ("customer_id",), {"required": True}),
+        "created": (Kind.DATE, ("created_at",), {"required": True}),
+        "trial_end": (Kind.DATE, ("trial_ends_at",)),
+        "ends_at": (Kind.DATE, ("ends_at",)),
+        "updated": (Kind.DATE, ("updated_at",)),
+        "status": (Kind.TEXT, ("status",), {"required": True}),
+        "variant": (Kind.TEXT, ("variant_id",)),
+        "plan": (Kind.TEXT, ("variant_name", "product_name")),
+        "mrr": (Kind.NUMBER, ("mrr", "MRR")),
+        "price": (Kind.NUMBER, ("price", "variant_price")),
+        "interval": (Kind.TEXT, ("interval", "variant_interval")),
+        "interval_count": (Kind.NUMBER, ("interval_count", "variant_interval_count")),
+        "test_mode": (Kind.BOOL, ("test_mode",)),
+        "segment": (Kind.TEXT, _SEGMENT),
+        # read, not loaded: people, ids of the order and store, a display copy of status, payment details
+        "people": (Kind.TEXT, ("user_name", "user_email")),
+        "order": (Kind.TEXT, ("order_id", "order_item_id", "store_id", "product_id")),
+        "shown": (Kind.TEXT, ("status_formatted", "billing_anchor", "renews_at", "pause", "cancelled")),
+        "card": (Kind.TEXT, ("card_brand", "card_last_four")),
+    }
+    inputs = _inputs(h, spec)
+    status = "lower(trim({status.text}))"
+    joins: tuple[Join, ...] = ()
+    refuse = None
+    if "mrr" in inputs:
+        mrr, how = "{mrr}", "the file's mrr column, read as a monthly amount in units"
+    elif "price" in inputs:
+        months = _ls_months("{interval.text}", "{interval_count}") if "interval" in inputs else "1.0"
+        mrr, how = f"{{price}} / 100.0 / {months}", "price ÷ 100 (cents), per month of its interval"
+    else:
+        joins = (Join("variants", "v", "v.variant_id = {variant.text}"),)
+        mrr = f"v.price_cents / 100.0 / {_ls_months('v.interval', 'v.interval_count')}"
+        how = "the variant's price (variants export, joined by variant_id) ÷ 100, per month of its interval"
+        if "variants" not in sides or "variant" not in inputs:
+            refuse = ("a Lemon Squeezy subscriptions export carries no price, so it gives no MRR or ARR: load "
+                      "Lemon Squeezy's variants export (id, price in cents, interval, interval_count) together with "
+                      "it — its price is joined by variant_id — or add an 'mrr' column (the monthly amount) to this "
+                      "file")
+    fields = {
+        "customer_id": Field("{customer}", "customer"),
+        "start_date": Field("CASE WHEN {trial_end} > {created} THEN {trial_end} ELSE {created} END"
+                            if "trial_end" in inputs else "{created}", "created",
+                            note="created_at, or trial_ends_at for one that began with a trial"),
+        "end_date": Field(f"CASE WHEN {status} IN ('cancelled', 'canceled', 'expired') "
+                          "THEN COALESCE({ends_at}, {updated}) END", "ends_at",
+                          note="ends_at of a cancelled or expired subscription"),
+        "mrr": Field(mrr, "mrr" if "mrr" in inputs else "price" if "price" in inputs else "variant", note=how),
+        "plan": Field("{plan}", "plan"),
+        "segment": Field("{segment}", "segment"),
+        "subscription_id": Field("{sub_id}", "sub_id"),
+    }
+    rules = [f"mrr: {how}",
+             "start_date: created_at; a subscription that began with a free trial starts paying at trial_ends_at",
+             "end_date: a cancelled or expired subscription ends at ends_at (a cancelled one runs to the end of the "
+             "period it paid for)",
+             "subscriptions on_trial are left out (not paying yet); past_due, unpaid and paused ones still count "
+             "(Lemon Squeezy is retrying their payment, or they resume)",
+             "a subscription is identified by its id: the same id twice is a duplicate"]
+    skip = [(f"{status} = 'on_trial'", "in its free trial (on_trial): not paying yet")]
+    if "trial_end" in inputs:
+        skip.append(("{=end_date} <= {=start_date} AND {trial_end} IS NOT NULL", "cancelled during its trial: never paid"))
+    if "test_mode" in inputs:
+        skip.append(("COALESCE({test_mode}, false)", "a test-mode subscription (not a real customer)"))
+    m = _subscriptions("lemon_squeezy", "Lemon Squeezy subscriptions export", inputs, fields, rules, skip)
+    return replace(m, joins=joins, refuse=refuse)
+
+
 # --- Insightly ----------------------------------------------------------------------------------
 
 # Insightly's opportunities export (Opportunities > Export, CSV; the API's field names, upper case): OPPORTUNITY_ID,
@@ -1999,6 +2119,8 @@ VENDORS: tuple[tuple[str, Callable[[Headers], bool], Callable[[Headers, set[str]
     ("crm_products", _is_crm_products, _crm_products),
     ("crm_teams", _is_crm_teams, _crm_teams),
     ("crm_metadata", _is_crm_metadata, _crm_metadata),
+    ("lemon_squeezy_variants", _is_lemon_squeezy_variants, _lemon_squeezy_variants),
+    ("lemon_squeezy", _is_lemon_squeezy, _lemon_squeezy),
     ("paddle", _is_paddle, _paddle),
     ("zuora", _is_zuora, _zuora),
     ("paddle_transactions", _is_paddle_transactions, _recognised(
@@ -2029,13 +2151,13 @@ VENDORS: tuple[tuple[str, Callable[[Headers], bool], Callable[[Headers, set[str]
     ("sf_account", _is_sf_account, _sf_account),
 )
 # Layouts that are side files: joined into other files' rows, so they are read first.
-VENDOR_SIDES = {"crm_products": "products", "crm_teams": "sales_teams", "crm_accounts": "accounts",
+VENDOR_SIDES = {"lemon_squeezy_variants": "variants", "crm_products": "products", "crm_teams": "sales_teams", "crm_accounts": "accounts",
                 "sf_user": "users", "sf_account": "accounts"}
 
 
 # The exports recognised by their headers, as a user names them (the Upload page and the README list these).
 EXPORT_NAMES = ("HubSpot", "Salesforce", "Pipedrive", "Zoho CRM", "Close", "Freshsales", "Dynamics 365 Sales", "Copper", "Insightly",
-                "Stripe", "Chargebee", "Recurly", "Chargify/Maxio", "Paddle", "Zuora", "Braintree")
+                "Stripe", "Chargebee", "Recurly", "Chargify/Maxio", "Paddle", "Zuora", "Braintree", "Lemon Squeezy")
 
 
 def detect_vendor(headers: list[str]) -> str | None:

@@ -16,6 +16,7 @@ import pytest
 from conftest import rows
 
 from kpitree.detect import not_a_segment
+from kpitree.errors import LoadError
 from kpitree.evaluate import Engine
 from kpitree.ingest import ingest
 from kpitree.periods import parse_period
@@ -98,3 +99,61 @@ def test_payment_details_are_never_a_split():
         assert not_a_segment(column, values) is not None, column
     assert not_a_segment("plan", ["Pro yearly", "Team monthly"]) is None
     assert not_a_segment("pipeline", ["Sales Pipeline", "Partner Pipeline"]) is None
+
+
+LS_HEADERS = ["id", "store_id", "customer_id", "order_id", "order_item_id", "product_id", "variant_id", "product_name",
+              "variant_name", "user_name", "user_email", "status", "status_formatted", "card_brand", "card_last_four",
+              "pause", "cancelled", "trial_ends_at", "billing_anchor", "renews_at", "ends_at", "created_at",
+              "updated_at", "test_mode"]
+# id, customer, variant id, variant name, status, trial_ends_at, ends_at, created_at
+LS_ROWS = [
+    ("s1", "c1", "101", "Starter monthly", "active", "", "", "2026-01-10T09:00:00Z"),
+    ("s2", "c2", "103", "Pro yearly", "active", "", "", "2026-02-01T09:00:00Z"),
+    ("s3", "c3", "102", "Pro monthly", "cancelled", "", "2026-11-15T09:00:00Z", "2026-03-01T09:00:00Z"),
+    ("s4", "c4", "102", "Pro monthly", "expired", "", "2026-06-01T09:00:00Z", "2026-01-01T09:00:00Z"),
+    ("s5", "c5", "103", "Pro yearly", "on_trial", "2026-12-13T09:00:00Z", "", "2026-11-29T09:00:00Z"),
+    ("s6", "c6", "101", "Starter monthly", "past_due", "", "", "2026-05-05T09:00:00Z"),
+    ("s2", "c2", "103", "Pro yearly", "active", "", "", "2026-02-01T09:00:00Z"),  # the same subscription twice
+]
+VARIANTS = "id,product_id,name,price,interval,interval_count,status\n101,55,Starter monthly,1900,month,1,published\n" \
+           "102,55,Pro monthly,4900,month,1,published\n103,55,Pro yearly,49000,year,1,published\n"
+
+
+def ls_file(path: Path, mrr: dict[str, str] | None = None) -> Path:
+    head = LS_HEADERS + (["mrr"] if mrr else [])
+    lines = [",".join(head)]
+    for sid, cust, vid, name, status, trial, ends, created in LS_ROWS:
+        cells = [sid, "55", cust, "o", "oi", "55", vid, "KPI SaaS", name, "Jo", "jo@example.com", status,
+                 status.title(), "visa", "4242", "", "false", trial, "5", "2026-12-20T09:00:00Z", ends, created,
+                 "2026-12-01T09:00:00Z", "false"]
+        lines.append(",".join(cells + ([mrr[name]] if mrr else [])))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_lemon_squeezy_subscriptions_are_subscriptions_priced_by_their_variants(ws, tmp_path):
+    (tmp_path / "variants.csv").write_text(VARIANTS, encoding="utf-8")
+    assert detect_vendor(LS_HEADERS) == "lemon_squeezy" and "Lemon Squeezy" in EXPORT_NAMES
+    report = ingest(ws, [ls_file(tmp_path / "subscriptions.csv"), tmp_path / "variants.csv"])
+    f = next(f for f in report.files if f.table == "subscriptions")
+    assert (f.label, f.rows_read, f.rows_loaded, f.rows_skipped, f.duplicate_ids) == (
+        "Lemon Squeezy subscriptions export", 7, 5, 1, 1)
+    got = rows(ws, "SELECT subscription_id, round(mrr, 2), CAST(end_date AS DATE), plan FROM subscriptions ORDER BY 1")
+    assert got == [("s1", 19.0, None, "Starter monthly"), ("s2", 40.83, None, "Pro yearly"),
+                   ("s3", 49.0, date(2026, 11, 15), "Pro monthly"), ("s4", 49.0, date(2026, 6, 1), "Pro monthly"),
+                   ("s6", 19.0, None, "Starter monthly")]
+    # ARR at the end of 2026-11: (19 + 490/12 + 19) × 12 — s3 ended on the 15th, the trial is not paying yet
+    assert value(ws, "arr", "2026-11") == pytest.approx(19 * 12 + 490 + 19 * 12)
+    assert "on_trial" in " ".join(f.skipped)
+    # payment details are read, not kept as splits
+    assert not {"card_brand", "card_last_four"} & set(f.extra_columns)
+
+
+def test_lemon_squeezy_without_a_price_is_refused_saying_what_to_add(ws, tmp_path):
+    with pytest.raises(LoadError, match="variants export .* or add an 'mrr' column"):
+        ingest(ws, [ls_file(tmp_path / "subscriptions.csv")])
+    # with an mrr column it loads, the amount read as monthly
+    f = ingest(ws, [ls_file(tmp_path / "s2.csv", {"Starter monthly": "19", "Pro yearly": "40.83",
+                                                   "Pro monthly": "49"})]).files[0]
+    assert f.table == "subscriptions" and f.rows_loaded == 5
+    assert value(ws, "arr", "2026-11") == pytest.approx((19 + 40.83 + 19) * 12)
