@@ -2288,17 +2288,48 @@ def canonical_mapping(table: str, columns: dict[str, str], *, source: str = "can
         rules.append(f"left out on purpose (not loaded): {', '.join(dropped)}")
     ordered = {c: fields[c] for c in t.column_names if c in fields} | fields
     notes: tuple[Note, ...] = ()
+    facts: dict[str, str] = {}
     if table == "subscriptions" and "plan" in inputs and fields.get("mrr", Field("")).sql == "{mrr}":
         # Trial E mapped Braintree's Price (a year's, for yearly plans) as MRR: ARR came out 11 times too high
-        # and nothing said so. A plan called annual with a monthly amount is fine; the rows are said, to check.
-        notes = (Note("regexp_matches(lower({plan.text}), 'annual|yearly|year')",
+        # and nothing said so. Trial F's 'Pro yearly' mrr was already monthly (40.83 beside 49 for Pro monthly)
+        # and the same words were a false alarm: `_annual_refine` keeps them only where the amounts say so.
+        notes = (Note(f"regexp_matches(lower({{plan.text}}), '{_YEARLY}')",
                       f"{{n}} subscription(s) are on a plan whose name says annual or yearly (first on line {{line}}): "
                       f"their {columns['mrr']!r} is read as a MONTHLY amount — if it is what one bill charges (a "
                       "year's price, as billing exports write it), ARR comes out 12 times too high: load it as a "
                       "price per billing cycle (a mapping that derives mrr per_cycle), or load the "
                       "billing tool's own export, which is read per billing cycle"),)
+        facts = dict(_ANNUAL_FACTS)
     return Mapping(source, label or f"canonical {table}", table, inputs, ordered, file_status=file_status,
-                   stage_input=stage, rules=tuple(rules), checks=checks, joins=joins, notes=notes)
+                   stage_input=stage, rules=tuple(rules), checks=checks, joins=joins, notes=notes, facts=facts,
+                   refine=_annual_refine if facts else None)
+
+
+_YEARLY = "annual|yearly|year"
+_AMOUNT = "TRY_CAST(regexp_replace({mrr.text}, '[^0-9.eE+-]', '', 'g') AS DOUBLE)"
+_ANNUAL_FACTS = {
+    "yearly_mrr": f"median({_AMOUNT}) FILTER (WHERE regexp_matches(lower({{plan.text}}), '{_YEARLY}'))",
+    "other_mrr": f"median({_AMOUNT}) FILTER (WHERE NOT regexp_matches(lower({{plan.text}}), '{_YEARLY}'))",
+}
+
+
+def _annual_refine(m: Mapping, facts: dict) -> Mapping:
+    """The "12 times too high" warning, as the amounts say: kept where a yearly plan's typical amount is 6 or more
+    times the other plans' (a year's price beside monthly ones); dropped where it is of the same size (already
+    monthly: trial F's Pro yearly 40.83 beside Pro monthly 49); asked as a question where nothing compares."""
+    yearly, other = facts.get("yearly_mrr"), facts.get("other_mrr")
+    said = [n for n in m.notes if "12 times too high" in n.message]
+    rest = tuple(n for n in m.notes if n not in said)
+    if not said or (other is not None and other > 0 and yearly is not None and yearly >= 6 * other):
+        return m
+    if yearly is None or (other is not None and other > 0):
+        return replace(m, notes=rest)  # no yearly plan has an amount, or its amounts are monthly-sized
+    asked = Note(said[0].sql,
+                 "{n} subscription(s) are on a plan whose name says annual or yearly (first on line {line}) and no "
+                 "other plan to compare their amounts with: is their amount per MONTH? It is read so — if it is a "
+                 "year's price (what one bill charges), ARR comes out 12 times too high: load it as a price per "
+                 "billing cycle (a mapping that derives mrr per_cycle)")
+    return replace(m, notes=(*rest, asked))
 
 
 def _cents(table: str, columns: dict[str, str], fields: dict[str, Field], units: dict[str, str]) -> list[str]:

@@ -157,3 +157,26 @@ def test_lemon_squeezy_without_a_price_is_refused_saying_what_to_add(ws, tmp_pat
                                                    "Pro monthly": "49"})]).files[0]
     assert f.table == "subscriptions" and f.rows_loaded == 5
     assert value(ws, "arr", "2026-11") == pytest.approx((19 + 40.83 + 19) * 12)
+
+
+@pytest.mark.parametrize(("amounts", "said"), [
+    ({"Pro yearly": "40.83", "Pro monthly": "49", "Team monthly": "149"}, None),  # already monthly: no alarm
+    ({"Pro yearly": "490", "Pro monthly": "49", "Team monthly": "49"}, "ARR comes out 12 times too high"),
+    ({"Pro yearly": "490"}, "is their amount per MONTH?"),  # nothing to compare with: asked, not asserted
+])
+def test_a_yearly_plan_is_said_to_be_12_times_too_high_only_when_its_amounts_look_annual(ws, tmp_path, amounts,
+                                                                                       said):
+    """Trial F's mrr column was monthly for 'Pro yearly' (40.83) and the warning still said ARR is 12 times too high."""
+    path = tmp_path / "subs.csv"
+    plans = list(amounts)
+    lines = ["customer,plan,mrr,started"] + [f"c{i},{plans[i % len(plans)]},{amounts[plans[i % len(plans)]]},2026-01-05"
+                                             for i in range(6)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    mapping = {"table": "subscriptions", "columns": {"customer_id": "customer", "plan": "plan", "mrr": "mrr",
+                                                     "start_date": "started"}}
+    f = ingest(ws, [path], mappings={path.name: mapping}).files[0]
+    found = [w for w in f.warnings if "annual or yearly" in w]
+    if said is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and said in found[0]
