@@ -536,6 +536,8 @@ def not_a_segment(column: str, values: Iterable[str] | None = None) -> str | Non
         return "a lifecycle status (a row moves from one value to the next), not a segment"
     if _OUTCOME_REASON.search(name):
         return "the reason for an outcome (only the rows that had it hold a value), not a segment"
+    if _PAYMENT_NAME.search(name):
+        return "a payment detail (how each customer pays: card brand, last four digits, method), not a segment"
     if _PERIOD_NAME.search(name) and not (found and set(found) <= _FREQUENCY_VALUES):
         return "a period label (one value per period), not a segment"
     if found and set(found) <= _LIFECYCLE_VALUES and len(set(found)) >= 2:
@@ -553,6 +555,4 @@ def not_a_segment(column: str, values: Iterable[str] | None = None) -> str | Non
         return "a person each row names (a contact), not a segment"
     if _TAGS_NAME.search(name):
         return "free tags (a row has several, one or none), not a segment"
-    if _PAYMENT_NAME.search(name):
-        return "a payment detail (how each customer pays: card brand, last four digits, method), not a segment"
     return None

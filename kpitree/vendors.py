@@ -1864,7 +1864,8 @@ def _lemon_squeezy(h: Headers, sides: set[str]) -> Mapping:
         mrr, how = f"{{price}} / 100.0 / {months}", "price ÷ 100 (cents), per month of its interval"
     else:
         joins = (Join("variants", "v", "v.variant_id = {variant.text}"),)
-        mrr = f"v.price_cents / 100.0 / {_ls_months('v.interval', 'v.interval_count')}"
+        mrr = (f"CASE WHEN {{variant.text}} IS NOT NULL THEN v.price_cents / 100.0 / "
+               f"{_ls_months('v.interval', 'v.interval_count')} END")
         how = "the variant's price (variants export, joined by variant_id) ÷ 100, per month of its interval"
         if "variants" not in sides or "variant" not in inputs:
             refuse = ("a Lemon Squeezy subscriptions export carries no price, so it gives no MRR or ARR: load "
@@ -2481,8 +2482,23 @@ def form_start(headers: list[str], table: str, saved: dict | None = None) -> For
 
 
 def mapped_headers(columns: dict[str, str]) -> set[str]:
-    """The file columns a mapping's entries map to a column (not its `layout:` or `omit:` entries)."""
-    return {h for k, h in columns.items() if h and not k.startswith((LAYOUT, OMIT))}
+    """The file columns a mapping's entries map to a column (not its `layout:` or `omit:` entries), and those a
+    recognised layout it starts from reads to make its rows: its status (Lemon Squeezy's status decides which
+    rows end and which are trials; trial F saw Insightly's OPPORTUNITY_STATE offered to leave out), the columns
+    its derived values and row rules read. Leaving such a column out would change nothing the layout makes,
+    so it is not offered."""
+    out = {h for k, h in columns.items() if h and not k.startswith((LAYOUT, OMIT))}
+    try:
+        layout = _layout(columns)
+    except LoadError:
+        return out
+    if layout is None:
+        return out
+    m = vendor_mapping(*layout)
+    sqls = [f.sql for f in m.fields.values()] + [m.file_status or ""] + [c.sql for c in m.checks] + \
+        [sql for sql, _ in m.skip]
+    used = set().union(*map(_sql_refs, sqls)) | {m.stage_input} | {c.input for c in m.checks}
+    return out | {c for name, i in m.inputs.items() if name in used for c in i.columns}
 
 
 def _sql_refs(sql: str) -> set[str]:

@@ -20,7 +20,7 @@ from kpitree.errors import LoadError
 from kpitree.evaluate import Engine
 from kpitree.ingest import ingest
 from kpitree.periods import parse_period
-from kpitree.vendors import EXPORT_NAMES, detect_vendor, form_start
+from kpitree.vendors import EXPORT_NAMES, detect_vendor, form_start, mapped_headers
 
 INS_HEADERS = ["OPPORTUNITY_ID", "OPPORTUNITY_NAME", "OPPORTUNITY_STATE", "BID_AMOUNT", "BID_CURRENCY", "BID_TYPE",
                "BID_DURATION", "FORECAST_CLOSE_DATE", "ACTUAL_CLOSE_DATE", "PROBABILITY", "RESPONSIBLE_USER",
@@ -64,6 +64,11 @@ def test_insightly_is_recognised_as_itself_not_as_salesforce():
     assert start.columns["created_date"] == "DATE_CREATED_UTC"
     assert start.derived["owner"] == "RESPONSIBLE_USER / OWNER_USER"  # the responsible user, else the owner
     assert "amount" in start.derived and "close_date" in start.derived
+    # nothing the layout reads to make its rows is offered under "Leave these columns out"
+    assert {"OPPORTUNITY_STATE", "BID_TYPE", "BID_DURATION", "FORECAST_CLOSE_DATE"} <= mapped_headers(start.columns)
+    ls = form_start(LS_HEADERS, "subscriptions")
+    assert ls is not None and {"status", "ends_at", "trial_ends_at", "variant_id"} <= mapped_headers(ls.columns)
+    assert ls.columns["derived:mrr"] == "variant_id"
 
 
 def test_insightly_states_and_bids_load_as_a_year_of_value(ws, tmp_path):
@@ -97,6 +102,8 @@ def test_payment_details_are_never_a_split():
                            ("payment_method", ["card", "paypal"]), ("subscriptions_card_brand", ["visa"]),
                            ("Payment Method Type", ["card"]), ("card_exp_month", ["4", "11"])]:
         assert not_a_segment(column, values) is not None, column
+    for column, values in [("card_brand", ["visa"]), ("card_last_four", ["1535", "8178"])]:
+        assert "payment detail" in not_a_segment(column, values), column
     assert not_a_segment("plan", ["Pro yearly", "Team monthly"]) is None
     assert not_a_segment("pipeline", ["Sales Pipeline", "Partner Pipeline"]) is None
 
