@@ -1745,6 +1745,7 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
     dups = f"dups_{index}"
     dup_rows: list[tuple] = []
     dup_count = 0
+    skipped_dup_warning = None
     if key_col:
         # One grouping finds the first line of every id seen twice (usually none): a window over every row
         # (sorting a million ids) cost more than the rest of the checks.
@@ -1757,8 +1758,20 @@ def _prepare(reader: duckdb.DuckDBPyConnection, src: _Source, m: Mapping, index:
         dup_count = reader.execute(f"SELECT count(*) FROM {dups}").fetchone()[0]
         dup_rows = reader.execute(f"SELECT __rn, k, first_rn FROM {dups} ORDER BY __rn LIMIT {MAX_REJECT_DETAILS}"
                                   ).fetchall()
+        # An id twice among rows left out on purpose (trial F's duplicate line was a subscription in trial, left
+        # out twice): nothing loaded changes, but the file holds a duplicate line, and the user is told.
+        skipped_twice = reader.execute(
+            f"SELECT count(*), min(k), min(first_rn), min(second_rn) FROM (SELECT {key_col} AS k, min(__rn) AS first_rn, "
+            f"max(__rn) AS second_rn FROM {checked} WHERE __skip IS NOT NULL AND __skip <> 'empty row' "
+            f"AND {key_col} IS NOT NULL GROUP BY 1 HAVING count(*) > 1)").fetchone()
+        skipped_dup_warning = skipped_twice if skipped_twice and skipped_twice[0] else None
 
     line_of = lines.row_mapper(structural_lines)
+    if skipped_dup_warning:
+        n, k, first, second = skipped_dup_warning
+        report.warnings.append(f"{n} {key} value(s) appear more than once among the rows left out on purpose (first: "
+                               f"{k!r} on lines {line_of(first)} and {line_of(second)}): the file holds duplicate "
+                               "lines; nothing loaded changes, but check the export")
     # A layout with a currency column has said the currencies already, with row counts (one warning, not three).
     said = any(c.startswith("amounts are in several currencies") for c in m.cautions)
     for name, fmt in formats.items():

@@ -121,6 +121,8 @@ LS_ROWS = [
     ("s5", "c5", "103", "Pro yearly", "on_trial", "2026-12-13T09:00:00Z", "", "2026-11-29T09:00:00Z"),
     ("s6", "c6", "101", "Starter monthly", "past_due", "", "", "2026-05-05T09:00:00Z"),
     ("s2", "c2", "103", "Pro yearly", "active", "", "", "2026-02-01T09:00:00Z"),  # the same subscription twice
+    # the trial's line twice (trial F's id 880006): left out both times, and the duplicate line is said
+    ("s5", "c5", "103", "Pro yearly", "on_trial", "2026-12-13T09:00:00Z", "", "2026-11-29T09:00:00Z"),
 ]
 VARIANTS = "id,product_id,name,price,interval,interval_count,status\n101,55,Starter monthly,1900,month,1,published\n" \
            "102,55,Pro monthly,4900,month,1,published\n103,55,Pro yearly,49000,year,1,published\n"
@@ -144,7 +146,7 @@ def test_lemon_squeezy_subscriptions_are_subscriptions_priced_by_their_variants(
     report = ingest(ws, [ls_file(tmp_path / "subscriptions.csv"), tmp_path / "variants.csv"])
     f = next(f for f in report.files if f.table == "subscriptions")
     assert (f.label, f.rows_read, f.rows_loaded, f.rows_skipped, f.duplicate_ids) == (
-        "Lemon Squeezy subscriptions export", 7, 5, 1, 1)
+        "Lemon Squeezy subscriptions export", 8, 5, 2, 1)
     got = rows(ws, "SELECT subscription_id, round(mrr, 2), CAST(end_date AS DATE), plan FROM subscriptions ORDER BY 1")
     assert got == [("s1", 19.0, None, "Starter monthly"), ("s2", 40.83, None, "Pro yearly"),
                    ("s3", 49.0, date(2026, 11, 15), "Pro monthly"), ("s4", 49.0, date(2026, 6, 1), "Pro monthly"),
@@ -152,6 +154,7 @@ def test_lemon_squeezy_subscriptions_are_subscriptions_priced_by_their_variants(
     # ARR at the end of 2026-11: (19 + 490/12 + 19) × 12 — s3 ended on the 15th, the trial is not paying yet
     assert value(ws, "arr", "2026-11") == pytest.approx(19 * 12 + 490 + 19 * 12)
     assert "on_trial" in " ".join(f.skipped)
+    assert any("'s5' on lines 6 and 9" in w and "left out on purpose" in w for w in f.warnings)
     # payment details are read, not kept as splits
     assert not {"card_brand", "card_last_four"} & set(f.extra_columns)
 
@@ -163,6 +166,7 @@ def test_lemon_squeezy_without_a_price_is_refused_saying_what_to_add(ws, tmp_pat
     f = ingest(ws, [ls_file(tmp_path / "s2.csv", {"Starter monthly": "19", "Pro yearly": "40.83",
                                                    "Pro monthly": "49"})]).files[0]
     assert f.table == "subscriptions" and f.rows_loaded == 5
+    assert not any("12 times too high" in w for w in f.warnings)
     assert value(ws, "arr", "2026-11") == pytest.approx((19 + 40.83 + 19) * 12)
 
 
