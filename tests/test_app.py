@@ -250,7 +250,7 @@ def test_a_node_beating_its_target_is_not_told_to_shrink(demo_data_dir, tmp_path
     assert "(-" not in page and "(−" not in page  # no proposed cut
     table = next(d.value for d in at.table if "share of the gain" in d.value.columns and d.value.columns[0] != "child")
     assert "share of the gain" in table.columns and "share of gap" not in table.columns
-    assert "in green, the segments named as explaining the gain" in page
+    assert "in green, those named as explaining the gain" in page
     # the segments the sentence names lead the table
     sentence = next(unescaped(m.value) for m in at.markdown if "New business ARR gain" in unescaped(m.value))
     assert any(seg in sentence for seg in table.iloc[:3, 0]), (sentence, list(table.iloc[:, 0]))
