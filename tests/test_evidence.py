@@ -82,6 +82,27 @@ def deal_size_node(target: float, dims: str) -> object:
     return one_node("avg_deal_size", target, dims, amber=0.3)
 
 
+def nine_reps(seed: int, october: dict[str, float], counts: dict[str, int] | None = None,
+              per_month: int = 20, sigma: float = 0.5) -> list[tuple]:
+    """Won deals of three reps in each of Enterprise ($100k), Mid-Market ($30k) and SMB ($5k),
+    `per_month` a month each, lognormal sizes of spread `sigma`; in October a rep's (or a whole
+    segment's) sizes × `october` and its count `counts`."""
+    rng = np.random.default_rng(seed)
+    sizes = {"Enterprise": 100_000, "Mid-Market": 30_000, "SMB": 5_000}
+    reps = {"Enterprise": ["Kendall", "Liu", "Moss"], "Mid-Market": ["Nair", "Ortiz", "Park"],
+            "SMB": ["Quinn", "Reyes", "Sato"]}
+    rows = []
+    for month in MONTHS:
+        last = month == MONTHS[-1]
+        for segment, names in reps.items():
+            for rep in names:
+                factor = october.get(rep, october.get(segment, 1.0)) if last else 1.0
+                n = (counts or {}).get(rep, (counts or {}).get(segment, per_month)) if last else per_month
+                rows += [(month, rep, segment, "Direct", a)
+                         for a in sizes[segment] * factor * rng.lognormal(-sigma * sigma / 2, sigma, n)]
+    return rows
+
+
 def test_rep_mix_that_cancels_inside_its_segment_is_not_named(tmp_path: Path) -> None:
     """Average deal size, three reps in each of three segments, 12 won deals per rep a month.
 
@@ -92,22 +113,7 @@ def test_rep_mix_that_cancels_inside_its_segment_is_not_named(tmp_path: Path) ->
     The real cause: every Mid-Market deal closes at half its size (30k → 15k): Mid-Market's rate
     term is ⅓ · −15k = −$5k. The answer names Mid-Market, across all three reps, never Kendall.
     """
-    rng = np.random.default_rng(15)
-    sizes = {"Enterprise": 100_000, "Mid-Market": 30_000, "SMB": 5_000}
-    reps = {"Enterprise": ["Kendall", "Liu", "Moss"], "Mid-Market": ["Nair", "Ortiz", "Park"],
-            "SMB": ["Quinn", "Reyes", "Sato"]}
-    rows = []
-    for month in MONTHS:
-        last = month == MONTHS[-1]
-        for segment, names in reps.items():
-            for rep in names:
-                count = 12
-                if last and rep == "Kendall":
-                    count = 2
-                elif last and rep in ("Liu", "Moss"):
-                    count = 17
-                size = sizes[segment] * (0.5 if last and segment == "Mid-Market" else 1.0)
-                rows += [(month, rep, segment, "Direct", a) for a in size * rng.lognormal(-0.045, 0.3, count)]
+    rows = nine_reps(15, {"Mid-Market": 0.5}, {"Kendall": 2, "Liu": 17, "Moss": 17}, per_month=12, sigma=0.3)
     engine = workspace(tmp_path, deals(rows))
     tree = one_node("avg_deal_size", 45_000, "owner, segment")
     r = explain_node(engine, tree, "n", "2026-10")
@@ -575,27 +581,6 @@ def test_a_discount_that_began_two_months_ago_is_judged_as_one_change() -> None:
     now = [np.array(v) for v in zip(*(month(low) for _ in plans), strict=True)]
     z = sustained_log(tuple(now), tuple(hist))
     assert z[0] < -5 and np.isnan(z[1]) and np.isnan(z[2])
-
-
-def nine_reps(seed: int, october: dict[str, float], counts: dict[str, int] | None = None,
-              per_month: int = 20, sigma: float = 0.5) -> list[tuple]:
-    """Won deals of three reps in each of Enterprise ($100k), Mid-Market ($30k) and SMB ($5k),
-    `per_month` a month each, lognormal sizes of spread `sigma`; in October a rep's (or a whole
-    segment's) sizes × `october` and its count `counts`."""
-    rng = np.random.default_rng(seed)
-    sizes = {"Enterprise": 100_000, "Mid-Market": 30_000, "SMB": 5_000}
-    reps = {"Enterprise": ["Kendall", "Liu", "Moss"], "Mid-Market": ["Nair", "Ortiz", "Park"],
-            "SMB": ["Quinn", "Reyes", "Sato"]}
-    rows = []
-    for month in MONTHS:
-        last = month == MONTHS[-1]
-        for segment, names in reps.items():
-            for rep in names:
-                factor = october.get(rep, october.get(segment, 1.0)) if last else 1.0
-                n = (counts or {}).get(rep, (counts or {}).get(segment, per_month)) if last else per_month
-                rows += [(month, rep, segment, "Direct", a)
-                         for a in sizes[segment] * factor * rng.lognormal(-sigma * sigma / 2, sigma, n)]
-    return rows
 
 
 def test_one_rep_whose_segments_rest_is_noise_is_named_not_the_segment(tmp_path: Path) -> None:
