@@ -21,9 +21,10 @@ from kpitree.charts import spec_of, tree_chart, with_path, with_selection
 from kpitree.errors import KpiTreeError
 from kpitree.evaluate import Engine, evaluate_tree
 from kpitree.format import dimension_label as dimension_label  # the pages name splits with it
-from kpitree.history import workspace_trees
+from kpitree.history import default_user, workspace_trees
 from kpitree.periods import Period, parse_period, period_containing, trailing
 from kpitree.plain import markdown_text
+from kpitree.suggest import publish_resuggested, resuggest_active, resuggest_summary
 from kpitree.tree import Tree, load_tree
 from kpitree.workspace import Workspace, list_workspaces, validate_name
 
@@ -543,3 +544,55 @@ def pick_tree_view(grains: tuple[str, ...] = GRAINS) -> tuple[Workspace, Engine,
     st.query_params["grain"] = grain
     st.query_params["period"] = period
     return ws, engine, tree, parse_period(period)
+
+
+# --- suggested targets planned again --------------------------------------------------------------
+
+
+def resuggest_box(ws: Workspace, found, *, prefix: str, headline: str, said: str, after: str,
+                  on_keep: Callable[[], None], engine: Engine | None = None,
+                  on_done: Callable[[], None] | None = None) -> None:
+    """The offer to plan a tree's suggested targets again once the data moved under them — on Upload after
+    the load, on Tree where the wrong colours show: the warning, a draft's pointer to the Builder, and the
+    two buttons (`{prefix}_resuggest`, `{prefix}_keep_targets`). `said`: the session key the outcome is left
+    under for the next run (`show_said`); `after`: what the success message adds; `engine`: the page's
+    engine, else the workspace's at the click."""
+    with st.container(border=True, key=f"{prefix}_stale_targets"):
+        st.warning(f"{headline} {markdown_text(resuggest_summary(found.done))}", icon=":material/update:")
+        if found.draft:
+            st.info(f"Tree {markdown_text(found.name)} has a draft with edits not published yet: open it in the "
+                    "**Builder** and press *Re-suggest targets from the current data* on its Targets tab, then save.")
+            return
+        left, right = st.columns(2)
+        left.button("Re-suggest targets from the current data", key=f"{prefix}_resuggest", type="primary",
+                    on_click=_resuggest, args=(ws, engine, said, after, on_done), width="stretch",
+                    disabled=not may(ws, "save_tree"),
+                    help="Publishes a new version of the tree (its history keeps this one, restorable in the Builder).")
+        right.button("Keep the targets as they are", key=f"{prefix}_keep_targets", width="stretch", on_click=on_keep)
+
+
+def _resuggest(ws: Workspace, engine: Engine | None, said: str, after: str,
+               on_done: Callable[[], None] | None) -> None:
+    """Publishes the active tree with its suggested targets planned again from the data as it is now."""
+    user = current_user()
+    who = user.name if user is not None and not user.local else (st.session_state.get("b_who") or default_user())
+    try:
+        found = resuggest_active(ws, engine if engine is not None else engine_for(ws))
+        if found is None:
+            raise KpiTreeError("the workspace has no active tree any more")
+        number = publish_resuggested(ws, found, who)
+    except KpiTreeError as exc:
+        st.session_state[said] = ("error", markdown_text(f"Targets not re-suggested: {exc}"))
+        return
+    if on_done is not None:
+        on_done()
+    st.session_state[said] = (
+        "success", markdown_text(f"Tree {found.name} v{number} published with its suggested targets planned again. "
+                                 f"{resuggest_summary(found.done)}") + after)
+
+
+def show_said(said: str) -> None:
+    """Shows, once, the outcome a callback left under `said` (kind, message): st.success, st.error, …"""
+    outcome = st.session_state.pop(said, None)
+    if outcome is not None:
+        getattr(st, outcome[0])(outcome[1])

@@ -35,15 +35,12 @@ from kpitree.errors import KpiTreeError, QueryError
 from kpitree.evaluate import trend
 from kpitree.explain import RELATIVE_AS_AMOUNT, segment_display, segment_frame, segment_heading
 from kpitree.format import fmt, fmt_change, fmt_maturing
-from kpitree.history import default_user
 from kpitree.loads import latest_warnings
 from kpitree.periods import Grain, parse_period, period_containing, trailing
 from kpitree.plain import markdown_text as md
 from kpitree.suggest import (
     missing_owners,
-    publish_resuggested,
     resuggest_active,
-    resuggest_summary,
     suggested_targets,
     why_no_tree,
 )
@@ -253,9 +250,7 @@ def _stale_targets(ws, engine, tree) -> None:
     4): the colours on this page judge the numbers against targets planned from the earlier data. Said here,
     where the wrong colours show, with the Upload page's offer to plan them again (`suggest.resuggest_active`,
     checked once per data version and tree file; targets a person typed stay)."""
-    said = st.session_state.pop("_tree_resuggested", None)
-    if said is not None:
-        getattr(st, said[0])(said[1])
+    ui.show_said("_tree_resuggested")
     kind, stem = st.session_state.get("_viewing_tree", ("", ""))
     if kind != "workspace" or not any(n.target.suggested for n in tree.nodes):
         return
@@ -269,37 +264,12 @@ def _stale_targets(ws, engine, tree) -> None:
         return
     if found is None or found.name != stem or not found.done.stale:
         return
-    with st.container(border=True, key="tree_stale_targets"):
-        st.warning(f"**The suggested targets of tree {md(found.name)} were computed from earlier data**: the colours "
-                   "below judge the numbers against them. " + md(resuggest_summary(found.done)),
-                   icon=":material/update:")
-        if found.draft:
-            st.info(f"Tree {md(found.name)} has a draft with edits not published yet: open it in the **Builder** and "
-                    "press *Re-suggest targets from the current data* on its Targets tab, then save.")
-            return
-        left, right = st.columns(2)
-        left.button("Re-suggest targets from the current data", key="tree_resuggest", type="primary",
-                    on_click=_resuggest, args=(ws, engine), width="stretch", disabled=not ui.may(ws, "save_tree"),
-                    help="Publishes a new version of the tree (its history keeps this one, restorable in the Builder).")
-        right.button("Keep the targets as they are", key="tree_keep_targets", width="stretch",
-                     on_click=lambda: st.session_state.update(_tree_keep_targets=key))
-
-
-def _resuggest(ws, engine) -> None:
-    """Publishes the active tree with its suggested targets planned again from the data as it is now."""
-    user = ui.current_user()
-    who = user.name if user is not None and not user.local else (st.session_state.get("b_who") or default_user())
-    try:
-        found = resuggest_active(ws, engine)
-        if found is None:
-            raise KpiTreeError("the workspace has no active tree any more")
-        number = publish_resuggested(ws, found, who)
-    except KpiTreeError as exc:
-        st.session_state["_tree_resuggested"] = ("error", md(f"Targets not re-suggested: {exc}"))
-        return
-    st.session_state["_tree_resuggested"] = (
-        "success", md(f"Tree {found.name} v{number} published with its suggested targets planned again. "
-                      f"{resuggest_summary(found.done)}") + " The colours below judge against them now.")
+    ui.resuggest_box(
+        ws, found, prefix="tree", engine=engine, said="_tree_resuggested",
+        headline=f"**The suggested targets of tree {md(found.name)} were computed from earlier data**: the colours "
+                 "below judge the numbers against them.",
+        after=" The colours below judge against them now.",
+        on_keep=lambda: st.session_state.update(_tree_keep_targets=key))
 
 
 def _clicked(event) -> str | None:

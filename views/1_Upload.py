@@ -18,11 +18,10 @@ import ui
 from kpitree import access
 from kpitree.detect import not_a_segment, suggest_mapping, suggest_table
 from kpitree.errors import KpiTreeError
-from kpitree.history import default_user
 from kpitree.ingest import LoadReport, detect_files, ingest, load_lock, preview_mapping, rejects_csv
 from kpitree.plain import markdown_text as md
 from kpitree.schema import TABLES
-from kpitree.suggest import publish_resuggested, resuggest_active, resuggest_summary
+from kpitree.suggest import resuggest_active
 from kpitree.vendors import (
     CENTS_HEADER,
     DERIVED,
@@ -580,43 +579,19 @@ def run_load(ws: Workspace, staged: list[Path], mode: str, chosen: dict, reappen
 def stale_targets(ws: Workspace) -> None:
     """After a load that moved the data under the active tree's suggested targets: say so, and offer to plan
     them again from the data as it is now (targets typed by a person stay)."""
-    done_message = st.session_state.pop("_resuggested", None)
-    if done_message is not None:
-        getattr(st, done_message[0])(done_message[1])
+    ui.show_said("_resuggested")
     kept = st.session_state.get("upload_stale")
     if not kept or kept[0] != ws.name:
         return
     found = kept[1]  # what the load found (`run_load`); pressing Re-suggest plans again from the data as it is
-    with st.container(border=True):
-        st.warning(f"**The suggested targets of tree {md(found.name)} were computed from the earlier data.** "
-                   + md(resuggest_summary(found.done)), icon=":material/update:")
-        if found.draft:
-            st.info(f"Tree {md(found.name)} has a draft with edits not published yet: open it in the **Builder** and "
-                    "press *Re-suggest targets from the current data* on its Targets tab, then save.")
-            return
-        left, right = st.columns(2)
-        left.button("Re-suggest targets from the current data", key="upload_resuggest", type="primary",
-                    on_click=_resuggest, args=(ws,), width="stretch", disabled=not ui.may(ws, "save_tree"),
-                    help="Publishes a new version of the tree (its history keeps this one, restorable in the Builder).")
-        right.button("Keep the targets as they are", key="upload_keep_targets", width="stretch",
-                     on_click=lambda: st.session_state.pop("upload_stale", None))
+    ui.resuggest_box(
+        ws, found, prefix="upload", said="_resuggested",
+        headline=f"**The suggested targets of tree {md(found.name)} were computed from the earlier data.**",
+        after=" The tree page uses them now.", on_keep=_forget_stale, on_done=_forget_stale)
 
 
-def _resuggest(ws: Workspace) -> None:
-    user = ui.current_user()
-    who = user.name if user is not None and not user.local else (st.session_state.get("b_who") or default_user())
-    try:
-        found = resuggest_active(ws, ui.engine_for(ws))
-        if found is None:
-            raise KpiTreeError("the workspace has no active tree any more")
-        number = publish_resuggested(ws, found, who)
-    except KpiTreeError as exc:
-        st.session_state["_resuggested"] = ("error", md(f"Targets not re-suggested: {exc}"))
-        return
+def _forget_stale() -> None:
     st.session_state.pop("upload_stale", None)
-    st.session_state["_resuggested"] = (
-        "success", md(f"Tree {found.name} v{number} published with its suggested targets planned again. "
-                      f"{resuggest_summary(found.done)}") + " The tree page uses them now.")
 
 
 def show_report(ws: Workspace, report: LoadReport) -> None:
