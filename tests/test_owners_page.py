@@ -346,13 +346,19 @@ def _with_owner(tree, node_id: str, owner: str):
     return load_tree(path)
 
 
-def test_owners_page_names_the_reps_not_the_pseudo_person(per_person, monkeypatch):
-    ws, _ = per_person
+
+def owners_page(ws, monkeypatch) -> AppTest:
+    """The app opened on `ws`'s per_person tree in 2026-10, switched to the Owners page."""
     monkeypatch.setenv("KPITREE_DATA_DIR", str(ws.root.parent))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.query_params.update({"ws": ws.name, "tree": "per_person", "period": "2026-10"})
     at.run()
     at.switch_page("views/6_Owners.py").run()
+    return at
+
+def test_owners_page_names_the_reps_not_the_pseudo_person(per_person, monkeypatch):
+    ws, _ = per_person
+    at = owners_page(ws, monkeypatch)
     assert not failures(at)
     texts = [unescaped(m.value) for m in at.markdown]
     heads = [t[5:] for t in texts if t.startswith("#### ")]
@@ -386,11 +392,7 @@ def test_one_red_part_is_counted_in_the_singular(load_ws, monkeypatch):
     path = ws.trees_dir / "per_person.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(tree, sort_keys=False))
-    monkeypatch.setenv("KPITREE_DATA_DIR", str(ws.root.parent))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.query_params.update({"ws": ws.name, "tree": "per_person", "period": "2026-10"})
-    at.run()
-    at.switch_page("views/6_Owners.py").run()
+    at = owners_page(ws, monkeypatch)
     assert not failures(at)
     captions = [unescaped(c.value) for c in at.caption]
     assert any("· 2 red numbers to act on · 1 person's own part red · 0 open actions" in c for c in captions), \
